@@ -1,1 +1,237 @@
-fn main() {}
+//! The `haports` command line: parses arguments, calls into the library, maps errors to exit
+//! codes. Nothing else lives here.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use haports::config::{Config, ConfigError};
+use haports::lb::flow::FlowKey;
+use haports::lb::forwarding::{Forwarding, Observations};
+
+#[derive(Parser)]
+#[command(name = "haports", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HAPORTS_GIT_REV"), ")"),
+          about = "DPDK layer-4 load balancer with HA ports")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance (needs root and DPDK devices).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// EAL arguments appended to `dpdk.eal_args` (after `--`).
+        #[arg(last = true)]
+        eal_args: Vec<String>,
+    },
+    /// Validate a config file: `ok` and exit 0, or one line per problem and exit 1
+    /// (exit 2 when the file cannot be read or parsed).
+    Check {
+        file: PathBuf,
+        /// Print problems as JSON objects, one a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide flows offline with the data plane's own code.
+    Lookup {
+        #[arg(long)]
+        config: PathBuf,
+        /// Mark a backend address unhealthy (repeatable).
+        #[arg(long = "down", value_name = "ADDRESS")]
+        down: Vec<std::net::IpAddr>,
+        /// The frontend (name or address) used as next hop, for transit flows.
+        #[arg(long, value_name = "FRONTEND")]
+        via: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// `tcp|udp SRC:PORT DST:PORT` or `PROTO SRC DST`, several in a row; `-` reads one
+        /// flow a line from standard input.
+        #[arg(required = true, allow_hyphen_values = true, num_args = 1..)]
+        flow: Vec<String>,
+    },
+    /// Show a running instance's counters as a table.
+    Stats {
+        #[arg(long, default_value = "http://127.0.0.1:9900/metrics")]
+        endpoint: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match cli.command {
+        Command::Run { config, eal_args } => run(&config, &eal_args),
+        Command::Check { file, json } => check(&file, json),
+        Command::Lookup { config, down, via, json, flow } => lookup(&config, down, via, json, &flow),
+        Command::Stats { endpoint } => stats(&endpoint),
+    }
+}
+
+/// Loads and validates; prints problems the way `check` does.
+fn load_valid(path: &Path) -> Result<Config, ExitCode> {
+    let cfg = Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
+    if let Err(problems) = cfg.check() {
+        for p in problems {
+            eprintln!("{}: {p}", path.display());
+        }
+        return Err(ExitCode::from(1));
+    }
+    Ok(cfg)
+}
+
+fn run(path: &Path, eal_args: &[String]) -> ExitCode {
+    let cfg = match load_valid(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match haports::control::run(cfg, eal_args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path, json: bool) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            if json {
+                let (line, column) = match &e {
+                    ConfigError::Parse { line, column, .. } => (Some(*line), Some(*column)),
+                    _ => (None, None),
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({"file": path.display().to_string(), "line": line, "column": column, "message": e.to_string()})
+                );
+            } else {
+                println!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    match cfg.check() {
+        Ok(()) => {
+            if !json {
+                println!("ok");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in problems {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"file": path.display().to_string(), "key": p.key, "message": p.message})
+                    );
+                } else {
+                    println!("{}: {p}", path.display());
+                }
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn lookup(path: &Path, down: Vec<std::net::IpAddr>, via: Option<String>, json: bool, words: &[String]) -> ExitCode {
+    let cfg = match load_valid(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let obs = Observations { down: down.into_iter().collect(), ..Default::default() };
+    let fwd = Forwarding::build(&cfg, &obs, 1, None);
+    let via = match via.as_deref().map(|v| fwd.frontend_named(v)) {
+        None => None,
+        Some(Some(fe)) => Some(fe),
+        Some(None) => {
+            eprintln!("--via {}: no frontend has that name or address", via.unwrap_or_default());
+            return ExitCode::from(2);
+        }
+    };
+
+    let mut flows: Vec<String> = Vec::new();
+    if words == ["-"] {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(l) if !l.trim().is_empty() => flows.push(l.trim().to_owned()),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("reading standard input: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    } else {
+        if words.len() % 3 != 0 {
+            eprintln!("each FLOW is three words (`tcp SRC:PORT DST:PORT` or `PROTO SRC DST`); got {}", words.len());
+            return ExitCode::from(2);
+        }
+        flows.extend(words.chunks(3).map(|c| c.join(" ")));
+    }
+
+    let mut status = ExitCode::SUCCESS;
+    for text in flows {
+        let key: FlowKey = match text.parse() {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("{text}: {e}");
+                status = ExitCode::from(2);
+                continue;
+            }
+        };
+        let result = fwd.lookup(&key, via);
+        match (json, result) {
+            (false, Ok(d)) => println!("{key} -> {}", fwd.backends[d.backend as usize].address),
+            (false, Err(reason)) => println!("{key} -> drop ({reason})"),
+            (true, Ok(d)) => {
+                let fe = &fwd.frontends[d.frontend as usize];
+                let rule = fwd.rule_state(&d);
+                let be = &fwd.backends[d.backend as usize];
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "flow": key.to_string(), "backend": be.address.to_string(), "instance": be.instance,
+                        "load_balancer": fe.load_balancer, "frontend": fe.name, "rule": rule.name,
+                        "pool": fwd.pools[rule.pool as usize].name,
+                    })
+                );
+            }
+            (true, Err(reason)) => {
+                println!("{}", serde_json::json!({"flow": key.to_string(), "drop": reason.as_str()}))
+            }
+        }
+    }
+    status
+}
+
+fn stats(endpoint: &str) -> ExitCode {
+    let body = match ureq::get(endpoint).call().map(|r| r.into_string()) {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            eprintln!("reading {endpoint}: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("fetching {endpoint}: {e} (is haports running with control.metrics_listen?)");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", haports::control::stats_table(&body));
+    ExitCode::SUCCESS
+}

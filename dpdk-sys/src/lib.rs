@@ -12,3 +12,8 @@ extern "C" {
     /// The calling thread's `rte_errno` (a thread-local in DPDK; see `shim.c`).
     pub fn haports_rte_errno() -> ::std::os::raw::c_int;
 }
+
+extern "C" {
+    /// `RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP` (macros bindgen cannot evaluate).
+    pub fn haports_rss_hf_l3_l4() -> u64;
+}

@@ -1,1 +1,22 @@
-//! config
+//! The config file (DESIGN §4): its serde model, loading with errors that name file, line
+//! and key, and validation that reports every problem (schema-like checks and the seed's
+//! rules of DESIGN §7).
+//!
+//! Pure Rust: this module never imports `dpdk`, so every part of it runs in plain
+//! `cargo test`. The rest of the program takes a `Config` that passed [`validate`].
+#![forbid(unsafe_code)]
+
+mod load;
+mod locate;
+mod model;
+mod validate;
+
+pub use load::ConfigError;
+pub use model::{
+    Backend, BackendPool, Config, Control, Dataplane, Dpdk, Encap, Frontend, Interface, LbKind,
+    LoadBalancer, Probe, ProbeProtocol, Route, Rule, RuleProtocol,
+};
+pub use validate::{validate, Problem};
+
+#[cfg(test)]
+mod testdata;

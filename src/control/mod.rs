@@ -1,1 +1,25 @@
-//! control
+//! The control thread (the main lcore): brings DPDK and the kernel twins up, launches the
+//! workers, relays the twins' traffic, resolves neighbours, publishes new forwarding
+//! states (RCU-style, through `ArcSwap`) and serves metrics. Never on the per-packet path.
+
+mod appliance;
+mod metrics;
+mod neighbours;
+pub mod twin;
+
+pub use appliance::run;
+
+/// Why the appliance could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Dpdk(#[from] crate::dpdk::DpdkError),
+    #[error("config: {0}")]
+    Config(String),
+    #[error("kernel twin: {0}")]
+    Twin(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+pub use metrics::stats_table;

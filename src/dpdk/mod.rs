@@ -1,1 +1,17 @@
-//! dpdk
+//! The only safe wrapper over `dpdk-sys`: EAL, mempools, mbufs, ports and their queues.
+//!
+//! Every `unsafe` block of the crate outside `dpdk-sys` lives here, each with a `SAFETY:`
+//! line. Wrapper types own what they free (`Drop`) and encode ownership rules in their
+//! types: a queue belongs to one thread (`Send`, not `Sync`), an `Mbuf` is freed exactly once.
+
+mod eal;
+mod error;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::{rdtsc, Eal, LcoreId};
+pub use error::DpdkError;
+pub use mbuf::{Mbuf, MbufBurst, TxBuffer, BURST};
+pub use mempool::Mempool;
+pub use port::{mac_of, Port, PortConfig, PortStats, RxQueue, TxQueue};

@@ -1,1 +1,12 @@
+//! The forwarding decision: symmetric flow hash, Maglev tables, per-worker flow table.
+//!
+//! Pure Rust, no DPDK and no I/O: everything here runs in plain `cargo test`, and the data
+//! plane, the control thread and `haports lookup` share it.
+#![forbid(unsafe_code)]
 
+pub mod flow;
+pub mod flow_table;
+pub mod forwarding;
+pub mod hash;
+pub mod maglev;
+pub mod verdict;

@@ -6,17 +6,74 @@
 //! never imports `dpdk`: it works on any byte slice.
 #![forbid(unsafe_code)]
 
+mod arp;
+pub mod checksum;
+mod ethernet;
+mod icmp;
+mod ipv4;
+mod ipv6;
 mod mac;
+mod parse;
+mod rewrite;
+mod tcp;
+mod udp;
 
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod testutil;
+
+pub use arp::{ArpOperation, ArpPacket};
+pub use ethernet::{EtherType, EthernetFrame};
+pub use icmp::{IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
+pub use ipv4::Ipv4Packet;
+pub use ipv6::Ipv6Packet;
 pub use mac::{MacAddr, MacParseError};
+pub use parse::{parse_headers, Headers};
+pub use rewrite::{rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src};
+pub use tcp::{TcpFlags, TcpPacket};
+pub use udp::UdpPacket;
 
 /// Why bytes are not a packet we can handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Error {
     /// Shorter than its headers say.
+    #[error("packet truncated: shorter than its headers say")]
     Truncated,
     /// Lengths or fields inconsistent (bad IHL, bad total length, …).
+    #[error("packet malformed: inconsistent lengths or fields")]
     Malformed,
     /// Well-formed but a protocol or option we do not handle.
+    #[error("packet unsupported: a protocol or option we do not handle")]
     Unsupported,
+}
+
+/// IP protocol numbers (IANA "Assigned Internet Protocol Numbers") the data plane looks at.
+/// A namespace of `u8` constants, so they compare directly with a header's protocol field.
+#[derive(Debug)]
+pub enum IpProtocol {}
+
+impl IpProtocol {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const IPV6_FRAGMENT: u8 = 44;
+    pub const ICMPV6: u8 = 58;
+}
+
+/// A header field: a constant byte range inside a header, as in smoltcp's `field` modules.
+type Field = core::ops::Range<usize>;
+
+/// Reads a big-endian `u16` from the first two bytes of `b` (callers pass a `Field` slice).
+fn get_u16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// Reads a big-endian `u32` from the first four bytes of `b`.
+fn get_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn put_u16(b: &mut [u8], v: u16) {
+    b[..2].copy_from_slice(&v.to_be_bytes());
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""A backend for haports tests and the demo: answers on every given TCP and UDP port.
+
+TCP: reads one line and answers `NAME PORT LINE` then closes. UDP: answers each datagram
+with `NAME PORT DATAGRAM`. NAME tells the client which backend served it."""
+import selectors
+import socket
+import sys
+
+name = sys.argv[1]
+ports = [int(p) for p in sys.argv[2:]]
+sel = selectors.DefaultSelector()
+
+for port in ports:
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("0.0.0.0", port))
+    t.listen(512)
+    t.setblocking(False)
+    sel.register(t, selectors.EVENT_READ, ("accept", port))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", port))
+    u.setblocking(False)
+    sel.register(u, selectors.EVENT_READ, ("udp", port))
+
+print("ready", flush=True)
+pending = {}
+while True:
+    for key, _ in sel.select():
+        kind, port = key.data
+        sock = key.fileobj
+        if kind == "accept":
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                continue
+            conn.setblocking(False)
+            pending[conn] = b""
+            sel.register(conn, selectors.EVENT_READ, ("conn", port))
+        elif kind == "udp":
+            try:
+                data, peer = sock.recvfrom(2048)
+            except BlockingIOError:
+                continue
+            sock.sendto(f"{name} {port} ".encode() + data, peer)
+        else:
+            try:
+                chunk = sock.recv(2048)
+            except (BlockingIOError, ConnectionError):
+                chunk = None
+            if chunk is None:
+                continue
+            pending[sock] += chunk
+            if b"\n" in pending[sock] or not chunk:
+                try:
+                    sock.setblocking(True)
+                    sock.settimeout(2)
+                    sock.sendall(f"{name} {port} ".encode() + pending[sock])
+                except OSError:
+                    pass
+                sel.unregister(sock)
+                del pending[sock]
+                sock.close()

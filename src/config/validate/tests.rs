@@ -1,0 +1,506 @@
+//! Tests of `validate`: one small failing config per check.
+
+use super::*;
+use crate::config::testdata::MINIMAL;
+use crate::config::{Encap, Route};
+
+fn base() -> Config {
+    Config::from_toml(MINIMAL, "minimal.toml").unwrap()
+}
+
+fn lb(cfg: &mut Config) -> &mut LoadBalancer {
+    &mut cfg.load_balancer[0]
+}
+
+fn backend(address: &str) -> Backend {
+    Backend {
+        address: address.parse().unwrap(),
+        weight: 1,
+        priority: 0,
+        mac: None,
+        instance: None,
+        drain: false,
+    }
+}
+
+/// `cfg` has exactly one problem, at `key`, whose message contains `what`.
+#[track_caller]
+fn only_problem(cfg: &Config, key: &str, what: &str) {
+    let problems = validate(cfg);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].key, key, "{problems:#?}");
+    assert!(problems[0].message.contains(what), "{problems:#?}");
+}
+
+#[test]
+fn minimal_config_has_no_problems() {
+    assert_eq!(validate(&base()), vec![]);
+    assert_eq!(base().check(), Ok(()));
+}
+
+#[test]
+fn problem_displays_key_then_message() {
+    let p = Problem {
+        key: "dataplane.workers".into(),
+        message: "must be at least 1".into(),
+    };
+    assert_eq!(p.to_string(), "dataplane.workers: must be at least 1");
+}
+
+#[test]
+fn dataplane_sizes_are_checked() {
+    let mut cfg = base();
+    cfg.dataplane.workers = 0;
+    only_problem(&cfg, "dataplane.workers", "at least 1");
+
+    let mut cfg = base();
+    cfg.dataplane.maglev_table_size = 65536;
+    only_problem(&cfg, "dataplane.maglev_table_size", "65536 is not prime");
+
+    let mut cfg = base();
+    cfg.dataplane.flow_table_capacity = 0;
+    only_problem(&cfg, "dataplane.flow_table_capacity", "at least 1");
+}
+
+#[test]
+fn maglev_table_must_be_larger_than_every_pool() {
+    let mut cfg = base();
+    cfg.dataplane.maglev_table_size = 2;
+    only_problem(
+        &cfg,
+        "dataplane.maglev_table_size",
+        "2 must be larger than the 2 backends of load_balancer[ilb].backend_pool[nvas]",
+    );
+}
+
+#[test]
+fn primes() {
+    let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
+    assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+    assert!(is_prime(65537) && is_prime(4_294_967_291) && !is_prime(u32::MAX));
+}
+
+#[test]
+fn names_are_unique() {
+    let mut cfg = base();
+    cfg.interface.push(cfg.interface[0].clone());
+    cfg.interface[1].port = 1;
+    cfg.interface[1].address = vec!["10.1.0.2/24".parse().unwrap()];
+    only_problem(&cfg, "interface[lan]", "used by more than one interface");
+
+    let mut cfg = base();
+    let second = cfg.load_balancer[0].clone();
+    cfg.load_balancer.push(second);
+    cfg.load_balancer[1].frontend[0].address = "10.0.0.101".parse().unwrap();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb]",
+        "used by more than one load_balancer",
+    );
+
+    type Dup = fn(&mut LoadBalancer);
+    let cases: [(Dup, &str); 4] = [
+        (
+            |lb| {
+                let mut fe = lb.frontend[0].clone();
+                fe.address = "10.0.0.101".parse().unwrap();
+                lb.frontend.push(fe);
+            },
+            "load_balancer[ilb].frontend[fe1]",
+        ),
+        (
+            |lb| lb.backend_pool.push(lb.backend_pool[0].clone()),
+            "load_balancer[ilb].backend_pool[nvas]",
+        ),
+        (
+            |lb| lb.probe.push(lb.probe[0].clone()),
+            "load_balancer[ilb].probe[tcp22]",
+        ),
+        (
+            |lb| lb.rule.push(lb.rule[0].clone()),
+            "load_balancer[ilb].rule[ha]",
+        ),
+    ];
+    for (dup, key) in cases {
+        let mut cfg = base();
+        dup(lb(&mut cfg));
+        only_problem(&cfg, key, "names must be unique");
+    }
+
+    let mut cfg = base();
+    lb(&mut cfg).probe[0].name.clear();
+    lb(&mut cfg).rule[0].probe = None;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[0].name",
+        "must not be empty",
+    );
+}
+
+#[test]
+fn rule_references_exist_in_the_same_load_balancer() {
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].frontend = "fe2".into();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].frontend",
+        "no frontend named `fe2` in load_balancer[ilb]",
+    );
+
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].backend_pool = "pool".into();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].backend_pool",
+        "no backend_pool named `pool`",
+    );
+
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].probe = Some("http".into());
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].probe",
+        "no probe named `http`",
+    );
+
+    // A name from another load balancer does not count.
+    let mut cfg = base();
+    let mut other = cfg.load_balancer[0].clone();
+    other.name = "other".into();
+    other.frontend[0].name = "fe9".into();
+    other.frontend[0].address = "10.0.0.109".parse().unwrap();
+    other.rule.clear();
+    cfg.load_balancer.push(other);
+    lb(&mut cfg).rule[0].frontend = "fe9".into();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].frontend",
+        "no frontend named `fe9`",
+    );
+}
+
+#[test]
+fn rule2_protocol_all_only_with_ports_0() {
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].frontend_port = 80;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].frontend_port",
+        "protocol \"all\" (HA ports) takes every port, so frontend_port must be 0, not 80",
+    );
+    assert!(validate(&cfg)[0].message.ends_with("[seed rule 2]"));
+
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].backend_port = 8080;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].backend_port",
+        "must be 0, not 8080",
+    );
+}
+
+#[test]
+fn rule2_port_0_only_with_protocol_all() {
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].protocol = RuleProtocol::Tcp;
+    let problems = validate(&cfg);
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "load_balancer[ilb].rule[ha].frontend_port",
+            "load_balancer[ilb].rule[ha].backend_port"
+        ]
+    );
+    assert!(problems[0]
+        .message
+        .contains("with protocol \"tcp\" give a port from 1 to 65535"));
+
+    let mut cfg = base();
+    let rule = &mut lb(&mut cfg).rule[0];
+    (rule.protocol, rule.frontend_port, rule.backend_port) = (RuleProtocol::Udp, 53, 0);
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].backend_port",
+        "port 0 means every port",
+    );
+
+    let mut cfg = base();
+    let rule = &mut lb(&mut cfg).rule[0];
+    (rule.protocol, rule.frontend_port, rule.backend_port) = (RuleProtocol::Tcp, 443, 8443);
+    assert_eq!(validate(&cfg), vec![]);
+}
+
+#[test]
+fn pools_are_not_empty_and_list_each_backend_once() {
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends.clear();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends",
+        "no backends",
+    );
+
+    let mut cfg = base();
+    let mut again = backend("10.0.0.11");
+    again.instance = Some("nva9".into());
+    lb(&mut cfg).backend_pool[0].backends.push(again);
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.11].address",
+        "listed more than once",
+    );
+
+    let mut cfg = base();
+    for (b, addr) in lb(&mut cfg).backend_pool[0]
+        .backends
+        .iter_mut()
+        .zip(["nva1", "nva1"])
+    {
+        b.instance = Some(addr.into());
+    }
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.12].instance",
+        "instance `nva1` is named by more than one backend",
+    );
+}
+
+#[test]
+fn weight_0_is_allowed() {
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends[0].weight = 0;
+    assert_eq!(validate(&cfg), vec![]);
+}
+
+#[test]
+fn interface_ports_are_unique_and_addresses_present() {
+    let mut cfg = base();
+    let mut wan = cfg.interface[0].clone();
+    wan.name = "wan".into();
+    wan.address = vec!["192.168.1.2/24".parse().unwrap()];
+    cfg.interface.push(wan);
+    only_problem(
+        &cfg,
+        "interface[wan].port",
+        "DPDK port 0 is already used by interface[lan]",
+    );
+
+    let mut cfg = base();
+    cfg.interface.clear();
+    let problems = validate(&cfg);
+    assert_eq!(problems[0].key, "interface");
+    assert!(problems[0].message.contains("at least one DPDK port"));
+
+    let mut cfg = base();
+    cfg.interface[0].address.push("fd00::2/64".parse().unwrap());
+    assert_eq!(validate(&cfg), vec![]);
+    cfg.interface[0].address.clear();
+    let problems = validate(&cfg);
+    assert_eq!(problems[0].key, "interface[lan].address");
+    assert!(problems[0].message.contains("needs at least one address"));
+}
+
+#[test]
+fn macs_are_unicast() {
+    let mut cfg = base();
+    cfg.interface[0].mac = Some("01:00:5e:00:00:01".parse().unwrap());
+    only_problem(&cfg, "interface[lan].mac", "not a unicast MAC");
+
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends[0].mac = Some(MacAddr::ZERO);
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.11].mac",
+        "not a unicast MAC",
+    );
+}
+
+#[test]
+fn frontend_addresses_are_unicast_and_not_the_appliances_own() {
+    for (addr, why) in [
+        (
+            "224.0.0.5",
+            "is a multicast address; a frontend needs a unicast address",
+        ),
+        ("0.0.0.0", "the unspecified address"),
+        ("255.255.255.255", "the broadcast address"),
+        ("127.0.0.1", "a loopback address"),
+        ("ff02::1", "a multicast address"),
+        ("::", "the unspecified address"),
+        ("::1", "the loopback address"),
+    ] {
+        let mut cfg = base();
+        lb(&mut cfg).frontend[0].address = addr.parse().unwrap();
+        only_problem(&cfg, "load_balancer[ilb].frontend[fe1].address", why);
+    }
+
+    let mut cfg = base();
+    lb(&mut cfg).frontend[0].address = "10.0.0.2".parse().unwrap();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].frontend[fe1].address",
+        "10.0.0.2 is the own address of interface[lan]",
+    );
+}
+
+#[test]
+fn frontend_addresses_are_unique() {
+    let mut cfg = base();
+    let mut fe2 = lb(&mut cfg).frontend[0].clone();
+    fe2.name = "fe2".into();
+    lb(&mut cfg).frontend.push(fe2);
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].frontend[fe2].address",
+        "10.0.0.100 is already the address of load_balancer[ilb].frontend[fe1]",
+    );
+}
+
+#[test]
+fn backend_addresses_are_unicast_and_not_the_appliances_own() {
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends[0].address = "10.0.0.2".parse().unwrap();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.2].address",
+        "own address of interface[lan]",
+    );
+
+    let mut cfg = base();
+    cfg.interface[0].routes.push(Route {
+        to: "0.0.0.0/0".parse().unwrap(),
+        via: "10.0.0.1".parse().unwrap(),
+    });
+    lb(&mut cfg).backend_pool[0].backends[0].address = "239.1.1.1".parse().unwrap();
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[239.1.1.1].address",
+        "239.1.1.1 is a multicast address; a backend needs a unicast address",
+    );
+}
+
+#[test]
+fn backends_are_on_link_or_routed() {
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0]
+        .backends
+        .push(backend("10.9.1.1"));
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.9.1.1]",
+        "backend 10.9.1.1 is on no interface's subnet and no route leads to it",
+    );
+
+    let mut routed = cfg.clone();
+    routed.interface[0].routes.push(Route {
+        to: "10.9.0.0/16".parse().unwrap(),
+        via: "10.0.0.1".parse().unwrap(),
+    });
+    assert_eq!(validate(&routed), vec![]);
+
+    let mut encapsulated = cfg.clone();
+    lb(&mut encapsulated).backend_pool[0].encap = Some(Encap::Vxlan);
+    assert_eq!(validate(&encapsulated), vec![]);
+}
+
+#[test]
+fn route_next_hops_are_on_link() {
+    let mut cfg = base();
+    cfg.interface[0].routes.push(Route {
+        to: "10.9.0.0/16".parse().unwrap(),
+        via: "10.1.0.1".parse().unwrap(),
+    });
+    only_problem(
+        &cfg,
+        "interface[lan].routes[10.9.0.0/16].via",
+        "next hop 10.1.0.1 is not on a subnet of this interface",
+    );
+}
+
+#[test]
+fn probes_are_checked() {
+    let mut cfg = base();
+    lb(&mut cfg).probe[0].protocol = ProbeProtocol::Http;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[tcp22].path",
+        "an http probe needs a path",
+    );
+    lb(&mut cfg).probe[0].path = Some("healthz".into());
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[tcp22].path",
+        "`healthz` must start with \"/\"",
+    );
+    lb(&mut cfg).probe[0].path = Some("/healthz".into());
+    assert_eq!(validate(&cfg), vec![]);
+
+    let mut cfg = base();
+    lb(&mut cfg).probe[0].interval_ms = 9;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[tcp22].interval_ms",
+        "at least 10",
+    );
+
+    let mut cfg = base();
+    lb(&mut cfg).probe[0].unhealthy_threshold = 0;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[tcp22].unhealthy_threshold",
+        "at least 1",
+    );
+
+    let mut cfg = base();
+    lb(&mut cfg).probe[0].healthy_threshold = 0;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[tcp22].healthy_threshold",
+        "at least 1",
+    );
+
+    let mut cfg = base();
+    lb(&mut cfg).probe[0].port = 0;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].probe[tcp22].port",
+        "from 1 to 65535",
+    );
+}
+
+#[test]
+fn idle_timeout_is_at_least_a_second() {
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].idle_timeout_s = 0;
+    only_problem(
+        &cfg,
+        "load_balancer[ilb].rule[ha].idle_timeout_s",
+        "at least 1 second",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let mut cfg = base();
+    cfg.dataplane.workers = 0;
+    cfg.dataplane.maglev_table_size = 1000;
+    let lb = lb(&mut cfg);
+    lb.rule[0].backend_pool = "missing".into();
+    lb.rule[0].frontend_port = 443;
+    lb.probe[0].interval_ms = 1;
+    lb.backend_pool[0].backends.push(backend("192.168.7.7"));
+    let keys: Vec<String> = validate(&cfg).into_iter().map(|p| p.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "dataplane.workers",
+            "dataplane.maglev_table_size",
+            "load_balancer[ilb].backend_pool[nvas].backends[192.168.7.7]",
+            "load_balancer[ilb].probe[tcp22].interval_ms",
+            "load_balancer[ilb].rule[ha].backend_pool",
+            "load_balancer[ilb].rule[ha].frontend_port",
+        ]
+    );
+    assert_eq!(cfg.check().unwrap_err().len(), 6);
+}

@@ -1,0 +1,211 @@
+//! Prometheus metrics at `control.metrics_listen` + `/metrics`.
+//!
+//! A `prometheus-client` collector reads the per-worker counters, the ports' statistics and
+//! the current forwarding state at scrape time, so the data plane keeps plain integers and
+//! never touches the registry. `tiny_http` serves it on a thread of its own.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::dataplane::WorkerCounters;
+use crate::dpdk::Port;
+use crate::lb::forwarding::Forwarding;
+use crate::lb::verdict::DropReason;
+
+/// What a scrape reads.
+#[derive(Debug)]
+pub struct MetricsSource {
+    pub workers: Vec<Arc<WorkerCounters>>,
+    /// (interface name, its DPDK port).
+    pub ports: Vec<(String, Port)>,
+    pub forwarding: Arc<ArcSwap<Forwarding>>,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    for (labels, v) in series {
+        ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+    for (labels, v) in series {
+        ConstGauge::new(*v).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl prometheus_client::collector::Collector for MetricsSource {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let fwd = self.forwarding.load();
+        let sum = |f: &dyn Fn(&WorkerCounters) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
+
+        let stats: Vec<_> = self.ports.iter().map(|(n, p)| (n.clone(), p.id(), p.stats())).collect();
+        let port_labels = |name: &str, id: u16| vec![("port", id.to_string()), ("interface", name.to_owned())];
+        // Counter names get `_total` appended by the encoder.
+        counter(
+            &mut enc,
+            "haports_port_rx_packets",
+            "Packets received by the port (PMD statistics)",
+            &stats.iter().map(|(n, id, s)| (port_labels(n, *id), s.rx_packets)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut enc,
+            "haports_port_tx_packets",
+            "Packets sent by the port (PMD statistics)",
+            &stats.iter().map(|(n, id, s)| (port_labels(n, *id), s.tx_packets)).collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut enc,
+            "haports_port_rx_dropped",
+            "Packets the NIC dropped for lack of RX descriptors or buffers",
+            &stats
+                .iter()
+                .map(|(n, id, s)| (port_labels(n, *id), s.rx_missed + s.rx_no_mbuf))
+                .collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut enc,
+            "haports_drops",
+            "Packets dropped by the data plane, by reason",
+            &DropReason::ALL
+                .iter()
+                .map(|r| (vec![("reason", r.as_str().to_owned())], sum(&|w| w.drops[r.index()].get())))
+                .collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut enc,
+            "haports_kernel_packets",
+            "Packets handed to the kernel twins (the exception path)",
+            &[(vec![], sum(&|w| w.to_kernel.get()))],
+        )?;
+        let backends: Vec<_> = fwd
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let pool = &fwd.pools[b.pool as usize];
+                let labels = vec![
+                    ("lb", b.load_balancer.clone()),
+                    ("pool", pool.name.clone()),
+                    ("backend", b.address.to_string()),
+                ];
+                let packets = sum(&|w| w.backend_packets.get(i).map_or(0, |c| c.get()));
+                (labels, packets, b.healthy)
+            })
+            .collect();
+        counter(
+            &mut enc,
+            "haports_backend_packets",
+            "Packets forwarded to each backend",
+            &backends.iter().map(|(l, p, _)| (l.clone(), *p)).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut enc,
+            "haports_backend_healthy",
+            "1 when the backend passes its health probe (or has none), else 0",
+            &backends.iter().map(|(l, _, h)| (l.clone(), i64::from(*h))).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut enc,
+            "haports_flow_table_entries",
+            "Flows in each worker's flow table",
+            &self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (vec![("worker", i.to_string())], w.flow_entries.get() as i64))
+                .collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut enc,
+            "haports_config_generation",
+            "Generation of the forwarding state in use (1 = the config at start)",
+            &[(vec![], fwd.generation as i64)],
+        )?;
+        Ok(())
+    }
+}
+
+/// Serves `/metrics` on `addr` from a thread of its own until `stop` is set.
+pub fn serve(
+    addr: SocketAddr,
+    source: MetricsSource,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, super::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(source));
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| super::Error::Metrics(format!("listening on {addr}: {e}")))?;
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    Ok(std::thread::Builder::new()
+        .name("haports-metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let request = match server.recv_timeout(Duration::from_millis(100)) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => continue,
+                    Err(_) => break,
+                };
+                let response = if request.url() == "/metrics" {
+                    let mut body = String::new();
+                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                        Ok(()) => tiny_http::Response::from_string(body).with_header(
+                            "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                .parse::<tiny_http::Header>()
+                                .expect("static header"),
+                        ),
+                        Err(_) => tiny_http::Response::from_string("encoding failed").with_status_code(500),
+                    }
+                } else {
+                    tiny_http::Response::from_string("see /metrics\n").with_status_code(404)
+                };
+                let _ = request.respond(response);
+            }
+        })
+        .expect("spawn metrics thread"))
+}
+
+/// `haports stats`: the scrape text as a readable table (zero series left out).
+pub fn stats_table(text: &str) -> String {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        if value == "0" && !series.starts_with("haports_backend_healthy") {
+            continue;
+        }
+        let series = series.strip_prefix("haports_").unwrap_or(series);
+        rows.push((series.to_owned(), value.to_owned()));
+    }
+    let width = rows.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (s, v) in rows {
+        out.push_str(&format!("{s:<width$}  {v:>12}\n"));
+    }
+    out
+}

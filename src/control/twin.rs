@@ -1,0 +1,64 @@
+//! The kernel twin of each interface: a `net_tap` port with the interface's MAC that holds
+//! the interface's own addresses, so the kernel answers for them (ARP, ping, management)
+//! and health probes are ordinary sockets. Configured once at start with iproute2.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use ipnet::IpNet;
+
+use super::Error;
+
+/// Linux limits interface names to 15 bytes.
+const IFNAMSIZ_MAX: usize = 15;
+
+/// The kernel name of interface `name`'s twin: `hp-NAME`, cut to fit.
+pub fn kernel_name(name: &str) -> String {
+    let mut s = format!("hp-{name}");
+    s.truncate(IFNAMSIZ_MAX);
+    s
+}
+
+/// The DPDK device name of twin `index` (must start with the driver name `net_tap`).
+pub fn vdev_name(index: usize) -> String {
+    format!("net_tap_haports{index}")
+}
+
+/// Brings the twin up with the interface's addresses and the routes through it.
+pub fn configure(ifname: &str, addresses: &[IpNet], routes: &[(IpNet, IpAddr)]) -> Result<(), Error> {
+    ip(&["link", "set", "dev", ifname, "up"])?;
+    for a in addresses {
+        ip(&["addr", "replace", &a.to_string(), "dev", ifname])?;
+    }
+    for (to, via) in routes {
+        ip(&["route", "replace", &to.to_string(), "via", &via.to_string(), "dev", ifname])?;
+    }
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<(), Error> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| Error::Twin(format!("running `ip {}`: {e} (is iproute2 installed?)", args.join(" "))))?;
+    if !out.status.success() {
+        return Err(Error::Twin(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernel_limit() {
+        assert_eq!(kernel_name("lan"), "hp-lan");
+        assert_eq!(kernel_name("a-very-long-interface").len(), 15);
+        assert!(vdev_name(3).starts_with("net_tap"));
+    }
+}

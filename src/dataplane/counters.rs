@@ -1,0 +1,82 @@
+//! Per-worker counters: written by one worker, read by the control thread.
+//!
+//! Each counter has a single writer, so an increment is a relaxed load and store (no
+//! locked read-modify-write on the hot path); readers see a recent value, never a torn one.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::lb::verdict::DropReason;
+
+/// The most backends (over all pools) whose packets are counted per backend.
+pub const MAX_COUNTED_BACKENDS: usize = 4096;
+/// The most interfaces one appliance serves.
+pub const MAX_INTERFACES: usize = 16;
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`; only the owning worker calls this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// One worker's counters, cache-line aligned so workers never share a line.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    /// Packets received, by interface index.
+    pub rx_packets: [Counter; MAX_INTERFACES],
+    /// Packets sent, by interface index.
+    pub tx_packets: [Counter; MAX_INTERFACES],
+    /// Packets handed to the kernel twins.
+    pub to_kernel: Counter,
+    pub drops: [Counter; DropReason::COUNT],
+    /// Packets forwarded to each backend, by `BackendId` of the current forwarding state.
+    pub backend_packets: Box<[Counter]>,
+    pub flow_entries: Counter,
+    /// The forwarding-state generation the worker last ran with.
+    pub generation: Counter,
+    /// Main-loop iterations: shows a worker is alive.
+    pub loops: Counter,
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            rx_packets: Default::default(),
+            tx_packets: Default::default(),
+            to_kernel: Counter::default(),
+            drops: Default::default(),
+            backend_packets: (0..MAX_COUNTED_BACKENDS).map(|_| Counter::default()).collect(),
+            flow_entries: Counter::default(),
+            generation: Counter::default(),
+            loops: Counter::default(),
+        }
+    }
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn drop_packet(&self, reason: DropReason) {
+        self.drops[reason.index()].add(1);
+    }
+
+    #[inline]
+    pub fn backend(&self, id: u32) {
+        if let Some(c) = self.backend_packets.get(id as usize) {
+            c.add(1);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! One packet's fate, decided and applied in place over its bytes.
+//!
+//! `process` is the whole per-packet path of a worker: parse, classify (ARP, the
+//! appliance's own addresses, frontends, replies of non-floating rules), consult the flow
+//! table and Maglev, rewrite, and say where the packet goes. It works on a plain byte slice
+//! so that it is tested without DPDK; it allocates nothing and never panics on any input.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+use hashbrown::HashMap;
+
+use super::worker::Glean;
+use crate::lb::flow::FlowKey;
+use crate::lb::flow_table::FlowTable;
+use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, PoolId};
+use crate::lb::hash::symmetric_hash;
+use crate::lb::verdict::DropReason;
+use crate::wire::{
+    parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src, ArpOperation,
+    ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket, IcmpType, IpProtocol, Ipv4Packet, MacAddr,
+    TcpFlags, TcpPacket, UdpPacket,
+};
+
+/// Idle timeout of a TCP flow once a FIN or RST was seen.
+const CLOSING_TIMEOUT_MS: u64 = 10_000;
+/// Neighbours one worker remembers from traffic before the control thread publishes them.
+const GLEAN_CAPACITY: usize = 16_384;
+
+/// Where a packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Out of an interface's port (to a backend when `backend` is set).
+    Transmit { interface: InterfaceId, backend: Option<BackendId> },
+    /// To an interface's kernel twin.
+    ToKernel { interface: InterfaceId },
+    Drop(DropReason),
+}
+
+/// A flow-table entry: the backend the flow was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowEntry {
+    pub pool: PoolId,
+    pub backend: BackendId,
+}
+
+/// Neighbours this worker learnt from traffic, so replies find a client's MAC before the
+/// control thread has published it. Bounded; never grows past its capacity.
+#[derive(Debug)]
+pub struct Gleaned {
+    map: HashMap<IpAddr, MacAddr>,
+    reports: Arc<ArrayQueue<Glean>>,
+}
+
+impl Gleaned {
+    pub fn new(reports: Arc<ArrayQueue<Glean>>) -> Self {
+        Gleaned { map: HashMap::with_capacity(GLEAN_CAPACITY), reports }
+    }
+
+    /// The MAC of neighbour `addr`, from this worker's own observations or the published state.
+    #[inline]
+    pub fn lookup(&self, fwd: &Forwarding, addr: IpAddr) -> Option<MacAddr> {
+        self.map.get(&addr).copied().or_else(|| fwd.neighbour(addr))
+    }
+
+    /// Notes that `addr` is at `mac`; reports news to the control thread.
+    #[inline]
+    fn learn(&mut self, fwd: &Forwarding, addr: IpAddr, mac: MacAddr) {
+        if !mac.is_unicast() || fwd.neighbour(addr) == Some(mac) || self.map.get(&addr) == Some(&mac) {
+            return;
+        }
+        if self.map.len() < GLEAN_CAPACITY || self.map.contains_key(&addr) {
+            self.map.insert(addr, mac);
+        }
+        // A full queue only delays publication; the local entry already serves this worker.
+        let _ = self.reports.push((addr, mac));
+    }
+}
+
+/// A worker's own mutable state.
+#[derive(Debug)]
+pub struct WorkerState {
+    pub flows: FlowTable<FlowEntry>,
+    pub gleaned: Gleaned,
+}
+
+impl WorkerState {
+    pub fn new(flow_capacity: usize, reports: Arc<ArrayQueue<Glean>>) -> Self {
+        WorkerState { flows: FlowTable::with_capacity(flow_capacity), gleaned: Gleaned::new(reports) }
+    }
+}
+
+/// Decides and rewrites one frame received on interface `ingress`.
+#[inline]
+pub fn process(frame: &mut [u8], ingress: InterfaceId, st: &mut WorkerState, fwd: &Forwarding, now_ms: u64) -> Action {
+    match classify(frame, ingress, st, fwd, now_ms) {
+        Ok(a) => a,
+        Err(reason) => Action::Drop(reason),
+    }
+}
+
+fn classify(
+    frame: &mut [u8],
+    ingress: InterfaceId,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Result<Action, DropReason> {
+    let our_mac = fwd.interfaces.get(ingress as usize).ok_or(DropReason::Unsupported)?.mac;
+    let (dst_mac, src_mac, ethertype, l3) = {
+        let eth = EthernetFrame::new_checked(&*frame)?;
+        (eth.dst(), eth.src(), eth.ethertype(), eth.header_len())
+    };
+    // Our own transmissions, looped back by some PMDs (AF_PACKET), and other hosts' traffic.
+    if src_mac == our_mac || (dst_mac != our_mac && !dst_mac.is_multicast()) {
+        return Err(DropReason::NotForUs);
+    }
+    match ethertype {
+        EtherType::ARP => arp(frame, l3, ingress, our_mac, st, fwd),
+        EtherType::IPV4 | EtherType::IPV6 => ip(frame, ingress, src_mac, dst_mac, st, fwd, now_ms),
+        _ => Err(DropReason::Unsupported),
+    }
+}
+
+/// ARP: answer for frontends, hand the appliance's own addresses to the kernel, learn senders.
+fn arp(
+    frame: &mut [u8],
+    l3: usize,
+    ingress: InterfaceId,
+    our_mac: MacAddr,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+) -> Result<Action, DropReason> {
+    let body = frame.get_mut(l3..).ok_or(DropReason::Truncated)?;
+    let mut arp = ArpPacket::new_checked(body)?;
+    let (sender_ip, sender_mac, target) = (IpAddr::V4(arp.sender_ip()), arp.sender_mac(), IpAddr::V4(arp.target_ip()));
+    let for_frontend = fwd.frontend(target).is_some();
+    let for_us = fwd.own_address(target).is_some();
+    if !for_frontend && !for_us {
+        return Err(DropReason::NotForUs);
+    }
+    st.gleaned.learn(fwd, sender_ip, sender_mac);
+    if for_us {
+        return Ok(Action::ToKernel { interface: ingress });
+    }
+    if arp.operation() != ArpOperation::REQUEST {
+        return Err(DropReason::Unsupported);
+    }
+    arp.make_reply_in_place(our_mac);
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    eth.set_dst(sender_mac);
+    eth.set_src(our_mac);
+    Ok(Action::Transmit { interface: ingress, backend: None })
+}
+
+fn ip(
+    frame: &mut [u8],
+    ingress: InterfaceId,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Result<Action, DropReason> {
+    let h = parse_headers(frame)?;
+    if fwd.own_address(h.dst).is_some() || dst_mac.is_multicast() || is_broadcast_or_multicast(h.dst) {
+        return Ok(Action::ToKernel { interface: ingress });
+    }
+    if h.fragment {
+        // IP fragments are not load-balanced yet (the seed's limitation); never misroute one.
+        return Err(DropReason::Unsupported);
+    }
+    if let Some(fe) = fwd.frontend(h.dst) {
+        if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
+            return echo_reply(frame, &h, ingress);
+        }
+        return to_backend(frame, &h, fe, src_mac, st, fwd, now_ms);
+    }
+    if let Some(rn) = fwd.reverse_nat(h.src, h.proto, h.src_port) {
+        let l3 = usize::from(h.l3_offset);
+        let port = rn.frontend_port;
+        match rn.frontend {
+            IpAddr::V4(a) => rewrite_ipv4_src(&mut frame[l3..], a)?,
+            IpAddr::V6(a) => rewrite_ipv6_src(&mut frame[l3..], a)?,
+        }
+        if let Some(p) = port {
+            set_port(frame, &h, Side::Src, p)?;
+        }
+        let route = fwd.route(h.dst).ok_or(DropReason::NoNeighbour)?;
+        let mac = st.gleaned.lookup(fwd, route.next_hop).ok_or(DropReason::NoNeighbour)?;
+        let src = fwd.interfaces[route.interface as usize].mac;
+        set_macs(frame, mac, src)?;
+        return Ok(Action::Transmit { interface: route.interface, backend: None });
+    }
+    Err(DropReason::NoFrontend)
+}
+
+/// Frontend traffic: flow table or Maglev, then DSR (MAC only) or destination NAT.
+fn to_backend(
+    frame: &mut [u8],
+    h: &Headers,
+    fe: u32,
+    src_mac: MacAddr,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Result<Action, DropReason> {
+    let key = FlowKey { proto: h.proto, src: h.src, dst: h.dst, src_port: h.src_port, dst_port: h.dst_port };
+    let (_, rule) = fwd.rule(fe, h.proto, h.dst_port).ok_or(DropReason::NoRule)?;
+    let hash = symmetric_hash(&key, fwd.hash_seed);
+    let backend = match st.flows.lookup(&key, hash, now_ms) {
+        Some(e) if e.pool == rule.pool && fwd.keeps_flow(rule.pool, e.backend) => e.backend,
+        _ => {
+            let b = fwd.pick(rule.pool, hash).ok_or(DropReason::NoHealthyBackend)?;
+            // A full table is not an error: the flow follows the Maglev decision.
+            let _ = st.flows.insert(key, hash, FlowEntry { pool: rule.pool, backend: b }, now_ms, rule.idle_timeout_ms);
+            if let Some(route) = fwd.route(h.src) {
+                st.gleaned.learn(fwd, route.next_hop, src_mac);
+            }
+            b
+        }
+    };
+    if h.proto == IpProtocol::TCP && h.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0 {
+        st.flows.set_timeout(&key, hash, CLOSING_TIMEOUT_MS.min(rule.idle_timeout_ms));
+    }
+    let be = &fwd.backends[backend as usize];
+    let route = be.route.ok_or(DropReason::NoNeighbour)?;
+    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+    if !rule.floating_ip {
+        let l3 = usize::from(h.l3_offset);
+        let port = (!rule.is_ha_ports() && rule.backend_port != 0).then_some(rule.backend_port);
+        match be.address {
+            IpAddr::V4(a) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
+            IpAddr::V6(a) => rewrite_ipv6_dst(&mut frame[l3..], a)?,
+        }
+        if let Some(p) = port {
+            set_port(frame, h, Side::Dst, p)?;
+        }
+    }
+    set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
+    Ok(Action::Transmit { interface: route.interface, backend: Some(backend) })
+}
+
+fn is_echo_request(frame: &[u8], h: &Headers) -> bool {
+    frame
+        .get(usize::from(h.l4_offset)..)
+        .and_then(|b| IcmpPacket::new_checked(b).ok())
+        .is_some_and(|icmp| icmp.msg_type() == IcmpType::ECHO_REQUEST && icmp.code() == 0)
+}
+
+/// Answers a ping to a frontend in place.
+fn echo_reply(frame: &mut [u8], h: &Headers, ingress: InterfaceId) -> Result<Action, DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    let l4 = usize::from(h.l4_offset);
+    IcmpPacket::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
+    let mut ip = Ipv4Packet::new_checked(&mut frame[l3..])?;
+    ip.swap_src_dst();
+    ip.set_ttl(64);
+    ip.fill_checksum();
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    let (src, dst) = (eth.src(), eth.dst());
+    eth.set_dst(src);
+    eth.set_src(dst);
+    Ok(Action::Transmit { interface: ingress, backend: None })
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Src,
+    Dst,
+}
+
+/// Port translation: rewrites a TCP or UDP port, updating the checksum incrementally.
+fn set_port(frame: &mut [u8], h: &Headers, side: Side, port: u16) -> Result<(), DropReason> {
+    let l4 = frame.get_mut(usize::from(h.l4_offset)..).ok_or(DropReason::Truncated)?;
+    match (h.proto, side) {
+        (IpProtocol::TCP, Side::Src) => TcpPacket::new_checked(l4)?.set_src_port(port),
+        (IpProtocol::TCP, Side::Dst) => TcpPacket::new_checked(l4)?.set_dst_port(port),
+        (IpProtocol::UDP, Side::Src) => UdpPacket::new_checked(l4)?.set_src_port(port),
+        (IpProtocol::UDP, Side::Dst) => UdpPacket::new_checked(l4)?.set_dst_port(port),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<(), DropReason> {
+    let mut eth = EthernetFrame::new_checked(frame)?;
+    eth.set_dst(dst);
+    eth.set_src(src);
+    Ok(())
+}
+
+fn is_broadcast_or_multicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+        IpAddr::V6(a) => a.is_multicast(),
+    }
+}

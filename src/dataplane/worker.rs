@@ -1,0 +1,133 @@
+//! One worker lcore's poll loop over its RX/TX queues.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Cache};
+use crossbeam::queue::ArrayQueue;
+
+use super::counters::WorkerCounters;
+use super::process::{process, Action, WorkerState};
+use crate::dpdk::{rdtsc, MbufBurst, RxQueue, TxBuffer, TxQueue};
+use crate::lb::forwarding::Forwarding;
+use crate::lb::verdict::DropReason;
+use crate::wire::MacAddr;
+
+/// A neighbour learnt from traffic, reported to the control thread.
+pub type Glean = (IpAddr, MacAddr);
+
+/// Flow-table slots aged per loop iteration.
+const EXPIRE_PER_LOOP: usize = 32;
+
+/// Everything one worker owns. Built by the control thread, moved to the worker's lcore.
+pub struct Worker {
+    pub index: usize,
+    /// RX queue `index` of each interface's port, by interface index.
+    pub rx: Vec<RxQueue>,
+    /// TX queue `index` of each interface's port.
+    pub tx: Vec<TxQueue>,
+    /// TX queue `index` of each interface's kernel twin.
+    pub twin_tx: Vec<TxQueue>,
+    pub state: WorkerState,
+    pub forwarding: Arc<ArcSwap<Forwarding>>,
+    pub counters: Arc<WorkerCounters>,
+    pub stop: Arc<AtomicBool>,
+    pub tsc_hz: u64,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new_gleans() -> Arc<ArrayQueue<Glean>> {
+        Arc::new(ArrayQueue::new(4096))
+    }
+
+    /// Polls until `stop` is set. Returns 0 (the lcore's exit code).
+    pub fn run(mut self) -> i32 {
+        let mut burst = MbufBurst::default();
+        let mut tx_bufs: Vec<TxBuffer> = self.tx.iter().map(|_| TxBuffer::default()).collect();
+        let mut twin_bufs: Vec<TxBuffer> = self.twin_tx.iter().map(|_| TxBuffer::default()).collect();
+        let mut cache = Cache::new(self.forwarding.clone());
+        let ticks_per_ms = (self.tsc_hz / 1000).max(1);
+        let counters = self.counters.clone();
+        let mut loops: u64 = 0;
+
+        while !self.stop.load(Ordering::Relaxed) {
+            // Quiescent point: pick up the newest published state once per iteration.
+            let fwd: &Arc<Forwarding> = cache.load();
+            let now_ms = rdtsc() / ticks_per_ms;
+            for (ifc, rxq) in self.rx.iter_mut().enumerate() {
+                let n = rxq.burst(&mut burst);
+                if n == 0 {
+                    continue;
+                }
+                counters.rx_packets[ifc].add(n as u64);
+                let slots = burst.slots_mut();
+                for i in 0..n {
+                    if let Some(next) = slots.get(i + 1).and_then(Option::as_ref) {
+                        next.prefetch();
+                    }
+                    let Some(mut m) = slots[i].take() else { continue };
+                    let action = if m.is_chained() {
+                        Action::Drop(DropReason::Unsupported)
+                    } else {
+                        process(m.data_mut(), ifc as u32, &mut self.state, fwd, now_ms)
+                    };
+                    match action {
+                        Action::Transmit { interface, backend } => {
+                            if let Some(b) = backend {
+                                counters.backend(b);
+                            }
+                            let buf = &mut tx_bufs[interface as usize];
+                            if buf.is_full() {
+                                flush(&mut self.tx[interface as usize], buf, &counters, interface);
+                            }
+                            let _ = buf.push(m);
+                        }
+                        Action::ToKernel { interface } => {
+                            let buf = &mut twin_bufs[interface as usize];
+                            if buf.is_full() {
+                                let (_, lost) = self.twin_tx[interface as usize].flush(buf);
+                                counters.drops[DropReason::TxFull.index()].add(lost as u64);
+                            }
+                            counters.to_kernel.add(1);
+                            let _ = buf.push(m);
+                        }
+                        Action::Drop(reason) => {
+                            counters.drop_packet(reason);
+                            drop(m);
+                        }
+                    }
+                }
+                burst.clear();
+            }
+            for (i, buf) in tx_bufs.iter_mut().enumerate() {
+                flush(&mut self.tx[i], buf, &counters, i as u32);
+            }
+            for (i, buf) in twin_bufs.iter_mut().enumerate() {
+                let (_, lost) = self.twin_tx[i].flush(buf);
+                counters.drops[DropReason::TxFull.index()].add(lost as u64);
+            }
+            self.state.flows.expire(now_ms, EXPIRE_PER_LOOP);
+            loops += 1;
+            if loops % 1024 == 0 {
+                counters.flow_entries.set(self.state.flows.len() as u64);
+                counters.generation.set(fwd.generation);
+                counters.loops.set(loops);
+            }
+        }
+        0
+    }
+}
+
+#[inline]
+fn flush(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters, interface: u32) {
+    let (sent, lost) = txq.flush(buf);
+    counters.tx_packets[interface as usize].add(sent as u64);
+    counters.drops[DropReason::TxFull.index()].add(lost as u64);
+}

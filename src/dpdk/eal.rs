@@ -1,0 +1,126 @@
+use std::ffi::{c_int, c_void, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::error::{check, DpdkError};
+
+/// An lcore (a thread pinned by EAL) that can run a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LcoreId(pub u32);
+
+static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// The initialised Environment Abstraction Layer. One per process; `rte_eal_cleanup` on drop.
+#[derive(Debug)]
+pub struct Eal {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
+
+extern "C" fn trampoline(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Box<Job>` leaked by `Eal::launch` for exactly this call.
+    let job: Box<Job> = unsafe { Box::from_raw(arg.cast::<Job>()) };
+    job()
+}
+
+impl Eal {
+    /// Initialises EAL with `args` (without the program name). Fails on a second call.
+    pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
+        if INITIALISED.swap(true, Ordering::SeqCst) {
+            return Err(DpdkError::from_code("EAL already initialised in this process", 114));
+        }
+        let mut owned: Vec<CString> = Vec::with_capacity(args.len() + 1);
+        owned.push(CString::new("haports").expect("no NUL"));
+        for a in args {
+            owned.push(CString::new(a.as_str()).map_err(|_| DpdkError {
+                what: format!("EAL argument {a:?}"),
+                code: 22,
+                reason: "contains a NUL byte".into(),
+            })?);
+        }
+        // EAL may permute argv, so it gets its own array of pointers into `owned`, which
+        // outlives the call (EAL copies what it keeps).
+        let mut argv: Vec<*mut i8> = owned.iter().map(|c| c.as_ptr() as *mut i8).collect();
+        // SAFETY: argv holds argc valid NUL-terminated strings that live across the call.
+        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
+        if ret < 0 {
+            INITIALISED.store(false, Ordering::SeqCst);
+            return Err(DpdkError::last(format!("rte_eal_init({})", args.join(" "))));
+        }
+        Ok(Eal { _not_send: std::marker::PhantomData })
+    }
+
+    /// Worker lcores (every enabled lcore but the main one), in order.
+    pub fn worker_lcores(&self) -> Vec<LcoreId> {
+        let mut out = Vec::new();
+        // SAFETY: EAL is initialised; rte_get_next_lcore only reads the lcore config.
+        let mut id = unsafe { dpdk_sys::rte_get_next_lcore(u32::MAX, 1, 0) };
+        while id < dpdk_sys::RTE_MAX_LCORE {
+            out.push(LcoreId(id));
+            // SAFETY: as above.
+            id = unsafe { dpdk_sys::rte_get_next_lcore(id, 1, 0) };
+        }
+        out
+    }
+
+    /// Runs `job` on worker lcore `lcore`; `wait_all` collects it.
+    pub fn launch(
+        &self,
+        lcore: LcoreId,
+        job: impl FnOnce() -> i32 + Send + 'static,
+    ) -> Result<(), DpdkError> {
+        let boxed: Box<Job> = Box::new(Box::new(job));
+        let arg = Box::into_raw(boxed).cast::<c_void>();
+        // SAFETY: the trampoline takes back ownership of `arg` exactly once when it runs.
+        let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore.0) };
+        if ret < 0 {
+            // SAFETY: the launch failed, so the trampoline never ran and `arg` is still ours.
+            drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
+        }
+        check(|| format!("launching a worker on lcore {}", lcore.0), ret).map(|_| ())
+    }
+
+    /// Waits for every launched lcore job to return.
+    pub fn wait_all(&self) {
+        // SAFETY: called from the main lcore after EAL init.
+        unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
+    }
+
+    /// TSC ticks per second.
+    pub fn tsc_hz(&self) -> u64 {
+        // SAFETY: no preconditions after EAL init.
+        unsafe { dpdk_sys::rte_get_tsc_hz() }
+    }
+
+    /// Hot-plugs a virtual device (`net_tap0,iface=…`) and returns its port id.
+    pub fn probe_vdev(&self, devargs: &str, name: &str) -> Result<u16, DpdkError> {
+        let c = CString::new(devargs).expect("devargs without NUL");
+        // SAFETY: a valid C string; EAL is initialised.
+        check(|| format!("attaching {devargs}"), unsafe { dpdk_sys::rte_dev_probe(c.as_ptr()) })?;
+        port_by_name(name)
+    }
+}
+
+/// Reads the TSC; cheap, no syscall.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: reads the CPU's timestamp counter.
+    unsafe { dpdk_sys::rte_rdtsc() }
+}
+
+pub(crate) fn port_by_name(name: &str) -> Result<u16, DpdkError> {
+    let c = CString::new(name).expect("name without NUL");
+    let mut id = 0u16;
+    // SAFETY: valid C string and out-pointer.
+    check(|| format!("finding port {name}"), unsafe {
+        dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id)
+    })?;
+    Ok(id)
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: all ports and pools are dropped before the Eal (the caller keeps it last).
+        unsafe { dpdk_sys::rte_eal_cleanup() };
+    }
+}

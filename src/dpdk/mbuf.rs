@@ -1,0 +1,188 @@
+use std::ptr::NonNull;
+
+use super::mempool::Mempool;
+
+/// Packets per RX/TX burst.
+pub const BURST: usize = 32;
+
+/// One owned, single-segment packet buffer; freed on drop unless handed to a TX queue.
+///
+/// `repr(transparent)` over `NonNull` makes `Option<Mbuf>` exactly a nullable
+/// `*mut rte_mbuf`, so burst arrays pass straight to `rte_eth_rx_burst`/`tx_burst`.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<dpdk_sys::rte_mbuf>);
+
+// SAFETY: an mbuf is owned by exactly one `Mbuf` at a time; moving it to another thread
+// moves that ownership (the mempool it returns to is thread-safe).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// A fresh empty mbuf, or None when the pool is exhausted.
+    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+        // SAFETY: the pool is alive; a NULL return means exhaustion.
+        NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_alloc(pool.as_ptr()) }).map(Mbuf)
+    }
+
+    /// The packet bytes of the first segment (multi-segment packets are not produced at
+    /// haports' MTU and are dropped by the data plane as unsupported).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let m = self.0.as_ptr();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which
+        // this `Mbuf` owns for the lifetime of the borrow.
+        unsafe {
+            let start = (*m).buf_addr.cast::<u8>().add((*m).data_off as usize);
+            std::slice::from_raw_parts(start, (*m).data_len as usize)
+        }
+    }
+
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.0.as_ptr();
+        // SAFETY: as in `data`, and `&mut self` makes the borrow exclusive.
+        unsafe {
+            let start = (*m).buf_addr.cast::<u8>().add((*m).data_off as usize);
+            std::slice::from_raw_parts_mut(start, (*m).data_len as usize)
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        // SAFETY: reading a field of an owned mbuf.
+        unsafe { (*self.0.as_ptr()).data_len as usize }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the packet spans several segments.
+    #[inline]
+    pub fn is_chained(&self) -> bool {
+        // SAFETY: reading a field of an owned mbuf.
+        unsafe { (*self.0.as_ptr()).nb_segs > 1 }
+    }
+
+    /// Sets the packet length (single segment) to `len`, within the buffer's room.
+    /// Returns false (and changes nothing) when `len` does not fit.
+    pub fn set_len(&mut self, len: usize) -> bool {
+        let m = self.0.as_ptr();
+        // SAFETY: owned mbuf; the bound keeps data inside buf_len.
+        unsafe {
+            let room = (*m).buf_len as usize - (*m).data_off as usize;
+            if len > room || (*m).nb_segs != 1 {
+                return false;
+            }
+            (*m).data_len = len as u16;
+            (*m).pkt_len = len as u32;
+        }
+        true
+    }
+
+    /// Copies `bytes` into an empty mbuf from `pool`.
+    pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let mut m = Mbuf::alloc(pool)?;
+        if !m.set_len(bytes.len()) {
+            return None;
+        }
+        m.data_mut().copy_from_slice(bytes);
+        Some(m)
+    }
+
+    /// Prefetches the first cache line of the packet data.
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let m = self.0.as_ptr();
+            // SAFETY: computing an address inside the owned buffer; prefetch never faults.
+            unsafe {
+                let p = (*m).buf_addr.cast::<i8>().add((*m).data_off as usize);
+                std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
+            }
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; it is freed exactly once here.
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.0.as_ptr()) };
+    }
+}
+
+/// A burst of received packets, filled by `RxQueue::burst`. Fixed size: no allocation.
+#[derive(Debug)]
+pub struct MbufBurst {
+    pub(crate) slots: [Option<Mbuf>; BURST],
+    pub(crate) len: usize,
+}
+
+impl Default for MbufBurst {
+    fn default() -> Self {
+        MbufBurst { slots: std::array::from_fn(|_| None), len: 0 }
+    }
+}
+
+impl MbufBurst {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The packets, each taken out of the burst as it is handled.
+    pub fn slots_mut(&mut self) -> &mut [Option<Mbuf>] {
+        &mut self.slots[..self.len]
+    }
+
+    /// Drops whatever is left and marks the burst empty.
+    pub fn clear(&mut self) {
+        for s in &mut self.slots[..self.len] {
+            *s = None;
+        }
+        self.len = 0;
+    }
+}
+
+/// Packets waiting for one TX queue; flushed once per burst. Fixed size: no allocation.
+#[derive(Debug)]
+pub struct TxBuffer {
+    pub(crate) slots: [Option<Mbuf>; 2 * BURST],
+    pub(crate) len: usize,
+}
+
+impl Default for TxBuffer {
+    fn default() -> Self {
+        TxBuffer { slots: std::array::from_fn(|_| None), len: 0 }
+    }
+}
+
+impl TxBuffer {
+    /// Queues `m`; when the buffer is full the packet comes back for the caller to count.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == self.slots.len() {
+            return Err(m);
+        }
+        self.slots[self.len] = Some(m);
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.slots.len()
+    }
+}

@@ -1,0 +1,56 @@
+use std::ffi::CString;
+use std::ptr::NonNull;
+
+use super::error::DpdkError;
+
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`), freed on drop.
+///
+/// DPDK's mempool is safe to use from many threads at once (per-lcore caches, lock-free
+/// ring), so the handle is `Send + Sync`.
+#[derive(Debug)]
+pub struct Mempool {
+    raw: NonNull<dpdk_sys::rte_mempool>,
+}
+
+// SAFETY: rte_mempool get/put are thread-safe by design (per-lcore caches + lock-free ring).
+unsafe impl Send for Mempool {}
+// SAFETY: as above; the handle is only read after creation.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// `count` mbufs of the default data room, with a per-lcore cache of `cache`.
+    pub fn new(name: &str, count: u32, cache: u32) -> Result<Mempool, DpdkError> {
+        let cname = CString::new(name).expect("pool name without NUL");
+        // SAFETY: valid C string; EAL initialised (the caller holds an `Eal`).
+        let raw = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create(
+                cname.as_ptr(),
+                count,
+                cache,
+                0,
+                dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+                dpdk_sys::rte_socket_id() as i32,
+            )
+        };
+        NonNull::new(raw)
+            .map(|raw| Mempool { raw })
+            .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
+        self.raw.as_ptr()
+    }
+
+    /// Mbufs currently free in the pool (approximate while workers run).
+    pub fn available(&self) -> u32 {
+        // SAFETY: the pool is alive.
+        unsafe { dpdk_sys::rte_mempool_avail_count(self.raw.as_ptr()) }
+    }
+}
+
+impl Drop for Mempool {
+    fn drop(&mut self) {
+        // SAFETY: no mbuf of this pool outlives it: ports are stopped and queues dropped first.
+        unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
+    }
+}

@@ -1,0 +1,268 @@
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::error::{check, DpdkError};
+use super::mbuf::{MbufBurst, TxBuffer, BURST};
+use super::mempool::Mempool;
+use crate::wire::MacAddr;
+
+/// A symmetric Toeplitz key (the 0x6d5a pattern): hashing A→B and B→A gives the same
+/// value, so both directions of a flow land on the same queue and worker.
+const SYMMETRIC_RSS_KEY: [u8; 52] = {
+    let mut k = [0u8; 52];
+    let mut i = 0;
+    while i < k.len() {
+        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
+        i += 1;
+    }
+    k
+};
+
+/// How to bring a port up.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    /// Spread RX over queues with a symmetric RSS key where the PMD supports RSS.
+    pub rss: bool,
+    /// Set this MAC address before starting.
+    pub mac: Option<MacAddr>,
+}
+
+/// Counters of one port as its PMD reports them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Packets the NIC dropped because no RX descriptor was free.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_no_mbuf: u64,
+}
+
+#[derive(Debug)]
+struct PortInner {
+    id: u16,
+}
+
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        // SAFETY: the last handle (port or queue) is gone, so no thread polls the port now.
+        unsafe {
+            dpdk_sys::rte_eth_dev_stop(self.id);
+            dpdk_sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
+
+/// A configured, started ethdev port. It is stopped and closed when the port handle and
+/// every queue taken from it are dropped.
+#[derive(Debug, Clone)]
+pub struct Port {
+    inner: Arc<PortInner>,
+    rx_queues: u16,
+    tx_queues: u16,
+}
+
+impl Port {
+    /// Configures queues (descriptors from `pool`), optionally RSS and the MAC, and starts.
+    pub fn start(id: u16, cfg: &PortConfig, pool: &Mempool) -> Result<Port, DpdkError> {
+        // SAFETY: plain query of a port id.
+        if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(DpdkError::from_code(
+                format!("port {id} does not exist (check dpdk.eal_args' devices)"),
+                19,
+            ));
+        }
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id and out-pointer.
+        check(|| format!("port {id}: reading device info"), unsafe {
+            dpdk_sys::rte_eth_dev_info_get(id, &mut info)
+        })?;
+        if cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues {
+            return Err(DpdkError::from_code(
+                format!(
+                    "port {id}: needs {} RX and {} TX queues, the device offers {} and {}",
+                    cfg.rx_queues, cfg.tx_queues, info.max_rx_queues, info.max_tx_queues
+                ),
+                22,
+            ));
+        }
+
+        let mut key = SYMMETRIC_RSS_KEY;
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        // SAFETY: no preconditions; returns a constant.
+        let wanted = unsafe { dpdk_sys::haports_rss_hf_l3_l4() } & info.flow_type_rss_offloads;
+        if cfg.rss && cfg.rx_queues > 1 && wanted != 0 {
+            conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            let key_len = usize::from(info.hash_key_size).clamp(1, key.len());
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
+            conf.rx_adv_conf.rss_conf.rss_hf = wanted;
+        }
+        // SAFETY: valid port, conf lives across the call (DPDK copies the key).
+        check(|| format!("port {id}: configuring {} RX / {} TX queues", cfg.rx_queues, cfg.tx_queues), unsafe {
+            dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf)
+        })?;
+
+        let mut nb_rx = cfg.rx_descriptors;
+        let mut nb_tx = cfg.tx_descriptors;
+        // SAFETY: valid port and out-pointers.
+        check(|| format!("port {id}: adjusting descriptor counts"), unsafe {
+            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx)
+        })?;
+        // SAFETY: valid port id.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
+        for q in 0..cfg.rx_queues {
+            // SAFETY: configured port; the pool outlives the port (dropped after it).
+            check(|| format!("port {id}: setting up RX queue {q}"), unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr())
+            })?;
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: configured port.
+            check(|| format!("port {id}: setting up TX queue {q}"), unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, q, nb_tx, socket, std::ptr::null())
+            })?;
+        }
+        if let Some(mac) = cfg.mac {
+            let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
+            // SAFETY: valid port and address.
+            check(|| format!("port {id}: setting MAC {mac}"), unsafe {
+                dpdk_sys::rte_eth_dev_default_mac_addr_set(id, &mut addr)
+            })?;
+        }
+        // SAFETY: configured port.
+        check(|| format!("port {id}: starting"), unsafe { dpdk_sys::rte_eth_dev_start(id) })?;
+        Ok(Port {
+            inner: Arc::new(PortInner { id }),
+            rx_queues: cfg.rx_queues,
+            tx_queues: cfg.tx_queues,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.inner.id
+    }
+
+    pub fn mac(&self) -> Result<MacAddr, DpdkError> {
+        mac_of(self.inner.id)
+    }
+
+    /// The RX queue `q`; hand each queue to exactly one thread.
+    pub fn rx_queue(&self, q: u16) -> RxQueue {
+        assert!(q < self.rx_queues, "RX queue {q} not configured");
+        RxQueue { port: self.inner.clone(), queue: q, _not_sync: PhantomData }
+    }
+
+    /// The TX queue `q`; hand each queue to exactly one thread.
+    pub fn tx_queue(&self, q: u16) -> TxQueue {
+        assert!(q < self.tx_queues, "TX queue {q} not configured");
+        TxQueue { port: self.inner.clone(), queue: q, _not_sync: PhantomData }
+    }
+
+    pub fn stats(&self) -> PortStats {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port and out-pointer.
+        unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
+        PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_no_mbuf: s.rx_nombuf,
+        }
+    }
+}
+
+/// The MAC address of any port, started or not.
+pub fn mac_of(id: u16) -> Result<MacAddr, DpdkError> {
+    let mut addr = dpdk_sys::rte_ether_addr::default();
+    // SAFETY: out-pointer valid; DPDK checks the port id.
+    check(|| format!("port {id}: reading MAC"), unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut addr) })?;
+    Ok(MacAddr(addr.addr_bytes))
+}
+
+/// One RX queue of a port, polled by one thread (`Send`, not `Sync`).
+#[derive(Debug)]
+pub struct RxQueue {
+    port: Arc<PortInner>,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl RxQueue {
+    /// Receives up to `BURST` packets into `out` (which must be empty); returns how many.
+    #[inline]
+    pub fn burst(&mut self, out: &mut MbufBurst) -> usize {
+        debug_assert!(out.len == 0);
+        // SAFETY: `Option<Mbuf>` is a nullable `*mut rte_mbuf` (repr(transparent) over
+        // NonNull); the array has BURST slots; this queue is polled by this thread only.
+        let n = unsafe {
+            dpdk_sys::rte_eth_rx_burst(
+                self.port.id,
+                self.queue,
+                out.slots.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+                BURST as u16,
+            )
+        };
+        out.len = n as usize;
+        out.len
+    }
+
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+}
+
+/// One TX queue of a port, used by one thread (`Send`, not `Sync`).
+#[derive(Debug)]
+pub struct TxQueue {
+    port: Arc<PortInner>,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl TxQueue {
+    /// Sends what `buf` holds; packets the NIC did not take are freed. Returns
+    /// `(sent, dropped)`.
+    #[inline]
+    pub fn flush(&mut self, buf: &mut TxBuffer) -> (usize, usize) {
+        let len = buf.len;
+        if len == 0 {
+            return (0, 0);
+        }
+        // SAFETY: the first `len` slots are Some (pushed by TxBuffer::push); the PMD takes
+        // ownership of the first `sent` of them.
+        let sent = unsafe {
+            dpdk_sys::rte_eth_tx_burst(
+                self.port.id,
+                self.queue,
+                buf.slots.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+                len as u16,
+            )
+        } as usize;
+        for slot in &mut buf.slots[..sent] {
+            // The PMD owns these now: forget without freeing.
+            std::mem::forget(slot.take());
+        }
+        for slot in &mut buf.slots[sent..len] {
+            *slot = None; // frees
+        }
+        buf.len = 0;
+        (sent, len - sent)
+    }
+
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+}

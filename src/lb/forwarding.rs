@@ -1,0 +1,534 @@
+//! The forwarding state: everything a worker needs to decide a packet, built by the control
+//! thread from the config, backend health and resolved neighbours, and published whole.
+//!
+//! It is immutable once built. Workers read it through the RCU pointer once per burst; the
+//! lookups here take no lock and allocate nothing. `haports lookup` calls the same
+//! [`Forwarding::decide`] the data plane uses for a new flow.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hashbrown::{HashMap, HashSet};
+use ipnet::IpNet;
+
+use super::flow::FlowKey;
+use super::hash::{hash_bytes, symmetric_hash};
+use super::maglev::{MaglevBackend, MaglevTable, TableSize};
+use super::verdict::DropReason;
+use crate::config::{Config, RuleProtocol};
+use crate::wire::MacAddr;
+
+pub type BackendId = u32;
+pub type FrontendId = u32;
+pub type PoolId = u32;
+pub type InterfaceId = u32;
+
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+
+/// One DPDK port serving a segment.
+#[derive(Debug, Clone)]
+pub struct InterfaceState {
+    pub name: String,
+    pub port: u16,
+    /// The port's MAC (and its kernel twin's); zero when built offline.
+    pub mac: MacAddr,
+    /// The interface's own addresses (held by the kernel twin) with their prefixes.
+    pub addresses: Vec<IpNet>,
+}
+
+/// Where a packet for some address leaves: the interface and the neighbour to send it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub interface: InterfaceId,
+    /// The destination itself when on-link, else the route's gateway.
+    pub next_hop: IpAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleState {
+    pub name: String,
+    pub protocol: RuleProtocol,
+    pub frontend_port: u16,
+    pub backend_port: u16,
+    pub floating_ip: bool,
+    pub pool: PoolId,
+    pub idle_timeout_ms: u64,
+}
+
+impl RuleState {
+    pub fn is_ha_ports(&self) -> bool {
+        self.protocol == RuleProtocol::All && self.frontend_port == 0
+    }
+
+    fn matches(&self, proto: u8, dst_port: u16) -> bool {
+        match self.protocol {
+            RuleProtocol::All => true,
+            RuleProtocol::Tcp => proto == PROTO_TCP && dst_port == self.frontend_port,
+            RuleProtocol::Udp => proto == PROTO_UDP && dst_port == self.frontend_port,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontendState {
+    pub load_balancer: String,
+    pub name: String,
+    pub address: IpAddr,
+    /// Port rules first, the HA-ports rule (if any) last: the most specific match wins.
+    pub rules: Vec<RuleState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolState {
+    pub load_balancer: String,
+    pub name: String,
+    /// Every backend of the pool, healthy or not.
+    pub members: Vec<BackendId>,
+    /// The backends new flows may go to: healthy, not drained, of the best priority tier
+    /// that has any. Maglev slots index into this list.
+    pub active: Vec<BackendId>,
+    table: Arc<MaglevTable>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendState {
+    pub load_balancer: String,
+    pub pool: PoolId,
+    pub address: IpAddr,
+    pub instance: String,
+    pub weight: u32,
+    pub priority: u32,
+    pub drain: bool,
+    pub healthy: bool,
+    /// How the backend is reached; None when no interface's subnet or route covers it.
+    pub route: Option<Route>,
+    /// The MAC to send to (configured, or the next hop's resolved one).
+    pub mac: Option<MacAddr>,
+}
+
+/// What a non-floating rule's reply gets rewritten to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReverseNat {
+    pub frontend: IpAddr,
+    /// The frontend port to restore (port-translating rules); None for HA ports.
+    pub frontend_port: Option<u16>,
+}
+
+/// A new flow's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub frontend: FrontendId,
+    pub rule: u32,
+    pub backend: BackendId,
+}
+
+/// What the state is built from, besides the config.
+#[derive(Debug, Default, Clone)]
+pub struct Observations {
+    /// Backend addresses currently failing their probes.
+    pub down: HashSet<IpAddr>,
+    /// Resolved neighbours (address → MAC), from the kernel twins and gleaning.
+    pub neighbours: HashMap<IpAddr, MacAddr>,
+    /// Each interface's MAC, by interface index (empty offline).
+    pub interface_macs: Vec<MacAddr>,
+}
+
+/// The whole forwarding state, immutable once built.
+#[derive(Debug)]
+pub struct Forwarding {
+    pub generation: u64,
+    pub hash_seed: u64,
+    pub interfaces: Vec<InterfaceState>,
+    pub frontends: Vec<FrontendState>,
+    pub pools: Vec<PoolState>,
+    pub backends: Vec<BackendState>,
+    frontend_by_addr: HashMap<IpAddr, FrontendId>,
+    own_addresses: HashMap<IpAddr, InterfaceId>,
+    /// (backend address, protocol or None for all, backend port or 0 for all).
+    reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,
+    neighbours: HashMap<IpAddr, MacAddr>,
+    routes: Vec<(IpNet, Route)>,
+}
+
+impl Forwarding {
+    /// Builds the state from a validated config. Maglev tables of pools whose active set
+    /// did not change are shared with `previous` instead of rebuilt.
+    pub fn build(
+        cfg: &Config,
+        obs: &Observations,
+        generation: u64,
+        previous: Option<&Forwarding>,
+    ) -> Forwarding {
+        let seed = cfg.dataplane.hash_seed;
+        let size = TableSize::new(cfg.dataplane.maglev_table_size).unwrap_or(TableSize::DEFAULT);
+
+        let interfaces: Vec<InterfaceState> = cfg
+            .interface
+            .iter()
+            .enumerate()
+            .map(|(i, ifc)| InterfaceState {
+                name: ifc.name.clone(),
+                port: ifc.port,
+                mac: obs
+                    .interface_macs
+                    .get(i)
+                    .copied()
+                    .or(ifc.mac)
+                    .unwrap_or(MacAddr::ZERO),
+                addresses: ifc.address.clone(),
+            })
+            .collect();
+
+        let mut own_addresses = HashMap::new();
+        let mut routes: Vec<(IpNet, Route)> = Vec::new();
+        for (i, ifc) in cfg.interface.iter().enumerate() {
+            for net in &ifc.address {
+                own_addresses.insert(net.addr(), i as InterfaceId);
+                routes.push((
+                    net.trunc(),
+                    Route {
+                        interface: i as InterfaceId,
+                        next_hop: net.addr(),
+                    },
+                ));
+            }
+        }
+        // Configured routes: via a gateway on one of the interfaces' subnets.
+        let on_link = routes.clone();
+        for (i, ifc) in cfg.interface.iter().enumerate() {
+            for r in &ifc.routes {
+                let interface = on_link
+                    .iter()
+                    .find(|(net, _)| net.contains(&r.via))
+                    .map(|(_, rt)| rt.interface)
+                    .unwrap_or(i as InterfaceId);
+                routes.push((
+                    r.to.trunc(),
+                    Route {
+                        interface,
+                        next_hop: r.via,
+                    },
+                ));
+            }
+        }
+        // Longest prefix first, so the first match is the best.
+        routes.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+
+        let mut fwd = Forwarding {
+            generation,
+            hash_seed: seed,
+            interfaces,
+            frontends: Vec::new(),
+            pools: Vec::new(),
+            backends: Vec::new(),
+            frontend_by_addr: HashMap::new(),
+            own_addresses,
+            reverse_nat: HashMap::new(),
+            neighbours: obs.neighbours.clone(),
+            routes,
+        };
+
+        for lb in &cfg.load_balancer {
+            let pool_base = fwd.pools.len() as PoolId;
+            for pool in &lb.backend_pool {
+                let pool_id = fwd.pools.len() as PoolId;
+                let mut members = Vec::new();
+                for b in &pool.backends {
+                    let id = fwd.backends.len() as BackendId;
+                    let route = fwd.route(b.address);
+                    let mac = b
+                        .mac
+                        .or_else(|| route.and_then(|r| obs.neighbours.get(&r.next_hop).copied()));
+                    fwd.backends.push(BackendState {
+                        load_balancer: lb.name.clone(),
+                        pool: pool_id,
+                        address: b.address,
+                        instance: b.instance(),
+                        weight: b.weight,
+                        priority: b.priority,
+                        drain: b.drain,
+                        healthy: !obs.down.contains(&b.address),
+                        route,
+                        mac,
+                    });
+                    members.push(id);
+                }
+                let active = active_tier(&fwd.backends, &members);
+                let maglev: Vec<MaglevBackend> = active
+                    .iter()
+                    .map(|&b| {
+                        let be = &fwd.backends[b as usize];
+                        MaglevBackend {
+                            id: hash_bytes(be.instance.as_bytes(), seed),
+                            weight: be.weight,
+                        }
+                    })
+                    .collect();
+                let reuse = previous.and_then(|p| {
+                    p.pools
+                        .iter()
+                        .find(|q| q.load_balancer == lb.name && q.name == pool.name)
+                        .filter(|q| {
+                            q.table.size() == size.get() && same_members(p, q, &fwd, &active)
+                        })
+                        .map(|q| q.table.clone())
+                });
+                let table = reuse.unwrap_or_else(|| Arc::new(MaglevTable::build(&maglev, size)));
+                fwd.pools.push(PoolState {
+                    load_balancer: lb.name.clone(),
+                    name: pool.name.clone(),
+                    members,
+                    active,
+                    table,
+                });
+            }
+            for fe in &lb.frontend {
+                let fe_id = fwd.frontends.len() as FrontendId;
+                let mut rules: Vec<RuleState> = lb
+                    .rule
+                    .iter()
+                    .filter(|r| r.frontend == fe.name)
+                    .filter_map(|r| {
+                        let pool = lb
+                            .backend_pool
+                            .iter()
+                            .position(|p| p.name == r.backend_pool)?;
+                        Some(RuleState {
+                            name: r.name.clone(),
+                            protocol: r.protocol,
+                            frontend_port: r.frontend_port,
+                            backend_port: r.backend_port,
+                            floating_ip: r.floating_ip,
+                            pool: pool_base + pool as PoolId,
+                            idle_timeout_ms: u64::from(r.idle_timeout_s) * 1000,
+                        })
+                    })
+                    .collect();
+                rules.sort_by_key(|r| r.is_ha_ports());
+                for rule in rules.iter().filter(|r| !r.floating_ip) {
+                    let (proto, port, fe_port) = match rule.protocol {
+                        RuleProtocol::All => (None, 0, None),
+                        RuleProtocol::Tcp => {
+                            (Some(PROTO_TCP), rule.backend_port, Some(rule.frontend_port))
+                        }
+                        RuleProtocol::Udp => {
+                            (Some(PROTO_UDP), rule.backend_port, Some(rule.frontend_port))
+                        }
+                    };
+                    for &b in &fwd.pools[rule.pool as usize].members {
+                        let addr = fwd.backends[b as usize].address;
+                        fwd.reverse_nat
+                            .entry((addr, proto, port))
+                            .or_insert(ReverseNat {
+                                frontend: fe.address,
+                                frontend_port: fe_port,
+                            });
+                    }
+                }
+                fwd.frontend_by_addr.insert(fe.address, fe_id);
+                fwd.frontends.push(FrontendState {
+                    load_balancer: lb.name.clone(),
+                    name: fe.name.clone(),
+                    address: fe.address,
+                    rules,
+                });
+            }
+        }
+        fwd
+    }
+
+    /// The frontend that owns `addr`, if any.
+    #[inline]
+    pub fn frontend(&self, addr: IpAddr) -> Option<FrontendId> {
+        self.frontend_by_addr.get(&addr).copied()
+    }
+
+    /// The interface whose kernel twin holds `addr`, if it is one of the appliance's own.
+    #[inline]
+    pub fn own_address(&self, addr: IpAddr) -> Option<InterfaceId> {
+        self.own_addresses.get(&addr).copied()
+    }
+
+    /// The most specific rule of `frontend` for a protocol and destination port.
+    #[inline]
+    pub fn rule(
+        &self,
+        frontend: FrontendId,
+        proto: u8,
+        dst_port: u16,
+    ) -> Option<(u32, &RuleState)> {
+        self.frontends[frontend as usize]
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(proto, dst_port))
+            .map(|(i, r)| (i as u32, r))
+    }
+
+    /// Maglev's choice in `pool` for a flow hash; None when no backend is active.
+    #[inline]
+    pub fn pick(&self, pool: PoolId, hash: u64) -> Option<BackendId> {
+        let p = &self.pools[pool as usize];
+        p.table
+            .lookup(hash)
+            .and_then(|slot| p.active.get(slot as usize).copied())
+    }
+
+    /// Whether an established flow may stay on `backend` (it is healthy and still in `pool`).
+    #[inline]
+    pub fn keeps_flow(&self, pool: PoolId, backend: BackendId) -> bool {
+        self.backends
+            .get(backend as usize)
+            .is_some_and(|b| b.healthy && b.pool == pool)
+    }
+
+    /// The stateless decision for the first packet of a flow to a frontend.
+    pub fn decide(&self, key: &FlowKey, hash: u64) -> Result<Decision, DropReason> {
+        let frontend = self.frontend(key.dst).ok_or(DropReason::NoFrontend)?;
+        self.decide_at(frontend, key, hash)
+    }
+
+    /// The decision for a flow balanced by `frontend`'s rules.
+    pub fn decide_at(
+        &self,
+        frontend: FrontendId,
+        key: &FlowKey,
+        hash: u64,
+    ) -> Result<Decision, DropReason> {
+        let (rule_idx, rule) = self
+            .rule(frontend, key.proto, key.dst_port)
+            .ok_or(DropReason::NoRule)?;
+        let backend = self
+            .pick(rule.pool, hash)
+            .ok_or(DropReason::NoHealthyBackend)?;
+        Ok(Decision {
+            frontend,
+            rule: rule_idx,
+            backend,
+        })
+    }
+
+    /// The whole offline decision `haports lookup` prints: a flow to a frontend is balanced
+    /// by its rules; any other flow only `via` a frontend used as next hop, by its HA-ports
+    /// rule (transit).
+    pub fn lookup(&self, key: &FlowKey, via: Option<FrontendId>) -> Result<Decision, DropReason> {
+        let hash = symmetric_hash(key, self.hash_seed);
+        if let Some(fe) = self.frontend(key.dst) {
+            return self.decide_at(fe, key, hash);
+        }
+        let fe = via.ok_or(DropReason::NoFrontend)?;
+        let (rule_idx, rule) = self
+            .rule(fe, key.proto, key.dst_port)
+            .ok_or(DropReason::NoRule)?;
+        if !rule.is_ha_ports() {
+            return Err(DropReason::NoRule);
+        }
+        let backend = self
+            .pick(rule.pool, hash)
+            .ok_or(DropReason::NoHealthyBackend)?;
+        Ok(Decision {
+            frontend: fe,
+            rule: rule_idx,
+            backend,
+        })
+    }
+
+    /// A frontend by name (`name` or `lb/name`) or by address.
+    pub fn frontend_named(&self, text: &str) -> Option<FrontendId> {
+        if let Ok(addr) = text.parse::<IpAddr>() {
+            return self.frontend(addr);
+        }
+        self.frontends
+            .iter()
+            .position(|f| f.name == text || format!("{}/{}", f.load_balancer, f.name) == text)
+            .map(|i| i as FrontendId)
+    }
+
+    pub fn rule_state(&self, d: &Decision) -> &RuleState {
+        &self.frontends[d.frontend as usize].rules[d.rule as usize]
+    }
+
+    /// For a packet from a backend of a non-floating rule: the frontend to restore.
+    #[inline]
+    pub fn reverse_nat(&self, src: IpAddr, proto: u8, src_port: u16) -> Option<ReverseNat> {
+        self.reverse_nat
+            .get(&(src, Some(proto), src_port))
+            .or_else(|| self.reverse_nat.get(&(src, None, 0)))
+            .copied()
+    }
+
+    /// Where a packet to `dst` leaves: longest-prefix match over on-link subnets and routes.
+    #[inline]
+    pub fn route(&self, dst: IpAddr) -> Option<Route> {
+        self.routes
+            .iter()
+            .find(|(net, _)| net.contains(&dst))
+            .map(|(net, r)| {
+                // On-link prefixes carry the interface's own address as a placeholder.
+                if self.own_addresses.contains_key(&r.next_hop) && net.contains(&r.next_hop) {
+                    Route {
+                        interface: r.interface,
+                        next_hop: dst,
+                    }
+                } else {
+                    *r
+                }
+            })
+    }
+
+    /// The resolved MAC of a neighbour.
+    #[inline]
+    pub fn neighbour(&self, addr: IpAddr) -> Option<MacAddr> {
+        self.neighbours.get(&addr).copied()
+    }
+
+    /// Neighbours the data plane needs resolved: next hops of backends without a MAC.
+    pub fn unresolved(&self) -> Vec<(InterfaceId, IpAddr)> {
+        let mut out: Vec<(InterfaceId, IpAddr)> = self
+            .backends
+            .iter()
+            .filter(|b| b.mac.is_none())
+            .filter_map(|b| b.route.map(|r| (r.interface, r.next_hop)))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// The best-priority tier (lowest number) that has a backend able to take new flows.
+fn active_tier(backends: &[BackendState], members: &[BackendId]) -> Vec<BackendId> {
+    let usable = |b: &&BackendId| {
+        let be = &backends[**b as usize];
+        be.healthy && be.weight > 0 && !be.drain
+    };
+    let best = members
+        .iter()
+        .filter(usable)
+        .map(|&b| backends[b as usize].priority)
+        .min();
+    match best {
+        None => Vec::new(),
+        Some(p) => members
+            .iter()
+            .filter(usable)
+            .filter(|&&b| backends[b as usize].priority == p)
+            .copied()
+            .collect(),
+    }
+}
+
+fn same_members(
+    prev: &Forwarding,
+    pool: &PoolState,
+    next: &Forwarding,
+    active: &[BackendId],
+) -> bool {
+    pool.active.len() == active.len()
+        && pool.active.iter().zip(active).all(|(&a, &b)| {
+            let (x, y) = (&prev.backends[a as usize], &next.backends[b as usize]);
+            x.instance == y.instance && x.weight == y.weight
+        })
+        && prev.hash_seed == next.hash_seed
+}

@@ -1,0 +1,94 @@
+//! What the data plane does with a packet, and why it drops one.
+
+use crate::wire;
+
+/// Why a packet was dropped; each reason is a `haports_drops_total{reason}` counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Shorter than its headers say.
+    Truncated,
+    /// Inconsistent lengths or fields.
+    Malformed,
+    /// A protocol or form haports does not handle (yet): multi-segment mbufs, unknown
+    /// ethertypes, ARP operations other than request/reply…
+    Unsupported,
+    /// Addressed at layer 2 to another host (seen because the segment flooded it).
+    NotForUs,
+    /// Addressed to a frontend, but no rule of it matches the protocol and port.
+    NoRule,
+    /// Addressed to neither a frontend nor the appliance, and no rule allows transit.
+    NoFrontend,
+    /// The rule's pool has no healthy backend.
+    NoHealthyBackend,
+    /// The next hop's MAC address is not resolved yet.
+    NoNeighbour,
+    /// TTL / hop limit would reach zero.
+    Ttl,
+    /// The TX queue (or the exception path towards the kernel twin) was full.
+    TxFull,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Truncated,
+        DropReason::Malformed,
+        DropReason::Unsupported,
+        DropReason::NotForUs,
+        DropReason::NoRule,
+        DropReason::NoFrontend,
+        DropReason::NoHealthyBackend,
+        DropReason::NoNeighbour,
+        DropReason::Ttl,
+        DropReason::TxFull,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The `reason` label of the drop counter, and the REASON of `haports lookup`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::Malformed => "malformed",
+            DropReason::Unsupported => "unsupported",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::NoRule => "no_rule",
+            DropReason::NoFrontend => "no_frontend",
+            DropReason::NoHealthyBackend => "no_healthy_backend",
+            DropReason::NoNeighbour => "no_neighbour",
+            DropReason::Ttl => "ttl",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<wire::Error> for DropReason {
+    fn from(e: wire::Error) -> Self {
+        match e {
+            wire::Error::Truncated => DropReason::Truncated,
+            wire::Error::Malformed => DropReason::Malformed,
+            wire::Error::Unsupported => DropReason::Unsupported,
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_match_the_table() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r}");
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The per-packet summary the data plane decides on: one call per frame, no allocation, no
+//! copy. It validates lengths (each failure is a drop reason) but not checksums, which the NIC
+//! checks or the slow path verifies.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{get_u16, Error, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet};
+use super::{TcpPacket, UdpPacket};
+
+/// What the data plane needs to know about a frame, with offsets to re-view its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Headers {
+    /// Where the IP (or ARP) header starts: after the Ethernet header and any VLAN tags.
+    pub l3_offset: u16,
+    /// Where the transport header starts; equal to `l3_offset` for ARP.
+    pub l4_offset: u16,
+    /// The ethertype after VLAN tags: [`EtherType::IPV4`], [`EtherType::IPV6`] or
+    /// [`EtherType::ARP`].
+    pub ethertype: u16,
+    /// The IP protocol ([`IpProtocol`]); for IPv6 the first next-header, which is
+    /// [`IpProtocol::IPV6_FRAGMENT`] for fragments. Zero for ARP.
+    pub proto: u8,
+    /// IP source; unspecified (0.0.0.0) for ARP.
+    pub src: IpAddr,
+    /// IP destination; unspecified (0.0.0.0) for ARP.
+    pub dst: IpAddr,
+    /// TCP or UDP ports; zero for other protocols and for fragments without the transport
+    /// header (IPv4 non-first fragments, all IPv6 fragments).
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Part of a fragmented datagram (the first fragment included).
+    pub fragment: bool,
+    /// TCP flag bits ([`TcpFlags`](super::TcpFlags)); zero for other protocols.
+    pub tcp_flags: u8,
+}
+
+/// The transport fields of [`Headers`].
+struct Ports {
+    src: u16,
+    dst: u16,
+    tcp_flags: u8,
+}
+
+const NO_PORTS: Ports = Ports {
+    src: 0,
+    dst: 0,
+    tcp_flags: 0,
+};
+
+/// Summarises an Ethernet frame for the forwarding decision.
+///
+/// Errors: `Truncated`/`Malformed` from the Ethernet, IP, TCP or UDP checks (a TCP first
+/// fragment too short to hold the TCP header is `Truncated`, see RFC 1858); `Unsupported`
+/// for an ethertype other than IPv4, IPv6 or ARP. ARP is not parsed here: re-view it at
+/// `l3_offset` with [`ArpPacket`](super::ArpPacket). Never panics, whatever the bytes.
+pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    let l3 = eth.header_len();
+    let ethertype = eth.ethertype();
+    let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let mut headers = Headers {
+        l3_offset: l3 as u16, // at most 22
+        l4_offset: l3 as u16,
+        ethertype,
+        proto: 0,
+        src: unspecified,
+        dst: unspecified,
+        src_port: 0,
+        dst_port: 0,
+        fragment: false,
+        tcp_flags: 0,
+    };
+    let ports = match ethertype {
+        EtherType::IPV4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload())?;
+            headers.l4_offset += ip.header_len() as u16; // at most 60
+            headers.proto = ip.protocol();
+            headers.src = ip.src().into();
+            headers.dst = ip.dst().into();
+            headers.fragment = ip.is_fragment();
+            if ip.frag_offset() == 0 {
+                transport(headers.proto, ip.payload(), headers.fragment)?
+            } else {
+                NO_PORTS
+            }
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload())?;
+            headers.l4_offset += ip.header_len() as u16;
+            headers.proto = ip.next_header();
+            headers.src = ip.src().into();
+            headers.dst = ip.dst().into();
+            headers.fragment = headers.proto == IpProtocol::IPV6_FRAGMENT;
+            transport(headers.proto, ip.payload(), false)?
+        }
+        EtherType::ARP => NO_PORTS,
+        _ => return Err(Error::Unsupported),
+    };
+    headers.src_port = ports.src;
+    headers.dst_port = ports.dst;
+    headers.tcp_flags = ports.tcp_flags;
+    Ok(headers)
+}
+
+/// Reads the ports (and TCP flags) of a transport header that `l4` starts with.
+/// `first_fragment` relaxes the UDP check: the length field then counts later fragments too.
+fn transport(proto: u8, l4: &[u8], first_fragment: bool) -> Result<Ports, Error> {
+    match proto {
+        IpProtocol::TCP => {
+            let tcp = TcpPacket::new_checked(l4)?;
+            Ok(Ports {
+                src: tcp.src_port(),
+                dst: tcp.dst_port(),
+                tcp_flags: tcp.flags(),
+            })
+        }
+        IpProtocol::UDP if first_fragment => {
+            // The ports lead the 8-byte header; UdpPacket would reject the length field.
+            if l4.len() < 8 {
+                return Err(Error::Truncated);
+            }
+            Ok(Ports {
+                src: get_u16(&l4[0..2]),
+                dst: get_u16(&l4[2..4]),
+                tcp_flags: 0,
+            })
+        }
+        IpProtocol::UDP => {
+            let udp = UdpPacket::new_checked(l4)?;
+            Ok(Ports {
+                src: udp.src_port(),
+                dst: udp.dst_port(),
+                tcp_flags: 0,
+            })
+        }
+        _ => Ok(NO_PORTS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::{eth, ipv4, ipv6, tcp, udp};
+    use crate::wire::TcpFlags;
+    use std::net::Ipv6Addr;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+
+    #[test]
+    fn tcp_over_ipv4() {
+        let seg = tcp(SRC, DST, 40000, 443, TcpFlags::SYN, &[]);
+        let frame = eth(EtherType::IPV4, &ipv4(SRC, DST, IpProtocol::TCP, &seg));
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!(
+            (h.l3_offset, h.l4_offset, h.ethertype),
+            (14, 34, EtherType::IPV4)
+        );
+        assert_eq!(
+            (h.proto, h.src, h.dst),
+            (IpProtocol::TCP, SRC.into(), DST.into())
+        );
+        assert_eq!(
+            (h.src_port, h.dst_port, h.tcp_flags, h.fragment),
+            (40000, 443, 2, false)
+        );
+    }
+
+    #[test]
+    fn udp_over_ipv6_behind_a_vlan_tag() {
+        let (src, dst) = (
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        );
+        let dgram = udp(SRC, DST, 5353, 53, b"q");
+        let mut frame = eth(EtherType::IPV6, &ipv6(src, dst, IpProtocol::UDP, &dgram));
+        frame.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!(
+            (h.l3_offset, h.l4_offset, h.ethertype),
+            (18, 58, EtherType::IPV6)
+        );
+        assert_eq!(
+            (h.proto, h.src, h.dst),
+            (IpProtocol::UDP, src.into(), dst.into())
+        );
+        assert_eq!((h.src_port, h.dst_port, h.tcp_flags), (5353, 53, 0));
+    }
+
+    #[test]
+    fn fragments_carry_ports_only_in_the_first() {
+        let dgram = udp(SRC, DST, 5353, 53, &[0; 40]);
+        let mut packet = ipv4(SRC, DST, IpProtocol::UDP, &dgram[..24]);
+        packet[6] = 0x20; // MF, offset 0: the UDP length (48) runs past this fragment
+        let h = parse_headers(&eth(EtherType::IPV4, &packet)).unwrap();
+        assert_eq!((h.fragment, h.src_port, h.dst_port), (true, 5353, 53));
+        packet[6..8].copy_from_slice(&3u16.to_be_bytes()); // offset 24, last fragment
+        let h = parse_headers(&eth(EtherType::IPV4, &packet)).unwrap();
+        assert_eq!(
+            (h.fragment, h.src_port, h.dst_port, h.proto),
+            (true, 0, 0, IpProtocol::UDP)
+        );
+    }
+
+    #[test]
+    fn icmp_and_ipv6_fragments_have_no_ports() {
+        let frame = eth(
+            EtherType::IPV4,
+            &ipv4(SRC, DST, IpProtocol::ICMP, &[8, 0, 0, 0, 0, 1, 0, 1]),
+        );
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!(
+            (h.proto, h.src_port, h.dst_port, h.fragment),
+            (IpProtocol::ICMP, 0, 0, false)
+        );
+        let (a, b) = (Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+        let frame = eth(
+            EtherType::IPV6,
+            &ipv6(a, b, IpProtocol::IPV6_FRAGMENT, &[6, 0, 0, 1, 0, 0, 0, 9]),
+        );
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!(
+            (h.proto, h.src_port, h.fragment),
+            (IpProtocol::IPV6_FRAGMENT, 0, true)
+        );
+    }
+
+    #[test]
+    fn arp_is_left_to_the_arp_view() {
+        let h = parse_headers(&eth(EtherType::ARP, &[0; 28])).unwrap();
+        assert_eq!(
+            (h.ethertype, h.proto, h.l3_offset, h.l4_offset),
+            (EtherType::ARP, 0, 14, 14)
+        );
+        assert_eq!(h.src, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+
+    #[test]
+    fn each_failure_has_its_reason() {
+        assert_eq!(parse_headers(&[0; 10]), Err(Error::Truncated));
+        assert_eq!(
+            parse_headers(&eth(0x88cc, &[0; 46])),
+            Err(Error::Unsupported)
+        );
+        let mut packet = ipv4(SRC, DST, IpProtocol::TCP, &[0; 20]);
+        assert_eq!(
+            parse_headers(&eth(EtherType::IPV4, &packet)),
+            Err(Error::Malformed)
+        ); // data offset 0
+        packet[0] = 0x44;
+        assert_eq!(
+            parse_headers(&eth(EtherType::IPV4, &packet)),
+            Err(Error::Malformed)
+        ); // IHL 4
+        packet[0] = 0x46; // options leave 16 bytes: no room for TCP
+        assert_eq!(
+            parse_headers(&eth(EtherType::IPV4, &packet)),
+            Err(Error::Truncated)
+        );
+        let packet = ipv4(SRC, DST, IpProtocol::TCP, &[0; 12]);
+        assert_eq!(
+            parse_headers(&eth(EtherType::IPV4, &packet)),
+            Err(Error::Truncated)
+        );
+        let packet = ipv4(SRC, DST, IpProtocol::UDP, &[0, 1, 0, 2, 0, 4, 0, 0]);
+        assert_eq!(
+            parse_headers(&eth(EtherType::IPV4, &packet)),
+            Err(Error::Malformed)
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Address rewrites (NAT) that keep every checksum right. A transport checksum covers the IP
+//! addresses through the pseudo-header, so changing an address means updating the IPv4 header
+//! checksum *and* the TCP, UDP or ICMPv6 checksum, incrementally (RFC 1624). ICMPv4 has no
+//! pseudo-header and needs nothing. Ports are rewritten with [`TcpPacket`](super::TcpPacket)
+//! and [`UdpPacket`](super::UdpPacket) setters, which update their own checksum.
+//!
+//! Each function takes the bytes from the IP header on (`&mut frame[h.l3_offset..]` given
+//! [`Headers`](super::Headers)), validates everything first and writes only on success.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::checksum::{self, checksum_offset};
+use super::udp::nonzero;
+use super::{get_u16, put_u16, Error, IpProtocol, Ipv4Packet, Ipv6Packet};
+
+#[derive(Clone, Copy)]
+enum Side {
+    Src,
+    Dst,
+}
+
+/// Where the transport checksum is in `l4`, if `proto` has one covering the pseudo-header.
+/// `Truncated` if the segment is too short to hold it.
+fn transport_checksum_at(proto: u8, l4: &[u8]) -> Result<Option<usize>, Error> {
+    match checksum_offset(proto) {
+        Some(at) if l4.len() < at + 2 => Err(Error::Truncated),
+        found => Ok(found),
+    }
+}
+
+/// Applies `update` to the transport checksum at `at`. A zero UDP checksum means "none" and
+/// stays zero; an updated UDP checksum is never zero.
+fn update_transport(l4: &mut [u8], proto: u8, at: usize, update: impl Fn(u16) -> u16) {
+    let field = &mut l4[at..at + 2];
+    let old = get_u16(field);
+    let new = match proto {
+        IpProtocol::UDP if old == 0 => return,
+        IpProtocol::UDP => nonzero(update(old)),
+        _ => update(old),
+    };
+    put_u16(field, new);
+}
+
+fn rewrite_ipv4(ip: &mut [u8], new: Ipv4Addr, side: Side) -> Result<(), Error> {
+    let mut packet = Ipv4Packet::new_checked(ip)?;
+    let proto = packet.protocol();
+    // Only an unfragmented packet or a first fragment holds the transport header.
+    let at = match (packet.frag_offset(), proto) {
+        (0, IpProtocol::TCP | IpProtocol::UDP) => transport_checksum_at(proto, packet.payload())?,
+        _ => None,
+    };
+    let old = match side {
+        Side::Src => packet.src(),
+        Side::Dst => packet.dst(),
+    };
+    match side {
+        Side::Src => packet.set_src(new),
+        Side::Dst => packet.set_dst(new),
+    }
+    if let Some(at) = at {
+        update_transport(packet.payload_mut(), proto, at, |c| {
+            checksum::update_ipv4_addr(c, old, new)
+        });
+    }
+    Ok(())
+}
+
+/// Extension headers that may hide a transport header whose checksum we would not reach.
+fn hides_transport(next_header: u8) -> bool {
+    matches!(next_header, 0 | 43 | IpProtocol::IPV6_FRAGMENT | 60)
+}
+
+fn rewrite_ipv6(ip: &mut [u8], new: Ipv6Addr, side: Side) -> Result<(), Error> {
+    let mut packet = Ipv6Packet::new_checked(ip)?;
+    let proto = packet.next_header();
+    if hides_transport(proto) {
+        return Err(Error::Unsupported);
+    }
+    let at = transport_checksum_at(proto, packet.payload())?;
+    let old = match side {
+        Side::Src => packet.src(),
+        Side::Dst => packet.dst(),
+    };
+    match side {
+        Side::Src => packet.set_src(new),
+        Side::Dst => packet.set_dst(new),
+    }
+    if let Some(at) = at {
+        update_transport(packet.payload_mut(), proto, at, |c| {
+            checksum::update_ipv6_addr(c, old, new)
+        });
+    }
+    Ok(())
+}
+
+/// Sets the IPv4 source of the packet in `ip`, updating the header checksum and, for TCP and
+/// UDP (unfragmented, or the first fragment), the transport checksum.
+pub fn rewrite_ipv4_src(ip: &mut [u8], new: Ipv4Addr) -> Result<(), Error> {
+    rewrite_ipv4(ip, new, Side::Src)
+}
+
+/// Sets the IPv4 destination; checksums as for [`rewrite_ipv4_src`].
+pub fn rewrite_ipv4_dst(ip: &mut [u8], new: Ipv4Addr) -> Result<(), Error> {
+    rewrite_ipv4(ip, new, Side::Dst)
+}
+
+/// Sets the IPv6 source, updating the TCP, UDP or ICMPv6 checksum. `Unsupported` (nothing
+/// written) when an extension header (hop-by-hop, routing, fragment, destination options)
+/// comes first, as the transport checksum behind it would go stale.
+pub fn rewrite_ipv6_src(ip: &mut [u8], new: Ipv6Addr) -> Result<(), Error> {
+    rewrite_ipv6(ip, new, Side::Src)
+}
+
+/// Sets the IPv6 destination; checksums and errors as for [`rewrite_ipv6_src`].
+pub fn rewrite_ipv6_dst(ip: &mut [u8], new: Ipv6Addr) -> Result<(), Error> {
+    rewrite_ipv6(ip, new, Side::Dst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::{ipv4, ipv6, tcp, udp};
+    use crate::wire::{Icmpv6Packet, TcpPacket, UdpPacket};
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+    const BACKEND: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 42);
+
+    #[test]
+    fn dnat_of_tcp_keeps_both_checksums_right() {
+        let mut packet = ipv4(
+            CLIENT,
+            VIP,
+            IpProtocol::TCP,
+            &tcp(CLIENT, VIP, 40000, 80, 2, b"x"),
+        );
+        rewrite_ipv4_dst(&mut packet, BACKEND).unwrap();
+        let ip = Ipv4Packet::new_checked(&packet[..]).unwrap();
+        assert_eq!(ip.dst(), BACKEND);
+        assert!(ip.verify_checksum());
+        assert!(TcpPacket::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum_v4(CLIENT, BACKEND));
+    }
+
+    #[test]
+    fn snat_of_udp_keeps_both_checksums_right_and_none_stays_none() {
+        let mut packet = ipv4(
+            BACKEND,
+            CLIENT,
+            IpProtocol::UDP,
+            &udp(BACKEND, CLIENT, 53, 5353, b"a"),
+        );
+        rewrite_ipv4_src(&mut packet, VIP).unwrap();
+        let ip = Ipv4Packet::new_checked(&packet[..]).unwrap();
+        assert!(ip.verify_checksum());
+        let u = UdpPacket::new_checked(ip.payload()).unwrap();
+        assert!(u.checksum() != 0 && u.verify_checksum_v4(VIP, CLIENT));
+        packet[26..28].copy_from_slice(&[0, 0]);
+        rewrite_ipv4_src(&mut packet, BACKEND).unwrap();
+        assert_eq!(&packet[26..28], &[0, 0]);
+    }
+
+    #[test]
+    fn non_first_fragment_only_changes_the_ip_header() {
+        let mut packet = ipv4(CLIENT, VIP, IpProtocol::TCP, &[0xab; 8]);
+        packet[6..8].copy_from_slice(&1u16.to_be_bytes());
+        Ipv4Packet::new_checked(&mut packet[..])
+            .unwrap()
+            .fill_checksum();
+        rewrite_ipv4_dst(&mut packet, BACKEND).unwrap();
+        assert!(Ipv4Packet::new_checked(&packet[..])
+            .unwrap()
+            .verify_checksum());
+        assert_eq!(&packet[20..], &[0xab; 8]);
+    }
+
+    #[test]
+    fn a_transport_too_short_for_its_checksum_is_left_untouched() {
+        let mut packet = ipv4(CLIENT, VIP, IpProtocol::TCP, &[0; 17]);
+        let before = packet.clone();
+        assert_eq!(
+            rewrite_ipv4_dst(&mut packet, BACKEND),
+            Err(Error::Truncated)
+        );
+        assert_eq!(packet, before);
+    }
+
+    #[test]
+    fn ipv6_rewrites_fix_tcp_udp_and_icmpv6() {
+        let a = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let b = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        let c = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3);
+        let mut seg = tcp(CLIENT, VIP, 1, 2, 0, b"t");
+        TcpPacket::new_checked(&mut seg[..])
+            .unwrap()
+            .fill_checksum_v6(a, b);
+        let mut packet = ipv6(a, b, IpProtocol::TCP, &seg);
+        rewrite_ipv6_dst(&mut packet, c).unwrap();
+        let ip = Ipv6Packet::new_checked(&packet[..]).unwrap();
+        assert!(TcpPacket::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum_v6(a, c));
+
+        let mut msg = vec![128, 0, 0, 0, 0, 1, 0, 1];
+        Icmpv6Packet::new_checked(&mut msg[..])
+            .unwrap()
+            .fill_checksum(a, b);
+        let mut packet = ipv6(a, b, IpProtocol::ICMPV6, &msg);
+        rewrite_ipv6_src(&mut packet, c).unwrap();
+        let ip = Ipv6Packet::new_checked(&packet[..]).unwrap();
+        assert!(Icmpv6Packet::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum(c, b));
+
+        let mut packet = ipv6(a, b, IpProtocol::IPV6_FRAGMENT, &[6, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(rewrite_ipv6_dst(&mut packet, c), Err(Error::Unsupported));
+    }
+}
