@@ -10,6 +10,7 @@ import sys
 name = sys.argv[1]
 ports = [int(p) for p in sys.argv[2:]]
 sel = selectors.DefaultSelector()
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; some Python builds lack the name
 
 for port in ports:
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -19,6 +20,8 @@ for port in ports:
     t.setblocking(False)
     sel.register(t, selectors.EVENT_READ, ("accept", port))
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # Answer from the address the datagram was sent to (the frontend, under DSR).
+    u.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     u.bind(("0.0.0.0", port))
     u.setblocking(False)
     sel.register(u, selectors.EVENT_READ, ("udp", port))
@@ -39,10 +42,16 @@ while True:
             sel.register(conn, selectors.EVENT_READ, ("conn", port))
         elif kind == "udp":
             try:
-                data, peer = sock.recvfrom(2048)
+                data, anc, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))
             except BlockingIOError:
                 continue
-            sock.sendto(f"{name} {port} ".encode() + data, peer)
+            # struct in_pktinfo { int ifindex; in_addr spec_dst; in_addr addr; }: reply from addr.
+            pktinfo = [d for lvl, typ, d in anc if lvl == socket.IPPROTO_IP and typ == IP_PKTINFO]
+            cmsg = []
+            if pktinfo:
+                info = pktinfo[0]
+                cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, b"\0\0\0\0" + info[8:12] + b"\0\0\0\0")]
+            sock.sendmsg([f"{name} {port} ".encode() + data], cmsg, 0, peer)
         else:
             try:
                 chunk = sock.recv(2048)

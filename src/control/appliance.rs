@@ -11,7 +11,8 @@ use super::neighbours::Neighbours;
 use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Worker, WorkerCounters, WorkerState};
-use crate::dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
+use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
+use crossbeam::queue::ArrayQueue;
 use crate::lb::forwarding::{Forwarding, Observations};
 
 /// How often neighbours are re-solicited and reports folded into a new state.
@@ -20,6 +21,28 @@ const HOUSEKEEPING: Duration = Duration::from_millis(50);
 const IDLE_SLEEP: Duration = Duration::from_micros(200);
 const RX_DESCRIPTORS: u16 = 1024;
 const TX_DESCRIPTORS: u16 = 1024;
+
+/// Where the control thread sends a port's share of the twins' traffic.
+enum KernelOut {
+    Queue(TxQueue),
+    Handoff(Arc<ArrayQueue<Mbuf>>),
+}
+
+impl KernelOut {
+    fn send(&mut self, buf: &mut TxBuffer) {
+        match self {
+            KernelOut::Queue(q) => {
+                q.flush(buf);
+            }
+            KernelOut::Handoff(q) => {
+                for m in buf.drain() {
+                    // Full: the worker is behind; drop like a full TX ring would.
+                    let _ = q.push(m);
+                }
+            }
+        }
+    }
+}
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
 pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
@@ -52,12 +75,18 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
     let mut ports = Vec::new();
     let mut twins = Vec::new();
     let mut macs = Vec::new();
+    let mut handoffs = Vec::new();
     for (i, ifc) in cfg.interface.iter().enumerate() {
+        // The control thread sends the twins' traffic on a TX queue of its own where the
+        // port has one to spare, else through worker 0 (a lock-free hand-off queue).
+        let (_, max_tx) = max_queues(ifc.port)?;
+        let own_queue = max_tx > workers as u16;
+        handoffs.push((!own_queue).then(|| Arc::new(ArrayQueue::<Mbuf>::new(1024))));
         let port = Port::start(
             ifc.port,
             &PortConfig {
                 rx_queues: workers as u16,
-                tx_queues: workers as u16 + 1,
+                tx_queues: workers as u16 + u16::from(own_queue),
                 rx_descriptors: RX_DESCRIPTORS,
                 tx_descriptors: TX_DESCRIPTORS,
                 rss: true,
@@ -111,6 +140,7 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
             counters: counters[w].clone(),
             stop: stop.clone(),
             tsc_hz: eal.tsc_hz(),
+            kernel_out: if w == 0 { handoffs.clone() } else { Vec::new() },
         };
         eal.launch(*lcore, move || worker.run())?;
         tracing::info!(worker = w, lcore = lcore.0, "worker started");
@@ -129,7 +159,14 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
     // The control thread's own queues: RX of every twin queue, TX queue `workers` of each port.
     let mut twin_rx: Vec<_> =
         twins.iter().flat_map(|t| (0..workers as u16).map(move |q| t.rx_queue(q))).collect();
-    let mut port_tx: Vec<TxQueue> = ports.iter().map(|p| p.tx_queue(workers as u16)).collect();
+    let mut port_tx: Vec<KernelOut> = ports
+        .iter()
+        .zip(&handoffs)
+        .map(|(p, h)| match h {
+            Some(q) => KernelOut::Handoff(q.clone()),
+            None => KernelOut::Queue(p.tx_queue(workers as u16)),
+        })
+        .collect();
     let mut tx_bufs: Vec<TxBuffer> = ports.iter().map(|_| TxBuffer::default()).collect();
     let mut burst = MbufBurst::default();
     let mut next_housekeeping = Instant::now();
@@ -147,7 +184,7 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
                 }
             }
             burst.clear();
-            port_tx[ifc].flush(&mut tx_bufs[ifc]);
+            port_tx[ifc].send(&mut tx_bufs[ifc]);
         }
 
         let now = Instant::now();
@@ -166,7 +203,7 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
             for (ifc, frame) in neighbours.solicitations(&forwarding.load(), now) {
                 if let Some(m) = Mbuf::from_bytes(&pool, &frame) {
                     let _ = tx_bufs[ifc as usize].push(m);
-                    port_tx[ifc as usize].flush(&mut tx_bufs[ifc as usize]);
+                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize]);
                 }
             }
             if reload.swap(false, Ordering::Relaxed) {

@@ -9,7 +9,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::counters::WorkerCounters;
 use super::process::{process, Action, WorkerState};
-use crate::dpdk::{rdtsc, MbufBurst, RxQueue, TxBuffer, TxQueue};
+use crate::dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue};
 use crate::lb::forwarding::Forwarding;
 use crate::lb::verdict::DropReason;
 use crate::wire::MacAddr;
@@ -34,6 +34,9 @@ pub struct Worker {
     pub counters: Arc<WorkerCounters>,
     pub stop: Arc<AtomicBool>,
     pub tsc_hz: u64,
+    /// Packets from the kernel twins that this worker sends for the control thread, by
+    /// interface, where a port has no TX queue to spare for it (AF_PACKET, for one).
+    pub kernel_out: Vec<Option<Arc<ArrayQueue<Mbuf>>>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -105,6 +108,14 @@ impl Worker {
                     }
                 }
                 burst.clear();
+            }
+            for (i, handoff) in self.kernel_out.iter().enumerate() {
+                if let Some(q) = handoff {
+                    while !tx_bufs[i].is_full() {
+                        let Some(m) = q.pop() else { break };
+                        let _ = tx_bufs[i].push(m);
+                    }
+                }
             }
             for (i, buf) in tx_bufs.iter_mut().enumerate() {
                 flush(&mut self.tx[i], buf, &counters, i as u32);

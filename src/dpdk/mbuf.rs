@@ -185,4 +185,10 @@ impl TxBuffer {
     pub fn is_full(&self) -> bool {
         self.len == self.slots.len()
     }
+
+    /// Takes every queued packet out, in order.
+    pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
+        let len = std::mem::take(&mut self.len);
+        self.slots[..len].iter_mut().filter_map(Option::take)
+    }
 }

@@ -14,4 +14,4 @@ pub use eal::{rdtsc, Eal, LcoreId};
 pub use error::DpdkError;
 pub use mbuf::{Mbuf, MbufBurst, TxBuffer, BURST};
 pub use mempool::Mempool;
-pub use port::{mac_of, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{mac_of, max_queues, Port, PortConfig, PortStats, RxQueue, TxQueue};

@@ -184,6 +184,16 @@ impl Port {
     }
 }
 
+/// The most RX and TX queues port `id` offers.
+pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
+    let mut info = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: out-pointer valid; DPDK checks the port id.
+    check(|| format!("port {id}: reading device info (does it exist? check dpdk.eal_args' devices)"), unsafe {
+        dpdk_sys::rte_eth_dev_info_get(id, &mut info)
+    })?;
+    Ok((info.max_rx_queues, info.max_tx_queues))
+}
+
 /// The MAC address of any port, started or not.
 pub fn mac_of(id: u16) -> Result<MacAddr, DpdkError> {
     let mut addr = dpdk_sys::rte_ether_addr::default();

@@ -12,7 +12,6 @@ use std::net::IpAddr;
 
 use super::model::{
     Backend, BackendPool, Config, Frontend, Interface, LoadBalancer, Probe, ProbeProtocol, Rule,
-    RuleProtocol,
 };
 use crate::wire::MacAddr;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::testdata::MINIMAL;
-use crate::config::{Encap, Route};
+use crate::config::{Encap, Route, RuleProtocol};
 
 fn base() -> Config {
     Config::from_toml(MINIMAL, "minimal.toml").unwrap()
