@@ -113,20 +113,26 @@ impl prometheus_client::collector::Collector for MetricsSource {
                     ("backend", b.address.to_string()),
                 ];
                 let packets = sum(&|w| w.backend_packets.get(i).map_or(0, |c| c.get()));
-                (labels, packets, b.healthy)
+                (labels, packets, b.healthy, b.mac.is_some())
             })
             .collect();
         counter(
             &mut enc,
             "haports_backend_packets",
             "Packets forwarded to each backend",
-            &backends.iter().map(|(l, p, _)| (l.clone(), *p)).collect::<Vec<_>>(),
+            &backends.iter().map(|(l, p, _, _)| (l.clone(), *p)).collect::<Vec<_>>(),
         )?;
         gauge(
             &mut enc,
             "haports_backend_healthy",
             "1 when the backend passes its health probe (or has none), else 0",
-            &backends.iter().map(|(l, _, h)| (l.clone(), i64::from(*h))).collect::<Vec<_>>(),
+            &backends.iter().map(|(l, _, h, _)| (l.clone(), i64::from(*h))).collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut enc,
+            "haports_backend_resolved",
+            "1 when the backend's MAC address is known (configured or resolved), else 0",
+            &backends.iter().map(|(l, _, _, r)| (l.clone(), i64::from(*r))).collect::<Vec<_>>(),
         )?;
         gauge(
             &mut enc,

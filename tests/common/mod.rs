@@ -1,0 +1,301 @@
+//! Shared helpers of the integration tests: a lab of network namespaces around one haports
+//! appliance (built by `scripts/lab.sh`, torn down on drop), the appliance process itself,
+//! and the traffic client. Tests need root; they create everything with a unique tag.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const FRONTEND: &str = "10.0.0.100";
+pub const BACKENDS: [&str; 3] = ["10.0.0.11", "10.0.0.12", "10.0.0.13"];
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn must_be_root() {
+    let uid = Command::new("id").arg("-u").output().expect("run id");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "integration tests build network namespaces and run DPDK: run them as root (scripts/test.sh)"
+    );
+}
+
+/// Polls `f` every 50 ms until it returns Some, or panics with `what` after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The namespaces of one test: see `scripts/lab.sh` for the topology.
+pub struct Lab {
+    pub tag: String,
+    pub mode: &'static str,
+}
+
+impl Lab {
+    /// `mode`: "nat" (client on 10.0.1.0/24, routed through the appliance) or "dsr".
+    pub fn up(mode: &'static str) -> Lab {
+        must_be_root();
+        let tag = format!("hpt{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::SeqCst));
+        let lab = Lab { tag, mode };
+        let out = Command::new("bash")
+            .arg(root().join("scripts/lab.sh"))
+            .args(["up", &lab.tag, mode])
+            .output()
+            .expect("run scripts/lab.sh");
+        assert!(
+            out.status.success(),
+            "lab.sh up failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    /// Runs a command in namespace `host` (lb, c, b1, b2, b3).
+    pub fn exec(&self, host: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &format!("{}-{host}", self.tag)])
+            .args(args)
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// The client's address as the appliance sees it.
+    pub fn client(&self) -> &'static str {
+        if self.mode == "dsr" {
+            "10.0.0.50"
+        } else {
+            "10.0.1.10"
+        }
+    }
+
+    /// Real kernel TCP or UDP exchanges from the client (scripts/traffic.py).
+    pub fn traffic(&self, proto: &str, dst: &str, ports: &[u16], count: usize, sport: Option<u16>) -> Traffic {
+        self.traffic_timeout(proto, dst, ports, count, sport, 2.0)
+    }
+
+    /// As `traffic`, waiting at most `timeout` seconds for each answer.
+    pub fn traffic_timeout(
+        &self,
+        proto: &str,
+        dst: &str,
+        ports: &[u16],
+        count: usize,
+        sport: Option<u16>,
+        timeout: f64,
+    ) -> Traffic {
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let script = root().join("scripts/traffic.py");
+        let count = count.to_string();
+        let sport = sport.unwrap_or(0).to_string();
+        let mut args = vec!["python3", script.to_str().unwrap(), proto, dst, "--ports"];
+        let joined = ports.join(",");
+        let timeout = timeout.to_string();
+        args.extend([joined.as_str(), "--count", &count, "--sport", &sport, "--timeout", &timeout]);
+        let out = self.exec("c", &args);
+        assert!(out.status.success(), "traffic.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("traffic.py prints JSON")
+    }
+
+    /// A config for this lab: one interface, one internal LB with an HA-ports rule.
+    pub fn config(&self, floating_ip: bool) -> PathBuf {
+        let addresses = if self.mode == "dsr" { r#""10.0.0.2/24""# } else { r#"["10.0.0.2/24", "10.0.1.2/24"]"# };
+        let eal = eal_args(&self.tag);
+        let text = format!(
+            r#"[dpdk]
+eal_args = {eal}
+
+[dataplane]
+workers = 1
+flow_table_capacity = 65536
+
+[control]
+metrics_listen = "127.0.0.1:9900"
+
+[[interface]]
+name = "lan"
+port = 0
+address = {addresses}
+
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+
+  [[load_balancer.frontend]]
+  name = "fe1"
+  address = "{FRONTEND}"
+
+  [[load_balancer.backend_pool]]
+  name = "nvas"
+  backends = [{{ address = "10.0.0.11" }}, {{ address = "10.0.0.12" }}, {{ address = "10.0.0.13" }}]
+
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe1"
+  backend_pool = "nvas"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = {floating_ip}
+"#
+        );
+        let path = PathBuf::from(format!("/tmp/haports-lab-{}/haports.toml", self.tag));
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(root().join("scripts/lab.sh")).args(["down", &self.tag]).output();
+    }
+}
+
+/// EAL arguments for a test: no PCI (never touch the machine's NICs), hugepages when
+/// reserved, else `--no-huge`; a file prefix of its own; the lab's veth by AF_PACKET.
+pub fn eal_args(tag: &str) -> String {
+    let huge = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("HugePages_Free:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|n| n.parse::<u64>().unwrap_or(0)))
+        })
+        .unwrap_or(0)
+        >= 256;
+    let memory = if huge { r#""--in-memory""# } else { r#""--no-huge", "--no-shconf", "-m", "512""# };
+    format!(r#"["-l", "0-1", "--no-pci", {memory}, "--file-prefix", "{tag}", "--vdev=net_af_packet0,iface=eth0"]"#)
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Traffic {
+    pub served: BTreeMap<String, usize>,
+    pub failures: Vec<String>,
+    /// (source port, destination port, backend name)
+    pub flows: Vec<(u16, u16, String)>,
+}
+
+impl Traffic {
+    pub fn total(&self) -> usize {
+        self.served.values().sum()
+    }
+}
+
+/// A running `haports run` inside the lab's appliance namespace.
+pub struct Appliance {
+    child: Option<Child>,
+    tag: String,
+    log: PathBuf,
+}
+
+impl Appliance {
+    pub fn start(lab: &Lab, config: &Path) -> Appliance {
+        let log = PathBuf::from(format!("/tmp/haports-lab-{}/haports.log", lab.tag));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-lb", lab.tag), env!("CARGO_BIN_EXE_haports"), "run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .expect("start haports");
+        let mut a = Appliance { child: Some(child), tag: lab.tag.clone(), log };
+        a.wait_ready();
+        a
+    }
+
+    /// Waits until metrics answer and every backend's MAC is resolved.
+    fn wait_ready(&mut self) {
+        wait_for("haports to serve metrics with every backend resolved", Duration::from_secs(30), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("haports exited early with {status}: {}", self.logs());
+            }
+            let m = self.try_metrics()?;
+            let resolved = BACKENDS
+                .iter()
+                .all(|b| metric(&m, "haports_backend_resolved", &[("backend", b)]) == Some(1.0));
+            resolved.then_some(())
+        });
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default()
+    }
+
+    fn try_metrics(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-lb", self.tag), "python3", "-c"])
+            .arg("import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9900/metrics',timeout=2).read().decode())")
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn metrics(&self) -> String {
+        self.try_metrics().unwrap_or_else(|| panic!("metrics endpoint did not answer: {}", self.logs()))
+    }
+
+    /// SIGTERM, then the exit status (SIGKILL after 20 s).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // `ip netns exec` execs haports, so the child's pid is haports' own.
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                return child.wait().expect("wait haports");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// The value of series `name` whose labels include every one of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+        if n != name {
+            return None;
+        }
+        labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))).then(|| value.parse().ok())?
+    })
+}
+
+/// Sum of every series of `name` (all label sets).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let n = series.split('{').next()?;
+            (n == name).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}

@@ -1,0 +1,149 @@
+//! End to end: real kernel TCP and UDP through haports on DPDK's AF_PACKET PMD, in network
+//! namespaces (client, appliance, three backends on one bridge). Needs root.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{metric, metric_sum, Appliance, Lab, Traffic, BACKENDS, FRONTEND};
+
+/// 24 destination ports, 8000-8023 (the backends listen on all of them).
+fn ports() -> Vec<u16> {
+    (8000..8024).collect()
+}
+
+fn assert_balanced(what: &str, t: &Traffic, expected: usize) {
+    assert!(t.failures.is_empty(), "{what}: {} failures, first: {:?}", t.failures.len(), t.failures.first());
+    assert_eq!(t.total(), expected, "{what}: every exchange answered");
+    assert_eq!(t.served.len(), 3, "{what}: all three backends served: {:?}", t.served);
+    for (backend, n) in &t.served {
+        let share = *n as f64 / expected as f64;
+        assert!(share >= 0.15, "{what}: {backend} got {:.1}% (< 15%): {:?}", share * 100.0, t.served);
+    }
+    let dports: BTreeSet<u16> = t.flows.iter().map(|f| f.1).collect();
+    assert!(dports.len() >= 20, "{what}: {} destination ports", dports.len());
+    let sports: BTreeSet<u16> = t.flows.iter().map(|f| f.0).collect();
+    assert!(sports.len() >= expected * 9 / 10, "{what}: distinct source ports: {}", sports.len());
+}
+
+/// `haports lookup` must name, for each flow the client ran, the backend that served it.
+fn assert_lookup_agrees(config: &std::path::Path, lab: &Lab, proto: &str, t: &Traffic) {
+    let input: String = t
+        .flows
+        .iter()
+        .map(|(sport, dport, _)| format!("{proto} {}:{sport} {FRONTEND}:{dport}\n", lab.client()))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haports"))
+        .args(["lookup", "--config"])
+        .arg(config)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), t.flows.len());
+    for ((_, _, served_by), line) in t.flows.iter().zip(&lines) {
+        let index: usize = served_by.trim_start_matches('b').parse().unwrap();
+        let expected = BACKENDS[index - 1];
+        assert!(line.ends_with(&format!("-> {expected}")), "lookup says `{line}`, but {served_by} ({expected}) served it");
+    }
+}
+
+fn balances_both_protocols(mode: &'static str, floating_ip: bool) {
+    let lab = Lab::up(mode);
+    let config = lab.config(floating_ip);
+    let mut lb = Appliance::start(&lab, &config);
+
+    let tcp = lab.traffic("tcp", FRONTEND, &ports(), 240, None);
+    assert_balanced("tcp", &tcp, 240);
+    let udp = lab.traffic("udp", FRONTEND, &ports(), 240, None);
+    assert_balanced("udp", &udp, 240);
+    assert_lookup_agrees(&config, &lab, "tcp", &tcp);
+    assert_lookup_agrees(&config, &lab, "udp", &udp);
+
+    let m = lb.metrics();
+    for b in BACKENDS {
+        let n = metric(&m, "haports_backend_packets_total", &[("backend", b)]).unwrap_or(0.0);
+        // At least the SYN, the request, the ACKs and FIN of its connections, plus datagrams.
+        assert!(n >= 100.0, "backend {b} packets: {n}\n{m}");
+    }
+    let rx = metric(&m, "haports_port_rx_packets_total", &[("port", "0")]).unwrap();
+    let tx = metric(&m, "haports_port_tx_packets_total", &[("port", "0")]).unwrap();
+    assert!(rx >= 240.0 * 5.0 && tx >= 240.0 * 5.0, "port counters rx {rx} tx {tx}");
+    assert!(metric(&m, "haports_flow_table_entries", &[("worker", "0")]).unwrap() >= 1.0);
+    assert_eq!(metric(&m, "haports_config_generation", &[]).map(|g| g >= 1.0), Some(true));
+    // None of this traffic may be dropped as broken, unmatched or undeliverable.
+    for reason in ["truncated", "malformed", "no_rule", "no_healthy_backend", "no_neighbour", "tx_full"] {
+        let n = metric(&m, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0);
+        assert_eq!(n, 0.0, "drops for {reason}:\n{m}");
+    }
+
+    let status = lb.stop();
+    assert!(status.success(), "haports did not stop cleanly on SIGTERM: {status}\n{}", lb.logs());
+}
+
+#[test]
+fn non_floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
+    balances_both_protocols("nat", false);
+}
+
+#[test]
+fn floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
+    balances_both_protocols("dsr", true);
+}
+
+#[test]
+fn one_five_tuple_always_reaches_one_backend() {
+    let lab = Lab::up("nat");
+    let _lb = Appliance::start(&lab, &lab.config(false));
+    for (proto, sport) in [("tcp", 41000), ("udp", 41001)] {
+        let t = lab.traffic(proto, FRONTEND, &[8005], 12, Some(sport));
+        assert!(t.failures.is_empty(), "{proto}: {:?}", t.failures);
+        assert_eq!(t.total(), 12);
+        assert_eq!(t.served.len(), 1, "{proto}: one five-tuple went to several backends: {:?}", t.served);
+    }
+}
+
+#[test]
+fn traffic_to_an_address_that_is_no_frontend_is_dropped_and_counted() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config(false));
+    let before = lb.metrics();
+    // 10.0.0.99 is routed by the client through the appliance, but no frontend has it.
+    let t = lab.traffic_timeout("udp", "10.0.0.99", &[8000, 8001], 20, None, 0.3);
+    assert_eq!(t.total(), 0, "a non-frontend address was answered: {:?}", t.served);
+    assert_eq!(t.failures.len(), 20);
+    common::wait_for("the drops to be counted", std::time::Duration::from_secs(10), || {
+        let m = lb.metrics();
+        let drops = metric(&m, "haports_drops_total", &[("reason", "no_frontend")]).unwrap_or(0.0)
+            - metric(&before, "haports_drops_total", &[("reason", "no_frontend")]).unwrap_or(0.0);
+        (drops >= 20.0).then_some(())
+    });
+    let after = lb.metrics();
+    assert_eq!(
+        metric_sum(&after, "haports_backend_packets_total"),
+        metric_sum(&before, "haports_backend_packets_total"),
+        "nothing may reach a backend"
+    );
+}
+
+#[test]
+fn kernel_twin_holds_the_appliance_address_and_pings_both_ways() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config(false));
+    let from_backend = lab.exec("b2", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"]);
+    assert!(from_backend.status.success(), "backend -> appliance: {}", String::from_utf8_lossy(&from_backend.stdout));
+    let from_twin = lab.exec("lb", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.12"]);
+    assert!(from_twin.status.success(), "appliance -> backend: {}", String::from_utf8_lossy(&from_twin.stdout));
+    // The appliance itself answers pings to its frontend.
+    let to_frontend = lab.exec("c", &["ping", "-c", "3", "-i", "0.2", "-W", "2", FRONTEND]);
+    assert!(to_frontend.status.success(), "client -> frontend: {}", String::from_utf8_lossy(&to_frontend.stdout));
+    let m = lb.metrics();
+    assert!(metric(&m, "haports_kernel_packets_total", &[]).unwrap_or(0.0) >= 6.0, "{m}");
+}
