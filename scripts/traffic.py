@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real kernel TCP/UDP traffic to a frontend, for haports tests and the demo.
 
-  traffic.py tcp|udp FRONTEND --ports P1,P2,... --count N [--sport S]
+  traffic.py tcp|udp FRONTEND --ports P1,P2,... --count N [--sport S] [--summary]
 
 Each exchange is a new flow (a new source port) unless --sport fixes it; TCP connections
 send a line, read the backend's answer to EOF and close; UDP sends one datagram and waits
@@ -19,6 +19,7 @@ ap.add_argument("--ports", required=True)
 ap.add_argument("--count", type=int, default=100)
 ap.add_argument("--sport", type=int, default=0)
 ap.add_argument("--timeout", type=float, default=3.0)
+ap.add_argument("--summary", action="store_true", help="print a readable summary, not JSON")
 args = ap.parse_args()
 ports = [int(p) for p in args.ports.split(",")]
 
@@ -70,4 +71,10 @@ for i in range(args.count):
     except Exception as e:  # noqa: BLE001 - every failure is reported, none hidden
         failures.append(f"{args.proto} to port {port}: {e}")
 
-print(json.dumps({"served": served, "failures": failures, "flows": flows}))
+if args.summary:
+    total = args.count
+    for backend, n in sorted(served.items()):
+        print(f"   {backend}: {n:4d} ({100 * n / total:.0f}%)")
+    print(f"   failed: {len(failures)}" + (f" (first: {failures[0]})" if failures else ""))
+else:
+    print(json.dumps({"served": served, "failures": failures, "flows": flows}))

@@ -55,9 +55,9 @@ fn assert_lookup_agrees(config: &std::path::Path, lab: &Lab, proto: &str, t: &Tr
     }
 }
 
-fn balances_both_protocols(mode: &'static str, floating_ip: bool) {
+fn balances_both_protocols(mode: &'static str) {
     let lab = Lab::up(mode);
-    let config = lab.config(floating_ip);
+    let config = lab.config();
     let mut lb = Appliance::start(&lab, &config);
 
     let tcp = lab.traffic("tcp", FRONTEND, &ports(), 240, None);
@@ -90,18 +90,18 @@ fn balances_both_protocols(mode: &'static str, floating_ip: bool) {
 
 #[test]
 fn non_floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
-    balances_both_protocols("nat", false);
+    balances_both_protocols("nat");
 }
 
 #[test]
 fn floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
-    balances_both_protocols("dsr", true);
+    balances_both_protocols("dsr");
 }
 
 #[test]
 fn one_five_tuple_always_reaches_one_backend() {
     let lab = Lab::up("nat");
-    let _lb = Appliance::start(&lab, &lab.config(false));
+    let _lb = Appliance::start(&lab, &lab.config());
     for (proto, sport) in [("tcp", 41000), ("udp", 41001)] {
         let t = lab.traffic(proto, FRONTEND, &[8005], 12, Some(sport));
         assert!(t.failures.is_empty(), "{proto}: {:?}", t.failures);
@@ -113,7 +113,7 @@ fn one_five_tuple_always_reaches_one_backend() {
 #[test]
 fn traffic_to_an_address_that_is_no_frontend_is_dropped_and_counted() {
     let lab = Lab::up("nat");
-    let lb = Appliance::start(&lab, &lab.config(false));
+    let lb = Appliance::start(&lab, &lab.config());
     let before = lb.metrics();
     // 10.0.0.99 is routed by the client through the appliance, but no frontend has it.
     let t = lab.traffic_timeout("udp", "10.0.0.99", &[8000, 8001], 20, None, 0.3);
@@ -136,7 +136,7 @@ fn traffic_to_an_address_that_is_no_frontend_is_dropped_and_counted() {
 #[test]
 fn kernel_twin_holds_the_appliance_address_and_pings_both_ways() {
     let lab = Lab::up("nat");
-    let lb = Appliance::start(&lab, &lab.config(false));
+    let lb = Appliance::start(&lab, &lab.config());
     let from_backend = lab.exec("b2", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"]);
     assert!(from_backend.status.success(), "backend -> appliance: {}", String::from_utf8_lossy(&from_backend.stdout));
     let from_twin = lab.exec("lb", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.12"]);

@@ -111,51 +111,10 @@ impl Lab {
         serde_json::from_slice(&out.stdout).expect("traffic.py prints JSON")
     }
 
-    /// A config for this lab: one interface, one internal LB with an HA-ports rule.
-    pub fn config(&self, floating_ip: bool) -> PathBuf {
-        let addresses = if self.mode == "dsr" { r#""10.0.0.2/24""# } else { r#"["10.0.0.2/24", "10.0.1.2/24"]"# };
-        let eal = eal_args(&self.tag);
-        let text = format!(
-            r#"[dpdk]
-eal_args = {eal}
-
-[dataplane]
-workers = 1
-flow_table_capacity = 65536
-
-[control]
-metrics_listen = "127.0.0.1:9900"
-
-[[interface]]
-name = "lan"
-port = 0
-address = {addresses}
-
-[[load_balancer]]
-name = "ilb"
-kind = "internal"
-
-  [[load_balancer.frontend]]
-  name = "fe1"
-  address = "{FRONTEND}"
-
-  [[load_balancer.backend_pool]]
-  name = "nvas"
-  backends = [{{ address = "10.0.0.11" }}, {{ address = "10.0.0.12" }}, {{ address = "10.0.0.13" }}]
-
-  [[load_balancer.rule]]
-  name = "ha"
-  frontend = "fe1"
-  backend_pool = "nvas"
-  protocol = "all"
-  frontend_port = 0
-  backend_port = 0
-  floating_ip = {floating_ip}
-"#
-        );
-        let path = PathBuf::from(format!("/tmp/haports-lab-{}/haports.toml", self.tag));
-        std::fs::write(&path, text).expect("write config");
-        path
+    /// The appliance's config `lab.sh` wrote: HA ports, non-floating in nat mode and
+    /// floating in dsr mode.
+    pub fn config(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/haports-lab-{}/haports.toml", self.tag))
     }
 }
 
@@ -163,22 +122,6 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new("bash").arg(root().join("scripts/lab.sh")).args(["down", &self.tag]).output();
     }
-}
-
-/// EAL arguments for a test: no PCI (never touch the machine's NICs), hugepages when
-/// reserved, else `--no-huge`; a file prefix of its own; the lab's veth by AF_PACKET.
-pub fn eal_args(tag: &str) -> String {
-    let huge = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("HugePages_Free:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(|n| n.parse::<u64>().unwrap_or(0)))
-        })
-        .unwrap_or(0)
-        >= 256;
-    let memory = if huge { r#""--in-memory""# } else { r#""--no-huge", "--no-shconf", "-m", "512""# };
-    format!(r#"["-l", "0-1", "--no-pci", {memory}, "--file-prefix", "{tag}", "--vdev=net_af_packet0,iface=eth0"]"#)
 }
 
 #[derive(Debug, serde::Deserialize)]
