@@ -6,6 +6,7 @@ packages=(
   clang libclang-dev pkg-config      # bindgen over DPDK's headers
   iproute2 nftables ethtool          # namespaces, veths, the lab's ingress filter
   iputils-ping python3 curl          # test traffic and probes
+  python3-scapy                      # hand-made malformed frames in the tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -297,3 +297,4 @@ fn is_broadcast_or_multicast(addr: IpAddr) -> bool {
         IpAddr::V6(a) => a.is_multicast(),
     }
 }
+#[cfg(test)] #[path = "process_tests.rs"] mod tests;
