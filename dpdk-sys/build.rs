@@ -15,8 +15,10 @@ fn main() {
         .args(["--cflags", "libdpdk"])
         .output()
         .expect("run pkg-config --cflags libdpdk");
-    let cflags: Vec<String> =
-        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
+    let cflags: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let shim = out.join("static_fns");
@@ -41,17 +43,25 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .expect("bindgen over DPDK headers");
-    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings");
 
     let mut build = cc::Build::new();
-    build.file(shim.with_extension("c")).file("shim.c").include(env::current_dir().unwrap());
+    build
+        .file(shim.with_extension("c"))
+        .file("shim.c")
+        .include(env::current_dir().unwrap());
     for flag in &cflags {
         build.flag(flag);
     }
     for path in &dpdk.include_paths {
         build.include(path);
     }
-    build.flag("-Wno-unused-parameter").warnings(false).compile("dpdk_static_fns");
+    build
+        .flag("-Wno-unused-parameter")
+        .warnings(false)
+        .compile("dpdk_static_fns");
 
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=shim.c");

@@ -73,7 +73,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, eal_args } => run(&config, &eal_args),
         Command::Check { file, json } => check(&file, json),
-        Command::Lookup { config, down, via, json, flow } => lookup(&config, down, via, json, &flow),
+        Command::Lookup {
+            config,
+            down,
+            via,
+            json,
+            flow,
+        } => lookup(&config, down, via, json, &flow),
         Command::Stats { endpoint } => stats(&endpoint),
     }
 }
@@ -149,18 +155,30 @@ fn check(path: &Path, json: bool) -> ExitCode {
     }
 }
 
-fn lookup(path: &Path, down: Vec<std::net::IpAddr>, via: Option<String>, json: bool, words: &[String]) -> ExitCode {
+fn lookup(
+    path: &Path,
+    down: Vec<std::net::IpAddr>,
+    via: Option<String>,
+    json: bool,
+    words: &[String],
+) -> ExitCode {
     let cfg = match load_valid(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let obs = Observations { down: down.into_iter().collect(), ..Default::default() };
+    let obs = Observations {
+        down: down.into_iter().collect(),
+        ..Default::default()
+    };
     let fwd = Forwarding::build(&cfg, &obs, 1, None);
     let via = match via.as_deref().map(|v| fwd.frontend_named(v)) {
         None => None,
         Some(Some(fe)) => Some(fe),
         Some(None) => {
-            eprintln!("--via {}: no frontend has that name or address", via.unwrap_or_default());
+            eprintln!(
+                "--via {}: no frontend has that name or address",
+                via.unwrap_or_default()
+            );
             return ExitCode::from(2);
         }
     };
@@ -178,8 +196,13 @@ fn lookup(path: &Path, down: Vec<std::net::IpAddr>, via: Option<String>, json: b
             }
         }
     } else {
+        // A flow may come as three words or as one quoted argument.
+        let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
         if words.len() % 3 != 0 {
-            eprintln!("each FLOW is three words (`tcp SRC:PORT DST:PORT` or `PROTO SRC DST`); got {}", words.len());
+            eprintln!(
+                "each FLOW is three words (`tcp SRC:PORT DST:PORT` or `PROTO SRC DST`); got {}",
+                words.len()
+            );
             return ExitCode::from(2);
         }
         flows.extend(words.chunks(3).map(|c| c.join(" ")));
@@ -213,7 +236,10 @@ fn lookup(path: &Path, down: Vec<std::net::IpAddr>, via: Option<String>, json: b
                 );
             }
             (true, Err(reason)) => {
-                println!("{}", serde_json::json!({"flow": key.to_string(), "drop": reason.as_str()}))
+                println!(
+                    "{}",
+                    serde_json::json!({"flow": key.to_string(), "drop": reason.as_str()})
+                )
             }
         }
     }

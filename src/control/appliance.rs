@@ -12,8 +12,8 @@ use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Worker, WorkerCounters, WorkerState};
 use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
-use crossbeam::queue::ArrayQueue;
 use crate::lb::forwarding::{Forwarding, Observations};
+use crossbeam::queue::ArrayQueue;
 
 /// How often neighbours are re-solicited and reports folded into a new state.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
@@ -48,7 +48,8 @@ impl KernelOut {
 pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| Error::Config(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| Error::Config(format!("signal handler: {e}")))?;
     }
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
@@ -125,9 +126,16 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
         neighbours: n.known.clone(),
         interface_macs: macs.clone(),
     };
-    let forwarding = Arc::new(ArcSwap::from_pointee(Forwarding::build(&cfg, &observations(&neighbours), generation, None)));
+    let forwarding = Arc::new(ArcSwap::from_pointee(Forwarding::build(
+        &cfg,
+        &observations(&neighbours),
+        generation,
+        None,
+    )));
     let gleans = Worker::new_gleans();
-    let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::default())).collect();
+    let counters: Vec<Arc<WorkerCounters>> = (0..workers)
+        .map(|_| Arc::new(WorkerCounters::default()))
+        .collect();
 
     for (w, lcore) in lcores.iter().take(workers).enumerate() {
         let worker = Worker {
@@ -150,15 +158,22 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {
             workers: counters.clone(),
-            ports: cfg.interface.iter().map(|i| i.name.clone()).zip(ports.iter().cloned()).collect(),
+            ports: cfg
+                .interface
+                .iter()
+                .map(|i| i.name.clone())
+                .zip(ports.iter().cloned())
+                .collect(),
             forwarding: forwarding.clone(),
         };
         metrics_thread = Some(serve(addr, source, stop.clone())?);
     }
 
     // The control thread's own queues: RX of every twin queue, TX queue `workers` of each port.
-    let mut twin_rx: Vec<_> =
-        twins.iter().flat_map(|t| (0..workers as u16).map(move |q| t.rx_queue(q))).collect();
+    let mut twin_rx: Vec<_> = twins
+        .iter()
+        .flat_map(|t| (0..workers as u16).map(move |q| t.rx_queue(q)))
+        .collect();
     let mut port_tx: Vec<KernelOut> = ports
         .iter()
         .zip(&handoffs)
@@ -196,9 +211,18 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
             }
             if changed {
                 generation += 1;
-                let next = Forwarding::build(&cfg, &observations(&neighbours), generation, Some(&forwarding.load()));
+                let next = Forwarding::build(
+                    &cfg,
+                    &observations(&neighbours),
+                    generation,
+                    Some(&forwarding.load()),
+                );
                 forwarding.store(Arc::new(next));
-                tracing::debug!(generation, neighbours = neighbours.known.len(), "published forwarding state");
+                tracing::debug!(
+                    generation,
+                    neighbours = neighbours.known.len(),
+                    "published forwarding state"
+                );
             }
             for (ifc, frame) in neighbours.solicitations(&forwarding.load(), now) {
                 if let Some(m) = Mbuf::from_bytes(&pool, &frame) {
@@ -207,7 +231,9 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
                 }
             }
             if reload.swap(false, Ordering::Relaxed) {
-                tracing::warn!("SIGHUP: configuration reload is not supported yet; keeping the running config");
+                tracing::warn!(
+                    "SIGHUP: configuration reload is not supported yet; keeping the running config"
+                );
             }
         }
         if moved == 0 {

@@ -37,7 +37,8 @@ fn counter(
     help: &str,
     series: &[(Labels, u64)],
 ) -> Result<(), std::fmt::Error> {
-    let mut family = enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    let mut family =
+        enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
     for (labels, v) in series {
         ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
     }
@@ -50,7 +51,8 @@ fn gauge(
     help: &str,
     series: &[(Labels, i64)],
 ) -> Result<(), std::fmt::Error> {
-    let mut family = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+    let mut family =
+        enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
     for (labels, v) in series {
         ConstGauge::new(*v).encode(family.encode_family(labels)?)?;
     }
@@ -60,22 +62,34 @@ fn gauge(
 impl prometheus_client::collector::Collector for MetricsSource {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let fwd = self.forwarding.load();
-        let sum = |f: &dyn Fn(&WorkerCounters) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
+        let sum =
+            |f: &dyn Fn(&WorkerCounters) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
 
-        let stats: Vec<_> = self.ports.iter().map(|(n, p)| (n.clone(), p.id(), p.stats())).collect();
-        let port_labels = |name: &str, id: u16| vec![("port", id.to_string()), ("interface", name.to_owned())];
+        let stats: Vec<_> = self
+            .ports
+            .iter()
+            .map(|(n, p)| (n.clone(), p.id(), p.stats()))
+            .collect();
+        let port_labels =
+            |name: &str, id: u16| vec![("port", id.to_string()), ("interface", name.to_owned())];
         // Counter names get `_total` appended by the encoder.
         counter(
             &mut enc,
             "haports_port_rx_packets",
             "Packets received by the port (PMD statistics)",
-            &stats.iter().map(|(n, id, s)| (port_labels(n, *id), s.rx_packets)).collect::<Vec<_>>(),
+            &stats
+                .iter()
+                .map(|(n, id, s)| (port_labels(n, *id), s.rx_packets))
+                .collect::<Vec<_>>(),
         )?;
         counter(
             &mut enc,
             "haports_port_tx_packets",
             "Packets sent by the port (PMD statistics)",
-            &stats.iter().map(|(n, id, s)| (port_labels(n, *id), s.tx_packets)).collect::<Vec<_>>(),
+            &stats
+                .iter()
+                .map(|(n, id, s)| (port_labels(n, *id), s.tx_packets))
+                .collect::<Vec<_>>(),
         )?;
         counter(
             &mut enc,
@@ -92,7 +106,12 @@ impl prometheus_client::collector::Collector for MetricsSource {
             "Packets dropped by the data plane, by reason",
             &DropReason::ALL
                 .iter()
-                .map(|r| (vec![("reason", r.as_str().to_owned())], sum(&|w| w.drops[r.index()].get())))
+                .map(|r| {
+                    (
+                        vec![("reason", r.as_str().to_owned())],
+                        sum(&|w| w.drops[r.index()].get()),
+                    )
+                })
                 .collect::<Vec<_>>(),
         )?;
         counter(
@@ -120,19 +139,28 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &mut enc,
             "haports_backend_packets",
             "Packets forwarded to each backend",
-            &backends.iter().map(|(l, p, _, _)| (l.clone(), *p)).collect::<Vec<_>>(),
+            &backends
+                .iter()
+                .map(|(l, p, _, _)| (l.clone(), *p))
+                .collect::<Vec<_>>(),
         )?;
         gauge(
             &mut enc,
             "haports_backend_healthy",
             "1 when the backend passes its health probe (or has none), else 0",
-            &backends.iter().map(|(l, _, h, _)| (l.clone(), i64::from(*h))).collect::<Vec<_>>(),
+            &backends
+                .iter()
+                .map(|(l, _, h, _)| (l.clone(), i64::from(*h)))
+                .collect::<Vec<_>>(),
         )?;
         gauge(
             &mut enc,
             "haports_backend_resolved",
             "1 when the backend's MAC address is known (configured or resolved), else 0",
-            &backends.iter().map(|(l, _, _, r)| (l.clone(), i64::from(*r))).collect::<Vec<_>>(),
+            &backends
+                .iter()
+                .map(|(l, _, _, r)| (l.clone(), i64::from(*r)))
+                .collect::<Vec<_>>(),
         )?;
         gauge(
             &mut enc,
@@ -201,7 +229,9 @@ pub fn stats_table(text: &str) -> String {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         if value == "0" && !series.starts_with("haports_backend_healthy") {
             continue;
         }

@@ -32,18 +32,30 @@ impl Neighbours {
     }
 
     /// ARP requests due for unresolved IPv4 next hops: (interface, frame).
-    pub fn solicitations(&mut self, fwd: &Forwarding, now: Instant) -> Vec<(InterfaceId, [u8; 42])> {
+    pub fn solicitations(
+        &mut self,
+        fwd: &Forwarding,
+        now: Instant,
+    ) -> Vec<(InterfaceId, [u8; 42])> {
         let mut out = Vec::new();
         for (ifc, addr) in fwd.unresolved() {
             if self.known.contains_key(&addr) {
                 continue;
             }
-            if self.asked.get(&addr).is_some_and(|t| now.duration_since(*t) < RETRY) {
+            if self
+                .asked
+                .get(&addr)
+                .is_some_and(|t| now.duration_since(*t) < RETRY)
+            {
                 continue;
             }
             let IpAddr::V4(target) = addr else { continue };
-            let Some(interface) = fwd.interfaces.get(ifc as usize) else { continue };
-            let Some(src) = own_v4_on_link(&interface.addresses, target) else { continue };
+            let Some(interface) = fwd.interfaces.get(ifc as usize) else {
+                continue;
+            };
+            let Some(src) = own_v4_on_link(&interface.addresses, target) else {
+                continue;
+            };
             self.asked.insert(addr, now);
             out.push((ifc, arp_request(interface.mac, src, target)));
         }

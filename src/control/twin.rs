@@ -25,22 +25,36 @@ pub fn vdev_name(index: usize) -> String {
 }
 
 /// Brings the twin up with the interface's addresses and the routes through it.
-pub fn configure(ifname: &str, addresses: &[IpNet], routes: &[(IpNet, IpAddr)]) -> Result<(), Error> {
+pub fn configure(
+    ifname: &str,
+    addresses: &[IpNet],
+    routes: &[(IpNet, IpAddr)],
+) -> Result<(), Error> {
     ip(&["link", "set", "dev", ifname, "up"])?;
     for a in addresses {
         ip(&["addr", "replace", &a.to_string(), "dev", ifname])?;
     }
     for (to, via) in routes {
-        ip(&["route", "replace", &to.to_string(), "via", &via.to_string(), "dev", ifname])?;
+        ip(&[
+            "route",
+            "replace",
+            &to.to_string(),
+            "via",
+            &via.to_string(),
+            "dev",
+            ifname,
+        ])?;
     }
     Ok(())
 }
 
 fn ip(args: &[&str]) -> Result<(), Error> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| Error::Twin(format!("running `ip {}`: {e} (is iproute2 installed?)", args.join(" "))))?;
+    let out = Command::new("ip").args(args).output().map_err(|e| {
+        Error::Twin(format!(
+            "running `ip {}`: {e} (is iproute2 installed?)",
+            args.join(" ")
+        ))
+    })?;
     if !out.status.success() {
         return Err(Error::Twin(format!(
             "`ip {}` failed: {}",

@@ -27,7 +27,10 @@ impl Eal {
     /// Initialises EAL with `args` (without the program name). Fails on a second call.
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         if INITIALISED.swap(true, Ordering::SeqCst) {
-            return Err(DpdkError::from_code("EAL already initialised in this process", 114));
+            return Err(DpdkError::from_code(
+                "EAL already initialised in this process",
+                114,
+            ));
         }
         let mut owned: Vec<CString> = Vec::with_capacity(args.len() + 1);
         owned.push(CString::new("haports").expect("no NUL"));
@@ -47,7 +50,9 @@ impl Eal {
             INITIALISED.store(false, Ordering::SeqCst);
             return Err(DpdkError::last(format!("rte_eal_init({})", args.join(" "))));
         }
-        Ok(Eal { _not_send: std::marker::PhantomData })
+        Ok(Eal {
+            _not_send: std::marker::PhantomData,
+        })
     }
 
     /// Worker lcores (every enabled lcore but the main one), in order.
@@ -96,7 +101,9 @@ impl Eal {
     pub fn probe_vdev(&self, devargs: &str, name: &str) -> Result<u16, DpdkError> {
         let c = CString::new(devargs).expect("devargs without NUL");
         // SAFETY: a valid C string; EAL is initialised.
-        check(|| format!("attaching {devargs}"), unsafe { dpdk_sys::rte_dev_probe(c.as_ptr()) })?;
+        check(|| format!("attaching {devargs}"), unsafe {
+            dpdk_sys::rte_dev_probe(c.as_ptr())
+        })?;
         port_by_name(name)
     }
 }

@@ -18,7 +18,11 @@ impl DpdkError {
         let reason = unsafe { CStr::from_ptr(dpdk_sys::rte_strerror(code)) }
             .to_string_lossy()
             .into_owned();
-        DpdkError { what: what.into(), code, reason }
+        DpdkError {
+            what: what.into(),
+            code,
+            reason,
+        }
     }
 
     /// From the calling thread's `rte_errno`, after a call that returned NULL or -1.

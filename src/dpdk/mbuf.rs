@@ -122,7 +122,10 @@ pub struct MbufBurst {
 
 impl Default for MbufBurst {
     fn default() -> Self {
-        MbufBurst { slots: std::array::from_fn(|_| None), len: 0 }
+        MbufBurst {
+            slots: std::array::from_fn(|_| None),
+            len: 0,
+        }
     }
 }
 
@@ -158,7 +161,10 @@ pub struct TxBuffer {
 
 impl Default for TxBuffer {
     fn default() -> Self {
-        TxBuffer { slots: std::array::from_fn(|_| None), len: 0 }
+        TxBuffer {
+            slots: std::array::from_fn(|_| None),
+            len: 0,
+        }
     }
 }
 

@@ -107,22 +107,36 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = wanted;
         }
         // SAFETY: valid port, conf lives across the call (DPDK copies the key).
-        check(|| format!("port {id}: configuring {} RX / {} TX queues", cfg.rx_queues, cfg.tx_queues), unsafe {
-            dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf)
-        })?;
+        check(
+            || {
+                format!(
+                    "port {id}: configuring {} RX / {} TX queues",
+                    cfg.rx_queues, cfg.tx_queues
+                )
+            },
+            unsafe { dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) },
+        )?;
 
         let mut nb_rx = cfg.rx_descriptors;
         let mut nb_tx = cfg.tx_descriptors;
         // SAFETY: valid port and out-pointers.
-        check(|| format!("port {id}: adjusting descriptor counts"), unsafe {
-            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx)
-        })?;
+        check(
+            || format!("port {id}: adjusting descriptor counts"),
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) },
+        )?;
         // SAFETY: valid port id.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
         for q in 0..cfg.rx_queues {
             // SAFETY: configured port; the pool outlives the port (dropped after it).
             check(|| format!("port {id}: setting up RX queue {q}"), unsafe {
-                dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, std::ptr::null(), pool.as_ptr())
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    nb_rx,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
             })?;
         }
         for q in 0..cfg.tx_queues {
@@ -139,7 +153,9 @@ impl Port {
             })?;
         }
         // SAFETY: configured port.
-        check(|| format!("port {id}: starting"), unsafe { dpdk_sys::rte_eth_dev_start(id) })?;
+        check(|| format!("port {id}: starting"), unsafe {
+            dpdk_sys::rte_eth_dev_start(id)
+        })?;
         Ok(Port {
             inner: Arc::new(PortInner { id }),
             rx_queues: cfg.rx_queues,
@@ -158,13 +174,21 @@ impl Port {
     /// The RX queue `q`; hand each queue to exactly one thread.
     pub fn rx_queue(&self, q: u16) -> RxQueue {
         assert!(q < self.rx_queues, "RX queue {q} not configured");
-        RxQueue { port: self.inner.clone(), queue: q, _not_sync: PhantomData }
+        RxQueue {
+            port: self.inner.clone(),
+            queue: q,
+            _not_sync: PhantomData,
+        }
     }
 
     /// The TX queue `q`; hand each queue to exactly one thread.
     pub fn tx_queue(&self, q: u16) -> TxQueue {
         assert!(q < self.tx_queues, "TX queue {q} not configured");
-        TxQueue { port: self.inner.clone(), queue: q, _not_sync: PhantomData }
+        TxQueue {
+            port: self.inner.clone(),
+            queue: q,
+            _not_sync: PhantomData,
+        }
     }
 
     pub fn stats(&self) -> PortStats {
@@ -188,9 +212,10 @@ impl Port {
 pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
     let mut info = dpdk_sys::rte_eth_dev_info::default();
     // SAFETY: out-pointer valid; DPDK checks the port id.
-    check(|| format!("port {id}: reading device info (does it exist? check dpdk.eal_args' devices)"), unsafe {
-        dpdk_sys::rte_eth_dev_info_get(id, &mut info)
-    })?;
+    check(
+        || format!("port {id}: reading device info (does it exist? check dpdk.eal_args' devices)"),
+        unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) },
+    )?;
     Ok((info.max_rx_queues, info.max_tx_queues))
 }
 
@@ -198,7 +223,9 @@ pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
 pub fn mac_of(id: u16) -> Result<MacAddr, DpdkError> {
     let mut addr = dpdk_sys::rte_ether_addr::default();
     // SAFETY: out-pointer valid; DPDK checks the port id.
-    check(|| format!("port {id}: reading MAC"), unsafe { dpdk_sys::rte_eth_macaddr_get(id, &mut addr) })?;
+    check(|| format!("port {id}: reading MAC"), unsafe {
+        dpdk_sys::rte_eth_macaddr_get(id, &mut addr)
+    })?;
     Ok(MacAddr(addr.addr_bytes))
 }
 

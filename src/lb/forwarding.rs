@@ -213,7 +213,7 @@ impl Forwarding {
             }
         }
         // Longest prefix first, so the first match is the best.
-        routes.sort_by(|a, b| b.0.prefix_len().cmp(&a.0.prefix_len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
 
         let mut fwd = Forwarding {
             generation,
@@ -588,7 +588,8 @@ kind = "internal"
         let mut out = HashMap::new();
         for k in flows(n) {
             let d = fwd.lookup(&k, None).unwrap();
-            *out.entry(fwd.backends[d.backend as usize].address).or_default() += 1;
+            *out.entry(fwd.backends[d.backend as usize].address)
+                .or_default() += 1;
         }
         out
     }
@@ -605,18 +606,43 @@ kind = "internal"
         );
         let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
         let got = chosen(&fwd, 2000);
-        assert_eq!(got.get(&addr("10.0.0.13")), None, "the passive tier is idle: {got:?}");
+        assert_eq!(
+            got.get(&addr("10.0.0.13")),
+            None,
+            "the passive tier is idle: {got:?}"
+        );
         assert_eq!(got.len(), 2);
 
         // The whole active tier down: the passive takes everything.
         let down = [addr("10.0.0.11"), addr("10.0.0.12")].into_iter().collect();
-        let fwd = Forwarding::build(&cfg, &Observations { down, ..Default::default() }, 2, Some(&fwd));
+        let fwd = Forwarding::build(
+            &cfg,
+            &Observations {
+                down,
+                ..Default::default()
+            },
+            2,
+            Some(&fwd),
+        );
         assert_eq!(chosen(&fwd, 2000).get(&addr("10.0.0.13")), Some(&2000));
 
         // Every tier down: nothing to pick.
-        let down = [addr("10.0.0.11"), addr("10.0.0.12"), addr("10.0.0.13")].into_iter().collect();
-        let fwd = Forwarding::build(&cfg, &Observations { down, ..Default::default() }, 3, None);
-        assert_eq!(fwd.lookup(&flows(1).next().unwrap(), None), Err(DropReason::NoHealthyBackend));
+        let down = [addr("10.0.0.11"), addr("10.0.0.12"), addr("10.0.0.13")]
+            .into_iter()
+            .collect();
+        let fwd = Forwarding::build(
+            &cfg,
+            &Observations {
+                down,
+                ..Default::default()
+            },
+            3,
+            None,
+        );
+        assert_eq!(
+            fwd.lookup(&flows(1).next().unwrap(), None),
+            Err(DropReason::NoHealthyBackend)
+        );
     }
 
     #[test]
@@ -629,32 +655,61 @@ kind = "internal"
         let got = chosen(&fwd, 8000);
         assert_eq!(got.get(&addr("10.0.0.13")), None);
         let ratio = got[&addr("10.0.0.12")] as f64 / got[&addr("10.0.0.11")] as f64;
-        assert!((2.6..3.4).contains(&ratio), "weight 3 vs 1 gave {ratio:.2}: {got:?}");
+        assert!(
+            (2.6..3.4).contains(&ratio),
+            "weight 3 vs 1 gave {ratio:.2}: {got:?}"
+        );
         // A drained backend still keeps its established flows while healthy.
-        let drained = fwd.backends.iter().position(|b| b.address == addr("10.0.0.13")).unwrap() as BackendId;
+        let drained = fwd
+            .backends
+            .iter()
+            .position(|b| b.address == addr("10.0.0.13"))
+            .unwrap() as BackendId;
         assert!(fwd.keeps_flow(0, drained));
     }
 
     #[test]
     fn unchanged_pools_share_their_maglev_table_with_the_previous_state() {
-        let cfg = config(r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#, HA);
+        let cfg = config(
+            r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+            HA,
+        );
         let a = Forwarding::build(&cfg, &Observations::default(), 1, None);
         let mut obs = Observations::default();
-        obs.neighbours.insert(addr("10.0.0.11"), MacAddr([2, 0, 0, 0, 0, 0x11]));
+        obs.neighbours
+            .insert(addr("10.0.0.11"), MacAddr([2, 0, 0, 0, 0, 0x11]));
         let b = Forwarding::build(&cfg, &obs, 2, Some(&a));
-        assert!(Arc::ptr_eq(&a.pools[0].table, &b.pools[0].table), "a neighbour change must not rebuild Maglev");
+        assert!(
+            Arc::ptr_eq(&a.pools[0].table, &b.pools[0].table),
+            "a neighbour change must not rebuild Maglev"
+        );
         assert_eq!(b.backends[0].mac, Some(MacAddr([2, 0, 0, 0, 0, 0x11])));
         obs.down.insert(addr("10.0.0.12"));
         let c = Forwarding::build(&cfg, &obs, 3, Some(&b));
-        assert!(!Arc::ptr_eq(&b.pools[0].table, &c.pools[0].table), "a health change rebuilds it");
+        assert!(
+            !Arc::ptr_eq(&b.pools[0].table, &c.pools[0].table),
+            "a health change rebuilds it"
+        );
     }
 
     #[test]
     fn routes_pick_the_longest_prefix_and_on_link_next_hops() {
         let cfg = config(r#"{ address = "10.0.0.11" }"#, HA);
         let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
-        assert_eq!(fwd.route(addr("10.0.1.77")), Some(Route { interface: 0, next_hop: addr("10.0.1.77") }));
-        assert_eq!(fwd.route(addr("10.9.3.4")), Some(Route { interface: 0, next_hop: addr("10.0.1.1") }));
+        assert_eq!(
+            fwd.route(addr("10.0.1.77")),
+            Some(Route {
+                interface: 0,
+                next_hop: addr("10.0.1.77")
+            })
+        );
+        assert_eq!(
+            fwd.route(addr("10.9.3.4")),
+            Some(Route {
+                interface: 0,
+                next_hop: addr("10.0.1.1")
+            })
+        );
         assert_eq!(fwd.route(addr("192.0.2.1")), None);
         assert_eq!(fwd.own_address(addr("10.0.1.2")), Some(0));
         assert_eq!(fwd.unresolved(), vec![(0, addr("10.0.0.11"))]);
@@ -680,18 +735,27 @@ kind = "internal"
         assert_eq!(fwd.rule(0, 17, 80).unwrap().1.name, "ha");
         assert_eq!(
             fwd.reverse_nat(addr("10.0.0.11"), 6, 8080),
-            Some(ReverseNat { frontend: addr("10.0.0.100"), frontend_port: Some(80) })
+            Some(ReverseNat {
+                frontend: addr("10.0.0.100"),
+                frontend_port: Some(80)
+            })
         );
         assert_eq!(
             fwd.reverse_nat(addr("10.0.0.11"), 17, 5353),
-            Some(ReverseNat { frontend: addr("10.0.0.100"), frontend_port: None })
+            Some(ReverseNat {
+                frontend: addr("10.0.0.100"),
+                frontend_port: None
+            })
         );
         assert_eq!(fwd.reverse_nat(addr("10.0.0.99"), 6, 8080), None);
     }
 
     #[test]
     fn transit_flows_need_a_frontend_named_as_next_hop() {
-        let cfg = config(r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#, HA);
+        let cfg = config(
+            r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+            HA,
+        );
         let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
         let key: FlowKey = "tcp 10.1.0.5:1000 10.2.0.7:22".parse().unwrap();
         assert_eq!(fwd.lookup(&key, None), Err(DropReason::NoFrontend));
@@ -700,6 +764,9 @@ kind = "internal"
         assert_eq!(fwd.frontend_named("10.0.0.100"), Some(fe));
         let there = fwd.lookup(&key, Some(fe)).unwrap();
         let back = fwd.lookup(&key.reversed(), Some(fe)).unwrap();
-        assert_eq!(there.backend, back.backend, "both directions of a transit flow pick one backend");
+        assert_eq!(
+            there.backend, back.backend,
+            "both directions of a transit flow pick one backend"
+        );
     }
 }
