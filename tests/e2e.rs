@@ -15,17 +15,40 @@ fn ports() -> Vec<u16> {
 }
 
 fn assert_balanced(what: &str, t: &Traffic, expected: usize) {
-    assert!(t.failures.is_empty(), "{what}: {} failures, first: {:?}", t.failures.len(), t.failures.first());
+    assert!(
+        t.failures.is_empty(),
+        "{what}: {} failures, first: {:?}",
+        t.failures.len(),
+        t.failures.first()
+    );
     assert_eq!(t.total(), expected, "{what}: every exchange answered");
-    assert_eq!(t.served.len(), 3, "{what}: all three backends served: {:?}", t.served);
+    assert_eq!(
+        t.served.len(),
+        3,
+        "{what}: all three backends served: {:?}",
+        t.served
+    );
     for (backend, n) in &t.served {
         let share = *n as f64 / expected as f64;
-        assert!(share >= 0.15, "{what}: {backend} got {:.1}% (< 15%): {:?}", share * 100.0, t.served);
+        assert!(
+            share >= 0.15,
+            "{what}: {backend} got {:.1}% (< 15%): {:?}",
+            share * 100.0,
+            t.served
+        );
     }
     let dports: BTreeSet<u16> = t.flows.iter().map(|f| f.1).collect();
-    assert!(dports.len() >= 20, "{what}: {} destination ports", dports.len());
+    assert!(
+        dports.len() >= 20,
+        "{what}: {} destination ports",
+        dports.len()
+    );
     let sports: BTreeSet<u16> = t.flows.iter().map(|f| f.0).collect();
-    assert!(sports.len() >= expected * 9 / 10, "{what}: distinct source ports: {}", sports.len());
+    assert!(
+        sports.len() >= expected * 9 / 10,
+        "{what}: distinct source ports: {}",
+        sports.len()
+    );
 }
 
 /// `haports lookup` must name, for each flow the client ran, the backend that served it.
@@ -43,15 +66,26 @@ fn assert_lookup_agrees(config: &std::path::Path, lab: &Lab, proto: &str, t: &Tr
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(lines.len(), t.flows.len());
     for ((_, _, served_by), line) in t.flows.iter().zip(&lines) {
         let index: usize = served_by.trim_start_matches('b').parse().unwrap();
         let expected = BACKENDS[index - 1];
-        assert!(line.ends_with(&format!("-> {expected}")), "lookup says `{line}`, but {served_by} ({expected}) served it");
+        assert!(
+            line.ends_with(&format!("-> {expected}")),
+            "lookup says `{line}`, but {served_by} ({expected}) served it"
+        );
     }
 }
 
@@ -75,17 +109,34 @@ fn balances_both_protocols(mode: &'static str) {
     }
     let rx = metric(&m, "haports_port_rx_packets_total", &[("port", "0")]).unwrap();
     let tx = metric(&m, "haports_port_tx_packets_total", &[("port", "0")]).unwrap();
-    assert!(rx >= 240.0 * 5.0 && tx >= 240.0 * 5.0, "port counters rx {rx} tx {tx}");
+    assert!(
+        rx >= 240.0 * 5.0 && tx >= 240.0 * 5.0,
+        "port counters rx {rx} tx {tx}"
+    );
     assert!(metric(&m, "haports_flow_table_entries", &[("worker", "0")]).unwrap() >= 1.0);
-    assert_eq!(metric(&m, "haports_config_generation", &[]).map(|g| g >= 1.0), Some(true));
+    assert_eq!(
+        metric(&m, "haports_config_generation", &[]).map(|g| g >= 1.0),
+        Some(true)
+    );
     // None of this traffic may be dropped as broken, unmatched or undeliverable.
-    for reason in ["truncated", "malformed", "no_rule", "no_healthy_backend", "no_neighbour", "tx_full"] {
+    for reason in [
+        "truncated",
+        "malformed",
+        "no_rule",
+        "no_healthy_backend",
+        "no_neighbour",
+        "tx_full",
+    ] {
         let n = metric(&m, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0);
         assert_eq!(n, 0.0, "drops for {reason}:\n{m}");
     }
 
     let status = lb.stop();
-    assert!(status.success(), "haports did not stop cleanly on SIGTERM: {status}\n{}", lb.logs());
+    assert!(
+        status.success(),
+        "haports did not stop cleanly on SIGTERM: {status}\n{}",
+        lb.logs()
+    );
 }
 
 #[test]
@@ -106,7 +157,12 @@ fn one_five_tuple_always_reaches_one_backend() {
         let t = lab.traffic(proto, FRONTEND, &[8005], 12, Some(sport));
         assert!(t.failures.is_empty(), "{proto}: {:?}", t.failures);
         assert_eq!(t.total(), 12);
-        assert_eq!(t.served.len(), 1, "{proto}: one five-tuple went to several backends: {:?}", t.served);
+        assert_eq!(
+            t.served.len(),
+            1,
+            "{proto}: one five-tuple went to several backends: {:?}",
+            t.served
+        );
     }
 }
 
@@ -117,14 +173,25 @@ fn traffic_to_an_address_that_is_no_frontend_is_dropped_and_counted() {
     let before = lb.metrics();
     // 10.0.0.99 is routed by the client through the appliance, but no frontend has it.
     let t = lab.traffic_timeout("udp", "10.0.0.99", &[8000, 8001], 20, None, 0.3);
-    assert_eq!(t.total(), 0, "a non-frontend address was answered: {:?}", t.served);
+    assert_eq!(
+        t.total(),
+        0,
+        "a non-frontend address was answered: {:?}",
+        t.served
+    );
     assert_eq!(t.failures.len(), 20);
-    common::wait_for("the drops to be counted", std::time::Duration::from_secs(10), || {
-        let m = lb.metrics();
-        let drops = metric(&m, "haports_drops_total", &[("reason", "no_frontend")]).unwrap_or(0.0)
-            - metric(&before, "haports_drops_total", &[("reason", "no_frontend")]).unwrap_or(0.0);
-        (drops >= 20.0).then_some(())
-    });
+    common::wait_for(
+        "the drops to be counted",
+        std::time::Duration::from_secs(10),
+        || {
+            let m = lb.metrics();
+            let drops = metric(&m, "haports_drops_total", &[("reason", "no_frontend")])
+                .unwrap_or(0.0)
+                - metric(&before, "haports_drops_total", &[("reason", "no_frontend")])
+                    .unwrap_or(0.0);
+            (drops >= 20.0).then_some(())
+        },
+    );
     let after = lb.metrics();
     assert_eq!(
         metric_sum(&after, "haports_backend_packets_total"),
@@ -137,15 +204,36 @@ fn traffic_to_an_address_that_is_no_frontend_is_dropped_and_counted() {
 fn kernel_twin_holds_the_appliance_address_and_pings_both_ways() {
     let lab = Lab::up("nat");
     let lb = Appliance::start(&lab, &lab.config());
-    let from_backend = lab.exec("b2", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"]);
-    assert!(from_backend.status.success(), "backend -> appliance: {}", String::from_utf8_lossy(&from_backend.stdout));
-    let from_twin = lab.exec("lb", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.12"]);
-    assert!(from_twin.status.success(), "appliance -> backend: {}", String::from_utf8_lossy(&from_twin.stdout));
+    let from_backend = lab.exec(
+        "b2",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"],
+    );
+    assert!(
+        from_backend.status.success(),
+        "backend -> appliance: {}",
+        String::from_utf8_lossy(&from_backend.stdout)
+    );
+    let from_twin = lab.exec(
+        "lb",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.12"],
+    );
+    assert!(
+        from_twin.status.success(),
+        "appliance -> backend: {}",
+        String::from_utf8_lossy(&from_twin.stdout)
+    );
     // The appliance itself answers pings to its frontend.
     let to_frontend = lab.exec("c", &["ping", "-c", "3", "-i", "0.2", "-W", "2", FRONTEND]);
-    assert!(to_frontend.status.success(), "client -> frontend: {}", String::from_utf8_lossy(&to_frontend.stdout));
+    assert!(
+        to_frontend.status.success(),
+        "client -> frontend: {}",
+        String::from_utf8_lossy(&to_frontend.stdout)
+    );
     let m = lb.metrics();
-    assert!(metric(&m, "haports_kernel_packets_total", &[]).unwrap_or(0.0) >= 6.0, "{m}");
+    assert!(
+        metric(&m, "haports_kernel_packets_total", &[]).unwrap_or(0.0) >= 6.0,
+        "{m}"
+    );
 }
 
 /// Hand-made broken frames (scapy) sent at the appliance from the client's segment.
@@ -179,22 +267,46 @@ fn malformed_frames_are_dropped_and_counted_and_service_goes_on() {
     let mac_out = lab.exec("lb", &["cat", "/sys/class/net/eth0/address"]);
     let mac = String::from_utf8_lossy(&mac_out.stdout).trim().to_owned();
     let before = lb.metrics();
-    let sent = lab.exec("c", &["/usr/bin/python3", "-c", MALFORMED, &mac, lab.client(), FRONTEND]);
-    assert!(sent.status.success(), "scapy: {}", String::from_utf8_lossy(&sent.stderr));
+    let sent = lab.exec(
+        "c",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            MALFORMED,
+            &mac,
+            lab.client(),
+            FRONTEND,
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     let grew = |m: &str, reason: &str| {
         metric(m, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0)
             - metric(&before, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0)
     };
-    common::wait_for("every broken frame to be counted", std::time::Duration::from_secs(10), || {
-        let m = lb.metrics();
-        (grew(&m, "truncated") >= 10.0 && grew(&m, "malformed") >= 10.0 && grew(&m, "unsupported") >= 10.0)
-            .then_some(())
-    });
+    common::wait_for(
+        "every broken frame to be counted",
+        std::time::Duration::from_secs(10),
+        || {
+            let m = lb.metrics();
+            (grew(&m, "truncated") >= 10.0
+                && grew(&m, "malformed") >= 10.0
+                && grew(&m, "unsupported") >= 10.0)
+                .then_some(())
+        },
+    );
     assert_eq!(
         metric_sum(&lb.metrics(), "haports_backend_packets_total"),
         metric_sum(&before, "haports_backend_packets_total"),
         "no broken frame may reach a backend"
     );
     let t = lab.traffic("tcp", FRONTEND, &ports(), 48, None);
-    assert!(t.failures.is_empty() && t.total() == 48, "service after the broken frames: {:?}", t.failures);
+    assert!(
+        t.failures.is_empty() && t.total() == 48,
+        "service after the broken frames: {:?}",
+        t.failures
+    );
 }

@@ -59,7 +59,9 @@ impl Default for WorkerCounters {
             tx_packets: Default::default(),
             to_kernel: Counter::default(),
             drops: Default::default(),
-            backend_packets: (0..MAX_COUNTED_BACKENDS).map(|_| Counter::default()).collect(),
+            backend_packets: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| Counter::default())
+                .collect(),
             flow_entries: Counter::default(),
             generation: Counter::default(),
             loops: Counter::default(),

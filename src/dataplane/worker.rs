@@ -41,7 +41,9 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("index", &self.index).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,7 +56,8 @@ impl Worker {
     pub fn run(mut self) -> i32 {
         let mut burst = MbufBurst::default();
         let mut tx_bufs: Vec<TxBuffer> = self.tx.iter().map(|_| TxBuffer::default()).collect();
-        let mut twin_bufs: Vec<TxBuffer> = self.twin_tx.iter().map(|_| TxBuffer::default()).collect();
+        let mut twin_bufs: Vec<TxBuffer> =
+            self.twin_tx.iter().map(|_| TxBuffer::default()).collect();
         let mut cache = Cache::new(self.forwarding.clone());
         let ticks_per_ms = (self.tsc_hz / 1000).max(1);
         let counters = self.counters.clone();
@@ -75,7 +78,9 @@ impl Worker {
                     if let Some(next) = slots.get(i + 1).and_then(Option::as_ref) {
                         next.prefetch();
                     }
-                    let Some(mut m) = slots[i].take() else { continue };
+                    let Some(mut m) = slots[i].take() else {
+                        continue;
+                    };
                     let action = if m.is_chained() {
                         Action::Drop(DropReason::Unsupported)
                     } else {

@@ -34,7 +34,10 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -49,7 +52,11 @@ impl Lab {
     /// `mode`: "nat" (client on 10.0.1.0/24, routed through the appliance) or "dsr".
     pub fn up(mode: &'static str) -> Lab {
         must_be_root();
-        let tag = format!("hpt{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::SeqCst));
+        let tag = format!(
+            "hpt{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let lab = Lab { tag, mode };
         let out = Command::new("bash")
             .arg(root().join("scripts/lab.sh"))
@@ -84,7 +91,14 @@ impl Lab {
     }
 
     /// Real kernel TCP or UDP exchanges from the client (scripts/traffic.py).
-    pub fn traffic(&self, proto: &str, dst: &str, ports: &[u16], count: usize, sport: Option<u16>) -> Traffic {
+    pub fn traffic(
+        &self,
+        proto: &str,
+        dst: &str,
+        ports: &[u16],
+        count: usize,
+        sport: Option<u16>,
+    ) -> Traffic {
         self.traffic_timeout(proto, dst, ports, count, sport, 2.0)
     }
 
@@ -105,9 +119,21 @@ impl Lab {
         let mut args = vec!["python3", script.to_str().unwrap(), proto, dst, "--ports"];
         let joined = ports.join(",");
         let timeout = timeout.to_string();
-        args.extend([joined.as_str(), "--count", &count, "--sport", &sport, "--timeout", &timeout]);
+        args.extend([
+            joined.as_str(),
+            "--count",
+            &count,
+            "--sport",
+            &sport,
+            "--timeout",
+            &timeout,
+        ]);
         let out = self.exec("c", &args);
-        assert!(out.status.success(), "traffic.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "traffic.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("traffic.py prints JSON")
     }
 
@@ -120,7 +146,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(root().join("scripts/lab.sh")).args(["down", &self.tag]).output();
+        let _ = Command::new("bash")
+            .arg(root().join("scripts/lab.sh"))
+            .args(["down", &self.tag])
+            .output();
     }
 }
 
@@ -149,30 +178,45 @@ impl Appliance {
     pub fn start(lab: &Lab, config: &Path) -> Appliance {
         let log = PathBuf::from(format!("/tmp/haports-lab-{}/haports.log", lab.tag));
         let child = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-lb", lab.tag), env!("CARGO_BIN_EXE_haports"), "run", "--config"])
+            .args([
+                "netns",
+                "exec",
+                &format!("{}-lb", lab.tag),
+                env!("CARGO_BIN_EXE_haports"),
+                "run",
+                "--config",
+            ])
             .arg(config)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
             .spawn()
             .expect("start haports");
-        let mut a = Appliance { child: Some(child), tag: lab.tag.clone(), log };
+        let mut a = Appliance {
+            child: Some(child),
+            tag: lab.tag.clone(),
+            log,
+        };
         a.wait_ready();
         a
     }
 
     /// Waits until metrics answer and every backend's MAC is resolved.
     fn wait_ready(&mut self) {
-        wait_for("haports to serve metrics with every backend resolved", Duration::from_secs(30), || {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("haports exited early with {status}: {}", self.logs());
-            }
-            let m = self.try_metrics()?;
-            let resolved = BACKENDS
-                .iter()
-                .all(|b| metric(&m, "haports_backend_resolved", &[("backend", b)]) == Some(1.0));
-            resolved.then_some(())
-        });
+        wait_for(
+            "haports to serve metrics with every backend resolved",
+            Duration::from_secs(30),
+            || {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                    panic!("haports exited early with {status}: {}", self.logs());
+                }
+                let m = self.try_metrics()?;
+                let resolved = BACKENDS.iter().all(|b| {
+                    metric(&m, "haports_backend_resolved", &[("backend", b)]) == Some(1.0)
+                });
+                resolved.then_some(())
+            },
+        );
     }
 
     pub fn logs(&self) -> String {
@@ -185,18 +229,23 @@ impl Appliance {
             .arg("import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9900/metrics',timeout=2).read().decode())")
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub fn metrics(&self) -> String {
-        self.try_metrics().unwrap_or_else(|| panic!("metrics endpoint did not answer: {}", self.logs()))
+        self.try_metrics()
+            .unwrap_or_else(|| panic!("metrics endpoint did not answer: {}", self.logs()))
     }
 
     /// SIGTERM, then the exit status (SIGKILL after 20 s).
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         // `ip netns exec` execs haports, so the child's pid is haports' own.
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -227,7 +276,10 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         if n != name {
             return None;
         }
-        labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))).then(|| value.parse().ok())?
+        labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.parse().ok())?
     })
 }
 
