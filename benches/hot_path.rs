@@ -125,8 +125,36 @@ fn flow_table(c: &mut Criterion) {
     group.finish();
 }
 
-// --- parse benches (src/wire): to be added here by the wire module's owner, and their group
-// --- function listed in `criterion_group!` below.
+/// A 64-byte TCP SYN frame to a frontend, as a client sends it.
+fn syn_frame() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&[10, 0, 1, 10]);
+    ip[16..20].copy_from_slice(&[10, 0, 0, 100]);
+    let tcp = &mut f[34..54];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&443u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02;
+    f
+}
 
-criterion_group!(benches, hash, maglev, flow_table);
+fn parse(c: &mut Criterion) {
+    let frame = syn_frame();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse_headers/ipv4_tcp", |b| {
+        b.iter(|| haports::wire::parse_headers(black_box(&frame)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hash, maglev, flow_table, parse);
 criterion_main!(benches);
