@@ -18,9 +18,9 @@ use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, PoolId};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src, ArpOperation,
-    ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket, IcmpType, IpProtocol, Ipv4Packet, MacAddr,
-    TcpFlags, TcpPacket, UdpPacket,
+    parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src,
+    ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket, IcmpType, IpProtocol,
+    Ipv4Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
 };
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
@@ -32,9 +32,14 @@ const GLEAN_CAPACITY: usize = 16_384;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Out of an interface's port (to a backend when `backend` is set).
-    Transmit { interface: InterfaceId, backend: Option<BackendId> },
+    Transmit {
+        interface: InterfaceId,
+        backend: Option<BackendId>,
+    },
     /// To an interface's kernel twin.
-    ToKernel { interface: InterfaceId },
+    ToKernel {
+        interface: InterfaceId,
+    },
     Drop(DropReason),
 }
 
@@ -55,7 +60,10 @@ pub struct Gleaned {
 
 impl Gleaned {
     pub fn new(reports: Arc<ArrayQueue<Glean>>) -> Self {
-        Gleaned { map: HashMap::with_capacity(GLEAN_CAPACITY), reports }
+        Gleaned {
+            map: HashMap::with_capacity(GLEAN_CAPACITY),
+            reports,
+        }
     }
 
     /// The MAC of neighbour `addr`, from this worker's own observations or the published state.
@@ -67,7 +75,10 @@ impl Gleaned {
     /// Notes that `addr` is at `mac`; reports news to the control thread.
     #[inline]
     fn learn(&mut self, fwd: &Forwarding, addr: IpAddr, mac: MacAddr) {
-        if !mac.is_unicast() || fwd.neighbour(addr) == Some(mac) || self.map.get(&addr) == Some(&mac) {
+        if !mac.is_unicast()
+            || fwd.neighbour(addr) == Some(mac)
+            || self.map.get(&addr) == Some(&mac)
+        {
             return;
         }
         if self.map.len() < GLEAN_CAPACITY || self.map.contains_key(&addr) {
@@ -87,13 +98,22 @@ pub struct WorkerState {
 
 impl WorkerState {
     pub fn new(flow_capacity: usize, reports: Arc<ArrayQueue<Glean>>) -> Self {
-        WorkerState { flows: FlowTable::with_capacity(flow_capacity), gleaned: Gleaned::new(reports) }
+        WorkerState {
+            flows: FlowTable::with_capacity(flow_capacity),
+            gleaned: Gleaned::new(reports),
+        }
     }
 }
 
 /// Decides and rewrites one frame received on interface `ingress`.
 #[inline]
-pub fn process(frame: &mut [u8], ingress: InterfaceId, st: &mut WorkerState, fwd: &Forwarding, now_ms: u64) -> Action {
+pub fn process(
+    frame: &mut [u8],
+    ingress: InterfaceId,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Action {
     match classify(frame, ingress, st, fwd, now_ms) {
         Ok(a) => a,
         Err(reason) => Action::Drop(reason),
@@ -107,7 +127,11 @@ fn classify(
     fwd: &Forwarding,
     now_ms: u64,
 ) -> Result<Action, DropReason> {
-    let our_mac = fwd.interfaces.get(ingress as usize).ok_or(DropReason::Unsupported)?.mac;
+    let our_mac = fwd
+        .interfaces
+        .get(ingress as usize)
+        .ok_or(DropReason::Unsupported)?
+        .mac;
     let (dst_mac, src_mac, ethertype, l3) = {
         let eth = EthernetFrame::new_checked(&*frame)?;
         (eth.dst(), eth.src(), eth.ethertype(), eth.header_len())
@@ -134,7 +158,11 @@ fn arp(
 ) -> Result<Action, DropReason> {
     let body = frame.get_mut(l3..).ok_or(DropReason::Truncated)?;
     let mut arp = ArpPacket::new_checked(body)?;
-    let (sender_ip, sender_mac, target) = (IpAddr::V4(arp.sender_ip()), arp.sender_mac(), IpAddr::V4(arp.target_ip()));
+    let (sender_ip, sender_mac, target) = (
+        IpAddr::V4(arp.sender_ip()),
+        arp.sender_mac(),
+        IpAddr::V4(arp.target_ip()),
+    );
     let for_frontend = fwd.frontend(target).is_some();
     let for_us = fwd.own_address(target).is_some();
     if !for_frontend && !for_us {
@@ -151,7 +179,10 @@ fn arp(
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     eth.set_dst(sender_mac);
     eth.set_src(our_mac);
-    Ok(Action::Transmit { interface: ingress, backend: None })
+    Ok(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    })
 }
 
 fn ip(
@@ -164,7 +195,10 @@ fn ip(
     now_ms: u64,
 ) -> Result<Action, DropReason> {
     let h = parse_headers(frame)?;
-    if fwd.own_address(h.dst).is_some() || dst_mac.is_multicast() || is_broadcast_or_multicast(h.dst) {
+    if fwd.own_address(h.dst).is_some()
+        || dst_mac.is_multicast()
+        || is_broadcast_or_multicast(h.dst)
+    {
         return Ok(Action::ToKernel { interface: ingress });
     }
     if h.fragment {
@@ -188,10 +222,16 @@ fn ip(
             set_port(frame, &h, Side::Src, p)?;
         }
         let route = fwd.route(h.dst).ok_or(DropReason::NoNeighbour)?;
-        let mac = st.gleaned.lookup(fwd, route.next_hop).ok_or(DropReason::NoNeighbour)?;
+        let mac = st
+            .gleaned
+            .lookup(fwd, route.next_hop)
+            .ok_or(DropReason::NoNeighbour)?;
         let src = fwd.interfaces[route.interface as usize].mac;
         set_macs(frame, mac, src)?;
-        return Ok(Action::Transmit { interface: route.interface, backend: None });
+        return Ok(Action::Transmit {
+            interface: route.interface,
+            backend: None,
+        });
     }
     Err(DropReason::NoFrontend)
 }
@@ -206,15 +246,34 @@ fn to_backend(
     fwd: &Forwarding,
     now_ms: u64,
 ) -> Result<Action, DropReason> {
-    let key = FlowKey { proto: h.proto, src: h.src, dst: h.dst, src_port: h.src_port, dst_port: h.dst_port };
-    let (_, rule) = fwd.rule(fe, h.proto, h.dst_port).ok_or(DropReason::NoRule)?;
+    let key = FlowKey {
+        proto: h.proto,
+        src: h.src,
+        dst: h.dst,
+        src_port: h.src_port,
+        dst_port: h.dst_port,
+    };
+    let (_, rule) = fwd
+        .rule(fe, h.proto, h.dst_port)
+        .ok_or(DropReason::NoRule)?;
     let hash = symmetric_hash(&key, fwd.hash_seed);
     let backend = match st.flows.lookup(&key, hash, now_ms) {
         Some(e) if e.pool == rule.pool && fwd.keeps_flow(rule.pool, e.backend) => e.backend,
         _ => {
-            let b = fwd.pick(rule.pool, hash).ok_or(DropReason::NoHealthyBackend)?;
+            let b = fwd
+                .pick(rule.pool, hash)
+                .ok_or(DropReason::NoHealthyBackend)?;
             // A full table is not an error: the flow follows the Maglev decision.
-            let _ = st.flows.insert(key, hash, FlowEntry { pool: rule.pool, backend: b }, now_ms, rule.idle_timeout_ms);
+            let _ = st.flows.insert(
+                key,
+                hash,
+                FlowEntry {
+                    pool: rule.pool,
+                    backend: b,
+                },
+                now_ms,
+                rule.idle_timeout_ms,
+            );
             if let Some(route) = fwd.route(h.src) {
                 st.gleaned.learn(fwd, route.next_hop, src_mac);
             }
@@ -222,7 +281,8 @@ fn to_backend(
         }
     };
     if h.proto == IpProtocol::TCP && h.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0 {
-        st.flows.set_timeout(&key, hash, CLOSING_TIMEOUT_MS.min(rule.idle_timeout_ms));
+        st.flows
+            .set_timeout(&key, hash, CLOSING_TIMEOUT_MS.min(rule.idle_timeout_ms));
     }
     let be = &fwd.backends[backend as usize];
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
@@ -239,7 +299,10 @@ fn to_backend(
         }
     }
     set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
-    Ok(Action::Transmit { interface: route.interface, backend: Some(backend) })
+    Ok(Action::Transmit {
+        interface: route.interface,
+        backend: Some(backend),
+    })
 }
 
 fn is_echo_request(frame: &[u8], h: &Headers) -> bool {
@@ -262,7 +325,10 @@ fn echo_reply(frame: &mut [u8], h: &Headers, ingress: InterfaceId) -> Result<Act
     let (src, dst) = (eth.src(), eth.dst());
     eth.set_dst(src);
     eth.set_src(dst);
-    Ok(Action::Transmit { interface: ingress, backend: None })
+    Ok(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -273,7 +339,9 @@ enum Side {
 
 /// Port translation: rewrites a TCP or UDP port, updating the checksum incrementally.
 fn set_port(frame: &mut [u8], h: &Headers, side: Side, port: u16) -> Result<(), DropReason> {
-    let l4 = frame.get_mut(usize::from(h.l4_offset)..).ok_or(DropReason::Truncated)?;
+    let l4 = frame
+        .get_mut(usize::from(h.l4_offset)..)
+        .ok_or(DropReason::Truncated)?;
     match (h.proto, side) {
         (IpProtocol::TCP, Side::Src) => TcpPacket::new_checked(l4)?.set_src_port(port),
         (IpProtocol::TCP, Side::Dst) => TcpPacket::new_checked(l4)?.set_dst_port(port),
@@ -297,4 +365,6 @@ fn is_broadcast_or_multicast(addr: IpAddr) -> bool {
         IpAddr::V6(a) => a.is_multicast(),
     }
 }
-#[cfg(test)] #[path = "process_tests.rs"] mod tests;
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod tests;
