@@ -14,7 +14,7 @@ use hashbrown::HashMap;
 use super::worker::Glean;
 use crate::lb::flow::FlowKey;
 use crate::lb::flow_table::FlowTable;
-use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, PoolId};
+use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, PoolId, ReverseNat, RuleState};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
@@ -43,11 +43,16 @@ pub enum Action {
     Drop(DropReason),
 }
 
-/// A flow-table entry: the backend the flow was given.
+/// A flow-table entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowEntry {
-    pub pool: PoolId,
-    pub backend: BackendId,
+pub enum FlowEntry {
+    /// A client's flow to a frontend: the backend it was given.
+    Forward { pool: PoolId, backend: BackendId },
+    /// The reply direction of a destination-NATed flow (keyed by the reply's own five-tuple):
+    /// the frontend address and port to restore. Exact where the rules alone are ambiguous
+    /// (an HA-ports rule and a public rule on the same backends and port); the stateless
+    /// mapping of `Forwarding::reverse_nat` covers a reply this worker has no entry for.
+    Reply(ReverseNat),
 }
 
 /// Neighbours this worker learnt from traffic, so replies find a client's MAC before the
@@ -211,7 +216,21 @@ fn ip(
         }
         return to_backend(frame, &h, fe, src_mac, st, fwd, now_ms);
     }
-    if let Some(rn) = fwd.reverse_nat(h.src, h.proto, h.src_port) {
+    let reply = FlowKey {
+        proto: h.proto,
+        src: h.src,
+        dst: h.dst,
+        src_port: h.src_port,
+        dst_port: h.dst_port,
+    };
+    let known = match st
+        .flows
+        .lookup(&reply, symmetric_hash(&reply, fwd.hash_seed), now_ms)
+    {
+        Some(FlowEntry::Reply(rn)) => Some(rn),
+        _ => None,
+    };
+    if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
         let l3 = usize::from(h.l3_offset);
         let port = rn.frontend_port;
         match rn.frontend {
@@ -257,8 +276,13 @@ fn to_backend(
         .rule(fe, h.proto, h.dst_port)
         .ok_or(DropReason::NoRule)?;
     let hash = symmetric_hash(&key, fwd.hash_seed);
-    let backend = match st.flows.lookup(&key, hash, now_ms) {
-        Some(e) if e.pool == rule.pool && fwd.keeps_flow(rule.pool, e.backend) => e.backend,
+    let existing = st.flows.lookup(&key, hash, now_ms);
+    let backend = match existing {
+        Some(FlowEntry::Forward { pool, backend })
+            if pool == rule.pool && fwd.keeps_flow(pool, backend) =>
+        {
+            backend
+        }
         _ => {
             let b = fwd
                 .pick(rule.pool, hash)
@@ -267,13 +291,22 @@ fn to_backend(
             let _ = st.flows.insert(
                 key,
                 hash,
-                FlowEntry {
+                FlowEntry::Forward {
                     pool: rule.pool,
                     backend: b,
                 },
                 now_ms,
                 rule.idle_timeout_ms,
             );
+            if !rule.floating_ip {
+                if let Some(FlowEntry::Forward { backend: old, .. }) = existing {
+                    // The flow moved: its replies now come from another backend.
+                    let stale = reply_key(fwd, h, rule, old);
+                    st.flows
+                        .remove(&stale, symmetric_hash(&stale, fwd.hash_seed));
+                }
+                remember_reply(st, fwd, h, rule, b, now_ms);
+            }
             if let Some(route) = fwd.route(h.src) {
                 st.gleaned.learn(fwd, route.next_hop, src_mac);
             }
@@ -303,6 +336,54 @@ fn to_backend(
         interface: route.interface,
         backend: Some(backend),
     })
+}
+
+/// Records the reply direction of a new NATed flow: the backend's answer to the client
+/// gets exactly this flow's frontend address and port back.
+fn remember_reply(
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    h: &Headers,
+    rule: &RuleState,
+    backend: BackendId,
+    now_ms: u64,
+) {
+    let translated = !rule.is_ha_ports() && rule.backend_port != 0;
+    let reply = FlowKey {
+        proto: h.proto,
+        src: fwd.backends[backend as usize].address,
+        dst: h.src,
+        src_port: if translated {
+            rule.backend_port
+        } else {
+            h.dst_port
+        },
+        dst_port: h.src_port,
+    };
+    let entry = FlowEntry::Reply(ReverseNat {
+        frontend: h.dst,
+        frontend_port: translated.then_some(h.dst_port),
+    });
+    let hash = symmetric_hash(&reply, fwd.hash_seed);
+    let _ = st
+        .flows
+        .insert(reply, hash, entry, now_ms, rule.idle_timeout_ms);
+}
+
+/// The five-tuple of `backend`'s replies to the flow of `h` under `rule`.
+fn reply_key(fwd: &Forwarding, h: &Headers, rule: &RuleState, backend: BackendId) -> FlowKey {
+    let translated = !rule.is_ha_ports() && rule.backend_port != 0;
+    FlowKey {
+        proto: h.proto,
+        src: fwd.backends[backend as usize].address,
+        dst: h.src,
+        src_port: if translated {
+            rule.backend_port
+        } else {
+            h.dst_port
+        },
+        dst_port: h.src_port,
+    }
 }
 
 fn is_echo_request(frame: &[u8], h: &Headers) -> bool {
