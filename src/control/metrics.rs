@@ -124,6 +124,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
             .backends
             .iter()
             .enumerate()
+            .filter(|(_, b)| !b.retired)
             .map(|(i, b)| {
                 let pool = &fwd.pools[b.pool as usize];
                 let labels = vec![

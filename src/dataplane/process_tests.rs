@@ -753,18 +753,16 @@ fn flow_moves_to_a_healthy_backend_when_its_own_goes_down() {
 }
 
 #[test]
-fn no_healthy_backend_drops_established_and_new_flows() {
+fn with_every_backend_down_new_flows_drop_and_established_ones_keep_going() {
     let cfg = ha_ports();
     let fwd = build(&cfg, &[]);
     let (mut st, _) = worker();
-    to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    let b = to_backend(&mut syn(40_000, 443), &mut st, &fwd);
 
+    // Nowhere better to go: the established flow stays on its (probe-failing) backend.
     let fwd = build(&cfg, &BACKENDS);
     let mut established = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::ACK);
-    assert_eq!(
-        process(&mut established, LAN, &mut st, &fwd, NOW),
-        Action::Drop(DropReason::NoHealthyBackend)
-    );
+    assert_eq!(to_backend(&mut established, &mut st, &fwd), b);
     let mut new = syn(40_001, 443);
     assert_eq!(
         process(&mut new, LAN, &mut st, &fwd, NOW),

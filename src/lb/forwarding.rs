@@ -89,6 +89,8 @@ pub struct PoolState {
     /// that has any. Maglev slots index into this list.
     pub active: Vec<BackendId>,
     table: Arc<MaglevTable>,
+    /// Removed from the config by a reload; the slot stays so ids are never reused.
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +103,8 @@ pub struct BackendState {
     pub priority: u32,
     pub drain: bool,
     pub healthy: bool,
+    /// Removed from the config by a reload (its id is kept, never reused).
+    pub retired: bool,
     /// How the backend is reached; None when no interface's subnet or route covers it.
     pub route: Option<Route>,
     /// The MAC to send to (configured, or the next hop's resolved one).
@@ -229,18 +233,66 @@ impl Forwarding {
             routes,
         };
 
+        // Stable identities: a pool keeps its id while (load balancer, name) exists, a backend
+        // while (load balancer, pool, address) does, across every rebuild and reload. Removed
+        // ones stay as retired slots, never reused, so a worker's flow entry can never come to
+        // mean another backend.
+        let prev_pools: HashMap<(&str, &str), PoolId> = previous
+            .map(|p| {
+                p.pools
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, q)| !q.retired)
+                    .map(|(i, q)| ((q.load_balancer.as_str(), q.name.as_str()), i as PoolId))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let prev_backends: HashMap<(&str, PoolId, IpAddr), BackendId> = previous
+            .map(|p| {
+                p.backends
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| !b.retired)
+                    .map(|(i, b)| {
+                        (
+                            (b.load_balancer.as_str(), b.pool, b.address),
+                            i as BackendId,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut pools: Vec<Option<PoolState>> = (0..previous.map_or(0, |p| p.pools.len()))
+            .map(|_| None)
+            .collect();
+        let mut backends: Vec<Option<BackendState>> = (0..previous.map_or(0, |p| p.backends.len()))
+            .map(|_| None)
+            .collect();
+        let mut pool_ids: HashMap<(&str, &str), PoolId> = HashMap::new();
         for lb in &cfg.load_balancer {
-            let pool_base = fwd.pools.len() as PoolId;
             for pool in &lb.backend_pool {
-                let pool_id = fwd.pools.len() as PoolId;
+                let pool_id = match prev_pools.get(&(lb.name.as_str(), pool.name.as_str())) {
+                    Some(&id) => id,
+                    None => {
+                        pools.push(None);
+                        (pools.len() - 1) as PoolId
+                    }
+                };
+                pool_ids.insert((lb.name.as_str(), pool.name.as_str()), pool_id);
                 let mut members = Vec::new();
                 for b in &pool.backends {
-                    let id = fwd.backends.len() as BackendId;
+                    let id = match prev_backends.get(&(lb.name.as_str(), pool_id, b.address)) {
+                        Some(&id) => id,
+                        None => {
+                            backends.push(None);
+                            (backends.len() - 1) as BackendId
+                        }
+                    };
                     let route = fwd.route(b.address);
                     let mac = b
                         .mac
                         .or_else(|| route.and_then(|r| obs.neighbours.get(&r.next_hop).copied()));
-                    fwd.backends.push(BackendState {
+                    backends[id as usize] = Some(BackendState {
                         load_balancer: lb.name.clone(),
                         pool: pool_id,
                         address: b.address,
@@ -249,40 +301,85 @@ impl Forwarding {
                         priority: b.priority,
                         drain: b.drain,
                         healthy: !obs.down.contains(&b.address),
+                        retired: false,
                         route,
                         mac,
                     });
                     members.push(id);
                 }
-                let active = active_tier(&fwd.backends, &members);
-                let maglev: Vec<MaglevBackend> = active
-                    .iter()
-                    .map(|&b| {
-                        let be = &fwd.backends[b as usize];
-                        MaglevBackend {
-                            id: hash_bytes(be.instance.as_bytes(), seed),
-                            weight: be.weight,
-                        }
-                    })
-                    .collect();
-                let reuse = previous.and_then(|p| {
-                    p.pools
-                        .iter()
-                        .find(|q| q.load_balancer == lb.name && q.name == pool.name)
-                        .filter(|q| {
-                            q.table.size() == size.get() && same_members(p, q, &fwd, &active)
-                        })
-                        .map(|q| q.table.clone())
-                });
-                let table = reuse.unwrap_or_else(|| Arc::new(MaglevTable::build(&maglev, size)));
-                fwd.pools.push(PoolState {
+                pools[pool_id as usize] = Some(PoolState {
                     load_balancer: lb.name.clone(),
                     name: pool.name.clone(),
                     members,
-                    active,
-                    table,
+                    active: Vec::new(),
+                    table: Arc::new(MaglevTable::build(&[], size)),
+                    retired: false,
                 });
             }
+        }
+        // Retired slots keep their identity (for counters) but take no traffic.
+        fwd.backends = backends
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                b.unwrap_or_else(|| {
+                    let old = &previous
+                        .expect("a retired slot comes from the previous state")
+                        .backends[i];
+                    BackendState {
+                        healthy: false,
+                        retired: true,
+                        ..old.clone()
+                    }
+                })
+            })
+            .collect();
+        let empty = Arc::new(MaglevTable::build(&[], size));
+        fwd.pools = pools
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.unwrap_or_else(|| {
+                    let old = &previous
+                        .expect("a retired slot comes from the previous state")
+                        .pools[i];
+                    PoolState {
+                        members: Vec::new(),
+                        active: Vec::new(),
+                        table: empty.clone(),
+                        retired: true,
+                        ..old.clone()
+                    }
+                })
+            })
+            .collect();
+        for i in 0..fwd.pools.len() {
+            if fwd.pools[i].retired {
+                continue;
+            }
+            let active = active_tier(&fwd.backends, &fwd.pools[i].members);
+            let maglev: Vec<MaglevBackend> = active
+                .iter()
+                .map(|&b| {
+                    let be = &fwd.backends[b as usize];
+                    MaglevBackend {
+                        id: hash_bytes(be.instance.as_bytes(), seed),
+                        weight: be.weight,
+                    }
+                })
+                .collect();
+            let reuse = previous
+                .and_then(|p| p.pools.get(i).map(|q| (p, q)))
+                .filter(|(p, q)| {
+                    !q.retired && q.table.size() == size.get() && same_members(p, q, &fwd, &active)
+                })
+                .map(|(_, q)| q.table.clone());
+            fwd.pools[i].table =
+                reuse.unwrap_or_else(|| Arc::new(MaglevTable::build(&maglev, size)));
+            fwd.pools[i].active = active;
+        }
+
+        for lb in &cfg.load_balancer {
             for fe in &lb.frontend {
                 let fe_id = fwd.frontends.len() as FrontendId;
                 let mut rules: Vec<RuleState> = lb
@@ -290,17 +387,14 @@ impl Forwarding {
                     .iter()
                     .filter(|r| r.frontend == fe.name)
                     .filter_map(|r| {
-                        let pool = lb
-                            .backend_pool
-                            .iter()
-                            .position(|p| p.name == r.backend_pool)?;
+                        let pool = *pool_ids.get(&(lb.name.as_str(), r.backend_pool.as_str()))?;
                         Some(RuleState {
                             name: r.name.clone(),
                             protocol: r.protocol,
                             frontend_port: r.frontend_port,
                             backend_port: r.backend_port,
                             floating_ip: r.floating_ip,
-                            pool: pool_base + pool as PoolId,
+                            pool,
                             idle_timeout_ms: u64::from(r.idle_timeout_s) * 1000,
                         })
                     })
@@ -375,12 +469,22 @@ impl Forwarding {
             .and_then(|slot| p.active.get(slot as usize).copied())
     }
 
-    /// Whether an established flow may stay on `backend` (it is healthy and still in `pool`).
+    /// Whether an established flow may stay on `backend`: it is still in `pool` and healthy
+    /// (drained backends keep their flows), or no backend of the pool is healthy — then the
+    /// flow has nowhere better to go and keeps going while the backend is reachable.
     #[inline]
     pub fn keeps_flow(&self, pool: PoolId, backend: BackendId) -> bool {
-        self.backends
-            .get(backend as usize)
-            .is_some_and(|b| b.healthy && b.pool == pool)
+        self.backends.get(backend as usize).is_some_and(|b| {
+            !b.retired && b.pool == pool && (b.healthy || !self.pool_has_active(pool))
+        })
+    }
+
+    /// Whether `pool` has any backend that can take new flows.
+    #[inline]
+    pub fn pool_has_active(&self, pool: PoolId) -> bool {
+        self.pools
+            .get(pool as usize)
+            .is_some_and(|p| !p.active.is_empty())
     }
 
     /// The stateless decision for the first packet of a flow to a frontend.
@@ -488,7 +592,7 @@ impl Forwarding {
         let mut out: Vec<(InterfaceId, IpAddr)> = self
             .backends
             .iter()
-            .filter(|b| b.mac.is_none())
+            .filter(|b| b.mac.is_none() && !b.retired)
             .filter_map(|b| b.route.map(|r| (r.interface, r.next_hop)))
             .collect();
         out.sort();
@@ -748,6 +852,48 @@ kind = "internal"
             })
         );
         assert_eq!(fwd.reverse_nat(addr("10.0.0.99"), 6, 8080), None);
+    }
+
+    #[test]
+    fn backends_and_pools_keep_their_ids_across_reloads_and_removed_ones_retire() {
+        let two = config(
+            r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+            HA,
+        );
+        let a = Forwarding::build(&two, &Observations::default(), 1, None);
+        let id_of = |f: &Forwarding, ip: &str| {
+            f.backends
+                .iter()
+                .position(|b| b.address == addr(ip) && !b.retired)
+                .map(|i| i as BackendId)
+        };
+        let three = config(
+            r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }, { address = "10.0.0.13" }"#,
+            HA,
+        );
+        let b = Forwarding::build(&three, &Observations::default(), 2, Some(&a));
+        assert_eq!(id_of(&b, "10.0.0.11"), id_of(&a, "10.0.0.11"));
+        assert_eq!(id_of(&b, "10.0.0.12"), id_of(&a, "10.0.0.12"));
+        assert_eq!(id_of(&b, "10.0.0.13"), Some(2));
+
+        let without_first = config(
+            r#"{ address = "10.0.0.12" }, { address = "10.0.0.13" }"#,
+            HA,
+        );
+        let c = Forwarding::build(&without_first, &Observations::default(), 3, Some(&b));
+        assert_eq!(id_of(&c, "10.0.0.12"), id_of(&a, "10.0.0.12"));
+        assert_eq!(id_of(&c, "10.0.0.13"), Some(2));
+        assert_eq!(id_of(&c, "10.0.0.11"), None);
+        assert!(
+            c.backends[0].retired && !c.keeps_flow(0, 0),
+            "a removed backend keeps no flow"
+        );
+        assert!(c.keeps_flow(0, 1));
+        let got = chosen(&c, 1000);
+        assert_eq!(got.get(&addr("10.0.0.11")), None);
+        // Adding it back gives it a new id: old flow entries never point at it by accident.
+        let d = Forwarding::build(&three, &Observations::default(), 4, Some(&c));
+        assert_eq!(id_of(&d, "10.0.0.11"), Some(3));
     }
 
     #[test]
