@@ -104,7 +104,7 @@ fn run(path: &Path, eal_args: &[String]) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match haports::control::run(cfg, eal_args) {
+    match haports::control::run(cfg, path, eal_args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -1,5 +1,7 @@
 //! `haports run`: start, serve, stop.
 
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,11 +10,13 @@ use arc_swap::ArcSwap;
 
 use super::metrics::{serve, MetricsSource};
 use super::neighbours::Neighbours;
+use super::probes::{self, Prober, Target};
 use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Worker, WorkerCounters, WorkerState};
 use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
 use crate::lb::forwarding::{Forwarding, Observations};
+use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
 
 /// How often neighbours are re-solicited and reports folded into a new state.
@@ -44,8 +48,95 @@ impl KernelOut {
     }
 }
 
+/// What the control thread builds forwarding states from, and how it changes.
+struct Plane {
+    cfg: Config,
+    targets: HashSet<Target>,
+    /// Each target's latest state (absent: no result yet, counted as down).
+    health: HashMap<Target, bool>,
+    neighbours: Neighbours,
+    macs: Vec<MacAddr>,
+    generation: u64,
+    config_generation: u64,
+}
+
+impl Plane {
+    /// A new forwarding state from the current inputs; Maglev tables of unchanged pools
+    /// and every id are carried over from `previous`.
+    fn build(&mut self, previous: Option<&Forwarding>) -> Forwarding {
+        if previous.is_some() {
+            self.generation += 1;
+        }
+        let obs = Observations {
+            down: probes::down_addresses(&self.health, &self.targets),
+            neighbours: self.neighbours.known.clone(),
+            interface_macs: self.macs.clone(),
+        };
+        let mut fwd = Forwarding::build(&self.cfg, &obs, self.generation, previous);
+        fwd.config_generation = self.config_generation;
+        tracing::debug!(
+            generation = self.generation,
+            down = obs.down.len(),
+            "forwarding state built"
+        );
+        fwd
+    }
+
+    /// SIGHUP: re-reads and checks the config; applies it when valid and when nothing it
+    /// changes needs a restart. Returns whether a new state must be published.
+    fn reload(&mut self, path: &Path, prober: &mut Prober) -> bool {
+        let next = match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, generation = self.config_generation, "reload refused; keeping the running config");
+                return false;
+            }
+        };
+        if let Err(problems) = next.check() {
+            for p in &problems {
+                tracing::error!(problem = %p, "reload refused");
+            }
+            tracing::error!(
+                problems = problems.len(),
+                generation = self.config_generation,
+                "reload refused; keeping the running config"
+            );
+            return false;
+        }
+        let restart = [
+            (self.cfg.dpdk != next.dpdk, "[dpdk]"),
+            (self.cfg.interface != next.interface, "[[interface]]"),
+            (
+                self.cfg.dataplane.workers != next.dataplane.workers,
+                "dataplane.workers",
+            ),
+            (
+                self.cfg.dataplane.flow_table_capacity != next.dataplane.flow_table_capacity,
+                "dataplane.flow_table_capacity",
+            ),
+            (self.cfg.control != next.control, "[control]"),
+        ];
+        let needs: Vec<&str> = restart
+            .iter()
+            .filter(|(c, _)| *c)
+            .map(|(_, what)| *what)
+            .collect();
+        if !needs.is_empty() {
+            tracing::error!(changed = %needs.join(", "), "reload refused: these take a restart; keeping the running config");
+            return false;
+        }
+        self.cfg = next;
+        self.targets = probes::targets(&self.cfg);
+        self.health.retain(|t, _| self.targets.contains(t));
+        prober.set_targets(&self.targets);
+        self.config_generation += 1;
+        tracing::info!(generation = self.config_generation, "config reloaded");
+        true
+    }
+}
+
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
-pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
+pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
@@ -119,19 +210,19 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
         macs.push(mac);
     }
 
-    let mut neighbours = Neighbours::default();
-    let mut generation = 1;
-    let observations = |n: &Neighbours| Observations {
-        down: Default::default(),
-        neighbours: n.known.clone(),
-        interface_macs: macs.clone(),
+    let (mut prober, transitions) = Prober::new();
+    let mut plane = Plane {
+        targets: probes::targets(&cfg),
+        cfg,
+        neighbours: Neighbours::default(),
+        health: HashMap::new(),
+        macs,
+        generation: 1,
+        config_generation: 1,
     };
-    let forwarding = Arc::new(ArcSwap::from_pointee(Forwarding::build(
-        &cfg,
-        &observations(&neighbours),
-        generation,
-        None,
-    )));
+    prober.set_targets(&plane.targets);
+    let forwarding = Arc::new(ArcSwap::from_pointee(plane.build(None)));
+    let cfg = plane.cfg.clone();
     let gleans = Worker::new_gleans();
     let counters: Vec<Arc<WorkerCounters>> = (0..workers)
         .map(|_| Arc::new(WorkerCounters::default()))
@@ -165,6 +256,7 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
                 .zip(ports.iter().cloned())
                 .collect(),
             forwarding: forwarding.clone(),
+            probes: prober.status.clone(),
         };
         metrics_thread = Some(serve(addr, source, stop.clone())?);
     }
@@ -202,38 +294,33 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
             port_tx[ifc].send(&mut tx_bufs[ifc]);
         }
 
+        // Health changes are published at once: failover must not wait for housekeeping.
+        let mut dirty = false;
+        while let Ok(t) = transitions.try_recv() {
+            plane.health.insert(t.target, t.healthy);
+            dirty = true;
+        }
         let now = Instant::now();
-        if now >= next_housekeeping {
+        let housekeeping = now >= next_housekeeping;
+        if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
-            let mut changed = false;
             while let Some((addr, mac)) = gleans.pop() {
-                changed |= neighbours.learn(addr, mac);
+                dirty |= plane.neighbours.learn(addr, mac);
             }
-            if changed {
-                generation += 1;
-                let next = Forwarding::build(
-                    &cfg,
-                    &observations(&neighbours),
-                    generation,
-                    Some(&forwarding.load()),
-                );
-                forwarding.store(Arc::new(next));
-                tracing::debug!(
-                    generation,
-                    neighbours = neighbours.known.len(),
-                    "published forwarding state"
-                );
+            if reload.swap(false, Ordering::Relaxed) {
+                dirty |= plane.reload(config_path, &mut prober);
             }
-            for (ifc, frame) in neighbours.solicitations(&forwarding.load(), now) {
+        }
+        if dirty {
+            let next = plane.build(Some(&forwarding.load()));
+            forwarding.store(Arc::new(next));
+        }
+        if housekeeping {
+            for (ifc, frame) in plane.neighbours.solicitations(&forwarding.load(), now) {
                 if let Some(m) = Mbuf::from_bytes(&pool, &frame) {
                     let _ = tx_bufs[ifc as usize].push(m);
                     port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize]);
                 }
-            }
-            if reload.swap(false, Ordering::Relaxed) {
-                tracing::warn!(
-                    "SIGHUP: configuration reload is not supported yet; keeping the running config"
-                );
             }
         }
         if moved == 0 {
@@ -242,6 +329,7 @@ pub fn run(cfg: Config, extra_eal_args: &[String]) -> Result<(), Error> {
     }
 
     tracing::info!("stopping: waiting for workers");
+    prober.stop();
     eal.wait_all();
     if let Some(t) = metrics_thread {
         let _ = t.join();

@@ -15,6 +15,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use super::probes::StatusBoard;
 use crate::dataplane::WorkerCounters;
 use crate::dpdk::Port;
 use crate::lb::forwarding::Forwarding;
@@ -27,6 +28,7 @@ pub struct MetricsSource {
     /// (interface name, its DPDK port).
     pub ports: Vec<(String, Port)>,
     pub forwarding: Arc<ArcSwap<Forwarding>>,
+    pub probes: StatusBoard,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -163,6 +165,60 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|(l, _, _, r)| (l.clone(), i64::from(*r)))
                 .collect::<Vec<_>>(),
         )?;
+        let probes: Vec<_> = {
+            let board = self.probes.lock().expect("probe status lock");
+            board
+                .iter()
+                .map(|(t, st)| {
+                    let labels = vec![("backend", t.address.to_string()), ("probe", t.describe())];
+                    (labels, st.clone())
+                })
+                .collect()
+        };
+        gauge(
+            &mut enc,
+            "haports_probe_healthy",
+            "1 when the probe target is up, 0 when down, -1 before its first result",
+            &probes
+                .iter()
+                .map(|(l, s)| (l.clone(), s.healthy.map_or(-1, i64::from)))
+                .collect::<Vec<_>>(),
+        )?;
+        {
+            let mut family = enc.encode_descriptor(
+                "haports_probe_latency_seconds",
+                "Time the last passing probe took",
+                None,
+                ConstGauge::new(0f64).metric_type(),
+            )?;
+            for (l, s) in &probes {
+                if let Some(d) = s.last_latency {
+                    ConstGauge::new(d.as_secs_f64()).encode(family.encode_family(l)?)?;
+                }
+            }
+        }
+        counter(
+            &mut enc,
+            "haports_probe_transitions",
+            "Probe state changes, by the state entered",
+            &probes
+                .iter()
+                .flat_map(|(l, s)| {
+                    let up = [l.clone(), vec![("to", "up".to_owned())]].concat();
+                    let down = [l.clone(), vec![("to", "down".to_owned())]].concat();
+                    [(up, s.transitions_up), (down, s.transitions_down)]
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut enc,
+            "haports_probe_failures",
+            "Probes that did not pass",
+            &probes
+                .iter()
+                .map(|(l, s)| (l.clone(), s.failures))
+                .collect::<Vec<_>>(),
+        )?;
         gauge(
             &mut enc,
             "haports_flow_table_entries",
@@ -177,8 +233,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
         gauge(
             &mut enc,
             "haports_config_generation",
-            "Generation of the forwarding state in use (1 = the config at start)",
-            &[(vec![], fwd.generation as i64)],
+            "Configs applied: 1 for the config at start, +1 per successful reload",
+            &[(vec![], fwd.config_generation as i64)],
         )?;
         Ok(())
     }

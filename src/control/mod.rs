@@ -5,6 +5,7 @@
 mod appliance;
 mod metrics;
 mod neighbours;
+pub mod probes;
 pub mod twin;
 
 pub use appliance::run;

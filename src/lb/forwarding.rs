@@ -141,7 +141,10 @@ pub struct Observations {
 /// The whole forwarding state, immutable once built.
 #[derive(Debug)]
 pub struct Forwarding {
+    /// Counts every published state (health, neighbours, reloads).
     pub generation: u64,
+    /// Counts applied configs: 1 for the config at start, +1 per successful reload.
+    pub config_generation: u64,
     pub hash_seed: u64,
     pub interfaces: Vec<InterfaceState>,
     pub frontends: Vec<FrontendState>,
@@ -221,6 +224,7 @@ impl Forwarding {
 
         let mut fwd = Forwarding {
             generation,
+            config_generation: 1,
             hash_seed: seed,
             interfaces,
             frontends: Vec::new(),

@@ -1,0 +1,469 @@
+//! Health probes: real kernel connections to each backend through its interface's kernel
+//! twin (the exception path), one thread per distinct (address, probe) target.
+//!
+//! `tcp` passes when a connection is established; `http` when `GET path` answers 2xx. A
+//! target turns down after `unhealthy_threshold` consecutive failures and up after
+//! `healthy_threshold` consecutive passes; an HTTP answer that is not 2xx, or a reset, turns
+//! it down at once. Its first result decides its first state. Probes start on a fixed rate
+//! (every `interval_ms`, whatever a probe took) and time out after one interval (at most
+//! 2 s), so a dead backend is declared down within `interval × (threshold + 1)`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, Sender};
+
+use crate::config::{Config, ProbeProtocol};
+
+/// What is probed and how; equal probes of several pools or load balancers are one target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub address: IpAddr,
+    pub protocol: ProbeProtocol,
+    pub port: u16,
+    pub path: String,
+    pub interval_ms: u64,
+    pub unhealthy_threshold: u32,
+    pub healthy_threshold: u32,
+}
+
+impl Target {
+    /// `tcp:22` or `http:80/healthz`, for logs and metric labels.
+    pub fn describe(&self) -> String {
+        match self.protocol {
+            ProbeProtocol::Tcp => format!("tcp:{}", self.port),
+            ProbeProtocol::Http => format!("http:{}{}", self.port, self.path),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.clamp(10, 2000))
+    }
+}
+
+/// Every probe target of a config: each rule's probe over each backend of its pool.
+pub fn targets(cfg: &Config) -> HashSet<Target> {
+    let mut out = HashSet::new();
+    for lb in &cfg.load_balancer {
+        for rule in &lb.rule {
+            let Some(probe) = rule
+                .probe
+                .as_ref()
+                .and_then(|n| lb.probe.iter().find(|p| &p.name == n))
+            else {
+                continue;
+            };
+            let Some(pool) = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool) else {
+                continue;
+            };
+            for b in &pool.backends {
+                out.insert(Target {
+                    address: b.address,
+                    protocol: probe.protocol,
+                    port: probe.port,
+                    path: probe.path.clone().unwrap_or_else(|| "/".into()),
+                    interval_ms: probe.interval_ms,
+                    unhealthy_threshold: probe.unhealthy_threshold.max(1),
+                    healthy_threshold: probe.healthy_threshold.max(1),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A target's state changed (or got its first result).
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub target: Target,
+    pub healthy: bool,
+}
+
+/// What metrics show of one target.
+#[derive(Debug, Clone, Default)]
+pub struct TargetStatus {
+    pub healthy: Option<bool>,
+    pub last_latency: Option<Duration>,
+    pub transitions_up: u64,
+    pub transitions_down: u64,
+    pub probes: u64,
+    pub failures: u64,
+}
+
+pub type StatusBoard = Arc<Mutex<HashMap<Target, TargetStatus>>>;
+
+/// Runs the probe threads; reports transitions on a channel the control loop drains.
+#[derive(Debug)]
+pub struct Prober {
+    running: HashMap<Target, (Arc<AtomicBool>, JoinHandle<()>)>,
+    events: Sender<Transition>,
+    pub status: StatusBoard,
+}
+
+impl Prober {
+    pub fn new() -> (Prober, Receiver<Transition>) {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let p = Prober {
+            running: HashMap::new(),
+            events: tx,
+            status: Arc::default(),
+        };
+        (p, rx)
+    }
+
+    /// Starts threads for new targets and stops those no longer wanted.
+    pub fn set_targets(&mut self, wanted: &HashSet<Target>) {
+        let gone: Vec<Target> = self
+            .running
+            .keys()
+            .filter(|t| !wanted.contains(*t))
+            .cloned()
+            .collect();
+        for t in gone {
+            if let Some((stop, handle)) = self.running.remove(&t) {
+                stop.store(true, Ordering::Relaxed);
+                let _ = handle.join();
+            }
+            self.status.lock().expect("status lock").remove(&t);
+        }
+        for t in wanted {
+            if self.running.contains_key(t) {
+                continue;
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let (target, flag, events, status) = (
+                t.clone(),
+                stop.clone(),
+                self.events.clone(),
+                self.status.clone(),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("probe {}", t.address))
+                .spawn(move || run_target(target, flag, events, status))
+                .expect("spawn probe thread");
+            self.running.insert(t.clone(), (stop, handle));
+        }
+    }
+
+    /// Stops every probe thread.
+    pub fn stop(&mut self) {
+        self.set_targets(&HashSet::new());
+    }
+}
+
+/// One probe's verdict.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Pass,
+    /// Counts towards `unhealthy_threshold`.
+    Fail(String),
+    /// Marks down at once (an HTTP answer that is not 2xx, a reset).
+    Reject(String),
+}
+
+fn probe_once(t: &Target) -> Outcome {
+    let addr = SocketAddr::new(t.address, t.port);
+    match t.protocol {
+        ProbeProtocol::Tcp => match TcpStream::connect_timeout(&addr, t.timeout()) {
+            Ok(_) => Outcome::Pass,
+            Err(e) => Outcome::Fail(e.to_string()),
+        },
+        ProbeProtocol::Http => {
+            let host = match t.address {
+                IpAddr::V4(a) => a.to_string(),
+                IpAddr::V6(a) => format!("[{a}]"),
+            };
+            let agent = ureq::AgentBuilder::new()
+                .timeout(t.timeout())
+                .redirects(0)
+                .build();
+            match agent
+                .get(&format!("http://{host}:{}{}", t.port, t.path))
+                .call()
+            {
+                Ok(r) if (200..300).contains(&r.status()) => Outcome::Pass,
+                Ok(r) => Outcome::Reject(format!("HTTP {}", r.status())),
+                Err(ureq::Error::Status(code, _)) => Outcome::Reject(format!("HTTP {code}")),
+                Err(ureq::Error::Transport(e)) => {
+                    let reset = std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .is_some_and(|io| {
+                            matches!(
+                                io.kind(),
+                                std::io::ErrorKind::ConnectionReset
+                                    | std::io::ErrorKind::ConnectionRefused
+                            )
+                        });
+                    if reset {
+                        Outcome::Reject(e.to_string())
+                    } else {
+                        Outcome::Fail(e.to_string())
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The threshold state machine of one target.
+#[derive(Debug, Default)]
+struct Health {
+    healthy: Option<bool>,
+    passes: u32,
+    fails: u32,
+}
+
+impl Health {
+    /// Folds in one outcome; returns the new state when it changed.
+    fn observe(&mut self, t: &Target, outcome: &Outcome) -> Option<bool> {
+        let next = match (outcome, self.healthy) {
+            (Outcome::Pass, _) => {
+                self.passes += 1;
+                self.fails = 0;
+                match self.healthy {
+                    None => Some(true),
+                    Some(false) if self.passes >= t.healthy_threshold => Some(true),
+                    h => h,
+                }
+            }
+            (Outcome::Fail(_), h) => {
+                self.fails += 1;
+                self.passes = 0;
+                match h {
+                    None => Some(false),
+                    Some(true) if self.fails >= t.unhealthy_threshold => Some(false),
+                    h => h,
+                }
+            }
+            (Outcome::Reject(_), _) => {
+                self.fails += 1;
+                self.passes = 0;
+                Some(false)
+            }
+        };
+        let changed = next != self.healthy;
+        self.healthy = next;
+        changed.then_some(next.unwrap_or(false))
+    }
+}
+
+fn run_target(t: Target, stop: Arc<AtomicBool>, events: Sender<Transition>, status: StatusBoard) {
+    let interval = Duration::from_millis(t.interval_ms.max(1));
+    let mut health = Health::default();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let outcome = probe_once(&t);
+        let latency = started.elapsed();
+        let change = health.observe(&t, &outcome);
+        {
+            let mut board = status.lock().expect("status lock");
+            let s = board.entry(t.clone()).or_default();
+            s.probes += 1;
+            s.healthy = health.healthy;
+            match &outcome {
+                Outcome::Pass => s.last_latency = Some(latency),
+                _ => s.failures += 1,
+            }
+            match change {
+                Some(true) => s.transitions_up += 1,
+                Some(false) => s.transitions_down += 1,
+                None => {}
+            }
+        }
+        if let Some(healthy) = change {
+            let why = match &outcome {
+                Outcome::Pass => "probe passed".to_owned(),
+                Outcome::Fail(e) | Outcome::Reject(e) => e.clone(),
+            };
+            if healthy {
+                tracing::info!(backend = %t.address, probe = %t.describe(), latency_ms = latency.as_secs_f64() * 1e3, "backend up");
+            } else {
+                tracing::warn!(backend = %t.address, probe = %t.describe(), reason = %why, "backend down");
+            }
+            if events
+                .send(Transition {
+                    target: t.clone(),
+                    healthy,
+                })
+                .is_err()
+            {
+                return;
+            }
+        } else if let Outcome::Fail(e) | Outcome::Reject(e) = &outcome {
+            tracing::debug!(backend = %t.address, probe = %t.describe(), error = %e, "probe failed");
+        }
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        while !stop.load(Ordering::Relaxed) {
+            let left = next.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// Addresses that fail any of their probes (or have none passed yet), from the targets'
+/// current states. Backends without a probe are never down.
+pub fn down_addresses(
+    states: &HashMap<Target, bool>,
+    targets: &HashSet<Target>,
+) -> hashbrown::HashSet<IpAddr> {
+    targets
+        .iter()
+        .filter(|t| !states.get(*t).copied().unwrap_or(false))
+        .map(|t| t.address)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(unhealthy: u32, healthy: u32) -> Target {
+        Target {
+            address: "10.0.0.11".parse().unwrap(),
+            protocol: ProbeProtocol::Tcp,
+            port: 22,
+            path: "/".into(),
+            interval_ms: 100,
+            unhealthy_threshold: unhealthy,
+            healthy_threshold: healthy,
+        }
+    }
+
+    #[test]
+    fn thresholds_count_consecutive_results_and_the_first_result_decides() {
+        let t = target(2, 3);
+        let mut h = Health::default();
+        assert_eq!(
+            h.observe(&t, &Outcome::Pass),
+            Some(true),
+            "first result decides"
+        );
+        assert_eq!(h.observe(&t, &Outcome::Fail("x".into())), None);
+        assert_eq!(
+            h.observe(&t, &Outcome::Pass),
+            None,
+            "a pass resets the failure count"
+        );
+        assert_eq!(h.observe(&t, &Outcome::Fail("x".into())), None);
+        assert_eq!(h.observe(&t, &Outcome::Fail("x".into())), Some(false));
+        assert_eq!(h.observe(&t, &Outcome::Pass), None);
+        assert_eq!(h.observe(&t, &Outcome::Pass), None);
+        assert_eq!(h.observe(&t, &Outcome::Pass), Some(true));
+    }
+
+    #[test]
+    fn a_rejection_marks_down_at_once() {
+        let t = target(5, 1);
+        let mut h = Health::default();
+        h.observe(&t, &Outcome::Pass);
+        assert_eq!(
+            h.observe(&t, &Outcome::Reject("HTTP 503".into())),
+            Some(false)
+        );
+        let mut fresh = Health::default();
+        assert_eq!(
+            fresh.observe(&t, &Outcome::Fail("timeout".into())),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn probing_a_closed_port_fails_and_an_open_one_passes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut t = target(1, 1);
+        t.address = "127.0.0.1".parse().unwrap();
+        t.port = listener.local_addr().unwrap().port();
+        assert_eq!(probe_once(&t), Outcome::Pass);
+        drop(listener);
+        assert!(matches!(probe_once(&t), Outcome::Fail(_)));
+    }
+
+    #[test]
+    fn http_probes_want_2xx_and_reject_anything_else() {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let handle = std::thread::spawn(move || {
+            for (i, req) in server.incoming_requests().take(2).enumerate() {
+                let code = if i == 0 { 200 } else { 503 };
+                let _ = req.respond(tiny_http::Response::from_string("x").with_status_code(code));
+            }
+        });
+        let mut t = target(3, 1);
+        t.address = "127.0.0.1".parse().unwrap();
+        t.protocol = ProbeProtocol::Http;
+        t.port = port;
+        t.path = "/healthz".into();
+        assert_eq!(probe_once(&t), Outcome::Pass);
+        assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn equal_probes_of_two_rules_are_one_target() {
+        let text = r#"
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/24"
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "a"
+  address = "10.0.0.100"
+  [[load_balancer.frontend]]
+  name = "b"
+  address = "10.0.0.101"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }]
+  [[load_balancer.probe]]
+  name = "p"
+  protocol = "tcp"
+  port = 22
+  interval_ms = 100
+  [[load_balancer.rule]]
+  name = "ra"
+  frontend = "a"
+  backend_pool = "pool"
+  probe = "p"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+  [[load_balancer.rule]]
+  name = "rb"
+  frontend = "b"
+  backend_pool = "pool"
+  probe = "p"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+"#;
+        let cfg = Config::from_toml(text, "test").unwrap();
+        let ts = targets(&cfg);
+        assert_eq!(ts.len(), 2, "one target per backend, not per rule");
+        let states: HashMap<Target, bool> = ts
+            .iter()
+            .map(|t| (t.clone(), t.address.to_string().ends_with("11")))
+            .collect();
+        let down = down_addresses(&states, &ts);
+        assert_eq!(
+            down.into_iter().collect::<Vec<_>>(),
+            vec!["10.0.0.12".parse::<IpAddr>().unwrap()]
+        );
+    }
+}
