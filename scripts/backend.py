@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A backend for haports tests and the demo: answers on every given TCP and UDP port.
 
-TCP: reads one line and answers `NAME PORT LINE` then closes. UDP: answers each datagram
+TCP: reads one line and answers `NAME PORT LINE` then closes; a connection whose first line
+is `session` instead gets every further line echoed the same way until it closes. UDP: answers each datagram
 with `NAME PORT DATAGRAM`. NAME tells the client which backend served it."""
 import selectors
 import socket
@@ -60,6 +61,17 @@ while True:
             if chunk is None:
                 continue
             pending[sock] += chunk
+            if pending[sock].startswith(b"session\n"):
+                # A long-lived session: echo every further line, until the client closes.
+                lines = pending[sock].split(b"\n")
+                pending[sock] = b"session\n" + lines[-1]
+                for line in lines[1:-1]:
+                    try:
+                        sock.sendall(f"{name} {port} ".encode() + line + b"\n")
+                    except OSError:
+                        pass
+                if chunk:
+                    continue
             if b"\n" in pending[sock] or not chunk:
                 try:
                     sock.setblocking(True)

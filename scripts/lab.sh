@@ -6,6 +6,7 @@
 #   lab.sh up TAG MODE     MODE: nat (clients on their own subnet, replies routed back
 #                          through the appliance) or dsr (backends hold the frontend on lo)
 #   lab.sh down TAG
+#   lab.sh stop-backend TAG bN / start-backend TAG bN   kill / restart a backend's service
 #
 # Namespaces: TAG-sw (the bridge), TAG-lb (the appliance: eth0 for DPDK's AF_PACKET PMD),
 # TAG-c (the client), TAG-b1..3 (backends running scripts/backend.py on PORTS).
@@ -66,8 +67,7 @@ NFT
     else
       ns "b$i" ip route add 10.0.1.0/24 via 10.0.0.2
     fi
-    ns "b$i" python3 "$here/backend.py" "b$i" $PORTS >"$dir/b$i.log" 2>&1 &
-    echo $! >"$dir/b$i.pid"
+    start_backend "b$i" nowait
   done
   if [ "$mode" = dsr ]; then
     ns c ip addr add 10.0.0.50/24 dev eth0
@@ -76,14 +76,32 @@ NFT
     ns c ip route add 10.0.0.0/24 via 10.0.1.2
   fi
   write_config
-  # Wait until every backend listens on every port.
-  for i in 1 2 3; do
-    for _ in $(seq 100); do
-      grep -q ready "$dir/b$i.log" 2>/dev/null && break
-      sleep 0.1
-    done
-    grep -q ready "$dir/b$i.log" || { echo "backend b$i did not start:"; cat "$dir/b$i.log"; exit 1; }
+  for i in 1 2 3; do wait_backend "b$i"; done
+}
+
+# Starts backend $1's service (scripts/backend.py on every port); waits for it unless $2.
+start_backend() {
+  local b=$1
+  # Not through `ns`: $! must be the service itself (ip netns exec execs it), not a subshell.
+  ip netns exec "$tag-$b" python3 "$here/backend.py" "$b" $PORTS >"$dir/$b.log" 2>&1 &
+  echo $! >"$dir/$b.pid"
+  [ "${2:-}" = nowait ] || wait_backend "$b"
+}
+
+# Waits until backend $1 listens on every port.
+wait_backend() {
+  local b=$1
+  for _ in $(seq 100); do
+    grep -q ready "$dir/$b.log" 2>/dev/null && return 0
+    sleep 0.1
   done
+  echo "backend $b did not start:"; cat "$dir/$b.log"; exit 1
+}
+
+stop_backend() {
+  local b=$1
+  kill -9 "$(cat "$dir/$b.pid")" 2>/dev/null || true
+  rm -f "$dir/$b.pid"
 }
 
 # The appliance's config for this lab ($dir/haports.toml): one interface on the AF_PACKET
@@ -150,5 +168,7 @@ down() {
 case $cmd in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down TAG [nat|dsr]" >&2; exit 2 ;;
+  stop-backend) stop_backend "${3:?bN}" ;;
+  start-backend) start_backend "${3:?bN}" ;;
+  *) echo "usage: $0 up|down|stop-backend|start-backend TAG [nat|dsr|bN]" >&2; exit 2 ;;
 esac

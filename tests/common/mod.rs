@@ -137,6 +137,74 @@ impl Lab {
         serde_json::from_slice(&out.stdout).expect("traffic.py prints JSON")
     }
 
+    /// Rewrites the lab's config with `f` (e.g. to add a probe, before or between runs).
+    pub fn edit_config(&self, f: impl FnOnce(String) -> String) {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path).expect("read lab config");
+        std::fs::write(&path, f(text)).expect("write lab config");
+    }
+
+    /// Adds a tcp probe of port 8000 to the HA-ports rule.
+    pub fn add_probe(&self, interval_ms: u64, unhealthy: u32, healthy: u32) {
+        self.edit_config(|t| {
+            let probe = format!(
+                "  [[load_balancer.probe]]\n  name = \"svc\"\n  protocol = \"tcp\"\n  port = 8000\n  \
+                 interval_ms = {interval_ms}\n  unhealthy_threshold = {unhealthy}\n  \
+                 healthy_threshold = {healthy}\n\n  [[load_balancer.rule]]"
+            );
+            t.replacen("  [[load_balancer.rule]]", &probe, 1)
+                .replacen("  name = \"ha\"\n", "  name = \"ha\"\n  probe = \"svc\"\n", 1)
+        });
+    }
+
+    /// Kills backend `b`'s service (b1, b2, b3).
+    pub fn stop_backend(&self, b: &str) {
+        self.lab_sh(&["stop-backend", &self.tag, b]);
+    }
+
+    /// Starts backend `b`'s service again and waits until it listens.
+    pub fn start_backend(&self, b: &str) {
+        self.lab_sh(&["start-backend", &self.tag, b]);
+    }
+
+    /// The pid of backend `b`'s service.
+    pub fn backend_pid(&self, b: &str) -> u32 {
+        let path = format!("/tmp/haports-lab-{}/{b}.pid", self.tag);
+        std::fs::read_to_string(&path)
+            .expect("backend pid file")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
+    fn lab_sh(&self, args: &[&str]) {
+        let out = Command::new("bash")
+            .arg(root().join("scripts/lab.sh"))
+            .args(args)
+            .output()
+            .expect("run lab.sh");
+        assert!(
+            out.status.success(),
+            "lab.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    /// Starts scripts/streams.py in the client (see there); `join` returns its report.
+    pub fn streams(&self, args: &[&str]) -> Streams {
+        let script = root().join("scripts/streams.py");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-c", self.tag), "python3"])
+            .arg(script)
+            .arg(FRONTEND)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start streams.py");
+        Streams { child }
+    }
+
     /// The appliance's config `lab.sh` wrote: HA ports, non-floating in nat mode and
     /// floating in dsr mode.
     pub fn config(&self) -> PathBuf {
@@ -150,6 +218,23 @@ impl Drop for Lab {
             .arg(root().join("scripts/lab.sh"))
             .args(["down", &self.tag])
             .output();
+    }
+}
+
+/// A running scripts/streams.py.
+pub struct Streams {
+    child: Child,
+}
+
+impl Streams {
+    pub fn join(self) -> serde_json::Value {
+        let out = self.child.wait_with_output().expect("wait streams.py");
+        assert!(
+            out.status.success(),
+            "streams.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("streams.py prints JSON")
     }
 }
 
@@ -201,7 +286,42 @@ impl Appliance {
         a
     }
 
-    /// Waits until metrics answer and every backend's MAC is resolved.
+    /// SIGHUP: reload the config file.
+    pub fn reload(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let _ = Command::new("kill").args(["-HUP", &pid]).status();
+    }
+
+    /// Waits until backend `address`'s health, as published, is `healthy`.
+    pub fn wait_health(&self, address: &str, healthy: bool) {
+        let want = if healthy { 1.0 } else { 0.0 };
+        wait_for(
+            &format!("{address} to be {}", if healthy { "up" } else { "down" }),
+            Duration::from_secs(15),
+            || {
+                (metric(
+                    &self.metrics(),
+                    "haports_backend_healthy",
+                    &[("backend", address)],
+                ) == Some(want))
+                .then_some(())
+            },
+        );
+    }
+
+    /// Waits until `haports_config_generation` is `n`.
+    pub fn wait_generation(&self, n: u64) {
+        wait_for(
+            &format!("config generation {n}"),
+            Duration::from_secs(15),
+            || {
+                (metric(&self.metrics(), "haports_config_generation", &[]) == Some(n as f64))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Waits until metrics answer and every backend is resolved and healthy.
     fn wait_ready(&mut self) {
         wait_for(
             "haports to serve metrics with every backend resolved",
@@ -211,8 +331,13 @@ impl Appliance {
                     panic!("haports exited early with {status}: {}", self.logs());
                 }
                 let m = self.try_metrics()?;
+                // Every configured backend resolved and healthy (unprobed ones always are).
                 let resolved = BACKENDS.iter().all(|b| {
-                    metric(&m, "haports_backend_resolved", &[("backend", b)]) == Some(1.0)
+                    let configured = m.contains(&format!("backend=\"{b}\""));
+                    !configured
+                        || (metric(&m, "haports_backend_resolved", &[("backend", b)]) == Some(1.0)
+                            && metric(&m, "haports_backend_healthy", &[("backend", b)])
+                                == Some(1.0))
                 });
                 resolved.then_some(())
             },

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Continuous traffic through a frontend while something changes, for haports' failover,
+drain and reload tests.
+
+  streams.py FRONTEND --udp-port P --udp-flows N --tcp-port Q --duration S
+             [--kill-pid PID --kill-at T] [--session-port R [--session-sport S]]
+
+- N UDP flows (fixed source ports) each send a sequence-numbered datagram every 10 ms; every
+  answer names its backend. Per flow: the backends seen and the sequence numbers never
+  answered.
+- One thread opens new TCP connections back to back (each a new flow) and records, for each,
+  the time and the backend that answered (or the error).
+- --kill-pid: at T seconds, SIGKILL that process (a backend's service) and note the time.
+- --session-port: one long-lived TCP connection sending a line every 50 ms throughout;
+  every line must come back from the same backend.
+Times are seconds from the start. Prints one JSON object at the end."""
+import argparse
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("frontend")
+ap.add_argument("--udp-port", type=int, default=8000)
+ap.add_argument("--udp-flows", type=int, default=8)
+ap.add_argument("--tcp-port", type=int, default=8001)
+ap.add_argument("--duration", type=float, default=3.0)
+ap.add_argument("--kill-pid", type=int, default=0)
+ap.add_argument("--kill-at", type=float, default=1.0)
+ap.add_argument("--session-port", type=int, default=0)
+ap.add_argument("--session-sport", type=int, default=0, help="the session's source port")
+args = ap.parse_args()
+
+t0 = time.monotonic()
+stop = threading.Event()
+now = lambda: time.monotonic() - t0  # noqa: E731
+result = {"udp": [], "tcp": [], "kill_at": None, "session": None}
+
+
+def udp_flows():
+    socks = []
+    for _ in range(args.udp_flows):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", 0))
+        s.setblocking(False)
+        socks.append({"sock": s, "sent": 0, "answered": set(), "backends": {}})
+    while not stop.is_set():
+        for f in socks:
+            f["sock"].sendto(f"{f['sent']}".encode(), (args.frontend, args.udp_port))
+            f["sent"] += 1
+        deadline = time.monotonic() + 0.01
+        while time.monotonic() < deadline:
+            for f in socks:
+                drain(f)
+            time.sleep(0.001)
+    end = time.monotonic() + 0.5  # answers still in flight
+    while time.monotonic() < end:
+        for f in socks:
+            drain(f)
+        time.sleep(0.005)
+    for f in socks:
+        missing = sorted(set(range(f["sent"])) - f["answered"])
+        result["udp"].append({
+            "sport": f["sock"].getsockname()[1],
+            "sent": f["sent"],
+            "missing": len(missing),
+            "first_missing": missing[:5],
+            "backends": f["backends"],
+        })
+
+
+def drain(f):
+    while True:
+        try:
+            data = f["sock"].recv(2048)
+        except BlockingIOError:
+            return
+        name, _, seq = data.decode().split(" ", 2)
+        f["answered"].add(int(seq))
+        f["backends"][name] = f["backends"].get(name, 0) + 1
+
+
+def tcp_churn():
+    while not stop.is_set():
+        start = now()
+        try:
+            s = socket.create_connection((args.frontend, args.tcp_port), timeout=1.0)
+            s.sendall(b"hi\n")
+            answer = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            s.close()
+            result["tcp"].append([start, answer.split(b" ", 1)[0].decode() or None])
+        except OSError as e:
+            result["tcp"].append([start, None, str(e)])
+            time.sleep(0.005)
+
+
+def session():
+    s = socket.create_connection((args.frontend, args.session_port), timeout=2.0,
+                                 source_address=("0.0.0.0", args.session_sport))
+    s.sendall(b"session\n")
+    f = s.makefile("rb")
+    backends, sent, answered, errors = {}, 0, 0, []
+    while not stop.is_set():
+        try:
+            s.sendall(f"line {sent}\n".encode())
+            sent += 1
+            answer = f.readline().decode().split(" ", 2)
+            if len(answer) == 3 and answer[2].strip() == f"line {sent - 1}":
+                answered += 1
+                backends[answer[0]] = backends.get(answer[0], 0) + 1
+            else:
+                errors.append(f"bad answer {answer!r}")
+        except OSError as e:
+            errors.append(str(e))
+            break
+        time.sleep(0.05)
+    s.close()
+    result["session"] = {"sent": sent, "answered": answered, "backends": backends, "errors": errors[:5]}
+
+
+threads = [threading.Thread(target=udp_flows), threading.Thread(target=tcp_churn)]
+if args.session_port:
+    threads.append(threading.Thread(target=session))
+for t in threads:
+    t.start()
+if args.kill_pid:
+    time.sleep(max(0.0, args.kill_at - now()))
+    result["kill_at"] = now()
+    os.kill(args.kill_pid, signal.SIGKILL)
+time.sleep(max(0.0, args.duration - now()))
+stop.set()
+for t in threads:
+    t.join()
+print(json.dumps(result))

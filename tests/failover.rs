@@ -1,0 +1,300 @@
+//! Health probes, failover, active-passive, drain and reload, end to end: real kernel TCP and
+//! UDP through haports in network namespaces while backends' services die and come back and
+//! the config changes under traffic. Needs root.
+
+mod common;
+
+use serde_json::Value;
+
+use common::{metric, metric_sum, Appliance, Lab, FRONTEND};
+
+const INTERVAL_MS: u64 = 100;
+const THRESHOLD: u32 = 2;
+
+fn served_by(t: &common::Traffic) -> Vec<&str> {
+    t.served.keys().map(String::as_str).collect()
+}
+
+/// UDP flows that were on `except` at the start may lose datagrams; every other flow none.
+fn assert_no_loss(report: &Value, except: Option<&str>) {
+    for flow in report["udp"].as_array().unwrap() {
+        let backends = flow["backends"].as_object().unwrap();
+        if except.is_some_and(|b| backends.contains_key(b)) {
+            continue;
+        }
+        assert!(flow["sent"].as_u64().unwrap() > 50, "{flow}");
+        assert_eq!(
+            flow["missing"], 0,
+            "a flow on a healthy backend lost datagrams: {flow}"
+        );
+        assert_eq!(
+            backends.len(),
+            1,
+            "a flow on a healthy backend moved: {flow}"
+        );
+    }
+}
+
+#[test]
+fn a_dead_backend_gets_no_new_flows_within_interval_times_threshold_plus_one() {
+    let lab = Lab::up("nat");
+    lab.add_probe(INTERVAL_MS, THRESHOLD, THRESHOLD);
+    let lb = Appliance::start(&lab, &lab.config());
+    let victim = "b2";
+    let streams = lab.streams(&[
+        "--udp-flows",
+        "12",
+        "--duration",
+        "3",
+        "--kill-pid",
+        &lab.backend_pid(victim).to_string(),
+        "--kill-at",
+        "1",
+    ]);
+    let report = streams.join();
+    let kill_at = report["kill_at"].as_f64().unwrap();
+
+    // New TCP connections after the kill: those Maglev still gave the victim fail (reset);
+    // the last of them marks when haports stopped sending new flows there.
+    let tcp = report["tcp"].as_array().unwrap();
+    let last_failure = tcp
+        .iter()
+        .filter(|c| c[1].is_null() && c[0].as_f64().unwrap() >= kill_at)
+        .map(|c| c[0].as_f64().unwrap())
+        .fold(kill_at, f64::max);
+    let failover_ms = (last_failure - kill_at) * 1000.0;
+    let bound_ms = (INTERVAL_MS * u64::from(THRESHOLD + 1)) as f64 + 150.0;
+    eprintln!("failover: {failover_ms:.0} ms (bound {bound_ms:.0} ms)");
+    assert!(
+        failover_ms <= bound_ms,
+        "new flows reached the dead backend for {failover_ms:.0} ms"
+    );
+    let after = tcp
+        .iter()
+        .filter(|c| c[0].as_f64().unwrap() > last_failure + 0.01);
+    assert!(
+        after.clone().count() > 20,
+        "connections kept being opened after the failover"
+    );
+    assert!(
+        after.clone().all(|c| !c[1].is_null()),
+        "every connection after the failover succeeds"
+    );
+    assert!(
+        after.clone().all(|c| c[1] != victim),
+        "no new flow reaches the dead backend"
+    );
+    assert_no_loss(&report, Some(victim));
+    lb.wait_health("10.0.0.12", false);
+}
+
+#[test]
+fn active_passive_fails_over_to_the_passive_tier_and_back() {
+    let lab = Lab::up("nat");
+    lab.add_probe(INTERVAL_MS, THRESHOLD, THRESHOLD);
+    lab.edit_config(|t| {
+        t.replace(
+            r#"{ address = "10.0.0.12" }"#,
+            r#"{ address = "10.0.0.12", priority = 1 }"#,
+        )
+        .replace(
+            r#"{ address = "10.0.0.13" }"#,
+            r#"{ address = "10.0.0.13", priority = 1 }"#,
+        )
+    });
+    let lb = Appliance::start(&lab, &lab.config());
+    let ports: Vec<u16> = (8000..8010).collect();
+
+    let t = lab.traffic("tcp", FRONTEND, &ports, 60, None);
+    assert_eq!(
+        (t.total(), served_by(&t)),
+        (60, vec!["b1"]),
+        "all traffic to the active"
+    );
+
+    lab.stop_backend("b1");
+    lb.wait_health("10.0.0.11", false);
+    let t = lab.traffic("tcp", FRONTEND, &ports, 60, None);
+    assert_eq!(t.total(), 60, "{:?}", t.failures);
+    assert_eq!(
+        served_by(&t),
+        vec!["b2", "b3"],
+        "the passive tier takes every new flow"
+    );
+
+    lab.start_backend("b1");
+    lb.wait_health("10.0.0.11", true);
+    let t = lab.traffic("tcp", FRONTEND, &ports, 60, None);
+    assert_eq!(
+        (t.total(), served_by(&t)),
+        (60, vec!["b1"]),
+        "new flows return to the active"
+    );
+}
+
+#[test]
+fn with_every_backend_down_new_flows_are_dropped_and_counted_then_recover() {
+    let lab = Lab::up("nat");
+    lab.add_probe(INTERVAL_MS, THRESHOLD, THRESHOLD);
+    let lb = Appliance::start(&lab, &lab.config());
+    for (b, addr) in [
+        ("b1", "10.0.0.11"),
+        ("b2", "10.0.0.12"),
+        ("b3", "10.0.0.13"),
+    ] {
+        lab.stop_backend(b);
+        lb.wait_health(addr, false);
+    }
+    let t = lab.traffic_timeout("udp", FRONTEND, &[8000, 8001], 20, None, 0.3);
+    assert_eq!(t.total(), 0);
+    let m = lb.metrics();
+    assert!(
+        metric(
+            &m,
+            "haports_drops_total",
+            &[("reason", "no_healthy_backend")]
+        )
+        .unwrap()
+            >= 20.0,
+        "{m}"
+    );
+
+    for (b, addr) in [
+        ("b1", "10.0.0.11"),
+        ("b2", "10.0.0.12"),
+        ("b3", "10.0.0.13"),
+    ] {
+        lab.start_backend(b);
+        lb.wait_health(addr, true);
+    }
+    let t = lab.traffic("tcp", FRONTEND, &[8000, 8001, 8002], 60, None);
+    assert_eq!(t.total(), 60, "recovered: {:?}", t.failures);
+    assert_eq!(t.served.len(), 3);
+}
+
+/// Which backend `haports lookup` says serves a flow.
+fn lookup(lab: &Lab, flow: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_haports"))
+        .args(["lookup", "--config"])
+        .arg(lab.config())
+        .arg(flow)
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    line.rsplit(' ').next().unwrap().to_owned()
+}
+
+#[test]
+fn a_drained_backend_keeps_its_connections_and_gets_no_new_ones() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config());
+    // A long-lived session from a known five-tuple, so its backend is known: drain that one.
+    let session_backend = lookup(&lab, &format!("tcp {}:45000 {FRONTEND}:8002", lab.client()));
+    let name = format!("b{}", &session_backend[session_backend.len() - 1..]);
+    let streams = lab.streams(&[
+        "--udp-flows",
+        "0",
+        "--session-port",
+        "8002",
+        "--session-sport",
+        "45000",
+        "--duration",
+        "3",
+    ]);
+    common::wait_for(
+        "the session to carry traffic",
+        std::time::Duration::from_secs(5),
+        || {
+            let m = lb.metrics();
+            (metric(
+                &m,
+                "haports_backend_packets_total",
+                &[("backend", &session_backend)],
+            )
+            .unwrap_or(0.0)
+                > 10.0)
+                .then_some(())
+        },
+    );
+    lab.edit_config(|t| {
+        let plain = format!(r#"{{ address = "{session_backend}" }}"#);
+        let drained = format!(r#"{{ address = "{session_backend}", drain = true }}"#);
+        t.replace(&plain, &drained)
+    });
+    lb.reload();
+    lb.wait_generation(2);
+    let t = lab.traffic("tcp", FRONTEND, &(8003..8013).collect::<Vec<_>>(), 60, None);
+    assert_eq!(t.total(), 60, "{:?}", t.failures);
+    assert!(
+        !t.served.contains_key(&name),
+        "the drained backend got new flows: {:?}",
+        t.served
+    );
+
+    let report = streams.join();
+    let session = &report["session"];
+    assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
+    assert!(session["sent"].as_u64().unwrap() > 30, "{session}");
+    assert_eq!(
+        session["sent"], session["answered"],
+        "every line of the live session answered: {session}"
+    );
+    assert_eq!(
+        session["backends"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec![&name],
+        "{session}"
+    );
+}
+
+#[test]
+fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_nothing() {
+    let lab = Lab::up("nat");
+    lab.edit_config(|t| t.replace(r#", { address = "10.0.0.13" }"#, ""));
+    let lb = Appliance::start(&lab, &lab.config());
+    let streams = lab.streams(&["--udp-flows", "16", "--duration", "3"]);
+
+    lab.edit_config(|t| {
+        t.replace(
+            r#"{ address = "10.0.0.12" }"#,
+            r#"{ address = "10.0.0.12" }, { address = "10.0.0.13" }"#,
+        )
+    });
+    lb.reload();
+    lb.wait_generation(2);
+    let report = streams.join();
+    assert_no_loss(&report, None);
+    let t = lab.traffic("tcp", FRONTEND, &(8000..8024).collect::<Vec<_>>(), 90, None);
+    assert_eq!(t.total(), 90);
+    assert!(
+        t.served.contains_key("b3"),
+        "the new backend takes new flows: {:?}",
+        t.served
+    );
+
+    // An invalid file is refused, the running config stays.
+    let good = std::fs::read_to_string(lab.config()).unwrap();
+    lab.edit_config(|t| t.replace("protocol = \"all\"", "protocol = \"sctp\""));
+    lb.reload();
+    common::wait_for(
+        "the refusal to be logged",
+        std::time::Duration::from_secs(10),
+        || lb.logs().contains("reload refused").then_some(()),
+    );
+    assert_eq!(
+        metric(&lb.metrics(), "haports_config_generation", &[]),
+        Some(2.0)
+    );
+    let t = lab.traffic("udp", FRONTEND, &[8000, 8001], 30, None);
+    assert_eq!(
+        t.total(),
+        30,
+        "service goes on after a refused reload: {:?}",
+        t.failures
+    );
+    std::fs::write(lab.config(), good).unwrap();
+    assert!(metric_sum(&lb.metrics(), "haports_backend_packets_total") > 0.0);
+}
