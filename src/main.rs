@@ -29,11 +29,12 @@ enum Command {
         #[arg(last = true)]
         eal_args: Vec<String>,
     },
-    /// Validate a config file: `ok` and exit 0, or one line per problem and exit 1
-    /// (exit 2 when the file cannot be read or parsed).
+    /// Validate a config file: one line per problem (`warning:` for warnings), then `ok` and
+    /// exit 0 when none is an error, else exit 1 (exit 2 when the file cannot be read or
+    /// parsed).
     Check {
         file: PathBuf,
-        /// Print problems as JSON objects, one a line.
+        /// Print problems as JSON objects, one a line (file, severity, key, message, tag).
         #[arg(long)]
         json: bool,
     },
@@ -84,23 +85,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads and validates; prints problems the way `check` does.
-fn load_valid(path: &Path) -> Result<Config, ExitCode> {
+/// Loads and validates; prints problems (warnings too) the way `check` does, on stderr.
+/// `extra_eal_args` are those `run` appends, so that the check sees the DPDK ports they add.
+fn load_valid(path: &Path, extra_eal_args: &[String]) -> Result<Config, ExitCode> {
     let cfg = Config::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)
     })?;
-    if let Err(problems) = cfg.check() {
-        for p in problems {
-            eprintln!("{}: {p}", path.display());
-        }
+    let mut checked = cfg.clone();
+    checked.dpdk.eal_args.extend_from_slice(extra_eal_args);
+    let problems = haports::config::validate(&checked);
+    for p in &problems {
+        eprintln!("{}: {p}", path.display());
+    }
+    if problems.iter().any(|p| p.is_error()) {
         return Err(ExitCode::from(1));
     }
     Ok(cfg)
 }
 
 fn run(path: &Path, eal_args: &[String]) -> ExitCode {
-    let cfg = match load_valid(path) {
+    let cfg = match load_valid(path, eal_args) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -124,7 +129,7 @@ fn check(path: &Path, json: bool) -> ExitCode {
                 };
                 println!(
                     "{}",
-                    serde_json::json!({"file": path.display().to_string(), "line": line, "column": column, "message": e.to_string()})
+                    serde_json::json!({"file": path.display().to_string(), "severity": "error", "line": line, "column": column, "message": e.to_string()})
                 );
             } else {
                 println!("{e}");
@@ -132,27 +137,24 @@ fn check(path: &Path, json: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cfg.check() {
-        Ok(()) => {
-            if !json {
-                println!("ok");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
-            for p in problems {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"file": path.display().to_string(), "key": p.key, "message": p.message})
-                    );
-                } else {
-                    println!("{}: {p}", path.display());
-                }
-            }
-            ExitCode::from(1)
+    let problems = haports::config::validate(&cfg);
+    for p in &problems {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"file": path.display().to_string(), "severity": p.severity.as_str(), "key": p.key, "message": p.message, "tag": p.tag})
+            );
+        } else {
+            println!("{}: {p}", path.display());
         }
     }
+    if problems.iter().any(|p| p.is_error()) {
+        return ExitCode::from(1);
+    }
+    if !json {
+        println!("ok");
+    }
+    ExitCode::SUCCESS
 }
 
 fn lookup(
@@ -162,7 +164,7 @@ fn lookup(
     json: bool,
     words: &[String],
 ) -> ExitCode {
-    let cfg = match load_valid(path) {
+    let cfg = match load_valid(path, &[]) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -278,7 +278,49 @@ mod tests {
             message.starts_with("load_balancer[0].probe[0].port: invalid type"),
             "{message}"
         );
-        assert!(message.contains("expected u16"), "{message}");
+        assert!(
+            message.contains("expected a port number from 0 to 65535"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_ports_name_the_key_and_the_range() {
+        for (from, to, key, range) in [
+            (
+                "frontend_port = 0",
+                "frontend_port = 70000",
+                "load_balancer[0].rule[0].frontend_port",
+                "a port number from 0 to 65535",
+            ),
+            (
+                "backend_port = 0",
+                "backend_port = -1",
+                "load_balancer[0].rule[0].backend_port",
+                "a port number from 0 to 65535",
+            ),
+            (
+                "port = 22",
+                "port = 65536",
+                "load_balancer[0].probe[0].port",
+                "a port number from 0 to 65535",
+            ),
+            (
+                "port = 0",
+                "port = 99999",
+                "interface[0].port",
+                "a DPDK port id from 0 to 65535",
+            ),
+        ] {
+            let text = MINIMAL.replacen(from, to, 1);
+            let (line, _, message, _) = parse_err(&text);
+            assert_eq!(line, line_of(&text, to), "{message}");
+            let value = to.rsplit(' ').next().unwrap();
+            assert_eq!(
+                message,
+                format!("{key}: invalid value: integer `{value}`, expected {range}")
+            );
+        }
     }
 
     #[test]

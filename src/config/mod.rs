@@ -16,7 +16,7 @@ pub use model::{
     Backend, BackendPool, Config, Control, Dataplane, Dpdk, Encap, Frontend, Interface, LbKind,
     LoadBalancer, Probe, ProbeProtocol, Route, Rule, RuleProtocol,
 };
-pub use validate::{validate, Problem};
+pub use validate::{validate, Problem, Severity};
 
 #[cfg(test)]
 mod testdata;

@@ -91,6 +91,7 @@ pub struct Control {
 pub struct Interface {
     pub name: String,
     /// DPDK port id.
+    #[serde(deserialize_with = "dpdk_port_id")]
     pub port: u16,
     /// Set the port's MAC address; `None` keeps the NIC's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +211,7 @@ impl Backend {
 pub struct Probe {
     pub name: String,
     pub protocol: ProbeProtocol,
+    #[serde(deserialize_with = "port_number")]
     pub port: u16,
     /// Path of the HTTP GET (http only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,7 +255,9 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
     pub protocol: RuleProtocol,
+    #[serde(deserialize_with = "port_number")]
     pub frontend_port: u16,
+    #[serde(deserialize_with = "port_number")]
     pub backend_port: u16,
     /// `true`: DSR, destination kept; `false`: DNAT to the backend.
     #[serde(default)]
@@ -297,6 +301,35 @@ display_as_config_text! {
     Encap { Vxlan => "vxlan" }
     ProbeProtocol { Tcp => "tcp", Http => "http" }
     RuleProtocol { All => "all", Tcp => "tcp", Udp => "udp" }
+}
+
+/// A 16-bit number whose error says what it is and its range (serde's says `u16`).
+struct Number16(&'static str);
+
+impl<'de> Visitor<'de> for Number16 {
+    type Value = u16;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<u16, E> {
+        u16::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<u16, E> {
+        u16::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(n), &self))
+    }
+}
+
+/// A TCP or UDP port: 0 to 65535.
+fn port_number<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    d.deserialize_u16(Number16("a port number from 0 to 65535"))
+}
+
+/// A DPDK port id: 0 to 65535.
+fn dpdk_port_id<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    d.deserialize_u16(Number16("a DPDK port id from 0 to 65535"))
 }
 
 /// A value written in the file as text, with what the text should look like for the error.

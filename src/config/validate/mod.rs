@@ -3,71 +3,200 @@
 //!
 //! Each check is one function over the whole config that pushes [`Problem`]s; a problem's
 //! key names the object by its name (`load_balancer[ilb].rule[ha].backend_pool`), so an
-//! operator can find it without counting tables. The seed's rules (DESIGN §7) each get a
-//! function named `rule<N>_…` whose messages end in `[seed rule N]`.
+//! operator can find it without counting tables, and its message names the other objects
+//! involved and ends with the rule or limitation broken, as a tag: `[seed rule N]` for the
+//! rules of DESIGN §7 (`seed_rules`, functions named `rule<N>_…`), `[limitation: …]` for the
+//! others (the words of the [`limit`] constants). Errors make a config unusable; warnings
+//! (a Maglev table too small to balance well, a setting that has no effect) do not.
+//!
+//! One file per concern: `dataplane` (sizes, interfaces, DPDK ports), `names` (names and
+//! references), `addresses` (frontends, pools, backends), `probes`, `rules` (ports,
+//! timeouts, address families, the reverse rewrite) and `seed_rules`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use super::model::{
-    Backend, BackendPool, Config, Frontend, Interface, LoadBalancer, Probe, ProbeProtocol, Rule,
-};
+use super::model::{Backend, BackendPool, Config, Frontend, Interface, LoadBalancer, Probe, Rule};
 use crate::wire::MacAddr;
 
+mod addresses;
+mod dataplane;
+mod names;
+mod probes;
+mod rules;
 mod seed_rules;
 
-/// One thing wrong with a config: where (`key`) and what, and what to do where it helps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Key path with objects named, e.g. `load_balancer[ilb].rule[ha].backend_pool`.
-    pub key: String,
-    pub message: String,
+/// How bad a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The config cannot work as written: `check` fails and `run` refuses it.
+    Error,
+    /// The config works, but not as well as it could, or a setting has no effect.
+    Warning,
 }
 
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong with a config: how bad, where (`key`) and what, and what to do where it
+/// helps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub severity: Severity,
+    /// Key path with objects named, e.g. `load_balancer[ilb].rule[ha].backend_pool`.
+    pub key: String,
+    /// What is wrong, in the operator's words; ends with ` [TAG]`.
+    pub message: String,
+    /// The rule or limitation broken, as the message's last words show it:
+    /// `seed rule 3`, `seed rules 3 and 6`, `limitation: one interface per DPDK port`.
+    pub tag: String,
+}
+
+impl Problem {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// `KEY: MESSAGE`, or `warning: KEY: MESSAGE`.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
         write!(f, "{}: {}", self.key, self.message)
     }
 }
 
 impl Config {
-    /// `Ok` when [`validate`] finds nothing, else every problem.
+    /// `Ok` when [`validate`] finds no error (warnings alone pass), else every problem,
+    /// warnings included, in the order `validate` gives them.
     pub fn check(&self) -> Result<(), Vec<Problem>> {
         let problems = validate(self);
-        if problems.is_empty() {
-            Ok(())
-        } else {
+        if problems.iter().any(Problem::is_error) {
             Err(problems)
+        } else {
+            Ok(())
         }
     }
 }
 
-/// Every problem of `cfg`, in config order within each check.
+/// Every problem of `cfg`, errors and warnings, in config order within each check.
 pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut out = Problems::default();
-    dataplane_sizes(cfg, &mut out);
-    maglev_table_holds_every_pool(cfg, &mut out);
-    interfaces(cfg, &mut out);
-    load_balancer_names(cfg, &mut out);
-    frontend_addresses(cfg, &mut out);
-    backend_pools(cfg, &mut out);
-    backends_reachable(cfg, &mut out);
-    probes(cfg, &mut out);
-    rule_references(cfg, &mut out);
-    rule_timeouts(cfg, &mut out);
+    dataplane::sizes(cfg, &mut out);
+    dataplane::maglev_table_holds_every_pool(cfg, &mut out);
+    dataplane::interfaces(cfg, &mut out);
+    dataplane::ports_exist(cfg, &mut out);
+    names::unique(cfg, &mut out);
+    addresses::frontends(cfg, &mut out);
+    addresses::backend_pools(cfg, &mut out);
+    addresses::backends_reachable(cfg, &mut out);
+    probes::check(cfg, &mut out);
+    names::rule_references(cfg, &mut out);
+    rules::timeouts(cfg, &mut out);
+    rules::one_rule_per_frontend_port(cfg, &mut out);
+    rules::nat_keeps_the_address_family(cfg, &mut out);
+    rules::backend_port_reuse_needs_floating_ip(cfg, &mut out);
     seed_rules::check(cfg, &mut out);
     out.0
+}
+
+/// The rule or limitation a problem breaks; it ends the message as `[…]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    /// Rules of DESIGN §7 (the seed's "Supported configurations" and "Limitations", and
+    /// rule 7's names, references and Maglev size); several when one situation breaks more.
+    Seed(&'static [u8]),
+    /// A limitation of haports beyond §7, in a few words: one of [`limit`]'s constants.
+    Limitation(&'static str),
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Broken::Seed([n]) => write!(f, "seed rule {n}"),
+            Broken::Seed(ns) => {
+                let (last, rest) = ns.split_last().expect("at least one seed rule");
+                let rest: Vec<String> = rest.iter().map(u8::to_string).collect();
+                write!(f, "seed rules {} and {last}", rest.join(", "))
+            }
+            Broken::Limitation(words) => write!(f, "limitation: {words}"),
+        }
+    }
+}
+
+/// `[seed rule 7]`: names, references, Maglev table size (DESIGN §7 rule 7).
+const SEED_RULE_7: Broken = Broken::Seed(&[7]);
+
+/// The limitations beyond DESIGN §7, by the words of their tags (`[limitation: WORDS]`).
+/// README's "Config rules" lists them; keep the two in step.
+mod limit {
+    use super::Broken::{self, Limitation};
+
+    pub(super) const WORKERS: Broken = Limitation("at least one worker");
+    pub(super) const FLOW_TABLE: Broken = Limitation("flow table capacity above 0");
+    pub(super) const MAGLEV_BALANCE: Broken = Limitation("Maglev table of 100 × backends");
+    pub(super) const INTERFACES: Broken = Limitation("at least one interface");
+    pub(super) const INTERFACE_ADDRESS: Broken = Limitation("interface needs an address");
+    pub(super) const ONE_INTERFACE_PER_PORT: Broken = Limitation("one interface per DPDK port");
+    pub(super) const PORT_EXISTS: Broken = Limitation("DPDK port must exist");
+    pub(super) const NEXT_HOP_ON_LINK: Broken = Limitation("next hop on-link");
+    pub(super) const UNICAST: Broken = Limitation("unicast addresses only");
+    pub(super) const NOT_OWN_ADDRESS: Broken = Limitation("not the appliance's own address");
+    pub(super) const ONE_FRONTEND_PER_ADDRESS: Broken = Limitation("one frontend per address");
+    pub(super) const POOL_NOT_EMPTY: Broken = Limitation("pool needs backends");
+    pub(super) const DISTINCT_BACKENDS: Broken = Limitation("distinct backends in a pool");
+    pub(super) const BACKEND_REACHABLE: Broken = Limitation("backend reachable");
+    pub(super) const PROBE_PORT: Broken = Limitation("probe port 1 to 65535");
+    pub(super) const HTTP_PROBE_PATH: Broken = Limitation("http probe path");
+    pub(super) const PATH_IS_FOR_HTTP: Broken = Limitation("path is for http probes");
+    pub(super) const PROBE_INTERVAL: Broken = Limitation("probe interval 50 ms to 1 h");
+    pub(super) const PROBE_THRESHOLDS: Broken = Limitation("probe thresholds at least 1");
+    pub(super) const IDLE_TIMEOUT: Broken = Limitation("idle timeout 1 s to 24 h");
+    pub(super) const ONE_RULE_PER_PORT: Broken = Limitation("one rule per frontend port");
+    pub(super) const NAT_FAMILY: Broken = Limitation("NAT keeps the address family");
+    pub(super) const BACKEND_PORT_REUSE: Broken =
+        Limitation("backend port reuse needs floating IP");
 }
 
 #[derive(Default)]
 struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    fn error(&mut self, key: impl Into<String>, broken: Broken, message: impl fmt::Display) {
+        self.push(Severity::Error, key.into(), broken, message);
+    }
+
+    fn warning(&mut self, key: impl Into<String>, broken: Broken, message: impl fmt::Display) {
+        self.push(Severity::Warning, key.into(), broken, message);
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        key: String,
+        broken: Broken,
+        message: impl fmt::Display,
+    ) {
         self.0.push(Problem {
-            key: key.into(),
-            message: message.into(),
+            severity,
+            key,
+            message: format!("{message} [{broken}]"),
+            tag: broken.to_string(),
         });
     }
 }
@@ -122,6 +251,70 @@ fn pools(cfg: &Config) -> impl Iterator<Item = (String, &BackendPool)> {
     })
 }
 
+/// A rule with its key and what its names refer to (when they exist: a dangling name is
+/// reported once, by `names::rule_references`, and the checks that need it skip the rule).
+struct RuleView<'a> {
+    /// Index of the load balancer in `cfg.load_balancer`.
+    lb: usize,
+    key: String,
+    rule: &'a Rule,
+    frontend: Option<&'a Frontend>,
+    pool: Option<&'a BackendPool>,
+}
+
+/// Every rule of the config, in config order.
+fn rules(cfg: &Config) -> Vec<RuleView<'_>> {
+    let mut out = Vec::new();
+    for (l, lb) in cfg.load_balancer.iter().enumerate() {
+        let lb_key = lb_key(l, lb);
+        for (r, rule) in lb.rule.iter().enumerate() {
+            out.push(RuleView {
+                lb: l,
+                key: rule_key(&lb_key, r, rule),
+                rule,
+                frontend: lb.frontend.iter().find(|fe| fe.name == rule.frontend),
+                pool: lb.backend_pool.iter().find(|p| p.name == rule.backend_pool),
+            });
+        }
+    }
+    out
+}
+
+/// The first backend of `a` that `b` holds too: the same address or the same instance
+/// (DESIGN §4: an instance is one appliance, whichever of its addresses a pool lists).
+fn shared_backend<'a, 'b>(
+    a: &'a BackendPool,
+    b: &'b BackendPool,
+) -> Option<(&'a Backend, &'b Backend)> {
+    a.backends.iter().find_map(|x| {
+        b.backends
+            .iter()
+            .find(|y| x.address == y.address || x.instance() == y.instance())
+            .map(|y| (x, y))
+    })
+}
+
+/// How a message names a backend two pools share.
+fn describe_shared((a, b): (&Backend, &Backend)) -> String {
+    if a.address == b.address {
+        format!("backend {}", a.address)
+    } else {
+        format!(
+            "instance `{}` ({} and {})",
+            a.instance(),
+            a.address,
+            b.address
+        )
+    }
+}
+
+fn family(addr: IpAddr) -> &'static str {
+    match addr {
+        IpAddr::V4(_) => "IPv4",
+        IpAddr::V6(_) => "IPv6",
+    }
+}
+
 // ---- shared checks -------------------------------------------------------------------
 
 /// Names must be present and unique among their siblings (`what` is the table name).
@@ -139,15 +332,27 @@ fn unique_names<'a>(
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, name) in names.enumerate() {
         if name.is_empty() {
-            out.push(format!("{prefix}[{i}].name"), "must not be empty");
+            out.error(
+                format!("{prefix}[{i}].name"),
+                SEED_RULE_7,
+                format!("a {what} needs a name, and it must not be empty"),
+            );
             continue;
         }
         let count = seen.entry(name).or_insert(0);
         *count += 1;
         if *count == 2 {
-            out.push(
+            out.error(
                 format!("{prefix}[{name}]"),
-                format!("the name `{name}` is used by more than one {what}; names must be unique"),
+                SEED_RULE_7,
+                format!(
+                    "the name `{name}` is used by more than one {what}{}; names must be unique",
+                    if parent.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" of {parent}")
+                    }
+                ),
             );
         }
     }
@@ -169,8 +374,9 @@ fn not_unicast(addr: IpAddr) -> Option<&'static str> {
 
 fn unicast(key: &str, addr: IpAddr, role: &str, out: &mut Problems) {
     if let Some(why) = not_unicast(addr) {
-        out.push(
+        out.error(
             key,
+            limit::UNICAST,
             format!("{addr} is {why}; a {role} needs a unicast address"),
         );
     }
@@ -179,8 +385,9 @@ fn unicast(key: &str, addr: IpAddr, role: &str, out: &mut Problems) {
 fn unicast_mac(key: String, mac: Option<MacAddr>, out: &mut Problems) {
     if let Some(mac) = mac {
         if !mac.is_unicast() {
-            out.push(
+            out.error(
                 key,
+                limit::UNICAST,
                 format!("{mac} is not a unicast MAC address (group bit set, or all zero)"),
             );
         }
@@ -189,13 +396,15 @@ fn unicast_mac(key: String, mac: Option<MacAddr>, out: &mut Problems) {
 
 /// A frontend or backend must not take the appliance's own address: traffic to it goes to
 /// the interface's kernel twin.
-fn not_own_address(key: &str, addr: IpAddr, cfg: &Config, out: &mut Problems) {
+fn not_own_address(key: &str, addr: IpAddr, role: &str, cfg: &Config, out: &mut Problems) {
     for (i, iface) in cfg.interface.iter().enumerate() {
         if iface.address.iter().any(|net| net.addr() == addr) {
-            out.push(
+            out.error(
                 key,
+                limit::NOT_OWN_ADDRESS,
                 format!(
-                    "{addr} is the own address of {}; use another address",
+                    "{addr} is the own address of {} (its kernel twin's); a {role} needs \
+                     another address",
                     interface_key(i, iface)
                 ),
             );
@@ -203,6 +412,7 @@ fn not_own_address(key: &str, addr: IpAddr, cfg: &Config, out: &mut Problems) {
     }
 }
 
+/// Trial division; table sizes are at most `u32::MAX`, so at most 32768 divisions.
 fn is_prime(n: u32) -> bool {
     if n < 2 {
         return false;
@@ -217,287 +427,10 @@ fn is_prime(n: u32) -> bool {
         .all(|d| n % d != 0)
 }
 
-// ---- checks --------------------------------------------------------------------------
-
-fn dataplane_sizes(cfg: &Config, out: &mut Problems) {
-    let dp = &cfg.dataplane;
-    if dp.workers == 0 {
-        out.push(
-            "dataplane.workers",
-            "must be at least 1 (one worker lcore per RX/TX queue pair)",
-        );
-    }
-    if !is_prime(dp.maglev_table_size) {
-        out.push(
-            "dataplane.maglev_table_size",
-            format!(
-                "{} is not prime; Maglev needs a prime table size (e.g. 65537)",
-                dp.maglev_table_size
-            ),
-        );
-    }
-    if dp.flow_table_capacity == 0 {
-        out.push(
-            "dataplane.flow_table_capacity",
-            "must be at least 1 (flow-table entries per worker)",
-        );
-    }
-}
-
-fn maglev_table_holds_every_pool(cfg: &Config, out: &mut Problems) {
-    let size = cfg.dataplane.maglev_table_size;
-    for (key, pool) in pools(cfg) {
-        let n = pool.backends.len();
-        if n >= size as usize {
-            out.push(
-                "dataplane.maglev_table_size",
-                format!("{size} must be larger than the {n} backends of {key}"),
-            );
-        }
-    }
-}
-
-fn interfaces(cfg: &Config, out: &mut Problems) {
-    if cfg.interface.is_empty() {
-        out.push(
-            "interface",
-            "no [[interface]]: the appliance needs at least one DPDK port",
-        );
-    }
-    unique_names(
-        "",
-        "interface",
-        cfg.interface.iter().map(|i| i.name.as_str()),
-        out,
-    );
-    let mut ports: HashMap<u16, String> = HashMap::new();
-    for (i, iface) in cfg.interface.iter().enumerate() {
-        let key = interface_key(i, iface);
-        if let Some(first) = ports.get(&iface.port) {
-            out.push(
-                format!("{key}.port"),
-                format!("DPDK port {} is already used by {first}", iface.port),
-            );
-        } else {
-            ports.insert(iface.port, key.clone());
-        }
-        unicast_mac(format!("{key}.mac"), iface.mac, out);
-        if iface.address.is_empty() {
-            out.push(
-                format!("{key}.address"),
-                "needs at least one address with its prefix length, e.g. 10.0.0.2/24",
-            );
-        }
-        for net in &iface.address {
-            unicast(&format!("{key}.address"), net.addr(), "interface", out);
-        }
-        for route in &iface.routes {
-            if !iface.address.iter().any(|net| net.contains(&route.via)) {
-                out.push(
-                    format!("{key}.routes[{}].via", route.to),
-                    format!(
-                        "next hop {} is not on a subnet of this interface; it must be on-link",
-                        route.via
-                    ),
-                );
-            }
-        }
-    }
-}
-
-fn load_balancer_names(cfg: &Config, out: &mut Problems) {
-    unique_names(
-        "",
-        "load_balancer",
-        cfg.load_balancer.iter().map(|lb| lb.name.as_str()),
-        out,
-    );
-    for (l, lb) in cfg.load_balancer.iter().enumerate() {
-        let key = lb_key(l, lb);
-        unique_names(
-            &key,
-            "frontend",
-            lb.frontend.iter().map(|x| x.name.as_str()),
-            out,
-        );
-        let pools = lb.backend_pool.iter().map(|x| x.name.as_str());
-        unique_names(&key, "backend_pool", pools, out);
-        unique_names(&key, "probe", lb.probe.iter().map(|x| x.name.as_str()), out);
-        unique_names(&key, "rule", lb.rule.iter().map(|x| x.name.as_str()), out);
-    }
-}
-
-fn frontend_addresses(cfg: &Config, out: &mut Problems) {
-    let mut seen: HashMap<IpAddr, String> = HashMap::new();
-    for (l, lb) in cfg.load_balancer.iter().enumerate() {
-        let lb_key = lb_key(l, lb);
-        for (f, fe) in lb.frontend.iter().enumerate() {
-            let key = format!("{}.address", frontend_key(&lb_key, f, fe));
-            unicast(&key, fe.address, "frontend", out);
-            not_own_address(&key, fe.address, cfg, out);
-            if let Some(first) = seen.get(&fe.address) {
-                out.push(
-                    &key,
-                    format!("{} is already the address of {first}", fe.address),
-                );
-            } else {
-                seen.insert(fe.address, frontend_key(&lb_key, f, fe));
-            }
-        }
-    }
-}
-
-fn backend_pools(cfg: &Config, out: &mut Problems) {
-    for (key, pool) in pools(cfg) {
-        if pool.backends.is_empty() {
-            out.push(
-                format!("{key}.backends"),
-                "the pool has no backends; list at least one",
-            );
-        }
-        let mut addresses = HashSet::new();
-        let mut instances = HashSet::new();
-        for backend in &pool.backends {
-            let bkey = backend_key(&key, backend);
-            let akey = format!("{bkey}.address");
-            unicast(&akey, backend.address, "backend", out);
-            not_own_address(&akey, backend.address, cfg, out);
-            unicast_mac(format!("{bkey}.mac"), backend.mac, out);
-            if !addresses.insert(backend.address) {
-                out.push(
-                    &akey,
-                    format!("{} is listed more than once in this pool", backend.address),
-                );
-            }
-            let instance = backend.instance();
-            if !instances.insert(instance.clone()) {
-                out.push(
-                    format!("{bkey}.instance"),
-                    format!(
-                        "instance `{instance}` is named by more than one backend of this pool; \
-                         Maglev needs distinct instances"
-                    ),
-                );
-            }
-        }
-    }
-}
-
-fn backends_reachable(cfg: &Config, out: &mut Problems) {
-    let on_link = |addr: &IpAddr| {
-        cfg.interface
-            .iter()
-            .any(|iface| iface.address.iter().any(|net| net.contains(addr)))
-    };
-    let routed = |addr: &IpAddr| {
-        cfg.interface
-            .iter()
-            .any(|iface| iface.routes.iter().any(|route| route.to.contains(addr)))
-    };
-    for (key, pool) in pools(cfg) {
-        if pool.encap.is_some() {
-            continue;
-        }
-        for backend in &pool.backends {
-            let addr = backend.address;
-            if !on_link(&addr) && !routed(&addr) {
-                out.push(
-                    backend_key(&key, backend),
-                    format!(
-                        "backend {addr} is on no interface's subnet and no route leads to it; \
-                         add a route (interface.routes) or fix the address"
-                    ),
-                );
-            }
-        }
-    }
-}
-
-fn probes(cfg: &Config, out: &mut Problems) {
-    for (l, lb) in cfg.load_balancer.iter().enumerate() {
-        let lb_key = lb_key(l, lb);
-        for (p, probe) in lb.probe.iter().enumerate() {
-            let key = probe_key(&lb_key, p, probe);
-            if probe.port == 0 {
-                out.push(format!("{key}.port"), "must be a port from 1 to 65535");
-            }
-            if probe.protocol == ProbeProtocol::Http {
-                match &probe.path {
-                    None => out.push(
-                        format!("{key}.path"),
-                        "an http probe needs a path to GET, e.g. \"/\"",
-                    ),
-                    Some(path) if !path.starts_with('/') => out.push(
-                        format!("{key}.path"),
-                        format!("`{path}` must start with \"/\""),
-                    ),
-                    Some(_) => {}
-                }
-            }
-            if probe.interval_ms < 10 {
-                out.push(
-                    format!("{key}.interval_ms"),
-                    format!("{} is too short; at least 10", probe.interval_ms),
-                );
-            }
-            for (name, value) in [
-                ("unhealthy_threshold", probe.unhealthy_threshold),
-                ("healthy_threshold", probe.healthy_threshold),
-            ] {
-                if value == 0 {
-                    out.push(format!("{key}.{name}"), "must be at least 1");
-                }
-            }
-        }
-    }
-}
-
-/// A rule's frontend, pool and probe are names within the same load balancer.
-fn rule_references(cfg: &Config, out: &mut Problems) {
-    for (l, lb) in cfg.load_balancer.iter().enumerate() {
-        let lb_key = lb_key(l, lb);
-        for (r, rule) in lb.rule.iter().enumerate() {
-            let key = rule_key(&lb_key, r, rule);
-            if !lb.frontend.iter().any(|fe| fe.name == rule.frontend) {
-                out.push(
-                    format!("{key}.frontend"),
-                    format!("no frontend named `{}` in {lb_key}", rule.frontend),
-                );
-            }
-            if !lb
-                .backend_pool
-                .iter()
-                .any(|pool| pool.name == rule.backend_pool)
-            {
-                out.push(
-                    format!("{key}.backend_pool"),
-                    format!("no backend_pool named `{}` in {lb_key}", rule.backend_pool),
-                );
-            }
-            if let Some(probe) = &rule.probe {
-                if !lb.probe.iter().any(|p| &p.name == probe) {
-                    out.push(
-                        format!("{key}.probe"),
-                        format!("no probe named `{probe}` in {lb_key}"),
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn rule_timeouts(cfg: &Config, out: &mut Problems) {
-    for (l, lb) in cfg.load_balancer.iter().enumerate() {
-        let lb_key = lb_key(l, lb);
-        for (r, rule) in lb.rule.iter().enumerate() {
-            if rule.idle_timeout_s == 0 {
-                out.push(
-                    format!("{}.idle_timeout_s", rule_key(&lb_key, r, rule)),
-                    "must be at least 1 second",
-                );
-            }
-        }
-    }
+/// The smallest prime at least `n`, if one fits in a `u32`.
+fn prime_at_least(n: u64) -> Option<u32> {
+    let start = u32::try_from(n).ok()?;
+    (start..=u32::MAX).find(|&p| is_prime(p))
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! Tests of `validate`: one small failing config per check.
+//! Tests of `validate`: one small failing config per check; `combinations` has those over
+//! several rules and load balancers.
 
 use super::*;
 use crate::config::testdata::MINIMAL;
-use crate::config::{Encap, Route, RuleProtocol};
+use crate::config::LbKind;
+use crate::config::{Encap, ProbeProtocol, Route, RuleProtocol};
 
 fn base() -> Config {
     Config::from_toml(MINIMAL, "minimal.toml").unwrap()
@@ -23,13 +25,33 @@ fn backend(address: &str) -> Backend {
     }
 }
 
-/// `cfg` has exactly one problem, at `key`, whose message contains `what`.
+/// `cfg` has exactly one problem, an error at `key`, whose message contains `what` and
+/// ends with its tag.
 #[track_caller]
-fn only_problem(cfg: &Config, key: &str, what: &str) {
+fn only_problem(cfg: &Config, key: &str, what: &str) -> Problem {
     let problems = validate(cfg);
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert_eq!(problems[0].key, key, "{problems:#?}");
-    assert!(problems[0].message.contains(what), "{problems:#?}");
+    let p = problems.into_iter().next().unwrap();
+    assert_eq!(p.key, key, "{p:#?}");
+    assert!(p.message.contains(what), "{p:#?}");
+    assert!(p.message.ends_with(&format!(" [{}]", p.tag)), "{p:#?}");
+    assert_eq!(p.severity, Severity::Error, "{p:#?}");
+    p
+}
+
+/// Like `only_problem`, and the problem's tag is `tag`.
+#[track_caller]
+fn only_tagged(cfg: &Config, key: &str, tag: &str, what: &str) {
+    assert_eq!(only_problem(cfg, key, what).tag, tag);
+}
+
+/// The (key, tag) of every problem of `cfg`.
+fn found(cfg: &Config) -> Vec<(String, String)> {
+    validate(cfg).into_iter().map(|p| (p.key, p.tag)).collect()
+}
+
+fn parse(text: &str) -> Config {
+    Config::from_toml(text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -39,12 +61,36 @@ fn minimal_config_has_no_problems() {
 }
 
 #[test]
-fn problem_displays_key_then_message() {
-    let p = Problem {
+fn problem_displays_key_then_message_and_warnings_say_so() {
+    let mut p = Problem {
+        severity: Severity::Error,
         key: "dataplane.workers".into(),
-        message: "must be at least 1".into(),
+        message: "must be at least 1 [limitation: at least one worker]".into(),
+        tag: "limitation: at least one worker".into(),
     };
-    assert_eq!(p.to_string(), "dataplane.workers: must be at least 1");
+    assert_eq!(
+        p.to_string(),
+        "dataplane.workers: must be at least 1 [limitation: at least one worker]"
+    );
+    p.severity = Severity::Warning;
+    assert_eq!(
+        p.to_string(),
+        "warning: dataplane.workers: must be at least 1 [limitation: at least one worker]"
+    );
+}
+
+#[test]
+fn tags_name_the_seed_rules_broken() {
+    assert_eq!(Broken::Seed(&[3]).to_string(), "seed rule 3");
+    assert_eq!(Broken::Seed(&[3, 6]).to_string(), "seed rules 3 and 6");
+    assert_eq!(
+        Broken::Seed(&[3, 4, 5]).to_string(),
+        "seed rules 3, 4 and 5"
+    );
+    assert_eq!(
+        limit::WORKERS.to_string(),
+        "limitation: at least one worker"
+    );
 }
 
 #[test]
@@ -89,7 +135,9 @@ fn names_are_unique() {
     only_problem(&cfg, "interface[lan]", "used by more than one interface");
 
     let mut cfg = base();
-    let second = cfg.load_balancer[0].clone();
+    let mut second = cfg.load_balancer[0].clone();
+    // Public and without rules: no seed rule to break.
+    (second.kind, second.rule) = (LbKind::Public, vec![]);
     cfg.load_balancer.push(second);
     cfg.load_balancer[1].frontend[0].address = "10.0.0.101".parse().unwrap();
     only_problem(
@@ -117,7 +165,13 @@ fn names_are_unique() {
             "load_balancer[ilb].probe[tcp22]",
         ),
         (
-            |lb| lb.rule.push(lb.rule[0].clone()),
+            |lb| {
+                // A floating tcp rule beside a floating HA-ports rule: allowed (rule 4).
+                lb.rule[0].floating_ip = true;
+                let mut web = lb.rule[0].clone();
+                (web.protocol, web.frontend_port, web.backend_port) = (RuleProtocol::Tcp, 80, 80);
+                lb.rule.push(web);
+            },
             "load_balancer[ilb].rule[ha]",
         ),
     ];
@@ -169,7 +223,7 @@ fn rule_references_exist_in_the_same_load_balancer() {
     other.name = "other".into();
     other.frontend[0].name = "fe9".into();
     other.frontend[0].address = "10.0.0.109".parse().unwrap();
-    other.rule.clear();
+    (other.kind, other.rule) = (LbKind::Public, vec![]);
     cfg.load_balancer.push(other);
     lb(&mut cfg).rule[0].frontend = "fe9".into();
     only_problem(
@@ -332,6 +386,8 @@ fn frontend_addresses_are_unicast_and_not_the_appliances_own() {
     ] {
         let mut cfg = base();
         lb(&mut cfg).frontend[0].address = addr.parse().unwrap();
+        // Floating: an IPv6 frontend over IPv4 backends is no NAT problem.
+        lb(&mut cfg).rule[0].floating_ip = true;
         only_problem(&cfg, "load_balancer[ilb].frontend[fe1].address", why);
     }
 
@@ -436,13 +492,35 @@ fn probes_are_checked() {
     lb(&mut cfg).probe[0].path = Some("/healthz".into());
     assert_eq!(validate(&cfg), vec![]);
 
+    for (ms, ok) in [
+        (49, false),
+        (50, true),
+        (3_600_000, true),
+        (3_600_001, false),
+    ] {
+        let mut cfg = base();
+        lb(&mut cfg).probe[0].interval_ms = ms;
+        if ok {
+            assert_eq!(validate(&cfg), vec![], "{ms}");
+        } else {
+            only_tagged(
+                &cfg,
+                "load_balancer[ilb].probe[tcp22].interval_ms",
+                "limitation: probe interval 50 ms to 1 h",
+                &format!("{ms} ms is too"),
+            );
+        }
+    }
+
+    // A tcp probe's path has no effect: a warning, and the config still passes.
     let mut cfg = base();
-    lb(&mut cfg).probe[0].interval_ms = 9;
-    only_problem(
-        &cfg,
-        "load_balancer[ilb].probe[tcp22].interval_ms",
-        "at least 10",
-    );
+    lb(&mut cfg).probe[0].path = Some("/".into());
+    let problems = validate(&cfg);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert_eq!(problems[0].key, "load_balancer[ilb].probe[tcp22].path");
+    assert_eq!(problems[0].tag, "limitation: path is for http probes");
+    assert_eq!(cfg.check(), Ok(()));
 
     let mut cfg = base();
     lb(&mut cfg).probe[0].unhealthy_threshold = 0;
@@ -470,14 +548,21 @@ fn probes_are_checked() {
 }
 
 #[test]
-fn idle_timeout_is_at_least_a_second() {
-    let mut cfg = base();
-    lb(&mut cfg).rule[0].idle_timeout_s = 0;
-    only_problem(
-        &cfg,
-        "load_balancer[ilb].rule[ha].idle_timeout_s",
-        "at least 1 second",
-    );
+fn idle_timeout_is_a_second_to_a_day() {
+    for (s, ok) in [(0, false), (1, true), (86_400, true), (86_401, false)] {
+        let mut cfg = base();
+        lb(&mut cfg).rule[0].idle_timeout_s = s;
+        if ok {
+            assert_eq!(validate(&cfg), vec![], "{s}");
+        } else {
+            only_tagged(
+                &cfg,
+                "load_balancer[ilb].rule[ha].idle_timeout_s",
+                "limitation: idle timeout 1 s to 24 h",
+                &format!("{s} s is out of range; give 1 to 86400 seconds"),
+            );
+        }
+    }
 }
 
 #[test]
@@ -504,3 +589,47 @@ fn every_problem_is_reported_at_once() {
     );
     assert_eq!(cfg.check().unwrap_err().len(), 6);
 }
+
+#[test]
+fn maglev_table_below_100_per_backend_is_a_warning() {
+    let mut cfg = base();
+    cfg.dataplane.maglev_table_size = 199;
+    let problems = validate(&cfg);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert!(
+        problems[0].message.starts_with(
+            "199 is less than 100 × the 2 backends of load_balancer[ilb].backend_pool[nvas] \
+             = 200; "
+        ),
+        "{problems:#?}"
+    );
+    assert!(problems[0]
+        .message
+        .contains("(the smallest prime at least that is 211)"));
+    assert_eq!(cfg.check(), Ok(()));
+    cfg.dataplane.maglev_table_size = 211;
+    assert_eq!(validate(&cfg), vec![]);
+}
+
+#[test]
+fn interface_ports_exist_among_the_vdevs_when_pci_is_off() {
+    let mut cfg = base();
+    cfg.dpdk.eal_args = ["--no-pci", "--vdev=net_af_packet0,iface=lb0"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(validate(&cfg), vec![]);
+    cfg.interface[0].port = 1;
+    only_tagged(
+        &cfg,
+        "interface[lan].port",
+        "limitation: DPDK port must exist",
+        "DPDK port 1 does not exist: with --no-pci the ports are the --vdev devices of the EAL \
+         arguments in order, and there are 1 (port 0: net_af_packet0)",
+    );
+    // Without --no-pci, PCI devices may take any port id.
+    cfg.dpdk.eal_args.remove(0);
+    assert_eq!(validate(&cfg), vec![]);
+}
+
+mod combinations;

@@ -1,0 +1,295 @@
+//! `[dataplane]` sizes, `[[interface]]`s, and whether each interface's DPDK port exists
+//! among the devices the EAL arguments create, where that can be known.
+
+use std::collections::HashMap;
+
+use super::{
+    interface_key, is_prime, limit, pools, prime_at_least, unicast, unicast_mac, unique_names,
+    Problems, SEED_RULE_7,
+};
+use crate::config::model::Config;
+
+/// Maglev's balance guarantee needs a table of at least this many entries per backend
+/// (Eisenbud et al., NSDI 2016, section 5.3: with M ≥ 100·N each backend's share stays
+/// within about 1% of the others).
+const MAGLEV_ENTRIES_PER_BACKEND: u64 = 100;
+
+pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
+    let dp = &cfg.dataplane;
+    if dp.workers == 0 {
+        out.error(
+            "dataplane.workers",
+            limit::WORKERS,
+            "must be at least 1: the worker lcores, one RX/TX queue pair each, are what \
+             forward packets",
+        );
+    }
+    if !is_prime(dp.maglev_table_size) {
+        let hint = prime_at_least(u64::from(dp.maglev_table_size))
+            .map(|p| format!(" such as {p}"))
+            .unwrap_or_default();
+        out.error(
+            "dataplane.maglev_table_size",
+            SEED_RULE_7,
+            format!(
+                "{} is not prime; Maglev needs a prime table size{hint} (default 65537)",
+                dp.maglev_table_size
+            ),
+        );
+    }
+    if dp.flow_table_capacity == 0 {
+        out.error(
+            "dataplane.flow_table_capacity",
+            limit::FLOW_TABLE,
+            "must be at least 1 (flow-table entries per worker; 1048576 by default)",
+        );
+    }
+}
+
+/// Every pool fits its Maglev table (an error), with room to balance (a warning).
+pub(super) fn maglev_table_holds_every_pool(cfg: &Config, out: &mut Problems) {
+    let size = cfg.dataplane.maglev_table_size;
+    for (key, pool) in pools(cfg) {
+        let n = pool.backends.len();
+        if n == 0 {
+            continue;
+        }
+        let wanted = MAGLEV_ENTRIES_PER_BACKEND * n as u64;
+        if n >= size as usize {
+            out.error(
+                "dataplane.maglev_table_size",
+                SEED_RULE_7,
+                format!(
+                    "{size} must be larger than the {n} backends of {key}; every backend needs \
+                     entries of its own"
+                ),
+            );
+        } else if u64::from(size) < wanted {
+            let hint = prime_at_least(wanted)
+                .map(|p| format!(" (the smallest prime at least that is {p})"))
+                .unwrap_or_default();
+            out.warning(
+                "dataplane.maglev_table_size",
+                limit::MAGLEV_BALANCE,
+                format!(
+                    "{size} is less than 100 × the {n} backends of {key} = {wanted}; Maglev \
+                     balances flows evenly only with a table that large: choose a prime of at \
+                     least {wanted}{hint}"
+                ),
+            );
+        }
+    }
+}
+
+pub(super) fn interfaces(cfg: &Config, out: &mut Problems) {
+    if cfg.interface.is_empty() {
+        out.error(
+            "interface",
+            limit::INTERFACES,
+            "no [[interface]]: the appliance needs at least one DPDK port",
+        );
+    }
+    unique_names(
+        "",
+        "interface",
+        cfg.interface.iter().map(|i| i.name.as_str()),
+        out,
+    );
+    let mut ports: HashMap<u16, String> = HashMap::new();
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        let key = interface_key(i, iface);
+        if let Some(first) = ports.get(&iface.port) {
+            out.error(
+                format!("{key}.port"),
+                limit::ONE_INTERFACE_PER_PORT,
+                format!(
+                    "DPDK port {} is already used by {first}; each interface needs a port of \
+                     its own",
+                    iface.port
+                ),
+            );
+        } else {
+            ports.insert(iface.port, key.clone());
+        }
+        unicast_mac(format!("{key}.mac"), iface.mac, out);
+        if iface.address.is_empty() {
+            out.error(
+                format!("{key}.address"),
+                limit::INTERFACE_ADDRESS,
+                "needs at least one address with its prefix length, e.g. 10.0.0.2/24",
+            );
+        }
+        for net in &iface.address {
+            unicast(&format!("{key}.address"), net.addr(), "interface", out);
+        }
+        for route in &iface.routes {
+            if !iface.address.iter().any(|net| net.contains(&route.via)) {
+                out.error(
+                    format!("{key}.routes[{}].via", route.to),
+                    limit::NEXT_HOP_ON_LINK,
+                    format!(
+                        "next hop {} is not on a subnet of this interface ({}); a next hop \
+                         must be on-link",
+                        route.via,
+                        iface
+                            .address
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Each interface's port is one the EAL arguments create, where that can be known: with
+/// `--no-pci` and no allow-listed devices, the ports are the network `--vdev`s, numbered
+/// from 0 in their order. (Arguments that `haports run` appends after `--` take part when
+/// `run` checks, not when `check` does.)
+pub(super) fn ports_exist(cfg: &Config, out: &mut Problems) {
+    let Some(vdevs) = eal_ports(&cfg.dpdk.eal_args) else {
+        return;
+    };
+    let listed = vdevs
+        .iter()
+        .enumerate()
+        .map(|(port, vdev)| format!("port {port}: {vdev}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        if usize::from(iface.port) >= vdevs.len() {
+            out.error(
+                format!("{}.port", interface_key(i, iface)),
+                limit::PORT_EXISTS,
+                format!(
+                    "DPDK port {} does not exist: with --no-pci the ports are the --vdev \
+                     devices of the EAL arguments in order, and there are {} ({listed}); add \
+                     a --vdev to dpdk.eal_args or fix the port",
+                    iface.port,
+                    vdevs.len()
+                ),
+            );
+        }
+    }
+}
+
+/// Virtual network drivers that make exactly one ethdev port per `--vdev`.
+const ONE_PORT_VDEVS: [&str; 12] = [
+    "af_packet",
+    "af_xdp",
+    "tap",
+    "tun",
+    "pcap",
+    "null",
+    "ring",
+    "memif",
+    "virtio_user",
+    "vhost",
+    "bonding",
+    "kni",
+];
+
+/// The network vdevs of `args` in order (each `--vdev`'s driver and instance name), when
+/// they are all the ports EAL will create; `None` when that cannot be known from `args`:
+/// PCI devices may be probed (no `--no-pci`, or an allow list), a vdev may make more or
+/// fewer ports than one, or there is no vdev at all (other buses, such as vmbus).
+fn eal_ports(args: &[String]) -> Option<Vec<String>> {
+    let mut no_pci = false;
+    let mut allow_list = false;
+    let mut vdevs: Vec<&str> = Vec::new();
+    let mut args = args.iter().map(String::as_str);
+    while let Some(arg) = args.next() {
+        let (option, inline) = match arg.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => (option, Some(value)),
+            _ => (arg, None),
+        };
+        match option {
+            "--no-pci" => no_pci = true,
+            "--vdev" => vdevs.push(inline.or_else(|| args.next()).unwrap_or("")),
+            "-a" | "-w" | "--allow" | "--pci-whitelist" => {
+                allow_list = true;
+                if inline.is_none() {
+                    args.next();
+                }
+            }
+            // `-a0000:01:00.0`: getopt's attached argument.
+            short if short.starts_with("-a") || short.starts_with("-w") => allow_list = true,
+            _ => {}
+        }
+    }
+    if !no_pci || allow_list {
+        return None;
+    }
+    let names: Vec<String> = vdevs
+        .iter()
+        .map(|v| v.split(',').next().unwrap_or("").to_owned())
+        .collect();
+    let network = |name: &str| name.starts_with("net_") || name.starts_with("eth_");
+    // A vdev that is not a network device makes no port (crypto, event, DMA…).
+    let ports: Vec<String> = names.into_iter().filter(|n| network(n)).collect();
+    let one_port_each = ports.iter().all(|name| {
+        let driver = name
+            .trim_start_matches("net_")
+            .trim_start_matches("eth_")
+            .trim_end_matches(|c: char| c.is_ascii_digit());
+        ONE_PORT_VDEVS.contains(&driver)
+    });
+    if ports.is_empty() || !one_port_each {
+        return None;
+    }
+    Some(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eal_ports;
+
+    fn ports(args: &[&str]) -> Option<Vec<String>> {
+        eal_ports(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn vdev_ports_are_known_only_without_pci() {
+        let both = ["net_af_packet0", "net_tap1"];
+        assert_eq!(
+            ports(&[
+                "-l",
+                "0-1",
+                "--no-pci",
+                "--vdev=net_af_packet0,iface=lb0",
+                "--vdev",
+                "net_tap1,iface=x"
+            ]),
+            Some(both.map(String::from).to_vec())
+        );
+        // PCI devices may come first.
+        assert_eq!(ports(&["--vdev=net_af_packet0,iface=lb0"]), None);
+        assert_eq!(
+            ports(&["--no-pci", "-a", "0000:01:00.0", "--vdev=net_tap0"]),
+            None
+        );
+        assert_eq!(
+            ports(&["--no-pci", "-a0000:01:00.0", "--vdev=net_tap0"]),
+            None
+        );
+        assert_eq!(ports(&["--no-pci", "--allow=0000:01:00.0"]), None);
+        // No vdev: ports may come from other buses.
+        assert_eq!(ports(&["--no-pci", "--in-memory"]), None);
+        // A failsafe vdev makes ports for its sub-devices too.
+        assert_eq!(
+            ports(&["--no-pci", "--vdev=net_failsafe0,dev(net_tap0)"]),
+            None
+        );
+        // Crypto vdevs make no ethdev port.
+        assert_eq!(
+            ports(&[
+                "--no-pci",
+                "--vdev=crypto_aesni_mb0",
+                "--vdev=eth_pcap0,rx_pcap=x"
+            ]),
+            Some(vec!["eth_pcap0".to_owned()])
+        );
+    }
+}

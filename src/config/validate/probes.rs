@@ -1,0 +1,77 @@
+//! Health probes: a port to probe, a path exactly for http, an interval an appliance can
+//! keep (not a flood, not so rare that a failure goes unseen for hours), thresholds ≥ 1.
+
+use super::{lb_key, limit, probe_key, Problems};
+use crate::config::model::{Config, ProbeProtocol};
+
+/// Shortest probe interval: one probe per backend every 50 ms is already 20 connections a
+/// second per backend from the kernel twin.
+pub(super) const MIN_INTERVAL_MS: u64 = 50;
+/// Longest probe interval: one hour.
+pub(super) const MAX_INTERVAL_MS: u64 = 3_600_000;
+
+pub(super) fn check(cfg: &Config, out: &mut Problems) {
+    for (l, lb) in cfg.load_balancer.iter().enumerate() {
+        let lb_key = lb_key(l, lb);
+        for (p, probe) in lb.probe.iter().enumerate() {
+            let key = probe_key(&lb_key, p, probe);
+            if probe.port == 0 {
+                out.error(
+                    format!("{key}.port"),
+                    limit::PROBE_PORT,
+                    "0 is not a port to probe; give a port from 1 to 65535",
+                );
+            }
+            match (probe.protocol, &probe.path) {
+                (ProbeProtocol::Http, None) => out.error(
+                    format!("{key}.path"),
+                    limit::HTTP_PROBE_PATH,
+                    "an http probe needs a path to GET, e.g. \"/\"",
+                ),
+                (ProbeProtocol::Http, Some(path)) if !path.starts_with('/') => out.error(
+                    format!("{key}.path"),
+                    limit::HTTP_PROBE_PATH,
+                    format!("`{path}` must start with \"/\", e.g. \"/{path}\""),
+                ),
+                (ProbeProtocol::Tcp, Some(path)) => out.warning(
+                    format!("{key}.path"),
+                    limit::PATH_IS_FOR_HTTP,
+                    format!(
+                        "a tcp probe only connects, so path `{path}` has no effect; remove it, \
+                         or use protocol \"http\" to GET it"
+                    ),
+                ),
+                _ => {}
+            }
+            let ms = probe.interval_ms;
+            if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms) {
+                let why = if ms < MIN_INTERVAL_MS {
+                    "too short: probes that often load the backends"
+                } else {
+                    "too long: a failed backend would go unnoticed for hours"
+                };
+                out.error(
+                    format!("{key}.interval_ms"),
+                    limit::PROBE_INTERVAL,
+                    format!(
+                        "{ms} ms is {why}; give {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS} \
+                         (50 ms to 1 h)"
+                    ),
+                );
+            }
+            for (name, value) in [
+                ("unhealthy_threshold", probe.unhealthy_threshold),
+                ("healthy_threshold", probe.healthy_threshold),
+            ] {
+                if value == 0 {
+                    out.error(
+                        format!("{key}.{name}"),
+                        limit::PROBE_THRESHOLDS,
+                        "must be at least 1 (consecutive probe results before a backend's \
+                         state changes)",
+                    );
+                }
+            }
+        }
+    }
+}

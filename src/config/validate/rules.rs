@@ -1,0 +1,156 @@
+//! Rules one by one and in pairs, beyond the seed's: idle timeouts, one rule per frontend
+//! port, NAT within one address family, and backend ports that keep the reverse rewrite
+//! unambiguous.
+
+use std::collections::HashMap;
+
+use super::{family, lb_key, limit, rule_key, rules, Problems, RuleView};
+use crate::config::model::{Config, RuleProtocol};
+
+/// Longest idle timeout: a day. Longer keeps dead flows in a bounded table.
+pub(super) const MAX_IDLE_TIMEOUT_S: u32 = 86_400;
+
+pub(super) fn timeouts(cfg: &Config, out: &mut Problems) {
+    for (l, lb) in cfg.load_balancer.iter().enumerate() {
+        let lb_key = lb_key(l, lb);
+        for (r, rule) in lb.rule.iter().enumerate() {
+            let s = rule.idle_timeout_s;
+            if !(1..=MAX_IDLE_TIMEOUT_S).contains(&s) {
+                out.error(
+                    format!("{}.idle_timeout_s", rule_key(&lb_key, r, rule)),
+                    limit::IDLE_TIMEOUT,
+                    format!(
+                        "{s} s is out of range; give 1 to {MAX_IDLE_TIMEOUT_S} seconds (24 h): \
+                         how long an idle flow keeps its backend"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A tcp or udp rule with real ports (rule 2 reports the others).
+fn is_port_rule(view: &RuleView) -> bool {
+    let r = view.rule;
+    r.protocol != RuleProtocol::All && r.frontend_port != 0 && r.backend_port != 0
+}
+
+/// Two rules may not take the same protocol and port of one frontend: a packet would match
+/// both. (Two HA-ports rules on one frontend break seed rule 5, reported there.)
+pub(super) fn one_rule_per_frontend_port(cfg: &Config, out: &mut Problems) {
+    let mut seen: HashMap<(usize, &str, RuleProtocol, u16), &str> = HashMap::new();
+    for view in rules(cfg).iter().filter(|v| is_port_rule(v)) {
+        let r = view.rule;
+        let slot = (view.lb, r.frontend.as_str(), r.protocol, r.frontend_port);
+        if let Some(first) = seen.get(&slot) {
+            out.error(
+                format!("{}.frontend_port", view.key),
+                limit::ONE_RULE_PER_PORT,
+                format!(
+                    "rules `{first}` and `{}` both take {} port {} of frontend `{}`; a \
+                     frontend's protocol and port can have one rule only",
+                    r.name, r.protocol, r.frontend_port, r.frontend
+                ),
+            );
+        } else {
+            seen.insert(slot, &r.name);
+        }
+    }
+}
+
+/// Without floating IP the frontend address is rewritten to the backend's and back, which
+/// cannot cross between IPv4 and IPv6.
+pub(super) fn nat_keeps_the_address_family(cfg: &Config, out: &mut Problems) {
+    for view in rules(cfg) {
+        let (Some(fe), Some(pool)) = (view.frontend, view.pool) else {
+            continue;
+        };
+        if view.rule.floating_ip {
+            continue;
+        }
+        let other: Vec<_> = pool
+            .backends
+            .iter()
+            .filter(|b| b.address.is_ipv4() != fe.address.is_ipv4())
+            .collect();
+        let Some(first) = other.first() else {
+            continue;
+        };
+        let more = match other.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        out.error(
+            view.key,
+            limit::NAT_FAMILY,
+            format!(
+                "without floating IP the rule rewrites frontend `{}` ({}, {}) to its backends, \
+                 but backend_pool `{}` has {} backend {}{more}; NAT cannot change the address \
+                 family: give the rule a pool of {} backends, or set floating_ip = true",
+                fe.name,
+                fe.address,
+                family(fe.address),
+                pool.name,
+                family(first.address),
+                first.address,
+                family(fe.address)
+            ),
+        );
+    }
+}
+
+/// A reply from a backend of a non-floating rule is rewritten back to the frontend by its
+/// (backend address, protocol, backend port), so two such rules may not send the same
+/// backend port to different frontend addresses or ports. With floating IP a backend
+/// answers from the frontend address itself and nothing is rewritten back, so the reuse is
+/// allowed. (Non-floating HA-ports rules on shared backends break seed rules 3 to 5.)
+pub(super) fn backend_port_reuse_needs_floating_ip(cfg: &Config, out: &mut Problems) {
+    let views: Vec<RuleView> = rules(cfg)
+        .into_iter()
+        .filter(|v| is_port_rule(v) && !v.rule.floating_ip)
+        .filter(|v| v.frontend.is_some() && v.pool.is_some())
+        .collect();
+    for (j, later) in views.iter().enumerate() {
+        for earlier in &views[..j] {
+            let (a, b) = (earlier.rule, later.rule);
+            if a.protocol != b.protocol || a.backend_port != b.backend_port {
+                continue;
+            }
+            let (fa, fb) = (earlier.frontend.unwrap(), later.frontend.unwrap());
+            if (fa.address, a.frontend_port) == (fb.address, b.frontend_port) {
+                continue; // one rule per frontend port reports it
+            }
+            let shared = later.pool.unwrap().backends.iter().find(|x| {
+                earlier
+                    .pool
+                    .unwrap()
+                    .backends
+                    .iter()
+                    .any(|y| x.address == y.address)
+            });
+            let Some(backend) = shared else {
+                continue;
+            };
+            let target = |addr, port| match addr {
+                std::net::IpAddr::V6(_) => format!("[{addr}]:{port}"),
+                std::net::IpAddr::V4(_) => format!("{addr}:{port}"),
+            };
+            out.error(
+                later.key.clone(),
+                limit::BACKEND_PORT_REUSE,
+                format!(
+                    "the rule sends {} to port {} of backend {}, as {} does, from frontend {} \
+                     here and {} there, both without floating IP: a reply from that backend \
+                     port cannot be rewritten back to the right frontend; use another \
+                     backend_port, or set floating_ip = true",
+                    b.protocol,
+                    b.backend_port,
+                    backend.address,
+                    earlier.key,
+                    target(fb.address, b.frontend_port),
+                    target(fa.address, a.frontend_port),
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Tests of the checks over combinations of rules, frontends and load balancers (the seed's
+//! rules 1 and 3-6, and the rule pairs of `rules`), each over a small TOML config.
+
+use super::*;
+
+/// One `[[load_balancer]]`: `frontends` as (name, address), `pools` as (name, backend
+/// addresses), `rules` as (name, frontend, pool, "PROTOCOL FRONTEND_PORT BACKEND_PORT",
+/// floating_ip).
+fn lb_toml(
+    name: &str,
+    kind: &str,
+    frontends: &[(&str, &str)],
+    pools: &[(&str, &[&str])],
+    rules: &[(&str, &str, &str, &str, bool)],
+) -> String {
+    let mut t = format!("[[load_balancer]]\nname = \"{name}\"\nkind = \"{kind}\"\n");
+    for (fe, addr) in frontends {
+        t += &format!("[[load_balancer.frontend]]\nname = \"{fe}\"\naddress = \"{addr}\"\n");
+    }
+    for (pool, backends) in pools {
+        let list: Vec<String> = backends
+            .iter()
+            .map(|b| format!("{{ address = \"{b}\" }}"))
+            .collect();
+        t += &format!(
+            "[[load_balancer.backend_pool]]\nname = \"{pool}\"\nbackends = [{}]\n",
+            list.join(", ")
+        );
+    }
+    for (rule, fe, pool, ports, floating) in rules {
+        let mut w = ports.split(' ');
+        let (protocol, fp, bp) = (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+        t += &format!(
+            "[[load_balancer.rule]]\nname = \"{rule}\"\nfrontend = \"{fe}\"\n\
+             backend_pool = \"{pool}\"\nprotocol = \"{protocol}\"\nfrontend_port = {fp}\n\
+             backend_port = {bp}\nfloating_ip = {floating}\n"
+        );
+    }
+    t
+}
+
+fn with_lan(lbs: &[String]) -> Config {
+    let lan =
+        "[[interface]]\nname = \"lan\"\nport = 0\naddress = [\"10.0.0.2/24\", \"fd00::2/64\"]\n";
+    parse(&format!("{lan}{}", lbs.concat()))
+}
+
+const NVAS: [&str; 2] = ["10.0.0.11", "10.0.0.12"];
+
+fn keys_tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, t)| (k.to_string(), t.to_string()))
+        .collect()
+}
+
+#[test]
+fn seed_rule_1_ha_ports_only_on_an_internal_load_balancer() {
+    let cfg = with_lan(&[lb_toml(
+        "plb",
+        "public",
+        &[("fe1", "10.0.0.100")],
+        &[("p", &NVAS)],
+        &[("ha", "fe1", "p", "all 0 0", false)],
+    )]);
+    only_tagged(
+        &cfg,
+        "load_balancer[plb].rule[ha]",
+        "seed rule 1",
+        "available only on an internal load balancer, and load_balancer[plb] is public",
+    );
+}
+
+#[test]
+fn seed_rule_3_a_non_floating_ha_ports_rule_is_alone_on_its_load_balancer() {
+    let two_frontends = [("fe1", "10.0.0.100"), ("fe2", "10.0.0.101")];
+    // Another rule, on another frontend and pool.
+    let cfg = with_lan(&[lb_toml(
+        "ilb",
+        "internal",
+        &two_frontends,
+        &[("p", &NVAS), ("q", &["10.0.0.21"])],
+        &[
+            ("ha", "fe1", "p", "all 0 0", false),
+            ("web", "fe2", "q", "tcp 80 80", true),
+        ],
+    )]);
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb].rule[ha]",
+        "seed rule 3",
+        "but rule `web` is on load_balancer[ilb] too",
+    );
+    // On the same frontend and backends it breaks rule 6 as well.
+    let cfg = with_lan(&[lb_toml(
+        "ilb",
+        "internal",
+        &two_frontends,
+        &[("p", &NVAS)],
+        &[
+            ("ha", "fe1", "p", "all 0 0", false),
+            ("web", "fe1", "p", "tcp 80 80", true),
+        ],
+    )]);
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb].rule[ha]",
+        "seed rules 3 and 6",
+        "on the same frontend `fe1` and backend 10.0.0.11",
+    );
+}
+
+#[test]
+fn seed_rule_3_no_other_internal_load_balancer_but_one_public_on_its_backends() {
+    let ilb = lb_toml(
+        "ilb",
+        "internal",
+        &[("fe1", "10.0.0.100")],
+        &[("p", &NVAS)],
+        &[("ha", "fe1", "p", "all 0 0", false)],
+    );
+    let other = |name: &str, kind: &str, addr: &str, backends: &[&str]| {
+        lb_toml(
+            name,
+            kind,
+            &[("web", addr)],
+            &[("q", backends)],
+            &[("web", "web", "q", "tcp 80 80", false)],
+        )
+    };
+    let ilb2 = other("ilb2", "internal", "10.0.0.101", &["10.0.0.12"]);
+    let plb1 = other("plb1", "public", "10.0.0.201", &["10.0.0.11"]);
+    let plb2 = other("plb2", "public", "10.0.0.202", &["10.0.0.12"]);
+    let apart = other("ilb3", "internal", "10.0.0.103", &["10.0.0.31"]);
+
+    assert_eq!(found(&with_lan(&[ilb.clone(), plb1.clone()])), vec![]);
+    assert_eq!(found(&with_lan(&[ilb.clone(), apart])), vec![]);
+    assert_eq!(
+        found(&with_lan(&[ilb.clone(), ilb2])),
+        keys_tags(&[("load_balancer[ilb].rule[ha]", "seed rule 3")])
+    );
+    assert_eq!(
+        found(&with_lan(&[ilb.clone(), plb1, plb2])),
+        keys_tags(&[("load_balancer[ilb]", "seed rule 3")])
+    );
+
+    // The same instance under another address is the same backend.
+    let mut cfg = with_lan(&[ilb, other("ilb2", "internal", "10.0.0.101", &["10.0.0.13"])]);
+    cfg.load_balancer[0].backend_pool[0].backends[0].instance = Some("nva1".into());
+    cfg.load_balancer[1].backend_pool[0].backends[0].instance = Some("nva1".into());
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb].rule[ha]",
+        "seed rule 3",
+        "also has instance `nva1` (10.0.0.11 and 10.0.0.13)",
+    );
+}
+
+#[test]
+fn seed_rule_4_floating_ha_ports_takes_floating_rules_and_one_public_load_balancer() {
+    let frontends = [("fe1", "10.0.0.100"), ("fe2", "10.0.0.101")];
+    // Each public load balancer sends port 80 to a backend port of its own.
+    let plb = |name: &str, addr: &str, backend_port: u16| {
+        let ports = format!("tcp 80 {backend_port}");
+        lb_toml(
+            name,
+            "public",
+            &[("web", addr)],
+            &[("q", &NVAS)],
+            &[("web", "web", "q", &ports, false)],
+        )
+    };
+    let ilb = |second_floating: bool| {
+        lb_toml(
+            "ilb",
+            "internal",
+            &frontends,
+            &[("p", &NVAS)],
+            &[
+                ("ha", "fe1", "p", "all 0 0", true),
+                ("web", "fe2", "p", "tcp 443 443", true),
+                ("ha2", "fe2", "p", "all 0 0", second_floating),
+            ],
+        )
+    };
+    assert_eq!(
+        found(&with_lan(&[ilb(true), plb("plb", "10.0.0.200", 8080)])),
+        vec![]
+    );
+    // Non-floating, `ha2` also breaks rule 3 (alone on its load balancer) and 6 (`web`
+    // shares its frontend and backends).
+    assert_eq!(
+        found(&with_lan(&[ilb(false), plb("plb", "10.0.0.200", 8080)])),
+        keys_tags(&[
+            ("load_balancer[ilb].rule[ha2]", "seed rules 3 and 6"),
+            (
+                "load_balancer[ilb].rule[ha2].floating_ip",
+                "seed rules 4 and 5"
+            )
+        ])
+    );
+    assert_eq!(
+        found(&with_lan(&[
+            ilb(true),
+            plb("plb", "10.0.0.200", 8080),
+            plb("plb2", "10.0.0.201", 8081)
+        ])),
+        keys_tags(&[("load_balancer[ilb]", "seed rule 4")])
+    );
+    // A non-floating HA-ports rule on another internal load balancer, on these backends.
+    let cfg = with_lan(&[
+        ilb(true),
+        lb_toml(
+            "ilb2",
+            "internal",
+            &[("fe9", "10.0.0.109")],
+            &[("p", &NVAS)],
+            &[("ha", "fe9", "p", "all 0 0", false)],
+        ),
+    ]);
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb2].rule[ha]",
+        "seed rules 3 and 4",
+        "behind a floating HA-ports rule",
+    );
+}
+
+#[test]
+fn seed_rule_5_several_ha_ports_frontends_each_their_own_and_all_floating() {
+    let frontends = [("fe1", "10.0.0.100"), ("fe2", "10.0.0.101")];
+    let ilb = |rules: &[(&str, &str, &str, &str, bool)]| {
+        with_lan(&[lb_toml(
+            "ilb",
+            "internal",
+            &frontends,
+            &[("p", &NVAS)],
+            rules,
+        )])
+    };
+    let both_floating = ilb(&[
+        ("ha1", "fe1", "p", "all 0 0", true),
+        ("ha2", "fe2", "p", "all 0 0", true),
+    ]);
+    assert_eq!(found(&both_floating), vec![]);
+    assert_eq!(
+        found(&ilb(&[
+            ("ha1", "fe1", "p", "all 0 0", false),
+            ("ha2", "fe2", "p", "all 0 0", false),
+        ])),
+        keys_tags(&[
+            ("load_balancer[ilb].rule[ha1].floating_ip", "seed rule 5"),
+            ("load_balancer[ilb].rule[ha2].floating_ip", "seed rule 5"),
+        ])
+    );
+    assert_eq!(
+        found(&ilb(&[
+            ("ha1", "fe1", "p", "all 0 0", true),
+            ("ha2", "fe1", "p", "all 0 0", true),
+        ])),
+        keys_tags(&[("load_balancer[ilb].rule[ha2].frontend", "seed rule 5")])
+    );
+}
+
+#[test]
+fn seed_rule_6_ha_ports_and_another_rule_on_one_frontend_and_backends_both_floating() {
+    let ilb = |web_floating: bool, pool: &str| {
+        with_lan(&[lb_toml(
+            "ilb",
+            "internal",
+            &[("fe1", "10.0.0.100")],
+            &[("p", &NVAS), ("q", &["10.0.0.21"])],
+            &[
+                ("ha", "fe1", "p", "all 0 0", true),
+                ("web", "fe1", pool, "tcp 80 80", web_floating),
+            ],
+        )])
+    };
+    assert_eq!(found(&ilb(true, "p")), vec![]);
+    assert_eq!(found(&ilb(false, "q")), vec![], "other backends");
+    only_tagged(
+        &ilb(false, "p"),
+        "load_balancer[ilb].rule[web].floating_ip",
+        "seed rule 6",
+        "shares frontend `fe1` and backend 10.0.0.11 with floating HA-ports rule `ha`",
+    );
+}
+
+#[test]
+fn one_rule_per_frontend_protocol_and_port() {
+    let cfg = with_lan(&[lb_toml(
+        "plb",
+        "public",
+        &[("fe1", "10.0.0.100")],
+        &[("p", &NVAS)],
+        &[
+            ("a", "fe1", "p", "tcp 80 8080", false),
+            ("b", "fe1", "p", "udp 80 8080", false),
+            ("c", "fe1", "p", "tcp 80 8081", false),
+        ],
+    )]);
+    only_tagged(
+        &cfg,
+        "load_balancer[plb].rule[c].frontend_port",
+        "limitation: one rule per frontend port",
+        "rules `a` and `c` both take tcp port 80 of frontend `fe1`",
+    );
+}
+
+#[test]
+fn backend_port_reuse_needs_floating_ip() {
+    let plb = |floating: bool, second_frontend: &str, second_port: &str| {
+        with_lan(&[lb_toml(
+            "plb",
+            "public",
+            &[("fe1", "10.0.0.100"), ("fe2", "10.0.0.101")],
+            &[("p", &NVAS), ("q", &["10.0.0.12", "10.0.0.13"])],
+            &[
+                ("a", "fe1", "p", "tcp 80 8080", floating),
+                ("b", second_frontend, "q", second_port, floating),
+            ],
+        )])
+    };
+    only_tagged(
+        &plb(false, "fe2", "tcp 80 8080"),
+        "load_balancer[plb].rule[b]",
+        "limitation: backend port reuse needs floating IP",
+        "sends tcp to port 8080 of backend 10.0.0.12, as load_balancer[plb].rule[a] does, \
+         from frontend 10.0.0.101:80 here and 10.0.0.100:80 there",
+    );
+    // Another port of the same frontend is as ambiguous.
+    only_tagged(
+        &plb(false, "fe1", "tcp 8080 8080"),
+        "load_balancer[plb].rule[b]",
+        "limitation: backend port reuse needs floating IP",
+        "from frontend 10.0.0.100:8080 here and 10.0.0.100:80 there",
+    );
+    assert_eq!(found(&plb(true, "fe2", "tcp 80 8080")), vec![]);
+    assert_eq!(found(&plb(false, "fe2", "udp 80 8080")), vec![]);
+    assert_eq!(found(&plb(false, "fe2", "tcp 80 8081")), vec![]);
+}
+
+#[test]
+fn nat_keeps_the_address_family() {
+    let rule = |floating| {
+        with_lan(&[lb_toml(
+            "ilb",
+            "internal",
+            &[("fe1", "10.0.0.100")],
+            &[("p", &["10.0.0.11", "fd00::11", "fd00::12"])],
+            &[("ha", "fe1", "p", "all 0 0", floating)],
+        )])
+    };
+    only_tagged(
+        &rule(false),
+        "load_balancer[ilb].rule[ha]",
+        "limitation: NAT keeps the address family",
+        "frontend `fe1` (10.0.0.100, IPv4) to its backends, but backend_pool `p` has IPv6 \
+         backend fd00::11 and 1 more",
+    );
+    assert_eq!(found(&rule(true)), vec![]);
+}
