@@ -166,7 +166,8 @@ pub(super) fn ports_exist(cfg: &Config, out: &mut Problems) {
                 format!(
                     "DPDK port {} does not exist: with --no-pci the ports are the --vdev \
                      devices of the EAL arguments in order, and there are {} ({listed}); add \
-                     a --vdev to dpdk.eal_args or fix the port",
+                     a --vdev to dpdk.eal_args or fix the port (`haports run` also counts \
+                     the EAL arguments given after `--`)",
                     iface.port,
                     vdevs.len()
                 ),
