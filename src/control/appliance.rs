@@ -15,7 +15,7 @@ use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Worker, WorkerCounters, WorkerState};
 use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
-use crate::lb::forwarding::{Forwarding, Observations};
+use crate::lb::forwarding::{frontend_mac, Forwarding, Observations};
 use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
 
@@ -187,6 +187,16 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             &pool,
         )?;
         let mac = port.mac()?;
+        // Frames routed through a frontend carry its own MAC: receive them too.
+        let frontend_macs: Vec<MacAddr> = cfg
+            .load_balancer
+            .iter()
+            .flat_map(|lb| lb.frontend.iter().map(|fe| frontend_mac(fe.address)))
+            .collect();
+        if let Err(e) = frontend_macs.iter().try_for_each(|m| port.add_mac(*m)) {
+            tracing::info!(port = ifc.port, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
+            port.enable_promiscuous()?;
+        }
         let kname = twin::kernel_name(&ifc.name);
         let vdev = twin::vdev_name(i);
         let twin_id = eal.probe_vdev(&format!("{vdev},iface={kname},mac={mac}"), &vdev)?;

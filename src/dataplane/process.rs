@@ -141,8 +141,11 @@ fn classify(
         let eth = EthernetFrame::new_checked(&*frame)?;
         (eth.dst(), eth.src(), eth.ethertype(), eth.header_len())
     };
-    // Our own transmissions, looped back by some PMDs (AF_PACKET), and other hosts' traffic.
-    if src_mac == our_mac || (dst_mac != our_mac && !dst_mac.is_multicast()) {
+    // Our own transmissions, looped back by some PMDs (AF_PACKET), and other hosts' traffic:
+    // ours are the interface's MAC and the frontends' (answered in ARP for them).
+    let for_us =
+        dst_mac == our_mac || dst_mac.is_multicast() || fwd.frontend_by_mac(dst_mac).is_some();
+    if src_mac == our_mac || !for_us {
         return Err(DropReason::NotForUs);
     }
     match ethertype {
@@ -168,7 +171,8 @@ fn arp(
         arp.sender_mac(),
         IpAddr::V4(arp.target_ip()),
     );
-    let for_frontend = fwd.frontend(target).is_some();
+    let frontend = fwd.frontend(target);
+    let for_frontend = frontend.is_some();
     let for_us = fwd.own_address(target).is_some();
     if !for_frontend && !for_us {
         return Err(DropReason::NotForUs);
@@ -180,10 +184,12 @@ fn arp(
     if arp.operation() != ArpOperation::REQUEST {
         return Err(DropReason::Unsupported);
     }
-    arp.make_reply_in_place(our_mac);
+    // Answered with the frontend's own MAC: frames routed through it will say so.
+    let mac = frontend.map_or(our_mac, |fe| fwd.frontends[fe as usize].mac);
+    arp.make_reply_in_place(mac);
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     eth.set_dst(sender_mac);
-    eth.set_src(our_mac);
+    eth.set_src(mac);
     Ok(Action::Transmit {
         interface: ingress,
         backend: None,
@@ -214,7 +220,7 @@ fn ip(
         if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
             return echo_reply(frame, &h, ingress);
         }
-        return to_backend(frame, &h, fe, src_mac, st, fwd, now_ms);
+        return to_backend(frame, &h, fe, Via::Frontend, src_mac, st, fwd, now_ms);
     }
     let reply = FlowKey {
         proto: h.proto,
@@ -252,14 +258,31 @@ fn ip(
             backend: None,
         });
     }
+    // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
+    // frontend's MAC), balanced by its HA-ports rule.
+    if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
+        return to_backend(frame, &h, fe, Via::Transit, src_mac, st, fwd, now_ms);
+    }
     Err(DropReason::NoFrontend)
 }
 
-/// Frontend traffic: flow table or Maglev, then DSR (MAC only) or destination NAT.
+/// How a packet came to be balanced by a frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// Addressed to the frontend: the most specific rule, NAT unless floating.
+    Frontend,
+    /// Routed through it: its HA-ports rule, and only the MAC header changes.
+    Transit,
+}
+
+/// Frontend and transit traffic: flow table or Maglev, then DSR (MAC only) or destination
+/// NAT. Transit packets are never rewritten above layer 2 (TTL included).
+#[allow(clippy::too_many_arguments)]
 fn to_backend(
     frame: &mut [u8],
     h: &Headers,
     fe: u32,
+    via: Via,
     src_mac: MacAddr,
     st: &mut WorkerState,
     fwd: &Forwarding,
@@ -272,9 +295,12 @@ fn to_backend(
         src_port: h.src_port,
         dst_port: h.dst_port,
     };
-    let (_, rule) = fwd
-        .rule(fe, h.proto, h.dst_port)
-        .ok_or(DropReason::NoRule)?;
+    let (_, rule) = match via {
+        Via::Frontend => fwd.rule(fe, h.proto, h.dst_port),
+        Via::Transit => fwd.ha_rule(fe),
+    }
+    .ok_or(DropReason::NoRule)?;
+    let nat = via == Via::Frontend && !rule.floating_ip;
     let hash = symmetric_hash(&key, fwd.hash_seed);
     let existing = st.flows.lookup(&key, hash, now_ms);
     let backend = match existing {
@@ -298,7 +324,7 @@ fn to_backend(
                 now_ms,
                 rule.idle_timeout_ms,
             );
-            if !rule.floating_ip {
+            if nat {
                 if let Some(FlowEntry::Forward { backend: old, .. }) = existing {
                     // The flow moved: its replies now come from another backend.
                     let stale = reply_key(fwd, h, rule, old);
@@ -320,7 +346,7 @@ fn to_backend(
     let be = &fwd.backends[backend as usize];
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
     let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
-    if !rule.floating_ip {
+    if nat {
         let l3 = usize::from(h.l3_offset);
         let port = (!rule.is_ha_ports() && rule.backend_port != 0).then_some(rule.backend_port);
         match be.address {

@@ -13,7 +13,7 @@ use super::{process, Action, WorkerState};
 use crate::config::Config;
 use crate::dataplane::Glean;
 use crate::lb::flow::FlowKey;
-use crate::lb::forwarding::{BackendId, Forwarding, Observations};
+use crate::lb::forwarding::{frontend_mac, BackendId, Forwarding, Observations};
 use crate::lb::verdict::DropReason;
 use crate::wire::checksum::{internet_checksum, tcp_udp_checksum_v4, tcp_udp_checksum_v6};
 use crate::wire::{
@@ -340,7 +340,7 @@ fn to_backend(frame: &mut [u8], st: &mut WorkerState, fwd: &Forwarding) -> Backe
 // ARP
 
 #[test]
-fn arp_request_for_frontend_is_answered_from_the_interface_mac() {
+fn arp_request_for_frontend_is_answered_with_the_frontends_own_mac() {
     let fwd = build(&ha_ports(), &[]);
     let (mut st, _) = worker();
     let mut frame = arp_request(CLIENT_MAC, CLIENT, FRONTEND);
@@ -354,14 +354,16 @@ fn arp_request_for_frontend_is_answered_from_the_interface_mac() {
             backend: None
         }
     );
+    let fe_mac = frontend_mac(IpAddr::V4(FRONTEND));
+    assert_ne!(fe_mac, IF_MAC);
     let e = EthernetFrame::new_checked(&frame[..]).unwrap();
     assert_eq!(
         (e.dst(), e.src(), e.ethertype()),
-        (CLIENT_MAC, IF_MAC, EtherType::ARP)
+        (CLIENT_MAC, fe_mac, EtherType::ARP)
     );
     let a = ArpPacket::new_checked(e.payload()).unwrap();
     assert_eq!(a.operation(), ArpOperation::REPLY);
-    assert_eq!((a.sender_mac(), a.sender_ip()), (IF_MAC, FRONTEND));
+    assert_eq!((a.sender_mac(), a.sender_ip()), (fe_mac, FRONTEND));
     assert_eq!((a.target_mac(), a.target_ip()), (CLIENT_MAC, CLIENT));
 }
 
@@ -1359,4 +1361,65 @@ proptest! {
             let _ = process(&mut frame, LAN, &mut st, fwd, NOW);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Transit (routed through a frontend as next hop)
+
+/// A TCP frame routed through the frontend: addressed to its MAC, the IP destination elsewhere.
+fn transit_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let mut f = tcp_frame(CLIENT_MAC, src, sport, dst, dport, TcpFlags::SYN);
+    f[0..6].copy_from_slice(&frontend_mac(IpAddr::V4(FRONTEND)).0);
+    f
+}
+
+#[test]
+fn transit_through_a_frontend_changes_only_the_mac_header_and_both_directions_meet() {
+    for floating in [true, false] {
+        let fwd = build(&config("all", 0, 0, floating), &[]);
+        let (mut st, _) = worker();
+        let (a, b) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 2, 0, 10));
+        let mut there = transit_frame(a, 40_000, b, 22);
+        let before = there.clone();
+        let nva = to_backend(&mut there, &mut st, &fwd);
+        assert_eq!(
+            there[ETH_LEN..],
+            before[ETH_LEN..],
+            "IP and above untouched, TTL included"
+        );
+        assert_eq!(
+            macs(&there),
+            (BACKEND_MACS[backend_index(&fwd, nva)], IF_MAC)
+        );
+        let mut back = transit_frame(b, 22, a, 40_000);
+        assert_eq!(
+            to_backend(&mut back, &mut st, &fwd),
+            nva,
+            "the reply meets the same NVA"
+        );
+        let key: crate::lb::flow::FlowKey = format!("tcp {a}:40000 {b}:22").parse().unwrap();
+        assert_eq!(
+            fwd.lookup(&key, Some(0)).unwrap().backend,
+            nva,
+            "lookup --via agrees"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_destination_sent_to_the_interface_mac_is_not_transit() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut f = tcp_frame(
+        CLIENT_MAC,
+        CLIENT,
+        40_000,
+        Ipv4Addr::new(10, 2, 0, 10),
+        22,
+        TcpFlags::SYN,
+    );
+    assert_eq!(
+        process(&mut f, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NoFrontend)
+    );
 }

@@ -191,6 +191,27 @@ impl Port {
         }
     }
 
+    /// Makes the port also receive frames for `mac` (a frontend's own address).
+    pub fn add_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+        let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
+        let id = self.inner.id;
+        // SAFETY: valid port and address; pool 0 is the default.
+        check(|| format!("port {id}: adding MAC {mac}"), unsafe {
+            dpdk_sys::rte_eth_dev_mac_addr_add(id, &mut addr, 0)
+        })
+        .map(|_| ())
+    }
+
+    /// Receives every frame, whatever its destination MAC.
+    pub fn enable_promiscuous(&self) -> Result<(), DpdkError> {
+        let id = self.inner.id;
+        // SAFETY: valid, started port.
+        check(|| format!("port {id}: enabling promiscuous mode"), unsafe {
+            dpdk_sys::rte_eth_promiscuous_enable(id)
+        })
+        .map(|_| ())
+    }
+
     pub fn stats(&self) -> PortStats {
         let mut s = dpdk_sys::rte_eth_stats::default();
         // SAFETY: valid port and out-pointer.

@@ -75,6 +75,9 @@ pub struct FrontendState {
     pub load_balancer: String,
     pub name: String,
     pub address: IpAddr,
+    /// Its own MAC (see [`frontend_mac`]): what ARP for the frontend answers, so frames
+    /// routed through the frontend say which one they were routed through.
+    pub mac: MacAddr,
     /// Port rules first, the HA-ports rule (if any) last: the most specific match wins.
     pub rules: Vec<RuleState>,
 }
@@ -151,6 +154,9 @@ pub struct Forwarding {
     pub pools: Vec<PoolState>,
     pub backends: Vec<BackendState>,
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
+    /// Each frontend's own MAC address (answered in ARP), naming the frontend a transit
+    /// packet was routed through.
+    frontend_by_mac: HashMap<MacAddr, FrontendId>,
     own_addresses: HashMap<IpAddr, InterfaceId>,
     /// (backend address, protocol or None for all, backend port or 0 for all).
     reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,
@@ -231,6 +237,7 @@ impl Forwarding {
             pools: Vec::new(),
             backends: Vec::new(),
             frontend_by_addr: HashMap::new(),
+            frontend_by_mac: HashMap::new(),
             own_addresses,
             reverse_nat: HashMap::new(),
             neighbours: obs.neighbours.clone(),
@@ -272,6 +279,19 @@ impl Forwarding {
         let mut backends: Vec<Option<BackendState>> = (0..previous.map_or(0, |p| p.backends.len()))
             .map(|_| None)
             .collect();
+        // An instance (an NVA with a NIC in several pools) is healthy only when every one of
+        // its probed addresses is, so both directions of a flow fail over together.
+        let down_instances: HashSet<(&str, String)> = cfg
+            .load_balancer
+            .iter()
+            .flat_map(|lb| {
+                lb.backend_pool
+                    .iter()
+                    .flat_map(|p| p.backends.iter())
+                    .filter(|b| obs.down.contains(&b.address))
+                    .map(move |b| (lb.name.as_str(), b.instance()))
+            })
+            .collect();
         let mut pool_ids: HashMap<(&str, &str), PoolId> = HashMap::new();
         for lb in &cfg.load_balancer {
             for pool in &lb.backend_pool {
@@ -304,7 +324,7 @@ impl Forwarding {
                         weight: b.weight,
                         priority: b.priority,
                         drain: b.drain,
-                        healthy: !obs.down.contains(&b.address),
+                        healthy: !down_instances.contains(&(lb.name.as_str(), b.instance())),
                         retired: false,
                         route,
                         mac,
@@ -429,11 +449,37 @@ impl Forwarding {
                     load_balancer: lb.name.clone(),
                     name: fe.name.clone(),
                     address: fe.address,
+                    mac: frontend_mac(fe.address),
                     rules,
                 });
             }
         }
+        fwd.frontend_by_mac = fwd
+            .frontends
+            .iter()
+            .enumerate()
+            .map(|(i, fe)| (fe.mac, i as FrontendId))
+            .collect();
         fwd
+    }
+
+    /// The frontend whose MAC address a frame was sent to: for a packet not addressed to
+    /// a frontend, the frontend it was routed through (transit).
+    #[inline]
+    pub fn frontend_by_mac(&self, mac: MacAddr) -> Option<FrontendId> {
+        self.frontend_by_mac.get(&mac).copied()
+    }
+
+    /// The HA-ports rule of `frontend`, which balances its transit traffic.
+    #[inline]
+    pub fn ha_rule(&self, frontend: FrontendId) -> Option<(u32, &RuleState)> {
+        self.frontends
+            .get(frontend as usize)?
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.is_ha_ports())
+            .map(|(i, r)| (i as u32, r))
     }
 
     /// The frontend that owns `addr`, if any.
@@ -526,12 +572,7 @@ impl Forwarding {
             return self.decide_at(fe, key, hash);
         }
         let fe = via.ok_or(DropReason::NoFrontend)?;
-        let (rule_idx, rule) = self
-            .rule(fe, key.proto, key.dst_port)
-            .ok_or(DropReason::NoRule)?;
-        if !rule.is_ha_ports() {
-            return Err(DropReason::NoRule);
-        }
+        let (rule_idx, rule) = self.ha_rule(fe).ok_or(DropReason::NoRule)?;
         let backend = self
             .pick(rule.pool, hash)
             .ok_or(DropReason::NoHealthyBackend)?;
@@ -602,6 +643,22 @@ impl Forwarding {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+/// A frontend's MAC address, derived from its IP address so that every instance with the
+/// same config answers the same: locally administered unicast `02:48:a:b:c:d` for IPv4
+/// a.b.c.d, `02:49:` and the last four bytes for IPv6.
+pub fn frontend_mac(addr: IpAddr) -> MacAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            MacAddr([0x02, 0x48, o[0], o[1], o[2], o[3]])
+        }
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            MacAddr([0x02, 0x49, o[12], o[13], o[14], o[15]])
+        }
     }
 }
 
@@ -898,6 +955,99 @@ kind = "internal"
         // Adding it back gives it a new id: old flow entries never point at it by accident.
         let d = Forwarding::build(&three, &Observations::default(), 4, Some(&c));
         assert_eq!(id_of(&d, "10.0.0.11"), Some(3));
+    }
+
+    #[test]
+    fn an_instance_is_down_when_any_of_its_addresses_is_and_pools_of_one_instance_set_agree() {
+        let text = r#"
+[[interface]]
+name = "untrusted"
+port = 0
+address = "10.10.0.2/24"
+[[interface]]
+name = "trusted"
+port = 1
+address = "10.20.0.2/24"
+[[load_balancer]]
+name = "nva"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "u"
+  address = "10.10.0.100"
+  [[load_balancer.frontend]]
+  name = "t"
+  address = "10.20.0.100"
+  [[load_balancer.backend_pool]]
+  name = "untrusted"
+  backends = [{ address = "10.10.0.11", instance = "nva1" }, { address = "10.10.0.12", instance = "nva2" }, { address = "10.10.0.13", instance = "nva3" }]
+  [[load_balancer.backend_pool]]
+  name = "trusted"
+  backends = [{ address = "10.20.0.11", instance = "nva1" }, { address = "10.20.0.12", instance = "nva2" }, { address = "10.20.0.13", instance = "nva3" }]
+  [[load_balancer.rule]]
+  name = "ru"
+  frontend = "u"
+  backend_pool = "untrusted"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+  [[load_balancer.rule]]
+  name = "rt"
+  frontend = "t"
+  backend_pool = "trusted"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+"#;
+        let cfg = Config::from_toml(text, "test").unwrap();
+        let (u, t) = (0, 1);
+        let instance = |f: &Forwarding, k: &FlowKey, via| {
+            f.backends[f.lookup(k, Some(via)).unwrap().backend as usize]
+                .instance
+                .clone()
+        };
+        let check = |f: &Forwarding| {
+            for i in 0..500u16 {
+                let k: FlowKey = format!(
+                    "tcp 10.10.0.{}:{} 10.20.0.50:{}",
+                    50 + i % 100,
+                    1024 + i,
+                    80 + i % 7
+                )
+                .parse()
+                .unwrap();
+                assert_eq!(
+                    instance(f, &k, u),
+                    instance(f, &k.reversed(), t),
+                    "both directions, one NVA: {k}"
+                );
+            }
+        };
+        let all_up = Forwarding::build(&cfg, &Observations::default(), 1, None);
+        check(&all_up);
+        // nva2's trusted NIC fails its probe: the whole instance is out, on both sides.
+        let obs = Observations {
+            down: [addr("10.20.0.12")].into_iter().collect(),
+            ..Default::default()
+        };
+        let one_down = Forwarding::build(&cfg, &obs, 2, Some(&all_up));
+        assert!(one_down
+            .backends
+            .iter()
+            .filter(|b| b.instance == "nva2")
+            .all(|b| !b.healthy));
+        check(&one_down);
+        // Flows of the other NVAs did not move.
+        for i in 0..500u16 {
+            let k: FlowKey = format!("udp 10.10.0.9:{} 10.20.0.50:53", 1024 + i)
+                .parse()
+                .unwrap();
+            let before = instance(&all_up, &k, u);
+            if before != "nva2" {
+                assert_eq!(instance(&one_down, &k, u), before);
+            }
+        }
     }
 
     #[test]
