@@ -310,13 +310,15 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             plane.health.insert(t.target, t.healthy);
             dirty = true;
         }
+        // Neighbours learnt by one worker reach the others as soon as possible: a reply can
+        // come back on another worker than the request (NAT with several workers).
+        while let Some((addr, mac)) = gleans.pop() {
+            dirty |= plane.neighbours.learn(addr, mac);
+        }
         let now = Instant::now();
         let housekeeping = now >= next_housekeeping;
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
-            while let Some((addr, mac)) = gleans.pop() {
-                dirty |= plane.neighbours.learn(addr, mac);
-            }
             if reload.swap(false, Ordering::Relaxed) {
                 dirty |= plane.reload(config_path, &mut prober);
             }
