@@ -21,6 +21,8 @@ use crossbeam::queue::ArrayQueue;
 
 /// How often neighbours are re-solicited and reports folded into a new state.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
+/// The most often new neighbours alone cause a new forwarding state.
+const NEIGHBOUR_BATCH: Duration = Duration::from_millis(2);
 /// How long the control thread sleeps when the twins had nothing to send.
 const IDLE_SLEEP: Duration = Duration::from_micros(200);
 const RX_DESCRIPTORS: u16 = 1024;
@@ -287,6 +289,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut tx_bufs: Vec<TxBuffer> = ports.iter().map(|_| TxBuffer::default()).collect();
     let mut burst = MbufBurst::default();
     let mut next_housekeeping = Instant::now();
+    let mut last_publish = Instant::now();
+    let mut neighbours_changed = false;
     tracing::info!(workers, interfaces = ports.len(), "haports running");
 
     while !stop.load(Ordering::Relaxed) {
@@ -304,28 +308,31 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             port_tx[ifc].send(&mut tx_bufs[ifc]);
         }
 
-        // Health changes are published at once: failover must not wait for housekeeping.
-        let mut dirty = false;
+        // Health changes and reloads are published at once: failover must not wait.
+        let mut urgent = false;
         while let Ok(t) = transitions.try_recv() {
             plane.health.insert(t.target, t.healthy);
-            dirty = true;
+            urgent = true;
         }
-        // Neighbours learnt by one worker reach the others as soon as possible: a reply can
-        // come back on another worker than the request (NAT with several workers).
+        // Neighbours learnt by one worker should reach the others soon (a NAT reply may come
+        // back on another worker than its request), but many new clients at once must not
+        // keep the control thread rebuilding: at most one such publish per NEIGHBOUR_BATCH.
         while let Some((addr, mac)) = gleans.pop() {
-            dirty |= plane.neighbours.learn(addr, mac);
+            neighbours_changed |= plane.neighbours.learn(addr, mac);
         }
         let now = Instant::now();
         let housekeeping = now >= next_housekeeping;
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             if reload.swap(false, Ordering::Relaxed) {
-                dirty |= plane.reload(config_path, &mut prober);
+                urgent |= plane.reload(config_path, &mut prober);
             }
         }
-        if dirty {
+        if urgent || (neighbours_changed && now >= last_publish + NEIGHBOUR_BATCH) {
             let next = plane.build(Some(&forwarding.load()));
             forwarding.store(Arc::new(next));
+            last_publish = now;
+            neighbours_changed = false;
         }
         if housekeeping {
             for (ifc, frame) in plane.neighbours.solicitations(&forwarding.load(), now) {
