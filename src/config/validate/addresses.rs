@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{
     backend_key, frontend_key, lb_key, limit, not_own_address, pools, unicast, unicast_mac,
-    Problems,
+    unicast_on_its_subnet, Problems,
 };
 use crate::config::model::Config;
 
@@ -17,6 +17,7 @@ pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
         for (f, fe) in lb.frontend.iter().enumerate() {
             let key = format!("{}.address", frontend_key(&lb_key, f, fe));
             unicast(&key, fe.address, "frontend", out);
+            unicast_on_its_subnet(&key, fe.address, "frontend", cfg, out);
             not_own_address(&key, fe.address, "frontend", cfg, out);
             if let Some(first) = seen.get(&fe.address) {
                 out.error(
@@ -50,9 +51,11 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
             let bkey = backend_key(&key, backend);
             let akey = format!("{bkey}.address");
             unicast(&akey, backend.address, "backend", out);
+            unicast_on_its_subnet(&akey, backend.address, "backend", cfg, out);
             not_own_address(&akey, backend.address, "backend", cfg, out);
             unicast_mac(format!("{bkey}.mac"), backend.mac, out);
-            if !addresses.insert(backend.address) {
+            let new_address = addresses.insert(backend.address);
+            if !new_address {
                 out.error(
                     &akey,
                     limit::DISTINCT_BACKENDS,
@@ -64,7 +67,8 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
                 );
             }
             let instance = backend.instance();
-            if !instances.insert(instance.clone()) {
+            // A repeated address is reported once, above, not again as its instance.
+            if !instances.insert(instance.clone()) && new_address {
                 out.error(
                     format!("{bkey}.instance"),
                     limit::DISTINCT_BACKENDS,

@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use super::model::{Backend, BackendPool, Config, Frontend, Interface, LoadBalancer, Probe, Rule};
 use crate::wire::MacAddr;
 
@@ -379,6 +381,36 @@ fn unicast(key: &str, addr: IpAddr, role: &str, out: &mut Problems) {
             limit::UNICAST,
             format!("{addr} is {why}; a {role} needs a unicast address"),
         );
+    }
+}
+
+/// A frontend or backend is not the network or broadcast address of an interface's IPv4
+/// subnet (where the subnet has those: up to /30).
+fn unicast_on_its_subnet(key: &str, addr: IpAddr, role: &str, cfg: &Config, out: &mut Problems) {
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        for net in &iface.address {
+            let IpNet::V4(v4) = net else { continue };
+            if v4.prefix_len() > 30 {
+                continue;
+            }
+            let which = if addr == IpAddr::V4(v4.network()) {
+                "network"
+            } else if addr == IpAddr::V4(v4.broadcast()) {
+                "broadcast"
+            } else {
+                continue;
+            };
+            out.error(
+                key,
+                limit::UNICAST,
+                format!(
+                    "{addr} is the {which} address of {}'s subnet {}; a {role} needs a \
+                     unicast address",
+                    interface_key(i, iface),
+                    v4.trunc()
+                ),
+            );
+        }
     }
 }
 
