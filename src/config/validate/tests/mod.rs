@@ -627,6 +627,12 @@ fn interface_ports_exist_among_the_vdevs_when_pci_is_off() {
         "DPDK port 1 does not exist: with --no-pci the ports are the --vdev devices of the EAL \
          arguments in order, and there are 1 (port 0: net_af_packet0)",
     );
+    // `haports run … -- --vdev=…` adds ports.
+    assert_eq!(
+        cfg.check_with_eal_args(&["--vdev=net_null1".into()]),
+        Ok(())
+    );
+    assert!(cfg.check_with_eal_args(&[]).is_err());
     // Without --no-pci, PCI devices may take any port id.
     cfg.dpdk.eal_args.remove(0);
     assert_eq!(validate(&cfg), vec![]);
