@@ -234,7 +234,10 @@ fn a_drained_backend_keeps_its_connections_and_gets_no_new_ones() {
     let report = streams.join();
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
-    assert!(session["sent"].as_u64().unwrap() > 30, "{session}");
+    assert!(
+        session["sent"].as_u64().unwrap() > 10,
+        "the session ran through the reload: {session}"
+    );
     assert_eq!(
         session["sent"], session["answered"],
         "every line of the live session answered: {session}"
