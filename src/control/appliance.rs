@@ -53,6 +53,8 @@ impl KernelOut {
 /// What the control thread builds forwarding states from, and how it changes.
 struct Plane {
     cfg: Config,
+    /// `haports run -- ARGS`: part of what the config is checked against.
+    extra_eal_args: Vec<String>,
     targets: HashSet<Target>,
     /// Each target's latest state (absent: no result yet, counted as down).
     health: HashMap<Target, bool>,
@@ -94,7 +96,8 @@ impl Plane {
                 return false;
             }
         };
-        if let Err(problems) = next.check() {
+        if let Err(problems) = next.check_with_eal_args(&self.extra_eal_args) {
+            let problems: Vec<_> = problems.into_iter().filter(|p| p.is_error()).collect();
             for p in &problems {
                 tracing::error!(problem = %p, "reload refused");
             }
@@ -224,6 +227,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
 
     let (mut prober, transitions) = Prober::new();
     let mut plane = Plane {
+        extra_eal_args: extra_eal_args.to_vec(),
         targets: probes::targets(&cfg),
         cfg,
         neighbours: Neighbours::default(),

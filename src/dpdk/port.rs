@@ -107,6 +107,8 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = wanted;
         }
         // SAFETY: valid port, conf lives across the call (DPDK copies the key).
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };
         check(
             || {
                 format!(
@@ -114,16 +116,14 @@ impl Port {
                     cfg.rx_queues, cfg.tx_queues
                 )
             },
-            unsafe { dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) },
+            ret,
         )?;
 
         let mut nb_rx = cfg.rx_descriptors;
         let mut nb_tx = cfg.tx_descriptors;
         // SAFETY: valid port and out-pointers.
-        check(
-            || format!("port {id}: adjusting descriptor counts"),
-            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) },
-        )?;
+        let ret = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) };
+        check(|| format!("port {id}: adjusting descriptor counts"), ret)?;
         // SAFETY: valid port id.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
         for q in 0..cfg.rx_queues {
@@ -233,9 +233,10 @@ impl Port {
 pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
     let mut info = dpdk_sys::rte_eth_dev_info::default();
     // SAFETY: out-pointer valid; DPDK checks the port id.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) };
     check(
         || format!("port {id}: reading device info (does it exist? check dpdk.eal_args' devices)"),
-        unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) },
+        ret,
     )?;
     Ok((info.max_rx_queues, info.max_tx_queues))
 }
