@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   libdpdk-dev dpdk dpdk-dev          # DPDK 22.11: headers, PMDs, dpdk-testpmd
   clang libclang-dev pkg-config      # bindgen over DPDK's headers
-  iproute2 nftables ethtool          # namespaces, veths, the lab's ingress filter
+  iproute2 nftables ethtool conntrack   # namespaces, veths, the labs' filters, NVAs' conntrack
   iputils-ping python3 curl          # test traffic and probes
   python3-scapy                      # hand-made malformed frames in the tests
 )

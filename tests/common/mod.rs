@@ -419,3 +419,91 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
         })
         .sum()
 }
+
+/// Panics unless the tests run as root (for test files with labs of their own).
+pub fn need_root() {
+    must_be_root();
+}
+
+/// Real kernel TCP or UDP exchanges (scripts/traffic.py) from network namespace `namespace`
+/// to `dst`, waiting at most `timeout` seconds for each answer.
+pub fn traffic_in(
+    namespace: &str,
+    proto: &str,
+    dst: &str,
+    ports: &[u16],
+    count: usize,
+    timeout: f64,
+) -> Traffic {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let out = Command::new("ip")
+        .args(["netns", "exec", namespace, "python3"])
+        .arg(root().join("scripts/traffic.py"))
+        .args([proto, dst, "--ports", &ports.join(",")])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--timeout",
+            &timeout.to_string(),
+        ])
+        .output()
+        .expect("run traffic.py");
+    assert!(
+        out.status.success(),
+        "traffic.py in {namespace} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("traffic.py prints JSON")
+}
+
+impl Appliance {
+    /// Starts `haports run --config CONFIG` in namespace `{tag}-lb` (logs in `dir`:
+    /// haports.log, haports.err) and waits until its metrics answer with every address of
+    /// `backends` resolved and healthy.
+    pub fn start_in(tag: &str, dir: &Path, config: &Path, backends: &[&str]) -> Appliance {
+        let log = dir.join("haports.log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("{tag}-lb"),
+                env!("CARGO_BIN_EXE_haports"),
+                "run",
+                "--config",
+            ])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+            .spawn()
+            .expect("start haports");
+        let mut a = Appliance {
+            child: Some(child),
+            tag: tag.to_owned(),
+            log,
+        };
+        a.wait_backends(backends);
+        a
+    }
+
+    /// Waits until metrics answer and each of `backends` is resolved and healthy.
+    pub fn wait_backends(&mut self, backends: &[&str]) {
+        wait_for(
+            &format!("haports to serve metrics with {backends:?} resolved and healthy"),
+            Duration::from_secs(30),
+            || {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                    panic!("haports exited early with {status}: {}", self.logs());
+                }
+                let m = self.try_metrics()?;
+                backends
+                    .iter()
+                    .all(|b| {
+                        metric(&m, "haports_backend_resolved", &[("backend", b)]) == Some(1.0)
+                            && metric(&m, "haports_backend_healthy", &[("backend", b)]) == Some(1.0)
+                    })
+                    .then_some(())
+            },
+        );
+    }
+}
