@@ -228,7 +228,8 @@ fn ip(
         dst: h.dst,
         src_port: h.src_port,
         dst_port: h.dst_port,
-    };
+    }
+    .canonical();
     let known = match st
         .flows
         .lookup(&reply, symmetric_hash(&reply, fwd.hash_seed), now_ms)
@@ -294,7 +295,8 @@ fn to_backend(
         dst: h.dst,
         src_port: h.src_port,
         dst_port: h.dst_port,
-    };
+    }
+    .canonical();
     let (_, rule) = match via {
         Via::Frontend => fwd.rule(fe, h.proto, h.dst_port),
         Via::Transit => fwd.ha_rule(fe),
@@ -410,6 +412,7 @@ fn reply_key(fwd: &Forwarding, h: &Headers, rule: &RuleState, backend: BackendId
         },
         dst_port: h.src_port,
     }
+    .canonical()
 }
 
 fn is_echo_request(frame: &[u8], h: &Headers) -> bool {

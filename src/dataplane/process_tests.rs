@@ -1397,6 +1397,7 @@ fn transit_through_a_frontend_changes_only_the_mac_header_and_both_directions_me
             nva,
             "the reply meets the same NVA"
         );
+        assert_eq!(st.flows.len(), 1, "both directions share one flow entry");
         let key: crate::lb::flow::FlowKey = format!("tcp {a}:40000 {b}:22").parse().unwrap();
         assert_eq!(
             fwd.lookup(&key, Some(0)).unwrap().backend,

@@ -55,6 +55,17 @@ impl FlowKey {
         }
     }
 
+    /// The key both directions of a flow share: the lower (address, port) endpoint first.
+    /// The flow table stores flows under it, so a transit flow's two directions are one
+    /// entry and always stay on one backend.
+    pub fn canonical(&self) -> FlowKey {
+        if (self.src, self.src_port) <= (self.dst, self.dst_port) {
+            *self
+        } else {
+            self.reversed()
+        }
+    }
+
     /// A key for a protocol balanced by addresses only (ICMP, ESP, GRE…): ports are 0.
     pub fn three_tuple(proto: u8, src: IpAddr, dst: IpAddr) -> FlowKey {
         FlowKey {
@@ -192,6 +203,16 @@ fn parse_bare_address(proto_text: &str, text: &str) -> Result<IpAddr, FlowParseE
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn both_directions_have_one_canonical_key() {
+        let k: FlowKey = "tcp 10.2.0.10:22 10.1.0.10:40000".parse().unwrap();
+        assert_eq!(k.canonical(), k.reversed().canonical());
+        assert_eq!(k.canonical().src, "10.1.0.10".parse::<IpAddr>().unwrap());
+        let same_addr: FlowKey = "udp 10.0.0.1:53 10.0.0.1:5353".parse().unwrap();
+        assert_eq!(same_addr.canonical(), same_addr.reversed().canonical());
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
