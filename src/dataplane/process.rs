@@ -18,9 +18,9 @@ use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, PoolId, ReverseN
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src,
-    ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket, IcmpType, IpProtocol,
-    Ipv4Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
+    is_icmpv4_error, parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst,
+    rewrite_ipv6_src, ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket,
+    IcmpType, IpProtocol, Ipv4Packet, MacAddr, QuotedIpv4, TcpFlags, TcpPacket, UdpPacket,
 };
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
@@ -215,6 +215,11 @@ fn ip(
     if h.fragment {
         // IP fragments are not load-balanced yet (the seed's limitation); never misroute one.
         return Err(DropReason::Unsupported);
+    }
+    if h.proto == IpProtocol::ICMP {
+        if let Some(action) = icmp_error(frame, &h, dst_mac, st, fwd)? {
+            return Ok(action);
+        }
     }
     if let Some(fe) = fwd.frontend(h.dst) {
         if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
@@ -413,6 +418,77 @@ fn reply_key(fwd: &Forwarding, h: &Headers, rule: &RuleState, backend: BackendId
         dst_port: h.src_port,
     }
     .canonical()
+}
+
+/// An ICMP error about a flow (unreachable, fragmentation needed, time exceeded) goes where
+/// the flow goes (DESIGN §6): to the backend owning the flow its quoted packet belongs to,
+/// not wherever the error's own three-tuple would hash. Under NAT the backend gets it about
+/// the packet as it sent it: outer destination and quoted source rewritten to the backend.
+/// `None`: not an error about a flow of ours; the packet takes the ordinary path.
+fn icmp_error(
+    frame: &mut [u8],
+    h: &Headers,
+    dst_mac: MacAddr,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+) -> Result<Option<Action>, DropReason> {
+    let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
+    let end = l3 + Ipv4Packet::new_checked(&frame[l3..])?.total_len();
+    let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
+    if !is_icmpv4_error(IcmpPacket::new_checked(message)?.msg_type()) {
+        return Ok(None);
+    }
+    let q = QuotedIpv4::new_checked(message)?;
+    let (src_port, dst_port) = q.ports();
+    let quoted = FlowKey {
+        proto: q.protocol(),
+        src: IpAddr::V4(q.src()),
+        dst: IpAddr::V4(q.dst()),
+        src_port,
+        dst_port,
+    };
+    // About a packet the frontend sent (a reply, NAT or DSR): the flow came in reversed.
+    // Routed through a frontend (transit): the flow is the quoted packet's.
+    let (fe, via, flow) = match (fwd.frontend(h.dst), fwd.frontend_by_mac(dst_mac)) {
+        (Some(fe), _) if quoted.src == h.dst => (fe, Via::Frontend, quoted.reversed()),
+        (None, Some(fe)) => (fe, Via::Transit, quoted),
+        _ => return Ok(None),
+    };
+    let (_, rule) = match via {
+        Via::Frontend => fwd.rule(fe, flow.proto, flow.dst_port),
+        Via::Transit => fwd.ha_rule(fe),
+    }
+    .ok_or(DropReason::NoRule)?;
+    let key = flow.canonical();
+    let hash = symmetric_hash(&key, fwd.hash_seed);
+    let backend = match st.flows.peek(&key, hash) {
+        Some(FlowEntry::Forward { pool, backend })
+            if pool == rule.pool && fwd.keeps_flow(pool, backend) =>
+        {
+            backend
+        }
+        _ => fwd
+            .pick(rule.pool, hash)
+            .ok_or(DropReason::NoHealthyBackend)?,
+    };
+    let be = &fwd.backends[backend as usize];
+    let route = be.route.ok_or(DropReason::NoNeighbour)?;
+    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+    if via == Via::Frontend && !rule.floating_ip {
+        let IpAddr::V4(addr) = be.address else {
+            return Err(DropReason::Unsupported);
+        };
+        rewrite_ipv4_dst(&mut frame[l3..], addr)?;
+        let translated = !rule.is_ha_ports() && rule.backend_port != 0;
+        QuotedIpv4::new_checked(&mut frame[l4..end])?
+            .set_src(addr, translated.then_some(rule.backend_port));
+        IcmpPacket::new_checked(&mut frame[l4..end])?.fill_checksum();
+    }
+    set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
+    Ok(Some(Action::Transmit {
+        interface: route.interface,
+        backend: Some(backend),
+    }))
 }
 
 fn is_echo_request(frame: &[u8], h: &Headers) -> bool {

@@ -1158,7 +1158,6 @@ fn frag_needed(router_mac: MacAddr, router: Ipv4Addr, sport: u16) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "bug: ICMP errors about a flow are balanced by their own three-tuple, not sent to the flow's backend (DESIGN §6)"]
 fn icmp_error_about_a_flow_goes_to_the_flows_backend() {
     let fwd = build(&ha_ports(), &[]);
     let (mut st, _) = worker();
@@ -1182,6 +1181,71 @@ fn icmp_error_about_a_flow_goes_to_the_flows_backend() {
             backend: Some(owner)
         }
     );
+    // NAT: the backend gets the error about the packet as it sent it.
+    let i = backend_index(&fwd, owner);
+    assert_eq!(macs(&error), (BACKEND_MACS[i], IF_MAC));
+    let ip = Ipv4Packet::new_checked(&error[ETH_LEN..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (router, BACKENDS[i]));
+    assert!(ip.verify_checksum());
+    let icmp = ip.payload();
+    assert_eq!(internet_checksum(icmp), 0, "ICMP checksum refilled");
+    // The quote is cut short: it is read through the quoted view.
+    let q = crate::wire::QuotedIpv4::new_checked(icmp).unwrap();
+    assert_eq!(
+        (q.src(), q.dst(), q.ports()),
+        (BACKENDS[i], CLIENT, (443, sport))
+    );
+    assert_eq!(
+        internet_checksum(&icmp[8..28]),
+        0,
+        "quoted IP header checksum kept right"
+    );
+}
+
+#[test]
+fn icmp_errors_under_dsr_and_transit_reach_the_flows_backend_unchanged_but_for_layer_2() {
+    let router = Ipv4Addr::new(10, 0, 1, 1);
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    // DSR: the backend answered from the frontend address; the error comes back to it.
+    let fwd = build(&config("all", 0, 0, true), &[]);
+    let (mut st, _) = worker();
+    for sport in 40_000..40_020 {
+        let owner = to_backend(&mut syn(sport, 443), &mut st, &fwd);
+        let mut error = frag_needed(router_mac, router, sport);
+        let before = error.clone();
+        assert_eq!(to_backend(&mut error, &mut st, &fwd), owner);
+        assert_eq!(error[ETH_LEN..], before[ETH_LEN..]);
+    }
+    // Transit: an error about a flow routed through the frontend, itself routed through it.
+    let fwd = build(&config("all", 0, 0, true), &[]);
+    let (mut st, _) = worker();
+    let (a, b) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 2, 0, 10));
+    for sport in 40_000..40_020 {
+        let mut there = tcp_frame(CLIENT_MAC, a, sport, b, 22, TcpFlags::SYN);
+        there[0..6].copy_from_slice(&frontend_mac(IpAddr::V4(FRONTEND)).0);
+        let nva = to_backend(&mut there, &mut st, &fwd);
+        let original = ipv4(
+            a,
+            b,
+            IpProtocol::TCP,
+            &tcp(a, b, sport, 22, TcpFlags::SYN, &[]),
+        );
+        let mut m = vec![IcmpType::TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&original[..28]);
+        let csum = internet_checksum(&m);
+        m[2..4].copy_from_slice(&csum.to_be_bytes());
+        let mut error = eth(
+            frontend_mac(IpAddr::V4(FRONTEND)),
+            router_mac,
+            EtherType::IPV4,
+            &ipv4(Ipv4Addr::new(10, 2, 0, 1), a, IpProtocol::ICMP, &m),
+        );
+        assert_eq!(
+            to_backend(&mut error, &mut st, &fwd),
+            nva,
+            "the error meets the flow's NVA"
+        );
+    }
 }
 
 /// Seed rule 3 allows a public load balancer on the backends of a non-floating HA-ports rule.
