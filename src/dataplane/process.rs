@@ -98,6 +98,9 @@ impl Gleaned {
 #[derive(Debug)]
 pub struct WorkerState {
     pub flows: FlowTable<FlowEntry>,
+    /// Where each fragmented datagram's first fragment went, so the later ones (which carry
+    /// no ports) follow it. Keyed by [`fragment_key`].
+    pub fragments: FlowTable<Fragment>,
     pub gleaned: Gleaned,
 }
 
@@ -105,8 +108,35 @@ impl WorkerState {
     pub fn new(flow_capacity: usize, reports: Arc<ArrayQueue<Glean>>) -> Self {
         WorkerState {
             flows: FlowTable::with_capacity(flow_capacity),
+            fragments: FlowTable::with_capacity(FRAGMENT_CAPACITY),
             gleaned: Gleaned::new(reports),
         }
+    }
+}
+
+/// Datagrams in flight in fragments one worker follows at once.
+const FRAGMENT_CAPACITY: usize = 16_384;
+/// How long the later fragments of a datagram are expected after its first.
+const FRAGMENT_TIMEOUT_MS: u64 = 5_000;
+
+/// What a datagram's first fragment got, for its later fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// To a backend (destination rewritten to it when `nat`).
+    Forward { backend: BackendId, nat: bool },
+    /// A NATed reply: source rewritten to the frontend.
+    Reply(ReverseNat),
+}
+
+/// A datagram's identity: addresses, protocol and IPv4 identification (in the port slot;
+/// this key lives in its own table, never among flows).
+fn fragment_key(h: &Headers, ident: u16) -> FlowKey {
+    FlowKey {
+        proto: h.proto,
+        src: h.src,
+        dst: h.dst,
+        src_port: ident,
+        dst_port: 0,
     }
 }
 
@@ -212,9 +242,19 @@ fn ip(
     {
         return Ok(Action::ToKernel { interface: ingress });
     }
+    // Fragments: the first (it has the ports) is decided like any packet and its decision
+    // kept; the later ones follow it. IPv6 fragments are not handled yet.
+    let mut first_fragment = None;
     if h.fragment {
-        // IP fragments are not load-balanced yet (the seed's limitation); never misroute one.
-        return Err(DropReason::Unsupported);
+        let ip = match h.dst {
+            IpAddr::V4(_) => Ipv4Packet::new_checked(&frame[usize::from(h.l3_offset)..])?,
+            IpAddr::V6(_) => return Err(DropReason::Unsupported),
+        };
+        let key = fragment_key(&h, ip.ident());
+        if ip.frag_offset() != 0 {
+            return later_fragment(frame, &h, &key, st, fwd, now_ms);
+        }
+        first_fragment = Some(key);
     }
     if h.proto == IpProtocol::ICMP {
         if let Some(action) = icmp_error(frame, &h, dst_mac, st, fwd)? {
@@ -225,7 +265,17 @@ fn ip(
         if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
             return echo_reply(frame, &h, ingress);
         }
-        return to_backend(frame, &h, fe, Via::Frontend, src_mac, st, fwd, now_ms);
+        return to_backend(
+            frame,
+            &h,
+            fe,
+            Via::Frontend,
+            first_fragment,
+            src_mac,
+            st,
+            fwd,
+            now_ms,
+        );
     }
     let reply = FlowKey {
         proto: h.proto,
@@ -243,31 +293,25 @@ fn ip(
         _ => None,
     };
     if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
-        let l3 = usize::from(h.l3_offset);
-        let port = rn.frontend_port;
-        match rn.frontend {
-            IpAddr::V4(a) => rewrite_ipv4_src(&mut frame[l3..], a)?,
-            IpAddr::V6(a) => rewrite_ipv6_src(&mut frame[l3..], a)?,
+        if let Some(key) = first_fragment {
+            remember_fragment(st, fwd, key, Fragment::Reply(rn), now_ms);
         }
-        if let Some(p) = port {
-            set_port(frame, &h, Side::Src, p)?;
-        }
-        let route = fwd.route(h.dst).ok_or(DropReason::NoNeighbour)?;
-        let mac = st
-            .gleaned
-            .lookup(fwd, route.next_hop)
-            .ok_or(DropReason::NoNeighbour)?;
-        let src = fwd.interfaces[route.interface as usize].mac;
-        set_macs(frame, mac, src)?;
-        return Ok(Action::Transmit {
-            interface: route.interface,
-            backend: None,
-        });
+        return reply_to_client(frame, &h, rn, rn.frontend_port, st, fwd);
     }
     // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
     // frontend's MAC), balanced by its HA-ports rule.
     if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
-        return to_backend(frame, &h, fe, Via::Transit, src_mac, st, fwd, now_ms);
+        return to_backend(
+            frame,
+            &h,
+            fe,
+            Via::Transit,
+            first_fragment,
+            src_mac,
+            st,
+            fwd,
+            now_ms,
+        );
     }
     Err(DropReason::NoFrontend)
 }
@@ -289,6 +333,7 @@ fn to_backend(
     h: &Headers,
     fe: u32,
     via: Via,
+    first_fragment: Option<FlowKey>,
     src_mac: MacAddr,
     st: &mut WorkerState,
     fwd: &Forwarding,
@@ -350,6 +395,9 @@ fn to_backend(
         st.flows
             .set_timeout(&key, hash, CLOSING_TIMEOUT_MS.min(rule.idle_timeout_ms));
     }
+    if let Some(key) = first_fragment {
+        remember_fragment(st, fwd, key, Fragment::Forward { backend, nat }, now_ms);
+    }
     let be = &fwd.backends[backend as usize];
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
     let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
@@ -368,6 +416,88 @@ fn to_backend(
     Ok(Action::Transmit {
         interface: route.interface,
         backend: Some(backend),
+    })
+}
+
+fn remember_fragment(
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    key: FlowKey,
+    what: Fragment,
+    now_ms: u64,
+) {
+    let hash = symmetric_hash(&key, fwd.hash_seed);
+    // Full: the later fragments are dropped, as without this table; never an error here.
+    let _ = st
+        .fragments
+        .insert(key, hash, what, now_ms, FRAGMENT_TIMEOUT_MS);
+}
+
+/// A fragment after the first: it goes where its first fragment went, rewritten the same
+/// way at the IP layer (it carries no transport header).
+fn later_fragment(
+    frame: &mut [u8],
+    h: &Headers,
+    key: &FlowKey,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Result<Action, DropReason> {
+    let hash = symmetric_hash(key, fwd.hash_seed);
+    match st.fragments.lookup(key, hash, now_ms) {
+        None => Err(DropReason::Fragment),
+        Some(Fragment::Reply(rn)) => reply_to_client(frame, h, rn, None, st, fwd),
+        Some(Fragment::Forward { backend, nat }) => {
+            let be = fwd
+                .backends
+                .get(backend as usize)
+                .ok_or(DropReason::Fragment)?;
+            let route = be.route.ok_or(DropReason::NoNeighbour)?;
+            let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+            if nat {
+                let l3 = usize::from(h.l3_offset);
+                match be.address {
+                    IpAddr::V4(a) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
+                    IpAddr::V6(_) => return Err(DropReason::Unsupported),
+                }
+            }
+            set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
+            Ok(Action::Transmit {
+                interface: route.interface,
+                backend: Some(backend),
+            })
+        }
+    }
+}
+
+/// A backend's reply under NAT: the frontend's address (and `port`) restored, out towards
+/// the client.
+fn reply_to_client(
+    frame: &mut [u8],
+    h: &Headers,
+    rn: ReverseNat,
+    port: Option<u16>,
+    st: &WorkerState,
+    fwd: &Forwarding,
+) -> Result<Action, DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    match rn.frontend {
+        IpAddr::V4(a) => rewrite_ipv4_src(&mut frame[l3..], a)?,
+        IpAddr::V6(a) => rewrite_ipv6_src(&mut frame[l3..], a)?,
+    }
+    if let Some(p) = port {
+        set_port(frame, h, Side::Src, p)?;
+    }
+    let route = fwd.route(h.dst).ok_or(DropReason::NoNeighbour)?;
+    let mac = st
+        .gleaned
+        .lookup(fwd, route.next_hop)
+        .ok_or(DropReason::NoNeighbour)?;
+    let src = fwd.interfaces[route.interface as usize].mac;
+    set_macs(frame, mac, src)?;
+    Ok(Action::Transmit {
+        interface: route.interface,
+        backend: None,
     })
 }
 

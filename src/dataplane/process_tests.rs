@@ -891,24 +891,87 @@ fn short_or_inconsistent_ipv4_headers_are_truncated_or_malformed() {
     assert!(st.flows.is_empty());
 }
 
+/// The three fragments of one UDP datagram from `src` to `dst` (ident 0x1234): the first
+/// carries the UDP header, the later two only payload (offsets in 8-byte units).
+fn udp_fragments(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<Vec<u8>> {
+    let dgram = udp(src, dst, sport, dport, &[0x5a; 40]);
+    [(MF, 0..24), (MF | 3, 24..40), (6, 40..48)]
+        .into_iter()
+        .map(|(ff, range)| ipv4_with(src, dst, IpProtocol::UDP, ff, &[], &dgram[range]))
+        .collect()
+}
+
 #[test]
-fn ipv4_fragments_to_a_frontend_are_unsupported() {
+fn every_fragment_of_a_datagram_follows_its_first_and_orphans_are_dropped() {
+    for floating in [false, true] {
+        let fwd = build(&config("all", 0, 0, floating), &[]);
+        let (mut st, _) = worker();
+        let mut chosen = None;
+        for (i, packet) in udp_fragments(CLIENT, 5353, FRONTEND, 53)
+            .into_iter()
+            .enumerate()
+        {
+            let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+            let b = to_backend(&mut frame, &mut st, &fwd);
+            assert_eq!(
+                *chosen.get_or_insert(b),
+                b,
+                "fragment {i} follows the first"
+            );
+            let ip = Ipv4Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+            assert!(ip.verify_checksum());
+            let expected = if floating {
+                FRONTEND
+            } else {
+                BACKENDS[backend_index(&fwd, b)]
+            };
+            assert_eq!(ip.dst(), expected, "fragment {i} rewritten like the first");
+            if i > 0 || floating {
+                // (The first fragment's UDP checksum follows the NATed address.)
+                assert_eq!(
+                    ip.payload(),
+                    &packet[20..],
+                    "fragment {i}'s payload untouched"
+                );
+            }
+        }
+        assert_eq!(st.fragments.len(), 1);
+    }
+    // A later fragment whose first was never seen has nowhere known to go.
     let fwd = build(&ha_ports(), &[]);
     let (mut st, _) = worker();
-    let seg = tcp(CLIENT, FRONTEND, 40_000, 443, TcpFlags::SYN, &[0; 16]);
-    // A first fragment (MF, offset 0) and a later one (offset 8 units of 8 bytes).
-    for flags_fragment in [MF, MF | 8, 8] {
-        let packet = ipv4_with(CLIENT, FRONTEND, IpProtocol::TCP, flags_fragment, &[], &seg);
-        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
-        let before = frame.clone();
+    let orphan = udp_fragments(CLIENT, 5353, FRONTEND, 53).remove(1);
+    let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &orphan);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Fragment)
+    );
+}
+
+#[test]
+fn a_fragmented_reply_gets_the_frontend_address_on_every_fragment() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let b = to_backend(
+        &mut udp_frame(CLIENT_MAC, CLIENT, 5353, FRONTEND, 53),
+        &mut st,
+        &fwd,
+    );
+    let i = backend_index(&fwd, b);
+    for packet in udp_fragments(BACKENDS[i], 53, CLIENT, 5353) {
+        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, &packet);
         assert_eq!(
             process(&mut frame, LAN, &mut st, &fwd, NOW),
-            Action::Drop(DropReason::Unsupported),
-            "flags/offset {flags_fragment:#06x}"
+            Action::Transmit {
+                interface: LAN,
+                backend: None
+            }
         );
-        assert_eq!(frame, before);
+        let ip = Ipv4Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (FRONTEND, CLIENT));
+        assert!(ip.verify_checksum());
+        assert_eq!(macs(&frame).0, CLIENT_MAC);
     }
-    assert!(st.flows.is_empty());
 }
 
 #[test]

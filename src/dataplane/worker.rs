@@ -130,6 +130,7 @@ impl Worker {
                 counters.drops[DropReason::TxFull.index()].add(lost as u64);
             }
             self.state.flows.expire(now_ms, EXPIRE_PER_LOOP);
+            self.state.fragments.expire(now_ms, EXPIRE_PER_LOOP / 4);
             loops += 1;
             if loops % 1024 == 0 {
                 counters.flow_entries.set(self.state.flows.len() as u64);

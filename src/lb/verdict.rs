@@ -23,6 +23,8 @@ pub enum DropReason {
     NoHealthyBackend,
     /// The next hop's MAC address is not resolved yet.
     NoNeighbour,
+    /// A later IP fragment whose first fragment was not seen (or is too old).
+    Fragment,
     /// TTL / hop limit would reach zero.
     Ttl,
     /// The TX queue (or the exception path towards the kernel twin) was full.
@@ -30,7 +32,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -39,6 +41,7 @@ impl DropReason {
         DropReason::NoFrontend,
         DropReason::NoHealthyBackend,
         DropReason::NoNeighbour,
+        DropReason::Fragment,
         DropReason::Ttl,
         DropReason::TxFull,
     ];
@@ -55,6 +58,7 @@ impl DropReason {
             DropReason::NoFrontend => "no_frontend",
             DropReason::NoHealthyBackend => "no_healthy_backend",
             DropReason::NoNeighbour => "no_neighbour",
+            DropReason::Fragment => "fragment",
             DropReason::Ttl => "ttl",
             DropReason::TxFull => "tx_full",
         }
