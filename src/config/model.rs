@@ -53,6 +53,14 @@ pub struct Dataplane {
     pub flow_table_capacity: u32,
     /// Seed of the symmetric flow hash; instances with the same seed decide alike.
     pub hash_seed: u64,
+    /// Packet buffers in the mempool; 0 (the default) sizes it from the ports' rings. More
+    /// are needed where a PMD holds many (net_pcap with `infinite_rx` keeps its whole file).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mbufs: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Dataplane {
@@ -68,6 +76,7 @@ impl Default for Dataplane {
             maglev_table_size: Self::DEFAULT_MAGLEV_TABLE_SIZE,
             flow_table_capacity: Self::DEFAULT_FLOW_TABLE_CAPACITY,
             hash_seed: 0,
+            mbufs: 0,
         }
     }
 }

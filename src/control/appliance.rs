@@ -120,6 +120,10 @@ impl Plane {
                 "dataplane.flow_table_capacity",
             ),
             (self.cfg.control != next.control, "[control]"),
+            (
+                self.cfg.dataplane.mbufs != next.dataplane.mbufs,
+                "dataplane.mbufs",
+            ),
         ];
         let needs: Vec<&str> = restart
             .iter()
@@ -166,7 +170,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
 
     // Mbufs: every RX/TX ring of every port and twin, per-lcore caches, bursts in flight.
     let rings = cfg.interface.len() * workers * 2 * 2;
-    let count = (rings * usize::from(RX_DESCRIPTORS) + 4096).next_power_of_two() - 1;
+    let auto = (rings * usize::from(RX_DESCRIPTORS) + 4096).next_power_of_two() - 1;
+    let count = match cfg.dataplane.mbufs {
+        0 => auto,
+        n => (n as usize).max(auto),
+    };
     let pool = Mempool::new("haports", count as u32, 256)?;
 
     let mut ports = Vec::new();

@@ -44,6 +44,13 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
             "must be at least 1 (flow-table entries per worker; 1048576 by default)",
         );
     }
+    if dp.mbufs != 0 && dp.mbufs < 4095 {
+        out.error(
+            "dataplane.mbufs",
+            limit::MBUFS,
+            format!("{} packet buffers are too few to run; give 0 (sized automatically) or at least 4095", dp.mbufs),
+        );
+    }
 }
 
 /// Every pool fits its Maglev table (an error), with room to balance (a warning).
