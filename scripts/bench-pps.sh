@@ -31,9 +31,9 @@ cleanup() {
 trap cleanup EXIT
 ip netns add "$ns" && ip netns exec "$ns" ip link set lo up   # haports' kernel twins live here, away from the host's interfaces
 
-# EAL memory: the whole pcap sits in mbufs (about 2.3 KB each) besides the rings.
+# EAL memory: the whole pcap sits in mbufs; without hugepages EAL needs about 5 KB each.
 eal_memory() {
-  local mbufs=$1 mb=$(( ($1 * 30 / 10000) + 768 ))
+  local mbufs=$1 mb=$(( ($1 * 50 / 10000) + 1024 ))
   local free; free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
   local size; size=$(awk '/Hugepagesize/ {print $2}' /proc/meminfo)
   if [ $(( ${free:-0} * ${size:-0} / 1024 )) -ge "$mb" ]; then echo '"--in-memory"'
@@ -104,12 +104,14 @@ testpmd_pps() {
   local pcap=$1 n=$2 mode=$3 mbufs=$(( $2 + 65536 ))
   local mem; mem=$(eal_memory $mbufs | tr -d '",')
   # shellcheck disable=SC2086
-  timeout $(( seconds + 20 )) dpdk-testpmd -l "$lcores" --no-pci $mem --file-prefix "tpbench$$" \
+  timeout $(( seconds + 180 )) dpdk-testpmd -l "$lcores" --no-pci $mem --file-prefix "tpbench$$" \
     --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" -- \
     --forward-mode="$mode" --nb-cores=1 --total-num-mbufs="$mbufs" --stats-period=1 \
     --no-flush-rx </dev/null >"$work/testpmd-$mode.log" 2>&1 &
   local pid=$!
-  sleep $(( seconds + 4 ))
+  # Loading a large pcap into mbufs takes a while: time the run from its first report.
+  for _ in $(seq 1200); do grep -q "NIC statistics" "$work/testpmd-$mode.log" 2>/dev/null && break; sleep 0.1; done
+  sleep $(( seconds + 2 ))
   kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   # Each report has a "NIC statistics for port N" block; keep port 1's Tx-pps, skipping the
   # first report (warm-up).
