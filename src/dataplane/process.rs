@@ -14,7 +14,9 @@ use hashbrown::HashMap;
 use super::worker::Glean;
 use crate::lb::flow::FlowKey;
 use crate::lb::flow_table::FlowTable;
-use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, PoolId, ReverseNat, RuleState};
+use crate::lb::forwarding::{
+    Addressee, BackendId, Forwarding, InterfaceId, PoolId, ReverseNat, RuleState,
+};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
@@ -236,7 +238,8 @@ fn ip(
     now_ms: u64,
 ) -> Result<Action, DropReason> {
     let h = parse_headers(frame)?;
-    if fwd.own_address(h.dst).is_some()
+    let addressee = fwd.addressee(h.dst);
+    if matches!(addressee, Some(Addressee::Own(_)))
         || dst_mac.is_multicast()
         || is_broadcast_or_multicast(h.dst)
     {
@@ -261,7 +264,7 @@ fn ip(
             return Ok(action);
         }
     }
-    if let Some(fe) = fwd.frontend(h.dst) {
+    if let Some(Addressee::Frontend(fe)) = addressee {
         if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
             return echo_reply(frame, &h, ingress);
         }

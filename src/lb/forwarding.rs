@@ -114,6 +114,14 @@ pub struct BackendState {
     pub mac: Option<MacAddr>,
 }
 
+/// An address the appliance answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressee {
+    /// An interface's own address, held by its kernel twin.
+    Own(InterfaceId),
+    Frontend(FrontendId),
+}
+
 /// What a non-floating rule's reply gets rewritten to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReverseNat {
@@ -154,6 +162,8 @@ pub struct Forwarding {
     pub pools: Vec<PoolState>,
     pub backends: Vec<BackendState>,
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
+    /// Own and frontend addresses in one map: one lookup per packet says which it is.
+    addressees: HashMap<IpAddr, Addressee>,
     /// Each frontend's own MAC address (answered in ARP), naming the frontend a transit
     /// packet was routed through.
     frontend_by_mac: HashMap<MacAddr, FrontendId>,
@@ -237,6 +247,7 @@ impl Forwarding {
             pools: Vec::new(),
             backends: Vec::new(),
             frontend_by_addr: HashMap::new(),
+            addressees: HashMap::new(),
             frontend_by_mac: HashMap::new(),
             own_addresses,
             reverse_nat: HashMap::new(),
@@ -454,6 +465,16 @@ impl Forwarding {
                 });
             }
         }
+        fwd.addressees = fwd
+            .own_addresses
+            .iter()
+            .map(|(&a, &i)| (a, Addressee::Own(i)))
+            .chain(
+                fwd.frontend_by_addr
+                    .iter()
+                    .map(|(&a, &f)| (a, Addressee::Frontend(f))),
+            )
+            .collect();
         fwd.frontend_by_mac = fwd
             .frontends
             .iter()
@@ -480,6 +501,13 @@ impl Forwarding {
             .enumerate()
             .find(|(_, r)| r.is_ha_ports())
             .map(|(i, r)| (i as u32, r))
+    }
+
+    /// Whose address `addr` is: the appliance's own (an interface's), a frontend's, or
+    /// neither. One lookup, for the per-packet path.
+    #[inline]
+    pub fn addressee(&self, addr: IpAddr) -> Option<Addressee> {
+        self.addressees.get(&addr).copied()
     }
 
     /// The frontend that owns `addr`, if any.
@@ -1038,16 +1066,19 @@ kind = "internal"
             .filter(|b| b.instance == "nva2")
             .all(|b| !b.healthy));
         check(&one_down);
-        // Flows of the other NVAs did not move.
-        for i in 0..500u16 {
+        // Flows of the other NVAs stay put, but for Maglev's small disruption (about 1 %).
+        let (mut others, mut moved) = (0, 0);
+        for i in 0..2000u16 {
             let k: FlowKey = format!("udp 10.10.0.9:{} 10.20.0.50:53", 1024 + i)
                 .parse()
                 .unwrap();
             let before = instance(&all_up, &k, u);
             if before != "nva2" {
-                assert_eq!(instance(&one_down, &k, u), before);
+                others += 1;
+                moved += usize::from(instance(&one_down, &k, u) != before);
             }
         }
+        assert!(moved * 50 <= others, "{moved} of {others} flows of healthy NVAs moved");
     }
 
     #[test]

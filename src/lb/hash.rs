@@ -3,8 +3,9 @@
 //! Both directions of a flow must reach the same backend (DESIGN §2), and every instance with
 //! the same `dataplane.hash_seed` must decide the same way (DESIGN §10). So the hash is taken
 //! over a canonical encoding of the key, with its two endpoints in a fixed order, by a
-//! portable function (XXH3) whose value depends only on bytes and seed, never on the process,
-//! the platform's endianness or `std`'s randomly keyed hasher.
+//! portable function whose value depends only on the key and the seed, never on the process,
+//! the platform's endianness or `std`'s randomly keyed hasher. Flows use a word-wise
+//! multiply-rotate hash (it runs per packet); backend names use XXH3.
 //!
 //! Changing the encoding or the function changes which backend every flow goes to; the
 //! pinned values in the tests are there to make such a change deliberate.
@@ -14,67 +15,100 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use super::flow::FlowKey;
 use std::net::IpAddr;
 
-/// Family tags, so that an IPv4 address and its IPv4-mapped IPv6 form never share an encoding.
 const TAG_V4: u8 = 4;
 const TAG_V6: u8 = 6;
 
-/// proto + two endpoints of (tag, up to 16 address bytes, port).
-const MAX_ENCODED_LEN: usize = 1 + 2 * (1 + 16 + 2);
-/// The same with two IPv4 addresses.
-const V4_ENCODED_LEN: usize = 1 + 2 * (1 + 4 + 2);
-
 /// The hash of a flow, identical for `key` and `key.reversed()`.
 ///
-/// Encoding: protocol, then the lesser `(address, port)` endpoint, then the greater one, each as
-/// family tag, address octets in network order, port big-endian. No allocation. The two
-/// same-family cases write that encoding at fixed offsets (no bounds checks, no branches but
-/// the ordering); a key mixing families, which no packet yields, takes the general path.
+/// Encoding: protocol, then the lesser `(address, port)` endpoint, then the greater one, as
+/// 64-bit words (an IPv4 endpoint is one word: family tag, address, port; an IPv6 one three),
+/// absorbed by multiply-rotate steps and finished with MurmurHash3's 64-bit finaliser. It runs
+/// on the per-packet path: a few multiplications, no buffer, no allocation, no branch but the
+/// ordering. A key mixing families, which no packet yields, takes the general path.
 #[inline]
 pub fn symmetric_hash(key: &FlowKey, seed: u64) -> u64 {
     match (key.src, key.dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             let a = (u32::from(src), key.src_port);
             let b = (u32::from(dst), key.dst_port);
-            let ((low, low_port), (high, high_port)) = if a <= b { (a, b) } else { (b, a) };
-            let mut buf = [0u8; V4_ENCODED_LEN];
-            buf[0] = key.proto;
-            buf[1] = TAG_V4;
-            buf[2..6].copy_from_slice(&low.to_be_bytes());
-            buf[6..8].copy_from_slice(&low_port.to_be_bytes());
-            buf[8] = TAG_V4;
-            buf[9..13].copy_from_slice(&high.to_be_bytes());
-            buf[13..15].copy_from_slice(&high_port.to_be_bytes());
-            xxh3_64_with_seed(&buf, seed)
+            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            let h = start(seed, key.proto);
+            let h = absorb(h, v4_word(low.0, low.1));
+            finish(absorb(h, v4_word(high.0, high.1)))
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let a = (u128::from(src), key.src_port);
             let b = (u128::from(dst), key.dst_port);
-            let ((low, low_port), (high, high_port)) = if a <= b { (a, b) } else { (b, a) };
-            let mut buf = [0u8; MAX_ENCODED_LEN];
-            buf[0] = key.proto;
-            buf[1] = TAG_V6;
-            buf[2..18].copy_from_slice(&low.to_be_bytes());
-            buf[18..20].copy_from_slice(&low_port.to_be_bytes());
-            buf[20] = TAG_V6;
-            buf[21..37].copy_from_slice(&high.to_be_bytes());
-            buf[37..39].copy_from_slice(&high_port.to_be_bytes());
-            xxh3_64_with_seed(&buf, seed)
+            let (low, high) = if a <= b { (a, b) } else { (b, a) };
+            let mut h = start(seed, key.proto);
+            for w in v6_words(low.0, low.1)
+                .into_iter()
+                .chain(v6_words(high.0, high.1))
+            {
+                h = absorb(h, w);
+            }
+            finish(h)
         }
         _ => symmetric_hash_general(key, seed),
     }
 }
 
-/// The encoding written endpoint by endpoint, for any mix of families; the reference the fast
-/// paths of [`symmetric_hash`] must agree with.
+/// The encoding endpoint by endpoint, for any mix of families; the reference the fast paths
+/// of [`symmetric_hash`] must agree with.
 fn symmetric_hash_general(key: &FlowKey, seed: u64) -> u64 {
     let a = (key.src, key.src_port);
     let b = (key.dst, key.dst_port);
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    let mut buf = [0u8; MAX_ENCODED_LEN];
-    buf[0] = key.proto;
-    let len = put_endpoint(&mut buf, 1, low);
-    let len = put_endpoint(&mut buf, len, high);
-    xxh3_64_with_seed(&buf[..len], seed)
+    let mut h = start(seed, key.proto);
+    for (addr, port) in [low, high] {
+        match addr {
+            IpAddr::V4(v4) => h = absorb(h, v4_word(u32::from(v4), port)),
+            IpAddr::V6(v6) => {
+                for w in v6_words(u128::from(v6), port) {
+                    h = absorb(h, w);
+                }
+            }
+        }
+    }
+    finish(h)
+}
+
+/// The golden-ratio constant: odd, with well-spread bits.
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline]
+fn start(seed: u64, proto: u8) -> u64 {
+    absorb(seed ^ K, u64::from(proto))
+}
+
+#[inline]
+fn absorb(h: u64, word: u64) -> u64 {
+    (h ^ word).wrapping_mul(K).rotate_left(29)
+}
+
+/// MurmurHash3's fmix64: every input bit reaches every output bit.
+#[inline]
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// An IPv4 endpoint as one word: family tag, address, port.
+#[inline]
+fn v4_word(addr: u32, port: u16) -> u64 {
+    (u64::from(TAG_V4) << 56) | (u64::from(addr) << 16) | u64::from(port)
+}
+
+#[inline]
+fn v6_words(addr: u128, port: u16) -> [u64; 3] {
+    [
+        (addr >> 64) as u64,
+        addr as u64,
+        (u64::from(TAG_V6) << 56) | u64::from(port),
+    ]
 }
 
 /// A seeded hash of arbitrary bytes, stable across processes and machines (backend instance
@@ -82,23 +116,6 @@ fn symmetric_hash_general(key: &FlowKey, seed: u64) -> u64 {
 #[inline]
 pub fn hash_bytes(bytes: &[u8], seed: u64) -> u64 {
     xxh3_64_with_seed(bytes, seed)
-}
-
-fn put_endpoint(buf: &mut [u8; MAX_ENCODED_LEN], at: usize, (addr, port): (IpAddr, u16)) -> usize {
-    let after_addr = match addr {
-        IpAddr::V4(v4) => {
-            buf[at] = TAG_V4;
-            buf[at + 1..at + 5].copy_from_slice(&v4.octets());
-            at + 5
-        }
-        IpAddr::V6(v6) => {
-            buf[at] = TAG_V6;
-            buf[at + 1..at + 17].copy_from_slice(&v6.octets());
-            at + 17
-        }
-    };
-    buf[after_addr..after_addr + 2].copy_from_slice(&port.to_be_bytes());
-    after_addr + 2
 }
 
 #[cfg(test)]
@@ -126,8 +143,8 @@ mod tests {
         );
         assert_eq!(hash_bytes(b"nva1", 0), PINNED_BYTES);
     }
-    const PINNED_V4_TCP: u64 = 0x0107_c1b5_732b_65da;
-    const PINNED_V6_UDP: u64 = 0x01f5_23b3_0206_1a50;
+    const PINNED_V4_TCP: u64 = 0xd69f_c641_0caa_79d9;
+    const PINNED_V6_UDP: u64 = 0xe5c7_6ba0_4ba4_e050;
     const PINNED_BYTES: u64 = 0x504a_3457_701f_7d64;
 
     #[test]
