@@ -22,7 +22,8 @@ use crate::lb::verdict::DropReason;
 use crate::wire::{
     is_icmpv4_error, parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst,
     rewrite_ipv6_src, ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket,
-    IcmpType, IpProtocol, Ipv4Packet, MacAddr, QuotedIpv4, TcpFlags, TcpPacket, UdpPacket,
+    IcmpType, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, QuotedIpv4,
+    TcpFlags, TcpPacket, UdpPacket,
 };
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
@@ -238,6 +239,11 @@ fn ip(
     now_ms: u64,
 ) -> Result<Action, DropReason> {
     let h = parse_headers(frame)?;
+    if h.proto == IpProtocol::ICMPV6 {
+        if let Some(action) = neighbour_solicitation(frame, &h, ingress, src_mac, st, fwd)? {
+            return Ok(action);
+        }
+    }
     let addressee = fwd.addressee(h.dst);
     if matches!(addressee, Some(Addressee::Own(_)))
         || dst_mac.is_multicast()
@@ -267,6 +273,9 @@ fn ip(
     if let Some(Addressee::Frontend(fe)) = addressee {
         if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
             return echo_reply(frame, &h, ingress);
+        }
+        if h.proto == IpProtocol::ICMPV6 && is_echo6_request(frame, &h) {
+            return echo6_reply(frame, &h, ingress);
         }
         return to_backend(
             frame,
@@ -622,6 +631,78 @@ fn icmp_error(
         interface: route.interface,
         backend: Some(backend),
     }))
+}
+
+/// IPv6 neighbour discovery for a frontend (ARP's counterpart): a solicitation for a
+/// frontend address is answered with an advertisement of the frontend's own MAC, out of the
+/// interface it came in on; its sender is learnt. `None`: not a solicitation for a frontend
+/// (the appliance's own addresses are the kernel twin's to answer).
+fn neighbour_solicitation(
+    frame: &mut [u8],
+    h: &Headers,
+    ingress: InterfaceId,
+    src_mac: MacAddr,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+) -> Result<Option<Action>, DropReason> {
+    let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
+    let (target, sender_mac) = {
+        let Ok(icmp) = Icmpv6Packet::new_checked(&frame[l4..]) else {
+            return Ok(None);
+        };
+        match icmp.ns_target() {
+            Some(t) => (t, icmp.ns_source_mac()),
+            None => return Ok(None),
+        }
+    };
+    let Some(fe) = fwd.frontend(IpAddr::V6(target)) else {
+        return Ok(None);
+    };
+    let (IpAddr::V6(asker), Some(asker_mac)) = (h.src, sender_mac) else {
+        // Duplicate-address detection (from ::) or no link-layer option: nothing to answer.
+        return Err(DropReason::Unsupported);
+    };
+    st.gleaned.learn(fwd, h.src, asker_mac);
+    let mac = fwd.frontends[fe as usize].mac;
+    let end = l4 + 32;
+    Icmpv6Packet::new_checked(&mut frame[l4..end])?.make_neighbour_advert_in_place(mac)?;
+    let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+    ip.set_src(target);
+    ip.set_dst(asker);
+    ip.set_hop_limit(255);
+    Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(target, asker);
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    eth.set_dst(src_mac);
+    eth.set_src(mac);
+    Ok(Some(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    }))
+}
+
+fn is_echo6_request(frame: &[u8], h: &Headers) -> bool {
+    frame
+        .get(usize::from(h.l4_offset)..)
+        .and_then(|b| Icmpv6Packet::new_checked(b).ok())
+        .is_some_and(|icmp| icmp.msg_type() == Icmpv6Type::ECHO_REQUEST && icmp.code() == 0)
+}
+
+/// Answers a ping to an IPv6 frontend in place.
+fn echo6_reply(frame: &mut [u8], h: &Headers, ingress: InterfaceId) -> Result<Action, DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    let l4 = usize::from(h.l4_offset);
+    Icmpv6Packet::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
+    let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+    ip.swap_src_dst();
+    ip.set_hop_limit(64);
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    let (src, dst) = (eth.src(), eth.dst());
+    eth.set_dst(src);
+    eth.set_src(dst);
+    Ok(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    })
 }
 
 fn is_echo_request(frame: &[u8], h: &Headers) -> bool {

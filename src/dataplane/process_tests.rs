@@ -17,8 +17,8 @@ use crate::lb::forwarding::{frontend_mac, BackendId, Forwarding, Observations};
 use crate::lb::verdict::DropReason;
 use crate::wire::checksum::{internet_checksum, tcp_udp_checksum_v4, tcp_udp_checksum_v6};
 use crate::wire::{
-    ArpOperation, ArpPacket, EtherType, EthernetFrame, IcmpPacket, IcmpType, IpProtocol,
-    Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
+    ArpOperation, ArpPacket, EtherType, EthernetFrame, IcmpPacket, IcmpType, Icmpv6Packet,
+    Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, TcpFlags, TcpPacket, UdpPacket,
 };
 
 const IF_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
@@ -1550,4 +1550,105 @@ fn a_foreign_destination_sent_to_the_interface_mac_is_not_transit() {
         process(&mut f, LAN, &mut st, &fwd, NOW),
         Action::Drop(DropReason::NoFrontend)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6 neighbour discovery and ping for frontends
+
+/// An IPv6 frame carrying ICMPv6 `message` (checksum filled), hop limit 255.
+fn icmp6_frame(dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, mut message: Vec<u8>) -> Vec<u8> {
+    let csum = tcp_udp_checksum_v6(src, dst, IpProtocol::ICMPV6, &message);
+    message[2..4].copy_from_slice(&csum.to_be_bytes());
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::ICMPV6, 255]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&message);
+    eth(dst_mac, CLIENT_MAC, EtherType::IPV6, &p)
+}
+
+/// A neighbour solicitation for `target` from the client, with its link-layer option.
+fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+    let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[1, 1]);
+    m.extend_from_slice(&CLIENT_MAC.0);
+    let o = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    );
+    icmp6_frame(
+        MacAddr([0x33, 0x33, 0xff, o[13], o[14], o[15]]),
+        CLIENT6,
+        group,
+        m,
+    )
+}
+
+#[test]
+fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let mut frame = solicitation(FRONTEND6);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
+    assert_eq!(macs(&frame), (CLIENT_MAC, fe_mac));
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!(
+        (ip.src(), ip.dst(), ip.hop_limit()),
+        (FRONTEND6, CLIENT6, 255)
+    );
+    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
+    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
+    let body = ip.payload();
+    assert_eq!(body[4] & 0x60, 0x60, "solicited and override");
+    assert_eq!(&body[8..24], &FRONTEND6.octets());
+    assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
+    assert_eq!(
+        drain(&reports),
+        vec![(IpAddr::V6(CLIENT6), CLIENT_MAC)],
+        "the asker is learnt"
+    );
+
+    // The appliance's own address is the kernel twin's to answer.
+    let mut own = solicitation("fd00::2".parse().unwrap());
+    assert_eq!(
+        process(&mut own, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+}
+
+#[test]
+fn ping_to_a_v6_frontend_is_answered() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let m = vec![128, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];
+    let mut frame = icmp6_frame(frontend_mac(IpAddr::V6(FRONTEND6)), CLIENT6, FRONTEND6, m);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (FRONTEND6, CLIENT6));
+    let reply = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(reply.msg_type(), Icmpv6Type::ECHO_REPLY);
+    assert!(reply.verify_checksum(FRONTEND6, CLIENT6));
 }

@@ -1078,7 +1078,10 @@ kind = "internal"
                 moved += usize::from(instance(&one_down, &k, u) != before);
             }
         }
-        assert!(moved * 50 <= others, "{moved} of {others} flows of healthy NVAs moved");
+        assert!(
+            moved * 50 <= others,
+            "{moved} of {others} flows of healthy NVAs moved"
+        );
     }
 
     #[test]

@@ -187,6 +187,16 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Some(Ipv6Addr::from(octets))
     }
 
+    /// The sender's link-layer address a solicitation carries, if any.
+    pub fn ns_source_mac(&self) -> Option<super::MacAddr> {
+        let data = self.buffer.as_ref();
+        let ok = data.len() >= 32
+            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_SOLICIT
+            && data[24] == NDP_OPT_SOURCE_LLADDR
+            && data[25] == 1;
+        ok.then(|| super::MacAddr::from_bytes(&data[26..32]))
+    }
+
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::HEADER..]
     }
@@ -217,7 +227,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     pub fn make_echo_reply_in_place(&mut self) {
         set_type_code(self.buffer.as_mut(), Icmpv6Type::ECHO_REPLY);
     }
+
+    /// Turns a neighbour solicitation that carries its sender's link-layer address option
+    /// (RFC 4861 §4.3) into the advertisement answering it (§4.4): solicited and override
+    /// flags, the same target, and a target link-layer address option holding `mac`, in the
+    /// same 32 bytes. The checksum is the caller's to fill once the IPv6 addresses are set.
+    /// `Unsupported` (nothing written) for any other shape.
+    pub fn make_neighbour_advert_in_place(&mut self, mac: super::MacAddr) -> Result<(), Error> {
+        let data = self.buffer.as_mut();
+        // type, code, checksum, reserved (4), target (16), then options of 8-byte units.
+        let is_ns_with_slla = data.len() >= 32
+            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_SOLICIT
+            && data[24] == NDP_OPT_SOURCE_LLADDR
+            && data[25] == 1;
+        if !is_ns_with_slla {
+            return Err(Error::Unsupported);
+        }
+        data[field::TYPE] = Icmpv6Type::NEIGHBOR_ADVERT;
+        data[field::CODE] = 0;
+        data[4..8].copy_from_slice(&[NA_SOLICITED | NA_OVERRIDE, 0, 0, 0]);
+        data[24] = NDP_OPT_TARGET_LLADDR;
+        data[25] = 1;
+        data[26..32].copy_from_slice(mac.as_bytes());
+        Ok(())
+    }
 }
+
+/// Neighbour-discovery option types and advertisement flags (RFC 4861 §4.4, §4.6.1).
+const NDP_OPT_SOURCE_LLADDR: u8 = 1;
+const NDP_OPT_TARGET_LLADDR: u8 = 2;
+const NA_SOLICITED: u8 = 0x40;
+const NA_OVERRIDE: u8 = 0x20;
 
 #[cfg(test)]
 mod tests {
