@@ -650,6 +650,11 @@ fn neighbour_solicitation(
         let Ok(icmp) = Icmpv6Packet::new_checked(&frame[l4..]) else {
             return Ok(None);
         };
+        if let Some((target, mac)) = icmp.na_target_mac() {
+            // An answer to our own solicitation (or news): learnt, then the kernel's too.
+            st.gleaned.learn(fwd, IpAddr::V6(target), mac);
+            return Ok(None);
+        }
         match icmp.ns_target() {
             Some(t) => (t, icmp.ns_source_mac()),
             None => return Ok(None),

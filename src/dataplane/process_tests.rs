@@ -1652,3 +1652,22 @@ fn ping_to_a_v6_frontend_is_answered() {
     assert_eq!(reply.msg_type(), Icmpv6Type::ECHO_REPLY);
     assert!(reply.verify_checksum(FRONTEND6, CLIENT6));
 }
+
+#[test]
+fn neighbour_advertisements_are_learnt_and_reach_the_kernel() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let mac = MacAddr([0x02, 0, 0, 0, 0x66, 0x11]);
+    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    m.extend_from_slice(&backend.octets());
+    m.extend_from_slice(&[2, 1]);
+    m.extend_from_slice(&mac.0);
+    let mut frame = icmp6_frame(IF_MAC, backend, own, m);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    assert!(drain(&reports).contains(&(IpAddr::V6(backend), mac)));
+}

@@ -187,6 +187,24 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Some(Ipv6Addr::from(octets))
     }
 
+    /// The target and its link-layer address an advertisement carries, if it has the option.
+    pub fn na_target_mac(&self) -> Option<(Ipv6Addr, super::MacAddr)> {
+        let data = self.buffer.as_ref();
+        let ok = data.len() >= 32
+            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_ADVERT
+            && data[24] == NDP_OPT_TARGET_LLADDR
+            && data[25] == 1;
+        if !ok {
+            return None;
+        }
+        let mut octets = [0u8; 16];
+        octets.copy_from_slice(&data[8..24]);
+        Some((
+            Ipv6Addr::from(octets),
+            super::MacAddr::from_bytes(&data[26..32]),
+        ))
+    }
+
     /// The sender's link-layer address a solicitation carries, if any.
     pub fn ns_source_mac(&self) -> Option<super::MacAddr> {
         let data = self.buffer.as_ref();
