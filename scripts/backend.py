@@ -27,6 +27,24 @@ for port in ports:
     u.setblocking(False)
     sel.register(u, selectors.EVENT_READ, ("udp", port))
 
+# IPv6 too (v6-only sockets beside the IPv4 ones), answering from the address asked.
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+for port in ports:
+    t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("::", port))
+    t.listen(512)
+    t.setblocking(False)
+    sel.register(t, selectors.EVENT_READ, ("accept", port))
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    u.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+    u.bind(("::", port))
+    u.setblocking(False)
+    sel.register(u, selectors.EVENT_READ, ("udp6", port))
+
 print("ready", flush=True)
 pending = {}
 while True:
@@ -41,6 +59,15 @@ while True:
             conn.setblocking(False)
             pending[conn] = b""
             sel.register(conn, selectors.EVENT_READ, ("conn", port))
+        elif kind == "udp6":
+            try:
+                data, anc, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(20))
+            except BlockingIOError:
+                continue
+            # struct in6_pktinfo { in6_addr addr; int ifindex; }: reply from addr.
+            cmsg = [(lvl, IPV6_PKTINFO, d) for lvl, typ, d in anc
+                    if lvl == socket.IPPROTO_IPV6 and typ == IPV6_PKTINFO]
+            sock.sendmsg([f"{name} {port} ".encode() + data], cmsg, 0, peer)
         elif kind == "udp":
             try:
                 data, anc, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))

@@ -22,6 +22,8 @@ ap.add_argument("--timeout", type=float, default=3.0)
 ap.add_argument("--summary", action="store_true", help="print a readable summary, not JSON")
 args = ap.parse_args()
 ports = [int(p) for p in args.ports.split(",")]
+family = socket.AF_INET6 if ":" in args.frontend else socket.AF_INET
+any_addr = "::" if family == socket.AF_INET6 else "0.0.0.0"
 
 served, failures, flows = {}, [], []
 
@@ -38,12 +40,12 @@ for i in range(args.count):
     payload = f"hello {i} from the client\n".encode()
     try:
         if args.proto == "tcp":
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(family, socket.SOCK_STREAM)
             if args.sport:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 # Close with RST so the same five-tuple can be reused at once.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                s.bind(("0.0.0.0", args.sport))
+                s.bind((any_addr, args.sport))
             s.settimeout(args.timeout)
             s.connect((args.frontend, port))
             sport = s.getsockname()[1]
@@ -56,13 +58,13 @@ for i in range(args.count):
                 answer += chunk
             s.close()
         else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("0.0.0.0", args.sport))
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            s.bind((any_addr, args.sport))
             s.settimeout(args.timeout)
             s.sendto(payload, (args.frontend, port))
             sport = s.getsockname()[1]
             answer, peer = s.recvfrom(4096)
-            if peer != (args.frontend, port):
+            if (peer[0], peer[1]) != (args.frontend, port):
                 raise ValueError(f"answer from {peer}, not the frontend")
             s.close()
         backend = check(answer, port, payload)

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{metric, metric_sum, Appliance, Lab, Traffic, BACKENDS, FRONTEND};
+use common::{endpoint, metric, metric_sum, Appliance, Lab, Traffic, FRONTEND};
 
 /// 24 destination ports, 8000-8023 (the backends listen on all of them).
 fn ports() -> Vec<u16> {
@@ -56,7 +56,13 @@ fn assert_lookup_agrees(config: &std::path::Path, lab: &Lab, proto: &str, t: &Tr
     let input: String = t
         .flows
         .iter()
-        .map(|(sport, dport, _)| format!("{proto} {}:{sport} {FRONTEND}:{dport}\n", lab.client()))
+        .map(|(sport, dport, _)| {
+            let (from, to) = (
+                endpoint(lab.client(), *sport),
+                endpoint(lab.frontend(), *dport),
+            );
+            format!("{proto} {from} {to}\n")
+        })
         .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_haports"))
         .args(["lookup", "--config"])
@@ -81,7 +87,7 @@ fn assert_lookup_agrees(config: &std::path::Path, lab: &Lab, proto: &str, t: &Tr
     assert_eq!(lines.len(), t.flows.len());
     for ((_, _, served_by), line) in t.flows.iter().zip(&lines) {
         let index: usize = served_by.trim_start_matches('b').parse().unwrap();
-        let expected = BACKENDS[index - 1];
+        let expected = lab.backends()[index - 1];
         assert!(
             line.ends_with(&format!("-> {expected}")),
             "lookup says `{line}`, but {served_by} ({expected}) served it"
@@ -94,15 +100,15 @@ fn balances_both_protocols(mode: &'static str) {
     let config = lab.config();
     let mut lb = Appliance::start(&lab, &config);
 
-    let tcp = lab.traffic("tcp", FRONTEND, &ports(), 240, None);
+    let tcp = lab.traffic("tcp", lab.frontend(), &ports(), 240, None);
     assert_balanced("tcp", &tcp, 240);
-    let udp = lab.traffic("udp", FRONTEND, &ports(), 240, None);
+    let udp = lab.traffic("udp", lab.frontend(), &ports(), 240, None);
     assert_balanced("udp", &udp, 240);
     assert_lookup_agrees(&config, &lab, "tcp", &tcp);
     assert_lookup_agrees(&config, &lab, "udp", &udp);
 
     let m = lb.metrics();
-    for b in BACKENDS {
+    for b in lab.backends() {
         let n = metric(&m, "haports_backend_packets_total", &[("backend", b)]).unwrap_or(0.0);
         // At least the SYN, the request, the ACKs and FIN of its connections, plus datagrams.
         assert!(n >= 100.0, "backend {b} packets: {n}\n{m}");
@@ -131,6 +137,18 @@ fn balances_both_protocols(mode: &'static str) {
         assert_eq!(n, 0.0, "drops for {reason}:\n{m}");
     }
 
+    // The appliance answers pings to the frontend itself (ARP or neighbour discovery first).
+    let ping = lab.exec(
+        "c",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", lab.frontend()],
+    );
+    assert!(
+        ping.status.success(),
+        "ping {}: {}",
+        lab.frontend(),
+        String::from_utf8_lossy(&ping.stdout)
+    );
+
     let status = lb.stop();
     assert!(
         status.success(),
@@ -147,6 +165,16 @@ fn non_floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
 #[test]
 fn floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
     balances_both_protocols("dsr");
+}
+
+#[test]
+fn non_floating_ha_ports_balances_ipv6_tcp_and_udp_over_three_backends() {
+    balances_both_protocols("nat6");
+}
+
+#[test]
+fn floating_ha_ports_balances_ipv6_tcp_and_udp_over_three_backends() {
+    balances_both_protocols("dsr6");
 }
 
 #[test]

@@ -32,7 +32,12 @@ pub fn configure(
 ) -> Result<(), Error> {
     ip(&["link", "set", "dev", ifname, "up"])?;
     for a in addresses {
-        ip(&["addr", "replace", &a.to_string(), "dev", ifname])?;
+        let addr = a.to_string();
+        match a {
+            // The appliance owns its addresses: no duplicate-address detection delay.
+            IpNet::V6(_) => ip(&["addr", "replace", &addr, "dev", ifname, "nodad"])?,
+            IpNet::V4(_) => ip(&["addr", "replace", &addr, "dev", ifname])?,
+        }
     }
     for (to, via) in routes {
         ip(&[

@@ -11,6 +11,17 @@ use std::time::{Duration, Instant};
 
 pub const FRONTEND: &str = "10.0.0.100";
 pub const BACKENDS: [&str; 3] = ["10.0.0.11", "10.0.0.12", "10.0.0.13"];
+pub const FRONTEND6: &str = "fd00::100";
+pub const BACKENDS6: [&str; 3] = ["fd00::11", "fd00::12", "fd00::13"];
+
+/// `ADDRESS:PORT`, IPv6 in brackets, as `haports lookup` reads it.
+pub fn endpoint(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -83,10 +94,29 @@ impl Lab {
 
     /// The client's address as the appliance sees it.
     pub fn client(&self) -> &'static str {
-        if self.mode == "dsr" {
-            "10.0.0.50"
+        match self.mode {
+            "dsr" => "10.0.0.50",
+            "nat6" => "fd00:1::10",
+            "dsr6" => "fd00::50",
+            _ => "10.0.1.10",
+        }
+    }
+
+    /// The frontend address of this lab's mode.
+    pub fn frontend(&self) -> &'static str {
+        if self.mode.ends_with('6') {
+            FRONTEND6
         } else {
-            "10.0.1.10"
+            FRONTEND
+        }
+    }
+
+    /// The backends' addresses of this lab's mode (b1, b2, b3).
+    pub fn backends(&self) -> [&'static str; 3] {
+        if self.mode.ends_with('6') {
+            BACKENDS6
+        } else {
+            BACKENDS
         }
     }
 
@@ -282,7 +312,11 @@ impl Appliance {
             tag: lab.tag.clone(),
             log,
         };
-        a.wait_ready();
+        if lab.mode.ends_with('6') {
+            a.wait_backends(&lab.backends());
+        } else {
+            a.wait_ready();
+        }
         a
     }
 
