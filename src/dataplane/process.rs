@@ -271,11 +271,8 @@ fn ip(
         }
     }
     if let Some(Addressee::Frontend(fe)) = addressee {
-        if h.proto == IpProtocol::ICMP && is_echo_request(frame, &h) {
+        if is_echo_request(frame, &h) {
             return echo_reply(frame, &h, ingress);
-        }
-        if h.proto == IpProtocol::ICMPV6 && is_echo6_request(frame, &h) {
-            return echo6_reply(frame, &h, ingress);
         }
         return to_backend(
             frame,
@@ -685,47 +682,37 @@ fn neighbour_solicitation(
     }))
 }
 
-fn is_echo6_request(frame: &[u8], h: &Headers) -> bool {
-    frame
-        .get(usize::from(h.l4_offset)..)
-        .and_then(|b| Icmpv6Packet::new_checked(b).ok())
-        .is_some_and(|icmp| icmp.msg_type() == Icmpv6Type::ECHO_REQUEST && icmp.code() == 0)
-}
-
-/// Answers a ping to an IPv6 frontend in place.
-fn echo6_reply(frame: &mut [u8], h: &Headers, ingress: InterfaceId) -> Result<Action, DropReason> {
-    let l3 = usize::from(h.l3_offset);
-    let l4 = usize::from(h.l4_offset);
-    Icmpv6Packet::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
-    let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
-    ip.swap_src_dst();
-    ip.set_hop_limit(64);
-    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
-    let (src, dst) = (eth.src(), eth.dst());
-    eth.set_dst(src);
-    eth.set_src(dst);
-    Ok(Action::Transmit {
-        interface: ingress,
-        backend: None,
-    })
-}
-
+/// Whether the packet is a ping (ICMP or ICMPv6 echo request).
 fn is_echo_request(frame: &[u8], h: &Headers) -> bool {
-    frame
-        .get(usize::from(h.l4_offset)..)
-        .and_then(|b| IcmpPacket::new_checked(b).ok())
-        .is_some_and(|icmp| icmp.msg_type() == IcmpType::ECHO_REQUEST && icmp.code() == 0)
+    let Some(msg) = frame.get(usize::from(h.l4_offset)..) else {
+        return false;
+    };
+    match h.proto {
+        IpProtocol::ICMP => IcmpPacket::new_checked(msg)
+            .is_ok_and(|m| m.msg_type() == IcmpType::ECHO_REQUEST && m.code() == 0),
+        IpProtocol::ICMPV6 => Icmpv6Packet::new_checked(msg)
+            .is_ok_and(|m| m.msg_type() == Icmpv6Type::ECHO_REQUEST && m.code() == 0),
+        _ => false,
+    }
 }
 
-/// Answers a ping to a frontend in place.
+/// Answers a ping to a frontend in place, out of the interface it came in on.
 fn echo_reply(frame: &mut [u8], h: &Headers, ingress: InterfaceId) -> Result<Action, DropReason> {
     let l3 = usize::from(h.l3_offset);
     let l4 = usize::from(h.l4_offset);
-    IcmpPacket::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
-    let mut ip = Ipv4Packet::new_checked(&mut frame[l3..])?;
-    ip.swap_src_dst();
-    ip.set_ttl(64);
-    ip.fill_checksum();
+    if h.proto == IpProtocol::ICMP {
+        IcmpPacket::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
+        let mut ip = Ipv4Packet::new_checked(&mut frame[l3..])?;
+        ip.swap_src_dst();
+        ip.set_ttl(64);
+        ip.fill_checksum();
+    } else {
+        // Swapping the addresses leaves the ICMPv6 pseudo-header sum unchanged.
+        Icmpv6Packet::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
+        let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+        ip.swap_src_dst();
+        ip.set_hop_limit(64);
+    }
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     let (src, dst) = (eth.src(), eth.dst());
     eth.set_dst(src);
