@@ -1,0 +1,378 @@
+//! Tests of the forwarding state: tiers, weights, table reuse, stable ids, routes, NAT
+//! mappings, transit and instance health.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+
+fn config(backends: &str, rules: &str) -> Config {
+    let text = format!(
+        r#"
+[dataplane]
+maglev_table_size = 4099
+[[interface]]
+name = "lan"
+port = 0
+address = ["10.0.0.2/24", "10.0.1.2/24"]
+routes = [{{ to = "10.9.0.0/16", via = "10.0.1.1" }}]
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe1"
+  address = "10.0.0.100"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{backends}]
+{rules}
+"#
+    );
+    Config::from_toml(&text, "test").unwrap()
+}
+
+const HA: &str = r#"
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe1"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+"#;
+
+fn flows(n: u16) -> impl Iterator<Item = FlowKey> {
+    (0..n).map(|i| FlowKey {
+        proto: 6,
+        src: IpAddr::V4(Ipv4Addr::new(10, 0, 1, (i % 200) as u8 + 10)),
+        dst: "10.0.0.100".parse().unwrap(),
+        src_port: 1024 + i,
+        dst_port: 80 + (i % 50),
+    })
+}
+
+fn chosen(fwd: &Forwarding, n: u16) -> HashMap<IpAddr, usize> {
+    let mut out = HashMap::new();
+    for k in flows(n) {
+        let d = fwd.lookup(&k, None).unwrap();
+        *out.entry(fwd.backends[d.backend as usize].address)
+            .or_default() += 1;
+    }
+    out
+}
+
+fn addr(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn only_the_best_priority_tier_with_a_healthy_backend_gets_flows() {
+    let cfg = config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }, { address = "10.0.0.13", priority = 1 }"#,
+        HA,
+    );
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let got = chosen(&fwd, 2000);
+    assert_eq!(
+        got.get(&addr("10.0.0.13")),
+        None,
+        "the passive tier is idle: {got:?}"
+    );
+    assert_eq!(got.len(), 2);
+
+    // The whole active tier down: the passive takes everything.
+    let down = [addr("10.0.0.11"), addr("10.0.0.12")].into_iter().collect();
+    let fwd = Forwarding::build(
+        &cfg,
+        &Observations {
+            down,
+            ..Default::default()
+        },
+        2,
+        Some(&fwd),
+    );
+    assert_eq!(chosen(&fwd, 2000).get(&addr("10.0.0.13")), Some(&2000));
+
+    // Every tier down: nothing to pick.
+    let down = [addr("10.0.0.11"), addr("10.0.0.12"), addr("10.0.0.13")]
+        .into_iter()
+        .collect();
+    let fwd = Forwarding::build(
+        &cfg,
+        &Observations {
+            down,
+            ..Default::default()
+        },
+        3,
+        None,
+    );
+    assert_eq!(
+        fwd.lookup(&flows(1).next().unwrap(), None),
+        Err(DropReason::NoHealthyBackend)
+    );
+}
+
+#[test]
+fn weights_set_the_share_of_new_flows_and_drained_backends_get_none() {
+    let cfg = config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12", weight = 3 }, { address = "10.0.0.13", drain = true }"#,
+        HA,
+    );
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let got = chosen(&fwd, 8000);
+    assert_eq!(got.get(&addr("10.0.0.13")), None);
+    let ratio = got[&addr("10.0.0.12")] as f64 / got[&addr("10.0.0.11")] as f64;
+    assert!(
+        (2.6..3.4).contains(&ratio),
+        "weight 3 vs 1 gave {ratio:.2}: {got:?}"
+    );
+    // A drained backend still keeps its established flows while healthy.
+    let drained = fwd
+        .backends
+        .iter()
+        .position(|b| b.address == addr("10.0.0.13"))
+        .unwrap() as BackendId;
+    assert!(fwd.keeps_flow(0, drained));
+}
+
+#[test]
+fn unchanged_pools_share_their_maglev_table_with_the_previous_state() {
+    let cfg = config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+        HA,
+    );
+    let a = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let mut obs = Observations::default();
+    obs.neighbours
+        .insert(addr("10.0.0.11"), MacAddr([2, 0, 0, 0, 0, 0x11]));
+    let b = Forwarding::build(&cfg, &obs, 2, Some(&a));
+    assert!(
+        Arc::ptr_eq(&a.pools[0].table, &b.pools[0].table),
+        "a neighbour change must not rebuild Maglev"
+    );
+    assert_eq!(b.backends[0].mac, Some(MacAddr([2, 0, 0, 0, 0, 0x11])));
+    obs.down.insert(addr("10.0.0.12"));
+    let c = Forwarding::build(&cfg, &obs, 3, Some(&b));
+    assert!(
+        !Arc::ptr_eq(&b.pools[0].table, &c.pools[0].table),
+        "a health change rebuilds it"
+    );
+}
+
+#[test]
+fn routes_pick_the_longest_prefix_and_on_link_next_hops() {
+    let cfg = config(r#"{ address = "10.0.0.11" }"#, HA);
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    assert_eq!(
+        fwd.route(addr("10.0.1.77")),
+        Some(Route {
+            interface: 0,
+            next_hop: addr("10.0.1.77")
+        })
+    );
+    assert_eq!(
+        fwd.route(addr("10.9.3.4")),
+        Some(Route {
+            interface: 0,
+            next_hop: addr("10.0.1.1")
+        })
+    );
+    assert_eq!(fwd.route(addr("192.0.2.1")), None);
+    assert_eq!(fwd.own_address(addr("10.0.1.2")), Some(0));
+    assert_eq!(fwd.unresolved(), vec![(0, addr("10.0.0.11"))]);
+}
+
+#[test]
+fn port_rules_win_over_ha_ports_and_set_the_reverse_rewrite() {
+    let rules = format!(
+        r#"{HA}
+  [[load_balancer.rule]]
+  name = "web"
+  frontend = "fe1"
+  backend_pool = "pool"
+  protocol = "tcp"
+  frontend_port = 80
+  backend_port = 8080
+"#
+    );
+    let cfg = config(r#"{ address = "10.0.0.11" }"#, &rules);
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let (_, r) = fwd.rule(0, 6, 80).unwrap();
+    assert_eq!(r.name, "web");
+    assert_eq!(fwd.rule(0, 17, 80).unwrap().1.name, "ha");
+    assert_eq!(
+        fwd.reverse_nat(addr("10.0.0.11"), 6, 8080),
+        Some(ReverseNat {
+            frontend: addr("10.0.0.100"),
+            frontend_port: Some(80)
+        })
+    );
+    assert_eq!(
+        fwd.reverse_nat(addr("10.0.0.11"), 17, 5353),
+        Some(ReverseNat {
+            frontend: addr("10.0.0.100"),
+            frontend_port: None
+        })
+    );
+    assert_eq!(fwd.reverse_nat(addr("10.0.0.99"), 6, 8080), None);
+}
+
+#[test]
+fn backends_and_pools_keep_their_ids_across_reloads_and_removed_ones_retire() {
+    let two = config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+        HA,
+    );
+    let a = Forwarding::build(&two, &Observations::default(), 1, None);
+    let id_of = |f: &Forwarding, ip: &str| {
+        f.backends
+            .iter()
+            .position(|b| b.address == addr(ip) && !b.retired)
+            .map(|i| i as BackendId)
+    };
+    let three = config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }, { address = "10.0.0.13" }"#,
+        HA,
+    );
+    let b = Forwarding::build(&three, &Observations::default(), 2, Some(&a));
+    assert_eq!(id_of(&b, "10.0.0.11"), id_of(&a, "10.0.0.11"));
+    assert_eq!(id_of(&b, "10.0.0.12"), id_of(&a, "10.0.0.12"));
+    assert_eq!(id_of(&b, "10.0.0.13"), Some(2));
+
+    let without_first = config(
+        r#"{ address = "10.0.0.12" }, { address = "10.0.0.13" }"#,
+        HA,
+    );
+    let c = Forwarding::build(&without_first, &Observations::default(), 3, Some(&b));
+    assert_eq!(id_of(&c, "10.0.0.12"), id_of(&a, "10.0.0.12"));
+    assert_eq!(id_of(&c, "10.0.0.13"), Some(2));
+    assert_eq!(id_of(&c, "10.0.0.11"), None);
+    assert!(
+        c.backends[0].retired && !c.keeps_flow(0, 0),
+        "a removed backend keeps no flow"
+    );
+    assert!(c.keeps_flow(0, 1));
+    let got = chosen(&c, 1000);
+    assert_eq!(got.get(&addr("10.0.0.11")), None);
+    // Adding it back gives it a new id: old flow entries never point at it by accident.
+    let d = Forwarding::build(&three, &Observations::default(), 4, Some(&c));
+    assert_eq!(id_of(&d, "10.0.0.11"), Some(3));
+}
+
+#[test]
+fn an_instance_is_down_when_any_of_its_addresses_is_and_pools_of_one_instance_set_agree() {
+    let text = r#"
+[[interface]]
+name = "untrusted"
+port = 0
+address = "10.10.0.2/24"
+[[interface]]
+name = "trusted"
+port = 1
+address = "10.20.0.2/24"
+[[load_balancer]]
+name = "nva"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "u"
+  address = "10.10.0.100"
+  [[load_balancer.frontend]]
+  name = "t"
+  address = "10.20.0.100"
+  [[load_balancer.backend_pool]]
+  name = "untrusted"
+  backends = [{ address = "10.10.0.11", instance = "nva1" }, { address = "10.10.0.12", instance = "nva2" }, { address = "10.10.0.13", instance = "nva3" }]
+  [[load_balancer.backend_pool]]
+  name = "trusted"
+  backends = [{ address = "10.20.0.11", instance = "nva1" }, { address = "10.20.0.12", instance = "nva2" }, { address = "10.20.0.13", instance = "nva3" }]
+  [[load_balancer.rule]]
+  name = "ru"
+  frontend = "u"
+  backend_pool = "untrusted"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+  [[load_balancer.rule]]
+  name = "rt"
+  frontend = "t"
+  backend_pool = "trusted"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+"#;
+    let cfg = Config::from_toml(text, "test").unwrap();
+    let (u, t) = (0, 1);
+    let instance = |f: &Forwarding, k: &FlowKey, via| {
+        f.backends[f.lookup(k, Some(via)).unwrap().backend as usize]
+            .instance
+            .clone()
+    };
+    let check = |f: &Forwarding| {
+        for i in 0..500u16 {
+            let k: FlowKey = format!(
+                "tcp 10.10.0.{}:{} 10.20.0.50:{}",
+                50 + i % 100,
+                1024 + i,
+                80 + i % 7
+            )
+            .parse()
+            .unwrap();
+            assert_eq!(
+                instance(f, &k, u),
+                instance(f, &k.reversed(), t),
+                "both directions, one NVA: {k}"
+            );
+        }
+    };
+    let all_up = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    check(&all_up);
+    // nva2's trusted NIC fails its probe: the whole instance is out, on both sides.
+    let obs = Observations {
+        down: [addr("10.20.0.12")].into_iter().collect(),
+        ..Default::default()
+    };
+    let one_down = Forwarding::build(&cfg, &obs, 2, Some(&all_up));
+    assert!(one_down
+        .backends
+        .iter()
+        .filter(|b| b.instance == "nva2")
+        .all(|b| !b.healthy));
+    check(&one_down);
+    // Flows of the other NVAs stay put, but for Maglev's small disruption (about 1 %).
+    let (mut others, mut moved) = (0, 0);
+    for i in 0..2000u16 {
+        let k: FlowKey = format!("udp 10.10.0.9:{} 10.20.0.50:53", 1024 + i)
+            .parse()
+            .unwrap();
+        let before = instance(&all_up, &k, u);
+        if before != "nva2" {
+            others += 1;
+            moved += usize::from(instance(&one_down, &k, u) != before);
+        }
+    }
+    assert!(
+        moved * 50 <= others,
+        "{moved} of {others} flows of healthy NVAs moved"
+    );
+}
+
+#[test]
+fn transit_flows_need_a_frontend_named_as_next_hop() {
+    let cfg = config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+        HA,
+    );
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let key: FlowKey = "tcp 10.1.0.5:1000 10.2.0.7:22".parse().unwrap();
+    assert_eq!(fwd.lookup(&key, None), Err(DropReason::NoFrontend));
+    let fe = fwd.frontend_named("fe1").unwrap();
+    assert_eq!(fwd.frontend_named("ilb/fe1"), Some(fe));
+    assert_eq!(fwd.frontend_named("10.0.0.100"), Some(fe));
+    let there = fwd.lookup(&key, Some(fe)).unwrap();
+    let back = fwd.lookup(&key.reversed(), Some(fe)).unwrap();
+    assert_eq!(
+        there.backend, back.backend,
+        "both directions of a transit flow pick one backend"
+    );
+}
