@@ -23,14 +23,9 @@ case $mode in nat6|dsr6) v6=true; base=${mode%6} ;; esac
 dir=/tmp/haports-lab-$tag
 PORTS=${PORTS:-$(seq -s' ' 8000 8023)}
 
-ns() { local n=$1; shift; ip netns exec "$tag-$n" "$@"; }
-
-# Offloads off: frames must cross the AF_PACKET PMD whole, MTU-sized and with real checksums.
-quiet_link() {
-  local n=$1 dev=$2
-  ns "$n" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  [ "$v6" = true ] || ns "$n" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" >/dev/null 2>&1 || true
-}
+V6=$v6
+# shellcheck source=netns-lib.sh
+. "$here/netns-lib.sh"
 
 host() { # host NAME: a namespace with eth0 on the bridge
   local n=$1
@@ -55,13 +50,7 @@ up() {
   done
   for n in lb c b1 b2 b3; do host "$n"; done
 
-  # The appliance's kernel must not answer on eth0 itself: DPDK owns that port and the
-  # kernel twin holds the addresses. Taps (AF_PACKET) see frames before tc ingress drops them.
-  ns lb nft -f - <<'NFT'
-table netdev haports_lab {
-  chain ingress { type filter hook ingress device eth0 priority 0; policy drop; }
-}
-NFT
+  appliance_ingress_drop eth0
 
   if [ "$v6" = true ]; then up6; return; fi
   for i in 1 2 3; do
@@ -105,38 +94,16 @@ up6() {
   for i in 1 2 3; do wait_backend "b$i"; done
 }
 
-# Starts backend $1's service (scripts/backend.py on every port); waits for it unless $2.
-start_backend() {
-  local b=$1
-  # Not through `ns`: $! must be the service itself (ip netns exec execs it), not a subshell.
-  ip netns exec "$tag-$b" python3 "$here/backend.py" "$b" $PORTS >"$dir/$b.log" 2>&1 &
-  echo $! >"$dir/$b.pid"
-  [ "${2:-}" = nowait ] || wait_backend "$b"
-}
-
-# Waits until backend $1 listens on every port.
-wait_backend() {
-  local b=$1
-  for _ in $(seq 100); do
-    grep -q ready "$dir/$b.log" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "backend $b did not start:"; cat "$dir/$b.log"; exit 1
-}
-
-stop_backend() {
-  local b=$1
-  kill -9 "$(cat "$dir/$b.pid")" 2>/dev/null || true
-  rm -f "$dir/$b.pid"
-}
+# Backend $1's service (scripts/backend.py on every port), through netns-lib.sh.
+start_backend() { start_service "$1" "$1" "$PORTS" "${2:-}"; }
+wait_backend() { wait_service "$1"; }
+stop_backend() { stop_service "$1"; }
 
 # The appliance's config for this lab ($dir/haports.toml): one interface on the AF_PACKET
 # PMD over the appliance's eth0, one internal load balancer with an HA-ports rule,
 # non-floating in nat mode and floating in dsr mode.
 write_config() {
-  local memory='"--no-huge", "--no-shconf", "-m", "512"'
-  local free; free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  [ "${free:-0}" -ge 256 ] && memory='"--in-memory"'
+  local memory; memory=$(eal_memory)
   local addresses='["10.0.0.2/24", "10.0.1.2/24"]' floating=false
   local frontend=10.0.0.100 backends=("10.0.0.11" "10.0.0.12" "10.0.0.13")
   [ "$base" = dsr ] && addresses='"10.0.0.2/24"' && floating=true

@@ -34,14 +34,8 @@ NVAS="n1 n2 n3"
 SPOKE_A=10.1.0.0/24
 SPOKE_B=10.2.0.0/24
 
-ns() { local n=$1; shift; ip netns exec "$tag-$n" "$@"; }
-
-# Offloads off: frames must cross the AF_PACKET PMD whole, MTU-sized and with real checksums.
-quiet_link() {
-  local n=$1 dev=$2
-  ns "$n" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  ns "$n" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" >/dev/null 2>&1 || true
-}
+# shellcheck source=netns-lib.sh
+. "$here/netns-lib.sh"
 
 namespace() {
   ip netns add "$tag-$1"
@@ -113,14 +107,7 @@ NFT
 
 # The appliance's kernel must not answer on the DPDK ports itself: the kernel twins hold its
 # addresses. AF_PACKET taps see frames before the netdev ingress hook drops them.
-appliance() {
-  local devs=$1
-  ns lb nft -f - <<NFT
-table netdev haports_lab {
-$(for d in $devs; do printf '  chain in_%s { type filter hook ingress device %s priority 0; policy drop; }\n' "$d" "$d"; done)
-}
-NFT
-}
+appliance() { appliance_ingress_drop "$1"; }
 
 up() {
   mkdir -p "$dir"
@@ -172,42 +159,24 @@ up() {
   for n in a b; do ns "$n" sysctl -qw net.ipv4.conf.all.accept_redirects=0; done
   for n in $NVAS; do firewall "$n"; done
 
-  for n in $NVAS; do start_service "$n" nowait; done
-  start_service a nowait
-  start_service b nowait
+  for n in $NVAS; do start_nva_service "$n" nowait; done
+  start_nva_service a nowait
+  start_nva_service b nowait
   write_config
   for n in $NVAS a b; do wait_service "$n"; done
 }
 
 # Starts service $1 (NVA: its probe target on PROBE_PORT; a, b: every port of PORTS);
 # waits for it unless $2.
-start_service() {
+# NVA nN's probe target (port 9000) or a spoke's servers, through netns-lib.sh.
+start_nva_service() {
   local n=$1 ports=$PORTS
   case $n in n*) ports=$PROBE_PORT ;; esac
-  # Not through `ns`: $! must be the service itself (ip netns exec execs it).
-  ip netns exec "$tag-$n" python3 "$here/backend.py" "$n" $ports >"$dir/$n.log" 2>&1 &
-  echo $! >"$dir/$n.pid"
-  [ "${2:-}" = nowait ] || wait_service "$n"
-}
-
-wait_service() {
-  local n=$1
-  for _ in $(seq 100); do
-    grep -q ready "$dir/$n.log" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "service $n did not start:"; cat "$dir/$n.log"; exit 1
-}
-
-stop_service() {
-  kill -9 "$(cat "$dir/$1.pid")" 2>/dev/null || true
-  rm -f "$dir/$1.pid"
+  start_service "$n" "$n" "$ports" "${2:-}"
 }
 
 write_config() {
-  local memory='"--no-huge", "--no-shconf", "-m", "512"'
-  local free; free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  [ "${free:-0}" -ge 256 ] && memory='"--in-memory"'
+  local memory; memory=$(eal_memory)
   local eal='"-l", "0-1"' workers=1 vdev='"--vdev=net_af_packet0,iface=eth0"'
   if [ "$mode" = one-nic-2w ]; then
     # Two workers need three lcores (the main one runs the control thread); on a two-CPU
@@ -381,6 +350,6 @@ case $cmd in
     up ;;
   down) down ;;
   stop-service) stop_service "${3:?nN}" ;;
-  start-service) start_service "${3:?nN}" ;;
+  start-service) start_nva_service "${3:?nN}" ;;
   *) echo "usage: $0 up TAG MODE | down TAG | stop-service|start-service TAG nN" >&2; exit 2 ;;
 esac

@@ -1,0 +1,57 @@
+# Shell functions the labs share (sourced by scripts/lab.sh and scripts/nva-lab.sh).
+# Callers set: tag (names' prefix), dir (the lab's files), here (scripts/), and V6=true to keep
+# IPv6 on the links.
+
+# ns NAME CMD…: run CMD in the lab's namespace NAME.
+ns() { local n=$1; shift; ip netns exec "$tag-$n" "$@"; }
+
+# Offloads off: frames must cross the AF_PACKET PMD whole, MTU-sized and with real checksums.
+quiet_link() {
+  local n=$1 dev=$2
+  ns "$n" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
+  [ "${V6:-false}" = true ] || ns "$n" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" >/dev/null 2>&1 || true
+}
+
+# The appliance's kernel must not answer on the devices DPDK owns (the kernel twins hold the
+# addresses): drop at the netdev ingress hook, which AF_PACKET taps see frames before.
+appliance_ingress_drop() {
+  local devs=$1
+  ns lb nft -f - <<NFT
+table netdev haports_lab {
+$(for d in $devs; do printf '  chain in_%s { type filter hook ingress device %s priority 0; policy drop; }\n' "$d" "$d"; done)
+}
+NFT
+}
+
+# EAL memory arguments: in-memory hugepages when 256 are free, else no hugepages.
+eal_memory() {
+  local free; free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+  if [ "${free:-0}" -ge 256 ]; then echo '"--in-memory"'; else echo '"--no-huge", "--no-shconf", "-m", "512"'; fi
+}
+
+# start_service NS NAME PORTS [nowait]: scripts/backend.py as NAME on PORTS in NS, its pid in
+# $dir/NS.pid; waits until it listens unless told not to.
+start_service() {
+  local n=$1 name=$2 ports=$3
+  # Not through `ns`: $! must be the service itself (ip netns exec execs it), not a subshell.
+  # shellcheck disable=SC2086
+  ip netns exec "$tag-$n" python3 "$here/backend.py" "$name" $ports >"$dir/$n.log" 2>&1 &
+  echo $! >"$dir/$n.pid"
+  [ "${4:-}" = nowait ] || wait_service "$n"
+}
+
+# wait_service NS: until the service in NS listens on every port.
+wait_service() {
+  local n=$1
+  for _ in $(seq 100); do
+    grep -q ready "$dir/$n.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "service in $n did not start:"; cat "$dir/$n.log"; exit 1
+}
+
+# stop_service NS: kill the service in NS.
+stop_service() {
+  kill -9 "$(cat "$dir/$1.pid")" 2>/dev/null || true
+  rm -f "$dir/$1.pid"
+}
