@@ -758,5 +758,5 @@ fn is_broadcast_or_multicast(addr: IpAddr) -> bool {
     }
 }
 #[cfg(test)]
-#[path = "process_tests.rs"]
+#[path = "process_tests/mod.rs"]
 mod tests;

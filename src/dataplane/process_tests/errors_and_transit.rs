@@ -1,0 +1,273 @@
+//! ICMP errors about a flow, a public load balancer on shared backends, transit.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// ICMP errors about a flow; a public load balancer on the same backends
+
+/// An ICMP "fragmentation needed" from `router` to the frontend about a segment the frontend
+/// sent to the client (frontend:443 → client:`sport`), quoting its IP header and 8 bytes.
+fn frag_needed(router_mac: MacAddr, router: Ipv4Addr, sport: u16) -> Vec<u8> {
+    let original = ipv4(
+        FRONTEND,
+        CLIENT,
+        IpProtocol::TCP,
+        &tcp(FRONTEND, CLIENT, 443, sport, TcpFlags::ACK, &[0; 1400]),
+    );
+    let mut m = vec![IcmpType::DEST_UNREACHABLE, 4, 0, 0, 0, 0, 0x05, 0x78];
+    m.extend_from_slice(&original[..28]);
+    let csum = internet_checksum(&m);
+    m[2..4].copy_from_slice(&csum.to_be_bytes());
+    eth(
+        IF_MAC,
+        router_mac,
+        EtherType::IPV4,
+        &ipv4(router, FRONTEND, IpProtocol::ICMP, &m),
+    )
+}
+
+#[test]
+fn icmp_error_about_a_flow_goes_to_the_flows_backend() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let router = Ipv4Addr::new(10, 0, 1, 1);
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    // A flow whose backend is not the one the error's own three-tuple hashes to.
+    let icmp_key = FlowKey::three_tuple(IpProtocol::ICMP, router.into(), FRONTEND.into());
+    let by_three_tuple = fwd.lookup(&icmp_key, None).unwrap().backend;
+    let sport = (40_000..41_000)
+        .find(|&p| fwd.lookup(&flow_key(&syn(p, 443)), None).unwrap().backend != by_three_tuple)
+        .unwrap();
+    let owner = to_backend(&mut syn(sport, 443), &mut st, &fwd);
+
+    let mut error = frag_needed(router_mac, router, sport);
+    let got = process(&mut error, LAN, &mut st, &fwd, NOW);
+
+    assert_eq!(
+        got,
+        Action::Transmit {
+            interface: LAN,
+            backend: Some(owner)
+        }
+    );
+    // NAT: the backend gets the error about the packet as it sent it.
+    let i = backend_index(&fwd, owner);
+    assert_eq!(macs(&error), (BACKEND_MACS[i], IF_MAC));
+    let ip = Ipv4Packet::new_checked(&error[ETH_LEN..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (router, BACKENDS[i]));
+    assert!(ip.verify_checksum());
+    let icmp = ip.payload();
+    assert_eq!(internet_checksum(icmp), 0, "ICMP checksum refilled");
+    // The quote is cut short: it is read through the quoted view.
+    let q = crate::wire::QuotedIpv4::new_checked(icmp).unwrap();
+    assert_eq!(
+        (q.src(), q.dst(), q.ports()),
+        (BACKENDS[i], CLIENT, (443, sport))
+    );
+    assert_eq!(
+        internet_checksum(&icmp[8..28]),
+        0,
+        "quoted IP header checksum kept right"
+    );
+}
+
+#[test]
+fn icmp_errors_under_dsr_and_transit_reach_the_flows_backend_unchanged_but_for_layer_2() {
+    let router = Ipv4Addr::new(10, 0, 1, 1);
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    // DSR: the backend answered from the frontend address; the error comes back to it.
+    let fwd = build(&config("all", 0, 0, true), &[]);
+    let (mut st, _) = worker();
+    for sport in 40_000..40_020 {
+        let owner = to_backend(&mut syn(sport, 443), &mut st, &fwd);
+        let mut error = frag_needed(router_mac, router, sport);
+        let before = error.clone();
+        assert_eq!(to_backend(&mut error, &mut st, &fwd), owner);
+        assert_eq!(error[ETH_LEN..], before[ETH_LEN..]);
+    }
+    // Transit: an error about a flow routed through the frontend, itself routed through it.
+    let fwd = build(&config("all", 0, 0, true), &[]);
+    let (mut st, _) = worker();
+    let (a, b) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 2, 0, 10));
+    for sport in 40_000..40_020 {
+        let mut there = tcp_frame(CLIENT_MAC, a, sport, b, 22, TcpFlags::SYN);
+        there[0..6].copy_from_slice(&frontend_mac(IpAddr::V4(FRONTEND)).0);
+        let nva = to_backend(&mut there, &mut st, &fwd);
+        let original = ipv4(
+            a,
+            b,
+            IpProtocol::TCP,
+            &tcp(a, b, sport, 22, TcpFlags::SYN, &[]),
+        );
+        let mut m = vec![IcmpType::TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&original[..28]);
+        let csum = internet_checksum(&m);
+        m[2..4].copy_from_slice(&csum.to_be_bytes());
+        let mut error = eth(
+            frontend_mac(IpAddr::V4(FRONTEND)),
+            router_mac,
+            EtherType::IPV4,
+            &ipv4(Ipv4Addr::new(10, 2, 0, 1), a, IpProtocol::ICMP, &m),
+        );
+        assert_eq!(
+            to_backend(&mut error, &mut st, &fwd),
+            nva,
+            "the error meets the flow's NVA"
+        );
+    }
+}
+
+/// Seed rule 3 allows a public load balancer on the backends of a non-floating HA-ports rule.
+fn internal_and_public_on_the_same_backends() -> Config {
+    let text = r#"
+[dataplane]
+maglev_table_size = 1021
+
+[[interface]]
+name = "lan"
+port = 0
+address = ["10.0.0.2/24", "10.0.1.2/24"]
+
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+
+  [[load_balancer.frontend]]
+  name = "fe1"
+  address = "10.0.0.100"
+
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [
+    { address = "10.0.0.11", mac = "02:00:00:00:00:11" },
+    { address = "10.0.0.12", mac = "02:00:00:00:00:12" },
+    { address = "10.0.0.13", mac = "02:00:00:00:00:13" },
+  ]
+
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe1"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+
+[[load_balancer]]
+name = "plb"
+kind = "public"
+
+  [[load_balancer.frontend]]
+  name = "web"
+  address = "10.0.0.200"
+
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [
+    { address = "10.0.0.11", mac = "02:00:00:00:00:11" },
+    { address = "10.0.0.12", mac = "02:00:00:00:00:12" },
+    { address = "10.0.0.13", mac = "02:00:00:00:00:13" },
+  ]
+
+  [[load_balancer.rule]]
+  name = "http"
+  frontend = "web"
+  backend_pool = "pool"
+  protocol = "tcp"
+  frontend_port = 80
+  backend_port = 80
+"#;
+    Config::from_toml(text, "test").expect("test config parses")
+}
+
+#[test]
+fn ha_ports_reply_keeps_its_frontend_when_a_public_rule_shares_the_backends() {
+    let cfg = internal_and_public_on_the_same_backends();
+    assert_eq!(crate::config::validate(&cfg), vec![]);
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let i = backend_index(&fwd, to_backend(&mut syn(40_000, 80), &mut st, &fwd));
+
+    let mut reply = tcp_frame(
+        BACKEND_MACS[i],
+        BACKENDS[i],
+        80,
+        CLIENT,
+        40_000,
+        TcpFlags::SYN | TcpFlags::ACK,
+    );
+    assert_eq!(
+        process(&mut reply, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+
+    assert_eq!(
+        endpoints(&reply),
+        ((FRONTEND, 80), (CLIENT, 40_000)),
+        "the client talks to 10.0.0.100"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Transit (routed through a frontend as next hop)
+
+/// A TCP frame routed through the frontend: addressed to its MAC, the IP destination elsewhere.
+fn transit_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let mut f = tcp_frame(CLIENT_MAC, src, sport, dst, dport, TcpFlags::SYN);
+    f[0..6].copy_from_slice(&frontend_mac(IpAddr::V4(FRONTEND)).0);
+    f
+}
+
+#[test]
+fn transit_through_a_frontend_changes_only_the_mac_header_and_both_directions_meet() {
+    for floating in [true, false] {
+        let fwd = build(&config("all", 0, 0, floating), &[]);
+        let (mut st, _) = worker();
+        let (a, b) = (Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 2, 0, 10));
+        let mut there = transit_frame(a, 40_000, b, 22);
+        let before = there.clone();
+        let nva = to_backend(&mut there, &mut st, &fwd);
+        assert_eq!(
+            there[ETH_LEN..],
+            before[ETH_LEN..],
+            "IP and above untouched, TTL included"
+        );
+        assert_eq!(
+            macs(&there),
+            (BACKEND_MACS[backend_index(&fwd, nva)], IF_MAC)
+        );
+        let mut back = transit_frame(b, 22, a, 40_000);
+        assert_eq!(
+            to_backend(&mut back, &mut st, &fwd),
+            nva,
+            "the reply meets the same NVA"
+        );
+        assert_eq!(st.flows.len(), 1, "both directions share one flow entry");
+        let key: crate::lb::flow::FlowKey = format!("tcp {a}:40000 {b}:22").parse().unwrap();
+        assert_eq!(
+            fwd.lookup(&key, Some(0)).unwrap().backend,
+            nva,
+            "lookup --via agrees"
+        );
+    }
+}
+
+#[test]
+fn a_foreign_destination_sent_to_the_interface_mac_is_not_transit() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut f = tcp_frame(
+        CLIENT_MAC,
+        CLIENT,
+        40_000,
+        Ipv4Addr::new(10, 2, 0, 10),
+        22,
+        TcpFlags::SYN,
+    );
+    assert_eq!(
+        process(&mut f, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NoFrontend)
+    );
+}

@@ -1,0 +1,325 @@
+//! Flow stickiness and health; every drop reason.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// Flow stickiness and health
+
+#[test]
+fn same_five_tuple_always_gets_the_same_backend() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let first = to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    for flags in [TcpFlags::ACK, TcpFlags::PSH | TcpFlags::ACK, TcpFlags::ACK] {
+        let mut frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, flags);
+        assert_eq!(to_backend(&mut frame, &mut st, &fwd), first);
+    }
+    assert_eq!(
+        st.flows.len(),
+        2,
+        "one entry each way (the reply's restores the frontend)"
+    );
+}
+
+#[test]
+fn distinct_flows_spread_over_the_pool() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut seen = [false; 3];
+    for sport in 40_000..40_064 {
+        let mut frame = syn(sport, 443);
+        let key = flow_key(&frame);
+        let b = to_backend(&mut frame, &mut st, &fwd);
+        assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+        seen[backend_index(&fwd, b)] = true;
+    }
+    assert_eq!(seen, [true; 3]);
+    assert_eq!(st.flows.len(), 2 * 64, "one entry each way per flow");
+}
+
+#[test]
+fn established_flow_keeps_its_backend_when_another_goes_down() {
+    let cfg = ha_ports();
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let b = to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    let i = backend_index(&fwd, b);
+    let other = BACKENDS[(i + 1) % 3];
+
+    let fwd = build(&cfg, &[other]);
+    let mut frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::ACK);
+    assert_eq!(to_backend(&mut frame, &mut st, &fwd), b);
+}
+
+#[test]
+fn flow_moves_to_a_healthy_backend_when_its_own_goes_down() {
+    let cfg = ha_ports();
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let b = to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    let down = BACKENDS[backend_index(&fwd, b)];
+
+    let fwd = build(&cfg, &[down]);
+    let mut frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::ACK);
+    let key = flow_key(&frame);
+    let moved = to_backend(&mut frame, &mut st, &fwd);
+
+    assert_ne!(moved, b);
+    assert!(fwd.backends[moved as usize].healthy);
+    assert_eq!(fwd.lookup(&key, None).unwrap().backend, moved);
+    let j = backend_index(&fwd, moved);
+    assert_eq!(endpoints(&frame).1, (BACKENDS[j], 443));
+    assert_eq!(macs(&frame), (BACKEND_MACS[j], IF_MAC));
+    assert_checksums(&frame);
+    assert_eq!(
+        st.flows.len(),
+        2,
+        "both entries are replaced, not duplicated"
+    );
+
+    // It stays on its new backend.
+    let mut frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::ACK);
+    assert_eq!(to_backend(&mut frame, &mut st, &fwd), moved);
+}
+
+#[test]
+fn with_every_backend_down_new_flows_drop_and_established_ones_keep_going() {
+    let cfg = ha_ports();
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let b = to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+
+    // Nowhere better to go: the established flow stays on its (probe-failing) backend.
+    let fwd = build(&cfg, &BACKENDS);
+    let mut established = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::ACK);
+    assert_eq!(to_backend(&mut established, &mut st, &fwd), b);
+    let mut new = syn(40_001, 443);
+    assert_eq!(
+        process(&mut new, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NoHealthyBackend)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Drops
+
+#[test]
+fn frame_for_another_hosts_mac_is_not_for_us() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut frame = syn(40_000, 443);
+    frame[0..6].copy_from_slice(&OTHER_HOST_MAC.0);
+    let before = frame.clone();
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NotForUs)
+    );
+    assert_eq!(frame, before);
+    assert!(st.flows.is_empty());
+}
+
+#[test]
+fn frame_from_our_own_mac_is_not_for_us() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut frame = tcp_frame(IF_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::SYN);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NotForUs)
+    );
+    let mut arp = arp_request(IF_MAC, OWN, FRONTEND);
+    assert_eq!(
+        process(&mut arp, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NotForUs)
+    );
+}
+
+#[test]
+fn ipv4_to_an_unknown_address_has_no_frontend() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut frame = tcp_frame(
+        CLIENT_MAC,
+        CLIENT,
+        40_000,
+        Ipv4Addr::new(10, 0, 0, 77),
+        443,
+        TcpFlags::SYN,
+    );
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NoFrontend)
+    );
+}
+
+/// Spoils a good frame in one way.
+type Mangle = fn(&mut Vec<u8>);
+
+#[test]
+fn short_or_inconsistent_ipv4_headers_are_truncated_or_malformed() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let good = {
+        let seg = tcp(CLIENT, FRONTEND, 40_000, 443, TcpFlags::SYN, &[]);
+        let mut f = [IF_MAC.0, CLIENT_MAC.0].concat();
+        f.extend_from_slice(&EtherType::IPV4.to_be_bytes());
+        f.extend_from_slice(&ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &seg));
+        f
+    };
+    assert_eq!(good.len(), 54, "no padding: lengths below are exact");
+    let cases: [(&str, Mangle, DropReason); 7] = [
+        (
+            "ethernet header cut",
+            |f| f.truncate(10),
+            DropReason::Truncated,
+        ),
+        (
+            "IPv4 header cut",
+            |f| f.truncate(ETH_LEN + 19),
+            DropReason::Truncated,
+        ),
+        (
+            "total length past the frame",
+            |f| f[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&100u16.to_be_bytes()),
+            DropReason::Truncated,
+        ),
+        (
+            "TCP header cut",
+            |f| {
+                f.truncate(ETH_LEN + 30);
+                f[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&30u16.to_be_bytes())
+            },
+            DropReason::Truncated,
+        ),
+        (
+            "version 6 in an IPv4 ethertype",
+            |f| f[ETH_LEN] = 0x65,
+            DropReason::Malformed,
+        ),
+        (
+            "header length below 20",
+            |f| f[ETH_LEN] = 0x44,
+            DropReason::Malformed,
+        ),
+        (
+            "total length below the header",
+            |f| f[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&12u16.to_be_bytes()),
+            DropReason::Malformed,
+        ),
+    ];
+    for (what, mangle, want) in cases {
+        let mut frame = good.clone();
+        mangle(&mut frame);
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Drop(want),
+            "{what}"
+        );
+    }
+    assert!(st.flows.is_empty());
+}
+
+/// The three fragments of one UDP datagram from `src` to `dst` (ident 0x1234): the first
+/// carries the UDP header, the later two only payload (offsets in 8-byte units).
+fn udp_fragments(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<Vec<u8>> {
+    let dgram = udp(src, dst, sport, dport, &[0x5a; 40]);
+    [(MF, 0..24), (MF | 3, 24..40), (6, 40..48)]
+        .into_iter()
+        .map(|(ff, range)| ipv4_with(src, dst, IpProtocol::UDP, ff, &[], &dgram[range]))
+        .collect()
+}
+
+#[test]
+fn every_fragment_of_a_datagram_follows_its_first_and_orphans_are_dropped() {
+    for floating in [false, true] {
+        let fwd = build(&config("all", 0, 0, floating), &[]);
+        let (mut st, _) = worker();
+        let mut chosen = None;
+        for (i, packet) in udp_fragments(CLIENT, 5353, FRONTEND, 53)
+            .into_iter()
+            .enumerate()
+        {
+            let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+            let b = to_backend(&mut frame, &mut st, &fwd);
+            assert_eq!(
+                *chosen.get_or_insert(b),
+                b,
+                "fragment {i} follows the first"
+            );
+            let ip = Ipv4Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+            assert!(ip.verify_checksum());
+            let expected = if floating {
+                FRONTEND
+            } else {
+                BACKENDS[backend_index(&fwd, b)]
+            };
+            assert_eq!(ip.dst(), expected, "fragment {i} rewritten like the first");
+            if i > 0 || floating {
+                // (The first fragment's UDP checksum follows the NATed address.)
+                assert_eq!(
+                    ip.payload(),
+                    &packet[20..],
+                    "fragment {i}'s payload untouched"
+                );
+            }
+        }
+        assert_eq!(st.fragments.len(), 1);
+    }
+    // A later fragment whose first was never seen has nowhere known to go.
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let orphan = udp_fragments(CLIENT, 5353, FRONTEND, 53).remove(1);
+    let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &orphan);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Fragment)
+    );
+}
+
+#[test]
+fn a_fragmented_reply_gets_the_frontend_address_on_every_fragment() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let b = to_backend(
+        &mut udp_frame(CLIENT_MAC, CLIENT, 5353, FRONTEND, 53),
+        &mut st,
+        &fwd,
+    );
+    let i = backend_index(&fwd, b);
+    for packet in udp_fragments(BACKENDS[i], 53, CLIENT, 5353) {
+        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, &packet);
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Transmit {
+                interface: LAN,
+                backend: None
+            }
+        );
+        let ip = Ipv4Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (FRONTEND, CLIENT));
+        assert!(ip.verify_checksum());
+        assert_eq!(macs(&frame).0, CLIENT_MAC);
+    }
+}
+
+#[test]
+fn unknown_ethertype_is_unsupported() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut frame = eth(IF_MAC, CLIENT_MAC, 0x88b5, &[0xab; 46]);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Unsupported)
+    );
+}
+
+#[test]
+fn unknown_ingress_interface_is_dropped_not_a_panic() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let mut frame = syn(40_000, 443);
+    assert!(matches!(
+        process(&mut frame, 7, &mut st, &fwd, NOW),
+        Action::Drop(_)
+    ));
+}

@@ -1,0 +1,323 @@
+//! Pings, the appliance's own addresses, IPv6 NAT, neighbour discovery.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------
+// ICMP and the appliance's own addresses
+
+#[test]
+fn ping_to_a_frontend_is_answered_out_the_ingress_interface() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let request = icmp_echo_request(b"ping payload");
+    let mut frame = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &ipv4(CLIENT, FRONTEND, IpProtocol::ICMP, &request),
+    );
+
+    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+
+    assert_eq!(
+        action,
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(macs(&frame), (CLIENT_MAC, IF_MAC));
+    let p = ip(&frame);
+    assert_eq!(
+        (p.src(), p.dst(), p.protocol()),
+        (FRONTEND, CLIENT, IpProtocol::ICMP)
+    );
+    assert!(p.ttl() > 0);
+    let icmp = IcmpPacket::new_checked(p.payload()).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.code()), (IcmpType::ECHO_REPLY, 0));
+    assert_eq!((icmp.echo_ident(), icmp.echo_seq_no()), (0x4242, 7));
+    assert_eq!(icmp.payload(), b"ping payload");
+    assert_checksums(&frame);
+    assert!(
+        st.flows.is_empty(),
+        "a ping answered by the appliance makes no flow"
+    );
+}
+
+#[test]
+fn ipv4_to_the_appliances_own_address_goes_to_the_kernel_twin() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let request = icmp_echo_request(b"x");
+    let frames = [
+        tcp_frame(CLIENT_MAC, CLIENT, 40_000, OWN, 22, TcpFlags::SYN),
+        eth(
+            IF_MAC,
+            CLIENT_MAC,
+            EtherType::IPV4,
+            &ipv4(CLIENT, OWN_1, IpProtocol::ICMP, &request),
+        ),
+        // A health-probe answer from a backend to the kernel twin's address.
+        tcp_frame(
+            BACKEND_MACS[0],
+            BACKENDS[0],
+            22,
+            OWN,
+            50_000,
+            TcpFlags::SYN | TcpFlags::ACK,
+        ),
+    ];
+    for mut frame in frames {
+        let before = frame.clone();
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::ToKernel { interface: LAN }
+        );
+        assert_eq!(frame, before);
+    }
+    assert!(st.flows.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6
+
+pub(super) const FRONTEND6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100);
+pub(super) const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10);
+
+/// The HA-ports setup over IPv6: frontend fd00::100, backends fd00::11-13 with MACs.
+pub(super) fn ipv6_config() -> Config {
+    let text = r#"
+[dataplane]
+maglev_table_size = 1021
+
+[[interface]]
+name = "lan"
+port = 0
+address = ["fd00::2/64"]
+
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+
+  [[load_balancer.frontend]]
+  name = "fe6"
+  address = "fd00::100"
+
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [
+    { address = "fd00::11", mac = "02:00:00:00:00:11" },
+    { address = "fd00::12", mac = "02:00:00:00:00:12" },
+    { address = "fd00::13", mac = "02:00:00:00:00:13" },
+  ]
+
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe6"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+"#;
+    Config::from_toml(text, "test").expect("test config parses")
+}
+
+/// An IPv6 TCP frame (hop limit 64, no extension headers), checksum filled.
+pub(super) fn tcp6_frame(
+    src_mac: MacAddr,
+    src: Ipv6Addr,
+    sport: u16,
+    dst: Ipv6Addr,
+    dport: u16,
+    flags: u8,
+) -> Vec<u8> {
+    let mut seg = Vec::new();
+    seg.extend_from_slice(&sport.to_be_bytes());
+    seg.extend_from_slice(&dport.to_be_bytes());
+    seg.extend_from_slice(&1000u32.to_be_bytes());
+    seg.extend_from_slice(&2000u32.to_be_bytes());
+    seg.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    seg.extend_from_slice(b"hello6");
+    let csum = tcp_udp_checksum_v6(src, dst, IpProtocol::TCP, &seg);
+    seg[16..18].copy_from_slice(&csum.to_be_bytes());
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::TCP, 64]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&seg);
+    eth(IF_MAC, src_mac, EtherType::IPV6, &p)
+}
+
+/// (source, destination) of an IPv6 TCP frame, after asserting its TCP checksum.
+fn endpoints6(frame: &[u8]) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
+    let p = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    let t = TcpPacket::new_checked(p.payload()).unwrap();
+    assert!(
+        t.verify_checksum_v6(p.src(), p.dst()),
+        "TCP checksum over IPv6"
+    );
+    ((p.src(), t.src_port()), (p.dst(), t.dst_port()))
+}
+
+#[test]
+fn ipv6_ha_ports_tcp_round_trip_rewrites_addresses_with_valid_checksums() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let mut frame = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    let key = FlowKey {
+        proto: IpProtocol::TCP,
+        src: CLIENT6.into(),
+        dst: FRONTEND6.into(),
+        src_port: 40_000,
+        dst_port: 443,
+    };
+
+    let b = to_backend(&mut frame, &mut st, &fwd);
+
+    assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+    let IpAddr::V6(backend) = fwd.backends[b as usize].address else {
+        panic!("an IPv6 backend")
+    };
+    let i = usize::from(backend.segments()[7] - 0x11);
+    assert_eq!(endpoints6(&frame), ((CLIENT6, 40_000), (backend, 443)));
+    assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
+
+    let mut reply = tcp6_frame(
+        BACKEND_MACS[i],
+        backend,
+        443,
+        CLIENT6,
+        40_000,
+        TcpFlags::SYN | TcpFlags::ACK,
+    );
+    assert_eq!(
+        process(&mut reply, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(endpoints6(&reply), ((FRONTEND6, 443), (CLIENT6, 40_000)));
+    assert_eq!(macs(&reply), (CLIENT_MAC, IF_MAC));
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6 neighbour discovery and ping for frontends
+
+/// An IPv6 frame carrying ICMPv6 `message` (checksum filled), hop limit 255.
+fn icmp6_frame(dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, mut message: Vec<u8>) -> Vec<u8> {
+    let csum = tcp_udp_checksum_v6(src, dst, IpProtocol::ICMPV6, &message);
+    message[2..4].copy_from_slice(&csum.to_be_bytes());
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::ICMPV6, 255]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&message);
+    eth(dst_mac, CLIENT_MAC, EtherType::IPV6, &p)
+}
+
+/// A neighbour solicitation for `target` from the client, with its link-layer option.
+fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+    let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[1, 1]);
+    m.extend_from_slice(&CLIENT_MAC.0);
+    let o = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    );
+    icmp6_frame(
+        MacAddr([0x33, 0x33, 0xff, o[13], o[14], o[15]]),
+        CLIENT6,
+        group,
+        m,
+    )
+}
+
+#[test]
+fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let mut frame = solicitation(FRONTEND6);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
+    assert_eq!(macs(&frame), (CLIENT_MAC, fe_mac));
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!(
+        (ip.src(), ip.dst(), ip.hop_limit()),
+        (FRONTEND6, CLIENT6, 255)
+    );
+    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
+    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
+    let body = ip.payload();
+    assert_eq!(body[4] & 0x60, 0x60, "solicited and override");
+    assert_eq!(&body[8..24], &FRONTEND6.octets());
+    assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
+    assert_eq!(
+        drain(&reports),
+        vec![(IpAddr::V6(CLIENT6), CLIENT_MAC)],
+        "the asker is learnt"
+    );
+
+    // The appliance's own address is the kernel twin's to answer.
+    let mut own = solicitation("fd00::2".parse().unwrap());
+    assert_eq!(
+        process(&mut own, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+}
+
+#[test]
+fn ping_to_a_v6_frontend_is_answered() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let m = vec![128, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];
+    let mut frame = icmp6_frame(frontend_mac(IpAddr::V6(FRONTEND6)), CLIENT6, FRONTEND6, m);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (FRONTEND6, CLIENT6));
+    let reply = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(reply.msg_type(), Icmpv6Type::ECHO_REPLY);
+    assert!(reply.verify_checksum(FRONTEND6, CLIENT6));
+}
+
+#[test]
+fn neighbour_advertisements_are_learnt_and_reach_the_kernel() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let mac = MacAddr([0x02, 0, 0, 0, 0x66, 0x11]);
+    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    m.extend_from_slice(&backend.octets());
+    m.extend_from_slice(&[2, 1]);
+    m.extend_from_slice(&mac.0);
+    let mut frame = icmp6_frame(IF_MAC, backend, own, m);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    assert!(drain(&reports).contains(&(IpAddr::V6(backend), mac)));
+}
