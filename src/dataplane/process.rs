@@ -20,10 +20,10 @@ use crate::lb::forwarding::{
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    is_icmpv4_error, parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst,
-    rewrite_ipv6_src, ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket,
-    IcmpType, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, QuotedIpv4,
-    TcpFlags, TcpPacket, UdpPacket,
+    is_icmpv4_error, is_icmpv6_error, parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src,
+    rewrite_ipv6_dst, rewrite_ipv6_src, ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers,
+    IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+    QuotedIpv4, QuotedIpv6, TcpFlags, TcpPacket, UdpPacket,
 };
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
@@ -265,7 +265,7 @@ fn ip(
         }
         first_fragment = Some(key);
     }
-    if h.proto == IpProtocol::ICMP {
+    if h.proto == IpProtocol::ICMP || h.proto == IpProtocol::ICMPV6 {
         if let Some(action) = icmp_error(frame, &h, dst_mac, st, fwd)? {
             return Ok(action);
         }
@@ -572,20 +572,49 @@ fn icmp_error(
     fwd: &Forwarding,
 ) -> Result<Option<Action>, DropReason> {
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
-    let end = l3 + Ipv4Packet::new_checked(&frame[l3..])?.total_len();
-    let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
-    if !is_icmpv4_error(IcmpPacket::new_checked(message)?.msg_type()) {
-        return Ok(None);
-    }
-    let q = QuotedIpv4::new_checked(message)?;
-    let (src_port, dst_port) = q.ports();
-    let quoted = FlowKey {
-        proto: q.protocol(),
-        src: IpAddr::V4(q.src()),
-        dst: IpAddr::V4(q.dst()),
-        src_port,
-        dst_port,
+    let quoted = match h.dst {
+        IpAddr::V4(_) => {
+            let end = l3 + Ipv4Packet::new_checked(&frame[l3..])?.total_len();
+            let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
+            if !is_icmpv4_error(IcmpPacket::new_checked(message)?.msg_type()) {
+                return Ok(None);
+            }
+            let q = QuotedIpv4::new_checked(message)?;
+            let (src_port, dst_port) = q.ports();
+            let (src, dst) = (IpAddr::V4(q.src()), IpAddr::V4(q.dst()));
+            (
+                FlowKey {
+                    proto: q.protocol(),
+                    src,
+                    dst,
+                    src_port,
+                    dst_port,
+                },
+                end,
+            )
+        }
+        IpAddr::V6(_) => {
+            let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
+            let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
+            if !is_icmpv6_error(Icmpv6Packet::new_checked(message)?.msg_type()) {
+                return Ok(None);
+            }
+            let q = QuotedIpv6::new_checked(message)?;
+            let (src_port, dst_port) = q.ports();
+            let (src, dst) = (IpAddr::V6(q.src()), IpAddr::V6(q.dst()));
+            (
+                FlowKey {
+                    proto: q.next_header(),
+                    src,
+                    dst,
+                    src_port,
+                    dst_port,
+                },
+                end,
+            )
+        }
     };
+    let (quoted, end) = quoted;
     // About a packet the frontend sent (a reply, NAT or DSR): the flow came in reversed.
     // Routed through a frontend (transit): the flow is the quoted packet's.
     let (fe, via, flow) = match (fwd.frontend(h.dst), fwd.frontend_by_mac(dst_mac)) {
@@ -614,14 +643,21 @@ fn icmp_error(
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
     let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
     if via == Via::Frontend && !rule.floating_ip {
-        let IpAddr::V4(addr) = be.address else {
-            return Err(DropReason::Unsupported);
-        };
-        rewrite_ipv4_dst(&mut frame[l3..], addr)?;
-        let translated = !rule.is_ha_ports() && rule.backend_port != 0;
-        QuotedIpv4::new_checked(&mut frame[l4..end])?
-            .set_src(addr, translated.then_some(rule.backend_port));
-        IcmpPacket::new_checked(&mut frame[l4..end])?.fill_checksum();
+        let port = (!rule.is_ha_ports() && rule.backend_port != 0).then_some(rule.backend_port);
+        match (be.address, h.src) {
+            (IpAddr::V4(addr), _) => {
+                rewrite_ipv4_dst(&mut frame[l3..], addr)?;
+                QuotedIpv4::new_checked(&mut frame[l4..end])?.set_src(addr, port);
+                IcmpPacket::new_checked(&mut frame[l4..end])?.fill_checksum();
+            }
+            (IpAddr::V6(addr), IpAddr::V6(sender)) => {
+                Ipv6Packet::new_checked(&mut frame[l3..])?.set_dst(addr);
+                QuotedIpv6::new_checked(&mut frame[l4..end])?.set_src(addr, port);
+                // The ICMPv6 checksum covers the pseudo-header: refilled for the new destination.
+                Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(sender, addr);
+            }
+            _ => return Err(DropReason::Unsupported),
+        }
     }
     set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
     Ok(Some(Action::Transmit {

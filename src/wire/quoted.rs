@@ -5,13 +5,19 @@
 //! [`Ipv4Packet`](super::Ipv4Packet) this view checks only that the header and the ports
 //! are present. Once `new_checked` passed, no getter panics.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{get_u16, put_u16, Error, IpProtocol};
 
 /// ICMPv4 error types whose message quotes the offending packet.
 pub fn is_icmpv4_error(msg_type: u8) -> bool {
     matches!(msg_type, 3 | 11 | 12)
+}
+
+/// ICMPv6 error types (RFC 4443 §3: unreachable, packet too big, time exceeded, parameter
+/// problem), whose message quotes the offending packet.
+pub fn is_icmpv6_error(msg_type: u8) -> bool {
+    matches!(msg_type, 1..=4)
 }
 
 /// The quoted packet inside an ICMPv4 error: `buffer` is the ICMP message (from its type).
@@ -127,6 +133,89 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv4<T> {
     }
 }
 
+/// The quoted packet inside an ICMPv6 error: `buffer` is the ICMPv6 message. Extension
+/// headers are not walked: a quote whose next header is not TCP or UDP has no ports. Once
+/// `new_checked` passed, no getter panics.
+#[derive(Debug)]
+pub struct QuotedIpv6<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+const V6_HEADER: usize = 40;
+
+impl<T: AsRef<[u8]>> QuotedIpv6<T> {
+    /// Needs a whole IPv6 header and, for TCP and UDP, the two ports after it.
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        let b = buffer.as_ref();
+        let ip = b.get(QUOTE..QUOTE + V6_HEADER).ok_or(Error::Truncated)?;
+        if ip[0] >> 4 != 6 {
+            return Err(Error::Malformed);
+        }
+        let q = QuotedIpv6 { buffer };
+        if q.has_ports() && q.buffer.as_ref().len() < QUOTE + V6_HEADER + 4 {
+            return Err(Error::Truncated);
+        }
+        Ok(q)
+    }
+
+    fn ip(&self) -> &[u8] {
+        &self.buffer.as_ref()[QUOTE..]
+    }
+
+    pub fn next_header(&self) -> u8 {
+        self.ip()[6]
+    }
+
+    pub fn src(&self) -> Ipv6Addr {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&self.ip()[8..24]);
+        Ipv6Addr::from(o)
+    }
+
+    pub fn dst(&self) -> Ipv6Addr {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&self.ip()[24..40]);
+        Ipv6Addr::from(o)
+    }
+
+    pub fn has_ports(&self) -> bool {
+        matches!(self.next_header(), IpProtocol::TCP | IpProtocol::UDP)
+    }
+
+    /// (source, destination) ports, zero without ports.
+    pub fn ports(&self) -> (u16, u16) {
+        if !self.has_ports() {
+            return (0, 0);
+        }
+        let l4 = &self.ip()[V6_HEADER..];
+        (get_u16(&l4[0..2]), get_u16(&l4[2..4]))
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv6<T> {
+    /// Rewrites the quoted source address (and port, for TCP/UDP), keeping the quoted
+    /// transport checksum right where the quote holds it. The ICMPv6 checksum around it is
+    /// the caller's to refill.
+    pub fn set_src(&mut self, addr: Ipv6Addr, port: Option<u16>) {
+        let (has_ports, proto, old) = (self.has_ports(), self.next_header(), self.src());
+        let ip = &mut self.buffer.as_mut()[QUOTE..];
+        ip[8..24].copy_from_slice(&addr.octets());
+        if !has_ports {
+            return;
+        }
+        let l4 = &mut ip[V6_HEADER..];
+        let old_port = get_u16(&l4[0..2]);
+        let new_port = port.unwrap_or(old_port);
+        put_u16(&mut l4[0..2], new_port);
+        let at = if proto == IpProtocol::UDP { 6 } else { 16 };
+        if let Some(field) = l4.get(at..at + 2) {
+            let c = super::checksum::update_ipv6_addr(get_u16(field), old, addr);
+            let c = super::checksum::update_u16(c, old_port, new_port);
+            put_u16(&mut l4[at..at + 2], c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,13 +280,48 @@ mod tests {
         assert_eq!((q.src(), q.ports().0), (Ipv4Addr::new(10, 0, 0, 12), 8443));
     }
 
+    #[test]
+    fn an_ipv6_quote_names_its_flow_and_takes_a_new_source() {
+        let mut m = vec![2, 0, 0, 0, 0, 0, 5, 0x00];
+        let mut ip = vec![0x60, 0, 0, 0, 0, 20, IpProtocol::TCP, 64];
+        ip.extend_from_slice(&"fd00::100".parse::<Ipv6Addr>().unwrap().octets());
+        ip.extend_from_slice(&"fd00:1::10".parse::<Ipv6Addr>().unwrap().octets());
+        m.extend_from_slice(&ip);
+        m.extend_from_slice(&[
+            0x01, 0xbb, 0x9c, 0x40, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x10, 0, 0, 0x12, 0x34, 0, 0,
+        ]);
+        let q = QuotedIpv6::new_checked(&m[..]).unwrap();
+        assert_eq!(
+            (q.src(), q.ports()),
+            ("fd00::100".parse().unwrap(), (443, 40000))
+        );
+        let mut q = QuotedIpv6::new_checked(&mut m[..]).unwrap();
+        q.set_src("fd00::12".parse().unwrap(), None);
+        let q = QuotedIpv6::new_checked(&m[..]).unwrap();
+        assert_eq!(q.src(), "fd00::12".parse::<Ipv6Addr>().unwrap());
+        assert_ne!(
+            &m[48 + 16..48 + 18],
+            &[0x12, 0x34],
+            "the quoted TCP checksum follows"
+        );
+        assert_eq!(
+            QuotedIpv6::new_checked(&m[..40]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
     proptest::proptest! {
         #[test]
-        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
             let mut b = bytes.clone();
             if let Ok(mut q) = QuotedIpv4::new_checked(&mut b[..]) {
                 let _ = (q.protocol(), q.src(), q.dst(), q.ports(), q.l4_offset());
                 q.set_src(Ipv4Addr::new(1, 2, 3, 4), Some(5));
+            }
+            let mut b = bytes.clone();
+            if let Ok(mut q) = QuotedIpv6::new_checked(&mut b[..]) {
+                let _ = (q.next_header(), q.src(), q.dst(), q.ports());
+                q.set_src(Ipv6Addr::LOCALHOST, Some(5));
             }
         }
     }

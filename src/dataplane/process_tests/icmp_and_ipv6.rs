@@ -321,3 +321,51 @@ fn neighbour_advertisements_are_learnt_and_reach_the_kernel() {
     );
     assert!(drain(&reports).contains(&(IpAddr::V6(backend), mac)));
 }
+
+#[test]
+fn packet_too_big_about_a_v6_flow_goes_to_its_backend_about_the_packet_it_sent() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let router: Ipv6Addr = "fd00:1::1".parse().unwrap();
+    for sport in 40_000..40_010 {
+        let mut syn = tcp6_frame(CLIENT_MAC, CLIENT6, sport, FRONTEND6, 443, TcpFlags::SYN);
+        let owner = to_backend(&mut syn, &mut st, &fwd);
+        let backend_mac = fwd.backends[owner as usize].mac.unwrap();
+        let backend: Ipv6Addr = fwd.backends[owner as usize]
+            .address
+            .to_string()
+            .parse()
+            .unwrap();
+        // What the backend sent, as the client side saw it: from the frontend, NATed.
+        let sent = tcp6_frame(IF_MAC, FRONTEND6, 443, CLIENT6, sport, TcpFlags::ACK);
+        let mut m = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+        m.extend_from_slice(&sent[ETH_LEN..]);
+        let mut error = icmp6_frame(IF_MAC, router, FRONTEND6, m);
+        assert_eq!(
+            process(&mut error, LAN, &mut st, &fwd, NOW),
+            Action::Transmit {
+                interface: LAN,
+                backend: Some(owner)
+            }
+        );
+        assert_eq!(macs(&error).0, backend_mac);
+        let ip = Ipv6Packet::new_checked(&error[ETH_LEN..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (router, backend));
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(
+            icmp.verify_checksum(router, backend),
+            "ICMPv6 checksum refilled"
+        );
+        let q = crate::wire::QuotedIpv6::new_checked(ip.payload()).unwrap();
+        assert_eq!(
+            (q.src(), q.dst(), q.ports()),
+            (backend, CLIENT6, (443, sport))
+        );
+        // The quoted segment's checksum is right for its new source.
+        let seg = &ip.payload()[8 + 40..];
+        assert_eq!(
+            tcp_udp_checksum_v6(backend, CLIENT6, IpProtocol::TCP, seg),
+            u16::from_be_bytes([seg[16], seg[17]])
+        );
+    }
+}
