@@ -20,7 +20,7 @@ use crate::lb::forwarding::{
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    is_icmpv4_error, is_icmpv6_error, parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src,
+    checksum, is_icmpv4_error, is_icmpv6_error, parse_headers, rewrite_ipv4_dst, rewrite_ipv4_src,
     rewrite_ipv6_dst, rewrite_ipv6_src, ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers,
     IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
     QuotedIpv4, QuotedIpv6, TcpFlags, TcpPacket, UdpPacket,
@@ -133,13 +133,30 @@ pub enum Fragment {
 
 /// A datagram's identity: addresses, protocol and IPv4 identification (in the port slot;
 /// this key lives in its own table, never among flows).
-fn fragment_key(h: &Headers, ident: u16) -> FlowKey {
+fn fragment_key(h: &Headers, ident: u32) -> FlowKey {
     FlowKey {
         proto: h.proto,
         src: h.src,
         dst: h.dst,
-        src_port: ident,
-        dst_port: 0,
+        src_port: ident as u16,
+        dst_port: (ident >> 16) as u16,
+    }
+}
+
+/// (identification, offset in bytes) of a fragment, IPv4 or IPv6 (its fragment header).
+fn fragment_id(frame: &[u8], h: &Headers) -> Result<(u32, usize), DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    match h.dst {
+        IpAddr::V4(_) => {
+            let ip = Ipv4Packet::new_checked(&frame[l3..])?;
+            Ok((u32::from(ip.ident()), ip.frag_offset()))
+        }
+        IpAddr::V6(_) => {
+            // parse_headers checked the fragment header is there.
+            let f = frame.get(l3 + 40..l3 + 48).ok_or(DropReason::Truncated)?;
+            let offset = usize::from(u16::from_be_bytes([f[2], f[3]]) & 0xfff8);
+            Ok((u32::from_be_bytes([f[4], f[5], f[6], f[7]]), offset))
+        }
     }
 }
 
@@ -255,12 +272,9 @@ fn ip(
     // kept; the later ones follow it. IPv6 fragments are not handled yet.
     let mut first_fragment = None;
     if h.fragment {
-        let ip = match h.dst {
-            IpAddr::V4(_) => Ipv4Packet::new_checked(&frame[usize::from(h.l3_offset)..])?,
-            IpAddr::V6(_) => return Err(DropReason::Unsupported),
-        };
-        let key = fragment_key(&h, ip.ident());
-        if ip.frag_offset() != 0 {
+        let (ident, offset) = fragment_id(frame, &h)?;
+        let key = fragment_key(&h, ident);
+        if offset != 0 {
             return later_fragment(frame, &h, &key, st, fwd, now_ms);
         }
         first_fragment = Some(key);
@@ -411,12 +425,8 @@ fn to_backend(
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
     let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
     if nat {
-        let l3 = usize::from(h.l3_offset);
         let port = (!rule.is_ha_ports() && rule.backend_port != 0).then_some(rule.backend_port);
-        match be.address {
-            IpAddr::V4(a) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
-            IpAddr::V6(a) => rewrite_ipv6_dst(&mut frame[l3..], a)?,
-        }
+        set_address(frame, h, Side::Dst, be.address)?;
         if let Some(p) = port {
             set_port(frame, h, Side::Dst, p)?;
         }
@@ -464,11 +474,7 @@ fn later_fragment(
             let route = be.route.ok_or(DropReason::NoNeighbour)?;
             let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
             if nat {
-                let l3 = usize::from(h.l3_offset);
-                match be.address {
-                    IpAddr::V4(a) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
-                    IpAddr::V6(_) => return Err(DropReason::Unsupported),
-                }
+                set_address(frame, h, Side::Dst, be.address)?;
             }
             set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
             Ok(Action::Transmit {
@@ -489,11 +495,7 @@ fn reply_to_client(
     st: &WorkerState,
     fwd: &Forwarding,
 ) -> Result<Action, DropReason> {
-    let l3 = usize::from(h.l3_offset);
-    match rn.frontend {
-        IpAddr::V4(a) => rewrite_ipv4_src(&mut frame[l3..], a)?,
-        IpAddr::V6(a) => rewrite_ipv6_src(&mut frame[l3..], a)?,
-    }
+    set_address(frame, h, Side::Src, rn.frontend)?;
     if let Some(p) = port {
         set_port(frame, h, Side::Src, p)?;
     }
@@ -763,6 +765,45 @@ fn echo_reply(frame: &mut [u8], h: &Headers, ingress: InterfaceId) -> Result<Act
 enum Side {
     Src,
     Dst,
+}
+
+/// NAT's address rewrite with every checksum kept right: IPv4 (header and transport),
+/// IPv6 (transport), and IPv6 fragments, whose transport checksum only the first carries.
+fn set_address(frame: &mut [u8], h: &Headers, side: Side, addr: IpAddr) -> Result<(), DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    match (addr, side) {
+        (IpAddr::V4(a), Side::Dst) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
+        (IpAddr::V4(a), Side::Src) => rewrite_ipv4_src(&mut frame[l3..], a)?,
+        (IpAddr::V6(a), _) if h.fragment => {
+            let (_, offset) = fragment_id(frame, h)?;
+            let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+            let old = match side {
+                Side::Src => ip.src(),
+                Side::Dst => ip.dst(),
+            };
+            match side {
+                Side::Src => ip.set_src(a),
+                Side::Dst => ip.set_dst(a),
+            }
+            // The first fragment holds the transport header, whose checksum covers the
+            // pseudo-header's addresses (parse_headers checked it is all there).
+            let at = match h.proto {
+                IpProtocol::TCP => Some(16),
+                IpProtocol::UDP => Some(6),
+                _ => None,
+            };
+            if let (0, Some(at)) = (offset, at) {
+                let at = usize::from(h.l4_offset) + at;
+                let field = frame.get_mut(at..at + 2).ok_or(DropReason::Truncated)?;
+                let csum =
+                    checksum::update_ipv6_addr(u16::from_be_bytes([field[0], field[1]]), old, a);
+                field.copy_from_slice(&csum.to_be_bytes());
+            }
+        }
+        (IpAddr::V6(a), Side::Dst) => rewrite_ipv6_dst(&mut frame[l3..], a)?,
+        (IpAddr::V6(a), Side::Src) => rewrite_ipv6_src(&mut frame[l3..], a)?,
+    }
+    Ok(())
 }
 
 /// Port translation: rewrites a TCP or UDP port, updating the checksum incrementally.

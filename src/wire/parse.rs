@@ -90,8 +90,21 @@ pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
             headers.proto = ip.next_header();
             headers.src = ip.src().into();
             headers.dst = ip.dst().into();
-            headers.fragment = headers.proto == IpProtocol::IPV6_FRAGMENT;
-            transport(headers.proto, ip.payload(), false)?
+            if headers.proto == IpProtocol::IPV6_FRAGMENT {
+                // RFC 8200 §4.5: next header, reserved, offset and M flag, identification.
+                // The transport protocol is behind it; only the first fragment has its header.
+                let frag = ip.payload().get(..8).ok_or(Error::Truncated)?;
+                headers.fragment = true;
+                headers.proto = frag[0];
+                headers.l4_offset += 8;
+                if u16::from_be_bytes([frag[2], frag[3]]) & 0xfff8 == 0 {
+                    transport(headers.proto, &ip.payload()[8..], true)?
+                } else {
+                    NO_PORTS
+                }
+            } else {
+                transport(headers.proto, ip.payload(), false)?
+            }
         }
         EtherType::ARP => NO_PORTS,
         _ => return Err(Error::Unsupported),
@@ -213,16 +226,28 @@ mod tests {
             (h.proto, h.src_port, h.dst_port, h.fragment),
             (IpProtocol::ICMP, 0, 0, false)
         );
+        // An IPv6 fragment names the transport behind its fragment header; a later one has
+        // no ports, and a first one too short for its transport header is truncated.
         let (a, b) = (Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+        let frame = eth(
+            EtherType::IPV6,
+            &ipv6(
+                a,
+                b,
+                IpProtocol::IPV6_FRAGMENT,
+                &[6, 0, 0, 8 | 1, 0, 0, 0, 9],
+            ),
+        );
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!(
+            (h.proto, h.src_port, h.fragment, usize::from(h.l4_offset)),
+            (IpProtocol::TCP, 0, true, 14 + 40 + 8)
+        );
         let frame = eth(
             EtherType::IPV6,
             &ipv6(a, b, IpProtocol::IPV6_FRAGMENT, &[6, 0, 0, 1, 0, 0, 0, 9]),
         );
-        let h = parse_headers(&frame).unwrap();
-        assert_eq!(
-            (h.proto, h.src_port, h.fragment),
-            (IpProtocol::IPV6_FRAGMENT, 0, true)
-        );
+        assert_eq!(parse_headers(&frame).unwrap_err(), Error::Truncated);
     }
 
     #[test]

@@ -369,3 +369,70 @@ fn packet_too_big_about_a_v6_flow_goes_to_its_backend_about_the_packet_it_sent()
         );
     }
 }
+
+/// The two fragments of one IPv6 UDP datagram (identification 0x0a0b0c0d): the first holds
+/// the UDP header and 16 bytes, the second the other 24.
+fn udp6_fragments(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<Vec<u8>> {
+    let mut dgram = Vec::new();
+    dgram.extend_from_slice(&sport.to_be_bytes());
+    dgram.extend_from_slice(&dport.to_be_bytes());
+    dgram.extend_from_slice(&48u16.to_be_bytes());
+    dgram.extend_from_slice(&[0, 0]);
+    dgram.extend_from_slice(&[0x5a; 40]);
+    let csum = tcp_udp_checksum_v6(src, dst, IpProtocol::UDP, &dgram);
+    dgram[6..8].copy_from_slice(&csum.to_be_bytes());
+    [(0u16, true, 0..24), (24, false, 24..48)]
+        .into_iter()
+        .map(|(offset, more, range)| {
+            let mut payload = vec![IpProtocol::UDP, 0];
+            payload.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+            payload.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
+            payload.extend_from_slice(&dgram[range]);
+            let mut p = vec![0x60, 0, 0, 0];
+            p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            p.extend_from_slice(&[IpProtocol::IPV6_FRAGMENT, 64]);
+            p.extend_from_slice(&src.octets());
+            p.extend_from_slice(&dst.octets());
+            p.extend_from_slice(&payload);
+            eth(IF_MAC, CLIENT_MAC, EtherType::IPV6, &p)
+        })
+        .collect()
+}
+
+#[test]
+fn every_ipv6_fragment_follows_its_first_with_the_transport_checksum_kept_right() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let frames = udp6_fragments(CLIENT6, 5353, FRONTEND6, 53);
+    let mut chosen = None;
+    let mut reassembled = Vec::new();
+    let mut backend_addr = Ipv6Addr::UNSPECIFIED;
+    for (i, mut frame) in frames.into_iter().enumerate() {
+        let b = to_backend(&mut frame, &mut st, &fwd);
+        assert_eq!(
+            *chosen.get_or_insert(b),
+            b,
+            "fragment {i} follows the first"
+        );
+        let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+        backend_addr = fwd.backends[b as usize]
+            .address
+            .to_string()
+            .parse()
+            .unwrap();
+        assert_eq!(ip.dst(), backend_addr, "fragment {i} NATed like the first");
+        reassembled.extend_from_slice(&ip.payload()[8..]);
+    }
+    // Put back together, the datagram's UDP checksum is right for its new destination.
+    assert_eq!(
+        tcp_udp_checksum_v6(CLIENT6, backend_addr, IpProtocol::UDP, &reassembled),
+        u16::from_be_bytes([reassembled[6], reassembled[7]])
+    );
+    // A later fragment alone has nowhere known to go.
+    let (mut st, _) = worker();
+    let mut orphan = udp6_fragments(CLIENT6, 5354, FRONTEND6, 53).remove(1);
+    assert_eq!(
+        process(&mut orphan, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Fragment)
+    );
+}
