@@ -1,14 +1,22 @@
-//! Criterion benches of the per-packet pieces (DESIGN §9): flow hash, Maglev build and lookup,
-//! flow-table hit and miss. `cargo bench --bench hot_path`.
+//! Criterion benches of the per-packet pieces (DESIGN §9): flow hash, Maglev build (10, 100,
+//! 1000 backends) and lookup, flow-table hit and miss at 64k and 1M flows in random order,
+//! parse (slow and fast path), and a whole 32-packet burst through the worker's pipeline
+//! without DPDK. `cargo bench --bench hot_path`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use haports::config::Config;
+use haports::dataplane::{process_burst, Action, Gleaned, WorkerState};
+use haports::dpdk::{prefetch, BURST};
 use haports::lb::flow::FlowKey;
-use haports::lb::flow_table::FlowTable;
+use haports::lb::flow_table::{FlowTable, V4Key};
+use haports::lb::forwarding::{Forwarding, Observations};
 use haports::lb::hash::symmetric_hash;
 use haports::lb::maglev::{instance_id, MaglevBackend, MaglevTable, TableSize};
+use haports::lb::verdict::DropReason;
+use haports::wire::MacAddr;
 
 const SEED: u64 = 0x5eed;
 const FLOW_TABLE_CAPACITY: usize = 1 << 20;
@@ -60,11 +68,17 @@ fn hash(c: &mut Criterion) {
 }
 
 fn maglev(c: &mut Criterion) {
-    let backends = pool(10);
-    c.bench_function("maglev/build/65537x10", |b| {
-        b.iter(|| MaglevTable::build(black_box(&backends), TableSize::DEFAULT))
-    });
+    let mut group = c.benchmark_group("maglev/build");
+    group.sample_size(10);
+    for n in [10, 100, 1000] {
+        let backends = pool(n);
+        group.bench_function(BenchmarkId::new("65537", n), |b| {
+            b.iter(|| MaglevTable::build(black_box(&backends), TableSize::DEFAULT))
+        });
+    }
+    group.finish();
 
+    let backends = pool(10);
     let table = MaglevTable::build(&backends, TableSize::DEFAULT);
     let hashes: Vec<u64> = flows(4096).into_iter().map(|(_, h)| h).collect();
     let mut group = c.benchmark_group("maglev/lookup");
@@ -79,49 +93,84 @@ fn maglev(c: &mut Criterion) {
     group.finish();
 }
 
+/// `count` distinct IPv4 flows as table keys with their hashes, in a random order (a real
+/// link does not replay the table in insertion order).
+fn v4_flows(count: u32) -> Vec<(V4Key, u64)> {
+    let mut keys: Vec<(V4Key, u64)> = flows(count)
+        .into_iter()
+        .map(|(k, h)| {
+            let (IpAddr::V4(s), IpAddr::V4(d)) = (k.src, k.dst) else {
+                unreachable!("IPv4 flows")
+            };
+            (V4Key::new(k.proto, s.into(), k.src_port, d.into(), k.dst_port), h)
+        })
+        .collect();
+    // A fixed shuffle (xorshift), the same every run.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..keys.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        keys.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    keys
+}
+
 fn flow_table(c: &mut Criterion) {
     let mut group = c.benchmark_group("flow_table");
-    group.throughput(Throughput::Elements(1));
-
-    // Hits in a table three-quarters full, keys visited in an order the prefetcher cannot
-    // guess (stride coprime with the count).
-    let live = (FLOW_TABLE_CAPACITY / 4 * 3) as u32;
-    let keys = flows(live);
-    let mut table = FlowTable::with_capacity(FLOW_TABLE_CAPACITY);
-    for (i, (key, hash)) in keys.iter().enumerate() {
-        assert!(table.insert(*key, *hash, i as u32, 0, IDLE_TIMEOUT_MS));
-    }
-    group.bench_function(BenchmarkId::new("hit", FLOW_TABLE_CAPACITY), |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            i = (i + 7919) % keys.len();
-            let (key, hash) = &keys[i];
-            table.lookup(black_box(key), *hash, 1)
-        })
-    });
-
-    // A new flow: lookup misses, insert remembers it; the oldest flow is removed so the table
-    // stays three-quarters full however many iterations criterion runs.
-    let ring = flows(live + live / 2);
-    let mut table = FlowTable::with_capacity(FLOW_TABLE_CAPACITY);
-    for (i, (key, hash)) in ring[..live as usize].iter().enumerate() {
-        table.insert(*key, *hash, i as u32, 0, IDLE_TIMEOUT_MS);
-    }
-    group.bench_function(
-        BenchmarkId::new("miss_insert_evict", FLOW_TABLE_CAPACITY),
-        |b| {
+    for live in [65_536u32, 1 << 20] {
+        // The default capacity a user gets; `live` flows held, looked up in random order
+        // a burst at a time: hash known, both buckets prefetched, then the lookups.
+        let keys = v4_flows(live);
+        let mut table = FlowTable::with_capacity(FLOW_TABLE_CAPACITY);
+        let held = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, hash))| table.insert(*key, *hash, *i as u32, 0, IDLE_TIMEOUT_MS).is_some())
+            .count();
+        eprintln!("flow_table: {held} of {live} flows held at capacity {FLOW_TABLE_CAPACITY}");
+        group.throughput(Throughput::Elements(BURST as u64));
+        group.bench_function(BenchmarkId::new("hit_burst", live), |b| {
+            let mut at = 0usize;
+            b.iter(|| {
+                let burst = &keys[at..at + BURST];
+                at = (at + BURST) % (keys.len() - BURST);
+                for (_, hash) in burst {
+                    let (x, y) = table.buckets_of(*hash);
+                    prefetch(x);
+                    prefetch(y);
+                }
+                let mut found = 0u32;
+                for (key, hash) in burst {
+                    if let Some(s) = table.find(black_box(key), *hash, 1) {
+                        found = found.wrapping_add(table.value(s));
+                        table.refresh(s, table.value(s), 1, IDLE_TIMEOUT_MS);
+                    }
+                }
+                found
+            })
+        });
+        // New flows: a miss, then remembered; the oldest is forgotten so the table holds
+        // `live` flows however many iterations criterion runs.
+        let ring = v4_flows(live + live / 2);
+        let mut table = FlowTable::with_capacity(FLOW_TABLE_CAPACITY);
+        for (i, (key, hash)) in ring[..live as usize].iter().enumerate() {
+            table.insert(*key, *hash, i as u32, 0, IDLE_TIMEOUT_MS);
+        }
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("miss_insert", live), |b| {
             let mut next = live as usize;
             b.iter(|| {
-                let (key, hash) = &ring[next];
-                let miss = table.lookup(black_box(key), *hash, 1);
-                table.insert(*key, *hash, next as u32, 1, IDLE_TIMEOUT_MS);
                 let (old_key, old_hash) = &ring[(next + ring.len() - live as usize) % ring.len()];
                 table.remove(old_key, *old_hash);
+                let (key, hash) = &ring[next];
+                let miss = table.find(black_box(key), *hash, 1);
+                table.insert(*key, *hash, next as u32, 1, IDLE_TIMEOUT_MS);
                 next = (next + 1) % ring.len();
                 miss
             })
-        },
-    );
+        });
+    }
     group.finish();
 }
 
@@ -153,8 +202,103 @@ fn parse(c: &mut Criterion) {
     g.bench_function("parse_headers/ipv4_tcp", |b| {
         b.iter(|| haports::wire::parse_headers(black_box(&frame)))
     });
+    g.bench_function("fast/ipv4_tcp", |b| {
+        b.iter(|| haports::wire::parse_ipv4_fast(black_box(&frame)))
+    });
     g.finish();
 }
 
-criterion_group!(benches, hash, maglev, flow_table, parse);
+/// A whole 32-packet burst of UDP to an HA-ports frontend (NAT) through the worker's pipeline,
+/// without DPDK: `flows` distinct flows already in the flow table, visited in random order.
+fn burst(c: &mut Criterion) {
+    let cfg = Config::from_toml(
+        r#"
+[dataplane]
+maglev_table_size = 65537
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/16"
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe"
+  address = "10.0.0.100"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [
+    { address = "10.0.0.11", mac = "02:00:00:00:00:11" },
+    { address = "10.0.0.12", mac = "02:00:00:00:00:12" },
+    { address = "10.0.0.13", mac = "02:00:00:00:00:13" },
+    { address = "10.0.0.14", mac = "02:00:00:00:00:14" },
+  ]
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+"#,
+        "bench",
+    )
+    .expect("bench config");
+    let obs = Observations {
+        interface_macs: vec![MacAddr([2, 0, 0, 0, 0, 1])],
+        ..Observations::default()
+    };
+    let fwd = Forwarding::build(&cfg, &obs, 1, None);
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(BURST as u64));
+    for count in [1000u32, 65_536, 1 << 20] {
+        let frames: Vec<Vec<u8>> = v4_flows(count)
+            .iter()
+            .map(|(k, _)| udp_frame((k.addrs >> 32) as u32, (k.ports >> 16) as u16))
+            .collect();
+        let mut st = WorkerState::new(FLOW_TABLE_CAPACITY, Gleaned::new_reports());
+        let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+        for chunk in frames.chunks(BURST) {
+            let mut burst: Vec<Vec<u8>> = chunk.to_vec();
+            process_burst(&mut burst, 0, &mut st, &fwd, 0, &mut actions);
+        }
+        let mut burst: Vec<Vec<u8>> = frames[..BURST].to_vec();
+        group.bench_function(BenchmarkId::new("nat_udp_burst", count), |b| {
+            let mut at = 0usize;
+            b.iter(|| {
+                for (dst, src) in burst.iter_mut().zip(&frames[at..at + BURST]) {
+                    dst.copy_from_slice(src);
+                }
+                at = (at + BURST) % (frames.len() - BURST);
+                process_burst(&mut burst, 0, &mut st, &fwd, 1, &mut actions);
+                actions[0]
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A 60-byte UDP datagram from client `src`:`sport` to the frontend 10.0.0.100, to its MAC.
+fn udp_frame(src: u32, sport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[0x02, 0x48, 10, 0, 0, 100]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xc1]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.to_be_bytes());
+    ip[16..20].copy_from_slice(&[10, 0, 0, 100]);
+    let sum = haports::wire::checksum::internet_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&26u16.to_be_bytes());
+    f
+}
+
+criterion_group!(benches, hash, maglev, flow_table, parse, burst);
 criterion_main!(benches);

@@ -258,7 +258,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             rx: ports.iter().map(|p| p.rx_queue(w as u16)).collect(),
             tx: ports.iter().map(|p| p.tx_queue(w as u16)).collect(),
             twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
-            state: WorkerState::new(cfg.dataplane.flow_table_capacity as usize, gleans.clone()),
+            state: WorkerState::on_socket(
+                cfg.dataplane.flow_table_capacity as usize,
+                gleans.clone(),
+                eal.socket_of(*lcore),
+                w,
+            ),
             forwarding: forwarding.clone(),
             counters: counters[w].clone(),
             stop: stop.clone(),

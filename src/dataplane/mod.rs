@@ -1,14 +1,32 @@
 //! The worker lcores: rx burst → parse → decide → rewrite → tx burst.
 //!
-//! `process` decides one packet over plain bytes (testable without DPDK); `worker` runs the
-//! poll loop over DPDK queues; `counters` are the per-worker statistics. Nothing here
-//! allocates, locks, logs or makes a syscall per packet.
+//! `pipeline` takes a burst through its stages (fast path for plain IPv4 TCP/UDP to a
+//! frontend, everything else through `slow`); `slow` decides one packet of any kind;
+//! `responders`, `icmp_error`, `fragments` and `nat` are its concerns; `neighbours` owns what a
+//! worker learns of MACs; `state` is what a worker owns; `worker` runs the poll loop over DPDK
+//! queues; `counters` are the per-worker statistics. All but `worker` work on plain bytes and
+//! are tested without DPDK. Nothing here allocates, locks, logs or makes a syscall per packet.
 #![forbid(unsafe_code)]
 
 pub mod counters;
-pub mod process;
+mod fragments;
+mod icmp_error;
+mod nat;
+pub mod neighbours;
+pub mod pipeline;
+mod responders;
+pub mod slow;
+pub mod state;
 pub mod worker;
 
 pub use counters::WorkerCounters;
-pub use process::{Action, FlowEntry, Gleaned, WorkerState};
-pub use worker::{Glean, Worker};
+pub use fragments::Fragment;
+pub use neighbours::{Glean, Gleaned};
+pub use pipeline::{process_burst, PacketBuffer};
+pub use slow::process;
+pub use state::{Action, WorkerState};
+pub use worker::Worker;
+
+#[cfg(test)]
+#[path = "process_tests/mod.rs"]
+mod tests;

@@ -1,6 +1,6 @@
-//! One worker lcore's poll loop over its RX/TX queues.
+//! One worker lcore's poll loop over its RX/TX queues: a burst in, through the
+//! [`pipeline`](super::pipeline), out to TX buffers, the kernel twins or freed in bulk.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -8,16 +8,14 @@ use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 
 use super::counters::WorkerCounters;
-use super::process::{process, Action, WorkerState};
-use crate::dpdk::{rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue};
+use super::neighbours::{Glean, Gleaned};
+use super::pipeline::process_burst;
+use super::state::{Action, WorkerState};
+use crate::dpdk::{free_bulk, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::Forwarding;
 use crate::lb::verdict::DropReason;
-use crate::wire::MacAddr;
 
-/// A neighbour learnt from traffic, reported to the control thread.
-pub type Glean = (IpAddr, MacAddr);
-
-/// Flow-table slots aged per loop iteration.
+/// Flow-table buckets (and side-table slots) aged per loop iteration.
 const EXPIRE_PER_LOOP: usize = 32;
 
 /// Everything one worker owns. Built by the control thread, moved to the worker's lcore.
@@ -49,12 +47,14 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub fn new_gleans() -> Arc<ArrayQueue<Glean>> {
-        Arc::new(ArrayQueue::new(4096))
+        Gleaned::new_reports()
     }
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit code).
     pub fn run(mut self) -> i32 {
         let mut burst = MbufBurst::default();
+        let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+        let mut drops: [Option<Mbuf>; BURST] = std::array::from_fn(|_| None);
         let mut tx_bufs: Vec<TxBuffer> = self.tx.iter().map(|_| TxBuffer::default()).collect();
         let mut twin_bufs: Vec<TxBuffer> =
             self.twin_tx.iter().map(|_| TxBuffer::default()).collect();
@@ -74,17 +74,11 @@ impl Worker {
                 }
                 counters.rx_packets[ifc].add(n as u64);
                 let slots = burst.slots_mut();
-                for i in 0..n {
-                    if let Some(next) = slots.get(i + 1).and_then(Option::as_ref) {
-                        next.prefetch();
-                    }
-                    let Some(mut m) = slots[i].take() else {
+                process_burst(slots, ifc as u32, &mut self.state, fwd, now_ms, &mut actions);
+                let mut dropped = 0;
+                for (slot, action) in slots.iter_mut().zip(actions) {
+                    let Some(m) = slot.take() else {
                         continue;
-                    };
-                    let action = if m.is_chained() {
-                        Action::Drop(DropReason::Unsupported)
-                    } else {
-                        process(m.data_mut(), ifc as u32, &mut self.state, fwd, now_ms)
                     };
                     match action {
                         Action::Transmit { interface, backend } => {
@@ -108,10 +102,12 @@ impl Worker {
                         }
                         Action::Drop(reason) => {
                             counters.drop_packet(reason);
-                            drop(m);
+                            drops[dropped] = Some(m);
+                            dropped += 1;
                         }
                     }
                 }
+                free_bulk(&mut drops[..dropped]);
                 burst.clear();
             }
             for (i, handoff) in self.kernel_out.iter().enumerate() {

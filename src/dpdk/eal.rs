@@ -92,6 +92,13 @@ impl Eal {
     }
 
     /// TSC ticks per second.
+    /// The NUMA socket of `lcore` (0 on a single-socket machine).
+    pub fn socket_of(&self, lcore: LcoreId) -> i32 {
+        // SAFETY: reads EAL's lcore config after init.
+        let socket = unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore.0) };
+        i32::try_from(socket).unwrap_or(0)
+    }
+
     pub fn tsc_hz(&self) -> u64 {
         // SAFETY: no preconditions after EAL init.
         unsafe { dpdk_sys::rte_get_tsc_hz() }

@@ -113,6 +113,25 @@ impl Drop for Mbuf {
     }
 }
 
+/// Frees every packet of `slots` in one call (`rte_pktmbuf_free_bulk`), leaving them empty.
+#[inline]
+pub fn free_bulk(slots: &mut [Option<Mbuf>]) {
+    let mut ptrs = [std::ptr::null_mut::<dpdk_sys::rte_mbuf>(); 2 * BURST];
+    let mut n = 0;
+    for chunk in slots.chunks_mut(ptrs.len()) {
+        for slot in chunk {
+            if let Some(m) = slot.take() {
+                ptrs[n] = m.0.as_ptr();
+                std::mem::forget(m);
+                n += 1;
+            }
+        }
+        // SAFETY: each pointer is an owned mbuf whose `Mbuf` was forgotten: freed once, here.
+        unsafe { dpdk_sys::rte_pktmbuf_free_bulk(ptrs.as_mut_ptr(), n as u32) };
+        n = 0;
+    }
+}
+
 /// A burst of received packets, filled by `RxQueue::burst`. Fixed size: no allocation.
 #[derive(Debug)]
 pub struct MbufBurst {

@@ -7,11 +7,13 @@
 mod eal;
 mod error;
 mod mbuf;
+mod memory;
 mod mempool;
 mod port;
 
 pub use eal::{rdtsc, Eal, LcoreId};
 pub use error::DpdkError;
-pub use mbuf::{Mbuf, MbufBurst, TxBuffer, BURST};
+pub use mbuf::{free_bulk, Mbuf, MbufBurst, TxBuffer, BURST};
+pub use memory::{prefetch, SocketMemory};
 pub use mempool::Mempool;
 pub use port::{mac_of, max_queues, Port, PortConfig, PortStats, RxQueue, TxQueue};

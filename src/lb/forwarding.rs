@@ -2,8 +2,8 @@
 //! thread from the config, backend health and resolved neighbours, and published whole.
 //!
 //! It is immutable once built. Workers read it through the RCU pointer once per burst; the
-//! lookups here take no lock and allocate nothing. `haports lookup` calls the same
-//! [`Forwarding::decide`] the data plane uses for a new flow.
+//! lookups here take no lock and allocate nothing. The decision itself is
+//! [`decide`](super::decision::decide), which the data plane and `haports lookup` share.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use hashbrown::{HashMap, HashSet};
 use ipnet::IpNet;
 
 use super::flow::FlowKey;
-use super::hash::{hash_bytes, symmetric_hash};
+use super::hash::hash_bytes;
 use super::maglev::{MaglevBackend, MaglevTable, TableSize};
 use super::verdict::DropReason;
 use crate::config::{Config, RuleProtocol};
@@ -112,6 +112,10 @@ pub struct BackendState {
     pub route: Option<Route>,
     /// The MAC to send to (configured, or the next hop's resolved one).
     pub mac: Option<MacAddr>,
+    /// Its replies under NAT cannot be mapped back to a frontend by the rules alone (an
+    /// HA-ports rule and a port rule, or two frontends, share its address): each NAT flow to
+    /// it records its reply direction.
+    pub reverse_ambiguous: bool,
 }
 
 /// An address the appliance answers for.
@@ -162,6 +166,8 @@ pub struct Forwarding {
     pub pools: Vec<PoolState>,
     pub backends: Vec<BackendState>,
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
+    /// IPv4 frontends by address as a word, for the fast path.
+    frontend_v4: HashMap<u32, FrontendId>,
     /// Own and frontend addresses in one map: one lookup per packet says which it is.
     addressees: HashMap<IpAddr, Addressee>,
     /// Each frontend's own MAC address (answered in ARP), naming the frontend a transit
@@ -247,6 +253,7 @@ impl Forwarding {
             pools: Vec::new(),
             backends: Vec::new(),
             frontend_by_addr: HashMap::new(),
+            frontend_v4: HashMap::new(),
             addressees: HashMap::new(),
             frontend_by_mac: HashMap::new(),
             own_addresses,
@@ -339,6 +346,7 @@ impl Forwarding {
                         retired: false,
                         route,
                         mac,
+                        reverse_ambiguous: false,
                     });
                     members.push(id);
                 }
@@ -414,6 +422,9 @@ impl Forwarding {
             fwd.pools[i].active = active;
         }
 
+        // Each backend address's reverse mapping; more than one makes its replies ambiguous.
+        let mut reverse_of: HashMap<IpAddr, ReverseNat> = HashMap::new();
+        let mut ambiguous: HashSet<IpAddr> = HashSet::new();
         for lb in &cfg.load_balancer {
             for fe in &lb.frontend {
                 let fe_id = fwd.frontends.len() as FrontendId;
@@ -445,14 +456,16 @@ impl Forwarding {
                             (Some(PROTO_UDP), rule.backend_port, Some(rule.frontend_port))
                         }
                     };
+                    let restore = ReverseNat {
+                        frontend: fe.address,
+                        frontend_port: fe_port,
+                    };
                     for &b in &fwd.pools[rule.pool as usize].members {
                         let addr = fwd.backends[b as usize].address;
-                        fwd.reverse_nat
-                            .entry((addr, proto, port))
-                            .or_insert(ReverseNat {
-                                frontend: fe.address,
-                                frontend_port: fe_port,
-                            });
+                        fwd.reverse_nat.entry((addr, proto, port)).or_insert(restore);
+                        if *reverse_of.entry(addr).or_insert(restore) != restore {
+                            ambiguous.insert(addr);
+                        }
                     }
                 }
                 fwd.frontend_by_addr.insert(fe.address, fe_id);
@@ -465,6 +478,17 @@ impl Forwarding {
                 });
             }
         }
+        for b in &mut fwd.backends {
+            b.reverse_ambiguous = ambiguous.contains(&b.address);
+        }
+        fwd.frontend_v4 = fwd
+            .frontend_by_addr
+            .iter()
+            .filter_map(|(a, &f)| match a {
+                IpAddr::V4(v4) => Some((u32::from(*v4), f)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
         fwd.addressees = fwd
             .own_addresses
             .iter()
@@ -565,50 +589,15 @@ impl Forwarding {
             .is_some_and(|p| !p.active.is_empty())
     }
 
-    /// The stateless decision for the first packet of a flow to a frontend.
-    pub fn decide(&self, key: &FlowKey, hash: u64) -> Result<Decision, DropReason> {
-        let frontend = self.frontend(key.dst).ok_or(DropReason::NoFrontend)?;
-        self.decide_at(frontend, key, hash)
-    }
-
-    /// The decision for a flow balanced by `frontend`'s rules.
-    pub fn decide_at(
-        &self,
-        frontend: FrontendId,
-        key: &FlowKey,
-        hash: u64,
-    ) -> Result<Decision, DropReason> {
-        let (rule_idx, rule) = self
-            .rule(frontend, key.proto, key.dst_port)
-            .ok_or(DropReason::NoRule)?;
-        let backend = self
-            .pick(rule.pool, hash)
-            .ok_or(DropReason::NoHealthyBackend)?;
-        Ok(Decision {
-            frontend,
-            rule: rule_idx,
-            backend,
-        })
-    }
-
-    /// The whole offline decision `haports lookup` prints: a flow to a frontend is balanced
-    /// by its rules; any other flow only `via` a frontend used as next hop, by its HA-ports
-    /// rule (transit).
+    /// The whole offline decision `haports lookup` prints; see [`decision::lookup`].
     pub fn lookup(&self, key: &FlowKey, via: Option<FrontendId>) -> Result<Decision, DropReason> {
-        let hash = symmetric_hash(key, self.hash_seed);
-        if let Some(fe) = self.frontend(key.dst) {
-            return self.decide_at(fe, key, hash);
-        }
-        let fe = via.ok_or(DropReason::NoFrontend)?;
-        let (rule_idx, rule) = self.ha_rule(fe).ok_or(DropReason::NoRule)?;
-        let backend = self
-            .pick(rule.pool, hash)
-            .ok_or(DropReason::NoHealthyBackend)?;
-        Ok(Decision {
-            frontend: fe,
-            rule: rule_idx,
-            backend,
-        })
+        super::decision::lookup(self, key, via)
+    }
+
+    /// The IPv4 frontend at `addr` (an address as a word), for the fast path.
+    #[inline]
+    pub fn frontend_v4(&self, addr: u32) -> Option<FrontendId> {
+        self.frontend_v4.get(&addr).copied()
     }
 
     /// A frontend by name (`name` or `lb/name`) or by address.

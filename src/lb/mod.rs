@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod flow;
+pub mod decision;
 pub mod flow_table;
 pub mod forwarding;
 pub mod hash;
 pub mod maglev;
+pub mod side_table;
 pub mod verdict;

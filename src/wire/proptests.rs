@@ -229,6 +229,35 @@ proptest! {
         exercise_every_view(&frame[..cut]);
     }
 
+    /// Whatever the fast path accepts, the slow path parses to the same summary; and it
+    /// accepts every plain IPv4 TCP or UDP frame, mutated or cut, that it should.
+    #[test]
+    fn fast_parse_agrees_with_parse_headers(
+        kind in 0u8..8,
+        payload in proptest::collection::vec(any::<u8>(), 0..40),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        cut in any::<usize>(),
+        pad in 0usize..8,
+    ) {
+        let mut frame = valid_frame(kind, &payload);
+        frame.extend(std::iter::repeat(0).take(pad));
+        let untouched = parse_ipv4_fast(&frame);
+        if frame[12..14] == [0x08, 0x00] && matches!(frame[23], IpProtocol::TCP | IpProtocol::UDP)
+            && frame[14] == 0x45 && frame[20] & 0x3f == 0 && frame[21] == 0 {
+            prop_assert!(untouched.is_some(), "a plain frame took the slow path");
+        }
+        for (at, value) in edits {
+            let at = at % frame.len();
+            frame[at] = value;
+        }
+        let cut = cut % (frame.len() + 1);
+        for bytes in [&frame[..], &frame[..cut]] {
+            if let Some(fast) = parse_ipv4_fast(bytes) {
+                prop_assert_eq!(Ok(fast), parse_headers(bytes));
+            }
+        }
+    }
+
     #[test]
     fn parse_reads_back_what_was_built(
         src in any::<u32>(), dst in any::<u32>(), sport in any::<u16>(), dport in any::<u16>(),

@@ -1,0 +1,100 @@
+//! IP fragments: every fragment of a datagram reaches the same backend as its first
+//! (DESIGN §6). The first fragment (it has the ports) is decided like any packet and its
+//! decision kept per datagram; the later ones follow it, rewritten the same way at the IP
+//! layer, or are dropped as `fragment` when their first was not seen.
+
+use std::net::IpAddr;
+
+use super::nat::{reply_to_client, set_address, set_macs, Side};
+use super::slow::Ctx;
+use super::state::Action;
+use crate::lb::flow::FlowKey;
+use crate::lb::forwarding::{BackendId, ReverseNat};
+use crate::lb::hash::symmetric_hash;
+use crate::lb::verdict::DropReason;
+use crate::wire::{Headers, Ipv4Packet};
+
+/// Datagrams in flight in fragments one worker follows at once.
+pub(super) const FRAGMENT_CAPACITY: usize = 16_384;
+/// How long the later fragments of a datagram are expected after its first.
+const FRAGMENT_TIMEOUT_MS: u64 = 5_000;
+
+/// What a datagram's first fragment got, for its later fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fragment {
+    /// To a backend (destination rewritten to it when `nat`).
+    Forward { backend: BackendId, nat: bool },
+    /// A NATed reply: source rewritten to the frontend.
+    Reply(ReverseNat),
+}
+
+/// A datagram's identity: addresses, protocol and identification (in the port slot; this key
+/// lives in its own table, never among flows).
+pub(super) fn fragment_key(h: &Headers, ident: u32) -> FlowKey {
+    FlowKey {
+        proto: h.proto,
+        src: h.src,
+        dst: h.dst,
+        src_port: ident as u16,
+        dst_port: (ident >> 16) as u16,
+    }
+}
+
+/// (identification, offset in bytes) of a fragment, IPv4 or IPv6 (its fragment header).
+pub(super) fn fragment_id(frame: &[u8], h: &Headers) -> Result<(u32, usize), DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    match h.dst {
+        IpAddr::V4(_) => {
+            let ip = Ipv4Packet::new_checked(&frame[l3..])?;
+            Ok((u32::from(ip.ident()), ip.frag_offset()))
+        }
+        IpAddr::V6(_) => {
+            // parse_headers checked the fragment header is there.
+            let f = frame.get(l3 + 40..l3 + 48).ok_or(DropReason::Truncated)?;
+            let offset = usize::from(u16::from_be_bytes([f[2], f[3]]) & 0xfff8);
+            Ok((u32::from_be_bytes([f[4], f[5], f[6], f[7]]), offset))
+        }
+    }
+}
+
+/// Keeps what a first fragment got for the rest of its datagram.
+pub(super) fn remember_fragment(cx: &mut Ctx, key: FlowKey, what: Fragment) {
+    let hash = symmetric_hash(&key, cx.fwd.hash_seed);
+    // Full: the later fragments are dropped, as without this table; never an error here.
+    let _ = cx
+        .st
+        .fragments
+        .insert(key, hash, what, cx.now_ms, FRAGMENT_TIMEOUT_MS);
+}
+
+/// A fragment after the first: it goes where its first fragment went, rewritten the same
+/// way at the IP layer (it carries no transport header).
+pub(super) fn later_fragment(
+    frame: &mut [u8],
+    h: &Headers,
+    key: &FlowKey,
+    cx: &mut Ctx,
+) -> Result<Action, DropReason> {
+    let hash = symmetric_hash(key, cx.fwd.hash_seed);
+    match cx.st.fragments.lookup(key, hash, cx.now_ms) {
+        None => Err(DropReason::Fragment),
+        Some(Fragment::Reply(rn)) => reply_to_client(frame, h, rn, None, cx),
+        Some(Fragment::Forward { backend, nat }) => {
+            let be = cx
+                .fwd
+                .backends
+                .get(backend as usize)
+                .ok_or(DropReason::Fragment)?;
+            let route = be.route.ok_or(DropReason::NoNeighbour)?;
+            let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+            if nat {
+                set_address(frame, h, Side::Dst, be.address)?;
+            }
+            set_macs(frame, mac, cx.fwd.interfaces[route.interface as usize].mac)?;
+            Ok(Action::Transmit {
+                interface: route.interface,
+                backend: Some(backend),
+            })
+        }
+    }
+}

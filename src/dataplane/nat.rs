@@ -1,0 +1,150 @@
+//! Rewrites towards a backend or back to a client: destination NAT (address and, for a
+//! port-translating rule, port), the reverse rewrite of a backend's reply, and the MAC header.
+//! Every checksum is kept right incrementally.
+
+use std::net::IpAddr;
+
+use super::fragments::fragment_id;
+use super::slow::Ctx;
+use super::state::Action;
+use crate::lb::decision::Decided;
+use crate::lb::forwarding::{Forwarding, ReverseNat};
+use crate::lb::verdict::DropReason;
+use crate::wire::{
+    checksum, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src,
+    EthernetFrame, Headers, IpProtocol, Ipv6Packet, MacAddr, TcpPacket, UdpPacket,
+};
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Side {
+    Src,
+    Dst,
+}
+
+/// Sends a decided packet to its backend: destination NAT when the decision says so (the
+/// backend's address, and port for a port-translating rule), then the backend's MAC.
+#[inline]
+pub(super) fn deliver(
+    frame: &mut [u8],
+    h: &Headers,
+    d: &Decided,
+    fwd: &Forwarding,
+) -> Result<Action, DropReason> {
+    let be = fwd
+        .backends
+        .get(d.backend as usize)
+        .ok_or(DropReason::NoHealthyBackend)?;
+    let route = be.route.ok_or(DropReason::NoNeighbour)?;
+    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+    if d.nat {
+        let rule = fwd.rule_state(&d.decision());
+        set_address(frame, h, Side::Dst, be.address)?;
+        if !rule.is_ha_ports() && rule.backend_port != 0 {
+            set_port(frame, h, Side::Dst, rule.backend_port)?;
+        }
+    }
+    set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
+    Ok(Action::Transmit {
+        interface: route.interface,
+        backend: Some(d.backend),
+    })
+}
+
+/// A backend's reply under NAT: the frontend's address (and `port`) restored, out towards
+/// the client.
+pub(super) fn reply_to_client(
+    frame: &mut [u8],
+    h: &Headers,
+    rn: ReverseNat,
+    port: Option<u16>,
+    cx: &Ctx,
+) -> Result<Action, DropReason> {
+    set_address(frame, h, Side::Src, rn.frontend)?;
+    if let Some(p) = port {
+        set_port(frame, h, Side::Src, p)?;
+    }
+    let route = cx.fwd.route(h.dst).ok_or(DropReason::NoNeighbour)?;
+    let mac = cx
+        .st
+        .gleaned
+        .lookup(cx.fwd, route.next_hop)
+        .ok_or(DropReason::NoNeighbour)?;
+    let src = cx.fwd.interfaces[route.interface as usize].mac;
+    set_macs(frame, mac, src)?;
+    Ok(Action::Transmit {
+        interface: route.interface,
+        backend: None,
+    })
+}
+
+/// NAT's address rewrite with every checksum kept right: IPv4 (header and transport),
+/// IPv6 (transport), and IPv6 fragments, whose transport checksum only the first carries.
+pub(super) fn set_address(
+    frame: &mut [u8],
+    h: &Headers,
+    side: Side,
+    addr: IpAddr,
+) -> Result<(), DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    match (addr, side) {
+        (IpAddr::V4(a), Side::Dst) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
+        (IpAddr::V4(a), Side::Src) => rewrite_ipv4_src(&mut frame[l3..], a)?,
+        (IpAddr::V6(a), _) if h.fragment => {
+            let (_, offset) = fragment_id(frame, h)?;
+            let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+            let old = match side {
+                Side::Src => ip.src(),
+                Side::Dst => ip.dst(),
+            };
+            match side {
+                Side::Src => ip.set_src(a),
+                Side::Dst => ip.set_dst(a),
+            }
+            // The first fragment holds the transport header, whose checksum covers the
+            // pseudo-header's addresses (parse_headers checked it is all there).
+            let at = match h.proto {
+                IpProtocol::TCP => Some(16),
+                IpProtocol::UDP => Some(6),
+                _ => None,
+            };
+            if let (0, Some(at)) = (offset, at) {
+                let at = usize::from(h.l4_offset) + at;
+                let field = frame.get_mut(at..at + 2).ok_or(DropReason::Truncated)?;
+                let csum =
+                    checksum::update_ipv6_addr(u16::from_be_bytes([field[0], field[1]]), old, a);
+                field.copy_from_slice(&csum.to_be_bytes());
+            }
+        }
+        (IpAddr::V6(a), Side::Dst) => rewrite_ipv6_dst(&mut frame[l3..], a)?,
+        (IpAddr::V6(a), Side::Src) => rewrite_ipv6_src(&mut frame[l3..], a)?,
+    }
+    Ok(())
+}
+
+/// Port translation: rewrites a TCP or UDP port, updating the checksum incrementally.
+pub(super) fn set_port(
+    frame: &mut [u8],
+    h: &Headers,
+    side: Side,
+    port: u16,
+) -> Result<(), DropReason> {
+    let l4 = frame
+        .get_mut(usize::from(h.l4_offset)..)
+        .ok_or(DropReason::Truncated)?;
+    match (h.proto, side) {
+        (IpProtocol::TCP, Side::Src) => TcpPacket::new_checked(l4)?.set_src_port(port),
+        (IpProtocol::TCP, Side::Dst) => TcpPacket::new_checked(l4)?.set_dst_port(port),
+        (IpProtocol::UDP, Side::Src) => UdpPacket::new_checked(l4)?.set_src_port(port),
+        (IpProtocol::UDP, Side::Dst) => UdpPacket::new_checked(l4)?.set_dst_port(port),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[inline]
+pub(super) fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) -> Result<(), DropReason> {
+    let mut eth = EthernetFrame::new_checked(frame)?;
+    eth.set_dst(dst);
+    eth.set_src(src);
+    Ok(())
+}

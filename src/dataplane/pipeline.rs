@@ -1,0 +1,150 @@
+//! A burst through the worker, in stages (DESIGN §2; VPP's graph nodes and
+//! `rte_hash_lookup_bulk` work the same way):
+//!
+//! 1. parse and classify every packet on the fast path, for plain IPv4 TCP and UDP to a
+//!    frontend (fixed offsets, one length check, the frontend found by address in one probe),
+//!    compute its flow hash once and prefetch the flow's two flow-table buckets, so that the
+//!    memory latency of the whole burst overlaps;
+//! 2. decide and rewrite each packet in order: fast ones with the prefetched state, through
+//!    the same decision and rewrite as the slow path; everything else (ARP/ND, pings, ICMP
+//!    errors, fragments, the appliance's own addresses, NAT replies, transit, IPv6, drops)
+//!    through [`process`], which keeps every behaviour of the slow path.
+//!
+//! Packets are handled in arrival order in stage 2, so a flow's state changes in the order
+//! its packets came, whichever path they take.
+
+use super::slow::{packet_key, process, to_backend, Ctx};
+use super::state::{Action, WorkerState};
+use crate::dpdk::{prefetch, Mbuf, BURST};
+use crate::lb::decision::{Flow, Via};
+use crate::lb::forwarding::{Forwarding, FrontendId, InterfaceId};
+use crate::lb::verdict::DropReason;
+use crate::wire::{parse_ipv4_fast, Headers, MacAddr};
+
+/// A received packet's bytes, whatever holds them (an mbuf, or a buffer in tests).
+pub trait PacketBuffer {
+    fn bytes(&mut self) -> &mut [u8];
+    /// Spans several segments (dropped as unsupported).
+    fn is_chained(&self) -> bool {
+        false
+    }
+    /// Brings the packet's first cache line in.
+    fn prefetch(&self) {}
+}
+
+impl PacketBuffer for Option<Mbuf> {
+    #[inline]
+    fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            Some(m) => m.data_mut(),
+            None => &mut [],
+        }
+    }
+
+    #[inline]
+    fn is_chained(&self) -> bool {
+        self.as_ref().is_some_and(Mbuf::is_chained)
+    }
+
+    #[inline]
+    fn prefetch(&self) {
+        if let Some(m) = self {
+            m.prefetch();
+        }
+    }
+}
+
+impl PacketBuffer for Vec<u8> {
+    fn bytes(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
+/// What stage 1 found for a fast-path packet.
+#[derive(Debug, Clone, Copy)]
+struct Fast {
+    h: Headers,
+    src_mac: MacAddr,
+    frontend: FrontendId,
+    flow: Flow,
+}
+
+/// Decides and rewrites a burst of packets received on `ingress`; `actions[i]` says where
+/// packet `i` goes. At most [`BURST`] packets.
+pub fn process_burst<P: PacketBuffer>(
+    packets: &mut [P],
+    ingress: InterfaceId,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+    actions: &mut [Action],
+) {
+    let n = packets.len().min(BURST).min(actions.len());
+    for p in &packets[..n] {
+        p.prefetch();
+    }
+    // Stage 1: parse, classify, hash, prefetch.
+    let mut fast: [Option<Fast>; BURST] = [None; BURST];
+    let our_mac = fwd.interfaces.get(ingress as usize).map(|i| i.mac);
+    if let Some(our_mac) = our_mac {
+        for (p, slot) in packets[..n].iter_mut().zip(&mut fast) {
+            if p.is_chained() {
+                continue;
+            }
+            *slot = classify_fast(p.bytes(), our_mac, fwd);
+            if let Some(f) = slot {
+                let (a, b) = st.flows.v4.buckets_of(f.flow.hash);
+                prefetch(a);
+                prefetch(b);
+            }
+        }
+    }
+    // Stage 2: decide and rewrite, in arrival order.
+    let mut cx = Ctx { fwd, st, now_ms };
+    for i in 0..n {
+        let p = &mut packets[i];
+        actions[i] = match &fast[i] {
+            Some(f) => {
+                let frame = p.bytes();
+                to_backend(
+                    frame,
+                    &f.h,
+                    f.src_mac,
+                    f.frontend,
+                    Via::Frontend,
+                    &f.flow,
+                    None,
+                    &mut cx,
+                )
+                .unwrap_or_else(Action::Drop)
+            }
+            None if p.is_chained() => Action::Drop(DropReason::Unsupported),
+            None => process(p.bytes(), ingress, cx.st, fwd, now_ms),
+        };
+    }
+}
+
+/// The fast path's classification: a plain IPv4 TCP or UDP packet addressed (at layer 2 and
+/// layer 3) to a frontend, by a sender that is not this interface. Exactly the packets the
+/// slow path would send straight to the frontend's rules; `None` sends the rest there.
+#[inline]
+fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding) -> Option<Fast> {
+    let h = parse_ipv4_fast(frame)?;
+    let std::net::IpAddr::V4(dst) = h.dst else {
+        return None;
+    };
+    let frontend = fwd.frontend_v4(u32::from(dst))?;
+    let dst_mac = MacAddr(frame[0..6].try_into().ok()?);
+    let src_mac = MacAddr(frame[6..12].try_into().ok()?);
+    let to_us = dst_mac == our_mac || dst_mac == fwd.frontends[frontend as usize].mac;
+    if !to_us || dst_mac.is_multicast() || src_mac == our_mac {
+        return None;
+    }
+    let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+    Some(Fast {
+        h,
+        src_mac,
+        frontend,
+        flow,
+    })
+}

@@ -1,0 +1,151 @@
+//! What the appliance answers itself: ARP and IPv6 neighbour solicitations for its frontends
+//! (with each frontend's own MAC), and pings to them. Every answer is built in place in the
+//! received frame and leaves by the interface it came in on. Senders are learnt.
+
+use std::net::IpAddr;
+
+use super::slow::Ctx;
+use super::state::Action;
+use crate::lb::forwarding::InterfaceId;
+use crate::lb::verdict::DropReason;
+use crate::wire::{
+    ArpOperation, ArpPacket, EthernetFrame, Headers, IcmpPacket, IcmpType, Icmpv6Packet,
+    Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+};
+
+/// ARP: answer for frontends, hand the appliance's own addresses to the kernel, learn senders.
+pub(super) fn arp(
+    frame: &mut [u8],
+    l3: usize,
+    ingress: InterfaceId,
+    our_mac: MacAddr,
+    cx: &mut Ctx,
+) -> Result<Action, DropReason> {
+    let fwd = cx.fwd;
+    let body = frame.get_mut(l3..).ok_or(DropReason::Truncated)?;
+    let mut arp = ArpPacket::new_checked(body)?;
+    let (sender_ip, sender_mac, target) = (
+        IpAddr::V4(arp.sender_ip()),
+        arp.sender_mac(),
+        IpAddr::V4(arp.target_ip()),
+    );
+    let frontend = fwd.frontend(target);
+    let for_us = fwd.own_address(target).is_some();
+    if frontend.is_none() && !for_us {
+        return Err(DropReason::NotForUs);
+    }
+    cx.st.gleaned.learn(fwd, sender_ip, sender_mac);
+    if for_us {
+        return Ok(Action::ToKernel { interface: ingress });
+    }
+    if arp.operation() != ArpOperation::REQUEST {
+        return Err(DropReason::Unsupported);
+    }
+    // Answered with the frontend's own MAC: frames routed through it will say so.
+    let mac = frontend.map_or(our_mac, |fe| fwd.frontends[fe as usize].mac);
+    arp.make_reply_in_place(mac);
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    eth.set_dst(sender_mac);
+    eth.set_src(mac);
+    Ok(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    })
+}
+
+/// IPv6 neighbour discovery for a frontend (ARP's counterpart): a solicitation for a
+/// frontend address is answered with an advertisement of the frontend's own MAC, out of the
+/// interface it came in on; its sender is learnt. `None`: not a solicitation for a frontend
+/// (the appliance's own addresses are the kernel twin's to answer).
+pub(super) fn neighbour_solicitation(
+    frame: &mut [u8],
+    h: &Headers,
+    ingress: InterfaceId,
+    src_mac: MacAddr,
+    cx: &mut Ctx,
+) -> Result<Option<Action>, DropReason> {
+    let fwd = cx.fwd;
+    let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
+    let (target, sender_mac) = {
+        let Ok(icmp) = Icmpv6Packet::new_checked(&frame[l4..]) else {
+            return Ok(None);
+        };
+        if let Some((target, mac)) = icmp.na_target_mac() {
+            // An answer to our own solicitation (or news): learnt, then the kernel's too.
+            cx.st.gleaned.learn(fwd, IpAddr::V6(target), mac);
+            return Ok(None);
+        }
+        match icmp.ns_target() {
+            Some(t) => (t, icmp.ns_source_mac()),
+            None => return Ok(None),
+        }
+    };
+    let Some(fe) = fwd.frontend(IpAddr::V6(target)) else {
+        return Ok(None);
+    };
+    let (IpAddr::V6(asker), Some(asker_mac)) = (h.src, sender_mac) else {
+        // Duplicate-address detection (from ::) or no link-layer option: nothing to answer.
+        return Err(DropReason::Unsupported);
+    };
+    cx.st.gleaned.learn(fwd, h.src, asker_mac);
+    let mac = fwd.frontends[fe as usize].mac;
+    let end = l4 + 32;
+    Icmpv6Packet::new_checked(&mut frame[l4..end])?.make_neighbour_advert_in_place(mac)?;
+    let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+    ip.set_src(target);
+    ip.set_dst(asker);
+    ip.set_hop_limit(255);
+    Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(target, asker);
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    eth.set_dst(src_mac);
+    eth.set_src(mac);
+    Ok(Some(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    }))
+}
+
+/// Whether the packet is a ping (ICMP or ICMPv6 echo request).
+pub(super) fn is_echo_request(frame: &[u8], h: &Headers) -> bool {
+    let Some(msg) = frame.get(usize::from(h.l4_offset)..) else {
+        return false;
+    };
+    match h.proto {
+        IpProtocol::ICMP => IcmpPacket::new_checked(msg)
+            .is_ok_and(|m| m.msg_type() == IcmpType::ECHO_REQUEST && m.code() == 0),
+        IpProtocol::ICMPV6 => Icmpv6Packet::new_checked(msg)
+            .is_ok_and(|m| m.msg_type() == Icmpv6Type::ECHO_REQUEST && m.code() == 0),
+        _ => false,
+    }
+}
+
+/// Answers a ping to a frontend in place, out of the interface it came in on.
+pub(super) fn echo_reply(
+    frame: &mut [u8],
+    h: &Headers,
+    ingress: InterfaceId,
+) -> Result<Action, DropReason> {
+    let l3 = usize::from(h.l3_offset);
+    let l4 = usize::from(h.l4_offset);
+    if h.proto == IpProtocol::ICMP {
+        IcmpPacket::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
+        let mut ip = Ipv4Packet::new_checked(&mut frame[l3..])?;
+        ip.swap_src_dst();
+        ip.set_ttl(64);
+        ip.fill_checksum();
+    } else {
+        // Swapping the addresses leaves the ICMPv6 pseudo-header sum unchanged.
+        Icmpv6Packet::new_checked(&mut frame[l4..])?.make_echo_reply_in_place();
+        let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+        ip.swap_src_dst();
+        ip.set_hop_limit(64);
+    }
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    let (src, dst) = (eth.src(), eth.dst());
+    eth.set_dst(src);
+    eth.set_src(dst);
+    Ok(Action::Transmit {
+        interface: ingress,
+        backend: None,
+    })
+}

@@ -1,0 +1,182 @@
+//! The slow path: one packet's fate, decided and applied in place over its bytes, for every
+//! kind of frame (ARP and neighbour discovery, pings, the appliance's own addresses, ICMP
+//! errors, fragments, NAT replies, transit, VLAN tags, IP options, IPv6). The burst
+//! [`pipeline`](super::pipeline) sends here whatever its fast path does not take.
+//!
+//! It works on a plain byte slice so that it is tested without DPDK; it allocates nothing and
+//! never panics on any input.
+
+use std::net::IpAddr;
+
+use super::fragments::{fragment_id, fragment_key, later_fragment, remember_fragment, Fragment};
+use super::icmp_error::icmp_error;
+use super::nat::{deliver, reply_to_client};
+use super::responders::{arp, echo_reply, is_echo_request, neighbour_solicitation};
+use super::state::{Action, WorkerState};
+use crate::lb::decision::{decide, Flow, Memory, Via};
+use crate::lb::flow::FlowKey;
+use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
+use crate::lb::verdict::DropReason;
+use crate::wire::{parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, MacAddr};
+
+/// What every stage of one packet's handling needs besides the packet: the published state,
+/// the worker's own, and the burst's clock.
+#[derive(Debug)]
+pub(super) struct Ctx<'a> {
+    pub fwd: &'a Forwarding,
+    pub st: &'a mut WorkerState,
+    pub now_ms: u64,
+}
+
+/// Decides and rewrites one frame received on interface `ingress`.
+pub fn process(
+    frame: &mut [u8],
+    ingress: InterfaceId,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Action {
+    let mut cx = Ctx { fwd, st, now_ms };
+    match classify(frame, ingress, &mut cx) {
+        Ok(a) => a,
+        Err(reason) => Action::Drop(reason),
+    }
+}
+
+fn classify(frame: &mut [u8], ingress: InterfaceId, cx: &mut Ctx) -> Result<Action, DropReason> {
+    let fwd = cx.fwd;
+    let our_mac = fwd
+        .interfaces
+        .get(ingress as usize)
+        .ok_or(DropReason::Unsupported)?
+        .mac;
+    let (dst_mac, src_mac, ethertype, l3) = {
+        let eth = EthernetFrame::new_checked(&*frame)?;
+        (eth.dst(), eth.src(), eth.ethertype(), eth.header_len())
+    };
+    // Our own transmissions, looped back by some PMDs (AF_PACKET), and other hosts' traffic:
+    // ours are the interface's MAC and the frontends' (answered in ARP for them).
+    let for_us =
+        dst_mac == our_mac || dst_mac.is_multicast() || fwd.frontend_by_mac(dst_mac).is_some();
+    if src_mac == our_mac || !for_us {
+        return Err(DropReason::NotForUs);
+    }
+    match ethertype {
+        EtherType::ARP => arp(frame, l3, ingress, our_mac, cx),
+        EtherType::IPV4 | EtherType::IPV6 => ip(frame, ingress, src_mac, dst_mac, cx),
+        _ => Err(DropReason::Unsupported),
+    }
+}
+
+fn ip(
+    frame: &mut [u8],
+    ingress: InterfaceId,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    cx: &mut Ctx,
+) -> Result<Action, DropReason> {
+    let fwd = cx.fwd;
+    let h = parse_headers(frame)?;
+    if h.proto == IpProtocol::ICMPV6 {
+        if let Some(action) = neighbour_solicitation(frame, &h, ingress, src_mac, cx)? {
+            return Ok(action);
+        }
+    }
+    let addressee = fwd.addressee(h.dst);
+    if matches!(addressee, Some(Addressee::Own(_)))
+        || dst_mac.is_multicast()
+        || is_broadcast_or_multicast(h.dst)
+    {
+        return Ok(Action::ToKernel { interface: ingress });
+    }
+    // Fragments: the first (it has the ports) is decided like any packet and its decision
+    // kept; the later ones follow it.
+    let mut first_fragment = None;
+    if h.fragment {
+        let (ident, offset) = fragment_id(frame, &h)?;
+        let key = fragment_key(&h, ident);
+        if offset != 0 {
+            return later_fragment(frame, &h, &key, cx);
+        }
+        first_fragment = Some(key);
+    }
+    if h.proto == IpProtocol::ICMP || h.proto == IpProtocol::ICMPV6 {
+        if let Some(action) = icmp_error(frame, &h, dst_mac, cx)? {
+            return Ok(action);
+        }
+    }
+    if let Some(Addressee::Frontend(fe)) = addressee {
+        if is_echo_request(frame, &h) {
+            return echo_reply(frame, &h, ingress);
+        }
+        let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+        return to_backend(frame, &h, src_mac, fe, Via::Frontend, &flow, first_fragment, cx);
+    }
+    // A backend's reply under NAT: the frontend its flow recorded (where the rules alone are
+    // ambiguous), else the rules' own reverse mapping.
+    let known = cx.st.flows.reply(&packet_key(&h), fwd.hash_seed, cx.now_ms);
+    if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
+        if let Some(key) = first_fragment {
+            remember_fragment(cx, key, Fragment::Reply(rn));
+        }
+        return reply_to_client(frame, &h, rn, rn.frontend_port, cx);
+    }
+    // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
+    // frontend's MAC), balanced by its HA-ports rule.
+    if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
+        let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+        return to_backend(frame, &h, src_mac, fe, Via::Transit, &flow, first_fragment, cx);
+    }
+    Err(DropReason::NoFrontend)
+}
+
+/// The packet's own five-tuple (three-tuple without ports).
+pub(super) fn packet_key(h: &Headers) -> FlowKey {
+    FlowKey {
+        proto: h.proto,
+        src: h.src,
+        dst: h.dst,
+        src_port: h.src_port,
+        dst_port: h.dst_port,
+    }
+}
+
+/// Frontend and transit traffic: the decision, then DSR (MAC only) or destination NAT.
+/// Transit packets are never rewritten above layer 2 (TTL included). The fast path comes
+/// here too, so both paths treat a flow alike.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn to_backend(
+    frame: &mut [u8],
+    h: &Headers,
+    src_mac: MacAddr,
+    fe: FrontendId,
+    via: Via,
+    flow: &Flow,
+    first_fragment: Option<FlowKey>,
+    cx: &mut Ctx,
+) -> Result<Action, DropReason> {
+    let fwd = cx.fwd;
+    let d = decide(fwd, &mut cx.st.flows, fe, via, flow, cx.now_ms, Memory::Record)?;
+    if d.new {
+        // A client behind a router: its router's MAC serves the replies.
+        if let Some(route) = fwd.route(h.src) {
+            cx.st.gleaned.learn(fwd, route.next_hop, src_mac);
+        }
+    }
+    if let Some(key) = first_fragment {
+        let what = Fragment::Forward {
+            backend: d.backend,
+            nat: d.nat,
+        };
+        remember_fragment(cx, key, what);
+    }
+    deliver(frame, h, &d, fwd)
+}
+
+fn is_broadcast_or_multicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+        IpAddr::V6(a) => a.is_multicast(),
+    }
+}

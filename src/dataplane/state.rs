@@ -1,0 +1,80 @@
+//! What a worker owns and what it decides for a packet.
+
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+
+use super::fragments::{Fragment, FRAGMENT_CAPACITY};
+use super::neighbours::{Glean, Gleaned};
+use crate::dpdk::SocketMemory;
+use crate::lb::decision::Flows;
+use crate::lb::flow_table::{buckets_for, Bucket, FlowTable};
+use crate::lb::forwarding::{BackendId, InterfaceId};
+use crate::lb::side_table::SideTable;
+use crate::lb::verdict::DropReason;
+
+/// Where a packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Out of an interface's port (to a backend when `backend` is set).
+    Transmit {
+        interface: InterfaceId,
+        backend: Option<BackendId>,
+    },
+    /// To an interface's kernel twin.
+    ToKernel { interface: InterfaceId },
+    Drop(DropReason),
+}
+
+/// A worker's own mutable state: never shared, no lock.
+#[derive(Debug)]
+pub struct WorkerState {
+    pub flows: Flows<SocketMemory<Bucket>>,
+    /// Where each fragmented datagram's first fragment went, so the later ones (which carry
+    /// no ports) follow it.
+    pub fragments: SideTable<Fragment>,
+    pub gleaned: Gleaned,
+}
+
+impl WorkerState {
+    /// State with its flow table on the heap (tests, tools).
+    pub fn new(flow_capacity: usize, reports: Arc<ArrayQueue<Glean>>) -> Self {
+        let memory = SocketMemory::heap(buckets_for(flow_capacity));
+        Self::with_memory(memory, flow_capacity, reports)
+    }
+
+    /// State with its flow table from DPDK's allocator on `socket` (hugepages when EAL has
+    /// them); EAL must be initialised.
+    pub fn on_socket(
+        flow_capacity: usize,
+        reports: Arc<ArrayQueue<Glean>>,
+        socket: i32,
+        worker: usize,
+    ) -> Self {
+        let name = format!("haports_flows_{worker}");
+        let memory = SocketMemory::on_socket(buckets_for(flow_capacity), socket, &name);
+        let from_dpdk = memory.from_dpdk();
+        let state = Self::with_memory(memory, flow_capacity, reports);
+        tracing::info!(
+            worker,
+            socket,
+            capacity = flow_capacity,
+            bytes = state.flows.v4.bytes(),
+            dpdk_memory = from_dpdk,
+            "flow table allocated"
+        );
+        state
+    }
+
+    fn with_memory(
+        memory: SocketMemory<Bucket>,
+        flow_capacity: usize,
+        reports: Arc<ArrayQueue<Glean>>,
+    ) -> Self {
+        WorkerState {
+            flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity)),
+            fragments: SideTable::with_capacity(FRAGMENT_CAPACITY),
+            gleaned: Gleaned::new(reports),
+        }
+    }
+}

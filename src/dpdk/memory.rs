@@ -1,0 +1,149 @@
+//! Zeroed arrays on hugepages on a given NUMA socket (DPDK's allocator), for per-worker
+//! tables that are allocated once at start and read on every packet.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use bytemuck::Zeroable;
+
+/// A fixed, zero-initialised array of `T`: from `rte_zmalloc_socket` (hugepages, the
+/// worker's socket) or, where that fails or no EAL runs (tests, offline tools), the heap.
+pub struct SocketMemory<T: Zeroable> {
+    ptr: NonNull<T>,
+    len: usize,
+    from_dpdk: bool,
+}
+
+// SAFETY: the memory is owned exclusively by this value, like a `Box<[T]>`.
+unsafe impl<T: Zeroable + Send> Send for SocketMemory<T> {}
+
+impl<T: Zeroable> std::fmt::Debug for SocketMemory<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketMemory")
+            .field("len", &self.len)
+            .field("from_dpdk", &self.from_dpdk)
+            .finish()
+    }
+}
+
+impl<T: Zeroable> SocketMemory<T> {
+    /// `len` zeroed elements on the heap.
+    pub fn heap(len: usize) -> Self {
+        let layout = Self::layout(len);
+        if layout.size() == 0 {
+            return SocketMemory {
+                ptr: NonNull::dangling(),
+                len,
+                from_dpdk: false,
+            };
+        }
+        // SAFETY: the layout has a non-zero size; all-zero bytes are a valid `T` (Zeroable).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        SocketMemory {
+            ptr,
+            len,
+            from_dpdk: false,
+        }
+    }
+
+    /// `len` zeroed elements from DPDK's allocator on `socket` (hugepages when EAL has
+    /// them). Must be called after EAL initialisation. Falls back to the heap, saying so,
+    /// when DPDK has no room.
+    pub fn on_socket(len: usize, socket: i32, name: &str) -> Self {
+        let layout = Self::layout(len);
+        let cname = std::ffi::CString::new(name).unwrap_or_default();
+        // SAFETY: EAL is initialised (the caller's contract); a NULL return means no memory.
+        let ptr = unsafe {
+            dpdk_sys::rte_zmalloc_socket(
+                cname.as_ptr(),
+                layout.size().max(1),
+                layout.align().max(64) as u32,
+                socket,
+            )
+        };
+        match NonNull::new(ptr.cast::<T>()) {
+            Some(ptr) => SocketMemory {
+                ptr,
+                len,
+                from_dpdk: true,
+            },
+            None => {
+                tracing::warn!(
+                    name,
+                    socket,
+                    bytes = layout.size(),
+                    "DPDK memory exhausted: table on the ordinary heap instead"
+                );
+                Self::heap(len)
+            }
+        }
+    }
+
+    /// Whether the memory came from DPDK (hugepages when EAL runs with them).
+    pub fn from_dpdk(&self) -> bool {
+        self.from_dpdk
+    }
+
+    fn layout(len: usize) -> Layout {
+        Layout::array::<T>(len).expect("table size overflows the address space")
+    }
+}
+
+impl<T: Zeroable> AsRef<[T]> for SocketMemory<T> {
+    #[inline]
+    fn as_ref(&self) -> &[T] {
+        // SAFETY: `ptr` holds `len` initialised elements owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Zeroable> AsMut<[T]> for SocketMemory<T> {
+    #[inline]
+    fn as_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `as_ref`, and `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Zeroable> Drop for SocketMemory<T> {
+    fn drop(&mut self) {
+        if self.from_dpdk {
+            // SAFETY: allocated by rte_zmalloc_socket and freed exactly once.
+            unsafe { dpdk_sys::rte_free(self.ptr.as_ptr().cast()) };
+        } else if Self::layout(self.len).size() != 0 {
+            // SAFETY: allocated by alloc_zeroed with this layout and freed exactly once.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) };
+        }
+    }
+}
+
+/// Asks the CPU to bring `value`'s cache line in; never faults, changes nothing.
+#[inline]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; any address is allowed and `value` is a valid reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_memory_is_zeroed_and_writable() {
+        let mut m = SocketMemory::<[u64; 8]>::heap(1000);
+        assert!(m.as_ref().iter().all(|x| *x == [0; 8]));
+        m.as_mut()[999][7] = 5;
+        assert_eq!(m.as_ref()[999][7], 5);
+        assert!(!m.from_dpdk());
+        let empty = SocketMemory::<u64>::heap(0);
+        assert!(empty.as_ref().is_empty());
+    }
+}

@@ -1,0 +1,323 @@
+//! The decision: which backend a packet of a flow goes to. One function, [`decide`], that the
+//! data plane's fast path and slow path, ICMP-error steering and `haports lookup` all call, so
+//! that they can never disagree.
+//!
+//! A flow is balanced by a frontend's rules: the most specific rule for its protocol and port
+//! when addressed to the frontend ([`Via::Frontend`]), the frontend's HA-ports rule when routed
+//! through it ([`Via::Transit`]). An established flow keeps the backend its worker remembered
+//! ([`Flows`]) while that backend may keep it; a new one takes the pool's Maglev choice for its
+//! symmetric hash, which every instance with the same config shares.
+
+use std::net::IpAddr;
+
+use super::flow::FlowKey;
+use super::flow_table::{Bucket, BucketMemory, FlowTable, V4Key};
+use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
+use super::hash::symmetric_hash;
+use super::side_table::SideTable;
+use super::verdict::DropReason;
+use crate::wire::TcpFlags;
+
+/// Idle timeout of a TCP flow once a FIN or RST was seen.
+pub const CLOSING_TIMEOUT_MS: u64 = 10_000;
+
+/// A flow-table value: the backend id, and this bit once the flow is closing (TCP FIN or RST
+/// seen), which keeps its timeout short for the packets that follow.
+const CLOSING: u32 = 1 << 31;
+
+/// How a packet came to be balanced by a frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Addressed to the frontend: its most specific rule, NAT unless floating.
+    Frontend,
+    /// Routed through it (the NVA case): its HA-ports rule, and only the MAC header changes.
+    Transit,
+}
+
+/// What the flow memory is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Memory {
+    /// A packet of the flow: a hit refreshes the entry, a new flow is remembered.
+    Record,
+    /// About the flow (an ICMP error): read what is remembered, expired or not; change nothing.
+    Peek,
+}
+
+/// A flow's key in the worker's tables: IPv4 in machine words for the bucket table, anything
+/// else (IPv6) in canonical form for the side table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKey {
+    V4(V4Key),
+    Wide(FlowKey),
+}
+
+/// A packet's flow as the decision needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    /// The five-tuple as the packet travels (three-tuple for protocols without ports).
+    pub packet: FlowKey,
+    pub key: TableKey,
+    /// The symmetric flow hash: the same both ways.
+    pub hash: u64,
+    /// TCP flag bits; 0 for other protocols.
+    pub tcp_flags: u8,
+}
+
+impl Flow {
+    #[inline]
+    pub fn new(packet: FlowKey, tcp_flags: u8, seed: u64) -> Flow {
+        let key = match (packet.src, packet.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => TableKey::V4(V4Key::new(
+                packet.proto,
+                u32::from(s),
+                packet.src_port,
+                u32::from(d),
+                packet.dst_port,
+            )),
+            _ => TableKey::Wide(packet.canonical()),
+        };
+        Flow {
+            packet,
+            key,
+            hash: symmetric_hash(&packet, seed),
+            tcp_flags,
+        }
+    }
+
+    fn closes(&self) -> bool {
+        self.packet.proto == crate::lb::flow::proto::TCP
+            && self.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0
+    }
+}
+
+/// A worker's memory of its flows: IPv4 flows in the cache-line [`FlowTable`], IPv6 flows
+/// and the reply entries of NAT flows whose reverse mapping is ambiguous in side tables.
+#[derive(Debug)]
+pub struct Flows<M = Box<[Bucket]>> {
+    pub v4: FlowTable<M>,
+    pub wide: SideTable<u32>,
+    /// Reply direction of a NAT flow (canonical reply key) → the frontend to restore; only
+    /// for backends whose replies the rules alone cannot map back
+    /// ([`BackendState::reverse_ambiguous`](super::forwarding::BackendState)).
+    pub replies: SideTable<ReverseNat>,
+}
+
+/// The side tables' size relative to the flow table's capacity.
+const SIDE_SHARE: usize = 4;
+
+impl Flows<Box<[Bucket]>> {
+    /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows and ambiguous NAT
+    /// replies) on the ordinary heap.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Flows::in_memory(FlowTable::with_capacity(capacity))
+    }
+}
+
+impl<M: BucketMemory> Flows<M> {
+    pub fn in_memory(v4: FlowTable<M>) -> Self {
+        let side = v4.capacity() / SIDE_SHARE;
+        Flows {
+            v4,
+            wide: SideTable::with_capacity(side),
+            replies: SideTable::with_capacity(side),
+        }
+    }
+
+    /// Flows held (expired ones not yet reclaimed included).
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.wide.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Incremental aging, a few buckets and slots at a time.
+    pub fn expire(&mut self, now_ms: u64, max_scan: usize) {
+        self.v4.expire(now_ms, max_scan);
+        self.wide.expire(now_ms, max_scan / 4);
+        self.replies.expire(now_ms, max_scan / 4);
+    }
+
+    /// The value remembered for a flow.
+    fn remembered(&mut self, flow: &Flow, now_ms: u64, memory: Memory) -> Option<u32> {
+        match (&flow.key, memory) {
+            (TableKey::V4(k), Memory::Record) => self
+                .v4
+                .find(k, flow.hash, now_ms)
+                .map(|s| self.v4.value(s)),
+            (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.hash),
+            (TableKey::Wide(k), Memory::Record) => self.wide.lookup(k, flow.hash, now_ms),
+            (TableKey::Wide(k), Memory::Peek) => self.wide.peek(k, flow.hash),
+        }
+    }
+
+    /// Remembers (or refreshes) a flow's value; a full table is not an error.
+    fn remember(&mut self, flow: &Flow, value: u32, now_ms: u64, timeout_ms: u64) {
+        match &flow.key {
+            TableKey::V4(k) => {
+                let _ = self.v4.insert(*k, flow.hash, value, now_ms, timeout_ms);
+            }
+            TableKey::Wide(k) => {
+                let _ = self.wide.insert(*k, flow.hash, value, now_ms, timeout_ms);
+            }
+        }
+    }
+
+    /// The frontend to restore on a NAT reply, when its flow recorded one.
+    pub fn reply(&mut self, reply: &FlowKey, seed: u64, now_ms: u64) -> Option<ReverseNat> {
+        if self.replies.is_empty() {
+            return None;
+        }
+        let key = reply.canonical();
+        self.replies
+            .lookup(&key, symmetric_hash(&key, seed), now_ms)
+    }
+}
+
+/// What [`decide`] found for a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    pub frontend: FrontendId,
+    /// The rule's index in its frontend's rules.
+    pub rule: u32,
+    pub backend: BackendId,
+    /// Destination NAT to the backend (a non-floating rule, addressed to the frontend).
+    pub nat: bool,
+    /// A new decision (not an established flow's).
+    pub new: bool,
+}
+
+impl Decided {
+    pub fn decision(&self) -> Decision {
+        Decision {
+            frontend: self.frontend,
+            rule: self.rule,
+            backend: self.backend,
+        }
+    }
+}
+
+/// The decision for a packet of `flow` balanced by frontend `fe`, arrived `via`.
+///
+/// With [`Memory::Record`], an established flow keeps its backend while
+/// [`Forwarding::keeps_flow`] allows and its entry is refreshed (a FIN or RST shortens its
+/// timeout); a new flow takes the Maglev choice and is remembered, and under NAT, where the
+/// backend's replies cannot be mapped back by the rules alone, so is its reply direction.
+#[inline]
+pub fn decide<M: BucketMemory>(
+    fwd: &Forwarding,
+    flows: &mut Flows<M>,
+    fe: FrontendId,
+    via: Via,
+    flow: &Flow,
+    now_ms: u64,
+    memory: Memory,
+) -> Result<Decided, DropReason> {
+    let (rule_index, rule) = match via {
+        Via::Frontend => fwd.rule(fe, flow.packet.proto, flow.packet.dst_port),
+        Via::Transit => fwd.ha_rule(fe),
+    }
+    .ok_or(DropReason::NoRule)?;
+    let nat = via == Via::Frontend && !rule.floating_ip;
+    let decided = |backend, new| Decided {
+        frontend: fe,
+        rule: rule_index,
+        backend,
+        nat,
+        new,
+    };
+    let remembered = flows.remembered(flow, now_ms, memory);
+    if let Some(value) = remembered {
+        let backend = value & !CLOSING;
+        if fwd.keeps_flow(rule.pool, backend) {
+            if memory == Memory::Record {
+                let closing = value & CLOSING != 0 || flow.closes();
+                let timeout = timeout(rule, closing);
+                let value = if closing { backend | CLOSING } else { backend };
+                flows.remember(flow, value, now_ms, timeout);
+            }
+            return Ok(decided(backend, false));
+        }
+    }
+    let backend = fwd
+        .pick(rule.pool, flow.hash)
+        .ok_or(DropReason::NoHealthyBackend)?;
+    if memory == Memory::Record {
+        let closing = flow.closes();
+        let value = if closing { backend | CLOSING } else { backend };
+        flows.remember(flow, value, now_ms, timeout(rule, closing));
+        if nat {
+            let stale = remembered.and_then(|old| reply_key(fwd, &flow.packet, rule, old & !CLOSING));
+            if let Some(stale) = stale {
+                // The flow moved: its replies now come from another backend.
+                let stale = stale.canonical();
+                let hash = symmetric_hash(&stale, fwd.hash_seed);
+                flows.replies.remove(&stale, hash);
+            }
+            let ambiguous = fwd.backends[backend as usize].reverse_ambiguous;
+            if let Some(reply) = reply_key(fwd, &flow.packet, rule, backend).filter(|_| ambiguous) {
+                let reply = reply.canonical();
+                let hash = symmetric_hash(&reply, fwd.hash_seed);
+                let restore = ReverseNat {
+                    frontend: flow.packet.dst,
+                    frontend_port: translates(rule).then_some(flow.packet.dst_port),
+                };
+                let _ = flows
+                    .replies
+                    .insert(reply, hash, restore, now_ms, rule.idle_timeout_ms);
+            }
+        }
+    }
+    Ok(decided(backend, true))
+}
+
+/// The offline decision `haports lookup` prints, by the same [`decide`] and with no flow
+/// remembered: a flow to a frontend is balanced by its rules; any other flow only `via` a
+/// frontend used as next hop, by its HA-ports rule (transit).
+pub fn lookup(
+    fwd: &Forwarding,
+    key: &FlowKey,
+    via: Option<FrontendId>,
+) -> Result<Decision, DropReason> {
+    let (fe, how) = match fwd.frontend(key.dst) {
+        Some(fe) => (fe, Via::Frontend),
+        None => (via.ok_or(DropReason::NoFrontend)?, Via::Transit),
+    };
+    let mut flows = Flows::with_capacity(0);
+    let flow = Flow::new(*key, 0, fwd.hash_seed);
+    decide(fwd, &mut flows, fe, how, &flow, 0, Memory::Record).map(|d| d.decision())
+}
+
+fn timeout(rule: &RuleState, closing: bool) -> u64 {
+    if closing {
+        CLOSING_TIMEOUT_MS.min(rule.idle_timeout_ms)
+    } else {
+        rule.idle_timeout_ms
+    }
+}
+
+/// Whether `rule` translates ports (a non-HA-ports rule with a backend port).
+fn translates(rule: &RuleState) -> bool {
+    !rule.is_ha_ports() && rule.backend_port != 0
+}
+
+/// The five-tuple of `backend`'s replies to the flow of `packet` under NAT by `rule`.
+fn reply_key(
+    fwd: &Forwarding,
+    packet: &FlowKey,
+    rule: &RuleState,
+    backend: BackendId,
+) -> Option<FlowKey> {
+    Some(FlowKey {
+        proto: packet.proto,
+        src: fwd.backends.get(backend as usize)?.address,
+        dst: packet.src,
+        src_port: if translates(rule) {
+            rule.backend_port
+        } else {
+            packet.dst_port
+        },
+        dst_port: packet.src_port,
+    })
+}
