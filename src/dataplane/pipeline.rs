@@ -124,6 +124,14 @@ pub fn process_burst<P: PacketBuffer>(
     }
 }
 
+/// Whether a frame received on `ingress` takes the fast path (for tests of the mix).
+#[cfg(test)]
+pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
+    fwd.interfaces
+        .get(ingress as usize)
+        .is_some_and(|i| classify_fast(frame, i.mac, fwd).is_some())
+}
+
 /// The fast path's classification: a plain IPv4 TCP or UDP packet addressed (at layer 2 and
 /// layer 3) to a frontend, by a sender that is not this interface. Exactly the packets the
 /// slow path would send straight to the frontend's rules; `None` sends the rest there.

@@ -118,7 +118,7 @@ fn icmp_errors_under_dsr_and_transit_reach_the_flows_backend_unchanged_but_for_l
 }
 
 /// Seed rule 3 allows a public load balancer on the backends of a non-floating HA-ports rule.
-fn internal_and_public_on_the_same_backends() -> Config {
+pub(super) fn internal_and_public_on_the_same_backends() -> Config {
     let text = r#"
 [dataplane]
 maglev_table_size = 1021

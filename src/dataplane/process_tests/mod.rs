@@ -341,3 +341,4 @@ mod errors_and_transit;
 mod flows_and_drops;
 mod icmp_and_ipv6;
 mod never_panics;
+mod pipeline;

@@ -7,7 +7,7 @@ use super::*;
 // Never panics
 
 /// Valid frames of every kind `process` handles, addressed to the interface.
-fn templates() -> Vec<Vec<u8>> {
+pub(super) fn templates() -> Vec<Vec<u8>> {
     vec![
         syn(40_000, 443),
         udp_frame(CLIENT_MAC, CLIENT, 5353, FRONTEND, 53),
@@ -41,7 +41,7 @@ fn templates() -> Vec<Vec<u8>> {
 }
 
 /// NAT, DSR, port-translating and IPv6 states, so every rewrite is reached.
-fn states() -> [Forwarding; 4] {
+pub(super) fn states() -> [Forwarding; 4] {
     [
         build(&ha_ports(), &[]),
         build(&config("all", 0, 0, true), &[]),
