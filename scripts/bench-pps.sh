@@ -1,25 +1,45 @@
 #!/usr/bin/env bash
-# Packets per second of one haports worker core, against dpdk-testpmd on the same vdevs
-# (DESIGN §9). A generated pcap of FLOWS distinct UDP flows to a frontend is replayed in
-# memory (net_pcap, infinite_rx=1) into port 0; haports balances it (HA ports, destination
-# NAT) to backends behind port 1, a net_null sink. testpmd forwards the same pcap port 0 → 1
-# in io, macswap and 5tswap modes: the ceiling of this PMD pair on this core.
+# Packets per second of haports' worker cores, against dpdk-testpmd on the same vdevs
+# (DESIGN §9). A generated pcap of FLOWS distinct UDP flows to a frontend (every flow once a
+# lap, each lap in its own random order) is replayed in memory (net_pcap, infinite_rx=1) into
+# port 0; haports balances it with an HA-ports rule, in NAT (floating_ip = false) and DSR
+# (floating_ip = true) mode, to backends behind port 1, a net_null sink. The config is the
+# one a user gets by default (flow_table_capacity included); haports is measured only once
+# its flow tables hold every flow. testpmd forwards the same pcap port 0 → 1 in io, macswap
+# and 5tswap modes: the ceiling of this PMD pair on these cores.
 #
-#   sudo scripts/bench-pps.sh [-f "1000 65536 1048576"] [-s SECONDS] [-o OUTDIR] [-l LCORES]
+#   sudo scripts/bench-pps.sh [-f "1000 65536 1048576"] [-m "nat floating"] [-w WORKERS]
+#                             [-s SECONDS] [-o OUTDIR] [-l LCORES] [-H HUGEPAGES] [-b BINARY]
 #
-# Prints Mpps and haports/testpmd ratios per flow count; writes OUTDIR/pps.csv and, when
-# matplotlib is there, OUTDIR/pps.png. LCORES: EAL's -l (main lcore + one worker; default 0-1).
+# Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
+# used; writes OUTDIR/pps.csv and, when matplotlib is there, OUTDIR/pps.png.
+# WORKERS: worker cores (default 1; each gets its own RX queue replaying the pcap).
+# LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
+# 2 MB hugepages first (default: use what is reserved; none means --no-huge).
+# BINARY: the haports binary to measure (default: build target/release/haports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-flows="1000 65536 1048576"; seconds=5; out=bench-out; lcores=0-1
-while getopts "f:s:o:l:" o; do
-  case $o in f) flows=$OPTARG ;; s) seconds=$OPTARG ;; o) out=$OPTARG ;; l) lcores=$OPTARG ;; *) exit 2 ;; esac
+flows="1000 65536 1048576"; modes="nat floating"; workers=1; seconds=5; out=bench-out
+lcores=""; hugepages=""; binary=""
+while getopts "f:m:w:s:o:l:H:b:" o; do
+  case $o in
+    f) flows=$OPTARG ;; m) modes=$OPTARG ;; w) workers=$OPTARG ;; s) seconds=$OPTARG ;;
+    o) out=$OPTARG ;; l) lcores=$OPTARG ;; H) hugepages=$OPTARG ;; b) binary=$OPTARG ;;
+    *) exit 2 ;;
+  esac
 done
+lcores=${lcores:-0-$workers}
 scripts/install-deps.sh
 dpkg-query -W -f='${Status}' python3-matplotlib 2>/dev/null | grep -q "install ok installed" \
   || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-matplotlib \
   || echo "(python3-matplotlib not installed: no plot)"
-cargo build --release --bin haports
+if [ -z "$binary" ]; then
+  cargo build --release --bin haports
+  binary=target/release/haports
+fi
+if [ -n "$hugepages" ]; then
+  echo "$hugepages" >/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+fi
 mkdir -p "$out"
 work=$(mktemp -d /tmp/haports-bench.XXXX)
 ns=hpbench$$
@@ -31,25 +51,40 @@ cleanup() {
 trap cleanup EXIT
 ip netns add "$ns" && ip netns exec "$ns" ip link set lo up   # haports' kernel twins live here, away from the host's interfaces
 
-# EAL memory: the whole pcap sits in mbufs; without hugepages EAL needs about 5 KB each.
+# EAL memory: the whole pcap sits in mbufs (once per worker queue) beside the flow tables
+# (32 MiB per worker); without enough 2 MB hugepages EAL runs --no-huge (about 5 KB an mbuf).
+huge_mb() {
+  awk '/^HugePages_Free/ {f=$2} /^Hugepagesize/ {s=$2} END {print int(f * s / 1024)}' /proc/meminfo
+}
 eal_memory() {
-  local mbufs=$1 mb=$(( ($1 * 50 / 10000) + 1024 ))
-  local free; free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  local size; size=$(awk '/Hugepagesize/ {print $2}' /proc/meminfo)
-  if [ $(( ${free:-0} * ${size:-0} / 1024 )) -ge "$mb" ]; then echo '"--in-memory"'
+  local mbufs=$1 mb=$(( ($1 * 50 / 10000) + 1024 + 64 * workers ))
+  if [ "$(huge_mb)" -ge "$mb" ]; then echo '"--in-memory"'
   else echo "\"--no-huge\", \"--no-shconf\", \"-m\", \"$mb\""; fi
+}
+uses_hugepages() { eal_memory "$1" | grep -q in-memory && echo yes || echo no; }
+
+# The pcap once per worker: net_pcap gives each rx_pcap its own RX queue.
+pcap_vdev() {
+  local pcap=$1 args="net_pcap0" i
+  for (( i = 0; i < workers; i++ )); do args="$args,rx_pcap=$pcap"; done
+  echo "$args,infinite_rx=1"
+}
+
+metric_sum() {
+  ip netns exec "$ns" curl -sf http://127.0.0.1:9901/metrics 2>/dev/null \
+    | awk -v m="$1" '$1 ~ "^" m { s += $2; n++ } END { if (n) printf "%d\n", s }'
 }
 
 # Samples the sink port's TX counter over the run: Mpps.
 haports_pps() {
-  local pcap=$1 n=$2 mbufs=$(( $2 + 65536 ))
+  local pcap=$1 n=$2 packets=$3 mode=$4 mbufs=$(( ($3 + 8192) * workers + 65536 ))
+  local floating=false; [ "$mode" = floating ] && floating=true
   cat >"$work/haports.toml" <<TOML
 [dpdk]
 eal_args = ["-l", "$lcores", "--no-pci", $(eal_memory $mbufs), "--file-prefix", "hpbench$$",
-            "--vdev=net_pcap0,rx_pcap=$pcap,infinite_rx=1", "--vdev=net_null0,no-rx=1"]
+            "--vdev=$(pcap_vdev "$pcap")", "--vdev=net_null0,no-rx=1"]
 [dataplane]
-workers = 1
-flow_table_capacity = $(( n * 2 > 1024 ? n * 2 : 1024 ))
+workers = $workers
 mbufs = $mbufs
 [control]
 metrics_listen = "127.0.0.1:9901"
@@ -83,15 +118,19 @@ kind = "internal"
   protocol = "all"
   frontend_port = 0
   backend_port = 0
+  floating_ip = $floating
 TOML
-  ip netns exec "$ns" target/release/haports run --config "$work/haports.toml" 2>"$work/haports.log" &
+  ip netns exec "$ns" "$binary" run --config "$work/haports.toml" 2>"$work/haports-$mode-$n.log" &
   local pid=$!
-  tx() {
-    ip netns exec "$ns" curl -sf http://127.0.0.1:9901/metrics 2>/dev/null \
-      | awk '/^haports_port_tx_packets_total\{port="1"/ {print $2}'
-  }
-  for _ in $(seq 600); do [ -n "$(tx)" ] && [ "$(tx)" != 0 ] && break; sleep 0.1; done
-  [ -n "$(tx)" ] || { echo "haports did not start:" >&2; tail -20 "$work/haports.log" >&2; exit 1; }
+  tx() { metric_sum 'haports_port_tx_packets_total[{]port="1"'; }
+  for _ in $(seq 1200); do [ -n "$(tx)" ] && [ "$(tx)" != 0 ] && break; sleep 0.1; done
+  [ -n "$(tx)" ] || { echo "haports did not start:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2; exit 1; }
+  # Measured once every worker's table holds every flow (each worker sees all of them).
+  local want=$(( n * workers )) held=0
+  for _ in $(seq 1200); do
+    held=$(metric_sum 'haports_flow_table_entries[{]'); [ "${held:-0}" -ge "$want" ] && break; sleep 0.1
+  done
+  [ "${held:-0}" -ge "$want" ] || echo "(warning: flow tables hold $held of $want flows)" >&2
   sleep 1
   local t0 a t1 b
   t0=$(date +%s.%N); a=$(tx); sleep "$seconds"; t1=$(date +%s.%N); b=$(tx)
@@ -101,13 +140,13 @@ TOML
 
 # testpmd's own per-second report for port 1 (the sink): mean TX pps over the run.
 testpmd_pps() {
-  local pcap=$1 n=$2 mode=$3 mbufs=$(( $2 + 65536 ))
+  local pcap=$1 n=$2 packets=$3 mode=$4 mbufs=$(( ($3 + 8192) * workers + 65536 ))
   local mem; mem=$(eal_memory $mbufs | tr -d '",')
   # shellcheck disable=SC2086
   timeout $(( seconds + 180 )) dpdk-testpmd -l "$lcores" --no-pci $mem --file-prefix "tpbench$$" \
-    --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" -- \
-    --forward-mode="$mode" --nb-cores=1 --total-num-mbufs="$mbufs" --stats-period=1 \
-    --no-flush-rx </dev/null >"$work/testpmd-$mode.log" 2>&1 &
+    --vdev "$(pcap_vdev "$pcap")" --vdev "net_null0,no-rx=1" -- \
+    --forward-mode="$mode" --nb-cores="$workers" --rxq="$workers" --txq="$workers" \
+    --total-num-mbufs="$mbufs" --stats-period=1 --no-flush-rx </dev/null >"$work/testpmd-$mode.log" 2>&1 &
   local pid=$!
   # Loading a large pcap into mbufs takes a while: time the run from its first report.
   for _ in $(seq 1200); do grep -q "NIC statistics" "$work/testpmd-$mode.log" 2>/dev/null && break; sleep 0.1; done
@@ -122,33 +161,45 @@ testpmd_pps() {
 }
 
 csv=$out/pps.csv
-echo "flows,haports_mpps,testpmd_io_mpps,testpmd_macswap_mpps,testpmd_5tswap_mpps" >"$csv"
-printf '%9s %10s %10s %10s %10s %8s %8s %8s\n' flows haports io macswap 5tswap "/io" "/macswap" "/5tswap"
+echo "mode,flows,workers,hugepages,haports_mpps,testpmd_io_mpps,testpmd_macswap_mpps,testpmd_5tswap_mpps" >"$csv"
+echo "haports: $("$binary" --version 2>/dev/null || echo "$binary"); $workers worker(s) on lcores $lcores;" \
+  "flow_table_capacity: the default (1048576 per worker); $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+printf '%9s %9s %6s %10s %10s %10s %10s %8s %8s %8s\n' mode flows huge haports io macswap 5tswap "/io" "/macswap" "/5tswap"
 for n in $flows; do
   pcap=$work/flows-$n.pcap
-  python3 scripts/gen-flows.py "$n" "$pcap"
-  h=$(haports_pps "$pcap" "$n")
-  io=$(testpmd_pps "$pcap" "$n" io)
-  ms=$(testpmd_pps "$pcap" "$n" macswap)
-  ft=$(testpmd_pps "$pcap" "$n" 5tswap)
-  echo "$n,$h,$io,$ms,$ft" >>"$csv"
-  awk -v n="$n" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" 'BEGIN {
-    printf "%9d %10.3f %10.3f %10.3f %10.3f %8.2f %8.2f %8.2f\n", n, h, io, ms, ft,
-      io ? h / io : 0, ms ? h / ms : 0, ft ? h / ft : 0 }'
+  packets=$(( n > 65536 ? n : 65536 ))
+  python3 scripts/gen-flows.py "$n" "$pcap" --packets "$packets"
+  packets=$(( (packets + n - 1) / n * n ))
+  huge=$(uses_hugepages $(( (packets + 8192) * workers + 65536 )))
+  io=$(testpmd_pps "$pcap" "$n" "$packets" io)
+  ms=$(testpmd_pps "$pcap" "$n" "$packets" macswap)
+  ft=$(testpmd_pps "$pcap" "$n" "$packets" 5tswap)
+  for mode in $modes; do
+    h=$(haports_pps "$pcap" "$n" "$packets" "$mode")
+    echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft" >>"$csv"
+    awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" 'BEGIN {
+      printf "%9s %9d %6s %10.3f %10.3f %10.3f %10.3f %8.2f %8.2f %8.2f\n", m, n, hp, h, io, ms, ft,
+        io ? h / io : 0, ms ? h / ms : 0, ft ? h / ft : 0 }'
+  done
   rm -f "$pcap"
 done
-echo "Mpps of one worker core; CSV: $csv"
+echo "Mpps of $workers worker core(s); CSV: $csv"
 /usr/bin/python3 - "$csv" "$out/pps.png" <<'PY' || echo "(no plot: python3-matplotlib not installed)"
 import csv, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 rows = list(csv.DictReader(open(sys.argv[1])))
-x = [int(r["flows"]) for r in rows]
-for key, label in [("haports_mpps", "haports (HA ports, NAT)"), ("testpmd_io_mpps", "testpmd io"),
-                   ("testpmd_macswap_mpps", "testpmd macswap"), ("testpmd_5tswap_mpps", "testpmd 5tswap")]:
-    plt.plot(x, [float(r[key]) for r in rows], marker="o", label=label)
-plt.xscale("log"); plt.xlabel("flows"); plt.ylabel("Mpps (one core)"); plt.legend(); plt.grid(True, alpha=0.3)
+for mode in sorted({r["mode"] for r in rows}):
+    sel = [r for r in rows if r["mode"] == mode]
+    plt.plot([int(r["flows"]) for r in sel], [float(r["haports_mpps"]) for r in sel], marker="o",
+             label=f"haports (HA ports, {'DSR' if mode == 'floating' else 'NAT'})")
+first = [r for r in rows if r["mode"] == rows[0]["mode"]]
+for key, label in [("testpmd_io_mpps", "testpmd io"), ("testpmd_macswap_mpps", "testpmd macswap"),
+                   ("testpmd_5tswap_mpps", "testpmd 5tswap")]:
+    plt.plot([int(r["flows"]) for r in first], [float(r[key]) for r in first], marker=".", linestyle="--", label=label)
+plt.xscale("log"); plt.xlabel("flows"); plt.ylabel(f"Mpps ({rows[0]['workers']} worker core(s))")
+plt.legend(); plt.grid(True, alpha=0.3)
 plt.title("haports vs dpdk-testpmd: net_pcap (infinite_rx) -> net_null")
 plt.savefig(sys.argv[2], dpi=100, bbox_inches="tight")
 print("plot:", sys.argv[2])

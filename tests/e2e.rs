@@ -120,6 +120,13 @@ fn balances_both_protocols(mode: &'static str) {
         "port counters rx {rx} tx {tx}"
     );
     assert!(metric(&m, "haports_flow_table_entries", &[("worker", "0")]).unwrap() >= 1.0);
+    if mode == "nat-2w" {
+        // Both workers took flows: the fanout split them, and a flow's replies (another
+        // five-tuple, hashed apart from its requests) reach either worker, where the rules map
+        // them back; every connection above succeeded through them.
+        let second = metric(&m, "haports_flow_table_entries", &[("worker", "1")]).unwrap();
+        assert!(second >= 1.0, "worker 1 holds no flow:\n{m}");
+    }
     assert_eq!(
         metric(&m, "haports_config_generation", &[]).map(|g| g >= 1.0),
         Some(true)
@@ -160,6 +167,11 @@ fn balances_both_protocols(mode: &'static str) {
 #[test]
 fn non_floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
     balances_both_protocols("nat");
+}
+
+#[test]
+fn non_floating_ha_ports_with_two_workers_balances_tcp_and_udp_over_three_backends() {
+    balances_both_protocols("nat-2w");
 }
 
 #[test]
