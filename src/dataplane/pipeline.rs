@@ -3,8 +3,8 @@
 //!
 //! 1. parse and classify every packet on the fast path, for plain IPv4 TCP and UDP to a
 //!    frontend (fixed offsets, one length check, the frontend found by address in one probe),
-//!    compute its flow hash once and prefetch the flow's two flow-table buckets, so that the
-//!    memory latency of the whole burst overlaps;
+//!    compute its flow hash once and prefetch the flow's first flow-table bucket (where nearly
+//!    every flow lives), so that the memory latency of the whole burst overlaps;
 //! 2. decide and rewrite each packet in order: fast ones with the prefetched state, through
 //!    the same decision and rewrite as the slow path; everything else (ARP/ND, pings, ICMP
 //!    errors, fragments, the appliance's own addresses, NAT replies, transit, IPv6, drops)
@@ -13,13 +13,15 @@
 //! Packets are handled in arrival order in stage 2, so a flow's state changes in the order
 //! its packets came, whichever path they take.
 
-use super::slow::{packet_key, process, to_backend, Ctx};
+use super::slow::{process, to_backend, Ctx};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{prefetch, Mbuf, BURST};
 use crate::lb::decision::{Flow, Via};
+use crate::lb::flow::V4Key;
 use crate::lb::forwarding::{Forwarding, FrontendId, InterfaceId};
+use crate::lb::hash::v4_hash;
 use crate::lb::verdict::DropReason;
-use crate::wire::{parse_ipv4_fast, Headers, MacAddr};
+use crate::wire::{parse_ipv4_fast, Ipv4Flow, MacAddr};
 
 /// A received packet's bytes, whatever holds them (an mbuf, or a buffer in tests).
 pub trait PacketBuffer {
@@ -61,12 +63,12 @@ impl PacketBuffer for Vec<u8> {
 }
 
 /// What stage 1 found for a fast-path packet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Fast {
-    h: Headers,
-    src_mac: MacAddr,
+    packet: Ipv4Flow,
+    key: V4Key,
+    hash: u64,
     frontend: FrontendId,
-    flow: Flow,
 }
 
 /// Decides and rewrites a burst of packets received on `ingress`; `actions[i]` says where
@@ -83,43 +85,35 @@ pub fn process_burst<P: PacketBuffer>(
     for p in &packets[..n] {
         p.prefetch();
     }
-    // Stage 1: parse, classify, hash, prefetch.
-    let mut fast: [Option<Fast>; BURST] = [None; BURST];
-    let our_mac = fwd.interfaces.get(ingress as usize).map(|i| i.mac);
-    if let Some(our_mac) = our_mac {
-        for (p, slot) in packets[..n].iter_mut().zip(&mut fast) {
+    // Stage 1: parse, classify, hash, prefetch. Bit i of `fast_mask`: packet i is fast.
+    let mut fast = [Fast::default(); BURST];
+    let mut fast_mask = 0u32;
+    if let Some(ifc) = fwd.interfaces.get(ingress as usize) {
+        for (i, p) in packets[..n].iter_mut().enumerate() {
             if p.is_chained() {
                 continue;
             }
-            *slot = classify_fast(p.bytes(), our_mac, fwd);
-            if let Some(f) = slot {
-                let (a, b) = st.flows.v4.buckets_of(f.flow.hash);
-                prefetch(a);
-                prefetch(b);
+            if let Some(f) = classify_fast(p.bytes(), ifc.mac, fwd, fwd.hash_seed) {
+                prefetch(st.flows.v4.first_bucket_of(f.hash));
+                fast[i] = f;
+                fast_mask |= 1 << i;
             }
         }
     }
     // Stage 2: decide and rewrite, in arrival order.
     let mut cx = Ctx { fwd, st, now_ms };
-    for i in 0..n {
-        let p = &mut packets[i];
-        actions[i] = match &fast[i] {
-            Some(f) => {
-                let frame = p.bytes();
-                to_backend(
-                    frame,
-                    &f.h,
-                    f.src_mac,
-                    f.frontend,
-                    Via::Frontend,
-                    &f.flow,
-                    None,
-                    &mut cx,
-                )
+    for (i, p) in packets[..n].iter_mut().enumerate() {
+        actions[i] = if fast_mask & (1 << i) != 0 {
+            let f = &fast[i];
+            let flow = Flow::v4(&f.packet, f.key, f.hash);
+            let h = f.packet.headers();
+            let src_mac = MacAddr(p.bytes()[6..12].try_into().unwrap_or_default());
+            to_backend(p.bytes(), &h, src_mac, f.frontend, Via::Frontend, &flow, None, &mut cx)
                 .unwrap_or_else(Action::Drop)
-            }
-            None if p.is_chained() => Action::Drop(DropReason::Unsupported),
-            None => process(p.bytes(), ingress, cx.st, fwd, now_ms),
+        } else if p.is_chained() {
+            Action::Drop(DropReason::Unsupported)
+        } else {
+            process(p.bytes(), ingress, cx.st, fwd, now_ms)
         };
     }
 }
@@ -129,30 +123,33 @@ pub fn process_burst<P: PacketBuffer>(
 pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
     fwd.interfaces
         .get(ingress as usize)
-        .is_some_and(|i| classify_fast(frame, i.mac, fwd).is_some())
+        .is_some_and(|i| classify_fast(frame, i.mac, fwd, fwd.hash_seed).is_some())
 }
 
 /// The fast path's classification: a plain IPv4 TCP or UDP packet addressed (at layer 2 and
 /// layer 3) to a frontend, by a sender that is not this interface. Exactly the packets the
 /// slow path would send straight to the frontend's rules; `None` sends the rest there.
 #[inline]
-fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding) -> Option<Fast> {
-    let h = parse_ipv4_fast(frame)?;
-    let std::net::IpAddr::V4(dst) = h.dst else {
-        return None;
-    };
-    let frontend = fwd.frontend_v4(u32::from(dst))?;
+fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) -> Option<Fast> {
+    let packet = parse_ipv4_fast(frame)?;
+    let frontend = fwd.frontend_v4(packet.dst)?;
     let dst_mac = MacAddr(frame[0..6].try_into().ok()?);
     let src_mac = MacAddr(frame[6..12].try_into().ok()?);
     let to_us = dst_mac == our_mac || dst_mac == fwd.frontends[frontend as usize].mac;
     if !to_us || dst_mac.is_multicast() || src_mac == our_mac {
         return None;
     }
-    let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+    let key = V4Key::new(
+        packet.proto,
+        packet.src,
+        packet.src_port,
+        packet.dst,
+        packet.dst_port,
+    );
     Some(Fast {
-        h,
-        src_mac,
+        packet,
+        key,
+        hash: v4_hash(&key, seed),
         frontend,
-        flow,
     })
 }

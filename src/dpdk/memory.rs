@@ -6,6 +6,8 @@ use std::ptr::NonNull;
 
 use bytemuck::Zeroable;
 
+const HUGE_PAGE: usize = 2 << 20;
+
 /// A fixed, zero-initialised array of `T`: from `rte_zmalloc_socket` (hugepages, the
 /// worker's socket) or, where that fails or no EAL runs (tests, offline tools), the heap.
 pub struct SocketMemory<T: Zeroable> {
@@ -40,6 +42,14 @@ impl<T: Zeroable> SocketMemory<T> {
         // SAFETY: the layout has a non-zero size; all-zero bytes are a valid `T` (Zeroable).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
         let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        if layout.size() >= HUGE_PAGE {
+            // Transparent huge pages where the kernel allows them (`madvise` mode): a table
+            // read at random on every packet should not miss the TLB on every lookup.
+            // SAFETY: the range is this allocation's own; the advice changes no contents.
+            let _ = unsafe {
+                libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE)
+            };
+        }
         SocketMemory {
             ptr,
             len,
@@ -85,8 +95,14 @@ impl<T: Zeroable> SocketMemory<T> {
         self.from_dpdk
     }
 
+    /// Large arrays are aligned to a huge page so that the kernel can back them with some.
     fn layout(len: usize) -> Layout {
-        Layout::array::<T>(len).expect("table size overflows the address space")
+        let layout = Layout::array::<T>(len).expect("table size overflows the address space");
+        if layout.size() >= HUGE_PAGE {
+            layout.align_to(HUGE_PAGE).expect("2 MB is a valid alignment")
+        } else {
+            layout
+        }
     }
 }
 

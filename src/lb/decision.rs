@@ -11,12 +11,14 @@
 use std::net::IpAddr;
 
 use super::flow::FlowKey;
-use super::flow_table::{Bucket, BucketMemory, FlowTable, V4Key};
+use super::flow_table::{Bucket, BucketMemory, FlowTable, Slot, V4Key};
 use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
 use super::hash::symmetric_hash;
+#[cfg(doc)]
+use super::hash::v4_hash;
 use super::side_table::SideTable;
 use super::verdict::DropReason;
-use crate::wire::TcpFlags;
+use crate::wire::{Ipv4Flow, TcpFlags};
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
 pub const CLOSING_TIMEOUT_MS: u64 = 10_000;
@@ -84,6 +86,24 @@ impl Flow {
         }
     }
 
+    /// An IPv4 flow from its parts and its canonical key's hash ([`v4_hash`]), as the fast
+    /// path has them: the same flow [`Flow::new`] builds, without hashing a [`FlowKey`].
+    #[inline]
+    pub fn v4(packet: &Ipv4Flow, key: V4Key, hash: u64) -> Flow {
+        Flow {
+            packet: FlowKey {
+                proto: packet.proto,
+                src: IpAddr::V4(packet.src.into()),
+                dst: IpAddr::V4(packet.dst.into()),
+                src_port: packet.src_port,
+                dst_port: packet.dst_port,
+            },
+            key: TableKey::V4(key),
+            hash,
+            tcp_flags: packet.tcp_flags,
+        }
+    }
+
     fn closes(&self) -> bool {
         self.packet.proto == crate::lb::flow::proto::TCP
             && self.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0
@@ -139,26 +159,32 @@ impl<M: BucketMemory> Flows<M> {
         self.replies.expire(now_ms, max_scan / 4);
     }
 
-    /// The value remembered for a flow.
-    fn remembered(&mut self, flow: &Flow, now_ms: u64, memory: Memory) -> Option<u32> {
+    /// The value remembered for a flow, and where it sits in the bucket table (for a
+    /// refresh without a second lookup).
+    #[inline]
+    fn remembered(&mut self, flow: &Flow, now_ms: u64, memory: Memory) -> Option<(u32, Option<Slot>)> {
         match (&flow.key, memory) {
-            (TableKey::V4(k), Memory::Record) => self
-                .v4
-                .find(k, flow.hash, now_ms)
-                .map(|s| self.v4.value(s)),
-            (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.hash),
-            (TableKey::Wide(k), Memory::Record) => self.wide.lookup(k, flow.hash, now_ms),
-            (TableKey::Wide(k), Memory::Peek) => self.wide.peek(k, flow.hash),
+            (TableKey::V4(k), Memory::Record) => {
+                let slot = self.v4.find(k, flow.hash, now_ms)?;
+                Some((self.v4.value(slot), Some(slot)))
+            }
+            (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.hash).map(|v| (v, None)),
+            (TableKey::Wide(k), Memory::Record) => {
+                self.wide.lookup(k, flow.hash, now_ms).map(|v| (v, None))
+            }
+            (TableKey::Wide(k), Memory::Peek) => self.wide.peek(k, flow.hash).map(|v| (v, None)),
         }
     }
 
     /// Remembers (or refreshes) a flow's value; a full table is not an error.
-    fn remember(&mut self, flow: &Flow, value: u32, now_ms: u64, timeout_ms: u64) {
-        match &flow.key {
-            TableKey::V4(k) => {
+    #[inline]
+    fn remember(&mut self, flow: &Flow, at: Option<Slot>, value: u32, now_ms: u64, timeout_ms: u64) {
+        match (&flow.key, at) {
+            (TableKey::V4(_), Some(slot)) => self.v4.refresh(slot, value, now_ms, timeout_ms),
+            (TableKey::V4(k), None) => {
                 let _ = self.v4.insert(*k, flow.hash, value, now_ms, timeout_ms);
             }
-            TableKey::Wide(k) => {
+            (TableKey::Wide(k), _) => {
                 let _ = self.wide.insert(*k, flow.hash, value, now_ms, timeout_ms);
             }
         }
@@ -227,26 +253,28 @@ pub fn decide<M: BucketMemory>(
         nat,
         new,
     };
-    let remembered = flows.remembered(flow, now_ms, memory);
-    if let Some(value) = remembered {
+    let found = flows.remembered(flow, now_ms, memory);
+    if let Some((value, at)) = found {
         let backend = value & !CLOSING;
         if fwd.keeps_flow(rule.pool, backend) {
             if memory == Memory::Record {
                 let closing = value & CLOSING != 0 || flow.closes();
                 let timeout = timeout(rule, closing);
                 let value = if closing { backend | CLOSING } else { backend };
-                flows.remember(flow, value, now_ms, timeout);
+                flows.remember(flow, at, value, now_ms, timeout);
             }
             return Ok(decided(backend, false));
         }
     }
+    let remembered = found.map(|(value, _)| value);
     let backend = fwd
         .pick(rule.pool, flow.hash)
         .ok_or(DropReason::NoHealthyBackend)?;
     if memory == Memory::Record {
         let closing = flow.closes();
         let value = if closing { backend | CLOSING } else { backend };
-        flows.remember(flow, value, now_ms, timeout(rule, closing));
+        let at = found.and_then(|(_, at)| at);
+        flows.remember(flow, at, value, now_ms, timeout(rule, closing));
         if nat {
             let stale = remembered.and_then(|old| reply_key(fwd, &flow.packet, rule, old & !CLOSING));
             if let Some(stale) = stale {

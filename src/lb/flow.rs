@@ -78,6 +78,34 @@ impl FlowKey {
     }
 }
 
+/// A canonical IPv4 flow key as machine words: the lower `(address, port)` endpoint first, as
+/// [`FlowKey::canonical`] orders them, so both directions of a
+/// flow are one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct V4Key {
+    /// Lower address << 32 | higher address.
+    pub addrs: u64,
+    /// Lower endpoint's port << 16 | higher endpoint's port.
+    pub ports: u32,
+    pub proto: u8,
+}
+
+impl V4Key {
+    #[inline]
+    pub fn new(proto: u8, src: u32, src_port: u16, dst: u32, dst_port: u16) -> V4Key {
+        let ((a, ap), (b, bp)) = if (src, src_port) <= (dst, dst_port) {
+            ((src, src_port), (dst, dst_port))
+        } else {
+            ((dst, dst_port), (src, src_port))
+        };
+        V4Key {
+            addrs: u64::from(a) << 32 | u64::from(b),
+            ports: u32::from(ap) << 16 | u32::from(bp),
+            proto,
+        }
+    }
+}
+
 /// Writes the FLOW syntax of `haports lookup`. Ports are written only for TCP and UDP, so a
 /// key of another protocol with non-zero ports does not survive a round trip through text.
 impl fmt::Display for FlowKey {

@@ -12,7 +12,7 @@
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::flow::FlowKey;
+use super::flow::{FlowKey, V4Key};
 use std::net::IpAddr;
 
 const TAG_V4: u8 = 4;
@@ -28,14 +28,16 @@ const TAG_V6: u8 = 6;
 #[inline]
 pub fn symmetric_hash(key: &FlowKey, seed: u64) -> u64 {
     match (key.src, key.dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let a = (u32::from(src), key.src_port);
-            let b = (u32::from(dst), key.dst_port);
-            let (low, high) = if a <= b { (a, b) } else { (b, a) };
-            let h = start(seed, key.proto);
-            let h = absorb(h, v4_word(low.0, low.1));
-            finish(absorb(h, v4_word(high.0, high.1)))
-        }
+        (IpAddr::V4(src), IpAddr::V4(dst)) => v4_hash(
+            &V4Key::new(
+                key.proto,
+                u32::from(src),
+                key.src_port,
+                u32::from(dst),
+                key.dst_port,
+            ),
+            seed,
+        ),
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
             let a = (u128::from(src), key.src_port);
             let b = (u128::from(dst), key.dst_port);
@@ -51,6 +53,15 @@ pub fn symmetric_hash(key: &FlowKey, seed: u64) -> u64 {
         }
         _ => symmetric_hash_general(key, seed),
     }
+}
+
+/// [`symmetric_hash`] of an IPv4 flow from its canonical key (lower endpoint first, as the
+/// encoding orders them): the fast path hashes without building a [`FlowKey`].
+#[inline]
+pub fn v4_hash(key: &V4Key, seed: u64) -> u64 {
+    let low = v4_word((key.addrs >> 32) as u32, (key.ports >> 16) as u16);
+    let high = v4_word(key.addrs as u32, key.ports as u16);
+    finish(absorb(absorb(start(seed, key.proto), low), high))
 }
 
 /// The encoding endpoint by endpoint, for any mix of families; the reference the fast paths

@@ -115,17 +115,51 @@ pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
     Ok(headers)
 }
 
+/// A plain IPv4 TCP or UDP packet as the fast path sees it ([`parse_ipv4_fast`]): untagged,
+/// IP header at [`Ipv4Flow::L3`] without options, transport header at [`Ipv4Flow::L4`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ipv4Flow {
+    pub src: u32,
+    pub dst: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+    pub tcp_flags: u8,
+}
+
+impl Ipv4Flow {
+    pub const L3: usize = 14;
+    pub const L4: usize = Self::L3 + 20;
+
+    /// What [`parse_headers`] says of the same frame.
+    #[inline]
+    pub fn headers(&self) -> Headers {
+        Headers {
+            l3_offset: Self::L3 as u16,
+            l4_offset: Self::L4 as u16,
+            ethertype: EtherType::IPV4,
+            proto: self.proto,
+            src: IpAddr::V4(Ipv4Addr::from(self.src)),
+            dst: IpAddr::V4(Ipv4Addr::from(self.dst)),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            fragment: false,
+            tcp_flags: self.tcp_flags,
+        }
+    }
+}
+
 /// The fast path's parse: an untagged IPv4 TCP or UDP packet without IP options, not a
 /// fragment, whose lengths check out; at fixed offsets, with one length check up front.
 /// `None` for anything else, which [`parse_headers`] (the slow path) handles. For every frame
-/// it accepts it returns exactly what [`parse_headers`] returns (a property test holds it to
-/// that). Never panics, whatever the bytes.
+/// it accepts, [`Ipv4Flow::headers`] is exactly what [`parse_headers`] returns (a property
+/// test holds it to that). Never panics, whatever the bytes.
 #[inline]
-pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Headers> {
-    const L3: usize = 14;
-    const L4: usize = L3 + 20;
+pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Ipv4Flow> {
+    const L3: usize = Ipv4Flow::L3;
+    const L4: usize = Ipv4Flow::L4;
     // Ethernet, a 20-byte IPv4 header and the 8 bytes every transport header here starts with.
-    let fixed = frame.get(..L4 + 8)?;
+    let fixed: &[u8; L4 + 8] = frame.get(..L4 + 8)?.try_into().ok()?;
     if fixed[12..14] != [0x08, 0x00] || fixed[L3] != 0x45 {
         return None;
     }
@@ -134,19 +168,22 @@ pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Headers> {
         return None;
     }
     let total = usize::from(get_u16(&fixed[L3 + 2..L3 + 4]));
-    let l4 = frame.get(L4..L3 + total)?;
+    let l4_len = (L3 + total).min(frame.len()).checked_sub(L4)?;
+    if L3 + total > frame.len() {
+        return None;
+    }
     let proto = fixed[L3 + 9];
     let tcp_flags = match proto {
         IpProtocol::TCP => {
-            let header = usize::from(l4.get(12)? >> 4) * 4;
-            if header < 20 || header > l4.len() {
+            let header = usize::from(frame.get(L4 + 12)? >> 4) * 4;
+            if header < 20 || header > l4_len {
                 return None;
             }
-            l4[13]
+            frame[L4 + 13]
         }
         IpProtocol::UDP => {
-            let len = usize::from(get_u16(&l4[4..6]));
-            if len < 8 || len > l4.len() {
+            let len = usize::from(get_u16(&fixed[L4 + 4..L4 + 6]));
+            if len < 8 || len > l4_len {
                 return None;
             }
             0
@@ -154,16 +191,12 @@ pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Headers> {
         _ => return None,
     };
     let word = |at: usize| u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
-    Some(Headers {
-        l3_offset: L3 as u16,
-        l4_offset: L4 as u16,
-        ethertype: EtherType::IPV4,
+    Some(Ipv4Flow {
+        src: word(L3 + 12),
+        dst: word(L3 + 16),
+        src_port: get_u16(&fixed[L4..L4 + 2]),
+        dst_port: get_u16(&fixed[L4 + 2..L4 + 4]),
         proto,
-        src: IpAddr::V4(Ipv4Addr::from(word(L3 + 12))),
-        dst: IpAddr::V4(Ipv4Addr::from(word(L3 + 16))),
-        src_port: get_u16(&l4[0..2]),
-        dst_port: get_u16(&l4[2..4]),
-        fragment: false,
         tcp_flags,
     })
 }
