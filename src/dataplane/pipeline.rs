@@ -13,7 +13,10 @@
 //! Packets are handled in arrival order in stage 2, so a flow's state changes in the order
 //! its packets came, whichever path they take.
 
-use super::slow::{process, to_backend, Ctx};
+use std::net::IpAddr;
+
+use super::nat::deliver_v4;
+use super::slow::{decide_flow, process, Ctx};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{prefetch, Mbuf, BURST};
 use crate::lb::decision::{Flow, Via};
@@ -106,9 +109,11 @@ pub fn process_burst<P: PacketBuffer>(
         actions[i] = if fast_mask & (1 << i) != 0 {
             let f = &fast[i];
             let flow = Flow::v4(&f.packet, f.key, f.hash);
-            let h = f.packet.headers();
-            let src_mac = MacAddr(p.bytes()[6..12].try_into().unwrap_or_default());
-            to_backend(p.bytes(), &h, src_mac, f.frontend, Via::Frontend, &flow, None, &mut cx)
+            let frame = p.bytes();
+            let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
+            let src = IpAddr::V4(f.packet.src.into());
+            decide_flow(src, src_mac, f.frontend, Via::Frontend, &flow, &mut cx)
+                .and_then(|d| deliver_v4(frame, &f.packet, &d, fwd))
                 .unwrap_or_else(Action::Drop)
         } else if p.is_chained() {
             Action::Drop(DropReason::Unsupported)

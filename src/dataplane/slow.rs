@@ -13,7 +13,7 @@ use super::icmp_error::icmp_error;
 use super::nat::{deliver, reply_to_client};
 use super::responders::{arp, echo_reply, is_echo_request, neighbour_solicitation};
 use super::state::{Action, WorkerState};
-use crate::lb::decision::{decide, Flow, Memory, Via};
+use crate::lb::decision::{decide, Decided, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -142,10 +142,8 @@ pub(super) fn packet_key(h: &Headers) -> FlowKey {
 }
 
 /// Frontend and transit traffic: the decision, then DSR (MAC only) or destination NAT.
-/// Transit packets are never rewritten above layer 2 (TTL included). The fast path comes
-/// here too, so both paths treat a flow alike.
+/// Transit packets are never rewritten above layer 2 (TTL included).
 #[allow(clippy::too_many_arguments)]
-#[inline]
 pub(super) fn to_backend(
     frame: &mut [u8],
     h: &Headers,
@@ -156,14 +154,7 @@ pub(super) fn to_backend(
     first_fragment: Option<FlowKey>,
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
-    let fwd = cx.fwd;
-    let d = decide(fwd, &mut cx.st.flows, fe, via, flow, cx.now_ms, Memory::Record)?;
-    if d.new {
-        // A client behind a router: its router's MAC serves the replies.
-        if let Some(route) = fwd.route(h.src) {
-            cx.st.gleaned.learn(fwd, route.next_hop, src_mac);
-        }
-    }
+    let d = decide_flow(h.src, src_mac, fe, via, flow, cx)?;
     if let Some(key) = first_fragment {
         let what = Fragment::Forward {
             backend: d.backend,
@@ -171,7 +162,29 @@ pub(super) fn to_backend(
         };
         remember_fragment(cx, key, what);
     }
-    deliver(frame, h, &d, fwd)
+    deliver(frame, h, &d, cx.fwd)
+}
+
+/// The decision for a packet from `src` (sent by `src_mac`), remembered in the worker's flow
+/// table; a new flow from a client behind a router teaches the router's MAC for the replies.
+/// The fast path and the slow path both come here, so they treat a flow alike.
+#[inline]
+pub(super) fn decide_flow(
+    src: IpAddr,
+    src_mac: MacAddr,
+    fe: FrontendId,
+    via: Via,
+    flow: &Flow,
+    cx: &mut Ctx,
+) -> Result<Decided, DropReason> {
+    let fwd = cx.fwd;
+    let d = decide(fwd, &mut cx.st.flows, fe, via, flow, cx.now_ms, Memory::Record)?;
+    if d.new {
+        if let Some(route) = fwd.route(src) {
+            cx.st.gleaned.learn(fwd, route.next_hop, src_mac);
+        }
+    }
+    Ok(d)
 }
 
 fn is_broadcast_or_multicast(addr: IpAddr) -> bool {

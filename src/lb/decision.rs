@@ -53,14 +53,15 @@ pub enum TableKey {
     Wide(FlowKey),
 }
 
-/// A packet's flow as the decision needs it.
+/// A packet's flow as the decision needs it: its canonical table key, hash and which way the
+/// packet travels; the packet's own five-tuple is derived from them when needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
-    /// The five-tuple as the packet travels (three-tuple for protocols without ports).
-    pub packet: FlowKey,
     pub key: TableKey,
     /// The symmetric flow hash: the same both ways.
     pub hash: u64,
+    /// The packet travels from the key's higher endpoint to its lower one.
+    pub reversed: bool,
     /// TCP flag bits; 0 for other protocols.
     pub tcp_flags: u8,
 }
@@ -68,6 +69,7 @@ pub struct Flow {
 impl Flow {
     #[inline]
     pub fn new(packet: FlowKey, tcp_flags: u8, seed: u64) -> Flow {
+        let reversed = (packet.src, packet.src_port) > (packet.dst, packet.dst_port);
         let key = match (packet.src, packet.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => TableKey::V4(V4Key::new(
                 packet.proto,
@@ -79,33 +81,65 @@ impl Flow {
             _ => TableKey::Wide(packet.canonical()),
         };
         Flow {
-            packet,
             key,
             hash: symmetric_hash(&packet, seed),
+            reversed,
             tcp_flags,
         }
     }
 
-    /// An IPv4 flow from its parts and its canonical key's hash ([`v4_hash`]), as the fast
+    /// An IPv4 flow from its canonical key and that key's hash ([`v4_hash`]), as the fast
     /// path has them: the same flow [`Flow::new`] builds, without hashing a [`FlowKey`].
     #[inline]
     pub fn v4(packet: &Ipv4Flow, key: V4Key, hash: u64) -> Flow {
         Flow {
-            packet: FlowKey {
-                proto: packet.proto,
-                src: IpAddr::V4(packet.src.into()),
-                dst: IpAddr::V4(packet.dst.into()),
-                src_port: packet.src_port,
-                dst_port: packet.dst_port,
-            },
             key: TableKey::V4(key),
             hash,
+            reversed: (packet.src, packet.src_port) > (packet.dst, packet.dst_port),
             tcp_flags: packet.tcp_flags,
         }
     }
 
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        match &self.key {
+            TableKey::V4(k) => k.proto,
+            TableKey::Wide(k) => k.proto,
+        }
+    }
+
+    /// The packet's destination port (0 for protocols without ports).
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        match (&self.key, self.reversed) {
+            (TableKey::V4(k), false) => k.ports as u16,
+            (TableKey::V4(k), true) => (k.ports >> 16) as u16,
+            (TableKey::Wide(k), false) => k.dst_port,
+            (TableKey::Wide(k), true) => k.src_port,
+        }
+    }
+
+    /// The packet's own five-tuple (three-tuple without ports), as it travels.
+    pub fn packet(&self) -> FlowKey {
+        let canonical = match &self.key {
+            TableKey::V4(k) => FlowKey {
+                proto: k.proto,
+                src: IpAddr::V4(((k.addrs >> 32) as u32).into()),
+                dst: IpAddr::V4((k.addrs as u32).into()),
+                src_port: (k.ports >> 16) as u16,
+                dst_port: k.ports as u16,
+            },
+            TableKey::Wide(k) => *k,
+        };
+        if self.reversed {
+            canonical.reversed()
+        } else {
+            canonical
+        }
+    }
+
     fn closes(&self) -> bool {
-        self.packet.proto == crate::lb::flow::proto::TCP
+        self.proto() == crate::lb::flow::proto::TCP
             && self.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0
     }
 }
@@ -241,7 +275,7 @@ pub fn decide<M: BucketMemory>(
     memory: Memory,
 ) -> Result<Decided, DropReason> {
     let (rule_index, rule) = match via {
-        Via::Frontend => fwd.rule(fe, flow.packet.proto, flow.packet.dst_port),
+        Via::Frontend => fwd.rule(fe, flow.proto(), flow.dst_port()),
         Via::Transit => fwd.ha_rule(fe),
     }
     .ok_or(DropReason::NoRule)?;
@@ -275,21 +309,22 @@ pub fn decide<M: BucketMemory>(
         let value = if closing { backend | CLOSING } else { backend };
         let at = found.and_then(|(_, at)| at);
         flows.remember(flow, at, value, now_ms, timeout(rule, closing));
-        if nat {
-            let stale = remembered.and_then(|old| reply_key(fwd, &flow.packet, rule, old & !CLOSING));
+        let ambiguous = nat && fwd.backends[backend as usize].reverse_ambiguous;
+        if nat && (remembered.is_some() || ambiguous) {
+            let packet = flow.packet();
+            let stale = remembered.and_then(|old| reply_key(fwd, &packet, rule, old & !CLOSING));
             if let Some(stale) = stale {
                 // The flow moved: its replies now come from another backend.
                 let stale = stale.canonical();
                 let hash = symmetric_hash(&stale, fwd.hash_seed);
                 flows.replies.remove(&stale, hash);
             }
-            let ambiguous = fwd.backends[backend as usize].reverse_ambiguous;
-            if let Some(reply) = reply_key(fwd, &flow.packet, rule, backend).filter(|_| ambiguous) {
+            if let Some(reply) = reply_key(fwd, &packet, rule, backend).filter(|_| ambiguous) {
                 let reply = reply.canonical();
                 let hash = symmetric_hash(&reply, fwd.hash_seed);
                 let restore = ReverseNat {
-                    frontend: flow.packet.dst,
-                    frontend_port: translates(rule).then_some(flow.packet.dst_port),
+                    frontend: packet.dst,
+                    frontend_port: translates(rule).then_some(packet.dst_port),
                 };
                 let _ = flows
                     .replies
@@ -461,6 +496,25 @@ kind = "internal"
         let d = decide(&fwd, &mut flows, 0, Via::Frontend, &syn, gone, Memory::Peek).unwrap();
         assert!(!d.new, "peek sees the expired entry and changes nothing");
         assert!(record(&fwd, &mut flows, &syn, gone).new, "expired after 10 s");
+    }
+
+    proptest::proptest! {
+        /// A flow knows its packet's five-tuple back, and the fast path's constructor builds
+        /// the same flow as the general one.
+        #[test]
+        fn a_flow_gives_back_its_packet(key in crate::lb::flow::tests::arb_flow_key(), flags in proptest::prelude::any::<u8>()) {
+            let f = Flow::new(key, flags, 7);
+            proptest::prop_assert_eq!(f.packet(), key);
+            proptest::prop_assert_eq!((f.proto(), f.dst_port()), (key.proto, key.dst_port));
+            if let (IpAddr::V4(s), IpAddr::V4(d)) = (key.src, key.dst) {
+                let p = Ipv4Flow {
+                    src: s.into(), dst: d.into(), src_port: key.src_port, dst_port: key.dst_port,
+                    proto: key.proto, tcp_flags: flags,
+                };
+                let TableKey::V4(k) = f.key else { unreachable!("an IPv4 key") };
+                proptest::prop_assert_eq!(Flow::v4(&p, k, crate::lb::hash::v4_hash(&k, 7)), f);
+            }
+        }
     }
 
     #[test]
