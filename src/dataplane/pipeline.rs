@@ -66,12 +66,21 @@ impl PacketBuffer for Vec<u8> {
 }
 
 /// What stage 1 found for a fast-path packet.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Fast {
     packet: Ipv4Flow,
-    key: V4Key,
-    hash: u64,
+    flow: Flow,
     frontend: FrontendId,
+}
+
+impl Default for Fast {
+    fn default() -> Self {
+        Fast {
+            packet: Ipv4Flow::default(),
+            flow: Flow::v4(&Ipv4Flow::default(), V4Key::default(), 0),
+            frontend: 0,
+        }
+    }
 }
 
 /// Decides and rewrites a burst of packets received on `ingress`; `actions[i]` says where
@@ -97,7 +106,7 @@ pub fn process_burst<P: PacketBuffer>(
                 continue;
             }
             if let Some(f) = classify_fast(p.bytes(), ifc.mac, fwd, fwd.hash_seed) {
-                prefetch(st.flows.v4.first_bucket_of(f.hash));
+                prefetch(st.flows.v4.first_bucket_of(f.flow.hash));
                 fast[i] = f;
                 fast_mask |= 1 << i;
             }
@@ -108,11 +117,10 @@ pub fn process_burst<P: PacketBuffer>(
     for (i, p) in packets[..n].iter_mut().enumerate() {
         actions[i] = if fast_mask & (1 << i) != 0 {
             let f = &fast[i];
-            let flow = Flow::v4(&f.packet, f.key, f.hash);
             let frame = p.bytes();
             let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
             let src = IpAddr::V4(f.packet.src.into());
-            decide_flow(src, src_mac, f.frontend, Via::Frontend, &flow, &mut cx)
+            decide_flow(src, src_mac, f.frontend, Via::Frontend, &f.flow, &mut cx)
                 .and_then(|d| deliver_v4(frame, &f.packet, &d, fwd))
                 .unwrap_or_else(Action::Drop)
         } else if p.is_chained() {
@@ -153,8 +161,7 @@ fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) ->
     );
     Some(Fast {
         packet,
-        key,
-        hash: v4_hash(&key, seed),
+        flow: Flow::v4(&packet, key, v4_hash(&key, seed)),
         frontend,
     })
 }
