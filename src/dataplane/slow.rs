@@ -168,7 +168,7 @@ pub(super) fn to_backend(
 /// The decision for a packet from `src` (sent by `src_mac`), remembered in the worker's flow
 /// table; a new flow from a client behind a router teaches the router's MAC for the replies.
 /// The fast path and the slow path both come here, so they treat a flow alike.
-#[inline]
+#[inline(always)]
 pub(super) fn decide_flow(
     src: IpAddr,
     src_mac: MacAddr,

@@ -13,8 +13,10 @@ use crate::lb::forwarding::{BackendId, InterfaceId};
 use crate::lb::side_table::SideTable;
 use crate::lb::verdict::DropReason;
 
-/// Where a packet goes.
+/// Where a packet goes. A 32-bit tag keeps every field aligned, so the burst's array of
+/// actions is written and read back without partial-word stalls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
 pub enum Action {
     /// Out of an interface's port (to a backend when `backend` is set).
     Transmit {

@@ -264,7 +264,10 @@ impl Decided {
 /// [`Forwarding::keeps_flow`] allows and its entry is refreshed (a FIN or RST shortens its
 /// timeout); a new flow takes the Maglev choice and is remembered, and under NAT, where the
 /// backend's replies cannot be mapped back by the rules alone, so is its reply direction.
-#[inline]
+///
+/// Inlined into its few callers: its result then stays in registers instead of going through
+/// memory on the per-packet path.
+#[inline(always)]
 pub fn decide<M: BucketMemory>(
     fwd: &Forwarding,
     flows: &mut Flows<M>,

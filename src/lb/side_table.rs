@@ -164,6 +164,10 @@ impl<V: Copy> SideTable<V> {
     /// Incremental aging: examines at most `max_scan` slots from a cursor that wraps around
     /// the table, removes the expired entries among them, and returns how many it removed.
     pub fn expire(&mut self, now_ms: u64, max_scan: usize) -> usize {
+        if self.index.is_empty() {
+            // Nothing to age: no need to walk (and miss the cache on) empty slots.
+            return 0;
+        }
         let capacity = self.slots.len();
         let mut removed = 0;
         for _ in 0..max_scan.min(capacity) {

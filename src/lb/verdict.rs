@@ -3,8 +3,11 @@
 use crate::wire;
 
 /// Why a packet was dropped; each reason is a `haports_drops_total{reason}` counter.
+///
+/// 32 bits wide, like every field of the data plane's `Action`, so that an action is copied as
+/// whole words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
+#[repr(u32)]
 pub enum DropReason {
     /// Shorter than its headers say.
     Truncated,
