@@ -102,7 +102,10 @@ fn v4_flows(count: u32) -> Vec<(V4Key, u64)> {
             let (IpAddr::V4(s), IpAddr::V4(d)) = (k.src, k.dst) else {
                 unreachable!("IPv4 flows")
             };
-            (V4Key::new(k.proto, s.into(), k.src_port, d.into(), k.dst_port), h)
+            (
+                V4Key::new(k.proto, s.into(), k.src_port, d.into(), k.dst_port),
+                h,
+            )
         })
         .collect();
     // A fixed shuffle (xorshift), the same every run.
@@ -126,7 +129,11 @@ fn flow_table(c: &mut Criterion) {
         let held = keys
             .iter()
             .enumerate()
-            .filter(|(i, (key, hash))| table.insert(*key, *hash, *i as u32, 0, IDLE_TIMEOUT_MS).is_some())
+            .filter(|(i, (key, hash))| {
+                table
+                    .insert(*key, *hash, *i as u32, 0, IDLE_TIMEOUT_MS)
+                    .is_some()
+            })
             .count();
         eprintln!("flow_table: {held} of {live} flows held at capacity {FLOW_TABLE_CAPACITY}");
         group.throughput(Throughput::Elements(BURST as u64));

@@ -71,7 +71,15 @@ pub(super) fn icmp_error(
         _ => return Ok(None),
     };
     let flow = Flow::new(packet, 0, fwd.hash_seed);
-    let d = decide(fwd, &mut cx.st.flows, fe, via, &flow, cx.now_ms, Memory::Peek)?;
+    let d = decide(
+        fwd,
+        &mut cx.st.flows,
+        fe,
+        via,
+        &flow,
+        cx.now_ms,
+        Memory::Peek,
+    )?;
     let be = &fwd.backends[d.backend as usize];
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
     let mac = be.mac.ok_or(DropReason::NoNeighbour)?;

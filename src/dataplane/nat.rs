@@ -11,8 +11,9 @@ use crate::lb::decision::Decided;
 use crate::lb::forwarding::{Forwarding, ReverseNat};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    checksum, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src,
-    EthernetFrame, Headers, IpProtocol, Ipv4Flow, Ipv6Packet, MacAddr, TcpPacket, UdpPacket,
+    checksum, rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_dst,
+    rewrite_ipv6_src, EthernetFrame, Headers, IpProtocol, Ipv4Flow, Ipv6Packet, MacAddr, TcpPacket,
+    UdpPacket,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +71,7 @@ pub(super) fn deliver_v4(
             // A rule translating between families: the general path says what happens.
             return deliver(frame, &packet.headers(), d, fwd);
         };
-        rewrite_ipv4_dst(&mut frame[Ipv4Flow::L3..], address)?;
+        rewrite_ipv4_dst_fast(frame, packet.proto, address)?;
         let rule = fwd.rule_state(&d.decision());
         if !rule.is_ha_ports() && rule.backend_port != 0 {
             let l4 = &mut frame[Ipv4Flow::L4..];
@@ -80,7 +81,11 @@ pub(super) fn deliver_v4(
             }
         }
     }
-    set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
+    // The fast path's frames hold a whole Ethernet header: the MACs go straight in.
+    let src = fwd.interfaces[route.interface as usize].mac;
+    let header = frame.get_mut(..12).ok_or(DropReason::Truncated)?;
+    header[..6].copy_from_slice(&mac.0);
+    header[6..].copy_from_slice(&src.0);
     Ok(Action::Transmit {
         interface: route.interface,
         backend: Some(d.backend),

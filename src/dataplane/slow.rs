@@ -110,7 +110,16 @@ fn ip(
             return echo_reply(frame, &h, ingress);
         }
         let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
-        return to_backend(frame, &h, src_mac, fe, Via::Frontend, &flow, first_fragment, cx);
+        return to_backend(
+            frame,
+            &h,
+            src_mac,
+            fe,
+            Via::Frontend,
+            &flow,
+            first_fragment,
+            cx,
+        );
     }
     // A backend's reply under NAT: the frontend its flow recorded (where the rules alone are
     // ambiguous), else the rules' own reverse mapping.
@@ -125,7 +134,16 @@ fn ip(
     // frontend's MAC), balanced by its HA-ports rule.
     if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
         let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
-        return to_backend(frame, &h, src_mac, fe, Via::Transit, &flow, first_fragment, cx);
+        return to_backend(
+            frame,
+            &h,
+            src_mac,
+            fe,
+            Via::Transit,
+            &flow,
+            first_fragment,
+            cx,
+        );
     }
     Err(DropReason::NoFrontend)
 }
@@ -178,7 +196,15 @@ pub(super) fn decide_flow(
     cx: &mut Ctx,
 ) -> Result<Decided, DropReason> {
     let fwd = cx.fwd;
-    let d = decide(fwd, &mut cx.st.flows, fe, via, flow, cx.now_ms, Memory::Record)?;
+    let d = decide(
+        fwd,
+        &mut cx.st.flows,
+        fe,
+        via,
+        flow,
+        cx.now_ms,
+        Memory::Record,
+    )?;
     if d.new {
         if let Some(route) = fwd.route(src) {
             cx.st.gleaned.learn(fwd, route.next_hop, src_mac);

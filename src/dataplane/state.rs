@@ -24,7 +24,9 @@ pub enum Action {
         backend: Option<BackendId>,
     },
     /// To an interface's kernel twin.
-    ToKernel { interface: InterfaceId },
+    ToKernel {
+        interface: InterfaceId,
+    },
     Drop(DropReason),
 }
 

@@ -75,7 +75,14 @@ impl Worker {
                 }
                 counters.rx_packets[ifc].add(n as u64);
                 let slots = burst.slots_mut();
-                process_burst(slots, ifc as u32, &mut self.state, fwd, now_ms, &mut actions);
+                process_burst(
+                    slots,
+                    ifc as u32,
+                    &mut self.state,
+                    fwd,
+                    now_ms,
+                    &mut actions,
+                );
                 let mut dropped = 0;
                 for (slot, action) in slots.iter_mut().zip(actions) {
                     let Some(m) = slot.take() else {

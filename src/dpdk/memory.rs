@@ -46,9 +46,8 @@ impl<T: Zeroable> SocketMemory<T> {
             // Transparent huge pages where the kernel allows them (`madvise` mode): a table
             // read at random on every packet should not miss the TLB on every lookup.
             // SAFETY: the range is this allocation's own; the advice changes no contents.
-            let _ = unsafe {
-                libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE)
-            };
+            let _ =
+                unsafe { libc::madvise(ptr.as_ptr().cast(), layout.size(), libc::MADV_HUGEPAGE) };
         }
         SocketMemory {
             ptr,
@@ -99,7 +98,9 @@ impl<T: Zeroable> SocketMemory<T> {
     fn layout(len: usize) -> Layout {
         let layout = Layout::array::<T>(len).expect("table size overflows the address space");
         if layout.size() >= HUGE_PAGE {
-            layout.align_to(HUGE_PAGE).expect("2 MB is a valid alignment")
+            layout
+                .align_to(HUGE_PAGE)
+                .expect("2 MB is a valid alignment")
         } else {
             layout
         }

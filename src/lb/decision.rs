@@ -196,7 +196,12 @@ impl<M: BucketMemory> Flows<M> {
     /// The value remembered for a flow, and where it sits in the bucket table (for a
     /// refresh without a second lookup).
     #[inline]
-    fn remembered(&mut self, flow: &Flow, now_ms: u64, memory: Memory) -> Option<(u32, Option<Slot>)> {
+    fn remembered(
+        &mut self,
+        flow: &Flow,
+        now_ms: u64,
+        memory: Memory,
+    ) -> Option<(u32, Option<Slot>)> {
         match (&flow.key, memory) {
             (TableKey::V4(k), Memory::Record) => {
                 let slot = self.v4.find(k, flow.hash, now_ms)?;
@@ -212,7 +217,14 @@ impl<M: BucketMemory> Flows<M> {
 
     /// Remembers (or refreshes) a flow's value; a full table is not an error.
     #[inline]
-    fn remember(&mut self, flow: &Flow, at: Option<Slot>, value: u32, now_ms: u64, timeout_ms: u64) {
+    fn remember(
+        &mut self,
+        flow: &Flow,
+        at: Option<Slot>,
+        value: u32,
+        now_ms: u64,
+        timeout_ms: u64,
+    ) {
         match (&flow.key, at) {
             (TableKey::V4(_), Some(slot)) => self.v4.refresh(slot, value, now_ms, timeout_ms),
             (TableKey::V4(k), None) => {
@@ -435,7 +447,9 @@ kind = "internal"
     }
 
     fn flow(fwd: &Forwarding, sport: u16, flags: u8) -> Flow {
-        let key: FlowKey = format!("tcp 10.0.0.50:{sport} 10.0.0.100:443").parse().unwrap();
+        let key: FlowKey = format!("tcp 10.0.0.50:{sport} 10.0.0.100:443")
+            .parse()
+            .unwrap();
         Flow::new(key, flags, fwd.hash_seed)
     }
 
@@ -459,8 +473,17 @@ kind = "internal"
         }
         assert_eq!(flows.len(), 4, "never past its capacity");
         for (p, before) in held.iter().enumerate() {
-            let d = record(&fwd, &mut flows, &flow(&fwd, 1000 + p as u16, TcpFlags::ACK), 20);
-            assert_eq!((d.backend, d.new), (before.backend, false), "live entries kept");
+            let d = record(
+                &fwd,
+                &mut flows,
+                &flow(&fwd, 1000 + p as u16, TcpFlags::ACK),
+                20,
+            );
+            assert_eq!(
+                (d.backend, d.new),
+                (before.backend, false),
+                "live entries kept"
+            );
         }
     }
 
@@ -492,13 +515,21 @@ kind = "internal"
         let mut flows = Flows::with_capacity(64);
         let syn = flow(&fwd, 1000, TcpFlags::SYN);
         record(&fwd, &mut flows, &syn, 0);
-        record(&fwd, &mut flows, &flow(&fwd, 1000, TcpFlags::FIN | TcpFlags::ACK), 1_000);
+        record(
+            &fwd,
+            &mut flows,
+            &flow(&fwd, 1000, TcpFlags::FIN | TcpFlags::ACK),
+            1_000,
+        );
         // A later ACK does not bring the idle timeout (60 s) back.
         record(&fwd, &mut flows, &flow(&fwd, 1000, TcpFlags::ACK), 2_000);
         let gone = 2_000 + CLOSING_TIMEOUT_MS;
         let d = decide(&fwd, &mut flows, 0, Via::Frontend, &syn, gone, Memory::Peek).unwrap();
         assert!(!d.new, "peek sees the expired entry and changes nothing");
-        assert!(record(&fwd, &mut flows, &syn, gone).new, "expired after 10 s");
+        assert!(
+            record(&fwd, &mut flows, &syn, gone).new,
+            "expired after 10 s"
+        );
     }
 
     proptest::proptest! {

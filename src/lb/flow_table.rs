@@ -107,7 +107,11 @@ pub struct FlowTable<M = Box<[Bucket]>> {
 /// want of room in both of a flow's buckets negligible below `capacity` (at two thirds, 3% of
 /// the flows of a full table found no room).
 pub fn buckets_for(capacity: usize) -> usize {
-    capacity.saturating_mul(2).div_ceil(WAYS).max(1).next_power_of_two()
+    capacity
+        .saturating_mul(2)
+        .div_ceil(WAYS)
+        .max(1)
+        .next_power_of_two()
 }
 
 impl FlowTable<Box<[Bucket]>> {
@@ -126,7 +130,11 @@ impl<M: BucketMemory> FlowTable<M> {
     /// If `memory` has another number of buckets.
     pub fn in_memory(mut memory: M, capacity: usize) -> Self {
         let n = memory.as_mut().len();
-        assert_eq!(n, buckets_for(capacity), "flow table memory of the wrong size");
+        assert_eq!(
+            n,
+            buckets_for(capacity),
+            "flow table memory of the wrong size"
+        );
         debug_assert!(memory.as_ref().iter().all(|b| b.used == 0));
         FlowTable {
             memory,
@@ -335,13 +343,21 @@ mod tests {
     use std::collections::HashMap;
 
     fn flow(n: u32) -> V4Key {
-        V4Key::new(6, 0x0a00_0000 | n, 1024 + (n % 60000) as u16, 0x0aff_0064, 80)
+        V4Key::new(
+            6,
+            0x0a00_0000 | n,
+            1024 + (n % 60000) as u16,
+            0x0aff_0064,
+            80,
+        )
     }
 
     fn h(key: &V4Key) -> u64 {
         // Any well-mixed hash will do for the table; the data plane uses the flow hash.
         let x = key.addrs ^ u64::from(key.ports).rotate_left(17) ^ u64::from(key.proto);
-        x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31).wrapping_mul(0xff51_afd7_ed55_8ccd)
+        x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(31)
+            .wrapping_mul(0xff51_afd7_ed55_8ccd)
     }
 
     fn lookup(t: &mut FlowTable, k: &V4Key, now: u64) -> Option<u32> {
@@ -418,7 +434,10 @@ mod tests {
         let late = flow(99);
         assert_eq!(t.insert(late, same(&late), 99, 50, 100), None);
         for n in 0..(2 * WAYS as u32) {
-            assert_eq!(t.find(&flow(n), same(&flow(n)), 50).map(|s| t.value(s)), Some(n));
+            assert_eq!(
+                t.find(&flow(n), same(&flow(n)), 50).map(|s| t.value(s)),
+                Some(n)
+            );
         }
         // Once they expire, the new flow takes an expired way in place.
         assert!(t.insert(late, same(&late), 99, 150, 100).is_some());

@@ -462,7 +462,9 @@ impl Forwarding {
                     };
                     for &b in &fwd.pools[rule.pool as usize].members {
                         let addr = fwd.backends[b as usize].address;
-                        fwd.reverse_nat.entry((addr, proto, port)).or_insert(restore);
+                        fwd.reverse_nat
+                            .entry((addr, proto, port))
+                            .or_insert(restore);
                         if *reverse_of.entry(addr).or_insert(restore) != restore {
                             ambiguous.insert(addr);
                         }

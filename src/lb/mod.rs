@@ -4,8 +4,8 @@
 //! plane, the control thread and `haports lookup` share it.
 #![forbid(unsafe_code)]
 
-pub mod flow;
 pub mod decision;
+pub mod flow;
 pub mod flow_table;
 pub mod forwarding;
 pub mod hash;

@@ -53,8 +53,21 @@ pub fn internet_checksum(data: &[u8]) -> u16 {
 /// RFC 1624 equation 3, `HC' = ~(~HC + ~m + m')`, over equal-length runs of words. Unlike
 /// equation 2 it never produces 0xffff from a checksum that a full computation could produce.
 fn update_words(csum: u16, old: &[u8], new: &[u8]) -> u16 {
-    let removed = (old.len() / 2) as u64 * 0xffff - accumulate(0, old);
-    !fold(u64::from(!csum) + removed + accumulate(0, new))
+    apply_delta(csum, delta(old, new))
+}
+
+/// What replacing the words `old` by `new` adds to a one's-complement sum (unfolded): the
+/// complement of the old words plus the new ones (RFC 1624 equation 3's `~m + m'`). One delta
+/// serves every checksum covering the same field (the IPv4 header's and the transport's).
+#[inline]
+pub fn delta(old: &[u8], new: &[u8]) -> u64 {
+    (old.len() / 2) as u64 * 0xffff - accumulate(0, old) + accumulate(0, new)
+}
+
+/// Applies a [`delta`] to checksum `csum`: `~(~HC + ~m + m')`.
+#[inline]
+pub fn apply_delta(csum: u16, delta: u64) -> u16 {
+    !fold(u64::from(!csum) + delta)
 }
 
 /// Updates checksum `csum` for a 16-bit field that changed from `old` to `new` (RFC 1624).

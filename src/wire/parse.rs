@@ -190,7 +190,8 @@ pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Ipv4Flow> {
         }
         _ => return None,
     };
-    let word = |at: usize| u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+    let word =
+        |at: usize| u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
     Some(Ipv4Flow {
         src: word(L3 + 12),
         dst: word(L3 + 16),

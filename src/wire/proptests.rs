@@ -258,6 +258,25 @@ proptest! {
         }
     }
 
+    /// The fast path's NAT rewrite writes exactly the bytes the general one does.
+    #[test]
+    fn fast_dnat_writes_what_the_general_rewrite_writes(
+        kind in 0u8..2,
+        payload in proptest::collection::vec(any::<u8>(), 0..40),
+        backend in any::<u32>(),
+        zero_udp_checksum in any::<bool>(),
+    ) {
+        let mut frame = valid_frame(kind, &payload);
+        if kind == 1 && zero_udp_checksum {
+            frame[40..42].copy_from_slice(&[0, 0]);
+        }
+        let fast = parse_ipv4_fast(&frame).expect("a plain frame");
+        let mut general = frame.clone();
+        rewrite_ipv4_dst(&mut general[14..], Ipv4Addr::from(backend)).unwrap();
+        rewrite_ipv4_dst_fast(&mut frame, fast.proto, Ipv4Addr::from(backend)).unwrap();
+        prop_assert_eq!(frame, general);
+    }
+
     #[test]
     fn parse_reads_back_what_was_built(
         src in any::<u32>(), dst in any::<u32>(), sport in any::<u16>(), dport in any::<u16>(),

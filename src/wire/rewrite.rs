@@ -104,6 +104,36 @@ pub fn rewrite_ipv4_dst(ip: &mut [u8], new: Ipv4Addr) -> Result<(), Error> {
     rewrite_ipv4(ip, new, Side::Dst)
 }
 
+/// [`rewrite_ipv4_dst`] for a frame that [`parse_ipv4_fast`](super::parse_ipv4_fast)
+/// accepted (untagged, IPv4 header at 14 without options, unfragmented TCP or UDP): the same
+/// bytes, from one checksum delta for both checksums and without re-reading the headers.
+/// `Unsupported` for another protocol and `Truncated` for a frame too short to be such a
+/// packet, nothing written either way.
+#[inline]
+pub fn rewrite_ipv4_dst_fast(frame: &mut [u8], proto: u8, new: Ipv4Addr) -> Result<(), Error> {
+    const L3: usize = 14;
+    const L4: usize = L3 + 20;
+    let at = match checksum_offset(proto) {
+        Some(at) if proto == IpProtocol::TCP || proto == IpProtocol::UDP => L4 + at,
+        _ => return Err(Error::Unsupported),
+    };
+    if frame.len() < at + 2 {
+        return Err(Error::Truncated);
+    }
+    let new = new.octets();
+    let delta = checksum::delta(&frame[L3 + 16..L3 + 20], &new);
+    frame[L3 + 16..L3 + 20].copy_from_slice(&new);
+    let ip = get_u16(&frame[L3 + 10..L3 + 12]);
+    put_u16(
+        &mut frame[L3 + 10..L3 + 12],
+        checksum::apply_delta(ip, delta),
+    );
+    update_transport(&mut frame[L4..], proto, at - L4, |c| {
+        checksum::apply_delta(c, delta)
+    });
+    Ok(())
+}
+
 /// Sets the IPv6 source, updating the TCP, UDP or ICMPv6 checksum. `Unsupported` (nothing
 /// written) when an extension header (hop-by-hop, routing, fragment, destination options)
 /// comes first, as the transport checksum behind it would go stale.

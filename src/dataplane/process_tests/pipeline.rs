@@ -25,7 +25,14 @@ fn kind(which: usize, variant: u16) -> Vec<u8> {
             f[0..6].copy_from_slice(&frontend_mac(IpAddr::V4(FRONTEND)).0);
             f
         }
-        4 => tcp_frame(CLIENT_MAC, CLIENT, port, FRONTEND, 443, TcpFlags::FIN | TcpFlags::ACK),
+        4 => tcp_frame(
+            CLIENT_MAC,
+            CLIENT,
+            port,
+            FRONTEND,
+            443,
+            TcpFlags::FIN | TcpFlags::ACK,
+        ),
         5 => {
             // A VLAN tag: slow path.
             let mut f = syn(port, 443);
@@ -79,11 +86,18 @@ fn the_mix_has_both_paths() {
     let fast: Vec<bool> = (0..KINDS)
         .map(|k| takes_fast_path(&kind(k, 0), LAN, &fwd))
         .collect();
-    assert_eq!(&fast[..5], &[true; 5], "plain IPv4 TCP and UDP to the frontend");
+    assert_eq!(
+        &fast[..5],
+        &[true; 5],
+        "plain IPv4 TCP and UDP to the frontend"
+    );
     assert!(fast[5..13].iter().all(|f| !f), "{fast:?}");
     // The templates from ping on: ping, ARP twice, IPv6 twice, SYN and UDP to the frontend
     // (fast), NAT replies.
-    assert_eq!(&fast[13..22], &[false, false, false, false, false, true, true, false, false]);
+    assert_eq!(
+        &fast[13..22],
+        &[false, false, false, false, false, true, true, false, false]
+    );
 }
 
 /// Runs `frames` as one burst on `a` and one by one on `b`; both must agree on every action
@@ -101,7 +115,13 @@ fn burst_agrees(
     for (i, frame) in frames.iter().enumerate() {
         let mut one = frame.clone();
         let action = process(&mut one, LAN, b, fwd, now);
-        prop_assert_eq!(actions[i], action, "packet {} of kind {:?}", i, &frame[..14]);
+        prop_assert_eq!(
+            actions[i],
+            action,
+            "packet {} of kind {:?}",
+            i,
+            &frame[..14]
+        );
         prop_assert_eq!(&burst[i], &one, "packet {}", i);
     }
     prop_assert_eq!(a.flows.len(), b.flows.len());
@@ -149,7 +169,13 @@ fn random_config(v6: bool, backends: usize, floating: bool) -> Config {
         }
     };
     let list: Vec<String> = (0..backends)
-        .map(|i| format!(r#"{{ address = "{}", mac = "02:00:00:00:01:{:02x}" }}"#, addr(i), i))
+        .map(|i| {
+            format!(
+                r#"{{ address = "{}", mac = "02:00:00:00:01:{:02x}" }}"#,
+                addr(i),
+                i
+            )
+        })
         .collect();
     let frontend = if v6 { "fd00::100" } else { "10.0.0.100" };
     let text = format!(
@@ -330,6 +356,9 @@ fn nat_replies_on_another_worker_are_mapped_back_by_the_rules() {
         );
         assert_eq!(endpoints(&reply), ((FRONTEND, 443), (client, 40_000)));
         assert_eq!(macs(&reply).0, CLIENT_MAC);
-        assert!(other.flows.is_empty(), "the other worker remembered nothing");
+        assert!(
+            other.flows.is_empty(),
+            "the other worker remembered nothing"
+        );
     }
 }
