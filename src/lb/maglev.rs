@@ -94,6 +94,18 @@ pub fn instance_id(instance: &str) -> u64 {
     hash_bytes(instance.as_bytes(), INSTANCE_SEED)
 }
 
+/// The next position of a permutation walk, `(position + skip) mod m` for both below `m`,
+/// without a division (the build's inner loop).
+#[inline]
+fn step(position: u64, skip: u64, m: u64) -> u64 {
+    let next = position + skip;
+    if next >= m {
+        next - m
+    } else {
+        next
+    }
+}
+
 /// A built lookup table: each slot holds an index into the backend slice it was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaglevTable {
@@ -166,10 +178,10 @@ impl MaglevTable {
                 walk.credit -= u64::from(max_weight);
                 // Some free slot remains (claimed < m), and the walk reaches it within m steps.
                 while slots[walk.position as usize] != UNCLAIMED {
-                    walk.position = (walk.position + walk.skip) % m;
+                    walk.position = step(walk.position, walk.skip, m);
                 }
                 slots[walk.position as usize] = walk.index;
-                walk.position = (walk.position + walk.skip) % m;
+                walk.position = step(walk.position, walk.skip, m);
                 claimed += 1;
                 if claimed == m {
                     break 'rounds;
