@@ -8,7 +8,7 @@ use super::fragments::fragment_id;
 use super::slow::Ctx;
 use super::state::Action;
 use crate::lb::decision::Decided;
-use crate::lb::forwarding::{Forwarding, ReverseNat};
+use crate::lb::forwarding::{BackendId, BackendState, Forwarding, ReverseNat, Route};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
     checksum, rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_dst,
@@ -22,6 +22,21 @@ pub(super) enum Side {
     Dst,
 }
 
+/// A backend, the route to it and the MAC to send to; `no_neighbour` until it is resolved.
+#[inline]
+fn link(
+    fwd: &Forwarding,
+    backend: BackendId,
+) -> Result<(&BackendState, Route, MacAddr), DropReason> {
+    let be = fwd
+        .backends
+        .get(backend as usize)
+        .ok_or(DropReason::NoHealthyBackend)?;
+    let route = be.route.ok_or(DropReason::NoNeighbour)?;
+    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+    Ok((be, route, mac))
+}
+
 /// Sends a decided packet to its backend: destination NAT when the decision says so (the
 /// backend's address, and port for a port-translating rule), then the backend's MAC.
 #[inline]
@@ -31,12 +46,7 @@ pub(super) fn deliver(
     d: &Decided,
     fwd: &Forwarding,
 ) -> Result<Action, DropReason> {
-    let be = fwd
-        .backends
-        .get(d.backend as usize)
-        .ok_or(DropReason::NoHealthyBackend)?;
-    let route = be.route.ok_or(DropReason::NoNeighbour)?;
-    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+    let (be, route, mac) = link(fwd, d.backend)?;
     if d.nat {
         let rule = fwd.rule_state(&d.decision());
         set_address(frame, h, Side::Dst, be.address)?;
@@ -60,12 +70,7 @@ pub(super) fn deliver_v4(
     d: &Decided,
     fwd: &Forwarding,
 ) -> Result<Action, DropReason> {
-    let be = fwd
-        .backends
-        .get(d.backend as usize)
-        .ok_or(DropReason::NoHealthyBackend)?;
-    let route = be.route.ok_or(DropReason::NoNeighbour)?;
-    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+    let (be, route, mac) = link(fwd, d.backend)?;
     if d.nat {
         let IpAddr::V4(address) = be.address else {
             // A rule translating between families: the general path says what happens.
