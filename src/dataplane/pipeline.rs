@@ -6,9 +6,11 @@
 //!    compute its flow hash once and prefetch the flow's first flow-table bucket (where nearly
 //!    every flow lives), so that the memory latency of the whole burst overlaps;
 //! 2. decide and rewrite each packet in order: fast ones with the prefetched state, through
-//!    the same decision and rewrite as the slow path; everything else (ARP/ND, pings, ICMP
-//!    errors, fragments, the appliance's own addresses, NAT replies, transit, IPv6, drops)
-//!    through [`process`], which keeps every behaviour of the slow path.
+//!    the same decision and rewrite as the slow path; IPv6 TCP and UDP to a frontend (no
+//!    extension headers) classified on a fast path of its own (their flows live in the side
+//!    table); everything else (ARP/ND, pings, ICMP errors, fragments, the appliance's own
+//!    addresses, NAT replies, transit, drops) through [`process`], which keeps every
+//!    behaviour of the slow path.
 //!
 //! Packets are handled in arrival order in stage 2, so a flow's state changes in the order
 //! its packets came, whichever path they take.
@@ -16,7 +18,7 @@
 use std::net::IpAddr;
 
 use super::nat::deliver_v4;
-use super::slow::{decide_flow, process, Ctx};
+use super::slow::{decide_flow, packet_key, process, to_backend, Ctx};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{prefetch, Mbuf, BURST};
 use crate::lb::decision::{Flow, Via};
@@ -24,7 +26,7 @@ use crate::lb::flow::V4Key;
 use crate::lb::forwarding::{Forwarding, FrontendId, InterfaceId};
 use crate::lb::hash::v4_hash;
 use crate::lb::verdict::DropReason;
-use crate::wire::{parse_ipv4_fast, Ipv4Flow, MacAddr};
+use crate::wire::{parse_ipv4_fast, parse_ipv6_fast, Headers, Ipv4Flow, MacAddr};
 
 /// A received packet's bytes, whatever holds them (an mbuf, or a buffer in tests).
 pub trait PacketBuffer {
@@ -100,12 +102,13 @@ pub fn process_burst<P: PacketBuffer>(
     // Stage 1: parse, classify, hash, prefetch. Bit i of `fast_mask`: packet i is fast.
     let mut fast = [Fast::default(); BURST];
     let mut fast_mask = 0u32;
-    if let Some(ifc) = fwd.interfaces.get(ingress as usize) {
+    let our_mac = fwd.interfaces.get(ingress as usize).map(|ifc| ifc.mac);
+    if let Some(our_mac) = our_mac {
         for (i, p) in packets[..n].iter_mut().enumerate() {
             if p.is_chained() {
                 continue;
             }
-            if let Some(f) = classify_fast(p.bytes(), ifc.mac, fwd, fwd.hash_seed) {
+            if let Some(f) = classify_fast(p.bytes(), our_mac, fwd, fwd.hash_seed) {
                 prefetch(st.flows.v4.first_bucket_of(f.flow.hash));
                 fast[i] = f;
                 fast_mask |= 1 << i;
@@ -125,18 +128,56 @@ pub fn process_burst<P: PacketBuffer>(
                 .unwrap_or_else(Action::Drop)
         } else if p.is_chained() {
             Action::Drop(DropReason::Unsupported)
+        } else if let Some((h, frontend)) = our_mac.and_then(|m| classify_fast6(p.bytes(), m, fwd))
+        {
+            // IPv6 TCP and UDP to a frontend: its flows live in the side table, which has
+            // nothing to prefetch, so it is classified here rather than in stage 1.
+            let frame = p.bytes();
+            let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
+            let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+            let via = Via::Frontend;
+            to_backend(frame, &h, src_mac, frontend, via, &flow, None, &mut cx)
+                .unwrap_or_else(Action::Drop)
         } else {
             process(p.bytes(), ingress, cx.st, fwd, now_ms)
         };
     }
 }
 
-/// Whether a frame received on `ingress` takes the fast path (for tests of the mix).
+/// Whether a frame received on `ingress` takes the fast path, IPv4 or IPv6 (for tests of
+/// the mix).
 #[cfg(test)]
 pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
-    fwd.interfaces
-        .get(ingress as usize)
-        .is_some_and(|i| classify_fast(frame, i.mac, fwd, fwd.hash_seed).is_some())
+    fwd.interfaces.get(ingress as usize).is_some_and(|i| {
+        classify_fast(frame, i.mac, fwd, fwd.hash_seed).is_some()
+            || classify_fast6(frame, i.mac, fwd).is_some()
+    })
+}
+
+/// The fast path's classification of IPv6: a TCP or UDP packet without extension headers,
+/// addressed (at layer 2 and layer 3) to a frontend, by a sender that is not this interface.
+#[inline]
+fn classify_fast6(
+    frame: &[u8],
+    our_mac: MacAddr,
+    fwd: &Forwarding,
+) -> Option<(Headers, FrontendId)> {
+    let h = parse_ipv6_fast(frame)?;
+    let frontend = fwd.frontend(h.dst)?;
+    to_frontend(frame, our_mac, fwd, frontend).then_some((h, frontend))
+}
+
+/// Whether a frame for `frontend` is addressed to it at layer 2 (its MAC or the interface's)
+/// by another host: what the slow path checks before it reaches the frontend's rules.
+#[inline]
+fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: FrontendId) -> bool {
+    let (Some(dst), Some(src)) = (frame.get(0..6), frame.get(6..12)) else {
+        return false;
+    };
+    let dst_mac = MacAddr(dst.try_into().unwrap_or_default());
+    let src_mac = MacAddr(src.try_into().unwrap_or_default());
+    let to_us = dst_mac == our_mac || dst_mac == fwd.frontends[frontend as usize].mac;
+    to_us && !dst_mac.is_multicast() && src_mac != our_mac
 }
 
 /// The fast path's classification: a plain IPv4 TCP or UDP packet addressed (at layer 2 and
@@ -146,10 +187,7 @@ pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwardi
 fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) -> Option<Fast> {
     let packet = parse_ipv4_fast(frame)?;
     let frontend = fwd.frontend_v4(packet.dst)?;
-    let dst_mac = MacAddr(frame[0..6].try_into().ok()?);
-    let src_mac = MacAddr(frame[6..12].try_into().ok()?);
-    let to_us = dst_mac == our_mac || dst_mac == fwd.frontends[frontend as usize].mac;
-    if !to_us || dst_mac.is_multicast() || src_mac == our_mac {
+    if !to_frontend(frame, our_mac, fwd, frontend) {
         return None;
     }
     let key = V4Key::new(

@@ -30,7 +30,7 @@ pub use icmp::{IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use mac::{MacAddr, MacParseError};
-pub use parse::{parse_headers, parse_ipv4_fast, Headers, Ipv4Flow};
+pub use parse::{parse_headers, parse_ipv4_fast, parse_ipv6_fast, Headers, Ipv4Flow};
 pub use quoted::{is_icmpv4_error, is_icmpv6_error, QuotedIpv4, QuotedIpv6};
 pub use rewrite::{
     rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src,

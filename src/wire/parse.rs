@@ -202,6 +202,56 @@ pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Ipv4Flow> {
     })
 }
 
+/// The fast path's parse of IPv6: an untagged IPv6 packet whose first next header is TCP or
+/// UDP (no extension headers), with lengths that check out. `None` for anything else. For
+/// every frame it accepts it returns exactly what [`parse_headers`] returns (a property test
+/// holds it to that). Never panics, whatever the bytes.
+#[inline]
+pub fn parse_ipv6_fast(frame: &[u8]) -> Option<Headers> {
+    const L3: usize = 14;
+    const L4: usize = L3 + 40;
+    let fixed: &[u8; L4 + 8] = frame.get(..L4 + 8)?.try_into().ok()?;
+    if fixed[12..14] != [0x86, 0xdd] || fixed[L3] >> 4 != 6 {
+        return None;
+    }
+    let payload = usize::from(get_u16(&fixed[L3 + 4..L3 + 6]));
+    let l4 = frame.get(L4..L4 + payload)?;
+    let proto = fixed[L3 + 6];
+    let tcp_flags = match proto {
+        IpProtocol::TCP => {
+            let header = usize::from(l4.get(12)? >> 4) * 4;
+            if header < 20 || header > l4.len() {
+                return None;
+            }
+            l4[13]
+        }
+        IpProtocol::UDP => {
+            let len = usize::from(get_u16(l4.get(4..6)?));
+            if len < 8 || len > l4.len() {
+                return None;
+            }
+            0
+        }
+        _ => return None,
+    };
+    let address = |at: usize| -> Option<IpAddr> {
+        let octets: [u8; 16] = fixed[at..at + 16].try_into().ok()?;
+        Some(IpAddr::V6(octets.into()))
+    };
+    Some(Headers {
+        l3_offset: L3 as u16,
+        l4_offset: L4 as u16,
+        ethertype: EtherType::IPV6,
+        proto,
+        src: address(L3 + 8)?,
+        dst: address(L3 + 24)?,
+        src_port: get_u16(&l4[0..2]),
+        dst_port: get_u16(&l4[2..4]),
+        fragment: false,
+        tcp_flags,
+    })
+}
+
 /// Reads the ports (and TCP flags) of a transport header that `l4` starts with.
 /// `first_fragment` relaxes the UDP check: the length field then counts later fragments too.
 fn transport(proto: u8, l4: &[u8], first_fragment: bool) -> Result<Ports, Error> {

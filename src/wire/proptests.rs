@@ -246,6 +246,9 @@ proptest! {
             && frame[14] == 0x45 && frame[20] & 0x3f == 0 && frame[21] == 0 {
             prop_assert!(untouched.is_some(), "a plain frame took the slow path");
         }
+        if frame[12..14] == [0x86, 0xdd] && matches!(frame[20], IpProtocol::TCP | IpProtocol::UDP) {
+            prop_assert!(parse_ipv6_fast(&frame).is_some(), "a plain IPv6 frame took the slow path");
+        }
         for (at, value) in edits {
             let at = at % frame.len();
             frame[at] = value;
@@ -254,6 +257,9 @@ proptest! {
         for bytes in [&frame[..], &frame[..cut]] {
             if let Some(fast) = parse_ipv4_fast(bytes) {
                 prop_assert_eq!(Ok(fast.headers()), parse_headers(bytes));
+            }
+            if let Some(fast) = parse_ipv6_fast(bytes) {
+                prop_assert_eq!(Ok(fast), parse_headers(bytes));
             }
         }
     }

@@ -92,6 +92,9 @@ fn the_mix_has_both_paths() {
         "plain IPv4 TCP and UDP to the frontend"
     );
     assert!(fast[5..13].iter().all(|f| !f), "{fast:?}");
+    // IPv6 TCP to an IPv6 frontend takes the fast path too, where there is one.
+    let fwd6 = build(&super::icmp_and_ipv6::ipv6_config(), &[]);
+    assert!(takes_fast_path(&kind(11, 0), LAN, &fwd6));
     // The templates from ping on: ping, ARP twice, IPv6 twice, SYN and UDP to the frontend
     // (fast), NAT replies.
     assert_eq!(
