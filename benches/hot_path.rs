@@ -143,9 +143,7 @@ fn flow_table(c: &mut Criterion) {
                 let burst = &keys[at..at + BURST];
                 at = (at + BURST) % (keys.len() - BURST);
                 for (_, hash) in burst {
-                    let (x, y) = table.buckets_of(*hash);
-                    prefetch(x);
-                    prefetch(y);
+                    prefetch(table.first_bucket_of(*hash));
                 }
                 let mut found = 0u32;
                 for (key, hash) in burst {
