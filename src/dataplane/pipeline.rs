@@ -109,9 +109,15 @@ pub fn process_burst<P: PacketBuffer>(
                 continue;
             }
             if let Some(f) = classify_fast(p.bytes(), our_mac, fwd, fwd.hash_seed) {
-                prefetch(st.flows.v4.first_bucket_of(f.flow.hash));
                 fast[i] = f;
                 fast_mask |= 1 << i;
+            }
+        }
+        // The flows' buckets, all requested before the first is needed.
+        let table = &st.flows.v4;
+        for (i, f) in fast[..n].iter().enumerate() {
+            if fast_mask & (1 << i) != 0 {
+                prefetch(table.first_bucket_of(f.flow.hash));
             }
         }
     }
