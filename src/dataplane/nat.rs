@@ -69,32 +69,54 @@ pub(super) fn deliver_v4(
     packet: &Ipv4Flow,
     d: &Decided,
     fwd: &Forwarding,
-) -> Result<Action, DropReason> {
-    let (be, route, mac) = link(fwd, d.backend)?;
+) -> Action {
+    // Actions are built in place rather than through a `Result`, which the compiler would
+    // move through memory in pieces (a store-forwarding stall on every packet).
+    let (be, route, mac) = match link(fwd, d.backend) {
+        Ok(link) => link,
+        Err(reason) => return Action::Drop(reason),
+    };
     if d.nat {
         let IpAddr::V4(address) = be.address else {
             // A rule translating between families: the general path says what happens.
-            return deliver(frame, &packet.headers(), d, fwd);
+            return deliver(frame, &packet.headers(), d, fwd).unwrap_or_else(Action::Drop);
         };
-        rewrite_ipv4_dst_fast(frame, packet.proto, address)?;
-        let rule = fwd.rule_state(&d.decision());
-        if !rule.is_ha_ports() && rule.backend_port != 0 {
-            let l4 = &mut frame[Ipv4Flow::L4..];
-            match packet.proto {
-                IpProtocol::TCP => TcpPacket::new_checked(l4)?.set_dst_port(rule.backend_port),
-                _ => UdpPacket::new_checked(l4)?.set_dst_port(rule.backend_port),
-            }
+        if let Err(reason) = nat_v4(frame, packet, d, fwd, address) {
+            return Action::Drop(reason);
         }
     }
     // The fast path's frames hold a whole Ethernet header: the MACs go straight in.
     let src = fwd.interfaces[route.interface as usize].mac;
-    let header = frame.get_mut(..12).ok_or(DropReason::Truncated)?;
+    let Some(header) = frame.get_mut(..12) else {
+        return Action::Drop(DropReason::Truncated);
+    };
     header[..6].copy_from_slice(&mac.0);
     header[6..].copy_from_slice(&src.0);
-    Ok(Action::Transmit {
+    Action::Transmit {
         interface: route.interface,
         backend: Some(d.backend),
-    })
+    }
+}
+
+/// Destination NAT of a fast-path packet to `address` (and the rule's backend port).
+#[inline]
+fn nat_v4(
+    frame: &mut [u8],
+    packet: &Ipv4Flow,
+    d: &Decided,
+    fwd: &Forwarding,
+    address: std::net::Ipv4Addr,
+) -> Result<(), DropReason> {
+    rewrite_ipv4_dst_fast(frame, packet.proto, address)?;
+    let rule = fwd.rule_state(&d.decision());
+    if !rule.is_ha_ports() && rule.backend_port != 0 {
+        let l4 = &mut frame[Ipv4Flow::L4..];
+        match packet.proto {
+            IpProtocol::TCP => TcpPacket::new_checked(l4)?.set_dst_port(rule.backend_port),
+            _ => UdpPacket::new_checked(l4)?.set_dst_port(rule.backend_port),
+        }
+    }
+    Ok(())
 }
 
 /// A backend's reply under NAT: the frontend's address (and `port`) restored, out towards

@@ -129,9 +129,10 @@ pub fn process_burst<P: PacketBuffer>(
             let frame = p.bytes();
             let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
             let src = IpAddr::V4(f.packet.src.into());
-            decide_flow(src, src_mac, f.frontend, Via::Frontend, &f.flow, &mut cx)
-                .and_then(|d| deliver_v4(frame, &f.packet, &d, fwd))
-                .unwrap_or_else(Action::Drop)
+            match decide_flow(src, src_mac, f.frontend, Via::Frontend, &f.flow, &mut cx) {
+                Ok(d) => deliver_v4(frame, &f.packet, &d, fwd),
+                Err(reason) => Action::Drop(reason),
+            }
         } else if p.is_chained() {
             Action::Drop(DropReason::Unsupported)
         } else if let Some((h, frontend)) = our_mac.and_then(|m| classify_fast6(p.bytes(), m, fwd))
