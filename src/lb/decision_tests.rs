@@ -1,0 +1,186 @@
+//! Tests of `lb::decision`.
+use super::*;
+use crate::config::Config;
+use crate::lb::forwarding::Observations;
+
+fn config(floating: bool) -> Config {
+    let text = format!(
+        r#"
+[dataplane]
+maglev_table_size = 1021
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/24"
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe"
+  address = "10.0.0.100"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{{ address = "10.0.0.11" }}, {{ address = "10.0.0.12" }}, {{ address = "10.0.0.13" }}]
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = {floating}
+  idle_timeout_s = 60
+"#
+    );
+    Config::from_toml(&text, "test").unwrap()
+}
+
+fn build(floating: bool, down: &[&str]) -> Forwarding {
+    let obs = Observations {
+        down: down.iter().map(|a| a.parse().unwrap()).collect(),
+        ..Observations::default()
+    };
+    Forwarding::build(&config(floating), &obs, 1, None)
+}
+
+fn flow(fwd: &Forwarding, sport: u16, flags: u8) -> Flow {
+    let key: FlowKey = format!("tcp 10.0.0.50:{sport} 10.0.0.100:443")
+        .parse()
+        .unwrap();
+    Flow::new(key, flags, fwd.hash_seed)
+}
+
+fn record(fwd: &Forwarding, flows: &mut Flows, f: &Flow, now: u64) -> Decided {
+    decide(fwd, flows, 0, Via::Frontend, f, now, Memory::Record).unwrap()
+}
+
+#[test]
+fn a_full_table_falls_back_to_maglev_and_keeps_its_live_flows() {
+    let fwd = build(false, &[]);
+    let mut flows = Flows::with_capacity(4);
+    let held: Vec<Decided> = (0..4)
+        .map(|p| record(&fwd, &mut flows, &flow(&fwd, 1000 + p, TcpFlags::SYN), 0))
+        .collect();
+    assert_eq!(flows.len(), 4);
+    for p in 0..50 {
+        let f = flow(&fwd, 2000 + p, TcpFlags::SYN);
+        let d = record(&fwd, &mut flows, &f, 10);
+        assert_eq!(Some(d.backend), fwd.pick(0, f.hash), "the Maglev decision");
+        assert!(d.new);
+    }
+    assert_eq!(flows.len(), 4, "never past its capacity");
+    for (p, before) in held.iter().enumerate() {
+        let d = record(
+            &fwd,
+            &mut flows,
+            &flow(&fwd, 1000 + p as u16, TcpFlags::ACK),
+            20,
+        );
+        assert_eq!(
+            (d.backend, d.new),
+            (before.backend, false),
+            "live entries kept"
+        );
+    }
+}
+
+#[test]
+fn an_established_flow_keeps_its_backend_until_it_fails() {
+    let fwd = build(false, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let f = flow(&fwd, 1000, TcpFlags::SYN);
+    let first = record(&fwd, &mut flows, &f, 0);
+    let addr = fwd.backends[first.backend as usize].address.to_string();
+    // Another backend fails: the flow stays.
+    let other = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+        .into_iter()
+        .find(|a| *a != addr)
+        .unwrap();
+    let fwd2 = build(false, &[other]);
+    assert_eq!(record(&fwd2, &mut flows, &f, 1).backend, first.backend);
+    // Its own fails: it moves, and stays on the new one.
+    let fwd3 = build(false, &[&addr]);
+    let moved = record(&fwd3, &mut flows, &f, 2);
+    assert!(moved.new && moved.backend != first.backend);
+    assert_eq!(record(&fwd3, &mut flows, &f, 3).backend, moved.backend);
+    assert_eq!(flows.len(), 1);
+}
+
+#[test]
+fn fin_or_rst_shortens_the_timeout_for_good() {
+    let fwd = build(true, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let syn = flow(&fwd, 1000, TcpFlags::SYN);
+    record(&fwd, &mut flows, &syn, 0);
+    record(
+        &fwd,
+        &mut flows,
+        &flow(&fwd, 1000, TcpFlags::FIN | TcpFlags::ACK),
+        1_000,
+    );
+    // A later ACK does not bring the idle timeout (60 s) back.
+    record(&fwd, &mut flows, &flow(&fwd, 1000, TcpFlags::ACK), 2_000);
+    let gone = 2_000 + CLOSING_TIMEOUT_MS;
+    let d = decide(&fwd, &mut flows, 0, Via::Frontend, &syn, gone, Memory::Peek).unwrap();
+    assert!(!d.new, "peek sees the expired entry and changes nothing");
+    assert!(
+        record(&fwd, &mut flows, &syn, gone).new,
+        "expired after 10 s"
+    );
+}
+
+proptest::proptest! {
+    /// A flow knows its packet's five-tuple back, and the fast path's constructor builds
+    /// the same flow as the general one.
+    #[test]
+    fn a_flow_gives_back_its_packet(key in crate::lb::flow::tests::arb_flow_key(), flags in proptest::prelude::any::<u8>()) {
+        let f = Flow::new(key, flags, 7);
+        proptest::prop_assert_eq!(f.packet(), key);
+        proptest::prop_assert_eq!((f.proto(), f.dst_port()), (key.proto, key.dst_port));
+        if let (IpAddr::V4(s), IpAddr::V4(d)) = (key.src, key.dst) {
+            let p = Ipv4Flow {
+                src: s.into(), dst: d.into(), src_port: key.src_port, dst_port: key.dst_port,
+                proto: key.proto, tcp_flags: flags,
+            };
+            let TableKey::V4(k) = f.key else { unreachable!("an IPv4 key") };
+            proptest::prop_assert_eq!(Flow::v4(&p, k, crate::lb::hash::v4_hash(&k, 7)), f);
+        }
+    }
+}
+
+#[test]
+fn peek_never_remembers() {
+    let fwd = build(false, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let f = flow(&fwd, 1000, 0);
+    let d = decide(&fwd, &mut flows, 0, Via::Frontend, &f, 0, Memory::Peek).unwrap();
+    assert_eq!(Some(d.backend), fwd.pick(0, f.hash));
+    assert!(flows.is_empty());
+}
+
+#[test]
+fn transit_uses_the_ha_ports_rule_and_never_nats() {
+    let fwd = build(false, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let key: FlowKey = "udp 10.1.0.5:5000 10.2.0.9:53".parse().unwrap();
+    let f = Flow::new(key, 0, fwd.hash_seed);
+    let d = decide(&fwd, &mut flows, 0, Via::Transit, &f, 0, Memory::Record).unwrap();
+    assert!(!d.nat);
+    assert_eq!(Some(d.decision()), fwd.lookup(&key, Some(0)).ok());
+    // The other direction is the same flow.
+    let back = Flow::new(key.reversed(), 0, fwd.hash_seed);
+    let d2 = decide(&fwd, &mut flows, 0, Via::Transit, &back, 1, Memory::Record).unwrap();
+    assert_eq!((d2.backend, d2.new), (d.backend, false));
+}
+
+#[test]
+fn with_every_backend_down_a_new_flow_has_nowhere_to_go() {
+    let fwd = build(false, &["10.0.0.11", "10.0.0.12", "10.0.0.13"]);
+    let mut flows = Flows::with_capacity(64);
+    let f = flow(&fwd, 1000, TcpFlags::SYN);
+    assert_eq!(
+        decide(&fwd, &mut flows, 0, Via::Frontend, &f, 0, Memory::Record),
+        Err(DropReason::NoHealthyBackend)
+    );
+    assert!(flows.is_empty());
+}
