@@ -1,7 +1,7 @@
 //! The forwarding state: everything a worker needs to decide a packet, built by the control
 //! thread from the config, backend health and resolved neighbours, and published whole.
 //!
-//! It is immutable once built. Workers read it through the RCU pointer once per burst; the
+//! It is immutable once built ([`Forwarding::build`], in `forwarding_build.rs`). Workers read it through the RCU pointer once per burst; the
 //! lookups here take no lock and allocate nothing. The decision itself is
 //! [`decide`](super::decision::decide), which the data plane and `haports lookup` share.
 
@@ -12,10 +12,9 @@ use hashbrown::{HashMap, HashSet};
 use ipnet::IpNet;
 
 use super::flow::FlowKey;
-use super::hash::hash_bytes;
-use super::maglev::{MaglevBackend, MaglevTable, TableSize};
+use super::maglev::MaglevTable;
 use super::verdict::DropReason;
-use crate::config::{Config, RuleProtocol};
+use crate::config::RuleProtocol;
 use crate::wire::MacAddr;
 
 pub type BackendId = u32;
@@ -181,335 +180,6 @@ pub struct Forwarding {
 }
 
 impl Forwarding {
-    /// Builds the state from a validated config. Maglev tables of pools whose active set
-    /// did not change are shared with `previous` instead of rebuilt.
-    pub fn build(
-        cfg: &Config,
-        obs: &Observations,
-        generation: u64,
-        previous: Option<&Forwarding>,
-    ) -> Forwarding {
-        let seed = cfg.dataplane.hash_seed;
-        let size = TableSize::new(cfg.dataplane.maglev_table_size).unwrap_or(TableSize::DEFAULT);
-
-        let interfaces: Vec<InterfaceState> = cfg
-            .interface
-            .iter()
-            .enumerate()
-            .map(|(i, ifc)| InterfaceState {
-                name: ifc.name.clone(),
-                port: ifc.port,
-                mac: obs
-                    .interface_macs
-                    .get(i)
-                    .copied()
-                    .or(ifc.mac)
-                    .unwrap_or(MacAddr::ZERO),
-                addresses: ifc.address.clone(),
-            })
-            .collect();
-
-        let mut own_addresses = HashMap::new();
-        let mut routes: Vec<(IpNet, Route)> = Vec::new();
-        for (i, ifc) in cfg.interface.iter().enumerate() {
-            for net in &ifc.address {
-                own_addresses.insert(net.addr(), i as InterfaceId);
-                routes.push((
-                    net.trunc(),
-                    Route {
-                        interface: i as InterfaceId,
-                        next_hop: net.addr(),
-                    },
-                ));
-            }
-        }
-        // Configured routes: via a gateway on one of the interfaces' subnets.
-        let on_link = routes.clone();
-        for (i, ifc) in cfg.interface.iter().enumerate() {
-            for r in &ifc.routes {
-                let interface = on_link
-                    .iter()
-                    .find(|(net, _)| net.contains(&r.via))
-                    .map(|(_, rt)| rt.interface)
-                    .unwrap_or(i as InterfaceId);
-                routes.push((
-                    r.to.trunc(),
-                    Route {
-                        interface,
-                        next_hop: r.via,
-                    },
-                ));
-            }
-        }
-        // Longest prefix first, so the first match is the best.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.0.prefix_len()));
-
-        let mut fwd = Forwarding {
-            generation,
-            config_generation: 1,
-            hash_seed: seed,
-            interfaces,
-            frontends: Vec::new(),
-            pools: Vec::new(),
-            backends: Vec::new(),
-            frontend_by_addr: HashMap::new(),
-            frontend_v4: HashMap::new(),
-            addressees: HashMap::new(),
-            frontend_by_mac: HashMap::new(),
-            own_addresses,
-            reverse_nat: HashMap::new(),
-            neighbours: obs.neighbours.clone(),
-            routes,
-        };
-
-        // Stable identities: a pool keeps its id while (load balancer, name) exists, a backend
-        // while (load balancer, pool, address) does, across every rebuild and reload. Removed
-        // ones stay as retired slots, never reused, so a worker's flow entry can never come to
-        // mean another backend.
-        let prev_pools: HashMap<(&str, &str), PoolId> = previous
-            .map(|p| {
-                p.pools
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, q)| !q.retired)
-                    .map(|(i, q)| ((q.load_balancer.as_str(), q.name.as_str()), i as PoolId))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let prev_backends: HashMap<(&str, PoolId, IpAddr), BackendId> = previous
-            .map(|p| {
-                p.backends
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, b)| !b.retired)
-                    .map(|(i, b)| {
-                        (
-                            (b.load_balancer.as_str(), b.pool, b.address),
-                            i as BackendId,
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut pools: Vec<Option<PoolState>> = (0..previous.map_or(0, |p| p.pools.len()))
-            .map(|_| None)
-            .collect();
-        let mut backends: Vec<Option<BackendState>> = (0..previous.map_or(0, |p| p.backends.len()))
-            .map(|_| None)
-            .collect();
-        // An instance (an NVA with a NIC in several pools) is healthy only when every one of
-        // its probed addresses is, so both directions of a flow fail over together.
-        let down_instances: HashSet<(&str, String)> = cfg
-            .load_balancer
-            .iter()
-            .flat_map(|lb| {
-                lb.backend_pool
-                    .iter()
-                    .flat_map(|p| p.backends.iter())
-                    .filter(|b| obs.down.contains(&b.address))
-                    .map(move |b| (lb.name.as_str(), b.instance()))
-            })
-            .collect();
-        let mut pool_ids: HashMap<(&str, &str), PoolId> = HashMap::new();
-        for lb in &cfg.load_balancer {
-            for pool in &lb.backend_pool {
-                let pool_id = match prev_pools.get(&(lb.name.as_str(), pool.name.as_str())) {
-                    Some(&id) => id,
-                    None => {
-                        pools.push(None);
-                        (pools.len() - 1) as PoolId
-                    }
-                };
-                pool_ids.insert((lb.name.as_str(), pool.name.as_str()), pool_id);
-                let mut members = Vec::new();
-                for b in &pool.backends {
-                    let id = match prev_backends.get(&(lb.name.as_str(), pool_id, b.address)) {
-                        Some(&id) => id,
-                        None => {
-                            backends.push(None);
-                            (backends.len() - 1) as BackendId
-                        }
-                    };
-                    let route = fwd.route(b.address);
-                    let mac = b
-                        .mac
-                        .or_else(|| route.and_then(|r| obs.neighbours.get(&r.next_hop).copied()));
-                    backends[id as usize] = Some(BackendState {
-                        load_balancer: lb.name.clone(),
-                        pool: pool_id,
-                        address: b.address,
-                        instance: b.instance(),
-                        weight: b.weight,
-                        priority: b.priority,
-                        drain: b.drain,
-                        healthy: !down_instances.contains(&(lb.name.as_str(), b.instance())),
-                        retired: false,
-                        route,
-                        mac,
-                        reverse_ambiguous: false,
-                    });
-                    members.push(id);
-                }
-                pools[pool_id as usize] = Some(PoolState {
-                    load_balancer: lb.name.clone(),
-                    name: pool.name.clone(),
-                    members,
-                    active: Vec::new(),
-                    table: Arc::new(MaglevTable::build(&[], size)),
-                    retired: false,
-                });
-            }
-        }
-        // Retired slots keep their identity (for counters) but take no traffic.
-        fwd.backends = backends
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| {
-                b.unwrap_or_else(|| {
-                    let old = &previous
-                        .expect("a retired slot comes from the previous state")
-                        .backends[i];
-                    BackendState {
-                        healthy: false,
-                        retired: true,
-                        ..old.clone()
-                    }
-                })
-            })
-            .collect();
-        let empty = Arc::new(MaglevTable::build(&[], size));
-        fwd.pools = pools
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
-                p.unwrap_or_else(|| {
-                    let old = &previous
-                        .expect("a retired slot comes from the previous state")
-                        .pools[i];
-                    PoolState {
-                        members: Vec::new(),
-                        active: Vec::new(),
-                        table: empty.clone(),
-                        retired: true,
-                        ..old.clone()
-                    }
-                })
-            })
-            .collect();
-        for i in 0..fwd.pools.len() {
-            if fwd.pools[i].retired {
-                continue;
-            }
-            let active = active_tier(&fwd.backends, &fwd.pools[i].members);
-            let maglev: Vec<MaglevBackend> = active
-                .iter()
-                .map(|&b| {
-                    let be = &fwd.backends[b as usize];
-                    MaglevBackend {
-                        id: hash_bytes(be.instance.as_bytes(), seed),
-                        weight: be.weight,
-                    }
-                })
-                .collect();
-            let reuse = previous
-                .and_then(|p| p.pools.get(i).map(|q| (p, q)))
-                .filter(|(p, q)| {
-                    !q.retired && q.table.size() == size.get() && same_members(p, q, &fwd, &active)
-                })
-                .map(|(_, q)| q.table.clone());
-            fwd.pools[i].table =
-                reuse.unwrap_or_else(|| Arc::new(MaglevTable::build(&maglev, size)));
-            fwd.pools[i].active = active;
-        }
-
-        // Each backend address's reverse mapping; more than one makes its replies ambiguous.
-        let mut reverse_of: HashMap<IpAddr, ReverseNat> = HashMap::new();
-        let mut ambiguous: HashSet<IpAddr> = HashSet::new();
-        for lb in &cfg.load_balancer {
-            for fe in &lb.frontend {
-                let fe_id = fwd.frontends.len() as FrontendId;
-                let mut rules: Vec<RuleState> = lb
-                    .rule
-                    .iter()
-                    .filter(|r| r.frontend == fe.name)
-                    .filter_map(|r| {
-                        let pool = *pool_ids.get(&(lb.name.as_str(), r.backend_pool.as_str()))?;
-                        Some(RuleState {
-                            name: r.name.clone(),
-                            protocol: r.protocol,
-                            frontend_port: r.frontend_port,
-                            backend_port: r.backend_port,
-                            floating_ip: r.floating_ip,
-                            pool,
-                            idle_timeout_ms: u64::from(r.idle_timeout_s) * 1000,
-                        })
-                    })
-                    .collect();
-                rules.sort_by_key(|r| r.is_ha_ports());
-                for rule in rules.iter().filter(|r| !r.floating_ip) {
-                    let (proto, port, fe_port) = match rule.protocol {
-                        RuleProtocol::All => (None, 0, None),
-                        RuleProtocol::Tcp => {
-                            (Some(PROTO_TCP), rule.backend_port, Some(rule.frontend_port))
-                        }
-                        RuleProtocol::Udp => {
-                            (Some(PROTO_UDP), rule.backend_port, Some(rule.frontend_port))
-                        }
-                    };
-                    let restore = ReverseNat {
-                        frontend: fe.address,
-                        frontend_port: fe_port,
-                    };
-                    for &b in &fwd.pools[rule.pool as usize].members {
-                        let addr = fwd.backends[b as usize].address;
-                        fwd.reverse_nat
-                            .entry((addr, proto, port))
-                            .or_insert(restore);
-                        if *reverse_of.entry(addr).or_insert(restore) != restore {
-                            ambiguous.insert(addr);
-                        }
-                    }
-                }
-                fwd.frontend_by_addr.insert(fe.address, fe_id);
-                fwd.frontends.push(FrontendState {
-                    load_balancer: lb.name.clone(),
-                    name: fe.name.clone(),
-                    address: fe.address,
-                    mac: frontend_mac(fe.address),
-                    rules,
-                });
-            }
-        }
-        for b in &mut fwd.backends {
-            b.reverse_ambiguous = ambiguous.contains(&b.address);
-        }
-        fwd.frontend_v4 = fwd
-            .frontend_by_addr
-            .iter()
-            .filter_map(|(a, &f)| match a {
-                IpAddr::V4(v4) => Some((u32::from(*v4), f)),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        fwd.addressees = fwd
-            .own_addresses
-            .iter()
-            .map(|(&a, &i)| (a, Addressee::Own(i)))
-            .chain(
-                fwd.frontend_by_addr
-                    .iter()
-                    .map(|(&a, &f)| (a, Addressee::Frontend(f))),
-            )
-            .collect();
-        fwd.frontend_by_mac = fwd
-            .frontends
-            .iter()
-            .enumerate()
-            .map(|(i, fe)| (fe.mac, i as FrontendId))
-            .collect();
-        fwd
-    }
-
     /// The frontend whose MAC address a frame was sent to: for a packet not addressed to
     /// a frontend, the frontend it was routed through (transit).
     #[inline]
@@ -591,7 +261,7 @@ impl Forwarding {
             .is_some_and(|p| !p.active.is_empty())
     }
 
-    /// The whole offline decision `haports lookup` prints; see [`decision::lookup`].
+    /// The whole offline decision `haports lookup` prints; see [`lookup`](super::decision::lookup).
     pub fn lookup(&self, key: &FlowKey, via: Option<FrontendId>) -> Result<Decision, DropReason> {
         super::decision::lookup(self, key, via)
     }
@@ -681,41 +351,8 @@ pub fn frontend_mac(addr: IpAddr) -> MacAddr {
     }
 }
 
-/// The best-priority tier (lowest number) that has a backend able to take new flows.
-fn active_tier(backends: &[BackendState], members: &[BackendId]) -> Vec<BackendId> {
-    let usable = |b: &&BackendId| {
-        let be = &backends[**b as usize];
-        be.healthy && be.weight > 0 && !be.drain
-    };
-    let best = members
-        .iter()
-        .filter(usable)
-        .map(|&b| backends[b as usize].priority)
-        .min();
-    match best {
-        None => Vec::new(),
-        Some(p) => members
-            .iter()
-            .filter(usable)
-            .filter(|&&b| backends[b as usize].priority == p)
-            .copied()
-            .collect(),
-    }
-}
-
-fn same_members(
-    prev: &Forwarding,
-    pool: &PoolState,
-    next: &Forwarding,
-    active: &[BackendId],
-) -> bool {
-    pool.active.len() == active.len()
-        && pool.active.iter().zip(active).all(|(&a, &b)| {
-            let (x, y) = (&prev.backends[a as usize], &next.backends[b as usize]);
-            x.instance == y.instance && x.weight == y.weight
-        })
-        && prev.hash_seed == next.hash_seed
-}
+#[path = "forwarding_build.rs"]
+mod build;
 
 #[cfg(test)]
 #[path = "forwarding_tests.rs"]

@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
+use crate::config::Config;
 
 fn config(backends: &str, rules: &str) -> Config {
     let text = format!(
