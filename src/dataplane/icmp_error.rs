@@ -84,8 +84,7 @@ pub(super) fn icmp_error(
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
     let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
     if d.nat {
-        let rule = fwd.rule_state(&d.decision());
-        let port = (!rule.is_ha_ports() && rule.backend_port != 0).then_some(rule.backend_port);
+        let port = d.port;
         match (be.address, h.src) {
             (IpAddr::V4(addr), _) => {
                 rewrite_ipv4_dst(&mut frame[l3..], addr)?;

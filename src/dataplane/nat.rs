@@ -48,10 +48,9 @@ pub(super) fn deliver(
 ) -> Result<Action, DropReason> {
     let (be, route, mac) = link(fwd, d.backend)?;
     if d.nat {
-        let rule = fwd.rule_state(&d.decision());
         set_address(frame, h, Side::Dst, be.address)?;
-        if !rule.is_ha_ports() && rule.backend_port != 0 {
-            set_port(frame, h, Side::Dst, rule.backend_port)?;
+        if let Some(port) = d.port {
+            set_port(frame, h, Side::Dst, port)?;
         }
     }
     set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
@@ -72,28 +71,29 @@ pub(super) fn deliver_v4(
 ) -> Action {
     // Actions are built in place rather than through a `Result`, which the compiler would
     // move through memory in pieces (a store-forwarding stall on every packet).
-    let (be, route, mac) = match link(fwd, d.backend) {
-        Ok(link) => link,
-        Err(reason) => return Action::Drop(reason),
+    let Some(link) = fwd.link(d.backend) else {
+        return Action::Drop(DropReason::NoHealthyBackend);
+    };
+    let Some(out) = link.egress else {
+        return Action::Drop(DropReason::NoNeighbour);
     };
     if d.nat {
-        let IpAddr::V4(address) = be.address else {
+        let Some(address) = link.v4 else {
             // A rule translating between families: the general path says what happens.
             return deliver(frame, &packet.headers(), d, fwd).unwrap_or_else(Action::Drop);
         };
-        if let Err(reason) = nat_v4(frame, packet, d, fwd, address) {
+        if let Err(reason) = nat_v4(frame, packet, d, address) {
             return Action::Drop(reason);
         }
     }
     // The fast path's frames hold a whole Ethernet header: the MACs go straight in.
-    let src = fwd.interfaces[route.interface as usize].mac;
     let Some(header) = frame.get_mut(..12) else {
         return Action::Drop(DropReason::Truncated);
     };
-    header[..6].copy_from_slice(&mac.0);
-    header[6..].copy_from_slice(&src.0);
+    header[..6].copy_from_slice(&out.dst_mac.0);
+    header[6..].copy_from_slice(&out.src_mac.0);
     Action::Transmit {
-        interface: route.interface,
+        interface: out.interface,
         backend: Some(d.backend),
     }
 }
@@ -104,16 +104,14 @@ fn nat_v4(
     frame: &mut [u8],
     packet: &Ipv4Flow,
     d: &Decided,
-    fwd: &Forwarding,
-    address: std::net::Ipv4Addr,
+    address: u32,
 ) -> Result<(), DropReason> {
-    rewrite_ipv4_dst_fast(frame, packet.proto, address)?;
-    let rule = fwd.rule_state(&d.decision());
-    if !rule.is_ha_ports() && rule.backend_port != 0 {
+    rewrite_ipv4_dst_fast(frame, packet.proto, address.into())?;
+    if let Some(port) = d.port {
         let l4 = &mut frame[Ipv4Flow::L4..];
         match packet.proto {
-            IpProtocol::TCP => TcpPacket::new_checked(l4)?.set_dst_port(rule.backend_port),
-            _ => UdpPacket::new_checked(l4)?.set_dst_port(rule.backend_port),
+            IpProtocol::TCP => TcpPacket::new_checked(l4)?.set_dst_port(port),
+            _ => UdpPacket::new_checked(l4)?.set_dst_port(port),
         }
     }
     Ok(())

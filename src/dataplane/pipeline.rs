@@ -67,22 +67,14 @@ impl PacketBuffer for Vec<u8> {
     }
 }
 
-/// What stage 1 found for a fast-path packet.
-#[derive(Debug, Clone, Copy)]
+/// What stage 1 found for a fast-path packet: its fields, canonical key and hash (the
+/// [`Flow`] is rebuilt from them in stage 2, where it stays in registers).
+#[derive(Debug, Clone, Copy, Default)]
 struct Fast {
     packet: Ipv4Flow,
-    flow: Flow,
+    key: V4Key,
+    hash: u64,
     frontend: FrontendId,
-}
-
-impl Default for Fast {
-    fn default() -> Self {
-        Fast {
-            packet: Ipv4Flow::default(),
-            flow: Flow::v4(&Ipv4Flow::default(), V4Key::default(), 0),
-            frontend: 0,
-        }
-    }
 }
 
 /// Decides and rewrites a burst of packets received on `ingress`; `actions[i]` says where
@@ -117,7 +109,7 @@ pub fn process_burst<P: PacketBuffer>(
         let table = &st.flows.v4;
         for (i, f) in fast[..n].iter().enumerate() {
             if fast_mask & (1 << i) != 0 {
-                prefetch(table.first_bucket_of(f.flow.hash));
+                prefetch(table.first_bucket_of(f.hash));
             }
         }
     }
@@ -129,7 +121,8 @@ pub fn process_burst<P: PacketBuffer>(
             let frame = p.bytes();
             let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
             let src = IpAddr::V4(f.packet.src.into());
-            match decide_flow(src, src_mac, f.frontend, Via::Frontend, &f.flow, &mut cx) {
+            let flow = Flow::v4(&f.packet, f.key, f.hash);
+            match decide_flow(src, src_mac, f.frontend, Via::Frontend, &flow, &mut cx) {
                 Ok(d) => deliver_v4(frame, &f.packet, &d, fwd),
                 Err(reason) => Action::Drop(reason),
             }
@@ -194,7 +187,7 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) -> Option<Fast> {
     let packet = parse_ipv4_fast(frame)?;
     let frontend = fwd.frontend_v4(packet.dst)?;
-    if !to_frontend(frame, our_mac, fwd, frontend) {
+    if !to_frontend_v4(frame, our_mac, fwd, frontend) {
         return None;
     }
     let key = V4Key::new(
@@ -206,7 +199,34 @@ fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) ->
     );
     Some(Fast {
         packet,
-        flow: Flow::v4(&packet, key, v4_hash(&key, seed)),
+        key,
+        hash: v4_hash(&key, seed),
         frontend,
     })
+}
+
+/// [`to_frontend`] for a frame [`parse_ipv4_fast`] took (so at least 42 bytes long), with the
+/// addresses compared as words.
+#[inline]
+fn to_frontend_v4(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: FrontendId) -> bool {
+    let Some(head) = frame.get(..14) else {
+        return false;
+    };
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w[..6].copy_from_slice(&head[at..at + 6]);
+        u64::from_le_bytes(w)
+    };
+    let (dst, src) = (word(0), word(6));
+    let ours = word_of(our_mac);
+    let to_us = dst == ours || dst == word_of(fwd.frontends[frontend as usize].mac);
+    // Bit 0 of the first octet: a group address.
+    to_us && dst & 1 == 0 && src != ours
+}
+
+#[inline]
+fn word_of(mac: MacAddr) -> u64 {
+    let mut w = [0u8; 8];
+    w[..6].copy_from_slice(&mac.0);
+    u64::from_le_bytes(w)
 }

@@ -195,7 +195,7 @@ impl<M: BucketMemory> Flows<M> {
 
     /// The value remembered for a flow, and where it sits in the bucket table (for a
     /// refresh without a second lookup).
-    #[inline]
+    #[inline(always)]
     fn remembered(
         &mut self,
         flow: &Flow,
@@ -216,7 +216,7 @@ impl<M: BucketMemory> Flows<M> {
     }
 
     /// Remembers (or refreshes) a flow's value; a full table is not an error.
-    #[inline]
+    #[inline(always)]
     fn remember(
         &mut self,
         flow: &Flow,
@@ -256,6 +256,8 @@ pub struct Decided {
     pub backend: BackendId,
     /// Destination NAT to the backend (a non-floating rule, addressed to the frontend).
     pub nat: bool,
+    /// The backend port a NATed packet's destination port becomes (a port-translating rule).
+    pub port: Option<u16>,
     /// A new decision (not an established flow's).
     pub new: bool,
 }
@@ -295,11 +297,13 @@ pub fn decide<M: BucketMemory>(
     }
     .ok_or(DropReason::NoRule)?;
     let nat = via == Via::Frontend && !rule.floating_ip;
+    let port = (nat && translates(rule)).then_some(rule.backend_port);
     let decided = |backend, new| Decided {
         frontend: fe,
         rule: rule_index,
         backend,
         nat,
+        port,
         new,
     };
     let found = flows.remembered(flow, now_ms, memory);

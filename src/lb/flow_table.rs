@@ -46,14 +46,18 @@ pub struct Bucket {
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
 impl Bucket {
-    #[inline]
+    /// The way holding `key`: every way compared without a branch, then the used ones kept.
+    #[inline(always)]
     fn way_of(&self, key: &V4Key) -> Option<usize> {
-        (0..WAYS).find(|&w| {
-            self.used & (1 << w) != 0
-                && self.addrs[w] == key.addrs
-                && self.ports[w] == key.ports
-                && self.protos[w] == key.proto
-        })
+        let mut hits = 0u8;
+        for w in 0..WAYS {
+            let same = (self.addrs[w] == key.addrs)
+                & (self.ports[w] == key.ports)
+                & (self.protos[w] == key.proto);
+            hits |= u8::from(same) << w;
+        }
+        hits &= self.used;
+        (hits != 0).then(|| hits.trailing_zeros() as usize)
     }
 
     /// A way to put a new entry in: a free one, else an expired one (the bool says so).
@@ -199,24 +203,25 @@ impl<M: BucketMemory> FlowTable<M> {
         &self.memory.as_ref()[hash as usize & self.mask]
     }
 
-    /// Where `key`'s entry is, live or expired.
-    #[inline]
+    /// Where `key`'s entry is, live or expired: its first bucket, where nearly every entry
+    /// lives, then its second.
+    #[inline(always)]
     fn locate(&self, key: &V4Key, hash: u64) -> Option<Slot> {
-        let (a, b) = self.homes(key, hash);
         let buckets = self.memory.as_ref();
-        for i in [a, b] {
-            if let Some(w) = buckets[i].way_of(key) {
-                return Some(Slot {
-                    bucket: i as u32,
-                    way: w as u8,
-                });
-            }
+        let first = hash as usize & self.mask;
+        let at = |i: usize, w: usize| Slot {
+            bucket: i as u32,
+            way: w as u8,
+        };
+        if let Some(w) = buckets.get(first)?.way_of(key) {
+            return Some(at(first, w));
         }
-        None
+        let second = self.other(first, key);
+        buckets.get(second)?.way_of(key).map(|w| at(second, w))
     }
 
     /// The live entry of a flow. An expired one is reclaimed and reported as a miss.
-    #[inline]
+    #[inline(always)]
     pub fn find(&mut self, key: &V4Key, hash: u64, now_ms: u64) -> Option<Slot> {
         let slot = self.locate(key, hash)?;
         let bucket = &mut self.memory.as_mut()[slot.bucket as usize];
@@ -240,7 +245,7 @@ impl<M: BucketMemory> FlowTable<M> {
     }
 
     /// Sets a live entry's value and pushes its deadline to `timeout_ms` from now.
-    #[inline]
+    #[inline(always)]
     pub fn refresh(&mut self, slot: Slot, value: u32, now_ms: u64, timeout_ms: u64) {
         let bucket = &mut self.memory.as_mut()[slot.bucket as usize];
         let w = usize::from(slot.way);

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use super::flow::FlowKey;
 use super::maglev::MaglevTable;
+use super::v4_index::V4Index;
 use super::verdict::DropReason;
 use crate::config::RuleProtocol;
 use crate::wire::MacAddr;
@@ -117,6 +118,27 @@ pub struct BackendState {
     pub reverse_ambiguous: bool,
 }
 
+/// What the per-packet path reads of a backend, in one small record built with the state
+/// (the [`BackendState`] it derives from spans two cache lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendLink {
+    pub pool: PoolId,
+    /// [`Forwarding::keeps_flow`]'s answer for a flow of its own pool.
+    pub keeps_flows: bool,
+    /// Where its packets leave; None until its route and MAC are known.
+    pub egress: Option<Egress>,
+    /// Its address as a word, when IPv4 (the fast path's destination NAT).
+    pub v4: Option<u32>,
+}
+
+/// The way out to a backend: the interface, the MAC to send to and the interface's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    pub interface: InterfaceId,
+    pub dst_mac: MacAddr,
+    pub src_mac: MacAddr,
+}
+
 /// An address the appliance answers for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Addressee {
@@ -164,9 +186,11 @@ pub struct Forwarding {
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,
     pub backends: Vec<BackendState>,
+    /// The per-packet digest of `backends`, by the same id.
+    links: Vec<BackendLink>,
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
     /// IPv4 frontends by address as a word, for the fast path.
-    frontend_v4: HashMap<u32, FrontendId>,
+    frontend_v4: V4Index,
     /// Own and frontend addresses in one map: one lookup per packet says which it is.
     addressees: HashMap<IpAddr, Addressee>,
     /// Each frontend's own MAC address (answered in ARP), naming the frontend a transit
@@ -248,9 +272,14 @@ impl Forwarding {
     /// flow has nowhere better to go and keeps going while the backend is reachable.
     #[inline]
     pub fn keeps_flow(&self, pool: PoolId, backend: BackendId) -> bool {
-        self.backends.get(backend as usize).is_some_and(|b| {
-            !b.retired && b.pool == pool && (b.healthy || !self.pool_has_active(pool))
-        })
+        self.link(backend)
+            .is_some_and(|l| l.pool == pool && l.keeps_flows)
+    }
+
+    /// A backend's per-packet record.
+    #[inline]
+    pub fn link(&self, backend: BackendId) -> Option<&BackendLink> {
+        self.links.get(backend as usize)
     }
 
     /// Whether `pool` has any backend that can take new flows.
@@ -269,7 +298,7 @@ impl Forwarding {
     /// The IPv4 frontend at `addr` (an address as a word), for the fast path.
     #[inline]
     pub fn frontend_v4(&self, addr: u32) -> Option<FrontendId> {
-        self.frontend_v4.get(&addr).copied()
+        self.frontend_v4.get(addr)
     }
 
     /// A frontend by name (`name` or `lb/name`) or by address.

@@ -86,8 +86,9 @@ impl Forwarding {
             frontends: Vec::new(),
             pools: Vec::new(),
             backends: Vec::new(),
+            links: Vec::new(),
             frontend_by_addr: HashMap::new(),
-            frontend_v4: HashMap::new(),
+            frontend_v4: V4Index::default(),
             addressees: HashMap::new(),
             frontend_by_mac: HashMap::new(),
             own_addresses,
@@ -317,14 +318,10 @@ impl Forwarding {
         for b in &mut fwd.backends {
             b.reverse_ambiguous = ambiguous.contains(&b.address);
         }
-        fwd.frontend_v4 = fwd
-            .frontend_by_addr
-            .iter()
-            .filter_map(|(a, &f)| match a {
-                IpAddr::V4(v4) => Some((u32::from(*v4), f)),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
+        fwd.frontend_v4 = V4Index::new(fwd.frontend_by_addr.iter().filter_map(|(a, &f)| match a {
+            IpAddr::V4(v4) => Some((u32::from(*v4), f)),
+            IpAddr::V6(_) => None,
+        }));
         fwd.addressees = fwd
             .own_addresses
             .iter()
@@ -341,7 +338,30 @@ impl Forwarding {
             .enumerate()
             .map(|(i, fe)| (fe.mac, i as FrontendId))
             .collect();
+        fwd.links = fwd.backends.iter().map(|b| link_of(&fwd, b)).collect();
         fwd
+    }
+}
+
+/// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
+/// while its pool has no backend for new flows (then it has nowhere better to go).
+fn link_of(fwd: &Forwarding, b: &BackendState) -> BackendLink {
+    let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
+        let src_mac = fwd.interfaces.get(route.interface as usize)?.mac;
+        Some(Egress {
+            interface: route.interface,
+            dst_mac,
+            src_mac,
+        })
+    });
+    BackendLink {
+        pool: b.pool,
+        keeps_flows: !b.retired && (b.healthy || !fwd.pool_has_active(b.pool)),
+        egress,
+        v4: match b.address {
+            IpAddr::V4(a) => Some(u32::from(a)),
+            IpAddr::V6(_) => None,
+        },
     }
 }
 

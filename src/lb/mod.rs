@@ -11,4 +11,5 @@ pub mod forwarding;
 pub mod hash;
 pub mod maglev;
 pub mod side_table;
+pub mod v4_index;
 pub mod verdict;
