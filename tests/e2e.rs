@@ -139,6 +139,8 @@ fn balances_both_protocols(mode: &'static str) {
         "no_healthy_backend",
         "no_neighbour",
         "tx_full",
+        "martian_source",
+        "tcp_flags",
     ] {
         let n = metric(&m, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0);
         assert_eq!(n, 0.0, "drops for {reason}:\n{m}");

@@ -26,7 +26,9 @@ use crate::lb::flow::V4Key;
 use crate::lb::forwarding::{Forwarding, FrontendId, InterfaceId};
 use crate::lb::hash::v4_hash;
 use crate::lb::verdict::DropReason;
-use crate::wire::{parse_ipv4_fast, parse_ipv6_fast, Headers, Ipv4Flow, MacAddr};
+use crate::wire::{
+    parse_ipv4_fast, parse_ipv6_fast, Headers, IpProtocol, Ipv4Flow, MacAddr, TcpFlags,
+};
 
 /// A received packet's bytes, whatever holds them (an mbuf, or a buffer in tests).
 pub trait PacketBuffer {
@@ -154,6 +156,9 @@ pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwardi
     })
 }
 
+/// Where an untagged IPv6 packet's hop limit sits in its frame.
+const IPV6_HOP_LIMIT: usize = 14 + 7;
+
 /// The fast path's classification of IPv6: a TCP or UDP packet without extension headers,
 /// addressed (at layer 2 and layer 3) to a frontend, by a sender that is not this interface.
 #[inline]
@@ -164,7 +169,10 @@ fn classify_fast6(
 ) -> Option<(Headers, FrontendId)> {
     let h = parse_ipv6_fast(frame)?;
     let frontend = fwd.frontend(h.dst)?;
-    to_frontend(frame, our_mac, fwd, frontend).then_some((h, frontend))
+    let hostile = fwd.is_martian_source(h.src)
+        || frame.get(IPV6_HOP_LIMIT) == Some(&0)
+        || (h.proto == IpProtocol::TCP && TcpFlags::invalid(h.tcp_flags));
+    (!hostile && to_frontend(frame, our_mac, fwd, frontend)).then_some((h, frontend))
 }
 
 /// Whether a frame for `frontend` is addressed to it at layer 2 (its MAC or the interface's)
@@ -187,7 +195,11 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) -> Option<Fast> {
     let packet = parse_ipv4_fast(frame)?;
     let frontend = fwd.frontend_v4(packet.dst)?;
-    if !to_frontend_v4(frame, our_mac, fwd, frontend) {
+    // Martian sources, TTL 0 and impossible TCP flags: the slow path drops and counts them.
+    let hostile = fwd.is_martian_v4(packet.src)
+        || frame.get(Ipv4Flow::L3 + 8) == Some(&0)
+        || (packet.proto == IpProtocol::TCP && TcpFlags::invalid(packet.tcp_flags));
+    if hostile || !to_frontend_v4(frame, our_mac, fwd, frontend) {
         return None;
     }
     let key = V4Key::new(

@@ -17,7 +17,9 @@ use crate::lb::decision::{decide, Decided, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
-use crate::wire::{parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, MacAddr};
+use crate::wire::{
+    parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, MacAddr, TcpFlags,
+};
 
 /// What every stage of one packet's handling needs besides the packet: the published state,
 /// the worker's own, and the burst's clock.
@@ -82,6 +84,13 @@ fn ip(
             return Ok(action);
         }
     }
+    // Packets no honest sender makes: dropped before anything is decided or learnt from them.
+    if fwd.is_martian_source(h.src) && !unaddressed_to_a_group(&h) {
+        return Err(DropReason::MartianSource);
+    }
+    if hop_limit(frame, &h) == Some(0) {
+        return Err(DropReason::Ttl);
+    }
     let addressee = fwd.addressee(h.dst);
     if matches!(addressee, Some(Addressee::Own(_)))
         || dst_mac.is_multicast()
@@ -99,6 +108,10 @@ fn ip(
             return later_fragment(frame, &h, &key, cx);
         }
         first_fragment = Some(key);
+    }
+    // Later fragments (above) carry no TCP header; a first one too short for it has no flags.
+    if h.proto == IpProtocol::TCP && TcpFlags::invalid(h.tcp_flags) {
+        return Err(DropReason::TcpFlags);
     }
     if h.proto == IpProtocol::ICMP || h.proto == IpProtocol::ICMPV6 {
         if let Some(action) = icmp_error(frame, &h, dst_mac, cx)? {
@@ -211,6 +224,22 @@ pub(super) fn decide_flow(
         }
     }
     Ok(d)
+}
+
+/// From the unspecified address to a multicast group: how a host without an address yet (or
+/// with a tentative one) reports its groups (IGMP, RFC 3376; MLD behind a hop-by-hop header,
+/// RFC 3590) and probes for duplicates (RFC 4862). Group traffic only goes to the kernel twin.
+fn unaddressed_to_a_group(h: &Headers) -> bool {
+    h.src.is_unspecified() && h.dst.is_multicast()
+}
+
+/// The TTL (IPv4) or hop limit (IPv6) of the packet whose headers are `h`.
+fn hop_limit(frame: &[u8], h: &Headers) -> Option<u8> {
+    let at = usize::from(h.l3_offset);
+    match h.ethertype {
+        EtherType::IPV4 => frame.get(at + 8).copied(),
+        _ => frame.get(at + 7).copied(),
+    }
 }
 
 fn is_broadcast_or_multicast(addr: IpAddr) -> bool {

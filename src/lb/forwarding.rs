@@ -191,6 +191,8 @@ pub struct Forwarding {
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
     /// IPv4 frontends by address as a word, for the fast path.
     frontend_v4: V4Index,
+    /// The appliance's own IPv4 addresses and its frontends': sources no packet may have.
+    claimed_v4: V4Index,
     /// Own and frontend addresses in one map: one lookup per packet says which it is.
     addressees: HashMap<IpAddr, Addressee>,
     /// Each frontend's own MAC address (answered in ARP), naming the frontend a transit
@@ -299,6 +301,29 @@ impl Forwarding {
     #[inline]
     pub fn frontend_v4(&self, addr: u32) -> Option<FrontendId> {
         self.frontend_v4.get(addr)
+    }
+
+    /// Whether a packet's source is one no real sender has: broadcast, multicast, loopback
+    /// or unspecified (IPv4: 0/8, 127/8 and everything from 224/4 up, broadcast included;
+    /// IPv6: ::, ::1 and ff00::/8), or an address the appliance itself answers for.
+    #[inline]
+    pub fn is_martian_source(&self, src: IpAddr) -> bool {
+        match src {
+            IpAddr::V4(a) => self.is_martian_v4(u32::from(a)),
+            IpAddr::V6(a) => {
+                a.is_unspecified()
+                    || a.is_loopback()
+                    || a.is_multicast()
+                    || self.addressees.contains_key(&src)
+            }
+        }
+    }
+
+    /// [`Forwarding::is_martian_source`] for an IPv4 source as a word (the fast path).
+    #[inline]
+    pub fn is_martian_v4(&self, src: u32) -> bool {
+        let first = src >> 24;
+        first == 0 || first == 127 || first >= 224 || self.claimed_v4.get(src).is_some()
     }
 
     /// A frontend by name (`name` or `lb/name`) or by address.

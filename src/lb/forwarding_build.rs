@@ -89,6 +89,7 @@ impl Forwarding {
             links: Vec::new(),
             frontend_by_addr: HashMap::new(),
             frontend_v4: V4Index::default(),
+            claimed_v4: V4Index::default(),
             addressees: HashMap::new(),
             frontend_by_mac: HashMap::new(),
             own_addresses,
@@ -332,6 +333,10 @@ impl Forwarding {
                     .map(|(&a, &f)| (a, Addressee::Frontend(f))),
             )
             .collect();
+        fwd.claimed_v4 = V4Index::new(fwd.addressees.keys().filter_map(|a| match a {
+            IpAddr::V4(v4) => Some((u32::from(*v4), 0)),
+            IpAddr::V6(_) => None,
+        }));
         fwd.frontend_by_mac = fwd
             .frontends
             .iter()

@@ -28,14 +28,19 @@ pub enum DropReason {
     NoNeighbour,
     /// A later IP fragment whose first fragment was not seen (or is too old).
     Fragment,
-    /// TTL / hop limit would reach zero.
+    /// TTL / hop limit zero on arrival.
     Ttl,
     /// The TX queue (or the exception path towards the kernel twin) was full.
     TxFull,
+    /// A source no real sender has: broadcast, multicast, loopback, unspecified, or the
+    /// appliance's own or its frontends' addresses.
+    MartianSource,
+    /// TCP flags no stack sends (SYN with FIN or RST, or none at all).
+    TcpFlags,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -47,6 +52,8 @@ impl DropReason {
         DropReason::Fragment,
         DropReason::Ttl,
         DropReason::TxFull,
+        DropReason::MartianSource,
+        DropReason::TcpFlags,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -64,6 +71,8 @@ impl DropReason {
             DropReason::Fragment => "fragment",
             DropReason::Ttl => "ttl",
             DropReason::TxFull => "tx_full",
+            DropReason::MartianSource => "martian_source",
+            DropReason::TcpFlags => "tcp_flags",
         }
     }
 

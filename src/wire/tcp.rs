@@ -19,6 +19,13 @@ impl TcpFlags {
     pub const URG: u8 = 0x20;
     pub const ECE: u8 = 0x40;
     pub const CWR: u8 = 0x80;
+
+    /// A combination no TCP stack sends, used to probe or evade: SYN with FIN or RST, or none
+    /// of FIN, SYN, RST, PSH, ACK and URG (a "null" segment).
+    pub fn invalid(flags: u8) -> bool {
+        let f = flags & 0x3f;
+        f == 0 || (f & TcpFlags::SYN != 0 && f & (TcpFlags::FIN | TcpFlags::RST) != 0)
+    }
 }
 
 mod field {

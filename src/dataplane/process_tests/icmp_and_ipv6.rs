@@ -206,7 +206,12 @@ fn ipv6_ha_ports_tcp_round_trip_rewrites_addresses_with_valid_checksums() {
 // IPv6 neighbour discovery and ping for frontends
 
 /// An IPv6 frame carrying ICMPv6 `message` (checksum filled), hop limit 255.
-fn icmp6_frame(dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, mut message: Vec<u8>) -> Vec<u8> {
+pub(super) fn icmp6_frame(
+    dst_mac: MacAddr,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    mut message: Vec<u8>,
+) -> Vec<u8> {
     let csum = tcp_udp_checksum_v6(src, dst, IpProtocol::ICMPV6, &message);
     message[2..4].copy_from_slice(&csum.to_be_bytes());
     let mut p = vec![0x60, 0, 0, 0];

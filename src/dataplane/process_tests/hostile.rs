@@ -1,0 +1,213 @@
+//! Packets no honest sender makes (DESIGN §6, trust): martian sources, TTL or hop limit 0 and
+//! impossible TCP flags are dropped under their own reasons, before any state is made, on
+//! the burst pipeline's fast path as on the slow path.
+
+use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, tcp6_frame, CLIENT6, FRONTEND6};
+use super::*;
+use crate::dataplane::pipeline::process_burst;
+
+/// The action for `frame` alone through the slow path and through the burst pipeline (they
+/// must agree), with the worker state each left behind.
+fn both_paths(frame: &[u8], fwd: &Forwarding) -> (Action, WorkerState, WorkerState) {
+    let (mut slow, _) = worker();
+    let mut copy = frame.to_vec();
+    let one = process(&mut copy, LAN, &mut slow, fwd, NOW);
+    let (mut fast, _) = worker();
+    let mut burst = vec![frame.to_vec()];
+    let mut actions = [Action::Drop(DropReason::Unsupported); 1];
+    process_burst(&mut burst, LAN, &mut fast, fwd, NOW, &mut actions);
+    assert_eq!(actions[0], one, "burst pipeline and slow path disagree");
+    (one, slow, fast)
+}
+
+fn assert_dropped(frame: &[u8], fwd: &Forwarding, reason: DropReason) {
+    let (action, slow, fast) = both_paths(frame, fwd);
+    assert_eq!(action, Action::Drop(reason));
+    assert!(
+        slow.flows.is_empty() && fast.flows.is_empty(),
+        "no flow state"
+    );
+}
+
+#[test]
+fn martian_ipv4_sources_are_dropped_to_the_frontend_and_to_the_appliance() {
+    let fwd = build(&ha_ports(), &[]);
+    let martians = [
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 5),
+        Ipv4Addr::new(239, 1, 2, 3),
+        Ipv4Addr::new(240, 0, 0, 1),
+        Ipv4Addr::LOCALHOST,
+        Ipv4Addr::new(127, 9, 9, 9),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::new(0, 1, 2, 3),
+        OWN,
+        OWN_1,
+        FRONTEND,
+    ];
+    for src in martians {
+        for dst in [FRONTEND, OWN] {
+            let tcp = tcp_frame(CLIENT_MAC, src, 40_000, dst, 443, TcpFlags::SYN);
+            assert_dropped(&tcp, &fwd, DropReason::MartianSource);
+            let udp = udp_frame(CLIENT_MAC, src, 40_000, dst, 53);
+            assert_dropped(&udp, &fwd, DropReason::MartianSource);
+        }
+    }
+    // The neighbours of the martian ranges are ordinary clients.
+    for src in [
+        Ipv4Addr::new(1, 0, 0, 1),
+        Ipv4Addr::new(126, 255, 255, 254),
+        Ipv4Addr::new(223, 255, 255, 254),
+    ] {
+        let (action, _, _) = both_paths(&udp_frame(CLIENT_MAC, src, 40_000, FRONTEND, 53), &fwd);
+        assert!(
+            matches!(action, Action::Transmit { .. }),
+            "{src}: {action:?}"
+        );
+    }
+}
+
+#[test]
+fn martian_ipv6_sources_are_dropped() {
+    let fwd = build(&ipv6_config(), &[]);
+    let own6: Ipv6Addr = "fd00::2".parse().unwrap();
+    for src in [
+        Ipv6Addr::UNSPECIFIED,
+        Ipv6Addr::LOCALHOST,
+        "ff02::1".parse().unwrap(),
+        own6,
+        FRONTEND6,
+    ] {
+        let frame = tcp6_frame(CLIENT_MAC, src, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+        assert_dropped(&frame, &fwd, DropReason::MartianSource);
+    }
+    let (action, _, _) = both_paths(
+        &tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN),
+        &fwd,
+    );
+    assert!(matches!(action, Action::Transmit { .. }), "{action:?}");
+}
+
+/// `frame` with its TTL (IPv4, header checksum kept right) or hop limit (IPv6) set.
+fn with_hop_limit(mut frame: Vec<u8>, limit: u8) -> Vec<u8> {
+    if frame[12..14] == [0x86, 0xdd] {
+        frame[ETH_LEN + 7] = limit;
+    } else {
+        frame[ETH_LEN + 8] = limit;
+        frame[ETH_LEN + 10..ETH_LEN + 12].fill(0);
+        let sum = internet_checksum(&frame[ETH_LEN..ETH_LEN + 20]);
+        frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+    frame
+}
+
+#[test]
+fn ttl_or_hop_limit_zero_is_dropped_as_ttl_and_one_still_goes() {
+    let fwd = build(&ha_ports(), &[]);
+    for dst in [FRONTEND, OWN] {
+        let frame = with_hop_limit(udp_frame(CLIENT_MAC, CLIENT, 40_000, dst, 53), 0);
+        assert_dropped(&frame, &fwd, DropReason::Ttl);
+    }
+    let one = with_hop_limit(syn(40_000, 443), 1);
+    let (action, _, _) = both_paths(&one, &fwd);
+    assert!(matches!(action, Action::Transmit { .. }), "{action:?}");
+
+    let fwd6 = build(&ipv6_config(), &[]);
+    let frame = with_hop_limit(
+        tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN),
+        0,
+    );
+    assert_dropped(&frame, &fwd6, DropReason::Ttl);
+}
+
+#[test]
+fn impossible_tcp_flags_are_dropped_before_a_flow_is_made() {
+    let fwd = build(&ha_ports(), &[]);
+    let fwd6 = build(&ipv6_config(), &[]);
+    let impossible = [
+        TcpFlags::SYN | TcpFlags::FIN,
+        TcpFlags::SYN | TcpFlags::RST,
+        TcpFlags::SYN | TcpFlags::FIN | TcpFlags::ACK,
+        TcpFlags::SYN | TcpFlags::RST | TcpFlags::ACK,
+        0,
+        TcpFlags::ECE | TcpFlags::CWR,
+    ];
+    for flags in impossible {
+        let frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, flags);
+        assert_dropped(&frame, &fwd, DropReason::TcpFlags);
+        let frame = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, flags);
+        assert_dropped(&frame, &fwd6, DropReason::TcpFlags);
+    }
+    // What stacks do send still goes, ECN bits included.
+    for flags in [
+        TcpFlags::SYN,
+        TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR,
+        TcpFlags::SYN | TcpFlags::ACK,
+        TcpFlags::RST,
+        TcpFlags::FIN | TcpFlags::ACK,
+        TcpFlags::PSH | TcpFlags::ACK | TcpFlags::URG,
+    ] {
+        let frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, flags);
+        let (action, _, _) = both_paths(&frame, &fwd);
+        assert!(
+            matches!(action, Action::Transmit { .. }),
+            "{flags:#x}: {action:?}"
+        );
+    }
+}
+
+#[test]
+fn a_backends_reply_with_impossible_flags_is_not_rewritten() {
+    let cfg = config("all", 0, 0, false);
+    let fwd = build(&cfg, &[]);
+    let mut frame = tcp_frame(
+        BACKEND_MACS[0],
+        BACKENDS[0],
+        443,
+        CLIENT,
+        40_000,
+        TcpFlags::SYN | TcpFlags::FIN,
+    );
+    let before = frame.clone();
+    let (mut st, _) = worker();
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::TcpFlags)
+    );
+    assert_eq!(frame, before, "nothing rewritten");
+}
+
+#[test]
+fn group_reports_from_an_unspecified_source_still_reach_the_kernel() {
+    let fwd = build(&ipv6_config(), &[]);
+    let group: Ipv6Addr = "ff02::16".parse().unwrap();
+    // An MLDv2 report (type 143) with no records, from :: as hosts send it during DAD.
+    let mut frame = icmp6_frame(
+        MacAddr([0x33, 0x33, 0, 0, 0, 0x16]),
+        Ipv6Addr::UNSPECIFIED,
+        group,
+        vec![143, 0, 0, 0, 0, 0, 0, 0],
+    );
+    let (mut st, _) = worker();
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    // An IGMPv3 report (type 0x22, no records) from 0.0.0.0 to 224.0.0.22.
+    let fwd = build(&ha_ports(), &[]);
+    let mut report = vec![0x22, 0, 0, 0, 0, 0, 0, 0];
+    let sum = internet_checksum(&report);
+    report[2..4].copy_from_slice(&sum.to_be_bytes());
+    let group = Ipv4Addr::new(224, 0, 0, 22);
+    let packet = ipv4(Ipv4Addr::UNSPECIFIED, group, 2, &report);
+    let mut frame = eth(
+        MacAddr([0x01, 0, 0x5e, 0, 0, 0x16]),
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &packet,
+    );
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+}
