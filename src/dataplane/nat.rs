@@ -90,8 +90,7 @@ pub(super) fn deliver_v4(
     let Some(header) = frame.get_mut(..12) else {
         return Action::Drop(DropReason::Truncated);
     };
-    header[..6].copy_from_slice(&out.dst_mac.0);
-    header[6..].copy_from_slice(&out.src_mac.0);
+    header.copy_from_slice(&out.macs);
     Action::Transmit {
         interface: out.interface,
         backend: Some(d.backend),

@@ -102,8 +102,7 @@ pub fn process_burst<P: PacketBuffer>(
             if p.is_chained() {
                 continue;
             }
-            if let Some(f) = classify_fast(p.bytes(), our_mac, fwd, fwd.hash_seed) {
-                fast[i] = f;
+            if classify_fast(p.bytes(), our_mac, fwd, &mut fast[i]) {
                 fast_mask |= 1 << i;
             }
         }
@@ -151,7 +150,7 @@ pub fn process_burst<P: PacketBuffer>(
 #[cfg(test)]
 pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
     fwd.interfaces.get(ingress as usize).is_some_and(|i| {
-        classify_fast(frame, i.mac, fwd, fwd.hash_seed).is_some()
+        classify_fast(frame, i.mac, fwd, &mut Fast::default())
             || classify_fast6(frame, i.mac, fwd).is_some()
     })
 }
@@ -189,18 +188,23 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 }
 
 /// The fast path's classification: a plain IPv4 TCP or UDP packet addressed (at layer 2 and
-/// layer 3) to a frontend, by a sender that is not this interface. Exactly the packets the
-/// slow path would send straight to the frontend's rules; `None` sends the rest there.
+/// layer 3) to a frontend, by a sender that is not this interface, written to `out`. Exactly
+/// the packets the slow path would send straight to the frontend's rules; false sends the
+/// rest there.
 #[inline]
-fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) -> Option<Fast> {
-    let packet = parse_ipv4_fast(frame)?;
-    let frontend = fwd.frontend_v4(packet.dst)?;
+fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, out: &mut Fast) -> bool {
+    let Some(packet) = parse_ipv4_fast(frame) else {
+        return false;
+    };
+    let Some(frontend) = fwd.frontend_v4(packet.dst) else {
+        return false;
+    };
     // Martian sources, TTL 0 and impossible TCP flags: the slow path drops and counts them.
     let hostile = fwd.is_martian_v4(packet.src)
         || frame.get(Ipv4Flow::L3 + 8) == Some(&0)
         || (packet.proto == IpProtocol::TCP && TcpFlags::invalid(packet.tcp_flags));
     if hostile || !to_frontend_v4(frame, our_mac, fwd, frontend) {
-        return None;
+        return false;
     }
     let key = V4Key::new(
         packet.proto,
@@ -209,25 +213,25 @@ fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, seed: u64) ->
         packet.dst,
         packet.dst_port,
     );
-    Some(Fast {
+    *out = Fast {
         packet,
         key,
-        hash: v4_hash(&key, seed),
+        hash: v4_hash(&key, fwd.hash_seed),
         frontend,
-    })
+    };
+    true
 }
 
-/// [`to_frontend`] for a frame [`parse_ipv4_fast`] took (so at least 42 bytes long), with the
+/// [`to_frontend`] for a frame [`parse_ipv4_fast`] took (so longer than 14 bytes), with the
 /// addresses compared as words.
 #[inline]
 fn to_frontend_v4(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: FrontendId) -> bool {
-    let Some(head) = frame.get(..14) else {
-        return false;
-    };
+    // Destination MAC, then source MAC and EtherType: each the low 48 bits of a word.
     let word = |at: usize| {
-        let mut w = [0u8; 8];
-        w[..6].copy_from_slice(&head[at..at + 6]);
-        u64::from_le_bytes(w)
+        frame
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(u64::MAX, |b| u64::from_le_bytes(b) & MAC_BITS)
     };
     let (dst, src) = (word(0), word(6));
     let ours = word_of(our_mac);
@@ -235,6 +239,9 @@ fn to_frontend_v4(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Fr
     // Bit 0 of the first octet: a group address.
     to_us && dst & 1 == 0 && src != ours
 }
+
+/// The bits of a MAC address in a little-endian word read from its first octet.
+const MAC_BITS: u64 = (1 << 48) - 1;
 
 #[inline]
 fn word_of(mac: MacAddr) -> u64 {

@@ -131,12 +131,12 @@ pub struct BackendLink {
     pub v4: Option<u32>,
 }
 
-/// The way out to a backend: the interface, the MAC to send to and the interface's own.
+/// The way out to a backend: the interface, and the addresses of the frame's new MAC header
+/// (the backend's or its next hop's MAC, then the interface's own), in wire order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Egress {
     pub interface: InterfaceId,
-    pub dst_mac: MacAddr,
-    pub src_mac: MacAddr,
+    pub macs: [u8; 12],
 }
 
 /// An address the appliance answers for.

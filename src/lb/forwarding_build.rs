@@ -353,10 +353,12 @@ impl Forwarding {
 fn link_of(fwd: &Forwarding, b: &BackendState) -> BackendLink {
     let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
         let src_mac = fwd.interfaces.get(route.interface as usize)?.mac;
+        let mut macs = [0; 12];
+        macs[..6].copy_from_slice(&dst_mac.0);
+        macs[6..].copy_from_slice(&src_mac.0);
         Some(Egress {
             interface: route.interface,
-            dst_mac,
-            src_mac,
+            macs,
         })
     });
     BackendLink {
