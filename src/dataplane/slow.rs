@@ -134,14 +134,17 @@ fn ip(
             cx,
         );
     }
-    // A backend's reply under NAT: the frontend its flow recorded (where the rules alone are
-    // ambiguous), else the rules' own reverse mapping.
-    let known = cx.st.flows.reply(&packet_key(&h), fwd.hash_seed, cx.now_ms);
-    if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
-        if let Some(key) = first_fragment {
-            remember_fragment(cx, key, Fragment::Reply(rn));
+    // A backend's reply under NAT, from the backend side (a packet elsewhere claiming a
+    // backend's address is no reply): the frontend its flow recorded (where the rules alone
+    // are ambiguous), else the rules' own reverse mapping.
+    if fwd.from_backend_side(h.src, ingress, src_mac) {
+        let known = cx.st.flows.reply(&packet_key(&h), fwd.hash_seed, cx.now_ms);
+        if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
+            if let Some(key) = first_fragment {
+                remember_fragment(cx, key, Fragment::Reply(rn));
+            }
+            return reply_to_client(frame, &h, rn, rn.frontend_port, cx);
         }
-        return reply_to_client(frame, &h, rn, rn.frontend_port, cx);
     }
     // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
     // frontend's MAC), balanced by its HA-ports rule.

@@ -199,6 +199,9 @@ pub struct Forwarding {
     /// packet was routed through.
     frontend_by_mac: HashMap<MacAddr, FrontendId>,
     own_addresses: HashMap<IpAddr, InterfaceId>,
+    /// Where each backend address's packets come from: its interface and the MAC its traffic
+    /// goes to (its own, or its gateway's).
+    backend_sides: HashSet<(IpAddr, InterfaceId, MacAddr)>,
     /// (backend address, protocol or None for all, backend port or 0 for all).
     reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,
     neighbours: HashMap<IpAddr, MacAddr>,
@@ -339,6 +342,14 @@ impl Forwarding {
 
     pub fn rule_state(&self, d: &Decision) -> &RuleState {
         &self.frontends[d.frontend as usize].rules[d.rule as usize]
+    }
+
+    /// Whether a packet from `src` came from the backend side: received on the interface a
+    /// backend at that address is reached through, from the MAC its traffic goes to. Only
+    /// such packets are a backend's replies; anyone else may claim its address.
+    #[inline]
+    pub fn from_backend_side(&self, src: IpAddr, ingress: InterfaceId, src_mac: MacAddr) -> bool {
+        self.backend_sides.contains(&(src, ingress, src_mac))
     }
 
     /// For a packet from a backend of a non-floating rule: the frontend to restore.

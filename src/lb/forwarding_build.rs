@@ -93,6 +93,7 @@ impl Forwarding {
             addressees: HashMap::new(),
             frontend_by_mac: HashMap::new(),
             own_addresses,
+            backend_sides: HashSet::new(),
             reverse_nat: HashMap::new(),
             neighbours: obs.neighbours.clone(),
             routes,
@@ -344,6 +345,12 @@ impl Forwarding {
             .map(|(i, fe)| (fe.mac, i as FrontendId))
             .collect();
         fwd.links = fwd.backends.iter().map(|b| link_of(&fwd, b)).collect();
+        fwd.backend_sides = fwd
+            .backends
+            .iter()
+            .filter(|b| !b.retired)
+            .filter_map(|b| Some((b.address, b.route?.interface, b.mac?)))
+            .collect();
         fwd
     }
 }

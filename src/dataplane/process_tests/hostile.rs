@@ -211,3 +211,38 @@ fn group_reports_from_an_unspecified_source_still_reach_the_kernel() {
         Action::ToKernel { interface: LAN }
     );
 }
+
+#[test]
+fn a_reply_claiming_a_nat_backends_address_from_elsewhere_is_not_rewritten() {
+    let fwd = build(&config("all", 0, 0, false), &[]);
+    let (mut st, _) = worker();
+    let b = to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    let i = backend_index(&fwd, b);
+    let reply = |src_mac| {
+        let flags = TcpFlags::SYN | TcpFlags::ACK;
+        tcp_frame(src_mac, BACKENDS[i], 443, CLIENT, 40_000, flags)
+    };
+    // From the client's MAC, or another backend's: not the backend's reply, so not made to
+    // come from the frontend (nor forwarded at all: it is for no frontend).
+    for src_mac in [CLIENT_MAC, BACKEND_MACS[(i + 1) % 3], OTHER_HOST_MAC] {
+        let mut frame = reply(src_mac);
+        let before = frame.clone();
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Drop(DropReason::NoFrontend),
+            "from {src_mac}"
+        );
+        assert_eq!(frame, before, "nothing rewritten");
+    }
+    // The backend's own reply is.
+    let mut frame = reply(BACKEND_MACS[i]);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(endpoints(&frame).0, (FRONTEND, 443));
+    assert_checksums(&frame);
+}
