@@ -23,9 +23,19 @@ use crate::wire::{Ipv4Flow, TcpFlags};
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
 pub const CLOSING_TIMEOUT_MS: u64 = 10_000;
 
+/// Idle timeout of a TCP flow that has shown nothing but SYNs: a flood of them makes entries
+/// that go soon, and a flow earns its rule's idle timeout with its next other packet.
+pub const SYN_TIMEOUT_MS: u64 = 5_000;
+
 /// A flow-table value: the backend id, and this bit once the flow is closing (TCP FIN or RST
 /// seen), which keeps its timeout short for the packets that follow.
 const CLOSING: u32 = 1 << 31;
+
+/// A flow-table value's bit while the flow has shown nothing but SYNs ([`SYN_TIMEOUT_MS`]).
+const OPENING: u32 = 1 << 30;
+
+/// The backend id in a flow-table value.
+const BACKEND: u32 = !(CLOSING | OPENING);
 
 /// How a packet came to be balanced by a frontend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +151,21 @@ impl Flow {
     fn closes(&self) -> bool {
         self.proto() == crate::lb::flow::proto::TCP
             && self.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0
+    }
+
+    /// A TCP SYN without ACK, FIN or RST: a connection attempt, or its retransmission.
+    fn only_opens(&self) -> bool {
+        let bits = TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN | TcpFlags::RST;
+        self.proto() == crate::lb::flow::proto::TCP && self.tcp_flags & bits == TcpFlags::SYN
+    }
+
+    /// The value to remember for this packet's flow on `backend`, given what was remembered
+    /// (`before`, of the same backend): closing once a FIN or RST was seen, opening while
+    /// nothing but SYNs were.
+    fn value(&self, backend: BackendId, before: Option<u32>) -> u32 {
+        let closing = before.is_some_and(|v| v & CLOSING != 0) || self.closes();
+        let opening = before.is_none_or(|v| v & OPENING != 0) && self.only_opens();
+        backend | if closing { CLOSING } else { 0 } | if opening { OPENING } else { 0 }
     }
 }
 
@@ -308,13 +333,11 @@ pub fn decide<M: BucketMemory>(
     };
     let found = flows.remembered(flow, now_ms, memory);
     if let Some((value, at)) = found {
-        let backend = value & !CLOSING;
+        let backend = value & BACKEND;
         if fwd.keeps_flow(rule.pool, backend) {
             if memory == Memory::Record {
-                let closing = value & CLOSING != 0 || flow.closes();
-                let timeout = timeout(rule, closing);
-                let value = if closing { backend | CLOSING } else { backend };
-                flows.remember(flow, at, value, now_ms, timeout);
+                let value = flow.value(backend, Some(value));
+                flows.remember(flow, at, value, now_ms, timeout(rule, value));
             }
             return Ok(decided(backend, false));
         }
@@ -324,14 +347,13 @@ pub fn decide<M: BucketMemory>(
         .pick(rule.pool, flow.hash)
         .ok_or(DropReason::NoHealthyBackend)?;
     if memory == Memory::Record {
-        let closing = flow.closes();
-        let value = if closing { backend | CLOSING } else { backend };
+        let value = flow.value(backend, None);
         let at = found.and_then(|(_, at)| at);
-        flows.remember(flow, at, value, now_ms, timeout(rule, closing));
+        flows.remember(flow, at, value, now_ms, timeout(rule, value));
         let ambiguous = nat && fwd.backends[backend as usize].reverse_ambiguous;
         if nat && (remembered.is_some() || ambiguous) {
             let packet = flow.packet();
-            let stale = remembered.and_then(|old| reply_key(fwd, &packet, rule, old & !CLOSING));
+            let stale = remembered.and_then(|old| reply_key(fwd, &packet, rule, old & BACKEND));
             if let Some(stale) = stale {
                 // The flow moved: its replies now come from another backend.
                 let stale = stale.canonical();
@@ -371,9 +393,12 @@ pub fn lookup(
     decide(fwd, &mut flows, fe, how, &flow, 0, Memory::Record).map(|d| d.decision())
 }
 
-fn timeout(rule: &RuleState, closing: bool) -> u64 {
-    if closing {
+/// How long a flow's entry lives idle: short once closing or while only opening.
+fn timeout(rule: &RuleState, value: u32) -> u64 {
+    if value & CLOSING != 0 {
         CLOSING_TIMEOUT_MS.min(rule.idle_timeout_ms)
+    } else if value & OPENING != 0 {
+        SYN_TIMEOUT_MS.min(rule.idle_timeout_ms)
     } else {
         rule.idle_timeout_ms
     }

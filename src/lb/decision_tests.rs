@@ -184,3 +184,61 @@ fn with_every_backend_down_a_new_flow_has_nowhere_to_go() {
     );
     assert!(flows.is_empty());
 }
+
+#[test]
+fn a_lone_syn_is_forgotten_soon_and_the_handshake_earns_the_idle_timeout() {
+    let fwd = build(true, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let syn = flow(&fwd, 1000, TcpFlags::SYN);
+    let first = record(&fwd, &mut flows, &syn, 0);
+    assert!(first.new);
+    // Retransmitted SYNs keep it alive, but only for the SYN timeout each.
+    assert!(!record(&fwd, &mut flows, &syn, 3_000).new);
+    assert!(
+        record(&fwd, &mut flows, &syn, 3_000 + SYN_TIMEOUT_MS).new,
+        "a lone SYN's entry expires after {SYN_TIMEOUT_MS} ms"
+    );
+
+    // The client's ACK (or a SYN-ACK, in transit) brings the rule's idle timeout (60 s).
+    let ack = flow(&fwd, 2000, TcpFlags::ACK);
+    record(&fwd, &mut flows, &flow(&fwd, 2000, TcpFlags::SYN), 0);
+    record(&fwd, &mut flows, &ack, 1_000);
+    assert!(!record(&fwd, &mut flows, &ack, 1_000 + 30_000).new);
+    // and a SYN retransmitted late does not take it back to the short timeout.
+    record(&fwd, &mut flows, &flow(&fwd, 2000, TcpFlags::SYN), 31_000);
+    assert!(!record(&fwd, &mut flows, &ack, 31_000 + 30_000).new);
+
+    // UDP has no handshake: the idle timeout from its first datagram.
+    let key: FlowKey = "udp 10.0.0.50:3000 10.0.0.100:53".parse().unwrap();
+    let udp = Flow::new(key, 0, fwd.hash_seed);
+    record(&fwd, &mut flows, &udp, 0);
+    assert!(!record(&fwd, &mut flows, &udp, 30_000).new);
+}
+
+#[test]
+fn a_syn_flood_leaves_room_for_new_flows_once_its_entries_expire() {
+    let fwd = build(true, &[]);
+    let mut flows = Flows::with_capacity(4);
+    for sport in 0..64 {
+        record(
+            &fwd,
+            &mut flows,
+            &flow(&fwd, 1000 + sport, TcpFlags::SYN),
+            0,
+        );
+    }
+    assert_eq!(flows.len(), 4, "the table is full of lone SYNs");
+    // The worker's sweep reclaims them once expired (a few seconds for a 1M-flow table under
+    // load), and a real connection is remembered again.
+    flows.expire(SYN_TIMEOUT_MS, 64);
+    assert_eq!(flows.len(), 0, "the flood's entries are gone");
+    let real = flow(&fwd, 5000, TcpFlags::SYN);
+    record(&fwd, &mut flows, &real, SYN_TIMEOUT_MS);
+    record(
+        &fwd,
+        &mut flows,
+        &flow(&fwd, 5000, TcpFlags::ACK),
+        SYN_TIMEOUT_MS + 10,
+    );
+    assert!(!record(&fwd, &mut flows, &real, SYN_TIMEOUT_MS + 30_000).new);
+}
