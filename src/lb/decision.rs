@@ -164,7 +164,7 @@ impl Flow {
     /// nothing but SYNs were.
     fn value(&self, backend: BackendId, before: Option<u32>) -> u32 {
         let closing = before.is_some_and(|v| v & CLOSING != 0) || self.closes();
-        let opening = before.is_none_or(|v| v & OPENING != 0) && self.only_opens();
+        let opening = before.map_or(true, |v| v & OPENING != 0) && self.only_opens();
         backend | if closing { CLOSING } else { 0 } | if opening { OPENING } else { 0 }
     }
 }
