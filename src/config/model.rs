@@ -94,6 +94,12 @@ pub struct Control {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// The most interfaces one appliance serves.
+pub const MAX_INTERFACES: usize = 16;
+
+/// The longest interface name: its kernel twin is `hp-NAME`, within Linux's 15 bytes.
+pub const MAX_INTERFACE_NAME: usize = 12;
+
 /// `[[interface]]`: one DPDK port and the appliance's own addresses on its segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

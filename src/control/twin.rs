@@ -12,10 +12,15 @@ use super::Error;
 /// Linux limits interface names to 15 bytes.
 const IFNAMSIZ_MAX: usize = 15;
 
-/// The kernel name of interface `name`'s twin: `hp-NAME`, cut to fit.
+/// The kernel name of interface `name`'s twin: `hp-NAME` (`check` keeps names short enough
+/// to fit; a longer one is cut at a character boundary, never in the middle of one).
 pub fn kernel_name(name: &str) -> String {
     let mut s = format!("hp-{name}");
-    s.truncate(IFNAMSIZ_MAX);
+    let mut end = IFNAMSIZ_MAX.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
     s
 }
 
@@ -78,6 +83,8 @@ mod tests {
     fn names_fit_the_kernel_limit() {
         assert_eq!(kernel_name("lan"), "hp-lan");
         assert_eq!(kernel_name("a-very-long-interface").len(), 15);
+        // 15 bytes would end inside the é: cut before it.
+        assert_eq!(kernel_name("aaaaaaaaaaaé"), "hp-aaaaaaaaaaa");
         assert!(vdev_name(3).starts_with("net_tap"));
     }
 }

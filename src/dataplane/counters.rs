@@ -9,8 +9,8 @@ use crate::lb::verdict::DropReason;
 
 /// The most backends (over all pools) whose packets are counted per backend.
 pub const MAX_COUNTED_BACKENDS: usize = 4096;
-/// The most interfaces one appliance serves.
-pub const MAX_INTERFACES: usize = 16;
+/// The most interfaces one appliance serves (`haports check` refuses more).
+pub use crate::config::MAX_INTERFACES;
 
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);

@@ -12,6 +12,7 @@ use crate::config::model::Config;
 
 pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
     let mut seen: HashMap<IpAddr, String> = HashMap::new();
+    let mut mac_tails: HashMap<u32, (IpAddr, String)> = HashMap::new();
     for (l, lb) in cfg.load_balancer.iter().enumerate() {
         let lb_key = lb_key(l, lb);
         for (f, fe) in lb.frontend.iter().enumerate() {
@@ -31,6 +32,26 @@ pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
                 );
             } else {
                 seen.insert(fe.address, frontend_key(&lb_key, f, fe));
+            }
+            // An IPv6 frontend's MAC (what it answers in neighbour discovery, and what names
+            // it as a next hop) is made of its last 32 bits.
+            if let IpAddr::V6(v6) = fe.address {
+                let tail = u128::from(v6) as u32;
+                match mac_tails.get(&tail) {
+                    Some((other, first)) if *other != fe.address => out.error(
+                        &key,
+                        limit::FRONTEND_MAC,
+                        format!(
+                            "{} ends in the same 32 bits as {other}, the address of {first}; \
+                             their MAC addresses (made of those bits) would be the same",
+                            fe.address
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        mac_tails.insert(tail, (fe.address, frontend_key(&lb_key, f, fe)));
+                    }
+                }
             }
         }
     }

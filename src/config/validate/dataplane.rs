@@ -7,7 +7,7 @@ use super::{
     interface_key, is_prime, limit, pools, prime_at_least, unicast, unicast_mac, unique_names,
     Problems, SEED_RULE_7,
 };
-use crate::config::model::Config;
+use crate::config::model::{Config, MAX_INTERFACES, MAX_INTERFACE_NAME};
 
 /// Maglev's balance guarantee needs a table of at least this many entries per backend
 /// (Eisenbud et al., NSDI 2016, section 5.3: with M ≥ 100·N each backend's share stays
@@ -96,12 +96,42 @@ pub(super) fn interfaces(cfg: &Config, out: &mut Problems) {
             "no [[interface]]: the appliance needs at least one DPDK port",
         );
     }
+    if cfg.interface.len() > MAX_INTERFACES {
+        out.error(
+            "interface",
+            limit::AT_MOST_INTERFACES,
+            format!(
+                "{} [[interface]]s; one appliance serves at most {MAX_INTERFACES}",
+                cfg.interface.len()
+            ),
+        );
+    }
     unique_names(
         "",
         "interface",
         cfg.interface.iter().map(|i| i.name.as_str()),
         out,
     );
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        // An empty name is refused as such (seed rule 7).
+        let fits = iface.name.is_empty()
+            || (iface.name.len() <= MAX_INTERFACE_NAME
+                && iface
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        if !fits {
+            out.error(
+                format!("{}.name", interface_key(i, iface)),
+                limit::INTERFACE_NAME,
+                format!(
+                    "`{}`: 1 to {MAX_INTERFACE_NAME} ASCII letters, digits, `-`, `_` or `.`, so \
+                     that its kernel twin's name (`hp-` and the name) fits Linux's 15 bytes",
+                    iface.name.escape_default()
+                ),
+            );
+        }
+    }
     let mut ports: HashMap<u16, String> = HashMap::new();
     for (i, iface) in cfg.interface.iter().enumerate() {
         let key = interface_key(i, iface);

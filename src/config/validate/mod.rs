@@ -166,6 +166,10 @@ mod limit {
     pub(super) const MBUFS: Broken = Limitation("enough packet buffers");
     pub(super) const MAGLEV_BALANCE: Broken = Limitation("Maglev table of 100 × backends");
     pub(super) const INTERFACES: Broken = Limitation("at least one interface");
+    pub(super) const AT_MOST_INTERFACES: Broken = Limitation("at most 16 interfaces");
+    pub(super) const INTERFACE_NAME: Broken = Limitation("interface name fits its twin's");
+    pub(super) const FRONTEND_MAC: Broken =
+        Limitation("IPv6 frontends differ in their last 32 bits");
     pub(super) const INTERFACE_ADDRESS: Broken = Limitation("interface needs an address");
     pub(super) const ONE_INTERFACE_PER_PORT: Broken = Limitation("one interface per DPDK port");
     pub(super) const PORT_EXISTS: Broken = Limitation("DPDK port must exist");

@@ -356,6 +356,62 @@ fn interface_ports_are_unique_and_addresses_present() {
 }
 
 #[test]
+fn at_most_16_interfaces_each_named_to_fit_its_kernel_twin() {
+    let mut cfg = base();
+    for i in 1..17u8 {
+        let mut extra = cfg.interface[0].clone();
+        extra.name = format!("if{i}");
+        extra.port = u16::from(i);
+        extra.address = vec![format!("192.168.{i}.2/24").parse().unwrap()];
+        cfg.interface.push(extra);
+    }
+    only_tagged(
+        &cfg,
+        "interface",
+        "limitation: at most 16 interfaces",
+        "17 [[interface]]s; one appliance serves at most 16",
+    );
+    cfg.interface.pop();
+    assert_eq!(validate(&cfg), vec![]);
+
+    for bad in ["a-name-too-long", "lan0ünï", "la n", "lan/0", "lan:1"] {
+        let mut cfg = base();
+        cfg.interface[0].name = bad.into();
+        let p = only_problem(
+            &cfg,
+            &format!("interface[{bad}].name"),
+            "fits Linux's 15 bytes",
+        );
+        assert_eq!(p.tag, "limitation: interface name fits its twin's");
+    }
+    for good in ["a", "lan-0_v.2", "twelve-chars"] {
+        let mut cfg = base();
+        cfg.interface[0].name = good.into();
+        assert_eq!(validate(&cfg), vec![], "{good}");
+    }
+}
+
+#[test]
+fn ipv6_frontends_differ_in_their_last_32_bits() {
+    let mut cfg = base();
+    cfg.interface[0].address.push("fd00::2/64".parse().unwrap());
+    lb(&mut cfg).rule[0].floating_ip = true;
+    lb(&mut cfg).frontend[0].address = "fd00::1:100".parse().unwrap();
+    let mut fe2 = lb(&mut cfg).frontend[0].clone();
+    fe2.name = "fe2".into();
+    fe2.address = "fd00::2:100".parse().unwrap();
+    lb(&mut cfg).frontend.push(fe2);
+    assert_eq!(validate(&cfg), vec![]);
+    lb(&mut cfg).frontend[1].address = "fd00::9:1:100".parse().unwrap();
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb].frontend[fe2].address",
+        "limitation: IPv6 frontends differ in their last 32 bits",
+        "ends in the same 32 bits as fd00::1:100",
+    );
+}
+
+#[test]
 fn macs_are_unicast() {
     let mut cfg = base();
     cfg.interface[0].mac = Some("01:00:5e:00:00:01".parse().unwrap());
