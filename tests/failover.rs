@@ -298,6 +298,23 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
         "service goes on after a refused reload: {:?}",
         t.failures
     );
+
+    // A new hash seed would re-decide every established flow: refused as needing a restart.
+    std::fs::write(lab.config(), &good).unwrap();
+    lab.edit_config(|t| t.replace("[dataplane]\n", "[dataplane]\nhash_seed = 7\n"));
+    assert!(std::fs::read_to_string(lab.config())
+        .unwrap()
+        .contains("hash_seed = 7"));
+    lb.reload();
+    common::wait_for(
+        "the hash seed's refusal to be logged",
+        std::time::Duration::from_secs(10),
+        || lb.logs().contains("dataplane.hash_seed").then_some(()),
+    );
+    assert_eq!(
+        metric(&lb.metrics(), "haports_config_generation", &[]),
+        Some(2.0)
+    );
     std::fs::write(lab.config(), good).unwrap();
     assert!(metric_sum(&lb.metrics(), "haports_backend_packets_total") > 0.0);
 }

@@ -124,6 +124,12 @@ impl Plane {
                 self.cfg.dataplane.mbufs != next.dataplane.mbufs,
                 "dataplane.mbufs",
             ),
+            // Every flow's hash, and so its place in the flow tables and its Maglev pick:
+            // changed on the fly, every established flow would be decided anew.
+            (
+                self.cfg.dataplane.hash_seed != next.dataplane.hash_seed,
+                "dataplane.hash_seed",
+            ),
         ];
         let needs: Vec<&str> = restart
             .iter()
