@@ -2,12 +2,11 @@
 //!
 //! A `prometheus-client` collector reads the per-worker counters, the ports' statistics and
 //! the current forwarding state at scrape time, so the data plane keeps plain integers and
-//! never touches the registry. `tiny_http` serves it on a thread of its own.
+//! never touches the registry. [`http`](super::http) serves it on a thread of its own.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -15,6 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use super::http::Response;
 use super::probes::StatusBoard;
 use crate::dataplane::WorkerCounters;
 use crate::dpdk::Port;
@@ -240,7 +240,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
     }
 }
 
-/// Serves `/metrics` on `addr` from a thread of its own until `stop` is set.
+/// Serves `/metrics` on `addr` from a thread of its own until `stop` is set, with bounded
+/// connections, time and memory ([`http`](super::http)).
 pub fn serve(
     addr: SocketAddr,
     source: MetricsSource,
@@ -248,35 +249,36 @@ pub fn serve(
 ) -> Result<std::thread::JoinHandle<()>, super::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(source));
-    let server = tiny_http::Server::http(addr)
+    let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| super::Error::Metrics(format!("listening on {addr}: {e}")))?;
     tracing::info!(%addr, "metrics at http://{addr}/metrics");
-    Ok(std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("haports-metrics".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let request = match server.recv_timeout(Duration::from_millis(100)) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => continue,
-                    Err(_) => break,
-                };
-                let response = if request.url() == "/metrics" {
-                    let mut body = String::new();
-                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                        Ok(()) => tiny_http::Response::from_string(body).with_header(
-                            "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"
-                                .parse::<tiny_http::Header>()
-                                .expect("static header"),
-                        ),
-                        Err(_) => tiny_http::Response::from_string("encoding failed").with_status_code(500),
-                    }
-                } else {
-                    tiny_http::Response::from_string("see /metrics\n").with_status_code(404)
-                };
-                let _ = request.respond(response);
-            }
+            super::http::serve(listener, &stop, |path| {
+                if path != "/metrics" {
+                    return Response {
+                        status: 404,
+                        content_type: "text/plain; charset=utf-8",
+                        body: "see /metrics\n".into(),
+                    };
+                }
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    Ok(()) => Response {
+                        status: 200,
+                        content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        body,
+                    },
+                    Err(_) => Response {
+                        status: 500,
+                        content_type: "text/plain; charset=utf-8",
+                        body: "encoding failed\n".into(),
+                    },
+                }
+            })
         })
-        .expect("spawn metrics thread"))
+        .map_err(|e| super::Error::Metrics(format!("starting the metrics thread: {e}")))
 }
 
 /// `haports stats`: the scrape text as a readable table (zero series left out).

@@ -3,6 +3,7 @@
 //! states (RCU-style, through `ArcSwap`) and serves metrics. Never on the per-packet path.
 
 mod appliance;
+mod http;
 mod metrics;
 mod neighbours;
 pub mod probes;

@@ -1,0 +1,243 @@
+//! A small HTTP/1.1 server for the metrics endpoint that no client can take down: one thread,
+//! at most [`MAX_CONNECTIONS`] connections at a time (more are closed at once), each given
+//! [`REQUEST_TIMEOUT`] to send at most [`MAX_REQUEST`] bytes of request head, answered once
+//! and closed. Idle, slow or garbage connections cost a slot for a bounded time, never a
+//! thread or unbounded memory, and never stop it answering the others.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Connections served at once; a further one is closed as soon as it is accepted.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a client has to send its whole request head.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest request head read; a longer one is answered 431 and closed.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// How long writing an answer may block.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause when nothing happened, between polls of the listener and the connections.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+
+/// An answer: status code, content type and body.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+struct Connection {
+    stream: TcpStream,
+    head: Vec<u8>,
+    since: Instant,
+}
+
+/// Serves `listener` until `stop` is set, answering each request's path with `answer`.
+pub fn serve(
+    listener: TcpListener,
+    stop: &Arc<AtomicBool>,
+    mut answer: impl FnMut(&str) -> Response,
+) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::error!(error = %e, "metrics listener: cannot poll; not serving");
+        return;
+    }
+    let mut connections: Vec<Connection> = Vec::with_capacity(MAX_CONNECTIONS);
+    let mut refused: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    busy = true;
+                    if connections.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err()
+                    {
+                        refused += 1;
+                        if refused.is_power_of_two() {
+                            tracing::warn!(
+                                refused,
+                                "metrics: connection limit reached; closing new ones"
+                            );
+                        }
+                        continue;
+                    }
+                    connections.push(Connection {
+                        stream,
+                        head: Vec::new(),
+                        since: Instant::now(),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // Out of descriptors and the like: try again on the next round.
+                Err(_) => break,
+            }
+        }
+        connections.retain_mut(|c| {
+            let (keep, progressed) = advance(c, &mut answer);
+            busy |= progressed;
+            keep
+        });
+        if !busy {
+            std::thread::sleep(IDLE_POLL);
+        }
+    }
+}
+
+/// Reads what a connection has sent; answers it once its request head is whole. Returns
+/// whether to keep the connection, and whether anything happened.
+fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bool, bool) {
+    let mut chunk = [0u8; 1024];
+    loop {
+        match c.stream.read(&mut chunk) {
+            Ok(0) => return (false, true),
+            Ok(n) => {
+                let room = MAX_REQUEST.saturating_sub(c.head.len());
+                c.head.extend_from_slice(&chunk[..n.min(room)]);
+                if let Some(end) = find(&c.head, b"\r\n\r\n") {
+                    let response = match request_path(&c.head[..end]) {
+                        Some(path) => answer(path),
+                        None => plain(400, "bad request\n"),
+                    };
+                    respond(&mut c.stream, &response);
+                    return (false, true);
+                }
+                if c.head.len() >= MAX_REQUEST {
+                    respond(&mut c.stream, &plain(431, "request head too large\n"));
+                    return (false, true);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                return (c.since.elapsed() < REQUEST_TIMEOUT, false);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return (false, true),
+        }
+    }
+}
+
+/// The path of a `GET` (or `HEAD`) request line; None for anything else.
+fn request_path(head: &[u8]) -> Option<&str> {
+    let line = head.split(|&b| b == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    let (method, path, version) = (parts.next()?, parts.next()?, parts.next()?);
+    let ok = matches!(method, "GET" | "HEAD")
+        && version.starts_with("HTTP/1.")
+        && parts.next().is_none();
+    ok.then_some(path)
+}
+
+fn plain(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: body.to_owned(),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        431 => "Request Header Fields Too Large",
+        _ => "Internal Server Error",
+    }
+}
+
+/// Writes the answer (blocking, within [`WRITE_TIMEOUT`]) and lets the connection close.
+fn respond(stream: &mut TcpStream, r: &Response) {
+    let head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        r.body.len()
+    );
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(r.body.as_bytes()));
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn start() -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            serve(listener, &flag, |path| Response {
+                status: if path == "/metrics" { 200 } else { 404 },
+                content_type: "text/plain",
+                body: format!("path {path}\n"),
+            })
+        });
+        (addr, stop, handle)
+    }
+
+    /// Sends `request` and reads the whole answer (the server closes after it).
+    fn ask(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn answers_while_idle_and_garbage_connections_are_held_open() {
+        let (addr, stop, handle) = start();
+        assert!(ask(addr, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+        // A slow, never-finished head, then every slot filled with idle connections, and
+        // more besides.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 50)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        // The idle ones time out and free their slots: a real request is answered (until
+        // then, a connection over the limit is closed unanswered).
+        let deadline = Instant::now() + REQUEST_TIMEOUT * 5;
+        let mut answer = String::new();
+        while answer.is_empty() && Instant::now() < deadline {
+            answer = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        }
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
+        assert!(answer.ends_with("path /metrics\n"), "{answer:?}");
+        // Each idle connection was closed by the server, none left to hang.
+        for mut c in idle {
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 16];
+            assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "closed");
+        }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn an_oversized_head_is_refused_and_other_paths_are_not_found() {
+        let (addr, stop, handle) = start();
+        // A head that never ends within the limit (all of it read, so the close is clean).
+        let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_REQUEST, b'a');
+        assert!(ask(addr, &big).starts_with("HTTP/1.1 431"));
+        assert!(ask(addr, b"GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(ask(addr, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+}
