@@ -59,7 +59,7 @@ pub(super) fn fragment_id(frame: &[u8], h: &Headers) -> Result<(u32, usize), Dro
 
 /// Keeps what a first fragment got for the rest of its datagram.
 pub(super) fn remember_fragment(cx: &mut Ctx, key: FlowKey, what: Fragment) {
-    let hash = symmetric_hash(&key, cx.fwd.hash_seed);
+    let hash = symmetric_hash(&key, cx.st.flows.secret);
     // Full: the later fragments are dropped, as without this table; never an error here.
     let _ = cx
         .st
@@ -75,7 +75,7 @@ pub(super) fn later_fragment(
     key: &FlowKey,
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
-    let hash = symmetric_hash(key, cx.fwd.hash_seed);
+    let hash = symmetric_hash(key, cx.st.flows.secret);
     match cx.st.fragments.lookup(key, hash, cx.now_ms) {
         None => Err(DropReason::Fragment),
         Some(Fragment::Reply(rn)) => reply_to_client(frame, h, rn, None, cx),

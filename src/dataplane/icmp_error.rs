@@ -70,7 +70,7 @@ pub(super) fn icmp_error(
         (None, Some(fe)) => (fe, Via::Transit, quoted),
         _ => return Ok(None),
     };
-    let flow = Flow::new(packet, 0, fwd.hash_seed);
+    let flow = Flow::new(packet, 0, cx.st.flows.secret);
     let d = decide(
         fwd,
         &mut cx.st.flows,

@@ -102,7 +102,7 @@ pub fn process_burst<P: PacketBuffer>(
             if p.is_chained() {
                 continue;
             }
-            if classify_fast(p.bytes(), our_mac, fwd, &mut fast[i]) {
+            if classify_fast(p.bytes(), our_mac, fwd, st.flows.secret, &mut fast[i]) {
                 fast_mask |= 1 << i;
             }
         }
@@ -135,7 +135,7 @@ pub fn process_burst<P: PacketBuffer>(
             // nothing to prefetch, so it is classified here rather than in stage 1.
             let frame = p.bytes();
             let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
-            let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+            let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
             let via = Via::Frontend;
             to_backend(frame, &h, src_mac, frontend, via, &flow, None, &mut cx)
                 .unwrap_or_else(Action::Drop)
@@ -150,7 +150,7 @@ pub fn process_burst<P: PacketBuffer>(
 #[cfg(test)]
 pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
     fwd.interfaces.get(ingress as usize).is_some_and(|i| {
-        classify_fast(frame, i.mac, fwd, &mut Fast::default())
+        classify_fast(frame, i.mac, fwd, 0, &mut Fast::default())
             || classify_fast6(frame, i.mac, fwd).is_some()
     })
 }
@@ -192,7 +192,13 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 /// the packets the slow path would send straight to the frontend's rules; false sends the
 /// rest there.
 #[inline]
-fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, out: &mut Fast) -> bool {
+fn classify_fast(
+    frame: &[u8],
+    our_mac: MacAddr,
+    fwd: &Forwarding,
+    secret: u64,
+    out: &mut Fast,
+) -> bool {
     let Some(packet) = parse_ipv4_fast(frame) else {
         return false;
     };
@@ -216,7 +222,7 @@ fn classify_fast(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, out: &mut Fas
     *out = Fast {
         packet,
         key,
-        hash: v4_hash(&key, fwd.hash_seed),
+        hash: v4_hash(&key, secret),
         frontend,
     };
     true

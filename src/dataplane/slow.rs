@@ -122,7 +122,7 @@ fn ip(
         if is_echo_request(frame, &h) {
             return echo_reply(frame, &h, ingress);
         }
-        let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+        let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
         return to_backend(
             frame,
             &h,
@@ -138,7 +138,7 @@ fn ip(
     // backend's address is no reply): the frontend its flow recorded (where the rules alone
     // are ambiguous), else the rules' own reverse mapping.
     if fwd.from_backend_side(h.src, ingress, src_mac) {
-        let known = cx.st.flows.reply(&packet_key(&h), fwd.hash_seed, cx.now_ms);
+        let known = cx.st.flows.reply(&packet_key(&h), cx.now_ms);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             if let Some(key) = first_fragment {
                 remember_fragment(cx, key, Fragment::Reply(rn));
@@ -149,7 +149,7 @@ fn ip(
     // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
     // frontend's MAC), balanced by its HA-ports rule.
     if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
-        let flow = Flow::new(packet_key(&h), h.tcp_flags, fwd.hash_seed);
+        let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
         return to_backend(
             frame,
             &h,

@@ -76,9 +76,30 @@ impl WorkerState {
         reports: Arc<ArrayQueue<Glean>>,
     ) -> Self {
         WorkerState {
-            flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity)),
+            flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity), table_secret()),
             fragments: SideTable::with_capacity(FRAGMENT_CAPACITY),
             gleaned: Gleaned::new(reports),
         }
+    }
+}
+
+/// A random key for a worker's tables, from the operating system's randomness (through the
+/// standard library's randomly keyed hasher).
+fn table_secret() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x7ab1e_u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_worker_keys_its_tables_with_a_secret_of_its_own() {
+        let secrets: std::collections::HashSet<u64> = (0..8)
+            .map(|_| WorkerState::new(64, Gleaned::new_reports()).flows.secret)
+            .collect();
+        assert_eq!(secrets.len(), 8);
+        assert!(!secrets.contains(&0));
     }
 }

@@ -14,7 +14,6 @@ use super::flow::FlowKey;
 use super::flow_table::{Bucket, BucketMemory, FlowTable, Slot, V4Key};
 use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
 use super::hash::symmetric_hash;
-#[cfg(doc)]
 use super::hash::v4_hash;
 use super::side_table::SideTable;
 use super::verdict::DropReason;
@@ -63,13 +62,17 @@ pub enum TableKey {
     Wide(FlowKey),
 }
 
-/// A packet's flow as the decision needs it: its canonical table key, hash and which way the
-/// packet travels; the packet's own five-tuple is derived from them when needed.
+/// A packet's flow as the decision needs it: its canonical table key, where it lives in the
+/// worker's tables and which way the packet travels; the packet's own five-tuple is derived
+/// from them when needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     pub key: TableKey,
-    /// The symmetric flow hash: the same both ways.
-    pub hash: u64,
+    /// The symmetric hash under the worker's table secret ([`Flows::secret`]), the same both
+    /// ways: where the flow lives in the worker's tables. Unlike the decision's hash (under
+    /// `hash_seed`, [`Flow::decision_hash`]) no sender can know it, so none can aim floods of
+    /// flows at one bucket.
+    pub table_hash: u64,
     /// The packet travels from the key's higher endpoint to its lower one.
     pub reversed: bool,
     /// TCP flag bits; 0 for other protocols.
@@ -77,8 +80,9 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// The flow of a packet with five-tuple `packet`, in tables keyed by `secret`.
     #[inline]
-    pub fn new(packet: FlowKey, tcp_flags: u8, seed: u64) -> Flow {
+    pub fn new(packet: FlowKey, tcp_flags: u8, secret: u64) -> Flow {
         let reversed = (packet.src, packet.src_port) > (packet.dst, packet.dst_port);
         let key = match (packet.src, packet.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => TableKey::V4(V4Key::new(
@@ -92,21 +96,32 @@ impl Flow {
         };
         Flow {
             key,
-            hash: symmetric_hash(&packet, seed),
+            table_hash: symmetric_hash(&packet, secret),
             reversed,
             tcp_flags,
         }
     }
 
-    /// An IPv4 flow from its canonical key and that key's hash ([`v4_hash`]), as the fast
-    /// path has them: the same flow [`Flow::new`] builds, without hashing a [`FlowKey`].
+    /// An IPv4 flow from its canonical key and that key's hash under the table secret
+    /// ([`v4_hash`]), as the fast path has them: the same flow [`Flow::new`] builds, without
+    /// hashing a [`FlowKey`].
     #[inline]
-    pub fn v4(packet: &Ipv4Flow, key: V4Key, hash: u64) -> Flow {
+    pub fn v4(packet: &Ipv4Flow, key: V4Key, table_hash: u64) -> Flow {
         Flow {
             key: TableKey::V4(key),
-            hash,
+            table_hash,
             reversed: (packet.src, packet.src_port) > (packet.dst, packet.dst_port),
             tcp_flags: packet.tcp_flags,
+        }
+    }
+
+    /// The symmetric hash Maglev decides by, under `seed` (`dataplane.hash_seed`): the same
+    /// on every instance with the same config. Needed only for a new decision.
+    #[inline]
+    pub fn decision_hash(&self, seed: u64) -> u64 {
+        match &self.key {
+            TableKey::V4(k) => v4_hash(k, seed),
+            TableKey::Wide(k) => symmetric_hash(k, seed),
         }
     }
 
@@ -179,6 +194,9 @@ pub struct Flows<M = Box<[Bucket]>> {
     /// for backends whose replies the rules alone cannot map back
     /// ([`BackendState::reverse_ambiguous`](super::forwarding::BackendState)).
     pub replies: SideTable<ReverseNat>,
+    /// The key of every hash into these tables ([`Flow::table_hash`]): random for each
+    /// worker of a running appliance, so that where a flow lands cannot be aimed.
+    pub secret: u64,
 }
 
 /// The side tables' size relative to the flow table's capacity.
@@ -186,19 +204,21 @@ const SIDE_SHARE: usize = 4;
 
 impl Flows<Box<[Bucket]>> {
     /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows and ambiguous NAT
-    /// replies) on the ordinary heap.
+    /// replies) on the ordinary heap, with the table secret 0 (offline decisions, tests).
     pub fn with_capacity(capacity: usize) -> Self {
-        Flows::in_memory(FlowTable::with_capacity(capacity))
+        Flows::in_memory(FlowTable::with_capacity(capacity), 0)
     }
 }
 
 impl<M: BucketMemory> Flows<M> {
-    pub fn in_memory(v4: FlowTable<M>) -> Self {
+    /// The tables around `v4`, keyed by `secret`.
+    pub fn in_memory(v4: FlowTable<M>, secret: u64) -> Self {
         let side = v4.capacity() / SIDE_SHARE;
         Flows {
             v4,
             wide: SideTable::with_capacity(side),
             replies: SideTable::with_capacity(side),
+            secret,
         }
     }
 
@@ -229,14 +249,17 @@ impl<M: BucketMemory> Flows<M> {
     ) -> Option<(u32, Option<Slot>)> {
         match (&flow.key, memory) {
             (TableKey::V4(k), Memory::Record) => {
-                let slot = self.v4.find(k, flow.hash, now_ms)?;
+                let slot = self.v4.find(k, flow.table_hash, now_ms)?;
                 Some((self.v4.value(slot), Some(slot)))
             }
-            (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.hash).map(|v| (v, None)),
-            (TableKey::Wide(k), Memory::Record) => {
-                self.wide.lookup(k, flow.hash, now_ms).map(|v| (v, None))
+            (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.table_hash).map(|v| (v, None)),
+            (TableKey::Wide(k), Memory::Record) => self
+                .wide
+                .lookup(k, flow.table_hash, now_ms)
+                .map(|v| (v, None)),
+            (TableKey::Wide(k), Memory::Peek) => {
+                self.wide.peek(k, flow.table_hash).map(|v| (v, None))
             }
-            (TableKey::Wide(k), Memory::Peek) => self.wide.peek(k, flow.hash).map(|v| (v, None)),
         }
     }
 
@@ -253,22 +276,26 @@ impl<M: BucketMemory> Flows<M> {
         match (&flow.key, at) {
             (TableKey::V4(_), Some(slot)) => self.v4.refresh(slot, value, now_ms, timeout_ms),
             (TableKey::V4(k), None) => {
-                let _ = self.v4.insert(*k, flow.hash, value, now_ms, timeout_ms);
+                let _ = self
+                    .v4
+                    .insert(*k, flow.table_hash, value, now_ms, timeout_ms);
             }
             (TableKey::Wide(k), _) => {
-                let _ = self.wide.insert(*k, flow.hash, value, now_ms, timeout_ms);
+                let _ = self
+                    .wide
+                    .insert(*k, flow.table_hash, value, now_ms, timeout_ms);
             }
         }
     }
 
     /// The frontend to restore on a NAT reply, when its flow recorded one.
-    pub fn reply(&mut self, reply: &FlowKey, seed: u64, now_ms: u64) -> Option<ReverseNat> {
+    pub fn reply(&mut self, reply: &FlowKey, now_ms: u64) -> Option<ReverseNat> {
         if self.replies.is_empty() {
             return None;
         }
         let key = reply.canonical();
-        self.replies
-            .lookup(&key, symmetric_hash(&key, seed), now_ms)
+        let hash = symmetric_hash(&key, self.secret);
+        self.replies.lookup(&key, hash, now_ms)
     }
 }
 
@@ -344,7 +371,7 @@ pub fn decide<M: BucketMemory>(
     }
     let remembered = found.map(|(value, _)| value);
     let backend = fwd
-        .pick(rule.pool, flow.hash)
+        .pick(rule.pool, flow.decision_hash(fwd.hash_seed))
         .ok_or(DropReason::NoHealthyBackend)?;
     if memory == Memory::Record {
         let value = flow.value(backend, None);
@@ -357,12 +384,12 @@ pub fn decide<M: BucketMemory>(
             if let Some(stale) = stale {
                 // The flow moved: its replies now come from another backend.
                 let stale = stale.canonical();
-                let hash = symmetric_hash(&stale, fwd.hash_seed);
+                let hash = symmetric_hash(&stale, flows.secret);
                 flows.replies.remove(&stale, hash);
             }
             if let Some(reply) = reply_key(fwd, &packet, rule, backend).filter(|_| ambiguous) {
                 let reply = reply.canonical();
-                let hash = symmetric_hash(&reply, fwd.hash_seed);
+                let hash = symmetric_hash(&reply, flows.secret);
                 let restore = ReverseNat {
                     frontend: packet.dst,
                     frontend_port: translates(rule).then_some(packet.dst_port),
@@ -389,7 +416,7 @@ pub fn lookup(
         None => (via.ok_or(DropReason::NoFrontend)?, Via::Transit),
     };
     let mut flows = Flows::with_capacity(0);
-    let flow = Flow::new(*key, 0, fwd.hash_seed);
+    let flow = Flow::new(*key, 0, flows.secret);
     decide(fwd, &mut flows, fe, how, &flow, 0, Memory::Record).map(|d| d.decision())
 }
 

@@ -65,7 +65,11 @@ fn a_full_table_falls_back_to_maglev_and_keeps_its_live_flows() {
     for p in 0..50 {
         let f = flow(&fwd, 2000 + p, TcpFlags::SYN);
         let d = record(&fwd, &mut flows, &f, 10);
-        assert_eq!(Some(d.backend), fwd.pick(0, f.hash), "the Maglev decision");
+        assert_eq!(
+            Some(d.backend),
+            fwd.pick(0, f.decision_hash(fwd.hash_seed)),
+            "the Maglev decision"
+        );
         assert!(d.new);
     }
     assert_eq!(flows.len(), 4, "never past its capacity");
@@ -154,7 +158,7 @@ fn peek_never_remembers() {
     let mut flows = Flows::with_capacity(64);
     let f = flow(&fwd, 1000, 0);
     let d = decide(&fwd, &mut flows, 0, Via::Frontend, &f, 0, Memory::Peek).unwrap();
-    assert_eq!(Some(d.backend), fwd.pick(0, f.hash));
+    assert_eq!(Some(d.backend), fwd.pick(0, f.decision_hash(fwd.hash_seed)));
     assert!(flows.is_empty());
 }
 
@@ -241,4 +245,31 @@ fn a_syn_flood_leaves_room_for_new_flows_once_its_entries_expire() {
         SYN_TIMEOUT_MS + 10,
     );
     assert!(!record(&fwd, &mut flows, &real, SYN_TIMEOUT_MS + 30_000).new);
+}
+
+#[test]
+fn the_tables_are_keyed_by_their_secret_and_the_decision_by_the_hash_seed_alone() {
+    let fwd = build(true, &[]);
+    let mut a = Flows::in_memory(FlowTable::with_capacity(1024), 1);
+    let mut b = Flows::in_memory(FlowTable::with_capacity(1024), 2);
+    for sport in 1000..1256 {
+        let key: FlowKey = format!("tcp 10.0.0.50:{sport} 10.0.0.100:443")
+            .parse()
+            .unwrap();
+        let (fa, fb) = (
+            Flow::new(key, TcpFlags::SYN, 1),
+            Flow::new(key, TcpFlags::SYN, 2),
+        );
+        // Where the flow lives differs with the secret; the Maglev input does not.
+        assert_ne!(fa.table_hash, fb.table_hash);
+        assert_eq!(
+            fa.decision_hash(fwd.hash_seed),
+            fb.decision_hash(fwd.hash_seed)
+        );
+        let (da, db) = (record(&fwd, &mut a, &fa, 0), record(&fwd, &mut b, &fb, 0));
+        assert_eq!(da.backend, db.backend);
+        assert_eq!(da.backend, fwd.lookup(&key, None).unwrap().backend);
+        // Each table finds its own entry again.
+        assert!(!record(&fwd, &mut a, &fa, 1).new && !record(&fwd, &mut b, &fb, 1).new);
+    }
 }
