@@ -141,6 +141,7 @@ fn balances_both_protocols(mode: &'static str) {
         "tx_full",
         "martian_source",
         "tcp_flags",
+        "ip_checksum",
     ] {
         let n = metric(&m, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0);
         assert_eq!(n, 0.0, "drops for {reason}:\n{m}");

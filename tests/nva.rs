@@ -348,6 +348,7 @@ fn assert_no_drops(lb: &Appliance) {
         "tx_full",
         "martian_source",
         "tcp_flags",
+        "ip_checksum",
     ] {
         let n = metric(&m, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0);
         assert_eq!(n, 0.0, "drops for {reason}:\n{m}");

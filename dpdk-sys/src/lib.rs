@@ -22,3 +22,8 @@ extern "C" {
     /// `RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP` (macros bindgen cannot evaluate).
     pub fn haports_rss_hf_l3_l4() -> u64;
 }
+
+extern "C" {
+    /// `RTE_ETH_RX_OFFLOAD_IPV4_CKSUM` (a macro bindgen cannot evaluate).
+    pub fn haports_rx_offload_ipv4_cksum() -> u64;
+}

@@ -26,6 +26,7 @@ use crate::lb::flow::V4Key;
 use crate::lb::forwarding::{Forwarding, FrontendId, InterfaceId};
 use crate::lb::hash::v4_hash;
 use crate::lb::verdict::DropReason;
+use crate::wire::checksum::ipv4_header_ok;
 use crate::wire::{
     parse_ipv4_fast, parse_ipv6_fast, Headers, IpProtocol, Ipv4Flow, MacAddr, TcpFlags,
 };
@@ -39,6 +40,10 @@ pub trait PacketBuffer {
     }
     /// Brings the packet's first cache line in.
     fn prefetch(&self) {}
+    /// The device's verdict on the IPv4 header checksum, where it gave one.
+    fn ip_checksum(&self) -> Option<bool> {
+        None
+    }
 }
 
 impl PacketBuffer for Option<Mbuf> {
@@ -60,6 +65,11 @@ impl PacketBuffer for Option<Mbuf> {
         if let Some(m) = self {
             m.prefetch();
         }
+    }
+
+    #[inline]
+    fn ip_checksum(&self) -> Option<bool> {
+        self.as_ref().and_then(Mbuf::ip_checksum)
     }
 }
 
@@ -102,7 +112,15 @@ pub fn process_burst<P: PacketBuffer>(
             if p.is_chained() {
                 continue;
             }
-            if classify_fast(p.bytes(), our_mac, fwd, st.flows.secret, &mut fast[i]) {
+            let checked = p.ip_checksum();
+            if classify_fast(
+                p.bytes(),
+                checked,
+                our_mac,
+                fwd,
+                st.flows.secret,
+                &mut fast[i],
+            ) {
                 fast_mask |= 1 << i;
             }
         }
@@ -150,7 +168,7 @@ pub fn process_burst<P: PacketBuffer>(
 #[cfg(test)]
 pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
     fwd.interfaces.get(ingress as usize).is_some_and(|i| {
-        classify_fast(frame, i.mac, fwd, 0, &mut Fast::default())
+        classify_fast(frame, None, i.mac, fwd, 0, &mut Fast::default())
             || classify_fast6(frame, i.mac, fwd).is_some()
     })
 }
@@ -194,6 +212,7 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 #[inline]
 fn classify_fast(
     frame: &[u8],
+    checked: Option<bool>,
     our_mac: MacAddr,
     fwd: &Forwarding,
     secret: u64,
@@ -202,6 +221,13 @@ fn classify_fast(
     let Some(packet) = parse_ipv4_fast(frame) else {
         return false;
     };
+    // The header checksum: the device's verdict, else ours (a bad one: the slow path counts it).
+    let header = frame
+        .get(Ipv4Flow::L3..Ipv4Flow::L4)
+        .and_then(|h| h.try_into().ok());
+    if !checked.unwrap_or_else(|| header.is_some_and(ipv4_header_ok)) {
+        return false;
+    }
     let Some(frontend) = fwd.frontend_v4(packet.dst) else {
         return false;
     };

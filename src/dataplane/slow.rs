@@ -18,7 +18,7 @@ use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, MacAddr, TcpFlags,
+    parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
 };
 
 /// What every stage of one packet's handling needs besides the packet: the published state,
@@ -83,6 +83,9 @@ fn ip(
         if let Some(action) = neighbour_solicitation(frame, &h, ingress, src_mac, cx)? {
             return Ok(action);
         }
+    }
+    if h.ethertype == EtherType::IPV4 && !ipv4_header_ok(frame, &h) {
+        return Err(DropReason::IpChecksum);
     }
     // Packets no honest sender makes: dropped before anything is decided or learnt from them.
     if fwd.is_martian_source(h.src) && !unaddressed_to_a_group(&h) {
@@ -234,6 +237,11 @@ pub(super) fn decide_flow(
 /// RFC 3590) and probes for duplicates (RFC 4862). Group traffic only goes to the kernel twin.
 fn unaddressed_to_a_group(h: &Headers) -> bool {
     h.src.is_unspecified() && h.dst.is_multicast()
+}
+
+/// Whether the IPv4 header (options included) of the packet whose headers are `h` sums right.
+fn ipv4_header_ok(frame: &[u8], h: &Headers) -> bool {
+    Ipv4Packet::new_checked(&frame[usize::from(h.l3_offset)..]).is_ok_and(|ip| ip.verify_checksum())
 }
 
 /// The TTL (IPv4) or hop limit (IPv6) of the packet whose headers are `h`.

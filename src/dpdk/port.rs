@@ -106,6 +106,11 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
             conf.rx_adv_conf.rss_conf.rss_hf = wanted;
         }
+        // The IPv4 header checksum checked by the device where it can: the data plane then
+        // trusts its verdict (`Mbuf::ip_checksum`) and checks in software only without one.
+        // SAFETY: no preconditions; returns a constant.
+        let ipv4_cksum = unsafe { dpdk_sys::haports_rx_offload_ipv4_cksum() };
+        conf.rxmode.offloads |= ipv4_cksum & info.rx_offload_capa;
         // SAFETY: valid port, conf lives across the call (DPDK copies the key).
         let ret =
             unsafe { dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };

@@ -37,10 +37,12 @@ pub enum DropReason {
     MartianSource,
     /// TCP flags no stack sends (SYN with FIN or RST, or none at all).
     TcpFlags,
+    /// An IPv4 header whose checksum is wrong (by the device's check, or ours).
+    IpChecksum,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -54,6 +56,7 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::MartianSource,
         DropReason::TcpFlags,
+        DropReason::IpChecksum,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -73,6 +76,7 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::MartianSource => "martian_source",
             DropReason::TcpFlags => "tcp_flags",
+            DropReason::IpChecksum => "ip_checksum",
         }
     }
 

@@ -246,3 +246,23 @@ fn a_reply_claiming_a_nat_backends_address_from_elsewhere_is_not_rewritten() {
     assert_eq!(endpoints(&frame).0, (FRONTEND, 443));
     assert_checksums(&frame);
 }
+
+#[test]
+fn a_bad_ipv4_header_checksum_is_dropped_on_both_paths() {
+    let fwd = build(&ha_ports(), &[]);
+    for good in [
+        syn(40_000, 443),
+        udp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 53),
+        udp_frame(CLIENT_MAC, CLIENT, 40_000, OWN, 53),
+    ] {
+        let mut bad = good.clone();
+        bad[ETH_LEN + 10] ^= 0x40;
+        assert_dropped(&bad, &fwd, DropReason::IpChecksum);
+        let (action, _, _) = both_paths(&good, &fwd);
+        assert!(!matches!(action, Action::Drop(_)), "{action:?}");
+    }
+    // A wrong address under a right checksum field is just as bad.
+    let mut spoofed = syn(40_000, 443);
+    spoofed[ETH_LEN + 15] ^= 1;
+    assert_dropped(&spoofed, &fwd, DropReason::IpChecksum);
+}
