@@ -152,13 +152,14 @@ pub fn tcp_udp_checksum_v6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, segment: &[u
 }
 
 /// Whether a 20-byte IPv4 header (no options) checks out: its words sum to all ones. Summed
-/// as 32-bit words (2^32 is 1 modulo 0xffff, so the one's-complement sum is kept), for the
+/// as 32-bit words (2^32 is 1 modulo 0xffff, so the one's-complement sum is kept), in the
+/// machine's byte order (a sum of all ones is all ones either way, RFC 1071 §2(B)), for the
 /// fast path.
 #[inline]
 pub fn ipv4_header_ok(header: &[u8; 20]) -> bool {
     let mut acc = 0u64;
     for w in header.chunks_exact(4) {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
     acc != 0 && acc % 0xffff == 0
 }
