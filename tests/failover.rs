@@ -318,3 +318,50 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
     std::fs::write(lab.config(), good).unwrap();
     assert!(metric_sum(&lb.metrics(), "haports_backend_packets_total") > 0.0);
 }
+
+/// The sum of `name`'s series whose labels include `label`.
+fn sum_with(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_flood_at_the_appliance_is_held_to_its_kernel_rate_and_the_probes_keep_their_results() {
+    let lab = Lab::up("nat");
+    lab.add_probe(INTERVAL_MS, THRESHOLD, THRESHOLD);
+    lab.edit_config(|t| t.replacen("[dataplane]\n", "[dataplane]\nkernel_pps = 200\n", 1));
+    let lb = Appliance::start(&lab, &lab.config());
+
+    // UDP datagrams as fast as the client can send them at the appliance's own address, for
+    // 3 s: 30 probe rounds of the three backends meanwhile.
+    let flooder = "import socket, time\n\
+                   s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                   end, n = time.time() + 3, 0\n\
+                   while time.time() < end:\n    s.sendto(b'flood', ('10.0.1.2', 9)); n += 1\n\
+                   print(n)";
+    let flood = lab.exec("c", &["python3", "-c", flooder]);
+    let summary = String::from_utf8_lossy(&flood.stdout);
+    let sent: f64 = summary.trim().parse().unwrap_or(0.0);
+    assert!(
+        sent > 3000.0,
+        "sent {summary}{}",
+        String::from_utf8_lossy(&flood.stderr)
+    );
+
+    let m = lb.metrics();
+    let over = metric(&m, "haports_drops_total", &[("reason", "kernel_limit")]).unwrap_or(0.0);
+    assert!(
+        over >= 1000.0,
+        "the flood went over the rate: {over}\n{summary}"
+    );
+    assert_eq!(
+        sum_with(&m, "haports_probe_transitions_total", "to=\"down\""),
+        0.0,
+        "no backend was marked down:\n{m}"
+    );
+    assert_eq!(metric_sum(&m, "haports_backend_healthy"), 3.0, "{m}");
+    let t = lab.traffic("tcp", FRONTEND, &(8000..8010).collect::<Vec<_>>(), 30, None);
+    assert_eq!(t.total(), 30, "service goes on: {:?}", t.failures);
+}

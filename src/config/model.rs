@@ -57,16 +57,26 @@ pub struct Dataplane {
     /// are needed where a PMD holds many (net_pcap with `infinite_rx` keeps its whole file).
     #[serde(skip_serializing_if = "is_zero")]
     pub mbufs: u32,
+    /// Packets a second handed to the kernel twins, over all workers (ARP, neighbour
+    /// discovery, the appliance's own addresses); more are dropped and counted. Answers to the
+    /// health probes, from the backends, have a budget of their own of the same size.
+    #[serde(skip_serializing_if = "is_default_kernel_pps")]
+    pub kernel_pps: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_default_kernel_pps(n: &u32) -> bool {
+    *n == Dataplane::DEFAULT_KERNEL_PPS
+}
+
 impl Dataplane {
     pub const DEFAULT_WORKERS: u32 = 1;
     pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65537;
     pub const DEFAULT_FLOW_TABLE_CAPACITY: u32 = 1_048_576;
+    pub const DEFAULT_KERNEL_PPS: u32 = 20_000;
 }
 
 impl Default for Dataplane {
@@ -77,6 +87,7 @@ impl Default for Dataplane {
             flow_table_capacity: Self::DEFAULT_FLOW_TABLE_CAPACITY,
             hash_seed: 0,
             mbufs: 0,
+            kernel_pps: Self::DEFAULT_KERNEL_PPS,
         }
     }
 }

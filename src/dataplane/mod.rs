@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod counters;
+mod exception;
 mod fragments;
 mod icmp_error;
 mod nat;

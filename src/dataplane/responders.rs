@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::slow::Ctx;
+use super::slow::{to_kernel, Ctx};
 use super::state::Action;
 use crate::lb::forwarding::InterfaceId;
 use crate::lb::verdict::DropReason;
@@ -36,7 +36,8 @@ pub(super) fn arp(
     }
     cx.st.gleaned.learn(fwd, sender_ip, sender_mac);
     if for_us {
-        return Ok(Action::ToKernel { interface: ingress });
+        let from_backend = fwd.from_backend_side(sender_ip, ingress, sender_mac);
+        return to_kernel(ingress, from_backend, cx);
     }
     if arp.operation() != ArpOperation::REQUEST {
         return Err(DropReason::Unsupported);

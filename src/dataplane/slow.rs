@@ -99,7 +99,8 @@ fn ip(
         || dst_mac.is_multicast()
         || is_broadcast_or_multicast(h.dst)
     {
-        return Ok(Action::ToKernel { interface: ingress });
+        let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
+        return to_kernel(ingress, from_backend, cx);
     }
     // Fragments: the first (it has the ports) is decided like any packet and its decision
     // kept; the later ones follow it.
@@ -165,6 +166,24 @@ fn ip(
         );
     }
     Err(DropReason::NoFrontend)
+}
+
+/// To the kernel twin of `ingress`, within the worker's budget for it (`from_backend`: a
+/// health probe's answer, with a budget of its own).
+pub(super) fn to_kernel(
+    ingress: InterfaceId,
+    from_backend: bool,
+    cx: &mut Ctx,
+) -> Result<Action, DropReason> {
+    if cx
+        .st
+        .kernel
+        .admit(cx.now_ms, cx.fwd.kernel_pps, from_backend)
+    {
+        Ok(Action::ToKernel { interface: ingress })
+    } else {
+        Err(DropReason::KernelLimit)
+    }
 }
 
 /// The packet's own five-tuple (three-tuple without ports).

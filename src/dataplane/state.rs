@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
+use super::exception::KernelBudget;
 use super::fragments::{Fragment, FRAGMENT_CAPACITY};
 use super::neighbours::{Glean, Gleaned};
+use crate::config::Dataplane;
 use crate::dpdk::SocketMemory;
 use crate::lb::decision::Flows;
 use crate::lb::flow_table::{buckets_for, Bucket, FlowTable};
@@ -38,6 +40,8 @@ pub struct WorkerState {
     /// no ports) follow it.
     pub fragments: SideTable<Fragment>,
     pub gleaned: Gleaned,
+    /// What the worker may still hand to the kernel twins.
+    pub kernel: KernelBudget,
 }
 
 impl WorkerState {
@@ -79,6 +83,7 @@ impl WorkerState {
             flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity), table_secret()),
             fragments: SideTable::with_capacity(FRAGMENT_CAPACITY),
             gleaned: Gleaned::new(reports),
+            kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
         }
     }
 }

@@ -182,6 +182,8 @@ pub struct Forwarding {
     /// Counts applied configs: 1 for the config at start, +1 per successful reload.
     pub config_generation: u64,
     pub hash_seed: u64,
+    /// Each worker's share of `dataplane.kernel_pps`: packets a second to the kernel twins.
+    pub kernel_pps: u32,
     pub interfaces: Vec<InterfaceState>,
     pub frontends: Vec<FrontendState>,
     pub pools: Vec<PoolState>,

@@ -39,10 +39,12 @@ pub enum DropReason {
     TcpFlags,
     /// An IPv4 header whose checksum is wrong (by the device's check, or ours).
     IpChecksum,
+    /// For the kernel twin, over its rate (`dataplane.kernel_pps`).
+    KernelLimit,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -57,6 +59,7 @@ impl DropReason {
         DropReason::MartianSource,
         DropReason::TcpFlags,
         DropReason::IpChecksum,
+        DropReason::KernelLimit,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -77,6 +80,7 @@ impl DropReason {
             DropReason::MartianSource => "martian_source",
             DropReason::TcpFlags => "tcp_flags",
             DropReason::IpChecksum => "ip_checksum",
+            DropReason::KernelLimit => "kernel_limit",
         }
     }
 

@@ -44,6 +44,14 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
             "must be at least 1 (flow-table entries per worker; 1048576 by default)",
         );
     }
+    if dp.kernel_pps == 0 {
+        out.error(
+            "dataplane.kernel_pps",
+            limit::KERNEL_PPS,
+            "must be at least 1 (packets a second to the kernel twins; 20000 by default): \
+             without any, ARP, neighbour discovery and the health probes stop",
+        );
+    }
     if dp.mbufs != 0 && dp.mbufs < 4095 {
         out.error(
             "dataplane.mbufs",

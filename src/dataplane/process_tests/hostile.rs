@@ -266,3 +266,51 @@ fn a_bad_ipv4_header_checksum_is_dropped_on_both_paths() {
     spoofed[ETH_LEN + 15] ^= 1;
     assert_dropped(&spoofed, &fwd, DropReason::IpChecksum);
 }
+
+#[test]
+fn the_kernel_twin_gets_its_rate_and_probe_answers_a_budget_of_their_own() {
+    let mut cfg = ha_ports();
+    cfg.dataplane.kernel_pps = 1000;
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let ping = |st: &mut WorkerState, now| {
+        let request = icmp_echo_request(b"flood");
+        let mut frame = eth(
+            IF_MAC,
+            CLIENT_MAC,
+            EtherType::IPV4,
+            &ipv4(CLIENT, OWN, IpProtocol::ICMP, &request),
+        );
+        process(&mut frame, LAN, st, &fwd, now)
+    };
+    // A flood at the appliance's own address: a tenth of a second's worth goes through,
+    // the rest is counted over the limit.
+    let actions: Vec<Action> = (0..1000).map(|_| ping(&mut st, NOW)).collect();
+    let passed = actions
+        .iter()
+        .filter(|a| matches!(a, Action::ToKernel { .. }))
+        .count();
+    assert_eq!(passed, 100, "the burst of 1000 pps");
+    assert!(actions[100..]
+        .iter()
+        .all(|a| *a == Action::Drop(DropReason::KernelLimit)));
+    // A health probe's answer from a backend still reaches the kernel.
+    let mut answer = tcp_frame(
+        BACKEND_MACS[0],
+        BACKENDS[0],
+        22,
+        OWN,
+        50_000,
+        TcpFlags::SYN | TcpFlags::ACK,
+    );
+    assert_eq!(
+        process(&mut answer, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    // A millisecond later, one more ping's worth.
+    assert_eq!(ping(&mut st, NOW + 1), Action::ToKernel { interface: LAN });
+    assert_eq!(
+        ping(&mut st, NOW + 1),
+        Action::Drop(DropReason::KernelLimit)
+    );
+}

@@ -106,6 +106,17 @@ fn dataplane_sizes_are_checked() {
     let mut cfg = base();
     cfg.dataplane.flow_table_capacity = 0;
     only_problem(&cfg, "dataplane.flow_table_capacity", "at least 1");
+
+    let mut cfg = base();
+    cfg.dataplane.kernel_pps = 0;
+    only_tagged(
+        &cfg,
+        "dataplane.kernel_pps",
+        "limitation: kernel rate above 0",
+        "the health probes stop",
+    );
+    let cfg = parse(&format!("[dataplane]\nkernel_pps = 500\n{MINIMAL}"));
+    assert_eq!(cfg.dataplane.kernel_pps, 500);
 }
 
 #[test]
