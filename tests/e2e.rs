@@ -159,6 +159,21 @@ fn balances_both_protocols(mode: &'static str) {
         String::from_utf8_lossy(&ping.stdout)
     );
 
+    // A ping to the appliance's own address is answered once, by the kernel twin alone.
+    let own = match mode {
+        "dsr" => "10.0.0.2",
+        "dsr6" => "fd00::2",
+        "nat6" => "fd00:1::2",
+        _ => "10.0.1.2",
+    };
+    let ping = lab.exec("c", &["ping", "-c", "3", "-i", "0.2", "-W", "2", own]);
+    let out = String::from_utf8_lossy(&ping.stdout);
+    assert!(ping.status.success(), "ping {own}: {out}");
+    assert!(
+        out.contains("3 packets transmitted, 3 received") && !out.contains("DUP!"),
+        "one answer per ping from {own}: {out}"
+    );
+
     let status = lb.stop();
     assert!(
         status.success(),
@@ -294,8 +309,9 @@ frames = [
     # malformed: IHL below 5, and a TCP data offset below 5
     eth / Raw(b"\x43" + bytes(good)[1:]),
     eth / IP(src=client, dst=frontend) / TCP(sport=1234, dport=80, dataofs=2),
-    # unsupported: an unknown ethertype, and three VLAN tags. (Not IP fragments here: the
-    # AF_PACKET PMD's fanout socket has the kernel reassemble them before haports sees them.)
+    # unsupported: an unknown ethertype; vlan: three VLAN tags (interfaces are untagged).
+    # (Not IP fragments here: the AF_PACKET PMD's fanout socket has the kernel reassemble
+    # them before haports sees them.)
     Ether(dst=mac, src=get_if_hwaddr("eth0"), type=0x88B5) / Raw(b"x" * 50),
     Ether(dst=mac, src=get_if_hwaddr("eth0")) / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / good,
 ]
@@ -337,7 +353,8 @@ fn malformed_frames_are_dropped_and_counted_and_service_goes_on() {
             let m = lb.metrics();
             (grew(&m, "truncated") >= 10.0
                 && grew(&m, "malformed") >= 10.0
-                && grew(&m, "unsupported") >= 10.0)
+                && grew(&m, "unsupported") >= 5.0
+                && grew(&m, "vlan") >= 5.0)
                 .then_some(())
         },
     );

@@ -1,6 +1,6 @@
 //! The slow path: one packet's fate, decided and applied in place over its bytes, for every
 //! kind of frame (ARP and neighbour discovery, pings, the appliance's own addresses, ICMP
-//! errors, fragments, NAT replies, transit, VLAN tags, IP options, IPv6). The burst
+//! errors, fragments, NAT replies, transit, IP options, IPv6; VLAN-tagged frames dropped). The burst
 //! [`pipeline`](super::pipeline) sends here whatever its fast path does not take.
 //!
 //! It works on a plain byte slice so that it is tested without DPDK; it allocates nothing and
@@ -52,9 +52,16 @@ fn classify(frame: &mut [u8], ingress: InterfaceId, cx: &mut Ctx) -> Result<Acti
         .get(ingress as usize)
         .ok_or(DropReason::Unsupported)?
         .mac;
-    let (dst_mac, src_mac, ethertype, l3) = {
+    let (dst_mac, src_mac, ethertype, l3, tagged) = {
         let eth = EthernetFrame::new_checked(&*frame)?;
-        (eth.dst(), eth.src(), eth.ethertype(), eth.header_len())
+        let tagged = eth.vlan_tags() > 0;
+        (
+            eth.dst(),
+            eth.src(),
+            eth.ethertype(),
+            eth.header_len(),
+            tagged,
+        )
     };
     // Our own transmissions, looped back by some PMDs (AF_PACKET), and other hosts' traffic:
     // ours are the interface's MAC and the frontends' (answered in ARP for them).
@@ -62,6 +69,11 @@ fn classify(frame: &mut [u8], ingress: InterfaceId, cx: &mut Ctx) -> Result<Acti
         dst_mac == our_mac || dst_mac.is_multicast() || fwd.frontend_by_mac(dst_mac).is_some();
     if src_mac == our_mac || !for_us {
         return Err(DropReason::NotForUs);
+    }
+    // Interfaces are untagged: a tagged frame belongs to a segment the appliance is not on,
+    // and forwarding it would carry it into another (VLAN hopping).
+    if tagged {
+        return Err(DropReason::Vlan);
     }
     match ethertype {
         EtherType::ARP => arp(frame, l3, ingress, our_mac, cx),

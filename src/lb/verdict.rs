@@ -41,10 +41,12 @@ pub enum DropReason {
     IpChecksum,
     /// For the kernel twin, over its rate (`dataplane.kernel_pps`).
     KernelLimit,
+    /// VLAN-tagged: no interface is configured for a VLAN.
+    Vlan,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -60,6 +62,7 @@ impl DropReason {
         DropReason::TcpFlags,
         DropReason::IpChecksum,
         DropReason::KernelLimit,
+        DropReason::Vlan,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -81,6 +84,7 @@ impl DropReason {
             DropReason::TcpFlags => "tcp_flags",
             DropReason::IpChecksum => "ip_checksum",
             DropReason::KernelLimit => "kernel_limit",
+            DropReason::Vlan => "vlan",
         }
     }
 

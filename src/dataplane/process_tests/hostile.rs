@@ -314,3 +314,18 @@ fn the_kernel_twin_gets_its_rate_and_probe_answers_a_budget_of_their_own() {
         Action::Drop(DropReason::KernelLimit)
     );
 }
+
+#[test]
+fn vlan_tagged_frames_are_dropped_whatever_the_tag() {
+    let fwd = build(&ha_ports(), &[]);
+    for tag in [[0x81, 0x00, 0x00, 0x0a], [0x88, 0xa8, 0x0f, 0xff]] {
+        for mut frame in [
+            syn(40_000, 443),
+            udp_frame(CLIENT_MAC, CLIENT, 40_000, OWN, 53),
+            arp_request(CLIENT_MAC, CLIENT, OWN),
+        ] {
+            frame.splice(12..12, tag);
+            assert_dropped(&frame, &fwd, DropReason::Vlan);
+        }
+    }
+}
