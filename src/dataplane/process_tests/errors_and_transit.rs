@@ -7,7 +7,7 @@ use super::*;
 
 /// An ICMP "fragmentation needed" from `router` to the frontend about a segment the frontend
 /// sent to the client (frontend:443 → client:`sport`), quoting its IP header and 8 bytes.
-fn frag_needed(router_mac: MacAddr, router: Ipv4Addr, sport: u16) -> Vec<u8> {
+pub(super) fn frag_needed(router_mac: MacAddr, router: Ipv4Addr, sport: u16) -> Vec<u8> {
     let original = ipv4(
         FRONTEND,
         CLIENT,

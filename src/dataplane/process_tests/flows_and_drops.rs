@@ -215,7 +215,7 @@ fn short_or_inconsistent_ipv4_headers_are_truncated_or_malformed() {
 
 /// The three fragments of one UDP datagram from `src` to `dst` (ident 0x1234): the first
 /// carries the UDP header, the later two only payload (offsets in 8-byte units).
-fn udp_fragments(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<Vec<u8>> {
+pub(super) fn udp_fragments(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<Vec<u8>> {
     let dgram = udp(src, dst, sport, dport, &[0x5a; 40]);
     [(MF, 0..24), (MF | 3, 24..40), (6, 40..48)]
         .into_iter()

@@ -224,7 +224,7 @@ pub(super) fn icmp6_frame(
 }
 
 /// A neighbour solicitation for `target` from the client, with its link-layer option.
-fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+pub(super) fn solicitation(target: Ipv6Addr) -> Vec<u8> {
     let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(&target.octets());
     m.extend_from_slice(&[1, 1]);
@@ -377,7 +377,7 @@ fn packet_too_big_about_a_v6_flow_goes_to_its_backend_about_the_packet_it_sent()
 
 /// The two fragments of one IPv6 UDP datagram (identification 0x0a0b0c0d): the first holds
 /// the UDP header and 16 bytes, the second the other 24.
-fn udp6_fragments(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<Vec<u8>> {
+pub(super) fn udp6_fragments(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<Vec<u8>> {
     let mut dgram = Vec::new();
     dgram.extend_from_slice(&sport.to_be_bytes());
     dgram.extend_from_slice(&dport.to_be_bytes());

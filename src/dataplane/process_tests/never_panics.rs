@@ -1,6 +1,10 @@
 //! `process` never panics, whatever the bytes.
 
-use super::icmp_and_ipv6::{ipv6_config, tcp6_frame, CLIENT6, FRONTEND6};
+use super::errors_and_transit::frag_needed;
+use super::flows_and_drops::udp_fragments;
+use super::icmp_and_ipv6::{
+    ipv6_config, solicitation, tcp6_frame, udp6_fragments, CLIENT6, FRONTEND6,
+};
 use super::*;
 
 // ---------------------------------------------------------------------------------------
@@ -8,7 +12,7 @@ use super::*;
 
 /// Valid frames of every kind `process` handles, addressed to the interface.
 pub(super) fn templates() -> Vec<Vec<u8>> {
-    vec![
+    let mut t = vec![
         syn(40_000, 443),
         udp_frame(CLIENT_MAC, CLIENT, 5353, FRONTEND, 53),
         tcp_frame(
@@ -37,7 +41,29 @@ pub(super) fn templates() -> Vec<Vec<u8>> {
             40_000,
             TcpFlags::ACK,
         ),
-    ]
+    ];
+    // Fragments (first and later, both families), an ICMP error about a flow, neighbour
+    // discovery, a VLAN tag and an IPv6 hop-by-hop header.
+    t.extend(udp_fragments(CLIENT, 5353, FRONTEND, 53));
+    t.extend(udp6_fragments(CLIENT6, 5353, FRONTEND6, 53));
+    t.push(frag_needed(
+        OTHER_HOST_MAC,
+        Ipv4Addr::new(10, 0, 1, 1),
+        40_000,
+    ));
+    t.push(solicitation(FRONTEND6));
+    let mut tagged = syn(40_000, 443);
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+    t.push(tagged);
+    let mut hop_by_hop = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    let l3 = ETH_LEN;
+    let next = hop_by_hop[l3 + 6];
+    hop_by_hop[l3 + 6] = 0;
+    hop_by_hop.splice(l3 + 40..l3 + 40, [next, 0, 1, 4, 0, 0, 0, 0]);
+    let payload = u16::from_be_bytes([hop_by_hop[l3 + 4], hop_by_hop[l3 + 5]]) + 8;
+    hop_by_hop[l3 + 4..l3 + 6].copy_from_slice(&payload.to_be_bytes());
+    t.push(hop_by_hop);
+    t
 }
 
 /// NAT, DSR, port-translating and IPv6 states, so every rewrite is reached.
@@ -71,13 +97,14 @@ proptest! {
 
     #[test]
     fn process_never_panics_on_valid_frames_with_flipped_bytes(
-        which in 0usize..9,
+        which in 0usize..64,
         flips in proptest::collection::vec((14usize..120, any::<u8>()), 1..8),
         cut in 0usize..8,
     ) {
         let (mut st, _) = worker();
         for fwd in &states() {
-            let mut frame = templates().swap_remove(which);
+            let mut all = templates();
+            let mut frame = all.swap_remove(which % all.len());
             for &(at, x) in &flips {
                 let n = frame.len();
                 frame[at % n] ^= x;
