@@ -334,8 +334,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         // Health changes and reloads are published at once: failover must not wait.
         let mut urgent = false;
         while let Ok(t) = transitions.try_recv() {
-            plane.health.insert(t.target, t.healthy);
-            urgent = true;
+            // A probe removed by a reload may still report once: not about a backend now.
+            if prober.probes(&t.target) {
+                plane.health.insert(t.target, t.healthy);
+                urgent = true;
+            }
         }
         // Neighbours learnt by one worker should reach the others soon (a NAT reply may come
         // back on another worker than its request), but many new clients at once must not

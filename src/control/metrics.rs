@@ -166,7 +166,10 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .collect::<Vec<_>>(),
         )?;
         let probes: Vec<_> = {
-            let board = self.probes.lock().expect("probe status lock");
+            let board = self
+                .probes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             board
                 .iter()
                 .map(|(t, st)| {

@@ -100,6 +100,9 @@ pub type StatusBoard = Arc<Mutex<HashMap<Target, TargetStatus>>>;
 #[derive(Debug)]
 pub struct Prober {
     running: HashMap<Target, (Arc<AtomicBool>, JoinHandle<()>)>,
+    /// Threads told to stop, perhaps still in a probe: reaped once finished, never waited
+    /// for on the control loop (only at [`Prober::stop`]).
+    stopping: Vec<JoinHandle<()>>,
     events: Sender<Transition>,
     pub status: StatusBoard,
 }
@@ -109,14 +112,18 @@ impl Prober {
         let (tx, rx) = crossbeam::channel::unbounded();
         let p = Prober {
             running: HashMap::new(),
+            stopping: Vec::new(),
             events: tx,
             status: Arc::default(),
         };
         (p, rx)
     }
 
-    /// Starts threads for new targets and stops those no longer wanted.
+    /// Starts threads for new targets and tells those no longer wanted to stop, without
+    /// waiting for them. A thread that cannot be started is logged and tried again at the
+    /// next call.
     pub fn set_targets(&mut self, wanted: &HashSet<Target>) {
+        self.stopping.retain(|h| !h.is_finished());
         let gone: Vec<Target> = self
             .running
             .keys()
@@ -126,9 +133,9 @@ impl Prober {
         for t in gone {
             if let Some((stop, handle)) = self.running.remove(&t) {
                 stop.store(true, Ordering::Relaxed);
-                let _ = handle.join();
+                self.stopping.push(handle);
             }
-            self.status.lock().expect("status lock").remove(&t);
+            lock(&self.status).remove(&t);
         }
         for t in wanted {
             if self.running.contains_key(t) {
@@ -141,18 +148,40 @@ impl Prober {
                 self.events.clone(),
                 self.status.clone(),
             );
-            let handle = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("probe {}", t.address))
-                .spawn(move || run_target(target, flag, events, status))
-                .expect("spawn probe thread");
-            self.running.insert(t.clone(), (stop, handle));
+                .spawn(move || run_target(target, flag, events, status));
+            match spawned {
+                Ok(handle) => {
+                    self.running.insert(t.clone(), (stop, handle));
+                }
+                Err(e) => {
+                    tracing::error!(backend = %t.address, probe = %t.describe(), error = %e, "cannot start the probe thread; will try again");
+                }
+            }
         }
     }
 
-    /// Stops every probe thread.
+    /// Whether `t` is probed now (transitions of targets no longer probed are stale).
+    pub fn probes(&self, t: &Target) -> bool {
+        self.running.contains_key(t)
+    }
+
+    /// Stops every probe thread and waits for them (at shutdown).
     pub fn stop(&mut self) {
         self.set_targets(&HashSet::new());
+        for handle in self.stopping.drain(..) {
+            let _ = handle.join();
+        }
     }
+}
+
+/// The status board, whatever happened to another holder (with `panic = "abort"` none can
+/// have panicked holding it).
+fn lock(status: &StatusBoard) -> std::sync::MutexGuard<'_, HashMap<Target, TargetStatus>> {
+    status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One probe's verdict.
@@ -259,9 +288,13 @@ fn run_target(t: Target, stop: Arc<AtomicBool>, events: Sender<Transition>, stat
         let started = Instant::now();
         let outcome = probe_once(&t);
         let latency = started.elapsed();
+        if stop.load(Ordering::Relaxed) {
+            // Removed while probing: its verdict no longer matters.
+            break;
+        }
         let change = health.observe(&t, &outcome);
         {
-            let mut board = status.lock().expect("status lock");
+            let mut board = lock(&status);
             let s = board.entry(t.clone()).or_default();
             s.probes += 1;
             s.healthy = health.healthy;
@@ -376,6 +409,44 @@ mod tests {
         assert_eq!(
             fresh.observe(&t, &Outcome::Fail("timeout".into())),
             Some(false)
+        );
+    }
+
+    #[test]
+    fn removing_a_probe_does_not_wait_for_the_probe_in_flight() {
+        use std::io::Read;
+        // A server that accepts and never answers: an HTTP probe waits its whole timeout.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut t = target(1, 1);
+        t.address = "127.0.0.1".parse().unwrap();
+        t.port = listener.local_addr().unwrap().port();
+        t.protocol = ProbeProtocol::Http;
+        t.interval_ms = 2000;
+        let (mut prober, _events) = Prober::new();
+        prober.set_targets(&HashSet::from([t.clone()]));
+        let (mut conn, _) = listener.accept().unwrap();
+        // The probe is in flight: removing it returns at once, without its verdict.
+        prober.set_targets(&HashSet::new());
+        assert!(!prober.probes(&t));
+        conn.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        let mut still_open = false;
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue, // the request itself
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    still_open = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(still_open, "set_targets waited for the probe to time out");
+        prober.stop();
+        assert!(
+            lock(&prober.status).get(&t).is_none(),
+            "no verdict after removal"
         );
     }
 
