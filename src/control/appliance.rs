@@ -353,6 +353,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             if reload.swap(false, Ordering::Relaxed) {
                 urgent |= plane.reload(config_path, &mut prober);
             }
+            // Reaps stopped probe threads and starts any that could not start before.
+            prober.set_targets(&plane.targets);
         }
         if urgent || (neighbours_changed && now >= last_publish + NEIGHBOUR_BATCH) {
             let next = plane.build(Some(&forwarding.load()));

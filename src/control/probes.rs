@@ -103,6 +103,8 @@ pub struct Prober {
     /// Threads told to stop, perhaps still in a probe: reaped once finished, never waited
     /// for on the control loop (only at [`Prober::stop`]).
     stopping: Vec<JoinHandle<()>>,
+    /// Targets whose thread could not be started (reported once).
+    unstarted: HashSet<Target>,
     events: Sender<Transition>,
     pub status: StatusBoard,
 }
@@ -113,6 +115,7 @@ impl Prober {
         let p = Prober {
             running: HashMap::new(),
             stopping: Vec::new(),
+            unstarted: HashSet::new(),
             events: tx,
             status: Arc::default(),
         };
@@ -121,7 +124,7 @@ impl Prober {
 
     /// Starts threads for new targets and tells those no longer wanted to stop, without
     /// waiting for them. A thread that cannot be started is logged and tried again at the
-    /// next call.
+    /// next call (the control loop calls this every housekeeping round).
     pub fn set_targets(&mut self, wanted: &HashSet<Target>) {
         self.stopping.retain(|h| !h.is_finished());
         let gone: Vec<Target> = self
@@ -153,10 +156,14 @@ impl Prober {
                 .spawn(move || run_target(target, flag, events, status));
             match spawned {
                 Ok(handle) => {
+                    self.unstarted.remove(t);
                     self.running.insert(t.clone(), (stop, handle));
                 }
                 Err(e) => {
-                    tracing::error!(backend = %t.address, probe = %t.describe(), error = %e, "cannot start the probe thread; will try again");
+                    // Said once per target, not every round it is tried again.
+                    if self.unstarted.insert(t.clone()) {
+                        tracing::error!(backend = %t.address, probe = %t.describe(), error = %e, "cannot start the probe thread; will try again");
+                    }
                 }
             }
         }
