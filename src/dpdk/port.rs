@@ -61,6 +61,18 @@ impl Drop for PortInner {
     }
 }
 
+/// Closes a port whose start failed half-way (configured, perhaps with queues set up).
+struct ClosedUnlessStarted(u16);
+
+impl Drop for ClosedUnlessStarted {
+    fn drop(&mut self) {
+        // SAFETY: the port was configured by this thread and never started or shared.
+        unsafe {
+            dpdk_sys::rte_eth_dev_close(self.0);
+        }
+    }
+}
+
 /// A configured, started ethdev port. It is stopped and closed when the port handle and
 /// every queue taken from it are dropped.
 #[derive(Debug, Clone)]
@@ -123,6 +135,10 @@ impl Port {
             },
             ret,
         )?;
+        // From here on the port holds resources (its RX queues take mbufs from `pool`):
+        // whatever fails below, this guard closes it on the way out, while the pool still
+        // exists (closing it after the pool's end, at EAL cleanup, crashed).
+        let guard = ClosedUnlessStarted(id);
 
         let mut nb_rx = cfg.rx_descriptors;
         let mut nb_tx = cfg.tx_descriptors;
@@ -161,6 +177,8 @@ impl Port {
         check(|| format!("port {id}: starting"), unsafe {
             dpdk_sys::rte_eth_dev_start(id)
         })?;
+        // Started: from now on the port's handles stop and close it.
+        std::mem::forget(guard);
         Ok(Port {
             inner: Arc::new(PortInner { id }),
             rx_queues: cfg.rx_queues,
