@@ -370,3 +370,64 @@ fn malformed_frames_are_dropped_and_counted_and_service_goes_on() {
         t.failures
     );
 }
+
+/// Holds 500 connections to the metrics endpoint (garbage on every tenth) from the
+/// appliance's namespace, says how many, and keeps them 8 s.
+const METRICS_HOLDER: &str = r#"
+import socket, time
+held = []
+for i in range(500):
+    s = socket.create_connection(("127.0.0.1", 9900), timeout=5)
+    if i % 10 == 0:
+        s.sendall(b"\x00\x01garbage\r\n\r\n")
+    held.append(s)
+print(len(held), flush=True)
+time.sleep(8)
+"#;
+
+#[test]
+fn the_metrics_endpoint_survives_idle_and_garbage_connections_and_forwarding_goes_on() {
+    use std::io::BufRead;
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config());
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", lb.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = threads();
+    let mut holder = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{}-lb", lab.tag),
+            "python3",
+            "-c",
+            METRICS_HOLDER,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the connection holder");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "500", "every connection was made");
+    // No thread per connection: the appliance has the threads it had.
+    assert!(
+        threads() <= before + 1,
+        "{} threads, {before} before",
+        threads()
+    );
+    // Forwarding goes on, and the metrics are served again once idle slots time out.
+    let t = lab.traffic("tcp", FRONTEND, &ports(), 48, None);
+    assert!(t.failures.is_empty() && t.total() == 48, "{:?}", t.failures);
+    let m = common::wait_for(
+        "the metrics to be served again",
+        std::time::Duration::from_secs(10),
+        || lb.try_metrics(),
+    );
+    assert!(m.contains("haports_backend_packets_total"), "{m}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

@@ -382,7 +382,8 @@ impl Appliance {
         std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default()
     }
 
-    fn try_metrics(&self) -> Option<String> {
+    /// The metrics text, or None when the endpoint did not answer this time.
+    pub fn try_metrics(&self) -> Option<String> {
         let out = Command::new("ip")
             .args(["netns", "exec", &format!("{}-lb", self.tag), "python3", "-c"])
             .arg("import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9900/metrics',timeout=2).read().decode())")
@@ -391,6 +392,11 @@ impl Appliance {
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// haports' process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn metrics(&self) -> String {
