@@ -106,13 +106,17 @@ fn ip(
     if hop_limit(frame, &h) == Some(0) {
         return Err(DropReason::Ttl);
     }
+    // The kernel twin gets what is for the appliance's own addresses and neighbour discovery;
+    // other group traffic (IGMP/MLD reports, DHCP, mDNS…) is for other hosts.
     let addressee = fwd.addressee(h.dst);
-    if matches!(addressee, Some(Addressee::Own(_)))
-        || dst_mac.is_multicast()
-        || is_broadcast_or_multicast(h.dst)
+    let group = dst_mac.is_multicast() || is_broadcast_or_multicast(h.dst);
+    if matches!(addressee, Some(Addressee::Own(_))) || (group && is_neighbour_discovery(frame, &h))
     {
         let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
         return to_kernel(ingress, from_backend, cx);
+    }
+    if group {
+        return Err(DropReason::NotForUs);
     }
     // Fragments: the first (it has the ports) is decided like any packet and its decision
     // kept; the later ones follow it.
@@ -265,7 +269,8 @@ pub(super) fn decide_flow(
 
 /// From the unspecified address to a multicast group: how a host without an address yet (or
 /// with a tentative one) reports its groups (IGMP, RFC 3376; MLD behind a hop-by-hop header,
-/// RFC 3590) and probes for duplicates (RFC 4862). Group traffic only goes to the kernel twin.
+/// RFC 3590) and probes for duplicates (RFC 4862). Not martian: such reports are for other
+/// hosts (`not_for_us`), duplicate-address probes go to the kernel twin.
 fn unaddressed_to_a_group(h: &Headers) -> bool {
     h.src.is_unspecified() && h.dst.is_multicast()
 }
@@ -282,6 +287,15 @@ fn hop_limit(frame: &[u8], h: &Headers) -> Option<u8> {
         EtherType::IPV4 => frame.get(at + 8).copied(),
         _ => frame.get(at + 7).copied(),
     }
+}
+
+/// ICMPv6 router and neighbour solicitations and advertisements, and redirects (types 133
+/// to 137, RFC 4861), right behind the IPv6 header.
+fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
+    h.proto == IpProtocol::ICMPV6
+        && frame
+            .get(usize::from(h.l4_offset))
+            .is_some_and(|t| (133..=137).contains(t))
 }
 
 fn is_broadcast_or_multicast(addr: IpAddr) -> bool {

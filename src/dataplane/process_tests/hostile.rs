@@ -2,7 +2,9 @@
 //! impossible TCP flags are dropped under their own reasons, before any state is made, on
 //! the burst pipeline's fast path as on the slow path.
 
-use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, tcp6_frame, CLIENT6, FRONTEND6};
+use super::icmp_and_ipv6::{
+    icmp6_frame, ipv6_config, solicitation, tcp6_frame, CLIENT6, FRONTEND6,
+};
 use super::*;
 use crate::dataplane::pipeline::process_burst;
 
@@ -178,7 +180,7 @@ fn a_backends_reply_with_impossible_flags_is_not_rewritten() {
 }
 
 #[test]
-fn group_reports_from_an_unspecified_source_still_reach_the_kernel() {
+fn group_traffic_other_than_neighbour_discovery_stays_away_from_the_kernel() {
     let fwd = build(&ipv6_config(), &[]);
     let group: Ipv6Addr = "ff02::16".parse().unwrap();
     // An MLDv2 report (type 143) with no records, from :: as hosts send it during DAD.
@@ -189,8 +191,16 @@ fn group_reports_from_an_unspecified_source_still_reach_the_kernel() {
         vec![143, 0, 0, 0, 0, 0, 0, 0],
     );
     let (mut st, _) = worker();
+    // Not martian (hosts without an address send these), but for other hosts.
     assert_eq!(
         process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NotForUs)
+    );
+    // Neighbour discovery for the appliance's own address, to its solicited-node group,
+    // goes to the kernel.
+    let mut ns = solicitation("fd00::2".parse().unwrap());
+    assert_eq!(
+        process(&mut ns, LAN, &mut st, &fwd, NOW),
         Action::ToKernel { interface: LAN }
     );
     // An IGMPv3 report (type 0x22, no records) from 0.0.0.0 to 224.0.0.22.
@@ -208,7 +218,7 @@ fn group_reports_from_an_unspecified_source_still_reach_the_kernel() {
     );
     assert_eq!(
         process(&mut frame, LAN, &mut st, &fwd, NOW),
-        Action::ToKernel { interface: LAN }
+        Action::Drop(DropReason::NotForUs)
     );
 }
 
