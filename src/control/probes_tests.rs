@@ -1,0 +1,178 @@
+//! Tests of `control::probes`.
+use super::*;
+
+fn target(unhealthy: u32, healthy: u32) -> Target {
+    Target {
+        address: "10.0.0.11".parse().unwrap(),
+        protocol: ProbeProtocol::Tcp,
+        port: 22,
+        path: "/".into(),
+        interval_ms: 100,
+        unhealthy_threshold: unhealthy,
+        healthy_threshold: healthy,
+    }
+}
+
+#[test]
+fn thresholds_count_consecutive_results_and_the_first_result_decides() {
+    let t = target(2, 3);
+    let mut h = Health::default();
+    assert_eq!(
+        h.observe(&t, &Outcome::Pass),
+        Some(true),
+        "first result decides"
+    );
+    assert_eq!(h.observe(&t, &Outcome::Fail("x".into())), None);
+    assert_eq!(
+        h.observe(&t, &Outcome::Pass),
+        None,
+        "a pass resets the failure count"
+    );
+    assert_eq!(h.observe(&t, &Outcome::Fail("x".into())), None);
+    assert_eq!(h.observe(&t, &Outcome::Fail("x".into())), Some(false));
+    assert_eq!(h.observe(&t, &Outcome::Pass), None);
+    assert_eq!(h.observe(&t, &Outcome::Pass), None);
+    assert_eq!(h.observe(&t, &Outcome::Pass), Some(true));
+}
+
+#[test]
+fn a_rejection_marks_down_at_once() {
+    let t = target(5, 1);
+    let mut h = Health::default();
+    h.observe(&t, &Outcome::Pass);
+    assert_eq!(
+        h.observe(&t, &Outcome::Reject("HTTP 503".into())),
+        Some(false)
+    );
+    let mut fresh = Health::default();
+    assert_eq!(
+        fresh.observe(&t, &Outcome::Fail("timeout".into())),
+        Some(false)
+    );
+}
+
+#[test]
+fn removing_a_probe_does_not_wait_for_the_probe_in_flight() {
+    use std::io::Read;
+    // A server that accepts and never answers: an HTTP probe waits its whole timeout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(1, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    t.protocol = ProbeProtocol::Http;
+    t.interval_ms = 2000;
+    let (mut prober, _events) = Prober::new();
+    prober.set_targets(&HashSet::from([t.clone()]));
+    let (mut conn, _) = listener.accept().unwrap();
+    // The probe is in flight: removing it returns at once, without its verdict.
+    prober.set_targets(&HashSet::new());
+    assert!(!prober.probes(&t));
+    conn.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 512];
+    let mut still_open = false;
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue, // the request itself
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                still_open = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(still_open, "set_targets waited for the probe to time out");
+    prober.stop();
+    assert!(
+        lock(&prober.status).get(&t).is_none(),
+        "no verdict after removal"
+    );
+}
+
+#[test]
+fn probing_a_closed_port_fails_and_an_open_one_passes() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(1, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    assert_eq!(probe_once(&t), Outcome::Pass);
+    drop(listener);
+    assert!(matches!(probe_once(&t), Outcome::Fail(_)));
+}
+
+#[test]
+fn http_probes_want_2xx_and_reject_anything_else() {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let port = server.server_addr().to_ip().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for (i, req) in server.incoming_requests().take(2).enumerate() {
+            let code = if i == 0 { 200 } else { 503 };
+            let _ = req.respond(tiny_http::Response::from_string("x").with_status_code(code));
+        }
+    });
+    let mut t = target(3, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.protocol = ProbeProtocol::Http;
+    t.port = port;
+    t.path = "/healthz".into();
+    assert_eq!(probe_once(&t), Outcome::Pass);
+    assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
+    handle.join().unwrap();
+}
+
+#[test]
+fn equal_probes_of_two_rules_are_one_target() {
+    let text = r#"
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/24"
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "a"
+  address = "10.0.0.100"
+  [[load_balancer.frontend]]
+  name = "b"
+  address = "10.0.0.101"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }]
+  [[load_balancer.probe]]
+  name = "p"
+  protocol = "tcp"
+  port = 22
+  interval_ms = 100
+  [[load_balancer.rule]]
+  name = "ra"
+  frontend = "a"
+  backend_pool = "pool"
+  probe = "p"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+  [[load_balancer.rule]]
+  name = "rb"
+  frontend = "b"
+  backend_pool = "pool"
+  probe = "p"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+"#;
+    let cfg = Config::from_toml(text, "test").unwrap();
+    let ts = targets(&cfg);
+    assert_eq!(ts.len(), 2, "one target per backend, not per rule");
+    let states: HashMap<Target, bool> = ts
+        .iter()
+        .map(|t| (t.clone(), t.address.to_string().ends_with("11")))
+        .collect();
+    let down = down_addresses(&states, &ts);
+    assert_eq!(
+        down.into_iter().collect::<Vec<_>>(),
+        vec!["10.0.0.12".parse::<IpAddr>().unwrap()]
+    );
+}
