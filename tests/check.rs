@@ -943,12 +943,13 @@ fn free_hugepages() -> u64 {
         .unwrap_or(0)
 }
 
+/// Start-up errors, with hugepages and without: a clear message and exit 1, never a crash.
 /// A port that fails half-way through its start (net_pcap cannot take a configured MAC,
-/// after its RX queues already hold mbufs of the pool): a clear message and exit 1, never a
-/// crash. With hugepages it used to end in SIGSEGV at EAL cleanup, the message lost (the
-/// pool was freed before the device holding its mbufs was closed). Needs root (DPDK).
+/// after its RX queues already hold mbufs of the pool) used to end in SIGSEGV at EAL cleanup
+/// with hugepages, the message lost (the pool was freed before the device holding its mbufs
+/// was closed). Also a device that cannot be created and too few lcores. Needs root (DPDK).
 #[test]
-fn a_port_that_fails_to_start_is_a_clear_error_not_a_crash() {
+fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
     let dir = std::env::temp_dir().join(format!("haports-badport-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("in.pcap");
@@ -975,32 +976,52 @@ fn a_port_that_fails_to_start_is_a_clear_error_not_a_crash() {
     if free_hugepages() >= 256 {
         memories.push(r#""--in-memory""#);
     }
+    let mac = "\nport = 0\nmac = \"02:00:00:00:00:aa\"\n";
+    let cases = [
+        // (what, device, config edit, what stderr says)
+        (
+            "unsettable MAC",
+            vdev.clone(),
+            ("\nport = 0\n", mac),
+            "port 0: setting MAC 02:00:00:00:00:aa: Operation not supported",
+        ),
+        (
+            "missing device",
+            "--vdev=net_af_packet0,iface=haports-none0".to_owned(),
+            ("", ""),
+            "port 0: reading device info (does it exist?",
+        ),
+        (
+            "too few lcores",
+            vdev.clone(),
+            ("[dpdk]", "[dataplane]\nworkers = 2\n\n[dpdk]"),
+            "dataplane.workers = 2 but EAL has 1 worker lcore(s)",
+        ),
+    ];
     for memory in memories {
-        let eal = format!("eal_args = [\"-l\", \"0-1\", \"--no-pci\", {memory}, \"{vdev}\"]");
-        let file = TempConfig::new(
-            &ilb_ha(false, &[])
-                .replacen(
-                    "eal_args = [\"--no-pci\", \"--vdev=net_af_packet0,iface=lb0\"]",
-                    &eal,
-                    1,
-                )
-                .replacen(
-                    "\nport = 0\n",
-                    "\nport = 0\nmac = \"02:00:00:00:00:aa\"\n",
-                    1,
-                ),
-        );
-        let (code, stdout, stderr) =
-            haports(&["run".as_ref(), "--config".as_ref(), file.path().as_os_str()]);
-        assert_eq!(
-            code,
-            Some(1),
-            "{memory}: exit 1, not a signal\n{stdout}{stderr}"
-        );
-        assert!(
-            stderr.contains("port 0: setting MAC 02:00:00:00:00:aa: Operation not supported"),
-            "{memory}: the reason is told\n{stderr}"
-        );
+        for (what, device, (from, to), says) in &cases {
+            let eal = format!("eal_args = [\"-l\", \"0-1\", \"--no-pci\", {memory}, \"{device}\"]");
+            let mut text = ilb_ha(false, &[]).replacen(
+                "eal_args = [\"--no-pci\", \"--vdev=net_af_packet0,iface=lb0\"]",
+                &eal,
+                1,
+            );
+            if !from.is_empty() {
+                text = text.replacen(from, to, 1);
+            }
+            let file = TempConfig::new(&text);
+            let (code, stdout, stderr) =
+                haports(&["run".as_ref(), "--config".as_ref(), file.path().as_os_str()]);
+            assert_eq!(
+                code,
+                Some(1),
+                "{what}, {memory}: exit 1, not a signal\n{stdout}{stderr}"
+            );
+            assert!(
+                stderr.contains(says),
+                "{what}, {memory}: the reason is told\n{stderr}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
