@@ -96,7 +96,7 @@ fn ip(
             return Ok(action);
         }
     }
-    if h.ethertype == EtherType::IPV4 && !ipv4_header_ok(frame, &h) {
+    if h.ethertype == EtherType::IPV4 && !ipv4_header_sums_right(frame, &h) {
         return Err(DropReason::IpChecksum);
     }
     // Packets no honest sender makes: dropped before anything is decided or learnt from them.
@@ -276,7 +276,7 @@ fn unaddressed_to_a_group(h: &Headers) -> bool {
 }
 
 /// Whether the IPv4 header (options included) of the packet whose headers are `h` sums right.
-fn ipv4_header_ok(frame: &[u8], h: &Headers) -> bool {
+fn ipv4_header_sums_right(frame: &[u8], h: &Headers) -> bool {
     Ipv4Packet::new_checked(&frame[usize::from(h.l3_offset)..]).is_ok_and(|ip| ip.verify_checksum())
 }
 
