@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use haports::config::Config;
-use haports::dataplane::{process_burst, Action, Gleaned, WorkerState};
+use haports::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
 use haports::dpdk::{prefetch, BURST};
 use haports::lb::flow::FlowKey;
 use haports::lb::flow_table::{FlowTable, V4Key};
@@ -261,7 +261,7 @@ kind = "internal"
             .iter()
             .map(|(k, _)| udp_frame((k.addrs >> 32) as u32, (k.ports >> 16) as u16))
             .collect();
-        let mut st = WorkerState::new(FLOW_TABLE_CAPACITY, Gleaned::new_reports());
+        let mut st = WorkerState::new(FLOW_TABLE_CAPACITY, NeighbourReports::new_queue());
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
         for chunk in frames.chunks(BURST) {
             let mut burst: Vec<Vec<u8>> = chunk.to_vec();

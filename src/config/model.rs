@@ -62,6 +62,14 @@ pub struct Dataplane {
     /// health probes, from the backends, have a budget of their own of the same size.
     #[serde(skip_serializing_if = "is_default_kernel_pps")]
     pub kernel_pps: u32,
+    /// Seconds a neighbour stays reachable after it answered the appliance's solicitation;
+    /// then it is stale: still used, and verified again when a packet needs it.
+    #[serde(skip_serializing_if = "is_default_neighbour_reachable")]
+    pub neighbour_reachable_s: u32,
+}
+
+fn is_default_neighbour_reachable(n: &u32) -> bool {
+    *n == Dataplane::DEFAULT_NEIGHBOUR_REACHABLE_S
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -77,6 +85,8 @@ impl Dataplane {
     pub const DEFAULT_MAGLEV_TABLE_SIZE: u32 = 65537;
     pub const DEFAULT_FLOW_TABLE_CAPACITY: u32 = 1_048_576;
     pub const DEFAULT_KERNEL_PPS: u32 = 20_000;
+    pub const DEFAULT_NEIGHBOUR_REACHABLE_S: u32 = 30;
+    pub const MAX_NEIGHBOUR_REACHABLE_S: u32 = 3600;
 }
 
 impl Default for Dataplane {
@@ -88,6 +98,7 @@ impl Default for Dataplane {
             hash_seed: 0,
             mbufs: 0,
             kernel_pps: Self::DEFAULT_KERNEL_PPS,
+            neighbour_reachable_s: Self::DEFAULT_NEIGHBOUR_REACHABLE_S,
         }
     }
 }

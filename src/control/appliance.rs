@@ -13,7 +13,7 @@ use super::neighbours::Neighbours;
 use super::probes::{self, Prober, Target};
 use super::{twin, Error};
 use crate::config::Config;
-use crate::dataplane::{Worker, WorkerCounters, WorkerState};
+use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
 use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
 use crate::lb::forwarding::{frontend_mac, Forwarding, Observations};
 use crate::wire::MacAddr;
@@ -73,7 +73,7 @@ impl Plane {
         }
         let obs = Observations {
             down: probes::down_addresses(&self.health, &self.targets),
-            neighbours: self.neighbours.known.clone(),
+            neighbours: self.neighbours.published(),
             interface_macs: self.macs.clone(),
         };
         let mut fwd = Forwarding::build(&self.cfg, &obs, self.generation, previous);
@@ -141,6 +141,7 @@ impl Plane {
             return false;
         }
         self.cfg = next;
+        self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
         self.health.retain(|t, _| self.targets.contains(t));
         prober.set_targets(&self.targets);
@@ -148,6 +149,11 @@ impl Plane {
         tracing::info!(generation = self.config_generation, "config reloaded");
         true
     }
+}
+
+/// How long an answered neighbour stays reachable (`dataplane.neighbour_reachable_s`).
+fn reachable(cfg: &Config) -> Duration {
+    Duration::from_secs(u64::from(cfg.dataplane.neighbour_reachable_s))
 }
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
@@ -244,16 +250,17 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         extra_eal_args: extra_eal_args.to_vec(),
         targets: probes::targets(&cfg),
         cfg,
-        neighbours: Neighbours::default(),
+        neighbours: Neighbours::new(Duration::ZERO),
         health: HashMap::new(),
         macs,
         generation: 1,
         config_generation: 1,
     };
+    plane.neighbours.reachable = reachable(&plane.cfg);
     prober.set_targets(&plane.targets);
     let forwarding = Arc::new(ArcSwap::from_pointee(plane.build(None)));
     let cfg = plane.cfg.clone();
-    let gleans = Worker::new_gleans();
+    let reports = Worker::new_reports();
     let counters: Vec<Arc<WorkerCounters>> = (0..workers)
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
@@ -266,7 +273,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
             state: WorkerState::on_socket(
                 cfg.dataplane.flow_table_capacity as usize,
-                gleans.clone(),
+                reports.clone(),
                 eal.socket_of(*lcore),
                 w,
             ),
@@ -292,6 +299,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 .collect(),
             forwarding: forwarding.clone(),
             probes: prober.status.clone(),
+            neighbours: plane.neighbours.stats.clone(),
         };
         metrics_thread = Some(serve(addr, source, stop.clone())?);
     }
@@ -340,13 +348,15 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 urgent = true;
             }
         }
-        // Neighbours learnt by one worker should reach the others soon (a NAT reply may come
-        // back on another worker than its request), but many new clients at once must not
-        // keep the control thread rebuilding: at most one such publish per NEIGHBOUR_BATCH.
-        while let Some((addr, mac)) = gleans.pop() {
-            neighbours_changed |= plane.neighbours.learn(addr, mac);
-        }
+        // Workers' neighbour reports. A want is asked for at once (a packet is waiting);
+        // answers are published at most once per NEIGHBOUR_BATCH, so that many new
+        // neighbours at once do not keep the control thread rebuilding.
         let now = Instant::now();
+        let mut ask_now = false;
+        while let Some(report) = reports.pop() {
+            ask_now |= matches!(report, Report::Want { .. });
+            neighbours_changed |= plane.neighbours.report(report, now);
+        }
         let housekeeping = now >= next_housekeeping;
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
@@ -356,19 +366,21 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             // Reaps stopped probe threads and starts any that could not start before.
             prober.set_targets(&plane.targets);
         }
-        if urgent || (neighbours_changed && now >= last_publish + NEIGHBOUR_BATCH) {
-            let next = plane.build(Some(&forwarding.load()));
-            forwarding.store(Arc::new(next));
-            last_publish = now;
-            neighbours_changed = false;
-        }
-        if housekeeping {
-            for (ifc, frame) in plane.neighbours.solicitations(&forwarding.load(), now) {
+        if housekeeping || ask_now {
+            let (solicitations, changed) = plane.neighbours.tick(&forwarding.load(), now);
+            neighbours_changed |= changed;
+            for (ifc, frame) in solicitations {
                 if let Some(m) = Mbuf::from_bytes(&pool, &frame) {
                     let _ = tx_bufs[ifc as usize].push(m);
                     port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize]);
                 }
             }
+        }
+        if urgent || (neighbours_changed && now >= last_publish + NEIGHBOUR_BATCH) {
+            let next = plane.build(Some(&forwarding.load()));
+            forwarding.store(Arc::new(next));
+            last_publish = now;
+            neighbours_changed = false;
         }
         if moved == 0 {
             std::thread::sleep(IDLE_SLEEP);

@@ -5,7 +5,7 @@
 //! never touches the registry. [`http`](super::http) serves it on a thread of its own.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::http::Response;
+use super::neighbours::NeighbourStats;
 use super::probes::StatusBoard;
 use crate::dataplane::WorkerCounters;
 use crate::dpdk::Port;
@@ -29,6 +30,7 @@ pub struct MetricsSource {
     pub ports: Vec<(String, Port)>,
     pub forwarding: Arc<ArcSwap<Forwarding>>,
     pub probes: StatusBoard,
+    pub neighbours: Arc<NeighbourStats>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -121,6 +123,31 @@ impl prometheus_client::collector::Collector for MetricsSource {
             "haports_kernel_packets",
             "Packets handed to the kernel twins (the exception path)",
             &[(vec![], sum(&|w| w.to_kernel.get()))],
+        )?;
+        let n = &self.neighbours;
+        gauge(
+            &mut enc,
+            "haports_neighbours",
+            "Entries in the neighbour cache (resolved or being asked for)",
+            &[(vec![], n.entries.load(Ordering::Relaxed) as i64)],
+        )?;
+        counter(
+            &mut enc,
+            "haports_neighbour_answers",
+            "Answers to the appliance's own ARP requests and neighbour solicitations, learnt",
+            &[(vec![], n.answers.load(Ordering::Relaxed))],
+        )?;
+        counter(
+            &mut enc,
+            "haports_neighbour_ignored",
+            "ARP and neighbour advertisements nobody asked for: not learnt",
+            &[(vec![], n.ignored.load(Ordering::Relaxed))],
+        )?;
+        counter(
+            &mut enc,
+            "haports_neighbour_refused",
+            "Next hops not asked for because the neighbour cache was full",
+            &[(vec![], n.refused.load(Ordering::Relaxed))],
         )?;
         let backends: Vec<_> = fwd
             .backends

@@ -1,69 +1,274 @@
-//! Neighbour resolution for next hops (backends, gateways, clients): the control thread
-//! solicits unresolved ones with ARP requests sent on its own TX queue; the workers glean
-//! the answers (and the senders of traffic) and report them; the control thread folds the
-//! reports into the next published forwarding state.
+//! The neighbour cache, owned by the control thread alone, with the kernel's discipline
+//! (RFC 4861 §7.3): a neighbour is learnt only from an answer to the appliance's own ARP
+//! request or neighbour solicitation; it is reachable for a while, then stale (still used),
+//! and verified again when a packet needs it (backends' next hops always); one that does not
+//! answer three solicitations is forgotten. Announcements nobody asked for (gratuitous ARP,
+//! unsolicited advertisements, askers' addresses) at most make it ask again. A configured
+//! `mac` is never looked up here. The cache is bounded; what does not fit is refused and
+//! counted.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 
-use crate::lb::forwarding::{Forwarding, InterfaceId};
+use crate::dataplane::Report;
+use crate::lb::forwarding::{Forwarding, InterfaceId, Neighbour};
 use crate::wire::{
     ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv6Packet, Icmpv6Type, IpProtocol,
     MacAddr,
 };
 
-/// How often an unresolved neighbour is asked again.
+/// How long an unanswered solicitation waits before it is sent again.
 const RETRY: Duration = Duration::from_millis(500);
 
-/// Neighbours known to the control thread, and when each unresolved one was last asked.
+/// Solicitations without an answer before a neighbour is forgotten (a backend's next hop is
+/// then asked for again, from scratch).
+const TRIES: u8 = 3;
+
+/// The most neighbours the cache holds.
+pub const CAPACITY: usize = 4096;
+
+/// Counters about the cache, read by the metrics server.
 #[derive(Debug, Default)]
+pub struct NeighbourStats {
+    /// Entries held (resolved or being asked for).
+    pub entries: AtomicU64,
+    /// Wants refused because the cache was full.
+    pub refused: AtomicU64,
+    /// Answers taken (a solicitation was outstanding).
+    pub answers: AtomicU64,
+    /// Answers and announcements nobody asked for, not learnt.
+    pub ignored: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    interface: InterfaceId,
+    mac: Option<MacAddr>,
+    /// When the last answer came.
+    confirmed: Instant,
+    /// The last solicitation sent while waiting for an answer, and how many were.
+    asked: Option<Instant>,
+    tries: u8,
+    /// A packet needed it since it went stale.
+    wanted: bool,
+    /// Published as stale.
+    stale: bool,
+}
+
+/// The control thread's neighbour cache.
+#[derive(Debug)]
 pub struct Neighbours {
-    pub known: HashMap<IpAddr, MacAddr>,
-    asked: HashMap<IpAddr, Instant>,
+    entries: HashMap<IpAddr, Entry>,
+    /// How long an answer keeps a neighbour reachable (`dataplane.neighbour_reachable_s`).
+    pub reachable: Duration,
+    pub stats: std::sync::Arc<NeighbourStats>,
 }
 
 impl Neighbours {
-    /// Records a report; true when it changed what is known.
-    pub fn learn(&mut self, addr: IpAddr, mac: MacAddr) -> bool {
-        if !mac.is_unicast() {
-            return false;
+    pub fn new(reachable: Duration) -> Self {
+        Neighbours {
+            entries: HashMap::new(),
+            reachable,
+            stats: Default::default(),
         }
-        self.asked.remove(&addr);
-        self.known.insert(addr, mac) != Some(mac)
     }
 
-    /// ARP requests (IPv4) and neighbour solicitations (IPv6) due for unresolved next
-    /// hops: (interface, frame).
-    pub fn solicitations(&mut self, fwd: &Forwarding, now: Instant) -> Vec<(InterfaceId, Vec<u8>)> {
-        let mut out = Vec::new();
-        for (ifc, addr) in fwd.unresolved() {
-            if self.known.contains_key(&addr) {
-                continue;
+    /// What the workers may use: every resolved neighbour, and whether it is stale.
+    pub fn published(&self) -> HashMap<IpAddr, Neighbour> {
+        self.entries
+            .iter()
+            .filter_map(|(addr, e)| {
+                e.mac.map(|mac| {
+                    (
+                        *addr,
+                        Neighbour {
+                            mac,
+                            stale: e.stale,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The MAC known for `addr`.
+    #[cfg(test)]
+    pub fn mac(&self, addr: IpAddr) -> Option<MacAddr> {
+        self.entries.get(&addr).and_then(|e| e.mac)
+    }
+
+    /// Takes a worker's report; true when what is published changed.
+    pub fn report(&mut self, report: Report, now: Instant) -> bool {
+        match report {
+            Report::Want { interface, addr } => {
+                self.want(interface, addr, now);
+                false
             }
-            if self
-                .asked
-                .get(&addr)
-                .is_some_and(|t| now.duration_since(*t) < RETRY)
-            {
-                continue;
-            }
-            let Some(interface) = fwd.interfaces.get(ifc as usize) else {
-                continue;
-            };
-            let frame = match addr {
-                IpAddr::V4(target) => own_v4_on_link(&interface.addresses, target)
-                    .map(|src| arp_request(interface.mac, src, target).to_vec()),
-                IpAddr::V6(target) => own_v6_on_link(&interface.addresses, target)
-                    .map(|src| neighbour_solicitation(interface.mac, src, target)),
-            };
-            if let Some(frame) = frame {
-                self.asked.insert(addr, now);
-                out.push((ifc, frame));
+            Report::Answer {
+                interface,
+                addr,
+                mac,
+            } => self.answer(interface, addr, mac, now),
+            Report::Hint {
+                interface,
+                addr,
+                mac,
+            } => {
+                self.hint(interface, addr, mac);
+                false
             }
         }
-        out
+    }
+
+    /// A packet needs `addr` out of `interface`: asked for when unknown, verified when stale.
+    fn want(&mut self, interface: InterfaceId, addr: IpAddr, now: Instant) {
+        if let Some(e) = self.entries.get_mut(&addr) {
+            e.wanted = true;
+            return;
+        }
+        if self.entries.len() >= CAPACITY {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.entries.insert(addr, Entry::unknown(interface, now));
+    }
+
+    /// Takes an answer only while a solicitation for it is outstanding on that interface.
+    fn answer(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr, now: Instant) -> bool {
+        let asked = self
+            .entries
+            .get_mut(&addr)
+            .filter(|e| e.interface == interface && e.asked.is_some() && mac.is_unicast());
+        let Some(e) = asked else {
+            self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        self.stats.answers.fetch_add(1, Ordering::Relaxed);
+        let changed = e.mac != Some(mac) || e.stale;
+        *e = Entry {
+            mac: Some(mac),
+            confirmed: now,
+            asked: None,
+            tries: 0,
+            wanted: false,
+            stale: false,
+            interface,
+        };
+        changed
+    }
+
+    /// Someone claims `addr` is at `mac`: if that is news about a neighbour in the cache, it
+    /// is asked again at once (the answer decides); nothing is learnt from the claim.
+    fn hint(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
+        match self.entries.get_mut(&addr) {
+            Some(e) if e.interface == interface && e.mac != Some(mac) && e.asked.is_none() => {
+                // Due now: the next round of solicitations sends it.
+                e.wanted = true;
+                e.confirmed = e
+                    .confirmed
+                    .checked_sub(self.reachable)
+                    .unwrap_or(e.confirmed);
+            }
+            _ => {
+                self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Ages the cache and returns the solicitations due (interface, frame), for the next
+    /// hops `fwd` needs (backends' without a configured MAC) and every entry waiting for an
+    /// answer or stale and needed; true with them when what is published changed.
+    pub fn tick(&mut self, fwd: &Forwarding, now: Instant) -> (Vec<(InterfaceId, Vec<u8>)>, bool) {
+        let needed = fwd.unresolved();
+        for &(interface, addr) in &needed {
+            if !self.entries.contains_key(&addr) && self.entries.len() < CAPACITY {
+                self.entries.insert(addr, Entry::unknown(interface, now));
+            }
+        }
+        let mut changed = false;
+        let mut due = Vec::new();
+        let reachable = self.reachable;
+        self.entries.retain(|addr, e| {
+            let pinned = needed.iter().any(|(_, a)| a == addr);
+            match e.asked {
+                Some(at) if now.duration_since(at) < RETRY => {}
+                Some(_) if e.tries >= TRIES => {
+                    // No answer: forgotten (a backend's next hop is asked for afresh).
+                    changed |= e.mac.is_some();
+                    if !pinned {
+                        return false;
+                    }
+                    *e = Entry::unknown(e.interface, now);
+                    due.push((e.interface, *addr));
+                    e.asked = Some(now);
+                    e.tries = 1;
+                }
+                Some(_) => {
+                    due.push((e.interface, *addr));
+                    e.asked = Some(now);
+                    e.tries += 1;
+                }
+                None if e.mac.is_none() => {
+                    due.push((e.interface, *addr));
+                    e.asked = Some(now);
+                    e.tries = 1;
+                }
+                None if now.duration_since(e.confirmed) >= reachable => {
+                    if !e.stale {
+                        e.stale = true;
+                        changed = true;
+                    }
+                    if pinned || e.wanted {
+                        due.push((e.interface, *addr));
+                        e.asked = Some(now);
+                        e.tries = 1;
+                    } else if now.duration_since(e.confirmed) >= reachable * 2 {
+                        // Stale and unused for as long again: forgotten.
+                        changed = true;
+                        return false;
+                    }
+                }
+                None => {}
+            }
+            true
+        });
+        self.stats
+            .entries
+            .store(self.entries.len() as u64, Ordering::Relaxed);
+        let frames = due
+            .into_iter()
+            .filter_map(|(ifc, addr)| Some((ifc, solicitation(fwd, ifc, addr)?)))
+            .collect();
+        (frames, changed)
+    }
+}
+
+impl Entry {
+    fn unknown(interface: InterfaceId, now: Instant) -> Entry {
+        Entry {
+            interface,
+            mac: None,
+            confirmed: now,
+            asked: None,
+            tries: 0,
+            wanted: false,
+            stale: false,
+        }
+    }
+}
+
+/// An ARP request (IPv4) or neighbour solicitation (IPv6) for `addr` out of `ifc`, from the
+/// interface's own address on its subnet.
+fn solicitation(fwd: &Forwarding, ifc: InterfaceId, addr: IpAddr) -> Option<Vec<u8>> {
+    let interface = fwd.interfaces.get(ifc as usize)?;
+    match addr {
+        IpAddr::V4(target) => own_v4_on_link(&interface.addresses, target)
+            .map(|src| arp_request(interface.mac, src, target).to_vec()),
+        IpAddr::V6(target) => own_v6_on_link(&interface.addresses, target)
+            .map(|src| neighbour_solicitation(interface.mac, src, target)),
     }
 }
 
@@ -145,37 +350,5 @@ fn arp_request(mac: MacAddr, src: Ipv4Addr, target: Ipv4Addr) -> [u8; 42] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn neighbour_solicitation_parses_back_with_a_valid_checksum() {
-        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
-        let (src, target): (Ipv6Addr, Ipv6Addr) =
-            ("fd00::2".parse().unwrap(), "fd00::11".parse().unwrap());
-        let f = neighbour_solicitation(mac, src, target);
-        let h = crate::wire::parse_headers(&f).unwrap();
-        assert_eq!(h.dst, "ff02::1:ff00:11".parse::<IpAddr>().unwrap());
-        let icmp = Icmpv6Packet::new_checked(&f[54..]).unwrap();
-        assert_eq!(icmp.ns_target(), Some(target));
-        assert_eq!(icmp.ns_source_mac(), Some(mac));
-        assert!(icmp.verify_checksum(src, "ff02::1:ff00:11".parse().unwrap()));
-        assert!(EthernetFrame::new_checked(&f[..])
-            .unwrap()
-            .dst()
-            .is_multicast());
-    }
-
-    #[test]
-    fn arp_request_parses_back() {
-        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
-        let f = arp_request(mac, Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 11));
-        let eth = EthernetFrame::new_checked(&f[..]).unwrap();
-        assert_eq!(eth.dst(), MacAddr::BROADCAST);
-        assert_eq!(eth.ethertype(), EtherType::ARP);
-        let arp = ArpPacket::new_checked(&f[14..]).unwrap();
-        assert_eq!(arp.operation(), ArpOperation::REQUEST);
-        assert_eq!(arp.sender_mac(), mac);
-        assert_eq!(arp.target_ip(), Ipv4Addr::new(10, 0, 0, 11));
-    }
-}
+#[path = "neighbours_tests.rs"]
+mod tests;

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use super::fragments::fragment_id;
+use super::neighbours::next_hop_mac;
 use super::slow::Ctx;
 use super::state::Action;
 use crate::lb::decision::Decided;
@@ -123,22 +124,20 @@ pub(super) fn reply_to_client(
     h: &Headers,
     rn: ReverseNat,
     port: Option<u16>,
-    cx: &Ctx,
+    cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
     set_address(frame, h, Side::Src, rn.frontend)?;
     if let Some(p) = port {
         set_port(frame, h, Side::Src, p)?;
     }
-    let route = cx.fwd.route(h.dst).ok_or(DropReason::NoNeighbour)?;
-    let mac = cx
-        .st
-        .gleaned
-        .lookup(cx.fwd, route.next_hop)
-        .ok_or(DropReason::NoNeighbour)?;
-    let src = cx.fwd.interfaces[route.interface as usize].mac;
+    let (interface, mac) = next_hop_mac(cx.fwd, &mut cx.st.neighbours, h.dst, cx.now_ms)?;
+    let Some(mac) = mac else {
+        return Ok(Action::Hold { interface });
+    };
+    let src = cx.fwd.interfaces[interface as usize].mac;
     set_macs(frame, mac, src)?;
     Ok(Action::Transmit {
-        interface: route.interface,
+        interface,
         backend: None,
     })
 }

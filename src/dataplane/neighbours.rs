@@ -1,62 +1,230 @@
-//! The one owner of a worker's neighbour knowledge: MACs learnt from traffic, consulted before
-//! the published state, and reported to the control thread, which resolves, verifies and
-//! publishes neighbours for every worker.
+//! What a worker does about neighbours. It learns nothing itself: the control thread owns
+//! the neighbour cache (`control::neighbours`) and publishes it in the forwarding state. A
+//! worker reports what it needs (a next hop it has no MAC for, or one gone stale) and what
+//! it heard (answers to the appliance's solicitations, and announcements that at most make
+//! the control thread ask again), and holds the few packets that wait for an answer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
-use hashbrown::HashMap;
 
-use crate::lb::forwarding::Forwarding;
-use crate::wire::MacAddr;
+use super::state::Action;
+use crate::lb::forwarding::{Forwarding, InterfaceId};
+use crate::lb::verdict::DropReason;
+use crate::wire::{parse_headers, MacAddr};
 
-/// A neighbour learnt from traffic, reported to the control thread.
-pub type Glean = (IpAddr, MacAddr);
-
-/// Neighbours one worker remembers from traffic before the control thread publishes them.
-const GLEAN_CAPACITY: usize = 16_384;
-
-/// Neighbours this worker learnt from traffic, so replies find a client's MAC before the
-/// control thread has published it. Bounded; never grows past its capacity.
-#[derive(Debug)]
-pub struct Gleaned {
-    map: HashMap<IpAddr, MacAddr>,
-    reports: Arc<ArrayQueue<Glean>>,
+/// What a worker tells the control thread about a neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// A next hop out of `interface` that a packet needs: unknown, or known but stale.
+    Want {
+        interface: InterfaceId,
+        addr: IpAddr,
+    },
+    /// What may answer one of the appliance's own solicitations: an ARP reply to an own
+    /// address, sent to the interface's MAC; a solicited neighbour advertisement with hop
+    /// limit 255 and a valid checksum. Taken only if a solicitation is outstanding.
+    Answer {
+        interface: InterfaceId,
+        addr: IpAddr,
+        mac: MacAddr,
+    },
+    /// Anything else that claims `addr` is at `mac` (an ARP request's sender, gratuitous ARP,
+    /// an unsolicited advertisement): at most a reason to ask again.
+    Hint {
+        interface: InterfaceId,
+        addr: IpAddr,
+        mac: MacAddr,
+    },
 }
 
-impl Gleaned {
-    pub fn new(reports: Arc<ArrayQueue<Glean>>) -> Self {
-        Gleaned {
-            map: HashMap::with_capacity(GLEAN_CAPACITY),
-            reports,
+/// How long a worker waits before it reports the same want again.
+const WANT_AGAIN_MS: u64 = 100;
+
+/// Wants remembered per worker to report each once per [`WANT_AGAIN_MS`].
+const RECENT_WANTS: usize = 16;
+
+/// A worker's end of the reports queue.
+#[derive(Debug)]
+pub struct NeighbourReports {
+    queue: Arc<ArrayQueue<Report>>,
+    /// Recent wants (address, when), direct-mapped by address.
+    recent: [(Option<IpAddr>, u64); RECENT_WANTS],
+}
+
+impl NeighbourReports {
+    pub fn new(queue: Arc<ArrayQueue<Report>>) -> Self {
+        NeighbourReports {
+            queue,
+            recent: [(None, 0); RECENT_WANTS],
         }
     }
 
     /// A queue for workers' reports to the control thread.
-    pub fn new_reports() -> Arc<ArrayQueue<Glean>> {
+    pub fn new_queue() -> Arc<ArrayQueue<Report>> {
         Arc::new(ArrayQueue::new(4096))
     }
 
-    /// The MAC of neighbour `addr`, from this worker's own observations or the published state.
-    #[inline]
-    pub fn lookup(&self, fwd: &Forwarding, addr: IpAddr) -> Option<MacAddr> {
-        self.map.get(&addr).copied().or_else(|| fwd.neighbour(addr))
-    }
-
-    /// Notes that `addr` is at `mac`; reports news to the control thread.
-    #[inline]
-    pub fn learn(&mut self, fwd: &Forwarding, addr: IpAddr, mac: MacAddr) {
-        if !mac.is_unicast()
-            || fwd.neighbour(addr) == Some(mac)
-            || self.map.get(&addr) == Some(&mac)
-        {
+    /// Reports that `addr` out of `interface` is needed, unless this worker did so lately.
+    pub fn want(&mut self, interface: InterfaceId, addr: IpAddr, now_ms: u64) {
+        let slot = &mut self.recent[slot_of(addr)];
+        if slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < WANT_AGAIN_MS {
             return;
         }
-        if self.map.len() < GLEAN_CAPACITY || self.map.contains_key(&addr) {
-            self.map.insert(addr, mac);
-        }
-        // A full queue only delays publication; the local entry already serves this worker.
-        let _ = self.reports.push((addr, mac));
+        *slot = (Some(addr), now_ms);
+        // A full queue: the control thread is behind; the want comes again with the next packet.
+        let _ = self.queue.push(Report::Want { interface, addr });
     }
+
+    pub fn answer(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
+        if mac.is_unicast() {
+            let _ = self.queue.push(Report::Answer {
+                interface,
+                addr,
+                mac,
+            });
+        }
+    }
+
+    pub fn hint(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
+        if mac.is_unicast() {
+            let _ = self.queue.push(Report::Hint {
+                interface,
+                addr,
+                mac,
+            });
+        }
+    }
+}
+
+fn slot_of(addr: IpAddr) -> usize {
+    let folded = match addr {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            u32::from_be_bytes([o[12], o[13], o[14], o[15]])
+        }
+    };
+    (folded as usize ^ (folded as usize >> 7)) % RECENT_WANTS
+}
+
+/// The MAC a packet to `dst` is sent to out of the route's interface: its next hop's, as
+/// published. A stale entry still serves, and is reported as wanted so that the control
+/// thread verifies it; an unknown one is reported and the packet waits ([`Action::Hold`]).
+pub(super) fn next_hop_mac(
+    fwd: &Forwarding,
+    reports: &mut NeighbourReports,
+    dst: IpAddr,
+    now_ms: u64,
+) -> Result<(InterfaceId, Option<MacAddr>), DropReason> {
+    let route = fwd.route(dst).ok_or(DropReason::NoNeighbour)?;
+    let entry = fwd.neighbour_entry(route.next_hop);
+    if entry.map_or(true, |n| n.stale) {
+        reports.want(route.interface, route.next_hop, now_ms);
+    }
+    Ok((route.interface, entry.map(|n| n.mac)))
+}
+
+/// How long a packet waits for its next hop to be resolved before it is dropped
+/// (`no_neighbour`): the control thread asks three times, 500 ms apart.
+pub const HOLD_MS: u64 = 2_000;
+
+/// Packets one worker holds for unresolved next hops; more are dropped (`no_neighbour`).
+pub const HOLD_CAPACITY: usize = 64;
+
+/// Packets waiting for their next hop's MAC (the kernel's queue of unresolved packets): a
+/// fixed ring, filled by [`Action::Hold`] and released when the published state has the
+/// MAC, or dropped after [`HOLD_MS`].
+#[derive(Debug)]
+pub struct Held<P> {
+    slots: Vec<Option<(P, InterfaceId, u64)>>,
+    len: usize,
+    /// The state generation held packets were last looked at under: they are looked at again
+    /// when a new state is published.
+    generation: u64,
+    /// The earliest deadline of a held packet: they are looked at again then too.
+    due: u64,
+}
+
+impl<P: super::pipeline::PacketBuffer> Held<P> {
+    pub fn new() -> Self {
+        Held {
+            slots: (0..HOLD_CAPACITY).map(|_| None).collect(),
+            len: 0,
+            generation: 0,
+            due: u64::MAX,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Holds `packet` for `interface`; gives it back when full.
+    pub fn hold(&mut self, packet: P, interface: InterfaceId, now_ms: u64) -> Result<(), P> {
+        match self.slots.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => {
+                *slot = Some((packet, interface, now_ms));
+                self.len += 1;
+                self.due = self.due.min(now_ms + HOLD_MS);
+                Ok(())
+            }
+            None => Err(packet),
+        }
+    }
+
+    /// Each held packet whose next hop is now known, its MACs written, with its
+    /// [`Action::Transmit`]; each one held too long with a drop. Calls `out` for each.
+    pub fn release(&mut self, fwd: &Forwarding, now_ms: u64, mut out: impl FnMut(P, Action)) {
+        if self.len == 0 || (self.generation == fwd.generation && now_ms < self.due) {
+            return;
+        }
+        self.generation = fwd.generation;
+        self.due = u64::MAX;
+        for slot in &mut self.slots {
+            let Some((packet, interface, since)) = slot else {
+                continue;
+            };
+            let action = match resolved(packet.bytes(), *interface, fwd) {
+                Some(action) => action,
+                None if now_ms.saturating_sub(*since) >= HOLD_MS => {
+                    Action::Drop(DropReason::NoNeighbour)
+                }
+                None => {
+                    self.due = self.due.min(*since + HOLD_MS);
+                    continue;
+                }
+            };
+            if let Some((packet, _, _)) = slot.take() {
+                self.len -= 1;
+                out(packet, action);
+            }
+        }
+    }
+}
+
+impl<P: super::pipeline::PacketBuffer> Default for Held<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A held frame's release: the MACs of its next hop out of `interface` written, once known.
+fn resolved(frame: &mut [u8], interface: InterfaceId, fwd: &Forwarding) -> Option<Action> {
+    let h = parse_headers(frame).ok()?;
+    let route = fwd.route(h.dst).filter(|r| r.interface == interface)?;
+    let mac = fwd.neighbour(route.next_hop)?;
+    let src = fwd.interfaces.get(interface as usize)?.mac;
+    let header = frame.get_mut(..12)?;
+    header[..6].copy_from_slice(mac.as_bytes());
+    header[6..].copy_from_slice(src.as_bytes());
+    Some(Action::Transmit {
+        interface,
+        backend: None,
+    })
 }

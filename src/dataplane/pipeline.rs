@@ -138,10 +138,9 @@ pub fn process_burst<P: PacketBuffer>(
         actions[i] = if fast_mask & (1 << i) != 0 {
             let f = &fast[i];
             let frame = p.bytes();
-            let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
             let src = IpAddr::V4(f.packet.src.into());
             let flow = Flow::v4(&f.packet, f.key, f.hash);
-            match decide_flow(src, src_mac, f.frontend, Via::Frontend, &flow, &mut cx) {
+            match decide_flow(src, f.frontend, Via::Frontend, &flow, &mut cx) {
                 Ok(d) => deliver_v4(frame, &f.packet, &d, fwd),
                 Err(reason) => Action::Drop(reason),
             }
@@ -152,11 +151,9 @@ pub fn process_burst<P: PacketBuffer>(
             // IPv6 TCP and UDP to a frontend: its flows live in the side table, which has
             // nothing to prefetch, so it is classified here rather than in stage 1.
             let frame = p.bytes();
-            let src_mac = MacAddr(frame[6..12].try_into().unwrap_or_default());
             let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
             let via = Via::Frontend;
-            to_backend(frame, &h, src_mac, frontend, via, &flow, None, &mut cx)
-                .unwrap_or_else(Action::Drop)
+            to_backend(frame, &h, frontend, via, &flow, None, &mut cx).unwrap_or_else(Action::Drop)
         } else {
             process(p.bytes(), ingress, cx.st, fwd, now_ms)
         };

@@ -1,6 +1,8 @@
 //! What the appliance answers itself: ARP and IPv6 neighbour solicitations for its frontends
 //! (with each frontend's own MAC), and pings to them. Every answer is built in place in the
-//! received frame and leaves by the interface it came in on. Senders are learnt.
+//! received frame and leaves by the interface it came in on. Nothing is learnt here: what
+//! may answer the appliance's own solicitations, and what merely claims an address, is
+//! reported to the control thread, which alone keeps the neighbour cache.
 
 use std::net::IpAddr;
 
@@ -13,7 +15,9 @@ use crate::wire::{
     Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
 };
 
-/// ARP: answer for frontends, hand the appliance's own addresses to the kernel, learn senders.
+/// ARP: answer for frontends, hand the appliance's own addresses to the kernel, report what
+/// was heard: a reply to an own address, sent to this interface by the host it names, as a
+/// possible answer; any other sender as a hint.
 pub(super) fn arp(
     frame: &mut [u8],
     l3: usize,
@@ -22,23 +26,33 @@ pub(super) fn arp(
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
     let fwd = cx.fwd;
-    let body = frame.get_mut(l3..).ok_or(DropReason::Truncated)?;
-    let mut arp = ArpPacket::new_checked(body)?;
-    let (sender_ip, sender_mac, target) = (
-        IpAddr::V4(arp.sender_ip()),
-        arp.sender_mac(),
-        IpAddr::V4(arp.target_ip()),
-    );
+    let (sender_ip, sender_mac, target) = {
+        let arp = ArpPacket::new_checked(frame.get(l3..).ok_or(DropReason::Truncated)?)?;
+        (
+            IpAddr::V4(arp.sender_ip()),
+            arp.sender_mac(),
+            IpAddr::V4(arp.target_ip()),
+        )
+    };
     let frontend = fwd.frontend(target);
     let for_us = fwd.own_address(target).is_some();
     if frontend.is_none() && !for_us {
         return Err(DropReason::NotForUs);
     }
-    cx.st.gleaned.learn(fwd, sender_ip, sender_mac);
+    let unicast_to_us = frame.get(0..6) == Some(our_mac.as_bytes().as_slice());
+    let sent_by_sender = frame.get(6..12) == Some(sender_mac.as_bytes().as_slice());
+    let is_reply = ArpPacket::new_checked(&frame[l3..])?.operation() == ArpOperation::REPLY;
+    let to_this_interface = fwd.own_address(target) == Some(ingress);
+    if to_this_interface && is_reply && unicast_to_us && sent_by_sender && sender_ip != target {
+        cx.st.neighbours.answer(ingress, sender_ip, sender_mac);
+    } else {
+        cx.st.neighbours.hint(ingress, sender_ip, sender_mac);
+    }
     if for_us {
         let from_backend = fwd.from_backend_side(sender_ip, ingress, sender_mac);
         return to_kernel(ingress, from_backend, cx);
     }
+    let mut arp = ArpPacket::new_checked(&mut frame[l3..])?;
     if arp.operation() != ArpOperation::REQUEST {
         return Err(DropReason::Unsupported);
     }
@@ -56,7 +70,9 @@ pub(super) fn arp(
 
 /// IPv6 neighbour discovery for a frontend (ARP's counterpart): a solicitation for a
 /// frontend address is answered with an advertisement of the frontend's own MAC, out of the
-/// interface it came in on; its sender is learnt. `None`: not a solicitation for a frontend
+/// interface it came in on. Advertisements and solicitations are reported (RFC 4861 §7.1.2:
+/// only with hop limit 255 and a valid checksum): a solicited advertisement to an own address
+/// as a possible answer, anything else as a hint. `None`: not a solicitation for a frontend
 /// (the appliance's own addresses are the kernel twin's to answer).
 pub(super) fn neighbour_solicitation(
     frame: &mut [u8],
@@ -71,9 +87,21 @@ pub(super) fn neighbour_solicitation(
         let Ok(icmp) = Icmpv6Packet::new_checked(&frame[l4..]) else {
             return Ok(None);
         };
-        if let Some((target, mac)) = icmp.na_target_mac() {
-            // An answer to our own solicitation (or news): learnt, then the kernel's too.
-            cx.st.gleaned.learn(fwd, IpAddr::V6(target), mac);
+        let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
+            return Ok(None);
+        };
+        let valid = frame.get(l3 + 7) == Some(&255) && icmp.verify_checksum(src, dst);
+        if let Some((target, mac)) = icmp.na_target_mac().filter(|_| valid) {
+            // Then the kernel's too, when it is for an own address.
+            let to_us = fwd.own_address(h.dst) == Some(ingress);
+            if to_us && icmp.na_solicited() {
+                cx.st.neighbours.answer(ingress, IpAddr::V6(target), mac);
+            } else {
+                cx.st.neighbours.hint(ingress, IpAddr::V6(target), mac);
+            }
+            return Ok(None);
+        }
+        if !valid {
             return Ok(None);
         }
         match icmp.ns_target() {
@@ -88,7 +116,7 @@ pub(super) fn neighbour_solicitation(
         // Duplicate-address detection (from ::) or no link-layer option: nothing to answer.
         return Err(DropReason::Unsupported);
     };
-    cx.st.gleaned.learn(fwd, h.src, asker_mac);
+    cx.st.neighbours.hint(ingress, h.src, asker_mac);
     let mac = fwd.frontends[fe as usize].mac;
     let end = l4 + 32;
     Icmpv6Packet::new_checked(&mut frame[l4..end])?.make_neighbour_advert_in_place(mac)?;

@@ -143,16 +143,7 @@ fn ip(
             return echo_reply(frame, &h, ingress);
         }
         let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
-        return to_backend(
-            frame,
-            &h,
-            src_mac,
-            fe,
-            Via::Frontend,
-            &flow,
-            first_fragment,
-            cx,
-        );
+        return to_backend(frame, &h, fe, Via::Frontend, &flow, first_fragment, cx);
     }
     // A backend's reply under NAT, from the backend side (a packet elsewhere claiming a
     // backend's address is no reply): the frontend its flow recorded (where the rules alone
@@ -170,16 +161,7 @@ fn ip(
     // frontend's MAC), balanced by its HA-ports rule.
     if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
         let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
-        return to_backend(
-            frame,
-            &h,
-            src_mac,
-            fe,
-            Via::Transit,
-            &flow,
-            first_fragment,
-            cx,
-        );
+        return to_backend(frame, &h, fe, Via::Transit, &flow, first_fragment, cx);
     }
     Err(DropReason::NoFrontend)
 }
@@ -215,18 +197,16 @@ pub(super) fn packet_key(h: &Headers) -> FlowKey {
 
 /// Frontend and transit traffic: the decision, then DSR (MAC only) or destination NAT.
 /// Transit packets are never rewritten above layer 2 (TTL included).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn to_backend(
     frame: &mut [u8],
     h: &Headers,
-    src_mac: MacAddr,
     fe: FrontendId,
     via: Via,
     flow: &Flow,
     first_fragment: Option<FlowKey>,
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
-    let d = decide_flow(h.src, src_mac, fe, via, flow, cx)?;
+    let d = decide_flow(h.src, fe, via, flow, cx)?;
     if let Some(key) = first_fragment {
         let what = Fragment::Forward {
             backend: d.backend,
@@ -237,13 +217,12 @@ pub(super) fn to_backend(
     deliver(frame, h, &d, cx.fwd)
 }
 
-/// The decision for a packet from `src` (sent by `src_mac`), remembered in the worker's flow
-/// table; a new flow from a client behind a router teaches the router's MAC for the replies.
+/// The decision for a packet from `src`, remembered in the worker's flow table; for a new
+/// NAT flow, the next hop its replies will need is asked for.
 /// The fast path and the slow path both come here, so they treat a flow alike.
 #[inline(always)]
 pub(super) fn decide_flow(
     src: IpAddr,
-    src_mac: MacAddr,
     fe: FrontendId,
     via: Via,
     flow: &Flow,
@@ -259,9 +238,15 @@ pub(super) fn decide_flow(
         cx.now_ms,
         Memory::Record,
     )?;
-    if d.new {
+    // A new NAT flow's replies go back to its sender's next hop: asked for now, not learnt
+    // from the packet, so that the answer is there before the first reply.
+    if d.new && d.nat {
         if let Some(route) = fwd.route(src) {
-            cx.st.gleaned.learn(fwd, route.next_hop, src_mac);
+            if fwd.neighbour(route.next_hop).is_none() {
+                cx.st
+                    .neighbours
+                    .want(route.interface, route.next_hop, cx.now_ms);
+            }
         }
     }
     Ok(d)

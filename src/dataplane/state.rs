@@ -6,7 +6,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::exception::KernelBudget;
 use super::fragments::{Fragment, FRAGMENT_CAPACITY};
-use super::neighbours::{Glean, Gleaned};
+use super::neighbours::{NeighbourReports, Report};
 use crate::config::Dataplane;
 use crate::dpdk::SocketMemory;
 use crate::lb::decision::Flows;
@@ -29,6 +29,12 @@ pub enum Action {
     ToKernel {
         interface: InterfaceId,
     },
+    /// Out of an interface once its next hop's MAC is known: held meanwhile
+    /// ([`Held`](super::neighbours::Held)), rewritten and sent when the control thread
+    /// publishes it.
+    Hold {
+        interface: InterfaceId,
+    },
     Drop(DropReason),
 }
 
@@ -39,14 +45,15 @@ pub struct WorkerState {
     /// Where each fragmented datagram's first fragment went, so the later ones (which carry
     /// no ports) follow it.
     pub fragments: SideTable<Fragment>,
-    pub gleaned: Gleaned,
+    /// What the worker tells the control thread about neighbours.
+    pub neighbours: NeighbourReports,
     /// What the worker may still hand to the kernel twins.
     pub kernel: KernelBudget,
 }
 
 impl WorkerState {
     /// State with its flow table on the heap (tests, tools).
-    pub fn new(flow_capacity: usize, reports: Arc<ArrayQueue<Glean>>) -> Self {
+    pub fn new(flow_capacity: usize, reports: Arc<ArrayQueue<Report>>) -> Self {
         let memory = SocketMemory::heap(buckets_for(flow_capacity));
         Self::with_memory(memory, flow_capacity, reports)
     }
@@ -55,7 +62,7 @@ impl WorkerState {
     /// them); EAL must be initialised.
     pub fn on_socket(
         flow_capacity: usize,
-        reports: Arc<ArrayQueue<Glean>>,
+        reports: Arc<ArrayQueue<Report>>,
         socket: i32,
         worker: usize,
     ) -> Self {
@@ -77,12 +84,12 @@ impl WorkerState {
     fn with_memory(
         memory: SocketMemory<Bucket>,
         flow_capacity: usize,
-        reports: Arc<ArrayQueue<Glean>>,
+        reports: Arc<ArrayQueue<Report>>,
     ) -> Self {
         WorkerState {
             flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity), table_secret()),
             fragments: SideTable::with_capacity(FRAGMENT_CAPACITY),
-            gleaned: Gleaned::new(reports),
+            neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
         }
     }
@@ -102,7 +109,11 @@ mod tests {
     #[test]
     fn each_worker_keys_its_tables_with_a_secret_of_its_own() {
         let secrets: std::collections::HashSet<u64> = (0..8)
-            .map(|_| WorkerState::new(64, Gleaned::new_reports()).flows.secret)
+            .map(|_| {
+                WorkerState::new(64, NeighbourReports::new_queue())
+                    .flows
+                    .secret
+            })
             .collect();
         assert_eq!(secrets.len(), 8);
         assert!(!secrets.contains(&0));

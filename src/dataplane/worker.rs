@@ -8,7 +8,7 @@ use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 
 use super::counters::WorkerCounters;
-use super::neighbours::{Glean, Gleaned};
+use super::neighbours::{Held, NeighbourReports, Report};
 use super::pipeline::process_burst;
 use super::state::{Action, WorkerState};
 use crate::dpdk::{free_bulk, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
@@ -47,8 +47,8 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    pub fn new_gleans() -> Arc<ArrayQueue<Glean>> {
-        Gleaned::new_reports()
+    pub fn new_reports() -> Arc<ArrayQueue<Report>> {
+        NeighbourReports::new_queue()
     }
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit code).
@@ -59,6 +59,7 @@ impl Worker {
         let mut tx_bufs: Vec<TxBuffer> = self.tx.iter().map(|_| TxBuffer::default()).collect();
         let mut twin_bufs: Vec<TxBuffer> =
             self.twin_tx.iter().map(|_| TxBuffer::default()).collect();
+        let mut held: Held<Option<Mbuf>> = Held::new();
         let mut cache = Cache::new(self.forwarding.clone());
         let ticks_per_ms = (self.tsc_hz / 1000).max(1);
         let counters = self.counters.clone();
@@ -108,6 +109,13 @@ impl Worker {
                             counters.to_kernel.add(1);
                             let _ = buf.push(m);
                         }
+                        Action::Hold { interface } => {
+                            if let Err(m) = held.hold(Some(m), interface, now_ms) {
+                                counters.drop_packet(DropReason::NoNeighbour);
+                                drops[dropped] = m;
+                                dropped += 1;
+                            }
+                        }
                         Action::Drop(reason) => {
                             counters.drop_packet(reason);
                             drops[dropped] = Some(m);
@@ -126,6 +134,21 @@ impl Worker {
                     }
                 }
             }
+            // Packets that waited for a neighbour: out once it is published, else in time dropped.
+            held.release(fwd, now_ms, |m, action| match (m, action) {
+                (Some(m), Action::Transmit { interface, .. }) => {
+                    let buf = &mut tx_bufs[interface as usize];
+                    if buf.is_full() {
+                        flush(&mut self.tx[interface as usize], buf, &counters, interface);
+                    }
+                    let _ = buf.push(m);
+                }
+                (_, action) => {
+                    if let Action::Drop(reason) = action {
+                        counters.drop_packet(reason);
+                    }
+                }
+            });
             for (i, buf) in tx_bufs.iter_mut().enumerate() {
                 flush(&mut self.tx[i], buf, &counters, i as u32);
             }

@@ -163,13 +163,28 @@ pub struct Decision {
     pub backend: BackendId,
 }
 
+/// A resolved neighbour as published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    pub mac: MacAddr,
+    /// Not confirmed for a while: still used, and verified again once a packet needs it.
+    pub stale: bool,
+}
+
+impl Neighbour {
+    /// A neighbour just confirmed.
+    pub fn fresh(mac: MacAddr) -> Neighbour {
+        Neighbour { mac, stale: false }
+    }
+}
+
 /// What the state is built from, besides the config.
 #[derive(Debug, Default, Clone)]
 pub struct Observations {
     /// Backend addresses currently failing their probes.
     pub down: HashSet<IpAddr>,
-    /// Resolved neighbours (address → MAC), from the kernel twins and gleaning.
-    pub neighbours: HashMap<IpAddr, MacAddr>,
+    /// Resolved neighbours (address → MAC), from the control thread's neighbour cache.
+    pub neighbours: HashMap<IpAddr, Neighbour>,
     /// Each interface's MAC, by interface index (empty offline).
     pub interface_macs: Vec<MacAddr>,
 }
@@ -206,7 +221,7 @@ pub struct Forwarding {
     backend_sides: HashSet<(IpAddr, InterfaceId, MacAddr)>,
     /// (backend address, protocol or None for all, backend port or 0 for all).
     reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,
-    neighbours: HashMap<IpAddr, MacAddr>,
+    neighbours: HashMap<IpAddr, Neighbour>,
     routes: Vec<(IpNet, Route)>,
 }
 
@@ -385,6 +400,12 @@ impl Forwarding {
     /// The resolved MAC of a neighbour.
     #[inline]
     pub fn neighbour(&self, addr: IpAddr) -> Option<MacAddr> {
+        self.neighbours.get(&addr).map(|n| n.mac)
+    }
+
+    /// A resolved neighbour and whether it is due for verification.
+    #[inline]
+    pub fn neighbour_entry(&self, addr: IpAddr) -> Option<Neighbour> {
         self.neighbours.get(&addr).copied()
     }
 

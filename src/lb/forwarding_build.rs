@@ -172,9 +172,9 @@ impl Forwarding {
                         }
                     };
                     let route = fwd.route(b.address);
-                    let mac = b
-                        .mac
-                        .or_else(|| route.and_then(|r| obs.neighbours.get(&r.next_hop).copied()));
+                    let mac = b.mac.or_else(|| {
+                        route.and_then(|r| obs.neighbours.get(&r.next_hop).map(|n| n.mac))
+                    });
                     backends[id as usize] = Some(BackendState {
                         load_balancer: lb.name.clone(),
                         pool: pool_id,

@@ -143,8 +143,10 @@ fn unchanged_pools_share_their_maglev_table_with_the_previous_state() {
     );
     let a = Forwarding::build(&cfg, &Observations::default(), 1, None);
     let mut obs = Observations::default();
-    obs.neighbours
-        .insert(addr("10.0.0.11"), MacAddr([2, 0, 0, 0, 0, 0x11]));
+    obs.neighbours.insert(
+        addr("10.0.0.11"),
+        Neighbour::fresh(MacAddr([2, 0, 0, 0, 0, 0x11])),
+    );
     let b = Forwarding::build(&cfg, &obs, 2, Some(&a));
     assert!(
         Arc::ptr_eq(&a.pools[0].table, &b.pools[0].table),

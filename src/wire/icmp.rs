@@ -205,6 +205,14 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         ))
     }
 
+    /// Whether an advertisement answers a solicitation (its Solicited flag, RFC 4861 §4.4).
+    pub fn na_solicited(&self) -> bool {
+        let data = self.buffer.as_ref();
+        data.len() >= 8
+            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_ADVERT
+            && data[4] & NA_SOLICITED != 0
+    }
+
     /// The sender's link-layer address a solicitation carries, if any.
     pub fn ns_source_mac(&self) -> Option<super::MacAddr> {
         let data = self.buffer.as_ref();

@@ -7,7 +7,7 @@ use super::{
     interface_key, is_prime, limit, pools, prime_at_least, unicast, unicast_mac, unique_names,
     Problems, SEED_RULE_7,
 };
-use crate::config::model::{Config, MAX_INTERFACES, MAX_INTERFACE_NAME};
+use crate::config::model::{Config, Dataplane, MAX_INTERFACES, MAX_INTERFACE_NAME};
 
 /// Maglev's balance guarantee needs a table of at least this many entries per backend
 /// (Eisenbud et al., NSDI 2016, section 5.3: with M ≥ 100·N each backend's share stays
@@ -50,6 +50,18 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
             limit::KERNEL_PPS,
             "must be at least 1 (packets a second to the kernel twins; 20000 by default): \
              without any, ARP, neighbour discovery and the health probes stop",
+        );
+    }
+    let reachable = 1..=Dataplane::MAX_NEIGHBOUR_REACHABLE_S;
+    if !reachable.contains(&dp.neighbour_reachable_s) {
+        out.error(
+            "dataplane.neighbour_reachable_s",
+            limit::NEIGHBOUR_REACHABLE,
+            format!(
+                "{} is out of range: a neighbour is verified again after 1 to {} seconds (30 by default)",
+                dp.neighbour_reachable_s,
+                Dataplane::MAX_NEIGHBOUR_REACHABLE_S
+            ),
         );
     }
     if dp.mbufs != 0 && dp.mbufs < 4095 {

@@ -165,6 +165,8 @@ mod limit {
     pub(super) const FLOW_TABLE: Broken = Limitation("flow table capacity above 0");
     pub(super) const MBUFS: Broken = Limitation("enough packet buffers");
     pub(super) const KERNEL_PPS: Broken = Limitation("kernel rate above 0");
+    pub(super) const NEIGHBOUR_REACHABLE: Broken =
+        Limitation("neighbour reachable time of 1 s to 1 h");
     pub(super) const MAGLEV_BALANCE: Broken = Limitation("Maglev table of 100 × backends");
     pub(super) const INTERFACES: Broken = Limitation("at least one interface");
     pub(super) const AT_MOST_INTERFACES: Broken = Limitation("at most 16 interfaces");

@@ -63,26 +63,59 @@ fn arp_request_for_another_address_is_not_for_us() {
 }
 
 #[test]
-fn arp_sender_is_learnt_and_reported() {
+fn arp_is_never_learnt_only_a_unicast_reply_to_an_own_address_may_answer() {
     let fwd = build(&ha_ports(), &[]);
     let (mut st, reports) = worker();
+    let hint = |addr: Ipv4Addr, mac| Report::Hint {
+        interface: LAN,
+        addr: IpAddr::V4(addr),
+        mac,
+    };
+    // Someone asking for a frontend or for the appliance: a hint, nothing learnt.
     let mut frame = arp_request(CLIENT_MAC, CLIENT, FRONTEND);
     process(&mut frame, LAN, &mut st, &fwd, NOW);
-
-    assert_eq!(drain(&reports), vec![(IpAddr::V4(CLIENT), CLIENT_MAC)]);
+    let mut frame = arp_request(CLIENT_MAC, CLIENT, OWN);
+    process(&mut frame, LAN, &mut st, &fwd, NOW);
     assert_eq!(
-        st.gleaned.lookup(&fwd, IpAddr::V4(CLIENT)),
-        Some(CLIENT_MAC)
+        drain(&reports),
+        vec![hint(CLIENT, CLIENT_MAC), hint(CLIENT, CLIENT_MAC)]
     );
 
-    // Asking for our own address teaches the same; a second time reports nothing new.
-    let other_mac = MacAddr([0x02, 0, 0, 0, 0, 0xc2]);
-    let other = Ipv4Addr::new(10, 0, 0, 50);
-    let mut frame = arp_request(other_mac, other, OWN);
-    process(&mut frame, LAN, &mut st, &fwd, NOW);
-    let mut frame = arp_request(other_mac, other, OWN);
-    process(&mut frame, LAN, &mut st, &fwd, NOW);
-    assert_eq!(drain(&reports), vec![(IpAddr::V4(other), other_mac)]);
+    // A reply to the appliance's own address, sent to its MAC by the host it names: what
+    // may answer a solicitation (the control thread takes it only if it asked).
+    let backend_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    let mut frame = arp_frame(IF_MAC, ArpOperation::REPLY, backend_mac, BACKENDS[0], OWN);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    assert_eq!(
+        drain(&reports),
+        vec![Report::Answer {
+            interface: LAN,
+            addr: IpAddr::V4(BACKENDS[0]),
+            mac: backend_mac
+        }]
+    );
+
+    // Broadcast (gratuitous) replies, replies whose sender is not who sent the frame, and
+    // announcements of the sender's own address are hints at most.
+    let mut broadcast = arp_frame(
+        MacAddr::BROADCAST,
+        ArpOperation::REPLY,
+        backend_mac,
+        BACKENDS[0],
+        OWN,
+    );
+    let mut forged = arp_frame(IF_MAC, ArpOperation::REPLY, backend_mac, BACKENDS[0], OWN);
+    forged[6..12].copy_from_slice(&CLIENT_MAC.0);
+    let mut gratuitous = arp_request(backend_mac, OWN, OWN);
+    for frame in [&mut broadcast, &mut forged, &mut gratuitous] {
+        process(frame, LAN, &mut st, &fwd, NOW);
+    }
+    assert!(drain(&reports)
+        .iter()
+        .all(|r| matches!(r, Report::Hint { .. })));
 }
 
 #[test]
@@ -125,8 +158,8 @@ fn ha_ports_tcp_reply_is_snatted_back_to_the_frontend_and_the_client_mac() {
     let i = backend_index(&fwd, to_backend(&mut frame, &mut st, &fwd));
     assert_eq!(
         drain(&reports),
-        vec![(IpAddr::V4(CLIENT), CLIENT_MAC)],
-        "the client's MAC is learnt from the SYN"
+        vec![],
+        "the client is resolved: nothing to ask"
     );
 
     let mut reply = tcp_frame(
@@ -220,21 +253,109 @@ fn dnat_keeps_checksums_valid_with_ip_options() {
 }
 
 #[test]
-fn reply_to_a_client_whose_mac_is_unknown_is_dropped_no_neighbour() {
-    let fwd = build(&ha_ports(), &[]);
-    let (mut st, _) = worker();
-    let mut reply = tcp_frame(
-        BACKEND_MACS[0],
-        BACKENDS[0],
-        443,
-        CLIENT,
-        40_000,
-        TcpFlags::ACK,
+fn a_new_flow_from_an_unresolved_client_asks_for_it_and_its_replies_wait_for_the_answer() {
+    let unresolved = build_knowing(&ha_ports(), &[], &[]);
+    let (mut st, reports) = worker();
+    let i = backend_index(
+        &unresolved,
+        to_backend(&mut syn(40_000, 443), &mut st, &unresolved),
+    );
+    let want = Report::Want {
+        interface: LAN,
+        addr: IpAddr::V4(CLIENT),
+    };
+    assert_eq!(drain(&reports), vec![want], "asked for before any reply");
+
+    // The reply finds no MAC: held, and asked for again (after the worker's pause).
+    let reply = || {
+        tcp_frame(
+            BACKEND_MACS[i],
+            BACKENDS[i],
+            443,
+            CLIENT,
+            40_000,
+            TcpFlags::ACK,
+        )
+    };
+    let mut first = reply();
+    assert_eq!(
+        process(&mut first, LAN, &mut st, &unresolved, NOW),
+        Action::Hold { interface: LAN }
     );
     assert_eq!(
-        process(&mut reply, LAN, &mut st, &fwd, NOW),
-        Action::Drop(DropReason::NoNeighbour)
+        drain(&reports),
+        vec![],
+        "the same want is not repeated at once"
     );
+    let mut second = reply();
+    let later = NOW + 1_000;
+    assert_eq!(
+        process(&mut second, LAN, &mut st, &unresolved, later),
+        Action::Hold { interface: LAN }
+    );
+    assert_eq!(drain(&reports), vec![want]);
+
+    let mut held = Held::new();
+    held.hold(first, LAN, NOW).unwrap();
+    held.hold(second, LAN, later).unwrap();
+    let mut out = Vec::new();
+    held.release(&unresolved, NOW + 10, |f, a| out.push((f, a)));
+    assert!(out.is_empty(), "nothing is released before the answer");
+    assert_eq!(held.len(), 2);
+
+    // Published (a new generation): both leave, to the client's MAC, NATed back.
+    let mut resolved = build(&ha_ports(), &[]);
+    resolved.generation = unresolved.generation + 1;
+    held.release(&resolved, NOW + 20, |f, a| out.push((f, a)));
+    assert_eq!(out.len(), 2);
+    for (frame, action) in &out {
+        assert_eq!(
+            *action,
+            Action::Transmit {
+                interface: LAN,
+                backend: None
+            }
+        );
+        assert_eq!(macs(frame), (CLIENT_MAC, IF_MAC));
+        assert_eq!(endpoints(frame), ((FRONTEND, 443), (CLIENT, 40_000)));
+        assert_checksums(frame);
+    }
+    assert!(held.is_empty());
+}
+
+#[test]
+fn held_packets_are_dropped_no_neighbour_when_no_answer_comes_and_the_hold_is_bounded() {
+    let unresolved = build_knowing(&ha_ports(), &[], &[]);
+    let (mut st, _) = worker();
+    let mut held = Held::new();
+    let i = backend_index(
+        &unresolved,
+        to_backend(&mut syn(40_000, 443), &mut st, &unresolved),
+    );
+    let reply = || {
+        tcp_frame(
+            BACKEND_MACS[i],
+            BACKENDS[i],
+            443,
+            CLIENT,
+            40_000,
+            TcpFlags::ACK,
+        )
+    };
+    for _ in 0..HOLD_CAPACITY {
+        assert_eq!(held.hold(reply(), LAN, NOW), Ok(()));
+    }
+    assert!(held.hold(reply(), LAN, NOW).is_err(), "full: given back");
+
+    let mut out = Vec::new();
+    held.release(&unresolved, NOW + HOLD_MS - 1, |_, a| out.push(a));
+    assert!(out.is_empty());
+    held.release(&unresolved, NOW + HOLD_MS, |_, a| out.push(a));
+    assert_eq!(out.len(), HOLD_CAPACITY);
+    assert!(out
+        .iter()
+        .all(|a| *a == Action::Drop(DropReason::NoNeighbour)));
+    assert!(held.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -276,8 +276,12 @@ fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
     assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
     assert_eq!(
         drain(&reports),
-        vec![(IpAddr::V6(CLIENT6), CLIENT_MAC)],
-        "the asker is learnt"
+        vec![Report::Hint {
+            interface: LAN,
+            addr: IpAddr::V6(CLIENT6),
+            mac: CLIENT_MAC
+        }],
+        "the asker is a hint, not learnt"
     );
 
     // The appliance's own address is the kernel twin's to answer.
@@ -309,22 +313,52 @@ fn ping_to_a_v6_frontend_is_answered() {
 }
 
 #[test]
-fn neighbour_advertisements_are_learnt_and_reach_the_kernel() {
+fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_all_reach_the_kernel() {
     let fwd = build(&ipv6_config(), &[]);
     let (mut st, reports) = worker();
     let backend: Ipv6Addr = "fd00::11".parse().unwrap();
     let own: Ipv6Addr = "fd00::2".parse().unwrap();
     let mac = MacAddr([0x02, 0, 0, 0, 0x66, 0x11]);
-    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
-    m.extend_from_slice(&backend.octets());
-    m.extend_from_slice(&[2, 1]);
-    m.extend_from_slice(&mac.0);
-    let mut frame = icmp6_frame(IF_MAC, backend, own, m);
+    let advert = |flags: u8| {
+        let mut m = vec![136, 0, 0, 0, flags, 0, 0, 0];
+        m.extend_from_slice(&backend.octets());
+        m.extend_from_slice(&[2, 1]);
+        m.extend_from_slice(&mac.0);
+        icmp6_frame(IF_MAC, backend, own, m)
+    };
+    let (solicited, unsolicited) = (0x60, 0x20);
+    let mut hop_64 = advert(solicited);
+    hop_64[ETH_LEN + 7] = 64;
+    let mut bad_sum = advert(solicited);
+    let last = bad_sum.len() - 1;
+    bad_sum[last] ^= 1;
+    let mut heard = Vec::new();
+    for mut frame in [advert(solicited), advert(unsolicited), hop_64, bad_sum] {
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::ToKernel { interface: LAN }
+        );
+        heard.push(drain(&reports));
+    }
+    let addr = IpAddr::V6(backend);
     assert_eq!(
-        process(&mut frame, LAN, &mut st, &fwd, NOW),
-        Action::ToKernel { interface: LAN }
+        heard,
+        vec![
+            vec![Report::Answer {
+                interface: LAN,
+                addr,
+                mac
+            }],
+            vec![Report::Hint {
+                interface: LAN,
+                addr,
+                mac
+            }],
+            vec![],
+            vec![],
+        ],
+        "solicited: may answer; unsolicited: a hint; hop limit 64 or a bad checksum: nothing"
     );
-    assert!(drain(&reports).contains(&(IpAddr::V6(backend), mac)));
 }
 
 #[test]

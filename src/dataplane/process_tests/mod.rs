@@ -11,8 +11,10 @@ use proptest::prelude::*;
 
 use super::{process, Action, WorkerState};
 use crate::config::Config;
-use crate::dataplane::Glean;
+use crate::dataplane::neighbours::{HOLD_CAPACITY, HOLD_MS};
+use crate::dataplane::{Held, Report};
 use crate::lb::flow::FlowKey;
+use crate::lb::forwarding::Neighbour;
 use crate::lb::forwarding::{frontend_mac, BackendId, Forwarding, Observations};
 use crate::lb::verdict::DropReason;
 use crate::wire::checksum::{internet_checksum, tcp_udp_checksum_v4, tcp_udp_checksum_v6};
@@ -91,22 +93,32 @@ fn ha_ports() -> Config {
     config("all", 0, 0, false)
 }
 
-/// The state the control thread would publish, with `down` failing their probes.
+/// The state the control thread would publish, with `down` failing their probes, once it
+/// resolved the clients (IPv4 and IPv6) by asking for them.
 fn build(cfg: &Config, down: &[Ipv4Addr]) -> Forwarding {
+    let clients = [IpAddr::V4(CLIENT), IpAddr::V6(icmp_and_ipv6::CLIENT6)];
+    build_knowing(cfg, down, &clients.map(|c| (c, CLIENT_MAC)))
+}
+
+/// [`build`] with the given neighbours resolved.
+fn build_knowing(cfg: &Config, down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr)]) -> Forwarding {
     let obs = Observations {
         down: down.iter().map(|&a| IpAddr::V4(a)).collect(),
         interface_macs: vec![IF_MAC],
-        ..Observations::default()
+        neighbours: neighbours
+            .iter()
+            .map(|&(a, m)| (a, Neighbour::fresh(m)))
+            .collect(),
     };
     Forwarding::build(cfg, &obs, 1, None)
 }
 
-fn worker() -> (WorkerState, Arc<ArrayQueue<Glean>>) {
+fn worker() -> (WorkerState, Arc<ArrayQueue<Report>>) {
     let reports = Arc::new(ArrayQueue::new(64));
     (WorkerState::new(1024, reports.clone()), reports)
 }
 
-fn drain(reports: &ArrayQueue<Glean>) -> Vec<Glean> {
+fn drain(reports: &ArrayQueue<Report>) -> Vec<Report> {
     std::iter::from_fn(|| reports.pop()).collect()
 }
 

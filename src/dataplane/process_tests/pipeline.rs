@@ -293,8 +293,10 @@ proptest! {
 #[test]
 fn ambiguous_nat_replies_find_their_frontend_for_clients_below_and_above_the_backends() {
     let cfg = internal_and_public_on_the_same_backends();
-    let fwd = build(&cfg, &[]);
-    for client in [Ipv4Addr::new(10, 0, 0, 5), CLIENT] {
+    let low = Ipv4Addr::new(10, 0, 0, 5);
+    let clients = [low, CLIENT].map(|c| (IpAddr::V4(c), CLIENT_MAC));
+    let fwd = build_knowing(&cfg, &[], &clients);
+    for client in [low, CLIENT] {
         let (mut st, _) = worker();
         let mut syn = tcp_frame(CLIENT_MAC, client, 40_000, FRONTEND, 80, TcpFlags::SYN);
         let i = backend_index(&fwd, to_backend(&mut syn, &mut st, &fwd));
@@ -333,14 +335,15 @@ fn ambiguous_nat_replies_find_their_frontend_for_clients_below_and_above_the_bac
 /// side of the backends' addresses.
 #[test]
 fn nat_replies_on_another_worker_are_mapped_back_by_the_rules() {
-    let fwd = build(&ha_ports(), &[]);
-    for client in [Ipv4Addr::new(10, 0, 0, 5), CLIENT] {
+    let low = Ipv4Addr::new(10, 0, 0, 5);
+    // Both clients resolved, as the control thread publishes them.
+    let clients = [low, CLIENT].map(|c| (IpAddr::V4(c), CLIENT_MAC));
+    let fwd = build_knowing(&ha_ports(), &[], &clients);
+    for client in [low, CLIENT] {
         let (mut first, _) = worker();
         let (mut other, _) = worker();
         let mut syn = tcp_frame(CLIENT_MAC, client, 40_000, FRONTEND, 443, TcpFlags::SYN);
         let i = backend_index(&fwd, to_backend(&mut syn, &mut first, &fwd));
-        // The other worker learns the client's MAC as the control thread would publish it.
-        other.gleaned.learn(&fwd, IpAddr::V4(client), CLIENT_MAC);
         let mut reply = tcp_frame(
             BACKEND_MACS[i],
             BACKENDS[i],

@@ -117,6 +117,21 @@ fn dataplane_sizes_are_checked() {
     );
     let cfg = parse(&format!("[dataplane]\nkernel_pps = 500\n{MINIMAL}"));
     assert_eq!(cfg.dataplane.kernel_pps, 500);
+
+    for bad in [0, 3601] {
+        let mut cfg = base();
+        cfg.dataplane.neighbour_reachable_s = bad;
+        only_tagged(
+            &cfg,
+            "dataplane.neighbour_reachable_s",
+            "limitation: neighbour reachable time of 1 s to 1 h",
+            "out of range",
+        );
+    }
+    let cfg = parse(&format!(
+        "[dataplane]\nneighbour_reachable_s = 5\n{MINIMAL}"
+    ));
+    assert_eq!(cfg.dataplane.neighbour_reachable_s, 5);
 }
 
 #[test]

@@ -1,0 +1,255 @@
+//! The neighbour cache's discipline, and the solicitations it sends.
+
+use super::*;
+use crate::config::Config;
+use crate::lb::forwarding::Observations;
+
+const LAN: InterfaceId = 0;
+const IF_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const REACHABLE: Duration = Duration::from_secs(30);
+
+/// One interface, a backend without a configured MAC (10.0.0.11) and one with (10.0.0.12).
+fn forwarding() -> Forwarding {
+    let cfg = Config::from_toml(
+        r#"
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/24"
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe"
+  address = "10.0.0.100"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12", mac = "02:00:00:00:00:12" }]
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+"#,
+        "test",
+    )
+    .unwrap();
+    let obs = Observations {
+        interface_macs: vec![IF_MAC],
+        ..Observations::default()
+    };
+    Forwarding::build(&cfg, &obs, 1, None)
+}
+
+fn v4(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
+}
+
+const MAC_A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
+const MAC_B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
+
+fn answer(addr: IpAddr, mac: MacAddr) -> Report {
+    Report::Answer {
+        interface: LAN,
+        addr,
+        mac,
+    }
+}
+
+/// The targets of the ARP requests among `frames`.
+fn asked(frames: &[(InterfaceId, Vec<u8>)]) -> Vec<IpAddr> {
+    frames
+        .iter()
+        .map(|(_, f)| IpAddr::V4(ArpPacket::new_checked(&f[14..]).unwrap().target_ip()))
+        .collect()
+}
+
+#[test]
+fn only_answers_to_outstanding_solicitations_are_learnt() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    let client = v4(50);
+    // Nobody asked: an answer is not learnt.
+    assert!(!n.report(answer(client, MAC_A), t0));
+    assert_eq!(n.mac(client), None);
+
+    // A packet wants the client: asked for (with the backend without a MAC), then answered.
+    n.report(
+        Report::Want {
+            interface: LAN,
+            addr: client,
+        },
+        t0,
+    );
+    let (frames, _) = n.tick(&fwd, t0);
+    let mut targets = asked(&frames);
+    targets.sort();
+    assert_eq!(
+        targets,
+        vec![v4(11), client],
+        "never the backend with a configured MAC"
+    );
+    assert!(n.report(answer(client, MAC_A), t0));
+    assert_eq!(n.published()[&client], Neighbour::fresh(MAC_A));
+
+    // Answered once: a second answer (a poisoner racing the real host) is not taken.
+    assert!(!n.report(answer(client, MAC_B), t0));
+    assert_eq!(n.mac(client), Some(MAC_A));
+    // Nor one on another interface, for an address asked for on this one.
+    n.report(
+        Report::Answer {
+            interface: 1,
+            addr: v4(11),
+            mac: MAC_B,
+        },
+        t0,
+    );
+    assert_eq!(n.mac(v4(11)), None);
+    assert_eq!(n.stats.ignored.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn an_announcement_only_makes_it_ask_again_and_the_answer_decides() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    n.tick(&fwd, t0);
+    n.report(answer(v4(11), MAC_A), t0);
+    let t1 = t0 + Duration::from_secs(1);
+    // Gratuitous ARP claiming the backend's address: nothing learnt, but asked again.
+    let hint = Report::Hint {
+        interface: LAN,
+        addr: v4(11),
+        mac: MAC_B,
+    };
+    assert!(!n.report(hint, t1));
+    assert_eq!(n.mac(v4(11)), Some(MAC_A));
+    let (frames, _) = n.tick(&fwd, t1);
+    assert_eq!(asked(&frames), vec![v4(11)]);
+    // Whoever answers first is taken (as in any ARP); here the real host does.
+    n.report(answer(v4(11), MAC_A), t1);
+    assert_eq!(n.mac(v4(11)), Some(MAC_A));
+    // A hint repeating what is known asks nothing.
+    n.report(
+        Report::Hint {
+            interface: LAN,
+            addr: v4(11),
+            mac: MAC_A,
+        },
+        t1,
+    );
+    assert!(n.tick(&fwd, t1).0.is_empty());
+}
+
+#[test]
+fn neighbours_go_stale_are_verified_when_needed_and_forgotten_when_silent() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    let client = v4(50);
+    n.report(
+        Report::Want {
+            interface: LAN,
+            addr: client,
+        },
+        t0,
+    );
+    n.tick(&fwd, t0);
+    n.report(answer(client, MAC_A), t0);
+    n.report(answer(v4(11), MAC_A), t0);
+    assert!(n.tick(&fwd, t0 + REACHABLE / 2).0.is_empty());
+
+    // Stale: still published (marked), and the backend's next hop is verified at once.
+    let stale = t0 + REACHABLE;
+    let (frames, changed) = n.tick(&fwd, stale);
+    assert!(changed);
+    assert_eq!(asked(&frames), vec![v4(11)]);
+    assert!(n.published()[&client].stale);
+    // The backend's MAC changed: the answer to the verification brings the new one.
+    assert!(n.report(answer(v4(11), MAC_B), stale));
+    assert_eq!(n.published()[&v4(11)], Neighbour::fresh(MAC_B));
+
+    // A client nobody needs is forgotten after as long again.
+    let (_, changed) = n.tick(&fwd, t0 + REACHABLE * 2);
+    assert!(changed);
+    assert_eq!(n.mac(client), None);
+
+    // A needed one that never answers again: asked three times, then forgotten, then asked
+    // for afresh (a backend's next hop).
+    let mut at = t0 + REACHABLE * 2 + REACHABLE;
+    let mut asks = 0;
+    for _ in 0..4 {
+        asks += asked(&n.tick(&fwd, at).0).len();
+        at += RETRY;
+    }
+    assert_eq!(asks, 4, "three tries, then asked for afresh");
+    assert_eq!(
+        n.mac(v4(11)),
+        None,
+        "forgotten after three unanswered tries"
+    );
+}
+
+#[test]
+fn the_cache_is_bounded_and_refusals_are_counted() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    for i in 0..CAPACITY as u32 + 10 {
+        let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+        n.report(
+            Report::Want {
+                interface: LAN,
+                addr,
+            },
+            t0,
+        );
+    }
+    n.tick(&fwd, t0);
+    assert_eq!(n.stats.entries.load(Ordering::Relaxed), CAPACITY as u64);
+    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 10);
+    // Unanswered wants are forgotten after three tries: room again.
+    let mut at = t0;
+    for _ in 0..4 {
+        at += RETRY;
+        n.tick(&fwd, at);
+    }
+    assert!(
+        n.stats.entries.load(Ordering::Relaxed) <= 1,
+        "only the backend's next hop is kept"
+    );
+}
+
+#[test]
+fn neighbour_solicitation_parses_back_with_a_valid_checksum() {
+    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    let (src, target): (Ipv6Addr, Ipv6Addr) =
+        ("fd00::2".parse().unwrap(), "fd00::11".parse().unwrap());
+    let f = neighbour_solicitation(mac, src, target);
+    let h = crate::wire::parse_headers(&f).unwrap();
+    assert_eq!(h.dst, "ff02::1:ff00:11".parse::<IpAddr>().unwrap());
+    let icmp = Icmpv6Packet::new_checked(&f[54..]).unwrap();
+    assert_eq!(icmp.ns_target(), Some(target));
+    assert_eq!(icmp.ns_source_mac(), Some(mac));
+    assert!(icmp.verify_checksum(src, "ff02::1:ff00:11".parse().unwrap()));
+    assert!(EthernetFrame::new_checked(&f[..])
+        .unwrap()
+        .dst()
+        .is_multicast());
+}
+
+#[test]
+fn arp_request_parses_back() {
+    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    let f = arp_request(mac, Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 11));
+    let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+    assert_eq!(eth.dst(), MacAddr::BROADCAST);
+    assert_eq!(eth.ethertype(), EtherType::ARP);
+    let arp = ArpPacket::new_checked(&f[14..]).unwrap();
+    assert_eq!(arp.operation(), ArpOperation::REQUEST);
+    assert_eq!(arp.sender_mac(), mac);
+    assert_eq!(arp.target_ip(), Ipv4Addr::new(10, 0, 0, 11));
+}
