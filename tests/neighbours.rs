@@ -1,0 +1,218 @@
+//! End to end: the network cannot teach haports a wrong neighbour. Spoofed packets, ARP and
+//! neighbour advertisements nobody asked for are sent at a running appliance from the
+//! client's namespace, claiming a backend's address; traffic for that backend still reaches
+//! its real MAC. A backend whose MAC changes is relearnt within the reachable time. Needs root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{metric, wait_for, Appliance, Lab, Traffic};
+
+fn ports() -> Vec<u16> {
+    (8000..8024).collect()
+}
+
+/// Every exchange answered, and by all three backends.
+fn assert_all_served(what: &str, t: &Traffic, expected: usize) {
+    assert!(
+        t.failures.is_empty() && t.total() == expected,
+        "{what}: {} of {expected} answered, failures {:?}",
+        t.total(),
+        t.failures.first()
+    );
+    assert_eq!(
+        t.served.len(),
+        3,
+        "{what}: all three backends: {:?}",
+        t.served
+    );
+}
+
+fn mac_of(lab: &Lab, host: &str) -> String {
+    let out = lab.exec(host, &["cat", "/sys/class/net/eth0/address"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn counter(lb: &Appliance, name: &str) -> f64 {
+    metric(&lb.metrics(), name, &[]).unwrap_or(0.0)
+}
+
+/// Poisoning attempts (scapy) from the client's host, which claims the backend's address:
+/// first an ARP reply nobody asked for, sent to the appliance's MAC for its own address
+/// (before anything could make the appliance ask), then SYNs from the backend's address,
+/// then gratuitous ARP (request and reply) and an ARP request for the frontend in its name.
+/// Last, a spoofed NAT reply (source the backend, to the client's port 5555): the client
+/// listens for it coming back rewritten, and prints how many did (must be 0).
+const POISON_V4: &str = r#"
+import sys, time
+from scapy.all import ARP, Ether, IP, TCP, UDP, Raw, AsyncSniffer, get_if_hwaddr, sendp
+lb_mac, backend, frontend, own, client = sys.argv[1:6]
+me = get_if_hwaddr("eth0")
+bcast = "ff:ff:ff:ff:ff:ff"
+sendp(Ether(dst=lb_mac, src=me) / ARP(op=2, hwsrc=me, psrc=backend, hwdst=lb_mac, pdst=own),
+      iface="eth0", verbose=False)
+time.sleep(0.2)
+frames = [Ether(dst=lb_mac, src=me) / IP(src=backend, dst=frontend) /
+          TCP(sport=40000 + i, dport=8000, flags="S") for i in range(5)]
+frames += [
+    Ether(dst=bcast, src=me) / ARP(op=1, hwsrc=me, psrc=backend, pdst=backend),
+    Ether(dst=bcast, src=me) / ARP(op=2, hwsrc=me, psrc=backend, hwdst=bcast, pdst=backend),
+    Ether(dst=bcast, src=me) / ARP(op=1, hwsrc=me, psrc=backend, pdst=frontend),
+]
+sendp(frames, iface="eth0", verbose=False)
+sniffer = AsyncSniffer(iface="eth0", filter="udp and dst port 5555")
+sniffer.start()
+time.sleep(0.3)
+sendp(Ether(dst=lb_mac, src=me) / IP(src=backend, dst=client) / UDP(sport=8000, dport=5555) /
+      Raw(b"spoofed reply"), iface="eth0", verbose=False)
+time.sleep(1.0)
+got = sniffer.stop()
+print(sum(1 for p in got if p.haslayer(IP) and p[IP].src == frontend))
+"#;
+
+#[test]
+fn spoofed_syns_and_unsolicited_arp_teach_nothing_and_a_spoofed_reply_is_not_rewritten() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config());
+    let before = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
+    assert_all_served("before", &before, 48);
+    let (answers, ignored) = (
+        counter(&lb, "haports_neighbour_answers_total"),
+        counter(&lb, "haports_neighbour_ignored_total"),
+    );
+    assert!(
+        answers >= 4.0,
+        "three backends and the client asked for: {answers}"
+    );
+
+    let lb_mac = mac_of(&lab, "lb");
+    let sent = lab.exec(
+        "c",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            POISON_V4,
+            &lb_mac,
+            lab.backends()[0],
+            lab.frontend(),
+            "10.0.1.2",
+            lab.client(),
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let rewritten = String::from_utf8_lossy(&sent.stdout).trim().to_owned();
+    assert_eq!(
+        rewritten, "0",
+        "the spoofed reply came back as the frontend's"
+    );
+    // The frames arrived: the unsolicited reply was ignored, and the claims of another MAC
+    // made the appliance ask the backend again, which answered.
+    wait_for(
+        "the appliance to ignore the unsolicited reply and re-verify the backend",
+        Duration::from_secs(10),
+        || {
+            (counter(&lb, "haports_neighbour_ignored_total") > ignored
+                && counter(&lb, "haports_neighbour_answers_total") > answers)
+                .then_some(())
+        },
+    );
+
+    // Had b1's MAC been taken from any of them, its flows would go to the client's host.
+    let after = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
+    assert_all_served("after the poisoning attempts", &after, 48);
+}
+
+/// Neighbour advertisements claiming a backend (scapy, from the client's host): one with hop
+/// limit 64 (RFC 4861 drops it) marked solicited, sent to the appliance's own address; one
+/// unsolicited (override) to all nodes.
+const POISON_V6: &str = r#"
+import sys
+from scapy.all import Ether, IPv6, ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, get_if_hwaddr, sendp
+lb_mac, backend, own = sys.argv[1:4]
+me = get_if_hwaddr("eth0")
+na = lambda dst, hlim, s: (IPv6(src=backend, dst=dst, hlim=hlim) /
+    ICMPv6ND_NA(tgt=backend, R=0, S=s, O=1) / ICMPv6NDOptDstLLAddr(lladdr=me))
+sendp([Ether(dst=lb_mac, src=me) / na(own, 64, 1),
+       Ether(dst="33:33:00:00:00:01", src=me) / na("ff02::1", 255, 0)],
+      iface="eth0", verbose=False)
+"#;
+
+#[test]
+fn neighbour_advertisements_nobody_asked_for_teach_nothing() {
+    let lab = Lab::up("nat6");
+    let lb = Appliance::start(&lab, &lab.config());
+    let before = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
+    assert_all_served("before", &before, 48);
+    let answers = counter(&lb, "haports_neighbour_answers_total");
+
+    let lb_mac = mac_of(&lab, "lb");
+    let sent = lab.exec(
+        "c",
+        &[
+            "/usr/bin/python3",
+            "-c",
+            POISON_V6,
+            &lb_mac,
+            lab.backends()[0],
+            "fd00::2",
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // The unsolicited one made the appliance ask the backend again, which answered.
+    wait_for(
+        "the appliance to re-verify the backend",
+        Duration::from_secs(10),
+        || (counter(&lb, "haports_neighbour_answers_total") > answers).then_some(()),
+    );
+    let after = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
+    assert_all_served("after the advertisements", &after, 48);
+}
+
+#[test]
+fn a_backend_whose_mac_changes_is_relearnt_within_the_reachable_time() {
+    let lab = Lab::up("nat");
+    lab.edit_config(|t| {
+        t.replacen(
+            "[dataplane]\n",
+            "[dataplane]\nneighbour_reachable_s = 2\n",
+            1,
+        )
+    });
+    let lb = Appliance::start(&lab, &lab.config());
+    let before = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
+    assert_all_served("before", &before, 48);
+
+    // A new MAC for b1 (as when a VM's NIC is replaced); frames to the old one are not its.
+    let old = mac_of(&lab, "b1");
+    let new = "02:00:00:00:0b:01";
+    let set = lab.exec("b1", &["ip", "link", "set", "eth0", "address", new]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(mac_of(&lab, "b1"), new);
+    assert_ne!(old, new);
+
+    // Within the reachable time (2 s), verification and the answer: b1 serves again, which it
+    // can only at its new MAC.
+    let t = wait_for(
+        "b1 to be reached at its new MAC",
+        Duration::from_secs(8),
+        || {
+            let t = lab.traffic_timeout("tcp", lab.frontend(), &ports(), 48, None, 0.5);
+            (t.failures.is_empty() && t.served.contains_key("b1")).then_some(t)
+        },
+    );
+    assert_all_served("after the change", &t, 48);
+    drop(lb);
+}
