@@ -297,7 +297,7 @@ fn kernel_twin_holds_the_appliance_address_and_pings_both_ways() {
 /// Hand-made broken frames (scapy) sent at the appliance from the client's segment.
 const MALFORMED: &str = r#"
 import sys
-from scapy.all import Dot1Q, Ether, IP, TCP, UDP, Raw, get_if_hwaddr, sendp
+from scapy.all import Dot1Q, Ether, IP, IPv6, IPv6ExtHdrDestOpt, TCP, UDP, Raw, get_if_hwaddr, sendp
 mac, client, frontend = sys.argv[1], sys.argv[2], sys.argv[3]
 # A real source MAC: a bridge drops frames from 00:00:00:00:00:00.
 eth = Ether(dst=mac, src=get_if_hwaddr("eth0"), type=0x0800)
@@ -314,6 +314,11 @@ frames = [
     # them before haports sees them.)
     Ether(dst=mac, src=get_if_hwaddr("eth0"), type=0x88B5) / Raw(b"x" * 50),
     Ether(dst=mac, src=get_if_hwaddr("eth0")) / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / good,
+    # extension_headers: nine IPv6 destination-options headers before TCP
+    Ether(dst=mac, src=get_if_hwaddr("eth0")) / IPv6(src="fd00:1::10", dst="fd00::100") /
+        IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() /
+        IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() /
+        IPv6ExtHdrDestOpt() / TCP(sport=1234, dport=80),
 ]
 for _ in range(5):
     sendp(frames, iface="eth0", verbose=False)
@@ -354,7 +359,8 @@ fn malformed_frames_are_dropped_and_counted_and_service_goes_on() {
             (grew(&m, "truncated") >= 10.0
                 && grew(&m, "malformed") >= 10.0
                 && grew(&m, "unsupported") >= 5.0
-                && grew(&m, "vlan") >= 5.0)
+                && grew(&m, "vlan") >= 5.0
+                && grew(&m, "extension_headers") >= 5.0)
                 .then_some(())
         },
     );

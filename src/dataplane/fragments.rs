@@ -49,8 +49,9 @@ pub(super) fn fragment_id(frame: &[u8], h: &Headers) -> Result<(u32, usize), Dro
             Ok((u32::from(ip.ident()), ip.frag_offset()))
         }
         IpAddr::V6(_) => {
-            // parse_headers checked the fragment header is there.
-            let f = frame.get(l3 + 40..l3 + 48).ok_or(DropReason::Truncated)?;
+            // parse_headers found the fragment header, wherever it is in the chain.
+            let at = usize::from(h.fragment_header);
+            let f = frame.get(at..at + 8).ok_or(DropReason::Truncated)?;
             let offset = usize::from(u16::from_be_bytes([f[2], f[3]]) & 0xfff8);
             Ok((u32::from_be_bytes([f[4], f[5], f[6], f[7]]), offset))
         }

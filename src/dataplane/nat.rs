@@ -12,16 +12,11 @@ use crate::lb::decision::Decided;
 use crate::lb::forwarding::{BackendId, BackendState, Forwarding, ReverseNat, Route};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    checksum, rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_dst,
-    rewrite_ipv6_src, EthernetFrame, Headers, IpProtocol, Ipv4Flow, Ipv6Packet, MacAddr, TcpPacket,
-    UdpPacket,
+    rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_behind, EthernetFrame,
+    Headers, IpProtocol, Ipv4Flow, MacAddr, TcpPacket, UdpPacket,
 };
 
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Side {
-    Src,
-    Dst,
-}
+pub(super) use crate::wire::Side;
 
 /// A backend, the route to it and the MAC to send to; `no_neighbour` until it is resolved.
 #[inline]
@@ -154,34 +149,13 @@ pub(super) fn set_address(
     match (addr, side) {
         (IpAddr::V4(a), Side::Dst) => rewrite_ipv4_dst(&mut frame[l3..], a)?,
         (IpAddr::V4(a), Side::Src) => rewrite_ipv4_src(&mut frame[l3..], a)?,
-        (IpAddr::V6(a), _) if h.fragment => {
-            let (_, offset) = fragment_id(frame, h)?;
-            let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
-            let old = match side {
-                Side::Src => ip.src(),
-                Side::Dst => ip.dst(),
-            };
-            match side {
-                Side::Src => ip.set_src(a),
-                Side::Dst => ip.set_dst(a),
-            }
-            // The first fragment holds the transport header, whose checksum covers the
-            // pseudo-header's addresses (parse_headers checked it is all there).
-            let at = match h.proto {
-                IpProtocol::TCP => Some(16),
-                IpProtocol::UDP => Some(6),
-                _ => None,
-            };
-            if let (0, Some(at)) = (offset, at) {
-                let at = usize::from(h.l4_offset) + at;
-                let field = frame.get_mut(at..at + 2).ok_or(DropReason::Truncated)?;
-                let csum =
-                    checksum::update_ipv6_addr(u16::from_be_bytes([field[0], field[1]]), old, a);
-                field.copy_from_slice(&csum.to_be_bytes());
-            }
+        (IpAddr::V6(a), side) => {
+            // The transport header is behind any extension headers, and only in an
+            // unfragmented packet or a first fragment (parse_headers checked it is all there).
+            let first = !h.fragment || fragment_id(frame, h)?.1 == 0;
+            let l4 = usize::from(h.l4_offset) - l3;
+            rewrite_ipv6_behind(&mut frame[l3..], a, side, first.then_some((h.proto, l4)))?;
         }
-        (IpAddr::V6(a), Side::Dst) => rewrite_ipv6_dst(&mut frame[l3..], a)?,
-        (IpAddr::V6(a), Side::Src) => rewrite_ipv6_src(&mut frame[l3..], a)?,
     }
     Ok(())
 }

@@ -24,7 +24,8 @@ pub enum DropReason {
     NoFrontend,
     /// The rule's pool has no healthy backend.
     NoHealthyBackend,
-    /// The next hop's MAC address is not resolved yet.
+    /// The next hop's MAC address is not resolved: a backend's not yet, or a packet held for
+    /// its next hop got no answer in time (or too many were held).
     NoNeighbour,
     /// A later IP fragment whose first fragment was not seen (or is too old).
     Fragment,
@@ -43,10 +44,12 @@ pub enum DropReason {
     KernelLimit,
     /// VLAN-tagged: no interface is configured for a VLAN.
     Vlan,
+    /// More IPv6 extension headers than are walked to the transport header.
+    ExtensionHeaders,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -63,6 +66,7 @@ impl DropReason {
         DropReason::IpChecksum,
         DropReason::KernelLimit,
         DropReason::Vlan,
+        DropReason::ExtensionHeaders,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -85,6 +89,7 @@ impl DropReason {
             DropReason::IpChecksum => "ip_checksum",
             DropReason::KernelLimit => "kernel_limit",
             DropReason::Vlan => "vlan",
+            DropReason::ExtensionHeaders => "extension_headers",
         }
     }
 
@@ -99,6 +104,7 @@ impl From<wire::Error> for DropReason {
             wire::Error::Truncated => DropReason::Truncated,
             wire::Error::Malformed => DropReason::Malformed,
             wire::Error::Unsupported => DropReason::Unsupported,
+            wire::Error::ExtensionHeaders => DropReason::ExtensionHeaders,
         }
     }
 }

@@ -30,10 +30,13 @@ pub use icmp::{IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use mac::{MacAddr, MacParseError};
-pub use parse::{parse_headers, parse_ipv4_fast, parse_ipv6_fast, Headers, Ipv4Flow};
+pub use parse::{
+    parse_headers, parse_ipv4_fast, parse_ipv6_fast, Headers, Ipv4Flow, MAX_EXTENSION_HEADERS,
+};
 pub use quoted::{is_icmpv4_error, is_icmpv6_error, QuotedIpv4, QuotedIpv6};
 pub use rewrite::{
-    rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_dst, rewrite_ipv6_src,
+    rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_behind,
+    rewrite_ipv6_dst, rewrite_ipv6_src, Side,
 };
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::UdpPacket;
@@ -50,6 +53,9 @@ pub enum Error {
     /// Well-formed but a protocol or option we do not handle.
     #[error("packet unsupported: a protocol or option we do not handle")]
     Unsupported,
+    /// More IPv6 extension headers than are walked to find the transport header.
+    #[error("packet has more IPv6 extension headers than are walked")]
+    ExtensionHeaders,
 }
 
 /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers") the data plane looks at.
@@ -61,7 +67,11 @@ impl IpProtocol {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const IPV6_HOP_BY_HOP: u8 = 0;
+    pub const IPV6_ROUTING: u8 = 43;
     pub const IPV6_FRAGMENT: u8 = 44;
+    pub const IPV6_AUTH: u8 = 51;
+    pub const IPV6_DEST_OPTIONS: u8 = 60;
     pub const ICMPV6: u8 = 58;
 }
 

@@ -17,8 +17,8 @@ pub struct Headers {
     /// The ethertype after VLAN tags: [`EtherType::IPV4`], [`EtherType::IPV6`] or
     /// [`EtherType::ARP`].
     pub ethertype: u16,
-    /// The IP protocol ([`IpProtocol`]); for IPv6 the first next-header, which is
-    /// [`IpProtocol::IPV6_FRAGMENT`] for fragments. Zero for ARP.
+    /// The transport protocol ([`IpProtocol`]); for IPv6 the next header after the
+    /// extension headers. Zero for ARP.
     pub proto: u8,
     /// IP source; unspecified (0.0.0.0) for ARP.
     pub src: IpAddr,
@@ -32,7 +32,13 @@ pub struct Headers {
     pub fragment: bool,
     /// TCP flag bits ([`TcpFlags`](super::TcpFlags)); zero for other protocols.
     pub tcp_flags: u8,
+    /// Where an IPv6 packet's fragment header starts; 0 without one (and for IPv4).
+    pub fragment_header: u16,
 }
+
+/// IPv6 extension headers walked to the transport header (RFC 8200 §4.1 lists six kinds a
+/// packet carries at most once or twice each); a packet with more is refused.
+pub const MAX_EXTENSION_HEADERS: usize = 8;
 
 /// The transport fields of [`Headers`].
 struct Ports {
@@ -69,6 +75,7 @@ pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
         dst_port: 0,
         fragment: false,
         tcp_flags: 0,
+        fragment_header: 0,
     };
     let ports = match ethertype {
         EtherType::IPV4 => {
@@ -86,24 +93,24 @@ pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
         }
         EtherType::IPV6 => {
             let ip = Ipv6Packet::new_checked(eth.payload())?;
-            headers.l4_offset += ip.header_len() as u16;
-            headers.proto = ip.next_header();
             headers.src = ip.src().into();
             headers.dst = ip.dst().into();
-            if headers.proto == IpProtocol::IPV6_FRAGMENT {
-                // RFC 8200 §4.5: next header, reserved, offset and M flag, identification.
-                // The transport protocol is behind it; only the first fragment has its header.
-                let frag = ip.payload().get(..8).ok_or(Error::Truncated)?;
-                headers.fragment = true;
-                headers.proto = frag[0];
-                headers.l4_offset += 8;
-                if u16::from_be_bytes([frag[2], frag[3]]) & 0xfff8 == 0 {
-                    transport(headers.proto, &ip.payload()[8..], true)?
-                } else {
-                    NO_PORTS
+            let walked = walk_extension_headers(ip.next_header(), ip.payload())?;
+            let l4 = usize::from(headers.l4_offset) + ip.header_len();
+            headers.l4_offset = (l4 + walked.skipped) as u16; // at most 22 + 40 + 8 × 2048
+            headers.proto = walked.proto;
+            let transport_header = &ip.payload()[walked.skipped..];
+            match walked.fragment {
+                Some((at, offset)) => {
+                    headers.fragment = true;
+                    headers.fragment_header = (l4 + at) as u16;
+                    if offset == 0 {
+                        transport(headers.proto, transport_header, true)?
+                    } else {
+                        NO_PORTS
+                    }
                 }
-            } else {
-                transport(headers.proto, ip.payload(), false)?
+                None => transport(headers.proto, transport_header, false)?,
             }
         }
         EtherType::ARP => NO_PORTS,
@@ -145,6 +152,7 @@ impl Ipv4Flow {
             dst_port: self.dst_port,
             fragment: false,
             tcp_flags: self.tcp_flags,
+            fragment_header: 0,
         }
     }
 }
@@ -249,7 +257,70 @@ pub fn parse_ipv6_fast(frame: &[u8]) -> Option<Headers> {
         dst_port: get_u16(&l4[2..4]),
         fragment: false,
         tcp_flags,
+        fragment_header: 0,
     })
+}
+
+/// Where an IPv6 packet's extension headers end.
+struct Walked {
+    /// The protocol behind them.
+    proto: u8,
+    /// Their bytes.
+    skipped: usize,
+    /// Where the fragment header is (from the end of the IPv6 header) and the fragment's
+    /// offset, if there is one.
+    fragment: Option<(usize, u16)>,
+}
+
+/// Walks IPv6 extension headers (RFC 8200 §4) from `next`, the IPv6 header's next header,
+/// over `payload`: hop-by-hop options (first only), destination options, routing (already
+/// at its final destination: segments left 0), fragment, authentication. Errors:
+/// `Truncated` when one runs past the payload, `Malformed` for hop-by-hop options anywhere
+/// but first, `Unsupported` for a routing header with segments left (the packet is not for
+/// this hop's destination yet), `ExtensionHeaders` beyond [`MAX_EXTENSION_HEADERS`].
+fn walk_extension_headers(mut next: u8, payload: &[u8]) -> Result<Walked, Error> {
+    let mut at = 0;
+    let mut fragment = None;
+    for n in 0..=MAX_EXTENSION_HEADERS {
+        let len = match next {
+            IpProtocol::IPV6_HOP_BY_HOP if n > 0 => return Err(Error::Malformed),
+            IpProtocol::IPV6_HOP_BY_HOP | IpProtocol::IPV6_DEST_OPTIONS => {
+                (usize::from(*payload.get(at + 1).ok_or(Error::Truncated)?) + 1) * 8
+            }
+            IpProtocol::IPV6_ROUTING => {
+                let h = payload.get(at..at + 4).ok_or(Error::Truncated)?;
+                if h[3] != 0 {
+                    return Err(Error::Unsupported);
+                }
+                (usize::from(h[1]) + 1) * 8
+            }
+            IpProtocol::IPV6_FRAGMENT => {
+                // Next header, reserved, offset and M flag, identification.
+                let h = payload.get(at..at + 8).ok_or(Error::Truncated)?;
+                fragment = Some((at, get_u16(&h[2..4]) & 0xfff8));
+                8
+            }
+            IpProtocol::IPV6_AUTH => {
+                (usize::from(*payload.get(at + 1).ok_or(Error::Truncated)?) + 2) * 4
+            }
+            proto => {
+                return Ok(Walked {
+                    proto,
+                    skipped: at,
+                    fragment,
+                })
+            }
+        };
+        if n == MAX_EXTENSION_HEADERS {
+            break;
+        }
+        next = payload[at];
+        at += len;
+        if at > payload.len() {
+            return Err(Error::Truncated);
+        }
+    }
+    Err(Error::ExtensionHeaders)
 }
 
 /// Reads the ports (and TCP flags) of a transport header that `l4` starts with.
@@ -383,6 +454,122 @@ mod tests {
         let frame = eth(
             EtherType::IPV6,
             &ipv6(a, b, IpProtocol::IPV6_FRAGMENT, &[6, 0, 0, 1, 0, 0, 0, 9]),
+        );
+        assert_eq!(parse_headers(&frame).unwrap_err(), Error::Truncated);
+    }
+
+    /// An extension header of kind `kind` leading to `next`, `units` × 8 bytes long.
+    fn extension(next: u8, units: u8) -> Vec<u8> {
+        let mut h = vec![0u8; usize::from(units) * 8];
+        h[0] = next;
+        h[1] = units - 1;
+        h
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_walked_to_the_transport_header() {
+        let (a, b) = (
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        );
+        let seg = tcp(SRC, DST, 40000, 443, TcpFlags::SYN, &[]);
+        let plain =
+            parse_headers(&eth(EtherType::IPV6, &ipv6(a, b, IpProtocol::TCP, &seg))).unwrap();
+        // Hop-by-hop (8 bytes), destination options (16), routing with no segments left
+        // (8), then TCP: the same flow, its transport header 32 bytes further.
+        let mut chain = extension(IpProtocol::IPV6_DEST_OPTIONS, 1);
+        chain.extend(extension(IpProtocol::IPV6_ROUTING, 2));
+        chain.extend(extension(IpProtocol::TCP, 1));
+        chain.extend_from_slice(&seg);
+        let frame = eth(
+            EtherType::IPV6,
+            &ipv6(a, b, IpProtocol::IPV6_HOP_BY_HOP, &chain),
+        );
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!(h.l4_offset, plain.l4_offset + 32);
+        assert_eq!(
+            (h.proto, h.src_port, h.dst_port, h.tcp_flags, h.fragment),
+            (
+                plain.proto,
+                plain.src_port,
+                plain.dst_port,
+                plain.tcp_flags,
+                false
+            )
+        );
+
+        // Authentication header ((len + 2) × 4 bytes), then a first fragment: ports, and
+        // where the fragment header is.
+        let mut chain = vec![IpProtocol::IPV6_FRAGMENT, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        chain.extend_from_slice(&[IpProtocol::TCP, 0, 0, 1, 0, 0, 0, 9]);
+        chain.extend_from_slice(&seg);
+        let frame = eth(EtherType::IPV6, &ipv6(a, b, IpProtocol::IPV6_AUTH, &chain));
+        let h = parse_headers(&frame).unwrap();
+        assert_eq!((h.fragment, h.fragment_header), (true, 14 + 40 + 12));
+        assert_eq!(
+            (h.proto, h.src_port, h.dst_port),
+            (IpProtocol::TCP, 40000, 443)
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_header_chains_beyond_the_bound_or_broken_are_refused() {
+        let (a, b) = (
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        );
+        let seg = tcp(SRC, DST, 40000, 443, TcpFlags::SYN, &[]);
+        let chain_of = |n: usize| {
+            let mut chain = Vec::new();
+            for i in 0..n {
+                let next = if i + 1 == n {
+                    IpProtocol::TCP
+                } else {
+                    IpProtocol::IPV6_DEST_OPTIONS
+                };
+                chain.extend(extension(next, 1));
+            }
+            chain.extend_from_slice(&seg);
+            eth(
+                EtherType::IPV6,
+                &ipv6(a, b, IpProtocol::IPV6_DEST_OPTIONS, &chain),
+            )
+        };
+        assert_eq!(
+            parse_headers(&chain_of(MAX_EXTENSION_HEADERS))
+                .unwrap()
+                .proto,
+            IpProtocol::TCP
+        );
+        assert_eq!(
+            parse_headers(&chain_of(MAX_EXTENSION_HEADERS + 1)).unwrap_err(),
+            Error::ExtensionHeaders
+        );
+
+        let mut routing = extension(IpProtocol::TCP, 1);
+        routing[3] = 1; // a segment left: not at its destination yet
+        routing.extend_from_slice(&seg);
+        let frame = eth(
+            EtherType::IPV6,
+            &ipv6(a, b, IpProtocol::IPV6_ROUTING, &routing),
+        );
+        assert_eq!(parse_headers(&frame).unwrap_err(), Error::Unsupported);
+
+        let mut late_hop_by_hop = extension(IpProtocol::IPV6_HOP_BY_HOP, 1);
+        late_hop_by_hop.extend(extension(IpProtocol::TCP, 1));
+        late_hop_by_hop.extend_from_slice(&seg);
+        let frame = eth(
+            EtherType::IPV6,
+            &ipv6(a, b, IpProtocol::IPV6_DEST_OPTIONS, &late_hop_by_hop),
+        );
+        assert_eq!(parse_headers(&frame).unwrap_err(), Error::Malformed);
+
+        // A header whose length runs past the packet.
+        let mut long = extension(IpProtocol::TCP, 1);
+        long[1] = 200;
+        let frame = eth(
+            EtherType::IPV6,
+            &ipv6(a, b, IpProtocol::IPV6_DEST_OPTIONS, &long),
         );
         assert_eq!(parse_headers(&frame).unwrap_err(), Error::Truncated);
     }

@@ -13,8 +13,9 @@ use super::checksum::{self, checksum_offset};
 use super::udp::nonzero;
 use super::{get_u16, put_u16, Error, IpProtocol, Ipv4Packet, Ipv6Packet};
 
-#[derive(Clone, Copy)]
-enum Side {
+/// Which address of a packet a rewrite sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
     Src,
     Dst,
 }
@@ -71,12 +72,31 @@ fn hides_transport(next_header: u8) -> bool {
 }
 
 fn rewrite_ipv6(ip: &mut [u8], new: Ipv6Addr, side: Side) -> Result<(), Error> {
-    let mut packet = Ipv6Packet::new_checked(ip)?;
-    let proto = packet.next_header();
+    let proto = Ipv6Packet::new_checked(&*ip)?.next_header();
     if hides_transport(proto) {
         return Err(Error::Unsupported);
     }
-    let at = transport_checksum_at(proto, packet.payload())?;
+    rewrite_ipv6_behind(ip, new, side, Some((proto, 40)))
+}
+
+/// Sets an IPv6 address of the packet in `ip` whose transport header (`proto`) starts `l4`
+/// bytes in, after its extension headers (as [`parse_headers`](super::parse_headers) walked
+/// them), updating the TCP, UDP or ICMPv6 checksum there; `None`: no transport header in
+/// this packet (a later fragment), only the address changes. Validates before it writes.
+pub fn rewrite_ipv6_behind(
+    ip: &mut [u8],
+    new: Ipv6Addr,
+    side: Side,
+    transport: Option<(u8, usize)>,
+) -> Result<(), Error> {
+    let at = match transport {
+        Some((proto, l4)) => {
+            let segment = ip.get(l4..).ok_or(Error::Truncated)?;
+            transport_checksum_at(proto, segment)?.map(|at| (proto, l4, at))
+        }
+        None => None,
+    };
+    let mut packet = Ipv6Packet::new_checked(&mut *ip)?;
     let old = match side {
         Side::Src => packet.src(),
         Side::Dst => packet.dst(),
@@ -85,8 +105,8 @@ fn rewrite_ipv6(ip: &mut [u8], new: Ipv6Addr, side: Side) -> Result<(), Error> {
         Side::Src => packet.set_src(new),
         Side::Dst => packet.set_dst(new),
     }
-    if let Some(at) = at {
-        update_transport(packet.payload_mut(), proto, at, |c| {
+    if let Some((proto, l4, at)) = at {
+        update_transport(&mut ip[l4..], proto, at, |c| {
             checksum::update_ipv6_addr(c, old, new)
         });
     }

@@ -339,3 +339,72 @@ fn vlan_tagged_frames_are_dropped_whatever_the_tag() {
         }
     }
 }
+
+/// `frame` (an untagged IPv6 TCP frame) with `chain` inserted between its IPv6 header and
+/// its TCP header: the IPv6 next header points into the chain, whose last header must name
+/// TCP; the payload length grows to match.
+fn with_extension_headers(frame: &[u8], first: u8, chain: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let l4 = ETH_LEN + 40;
+    f.splice(l4..l4, chain.iter().copied());
+    let len = u16::from_be_bytes([f[ETH_LEN + 4], f[ETH_LEN + 5]]) + chain.len() as u16;
+    f[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&len.to_be_bytes());
+    f[ETH_LEN + 6] = first;
+    f
+}
+
+/// Destination options of 8 bytes (a PadN option) naming `next`.
+fn dest_options(next: u8) -> [u8; 8] {
+    [next, 0, 1, 4, 0, 0, 0, 0]
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked_so_the_flow_is_the_same_and_nat_keeps_checksums() {
+    let fwd = build(&ipv6_config(), &[]);
+    let plain = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    let (mut st, _) = worker();
+    let expected = to_backend(&mut plain.clone(), &mut st, &fwd);
+    // Hop-by-hop options, then destination options, then TCP (each 8 bytes, PadN).
+    let mut chain = dest_options(IpProtocol::IPV6_DEST_OPTIONS).to_vec();
+    chain.extend_from_slice(&dest_options(IpProtocol::TCP));
+    let frame = with_extension_headers(&plain, IpProtocol::IPV6_HOP_BY_HOP, &chain);
+
+    let (mut st, _) = worker();
+    let mut nat = frame.clone();
+    assert_eq!(
+        to_backend(&mut nat, &mut st, &fwd),
+        expected,
+        "the same flow, the same backend"
+    );
+    let IpAddr::V6(backend) = fwd.backends[expected as usize].address else {
+        panic!("an IPv6 backend")
+    };
+    let ip = Ipv6Packet::new_checked(&nat[ETH_LEN..]).unwrap();
+    assert_eq!(ip.dst(), backend);
+    let segment = TcpPacket::new_checked(&ip.payload()[16..]).unwrap();
+    assert!(
+        segment.verify_checksum_v6(CLIENT6, backend),
+        "the TCP checksum behind the extension headers follows NAT"
+    );
+    // The same action on both paths (the fast path leaves extension headers to the slow one).
+    let (action, _, _) = both_paths(&frame, &fwd);
+    assert!(matches!(action, Action::Transmit { .. }), "{action:?}");
+}
+
+#[test]
+fn ipv6_extension_header_chains_longer_than_the_bound_are_a_counted_drop() {
+    let fwd = build(&ipv6_config(), &[]);
+    let plain = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    let n = crate::wire::MAX_EXTENSION_HEADERS + 1;
+    let mut chain = Vec::new();
+    for i in 0..n {
+        let next = if i + 1 == n {
+            IpProtocol::TCP
+        } else {
+            IpProtocol::IPV6_DEST_OPTIONS
+        };
+        chain.extend_from_slice(&dest_options(next));
+    }
+    let frame = with_extension_headers(&plain, IpProtocol::IPV6_DEST_OPTIONS, &chain);
+    assert_dropped(&frame, &fwd, DropReason::ExtensionHeaders);
+}
