@@ -947,7 +947,8 @@ fn free_hugepages() -> u64 {
 /// A port that fails half-way through its start (net_pcap cannot take a configured MAC,
 /// after its RX queues already hold mbufs of the pool) used to end in SIGSEGV at EAL cleanup
 /// with hugepages, the message lost (the pool was freed before the device holding its mbufs
-/// was closed). Also a device that cannot be created and too few lcores. Needs root (DPDK).
+/// was closed). Also a device that cannot be created, too few lcores and a metrics address
+/// already taken. Needs root (DPDK).
 #[test]
 fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
     let dir = std::env::temp_dir().join(format!("haports-badport-{}", std::process::id()));
@@ -977,6 +978,12 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
         memories.push(r#""--in-memory""#);
     }
     let mac = "\nport = 0\nmac = \"02:00:00:00:00:aa\"\n";
+    // A metrics address already taken (its failure once came after the workers were
+    // launched, and they went on polling ports that were closed under them).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_at = taken.local_addr().unwrap();
+    let metrics = format!("[control]\nmetrics_listen = \"{taken_at}\"\n\n[dpdk]");
+    let in_use = format!("listening on {taken_at}: Address already in use");
     let cases = [
         // (what, device, config edit, what stderr says)
         (
@@ -996,6 +1003,12 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
             vdev.clone(),
             ("[dpdk]", "[dataplane]\nworkers = 2\n\n[dpdk]"),
             "dataplane.workers = 2 but EAL has 1 worker lcore(s)",
+        ),
+        (
+            "metrics address taken",
+            vdev.clone(),
+            ("[dpdk]", metrics.as_str()),
+            in_use.as_str(),
         ),
     ];
     for memory in memories {

@@ -265,28 +265,6 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
 
-    for (w, lcore) in lcores.iter().take(workers).enumerate() {
-        let worker = Worker {
-            index: w,
-            rx: ports.iter().map(|p| p.rx_queue(w as u16)).collect(),
-            tx: ports.iter().map(|p| p.tx_queue(w as u16)).collect(),
-            twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
-            state: WorkerState::on_socket(
-                cfg.dataplane.flow_table_capacity as usize,
-                reports.clone(),
-                eal.socket_of(*lcore),
-                w,
-            ),
-            forwarding: forwarding.clone(),
-            counters: counters[w].clone(),
-            stop: stop.clone(),
-            tsc_hz: eal.tsc_hz(),
-            kernel_out: if w == 0 { handoffs.clone() } else { Vec::new() },
-        };
-        eal.launch(*lcore, move || worker.run())?;
-        tracing::info!(worker = w, lcore = lcore.0, "worker started");
-    }
-
     let mut metrics_thread = None;
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {
@@ -302,6 +280,42 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             neighbours: plane.neighbours.stats.clone(),
         };
         metrics_thread = Some(serve(addr, source, stop.clone())?);
+    }
+
+    // Once a worker runs, a failure must stop it before the ports and the pool go away.
+    let launched = (|| -> Result<(), Error> {
+        for (w, lcore) in lcores.iter().take(workers).enumerate() {
+            let worker = Worker {
+                index: w,
+                rx: ports.iter().map(|p| p.rx_queue(w as u16)).collect(),
+                tx: ports.iter().map(|p| p.tx_queue(w as u16)).collect(),
+                twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
+                state: WorkerState::on_socket(
+                    cfg.dataplane.flow_table_capacity as usize,
+                    reports.clone(),
+                    eal.socket_of(*lcore),
+                    w,
+                ),
+                forwarding: forwarding.clone(),
+                counters: counters[w].clone(),
+                stop: stop.clone(),
+                tsc_hz: eal.tsc_hz(),
+                kernel_out: if w == 0 { handoffs.clone() } else { Vec::new() },
+            };
+            eal.launch(*lcore, move || worker.run())?;
+            tracing::info!(worker = w, lcore = lcore.0, "worker started");
+        }
+        Ok(())
+    })();
+    if let Err(e) = launched {
+        tracing::error!(error = %e, "start-up failed; stopping the workers already launched");
+        stop.store(true, Ordering::Relaxed);
+        prober.stop();
+        eal.wait_all();
+        if let Some(t) = metrics_thread {
+            let _ = t.join();
+        }
+        return Err(e);
     }
 
     // The control thread's own queues: RX of every twin queue, TX queue `workers` of each port.
