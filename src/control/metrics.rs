@@ -260,6 +260,19 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|(i, w)| (vec![("worker", i.to_string())], w.flow_entries.get() as i64))
                 .collect::<Vec<_>>(),
         )?;
+        counter(
+            &mut enc,
+            "haports_flow_table_refused",
+            "New flows a worker's full flow table could not remember (decided by Maglev alone)",
+            &[(vec![], sum(&|w| w.flows_refused.get()))],
+        )?;
+        counter(
+            &mut enc,
+            "haports_fragment_table_refused",
+            "First fragments a worker's full fragment table could not remember (their later \
+             fragments are dropped as `fragment`)",
+            &[(vec![], sum(&|w| w.fragments_refused.get()))],
+        )?;
         gauge(
             &mut enc,
             "haports_config_generation",

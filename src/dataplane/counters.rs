@@ -46,6 +46,10 @@ pub struct WorkerCounters {
     /// Packets forwarded to each backend, by `BackendId` of the current forwarding state.
     pub backend_packets: Box<[Counter]>,
     pub flow_entries: Counter,
+    /// New flows the flow tables had no room for.
+    pub flows_refused: Counter,
+    /// First fragments the fragment table had no room for.
+    pub fragments_refused: Counter,
     /// The forwarding-state generation the worker last ran with.
     pub generation: Counter,
     /// Main-loop iterations: shows a worker is alive.
@@ -63,6 +67,8 @@ impl Default for WorkerCounters {
                 .map(|_| Counter::default())
                 .collect(),
             flow_entries: Counter::default(),
+            flows_refused: Counter::default(),
+            fragments_refused: Counter::default(),
             generation: Counter::default(),
             loops: Counter::default(),
         }

@@ -61,11 +61,12 @@ pub(super) fn fragment_id(frame: &[u8], h: &Headers) -> Result<(u32, usize), Dro
 /// Keeps what a first fragment got for the rest of its datagram.
 pub(super) fn remember_fragment(cx: &mut Ctx, key: FlowKey, what: Fragment) {
     let hash = symmetric_hash(&key, cx.st.flows.secret);
-    // Full: the later fragments are dropped, as without this table; never an error here.
-    let _ = cx
+    // Full: the later fragments are dropped, as without this table; counted, not an error.
+    let kept = cx
         .st
         .fragments
         .insert(key, hash, what, cx.now_ms, FRAGMENT_TIMEOUT_MS);
+    cx.st.fragments_refused += u64::from(!kept);
 }
 
 /// A fragment after the first: it goes where its first fragment went, rewritten the same

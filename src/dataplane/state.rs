@@ -45,6 +45,8 @@ pub struct WorkerState {
     /// Where each fragmented datagram's first fragment went, so the later ones (which carry
     /// no ports) follow it.
     pub fragments: SideTable<Fragment>,
+    /// First fragments the fragment table had no room for (their later ones are dropped).
+    pub fragments_refused: u64,
     /// What the worker tells the control thread about neighbours.
     pub neighbours: NeighbourReports,
     /// What the worker may still hand to the kernel twins.
@@ -89,6 +91,7 @@ impl WorkerState {
         WorkerState {
             flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity), table_secret()),
             fragments: SideTable::with_capacity(FRAGMENT_CAPACITY),
+            fragments_refused: 0,
             neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
         }

@@ -161,6 +161,8 @@ impl Worker {
             loops += 1;
             if loops % 1024 == 0 {
                 counters.flow_entries.set(self.state.flows.len() as u64);
+                counters.flows_refused.set(self.state.flows.refused);
+                counters.fragments_refused.set(self.state.fragments_refused);
                 counters.generation.set(fwd.generation);
                 counters.loops.set(loops);
             }

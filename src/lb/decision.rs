@@ -197,6 +197,8 @@ pub struct Flows<M = Box<[Bucket]>> {
     /// The key of every hash into these tables ([`Flow::table_hash`]): random for each
     /// worker of a running appliance, so that where a flow lands cannot be aimed.
     pub secret: u64,
+    /// New flows the tables had no room for (decided by Maglev alone, not remembered).
+    pub refused: u64,
 }
 
 /// The side tables' size relative to the flow table's capacity.
@@ -219,6 +221,7 @@ impl<M: BucketMemory> Flows<M> {
             wide: SideTable::with_capacity(side),
             replies: SideTable::with_capacity(side),
             secret,
+            refused: 0,
         }
     }
 
@@ -263,7 +266,7 @@ impl<M: BucketMemory> Flows<M> {
         }
     }
 
-    /// Remembers (or refreshes) a flow's value; a full table is not an error.
+    /// Remembers (or refreshes) a flow's value; a full table is not an error, but counted.
     #[inline(always)]
     fn remember(
         &mut self,
@@ -276,14 +279,16 @@ impl<M: BucketMemory> Flows<M> {
         match (&flow.key, at) {
             (TableKey::V4(_), Some(slot)) => self.v4.refresh(slot, value, now_ms, timeout_ms),
             (TableKey::V4(k), None) => {
-                let _ = self
+                let at = self
                     .v4
                     .insert(*k, flow.table_hash, value, now_ms, timeout_ms);
+                self.refused += u64::from(at.is_none());
             }
             (TableKey::Wide(k), _) => {
-                let _ = self
+                let kept = self
                     .wide
                     .insert(*k, flow.table_hash, value, now_ms, timeout_ms);
+                self.refused += u64::from(!kept);
             }
         }
     }

@@ -73,6 +73,7 @@ fn a_full_table_falls_back_to_maglev_and_keeps_its_live_flows() {
         assert!(d.new);
     }
     assert_eq!(flows.len(), 4, "never past its capacity");
+    assert_eq!(flows.refused, 50, "each flow it had no room for is counted");
     for (p, before) in held.iter().enumerate() {
         let d = record(
             &fwd,

@@ -271,6 +271,35 @@ fn every_fragment_of_a_datagram_follows_its_first_and_orphans_are_dropped() {
 }
 
 #[test]
+fn a_full_fragment_table_counts_what_it_refuses_and_their_later_fragments_are_dropped() {
+    let fwd = build(&config("all", 0, 0, true), &[]);
+    let (mut st, _) = worker();
+    let extra = 5;
+    let sources = (0..(FRAGMENT_CAPACITY + extra) as u32).map(|i| Ipv4Addr::from(0x0a01_0000 + i));
+    for src in sources.clone() {
+        let first = udp_fragments(src, 5353, FRONTEND, 53).remove(0);
+        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &first);
+        assert!(matches!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Transmit { .. }
+        ));
+    }
+    assert_eq!(
+        st.fragments.len(),
+        FRAGMENT_CAPACITY,
+        "never past its capacity"
+    );
+    assert_eq!(st.fragments_refused, extra as u64);
+    let last = sources.last().unwrap();
+    let later = udp_fragments(last, 5353, FRONTEND, 53).remove(1);
+    let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &later);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Fragment)
+    );
+}
+
+#[test]
 fn a_fragmented_reply_gets_the_frontend_address_on_every_fragment() {
     let fwd = build(&ha_ports(), &[]);
     let (mut st, _) = worker();

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 use super::{process, Action, WorkerState};
 use crate::config::Config;
+use crate::dataplane::fragments::FRAGMENT_CAPACITY;
 use crate::dataplane::neighbours::{HOLD_CAPACITY, HOLD_MS};
 use crate::dataplane::{Held, Report};
 use crate::lb::flow::FlowKey;
