@@ -290,7 +290,7 @@ fn a_full_fragment_table_counts_what_it_refuses_and_their_later_fragments_are_dr
         "never past its capacity"
     );
     assert_eq!(st.fragments_refused, extra as u64);
-    let last = sources.last().unwrap();
+    let last = sources.clone().next_back().unwrap();
     let later = udp_fragments(last, 5353, FRONTEND, 53).remove(1);
     let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &later);
     assert_eq!(
