@@ -11,5 +11,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod dpdk;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod lb;
 pub mod wire;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of the whole per-packet path (fuzz/fuzz_targets/pipeline.rs, body
+# in src/fuzzing.rs) with cargo-fuzz (libFuzzer) on stable Rust (no sanitizer: the code
+# under test has no unsafe; panics and disagreements between the paths are the findings).
+#
+#   scripts/fuzz.sh [SECONDS]   default 60; installs cargo-fuzz when missing
+#
+# Starts from the committed seeds (fuzz/corpus/pipeline/seed-*, written by fuzz/seeds.py)
+# and keeps what it finds in that folder (git ignores all but the seeds). A crash is saved
+# under fuzz/artifacts/pipeline/; replay it with
+#   cargo fuzz run -s none pipeline fuzz/artifacts/pipeline/crash-…
+# The ordinary tests replay every seed (`fuzzing::tests`).
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds=${1:-60}
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+cargo fuzz run -s none pipeline corpus/pipeline -- \
+  -max_total_time="$seconds" -max_len=4096 -print_final_stats=1
