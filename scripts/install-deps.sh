@@ -7,6 +7,7 @@ packages=(
   iproute2 nftables ethtool conntrack   # namespaces, veths, the labs' filters, NVAs' conntrack
   iputils-ping python3 curl          # test traffic and probes
   python3-scapy                      # hand-made malformed frames in the tests
+  tcpreplay                          # the SYN flood test replays a million-source pcap
 )
 missing=()
 for p in "${packages[@]}"; do
