@@ -8,6 +8,7 @@ packages=(
   iputils-ping python3 curl          # test traffic and probes
   python3-scapy                      # hand-made malformed frames in the tests
   tcpreplay                          # the SYN flood test replays a million-source pcap
+  tcpdump                            # what reaches the backends, in the hostile-traffic test
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -294,13 +294,17 @@ fn kernel_twin_holds_the_appliance_address_and_pings_both_ways() {
     );
 }
 
-/// Hand-made broken frames (scapy) sent at the appliance from the client's segment.
-const MALFORMED: &str = r#"
+/// Hand-made broken, spoofed and martian frames (scapy) sent at the appliance from the
+/// client's segment, five times each, then one good SYN from port 4321. Every hostile one is
+/// to port 80 or 2 (or from port 1234), which no other traffic uses, so a capture on the
+/// backends can tell them apart.
+const HOSTILE: &str = r#"
 import sys
 from scapy.all import Dot1Q, Ether, IP, IPv6, IPv6ExtHdrDestOpt, TCP, UDP, Raw, get_if_hwaddr, sendp
-mac, client, frontend = sys.argv[1], sys.argv[2], sys.argv[3]
+mac, client, frontend, own = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 # A real source MAC: a bridge drops frames from 00:00:00:00:00:00.
-eth = Ether(dst=mac, src=get_if_hwaddr("eth0"), type=0x0800)
+me = get_if_hwaddr("eth0")
+eth = Ether(dst=mac, src=me, type=0x0800)
 good = IP(src=client, dst=frontend) / TCP(sport=1234, dport=80)
 frames = [
     # truncated: the IPv4 header cut short, and a total length past the frame's end
@@ -312,34 +316,76 @@ frames = [
     # unsupported: an unknown ethertype; vlan: three VLAN tags (interfaces are untagged).
     # (Not IP fragments here: the AF_PACKET PMD's fanout socket has the kernel reassemble
     # them before haports sees them.)
-    Ether(dst=mac, src=get_if_hwaddr("eth0"), type=0x88B5) / Raw(b"x" * 50),
-    Ether(dst=mac, src=get_if_hwaddr("eth0")) / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / good,
+    Ether(dst=mac, src=me, type=0x88B5) / Raw(b"x" * 50),
+    Ether(dst=mac, src=me) / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / good,
     # extension_headers: nine IPv6 destination-options headers before TCP
-    Ether(dst=mac, src=get_if_hwaddr("eth0")) / IPv6(src="fd00:1::10", dst="fd00::100") /
+    Ether(dst=mac, src=me) / IPv6(src="fd00:1::10", dst="fd00::100") /
         IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() /
         IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() /
         IPv6ExtHdrDestOpt() / TCP(sport=1234, dport=80),
+    # martian_source: broadcast, multicast, loopback, the frontend's and the appliance's own
+    eth / IP(src="255.255.255.255", dst=frontend) / TCP(sport=1234, dport=80, flags="S"),
+    eth / IP(src="224.0.0.5", dst=frontend) / UDP(sport=1234, dport=2),
+    eth / IP(src="127.0.0.1", dst=frontend) / TCP(sport=1234, dport=80, flags="S"),
+    eth / IP(src=frontend, dst=frontend) / TCP(sport=1234, dport=80, flags="S"),
+    eth / IP(src=own, dst=frontend) / TCP(sport=1234, dport=80, flags="S"),
+    # ttl: TTL 0; tcp_flags: SYN+FIN, SYN+RST, none; ip_checksum: a wrong header checksum
+    eth / IP(src=client, dst=frontend, ttl=0) / TCP(sport=1234, dport=80, flags="S"),
+    eth / IP(src=client, dst=frontend) / TCP(sport=1234, dport=80, flags="SF"),
+    eth / IP(src=client, dst=frontend) / TCP(sport=1234, dport=80, flags="SR"),
+    eth / IP(src=client, dst=frontend) / TCP(sport=1234, dport=80, flags=""),
+    eth / IP(src=client, dst=frontend, chksum=0xbad) / TCP(sport=1234, dport=80, flags="S"),
 ]
 for _ in range(5):
     sendp(frames, iface="eth0", verbose=False)
+# One good SYN (from port 4321): the captures must see it, and nothing else.
+sendp(eth / IP(src=client, dst=frontend) / TCP(sport=4321, dport=81, flags="S"), iface="eth0", verbose=False)
 "#;
 
+/// Drop reasons and how many frames of [`HOSTILE`] each must count (five sends each).
+const HOSTILE_DROPS: [(&str, f64); 9] = [
+    ("truncated", 10.0),
+    ("malformed", 10.0),
+    ("unsupported", 5.0),
+    ("vlan", 5.0),
+    ("extension_headers", 5.0),
+    ("martian_source", 25.0),
+    ("ttl", 5.0),
+    ("tcp_flags", 15.0),
+    ("ip_checksum", 5.0),
+];
+
 #[test]
-fn malformed_frames_are_dropped_and_counted_and_service_goes_on() {
+fn hostile_frames_are_counted_drops_none_reaches_a_backend_and_service_goes_on() {
     let lab = Lab::up("nat");
     let lb = Appliance::start(&lab, &lab.config());
     let mac_out = lab.exec("lb", &["cat", "/sys/class/net/eth0/address"]);
     let mac = String::from_utf8_lossy(&mac_out.stdout).trim().to_owned();
+    // A capture on every backend of anything with the corpus's ports.
+    let filter = "port 80 or udp port 2 or port 1234 or port 4321";
+    let captures: Vec<_> = ["b1", "b2", "b3"]
+        .iter()
+        .map(|b| common::Capture::start(&lab, b, filter))
+        .collect();
     let before = lb.metrics();
+    let streams = lab.streams(&[
+        "--udp-flows",
+        "4",
+        "--session-port",
+        "8002",
+        "--duration",
+        "4",
+    ]);
     let sent = lab.exec(
         "c",
         &[
             "/usr/bin/python3",
             "-c",
-            MALFORMED,
+            HOSTILE,
             &mac,
             lab.client(),
             FRONTEND,
+            "10.0.1.2",
         ],
     );
     assert!(
@@ -352,27 +398,41 @@ fn malformed_frames_are_dropped_and_counted_and_service_goes_on() {
             - metric(&before, "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0)
     };
     common::wait_for(
-        "every broken frame to be counted",
+        "every hostile frame to be counted",
         std::time::Duration::from_secs(10),
         || {
             let m = lb.metrics();
-            (grew(&m, "truncated") >= 10.0
-                && grew(&m, "malformed") >= 10.0
-                && grew(&m, "unsupported") >= 5.0
-                && grew(&m, "vlan") >= 5.0
-                && grew(&m, "extension_headers") >= 5.0)
+            HOSTILE_DROPS
+                .iter()
+                .all(|(reason, n)| grew(&m, reason) >= *n)
                 .then_some(())
         },
     );
-    assert_eq!(
-        metric_sum(&lb.metrics(), "haports_backend_packets_total"),
-        metric_sum(&before, "haports_backend_packets_total"),
-        "no broken frame may reach a backend"
+    // Good traffic went on throughout: the session and the UDP flows lost nothing.
+    let report = streams.join();
+    let session = &report["session"];
+    assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
+    assert_eq!(session["sent"], session["answered"], "{session}");
+    for flow in report["udp"].as_array().unwrap() {
+        assert_eq!(flow["missing"], 0, "{flow}");
+    }
+    // The captures worked (the good SYN reached a backend), and saw nothing else.
+    let seen: Vec<String> = captures
+        .into_iter()
+        .flat_map(common::Capture::stop)
+        .collect();
+    assert!(
+        seen.iter().any(|l| l.contains(".4321 > ")),
+        "the good SYN was captured: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|l| l.contains(".4321")),
+        "hostile frames reached a backend: {seen:?}"
     );
     let t = lab.traffic("tcp", FRONTEND, &ports(), 48, None);
     assert!(
         t.failures.is_empty() && t.total() == 48,
-        "service after the broken frames: {:?}",
+        "service after the hostile frames: {:?}",
         t.failures
     );
 }

@@ -547,3 +547,45 @@ impl Appliance {
         );
     }
 }
+
+/// tcpdump in a lab host's namespace, on its eth0: what matched `filter` while it ran.
+pub struct Capture {
+    child: Child,
+}
+
+impl Capture {
+    /// Starts the capture and waits until tcpdump listens.
+    pub fn start(lab: &Lab, host: &str, filter: &str) -> Capture {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-{host}", lab.tag)])
+            .args(["tcpdump", "-i", "eth0", "-n", "-l", "-U"])
+            .args(filter.split(' '))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump");
+        let stderr = child.stderr.take().expect("tcpdump's stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let listening = lines.any(|l| l.is_ok_and(|l| l.contains("listening on")));
+        assert!(listening, "tcpdump in {host} did not start");
+        Capture { child }
+    }
+
+    /// Stops the capture; the packets it printed.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            use std::io::Read;
+            let _ = stdout.read_to_string(&mut out);
+        }
+        let _ = self.child.wait();
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
