@@ -106,13 +106,22 @@ impl Eal {
 
     /// Hot-plugs a virtual device (`net_tap0,iface=…`) and returns its port id.
     pub fn probe_vdev(&self, devargs: &str, name: &str) -> Result<u16, DpdkError> {
-        let c = CString::new(devargs).expect("devargs without NUL");
+        let c = c_string(devargs)?;
         // SAFETY: a valid C string; EAL is initialised.
         check(|| format!("attaching {devargs}"), unsafe {
             dpdk_sys::rte_dev_probe(c.as_ptr())
         })?;
         port_by_name(name)
     }
+}
+
+/// `text` for a C call; an error (not a panic) if it holds a NUL byte.
+fn c_string(text: &str) -> Result<CString, DpdkError> {
+    CString::new(text).map_err(|_| DpdkError {
+        what: format!("{text:?}"),
+        code: 22,
+        reason: "contains a NUL byte".into(),
+    })
 }
 
 /// Reads the TSC; cheap, no syscall.
@@ -123,7 +132,7 @@ pub fn rdtsc() -> u64 {
 }
 
 pub(crate) fn port_by_name(name: &str) -> Result<u16, DpdkError> {
-    let c = CString::new(name).expect("name without NUL");
+    let c = c_string(name)?;
     let mut id = 0u16;
     // SAFETY: valid C string and out-pointer.
     check(|| format!("finding port {name}"), unsafe {
