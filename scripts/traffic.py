@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real kernel TCP/UDP traffic to a frontend, for haports tests and the demo.
 
-  traffic.py tcp|udp FRONTEND --ports P1,P2,... --count N [--sport S] [--summary]
+  traffic.py tcp|udp FRONTEND --ports P1,P2,... --count N [--sport S] [--source ADDR] [--summary]
 
 Each exchange is a new flow (a new source port) unless --sport fixes it; TCP connections
 send a line, read the backend's answer to EOF and close; UDP sends one datagram and waits
@@ -18,12 +18,13 @@ ap.add_argument("frontend")
 ap.add_argument("--ports", required=True)
 ap.add_argument("--count", type=int, default=100)
 ap.add_argument("--sport", type=int, default=0)
+ap.add_argument("--source", default="", help="the client address to send from (one of the host's)")
 ap.add_argument("--timeout", type=float, default=3.0)
 ap.add_argument("--summary", action="store_true", help="print a readable summary, not JSON")
 args = ap.parse_args()
 ports = [int(p) for p in args.ports.split(",")]
 family = socket.AF_INET6 if ":" in args.frontend else socket.AF_INET
-any_addr = "::" if family == socket.AF_INET6 else "0.0.0.0"
+any_addr = args.source or ("::" if family == socket.AF_INET6 else "0.0.0.0")
 
 served, failures, flows = {}, [], []
 
@@ -46,6 +47,8 @@ for i in range(args.count):
                 # Close with RST so the same five-tuple can be reused at once.
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.bind((any_addr, args.sport))
+            elif args.source:
+                s.bind((any_addr, 0))
             s.settimeout(args.timeout)
             s.connect((args.frontend, port))
             sport = s.getsockname()[1]

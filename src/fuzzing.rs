@@ -2,7 +2,8 @@
 //! worker, the burst pipeline and the slow path, over arbitrary frames, with forwarding
 //! states built from the shipped example configs (NAT and DSR HA ports, n-active and
 //! active-passive NVAs in transit, port translation, public and internal rules on one pool,
-//! IPv6). Also run over the committed corpus as an ordinary test, so CI replays every input.
+//! IPv6, client-IP affinity). Also run over the committed corpus as an ordinary test, so CI
+//! replays every input.
 //!
 //! An input is: a config selector, an ingress interface, a clock step, then frames, each a
 //! two-byte big-endian length and its bytes (at most a burst). The burst goes through
@@ -20,7 +21,7 @@ use crate::lb::verdict::DropReason;
 use crate::wire::MacAddr;
 
 /// The configs inputs pick from.
-const CONFIGS: [&str; 7] = [
+const CONFIGS: [&str; 8] = [
     include_str!("../examples/basic.toml"),
     include_str!("../examples/ha-ports-plus-public.toml"),
     include_str!("../examples/multi-frontend-floating.toml"),
@@ -28,6 +29,7 @@ const CONFIGS: [&str; 7] = [
     include_str!("../examples/nva-n-active.toml"),
     include_str!("../examples/port-translation.toml"),
     include_str!("../tests/fixtures/ipv6.toml"),
+    include_str!("../examples/client-ip-affinity.toml"),
 ];
 
 /// The forwarding states of [`CONFIGS`], built once: interface `i` has MAC

@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use common::{endpoint, metric, metric_sum, Appliance, Lab, Traffic, FRONTEND};
 
@@ -64,23 +62,7 @@ fn assert_lookup_agrees(config: &std::path::Path, lab: &Lab, proto: &str, t: &Tr
             format!("{proto} {from} {to}\n")
         })
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haports"))
-        .args(["lookup", "--config"])
-        .arg(config)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let lines: Vec<String> = common::lookup(config, &input)
         .lines()
         .map(str::to_owned)
         .collect();

@@ -13,9 +13,9 @@ mod validate;
 
 pub use load::ConfigError;
 pub use model::{
-    Backend, BackendPool, Config, Control, Dataplane, Dpdk, Encap, Frontend, Interface, LbKind,
-    LoadBalancer, Probe, ProbeProtocol, Route, Rule, RuleProtocol, MAX_INTERFACES,
-    MAX_INTERFACE_NAME,
+    Backend, BackendPool, Config, Control, Dataplane, Distribution, Dpdk, Encap, Frontend,
+    Interface, LbKind, LoadBalancer, Probe, ProbeProtocol, Route, Rule, RuleProtocol,
+    MAX_INTERFACES, MAX_INTERFACE_NAME,
 };
 pub use validate::{validate, Problem, Severity};
 

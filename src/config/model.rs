@@ -301,6 +301,30 @@ pub struct Rule {
     pub floating_ip: bool,
     #[serde(default = "default_idle_timeout_s")]
     pub idle_timeout_s: u32,
+    /// Which fields of a new flow choose its backend (Azure's distribution modes).
+    #[serde(default, skip_serializing_if = "Distribution::is_default")]
+    pub distribution: Distribution,
+}
+
+/// What a rule's new flows are balanced by. Every mode hashes the unordered address pair
+/// (so both directions of a transit flow meet one backend); the modes differ in what else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    /// Addresses, protocol and ports: each flow on its own.
+    #[default]
+    FiveTuple,
+    /// Addresses and protocol ("client IP and protocol", session persistence): every flow of
+    /// one protocol between two hosts on one backend, whatever the ports.
+    ClientIpProtocol,
+    /// Addresses only ("client IP"): every flow between two hosts on one backend.
+    ClientIp,
+}
+
+impl Distribution {
+    fn is_default(&self) -> bool {
+        *self == Distribution::FiveTuple
+    }
 }
 
 fn default_idle_timeout_s() -> u32 {

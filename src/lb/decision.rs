@@ -17,6 +17,7 @@ use super::hash::symmetric_hash;
 use super::hash::v4_hash;
 use super::side_table::SideTable;
 use super::verdict::DropReason;
+use crate::config::Distribution;
 use crate::wire::{Ipv4Flow, TcpFlags};
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
@@ -116,9 +117,40 @@ impl Flow {
     }
 
     /// The symmetric hash Maglev decides by, under `seed` (`dataplane.hash_seed`): the same
-    /// on every instance with the same config. Needed only for a new decision.
+    /// on every instance with the same config. Of the fields `distribution` names: the
+    /// unordered address pair always, the protocol and ports as the mode says (the table
+    /// key is canonical, so leaving fields out keeps it symmetric). Needed only for a new
+    /// decision.
     #[inline]
-    pub fn decision_hash(&self, seed: u64) -> u64 {
+    pub fn decision_hash(&self, seed: u64, distribution: Distribution) -> u64 {
+        let proto = match distribution {
+            Distribution::FiveTuple => return self.five_tuple_hash(seed),
+            Distribution::ClientIpProtocol => self.proto(),
+            Distribution::ClientIp => 0,
+        };
+        match &self.key {
+            TableKey::V4(k) => v4_hash(
+                &V4Key {
+                    proto,
+                    ports: 0,
+                    ..*k
+                },
+                seed,
+            ),
+            TableKey::Wide(k) => {
+                let key = FlowKey {
+                    proto,
+                    src_port: 0,
+                    dst_port: 0,
+                    ..*k
+                };
+                symmetric_hash(&key, seed)
+            }
+        }
+    }
+
+    #[inline]
+    fn five_tuple_hash(&self, seed: u64) -> u64 {
         match &self.key {
             TableKey::V4(k) => v4_hash(k, seed),
             TableKey::Wide(k) => symmetric_hash(k, seed),
@@ -376,7 +408,10 @@ pub fn decide<M: BucketMemory>(
     }
     let remembered = found.map(|(value, _)| value);
     let backend = fwd
-        .pick(rule.pool, flow.decision_hash(fwd.hash_seed))
+        .pick(
+            rule.pool,
+            flow.decision_hash(fwd.hash_seed, rule.distribution),
+        )
         .ok_or(DropReason::NoHealthyBackend)?;
     if memory == Memory::Record {
         let value = flow.value(backend, None);
@@ -464,3 +499,7 @@ fn reply_key(
 #[cfg(test)]
 #[path = "decision_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "distribution_tests.rs"]
+mod distribution_tests;

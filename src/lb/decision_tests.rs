@@ -1,6 +1,7 @@
 //! Tests of `lb::decision`.
 use super::*;
 use crate::config::Config;
+use crate::config::Distribution;
 use crate::lb::forwarding::Observations;
 
 fn config(floating: bool) -> Config {
@@ -67,7 +68,7 @@ fn a_full_table_falls_back_to_maglev_and_keeps_its_live_flows() {
         let d = record(&fwd, &mut flows, &f, 10);
         assert_eq!(
             Some(d.backend),
-            fwd.pick(0, f.decision_hash(fwd.hash_seed)),
+            fwd.pick(0, f.decision_hash(fwd.hash_seed, Distribution::FiveTuple)),
             "the Maglev decision"
         );
         assert!(d.new);
@@ -159,7 +160,10 @@ fn peek_never_remembers() {
     let mut flows = Flows::with_capacity(64);
     let f = flow(&fwd, 1000, 0);
     let d = decide(&fwd, &mut flows, 0, Via::Frontend, &f, 0, Memory::Peek).unwrap();
-    assert_eq!(Some(d.backend), fwd.pick(0, f.decision_hash(fwd.hash_seed)));
+    assert_eq!(
+        Some(d.backend),
+        fwd.pick(0, f.decision_hash(fwd.hash_seed, Distribution::FiveTuple))
+    );
     assert!(flows.is_empty());
 }
 
@@ -264,8 +268,8 @@ fn the_tables_are_keyed_by_their_secret_and_the_decision_by_the_hash_seed_alone(
         // Where the flow lives differs with the secret; the Maglev input does not.
         assert_ne!(fa.table_hash, fb.table_hash);
         assert_eq!(
-            fa.decision_hash(fwd.hash_seed),
-            fb.decision_hash(fwd.hash_seed)
+            fa.decision_hash(fwd.hash_seed, Distribution::FiveTuple),
+            fb.decision_hash(fwd.hash_seed, Distribution::FiveTuple)
         );
         let (da, db) = (record(&fwd, &mut a, &fa, 0), record(&fwd, &mut b, &fb, 0));
         assert_eq!(da.backend, db.backend);

@@ -15,7 +15,7 @@ use super::flow::FlowKey;
 use super::maglev::MaglevTable;
 use super::v4_index::V4Index;
 use super::verdict::DropReason;
-use crate::config::RuleProtocol;
+use crate::config::{Distribution, RuleProtocol};
 use crate::wire::MacAddr;
 
 pub type BackendId = u32;
@@ -54,6 +54,8 @@ pub struct RuleState {
     pub floating_ip: bool,
     pub pool: PoolId,
     pub idle_timeout_ms: u64,
+    /// What a new flow's backend is chosen by.
+    pub distribution: Distribution,
 }
 
 impl RuleState {

@@ -283,6 +283,7 @@ impl Forwarding {
                             floating_ip: r.floating_ip,
                             pool,
                             idle_timeout_ms: u64::from(r.idle_timeout_s) * 1000,
+                            distribution: r.distribution,
                         })
                     })
                     .collect();

@@ -142,6 +142,32 @@ impl Lab {
         sport: Option<u16>,
         timeout: f64,
     ) -> Traffic {
+        self.traffic_with(proto, dst, ports, count, sport, timeout, &[])
+    }
+
+    /// As `traffic`, from `source` (an address of the client's host).
+    pub fn traffic_from(
+        &self,
+        source: &str,
+        proto: &str,
+        dst: &str,
+        ports: &[u16],
+        count: usize,
+    ) -> Traffic {
+        self.traffic_with(proto, dst, ports, count, None, 2.0, &["--source", source])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn traffic_with(
+        &self,
+        proto: &str,
+        dst: &str,
+        ports: &[u16],
+        count: usize,
+        sport: Option<u16>,
+        timeout: f64,
+        extra: &[&str],
+    ) -> Traffic {
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
         let script = root().join("scripts/traffic.py");
         let count = count.to_string();
@@ -158,6 +184,7 @@ impl Lab {
             "--timeout",
             &timeout,
         ]);
+        args.extend_from_slice(extra);
         let out = self.exec("c", &args);
         assert!(
             out.status.success(),
@@ -588,4 +615,30 @@ impl Capture {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// `haports lookup --config CONFIG -` over `input` (one flow a line): its output.
+pub fn lookup(config: &Path, input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haports"))
+        .args(["lookup", "--config"])
+        .arg(config)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start haports lookup");
+    child
+        .stdin
+        .take()
+        .expect("lookup's stdin")
+        .write_all(input.as_bytes())
+        .expect("write flows");
+    let out = child.wait_with_output().expect("haports lookup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
