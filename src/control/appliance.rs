@@ -72,7 +72,8 @@ impl Plane {
             self.generation += 1;
         }
         let obs = Observations {
-            down: probes::down_addresses(&self.health, &self.targets),
+            down: Default::default(),
+            down_probes: probes::down_by_probe(&self.cfg, &self.health),
             neighbours: self.neighbours.published(),
             interface_macs: self.macs.clone(),
         };
@@ -80,7 +81,7 @@ impl Plane {
         fwd.config_generation = self.config_generation;
         tracing::debug!(
             generation = self.generation,
-            down = obs.down.len(),
+            down = obs.down_probes.len(),
             "forwarding state built"
         );
         fwd

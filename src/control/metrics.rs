@@ -149,7 +149,9 @@ impl prometheus_client::collector::Collector for MetricsSource {
             "Next hops not asked for because the neighbour cache was full",
             &[(vec![], n.refused.load(Ordering::Relaxed))],
         )?;
-        let backends: Vec<_> = fwd
+        // Packets by backend as each pool's state for a probe holds it (a pool whose rules
+        // use different probes has one per probe: `probe` tells them apart, "" for none).
+        let packets: Vec<_> = fwd
             .backends
             .iter()
             .enumerate()
@@ -159,37 +161,54 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 let labels = vec![
                     ("lb", b.load_balancer.clone()),
                     ("pool", pool.name.clone()),
+                    ("probe", pool.probe.clone().unwrap_or_default()),
                     ("backend", b.address.to_string()),
                 ];
-                let packets = sum(&|w| w.backend_packets.get(i).map_or(0, |c| c.get()));
-                (labels, packets, b.healthy, b.mac.is_some())
+                (
+                    labels,
+                    sum(&|w| w.backend_packets.get(i).map_or(0, |c| c.get())),
+                )
             })
             .collect();
         counter(
             &mut enc,
             "haports_backend_packets",
             "Packets forwarded to each backend",
-            &backends
-                .iter()
-                .map(|(l, p, _, _)| (l.clone(), *p))
-                .collect::<Vec<_>>(),
+            &packets,
         )?;
+        // Health and resolution for each rule's backends: health is per rule (its probe).
+        let mut by_rule = Vec::new();
+        for fe in &fwd.frontends {
+            for r in &fe.rules {
+                let pool = &fwd.pools[r.pool as usize];
+                for &b in &pool.members {
+                    let be = &fwd.backends[b as usize];
+                    let labels = vec![
+                        ("lb", fe.load_balancer.clone()),
+                        ("rule", r.name.clone()),
+                        ("pool", pool.name.clone()),
+                        ("backend", be.address.to_string()),
+                    ];
+                    by_rule.push((labels, be.healthy, be.mac.is_some()));
+                }
+            }
+        }
         gauge(
             &mut enc,
             "haports_backend_healthy",
-            "1 when the backend passes its health probe (or has none), else 0",
-            &backends
+            "1 when the backend passes the rule's health probe (or the rule has none), else 0",
+            &by_rule
                 .iter()
-                .map(|(l, _, h, _)| (l.clone(), i64::from(*h)))
+                .map(|(l, h, _)| (l.clone(), i64::from(*h)))
                 .collect::<Vec<_>>(),
         )?;
         gauge(
             &mut enc,
             "haports_backend_resolved",
             "1 when the backend's MAC address is known (configured or resolved), else 0",
-            &backends
+            &by_rule
                 .iter()
-                .map(|(l, _, _, r)| (l.clone(), i64::from(*r)))
+                .map(|(l, _, r)| (l.clone(), i64::from(*r)))
                 .collect::<Vec<_>>(),
         )?;
         let probes: Vec<_> = {

@@ -45,23 +45,28 @@ impl Target {
     }
 }
 
-/// Every probe target of a config: each rule's probe over each backend of its pool.
+/// Every probe target of a config: each rule's probe over each backend of its pool. Rules
+/// with the same probe over the same backends share their targets (one connection each).
 pub fn targets(cfg: &Config) -> HashSet<Target> {
-    let mut out = HashSet::new();
-    for lb in &cfg.load_balancer {
-        for rule in &lb.rule {
-            let Some(probe) = rule
+    probed(cfg).map(|(_, _, target)| target).collect()
+}
+
+/// Each (load balancer, probe name, target) the config's rules ask for.
+fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, Target)> {
+    cfg.load_balancer.iter().flat_map(|lb| {
+        lb.rule.iter().flat_map(move |rule| {
+            let probe = rule
                 .probe
                 .as_ref()
-                .and_then(|n| lb.probe.iter().find(|p| &p.name == n))
-            else {
-                continue;
+                .and_then(|n| lb.probe.iter().find(|p| &p.name == n));
+            let pool = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool);
+            let backends = match (probe, pool) {
+                (Some(_), Some(pool)) => pool.backends.as_slice(),
+                _ => &[],
             };
-            let Some(pool) = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool) else {
-                continue;
-            };
-            for b in &pool.backends {
-                out.insert(Target {
+            backends.iter().filter_map(move |b| {
+                let probe = probe?;
+                let target = Target {
                     address: b.address,
                     protocol: probe.protocol,
                     port: probe.port,
@@ -69,11 +74,23 @@ pub fn targets(cfg: &Config) -> HashSet<Target> {
                     interval_ms: probe.interval_ms,
                     unhealthy_threshold: probe.unhealthy_threshold.max(1),
                     healthy_threshold: probe.healthy_threshold.max(1),
-                });
-            }
-        }
-    }
-    out
+                };
+                Some((lb.name.as_str(), probe.name.as_str(), target))
+            })
+        })
+    })
+}
+
+/// (backend address, load balancer, probe) whose probe fails (or has no result yet): the
+/// backend is down for the rules using that probe.
+pub fn down_by_probe(
+    cfg: &Config,
+    states: &HashMap<Target, bool>,
+) -> hashbrown::HashSet<(IpAddr, String, String)> {
+    probed(cfg)
+        .filter(|(_, _, t)| !states.get(t).copied().unwrap_or(false))
+        .map(|(lb, probe, t)| (t.address, lb.to_owned(), probe.to_owned()))
+        .collect()
 }
 
 /// A target's state changed (or got its first result).
@@ -350,19 +367,6 @@ fn run_target(t: Target, stop: Arc<AtomicBool>, events: Sender<Transition>, stat
             std::thread::sleep(left.min(Duration::from_millis(50)));
         }
     }
-}
-
-/// Addresses that fail any of their probes (or have none passed yet), from the targets'
-/// current states. Backends without a probe are never down.
-pub fn down_addresses(
-    states: &HashMap<Target, bool>,
-    targets: &HashSet<Target>,
-) -> hashbrown::HashSet<IpAddr> {
-    targets
-        .iter()
-        .filter(|t| !states.get(*t).copied().unwrap_or(false))
-        .map(|t| t.address)
-        .collect()
 }
 
 #[cfg(test)]

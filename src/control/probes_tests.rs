@@ -170,9 +170,13 @@ kind = "internal"
         .iter()
         .map(|t| (t.clone(), t.address.to_string().ends_with("11")))
         .collect();
-    let down = down_addresses(&states, &ts);
+    let down = down_by_probe(&cfg, &states);
     assert_eq!(
         down.into_iter().collect::<Vec<_>>(),
-        vec!["10.0.0.12".parse::<IpAddr>().unwrap()]
+        vec![(
+            "10.0.0.12".parse::<IpAddr>().unwrap(),
+            "ilb".to_owned(),
+            "p".to_owned()
+        )]
     );
 }

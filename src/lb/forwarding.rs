@@ -88,6 +88,9 @@ pub struct FrontendState {
 pub struct PoolState {
     pub load_balancer: String,
     pub name: String,
+    /// The probe whose results this state of the pool follows (per-rule health: a config
+    /// pool has one state for each probe its rules use, and one without any).
+    pub probe: Option<String>,
     /// Every backend of the pool, healthy or not.
     pub members: Vec<BackendId>,
     /// The backends new flows may go to: healthy, not drained, of the best priority tier
@@ -183,8 +186,11 @@ impl Neighbour {
 /// What the state is built from, besides the config.
 #[derive(Debug, Default, Clone)]
 pub struct Observations {
-    /// Backend addresses currently failing their probes.
+    /// Backend addresses down for every rule (`haports lookup --down`).
     pub down: HashSet<IpAddr>,
+    /// (backend address, load balancer, probe) failing that probe: down for the rules that
+    /// use it.
+    pub down_probes: HashSet<(IpAddr, String, String)>,
     /// Resolved neighbours (address → MAC), from the control thread's neighbour cache.
     pub neighbours: HashMap<IpAddr, Neighbour>,
     /// Each interface's MAC, by interface index (empty offline).

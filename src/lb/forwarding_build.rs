@@ -107,13 +107,21 @@ impl Forwarding {
         // while (load balancer, pool, address) does, across every rebuild and reload. Removed
         // ones stay as retired slots, never reused, so a worker's flow entry can never come to
         // mean another backend.
-        let prev_pools: HashMap<(&str, &str), PoolId> = previous
+        type PoolKey<'a> = (&'a str, &'a str, Option<&'a str>);
+        let prev_pools: HashMap<PoolKey, PoolId> = previous
             .map(|p| {
                 p.pools
                     .iter()
                     .enumerate()
                     .filter(|(_, q)| !q.retired)
-                    .map(|(i, q)| ((q.load_balancer.as_str(), q.name.as_str()), i as PoolId))
+                    .map(|(i, q)| {
+                        let key = (
+                            q.load_balancer.as_str(),
+                            q.name.as_str(),
+                            q.probe.as_deref(),
+                        );
+                        (key, i as PoolId)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -138,67 +146,104 @@ impl Forwarding {
         let mut backends: Vec<Option<BackendState>> = (0..previous.map_or(0, |p| p.backends.len()))
             .map(|_| None)
             .collect();
-        // An instance (an NVA with a NIC in several pools) is healthy only when every one of
-        // its probed addresses is, so both directions of a flow fail over together.
-        let down_instances: HashSet<(&str, String)> = cfg
-            .load_balancer
-            .iter()
-            .flat_map(|lb| {
-                lb.backend_pool
+        // Health is per rule, through its probe: a pool has one state for each probe its
+        // rules use (one without any when a rule has none, or no rule uses the pool), and a
+        // backend is healthy in it when that probe passes. An instance with several
+        // addresses (an NVA with a NIC in several pools) is healthy only when every probe of
+        // every one of its addresses passes, so both directions of a flow fail over together.
+        let down_anywhere = |lb: &str, addr: IpAddr| {
+            obs.down.contains(&addr)
+                || obs
+                    .down_probes
                     .iter()
-                    .flat_map(|p| p.backends.iter())
-                    .filter(|b| obs.down.contains(&b.address))
-                    .map(move |b| (lb.name.as_str(), b.instance()))
-            })
-            .collect();
-        let mut pool_ids: HashMap<(&str, &str), PoolId> = HashMap::new();
+                    .any(|(a, l, _)| *a == addr && l == lb)
+        };
+        let down_for = |lb: &str, addr: IpAddr, probe: Option<&str>| {
+            obs.down.contains(&addr)
+                || probe.is_some_and(|p| {
+                    obs.down_probes
+                        .contains(&(addr, lb.to_owned(), p.to_owned()))
+                })
+        };
+        let mut instance_addresses: HashMap<(&str, String), HashSet<IpAddr>> = HashMap::new();
+        for lb in &cfg.load_balancer {
+            for b in lb.backend_pool.iter().flat_map(|p| p.backends.iter()) {
+                instance_addresses
+                    .entry((lb.name.as_str(), b.instance()))
+                    .or_default()
+                    .insert(b.address);
+            }
+        }
+        let healthy =
+            |lb: &str, b: &crate::config::Backend, probe: Option<&str>| match instance_addresses
+                .get(&(lb, b.instance()))
+            {
+                Some(addrs) if addrs.len() > 1 => !addrs.iter().any(|&a| down_anywhere(lb, a)),
+                _ => !down_for(lb, b.address, probe),
+            };
+        let mut pool_ids: HashMap<PoolKey, PoolId> = HashMap::new();
         for lb in &cfg.load_balancer {
             for pool in &lb.backend_pool {
-                let pool_id = match prev_pools.get(&(lb.name.as_str(), pool.name.as_str())) {
-                    Some(&id) => id,
-                    None => {
-                        pools.push(None);
-                        (pools.len() - 1) as PoolId
-                    }
-                };
-                pool_ids.insert((lb.name.as_str(), pool.name.as_str()), pool_id);
-                let mut members = Vec::new();
-                for b in &pool.backends {
-                    let id = match prev_backends.get(&(lb.name.as_str(), pool_id, b.address)) {
+                let mut probes: Vec<Option<&str>> = lb
+                    .rule
+                    .iter()
+                    .filter(|r| r.backend_pool == pool.name)
+                    .map(|r| r.probe.as_deref())
+                    .collect();
+                if probes.is_empty() {
+                    probes.push(None);
+                }
+                probes.sort();
+                probes.dedup();
+                for probe in probes {
+                    let key = (lb.name.as_str(), pool.name.as_str(), probe);
+                    let pool_id = match prev_pools.get(&key) {
                         Some(&id) => id,
                         None => {
-                            backends.push(None);
-                            (backends.len() - 1) as BackendId
+                            pools.push(None);
+                            (pools.len() - 1) as PoolId
                         }
                     };
-                    let route = fwd.route(b.address);
-                    let mac = b.mac.or_else(|| {
-                        route.and_then(|r| obs.neighbours.get(&r.next_hop).map(|n| n.mac))
-                    });
-                    backends[id as usize] = Some(BackendState {
+                    pool_ids.insert(key, pool_id);
+                    let mut members = Vec::new();
+                    for b in &pool.backends {
+                        let id = match prev_backends.get(&(lb.name.as_str(), pool_id, b.address)) {
+                            Some(&id) => id,
+                            None => {
+                                backends.push(None);
+                                (backends.len() - 1) as BackendId
+                            }
+                        };
+                        let route = fwd.route(b.address);
+                        let mac = b.mac.or_else(|| {
+                            route.and_then(|r| obs.neighbours.get(&r.next_hop).map(|n| n.mac))
+                        });
+                        backends[id as usize] = Some(BackendState {
+                            load_balancer: lb.name.clone(),
+                            pool: pool_id,
+                            address: b.address,
+                            instance: b.instance(),
+                            weight: b.weight,
+                            priority: b.priority,
+                            drain: b.drain,
+                            healthy: healthy(lb.name.as_str(), b, probe),
+                            retired: false,
+                            route,
+                            mac,
+                            reverse_ambiguous: false,
+                        });
+                        members.push(id);
+                    }
+                    pools[pool_id as usize] = Some(PoolState {
                         load_balancer: lb.name.clone(),
-                        pool: pool_id,
-                        address: b.address,
-                        instance: b.instance(),
-                        weight: b.weight,
-                        priority: b.priority,
-                        drain: b.drain,
-                        healthy: !down_instances.contains(&(lb.name.as_str(), b.instance())),
+                        name: pool.name.clone(),
+                        probe: probe.map(str::to_owned),
+                        members,
+                        active: Vec::new(),
+                        table: Arc::new(MaglevTable::build(&[], size)),
                         retired: false,
-                        route,
-                        mac,
-                        reverse_ambiguous: false,
                     });
-                    members.push(id);
                 }
-                pools[pool_id as usize] = Some(PoolState {
-                    load_balancer: lb.name.clone(),
-                    name: pool.name.clone(),
-                    members,
-                    active: Vec::new(),
-                    table: Arc::new(MaglevTable::build(&[], size)),
-                    retired: false,
-                });
             }
         }
         // Retired slots keep their identity (for counters) but take no traffic.
@@ -274,7 +319,12 @@ impl Forwarding {
                     .iter()
                     .filter(|r| r.frontend == fe.name)
                     .filter_map(|r| {
-                        let pool = *pool_ids.get(&(lb.name.as_str(), r.backend_pool.as_str()))?;
+                        let key = (
+                            lb.name.as_str(),
+                            r.backend_pool.as_str(),
+                            r.probe.as_deref(),
+                        );
+                        let pool = *pool_ids.get(&key)?;
                         Some(RuleState {
                             name: r.name.clone(),
                             protocol: r.protocol,

@@ -379,3 +379,80 @@ fn transit_flows_need_a_frontend_named_as_next_hop() {
         "both directions of a transit flow pick one backend"
     );
 }
+
+/// One pool behind two rules with different probes (a public load balancer's HTTPS and SSH).
+const TWO_PROBES: &str = r#"
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/24"
+[[load_balancer]]
+name = "plb"
+kind = "public"
+  [[load_balancer.frontend]]
+  name = "www"
+  address = "10.0.0.100"
+  [[load_balancer.backend_pool]]
+  name = "web"
+  backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }, { address = "10.0.0.13" }]
+  [[load_balancer.probe]]
+  name = "https"
+  protocol = "tcp"
+  port = 443
+  [[load_balancer.probe]]
+  name = "ssh"
+  protocol = "tcp"
+  port = 22
+  [[load_balancer.rule]]
+  name = "https"
+  frontend = "www"
+  backend_pool = "web"
+  probe = "https"
+  protocol = "tcp"
+  frontend_port = 443
+  backend_port = 443
+  [[load_balancer.rule]]
+  name = "ssh"
+  frontend = "www"
+  backend_pool = "web"
+  probe = "ssh"
+  protocol = "tcp"
+  frontend_port = 22
+  backend_port = 22
+"#;
+
+/// The backends new flows to `port` reach, over many clients.
+fn reached(fwd: &Forwarding, port: u16) -> std::collections::BTreeSet<IpAddr> {
+    (0..300u16)
+        .map(|i| {
+            let key: FlowKey = format!("tcp 192.0.2.{}:{} 10.0.0.100:{port}", i % 250, 1024 + i)
+                .parse()
+                .unwrap();
+            let d = fwd.lookup(&key, None).unwrap();
+            fwd.backends[d.backend as usize].address
+        })
+        .collect()
+}
+
+#[test]
+fn health_is_per_rule_a_backend_down_for_one_probe_serves_the_other_rule() {
+    let cfg = Config::from_toml(TWO_PROBES, "test").unwrap();
+    let b1 = addr("10.0.0.11");
+    let mut obs = Observations::default();
+    obs.down_probes
+        .insert((b1, "plb".to_owned(), "https".to_owned()));
+    let fwd = Forwarding::build(&cfg, &obs, 1, None);
+    assert!(!reached(&fwd, 443).contains(&b1), "down for the HTTPS rule");
+    assert_eq!(reached(&fwd, 22).len(), 3, "still up for the SSH rule");
+    assert_eq!(
+        fwd.pools.len(),
+        2,
+        "the pool has one state per probe its rules use"
+    );
+
+    // `--down` (the address down for every rule) takes it out of both.
+    let mut obs = Observations::default();
+    obs.down.insert(b1);
+    let fwd = Forwarding::build(&cfg, &obs, 1, None);
+    assert!(!reached(&fwd, 443).contains(&b1) && !reached(&fwd, 22).contains(&b1));
+}

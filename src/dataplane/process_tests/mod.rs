@@ -106,6 +106,7 @@ fn build_knowing(cfg: &Config, down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr
     let obs = Observations {
         down: down.iter().map(|&a| IpAddr::V4(a)).collect(),
         interface_macs: vec![IF_MAC],
+        down_probes: Default::default(),
         neighbours: neighbours
             .iter()
             .map(|&(a, m)| (a, Neighbour::fresh(m)))
