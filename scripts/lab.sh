@@ -6,7 +6,8 @@
 #   lab.sh up TAG MODE     MODE: nat (clients on their own subnet, replies routed back
 #                          through the appliance) or dsr (backends hold the frontend on lo);
 #                          nat6 and dsr6 the same over IPv6; nat-2w: nat with two workers
-#                          (two AF_PACKET queues in one fanout group)
+#                          (two AF_PACKET queues in one fanout group); vxlan: DSR over VXLAN
+#                          through a router to backends on another subnet
 #   lab.sh down TAG
 #   lab.sh stop-backend TAG bN / start-backend TAG bN   kill / restart a backend's service
 #
@@ -14,6 +15,9 @@
 # TAG-c (the client), TAG-b1..3 (backends running scripts/backend.py on PORTS).
 # Addresses: segment 10.0.0.0/24, appliance 10.0.0.2, backends .11-.13, frontend .100;
 # nat: client 10.0.1.10/24, the appliance also 10.0.1.2; dsr: client 10.0.0.50.
+# vxlan: DSR to backends on another subnet, inside VXLAN (vni 100) through a Linux router:
+# TAG-r (10.0.0.1 on br0, 10.9.0.1 on br1), backends 10.9.0.11-13 on br1, each with a vxlan
+# device vx0 (MAC 02:00:00:0b:00:1N) and the frontend on lo; client 10.0.0.50.
 # The appliance's config is written to /tmp/haports-lab-TAG/haports.toml.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +28,7 @@ workers=1
 case $mode in
   nat6|dsr6) v6=true; base=${mode%6} ;;
   nat-2w) base=nat; workers=2 ;;
+  vxlan) base=vxlan ;;
 esac
 dir=/tmp/haports-lab-$tag
 PORTS=${PORTS:-$(seq -s' ' 8000 8023)}
@@ -32,15 +37,15 @@ V6=$v6
 # shellcheck source=netns-lib.sh
 . "$here/netns-lib.sh"
 
-host() { # host NAME: a namespace with eth0 on the bridge
-  local n=$1
-  ip netns add "$tag-$n"
-  ip link add eth0 netns "$tag-$n" type veth peer name "p-$n" netns "$tag-sw"
-  ns sw ip link set "p-$n" master br0 up
-  quiet_link sw "p-$n"
+host() { # host NAME [BRIDGE] [DEV]: a namespace (made if new) with DEV (eth0) on BRIDGE (br0)
+  local n=$1 br=${2:-br0} dev=${3:-eth0}
+  ip netns list | grep -qw "$tag-$n" || ip netns add "$tag-$n"
+  ip link add "$dev" netns "$tag-$n" type veth peer name "p-$n-$dev" netns "$tag-sw"
+  ns sw ip link set "p-$n-$dev" master "$br" up
+  quiet_link sw "p-$n-$dev"
   ns "$n" ip link set lo up
-  ns "$n" ip link set eth0 up
-  quiet_link "$n" eth0
+  ns "$n" ip link set "$dev" up
+  quiet_link "$n" "$dev"
 }
 
 up() {
@@ -53,6 +58,7 @@ up() {
   for t in iptables ip6tables arptables; do
     ns sw sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
   done
+  if [ "$base" = vxlan ]; then up_vxlan; return; fi
   for n in lb c b1 b2 b3; do host "$n"; done
 
   appliance_ingress_drop eth0
@@ -99,6 +105,37 @@ up6() {
   for i in 1 2 3; do wait_backend "b$i"; done
 }
 
+# The vxlan variant: a router between the appliance's segment (br0) and the backends' (br1).
+up_vxlan() {
+  ns sw ip link add br1 type bridge
+  ns sw ip link set br1 up
+  for n in lb c; do host "$n"; done
+  appliance_ingress_drop eth0
+  host r br0 eth0
+  host r br1 eth1
+  ns r ip addr add 10.0.0.1/24 dev eth0
+  ns r ip addr add 10.9.0.1/24 dev eth1
+  ns r sysctl -qw net.ipv4.ip_forward=1
+  ns c ip addr add 10.0.0.50/24 dev eth0
+  ns c ip route add 10.9.0.0/24 via 10.0.0.1
+  for i in 1 2 3; do
+    host "b$i" br1 eth0
+    ns "b$i" ip addr add "10.9.0.1$i/24" dev eth0
+    ns "b$i" ip route add default via 10.9.0.1
+    # The tunnel's end: VXLAN 100 on 4789, its MAC what the appliance's inner frames go to;
+    # the frontend on lo, answered directly (DSR) by the default route.
+    ns "b$i" ip link add vx0 address "02:00:00:0b:00:1$i" type vxlan id 100 dstport 4789 \
+      local "10.9.0.1$i" dev eth0 nolearning
+    ns "b$i" ip link set vx0 up
+    ns "b$i" ip addr add 10.0.0.100/32 dev lo
+    ns "b$i" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.vx0.rp_filter=0 \
+      net.ipv4.conf.default.rp_filter=0
+    start_backend "b$i" nowait
+  done
+  write_config
+  for i in 1 2 3; do wait_backend "b$i"; done
+}
+
 # Backend $1's service (scripts/backend.py on every port), through netns-lib.sh.
 start_backend() { start_service "$1" "$1" "$PORTS" "${2:-}"; }
 wait_backend() { wait_service "$1"; }
@@ -107,6 +144,15 @@ stop_backend() { stop_service "$1"; }
 # The appliance's config for this lab ($dir/haports.toml): one interface on the AF_PACKET
 # PMD over the appliance's eth0, one internal load balancer with an HA-ports rule,
 # non-floating in nat mode and floating in dsr mode.
+# The pool's backends as TOML (behind VXLAN: 10.9.0.1N, with their vxlan devices' MACs).
+backend_list() {
+  if [ "$base" = vxlan ]; then
+    echo '{ address = "10.9.0.11", mac = "02:00:00:0b:00:11" }, { address = "10.9.0.12", mac = "02:00:00:0b:00:12" }, { address = "10.9.0.13", mac = "02:00:00:0b:00:13" }'
+  else
+    echo "{ address = \"${backends[0]}\" }, { address = \"${backends[1]}\" }, { address = \"${backends[2]}\" }"
+  fi
+}
+
 write_config() {
   local memory; memory=$(eal_memory)
   local addresses='["10.0.0.2/24", "10.0.1.2/24"]' floating=false
@@ -120,6 +166,13 @@ write_config() {
     eal='"--lcores=0@(0-1),1@0,2@1"' vdev='"--vdev=net_af_packet0,iface=eth0,qpairs=2"'
   fi
   [ "$base" = dsr ] && addresses='"10.0.0.2/24"' && floating=true
+  local routes="" encap=""
+  if [ "$base" = vxlan ]; then
+    addresses='"10.0.0.2/24"' floating=true
+    routes='routes = [{ to = "10.9.0.0/24", via = "10.0.0.1" }]'
+    encap='encap = "vxlan"
+  vni = 100'
+  fi
   if [ "$v6" = true ]; then
     addresses='["fd00::2/64", "fd00:1::2/64"]'; frontend=fd00::100
     backends=("fd00::11" "fd00::12" "fd00::13")
@@ -142,6 +195,7 @@ metrics_listen = "127.0.0.1:9900"
 name = "lan"
 port = 0
 address = $addresses
+$routes
 
 [[load_balancer]]
 name = "ilb"
@@ -153,7 +207,8 @@ kind = "internal"
 
   [[load_balancer.backend_pool]]
   name = "nvas"
-  backends = [{ address = "${backends[0]}" }, { address = "${backends[1]}" }, { address = "${backends[2]}" }]
+  $encap
+  backends = [$(backend_list)]
 
   [[load_balancer.rule]]
   name = "ha"
@@ -170,7 +225,7 @@ down() {
   for f in "$dir"/*.pid; do
     [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
   done
-  for n in c b1 b2 b3 lb sw; do
+  for n in c b1 b2 b3 r lb sw; do
     ip netns pids "$tag-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$tag-$n" 2>/dev/null || true
   done

@@ -193,6 +193,9 @@ pub struct BackendPool {
     /// How DSR traffic reaches a backend off the segment; `None`: by MAC rewrite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encap: Option<Encap>,
+    /// The VXLAN network identifier (24 bits) of `encap = "vxlan"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
     #[serde(default)]
     pub backends: Vec<Backend>,
 }

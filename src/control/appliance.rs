@@ -60,6 +60,7 @@ struct Plane {
     health: HashMap<Target, bool>,
     neighbours: Neighbours,
     macs: Vec<MacAddr>,
+    mtus: Vec<u16>,
     generation: u64,
     config_generation: u64,
 }
@@ -76,6 +77,7 @@ impl Plane {
             down_probes: probes::down_by_probe(&self.cfg, &self.health),
             neighbours: self.neighbours.published(),
             interface_macs: self.macs.clone(),
+            interface_mtus: self.mtus.clone(),
         };
         let mut fwd = Forwarding::build(&self.cfg, &obs, self.generation, previous);
         fwd.config_generation = self.config_generation;
@@ -193,6 +195,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut ports = Vec::new();
     let mut twins = Vec::new();
     let mut macs = Vec::new();
+    let mut mtus = Vec::new();
     let mut handoffs = Vec::new();
     for (i, ifc) in cfg.interface.iter().enumerate() {
         // The control thread sends the twins' traffic on a TX queue of its own where the
@@ -241,6 +244,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         let routes: Vec<_> = ifc.routes.iter().map(|r| (r.to, r.via)).collect();
         twin::configure(&kname, &ifc.address, &routes)?;
         tracing::info!(interface = %ifc.name, port = ifc.port, %mac, twin = %kname, "interface up");
+        mtus.push(port.mtu()?);
         ports.push(port);
         twins.push(twin_port);
         macs.push(mac);
@@ -254,6 +258,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         neighbours: Neighbours::new(Duration::ZERO),
         health: HashMap::new(),
         macs,
+        mtus,
         generation: 1,
         config_generation: 1,
     };

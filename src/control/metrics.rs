@@ -189,7 +189,9 @@ impl prometheus_client::collector::Collector for MetricsSource {
                         ("pool", pool.name.clone()),
                         ("backend", be.address.to_string()),
                     ];
-                    by_rule.push((labels, be.healthy, be.mac.is_some()));
+                    // Behind VXLAN, the tunnel's next hop must be resolved too.
+                    let resolved = be.mac.is_some() && be.vxlan.map_or(true, |(_, h)| h.is_some());
+                    by_rule.push((labels, be.healthy, resolved));
                 }
             }
         }
@@ -205,7 +207,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
         gauge(
             &mut enc,
             "haports_backend_resolved",
-            "1 when the backend's MAC address is known (configured or resolved), else 0",
+            "1 when the backend's MAC address is known (configured or resolved; behind VXLAN, and \
+             the tunnel's next hop's), else 0",
             &by_rule
                 .iter()
                 .map(|(l, _, r)| (l.clone(), i64::from(*r)))

@@ -18,6 +18,7 @@ pub mod pipeline;
 mod responders;
 pub mod slow;
 pub mod state;
+mod vxlan;
 pub mod worker;
 
 pub use counters::WorkerCounters;

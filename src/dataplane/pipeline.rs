@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use super::nat::deliver_v4;
 use super::slow::{decide_flow, packet_key, process, to_backend, Ctx};
 use super::state::{Action, WorkerState};
+use super::vxlan;
 use crate::dpdk::{prefetch, Mbuf, BURST};
 use crate::lb::decision::{Flow, Via};
 use crate::lb::flow::V4Key;
@@ -44,6 +45,10 @@ pub trait PacketBuffer {
     fn ip_checksum(&self) -> Option<bool> {
         None
     }
+    /// Makes room for `n` bytes in front of the packet; false if there is none.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Shortens the packet to `len` bytes; false if it is not that long.
+    fn truncate(&mut self, len: usize) -> bool;
 }
 
 impl PacketBuffer for Option<Mbuf> {
@@ -71,11 +76,32 @@ impl PacketBuffer for Option<Mbuf> {
     fn ip_checksum(&self) -> Option<bool> {
         self.as_ref().and_then(Mbuf::ip_checksum)
     }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        self.as_mut().is_some_and(|m| m.prepend(n))
+    }
+
+    fn truncate(&mut self, len: usize) -> bool {
+        self.as_mut()
+            .is_some_and(|m| len <= m.len() && m.set_len(len))
+    }
 }
 
 impl PacketBuffer for Vec<u8> {
     fn bytes(&mut self) -> &mut [u8] {
         self
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        self.splice(0..0, std::iter::repeat(0).take(n));
+        true
+    }
+
+    fn truncate(&mut self, len: usize) -> bool {
+        len <= self.len() && {
+            Vec::truncate(self, len);
+            true
+        }
     }
 }
 
@@ -134,6 +160,9 @@ pub fn process_burst<P: PacketBuffer>(
     }
     // Stage 2: decide and rewrite, in arrival order.
     let mut cx = Ctx { fwd, st, now_ms };
+    // Who sent each packet (rewritten on the way to a backend): where an ICMP error about one
+    // too big for a VXLAN tunnel goes back to.
+    let senders = fwd.has_vxlan().then(|| senders(&mut packets[..n]));
     for (i, p) in packets[..n].iter_mut().enumerate() {
         actions[i] = if fast_mask & (1 << i) != 0 {
             let f = &fast[i];
@@ -157,6 +186,43 @@ pub fn process_burst<P: PacketBuffer>(
         } else {
             process(p.bytes(), ingress, cx.st, fwd, now_ms)
         };
+    }
+    if let Some(senders) = senders {
+        tunnel(&mut packets[..n], ingress, fwd, &senders, &mut actions[..n]);
+    }
+}
+
+/// The source MAC of each packet.
+#[inline(never)]
+fn senders<P: PacketBuffer>(packets: &mut [P]) -> [[u8; 6]; BURST] {
+    let mut out = [[0; 6]; BURST];
+    for (o, p) in out.iter_mut().zip(packets) {
+        if let Some(mac) = p.bytes().get(6..12).and_then(|m| m.try_into().ok()) {
+            *o = mac;
+        }
+    }
+    out
+}
+
+/// Packets decided for backends behind VXLAN, as addressed to them, go inside the tunnel.
+#[inline(never)]
+fn tunnel<P: PacketBuffer>(
+    packets: &mut [P],
+    ingress: InterfaceId,
+    fwd: &Forwarding,
+    senders: &[[u8; 6]; BURST],
+    actions: &mut [Action],
+) {
+    for ((p, action), sender) in packets.iter_mut().zip(actions).zip(senders) {
+        if let Action::Transmit {
+            interface,
+            backend: Some(b),
+        } = *action
+        {
+            if let Some(v) = fwd.tunnel(b) {
+                *action = vxlan::encapsulate(p, (b, v), fwd, (ingress, *sender), interface);
+            }
+        }
     }
 }
 

@@ -94,6 +94,25 @@ impl Mbuf {
         true
     }
 
+    /// Makes room for `n` more bytes in front of the packet (its headroom). Returns false
+    /// (and changes nothing) when the headroom is too small or the packet is chained.
+    pub fn prepend(&mut self, n: usize) -> bool {
+        let m = self.0.as_ptr();
+        // SAFETY: owned mbuf; the bound keeps data_off within the buffer.
+        unsafe {
+            if n > usize::from((*m).data_off) || (*m).nb_segs != 1 {
+                return false;
+            }
+            let Ok(len) = u16::try_from(usize::from((*m).data_len) + n) else {
+                return false;
+            };
+            (*m).data_off -= n as u16;
+            (*m).data_len = len;
+            (*m).pkt_len = u32::from(len);
+        }
+        true
+    }
+
     /// Copies `bytes` into an empty mbuf from `pool`.
     pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
         let mut m = Mbuf::alloc(pool)?;

@@ -194,6 +194,17 @@ impl Port {
         mac_of(self.inner.id)
     }
 
+    /// The port's MTU (the most an IP packet it sends may carry).
+    pub fn mtu(&self) -> Result<u16, DpdkError> {
+        let id = self.inner.id;
+        let mut mtu = 0u16;
+        // SAFETY: out-pointer valid; DPDK checks the port id.
+        check(|| format!("port {id}: reading MTU"), unsafe {
+            dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu)
+        })?;
+        Ok(mtu)
+    }
+
     /// The RX queue `q`; hand each queue to exactly one thread.
     pub fn rx_queue(&self, q: u16) -> RxQueue {
         assert!(q < self.rx_queues, "RX queue {q} not configured");

@@ -35,6 +35,8 @@ pub struct InterfaceState {
     pub mac: MacAddr,
     /// The interface's own addresses (held by the kernel twin) with their prefixes.
     pub addresses: Vec<IpNet>,
+    /// The port's MTU (1500 where unknown, offline).
+    pub mtu: u16,
 }
 
 /// Where a packet for some address leaves: the interface and the neighbour to send it to.
@@ -115,8 +117,12 @@ pub struct BackendState {
     pub retired: bool,
     /// How the backend is reached; None when no interface's subnet or route covers it.
     pub route: Option<Route>,
-    /// The MAC to send to (configured, or the next hop's resolved one).
+    /// The MAC to send to (configured, or the next hop's resolved one); behind VXLAN, the
+    /// inner frames' destination (its VXLAN device's, configured).
     pub mac: Option<MacAddr>,
+    /// Behind VXLAN (its pool's `encap`): the VNI, and the resolved MAC of the next hop
+    /// towards its address, where the outer packets go.
+    pub vxlan: Option<(u32, Option<MacAddr>)>,
     /// Its replies under NAT cannot be mapped back to a frontend by the rules alone (an
     /// HA-ports rule and a port rule, or two frontends, share its address): each NAT flow to
     /// it records its reply direction.
@@ -134,6 +140,19 @@ pub struct BackendLink {
     pub egress: Option<Egress>,
     /// Its address as a word, when IPv4 (the fast path's destination NAT).
     pub v4: Option<u32>,
+}
+
+/// How a packet reaches a backend behind VXLAN: inside UDP to port 4789 of its address,
+/// from the egress interface's own address, through the next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanLink {
+    pub vni: u32,
+    /// The outer frame's MACs: the next hop's, then the interface's.
+    pub macs: [u8; 12],
+    pub src: u32,
+    pub dst: u32,
+    /// The egress interface's MTU: the most the outer IP packet may carry.
+    pub mtu: u16,
 }
 
 /// The way out to a backend: the interface, and the addresses of the frame's new MAC header
@@ -195,6 +214,8 @@ pub struct Observations {
     pub neighbours: HashMap<IpAddr, Neighbour>,
     /// Each interface's MAC, by interface index (empty offline).
     pub interface_macs: Vec<MacAddr>,
+    /// Each interface's MTU, by interface index (empty offline: 1500).
+    pub interface_mtus: Vec<u16>,
 }
 
 /// The whole forwarding state, immutable once built.
@@ -213,6 +234,11 @@ pub struct Forwarding {
     pub backends: Vec<BackendState>,
     /// The per-packet digest of `backends`, by the same id.
     links: Vec<BackendLink>,
+    /// Some backend is behind VXLAN.
+    has_vxlan: bool,
+    /// For each backend behind VXLAN, by id: the outer headers' fields (then its link's
+    /// `egress` holds the inner frame's MACs). Kept apart so the per-packet link stays small.
+    tunnels: Vec<Option<VxlanLink>>,
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
     /// IPv4 frontends by address as a word, for the fast path.
     frontend_v4: V4Index,
@@ -405,6 +431,18 @@ impl Forwarding {
             })
     }
 
+    /// The tunnel to `backend`, when it is behind VXLAN (and its next hop is resolved).
+    #[inline]
+    pub fn tunnel(&self, backend: BackendId) -> Option<&VxlanLink> {
+        self.tunnels.get(backend as usize)?.as_ref()
+    }
+
+    /// Whether any backend is behind VXLAN (else the data plane never looks for a tunnel).
+    #[inline]
+    pub fn has_vxlan(&self) -> bool {
+        self.has_vxlan
+    }
+
     /// The resolved MAC of a neighbour.
     #[inline]
     pub fn neighbour(&self, addr: IpAddr) -> Option<MacAddr> {
@@ -417,12 +455,16 @@ impl Forwarding {
         self.neighbours.get(&addr).copied()
     }
 
-    /// Neighbours the data plane needs resolved: next hops of backends without a MAC.
+    /// Neighbours the data plane needs resolved: next hops of backends without a MAC, and
+    /// of backends behind VXLAN.
     pub fn unresolved(&self) -> Vec<(InterfaceId, IpAddr)> {
         let mut out: Vec<(InterfaceId, IpAddr)> = self
             .backends
             .iter()
-            .filter(|b| b.mac.is_none() && !b.retired)
+            .filter(|b| {
+                let outer_unknown = b.vxlan.is_some_and(|(_, hop)| hop.is_none());
+                (b.mac.is_none() || outer_unknown) && !b.retired
+            })
             .filter_map(|b| b.route.map(|r| (r.interface, r.next_hop)))
             .collect();
         out.sort();

@@ -40,6 +40,7 @@ impl Forwarding {
                     .or(ifc.mac)
                     .unwrap_or(MacAddr::ZERO),
                 addresses: ifc.address.clone(),
+                mtu: obs.interface_mtus.get(i).copied().unwrap_or(1500),
             })
             .collect();
 
@@ -91,6 +92,8 @@ impl Forwarding {
             pools: Vec::new(),
             backends: Vec::new(),
             links: Vec::new(),
+            has_vxlan: false,
+            tunnels: Vec::new(),
             frontend_by_addr: HashMap::new(),
             frontend_v4: V4Index::default(),
             claimed_v4: V4Index::default(),
@@ -215,9 +218,10 @@ impl Forwarding {
                             }
                         };
                         let route = fwd.route(b.address);
-                        let mac = b.mac.or_else(|| {
-                            route.and_then(|r| obs.neighbours.get(&r.next_hop).map(|n| n.mac))
-                        });
+                        let next_hop_mac =
+                            route.and_then(|r| obs.neighbours.get(&r.next_hop).map(|n| n.mac));
+                        let mac = b.mac.or(next_hop_mac);
+                        let vxlan = pool.encap.map(|_| (pool.vni.unwrap_or(0), next_hop_mac));
                         backends[id as usize] = Some(BackendState {
                             load_balancer: lb.name.clone(),
                             pool: pool_id,
@@ -230,6 +234,7 @@ impl Forwarding {
                             retired: false,
                             route,
                             mac,
+                            vxlan,
                             reverse_ambiguous: false,
                         });
                         members.push(id);
@@ -399,7 +404,14 @@ impl Forwarding {
             .enumerate()
             .map(|(i, fe)| (fe.mac, i as FrontendId))
             .collect();
-        fwd.links = fwd.backends.iter().map(|b| link_of(&fwd, b)).collect();
+        fwd.tunnels = fwd.backends.iter().map(|b| tunnel_of(&fwd, b)).collect();
+        fwd.links = fwd
+            .backends
+            .iter()
+            .zip(&fwd.tunnels)
+            .map(|(b, t)| link_of(&fwd, b, t.is_some()))
+            .collect();
+        fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
         fwd.backend_sides = fwd
             .backends
             .iter()
@@ -412,7 +424,7 @@ impl Forwarding {
 
 /// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
 /// while its pool has no backend for new flows (then it has nowhere better to go).
-fn link_of(fwd: &Forwarding, b: &BackendState) -> BackendLink {
+fn link_of(fwd: &Forwarding, b: &BackendState, tunnel: bool) -> BackendLink {
     let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
         let src_mac = fwd.interfaces.get(route.interface as usize)?.mac;
         let mut macs = [0; 12];
@@ -426,12 +438,40 @@ fn link_of(fwd: &Forwarding, b: &BackendState) -> BackendLink {
     BackendLink {
         pool: b.pool,
         keeps_flows: !b.retired && (b.healthy || !fwd.pool_has_active(b.pool)),
-        egress,
+        // Behind VXLAN, no way out until the tunnel's next hop is resolved.
+        egress: egress.filter(|_| b.vxlan.is_none() || tunnel),
         v4: match b.address {
             IpAddr::V4(a) => Some(u32::from(a)),
             IpAddr::V6(_) => None,
         },
     }
+}
+
+/// Behind VXLAN: the inner frame goes to the backend's own MAC (its link's egress), the outer
+/// packet to the next hop, from the interface's address on the next hop's subnet.
+fn tunnel_of(fwd: &Forwarding, b: &BackendState) -> Option<VxlanLink> {
+    let ((vni, next_hop), route) = b.vxlan.zip(b.route)?;
+    let IpAddr::V4(dst) = b.address else {
+        return None;
+    };
+    let interface = fwd.interfaces.get(route.interface as usize)?;
+    let mut macs = [0; 12];
+    macs[..6].copy_from_slice(&next_hop?.0);
+    macs[6..].copy_from_slice(&interface.mac.0);
+    let src = interface
+        .addresses
+        .iter()
+        .find_map(|n| match (n, route.next_hop) {
+            (ipnet::IpNet::V4(n), IpAddr::V4(hop)) if n.contains(&hop) => Some(n.addr()),
+            _ => None,
+        })?;
+    Some(VxlanLink {
+        vni,
+        macs,
+        src: u32::from(src),
+        dst: u32::from(dst),
+        mtu: interface.mtu,
+    })
 }
 
 /// The best-priority tier (lowest number) that has a backend able to take new flows.

@@ -46,10 +46,13 @@ pub enum DropReason {
     Vlan,
     /// More IPv6 extension headers than are walked to the transport header.
     ExtensionHeaders,
+    /// For a backend behind VXLAN, too big for the interface's MTU once encapsulated, and
+    /// not to be answered with "fragmentation needed" (IPv4 without DF).
+    TooBig,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -67,6 +70,7 @@ impl DropReason {
         DropReason::KernelLimit,
         DropReason::Vlan,
         DropReason::ExtensionHeaders,
+        DropReason::TooBig,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -90,6 +94,7 @@ impl DropReason {
             DropReason::KernelLimit => "kernel_limit",
             DropReason::Vlan => "vlan",
             DropReason::ExtensionHeaders => "extension_headers",
+            DropReason::TooBig => "too_big",
         }
     }
 

@@ -98,6 +98,7 @@ impl Lab {
             "dsr" => "10.0.0.50",
             "nat6" => "fd00:1::10",
             "dsr6" => "fd00::50",
+            "vxlan" => "10.0.0.50",
             _ => "10.0.1.10",
         }
     }
@@ -115,6 +116,8 @@ impl Lab {
     pub fn backends(&self) -> [&'static str; 3] {
         if self.mode.ends_with('6') {
             BACKENDS6
+        } else if self.mode == "vxlan" {
+            ["10.9.0.11", "10.9.0.12", "10.9.0.13"]
         } else {
             BACKENDS
         }
@@ -339,7 +342,7 @@ impl Appliance {
             tag: lab.tag.clone(),
             log,
         };
-        if lab.mode.ends_with('6') {
+        if lab.mode.ends_with('6') || lab.mode == "vxlan" {
             a.wait_backends(&lab.backends());
         } else {
             a.wait_ready();
@@ -578,17 +581,29 @@ impl Appliance {
 /// tcpdump in a lab host's namespace, on its eth0: what matched `filter` while it ran.
 pub struct Capture {
     child: Child,
+    /// Where tcpdump writes (a file: a pipe read only at the end would fill and stall it,
+    /// and the kernel would drop what it could not deliver).
+    out: PathBuf,
 }
 
 impl Capture {
     /// Starts the capture and waits until tcpdump listens.
     pub fn start(lab: &Lab, host: &str, filter: &str) -> Capture {
+        Capture::start_on(lab, host, "eth0", filter)
+    }
+
+    /// As `start`, on interface `dev` of the host.
+    pub fn start_on(lab: &Lab, host: &str, dev: &str, filter: &str) -> Capture {
         use std::io::BufRead;
+        let out = PathBuf::from(format!(
+            "/tmp/haports-lab-{}/capture-{host}-{dev}.txt",
+            lab.tag
+        ));
         let mut child = Command::new("ip")
             .args(["netns", "exec", &format!("{}-{host}", lab.tag)])
-            .args(["tcpdump", "-i", "eth0", "-n", "-l", "-U"])
+            .args(["tcpdump", "-i", dev, "-n", "-l", "-U"])
             .args(filter.split(' '))
-            .stdout(Stdio::piped())
+            .stdout(std::fs::File::create(&out).expect("capture file"))
             .stderr(Stdio::piped())
             .spawn()
             .expect("start tcpdump");
@@ -596,7 +611,7 @@ impl Capture {
         let mut lines = std::io::BufReader::new(stderr).lines();
         let listening = lines.any(|l| l.is_ok_and(|l| l.contains("listening on")));
         assert!(listening, "tcpdump in {host} did not start");
-        Capture { child }
+        Capture { child, out }
     }
 
     /// Stops the capture; the packets it printed.
@@ -604,13 +619,10 @@ impl Capture {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            use std::io::Read;
-            let _ = stdout.read_to_string(&mut out);
-        }
         let _ = self.child.wait();
-        out.lines()
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_owned)
             .collect()

@@ -115,9 +115,7 @@ pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
             .any(|iface| iface.routes.iter().any(|route| route.to.contains(addr)))
     };
     for (key, pool) in pools(cfg) {
-        if pool.encap.is_some() {
-            continue;
-        }
+        // VXLAN or not, packets to a backend leave towards its address.
         for backend in &pool.backends {
             let addr = backend.address;
             if !on_link(&addr) && !routed(&addr) {

@@ -24,6 +24,7 @@ use crate::wire::MacAddr;
 
 mod addresses;
 mod dataplane;
+mod encap;
 mod names;
 mod probes;
 mod rules;
@@ -119,6 +120,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     addresses::frontends(cfg, &mut out);
     addresses::backend_pools(cfg, &mut out);
     addresses::backends_reachable(cfg, &mut out);
+    encap::vxlan_pools(cfg, &mut out);
     probes::check(cfg, &mut out);
     names::rule_references(cfg, &mut out);
     rules::timeouts(cfg, &mut out);
@@ -183,6 +185,7 @@ mod limit {
     pub(super) const POOL_NOT_EMPTY: Broken = Limitation("pool needs backends");
     pub(super) const DISTINCT_BACKENDS: Broken = Limitation("distinct backends in a pool");
     pub(super) const BACKEND_REACHABLE: Broken = Limitation("backend reachable");
+    pub(super) const VXLAN: Broken = Limitation("VXLAN pools: vni, IPv4 backends with a mac, DSR");
     pub(super) const PROBE_PORT: Broken = Limitation("probe port 1 to 65535");
     pub(super) const HTTP_PROBE_PATH: Broken = Limitation("http probe path");
     pub(super) const PATH_IS_FOR_HTTP: Broken = Limitation("path is for http probes");

@@ -107,6 +107,7 @@ fn build_knowing(cfg: &Config, down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr
         down: down.iter().map(|&a| IpAddr::V4(a)).collect(),
         interface_macs: vec![IF_MAC],
         down_probes: Default::default(),
+        interface_mtus: Vec::new(),
         neighbours: neighbours
             .iter()
             .map(|&(a, m)| (a, Neighbour::fresh(m)))
@@ -357,3 +358,4 @@ mod hostile;
 mod icmp_and_ipv6;
 mod never_panics;
 mod pipeline;
+mod vxlan;

@@ -537,9 +537,69 @@ fn backends_are_on_link_or_routed() {
     });
     assert_eq!(validate(&routed), vec![]);
 
-    let mut encapsulated = cfg.clone();
+    // VXLAN or not, a backend is reached by its address.
+    let mut encapsulated = routed.clone();
     lb(&mut encapsulated).backend_pool[0].encap = Some(Encap::Vxlan);
-    assert_eq!(validate(&encapsulated), vec![]);
+    encapsulated.interface[0].routes.clear();
+    assert!(found(&encapsulated).contains(&(
+        "load_balancer[ilb].backend_pool[nvas].backends[10.9.1.1]".into(),
+        "limitation: backend reachable".into()
+    )));
+}
+
+#[test]
+fn vxlan_pools_need_a_vni_ipv4_backends_with_their_macs_and_dsr() {
+    let tag = "limitation: VXLAN pools: vni, IPv4 backends with a mac, DSR";
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].encap = Some(Encap::Vxlan);
+    let pool = "load_balancer[ilb].backend_pool[nvas]";
+    let mut problems = found(&cfg);
+    problems.sort();
+    let backends: Vec<String> = lb(&mut cfg).backend_pool[0]
+        .backends
+        .iter()
+        .map(|b| format!("{pool}.backends[{}].mac", b.address))
+        .collect();
+    let mut expected: Vec<(String, String)> = backends
+        .into_iter()
+        .chain([
+            format!("{pool}.vni"),
+            "load_balancer[ilb].rule[ha].floating_ip".to_owned(),
+        ])
+        .map(|k| (k, tag.to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(problems, expected);
+
+    let mut fixed = cfg.clone();
+    for rule in &mut lb(&mut fixed).rule {
+        rule.floating_ip = true;
+    }
+    let pool_cfg = &mut lb(&mut fixed).backend_pool[0];
+    pool_cfg.vni = Some(100);
+    for (i, b) in pool_cfg.backends.iter_mut().enumerate() {
+        b.mac = Some(crate::wire::MacAddr([2, 0, 0, 0, 0x0b, i as u8 + 1]));
+    }
+    assert_eq!(validate(&fixed), vec![]);
+
+    let mut big = fixed.clone();
+    lb(&mut big).backend_pool[0].vni = Some(1 << 24);
+    only_tagged(
+        &big,
+        &format!("{pool}.vni"),
+        tag,
+        "does not fit VXLAN's 24 bits",
+    );
+    let mut stray = base();
+    lb(&mut stray).backend_pool[0].vni = Some(7);
+    only_tagged(&stray, &format!("{pool}.vni"), tag, "vni is for encap");
+    let mut v6 = fixed.clone();
+    let b = &mut lb(&mut v6).backend_pool[0].backends[0];
+    b.address = "fd00::11".parse().unwrap();
+    v6.interface[0].address.push("fd00::2/64".parse().unwrap());
+    assert!(found(&v6)
+        .iter()
+        .any(|(k, t)| k.ends_with("backends[fd00::11].address") && t == tag));
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! Backends behind VXLAN: the original packet inside VXLAN to the backend's address, through
+//! the next hop; too big for the tunnel, an ICMP error back (DESIGN §4).
+
+use super::*;
+use crate::dataplane::pipeline::process_burst;
+use crate::wire::{IcmpPacket, UdpPacket};
+
+const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const ROUTER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xfe]);
+const REMOTE: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 9, 0, 11), Ipv4Addr::new(10, 9, 0, 12)];
+const VTEP_MACS: [MacAddr; 2] = [
+    MacAddr([0x02, 0, 0, 0x0b, 0, 0x11]),
+    MacAddr([0x02, 0, 0, 0x0b, 0, 0x12]),
+];
+
+/// A floating HA-ports rule over two backends on 10.9.0.0/24, behind the router 10.0.0.1,
+/// reached by VXLAN 100.
+fn vxlan_config() -> Config {
+    let text = r#"
+[[interface]]
+name = "lan"
+port = 0
+address = ["10.0.0.2/24", "10.0.1.2/24", "fd00::2/64"]
+routes = [{ to = "10.9.0.0/24", via = "10.0.0.1" }]
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe"
+  address = "10.0.0.100"
+  [[load_balancer.frontend]]
+  name = "fe6"
+  address = "fd00::100"
+  [[load_balancer.backend_pool]]
+  name = "remote"
+  encap = "vxlan"
+  vni = 100
+  backends = [
+    { address = "10.9.0.11", mac = "02:00:00:0b:00:11" },
+    { address = "10.9.0.12", mac = "02:00:00:0b:00:12" },
+  ]
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe"
+  backend_pool = "remote"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+  [[load_balancer.rule]]
+  name = "ha6"
+  frontend = "fe6"
+  backend_pool = "remote"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+"#;
+    let cfg = Config::from_toml(text, "test").unwrap();
+    assert_eq!(crate::config::validate(&cfg), vec![]);
+    cfg
+}
+
+fn through_the_pipeline(frame: &[u8], fwd: &Forwarding) -> (Action, Vec<u8>) {
+    let (mut st, _) = worker();
+    let mut burst = vec![frame.to_vec()];
+    let mut actions = [Action::Drop(DropReason::Unsupported); 1];
+    process_burst(&mut burst, LAN, &mut st, fwd, NOW, &mut actions);
+    (actions[0], burst.remove(0))
+}
+
+#[test]
+fn a_packet_for_a_backend_behind_vxlan_goes_inside_it_unchanged() {
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let mut sports = std::collections::BTreeSet::new();
+    for sport in 40_000..40_040 {
+        let frame = tcp_frame(CLIENT_MAC, CLIENT, sport, FRONTEND, 443, TcpFlags::SYN);
+        let (action, out) = through_the_pipeline(&frame, &fwd);
+        let Action::Transmit {
+            interface: LAN,
+            backend: Some(b),
+        } = action
+        else {
+            panic!("{action:?}")
+        };
+        let i = REMOTE
+            .iter()
+            .position(|a| IpAddr::V4(*a) == fwd.backends[b as usize].address)
+            .unwrap();
+        assert_eq!(out.len(), frame.len() + 50);
+        // Outer: to the router, from the interface, IPv4 from the own address on the
+        // router's subnet to the backend, UDP to 4789, VXLAN with the I flag and VNI 100.
+        assert_eq!(macs(&out), (ROUTER_MAC, IF_MAC));
+        let outer = ip(&out);
+        assert!(outer.verify_checksum());
+        assert_eq!((outer.src(), outer.dst()), (OWN, REMOTE[i]));
+        assert_eq!(outer.protocol(), IpProtocol::UDP);
+        assert_eq!(outer.total_len(), out.len() - 14);
+        let udp = UdpPacket::new_checked(outer.payload()).unwrap();
+        assert_eq!(udp.dst_port(), 4789);
+        assert!(udp.src_port() >= 49152);
+        assert_eq!(udp.len(), out.len() - 34);
+        sports.insert(udp.src_port());
+        assert_eq!(&out[42..50], &[0x08, 0, 0, 0, 0, 0, 100, 0]);
+        // Inner: the original frame, to the backend's VXLAN device, IP packet untouched.
+        let inner = &out[50..];
+        assert_eq!(macs(inner), (VTEP_MACS[i], IF_MAC));
+        assert_eq!(&inner[12..], &frame[12..]);
+    }
+    assert!(
+        sports.len() >= 30,
+        "the outer source port follows the flow: {sports:?}"
+    );
+}
+
+#[test]
+fn without_the_next_hop_resolved_nothing_leaves_and_it_is_asked_for() {
+    let fwd = build_knowing(&vxlan_config(), &[], &[]);
+    let frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::SYN);
+    let (action, _) = through_the_pipeline(&frame, &fwd);
+    assert_eq!(action, Action::Drop(DropReason::NoNeighbour));
+    assert_eq!(fwd.unresolved(), vec![(LAN, IpAddr::V4(ROUTER))]);
+}
+
+#[test]
+fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_dropped_without_df() {
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    // 1500 - 50 bytes of headers around it: the most an inner IP packet may be.
+    let fits = tcp(
+        CLIENT,
+        FRONTEND,
+        40_000,
+        443,
+        TcpFlags::ACK,
+        &vec![7; 1450 - 40],
+    );
+    let frame = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &fits),
+    );
+    assert!(matches!(
+        through_the_pipeline(&frame, &fwd).0,
+        Action::Transmit {
+            backend: Some(_),
+            ..
+        }
+    ));
+
+    let big = tcp(
+        CLIENT,
+        FRONTEND,
+        40_000,
+        443,
+        TcpFlags::ACK,
+        &vec![7; 1451 - 40],
+    );
+    let packet = ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &big);
+    let frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let (action, out) = through_the_pipeline(&frame, &fwd);
+    assert_eq!(
+        action,
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(macs(&out), (CLIENT_MAC, IF_MAC));
+    let reply = ip(&out);
+    assert!(reply.verify_checksum());
+    assert_eq!(
+        (reply.src(), reply.dst()),
+        (OWN_1, CLIENT),
+        "from the own address"
+    );
+    let icmp = IcmpPacket::new_checked(reply.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!((icmp.msg_type(), icmp.code()), (3, 4));
+    assert_eq!(
+        &reply.payload()[6..8],
+        &1450u16.to_be_bytes(),
+        "the next-hop MTU"
+    );
+    assert_eq!(
+        &reply.payload()[8..],
+        &packet[..28],
+        "the header and 8 bytes quoted"
+    );
+
+    // Without DF it may be fragmented, which haports does not do: a counted drop.
+    let frame = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &ipv4_with(CLIENT, FRONTEND, IpProtocol::TCP, 0, &[], &big),
+    );
+    assert_eq!(
+        through_the_pipeline(&frame, &fwd).0,
+        Action::Drop(DropReason::TooBig)
+    );
+}
+
+#[test]
+fn an_ipv6_packet_too_big_for_the_tunnel_is_answered_with_packet_too_big() {
+    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
+    use crate::wire::{Icmpv6Packet, Ipv6Packet};
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let mut p = vec![0x60, 0, 0, 0];
+    let payload = vec![9u8; 1420];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::UDP, 64]);
+    p.extend_from_slice(&CLIENT6.octets());
+    p.extend_from_slice(&FRONTEND6.octets());
+    let mut udp = vec![0x9c, 0x40, 0, 53];
+    udp.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&udp);
+    p.extend_from_slice(&payload[8..]);
+    let frame = eth(
+        frontend_mac(IpAddr::V6(FRONTEND6)),
+        CLIENT_MAC,
+        EtherType::IPV6,
+        &p,
+    );
+    let (action, out) = through_the_pipeline(&frame, &fwd);
+    assert_eq!(
+        action,
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(macs(&out), (CLIENT_MAC, IF_MAC));
+    let ip = Ipv6Packet::new_checked(&out[ETH_LEN..]).unwrap();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    assert_eq!((ip.src(), ip.dst()), (own, CLIENT6));
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.code()), (2, 0));
+    assert!(icmp.verify_checksum(own, CLIENT6));
+    assert_eq!(&ip.payload()[4..8], &1450u32.to_be_bytes(), "the MTU");
+    assert_eq!(&ip.payload()[8..48], &p[..40], "the packet quoted");
+    assert!(out.len() <= ETH_LEN + 1280, "within IPv6's minimum MTU");
+}

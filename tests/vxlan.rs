@@ -1,0 +1,62 @@
+//! End to end: DSR over VXLAN through a Linux router to backends on another subnet, each
+//! decapsulating with a Linux vxlan device and holding the frontend on loopback. Needs root.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Appliance, Capture, Lab, FRONTEND};
+
+#[test]
+fn dsr_over_vxlan_through_a_router_balances_and_spreads_outer_source_ports() {
+    let lab = Lab::up("vxlan");
+    let lb = Appliance::start(&lab, &lab.config());
+    // What crosses the router towards the backends.
+    let capture = Capture::start_on(&lab, "r", "eth1", "udp dst port 4789");
+
+    let ports: Vec<u16> = (8000..8024).collect();
+    let t = lab.traffic("tcp", FRONTEND, &ports, 240, None);
+    assert!(
+        t.failures.is_empty(),
+        "{} failures: {:?}",
+        t.failures.len(),
+        t.failures.first()
+    );
+    assert_eq!(t.total(), 240);
+    assert_eq!(t.served.len(), 3, "{:?}", t.served);
+    for (backend, n) in &t.served {
+        assert!(
+            *n * 100 >= 240 * 15,
+            "{backend} got {n} of 240: {:?}",
+            t.served
+        );
+    }
+
+    let seen = capture.stop();
+    // "IP 10.0.0.2.SPORT > 10.9.0.1N.4789: VXLAN, flags [I] (0x08), vni 100"
+    let outer: Vec<&String> = seen.iter().filter(|l| l.contains(": VXLAN")).collect();
+    assert!(
+        outer.len() >= 240,
+        "VXLAN packets on the router: {}",
+        outer.len()
+    );
+    assert!(outer
+        .iter()
+        .all(|l| l.contains("vni 100") && l.contains("IP 10.0.0.2.")));
+    let sports: BTreeSet<&str> = outer
+        .iter()
+        .filter_map(|l| l.split("IP 10.0.0.2.").nth(1)?.split(' ').next())
+        .collect();
+    assert!(
+        sports.len() >= 100,
+        "outer source ports vary by flow: {} {:?}",
+        sports.len(),
+        &outer[..10]
+    );
+    let to: BTreeSet<&str> = outer
+        .iter()
+        .filter_map(|l| l.split(" > ").nth(1)?.split(".4789").next())
+        .collect();
+    assert_eq!(to.len(), 3, "to every backend's address: {to:?}");
+    drop(lb);
+}
