@@ -3,7 +3,7 @@
 # network namespaces (used by tests/nva.rs). Everything carries TAG in its name and lives in
 # namespaces of its own; `down` removes all of it.
 #
-#   nva-lab.sh up TAG MODE      MODE: one-nic | one-nic-2w | two-nic | active-passive
+#   nva-lab.sh up TAG MODE      MODE: one-nic | one-nic-2w | two-nic | active-passive | vxlan
 #   nva-lab.sh down TAG
 #   nva-lab.sh stop-service TAG nN / start-service TAG nN   kill / restart NVA nN's probe target
 #
@@ -17,6 +17,10 @@
 #     eth0 10.0.0.2, frontend fe1 10.0.0.100, ra 10.0.0.1, rb 10.0.0.3, NVAs 10.0.0.11-13 (eth0,
 #     forwarding out the interface they received on). one-nic-2w: two workers (two AF_PACKET
 #     queue pairs); active-passive: n1 priority 0, n2 and n3 priority 1.
+#   vxlan: the hub as in one-nic, but the NVAs on a segment of their own, 10.9.0.0/24 (bridge
+#     br1: n1..n3 10.9.0.11-13 on eth0), behind router `rn` (10.0.0.4 on the hub, 10.9.0.1);
+#     the appliance reaches them inside VXLAN (vni 100), each NVA decapsulating with a vxlan
+#     device vx0 (MAC 02:00:00:0b:00:1N) and forwarding the inner packets on through rn.
 #   two-nic: an untrusted segment 10.0.10.0/24 (bru: appliance eth0 10.0.10.2, frontend fe-u
 #     .100, ra .1, NVAs' eth0 .11-13) and a trusted one 10.0.20.0/24 (brt: appliance eth1
 #     10.0.20.2, frontend fe-t .100, rb .1, NVAs' eth1 .11-13); two pools of the same instances.
@@ -113,6 +117,7 @@ up() {
   mkdir -p "$dir"
   echo "$mode" >"$dir/mode"
   for n in sw lb ra rb a b $NVAS; do namespace "$n"; done
+  [ "$mode" = vxlan ] && namespace rn
   # Plain switches: no netfilter on bridged frames (br_netfilter would run conntrack there).
   for t in iptables ip6tables arptables; do
     ns sw sysctl -qw "net.bridge.bridge-nf-call-$t=0" 2>/dev/null || true
@@ -140,11 +145,27 @@ up() {
     appliance eth0
     attach ra eth0 br0 10.0.0.1/24
     attach rb eth0 br0 10.0.0.3/24
-    for i in 1 2 3; do
-      attach "n$i" eth0 br0 "10.0.0.1$i/24"
-      ns "n$i" ip route add "$SPOKE_A" via 10.0.0.1
-      ns "n$i" ip route add "$SPOKE_B" via 10.0.0.3
-    done
+    if [ "$mode" = vxlan ]; then
+      ns sw ip link add br1 type bridge
+      ns sw ip link set br1 up
+      attach rn eth0 br0 10.0.0.4/24
+      attach rn eth1 br1 10.9.0.1/24
+      ns rn ip route add "$SPOKE_A" via 10.0.0.1
+      ns rn ip route add "$SPOKE_B" via 10.0.0.3
+      for i in 1 2 3; do
+        attach "n$i" eth0 br1 "10.9.0.1$i/24"
+        ns "n$i" ip route add default via 10.9.0.1
+        ns "n$i" ip link add vx0 address "02:00:00:0b:00:1$i" type vxlan id 100 dstport 4789 \
+          local "10.9.0.1$i" dev eth0 nolearning
+        ns "n$i" ip link set vx0 up
+      done
+    else
+      for i in 1 2 3; do
+        attach "n$i" eth0 br0 "10.0.0.1$i/24"
+        ns "n$i" ip route add "$SPOKE_A" via 10.0.0.1
+        ns "n$i" ip route add "$SPOKE_B" via 10.0.0.3
+      done
+    fi
     fe_a=10.0.0.100 fe_b=10.0.0.100
   fi
   # The spokes: each host behind its router; each router's route to the other spoke points
@@ -156,6 +177,7 @@ up() {
   ns ra ip route add "$SPOKE_B" via "$fe_a"
   ns rb ip route add "$SPOKE_A" via "$fe_b"
   for n in ra rb $NVAS; do router "$n"; done
+  [ "$mode" = vxlan ] && router rn
   for n in a b; do ns "$n" sysctl -qw net.ipv4.conf.all.accept_redirects=0; done
   for n in $NVAS; do firewall "$n"; done
 
@@ -284,6 +306,16 @@ TOML
     else
       local n1='{ address = "10.0.0.11" }' n2='{ address = "10.0.0.12" }' n3='{ address = "10.0.0.13" }'
       local pool_note='  # n-active: every healthy NVA takes a share of the flows.'
+      local routes=""
+      if [ "$mode" = vxlan ]; then
+        n1='{ address = "10.9.0.11", mac = "02:00:00:0b:00:11" }'
+        n2='{ address = "10.9.0.12", mac = "02:00:00:0b:00:12" }'
+        n3='{ address = "10.9.0.13", mac = "02:00:00:0b:00:13" }'
+        pool_note='  # Behind router rn, inside VXLAN 100 to each NVA'"'"'s vxlan device (its mac).
+  encap = "vxlan"
+  vni = 100'
+        routes='routes = [{ to = "10.9.0.0/24", via = "10.0.0.4" }]'
+      fi
       if [ "$mode" = active-passive ]; then
         n2='{ address = "10.0.0.12", priority = 1 }' n3='{ address = "10.0.0.13", priority = 1 }'
         pool_note='  # Active-passive: n1 takes every flow while healthy (lower priority wins), then n2, n3.'
@@ -294,6 +326,7 @@ TOML
 name = "hub"
 port = 0
 address = "10.0.0.2/24"
+$routes
 
 # The spoke routers' next hop: frontend fe1. Its floating HA-ports rule balances every
 # transit flow over the NVAs; the symmetric hash sends both directions to the same one.
@@ -337,7 +370,7 @@ down() {
   for f in "$dir"/*.pid; do
     [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
   done
-  for n in a b ra rb n1 n2 n3 lb sw; do
+  for n in a b ra rb rn n1 n2 n3 lb sw; do
     ip netns pids "$tag-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$tag-$n" 2>/dev/null || true
   done
@@ -346,7 +379,7 @@ down() {
 
 case $cmd in
   up)
-    case $mode in one-nic|one-nic-2w|two-nic|active-passive) ;; *) echo "unknown mode $mode" >&2; exit 2 ;; esac
+    case $mode in one-nic|one-nic-2w|two-nic|active-passive|vxlan) ;; *) echo "unknown mode $mode" >&2; exit 2 ;; esac
     up ;;
   down) down ;;
   stop-service) stop_service "${3:?nN}" ;;

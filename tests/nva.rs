@@ -18,6 +18,8 @@ const CLIENT: &str = "10.1.0.10";
 const SERVER: &str = "10.2.0.10";
 const NVAS: [&str; 3] = ["n1", "n2", "n3"];
 const HUB_NVAS: [&str; 3] = ["10.0.0.11", "10.0.0.12", "10.0.0.13"];
+/// The NVAs behind the router, reached inside VXLAN (vxlan mode).
+const VXLAN_NVAS: [&str; 3] = ["10.9.0.11", "10.9.0.12", "10.9.0.13"];
 const UNTRUSTED_NVAS: [&str; 3] = ["10.0.10.11", "10.0.10.12", "10.0.10.13"];
 const TRUSTED_NVAS: [&str; 3] = ["10.0.20.11", "10.0.20.12", "10.0.20.13"];
 
@@ -92,6 +94,8 @@ impl NvaLab {
                 .chain(&TRUSTED_NVAS)
                 .copied()
                 .collect()
+        } else if self.mode == "vxlan" {
+            VXLAN_NVAS.to_vec()
         } else {
             HUB_NVAS.to_vec()
         }
@@ -585,4 +589,38 @@ fn lookup_via_names_the_nva_each_flow_went_through_before_and_after_one_fails() 
         ("fe1", &HUB_NVAS),
         &[HUB_NVAS[1]],
     );
+}
+
+#[test]
+fn nvas_behind_vxlan_see_both_directions_of_each_flow() {
+    let lab = NvaLab::up("vxlan");
+    let lb = lab.appliance();
+
+    // Each flow's both directions went through one NVA's conntrack, reached inside VXLAN.
+    let carried = a_to_b(&lab, 120, &BTreeMap::new());
+    assert_spread("vxlan", &carried);
+    assert_lookup_agrees(
+        &lab,
+        &carried,
+        ("fe1", &VXLAN_NVAS),
+        ("fe1", &VXLAN_NVAS),
+        &[],
+    );
+    assert_no_drops(&lb);
+    let per = spread(&carried);
+    for nva in NVAS {
+        let vxlan = lab.exec(nva, &["ip", "-s", "-j", "link", "show", "vx0"]);
+        let stats: serde_json::Value = serde_json::from_slice(&vxlan.stdout).expect("ip -j");
+        let received = stats[0]["stats64"]["rx"]["packets"].as_u64().unwrap_or(0);
+        assert!(
+            received >= 2 * per[nva] as u64,
+            "{nva}: {received} packets came out of its VXLAN device for {} flows",
+            per[nva]
+        );
+    }
+    // B to A still refused by the firewalls behind the tunnel.
+    let refused_before = lab.refused_total();
+    let t = lab.traffic("b", "tcp", CLIENT, 8, 0.3);
+    assert_eq!(t.total(), 0, "tcp from B to A got through: {:?}", t.served);
+    assert!(lab.refused_total() - refused_before >= 8);
 }

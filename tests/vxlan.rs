@@ -58,5 +58,37 @@ fn dsr_over_vxlan_through_a_router_balances_and_spreads_outer_source_ports() {
         .filter_map(|l| l.split(" > ").nth(1)?.split(".4789").next())
         .collect();
     assert_eq!(to.len(), 3, "to every backend's address: {to:?}");
+
+    // Path-MTU discovery through the tunnel: a UDP datagram with DF too big once wrapped
+    // (1440 bytes of payload: a 1468-byte IP packet, above 1500 - 50) is answered with
+    // "fragmentation needed", and the client's kernel learns the tunnel's MTU.
+    let out = lab.exec("c", &["python3", "-c", PMTU, FRONTEND]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1450");
     drop(lb);
 }
+
+/// Sends a 1440-byte UDP datagram with DF to port 8000 of the frontend, then prints the path
+/// MTU the kernel learnt for it.
+const PMTU: &str = r#"
+import socket, sys, time
+IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+s.connect((sys.argv[1], 8000))
+mtu = 0
+for _ in range(50):
+    try:
+        s.send(b"x" * 1440)
+    except OSError:
+        pass
+    time.sleep(0.1)
+    mtu = s.getsockopt(socket.IPPROTO_IP, IP_MTU)
+    if mtu < 1500:
+        break
+print(mtu)
+"#;
