@@ -17,7 +17,7 @@ use super::hash::symmetric_hash;
 use super::hash::v4_hash;
 use super::side_table::SideTable;
 use super::verdict::DropReason;
-use crate::config::Distribution;
+use crate::config::{Distribution, RuleProtocol};
 use crate::wire::{Ipv4Flow, TcpFlags};
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
@@ -195,15 +195,15 @@ impl Flow {
         }
     }
 
+    /// A TCP FIN or RST (other protocols carry no flags: `tcp_flags` is 0).
     fn closes(&self) -> bool {
-        self.proto() == crate::lb::flow::proto::TCP
-            && self.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0
+        self.tcp_flags & (TcpFlags::FIN | TcpFlags::RST) != 0
     }
 
     /// A TCP SYN without ACK, FIN or RST: a connection attempt, or its retransmission.
     fn only_opens(&self) -> bool {
         let bits = TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN | TcpFlags::RST;
-        self.proto() == crate::lb::flow::proto::TCP && self.tcp_flags & bits == TcpFlags::SYN
+        self.tcp_flags & bits == TcpFlags::SYN
     }
 
     /// The value to remember for this packet's flow on `backend`, given what was remembered
@@ -381,12 +381,17 @@ pub fn decide<M: BucketMemory>(
     memory: Memory,
 ) -> Result<Decided, DropReason> {
     let (rule_index, rule) = match via {
-        Via::Frontend => fwd.rule(fe, flow.proto(), flow.dst_port()),
+        // A frontend whose first rule takes everything has no other (HA ports sort last):
+        // no need for the packet's port.
+        Via::Frontend => match fwd.frontends.get(fe as usize).and_then(|f| f.rules.first()) {
+            Some(first) if first.protocol == RuleProtocol::All => Some((0, first)),
+            _ => fwd.rule(fe, flow.proto(), flow.dst_port()),
+        },
         Via::Transit => fwd.ha_rule(fe),
     }
     .ok_or(DropReason::NoRule)?;
     let nat = via == Via::Frontend && !rule.floating_ip;
-    let port = (nat && translates(rule)).then_some(rule.backend_port);
+    let port = if nat { rule.translated_port } else { None };
     let decided = |backend, new| Decided {
         frontend: fe,
         rule: rule_index,
@@ -473,7 +478,7 @@ fn timeout(rule: &RuleState, value: u32) -> u64 {
 
 /// Whether `rule` translates ports (a non-HA-ports rule with a backend port).
 fn translates(rule: &RuleState) -> bool {
-    !rule.is_ha_ports() && rule.backend_port != 0
+    rule.translated_port.is_some()
 }
 
 /// The five-tuple of `backend`'s replies to the flow of `packet` under NAT by `rule`.

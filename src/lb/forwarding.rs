@@ -58,6 +58,8 @@ pub struct RuleState {
     pub idle_timeout_ms: u64,
     /// What a new flow's backend is chosen by.
     pub distribution: Distribution,
+    /// The backend port a translating rule (not HA ports, a backend port) rewrites to.
+    pub translated_port: Option<u16>,
 }
 
 impl RuleState {

@@ -339,6 +339,8 @@ impl Forwarding {
                             pool,
                             idle_timeout_ms: u64::from(r.idle_timeout_s) * 1000,
                             distribution: r.distribution,
+                            translated_port: (!r.is_ha_ports() && r.backend_port != 0)
+                                .then_some(r.backend_port),
                         })
                     })
                     .collect();
