@@ -24,7 +24,7 @@ use super::vxlan;
 use crate::dpdk::{prefetch, Mbuf, BURST};
 use crate::lb::decision::{Flow, Via};
 use crate::lb::flow::V4Key;
-use crate::lb::forwarding::{Forwarding, FrontendId, InterfaceId};
+use crate::lb::forwarding::{mac_word, Forwarding, FrontendId, InterfaceId};
 use crate::lb::hash::v4_hash;
 use crate::lb::verdict::DropReason;
 use crate::wire::checksum::ipv4_header_ok;
@@ -329,18 +329,11 @@ fn to_frontend_v4(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Fr
             .map_or(u64::MAX, |b| u64::from_le_bytes(b) & MAC_BITS)
     };
     let (dst, src) = (word(0), word(6));
-    let ours = word_of(our_mac);
-    let to_us = dst == ours || dst == word_of(fwd.frontends[frontend as usize].mac);
+    let ours = mac_word(our_mac);
+    let to_us = dst == ours || dst == fwd.frontends[frontend as usize].mac_word;
     // Bit 0 of the first octet: a group address.
     to_us && dst & 1 == 0 && src != ours
 }
 
 /// The bits of a MAC address in a little-endian word read from its first octet.
 const MAC_BITS: u64 = (1 << 48) - 1;
-
-#[inline]
-fn word_of(mac: MacAddr) -> u64 {
-    let mut w = [0u8; 8];
-    w[..6].copy_from_slice(&mac.0);
-    u64::from_le_bytes(w)
-}

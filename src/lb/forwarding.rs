@@ -84,6 +84,8 @@ pub struct FrontendState {
     /// Its own MAC (see [`frontend_mac`]): what ARP for the frontend answers, so frames
     /// routed through the frontend say which one they were routed through.
     pub mac: MacAddr,
+    /// `mac` as the low 48 bits of a little-endian word (the fast path compares words).
+    pub mac_word: u64,
     /// Port rules first, the HA-ports rule (if any) last: the most specific match wins.
     pub rules: Vec<RuleState>,
 }
@@ -473,6 +475,14 @@ impl Forwarding {
         out.dedup();
         out
     }
+}
+
+/// A MAC address as the low 48 bits of a little-endian word (its first octet lowest), as
+/// the fast path reads it from a frame.
+pub fn mac_word(mac: MacAddr) -> u64 {
+    let mut w = [0u8; 8];
+    w[..6].copy_from_slice(&mac.0);
+    u64::from_le_bytes(w)
 }
 
 /// A frontend's MAC address, derived from its IP address so that every instance with the

@@ -375,6 +375,7 @@ impl Forwarding {
                     name: fe.name.clone(),
                     address: fe.address,
                     mac: frontend_mac(fe.address),
+                    mac_word: mac_word(frontend_mac(fe.address)),
                     rules,
                 });
             }
