@@ -11,11 +11,10 @@
 use std::net::IpAddr;
 
 use super::flow::FlowKey;
-use super::flow_table::{Bucket, BucketMemory, FlowTable, Slot, V4Key};
+use super::flow_table::{BucketMemory, V4Key};
 use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
 use super::hash::symmetric_hash;
 use super::hash::v4_hash;
-use super::side_table::SideTable;
 use super::verdict::DropReason;
 use crate::config::{Distribution, RuleProtocol};
 use crate::wire::{Ipv4Flow, TcpFlags};
@@ -216,126 +215,6 @@ impl Flow {
     }
 }
 
-/// A worker's memory of its flows: IPv4 flows in the cache-line [`FlowTable`], IPv6 flows
-/// and the reply entries of NAT flows whose reverse mapping is ambiguous in side tables.
-#[derive(Debug)]
-pub struct Flows<M = Box<[Bucket]>> {
-    pub v4: FlowTable<M>,
-    pub wide: SideTable<u32>,
-    /// Reply direction of a NAT flow (canonical reply key) → the frontend to restore; only
-    /// for backends whose replies the rules alone cannot map back
-    /// ([`BackendState::reverse_ambiguous`](super::forwarding::BackendState)).
-    pub replies: SideTable<ReverseNat>,
-    /// The key of every hash into these tables ([`Flow::table_hash`]): random for each
-    /// worker of a running appliance, so that where a flow lands cannot be aimed.
-    pub secret: u64,
-    /// New flows the tables had no room for (decided by Maglev alone, not remembered).
-    pub refused: u64,
-}
-
-/// The side tables' size relative to the flow table's capacity.
-const SIDE_SHARE: usize = 4;
-
-impl Flows<Box<[Bucket]>> {
-    /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows and ambiguous NAT
-    /// replies) on the ordinary heap, with the table secret 0 (offline decisions, tests).
-    pub fn with_capacity(capacity: usize) -> Self {
-        Flows::in_memory(FlowTable::with_capacity(capacity), 0)
-    }
-}
-
-impl<M: BucketMemory> Flows<M> {
-    /// The tables around `v4`, keyed by `secret`.
-    pub fn in_memory(v4: FlowTable<M>, secret: u64) -> Self {
-        let side = v4.capacity() / SIDE_SHARE;
-        Flows {
-            v4,
-            wide: SideTable::with_capacity(side),
-            replies: SideTable::with_capacity(side),
-            secret,
-            refused: 0,
-        }
-    }
-
-    /// Flows held (expired ones not yet reclaimed included).
-    pub fn len(&self) -> usize {
-        self.v4.len() + self.wide.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Incremental aging, a few buckets and slots at a time.
-    pub fn expire(&mut self, now_ms: u64, max_scan: usize) {
-        self.v4.expire(now_ms, max_scan);
-        self.wide.expire(now_ms, max_scan / 4);
-        self.replies.expire(now_ms, max_scan / 4);
-    }
-
-    /// The value remembered for a flow, and where it sits in the bucket table (for a
-    /// refresh without a second lookup).
-    #[inline(always)]
-    fn remembered(
-        &mut self,
-        flow: &Flow,
-        now_ms: u64,
-        memory: Memory,
-    ) -> Option<(u32, Option<Slot>)> {
-        match (&flow.key, memory) {
-            (TableKey::V4(k), Memory::Record) => {
-                let slot = self.v4.find(k, flow.table_hash, now_ms)?;
-                Some((self.v4.value(slot), Some(slot)))
-            }
-            (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.table_hash).map(|v| (v, None)),
-            (TableKey::Wide(k), Memory::Record) => self
-                .wide
-                .lookup(k, flow.table_hash, now_ms)
-                .map(|v| (v, None)),
-            (TableKey::Wide(k), Memory::Peek) => {
-                self.wide.peek(k, flow.table_hash).map(|v| (v, None))
-            }
-        }
-    }
-
-    /// Remembers (or refreshes) a flow's value; a full table is not an error, but counted.
-    #[inline(always)]
-    fn remember(
-        &mut self,
-        flow: &Flow,
-        at: Option<Slot>,
-        value: u32,
-        now_ms: u64,
-        timeout_ms: u64,
-    ) {
-        match (&flow.key, at) {
-            (TableKey::V4(_), Some(slot)) => self.v4.refresh(slot, value, now_ms, timeout_ms),
-            (TableKey::V4(k), None) => {
-                let at = self
-                    .v4
-                    .insert(*k, flow.table_hash, value, now_ms, timeout_ms);
-                self.refused += u64::from(at.is_none());
-            }
-            (TableKey::Wide(k), _) => {
-                let kept = self
-                    .wide
-                    .insert(*k, flow.table_hash, value, now_ms, timeout_ms);
-                self.refused += u64::from(!kept);
-            }
-        }
-    }
-
-    /// The frontend to restore on a NAT reply, when its flow recorded one.
-    pub fn reply(&mut self, reply: &FlowKey, now_ms: u64) -> Option<ReverseNat> {
-        if self.replies.is_empty() {
-            return None;
-        }
-        let key = reply.canonical();
-        let hash = symmetric_hash(&key, self.secret);
-        self.replies.lookup(&key, hash, now_ms)
-    }
-}
-
 /// What [`decide`] found for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decided {
@@ -500,6 +379,10 @@ fn reply_key(
         dst_port: packet.src_port,
     })
 }
+
+#[path = "decision_flows.rs"]
+mod flows;
+pub use flows::Flows;
 
 #[cfg(test)]
 #[path = "decision_tests.rs"]

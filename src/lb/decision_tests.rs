@@ -2,6 +2,7 @@
 use super::*;
 use crate::config::Config;
 use crate::config::Distribution;
+use crate::lb::flow_table::FlowTable;
 use crate::lb::forwarding::Observations;
 
 fn config(floating: bool) -> Config {

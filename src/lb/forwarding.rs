@@ -133,95 +133,6 @@ pub struct BackendState {
     pub reverse_ambiguous: bool,
 }
 
-/// What the per-packet path reads of a backend, in one small record built with the state
-/// (the [`BackendState`] it derives from spans two cache lines).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackendLink {
-    pub pool: PoolId,
-    /// [`Forwarding::keeps_flow`]'s answer for a flow of its own pool.
-    pub keeps_flows: bool,
-    /// Where its packets leave; None until its route and MAC are known.
-    pub egress: Option<Egress>,
-    /// Its address as a word, when IPv4 (the fast path's destination NAT).
-    pub v4: Option<u32>,
-}
-
-/// How a packet reaches a backend behind VXLAN: inside UDP to port 4789 of its address,
-/// from the egress interface's own address, through the next hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VxlanLink {
-    pub vni: u32,
-    /// The outer frame's MACs: the next hop's, then the interface's.
-    pub macs: [u8; 12],
-    pub src: u32,
-    pub dst: u32,
-    /// The egress interface's MTU: the most the outer IP packet may carry.
-    pub mtu: u16,
-}
-
-/// The way out to a backend: the interface, and the addresses of the frame's new MAC header
-/// (the backend's or its next hop's MAC, then the interface's own), in wire order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Egress {
-    pub interface: InterfaceId,
-    pub macs: [u8; 12],
-}
-
-/// An address the appliance answers for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressee {
-    /// An interface's own address, held by its kernel twin.
-    Own(InterfaceId),
-    Frontend(FrontendId),
-}
-
-/// What a non-floating rule's reply gets rewritten to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReverseNat {
-    pub frontend: IpAddr,
-    /// The frontend port to restore (port-translating rules); None for HA ports.
-    pub frontend_port: Option<u16>,
-}
-
-/// A new flow's decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub frontend: FrontendId,
-    pub rule: u32,
-    pub backend: BackendId,
-}
-
-/// A resolved neighbour as published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Neighbour {
-    pub mac: MacAddr,
-    /// Not confirmed for a while: still used, and verified again once a packet needs it.
-    pub stale: bool,
-}
-
-impl Neighbour {
-    /// A neighbour just confirmed.
-    pub fn fresh(mac: MacAddr) -> Neighbour {
-        Neighbour { mac, stale: false }
-    }
-}
-
-/// What the state is built from, besides the config.
-#[derive(Debug, Default, Clone)]
-pub struct Observations {
-    /// Backend addresses down for every rule (`haports lookup --down`).
-    pub down: HashSet<IpAddr>,
-    /// (backend address, load balancer, probe) failing that probe: down for the rules that
-    /// use it.
-    pub down_probes: HashSet<(IpAddr, String, String)>,
-    /// Resolved neighbours (address → MAC), from the control thread's neighbour cache.
-    pub neighbours: HashMap<IpAddr, Neighbour>,
-    /// Each interface's MAC, by interface index (empty offline).
-    pub interface_macs: Vec<MacAddr>,
-    /// Each interface's MTU, by interface index (empty offline: 1500).
-    pub interface_mtus: Vec<u16>,
-}
-
 /// The whole forwarding state, immutable once built.
 #[derive(Debug)]
 pub struct Forwarding {
@@ -503,6 +414,12 @@ pub fn frontend_mac(addr: IpAddr) -> MacAddr {
 
 #[path = "forwarding_build.rs"]
 mod build;
+
+#[path = "forwarding_records.rs"]
+mod records;
+pub use records::{
+    Addressee, BackendLink, Decision, Egress, Neighbour, Observations, ReverseNat, VxlanLink,
+};
 
 #[cfg(test)]
 #[path = "forwarding_tests.rs"]

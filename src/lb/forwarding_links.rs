@@ -1,0 +1,94 @@
+//! What the build derives for each backend and pool: the per-packet link and tunnel records,
+//! and the tier of backends new flows may go to.
+
+use std::net::IpAddr;
+
+use super::super::*;
+
+/// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
+/// while its pool has no backend for new flows (then it has nowhere better to go).
+pub(super) fn link_of(fwd: &Forwarding, b: &BackendState, tunnel: bool) -> BackendLink {
+    let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
+        let src_mac = fwd.interfaces.get(route.interface as usize)?.mac;
+        let mut macs = [0; 12];
+        macs[..6].copy_from_slice(&dst_mac.0);
+        macs[6..].copy_from_slice(&src_mac.0);
+        Some(Egress {
+            interface: route.interface,
+            macs,
+        })
+    });
+    BackendLink {
+        pool: b.pool,
+        keeps_flows: !b.retired && (b.healthy || !fwd.pool_has_active(b.pool)),
+        // Behind VXLAN, no way out until the tunnel's next hop is resolved.
+        egress: egress.filter(|_| b.vxlan.is_none() || tunnel),
+        v4: match b.address {
+            IpAddr::V4(a) => Some(u32::from(a)),
+            IpAddr::V6(_) => None,
+        },
+    }
+}
+
+/// Behind VXLAN: the inner frame goes to the backend's own MAC (its link's egress), the outer
+/// packet to the next hop, from the interface's address on the next hop's subnet.
+pub(super) fn tunnel_of(fwd: &Forwarding, b: &BackendState) -> Option<VxlanLink> {
+    let ((vni, next_hop), route) = b.vxlan.zip(b.route)?;
+    let IpAddr::V4(dst) = b.address else {
+        return None;
+    };
+    let interface = fwd.interfaces.get(route.interface as usize)?;
+    let mut macs = [0; 12];
+    macs[..6].copy_from_slice(&next_hop?.0);
+    macs[6..].copy_from_slice(&interface.mac.0);
+    let src = interface
+        .addresses
+        .iter()
+        .find_map(|n| match (n, route.next_hop) {
+            (ipnet::IpNet::V4(n), IpAddr::V4(hop)) if n.contains(&hop) => Some(n.addr()),
+            _ => None,
+        })?;
+    Some(VxlanLink {
+        vni,
+        macs,
+        src: u32::from(src),
+        dst: u32::from(dst),
+        mtu: interface.mtu,
+    })
+}
+
+/// The best-priority tier (lowest number) that has a backend able to take new flows.
+pub(super) fn active_tier(backends: &[BackendState], members: &[BackendId]) -> Vec<BackendId> {
+    let usable = |b: &&BackendId| {
+        let be = &backends[**b as usize];
+        be.healthy && be.weight > 0 && !be.drain
+    };
+    let best = members
+        .iter()
+        .filter(usable)
+        .map(|&b| backends[b as usize].priority)
+        .min();
+    match best {
+        None => Vec::new(),
+        Some(p) => members
+            .iter()
+            .filter(usable)
+            .filter(|&&b| backends[b as usize].priority == p)
+            .copied()
+            .collect(),
+    }
+}
+
+pub(super) fn same_members(
+    prev: &Forwarding,
+    pool: &PoolState,
+    next: &Forwarding,
+    active: &[BackendId],
+) -> bool {
+    pool.active.len() == active.len()
+        && pool.active.iter().zip(active).all(|(&a, &b)| {
+            let (x, y) = (&prev.backends[a as usize], &next.backends[b as usize]);
+            x.instance == y.instance && x.weight == y.weight
+        })
+        && prev.hash_seed == next.hash_seed
+}
