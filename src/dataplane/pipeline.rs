@@ -113,6 +113,8 @@ struct Fast {
     key: V4Key,
     hash: u64,
     frontend: FrontendId,
+    /// The packet travels against the key's order.
+    reversed: bool,
 }
 
 /// Decides and rewrites a burst of packets received on `ingress`; `actions[i]` says where
@@ -168,7 +170,7 @@ pub fn process_burst<P: PacketBuffer>(
             let f = &fast[i];
             let frame = p.bytes();
             let src = IpAddr::V4(f.packet.src.into());
-            let flow = Flow::v4(&f.packet, f.key, f.hash);
+            let flow = Flow::v4(&f.packet, f.key, f.hash, f.reversed);
             match decide_flow(src, f.frontend, Via::Frontend, &flow, &mut cx) {
                 Ok(d) => deliver_v4(frame, &f.packet, &d, fwd),
                 Err(reason) => Action::Drop(reason),
@@ -301,18 +303,13 @@ fn classify_fast(
     if hostile || !to_frontend_v4(frame, our_mac, fwd, frontend) {
         return false;
     }
-    let key = V4Key::new(
-        packet.proto,
-        packet.src,
-        packet.src_port,
-        packet.dst,
-        packet.dst_port,
-    );
+    let (key, reversed) = Flow::v4_order(&packet);
     *out = Fast {
         packet,
         key,
         hash: v4_hash(&key, secret),
         frontend,
+        reversed,
     };
     true
 }

@@ -102,17 +102,36 @@ impl Flow {
         }
     }
 
-    /// An IPv4 flow from its canonical key and that key's hash under the table secret
-    /// ([`v4_hash`]), as the fast path has them: the same flow [`Flow::new`] builds, without
-    /// hashing a [`FlowKey`].
+    /// An IPv4 flow from its canonical key, that key's hash under the table secret
+    /// ([`v4_hash`]) and whether the packet travels against the key's order
+    /// ([`Flow::v4_order`]), as the fast path has them: the same flow [`Flow::new`] builds,
+    /// without hashing a [`FlowKey`].
     #[inline]
-    pub fn v4(packet: &Ipv4Flow, key: V4Key, table_hash: u64) -> Flow {
+    pub fn v4(packet: &Ipv4Flow, key: V4Key, table_hash: u64, reversed: bool) -> Flow {
         Flow {
             key: TableKey::V4(key),
             table_hash,
-            reversed: (packet.src, packet.src_port) > (packet.dst, packet.dst_port),
+            reversed,
             tcp_flags: packet.tcp_flags,
         }
+    }
+
+    /// An IPv4 packet's canonical key, and whether it travels from the key's higher endpoint
+    /// to its lower one (one comparison for both).
+    #[inline]
+    pub fn v4_order(packet: &Ipv4Flow) -> (V4Key, bool) {
+        let reversed = (packet.src, packet.src_port) > (packet.dst, packet.dst_port);
+        let (low, high) = if reversed {
+            ((packet.dst, packet.dst_port), (packet.src, packet.src_port))
+        } else {
+            ((packet.src, packet.src_port), (packet.dst, packet.dst_port))
+        };
+        let key = V4Key {
+            addrs: u64::from(low.0) << 32 | u64::from(high.0),
+            ports: u32::from(low.1) << 16 | u32::from(high.1),
+            proto: packet.proto,
+        };
+        (key, reversed)
     }
 
     /// The symmetric hash Maglev decides by, under `seed` (`dataplane.hash_seed`): the same

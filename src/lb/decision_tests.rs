@@ -150,7 +150,9 @@ proptest::proptest! {
                 proto: key.proto, tcp_flags: flags,
             };
             let TableKey::V4(k) = f.key else { unreachable!("an IPv4 key") };
-            proptest::prop_assert_eq!(Flow::v4(&p, k, crate::lb::hash::v4_hash(&k, 7)), f);
+            let (ordered, reversed) = Flow::v4_order(&p);
+            proptest::prop_assert_eq!(ordered, k);
+            proptest::prop_assert_eq!(Flow::v4(&p, k, crate::lb::hash::v4_hash(&k, 7), reversed), f);
         }
     }
 }
