@@ -179,10 +179,11 @@ impl Neighbours {
     }
 
     /// Ages the cache and returns the solicitations due (interface, frame), for the next
-    /// hops `fwd` needs (backends' without a configured MAC) and every entry waiting for an
-    /// answer or stale and needed; true with them when what is published changed.
+    /// hops `fwd` needs (backends' without a configured MAC, kept and verified as long as
+    /// they are needed) and every entry waiting for an answer or stale and wanted; true with
+    /// them when what is published changed.
     pub fn tick(&mut self, fwd: &Forwarding, now: Instant) -> (Vec<(InterfaceId, Vec<u8>)>, bool) {
-        let needed = fwd.unresolved();
+        let needed = fwd.needed_neighbours();
         for &(interface, addr) in &needed {
             if !self.entries.contains_key(&addr) && self.entries.len() < CAPACITY {
                 self.entries.insert(addr, Entry::unknown(interface, now));

@@ -10,6 +10,11 @@ const REACHABLE: Duration = Duration::from_secs(30);
 
 /// One interface, a backend without a configured MAC (10.0.0.11) and one with (10.0.0.12).
 fn forwarding() -> Forwarding {
+    forwarding_knowing(&[])
+}
+
+/// [`forwarding`] as published once `known` were resolved.
+fn forwarding_knowing(known: &[(IpAddr, MacAddr)]) -> Forwarding {
     let cfg = Config::from_toml(
         r#"
 [[interface]]
@@ -38,6 +43,10 @@ kind = "internal"
     .unwrap();
     let obs = Observations {
         interface_macs: vec![IF_MAC],
+        neighbours: known
+            .iter()
+            .map(|&(a, m)| (a, Neighbour::fresh(m)))
+            .collect(),
         ..Observations::default()
     };
     Forwarding::build(&cfg, &obs, 1, None)
@@ -252,4 +261,28 @@ fn arp_request_parses_back() {
     assert_eq!(arp.operation(), ArpOperation::REQUEST);
     assert_eq!(arp.sender_mac(), mac);
     assert_eq!(arp.target_ip(), Ipv4Addr::new(10, 0, 0, 11));
+}
+
+#[test]
+fn a_backends_next_hop_stays_verified_once_published_never_aged_out() {
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    n.tick(&forwarding(), t0);
+    n.report(answer(v4(11), MAC_A), t0);
+    // From now on the published state has the backend resolved: still needed.
+    let fwd = forwarding_knowing(&[(v4(11), MAC_A)]);
+    assert!(fwd.unresolved().is_empty());
+    for round in 1..=4 {
+        let at = t0 + REACHABLE * round;
+        let (frames, _) = n.tick(&fwd, at);
+        assert_eq!(
+            asked(&frames),
+            vec![v4(11)],
+            "verified again in round {round}"
+        );
+        n.report(answer(v4(11), MAC_A), at);
+        assert_eq!(n.mac(v4(11)), Some(MAC_A), "kept in round {round}");
+    }
+    // A configured backend MAC is never asked for, resolved or not.
+    assert!(!fwd.needed_neighbours().contains(&(LAN, v4(12))));
 }

@@ -127,6 +127,9 @@ pub struct BackendState {
     /// Behind VXLAN (its pool's `encap`): the VNI, and the resolved MAC of the next hop
     /// towards its address, where the outer packets go.
     pub vxlan: Option<(u32, Option<MacAddr>)>,
+    /// Its next hop's MAC is resolved by the appliance (no `mac` configured, or behind VXLAN):
+    /// the neighbour cache keeps verifying it.
+    pub resolves: bool,
     /// Its replies under NAT cannot be mapped back to a frontend by the rules alone (an
     /// HA-ports rule and a port rule, or two frontends, share its address): each NAT flow to
     /// it records its reply direction.
@@ -370,16 +373,25 @@ impl Forwarding {
         self.neighbours.get(&addr).copied()
     }
 
-    /// Neighbours the data plane needs resolved: next hops of backends without a MAC, and
-    /// of backends behind VXLAN.
+    /// Neighbours the data plane needs, resolved or not: next hops of backends without a
+    /// configured MAC, and of backends behind VXLAN (the cache verifies them as they age).
+    pub fn needed_neighbours(&self) -> Vec<(InterfaceId, IpAddr)> {
+        self.next_hops(|b| b.resolves)
+    }
+
+    /// The [`needed_neighbours`](Self::needed_neighbours) not resolved yet.
     pub fn unresolved(&self) -> Vec<(InterfaceId, IpAddr)> {
+        self.next_hops(|b| {
+            let outer_unknown = b.vxlan.is_some_and(|(_, hop)| hop.is_none());
+            b.resolves && (b.mac.is_none() || outer_unknown)
+        })
+    }
+
+    fn next_hops(&self, which: impl Fn(&BackendState) -> bool) -> Vec<(InterfaceId, IpAddr)> {
         let mut out: Vec<(InterfaceId, IpAddr)> = self
             .backends
             .iter()
-            .filter(|b| {
-                let outer_unknown = b.vxlan.is_some_and(|(_, hop)| hop.is_none());
-                (b.mac.is_none() || outer_unknown) && !b.retired
-            })
+            .filter(|b| !b.retired && which(b))
             .filter_map(|b| b.route.map(|r| (r.interface, r.next_hop)))
             .collect();
         out.sort();

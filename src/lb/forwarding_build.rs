@@ -235,6 +235,7 @@ impl Forwarding {
                             route,
                             mac,
                             vxlan,
+                            resolves: b.mac.is_none() || pool.encap.is_some(),
                             reverse_ambiguous: false,
                         });
                         members.push(id);
