@@ -221,8 +221,19 @@ fn tunnel<P: PacketBuffer>(
             backend: Some(b),
         } = *action
         {
-            if let Some(v) = fwd.tunnel(b) {
-                *action = vxlan::encapsulate(p, (b, v), fwd, (ingress, *sender), interface);
+            match fwd.tunnel(b) {
+                Some(v) => {
+                    *action = vxlan::encapsulate(p, (b, v), fwd, (ingress, *sender), interface);
+                }
+                // Behind VXLAN with the tunnel's next hop unresolved: never out unwrapped.
+                None if fwd
+                    .backends
+                    .get(b as usize)
+                    .is_some_and(|be| be.vxlan.is_some()) =>
+                {
+                    *action = Action::Drop(DropReason::NoNeighbour);
+                }
+                None => {}
             }
         }
     }

@@ -120,6 +120,12 @@ fn without_the_next_hop_resolved_nothing_leaves_and_it_is_asked_for() {
     let (action, _) = through_the_pipeline(&frame, &fwd);
     assert_eq!(action, Action::Drop(DropReason::NoNeighbour));
     assert_eq!(fwd.unresolved(), vec![(LAN, IpAddr::V4(ROUTER))]);
+    // Nor by the general path (IPv6 inside): never out unwrapped to the segment.
+    use super::icmp_and_ipv6::{tcp6_frame, CLIENT6, FRONTEND6};
+    let mut frame6 = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    frame6[..6].copy_from_slice(&frontend_mac(IpAddr::V6(FRONTEND6)).0);
+    let (action, _) = through_the_pipeline(&frame6, &fwd);
+    assert_eq!(action, Action::Drop(DropReason::NoNeighbour));
 }
 
 #[test]
