@@ -6,11 +6,13 @@
 //! `cargo test`. The rest of the program takes a `Config` that passed [`validate`].
 #![forbid(unsafe_code)]
 
+mod announce;
 mod load;
 mod locate;
 mod model;
 mod validate;
 
+pub use announce::Announce;
 pub use load::ConfigError;
 pub use model::{
     Backend, BackendPool, Config, Control, Dataplane, Distribution, Dpdk, Encap, Frontend,

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use super::announce::Announce;
 use crate::wire::MacAddr;
 
 /// The whole config file.
@@ -31,6 +32,9 @@ pub struct Config {
     /// `[[load_balancer]]`.
     #[serde(default)]
     pub load_balancer: Vec<LoadBalancer>,
+    /// `[announce]`: BGP announcements through BIRD (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<Announce>,
 }
 
 /// `[dpdk]`: arguments for the DPDK EAL (the command line may append more).

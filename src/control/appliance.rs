@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use super::announce::{self, Announcer};
 use super::metrics::{serve, MetricsSource};
 use super::neighbours::Neighbours;
 use super::probes::{self, Prober, Target};
+use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
@@ -91,7 +93,12 @@ impl Plane {
 
     /// SIGHUP: re-reads and checks the config; applies it when valid and when nothing it
     /// changes needs a restart. Returns whether a new state must be published.
-    fn reload(&mut self, path: &Path, prober: &mut Prober) -> bool {
+    fn reload(
+        &mut self,
+        path: &Path,
+        prober: &mut Prober,
+        announcer: Option<&mut Announcer>,
+    ) -> bool {
         let next = match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
@@ -123,6 +130,7 @@ impl Plane {
                 "dataplane.flow_table_capacity",
             ),
             (self.cfg.control != next.control, "[control]"),
+            (self.cfg.announce != next.announce, "[announce]"),
             (
                 self.cfg.dataplane.mbufs != next.dataplane.mbufs,
                 "dataplane.mbufs",
@@ -143,6 +151,26 @@ impl Plane {
             tracing::error!(changed = %needs.join(", "), "reload refused: these take a restart; keeping the running config");
             return false;
         }
+        // A frontend the new config drops is withdrawn before the appliance stops serving it.
+        if let Some(a) = announcer {
+            if let Some(wanted) = a.wanted() {
+                let kept: announce::Routes = wanted
+                    .iter()
+                    .filter(|(addr, _)| {
+                        next.load_balancer
+                            .iter()
+                            .any(|lb| lb.frontend.iter().any(|fe| fe.address == **addr))
+                    })
+                    .map(|(addr, via)| (*addr, via.clone()))
+                    .collect();
+                if kept.len() < wanted.len() {
+                    a.want(kept);
+                    if !a.wait_settled(WITHDRAW_WAIT) {
+                        tracing::warn!("BIRD has not confirmed the withdrawal of the removed frontends; applying the reload anyway");
+                    }
+                }
+            }
+        }
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
@@ -161,14 +189,21 @@ fn reachable(cfg: &Config) -> Duration {
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
 pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result<(), Error> {
+    // The signals only raise flags; the control thread decides when the workers stop.
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
+    let [interrupt, term, reload] = [(); 3].map(|()| Arc::new(AtomicBool::new(false)));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &interrupt),
+        (signal_hook::consts::SIGTERM, &term),
+        (signal_hook::consts::SIGHUP, &reload),
+    ] {
+        signal_hook::flag::register(sig, flag.clone())
             .map_err(|e| Error::Config(format!("signal handler: {e}")))?;
     }
-    let reload = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
-        .map_err(|e| Error::Config(format!("signal handler: {e}")))?;
+    // Before any twin exists: no route a predecessor announced may come back with it.
+    if let Some(a) = &cfg.announce {
+        announce::withdraw_at_start(a).map_err(Error::Announce)?;
+    }
 
     let mut eal_args = cfg.dpdk.eal_args.clone();
     eal_args.extend_from_slice(extra_eal_args);
@@ -271,6 +306,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
 
+    // Started now for the metrics; told what to announce only once the workers run.
+    let mut announcer = plane.cfg.announce.as_ref().map(Announcer::start);
     let mut metrics_thread = None;
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {
@@ -284,6 +321,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             forwarding: forwarding.clone(),
             probes: prober.status.clone(),
             neighbours: plane.neighbours.stats.clone(),
+            announce: announcer.as_ref().map(|a| a.status.clone()),
         };
         metrics_thread = Some(serve(addr, source, stop.clone())?);
     }
@@ -342,9 +380,14 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut next_housekeeping = Instant::now();
     let mut last_publish = Instant::now();
     let mut neighbours_changed = false;
+    let mut shutdown = Shutdown::Running;
     tracing::info!(workers, interfaces = ports.len(), "haports running");
 
-    while !stop.load(Ordering::Relaxed) {
+    loop {
+        shutdown = shutdown.next(&interrupt, &term, announcer.as_ref(), &plane.cfg);
+        if shutdown == Shutdown::Stop {
+            break;
+        }
         let mut moved = 0;
         for (i, rxq) in twin_rx.iter_mut().enumerate() {
             let ifc = i / workers;
@@ -381,7 +424,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             if reload.swap(false, Ordering::Relaxed) {
-                urgent |= plane.reload(config_path, &mut prober);
+                urgent |= plane.reload(config_path, &mut prober, announcer.as_mut());
             }
             // Reaps stopped probe threads and starts any that could not start before.
             prober.set_targets(&plane.targets);
@@ -402,12 +445,28 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             last_publish = now;
             neighbours_changed = false;
         }
+        // Announced: the frontends served now, until a drain begins.
+        if let Some(a) = announcer.as_mut() {
+            if shutdown != Shutdown::Running {
+                a.want(announce::Routes::new());
+            } else if urgent || housekeeping {
+                a.want(announce::serving(&forwarding.load(), &plane.cfg));
+            }
+        }
         if moved == 0 {
             std::thread::sleep(IDLE_SLEEP);
         }
     }
 
+    // Withdrawn before the workers stop (after a drain, already).
+    if let Some(mut a) = announcer.take() {
+        a.want(announce::Routes::new());
+        if !a.wait_settled(WITHDRAW_WAIT) {
+            tracing::warn!("BIRD has not confirmed the withdrawal; stopping anyway (the routes die with the twins)");
+        }
+    }
     tracing::info!("stopping: waiting for workers");
+    stop.store(true, Ordering::Relaxed);
     prober.stop();
     eal.wait_all();
     if let Some(t) = metrics_thread {

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -14,6 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use super::announce::AnnounceStatus;
 use super::http::Response;
 use super::neighbours::NeighbourStats;
 use super::probes::StatusBoard;
@@ -31,6 +32,8 @@ pub struct MetricsSource {
     pub forwarding: Arc<ArcSwap<Forwarding>>,
     pub probes: StatusBoard,
     pub neighbours: Arc<NeighbourStats>,
+    /// What BIRD took, with `[announce]`.
+    pub announce: Option<Arc<Mutex<AnnounceStatus>>>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -301,6 +304,33 @@ impl prometheus_client::collector::Collector for MetricsSource {
             "Configs applied: 1 for the config at start, +1 per successful reload",
             &[(vec![], fwd.config_generation as i64)],
         )?;
+        if let Some(announce) = &self.announce {
+            let st = announce.lock().unwrap_or_else(|e| e.into_inner());
+            gauge(
+                &mut enc,
+                "haports_frontend_announced",
+                "1 while BIRD has the frontend's route from this instance (see [announce])",
+                &fwd.frontends
+                    .iter()
+                    .map(|fe| {
+                        (
+                            vec![
+                                ("lb", fe.load_balancer.clone()),
+                                ("frontend", fe.name.clone()),
+                                ("address", fe.address.to_string()),
+                            ],
+                            i64::from(st.announced.contains(&fe.address)),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )?;
+            counter(
+                &mut enc,
+                "haports_announce_errors",
+                "Times BIRD could not be reached or refused the routes file",
+                &[(vec![], st.errors)],
+            )?;
+        }
         Ok(())
     }
 }

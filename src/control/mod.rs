@@ -2,11 +2,13 @@
 //! workers, relays the twins' traffic, resolves neighbours, publishes new forwarding
 //! states (RCU-style, through `ArcSwap`) and serves metrics. Never on the per-packet path.
 
+mod announce;
 mod appliance;
 mod http;
 mod metrics;
 mod neighbours;
 pub mod probes;
+mod shutdown;
 pub mod twin;
 
 pub use appliance::run;
@@ -22,6 +24,8 @@ pub enum Error {
     Twin(String),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("announce: {0}")]
+    Announce(String),
 }
 
 pub use metrics::stats_table;

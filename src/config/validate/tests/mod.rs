@@ -780,4 +780,5 @@ fn interface_ports_exist_among_the_vdevs_when_pci_is_off() {
     assert_eq!(validate(&cfg), vec![]);
 }
 
+mod announce;
 mod combinations;

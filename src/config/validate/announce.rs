@@ -1,0 +1,49 @@
+//! `[announce]`: where the routes go, through which twin, and how long a drain lasts.
+
+use super::{limit, Problems};
+use crate::config::announce::Announce;
+use crate::config::model::Config;
+
+pub(super) fn check(cfg: &Config, out: &mut Problems) {
+    let Some(a) = &cfg.announce else { return };
+    for (key, path) in [
+        ("announce.bird_socket", &a.bird_socket),
+        ("announce.routes_file", &a.routes_file),
+    ] {
+        if !path.is_absolute() || path.file_name().is_none() {
+            out.error(
+                key,
+                limit::ANNOUNCE_PATHS,
+                format!(
+                    "{:?} is not an absolute path to a file: BIRD and haports run in \
+                     different directories",
+                    path.display().to_string()
+                ),
+            );
+        }
+    }
+    if a.drain_s > Announce::MAX_DRAIN_S {
+        out.error(
+            "announce.drain_s",
+            limit::DRAIN,
+            format!(
+                "{} s is more than {} s (seconds haports keeps forwarding after it withdrew \
+                 its routes on SIGTERM)",
+                a.drain_s,
+                Announce::MAX_DRAIN_S
+            ),
+        );
+    }
+    if let Some(name) = &a.interface {
+        if !cfg.interface.iter().any(|i| &i.name == name) {
+            out.error(
+                "announce.interface",
+                limit::ANNOUNCE_INTERFACE,
+                format!(
+                    "no interface is named {name:?}: the routes go through an interface's \
+                     kernel twin"
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `[announce]`: defaults, and each check with the key and tag it reports.
+
+use super::*;
+use crate::config::Announce;
+
+#[test]
+fn an_empty_announce_table_takes_every_default() {
+    let cfg = parse(&format!("{MINIMAL}\n[announce]\n"));
+    let a = cfg.announce.clone().expect("[announce] present");
+    assert_eq!(a, Announce::default());
+    assert_eq!(a.bird_socket.to_str(), Some("/run/bird/bird.ctl"));
+    assert_eq!(a.drain_s, 5);
+    assert_eq!(validate(&cfg), vec![]);
+    assert_eq!(base().announce, None);
+}
+
+#[test]
+fn announce_paths_are_absolute_files() {
+    let mut cfg = base();
+    cfg.announce = Some(Announce {
+        routes_file: "routes.conf".into(),
+        ..Announce::default()
+    });
+    only_tagged(
+        &cfg,
+        "announce.routes_file",
+        "limitation: announce paths absolute",
+        "\"routes.conf\" is not an absolute path to a file",
+    );
+    cfg.announce = Some(Announce {
+        bird_socket: "/".into(),
+        ..Announce::default()
+    });
+    only_tagged(
+        &cfg,
+        "announce.bird_socket",
+        "limitation: announce paths absolute",
+        "not an absolute path",
+    );
+}
+
+#[test]
+fn drain_time_is_bounded() {
+    let mut cfg = base();
+    let mut a = Announce {
+        drain_s: 3600,
+        ..Announce::default()
+    };
+    cfg.announce = Some(a.clone());
+    assert_eq!(validate(&cfg), vec![]);
+    a.drain_s = 3601;
+    cfg.announce = Some(a);
+    only_tagged(
+        &cfg,
+        "announce.drain_s",
+        "limitation: drain time up to 1 h",
+        "3601 s is more than 3600 s",
+    );
+}
+
+#[test]
+fn routes_go_through_a_configured_interface() {
+    let mut cfg = base();
+    let mut a = Announce {
+        interface: Some(cfg.interface[0].name.clone()),
+        ..Announce::default()
+    };
+    cfg.announce = Some(a.clone());
+    assert_eq!(validate(&cfg), vec![]);
+    a.interface = Some("wan".into());
+    cfg.announce = Some(a);
+    only_tagged(
+        &cfg,
+        "announce.interface",
+        "limitation: announce through an interface",
+        "no interface is named \"wan\"",
+    );
+}
+
+#[test]
+fn unknown_announce_keys_are_errors() {
+    let text = format!("{MINIMAL}\n[announce]\ndrain = 3\n");
+    let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
+    assert!(e.contains("drain"), "{e}");
+}

@@ -1,0 +1,321 @@
+//! Announcing frontends by BGP through BIRD 2 (DESIGN §10).
+//!
+//! haports writes the frontends it announces into `announce.routes_file` as two BIRD static
+//! protocols, `haports4` and `haports6`, one route a frontend, through an interface's kernel
+//! twin (`route 10.0.0.100/32 via "hp-lan";`), and sends `configure` on BIRD's control
+//! socket. BIRD's own config includes the file and exports those protocols to its BGP
+//! peers. A route through an interface is up only while the interface exists, and the twin
+//! is a tap device that lives exactly as long as the haports process: after a `kill -9` BIRD
+//! sees the interface go and withdraws every route at once, with no help from haports.
+//!
+//! The [`Announcer`] thread does the file and the socket, so the control thread never waits
+//! on BIRD; it retries every second while BIRD is away or refuses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::twin;
+use crate::config::{Announce, Config};
+use crate::lb::forwarding::Forwarding;
+
+/// How long one exchange with BIRD may take before it counts as failed.
+const BIRD_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a failed announcement is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The routes to announce: each frontend address and the twin it goes through.
+pub type Routes = BTreeMap<IpAddr, String>;
+
+/// Why BIRD did not take a new routes file.
+#[derive(Debug, thiserror::Error)]
+pub enum BirdError {
+    /// Nothing listens on the socket: BIRD is not running (it reads the file when it starts).
+    #[error("BIRD is not running ({0})")]
+    NotRunning(io::Error),
+    #[error("talking to BIRD: {0}")]
+    Io(#[from] io::Error),
+    /// BIRD answered with an error: its lines, as `birdc` would print them.
+    #[error("BIRD refused its config: {0}")]
+    Refused(String),
+}
+
+/// The routes file for `routes`: both protocols always, so that BIRD's filters may name them.
+pub fn render(routes: &Routes) -> String {
+    let mut text = String::from(
+        "# Written by haports: the frontends this instance announces, each through the kernel\n\
+         # twin of an interface (it exists only while haports runs). Do not edit.\n",
+    );
+    for (name, channel, v6) in [("haports4", "ipv4", false), ("haports6", "ipv6", true)] {
+        let _ = writeln!(text, "protocol static {name} {{\n  {channel};");
+        for (address, via) in routes.iter().filter(|(a, _)| a.is_ipv6() == v6) {
+            let len = if v6 { 128 } else { 32 };
+            let _ = writeln!(text, "  route {address}/{len} via \"{via}\";");
+        }
+        text.push_str("}\n");
+    }
+    text
+}
+
+/// Replaces `path` with `text` in one step (a reader sees the old file or the new one).
+pub fn write_routes(path: &Path, text: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `configure` over BIRD's control socket: BIRD reads its config (and so the routes file)
+/// again. Replies are `CODE text` lines, `CODE-text` while more follow; codes from 8000 up
+/// are errors.
+pub fn configure(socket: &Path) -> Result<(), BirdError> {
+    let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => BirdError::NotRunning(e),
+        _ => BirdError::Io(e),
+    })?;
+    stream.set_read_timeout(Some(BIRD_TIMEOUT))?;
+    stream.set_write_timeout(Some(BIRD_TIMEOUT))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    read_reply(&mut reader)?; // 0001 BIRD x.y ready.
+    (&stream).write_all(b"configure\n")?;
+    read_reply(&mut reader)
+}
+
+/// One reply: lines up to the one whose code is followed by a space.
+fn read_reply(reader: &mut impl BufRead) -> Result<(), BirdError> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(BirdError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        let line = line.trim_end().to_owned();
+        let code = line.get(..4).and_then(|c| c.parse::<u32>().ok());
+        let last = code.is_some() && line.as_bytes().get(4) == Some(&b' ');
+        let text = if code.is_some() {
+            &line[5.min(line.len())..]
+        } else {
+            line.trim_start()
+        };
+        lines.push((code, text.to_owned()));
+        if last {
+            break;
+        }
+    }
+    if lines.iter().any(|(c, _)| c.is_some_and(|c| c >= 8000)) {
+        let text: Vec<String> = lines.into_iter().map(|(_, t)| t).collect();
+        return Err(BirdError::Refused(text.join("; ")));
+    }
+    Ok(())
+}
+
+/// At start, before the twins exist: an empty routes file, taken by BIRD if it runs, so that
+/// routes a killed predecessor left in the file do not come up with the new twin before any
+/// backend is known healthy.
+pub fn withdraw_at_start(announce: &Announce) -> Result<(), String> {
+    write_routes(&announce.routes_file, &render(&Routes::new()))
+        .map_err(|e| format!("writing {}: {e}", announce.routes_file.display()))?;
+    match configure(&announce.bird_socket) {
+        Ok(()) => Ok(()),
+        Err(BirdError::NotRunning(e)) => {
+            tracing::warn!(socket = %announce.bird_socket.display(), error = %e, "BIRD is not running; it will read the routes file when it starts");
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{e} (socket {}): a stale announcement could come back with the twin",
+            announce.bird_socket.display()
+        )),
+    }
+}
+
+/// The frontends this instance should announce in state `fwd`: those with a rule whose pool
+/// has a backend that takes new flows (healthy, not drained), each through the twin of
+/// `announce.interface` (the first interface by default).
+pub fn serving(fwd: &Forwarding, cfg: &Config) -> Routes {
+    let Some(announce) = &cfg.announce else {
+        return Routes::new();
+    };
+    let interface = announce
+        .interface
+        .as_deref()
+        .or_else(|| cfg.interface.first().map(|i| i.name.as_str()));
+    let Some(interface) = interface else {
+        return Routes::new();
+    };
+    let via = twin::kernel_name(interface);
+    fwd.frontends
+        .iter()
+        .filter(|fe| fe.rules.iter().any(|r| fwd.pool_has_active(r.pool)))
+        .map(|fe| (fe.address, via.clone()))
+        .collect()
+}
+
+/// What BIRD has taken, for the metrics and the drain.
+#[derive(Debug, Default)]
+pub struct AnnounceStatus {
+    /// The frontends in the routes file BIRD last took.
+    pub announced: BTreeSet<IpAddr>,
+    /// Exchanges with BIRD that failed.
+    pub errors: u64,
+}
+
+/// The thread that keeps BIRD's view equal to the latest wanted routes.
+#[derive(Debug)]
+pub struct Announcer {
+    tx: Option<mpsc::Sender<(u64, Routes)>>,
+    thread: Option<JoinHandle<()>>,
+    pub status: Arc<Mutex<AnnounceStatus>>,
+    /// Sequence number of the routes last handed over, and of those BIRD took.
+    sent: u64,
+    applied: Arc<AtomicU64>,
+    last: Option<Routes>,
+}
+
+impl Announcer {
+    pub fn start(announce: &Announce) -> Announcer {
+        let (tx, rx) = mpsc::channel::<(u64, Routes)>();
+        let status = Arc::new(Mutex::new(AnnounceStatus::default()));
+        let applied = Arc::new(AtomicU64::new(0));
+        let (file, socket) = (announce.routes_file.clone(), announce.bird_socket.clone());
+        let (st, ap) = (status.clone(), applied.clone());
+        let thread = std::thread::Builder::new()
+            .name("announce".into())
+            .spawn(move || announce_loop(&rx, &file, &socket, &st, &ap))
+            .expect("spawn the announce thread");
+        Announcer {
+            tx: Some(tx),
+            thread: Some(thread),
+            status,
+            sent: 0,
+            applied,
+            last: None,
+        }
+    }
+
+    /// Asks for `routes` to be announced (and every other frontend withdrawn); nothing
+    /// happens when they are what was last asked for.
+    pub fn want(&mut self, routes: Routes) {
+        if self.last.as_ref() == Some(&routes) {
+            return;
+        }
+        self.sent += 1;
+        self.last = Some(routes.clone());
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((self.sent, routes));
+        }
+    }
+
+    /// The routes last asked for.
+    pub fn wanted(&self) -> Option<&Routes> {
+        self.last.as_ref()
+    }
+
+    /// Whether BIRD has taken the routes last asked for.
+    pub fn settled(&self) -> bool {
+        self.applied.load(Ordering::Acquire) >= self.sent
+    }
+
+    /// Waits until [`settled`](Self::settled), at most `limit`; whether it settled.
+    pub fn wait_settled(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while !self.settled() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn announce_loop(
+    rx: &mpsc::Receiver<(u64, Routes)>,
+    file: &Path,
+    socket: &Path,
+    status: &Mutex<AnnounceStatus>,
+    applied: &AtomicU64,
+) {
+    let mut pending: Option<(u64, Routes)> = None;
+    let mut failing = false;
+    loop {
+        let next = if pending.is_some() {
+            rx.recv_timeout(RETRY)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match next {
+            Ok(p) => pending = Some(p),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Only the latest routes matter.
+        while let Ok(p) = rx.try_recv() {
+            pending = Some(p);
+        }
+        let Some((seq, routes)) = pending.take() else {
+            continue;
+        };
+        let result = write_routes(file, &render(&routes))
+            .map_err(BirdError::Io)
+            .and_then(|()| configure(socket));
+        let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(()) => {
+                let now: BTreeSet<IpAddr> = routes.keys().copied().collect();
+                for a in now.difference(&st.announced) {
+                    tracing::info!(frontend = %a, "announced");
+                }
+                for a in st.announced.difference(&now) {
+                    tracing::info!(frontend = %a, "withdrawn");
+                }
+                st.announced = now;
+                applied.store(seq, Ordering::Release);
+                failing = false;
+            }
+            // The file is right and BIRD reads it when it starts; until then nothing is
+            // announced. Asked again every second, so that the status follows BIRD.
+            Err(BirdError::NotRunning(e)) => {
+                if !failing {
+                    tracing::warn!(error = %e, socket = %socket.display(), "BIRD is not running; the routes file waits for it");
+                }
+                st.announced.clear();
+                applied.store(seq, Ordering::Release);
+                failing = true;
+                pending = Some((seq, routes));
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, socket = %socket.display(), "BIRD did not take the routes; trying again every second");
+                }
+                st.errors += 1;
+                failing = true;
+                pending = Some((seq, routes));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "announce_tests.rs"]
+mod tests;

@@ -1,0 +1,273 @@
+//! The routes file, the BIRD control-socket exchange against a stand-in socket that answers
+//! as BIRD 2.0 does, the announcer thread, and which frontends are served.
+
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use crate::lb::forwarding::Observations;
+
+fn routes(pairs: &[(&str, &str)]) -> Routes {
+    pairs
+        .iter()
+        .map(|(a, via)| (a.parse().unwrap(), via.to_string()))
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("haports-announce-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A socket that answers like BIRD: a greeting, then for each `configure` the lines
+/// `answer` gives for the routes file's text at that moment. Records those texts.
+struct FakeBird {
+    socket: PathBuf,
+    seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeBird {
+    fn start(dir: &Path, file: PathBuf, answer: fn(&str) -> &'static str) -> FakeBird {
+        let socket = dir.join("bird.ctl");
+        let listener = UnixListener::bind(&socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                let Ok((conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                let mut w = conn.try_clone().unwrap();
+                w.write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
+                let mut line = String::new();
+                if BufReader::new(conn).read_line(&mut line).unwrap() > 0 {
+                    assert_eq!(line, "configure\n");
+                    let text = std::fs::read_to_string(&file).unwrap_or_default();
+                    w.write_all(answer(&text).as_bytes()).unwrap();
+                    s.lock().unwrap().push(text);
+                }
+            }
+        });
+        FakeBird { socket, seen, stop }
+    }
+}
+
+impl Drop for FakeBird {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn reconfigured(_: &str) -> &'static str {
+    "0002-Reading configuration from /etc/bird/bird.conf\n0003 Reconfigured\n"
+}
+
+fn parse_error(_: &str) -> &'static str {
+    "0002-Reading configuration from /etc/bird/bird.conf\n8002 /run/haports/bird-routes.conf:3:9 syntax error\n"
+}
+
+#[test]
+fn the_routes_file_has_both_protocols_and_a_host_route_a_frontend() {
+    let text = render(&routes(&[
+        ("10.0.0.100", "hp-lan"),
+        ("fd00::100", "hp-lan"),
+        ("10.0.0.101", "hp-lan"),
+    ]));
+    assert!(text.contains(
+        "protocol static haports4 {\n  ipv4;\n  route 10.0.0.100/32 via \"hp-lan\";\n  route 10.0.0.101/32 via \"hp-lan\";\n}\n"
+    ), "{text}");
+    assert!(
+        text.contains(
+            "protocol static haports6 {\n  ipv6;\n  route fd00::100/128 via \"hp-lan\";\n}\n"
+        ),
+        "{text}"
+    );
+    let empty = render(&Routes::new());
+    assert!(
+        empty.contains("protocol static haports4 {\n  ipv4;\n}\n"),
+        "{empty}"
+    );
+    assert!(!empty.contains("route"), "{empty}");
+}
+
+#[test]
+fn replies_end_at_the_code_followed_by_a_space_and_8000s_are_errors() {
+    let mut ok = "0002-Reading configuration\n0003 Reconfigured\nnext".as_bytes();
+    read_reply(&mut ok).unwrap();
+    assert_eq!(ok, b"next");
+    let mut continued = "0002-Reading\n more text\n0020 Configuration OK\n".as_bytes();
+    read_reply(&mut continued).unwrap();
+    let mut bad = "0002-Reading\n8002 file:1:2 syntax error\n".as_bytes();
+    match read_reply(&mut bad) {
+        Err(BirdError::Refused(text)) => assert!(text.contains("file:1:2 syntax error"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    let mut cut = "0002-Reading\n".as_bytes();
+    assert!(matches!(read_reply(&mut cut), Err(BirdError::Io(_))));
+}
+
+#[test]
+fn configure_without_bird_says_it_is_not_running() {
+    let dir = scratch("absent");
+    assert!(matches!(
+        configure(&dir.join("bird.ctl")),
+        Err(BirdError::NotRunning(_))
+    ));
+}
+
+#[test]
+fn the_announcer_hands_bird_each_new_set_and_reports_what_it_took() {
+    let dir = scratch("took");
+    let file = dir.join("run/routes.conf");
+    let bird = FakeBird::start(&dir, file.clone(), reconfigured);
+    let mut a = Announcer::start(&Announce {
+        bird_socket: bird.socket.clone(),
+        routes_file: file.clone(),
+        ..Announce::default()
+    });
+    a.want(routes(&[("10.0.0.100", "hp-lan")]));
+    assert!(a.wait_settled(Duration::from_secs(5)));
+    assert_eq!(
+        a.status.lock().unwrap().announced,
+        ["10.0.0.100".parse().unwrap()].into()
+    );
+    // The same set again is not a new exchange.
+    a.want(routes(&[("10.0.0.100", "hp-lan")]));
+    assert!(a.settled());
+    a.want(Routes::new());
+    assert!(a.wait_settled(Duration::from_secs(5)));
+    assert!(a.status.lock().unwrap().announced.is_empty());
+    let seen = bird.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].contains("route 10.0.0.100/32 via \"hp-lan\";"));
+    assert!(!seen[1].contains("route "));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), seen[1]);
+    assert_eq!(a.status.lock().unwrap().errors, 0);
+}
+
+#[test]
+fn a_refusal_is_counted_and_tried_again_and_never_counts_as_taken() {
+    let dir = scratch("refused");
+    let file = dir.join("routes.conf");
+    let bird = FakeBird::start(&dir, file.clone(), parse_error);
+    let mut a = Announcer::start(&Announce {
+        bird_socket: bird.socket.clone(),
+        routes_file: file,
+        ..Announce::default()
+    });
+    a.want(routes(&[("10.0.0.100", "hp-lan")]));
+    // Asked once, then again a second later.
+    let start = Instant::now();
+    while bird.seen.lock().unwrap().len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no retry");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!a.settled());
+    assert!(a.status.lock().unwrap().errors >= 1);
+    assert!(a.status.lock().unwrap().announced.is_empty());
+}
+
+#[test]
+fn without_bird_the_file_is_written_and_the_change_counts_as_settled() {
+    let dir = scratch("nobird");
+    let file = dir.join("routes.conf");
+    let mut a = Announcer::start(&Announce {
+        bird_socket: dir.join("bird.ctl"),
+        routes_file: file.clone(),
+        ..Announce::default()
+    });
+    a.want(routes(&[("10.0.0.100", "hp-lan")]));
+    assert!(a.wait_settled(Duration::from_secs(5)));
+    assert!(a.status.lock().unwrap().announced.is_empty());
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("route 10.0.0.100/32"));
+    // At start, an empty file even when BIRD is away.
+    withdraw_at_start(&Announce {
+        bird_socket: dir.join("bird.ctl"),
+        routes_file: file.clone(),
+        ..Announce::default()
+    })
+    .unwrap();
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("route "));
+}
+
+#[test]
+fn withdraw_at_start_fails_when_bird_refuses_the_empty_file() {
+    let dir = scratch("start-refused");
+    let file = dir.join("routes.conf");
+    let bird = FakeBird::start(&dir, file.clone(), parse_error);
+    let e = withdraw_at_start(&Announce {
+        bird_socket: bird.socket.clone(),
+        routes_file: file,
+        ..Announce::default()
+    })
+    .unwrap_err();
+    assert!(
+        e.contains("syntax error") && e.contains("stale announcement"),
+        "{e}"
+    );
+}
+
+const TWO_FRONTENDS: &str = r#"
+[[interface]]
+name = "lan"
+port = 0
+address = ["10.0.0.2/24", "fd00::2/64"]
+
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+frontend = [{ name = "v4", address = "10.0.0.100" }, { name = "v6", address = "fd00::100" }]
+backend_pool = [
+  { name = "p4", backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }] },
+  { name = "p6", backends = [{ address = "fd00::11" }] },
+]
+rule = [
+  { name = "r4", frontend = "v4", backend_pool = "p4", protocol = "all", frontend_port = 0, backend_port = 0, floating_ip = true },
+  { name = "r6", frontend = "v6", backend_pool = "p6", protocol = "all", frontend_port = 0, backend_port = 0, floating_ip = true },
+]
+
+[announce]
+"#;
+
+#[test]
+fn a_frontend_is_served_while_a_rule_of_it_has_a_backend_for_new_flows() {
+    let cfg = Config::from_toml(TWO_FRONTENDS, "t.toml").unwrap();
+    assert_eq!(cfg.check(), Ok(()));
+    let with_down = |down: &[&str]| {
+        let obs = Observations {
+            down: down.iter().map(|a| a.parse().unwrap()).collect(),
+            ..Default::default()
+        };
+        serving(&Forwarding::build(&cfg, &obs, 1, None), &cfg)
+    };
+    assert_eq!(
+        with_down(&[]),
+        routes(&[("10.0.0.100", "hp-lan"), ("fd00::100", "hp-lan")])
+    );
+    assert_eq!(with_down(&["10.0.0.11"]).len(), 2);
+    assert_eq!(
+        with_down(&["10.0.0.11", "10.0.0.12"]),
+        routes(&[("fd00::100", "hp-lan")])
+    );
+    assert_eq!(
+        with_down(&["fd00::11", "10.0.0.12"]),
+        routes(&[("10.0.0.100", "hp-lan")])
+    );
+    // Without [announce] nothing is.
+    let mut quiet = cfg.clone();
+    quiet.announce = None;
+    assert!(serving(
+        &Forwarding::build(&quiet, &Observations::default(), 1, None),
+        &quiet
+    )
+    .is_empty());
+}

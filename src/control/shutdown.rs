@@ -1,0 +1,137 @@
+//! How the appliance stops: at once, or (SIGTERM with `[announce]`) withdrawing its routes
+//! first and draining.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::announce::Announcer;
+use crate::config::Config;
+
+/// The longest a drain or a reload waits for BIRD to take a withdrawal.
+pub const WITHDRAW_WAIT: Duration = Duration::from_secs(3);
+
+/// Where the appliance is on its way out. SIGINT stops at once; SIGTERM with `[announce]`
+/// drains: withdraw every frontend, wait until BIRD took that (at most [`WITHDRAW_WAIT`]),
+/// keep forwarding for `announce.drain_s`, then stop. A second SIGTERM, or SIGINT, during a
+/// drain stops at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    Running,
+    Withdrawing { since: Instant },
+    Draining { until: Instant },
+    Stop,
+}
+
+impl Shutdown {
+    pub fn next(
+        self,
+        interrupt: &AtomicBool,
+        term: &AtomicBool,
+        announcer: Option<&Announcer>,
+        cfg: &Config,
+    ) -> Shutdown {
+        if interrupt.swap(false, Ordering::Relaxed) {
+            tracing::info!("SIGINT: stopping");
+            return Shutdown::Stop;
+        }
+        let now = Instant::now();
+        let signalled = term.swap(false, Ordering::Relaxed);
+        match (self, announcer, &cfg.announce) {
+            (Shutdown::Running, Some(_), Some(_)) if signalled => {
+                tracing::info!("SIGTERM: withdrawing every frontend, then draining");
+                Shutdown::Withdrawing { since: now }
+            }
+            (Shutdown::Running, ..) if signalled => {
+                tracing::info!("SIGTERM: stopping");
+                Shutdown::Stop
+            }
+            (..) if signalled => {
+                tracing::info!("SIGTERM again: stopping now");
+                Shutdown::Stop
+            }
+            (Shutdown::Withdrawing { since }, Some(a), Some(cfg)) => {
+                let confirmed = a.settled() && a.wanted().is_some_and(|w| w.is_empty());
+                if confirmed || now >= since + WITHDRAW_WAIT {
+                    if !confirmed {
+                        tracing::warn!("BIRD has not confirmed the withdrawal; draining anyway");
+                    }
+                    let drain = Duration::from_secs(u64::from(cfg.drain_s));
+                    tracing::info!(
+                        drain_s = cfg.drain_s,
+                        "withdrawn; still forwarding while the routers move the flows"
+                    );
+                    Shutdown::Draining { until: now + drain }
+                } else {
+                    self
+                }
+            }
+            (Shutdown::Draining { until }, ..) if now >= until => {
+                tracing::info!("drained");
+                Shutdown::Stop
+            }
+            _ => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Announce;
+
+    fn flags() -> (AtomicBool, AtomicBool) {
+        (AtomicBool::new(false), AtomicBool::new(false))
+    }
+
+    #[test]
+    fn sigterm_withdraws_then_drains_then_stops() {
+        let dir = std::env::temp_dir().join(format!("haports-shutdown-{}", std::process::id()));
+        let announce = Announce {
+            bird_socket: dir.join("absent.ctl"),
+            routes_file: dir.join("routes.conf"),
+            drain_s: 0,
+            interface: None,
+        };
+        let cfg = Config {
+            announce: Some(announce.clone()),
+            ..Config::default()
+        };
+        let mut a = Announcer::start(&announce);
+        let (int, term) = flags();
+        let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
+        assert_eq!(s, Shutdown::Running);
+        term.store(true, Ordering::Relaxed);
+        let s = s.next(&int, &term, Some(&a), &cfg);
+        assert!(matches!(s, Shutdown::Withdrawing { .. }), "{s:?}");
+        // Not drained before the empty set was asked for and taken.
+        assert_eq!(s.next(&int, &term, Some(&a), &cfg), s);
+        a.want(Default::default());
+        assert!(a.wait_settled(Duration::from_secs(5)));
+        let s = s.next(&int, &term, Some(&a), &cfg);
+        assert!(matches!(s, Shutdown::Draining { .. }), "{s:?}");
+        assert_eq!(s.next(&int, &term, Some(&a), &cfg), Shutdown::Stop);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn sigterm_without_announce_and_sigint_stop_at_once_and_a_second_sigterm_cuts_a_drain() {
+        let cfg = Config::default();
+        let (int, term) = flags();
+        term.store(true, Ordering::Relaxed);
+        assert_eq!(
+            Shutdown::Running.next(&int, &term, None, &cfg),
+            Shutdown::Stop
+        );
+        int.store(true, Ordering::Relaxed);
+        assert_eq!(
+            Shutdown::Running.next(&int, &term, None, &cfg),
+            Shutdown::Stop
+        );
+        let draining = Shutdown::Draining {
+            until: Instant::now() + Duration::from_secs(60),
+        };
+        assert_eq!(draining.next(&int, &term, None, &cfg), draining);
+        term.store(true, Ordering::Relaxed);
+        assert_eq!(draining.next(&int, &term, None, &cfg), Shutdown::Stop);
+    }
+}
