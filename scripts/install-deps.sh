@@ -9,6 +9,7 @@ packages=(
   python3-scapy                      # hand-made malformed frames in the tests
   tcpreplay                          # the SYN flood test replays a million-source pcap
   tcpdump                            # what reaches the backends, in the hostile-traffic test
+  bird2                              # BGP announcements: the scale-out lab's router and instances
 )
 missing=()
 for p in "${packages[@]}"; do

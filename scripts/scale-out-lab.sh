@@ -70,6 +70,8 @@ protocol bfd {
 }
 template bgp lb_instance {
   local as 65000;
+  start delay time 1;    # a lab: peers come up within a second, not BIRD's default 5 s
+  connect retry time 1;
   bfd on;
   ipv4 { import all; export none; gateway recursive; igp table master4; };
 }
@@ -96,6 +98,8 @@ protocol bfd {
 protocol bgp upstream {
   local 172.16.$i.2 as 65001;
   neighbor 172.16.$i.1 as 65000;
+  start delay time 1;
+  connect retry time 1;
   bfd on;
   ipv4 {
     import none;

@@ -315,7 +315,8 @@ impl Traffic {
 /// A running `haports run` inside the lab's appliance namespace.
 pub struct Appliance {
     child: Option<Child>,
-    tag: String,
+    /// The network namespace it runs in.
+    namespace: String,
     log: PathBuf,
 }
 
@@ -339,7 +340,7 @@ impl Appliance {
             .expect("start haports");
         let mut a = Appliance {
             child: Some(child),
-            tag: lab.tag.clone(),
+            namespace: format!("{}-lb", lab.tag),
             log,
         };
         if lab.mode.ends_with('6') || lab.mode == "vxlan" {
@@ -415,13 +416,44 @@ impl Appliance {
     /// The metrics text, or None when the endpoint did not answer this time.
     pub fn try_metrics(&self) -> Option<String> {
         let out = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-lb", self.tag), "python3", "-c"])
+            .args(["netns", "exec", &self.namespace, "python3", "-c"])
             .arg("import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9900/metrics',timeout=2).read().decode())")
             .output()
             .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// SIGKILL, and its exit status once reaped.
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill haports");
+        child.wait().expect("wait haports")
+    }
+
+    /// Sends SIGTERM and returns at once; `wait` reaps it.
+    pub fn terminate(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// Waits up to `limit` for the process to exit; its status.
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// haports' process id.
@@ -531,12 +563,22 @@ impl Appliance {
     /// haports.log, haports.err) and waits until its metrics answer with every address of
     /// `backends` resolved and healthy.
     pub fn start_in(tag: &str, dir: &Path, config: &Path, backends: &[&str]) -> Appliance {
+        Appliance::start_in_namespace(&format!("{tag}-lb"), dir, config, backends)
+    }
+
+    /// As `start_in`, in network namespace `namespace`.
+    pub fn start_in_namespace(
+        namespace: &str,
+        dir: &Path,
+        config: &Path,
+        backends: &[&str],
+    ) -> Appliance {
         let log = dir.join("haports.log");
         let child = Command::new("ip")
             .args([
                 "netns",
                 "exec",
-                &format!("{tag}-lb"),
+                namespace,
                 env!("CARGO_BIN_EXE_haports"),
                 "run",
                 "--config",
@@ -549,7 +591,7 @@ impl Appliance {
             .expect("start haports");
         let mut a = Appliance {
             child: Some(child),
-            tag: tag.to_owned(),
+            namespace: namespace.to_owned(),
             log,
         };
         a.wait_backends(backends);

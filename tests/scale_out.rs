@@ -1,0 +1,386 @@
+//! Scale-out (DESIGN §10): three haports instances behind a Linux router that spreads flows
+//! over them by ECMP, each announcing the frontend by BGP through its own BIRD
+//! (`scripts/scale-out-lab.sh`). One lab, in phases, while 300 long-lived TCP connections from
+//! 50 client addresses send data continuously and check every byte that comes back:
+//! the flows spread over all three; `kill -9` of an instance takes its path off the router
+//! within a second; an instance whose probes are cut withdraws while the others keep the
+//! route; SIGTERM withdraws before the instance stops forwarding. No connection breaks, and
+//! each reached the backend `haports lookup` names for it, the same on every instance.
+//! Last, an instance whose machine falls silent is dropped by the router's BFD within a
+//! second.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{metric_sum, need_root, Appliance};
+
+const FRONTEND: &str = "10.0.0.100";
+const BACKENDS: [&str; 3] = ["10.1.0.11", "10.1.0.12", "10.1.0.13"];
+/// Instance N's data-plane address: the router's next hop for it.
+const NEXT_HOPS: [&str; 3] = ["10.1.0.2", "10.1.0.3", "10.1.0.4"];
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/scale-out-lab.sh")
+}
+
+struct ScaleLab {
+    tag: String,
+}
+
+impl ScaleLab {
+    fn up() -> ScaleLab {
+        need_root();
+        let lab = ScaleLab {
+            tag: format!("hps{}", std::process::id() % 100_000),
+        };
+        let out = Command::new("bash")
+            .arg(script())
+            .args(["up", &lab.tag])
+            .output()
+            .expect("run scale-out-lab.sh");
+        assert!(
+            out.status.success(),
+            "scale-out-lab.sh up failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn dir(&self, instance: usize) -> PathBuf {
+        PathBuf::from(format!(
+            "/tmp/haports-scale-lab-{}/lb{instance}",
+            self.tag
+        ))
+    }
+
+    fn config(&self, instance: usize) -> PathBuf {
+        self.dir(instance).join("haports.toml")
+    }
+
+    fn start(&self, instance: usize) -> Appliance {
+        Appliance::start_in_namespace(
+            &format!("{}-lb{instance}", self.tag),
+            &self.dir(instance),
+            &self.config(instance),
+            &BACKENDS,
+        )
+    }
+
+    /// The router's next hops for the frontend.
+    fn paths(&self) -> Vec<String> {
+        let out = Command::new("ip")
+            .args(["-n", &format!("{}-r", self.tag), "-j", "route", "show", FRONTEND])
+            .output()
+            .expect("run ip route");
+        let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let mut hops: Vec<String> = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| match r["nexthops"].as_array() {
+                Some(hops) => hops.clone(),
+                None => vec![r.clone()],
+            })
+            .filter_map(|h| h["gateway"].as_str().map(str::to_owned))
+            .collect();
+        hops.sort();
+        hops
+    }
+
+    /// Polls the router every few milliseconds until `f(paths)` holds; how long it took.
+    fn until_paths(&self, what: &str, limit: Duration, f: impl Fn(&[String]) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            let paths = self.paths();
+            if f(&paths) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for the router to {what}; its paths: {paths:?}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn nft(&self, instance: usize, script: &str) {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-lb{instance}", self.tag), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run nft");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nft: {script}");
+    }
+}
+
+impl Drop for ScaleLab {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .args(["down", &self.tag])
+            .output();
+    }
+}
+
+/// scripts/long-flows.py in the client namespace.
+struct Flows {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Flows {
+    fn start(lab: &ScaleLab) -> Flows {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &format!("{}-c", lab.tag), "python3"])
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/long-flows.py"))
+            .args([FRONTEND, "8000", "--sources", "10.8.0.10-59", "--per-source", "6"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start long-flows.py");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let flows = Flows { child, lines };
+        let ready = flows
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("long-flows.py says ready");
+        assert_eq!(ready, "ready 300");
+        flows
+    }
+
+    /// Stops sending and returns each connection's record.
+    fn finish(mut self) -> Vec<serde_json::Value> {
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(b"stop\n").unwrap();
+        drop(stdin);
+        let report = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("long-flows.py reports");
+        assert!(self.child.wait().unwrap().success());
+        let v: serde_json::Value = serde_json::from_str(&report).expect("JSON report");
+        v["connections"].as_array().unwrap().clone()
+    }
+}
+
+/// Packets each instance has sent to the backends so far.
+fn frontend_packets(instances: &[&Appliance]) -> Vec<f64> {
+    instances
+        .iter()
+        .map(|a| metric_sum(&a.metrics(), "haports_backend_packets_total"))
+        .collect()
+}
+
+fn announced(a: &Appliance) -> Option<f64> {
+    common::metric(
+        &a.metrics(),
+        "haports_frontend_announced",
+        &[("address", FRONTEND)],
+    )
+}
+
+/// `haports lookup` over `flows` (one a line) with instance N's config.
+fn lookup(lab: &ScaleLab, instance: usize, flows: &str) -> String {
+    common::lookup(&lab.config(instance), flows)
+}
+
+/// 10,000 flows from random clients and ports, TCP and UDP, to the frontend.
+fn random_flows() -> String {
+    let mut x: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..10_000)
+        .map(|_| {
+            let r = next();
+            let proto = if r & 1 == 0 { "tcp" } else { "udp" };
+            format!(
+                "{proto} 10.{}.{}.{}:{} {FRONTEND}:{}\n",
+                (r >> 8) % 256,
+                (r >> 16) % 256,
+                (r >> 24) % 254 + 1,
+                (r >> 32) % 64_000 + 1024,
+                (r >> 48) % 65_535 + 1
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_its_backends() {
+    let lab = ScaleLab::up();
+    let start = Instant::now();
+    let mut i1 = lab.start(1);
+    let mut i2 = lab.start(2);
+    let mut i3 = lab.start(3);
+    let installed = lab.until_paths("install three paths", Duration::from_secs(30), |p| {
+        p == NEXT_HOPS
+    });
+    eprintln!(
+        "three-way ECMP route installed {:?} after the first instance started ({installed:?} \
+         after the last one was serving)",
+        start.elapsed()
+    );
+
+    // Every instance decides alike: the same answer for 10,000 random flows.
+    let flows = random_flows();
+    let decided = lookup(&lab, 1, &flows);
+    assert_eq!(decided.lines().count(), 10_000);
+    assert!(decided.lines().all(|l| l.contains(" -> 10.1.0.1")), "{decided:.300}");
+    for instance in [2, 3] {
+        assert!(
+            lookup(&lab, instance, &flows) == decided,
+            "instance {instance} decides differently from instance 1"
+        );
+    }
+
+    // 300 connections, spread over the three instances.
+    let flows = Flows::start(&lab);
+    let before = frontend_packets(&[&i1, &i2, &i3]);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = frontend_packets(&[&i1, &i2, &i3]);
+    let carried: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let total: f64 = carried.iter().sum();
+    eprintln!("packets to the backends in 2 s, per instance: {carried:?}");
+    for (i, c) in carried.iter().enumerate() {
+        assert!(
+            *c >= total * 0.15,
+            "instance {} carried {c} of {total} packets",
+            i + 1
+        );
+    }
+
+    // kill -9: the twin goes with the process, BIRD withdraws, the router drops the path.
+    let killed_at = Instant::now();
+    let status = i1.kill();
+    assert!(!status.success(), "haports was killed: {status}");
+    let withdrawn = lab.until_paths("drop the killed instance", Duration::from_secs(5), |p| {
+        !p.iter().any(|h| h == NEXT_HOPS[0])
+    });
+    eprintln!(
+        "kill -9: the router dropped the path {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert!(
+        withdrawn < Duration::from_secs(1),
+        "the router kept the killed instance's path {withdrawn:?}"
+    );
+    assert_eq!(lab.paths(), &NEXT_HOPS[1..]);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Instance 3 loses its backends (its probes are cut): it withdraws, instance 2 keeps it.
+    lab.nft(
+        3,
+        "table inet cut {\n  chain out {\n    type filter hook output priority 0;\n    tcp dport 9000 drop\n  }\n}\n",
+    );
+    let cut = lab.until_paths("drop instance 3", Duration::from_secs(10), |p| {
+        p == [NEXT_HOPS[1]]
+    });
+    assert_eq!(announced(&i3), Some(0.0));
+    assert_eq!(announced(&i2), Some(1.0));
+    assert!(i3.running());
+    eprintln!("probes cut on instance 3: its path left the router after {cut:?}");
+    lab.nft(3, "delete table inet cut");
+    let back = lab.until_paths("take instance 3 back", Duration::from_secs(10), |p| {
+        p == &NEXT_HOPS[1..]
+    });
+    eprintln!("probes restored on instance 3: its path was back after {back:?}");
+    std::thread::sleep(Duration::from_secs(1));
+
+    // SIGTERM: withdrawn while the instance still forwards, which it does for drain_s = 2.
+    let terminated_at = Instant::now();
+    i2.terminate();
+    lab.until_paths("drop the draining instance", Duration::from_secs(5), |p| {
+        p == [NEXT_HOPS[2]]
+    });
+    let withdrawn = terminated_at.elapsed();
+    assert!(
+        i2.running(),
+        "instance 2 stopped before the router dropped its path: {}",
+        i2.logs()
+    );
+    let status = i2.wait(Duration::from_secs(10)).expect("instance 2 stops");
+    let stopped = terminated_at.elapsed();
+    assert!(status.success(), "{status}: {}", i2.logs());
+    eprintln!("SIGTERM: path withdrawn after {withdrawn:?}, process gone after {stopped:?}");
+    assert!(
+        stopped >= withdrawn + Duration::from_millis(1500),
+        "drained only {:?}",
+        stopped - withdrawn
+    );
+    assert!(i2.logs().contains("drained"), "{}", i2.logs());
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Not one connection broke or lost a byte, and each is on the backend lookup names.
+    let conns = flows.finish();
+    assert_eq!(conns.len(), 300);
+    let broken: Vec<_> = conns.iter().filter(|c| !c["error"].is_null()).collect();
+    assert!(
+        broken.is_empty(),
+        "{} of 300 connections broke, e.g. {:?}",
+        broken.len(),
+        broken.first()
+    );
+    let bytes: u64 = conns.iter().map(|c| c["bytes"].as_u64().unwrap()).sum();
+    eprintln!("0 of 300 connections broke; {bytes} bytes echoed and checked");
+    let asked: String = conns
+        .iter()
+        .map(|c| {
+            format!(
+                "tcp {}:{} {FRONTEND}:8000\n",
+                c["src"].as_str().unwrap(),
+                c["sport"]
+            )
+        })
+        .collect();
+    let decided = lookup(&lab, 3, &asked);
+    for (c, line) in conns.iter().zip(decided.lines()) {
+        let backend = c["backend"].as_str().unwrap();
+        let address = format!("10.1.0.1{}", &backend[1..]);
+        assert!(
+            line.ends_with(&format!("-> {address}")),
+            "{c} reached {backend}, lookup says {line}"
+        );
+        assert!(c["sent"].as_u64().unwrap() >= 40, "{c}");
+    }
+
+    // A dead machine says nothing: the router's BFD notices it missing (100 ms x 5).
+    lab.nft(
+        3,
+        "table inet dead {\n  chain in {\n    type filter hook input priority 0;\n    iifname \"mgmt\" drop\n  }\n  chain out {\n    type filter hook output priority 0;\n    oifname \"mgmt\" drop\n  }\n}\n",
+    );
+    let silent = lab.until_paths("drop the silent instance", Duration::from_secs(5), |p| {
+        p.is_empty()
+    });
+    eprintln!("management link of instance 3 cut: BFD took its path off after {silent:?}");
+    assert!(
+        silent < Duration::from_secs(1),
+        "BFD took {silent:?} to notice a silent peer"
+    );
+    assert!(i3.running());
+}
