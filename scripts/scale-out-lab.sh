@@ -14,19 +14,22 @@
 #                                     ├─ m2 172.16.2.1 ── 172.16.2.2 mgmt lb2  ├── lb3 10.1.0.4 ┘  twin hp-lan)
 #                                     └─ m3 172.16.3.1 ── 172.16.3.2 mgmt lb3  └── b1..b3 10.1.0.11-13 (DSR)
 #
-# The frontend 10.0.0.100 is on no segment: the router reaches it through whichever instances
-# announce it (a 3-way ECMP route, hashed on the five-tuple: fib_multipath_hash_policy = 1).
+# The frontends 10.0.0.100 and .101 are on no segment: the router reaches each through
+# whichever instances announce it (a 3-way ECMP route, hashed on the five-tuple: fib_multipath_hash_policy = 1).
 # Each instance's BIRD peers with the router over a management link (the BGP session must not
 # ride on the DPDK port: a killed instance could not send its withdrawal), exports haports'
 # static routes (through hp-lan, which dies with the process) with its data-plane address as
 # next hop, and runs BFD (100 ms x 5) for the case of a dead machine. The backends hold the
 # frontend on lo and answer clients directly through the router (DSR). Every instance has the
 # same load balancer config and hash_seed; only the interface address and the paths differ.
+# Each instance's directory has haports.toml (frontends fe1 and fe2) and haports-fe1.toml
+# (fe1 only: a reload that drops fe2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?up|start|down|demo}; tag=${2:-}
 dir=/tmp/haports-scale-lab-$tag
 FRONTEND=10.0.0.100
+FRONTEND2=10.0.0.101
 PORT=8000
 PROBE_PORT=9000
 bin=${HAPORTS_BIN:-$here/../target/debug/haports}
@@ -114,7 +117,8 @@ BIRD
 
 haports_config() {
   local i=$1 memory; memory=$(eal_memory)
-  cat >"$dir/lb$i/haports.toml" <<TOML
+  {
+    cat <<TOML
 # Instance $i of three. Everything but [[interface]].address and the paths is the same in
 # all three: the same hash_seed and pools make every instance decide a flow alike.
 [dpdk]
@@ -132,6 +136,8 @@ name = "lan"
 port = 0
 address = "10.1.0.$((i + 1))/24"
 
+# Each frontend with a healthy backend goes into routes.conf, which this instance's BIRD
+# includes and exports; SIGTERM withdraws them all and keeps forwarding for drain_s.
 [announce]
 bird_socket = "$dir/lb$i/bird.ctl"
 routes_file = "$dir/lb$i/routes.conf"
@@ -167,6 +173,27 @@ kind = "internal"
   backend_port = 0
   floating_ip = true
 TOML
+  } >"$dir/lb$i/haports-fe1.toml"
+  # The same with a second frontend (several HA-ports frontends: all floating, seed rule 5).
+  {
+    cat "$dir/lb$i/haports-fe1.toml"
+    cat <<TOML
+
+  [[load_balancer.frontend]]
+  name = "fe2"
+  address = "$FRONTEND2"
+
+  [[load_balancer.rule]]
+  name = "ha2"
+  frontend = "fe2"
+  backend_pool = "servers"
+  probe = "tcp$PROBE_PORT"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+  floating_ip = true
+TOML
+  } >"$dir/lb$i/haports.toml"
 }
 
 up() {
@@ -212,6 +239,7 @@ NFT
   for i in 1 2 3; do
     attach "b$i" eth0 "10.1.0.1$i/24"
     ns "b$i" ip addr add "$FRONTEND/32" dev lo
+    ns "b$i" ip addr add "$FRONTEND2/32" dev lo
     ns "b$i" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
     ns "b$i" ip route add default via 10.1.0.1
     start_service "b$i" "b$i" "$PORT $PROBE_PORT" nowait

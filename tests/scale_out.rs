@@ -2,7 +2,8 @@
 //! over them by ECMP, each announcing the frontend by BGP through its own BIRD
 //! (`scripts/scale-out-lab.sh`). One lab, in phases, while 300 long-lived TCP connections from
 //! 50 client addresses send data continuously and check every byte that comes back:
-//! the flows spread over all three; `kill -9` of an instance takes its path off the router
+//! the flows spread over all three; a reload that drops a frontend withdraws it first;
+//! `kill -9` of an instance takes its path off the router
 //! within a second; an instance whose probes are cut withdraws while the others keep the
 //! route; SIGTERM withdraws before the instance stops forwarding. No connection breaks, and
 //! each reached the backend `haports lookup` names for it, the same on every instance.
@@ -20,6 +21,8 @@ use std::time::{Duration, Instant};
 use common::{metric_sum, need_root, Appliance};
 
 const FRONTEND: &str = "10.0.0.100";
+/// A second frontend, which a reload of instance 1 drops.
+const FRONTEND2: &str = "10.0.0.101";
 const BACKENDS: [&str; 3] = ["10.1.0.11", "10.1.0.12", "10.1.0.13"];
 /// Instance N's data-plane address: the router's next hop for it.
 const NEXT_HOPS: [&str; 3] = ["10.1.0.2", "10.1.0.3", "10.1.0.4"];
@@ -53,10 +56,7 @@ impl ScaleLab {
     }
 
     fn dir(&self, instance: usize) -> PathBuf {
-        PathBuf::from(format!(
-            "/tmp/haports-scale-lab-{}/lb{instance}",
-            self.tag
-        ))
+        PathBuf::from(format!("/tmp/haports-scale-lab-{}/lb{instance}", self.tag))
     }
 
     fn config(&self, instance: usize) -> PathBuf {
@@ -74,8 +74,20 @@ impl ScaleLab {
 
     /// The router's next hops for the frontend.
     fn paths(&self) -> Vec<String> {
+        self.paths_to(FRONTEND)
+    }
+
+    /// The router's next hops for `address`.
+    fn paths_to(&self, address: &str) -> Vec<String> {
         let out = Command::new("ip")
-            .args(["-n", &format!("{}-r", self.tag), "-j", "route", "show", FRONTEND])
+            .args([
+                "-n",
+                &format!("{}-r", self.tag),
+                "-j",
+                "route",
+                "show",
+                address,
+            ])
             .output()
             .expect("run ip route");
         let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -95,9 +107,20 @@ impl ScaleLab {
 
     /// Polls the router every few milliseconds until `f(paths)` holds; how long it took.
     fn until_paths(&self, what: &str, limit: Duration, f: impl Fn(&[String]) -> bool) -> Duration {
+        self.until_paths_to(FRONTEND, what, limit, f)
+    }
+
+    /// As `until_paths`, for `address`.
+    fn until_paths_to(
+        &self,
+        address: &str,
+        what: &str,
+        limit: Duration,
+        f: impl Fn(&[String]) -> bool,
+    ) -> Duration {
         let start = Instant::now();
         loop {
-            let paths = self.paths();
+            let paths = self.paths_to(address);
             if f(&paths) {
                 return start.elapsed();
             }
@@ -111,7 +134,14 @@ impl ScaleLab {
 
     fn nft(&self, instance: usize, script: &str) {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &format!("{}-lb{instance}", self.tag), "nft", "-f", "-"])
+            .args([
+                "netns",
+                "exec",
+                &format!("{}-lb{instance}", self.tag),
+                "nft",
+                "-f",
+                "-",
+            ])
             .stdin(Stdio::piped())
             .spawn()
             .expect("run nft");
@@ -145,7 +175,14 @@ impl Flows {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &format!("{}-c", lab.tag), "python3"])
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/long-flows.py"))
-            .args([FRONTEND, "8000", "--sources", "10.8.0.10-59", "--per-source", "6"])
+            .args([
+                FRONTEND,
+                "8000",
+                "--sources",
+                "10.8.0.10-59",
+                "--per-source",
+                "6",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -251,7 +288,10 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
     let flows = random_flows();
     let decided = lookup(&lab, 1, &flows);
     assert_eq!(decided.lines().count(), 10_000);
-    assert!(decided.lines().all(|l| l.contains(" -> 10.1.0.1")), "{decided:.300}");
+    assert!(
+        decided.lines().all(|l| l.contains(" -> 10.1.0.1")),
+        "{decided:.300}"
+    );
     for instance in [2, 3] {
         assert!(
             lookup(&lab, instance, &flows) == decided,
@@ -274,6 +314,30 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
             i + 1
         );
     }
+
+    // A reload that drops a frontend withdraws it first; the other stays announced.
+    lab.until_paths_to(FRONTEND2, "install fe2", Duration::from_secs(5), |p| {
+        p == NEXT_HOPS
+    });
+    std::fs::copy(lab.dir(1).join("haports-fe1.toml"), lab.config(1)).unwrap();
+    i1.reload();
+    lab.until_paths_to(
+        FRONTEND2,
+        "drop fe2 of instance 1",
+        Duration::from_secs(10),
+        |p| p == &NEXT_HOPS[1..],
+    );
+    i1.wait_generation(2);
+    assert_eq!(lab.paths(), NEXT_HOPS);
+    let logs = i1.logs();
+    let withdrawn = logs
+        .lines()
+        .position(|l| l.contains("withdrawn") && l.contains(FRONTEND2));
+    let reloaded = logs.lines().position(|l| l.contains("config reloaded"));
+    assert!(
+        matches!((withdrawn, reloaded), (Some(w), Some(r)) if w < r),
+        "fe2 must be withdrawn before the reload applies: {logs}"
+    );
 
     // kill -9: the twin goes with the process, BIRD withdraws, the router drops the path.
     let killed_at = Instant::now();
