@@ -73,7 +73,7 @@ protocol bfd {
 }
 template bgp lb_instance {
   local as 65000;
-  start delay time 1;    # a lab: peers come up within a second, not BIRD's default 5 s
+  connect delay time 1;  # a lab: peers come up within a second, not BIRD's default 5 s
   connect retry time 1;
   bfd on;
   ipv4 { import all; export none; gateway recursive; igp table master4; };
@@ -101,7 +101,7 @@ protocol bfd {
 protocol bgp upstream {
   local 172.16.$i.2 as 65001;
   neighbor 172.16.$i.1 as 65000;
-  start delay time 1;
+  connect delay time 1;
   connect retry time 1;
   bfd on;
   ipv4 {
@@ -285,6 +285,7 @@ demo() {
   echo "== building the lab: router with BIRD, three haports instances, three backends"
   up
   for i in 1 2 3; do start "$i"; done
+  disown -a   # their ends, at `down`, are no news
   echo "== waiting for the router's three-way ECMP route to $FRONTEND"
   for _ in $(seq 300); do [ "$(paths | wc -l)" = 3 ] && break; sleep 0.1; done
   ns r ip route show "$FRONTEND"
@@ -294,8 +295,8 @@ demo() {
   for _ in $(seq 300); do grep -q ready "$dir/flows.json" 2>/dev/null && break; sleep 0.1; done
   sleep 2
   for i in 1 2 3; do
-    printf 'instance %s received %s packets\n' "$i" "$(ns "lb$i" curl -s http://127.0.0.1:9900/metrics \
-      | awk '/^haports_port_rx_packets_total/ {print $2}')"
+    printf 'instance %s sent %s packets to the backends\n' "$i" "$(ns "lb$i" curl -s http://127.0.0.1:9900/metrics \
+      | awk '/^haports_backend_packets_total/ {n += $2} END {print n}')"
   done
   echo "== kill -9 of instance 1"
   kill -9 "$(cat "$dir/lb1/haports.pid")"

@@ -448,3 +448,40 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
     );
     assert!(i3.running());
 }
+
+/// The commented BIRD configs in examples/bird parse (`bird -p`), with the routes file
+/// haports writes for a frontend of each family.
+#[test]
+fn the_example_bird_configs_parse() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("haports-bird-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let routes = dir.join("routes.conf");
+    std::fs::write(
+        &routes,
+        "protocol static haports4 {\n  ipv4;\n  route 10.0.0.100/32 via \"hp-lan\";\n}\n\
+         protocol static haports6 {\n  ipv6;\n  route fd00::100/128 via \"hp-lan\";\n}\n",
+    )
+    .unwrap();
+    for name in ["instance.conf", "router.conf"] {
+        let text = std::fs::read_to_string(root.join("examples/bird").join(name)).unwrap();
+        assert!(text.starts_with("# "), "{name} opens with a comment");
+        let conf = dir.join(name);
+        std::fs::write(
+            &conf,
+            text.replace("/run/haports/bird-routes.conf", routes.to_str().unwrap()),
+        )
+        .unwrap();
+        let out = Command::new("bird")
+            .args(["-p", "-c"])
+            .arg(&conf)
+            .output()
+            .expect("run bird (Debian package bird2)");
+        assert!(
+            out.status.success(),
+            "examples/bird/{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

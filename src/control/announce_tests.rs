@@ -271,3 +271,37 @@ fn a_frontend_is_served_while_a_rule_of_it_has_a_backend_for_new_flows() {
     )
     .is_empty());
 }
+
+/// The file as BIRD 2 reads it (`bird -p`: parse only), with routes of both families.
+#[test]
+fn bird_parses_the_routes_file() {
+    let dir = scratch("parse");
+    let file = dir.join("routes.conf");
+    write_routes(
+        &file,
+        &render(&routes(&[
+            ("10.0.0.100", "hp-lan"),
+            ("fd00::100", "hp-lan"),
+        ])),
+    )
+    .unwrap();
+    let conf = dir.join("bird.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "router id 1.1.1.1;\nprotocol device {{ }}\ninclude \"{}\";\n",
+            file.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new("bird")
+        .args(["-p", "-c"])
+        .arg(&conf)
+        .output()
+        .expect("run bird (Debian package bird2; scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
