@@ -190,6 +190,7 @@ flow_table_capacity = 65536
 
 [control]
 metrics_listen = "127.0.0.1:9900"
+socket = "$dir/haports.sock"          # haports reload / haports status
 
 [[interface]]
 name = "lan"

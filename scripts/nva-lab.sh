@@ -225,6 +225,7 @@ flow_table_capacity = 65536
 
 [control]
 metrics_listen = "127.0.0.1:9900"
+socket = "$dir/haports.sock"
 
 TOML
     if [ "$mode" = two-nic ]; then

@@ -130,6 +130,7 @@ hash_seed = 7
 
 [control]
 metrics_listen = "127.0.0.1:9900"
+socket = "$dir/lb$i/haports.sock"
 
 [[interface]]
 name = "lan"

@@ -11,6 +11,9 @@ use haports::config::{Config, ConfigError};
 use haports::lb::flow::FlowKey;
 use haports::lb::forwarding::{Forwarding, Observations};
 
+/// Where `haports reload` and `status` look for the control socket unless told.
+const DEFAULT_SOCKET: &str = "/run/haports/haports.sock";
+
 #[derive(Parser)]
 #[command(name = "haports", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HAPORTS_GIT_REV"), ")"),
           about = "DPDK layer-4 load balancer with HA ports")]
@@ -56,6 +59,24 @@ enum Command {
         #[arg(required = true, allow_hyphen_values = true, num_args = 1..)]
         flow: Vec<String>,
     },
+    /// Re-read a running appliance's config over its control socket (as SIGHUP does) and
+    /// say whether it was applied: exit 0 when applied, 1 when refused (with the problems).
+    Reload {
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a running appliance is: config generation, uptime, workers, ports, frontends
+    /// served and announced.
+    Status {
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a running instance's counters as a table.
     Stats {
         #[arg(long, default_value = "http://127.0.0.1:9900/metrics")]
@@ -81,6 +102,8 @@ fn main() -> ExitCode {
             json,
             flow,
         } => lookup(&config, down, via, json, &flow),
+        Command::Reload { socket, json } => reload(&socket, json),
+        Command::Status { socket, json } => status(&socket, json),
         Command::Stats { endpoint } => stats(&endpoint),
     }
 }
@@ -261,5 +284,110 @@ fn stats(endpoint: &str) -> ExitCode {
         }
     };
     print!("{}", haports::control::stats_table(&body));
+    ExitCode::SUCCESS
+}
+
+/// Asks the control socket; the answer, or exit 2 with the reason on stderr.
+fn ask(socket: &Path, request: &str) -> Result<serde_json::Value, ExitCode> {
+    let answer = haports::control::socket::ask(socket, request).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
+    if let Some(e) = answer["error"].as_str() {
+        eprintln!("{}: {e}", socket.display());
+        return Err(ExitCode::from(2));
+    }
+    Ok(answer)
+}
+
+fn reload(socket: &Path, json: bool) -> ExitCode {
+    let answer = match ask(socket, "reload") {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let applied = answer["outcome"] == "applied";
+    if json {
+        println!("{answer}");
+    } else if applied {
+        println!("applied: config generation {}", answer["generation"]);
+    } else {
+        println!(
+            "refused: the running config (generation {}) stays",
+            answer["generation"]
+        );
+        for p in answer["problems"].as_array().into_iter().flatten() {
+            println!("{}", p.as_str().unwrap_or_default());
+        }
+    }
+    if applied {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn status(socket: &Path, json: bool) -> ExitCode {
+    let s = match ask(socket, "status") {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if json {
+        println!("{s}");
+        return ExitCode::SUCCESS;
+    }
+    let up = s["uptime_s"].as_u64().unwrap_or(0);
+    println!(
+        "haports {}, pid {}, {} for {}h {:02}m {:02}s",
+        s["version"].as_str().unwrap_or("?"),
+        s["pid"],
+        s["state"].as_str().unwrap_or("?"),
+        up / 3600,
+        up / 60 % 60,
+        up % 60
+    );
+    println!(
+        "config {}, generation {} (forwarding state {}), {} worker(s)",
+        s["config_file"].as_str().unwrap_or("?"),
+        s["config_generation"],
+        s["forwarding_generation"],
+        s["workers"]
+    );
+    for p in s["ports"].as_array().into_iter().flatten() {
+        let addresses: Vec<&str> = p["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .collect();
+        println!(
+            "port {} {}  {}  twin {}  {}  rx {} tx {} dropped {}",
+            p["port"],
+            p["interface"].as_str().unwrap_or("?"),
+            p["mac"].as_str().unwrap_or("?"),
+            p["twin"].as_str().unwrap_or("?"),
+            addresses.join(" "),
+            p["rx_packets"],
+            p["tx_packets"],
+            p["rx_dropped"]
+        );
+    }
+    for f in s["frontends"].as_array().into_iter().flatten() {
+        let announced = match f["announced"].as_bool() {
+            Some(true) => ", announced",
+            Some(false) => ", not announced",
+            None => "",
+        };
+        println!(
+            "frontend {}/{} {}  {}{announced}",
+            f["load_balancer"].as_str().unwrap_or("?"),
+            f["name"].as_str().unwrap_or("?"),
+            f["address"].as_str().unwrap_or("?"),
+            if f["serving"] == true {
+                "serving"
+            } else {
+                "no healthy backend"
+            },
+        );
+    }
     ExitCode::SUCCESS
 }

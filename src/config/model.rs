@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -118,6 +119,10 @@ pub struct Control {
         skip_serializing_if = "Option::is_none"
     )]
     pub metrics_listen: Option<SocketAddr>,
+    /// The control socket of `haports reload` and `haports status`: a Unix socket only root
+    /// may use. `None`: no socket (SIGHUP still reloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 /// The most interfaces one appliance serves.

@@ -140,9 +140,19 @@ pub fn withdraw_at_start(announce: &Announce) -> Result<(), String> {
     }
 }
 
-/// The frontends this instance should announce in state `fwd`: those with a rule whose pool
-/// has a backend that takes new flows (healthy, not drained), each through the twin of
-/// `announce.interface` (the first interface by default).
+/// The frontends of state `fwd` that can take new flows: those with a rule whose pool has a
+/// backend that takes new flows (healthy, not drained).
+pub fn serving_frontends(fwd: &Forwarding) -> BTreeSet<IpAddr> {
+    fwd.frontends
+        .iter()
+        .filter(|fe| fe.rules.iter().any(|r| fwd.pool_has_active(r.pool)))
+        .map(|fe| fe.address)
+        .collect()
+}
+
+/// The frontends this instance should announce in state `fwd`: the
+/// [serving](serving_frontends) ones, each through the twin of `announce.interface` (the
+/// first interface by default).
 pub fn serving(fwd: &Forwarding, cfg: &Config) -> Routes {
     let Some(announce) = &cfg.announce else {
         return Routes::new();
@@ -155,10 +165,9 @@ pub fn serving(fwd: &Forwarding, cfg: &Config) -> Routes {
         return Routes::new();
     };
     let via = twin::kernel_name(interface);
-    fwd.frontends
-        .iter()
-        .filter(|fe| fe.rules.iter().any(|r| fwd.pool_has_active(r.pool)))
-        .map(|fe| (fe.address, via.clone()))
+    serving_frontends(fwd)
+        .into_iter()
+        .map(|address| (address, via.clone()))
         .collect()
 }
 

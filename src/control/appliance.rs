@@ -13,6 +13,8 @@ use super::metrics::{serve, MetricsSource};
 use super::neighbours::Neighbours;
 use super::probes::{self, Prober, Target};
 use super::shutdown::{Shutdown, WITHDRAW_WAIT};
+use super::socket::{ControlSocket, Request};
+use super::status::{status, StatusInputs};
 use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
@@ -91,32 +93,49 @@ impl Plane {
         fwd
     }
 
-    /// SIGHUP: re-reads and checks the config; applies it when valid and when nothing it
-    /// changes needs a restart. Returns whether a new state must be published.
+    /// SIGHUP or `haports reload`: re-reads and checks the config; applies it when valid
+    /// and when nothing it changes needs a restart (then a new state must be published).
     fn reload(
         &mut self,
         path: &Path,
         prober: &mut Prober,
         announcer: Option<&mut Announcer>,
-    ) -> bool {
+    ) -> Reload {
+        let outcome = self.try_reload(path, prober, announcer);
+        match &outcome {
+            Reload::Applied(generation) => tracing::info!(generation, "config reloaded"),
+            Reload::Refused(problems) => {
+                for p in problems {
+                    tracing::error!(problem = %p, "reload refused");
+                }
+                tracing::error!(
+                    generation = self.config_generation,
+                    "reload refused; keeping the running config"
+                );
+            }
+        }
+        outcome
+    }
+
+    fn try_reload(
+        &mut self,
+        path: &Path,
+        prober: &mut Prober,
+        announcer: Option<&mut Announcer>,
+    ) -> Reload {
         let next = match Config::load(path) {
             Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, generation = self.config_generation, "reload refused; keeping the running config");
-                return false;
-            }
+            Err(e) => return Reload::Refused(vec![e.to_string()]),
         };
         if let Err(problems) = next.check_with_eal_args(&self.extra_eal_args) {
-            let problems: Vec<_> = problems.into_iter().filter(|p| p.is_error()).collect();
-            for p in &problems {
-                tracing::error!(problem = %p, "reload refused");
-            }
-            tracing::error!(
-                problems = problems.len(),
-                generation = self.config_generation,
-                "reload refused; keeping the running config"
+            // The lines `haports check` prints.
+            return Reload::Refused(
+                problems
+                    .into_iter()
+                    .filter(|p| p.is_error())
+                    .map(|p| format!("{}: {p}", path.display()))
+                    .collect(),
             );
-            return false;
         }
         let restart = [
             (self.cfg.dpdk != next.dpdk, "[dpdk]"),
@@ -148,8 +167,11 @@ impl Plane {
             .map(|(_, what)| *what)
             .collect();
         if !needs.is_empty() {
-            tracing::error!(changed = %needs.join(", "), "reload refused: these take a restart; keeping the running config");
-            return false;
+            return Reload::Refused(vec![format!(
+                "{}: changes to {} take a restart",
+                path.display(),
+                needs.join(", ")
+            )]);
         }
         // A frontend the new config drops is withdrawn before the appliance stops serving it.
         if let Some(a) = announcer {
@@ -177,9 +199,17 @@ impl Plane {
         self.health.retain(|t, _| self.targets.contains(t));
         prober.set_targets(&self.targets);
         self.config_generation += 1;
-        tracing::info!(generation = self.config_generation, "config reloaded");
-        true
+        Reload::Applied(self.config_generation)
     }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The new config runs as this generation.
+    Applied(u64),
+    /// The running config stays; why, one line a problem (as `haports check` prints them).
+    Refused(Vec<String>),
 }
 
 /// How long an answered neighbour stays reachable (`dataplane.neighbour_reachable_s`).
@@ -205,6 +235,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         announce::withdraw_at_start(a).map_err(Error::Announce)?;
     }
 
+    let started = Instant::now();
     let mut eal_args = cfg.dpdk.eal_args.clone();
     eal_args.extend_from_slice(extra_eal_args);
     let eal = Eal::init(&eal_args)?;
@@ -306,6 +337,13 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
 
+    // Before any worker runs: a socket another haports holds stops the start here.
+    let socket = cfg
+        .control
+        .socket
+        .as_deref()
+        .map(ControlSocket::bind)
+        .transpose()?;
     // Started now for the metrics; told what to announce only once the workers run.
     let mut announcer = plane.cfg.announce.as_ref().map(Announcer::start);
     let mut metrics_thread = None;
@@ -424,7 +462,41 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             if reload.swap(false, Ordering::Relaxed) {
-                urgent |= plane.reload(config_path, &mut prober, announcer.as_mut());
+                urgent |= matches!(
+                    plane.reload(config_path, &mut prober, announcer.as_mut()),
+                    Reload::Applied(_)
+                );
+            }
+            while let Some((request, reply)) = socket.as_ref().and_then(ControlSocket::next) {
+                let answer = match request {
+                    Request::Reload => {
+                        match plane.reload(config_path, &mut prober, announcer.as_mut()) {
+                            Reload::Applied(generation) => {
+                                urgent = true;
+                                serde_json::json!({"outcome": "applied", "generation": generation})
+                            }
+                            Reload::Refused(problems) => serde_json::json!({
+                                "outcome": "refused", "generation": plane.config_generation,
+                                "problems": problems,
+                            }),
+                        }
+                    }
+                    Request::Status => {
+                        let announced = announcer
+                            .as_ref()
+                            .map(|a| a.status.lock().unwrap_or_else(|e| e.into_inner()));
+                        status(&StatusInputs {
+                            started,
+                            config_path,
+                            cfg: &plane.cfg,
+                            fwd: &forwarding.load(),
+                            ports: &ports,
+                            announce: announced.as_deref(),
+                            shutdown,
+                        })
+                    }
+                };
+                let _ = reply.send(answer);
             }
             // Reaps stopped probe threads and starts any that could not start before.
             prober.set_targets(&plane.targets);

@@ -9,6 +9,8 @@ mod metrics;
 mod neighbours;
 pub mod probes;
 mod shutdown;
+pub mod socket;
+mod status;
 pub mod twin;
 
 pub use appliance::run;
@@ -24,6 +26,8 @@ pub enum Error {
     Twin(String),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("control socket: {0}")]
+    Control(String),
     #[error("announce: {0}")]
     Announce(String),
 }

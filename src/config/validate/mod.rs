@@ -23,7 +23,7 @@ use super::model::{Backend, BackendPool, Config, Frontend, Interface, LoadBalanc
 use crate::wire::MacAddr;
 
 mod addresses;
-mod announce;
+mod control;
 mod dataplane;
 mod encap;
 mod names;
@@ -129,7 +129,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     rules::nat_keeps_the_address_family(cfg, &mut out);
     rules::backend_port_reuse_needs_floating_ip(cfg, &mut out);
     seed_rules::check(cfg, &mut out);
-    announce::check(cfg, &mut out);
+    control::socket(cfg, &mut out);
+    control::announce(cfg, &mut out);
     out.0
 }
 
@@ -198,6 +199,7 @@ mod limit {
     pub(super) const NAT_FAMILY: Broken = Limitation("NAT keeps the address family");
     pub(super) const BACKEND_PORT_REUSE: Broken =
         Limitation("backend port reuse needs floating IP");
+    pub(super) const CONTROL_SOCKET: Broken = Limitation("control socket path absolute");
     pub(super) const ANNOUNCE_PATHS: Broken = Limitation("announce paths absolute");
     pub(super) const DRAIN: Broken = Limitation("drain time up to 1 h");
     pub(super) const ANNOUNCE_INTERFACE: Broken = Limitation("announce through an interface");

@@ -83,3 +83,17 @@ fn unknown_announce_keys_are_errors() {
     let e = Config::from_toml(&text, "t.toml").unwrap_err().to_string();
     assert!(e.contains("drain"), "{e}");
 }
+
+#[test]
+fn the_control_socket_is_an_absolute_path() {
+    let mut cfg = base();
+    cfg.control.socket = Some("/run/haports/haports.sock".into());
+    assert_eq!(validate(&cfg), vec![]);
+    cfg.control.socket = Some("haports.sock".into());
+    only_tagged(
+        &cfg,
+        "control.socket",
+        "limitation: control socket path absolute",
+        "\"haports.sock\" is not an absolute path",
+    );
+}

@@ -1,10 +1,27 @@
-//! `[announce]`: where the routes go, through which twin, and how long a drain lasts.
+//! The control plane's endpoints: `[control]`'s socket, and `[announce]` (where the routes
+//! go, through which twin, and how long a drain lasts).
 
 use super::{limit, Problems};
 use crate::config::announce::Announce;
 use crate::config::model::Config;
 
-pub(super) fn check(cfg: &Config, out: &mut Problems) {
+pub(super) fn socket(cfg: &Config, out: &mut Problems) {
+    if let Some(path) = &cfg.control.socket {
+        if !path.is_absolute() || path.file_name().is_none() {
+            out.error(
+                "control.socket",
+                limit::CONTROL_SOCKET,
+                format!(
+                    "{:?} is not an absolute path to a file: `haports reload` and `status` \
+                     find the socket from any directory",
+                    path.display().to_string()
+                ),
+            );
+        }
+    }
+}
+
+pub(super) fn announce(cfg: &Config, out: &mut Problems) {
     let Some(a) = &cfg.announce else { return };
     for (key, path) in [
         ("announce.bird_socket", &a.bird_socket),

@@ -1,0 +1,233 @@
+//! The control socket (`control.socket`): a Unix socket only root may use, through which
+//! `haports reload` and `haports status` talk to a running appliance.
+//!
+//! One request a connection: a line (`reload` or `status`), answered with one JSON object,
+//! then the connection closes. A thread of its own accepts and reads; the control thread
+//! carries the request out between two rounds of its loop and hands back the answer, so a
+//! reload over the socket is the same reload as SIGHUP's.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::Error;
+
+/// How long a client may take to send its line, and the control thread to answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the accepting thread looks for a stop.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
+/// What a client asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Reload,
+    Status,
+}
+
+impl Request {
+    fn parse(line: &str) -> Option<Request> {
+        match line.trim() {
+            "reload" => Some(Request::Reload),
+            "status" => Some(Request::Status),
+            _ => None,
+        }
+    }
+}
+
+/// A request and where its answer (a JSON object) goes.
+pub type Asked = (Request, mpsc::Sender<serde_json::Value>);
+
+/// The listening socket and its thread; the socket file goes when this is dropped.
+#[derive(Debug)]
+pub struct ControlSocket {
+    path: PathBuf,
+    requests: mpsc::Receiver<Asked>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlSocket {
+    /// Listens at `path` (mode 0600). A socket file left by a process that is gone is
+    /// replaced; one that answers belongs to a running haports, and is an error.
+    pub fn bind(path: &Path) -> Result<ControlSocket, Error> {
+        let fail =
+            |what: &str, e: io::Error| Error::Control(format!("{what} {}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail("creating the directory of", e))?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::Control(format!(
+                    "{} answers: another haports runs with this control socket",
+                    path.display()
+                )));
+            }
+            std::fs::remove_file(path).map_err(|e| fail("removing the stale", e))?;
+        }
+        let listener = UnixListener::bind(path).map_err(|e| fail("listening on", e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail("restricting", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| fail("setting up", e))?;
+        let (tx, requests) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("haports-control".into())
+            .spawn(move || accept_loop(&listener, &tx, &st))
+            .map_err(|e| fail("starting the thread of", e))?;
+        tracing::info!(socket = %path.display(), "control socket");
+        Ok(ControlSocket {
+            path: path.to_owned(),
+            requests,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next request waiting, if any (never blocks).
+    pub fn next(&self) -> Option<Asked> {
+        self.requests.try_recv().ok()
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Asked>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                if let Err(e) = serve(conn, tx) {
+                    tracing::debug!(error = %e, "control socket client");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket accept");
+                std::thread::sleep(ACCEPT_POLL);
+            }
+        }
+    }
+}
+
+fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    conn.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut line = String::new();
+    // A line at most 64 bytes long: anything longer is no request.
+    BufReader::new(io::Read::take(&conn, 64)).read_line(&mut line)?;
+    let answer = match Request::parse(&line) {
+        None => serde_json::json!({
+            "error": format!("unknown request {:?}: `reload` or `status`", line.trim())
+        }),
+        Some(request) => {
+            let (reply, answer) = mpsc::channel();
+            if tx.send((request, reply)).is_err() {
+                serde_json::json!({"error": "haports is stopping"})
+            } else {
+                answer.recv_timeout(ANSWER_TIMEOUT).unwrap_or_else(
+                    |_| serde_json::json!({"error": "haports did not answer in time"}),
+                )
+            }
+        }
+    };
+    let mut conn = conn;
+    writeln!(conn, "{answer}")
+}
+
+/// The client side: sends `request` to the socket at `path` and returns the JSON answer.
+pub fn ask(path: &Path, request: &str) -> Result<serde_json::Value, String> {
+    let mut conn = UnixStream::connect(path).map_err(|e| {
+        format!(
+            "connecting to {}: {e} (is haports running, with control.socket set to this path? \
+             the socket is root's only)",
+            path.display()
+        )
+    })?;
+    conn.set_read_timeout(Some(ANSWER_TIMEOUT + CLIENT_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    writeln!(conn, "{request}").map_err(|e| format!("sending to {}: {e}", path.display()))?;
+    let mut answer = String::new();
+    BufReader::new(conn)
+        .read_line(&mut answer)
+        .map_err(|e| format!("reading from {}: {e}", path.display()))?;
+    serde_json::from_str(&answer).map_err(|e| format!("answer {answer:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("haports-socket-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("run/haports.sock")
+    }
+
+    #[test]
+    fn a_request_reaches_the_control_thread_and_its_answer_the_client() {
+        let path = scratch("answer");
+        let socket = ControlSocket::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let client = std::thread::spawn({
+            let path = path.clone();
+            move || ask(&path, "status").unwrap()
+        });
+        let (request, reply) = loop {
+            if let Some(asked) = socket.next() {
+                break asked;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(request, Request::Status);
+        reply
+            .send(serde_json::json!({"config_generation": 3}))
+            .unwrap();
+        assert_eq!(client.join().unwrap()["config_generation"], 3);
+        // Nonsense gets an error without bothering the control thread.
+        let answer = ask(&path, "shutdown").unwrap();
+        assert!(answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown request"));
+        assert!(socket.next().is_none());
+        drop(socket);
+        assert!(!path.exists(), "the socket file goes with the socket");
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
+        let path = scratch("stale");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        drop(UnixListener::bind(&path).unwrap()); // leaves the file, nobody listening
+        let first = ControlSocket::bind(&path).unwrap();
+        let e = ControlSocket::bind(&path).unwrap_err().to_string();
+        assert!(e.contains("another haports runs"), "{e}");
+        drop(first);
+    }
+
+    #[test]
+    fn without_a_running_appliance_the_client_says_so() {
+        let e = ask(&scratch("none"), "status").unwrap_err();
+        assert!(e.contains("is haports running"), "{e}");
+    }
+}
