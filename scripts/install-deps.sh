@@ -10,6 +10,7 @@ packages=(
   tcpreplay                          # the SYN flood test replays a million-source pcap
   tcpdump                            # what reaches the backends, in the hostile-traffic test
   bird2                              # BGP announcements: the scale-out lab's router and instances
+  systemd                            # systemd-analyze verify, for the service unit
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs haports as a systemd service (as root):
+#   scripts/install.sh [--prefix /usr/local] [--sysconfdir /etc] [--unitdir /etc/systemd/system]
+#                      [--hugepages 1024] [--binary PATH]
+# Builds the release binary (unless --binary names one), installs it to PREFIX/bin, the
+# hugepage helper to PREFIX/lib/haports, the README to PREFIX/share/doc/haports, the unit
+# to UNITDIR/haports.service, and a starting config to SYSCONFDIR/haports/haports.toml
+# (never over an existing one). Then, with systemd running: daemon-reload.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+prefix=/usr/local sysconfdir=/etc unitdir=/etc/systemd/system hugepages=1024 binary=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --prefix) prefix=$2; shift 2 ;;
+    --sysconfdir) sysconfdir=$2; shift 2 ;;
+    --unitdir) unitdir=$2; shift 2 ;;
+    --hugepages) hugepages=$2; shift 2 ;;
+    --binary) binary=$2; shift 2 ;;
+    *) echo "unknown option $1 (see the comment at the top of $0)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$binary" ]; then
+  "$here/install-deps.sh"
+  (cd "$root" && cargo build --release --bin haports)
+  binary=$root/target/release/haports
+fi
+bindir=$prefix/bin libdir=$prefix/lib/haports docdir=$prefix/share/doc/haports confdir=$sysconfdir/haports
+install -d "$bindir" "$libdir" "$docdir" "$confdir" "$unitdir"
+install -m 0755 "$binary" "$bindir/haports"
+install -m 0755 "$here/hugepages.sh" "$libdir/hugepages"
+install -m 0644 "$root/README.md" "$docdir/README.md"
+sed -e "s#@BINDIR@#$bindir#g" -e "s#@LIBDIR@#$libdir#g" -e "s#@CONFDIR@#$confdir#g" \
+  -e "s#@DOCDIR@#$docdir#g" -e "s#@HUGEPAGES@#$hugepages#g" \
+  "$root/dist/haports.service.in" >"$unitdir/haports.service"
+chmod 0644 "$unitdir/haports.service"
+if [ -e "$confdir/haports.toml" ]; then
+  echo "kept the existing $confdir/haports.toml"
+else
+  install -m 0644 "$root/dist/haports.toml" "$confdir/haports.toml"
+  echo "installed a starting config: edit $confdir/haports.toml for this machine"
+fi
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+fi
+echo "installed; start with: systemctl enable --now haports"

@@ -1,0 +1,105 @@
+//! The service: `scripts/install.sh` puts the binary, the hugepage helper, the unit and a
+//! starting config in place; systemd's own checker accepts the unit, and the unit's
+//! `ExecStartPre` check passes on the config it installs. No root needed: everything goes
+//! under a scratch directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
+    let dir = std::env::temp_dir().join(format!("haports-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (prefix, etc, units) = (dir.join("usr"), dir.join("etc"), dir.join("units"));
+    let out = Command::new("bash")
+        .arg(root().join("scripts/install.sh"))
+        .args(["--prefix", prefix.to_str().unwrap()])
+        .args(["--sysconfdir", etc.to_str().unwrap()])
+        .args(["--unitdir", units.to_str().unwrap()])
+        .args(["--binary", env!("CARGO_BIN_EXE_haports")])
+        .output()
+        .expect("run install.sh");
+    assert!(
+        out.status.success(),
+        "install.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit_path = units.join("haports.service");
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(!unit.contains('@'), "every placeholder filled: {unit}");
+    let config = etc.join("haports/haports.toml");
+    for line in [
+        format!(
+            "ExecStartPre={}/bin/haports check {}",
+            prefix.display(),
+            config.display()
+        ),
+        format!(
+            "ExecStartPre={}/lib/haports/hugepages 1024",
+            prefix.display()
+        ),
+        format!(
+            "ExecStart={}/bin/haports run --config {}",
+            prefix.display(),
+            config.display()
+        ),
+        format!(
+            "ExecReload={}/bin/haports reload --socket /run/haports/haports.sock",
+            prefix.display()
+        ),
+        "Restart=on-failure".to_owned(),
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} in {unit}");
+    }
+    // The reload command's socket is the one the installed config opens.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("socket = \"/run/haports/haports.sock\""),
+        "{text}"
+    );
+
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_path)
+        .output()
+        .expect("run systemd-analyze (Debian package systemd)");
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // ExecStartPre's check, as the service runs it.
+    let check = Command::new(prefix.join("bin/haports"))
+        .arg("check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout), "ok\n");
+    // The helper refuses nonsense before touching anything.
+    let helper = Command::new(prefix.join("lib/haports/hugepages"))
+        .arg("many")
+        .output()
+        .unwrap();
+    assert_eq!(helper.status.code(), Some(2));
+    // A second install keeps the operator's config.
+    std::fs::write(&config, format!("{text}\n# edited\n")).unwrap();
+    let again = Command::new("bash")
+        .arg(root().join("scripts/install.sh"))
+        .args(["--prefix", prefix.to_str().unwrap()])
+        .args(["--sysconfdir", etc.to_str().unwrap()])
+        .args(["--unitdir", units.to_str().unwrap()])
+        .args(["--binary", env!("CARGO_BIN_EXE_haports")])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .ends_with("# edited\n"));
+    let _ = std::fs::remove_dir_all(dir);
+}
