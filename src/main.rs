@@ -77,10 +77,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a running instance's counters as a table.
+    /// An operator's view of a running instance, from its metrics sampled over an interval:
+    /// load balancer, frontend, rule, backend (health, packets and bits a second, new flows
+    /// and their share), ports, workers, drops by reason.
     Stats {
         #[arg(long, default_value = "http://127.0.0.1:9900/metrics")]
         endpoint: String,
+        /// Seconds between the two samples rates are taken over.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Refresh in place every interval, until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// One JSON object (a line per interval with --watch).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -104,7 +115,12 @@ fn main() -> ExitCode {
         } => lookup(&config, down, via, json, &flow),
         Command::Reload { socket, json } => reload(&socket, json),
         Command::Status { socket, json } => status(&socket, json),
-        Command::Stats { endpoint } => stats(&endpoint),
+        Command::Stats {
+            endpoint,
+            interval,
+            watch,
+            json,
+        } => stats(&endpoint, interval, watch, json),
     }
 }
 
@@ -271,20 +287,56 @@ fn lookup(
     status
 }
 
-fn stats(endpoint: &str) -> ExitCode {
-    let body = match ureq::get(endpoint).call().map(|r| r.into_string()) {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            eprintln!("reading {endpoint}: {e}");
-            return ExitCode::FAILURE;
-        }
+/// One scrape of the metrics endpoint.
+fn scrape(endpoint: &str) -> Result<Vec<haports::control::stats::Sample>, String> {
+    match ureq::get(endpoint).call().map(|r| r.into_string()) {
+        Ok(Ok(body)) => Ok(haports::control::stats::parse(&body)),
+        Ok(Err(e)) => Err(format!("reading {endpoint}: {e}")),
+        Err(e) => Err(format!(
+            "fetching {endpoint}: {e} (is haports running with control.metrics_listen?)"
+        )),
+    }
+}
+
+fn stats(endpoint: &str, interval: f64, watch: bool, json: bool) -> ExitCode {
+    use haports::control::stats::{render, view};
+    if !(0.05..=3600.0).contains(&interval) {
+        eprintln!("--interval {interval}: give 0.05 to 3600 seconds");
+        return ExitCode::from(2);
+    }
+    let pause = std::time::Duration::from_secs_f64(interval);
+    let mut before = match scrape(endpoint) {
+        Ok(s) => (std::time::Instant::now(), s),
         Err(e) => {
-            eprintln!("fetching {endpoint}: {e} (is haports running with control.metrics_listen?)");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    print!("{}", haports::control::stats_table(&body));
-    ExitCode::SUCCESS
+    loop {
+        std::thread::sleep(pause);
+        let after = match scrape(endpoint) {
+            Ok(s) => (std::time::Instant::now(), s),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let v = view(&before.1, &after.1, (after.0 - before.0).as_secs_f64());
+        if json {
+            println!("{v}");
+        } else if watch {
+            // Home and clear, as `top` redraws.
+            print!("\x1b[H\x1b[2J{}", render(&v));
+        } else {
+            print!("{}", render(&v));
+        }
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        if !watch {
+            return ExitCode::SUCCESS;
+        }
+        before = after;
+    }
 }
 
 /// Asks the control socket; the answer, or exit 2 with the reason on stderr.

@@ -270,6 +270,36 @@ fn serve_once(status: &'static str, body: &'static str) -> (String, std::thread:
     (url, server)
 }
 
+/// Serves `bodies` one a request, in order, then stops.
+fn serve_sequence(
+    status: &'static str,
+    bodies: Vec<String>,
+) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        for body in bodies {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).expect("read request");
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(response.as_bytes()).expect("write response");
+        }
+    });
+    (url, server)
+}
+
 // ---- version and help ----------------------------------------------------------------
 
 #[test]
@@ -911,47 +941,57 @@ fn stats_without_a_running_instance_exits_1_with_a_clear_message() {
 }
 
 #[test]
-fn stats_prints_a_table_of_the_nonzero_counters() {
-    const BODY: &str = "# HELP haports_port_rx_packets_total Packets received.\n\
-        # TYPE haports_port_rx_packets_total counter\n\
-        haports_port_rx_packets_total{port=\"0\"} 12345\n\
+fn stats_shows_rates_over_the_interval_by_load_balancer_rule_and_backend() {
+    const BEFORE: &str = "# TYPE haports_port_rx_packets_total counter\n\
+        haports_port_rx_packets_total{port=\"0\",interface=\"lan\"} 1000\n\
+        haports_rule_info{lb=\"ilb\",frontend=\"fe1\",address=\"10.0.0.100\",rule=\"ha\",pool=\"nvas\",probe=\"\"} 1\n\
+        haports_backend_healthy{lb=\"ilb\",rule=\"ha\",pool=\"nvas\",backend=\"10.0.0.11\"} 1\n\
+        haports_backend_resolved{lb=\"ilb\",rule=\"ha\",pool=\"nvas\",backend=\"10.0.0.11\"} 1\n\
+        haports_backend_packets_total{lb=\"ilb\",pool=\"nvas\",probe=\"\",backend=\"10.0.0.11\"} 100\n\
         haports_drops_total{reason=\"no_rule\"} 0\n\
         haports_drops_total{reason=\"no_frontend\"} 7\n\
-        haports_backend_healthy{lb=\"ilb\",pool=\"nvas\",backend=\"10.0.0.11\"} 1\n\
-        haports_backend_healthy{lb=\"ilb\",pool=\"nvas\",backend=\"10.0.0.12\"} 0\n\
         # EOF\n";
-    let (url, server) = serve_once("200 OK", BODY);
-    let run = haports(["stats", "--endpoint", &url]);
+    let after = BEFORE
+        .replace("interface=\"lan\"} 1000", "interface=\"lan\"} 1500")
+        .replace("backend=\"10.0.0.11\"} 100", "backend=\"10.0.0.11\"} 350");
+    let (url, server) = serve_sequence("200 OK", vec![BEFORE.to_owned(), after.clone()]);
+    let run = haports(["stats", "--endpoint", &url, "--interval", "0.5", "--json"]);
     server.join().expect("server");
     assert_eq!(run.code, Some(0), "{run:?}");
-    let rows: BTreeMap<&str, &str> = run
-        .lines()
-        .iter()
-        .map(|l| {
-            l.rsplit_once(' ')
-                .map(|(s, v)| (s.trim(), v))
-                .expect("SERIES VALUE")
-        })
-        .collect();
-    assert_eq!(
-        rows.get("port_rx_packets_total{port=\"0\"}"),
-        Some(&"12345"),
-        "{rows:?}"
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON object");
+    let interval = v["interval_s"].as_f64().unwrap();
+    assert!(interval >= 0.5, "{v}");
+    let pps = v["ports"][0]["rx_pps"].as_f64().unwrap();
+    assert!((pps - 500.0 / interval).abs() < 1e-6, "{v}");
+    let backend = &v["load_balancers"][0]["frontends"][0]["rules"][0]["backends"][0];
+    assert_eq!(backend["address"], "10.0.0.11");
+    assert_eq!(backend["healthy"], true);
+    assert!(
+        (backend["pps"].as_f64().unwrap() - 250.0 / interval).abs() < 1e-6,
+        "{v}"
     );
+    assert_eq!(v["drops"][0]["reason"], "no_frontend");
     assert_eq!(
-        rows.get("drops_total{reason=\"no_frontend\"}"),
-        Some(&"7"),
-        "{rows:?}"
+        v["drops"].as_array().unwrap().len(),
+        1,
+        "zero counters left out: {v}"
     );
-    let healthy = "backend_healthy{lb=\"ilb\",pool=\"nvas\",backend=\"10.0.0.12\"}";
-    assert_eq!(
-        rows.get(healthy),
-        Some(&"0"),
-        "an unhealthy backend shows: {rows:?}"
+
+    let (url, server) = serve_sequence("200 OK", vec![BEFORE.to_owned(), after]);
+    let run = haports(["stats", "--endpoint", &url, "--interval", "0.1"]);
+    server.join().expect("server");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("LOAD BALANCER ilb"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("  frontend fe1 10.0.0.100"),
+        "{}",
+        run.stdout
     );
     assert!(
-        !run.stdout.contains("no_rule"),
-        "zero counters left out: {}",
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("10.0.0.11") && l.contains(" up ")),
+        "{}",
         run.stdout
     );
     assert!(

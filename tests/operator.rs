@@ -120,3 +120,157 @@ fn reload_over_the_control_socket_says_applied_or_refused_and_status_describes_t
     assert_eq!(code, 2);
     assert!(err.contains("is haports running"), "{err}");
 }
+
+/// `haports stats --json` inside the appliance's namespace (where its metrics listen).
+fn stats(lab: &Lab, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{}-lb", lab.tag),
+            env!("CARGO_BIN_EXE_haports"),
+        ])
+        .args([
+            "stats",
+            "--endpoint",
+            "http://127.0.0.1:9900/metrics",
+            "--interval",
+            "1",
+        ])
+        .args(args)
+        .output()
+        .expect("run haports stats");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn backends_in(view: &serde_json::Value) -> Vec<serde_json::Value> {
+    view["load_balancers"][0]["frontends"][0]["rules"][0]["backends"]
+        .as_array()
+        .expect("backends")
+        .clone()
+}
+
+#[test]
+fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metrics() {
+    let lab = Lab::up("dsr");
+    lab.add_probe(200, 2, 2);
+    // With [announce] and no BIRD: the announcement metrics exist (nothing announced).
+    lab.edit_config(|t| {
+        let dir = lab.config().parent().unwrap().display().to_string();
+        t.replace(
+            "[[interface]]",
+            &format!(
+                "[announce]\nbird_socket = \"{dir}/no-bird.ctl\"\nroutes_file = \"{dir}/routes.conf\"\n\n[[interface]]"
+            ),
+        )
+    });
+    let lb = Appliance::start(&lab, &lab.config());
+    let streams = lab.streams(&[
+        "--udp-port",
+        "8001",
+        "--udp-flows",
+        "8",
+        "--tcp-port",
+        "8002",
+        "--duration",
+        "9",
+    ]);
+
+    let view: serde_json::Value = serde_json::from_str(&stats(&lab, &["--json"])).unwrap();
+    assert!(view["ports"][0]["rx_pps"].as_f64().unwrap() > 0.0, "{view}");
+    assert!(
+        view["workers"][0]["rx_pps"].as_f64().unwrap() > 0.0,
+        "{view}"
+    );
+    let fe = &view["load_balancers"][0]["frontends"][0];
+    assert_eq!(fe["address"], "10.0.0.100");
+    assert_eq!(fe["announced"], false, "no BIRD: not announced");
+    let backends = backends_in(&view);
+    assert_eq!(backends.len(), 3, "{view}");
+    for b in &backends {
+        assert_eq!(b["healthy"], true, "{b}");
+        assert!(
+            b["pps"].as_f64().unwrap() > 0.0,
+            "traffic reaches every backend: {b}"
+        );
+        assert!(
+            b["bps"].as_f64().unwrap() > b["pps"].as_f64().unwrap() * 8.0 * 40.0,
+            "{b}"
+        );
+    }
+    let new_flows: f64 = backends
+        .iter()
+        .map(|b| b["new_flows_per_s"].as_f64().unwrap())
+        .sum();
+    assert!(new_flows > 0.0, "new TCP connections every second: {view}");
+    let shares: f64 = backends
+        .iter()
+        .filter_map(|b| b["new_flow_share"].as_f64())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{view}");
+
+    // Backend b1 dies: its probe fails, and stats shows it down while the others carry on.
+    lab.stop_backend("b1");
+    lb.wait_health("10.0.0.11", false);
+    let text = stats(&lab, &[]);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("10.0.0.11 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(" DOWN "), "{text}");
+    let view: serde_json::Value = serde_json::from_str(&stats(&lab, &["--json"])).unwrap();
+    for b in backends_in(&view) {
+        let dead = b["address"] == "10.0.0.11";
+        assert_eq!(b["healthy"], !dead, "{b}");
+        if dead {
+            assert_eq!(
+                b["new_flows_per_s"], 0.0,
+                "no new flow to a dead backend: {b}"
+            );
+        } else {
+            assert!(b["pps"].as_f64().unwrap() > 0.0, "{b}");
+        }
+    }
+
+    // Every metric the Grafana dashboard queries is one haports serves.
+    let metrics = lb.metrics();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/grafana/haports.json"),
+        )
+        .unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(at) = rest.find("haports_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[at + name.len()..];
+                queried.push(name);
+            }
+        }
+    }
+    queried.sort();
+    queried.dedup();
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
+            "the dashboard queries {name}, which /metrics lacks"
+        );
+    }
+    let _ = streams.join();
+}

@@ -372,12 +372,15 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 rx: ports.iter().map(|p| p.rx_queue(w as u16)).collect(),
                 tx: ports.iter().map(|p| p.tx_queue(w as u16)).collect(),
                 twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
-                state: WorkerState::on_socket(
-                    cfg.dataplane.flow_table_capacity as usize,
-                    reports.clone(),
-                    eal.socket_of(*lcore),
-                    w,
-                ),
+                state: WorkerState {
+                    new_flows: counters[w].backend_flows.clone(),
+                    ..WorkerState::on_socket(
+                        cfg.dataplane.flow_table_capacity as usize,
+                        reports.clone(),
+                        eal.socket_of(*lcore),
+                        w,
+                    )
+                },
                 forwarding: forwarding.clone(),
                 counters: counters[w].clone(),
                 stop: stop.clone(),

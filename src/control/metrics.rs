@@ -18,6 +18,7 @@ use super::announce::AnnounceStatus;
 use super::http::Response;
 use super::neighbours::NeighbourStats;
 use super::probes::StatusBoard;
+use crate::dataplane::counters::Counter;
 use crate::dataplane::WorkerCounters;
 use crate::dpdk::Port;
 use crate::lb::forwarding::Forwarding;
@@ -154,30 +155,67 @@ impl prometheus_client::collector::Collector for MetricsSource {
         )?;
         // Packets by backend as each pool's state for a probe holds it (a pool whose rules
         // use different probes has one per probe: `probe` tells them apart, "" for none).
-        let packets: Vec<_> = fwd
-            .backends
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| !b.retired)
-            .map(|(i, b)| {
-                let pool = &fwd.pools[b.pool as usize];
-                let labels = vec![
-                    ("lb", b.load_balancer.clone()),
-                    ("pool", pool.name.clone()),
-                    ("probe", pool.probe.clone().unwrap_or_default()),
-                    ("backend", b.address.to_string()),
-                ];
-                (
-                    labels,
-                    sum(&|w| w.backend_packets.get(i).map_or(0, |c| c.get())),
-                )
-            })
-            .collect();
+        let per_backend = |count: &dyn Fn(&WorkerCounters, usize) -> u64| -> Vec<(Labels, u64)> {
+            fwd.backends
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| !b.retired)
+                .map(|(i, b)| {
+                    let pool = &fwd.pools[b.pool as usize];
+                    let labels = vec![
+                        ("lb", b.load_balancer.clone()),
+                        ("pool", pool.name.clone()),
+                        ("probe", pool.probe.clone().unwrap_or_default()),
+                        ("backend", b.address.to_string()),
+                    ];
+                    (labels, sum(&|w| count(w, i)))
+                })
+                .collect()
+        };
+        let at = |counters: &[Counter], i: usize| counters.get(i).map_or(0, |c| c.get());
         counter(
             &mut enc,
             "haports_backend_packets",
             "Packets forwarded to each backend",
-            &packets,
+            &per_backend(&|w, i| at(&w.backend_packets, i)),
+        )?;
+        counter(
+            &mut enc,
+            "haports_backend_bytes",
+            "Bytes (frames as sent) forwarded to each backend",
+            &per_backend(&|w, i| at(&w.backend_bytes, i)),
+        )?;
+        counter(
+            &mut enc,
+            "haports_backend_flows",
+            "New flows decided for each backend (Maglev's pick for a flow the table did not hold)",
+            &per_backend(&|w, i| at(&w.backend_flows, i)),
+        )?;
+        // How rules, frontends, pools and probes fit together, for `haports stats` and
+        // dashboards to join the per-backend series on.
+        let rules: Vec<(Labels, i64)> = fwd
+            .frontends
+            .iter()
+            .flat_map(|fe| {
+                fe.rules.iter().map(|r| {
+                    let pool = &fwd.pools[r.pool as usize];
+                    let labels = vec![
+                        ("lb", fe.load_balancer.clone()),
+                        ("frontend", fe.name.clone()),
+                        ("address", fe.address.to_string()),
+                        ("rule", r.name.clone()),
+                        ("pool", pool.name.clone()),
+                        ("probe", pool.probe.clone().unwrap_or_default()),
+                    ];
+                    (labels, 1)
+                })
+            })
+            .collect();
+        gauge(
+            &mut enc,
+            "haports_rule_info",
+            "1 for each rule: its load balancer, frontend (name and address), pool and probe",
+            &rules,
         )?;
         // Health and resolution for each rule's backends: health is per rule (its probe).
         let mut by_rule = Vec::new();
@@ -285,6 +323,25 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|(i, w)| (vec![("worker", i.to_string())], w.flow_entries.get() as i64))
                 .collect::<Vec<_>>(),
         )?;
+        let per_worker = |f: &dyn Fn(&WorkerCounters) -> u64| -> Vec<(Labels, u64)> {
+            self.workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (vec![("worker", i.to_string())], f(w)))
+                .collect()
+        };
+        counter(
+            &mut enc,
+            "haports_worker_rx_packets",
+            "Packets each worker received, over all ports",
+            &per_worker(&|w| w.rx_packets.iter().map(Counter::get).sum()),
+        )?;
+        counter(
+            &mut enc,
+            "haports_worker_drops",
+            "Packets each worker dropped, over all reasons",
+            &per_worker(&|w| w.drops.iter().map(Counter::get).sum()),
+        )?;
         counter(
             &mut enc,
             "haports_flow_table_refused",
@@ -374,28 +431,4 @@ pub fn serve(
             })
         })
         .map_err(|e| super::Error::Metrics(format!("starting the metrics thread: {e}")))
-}
-
-/// `haports stats`: the scrape text as a readable table (zero series left out).
-pub fn stats_table(text: &str) -> String {
-    let mut rows: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        if value == "0" && !series.starts_with("haports_backend_healthy") {
-            continue;
-        }
-        let series = series.strip_prefix("haports_").unwrap_or(series);
-        rows.push((series.to_owned(), value.to_owned()));
-    }
-    let width = rows.iter().map(|(s, _)| s.len()).max().unwrap_or(0);
-    let mut out = String::new();
-    for (s, v) in rows {
-        out.push_str(&format!("{s:<width$}  {v:>12}\n"));
-    }
-    out
 }

@@ -32,4 +32,4 @@ pub enum Error {
     Announce(String),
 }
 
-pub use metrics::stats_table;
+pub mod stats;

@@ -4,6 +4,7 @@
 //! locked read-modify-write on the hot path); readers see a recent value, never a torn one.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use crate::lb::verdict::DropReason;
 
@@ -45,6 +46,11 @@ pub struct WorkerCounters {
     pub drops: [Counter; DropReason::COUNT],
     /// Packets forwarded to each backend, by `BackendId` of the current forwarding state.
     pub backend_packets: Box<[Counter]>,
+    /// Their bytes (frames as sent, Ethernet header included).
+    pub backend_bytes: Box<[Counter]>,
+    /// New flows decided for each backend (Maglev's pick on a flow-table miss); the worker's
+    /// state holds the other reference and counts them where flows are decided.
+    pub backend_flows: Arc<[Counter]>,
     pub flow_entries: Counter,
     /// New flows the flow tables had no room for.
     pub flows_refused: Counter,
@@ -66,6 +72,10 @@ impl Default for WorkerCounters {
             backend_packets: (0..MAX_COUNTED_BACKENDS)
                 .map(|_| Counter::default())
                 .collect(),
+            backend_bytes: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| Counter::default())
+                .collect(),
+            backend_flows: backend_counters(),
             flow_entries: Counter::default(),
             flows_refused: Counter::default(),
             fragments_refused: Counter::default(),
@@ -81,10 +91,22 @@ impl WorkerCounters {
         self.drops[reason.index()].add(1);
     }
 
+    /// A packet of `bytes` sent to backend `id`.
     #[inline]
-    pub fn backend(&self, id: u32) {
-        if let Some(c) = self.backend_packets.get(id as usize) {
-            c.add(1);
+    pub fn backend(&self, id: u32, bytes: u64) {
+        if let (Some(p), Some(b)) = (
+            self.backend_packets.get(id as usize),
+            self.backend_bytes.get(id as usize),
+        ) {
+            p.add(1);
+            b.add(bytes);
         }
     }
+}
+
+/// One counter for each backend id that is counted.
+pub fn backend_counters() -> Arc<[Counter]> {
+    (0..MAX_COUNTED_BACKENDS)
+        .map(|_| Counter::default())
+        .collect()
 }

@@ -238,6 +238,11 @@ pub(super) fn decide_flow(
         cx.now_ms,
         Memory::Record,
     )?;
+    if d.new {
+        if let Some(c) = cx.st.new_flows.get(d.backend as usize) {
+            c.add(1);
+        }
+    }
     // A new NAT flow's replies go back to its sender's next hop: asked for now, not learnt
     // from the packet, so that the answer is there before the first reply.
     if d.new && d.nat {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
+use super::counters::{backend_counters, Counter};
 use super::exception::KernelBudget;
 use super::fragments::{Fragment, FRAGMENT_CAPACITY};
 use super::neighbours::{NeighbourReports, Report};
@@ -51,6 +52,9 @@ pub struct WorkerState {
     pub neighbours: NeighbourReports,
     /// What the worker may still hand to the kernel twins.
     pub kernel: KernelBudget,
+    /// New flows decided for each backend: shared with the worker's
+    /// [`WorkerCounters::backend_flows`](super::WorkerCounters), which the metrics read.
+    pub new_flows: Arc<[Counter]>,
 }
 
 impl WorkerState {
@@ -94,6 +98,7 @@ impl WorkerState {
             fragments_refused: 0,
             neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
+            new_flows: backend_counters(),
         }
     }
 }

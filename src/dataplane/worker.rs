@@ -92,7 +92,7 @@ impl Worker {
                     match action {
                         Action::Transmit { interface, backend } => {
                             if let Some(b) = backend {
-                                counters.backend(b);
+                                counters.backend(b, m.len() as u64);
                             }
                             let buf = &mut tx_bufs[interface as usize];
                             if buf.is_full() {

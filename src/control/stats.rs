@@ -1,0 +1,351 @@
+//! `haports stats`: an operator's view of a running instance, from two scrapes of its
+//! metrics an interval apart: load balancer → frontend → rule → backend, with health,
+//! packets and bits per second, new flows and each backend's share of them; ports and
+//! workers; drops by reason with their rates.
+//!
+//! [`view`] turns the two scrapes into one JSON object (what `--json` prints); [`render`]
+//! lays that object out as text, so both outputs say the same.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+/// One series of a scrape: its name, labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map_or("", String::as_str)
+    }
+}
+
+/// The samples of a Prometheus text scrape (comments and unparsable lines are skipped).
+pub fn parse(text: &str) -> Vec<Sample> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Sample> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let (series, value) = line.rsplit_once(' ')?;
+    let value = value.parse().ok()?;
+    let Some((name, rest)) = series.split_once('{') else {
+        return Some(Sample {
+            name: series.to_owned(),
+            labels: BTreeMap::new(),
+            value,
+        });
+    };
+    let mut labels = BTreeMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+        let key = key.trim_start_matches(',').trim().to_owned();
+        if key.is_empty() || key == "}" {
+            break;
+        }
+        if chars.next() != Some('"') {
+            return None;
+        }
+        let mut v = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => v.push(match chars.next()? {
+                    'n' => '\n',
+                    other => other,
+                }),
+                '"' => break,
+                c => v.push(c),
+            }
+        }
+        labels.insert(key, v);
+    }
+    Some(Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    })
+}
+
+/// The samples named `name`.
+fn named<'a>(samples: &'a [Sample], name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+    samples.iter().filter(move |s| s.name == name)
+}
+
+/// The value of `name` with exactly these labels' values (others ignored).
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    named(samples, name)
+        .find(|s| labels.iter().all(|(k, v)| s.label(k) == *v))
+        .map(|s| s.value)
+}
+
+/// The operator's view of the change from `before` to `after`, `seconds` apart.
+pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
+    let seconds = seconds.max(1e-3);
+    let rate = |name: &str, labels: &[(&str, &str)]| {
+        let now = value(after, name, labels).unwrap_or(0.0);
+        let then = value(before, name, labels).unwrap_or(0.0);
+        ((now - then).max(0.0)) / seconds
+    };
+
+    let ports: Vec<Value> = named(after, "haports_port_rx_packets_total")
+        .map(|s| {
+            let l = [("port", s.label("port"))];
+            json!({
+                "interface": s.label("interface"), "port": s.label("port"),
+                "rx_pps": rate("haports_port_rx_packets_total", &l),
+                "tx_pps": rate("haports_port_tx_packets_total", &l),
+                "nic_drops_per_s": rate("haports_port_rx_dropped_total", &l),
+                "rx_packets": s.value,
+            })
+        })
+        .collect();
+    let workers: Vec<Value> = named(after, "haports_flow_table_entries")
+        .map(|s| {
+            let l = [("worker", s.label("worker"))];
+            json!({
+                "worker": s.label("worker"),
+                "rx_pps": rate("haports_worker_rx_packets_total", &l),
+                "drops_per_s": rate("haports_worker_drops_total", &l),
+                "flows": s.value,
+            })
+        })
+        .collect();
+
+    // Rules by load balancer and frontend, each with its backends.
+    let mut lbs: BTreeMap<String, BTreeMap<(String, String), Vec<Value>>> = BTreeMap::new();
+    for r in named(after, "haports_rule_info") {
+        let (lb, pool, probe, rule) = (
+            r.label("lb"),
+            r.label("pool"),
+            r.label("probe"),
+            r.label("rule"),
+        );
+        let of_pool = [("lb", lb), ("pool", pool), ("probe", probe)];
+        let new_flows: f64 = named(after, "haports_backend_flows_total")
+            .filter(|s| of_pool.iter().all(|(k, v)| s.label(k) == *v))
+            .map(|s| {
+                rate(
+                    &s.name,
+                    &[
+                        ("lb", lb),
+                        ("pool", pool),
+                        ("probe", probe),
+                        ("backend", s.label("backend")),
+                    ],
+                )
+            })
+            .sum();
+        let backends: Vec<Value> = named(after, "haports_backend_healthy")
+            .filter(|s| s.label("lb") == lb && s.label("rule") == rule && s.label("pool") == pool)
+            .map(|h| {
+                let b = h.label("backend");
+                let l = [("lb", lb), ("pool", pool), ("probe", probe), ("backend", b)];
+                let flows_per_s = rate("haports_backend_flows_total", &l);
+                json!({
+                    "address": b,
+                    "healthy": h.value == 1.0,
+                    "resolved": value(after, "haports_backend_resolved", &[("lb", lb), ("rule", rule), ("backend", b)]) == Some(1.0),
+                    "pps": rate("haports_backend_packets_total", &l),
+                    "bps": rate("haports_backend_bytes_total", &l) * 8.0,
+                    "new_flows_per_s": flows_per_s,
+                    "new_flow_share": (new_flows > 0.0).then(|| flows_per_s / new_flows),
+                    "packets": value(after, "haports_backend_packets_total", &l).unwrap_or(0.0),
+                    "flows": value(after, "haports_backend_flows_total", &l).unwrap_or(0.0),
+                })
+            })
+            .collect();
+        let announced = value(
+            after,
+            "haports_frontend_announced",
+            &[("lb", lb), ("frontend", r.label("frontend"))],
+        );
+        let rule = json!({
+            "name": rule, "pool": pool, "probe": probe, "announced": announced.map(|v| v == 1.0),
+            "backends": backends,
+        });
+        lbs.entry(lb.to_owned())
+            .or_default()
+            .entry((
+                r.label("frontend").to_owned(),
+                r.label("address").to_owned(),
+            ))
+            .or_default()
+            .push(rule);
+    }
+    let load_balancers: Vec<Value> = lbs
+        .into_iter()
+        .map(|(lb, frontends)| {
+            let frontends: Vec<Value> = frontends
+                .into_iter()
+                .map(|((name, address), rules)| {
+                    let announced = rules.first().and_then(|r| r["announced"].as_bool());
+                    json!({"name": name, "address": address, "announced": announced, "rules": rules})
+                })
+                .collect();
+            json!({"name": lb, "frontends": frontends})
+        })
+        .collect();
+
+    let drops: Vec<Value> = named(after, "haports_drops_total")
+        .filter(|s| s.value > 0.0)
+        .map(|s| {
+            let l = [("reason", s.label("reason"))];
+            json!({"reason": s.label("reason"), "per_s": rate(&s.name, &l), "total": s.value})
+        })
+        .collect();
+    json!({
+        "interval_s": seconds,
+        "config_generation": value(after, "haports_config_generation", &[]),
+        "ports": ports,
+        "workers": workers,
+        "load_balancers": load_balancers,
+        "drops": drops,
+        "flow_table_refused_per_s": rate("haports_flow_table_refused_total", &[]),
+    })
+}
+
+/// `1234567` as `1.23M`.
+fn si(x: f64) -> String {
+    let x = x.max(0.0);
+    match x {
+        x if x >= 1e9 => format!("{:.2}G", x / 1e9),
+        x if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        x if x >= 1e4 => format!("{:.1}k", x / 1e3),
+        x if x >= 10.0 || x == 0.0 => format!("{x:.0}"),
+        x => format!("{x:.1}"),
+    }
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// The view as text, in columns.
+pub fn render(v: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "haports stats over {:.1} s, config generation {}",
+        f(&v["interval_s"]),
+        v["config_generation"]
+            .as_f64()
+            .map_or("?".to_owned(), |g| format!("{g:.0}"))
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:>10} {:>10} {:>12} {:>10}",
+        "PORT", "RX/s", "TX/s", "NIC DROP/s", "RX"
+    );
+    for p in v["ports"].as_array().into_iter().flatten() {
+        let name = format!("{} ({})", s(&p["interface"]), s(&p["port"]));
+        let _ = writeln!(
+            out,
+            "{name:<20} {:>10} {:>10} {:>12} {:>10}",
+            si(f(&p["rx_pps"])),
+            si(f(&p["tx_pps"])),
+            si(f(&p["nic_drops_per_s"])),
+            si(f(&p["rx_packets"]))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:>10} {:>10} {:>12}",
+        "WORKER", "RX/s", "DROP/s", "FLOWS"
+    );
+    for w in v["workers"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>10} {:>10} {:>12}",
+            s(&w["worker"]),
+            si(f(&w["rx_pps"])),
+            si(f(&w["drops_per_s"])),
+            si(f(&w["flows"]))
+        );
+    }
+    for lb in v["load_balancers"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "\nLOAD BALANCER {}", s(&lb["name"]));
+        for fe in lb["frontends"].as_array().into_iter().flatten() {
+            let announced = match fe["announced"].as_bool() {
+                Some(true) => ", announced",
+                Some(false) => ", not announced",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "  frontend {} {}{announced}",
+                s(&fe["name"]),
+                s(&fe["address"])
+            );
+            for r in fe["rules"].as_array().into_iter().flatten() {
+                let probe = match s(&r["probe"]) {
+                    "" => String::new(),
+                    p => format!(", probe {p}"),
+                };
+                let _ = writeln!(
+                    out,
+                    "    rule {}: pool {}{probe}",
+                    s(&r["name"]),
+                    s(&r["pool"])
+                );
+                let _ = writeln!(
+                    out,
+                    "      {:<24} {:<6} {:>9} {:>9} {:>11} {:>6} {:>10}",
+                    "BACKEND", "HEALTH", "PKT/s", "BIT/s", "NEW FLOW/s", "SHARE", "PACKETS"
+                );
+                for b in r["backends"].as_array().into_iter().flatten() {
+                    let health = match (b["healthy"].as_bool(), b["resolved"].as_bool()) {
+                        (Some(true), Some(true)) => "up",
+                        (Some(true), _) => "up/arp",
+                        _ => "DOWN",
+                    };
+                    let share = b["new_flow_share"]
+                        .as_f64()
+                        .map_or("-".to_owned(), |x| format!("{:.0}%", x * 100.0));
+                    let _ = writeln!(
+                        out,
+                        "      {:<24} {:<6} {:>9} {:>9} {:>11} {:>6} {:>10}",
+                        s(&b["address"]),
+                        health,
+                        si(f(&b["pps"])),
+                        si(f(&b["bps"])),
+                        si(f(&b["new_flows_per_s"])),
+                        share,
+                        si(f(&b["packets"]))
+                    );
+                }
+            }
+        }
+    }
+    let drops = v["drops"].as_array().map_or(&[][..], Vec::as_slice);
+    let _ = writeln!(out, "\n{:<20} {:>10} {:>10}", "DROPS", "PER s", "TOTAL");
+    if drops.is_empty() {
+        let _ = writeln!(out, "(none)");
+    }
+    for d in drops {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>10} {:>10}",
+            s(&d["reason"]),
+            si(f(&d["per_s"])),
+            si(f(&d["total"]))
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "stats_tests.rs"]
+mod tests;
