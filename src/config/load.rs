@@ -6,7 +6,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::locate::{key_path_at, line_column};
 use super::model::Config;
 
 /// Why a config file could not be turned into a [`Config`].
@@ -29,7 +28,10 @@ pub enum ConfigError {
 impl Config {
     /// Parses config text; `source` names it in errors (usually the file's path).
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|err| parse_error(text, source, &err))
+        // serde_path_to_error records where in the document deserializing failed (the key
+        // path); toml's error has the byte span.
+        serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|err| parse_error(text, source, &err))
     }
 
     /// Reads and parses the config file at `path`.
@@ -42,9 +44,14 @@ impl Config {
     }
 }
 
-fn parse_error(text: &str, source: &str, err: &toml::de::Error) -> ConfigError {
+fn parse_error(
+    text: &str,
+    source: &str,
+    err: &serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigError {
+    let inner = err.inner();
     // toml's message may span lines (syntax errors list what was expected): keep one line.
-    let what = err
+    let what = inner
         .message()
         .lines()
         .map(str::trim)
@@ -54,16 +61,14 @@ fn parse_error(text: &str, source: &str, err: &toml::de::Error) -> ConfigError {
         // serde speaks of fields; the file has keys.
         .replace("unknown field `", "unknown key `")
         .replace("missing field `", "missing key `");
-    let (line, column, key) = match err.span() {
-        Some(span) => {
-            let (line, column) = line_column(text, span.start);
-            (line, column, key_path_at(text, span.start))
-        }
-        None => (1, 1, None),
-    };
-    let message = match key {
-        Some(key) => format!("{key}: {what}"),
-        None => what,
+    let (line, column) = inner
+        .span()
+        .map_or((1, 1), |span| line_column(text, span.start));
+    // The path is `.` where the error is about the document itself (or its syntax).
+    let key = err.path().to_string();
+    let message = match key.as_str() {
+        "." | "" => what,
+        key => format!("{key}: {what}"),
     };
     ConfigError::Parse {
         source_name: source.to_owned(),
@@ -71,6 +76,19 @@ fn parse_error(text: &str, source: &str, err: &toml::de::Error) -> ConfigError {
         column,
         message,
     }
+}
+
+/// 1-based line and column (in characters) of byte offset `pos` in `text`.
+fn line_column(text: &str, pos: usize) -> (usize, usize) {
+    let mut pos = pos.min(text.len());
+    while !text.is_char_boundary(pos) {
+        pos -= 1;
+    }
+    let before = &text[..pos];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
 }
 
 #[cfg(test)]
@@ -351,7 +369,7 @@ mod tests {
             (
                 "\"10.0.0.2/24\"",
                 "[\"10.0.0.2/24\", \"fd00::2\"]",
-                "interface[0].address",
+                "interface[0].address[1]",
                 "`fd00::2` is not an address with its prefix length",
             ),
             (
@@ -396,7 +414,8 @@ mod tests {
         let text = "[dataplane]\nworkers = 1 2\n";
         let (line, column, message, _) = parse_err(text);
         assert_eq!((line, column), (2, 13));
-        assert!(message.starts_with("dataplane.workers: "), "{message}");
+        // Not TOML at all: no key to name, the place says where.
+        assert!(message.starts_with("expected newline"), "{message}");
     }
 
     #[test]

@@ -8,7 +8,6 @@
 
 mod announce;
 mod load;
-mod locate;
 mod model;
 mod validate;
 
