@@ -16,8 +16,8 @@ use hashbrown::HashMap;
 use crate::dataplane::Report;
 use crate::lb::forwarding::{Forwarding, InterfaceId, Neighbour};
 use crate::wire::{
-    ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv6Packet, Icmpv6Type, IpProtocol,
-    MacAddr,
+    ArpOperation, ArpRepr, EtherType, EthernetRepr, IcmpMessage, Icmpv6Packet, IpProtocol,
+    Ipv6Repr, MacAddr,
 };
 
 /// How long an unanswered solicitation waits before it is sent again.
@@ -295,23 +295,29 @@ fn neighbour_solicitation(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<
         0xff00 | u16::from(t[13]),
         u16::from_be_bytes([t[14], t[15]]),
     );
-    let mut message = vec![Icmpv6Type::NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
-    message.extend_from_slice(&t);
-    message.extend_from_slice(&[1, 1]);
-    message.extend_from_slice(mac.as_bytes());
-    let mut frame = vec![0u8; 14 + 40 + message.len()];
-    frame[0..6].copy_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
-    frame[6..12].copy_from_slice(mac.as_bytes());
-    frame[12..14].copy_from_slice(&EtherType::IPV6.to_be_bytes());
-    let ip = &mut frame[14..54];
-    ip[0] = 0x60;
-    ip[4..6].copy_from_slice(&(message.len() as u16).to_be_bytes());
-    ip[6] = IpProtocol::ICMPV6;
-    ip[7] = 255;
-    ip[8..24].copy_from_slice(&src.octets());
-    ip[24..40].copy_from_slice(&group.octets());
-    frame[54..].copy_from_slice(&message);
-    if let Ok(mut icmp) = Icmpv6Packet::new_checked(&mut frame[54..]) {
+    let message = IcmpMessage::NeighborSolicit {
+        target,
+        source_mac: mac,
+    };
+    let ip = Ipv6Repr {
+        src,
+        dst: group,
+        next_header: IpProtocol::ICMPV6,
+        hop_limit: 255,
+        payload_len: message.len(),
+    };
+    let eth = EthernetRepr {
+        dst: MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]),
+        src: mac,
+        ethertype: EtherType::IPV6,
+    };
+    let mut frame = vec![0u8; EthernetRepr::LEN + Ipv6Repr::LEN + message.len()];
+    let (l2, rest) = frame.split_at_mut(EthernetRepr::LEN);
+    let (l3, l4) = rest.split_at_mut(Ipv6Repr::LEN);
+    // The buffers are sized for them: these cannot fail.
+    let written = eth.emit(l2).and(ip.emit(l3)).and(message.emit(l4));
+    debug_assert!(written.is_ok());
+    if let Ok(mut icmp) = Icmpv6Packet::new_checked(l4) {
         icmp.fill_checksum(src, group);
     }
     frame
@@ -332,21 +338,23 @@ fn own_v4_on_link(addresses: &[ipnet::IpNet], target: Ipv4Addr) -> Option<Ipv4Ad
 
 /// A broadcast ARP request from `mac`/`src` asking for `target`.
 fn arp_request(mac: MacAddr, src: Ipv4Addr, target: Ipv4Addr) -> [u8; 42] {
-    let mut frame = [0u8; 42];
-    frame[12..14].copy_from_slice(&EtherType::ARP.to_be_bytes());
-    // Hardware Ethernet (1), protocol IPv4, lengths 6 and 4: the fixed part of the header.
-    frame[14..20].copy_from_slice(&[0, 1, 8, 0, 6, 4]);
-    if let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) {
-        eth.set_dst(MacAddr::BROADCAST);
-        eth.set_src(mac);
-    }
-    if let Ok(mut arp) = ArpPacket::new_checked(&mut frame[14..]) {
-        arp.set_operation(ArpOperation::REQUEST);
-        arp.set_sender_mac(mac);
-        arp.set_sender_ip(src);
-        arp.set_target_mac(MacAddr::ZERO);
-        arp.set_target_ip(target);
-    }
+    let mut frame = [0u8; EthernetRepr::LEN + ArpRepr::LEN];
+    let (l2, arp) = frame.split_at_mut(EthernetRepr::LEN);
+    let eth = EthernetRepr {
+        dst: MacAddr::BROADCAST,
+        src: mac,
+        ethertype: EtherType::ARP,
+    };
+    let request = ArpRepr {
+        operation: ArpOperation::REQUEST,
+        sender_mac: mac,
+        sender_ip: src,
+        target_mac: MacAddr::ZERO,
+        target_ip: target,
+    };
+    // The buffer is sized for them: these cannot fail.
+    let written = eth.emit(l2).and(request.emit(arp));
+    debug_assert!(written.is_ok());
     frame
 }
 

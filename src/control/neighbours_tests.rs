@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Config;
 use crate::lb::forwarding::Observations;
+use crate::wire::{ArpPacket, EthernetFrame};
 
 const LAN: InterfaceId = 0;
 const IF_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);

@@ -7,7 +7,7 @@
 //! "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6), or dropped (`too_big`)
 //! when it may be fragmented (IPv4 without DF), which haports does not do.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::pipeline::PacketBuffer;
 use super::slow::packet_key;
@@ -15,11 +15,19 @@ use super::state::Action;
 use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, VxlanLink};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
-use crate::wire::checksum::{internet_checksum, tcp_udp_checksum_v6};
-use crate::wire::{parse_headers, IpProtocol};
+use crate::wire::{
+    parse_headers, EtherType, EthernetRepr, IcmpMessage, IcmpPacket, Icmpv6Packet, IpProtocol,
+    Ipv4Repr, Ipv6Repr, MacAddr, UdpRepr,
+};
+
+/// The VXLAN header: flags (I: the VNI is valid), reserved, the 24-bit VNI, reserved.
+const VXLAN_HEADER: usize = 8;
 
 /// The outer headers: Ethernet, IPv4, UDP, VXLAN.
-pub const OVERHEAD: usize = 14 + 20 + 8 + 8;
+pub const OVERHEAD: usize = EthernetRepr::LEN + Ipv4Repr::LEN + UdpRepr::LEN + VXLAN_HEADER;
+
+/// What the outer IP packet may carry besides the inner frame.
+const OUTER_IP_OVERHEAD: usize = OVERHEAD - EthernetRepr::LEN;
 
 /// VXLAN's UDP port (IANA).
 pub const PORT: u16 = 4789;
@@ -39,7 +47,7 @@ pub(super) fn encapsulate<P: PacketBuffer>(
 ) -> Action {
     let inner = p.bytes().len();
     // The outer IP packet: IPv4, UDP and VXLAN headers, then the inner frame.
-    let outer_ip = 20 + 8 + 8 + inner;
+    let outer_ip = OUTER_IP_OVERHEAD + inner;
     if outer_ip > usize::from(v.mtu) {
         return too_big(p, v, fwd, from);
     }
@@ -47,28 +55,41 @@ pub(super) fn encapsulate<P: PacketBuffer>(
     if !p.prepend(OVERHEAD) {
         return Action::Drop(DropReason::Unsupported);
     }
-    let f = p.bytes();
-    f[..12].copy_from_slice(&v.macs);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut f[14..34];
-    ip.fill(0);
-    ip[0] = 0x45;
-    ip[8] = 64;
-    ip[9] = IpProtocol::UDP;
-    ip[2..4].copy_from_slice(&(outer_ip as u16).to_be_bytes());
-    ip[12..16].copy_from_slice(&v.src.to_be_bytes());
-    ip[16..20].copy_from_slice(&v.dst.to_be_bytes());
-    let sum = internet_checksum(ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&source_port.to_be_bytes());
-    udp[2..4].copy_from_slice(&PORT.to_be_bytes());
-    udp[4..6].copy_from_slice(&((8 + 8 + inner) as u16).to_be_bytes());
+    let (l2, rest) = p.bytes().split_at_mut(EthernetRepr::LEN);
+    let (ip, rest) = rest.split_at_mut(Ipv4Repr::LEN);
+    let (udp, rest) = rest.split_at_mut(UdpRepr::LEN);
+    let (dst_mac, src_mac) = v.macs.split_at(6);
+    let written = EthernetRepr {
+        dst: MacAddr::from_bytes(dst_mac),
+        src: MacAddr::from_bytes(src_mac),
+        ethertype: EtherType::IPV4,
+    }
+    .emit(l2)
+    .and(
+        Ipv4Repr {
+            src: Ipv4Addr::from(v.src),
+            dst: Ipv4Addr::from(v.dst),
+            protocol: IpProtocol::UDP,
+            ttl: 64,
+            payload_len: outer_ip - Ipv4Repr::LEN,
+            dont_fragment: false,
+        }
+        .emit(ip),
+    )
     // No UDP checksum: RFC 7348 §5 says it SHOULD be zero over IPv4.
-    udp[6..8].copy_from_slice(&[0, 0]);
-    let vxlan = &mut f[42..50];
-    vxlan[..4].copy_from_slice(&[0x08, 0, 0, 0]);
-    vxlan[4..].copy_from_slice(&(v.vni << 8).to_be_bytes());
+    .and(
+        UdpRepr {
+            src_port: source_port,
+            dst_port: PORT,
+            payload_len: VXLAN_HEADER + inner,
+        }
+        .emit(udp),
+    );
+    if written.is_err() || rest.len() < VXLAN_HEADER {
+        return Action::Drop(DropReason::Unsupported);
+    }
+    rest[..4].copy_from_slice(&[0x08, 0, 0, 0]);
+    rest[4..VXLAN_HEADER].copy_from_slice(&(v.vni << 8).to_be_bytes());
     Action::Transmit {
         interface: egress,
         backend: Some(b),
@@ -119,44 +140,49 @@ fn too_big<P: PacketBuffer>(
             let dst: [u8; 4] = f[14 + 12..14 + 16].try_into().unwrap_or_default();
             // The offending header and the first 8 bytes of its payload (RFC 792).
             let quoted = (usize::from(f[14] & 0x0f) * 4 + 8).min(f.len() - 14);
-            f.copy_within(14..14 + quoted, 14 + 28);
-            let ip = &mut f[14..34];
-            ip.fill(0);
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&((28 + quoted) as u16).to_be_bytes());
-            ip[8] = 64;
-            ip[9] = IpProtocol::ICMP;
-            ip[12..16].copy_from_slice(&src.octets());
-            ip[16..20].copy_from_slice(&dst);
-            let sum = internet_checksum(ip);
-            ip[10..12].copy_from_slice(&sum.to_be_bytes());
-            let icmp = &mut f[34..42 + quoted];
-            icmp[..8].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
-            icmp[6..8].copy_from_slice(&(mtu as u16).to_be_bytes());
-            let sum = internet_checksum(icmp);
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-            42 + quoted
+            let message = IcmpMessage::FragmentationNeeded { mtu: mtu as u16 };
+            let at = EthernetRepr::LEN + Ipv4Repr::LEN + message.len();
+            f.copy_within(14..14 + quoted, at);
+            let (ip, icmp) = f[14..at + quoted].split_at_mut(Ipv4Repr::LEN);
+            let ip_header = Ipv4Repr {
+                src,
+                dst: Ipv4Addr::from(dst),
+                protocol: IpProtocol::ICMP,
+                ttl: 64,
+                payload_len: message.len() + quoted,
+                dont_fragment: false,
+            };
+            if ip_header.emit(ip).and(message.emit(icmp)).is_err() {
+                return Action::Drop(DropReason::TooBig);
+            }
+            if let Ok(mut view) = IcmpPacket::new_checked(icmp) {
+                view.fill_checksum();
+            }
+            at + quoted
         }
         (6, Some(IpAddr::V6(src))) => {
             let dst: [u8; 16] = f[14 + 8..14 + 24].try_into().unwrap_or_default();
             let dst = Ipv6Addr::from(dst);
+            let message = IcmpMessage::PacketTooBig { mtu: mtu as u32 };
             // As much of the packet as fits in IPv6's minimum MTU (RFC 4443 §3.2).
-            let quoted = (1280 - 48).min(f.len() - 14);
-            f.copy_within(14..14 + quoted, 14 + 48);
-            let ip = &mut f[14..54];
-            ip.fill(0);
-            ip[0] = 0x60;
-            ip[4..6].copy_from_slice(&((8 + quoted) as u16).to_be_bytes());
-            ip[6] = IpProtocol::ICMPV6;
-            ip[7] = 64;
-            ip[8..24].copy_from_slice(&src.octets());
-            ip[24..40].copy_from_slice(&dst.octets());
-            let icmp = &mut f[54..62 + quoted];
-            icmp[..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
-            icmp[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
-            let sum = tcp_udp_checksum_v6(src, dst, IpProtocol::ICMPV6, icmp);
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-            62 + quoted
+            let quoted = (1280 - Ipv6Repr::LEN - message.len()).min(f.len() - 14);
+            let at = EthernetRepr::LEN + Ipv6Repr::LEN + message.len();
+            f.copy_within(14..14 + quoted, at);
+            let (ip, icmp) = f[14..at + quoted].split_at_mut(Ipv6Repr::LEN);
+            let ip_header = Ipv6Repr {
+                src,
+                dst,
+                next_header: IpProtocol::ICMPV6,
+                hop_limit: 64,
+                payload_len: message.len() + quoted,
+            };
+            if ip_header.emit(ip).and(message.emit(icmp)).is_err() {
+                return Action::Drop(DropReason::TooBig);
+            }
+            if let Ok(mut view) = Icmpv6Packet::new_checked(icmp) {
+                view.fill_checksum(src, dst);
+            }
+            at + quoted
         }
         // IPv4 without DF (it would need fragmenting), or no own address to answer from.
         _ => return Action::Drop(DropReason::TooBig),

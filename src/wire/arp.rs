@@ -119,6 +119,65 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     }
 }
 
+/// An Ethernet/IPv4 ARP message to write ([`emit`](Self::emit)) or read
+/// ([`parse`](Self::parse)).
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use haports::wire::{ArpOperation, ArpPacket, ArpRepr, MacAddr};
+///
+/// let request = ArpRepr {
+///     operation: ArpOperation::REQUEST,
+///     sender_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+///     sender_ip: Ipv4Addr::new(10, 0, 0, 2),
+///     target_mac: MacAddr::ZERO,
+///     target_ip: Ipv4Addr::new(10, 0, 0, 11),
+/// };
+/// let mut buf = [0u8; ArpRepr::LEN];
+/// request.emit(&mut buf)?;
+/// assert_eq!(ArpRepr::parse(&ArpPacket::new_checked(&buf[..])?), request);
+/// # Ok::<(), haports::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpRepr {
+    pub operation: u16,
+    pub sender_mac: MacAddr,
+    pub sender_ip: Ipv4Addr,
+    pub target_mac: MacAddr,
+    pub target_ip: Ipv4Addr,
+}
+
+impl ArpRepr {
+    /// Bytes [`emit`](Self::emit) writes.
+    pub const LEN: usize = field::LEN;
+
+    pub fn parse<T: AsRef<[u8]>>(packet: &ArpPacket<T>) -> ArpRepr {
+        ArpRepr {
+            operation: packet.operation(),
+            sender_mac: packet.sender_mac(),
+            sender_ip: packet.sender_ip(),
+            target_mac: packet.target_mac(),
+            target_ip: packet.target_ip(),
+        }
+    }
+
+    /// Writes the message at the start of `buf` (`Truncated` when it is shorter).
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let b = buf.get_mut(..Self::LEN).ok_or(Error::Truncated)?;
+        put_u16(&mut b[field::HTYPE], HTYPE_ETHERNET);
+        put_u16(&mut b[field::PTYPE], EtherType::IPV4);
+        b[field::HLEN] = 6;
+        b[field::PLEN] = 4;
+        let mut packet = ArpPacket::new_checked(b)?;
+        packet.set_operation(self.operation);
+        packet.set_sender_mac(self.sender_mac);
+        packet.set_sender_ip(self.sender_ip);
+        packet.set_target_mac(self.target_mac);
+        packet.set_target_ip(self.target_ip);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

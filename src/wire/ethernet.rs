@@ -128,6 +128,40 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// An untagged Ethernet II header to write ([`emit`](Self::emit)), as smoltcp's `Repr`s.
+///
+/// ```
+/// use haports::wire::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
+///
+/// let mut frame = [0u8; 60];
+/// let src = MacAddr([2, 0, 0, 0, 0, 1]);
+/// EthernetRepr { dst: MacAddr::BROADCAST, src, ethertype: EtherType::ARP }.emit(&mut frame)?;
+/// let view = EthernetFrame::new_checked(&frame[..])?;
+/// assert_eq!((view.dst(), view.src()), (MacAddr::BROADCAST, src));
+/// assert_eq!((view.ethertype(), view.header_len()), (EtherType::ARP, 14));
+/// # Ok::<(), haports::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub dst: MacAddr,
+    pub src: MacAddr,
+    pub ethertype: u16,
+}
+
+impl EthernetRepr {
+    /// Bytes [`emit`](Self::emit) writes.
+    pub const LEN: usize = field::HEADER_UNTAGGED;
+
+    /// Writes the header at the start of `buf` (`Truncated` when it is shorter).
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let b = buf.get_mut(..Self::LEN).ok_or(Error::Truncated)?;
+        b[field::DST].copy_from_slice(self.dst.as_bytes());
+        b[field::SRC].copy_from_slice(self.src.as_bytes());
+        b[field::TYPE].copy_from_slice(&self.ethertype.to_be_bytes());
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -285,6 +285,84 @@ const NDP_OPT_TARGET_LLADDR: u8 = 2;
 const NA_SOLICITED: u8 = 0x40;
 const NA_OVERRIDE: u8 = 0x20;
 
+/// The ICMP and ICMPv6 messages the appliance makes itself, to write
+/// ([`emit`](Self::emit)) after the IP header. The checksum is left 0: the caller fills it
+/// through [`IcmpPacket::fill_checksum`] or [`Icmpv6Packet::fill_checksum`] once anything
+/// quoted follows.
+///
+/// ```
+/// use haports::wire::{IcmpMessage, Icmpv6Packet, Icmpv6Type, MacAddr};
+///
+/// let (src, target) = ("fd00::2".parse().unwrap(), "fd00::11".parse().unwrap());
+/// let ns = IcmpMessage::NeighborSolicit { target, source_mac: MacAddr([2, 0, 0, 0, 0, 1]) };
+/// let mut message = [0u8; 32];
+/// assert_eq!(ns.emit(&mut message)?, 32);
+/// let mut view = Icmpv6Packet::new_checked(&mut message[..])?;
+/// view.fill_checksum(src, "ff02::1:ff00:11".parse().unwrap());
+/// assert_eq!(view.msg_type(), Icmpv6Type::NEIGHBOR_SOLICIT);
+/// assert_eq!(view.ns_target(), Some(target));
+/// # Ok::<(), haports::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpMessage {
+    /// ICMPv4 destination unreachable, fragmentation needed and DF set (RFC 1191), with
+    /// the next hop's MTU; the offending header and 8 bytes follow.
+    FragmentationNeeded { mtu: u16 },
+    /// ICMPv6 packet too big (RFC 4443 §3.2); as much of the packet as fits follows.
+    PacketTooBig { mtu: u32 },
+    /// A neighbour solicitation (RFC 4861 §4.3) for `target`, with the source link-layer
+    /// address option.
+    NeighborSolicit {
+        target: Ipv6Addr,
+        source_mac: super::MacAddr,
+    },
+}
+
+impl IcmpMessage {
+    /// Bytes [`emit`](Self::emit) writes.
+    pub fn len(&self) -> usize {
+        match self {
+            IcmpMessage::FragmentationNeeded { .. } | IcmpMessage::PacketTooBig { .. } => {
+                field::HEADER
+            }
+            IcmpMessage::NeighborSolicit { .. } => field::NS_TARGET.end + 8,
+        }
+    }
+
+    /// Writes the message at the start of `buf` (`Truncated` when it is shorter); how many
+    /// bytes it wrote.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let len = self.len();
+        let b = buf.get_mut(..len).ok_or(Error::Truncated)?;
+        b.fill(0);
+        match *self {
+            IcmpMessage::FragmentationNeeded { mtu } => {
+                b[field::TYPE] = IcmpType::DEST_UNREACHABLE;
+                b[field::CODE] = 4;
+                put_u16(&mut b[field::ECHO_SEQ], mtu);
+            }
+            IcmpMessage::PacketTooBig { mtu } => {
+                b[field::TYPE] = Icmpv6Type::PACKET_TOO_BIG;
+                b[field::ECHO_IDENT.start..field::ECHO_SEQ.end].copy_from_slice(&mtu.to_be_bytes());
+            }
+            IcmpMessage::NeighborSolicit { target, source_mac } => {
+                b[field::TYPE] = Icmpv6Type::NEIGHBOR_SOLICIT;
+                b[field::NS_TARGET].copy_from_slice(&target.octets());
+                let option = &mut b[field::NS_TARGET.end..];
+                option[0] = NDP_OPT_SOURCE_LLADDR;
+                option[1] = 1; // in units of 8 bytes
+                option[2..8].copy_from_slice(source_mac.as_bytes());
+            }
+        }
+        Ok(len)
+    }
+
+    /// Never empty: every message has at least its 8-byte header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,6 +190,66 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// An IPv4 header without options to write ([`emit`](Self::emit)): version 4, IHL 5,
+/// identification 0, the header checksum filled.
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use haports::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
+///
+/// let mut packet = [0u8; 28];
+/// let repr = Ipv4Repr {
+///     src: Ipv4Addr::new(10, 0, 0, 2),
+///     dst: Ipv4Addr::new(10, 0, 0, 11),
+///     protocol: IpProtocol::UDP,
+///     ttl: 64,
+///     payload_len: 8,
+///     dont_fragment: true,
+/// };
+/// repr.emit(&mut packet)?;
+/// let view = Ipv4Packet::new_checked(&packet[..])?;
+/// assert_eq!((view.src(), view.dst(), view.ttl()), (repr.src, repr.dst, 64));
+/// assert!(view.verify_checksum() && view.dont_fragment());
+/// assert_eq!(view.payload().len(), 8);
+/// # Ok::<(), haports::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub ttl: u8,
+    /// Bytes after the header.
+    pub payload_len: usize,
+    pub dont_fragment: bool,
+}
+
+impl Ipv4Repr {
+    /// Bytes [`emit`](Self::emit) writes.
+    pub const LEN: usize = field::MIN_HEADER;
+
+    /// Writes the header at the start of `buf` (`Truncated` when it is shorter, `Malformed`
+    /// when the packet would exceed 65535 bytes).
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let total = u16::try_from(Self::LEN + self.payload_len).map_err(|_| Error::Malformed)?;
+        let b = buf.get_mut(..Self::LEN).ok_or(Error::Truncated)?;
+        b.fill(0);
+        b[field::VER_IHL] = 0x45;
+        put_u16(&mut b[field::LENGTH], total);
+        put_u16(
+            &mut b[field::FLG_OFF],
+            if self.dont_fragment { FLAG_DF } else { 0 },
+        );
+        b[field::TTL] = self.ttl;
+        b[field::PROTOCOL] = self.protocol;
+        b[field::SRC].copy_from_slice(&self.src.octets());
+        b[field::DST].copy_from_slice(&self.dst.octets());
+        let sum = checksum::internet_checksum(b);
+        put_u16(&mut b[field::CHECKSUM], sum);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 }
 
+/// An IPv6 header to write ([`emit`](Self::emit)): traffic class and flow label 0.
+///
+/// ```
+/// use haports::wire::{IpProtocol, Ipv6Packet, Ipv6Repr};
+///
+/// let mut packet = [0u8; 48];
+/// let repr = Ipv6Repr {
+///     src: "fd00::2".parse().unwrap(),
+///     dst: "fd00::11".parse().unwrap(),
+///     next_header: IpProtocol::ICMPV6,
+///     hop_limit: 255,
+///     payload_len: 8,
+/// };
+/// repr.emit(&mut packet)?;
+/// let view = Ipv6Packet::new_checked(&packet[..])?;
+/// assert_eq!((view.src(), view.dst(), view.hop_limit()), (repr.src, repr.dst, 255));
+/// assert_eq!((view.next_header(), view.payload_len()), (IpProtocol::ICMPV6, 8));
+/// # Ok::<(), haports::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Repr {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub next_header: u8,
+    pub hop_limit: u8,
+    /// Bytes after the header.
+    pub payload_len: usize,
+}
+
+impl Ipv6Repr {
+    /// Bytes [`emit`](Self::emit) writes.
+    pub const LEN: usize = field::HEADER;
+
+    /// Writes the header at the start of `buf` (`Truncated` when it is shorter, `Malformed`
+    /// when the payload would exceed 65535 bytes).
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let len = u16::try_from(self.payload_len).map_err(|_| Error::Malformed)?;
+        let b = buf.get_mut(..Self::LEN).ok_or(Error::Truncated)?;
+        b[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+        b[field::PAYLOAD_LEN].copy_from_slice(&len.to_be_bytes());
+        b[field::NEXT_HEADER] = self.next_header;
+        b[field::HOP_LIMIT] = self.hop_limit;
+        b[field::SRC].copy_from_slice(&self.src.octets());
+        b[field::DST].copy_from_slice(&self.dst.octets());
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,11 +24,11 @@ mod proptests;
 #[cfg(test)]
 mod testutil;
 
-pub use arp::{ArpOperation, ArpPacket};
-pub use ethernet::{EtherType, EthernetFrame};
-pub use icmp::{IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
-pub use ipv4::Ipv4Packet;
-pub use ipv6::Ipv6Packet;
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
+pub use icmp::{IcmpMessage, IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
+pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use mac::{MacAddr, MacParseError};
 pub use parse::{
     parse_headers, parse_ipv4_fast, parse_ipv6_fast, Headers, Ipv4Flow, MAX_EXTENSION_HEADERS,
@@ -39,7 +39,7 @@ pub use rewrite::{
     rewrite_ipv6_dst, rewrite_ipv6_src, Side,
 };
 pub use tcp::{TcpFlags, TcpPacket};
-pub use udp::UdpPacket;
+pub use udp::{UdpPacket, UdpRepr};
 
 /// Why bytes are not a packet we can handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]

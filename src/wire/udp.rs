@@ -151,6 +151,43 @@ pub(crate) fn nonzero(csum: u16) -> u16 {
     }
 }
 
+/// A UDP header to write ([`emit`](Self::emit)), with checksum 0 (none, which IPv4
+/// allows; a caller that wants one fills it through [`UdpPacket`]).
+///
+/// ```
+/// use haports::wire::{UdpPacket, UdpRepr};
+///
+/// let mut datagram = [0u8; 16];
+/// UdpRepr { src_port: 49152, dst_port: 4789, payload_len: 8 }.emit(&mut datagram)?;
+/// let view = UdpPacket::new_checked(&datagram[..])?;
+/// assert_eq!((view.src_port(), view.dst_port(), view.payload().len()), (49152, 4789, 8));
+/// # Ok::<(), haports::wire::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Bytes after the header.
+    pub payload_len: usize,
+}
+
+impl UdpRepr {
+    /// Bytes [`emit`](Self::emit) writes.
+    pub const LEN: usize = field::HEADER;
+
+    /// Writes the header at the start of `buf` (`Truncated` when it is shorter, `Malformed`
+    /// when the datagram would exceed 65535 bytes).
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let len = u16::try_from(Self::LEN + self.payload_len).map_err(|_| Error::Malformed)?;
+        let b = buf.get_mut(..Self::LEN).ok_or(Error::Truncated)?;
+        put_u16(&mut b[field::SRC_PORT], self.src_port);
+        put_u16(&mut b[field::DST_PORT], self.dst_port);
+        put_u16(&mut b[field::LENGTH], len);
+        put_u16(&mut b[field::CHECKSUM], 0);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
