@@ -1010,3 +1010,16 @@ fn stats_exits_1_when_the_endpoint_answers_an_error() {
     assert!(run.stdout.is_empty(), "{run:?}");
     assert!(run.stderr.contains(&url), "{:?}", run.stderr);
 }
+
+#[test]
+fn stats_watch_redraws_every_interval_until_the_endpoint_goes() {
+    const BODY: &str = "haports_port_rx_packets_total{port=\"0\",interface=\"lan\"} 5\n# EOF\n";
+    // Three scrapes: two redraws, then the endpoint is gone and --watch ends with exit 1.
+    let (url, server) = serve_sequence("200 OK", vec![BODY.to_owned(); 3]);
+    let run = haports(["stats", "--endpoint", &url, "--interval", "0.1", "--watch"]);
+    server.join().expect("server");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stdout.matches("\x1b[H\x1b[2J").count(), 2, "{run:?}");
+    assert_eq!(run.stdout.matches("PORT ").count(), 2, "{run:?}");
+    assert!(run.stderr.contains(&url), "{run:?}");
+}
