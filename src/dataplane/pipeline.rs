@@ -25,7 +25,7 @@ use crate::dpdk::{prefetch, Mbuf, BURST};
 use crate::lb::decision::{Flow, Via};
 use crate::lb::flow::V4Key;
 use crate::lb::forwarding::{mac_word, Forwarding, FrontendId, InterfaceId};
-use crate::lb::hash::v4_hash;
+use crate::lb::hash::table_hash_v4;
 use crate::lb::verdict::DropReason;
 use crate::wire::checksum::ipv4_header_ok;
 use crate::wire::{
@@ -318,7 +318,7 @@ fn classify_fast(
     *out = Fast {
         packet,
         key,
-        hash: v4_hash(&key, secret),
+        hash: table_hash_v4(&key, secret),
         frontend,
         reversed,
     };

@@ -14,7 +14,7 @@ use super::flow::FlowKey;
 use super::flow_table::{BucketMemory, V4Key};
 use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
 use super::hash::symmetric_hash;
-use super::hash::v4_hash;
+use super::hash::{table_hash_v4, v4_hash};
 use super::verdict::DropReason;
 use crate::config::{Distribution, RuleProtocol};
 use crate::wire::{Ipv4Flow, TcpFlags};
@@ -94,16 +94,20 @@ impl Flow {
             )),
             _ => TableKey::Wide(packet.canonical()),
         };
+        let table_hash = match &key {
+            TableKey::V4(k) => table_hash_v4(k, secret),
+            TableKey::Wide(_) => symmetric_hash(&packet, secret),
+        };
         Flow {
             key,
-            table_hash: symmetric_hash(&packet, secret),
+            table_hash,
             reversed,
             tcp_flags,
         }
     }
 
     /// An IPv4 flow from its canonical key, that key's hash under the table secret
-    /// ([`v4_hash`]) and whether the packet travels against the key's order
+    /// ([`table_hash_v4`]) and whether the packet travels against the key's order
     /// ([`Flow::v4_order`]), as the fast path has them: the same flow [`Flow::new`] builds,
     /// without hashing a [`FlowKey`].
     #[inline]
