@@ -295,7 +295,10 @@ impl Forwarding {
     #[inline]
     pub fn is_martian_v4(&self, src: u32) -> bool {
         let first = src >> 24;
-        first == 0 || first == 127 || first >= 224 || self.claimed_v4.get(src).is_some()
+        first == 0
+            || first == 127
+            || first >= 224
+            || (self.claimed_v4.may_hold(src) && self.claimed_v4.get(src).is_some())
     }
 
     /// A frontend by name (`name` or `lb/name`) or by address.
