@@ -247,27 +247,7 @@ fn two_problems() -> TempFile {
 
 /// Serves `status` and `body` to one HTTP request on 127.0.0.1; returns its URL.
 fn serve_once(status: &'static str, body: &'static str) -> (String, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
-    let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept");
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = conn.read(&mut buf).expect("read request");
-            if n == 0 {
-                break;
-            }
-            request.extend_from_slice(&buf[..n]);
-        }
-        let response = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        conn.write_all(response.as_bytes()).expect("write response");
-    });
-    (url, server)
+    serve_sequence(status, vec![body.to_owned()])
 }
 
 /// Serves `bodies` one a request, in order, then stops.
