@@ -388,6 +388,19 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
         "instance 2 stopped before the router dropped its path: {}",
         i2.logs()
     );
+    // What it says of itself meanwhile: on its way out (BIRD's confirmation turns
+    // withdrawing into draining), nothing announced.
+    let out = Command::new(env!("CARGO_BIN_EXE_haports"))
+        .args(["status", "--json", "--socket"])
+        .arg(lab.dir(2).join("haports.sock"))
+        .output()
+        .expect("run haports status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert!(
+        status["state"] == "draining" || status["state"] == "withdrawing",
+        "{status}"
+    );
+    assert_eq!(status["frontends"][0]["announced"], false, "{status}");
     let status = i2.wait(Duration::from_secs(10)).expect("instance 2 stops");
     let stopped = terminated_at.elapsed();
     assert!(status.success(), "{status}: {}", i2.logs());
