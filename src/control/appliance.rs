@@ -1,6 +1,6 @@
 //! `haports run`: start, serve, stop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use arc_swap::ArcSwap;
 use super::announce::{self, Announcer};
 use super::metrics::{serve, MetricsSource};
 use super::neighbours::Neighbours;
-use super::probes::{self, Prober, Target};
+use super::plane::{reachable, Plane, Reload};
+use super::probes::{self, Prober};
 use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::socket::{ControlSocket, Request};
 use super::status::{status, StatusInputs};
@@ -19,7 +20,7 @@ use super::{twin, Error};
 use crate::config::Config;
 use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
 use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
-use crate::lb::forwarding::{frontend_mac, Forwarding, Observations};
+use crate::lb::forwarding::frontend_mac;
 use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
 
@@ -52,169 +53,6 @@ impl KernelOut {
             }
         }
     }
-}
-
-/// What the control thread builds forwarding states from, and how it changes.
-struct Plane {
-    cfg: Config,
-    /// `haports run -- ARGS`: part of what the config is checked against.
-    extra_eal_args: Vec<String>,
-    targets: HashSet<Target>,
-    /// Each target's latest state (absent: no result yet, counted as down).
-    health: HashMap<Target, bool>,
-    neighbours: Neighbours,
-    macs: Vec<MacAddr>,
-    mtus: Vec<u16>,
-    generation: u64,
-    config_generation: u64,
-}
-
-impl Plane {
-    /// A new forwarding state from the current inputs; Maglev tables of unchanged pools
-    /// and every id are carried over from `previous`.
-    fn build(&mut self, previous: Option<&Forwarding>) -> Forwarding {
-        if previous.is_some() {
-            self.generation += 1;
-        }
-        let obs = Observations {
-            down: Default::default(),
-            down_probes: probes::down_by_probe(&self.cfg, &self.health),
-            neighbours: self.neighbours.published(),
-            interface_macs: self.macs.clone(),
-            interface_mtus: self.mtus.clone(),
-        };
-        let mut fwd = Forwarding::build(&self.cfg, &obs, self.generation, previous);
-        fwd.config_generation = self.config_generation;
-        tracing::debug!(
-            generation = self.generation,
-            down = obs.down_probes.len(),
-            "forwarding state built"
-        );
-        fwd
-    }
-
-    /// SIGHUP or `haports reload`: re-reads and checks the config; applies it when valid
-    /// and when nothing it changes needs a restart (then a new state must be published).
-    fn reload(
-        &mut self,
-        path: &Path,
-        prober: &mut Prober,
-        announcer: Option<&mut Announcer>,
-    ) -> Reload {
-        let outcome = self.try_reload(path, prober, announcer);
-        match &outcome {
-            Reload::Applied(generation) => tracing::info!(generation, "config reloaded"),
-            Reload::Refused(problems) => {
-                for p in problems {
-                    tracing::error!(problem = %p, "reload refused");
-                }
-                tracing::error!(
-                    generation = self.config_generation,
-                    "reload refused; keeping the running config"
-                );
-            }
-        }
-        outcome
-    }
-
-    fn try_reload(
-        &mut self,
-        path: &Path,
-        prober: &mut Prober,
-        announcer: Option<&mut Announcer>,
-    ) -> Reload {
-        let next = match Config::load(path) {
-            Ok(c) => c,
-            Err(e) => return Reload::Refused(vec![e.to_string()]),
-        };
-        if let Err(problems) = next.check_with_eal_args(&self.extra_eal_args) {
-            // The lines `haports check` prints.
-            return Reload::Refused(
-                problems
-                    .into_iter()
-                    .filter(|p| p.is_error())
-                    .map(|p| format!("{}: {p}", path.display()))
-                    .collect(),
-            );
-        }
-        let restart = [
-            (self.cfg.dpdk != next.dpdk, "[dpdk]"),
-            (self.cfg.interface != next.interface, "[[interface]]"),
-            (
-                self.cfg.dataplane.workers != next.dataplane.workers,
-                "dataplane.workers",
-            ),
-            (
-                self.cfg.dataplane.flow_table_capacity != next.dataplane.flow_table_capacity,
-                "dataplane.flow_table_capacity",
-            ),
-            (self.cfg.control != next.control, "[control]"),
-            (self.cfg.announce != next.announce, "[announce]"),
-            (
-                self.cfg.dataplane.mbufs != next.dataplane.mbufs,
-                "dataplane.mbufs",
-            ),
-            // Every flow's hash, and so its place in the flow tables and its Maglev pick:
-            // changed on the fly, every established flow would be decided anew.
-            (
-                self.cfg.dataplane.hash_seed != next.dataplane.hash_seed,
-                "dataplane.hash_seed",
-            ),
-        ];
-        let needs: Vec<&str> = restart
-            .iter()
-            .filter(|(c, _)| *c)
-            .map(|(_, what)| *what)
-            .collect();
-        if !needs.is_empty() {
-            return Reload::Refused(vec![format!(
-                "{}: changes to {} take a restart",
-                path.display(),
-                needs.join(", ")
-            )]);
-        }
-        // A frontend the new config drops is withdrawn before the appliance stops serving it.
-        if let Some(a) = announcer {
-            if let Some(wanted) = a.wanted() {
-                let kept: announce::Routes = wanted
-                    .iter()
-                    .filter(|(addr, _)| {
-                        next.load_balancer
-                            .iter()
-                            .any(|lb| lb.frontend.iter().any(|fe| fe.address == **addr))
-                    })
-                    .map(|(addr, via)| (*addr, via.clone()))
-                    .collect();
-                if kept.len() < wanted.len() {
-                    a.want(kept);
-                    if !a.wait_settled(WITHDRAW_WAIT) {
-                        tracing::warn!("BIRD has not confirmed the withdrawal of the removed frontends; applying the reload anyway");
-                    }
-                }
-            }
-        }
-        self.cfg = next;
-        self.neighbours.reachable = reachable(&self.cfg);
-        self.targets = probes::targets(&self.cfg);
-        self.health.retain(|t, _| self.targets.contains(t));
-        prober.set_targets(&self.targets);
-        self.config_generation += 1;
-        Reload::Applied(self.config_generation)
-    }
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reload {
-    /// The new config runs as this generation.
-    Applied(u64),
-    /// The running config stays; why, one line a problem (as `haports check` prints them).
-    Refused(Vec<String>),
-}
-
-/// How long an answered neighbour stays reachable (`dataplane.neighbour_reachable_s`).
-fn reachable(cfg: &Config) -> Duration {
-    Duration::from_secs(u64::from(cfg.dataplane.neighbour_reachable_s))
 }
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.

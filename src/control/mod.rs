@@ -7,6 +7,7 @@ mod appliance;
 mod http;
 mod metrics;
 mod neighbours;
+mod plane;
 pub mod probes;
 mod shutdown;
 pub mod socket;
