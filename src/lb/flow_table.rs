@@ -46,18 +46,23 @@ pub struct Bucket {
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
 impl Bucket {
-    /// The way holding `key`: every way compared without a branch, then the used ones kept.
+    /// The way holding `key`: the used ways whose address pair matches, found without a
+    /// branch, then ports and protocol checked on those alone (nearly always one).
     #[inline(always)]
     fn way_of(&self, key: &V4Key) -> Option<usize> {
-        let mut hits = 0u8;
+        let mut pairs = 0u8;
         for w in 0..WAYS {
-            let same = (self.addrs[w] == key.addrs)
-                & (self.ports[w] == key.ports)
-                & (self.protos[w] == key.proto);
-            hits |= u8::from(same) << w;
+            pairs |= u8::from(self.addrs[w] == key.addrs) << w;
         }
-        hits &= self.used;
-        (hits != 0).then(|| hits.trailing_zeros() as usize)
+        pairs &= self.used;
+        while pairs != 0 {
+            let w = pairs.trailing_zeros() as usize;
+            if self.ports[w] == key.ports && self.protos[w] == key.proto {
+                return Some(w);
+            }
+            pairs &= pairs - 1;
+        }
+        None
     }
 
     /// A way to put a new entry in: a free one, else an expired one (the bool says so).
