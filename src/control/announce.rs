@@ -171,6 +171,42 @@ pub fn serving(fwd: &Forwarding, cfg: &Config) -> Routes {
         .collect()
 }
 
+/// How long the health view must have stood still before a frontend is announced anew: twice
+/// the longest probe interval of the rules, at least half a second.
+///
+/// An instance the routers send flows to decides the flows it has not seen by its own view
+/// of health. Backends come back one probe at a time; announced at the first, an instance
+/// would pick among fewer backends than the other instances for the flows the routers move
+/// to it, and send them to backends that never saw them (which reset them). So a frontend
+/// rejoins only once every probe has reported and none has changed for this long.
+pub fn settle_time(cfg: &Config) -> Duration {
+    let longest = cfg
+        .load_balancer
+        .iter()
+        .flat_map(|lb| {
+            lb.rule.iter().filter_map(move |r| {
+                let name = r.probe.as_deref()?;
+                lb.probe.iter().find(|p| p.name == name)
+            })
+        })
+        .map(|p| p.interval_ms)
+        .max()
+        .unwrap_or(0);
+    Duration::from_millis((2 * longest).max(500))
+}
+
+/// What to announce of `serving`: a frontend announced now stays while it serves; one not
+/// announced now joins only when health has `settled` ([`settle_time`]).
+pub fn to_announce(serving: Routes, announced: Option<&Routes>, settled: bool) -> Routes {
+    if settled {
+        return serving;
+    }
+    serving
+        .into_iter()
+        .filter(|(address, _)| announced.is_some_and(|a| a.contains_key(address)))
+        .collect()
+}
+
 /// What BIRD has taken, for the metrics and the drain.
 #[derive(Debug, Default)]
 pub struct AnnounceStatus {

@@ -305,3 +305,46 @@ fn bird_parses_the_routes_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_frontend_rejoins_only_once_health_has_settled_and_leaves_at_once() {
+    let both = routes(&[("10.0.0.100", "hp-lan"), ("10.0.0.101", "hp-lan")]);
+    let one = routes(&[("10.0.0.100", "hp-lan")]);
+    // Nothing announced yet: nothing until settled, then all that serves.
+    assert!(to_announce(both.clone(), None, false).is_empty());
+    assert_eq!(to_announce(both.clone(), None, true), both);
+    // Announced ones stay while they serve; a new one waits.
+    assert_eq!(to_announce(both.clone(), Some(&one), false), one);
+    // One that stops serving leaves at once, settled or not.
+    let other = routes(&[("10.0.0.101", "hp-lan")]);
+    assert_eq!(to_announce(other.clone(), Some(&one), false), Routes::new());
+    assert_eq!(to_announce(other.clone(), Some(&both), false), other);
+}
+
+#[test]
+fn health_settles_over_twice_the_longest_probe_interval() {
+    let mut cfg = Config::from_toml(TWO_FRONTENDS, "t.toml").unwrap();
+    assert_eq!(
+        settle_time(&cfg),
+        Duration::from_millis(500),
+        "no probe: the floor"
+    );
+    let lb = &mut cfg.load_balancer[0];
+    lb.probe = vec![crate::config::Probe {
+        name: "fast".into(),
+        protocol: crate::config::ProbeProtocol::Tcp,
+        port: 9000,
+        path: None,
+        interval_ms: 400,
+        unhealthy_threshold: 2,
+        healthy_threshold: 2,
+    }];
+    lb.probe[0].interval_ms = 400;
+    assert_eq!(
+        settle_time(&cfg),
+        Duration::from_millis(500),
+        "a probe no rule uses"
+    );
+    cfg.load_balancer[0].rule[0].probe = Some("fast".into());
+    assert_eq!(settle_time(&cfg), Duration::from_millis(800));
+}

@@ -260,6 +260,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut last_publish = Instant::now();
     let mut neighbours_changed = false;
     let mut shutdown = Shutdown::Running;
+    // Announcements wait for health (and config) to settle (see announce::settle_time).
+    let mut last_health_change = Instant::now();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
 
     loop {
@@ -284,6 +286,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         // Health changes and reloads are published at once: failover must not wait.
         let mut urgent = false;
         while let Ok(t) = transitions.try_recv() {
+            last_health_change = Instant::now();
             // A probe removed by a reload may still report once: not about a backend now.
             if prober.probes(&t.target) {
                 plane.health.insert(t.target, t.healthy);
@@ -303,10 +306,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             if reload.swap(false, Ordering::Relaxed) {
-                urgent |= matches!(
-                    plane.reload(config_path, &mut prober, announcer.as_mut()),
-                    Reload::Applied(_)
-                );
+                if let Reload::Applied(_) =
+                    plane.reload(config_path, &mut prober, announcer.as_mut())
+                {
+                    urgent = true;
+                    last_health_change = now;
+                }
             }
             while let Some((request, reply)) = socket.as_ref().and_then(ControlSocket::next) {
                 let answer = match request {
@@ -314,6 +319,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                         match plane.reload(config_path, &mut prober, announcer.as_mut()) {
                             Reload::Applied(generation) => {
                                 urgent = true;
+                                last_health_change = now;
                                 serde_json::json!({"outcome": "applied", "generation": generation})
                             }
                             Reload::Refused(problems) => serde_json::json!({
@@ -363,7 +369,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             if shutdown != Shutdown::Running {
                 a.want(announce::Routes::new());
             } else if urgent || housekeeping {
-                a.want(announce::serving(&forwarding.load(), &plane.cfg));
+                let reported = plane.targets.iter().all(|t| plane.health.contains_key(t));
+                let settled =
+                    reported && now >= last_health_change + announce::settle_time(&plane.cfg);
+                let serving = announce::serving(&forwarding.load(), &plane.cfg);
+                a.want(announce::to_announce(serving, a.wanted(), settled));
             }
         }
         if moved == 0 {
