@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{metric_sum, need_root, Appliance};
+use common::{metric_sum, need_root, wait_for, Appliance};
 
 const FRONTEND: &str = "10.0.0.100";
 /// A second frontend, which a reload of instance 1 drops.
@@ -226,6 +226,16 @@ fn frontend_packets(instances: &[&Appliance]) -> Vec<f64> {
         .collect()
 }
 
+/// Waits until `instances` together have sent `more` packets to the backends: the
+/// connections' traffic goes on through them after a change.
+fn until_carried(what: &str, instances: &[&Appliance], more: f64) {
+    let total = || frontend_packets(instances).iter().sum::<f64>();
+    let start = total();
+    wait_for(what, Duration::from_secs(15), || {
+        (total() - start >= more).then_some(())
+    });
+}
+
 fn announced(a: &Appliance) -> Option<f64> {
     common::metric(
         &a.metrics(),
@@ -355,7 +365,8 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
         "the router kept the killed instance's path {withdrawn:?}"
     );
     assert_eq!(lab.paths(), &NEXT_HOPS[1..]);
-    std::thread::sleep(Duration::from_secs(2));
+    // 300 connections send 1500 lines a second: two seconds' worth through the survivors.
+    until_carried("traffic through instances 2 and 3", &[&i2, &i3], 3000.0);
 
     // SIGTERM: withdrawn while the instance still forwards, which it does for drain_s = 2.
     let terminated_at = Instant::now();
@@ -392,7 +403,7 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
         stopped - withdrawn
     );
     assert!(i2.logs().contains("drained"), "{}", i2.logs());
-    std::thread::sleep(Duration::from_secs(1));
+    until_carried("traffic through instance 3 alone", &[&i3], 1500.0);
 
     // Not one connection broke or lost a byte, and each is on the backend lookup names.
     let conns = flows.finish();

@@ -3,11 +3,26 @@
 //! `ExecStartPre` check passes on the config it installs. No root needed: everything goes
 //! under a scratch directory.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `scripts/install.sh` of the test binary into the scratch directories.
+fn install(prefix: &Path, etc: &Path, units: &Path) -> Output {
+    Command::new("bash")
+        .arg(root().join("scripts/install.sh"))
+        .arg("--prefix")
+        .arg(prefix)
+        .arg("--sysconfdir")
+        .arg(etc)
+        .arg("--unitdir")
+        .arg(units)
+        .args(["--binary", env!("CARGO_BIN_EXE_haports")])
+        .output()
+        .expect("run install.sh")
 }
 
 #[test]
@@ -15,14 +30,7 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
     let dir = std::env::temp_dir().join(format!("haports-install-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (prefix, etc, units) = (dir.join("usr"), dir.join("etc"), dir.join("units"));
-    let out = Command::new("bash")
-        .arg(root().join("scripts/install.sh"))
-        .args(["--prefix", prefix.to_str().unwrap()])
-        .args(["--sysconfdir", etc.to_str().unwrap()])
-        .args(["--unitdir", units.to_str().unwrap()])
-        .args(["--binary", env!("CARGO_BIN_EXE_haports")])
-        .output()
-        .expect("run install.sh");
+    let out = install(&prefix, &etc, &units);
     assert!(
         out.status.success(),
         "install.sh: {}",
@@ -89,14 +97,7 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
     assert_eq!(helper.status.code(), Some(2));
     // A second install keeps the operator's config.
     std::fs::write(&config, format!("{text}\n# edited\n")).unwrap();
-    let again = Command::new("bash")
-        .arg(root().join("scripts/install.sh"))
-        .args(["--prefix", prefix.to_str().unwrap()])
-        .args(["--sysconfdir", etc.to_str().unwrap()])
-        .args(["--unitdir", units.to_str().unwrap()])
-        .args(["--binary", env!("CARGO_BIN_EXE_haports")])
-        .output()
-        .unwrap();
+    let again = install(&prefix, &etc, &units);
     assert!(again.status.success());
     assert!(std::fs::read_to_string(&config)
         .unwrap()
