@@ -12,7 +12,7 @@ use crate::lb::decision::Decided;
 use crate::lb::forwarding::{BackendId, BackendState, Forwarding, ReverseNat, Route};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_behind, EthernetFrame,
+    dnat_ipv4_fast, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_behind, EthernetFrame,
     Headers, IpProtocol, Ipv4Flow, MacAddr, TcpPacket, UdpPacket,
 };
 
@@ -78,8 +78,8 @@ pub(super) fn deliver_v4(
             // A rule translating between families: the general path says what happens.
             return deliver(frame, &packet.headers(), d, fwd).unwrap_or_else(Action::Drop);
         };
-        if let Err(reason) = nat_v4(frame, packet, d, address) {
-            return Action::Drop(reason);
+        if let Err(reason) = dnat_ipv4_fast(frame, packet, address, d.port) {
+            return Action::Drop(reason.into());
         }
     }
     // The fast path's frames hold a whole Ethernet header: the MACs go straight in.
@@ -91,25 +91,6 @@ pub(super) fn deliver_v4(
         interface: out.interface,
         backend: Some(d.backend),
     }
-}
-
-/// Destination NAT of a fast-path packet to `address` (and the rule's backend port).
-#[inline]
-fn nat_v4(
-    frame: &mut [u8],
-    packet: &Ipv4Flow,
-    d: &Decided,
-    address: u32,
-) -> Result<(), DropReason> {
-    rewrite_ipv4_dst_fast(frame, packet.proto, address.into())?;
-    if let Some(port) = d.port {
-        let l4 = &mut frame[Ipv4Flow::L4..];
-        match packet.proto {
-            IpProtocol::TCP => TcpPacket::new_checked(l4)?.set_dst_port(port),
-            _ => UdpPacket::new_checked(l4)?.set_dst_port(port),
-        }
-    }
-    Ok(())
 }
 
 /// A backend's reply under NAT: the frontend's address (and `port`) restored, out towards

@@ -169,7 +169,7 @@ pub fn process_burst<P: PacketBuffer>(
         actions[i] = if fast_mask & (1 << i) != 0 {
             let f = &fast[i];
             let frame = p.bytes();
-            let src = IpAddr::V4(f.packet.src.into());
+            let src = IpAddr::V4(f.packet.src().into());
             let flow = Flow::v4(&f.packet, f.key, f.hash, f.reversed);
             match decide_flow(src, f.frontend, Via::Frontend, &flow, &mut cx) {
                 Ok(d) => deliver_v4(frame, &f.packet, &d, fwd),
@@ -304,13 +304,13 @@ fn classify_fast(
     if !checked.unwrap_or_else(|| header.is_some_and(ipv4_header_ok)) {
         return false;
     }
-    let Some(frontend) = fwd.frontend_v4(packet.dst) else {
+    let Some(frontend) = fwd.frontend_v4(packet.dst()) else {
         return false;
     };
     // Martian sources, TTL 0 and impossible TCP flags: the slow path drops and counts them.
-    let hostile = fwd.is_martian_v4(packet.src)
+    let hostile = fwd.is_martian_v4(packet.src())
         || frame.get(Ipv4Flow::L3 + 8) == Some(&0)
-        || (packet.proto == IpProtocol::TCP && TcpFlags::invalid(packet.tcp_flags));
+        || (packet.proto() == IpProtocol::TCP && TcpFlags::invalid(packet.tcp_flags()));
     if hostile || !to_frontend_v4(frame, our_mac, fwd, frontend) {
         return false;
     }

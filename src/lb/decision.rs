@@ -122,24 +122,31 @@ impl Flow {
             key: TableKey::V4(key),
             table_hash,
             reversed,
-            tcp_flags: packet.tcp_flags,
+            tcp_flags: packet.tcp_flags(),
         }
     }
 
     /// An IPv4 packet's canonical key, and whether it travels from the key's higher endpoint
-    /// to its lower one (one comparison for both).
+    /// to its lower one (one comparison for both, the swap done on whole words).
     #[inline]
     pub fn v4_order(packet: &Ipv4Flow) -> (V4Key, bool) {
-        let reversed = (packet.src, packet.src_port) > (packet.dst, packet.dst_port);
-        let (low, high) = if reversed {
-            ((packet.dst, packet.dst_port), (packet.src, packet.src_port))
-        } else {
-            ((packet.src, packet.src_port), (packet.dst, packet.dst_port))
-        };
+        let (addrs, ports) = (packet.addrs(), packet.ports());
+        // Each endpoint as one number, address above port.
+        let src = (addrs >> 32) << 16 | u64::from(ports >> 16);
+        let dst = (addrs & 0xffff_ffff) << 16 | u64::from(ports & 0xffff);
+        let reversed = src > dst;
         let key = V4Key {
-            addrs: u64::from(low.0) << 32 | u64::from(high.0),
-            ports: u32::from(low.1) << 16 | u32::from(high.1),
-            proto: packet.proto,
+            addrs: if reversed {
+                addrs.rotate_left(32)
+            } else {
+                addrs
+            },
+            ports: if reversed {
+                ports.rotate_left(16)
+            } else {
+                ports
+            },
+            proto: packet.proto(),
         };
         (key, reversed)
     }

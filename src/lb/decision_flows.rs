@@ -75,8 +75,8 @@ impl<M: BucketMemory> Flows<M> {
     ) -> Option<(u32, Option<Slot>)> {
         match (&flow.key, memory) {
             (TableKey::V4(k), Memory::Record) => {
-                let slot = self.v4.find(k, flow.table_hash, now_ms)?;
-                Some((self.v4.value(slot), Some(slot)))
+                let (slot, value) = self.v4.find_value(k, flow.table_hash, now_ms)?;
+                Some((value, Some(slot)))
             }
             (TableKey::V4(k), Memory::Peek) => self.v4.peek(k, flow.table_hash).map(|v| (v, None)),
             (TableKey::Wide(k), Memory::Record) => self

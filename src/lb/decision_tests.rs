@@ -145,10 +145,7 @@ proptest::proptest! {
         proptest::prop_assert_eq!(f.packet(), key);
         proptest::prop_assert_eq!((f.proto(), f.dst_port()), (key.proto, key.dst_port));
         if let (IpAddr::V4(s), IpAddr::V4(d)) = (key.src, key.dst) {
-            let p = Ipv4Flow {
-                src: s.into(), dst: d.into(), src_port: key.src_port, dst_port: key.dst_port,
-                proto: key.proto, tcp_flags: flags,
-            };
+            let p = Ipv4Flow::new(s.into(), d.into(), key.src_port, key.dst_port, key.proto, flags);
             let TableKey::V4(k) = f.key else { unreachable!("an IPv4 key") };
             let (ordered, reversed) = Flow::v4_order(&p);
             proptest::prop_assert_eq!(ordered, k);

@@ -228,6 +228,12 @@ impl<M: BucketMemory> FlowTable<M> {
     /// The live entry of a flow. An expired one is reclaimed and reported as a miss.
     #[inline(always)]
     pub fn find(&mut self, key: &V4Key, hash: u64, now_ms: u64) -> Option<Slot> {
+        self.find_value(key, hash, now_ms).map(|(slot, _)| slot)
+    }
+
+    /// [`FlowTable::find`] with the entry's value, read from the bucket in hand.
+    #[inline(always)]
+    pub fn find_value(&mut self, key: &V4Key, hash: u64, now_ms: u64) -> Option<(Slot, u32)> {
         let slot = self.locate(key, hash)?;
         let bucket = &mut self.memory.as_mut()[slot.bucket as usize];
         let w = usize::from(slot.way);
@@ -236,7 +242,7 @@ impl<M: BucketMemory> FlowTable<M> {
             self.len -= 1;
             return None;
         }
-        Some(slot)
+        Some((slot, bucket.values[w]))
     }
 
     /// A flow's value without touching its age, expired or not: for inspection.

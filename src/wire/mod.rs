@@ -35,8 +35,8 @@ pub use parse::{
 };
 pub use quoted::{is_icmpv4_error, is_icmpv6_error, QuotedIpv4, QuotedIpv6};
 pub use rewrite::{
-    rewrite_ipv4_dst, rewrite_ipv4_dst_fast, rewrite_ipv4_src, rewrite_ipv6_behind,
-    rewrite_ipv6_dst, rewrite_ipv6_src, Side,
+    dnat_ipv4_fast, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_behind, rewrite_ipv6_dst,
+    rewrite_ipv6_src, Side,
 };
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::{UdpPacket, UdpRepr};

@@ -264,12 +264,14 @@ proptest! {
         }
     }
 
-    /// The fast path's NAT rewrite writes exactly the bytes the general one does.
+    /// The fast path's NAT rewrite writes exactly the bytes the general one does: the
+    /// address, then (a port-translating rule) the port through the header's own setter.
     #[test]
     fn fast_dnat_writes_what_the_general_rewrite_writes(
         kind in 0u8..2,
         payload in proptest::collection::vec(any::<u8>(), 0..40),
         backend in any::<u32>(),
+        port in proptest::option::of(any::<u16>()),
         zero_udp_checksum in any::<bool>(),
     ) {
         let mut frame = valid_frame(kind, &payload);
@@ -279,7 +281,13 @@ proptest! {
         let fast = parse_ipv4_fast(&frame).expect("a plain frame");
         let mut general = frame.clone();
         rewrite_ipv4_dst(&mut general[14..], Ipv4Addr::from(backend)).unwrap();
-        rewrite_ipv4_dst_fast(&mut frame, fast.proto, Ipv4Addr::from(backend)).unwrap();
+        if let Some(port) = port {
+            match fast.proto() {
+                IpProtocol::TCP => TcpPacket::new_checked(&mut general[34..]).unwrap().set_dst_port(port),
+                _ => UdpPacket::new_checked(&mut general[34..]).unwrap().set_dst_port(port),
+            }
+        }
+        dnat_ipv4_fast(&mut frame, &fast, backend, port).unwrap();
         prop_assert_eq!(frame, general);
     }
 

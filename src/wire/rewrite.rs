@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checksum::{self, checksum_offset};
 use super::udp::nonzero;
-use super::{get_u16, put_u16, Error, IpProtocol, Ipv4Packet, Ipv6Packet};
+use super::{get_u16, put_u16, Error, IpProtocol, Ipv4Flow, Ipv4Packet, Ipv6Packet};
 
 /// Which address of a packet a rewrite sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,33 +124,53 @@ pub fn rewrite_ipv4_dst(ip: &mut [u8], new: Ipv4Addr) -> Result<(), Error> {
     rewrite_ipv4(ip, new, Side::Dst)
 }
 
-/// [`rewrite_ipv4_dst`] for a frame that [`parse_ipv4_fast`](super::parse_ipv4_fast)
-/// accepted (untagged, IPv4 header at 14 without options, unfragmented TCP or UDP): the same
-/// bytes, from one checksum delta for both checksums and without re-reading the headers.
+/// [`rewrite_ipv4_dst`] (and, with `port`, the destination port as
+/// [`TcpPacket`](super::TcpPacket)'s and [`UdpPacket`](super::UdpPacket)'s setters write it)
+/// for a frame that [`parse_ipv4_fast`](super::parse_ipv4_fast) accepted as `packet`
+/// (untagged, IPv4 header at 14 without options, unfragmented TCP or UDP): the same bytes,
+/// from the old values `packet` already holds, one checksum delta for the address (both
+/// checksums) and the port (the transport's), and without re-reading the headers.
 /// `Unsupported` for another protocol and `Truncated` for a frame too short to be such a
 /// packet, nothing written either way.
 #[inline]
-pub fn rewrite_ipv4_dst_fast(frame: &mut [u8], proto: u8, new: Ipv4Addr) -> Result<(), Error> {
-    const L3: usize = 14;
-    const L4: usize = L3 + 20;
-    let at = match checksum_offset(proto) {
-        Some(at) if proto == IpProtocol::TCP || proto == IpProtocol::UDP => L4 + at,
+pub fn dnat_ipv4_fast(
+    frame: &mut [u8],
+    packet: &Ipv4Flow,
+    new: u32,
+    port: Option<u16>,
+) -> Result<(), Error> {
+    const L3: usize = Ipv4Flow::L3;
+    const L4: usize = Ipv4Flow::L4;
+    let at = match packet.proto() {
+        IpProtocol::TCP => L4 + 16,
+        IpProtocol::UDP => L4 + 6,
         _ => return Err(Error::Unsupported),
     };
     if frame.len() < at + 2 {
         return Err(Error::Truncated);
     }
-    let new = new.octets();
-    let delta = checksum::delta(&frame[L3 + 16..L3 + 20], &new);
-    frame[L3 + 16..L3 + 20].copy_from_slice(&new);
+    let address = checksum::word_delta(packet.dst() >> 16, new >> 16)
+        + checksum::word_delta(packet.dst() & 0xffff, new & 0xffff);
+    frame[L3 + 16..L3 + 20].copy_from_slice(&new.to_be_bytes());
     let ip = get_u16(&frame[L3 + 10..L3 + 12]);
     put_u16(
         &mut frame[L3 + 10..L3 + 12],
-        checksum::apply_delta(ip, delta),
+        checksum::apply_small_delta(ip, address),
     );
-    update_transport(&mut frame[L4..], proto, at - L4, |c| {
-        checksum::apply_delta(c, delta)
-    });
+    let transport = match port {
+        Some(port) => {
+            put_u16(&mut frame[L4 + 2..L4 + 4], port);
+            address + checksum::word_delta(u32::from(packet.dst_port()), u32::from(port))
+        }
+        None => address,
+    };
+    let old = get_u16(&frame[at..at + 2]);
+    let csum = match packet.proto() {
+        IpProtocol::UDP if old == 0 => return Ok(()),
+        IpProtocol::UDP => nonzero(checksum::apply_small_delta(old, transport)),
+        _ => checksum::apply_small_delta(old, transport),
+    };
+    put_u16(&mut frame[at..at + 2], csum);
     Ok(())
 }
 
