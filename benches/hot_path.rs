@@ -102,10 +102,10 @@ fn v4_flows(count: u32) -> Vec<(V4Key, u64)> {
             let (IpAddr::V4(s), IpAddr::V4(d)) = (k.src, k.dst) else {
                 unreachable!("IPv4 flows")
             };
-            (
-                V4Key::new(k.proto, s.into(), k.src_port, d.into(), k.dst_port),
-                h,
-            )
+            let key = V4Key::new(k.proto, s.into(), k.src_port, d.into(), k.dst_port);
+            // Where the tables below (keyed 0) place it.
+            let _ = h;
+            (key, haports::lb::hash::table_hash_v4(&key, 0))
         })
         .collect();
     // A fixed shuffle (xorshift), the same every run.

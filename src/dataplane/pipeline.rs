@@ -131,11 +131,14 @@ pub fn process_burst<P: PacketBuffer>(
     for p in &packets[..n] {
         p.prefetch();
     }
-    // Stage 1: parse, classify, hash, prefetch. Bit i of `fast_mask`: packet i is fast.
+    // Stage 1: parse, classify, hash, and prefetch each flow's bucket as soon as its hash is
+    // known (requests spread over the stage rather than issued together, which would
+    // outnumber the core's line-fill buffers). Bit i of `fast_mask`: packet i is fast.
     let mut fast = [Fast::default(); BURST];
     let mut fast_mask = 0u32;
     let our_mac = fwd.interfaces.get(ingress as usize).map(|ifc| ifc.mac);
     if let Some(our_mac) = our_mac {
+        let table = &st.flows.v4;
         for (i, p) in packets[..n].iter_mut().enumerate() {
             if p.is_chained() {
                 continue;
@@ -149,14 +152,8 @@ pub fn process_burst<P: PacketBuffer>(
                 st.flows.secret,
                 &mut fast[i],
             ) {
+                prefetch(table.first_bucket_of(fast[i].hash));
                 fast_mask |= 1 << i;
-            }
-        }
-        // The flows' buckets, all requested before the first is needed.
-        let table = &st.flows.v4;
-        for (i, f) in fast[..n].iter().enumerate() {
-            if fast_mask & (1 << i) != 0 {
-                prefetch(table.first_bucket_of(f.hash));
             }
         }
     }

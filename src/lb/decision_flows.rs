@@ -40,7 +40,7 @@ impl<M: BucketMemory> Flows<M> {
     pub fn in_memory(v4: FlowTable<M>, secret: u64) -> Self {
         let side = v4.capacity() / SIDE_SHARE;
         Flows {
-            v4,
+            v4: v4.keyed(secret),
             wide: SideTable::with_capacity(side),
             replies: SideTable::with_capacity(side),
             secret,

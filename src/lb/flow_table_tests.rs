@@ -21,6 +21,21 @@ fn h(key: &V4Key) -> u64 {
         .wrapping_mul(0xff51_afd7_ed55_8ccd)
 }
 
+/// [`h`] as a table's hasher.
+fn h_keyed(key: &V4Key, _: u64) -> u64 {
+    h(key)
+}
+
+/// A table placing keys by [`h`].
+fn table(capacity: usize) -> FlowTable {
+    FlowTable::with_capacity(capacity).hashed_by(h_keyed)
+}
+
+/// Every key in the same first bucket.
+fn seven(_: &V4Key, _: u64) -> u64 {
+    7
+}
+
 fn lookup(t: &mut FlowTable, k: &V4Key, now: u64) -> Option<u32> {
     t.find(k, h(k), now).map(|s| t.value(s))
 }
@@ -43,7 +58,7 @@ fn both_directions_are_one_key() {
 
 #[test]
 fn insert_find_remove() {
-    let mut t = FlowTable::with_capacity(8);
+    let mut t = table(8);
     let (a, b) = (flow(1), flow(2));
     assert!(t.is_empty());
     assert!(t.insert(a, h(&a), 10, 0, 1000).is_some());
@@ -70,7 +85,7 @@ fn memory_is_sized_once_and_reported() {
 
 #[test]
 fn idle_entries_expire_and_refresh_keeps_them() {
-    let mut t = FlowTable::with_capacity(8);
+    let mut t = table(8);
     let (a, b) = (flow(1), flow(2));
     t.insert(a, h(&a), 1, 0, 100);
     t.insert(b, h(&b), 2, 0, 100);
@@ -86,8 +101,9 @@ fn idle_entries_expire_and_refresh_keeps_them() {
 #[test]
 fn colliding_flows_never_evict_live_entries() {
     // Every key's first bucket is the same one.
-    let mut t = FlowTable::with_capacity(100);
-    let same = |_: &V4Key| 0x0000_0003_0000_0001u64;
+    let same_hash: TableHash = |_, _| 0x0000_0003_0000_0001;
+    let mut t = FlowTable::with_capacity(100).hashed_by(same_hash);
+    let same = |k: &V4Key| same_hash(k, 0);
     let held: Vec<u32> = (0..40)
         .filter(|&n| t.insert(flow(n), same(&flow(n)), n, 0, 100).is_some())
         .collect();
@@ -109,7 +125,7 @@ fn a_full_table_holds_its_whole_capacity() {
     // Two buckets a flow and one cuckoo step: every flow of a table filled to its
     // capacity finds room (without the step, about 0.1% found both buckets full).
     let capacity = 1 << 16;
-    let mut t = FlowTable::with_capacity(capacity);
+    let mut t = table(capacity);
     let held = (0..capacity as u32)
         .filter(|&n| {
             let k = V4Key::new(
@@ -119,7 +135,7 @@ fn a_full_table_holds_its_whole_capacity() {
                 0x0a00_0064,
                 53,
             );
-            t.insert(k, h(&k), n, 0, 1000).is_some()
+            t.insert(k, t.hash(&k), n, 0, 1000).is_some()
         })
         .count();
     assert_eq!(held, capacity);
@@ -128,7 +144,7 @@ fn a_full_table_holds_its_whole_capacity() {
 
 #[test]
 fn capacity_bounds_the_entries_even_with_free_ways() {
-    let mut t = FlowTable::with_capacity(3);
+    let mut t = table(3);
     let mut held = 0;
     for n in 0..50 {
         let k = flow(n);
@@ -141,7 +157,7 @@ fn capacity_bounds_the_entries_even_with_free_ways() {
 
 #[test]
 fn zero_capacity_refuses_everything() {
-    let mut t = FlowTable::with_capacity(0);
+    let mut t = table(0);
     let a = flow(1);
     assert_eq!(t.insert(a, h(&a), 1, 0, 1000), None);
     assert_eq!(t.expire(0, 10), 0);
@@ -150,7 +166,7 @@ fn zero_capacity_refuses_everything() {
 
 #[test]
 fn expire_sweeps_a_bounded_number_of_buckets_and_wraps() {
-    let mut t = FlowTable::with_capacity(64);
+    let mut t = table(64);
     for n in 0..40 {
         let k = flow(n);
         t.insert(k, h(&k), n, 0, 50);
@@ -168,7 +184,7 @@ fn expire_sweeps_a_bounded_number_of_buckets_and_wraps() {
 
 #[test]
 fn deadlines_survive_the_32_bit_clock_wrapping() {
-    let mut t = FlowTable::with_capacity(8);
+    let mut t = table(8);
     let a = flow(1);
     let near_wrap = u64::from(u32::MAX) - 10;
     t.insert(a, h(&a), 7, near_wrap, 100);
@@ -212,19 +228,26 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Against a map with deadlines: bounded, lazily expired, refusing only when full,
-    /// never losing a live entry, in both key orders (keys are built from either side).
+    /// never losing a live entry, in both key orders (keys are built from either side),
+    /// whether the table starts on all of its memory or grows from 1, 2 or 4 buckets.
     #[test]
     fn arbitrary_operations_agree_with_a_model(
-        capacity in 0usize..24,
+        capacity in 0usize..200,
+        start in 0u32..4,
         // All keys sharing their first bucket must work as well as a good hash.
         collide in any::<bool>(),
         ops in proptest::collection::vec(arb_op(), 0..300),
     ) {
-        let mut t = FlowTable::with_capacity(capacity);
+        let hasher: TableHash = if collide { seven } else { h_keyed };
+        let mut t = FlowTable::with_capacity(capacity).hashed_by(hasher);
+        let all = buckets_for(capacity);
+        if start < 3 {
+            t = t.starting_on((1 << start).min(all));
+        }
         let bytes = t.bytes();
         let mut model = Model::new();
         let mut now = 0u64;
-        let hash = |k: &V4Key| if collide { 7 } else { h(k) };
+        let hash = |k: &V4Key| hasher(k, 0);
         // Even keys are written client side first, odd ones server side first.
         let key = |n: u8| {
             let (c, s) = (0x0a00_0000 | u32::from(n), 0x0a00_0064);
@@ -294,4 +317,67 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_thousand_flows_stay_in_the_first_buckets() {
+    // A 1M-flow table: its memory is all allocated, but a thousand flows live in the
+    // first FIRST_LEVEL buckets (64 KiB).
+    let mut t = FlowTable::with_capacity(1 << 20).keyed(0x5eed);
+    for n in 0..1000 {
+        let k = flow(n);
+        assert!(t.insert(k, t.hash(&k), n, 0, 1000).is_some());
+    }
+    assert_eq!(t.buckets_in_use(), FIRST_LEVEL);
+    assert_eq!(t.bytes(), (1 << 20) * 64);
+}
+
+#[test]
+fn growing_keeps_every_entry_and_its_value() {
+    // From FIRST_LEVEL buckets to the whole table, every entry checked after each thousand
+    // inserts, and aging (which also splits) interleaved.
+    let capacity = 1 << 16;
+    let mut t = FlowTable::with_capacity(capacity).keyed(42);
+    let key = |n: u32| {
+        V4Key::new(
+            17,
+            0x0a40_0000 + n,
+            1024 + (n % 50_000) as u16,
+            0x0a00_0064,
+            53,
+        )
+    };
+    let mut levels = vec![t.buckets_in_use()];
+    for n in 0..capacity as u32 {
+        let k = key(n);
+        assert!(
+            t.insert(k, t.hash(&k), n, 0, 1000).is_some(),
+            "flow {n} refused"
+        );
+        if n % 7 == 0 {
+            t.expire(1, 8);
+        }
+        if n % 1000 == 999 {
+            for m in (0..=n).step_by(13) {
+                let k = key(m);
+                assert_eq!(lookup_keyed(&mut t, &k), Some(m), "flow {m} of {n}");
+            }
+            levels.push(t.buckets_in_use());
+        }
+    }
+    for m in 0..capacity as u32 {
+        assert_eq!(lookup_keyed(&mut t, &key(m)), Some(m), "flow {m}");
+    }
+    assert_eq!(t.len(), capacity);
+    assert!(levels.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(
+        t.buckets_in_use(),
+        buckets_for(capacity),
+        "grew to all its memory"
+    );
+}
+
+fn lookup_keyed(t: &mut FlowTable, k: &V4Key) -> Option<u32> {
+    let hash = t.hash(k);
+    t.find(k, hash, 1).map(|s| t.value(s))
 }
