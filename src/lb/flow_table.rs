@@ -131,6 +131,8 @@ pub struct FlowTable<M = Box<[Bucket]>> {
     /// The level's bucket count less one: a key's place is its hash masked by this, or by
     /// the next level's mask where its bucket has been split already.
     level: usize,
+    /// The next level's mask (`level << 1 | 1`).
+    next_level: usize,
     /// While growing: the level's buckets below this one have been split.
     split: usize,
     growing: bool,
@@ -182,6 +184,7 @@ impl<M: BucketMemory> FlowTable<M> {
             memory,
             mask: n - 1,
             level: n.min(FIRST_LEVEL) - 1,
+            next_level: (n.min(FIRST_LEVEL) - 1) << 1 | 1,
             split: 0,
             growing: false,
             len: 0,
@@ -250,7 +253,7 @@ impl<M: BucketMemory> FlowTable<M> {
     fn place(&self, x: usize) -> usize {
         let low = x & self.level;
         if low < self.split {
-            x & (self.level << 1 | 1)
+            x & self.next_level
         } else {
             low
         }
@@ -453,7 +456,9 @@ impl<M: BucketMemory> FlowTable<M> {
     /// caller to prefetch the next sweep's buckets while other work goes on.
     #[inline]
     pub fn swept_next(&self, ahead: usize) -> &Bucket {
-        &self.memory.as_ref()[(self.cursor + ahead) % self.buckets_in_use()]
+        // Masked by the memory, not wrapped at the buckets in use (a division each): near the
+        // wrap a bucket out of use may be fetched for nothing.
+        &self.memory.as_ref()[(self.cursor + ahead) & self.mask]
     }
 
     /// Keeps only the entries for which `f` returns true, letting it update their values.

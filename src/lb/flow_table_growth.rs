@@ -17,7 +17,8 @@ impl<M: BucketMemory> FlowTable<M> {
         for _ in 0..max {
             self.split_next();
             if self.split > self.level {
-                self.level = self.level << 1 | 1;
+                self.level = self.next_level;
+                self.next_level = self.level << 1 | 1;
                 self.split = 0;
                 self.growing = false;
                 break;
@@ -67,6 +68,7 @@ impl<M: BucketMemory> FlowTable<M> {
     pub(super) fn starting_on(mut self, buckets: usize) -> Self {
         assert!(self.is_empty() && buckets.is_power_of_two() && buckets <= self.mask + 1);
         self.level = buckets - 1;
+        self.next_level = self.level << 1 | 1;
         self
     }
 
