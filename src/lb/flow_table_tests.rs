@@ -381,3 +381,25 @@ fn lookup_keyed(t: &mut FlowTable, k: &V4Key) -> Option<u32> {
     let hash = t.hash(k);
     t.find(k, hash, 1).map(|s| t.value(s))
 }
+
+#[test]
+fn a_flow_found_in_its_second_bucket_moves_to_its_first_once_it_has_room() {
+    let mut t = FlowTable::with_capacity(100).hashed_by(seven);
+    for n in 0..4 {
+        let k = flow(n);
+        assert!(t.insert(k, 7, n, 0, 1000).is_some());
+    }
+    let fourth = flow(3);
+    let first = t.place(7);
+    assert_ne!(
+        t.locate(&fourth, 7).unwrap().bucket as usize,
+        first,
+        "first bucket full"
+    );
+    assert_eq!(t.remove(&flow(0), 7), Some(0));
+    // Found where it was, and moved home on the way.
+    assert_eq!(t.find(&fourth, 7, 1).map(|s| t.value(s)), Some(3));
+    assert_eq!(t.locate(&fourth, 7).unwrap().bucket as usize, first);
+    assert_eq!(t.find(&fourth, 7, 1).map(|s| t.value(s)), Some(3));
+    assert_eq!(t.len(), 3);
+}
