@@ -10,6 +10,7 @@
 #
 #   sudo scripts/bench-pps.sh [-f "1000 65536 1048576"] [-m "nat floating"] [-w WORKERS]
 #                             [-s SECONDS] [-o OUTDIR] [-l LCORES] [-H HUGEPAGES] [-b BINARY]
+#                             [-r RUNS]
 #
 # Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
 # used; writes OUTDIR/pps.csv and, when matplotlib is there, OUTDIR/pps.png.
@@ -17,14 +18,17 @@
 # LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
 # 2 MB hugepages first (default: use what is reserved; none means --no-huge).
 # BINARY: the haports binary to measure (default: build target/release/haports).
+# RUNS: measure each figure this many times, each a fresh process, and report the median
+# (default 1). On a virtual machine single runs differ by up to ±20%, one process to the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flows="1000 65536 1048576"; modes="nat floating"; workers=1; seconds=5; out=bench-out
-lcores=""; hugepages=""; binary=""
-while getopts "f:m:w:s:o:l:H:b:" o; do
+lcores=""; hugepages=""; binary=""; runs=1
+while getopts "f:m:w:s:o:l:H:b:r:" o; do
   case $o in
     f) flows=$OPTARG ;; m) modes=$OPTARG ;; w) workers=$OPTARG ;; s) seconds=$OPTARG ;;
     o) out=$OPTARG ;; l) lcores=$OPTARG ;; H) hugepages=$OPTARG ;; b) binary=$OPTARG ;;
+    r) runs=$OPTARG ;;
     *) exit 2 ;;
   esac
 done
@@ -52,7 +56,7 @@ trap cleanup EXIT
 ip netns add "$ns" && ip netns exec "$ns" ip link set lo up   # haports' kernel twins live here, away from the host's interfaces
 
 # EAL memory: the whole pcap sits in mbufs (once per worker queue) beside the flow tables
-# (32 MiB per worker); without enough 2 MB hugepages EAL runs --no-huge (about 5 KB an mbuf).
+# (64 MiB per worker at the default capacity); without enough 2 MB hugepages EAL runs --no-huge (about 5 KB an mbuf).
 huge_mb() {
   awk '/^HugePages_Free/ {f=$2} /^Hugepagesize/ {s=$2} END {print int(f * s / 1024)}' /proc/meminfo
 }
@@ -165,6 +169,12 @@ testpmd_pps() {
     "$work/testpmd-$mode.log"
 }
 
+# The median of `runs` measurements by the command given.
+median_of() {
+  local i
+  for (( i = 0; i < runs; i++ )); do "$@"; done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 csv=$out/pps.csv
 echo "mode,flows,workers,hugepages,haports_mpps,testpmd_io_mpps,testpmd_macswap_mpps,testpmd_5tswap_mpps" >"$csv"
 echo "haports: $("$binary" --version 2>/dev/null || echo "$binary"); $workers worker(s) on lcores $lcores;" \
@@ -176,11 +186,11 @@ for n in $flows; do
   python3 scripts/gen-flows.py "$n" "$pcap" --packets "$packets"
   packets=$(( (packets + n - 1) / n * n ))
   huge=$(uses_hugepages $(( (packets + 8192) * workers + 65536 )))
-  io=$(testpmd_pps "$pcap" "$n" "$packets" io)
-  ms=$(testpmd_pps "$pcap" "$n" "$packets" macswap)
-  ft=$(testpmd_pps "$pcap" "$n" "$packets" 5tswap)
+  io=$(median_of testpmd_pps "$pcap" "$n" "$packets" io)
+  ms=$(median_of testpmd_pps "$pcap" "$n" "$packets" macswap)
+  ft=$(median_of testpmd_pps "$pcap" "$n" "$packets" 5tswap)
   for mode in $modes; do
-    h=$(haports_pps "$pcap" "$n" "$packets" "$mode")
+    h=$(median_of haports_pps "$pcap" "$n" "$packets" "$mode")
     echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft" >>"$csv"
     awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" 'BEGIN {
       printf "%9s %9d %6s %10.3f %10.3f %10.3f %10.3f %8.2f %8.2f %8.2f\n", m, n, hp, h, io, ms, ft,
@@ -188,7 +198,7 @@ for n in $flows; do
   done
   rm -f "$pcap"
 done
-echo "Mpps of $workers worker core(s); CSV: $csv"
+echo "Mpps of $workers worker core(s), median of $runs run(s) each; CSV: $csv"
 /usr/bin/python3 - "$csv" "$out/pps.png" <<'PY' || echo "(no plot: python3-matplotlib not installed)"
 import csv, sys
 import matplotlib
