@@ -397,6 +397,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     }
     drop(twin_rx);
     drop(port_tx);
+    // The last holder of the hand-off queues (the workers' are gone): packets still in them
+    // go back to the pool now, while it exists. Left to the end of this function they were
+    // freed into a pool already gone: a crash on the way out, seen once in tests/scale_out.
+    drop(handoffs);
     drop(tx_bufs);
     drop(burst);
     drop(twins);
