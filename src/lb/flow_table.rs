@@ -318,37 +318,6 @@ impl<M: BucketMemory> FlowTable<M> {
         Some((slot, bucket.values[w]))
     }
 
-    /// A flow not in its first bucket: in its second, from where it moves to the first if
-    /// that has a free way, so that its next packets find it in the bucket the caller
-    /// prefetches. (Entries land in their second bucket while their first is full, which
-    /// is more often while the table grows: 6.3% of a million flows, against 2.4% in a
-    /// table on all of its memory from the start.)
-    #[cold]
-    fn find_second(&mut self, key: &V4Key, hash: u64, first: usize) -> Option<Slot> {
-        let second = self.place(hash as usize ^ offset(key));
-        let buckets = self.memory.as_mut();
-        let w = buckets.get(second)?.way_of(key)?;
-        let Some(free) = (0..WAYS).find(|&v| buckets[first].used & (1 << v) == 0) else {
-            return Some(Slot {
-                bucket: second as u32,
-                way: w as u8,
-            });
-        };
-        let from = buckets[second];
-        let to = &mut buckets[first];
-        to.addrs[free] = from.addrs[w];
-        to.ports[free] = from.ports[w];
-        to.protos[free] = from.protos[w];
-        to.values[free] = from.values[w];
-        to.deadlines[free] = from.deadlines[w];
-        to.used |= 1 << free;
-        buckets[second].used &= !(1 << w);
-        Some(Slot {
-            bucket: first as u32,
-            way: free as u8,
-        })
-    }
-
     /// A flow's value without touching its age, expired or not: for inspection.
     pub fn peek(&self, key: &V4Key, hash: u64) -> Option<u32> {
         self.locate(key, hash).map(|s| self.value(s))
@@ -419,40 +388,6 @@ impl<M: BucketMemory> FlowTable<M> {
             return self.locate(&key, hash);
         }
         Some(slot)
-    }
-
-    /// Both of a new flow's buckets are full of live entries: moves one of their entries to
-    /// its own other bucket where that has a free way (one cuckoo step) and returns the way it
-    /// left. None when no entry can move: the flow is not remembered.
-    #[cold]
-    fn make_room(&mut self, a: usize, b: usize) -> Option<(usize, usize, bool)> {
-        for i in [a, b] {
-            for w in 0..WAYS {
-                let bucket = self.memory.as_ref()[i];
-                let key = V4Key {
-                    addrs: bucket.addrs[w],
-                    ports: bucket.ports[w],
-                    proto: bucket.protos[w],
-                };
-                let (first, second) = self.homes(&key, self.hash(&key));
-                let j = if first == i { second } else { first };
-                let Some(free) = (0..WAYS).find(|&v| self.memory.as_ref()[j].used & (1 << v) == 0)
-                else {
-                    continue;
-                };
-                let buckets = self.memory.as_mut();
-                let target = &mut buckets[j];
-                target.addrs[free] = bucket.addrs[w];
-                target.ports[free] = bucket.ports[w];
-                target.protos[free] = bucket.protos[w];
-                target.values[free] = bucket.values[w];
-                target.deadlines[free] = bucket.deadlines[w];
-                target.used |= 1 << free;
-                buckets[i].used &= !(1 << w);
-                return Some((i, w, false));
-            }
-        }
-        None
     }
 
     /// Forgets a flow, returning its value (expired or not).
@@ -531,8 +466,8 @@ fn offset(key: &V4Key) -> usize {
     (mix >> 40) as usize | 1
 }
 
-#[path = "flow_table_growth.rs"]
-mod growth;
+#[path = "flow_table_moves.rs"]
+mod moves;
 
 #[cfg(test)]
 #[path = "flow_table_tests.rs"]
