@@ -9,7 +9,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::counters::WorkerCounters;
 use super::neighbours::{Held, NeighbourReports, Report};
-use super::pipeline::process_burst;
+use super::pipeline::{classify_burst, decide_burst, Classified};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::Forwarding;
@@ -53,13 +53,17 @@ impl Worker {
 
     /// Polls until `stop` is set. Returns 0 (the lcore's exit code).
     pub fn run(mut self) -> i32 {
-        let mut burst = MbufBurst::default();
+        let mut lanes: Vec<Lanes> = self.rx.iter().map(|_| Lanes::default()).collect();
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
-        let mut drops: [Option<Mbuf>; BURST] = std::array::from_fn(|_| None);
-        let mut tx_bufs: Vec<TxBuffer> = self.tx.iter().map(|_| TxBuffer::default()).collect();
-        let mut twin_bufs: Vec<TxBuffer> =
-            self.twin_tx.iter().map(|_| TxBuffer::default()).collect();
-        let mut held: Held<Option<Mbuf>> = Held::new();
+        let mut out = Egress {
+            tx_bufs: self.tx.iter().map(|_| TxBuffer::default()).collect(),
+            twin_bufs: self.twin_tx.iter().map(|_| TxBuffer::default()).collect(),
+            tx: std::mem::take(&mut self.tx),
+            twin_tx: std::mem::take(&mut self.twin_tx),
+            held: Held::new(),
+            drops: std::array::from_fn(|_| None),
+            counters: self.counters.clone(),
+        };
         let mut cache = Cache::new(self.forwarding.clone());
         let ticks_per_ms = (self.tsc_hz / 1000).max(1);
         let counters = self.counters.clone();
@@ -69,93 +73,38 @@ impl Worker {
             // Quiescent point: pick up the newest published state once per iteration.
             let fwd: &Arc<Forwarding> = cache.load();
             let now_ms = rdtsc() / ticks_per_ms;
-            for (ifc, rxq) in self.rx.iter_mut().enumerate() {
-                let n = rxq.burst(&mut burst);
-                if n == 0 {
-                    continue;
+            for (ifc, (rxq, lanes)) in self.rx.iter_mut().zip(&mut lanes).enumerate() {
+                // The burst received now is classified (its buckets requested) before the
+                // one received last time is decided: a burst's work hides the other's
+                // memory latency. With nothing received, the one waiting goes at once.
+                let (new, waiting) = lanes.split();
+                let n = rxq.burst(&mut new.burst);
+                if n > 0 {
+                    counters.rx_packets[ifc].add(n as u64);
+                    let st = &self.state;
+                    classify_burst(new.burst.slots_mut(), ifc as u32, st, fwd, &mut new.found);
                 }
-                counters.rx_packets[ifc].add(n as u64);
-                let slots = burst.slots_mut();
-                process_burst(
-                    slots,
-                    ifc as u32,
-                    &mut self.state,
-                    fwd,
-                    now_ms,
-                    &mut actions,
-                );
-                let mut dropped = 0;
-                for (slot, action) in slots.iter_mut().zip(actions) {
-                    let Some(m) = slot.take() else {
-                        continue;
-                    };
-                    match action {
-                        Action::Transmit { interface, backend } => {
-                            if let Some(b) = backend {
-                                counters.backend(b, m.len() as u64);
-                            }
-                            let buf = &mut tx_bufs[interface as usize];
-                            if buf.is_full() {
-                                flush(&mut self.tx[interface as usize], buf, &counters, interface);
-                            }
-                            let _ = buf.push(m);
-                        }
-                        Action::ToKernel { interface } => {
-                            let buf = &mut twin_bufs[interface as usize];
-                            if buf.is_full() {
-                                let (_, lost) = self.twin_tx[interface as usize].flush(buf);
-                                counters.drops[DropReason::TxFull.index()].add(lost as u64);
-                            }
-                            counters.to_kernel.add(1);
-                            let _ = buf.push(m);
-                        }
-                        Action::Hold { interface } => {
-                            if let Err(m) = held.hold(Some(m), interface, now_ms) {
-                                counters.drop_packet(DropReason::NoNeighbour);
-                                drops[dropped] = m;
-                                dropped += 1;
-                            }
-                        }
-                        Action::Drop(reason) => {
-                            counters.drop_packet(reason);
-                            drops[dropped] = Some(m);
-                            dropped += 1;
-                        }
-                    }
+                if !waiting.burst.is_empty() {
+                    let slots = waiting.burst.slots_mut();
+                    let st = &mut self.state;
+                    decide_burst(slots, &waiting.found, st, fwd, now_ms, &mut actions);
+                    out.send(slots, &actions, now_ms);
+                    waiting.burst.clear();
                 }
-                free_bulk(&mut drops[..dropped]);
-                burst.clear();
+                if n > 0 {
+                    lanes.turn();
+                }
             }
             for (i, handoff) in self.kernel_out.iter().enumerate() {
                 if let Some(q) = handoff {
-                    while !tx_bufs[i].is_full() {
+                    while !out.tx_bufs[i].is_full() {
                         let Some(m) = q.pop() else { break };
-                        let _ = tx_bufs[i].push(m);
+                        let _ = out.tx_bufs[i].push(m);
                     }
                 }
             }
-            // Packets that waited for a neighbour: out once it is published, else in time dropped.
-            held.release(fwd, now_ms, |m, action| match (m, action) {
-                (Some(m), Action::Transmit { interface, .. }) => {
-                    let buf = &mut tx_bufs[interface as usize];
-                    if buf.is_full() {
-                        flush(&mut self.tx[interface as usize], buf, &counters, interface);
-                    }
-                    let _ = buf.push(m);
-                }
-                (_, action) => {
-                    if let Action::Drop(reason) = action {
-                        counters.drop_packet(reason);
-                    }
-                }
-            });
-            for (i, buf) in tx_bufs.iter_mut().enumerate() {
-                flush(&mut self.tx[i], buf, &counters, i as u32);
-            }
-            for (i, buf) in twin_bufs.iter_mut().enumerate() {
-                let (_, lost) = self.twin_tx[i].flush(buf);
-                counters.drops[DropReason::TxFull.index()].add(lost as u64);
-            }
+            out.release_held(fwd, now_ms);
+            out.flush();
             self.state.flows.expire(now_ms, EXPIRE_PER_LOOP);
             // The next sweep's buckets, in while the next bursts are handled (the sweep
             // walks memory that nothing else touches: without this, a miss on each).
@@ -174,6 +123,145 @@ impl Worker {
         }
         0
     }
+}
+
+/// A burst and what stage 1 found in it.
+#[derive(Debug, Default)]
+struct Lane {
+    burst: MbufBurst,
+    found: Classified,
+}
+
+/// An interface's two bursts in flight: the one being received and the one received
+/// before it, waiting to be decided.
+#[derive(Debug, Default)]
+struct Lanes {
+    lanes: [Lane; 2],
+    /// Which lane receives next.
+    next: usize,
+}
+
+impl Lanes {
+    /// The receiving lane and the waiting one.
+    fn split(&mut self) -> (&mut Lane, &mut Lane) {
+        let [a, b] = &mut self.lanes;
+        if self.next == 0 {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+
+    /// The burst just received waits; the emptied lane receives next.
+    fn turn(&mut self) {
+        self.next ^= 1;
+    }
+}
+
+/// Where decided packets go: TX buffers of the ports and their kernel twins, packets held
+/// for a neighbour, and drops freed in bulk.
+struct Egress {
+    tx: Vec<TxQueue>,
+    twin_tx: Vec<TxQueue>,
+    tx_bufs: Vec<TxBuffer>,
+    twin_bufs: Vec<TxBuffer>,
+    held: Held<Option<Mbuf>>,
+    drops: [Option<Mbuf>; BURST],
+    counters: Arc<WorkerCounters>,
+}
+
+impl Egress {
+    /// Takes each packet of a decided burst where its action says.
+    #[inline]
+    fn send(&mut self, slots: &mut [Option<Mbuf>], actions: &[Action], now_ms: u64) {
+        let counters = &*self.counters;
+        let mut dropped = 0;
+        for (slot, action) in slots.iter_mut().zip(actions) {
+            let Some(m) = slot.take() else {
+                continue;
+            };
+            match *action {
+                Action::Transmit { interface, backend } => {
+                    if let Some(b) = backend {
+                        counters.backend(b, m.len() as u64);
+                    }
+                    let i = interface as usize;
+                    transmit(
+                        &mut self.tx[i],
+                        &mut self.tx_bufs[i],
+                        counters,
+                        interface,
+                        m,
+                    );
+                }
+                Action::ToKernel { interface } => {
+                    let buf = &mut self.twin_bufs[interface as usize];
+                    if buf.is_full() {
+                        let (_, lost) = self.twin_tx[interface as usize].flush(buf);
+                        counters.drops[DropReason::TxFull.index()].add(lost as u64);
+                    }
+                    counters.to_kernel.add(1);
+                    let _ = buf.push(m);
+                }
+                Action::Hold { interface } => {
+                    if let Err(m) = self.held.hold(Some(m), interface, now_ms) {
+                        counters.drop_packet(DropReason::NoNeighbour);
+                        self.drops[dropped] = m;
+                        dropped += 1;
+                    }
+                }
+                Action::Drop(reason) => {
+                    counters.drop_packet(reason);
+                    self.drops[dropped] = Some(m);
+                    dropped += 1;
+                }
+            }
+        }
+        free_bulk(&mut self.drops[..dropped]);
+    }
+
+    /// Packets that waited for a neighbour: out once it is published, else in time dropped.
+    fn release_held(&mut self, fwd: &Forwarding, now_ms: u64) {
+        let (tx, bufs, counters) = (&mut self.tx, &mut self.tx_bufs, &*self.counters);
+        self.held
+            .release(fwd, now_ms, |m, action| match (m, action) {
+                (Some(m), Action::Transmit { interface, .. }) => {
+                    let i = interface as usize;
+                    transmit(&mut tx[i], &mut bufs[i], counters, interface, m);
+                }
+                (_, action) => {
+                    if let Action::Drop(reason) = action {
+                        counters.drop_packet(reason);
+                    }
+                }
+            });
+    }
+
+    /// Every buffered packet to its queue.
+    fn flush(&mut self) {
+        for (i, buf) in self.tx_bufs.iter_mut().enumerate() {
+            flush(&mut self.tx[i], buf, &self.counters, i as u32);
+        }
+        for (i, buf) in self.twin_bufs.iter_mut().enumerate() {
+            let (_, lost) = self.twin_tx[i].flush(buf);
+            self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
+        }
+    }
+}
+
+/// Queues `m` for a port's TX queue, flushing the buffer first when it is full.
+#[inline]
+fn transmit(
+    txq: &mut TxQueue,
+    buf: &mut TxBuffer,
+    counters: &WorkerCounters,
+    interface: u32,
+    m: Mbuf,
+) {
+    if buf.is_full() {
+        flush(txq, buf, counters, interface);
+    }
+    let _ = buf.push(m);
 }
 
 #[inline]

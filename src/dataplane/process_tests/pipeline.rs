@@ -6,7 +6,9 @@ use super::errors_and_transit::internal_and_public_on_the_same_backends;
 use super::icmp_and_ipv6::{tcp6_frame, CLIENT6, FRONTEND6};
 use super::never_panics::{states, templates};
 use super::*;
-use crate::dataplane::pipeline::{process_burst, takes_fast_path};
+use crate::dataplane::pipeline::{
+    classify_burst, decide_burst, process_burst, takes_fast_path, Classified,
+};
 use crate::dpdk::BURST;
 
 /// Frames of many kinds, `variant` varying the client's port where there is one: the fast
@@ -157,6 +159,67 @@ proptest! {
             burst_agrees(&frames, &fwd, &mut a, &mut b, NOW + round * 1000)?;
         }
     }
+}
+
+/// As the worker runs the stages: each burst classified before the one received ahead of it
+/// is decided. Stage 1 changes nothing, so every packet gets what its burst gets through
+/// both stages in turn; a burst classified under one forwarding state and decided under the
+/// next (published in between) is classified again: its frontend, gone in the new state,
+/// is not balanced by the frontend that took its number.
+#[test]
+fn bursts_classified_a_burst_ahead_are_decided_as_bursts_in_turn() {
+    let fwd = build(&ha_ports(), &[]);
+    let mut moved = ha_ports();
+    moved.load_balancer[0].frontend[0].address = Ipv4Addr::new(10, 0, 0, 101).into();
+    let mut next = build(&moved, &[]);
+    next.generation = fwd.generation + 1;
+    let bursts: Vec<Vec<Vec<u8>>> = (0..4u16)
+        .map(|b| (0..KINDS).map(|k| kind(k, b)).collect())
+        .collect();
+    // Fed as the worker feeds them: the state changes before the last burst is decided.
+    let states = [&fwd, &fwd, &fwd, &next];
+    let (mut a, _) = worker();
+    let (mut b, _) = worker();
+    let mut ahead = bursts.clone();
+    let mut found: Vec<Classified> = bursts.iter().map(|_| Classified::default()).collect();
+    classify_burst(&mut ahead[0], LAN, &a, &fwd, &mut found[0]);
+    for i in 0..bursts.len() {
+        if let Some(next_burst) = ahead.get_mut(i + 1) {
+            classify_burst(next_burst, LAN, &a, states[i], &mut found[i + 1]);
+        }
+        let now = NOW + i as u64;
+        let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+        decide_burst(
+            &mut ahead[i],
+            &found[i],
+            &mut a,
+            states[i],
+            now,
+            &mut actions,
+        );
+        let mut in_turn = bursts[i].clone();
+        let mut expected = [Action::Drop(DropReason::Unsupported); BURST];
+        process_burst(&mut in_turn, LAN, &mut b, states[i], now, &mut expected);
+        assert_eq!(actions, expected, "burst {i}");
+        assert_eq!(ahead[i], in_turn, "burst {i}");
+    }
+    // The last burst's fast packets were classified for a frontend the new state lacks.
+    let mut stale = bursts[3].clone();
+    let mut found = Classified::default();
+    classify_burst(&mut stale, LAN, &a, &fwd, &mut found);
+    let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+    decide_burst(&mut stale, &found, &mut a, &next, NOW + 9, &mut actions);
+    assert!(
+        actions[..5].iter().all(|a| !matches!(
+            a,
+            Action::Transmit {
+                backend: Some(_),
+                ..
+            }
+        )),
+        "to 10.0.0.100, no longer a frontend: {:?}",
+        &actions[..5]
+    );
 }
 
 // ---------------------------------------------------------------------------------------
