@@ -9,7 +9,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::counters::WorkerCounters;
 use super::neighbours::{Held, NeighbourReports, Report};
-use super::pipeline::{classify_burst, decide_burst, Classified};
+use super::pipeline::{classify_burst, decide_burst, prefetch_buckets, Classified};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::Forwarding;
@@ -92,6 +92,8 @@ impl Worker {
                     waiting.burst.clear();
                 }
                 if n > 0 {
+                    // Again, now that the page walks are done (see `prefetch_buckets`).
+                    prefetch_buckets(&new.found, &self.state);
                     lanes.turn();
                 }
             }
