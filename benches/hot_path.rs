@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use haports::config::Config;
+use haports::dataplane::pipeline::{classify_burst, decide_burst, prefetch_buckets, Classified};
 use haports::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
 use haports::dpdk::{prefetch, BURST};
 use haports::lb::flow::FlowKey;
@@ -276,6 +277,29 @@ kind = "internal"
                 }
                 at = (at + BURST) % (frames.len() - BURST);
                 process_burst(&mut burst, 0, &mut st, &fwd, 1, &mut actions);
+                actions[0]
+            })
+        });
+        // As the worker runs the stages: the next burst classified, this one decided, the
+        // next one's buckets requested again.
+        let mut lanes = [frames[..BURST].to_vec(), frames[..BURST].to_vec()];
+        let mut found = [Classified::default(), Classified::default()];
+        classify_burst(&mut lanes[0], 0, &st, &fwd, &mut found[0]);
+        group.bench_function(BenchmarkId::new("nat_udp_burst_ahead", count), |b| {
+            let (mut at, mut next) = (BURST, 1usize);
+            b.iter(|| {
+                let [a, b] = &mut lanes;
+                let (new, waiting) = if next == 0 { (a, b) } else { (b, a) };
+                for (dst, src) in new.iter_mut().zip(&frames[at..at + BURST]) {
+                    dst.copy_from_slice(src);
+                }
+                at = (at + BURST) % (frames.len() - BURST);
+                let [fa, fb] = &mut found;
+                let (found_new, found_waiting) = if next == 0 { (fa, fb) } else { (fb, fa) };
+                classify_burst(new, 0, &st, &fwd, found_new);
+                decide_burst(waiting, found_waiting, &mut st, &fwd, 1, &mut actions);
+                prefetch_buckets(found_new, &st);
+                next ^= 1;
                 actions[0]
             })
         });
