@@ -7,17 +7,18 @@ use std::hint::black_box;
 use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use haports::config::Config;
 use haports::dataplane::pipeline::{classify_burst, decide_burst, prefetch_buckets, Classified};
 use haports::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
 use haports::dpdk::{prefetch, BURST};
 use haports::lb::flow::FlowKey;
 use haports::lb::flow_table::{FlowTable, V4Key};
-use haports::lb::forwarding::{Forwarding, Observations};
 use haports::lb::hash::symmetric_hash;
 use haports::lb::maglev::{instance_id, MaglevBackend, MaglevTable, TableSize};
 use haports::lb::verdict::DropReason;
-use haports::wire::MacAddr;
+
+#[path = "support/burst.rs"]
+mod support;
+use support::{forwarding, udp_frame};
 
 const SEED: u64 = 0x5eed;
 const FLOW_TABLE_CAPACITY: usize = 1 << 20;
@@ -217,44 +218,7 @@ fn parse(c: &mut Criterion) {
 /// A whole 32-packet burst of UDP to an HA-ports frontend (NAT) through the worker's pipeline,
 /// without DPDK: `flows` distinct flows already in the flow table, visited in random order.
 fn burst(c: &mut Criterion) {
-    let cfg = Config::from_toml(
-        r#"
-[dataplane]
-maglev_table_size = 65537
-[[interface]]
-name = "lan"
-port = 0
-address = "10.0.0.2/16"
-[[load_balancer]]
-name = "ilb"
-kind = "internal"
-  [[load_balancer.frontend]]
-  name = "fe"
-  address = "10.0.0.100"
-  [[load_balancer.backend_pool]]
-  name = "pool"
-  backends = [
-    { address = "10.0.0.11", mac = "02:00:00:00:00:11" },
-    { address = "10.0.0.12", mac = "02:00:00:00:00:12" },
-    { address = "10.0.0.13", mac = "02:00:00:00:00:13" },
-    { address = "10.0.0.14", mac = "02:00:00:00:00:14" },
-  ]
-  [[load_balancer.rule]]
-  name = "ha"
-  frontend = "fe"
-  backend_pool = "pool"
-  protocol = "all"
-  frontend_port = 0
-  backend_port = 0
-"#,
-        "bench",
-    )
-    .expect("bench config");
-    let obs = Observations {
-        interface_macs: vec![MacAddr([2, 0, 0, 0, 0, 1])],
-        ..Observations::default()
-    };
-    let fwd = Forwarding::build(&cfg, &obs, 1, None);
+    let fwd = forwarding(false);
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(BURST as u64));
     for count in [1000u32, 65_536, 1 << 20] {
@@ -305,28 +269,6 @@ kind = "internal"
         });
     }
     group.finish();
-}
-
-/// A 60-byte UDP datagram from client `src`:`sport` to the frontend 10.0.0.100, to its MAC.
-fn udp_frame(src: u32, sport: u16) -> Vec<u8> {
-    let mut f = vec![0u8; 60];
-    f[0..6].copy_from_slice(&[0x02, 0x48, 10, 0, 0, 100]);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0xc1]);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src.to_be_bytes());
-    ip[16..20].copy_from_slice(&[10, 0, 0, 100]);
-    let sum = haports::wire::checksum::internet_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&sum.to_be_bytes());
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
-    udp[4..6].copy_from_slice(&26u16.to_be_bytes());
-    f
 }
 
 criterion_group!(benches, hash, maglev, flow_table, parse, burst);
