@@ -1,7 +1,7 @@
 //! Criterion benches of the per-packet pieces (DESIGN §9): flow hash, Maglev build (10, 100,
 //! 1000 backends) and lookup, flow-table hit and miss at 64k and 1M flows in random order,
-//! parse (slow and fast path), and a whole 32-packet burst through the worker's pipeline
-//! without DPDK. `cargo bench --bench hot_path`.
+//! parse (slow and fast path), and a whole burst ([`BURST`] packets) through the worker's
+//! pipeline without DPDK. `cargo bench --bench hot_path`.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -215,8 +215,8 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
-/// A whole 32-packet burst of UDP to an HA-ports frontend (NAT) through the worker's pipeline,
-/// without DPDK: `flows` distinct flows already in the flow table, visited in random order.
+/// A whole burst ([`BURST`] packets) of UDP to an HA-ports frontend (NAT) through the worker's
+/// pipeline without DPDK: `flows` distinct flows already in the flow table, visited in random order.
 fn burst(c: &mut Criterion) {
     let fwd = forwarding(false);
     let mut group = c.benchmark_group("pipeline");

@@ -19,8 +19,6 @@
 //! then [`decide_burst`] on the one before it), so that a burst's buckets are requested a
 //! whole burst's work before they are read; [`process_burst`] runs both on one burst.
 
-use std::net::IpAddr;
-
 use super::nat::deliver_v4;
 use super::slow::{decide_flow, packet_key, process, to_backend, Ctx};
 use super::state::{Action, WorkerState};
@@ -109,16 +107,24 @@ impl PacketBuffer for Vec<u8> {
     }
 }
 
-/// What stage 1 found for a fast-path packet: its fields, canonical key and hash (the
-/// [`Flow`] is rebuilt from them in stage 2, where it stays in registers).
-#[derive(Debug, Clone, Copy, Default)]
+/// What stage 1 found for a fast-path packet: its fields and its flow (canonical key, hash
+/// and direction), which stage 2 decides by where they lie, without copying them.
+#[derive(Debug, Clone, Copy)]
 struct Fast {
     packet: Ipv4Flow,
-    key: V4Key,
-    hash: u64,
+    flow: Flow,
     frontend: FrontendId,
-    /// The packet travels against the key's order.
-    reversed: bool,
+}
+
+impl Default for Fast {
+    fn default() -> Self {
+        let packet = Ipv4Flow::default();
+        Fast {
+            packet,
+            flow: Flow::v4(&packet, V4Key::default(), 0, false),
+            frontend: 0,
+        }
+    }
 }
 
 /// Stage 1's findings for a burst, kept for its stage 2. The worker classifies the next
@@ -128,7 +134,7 @@ struct Fast {
 pub struct Classified {
     fast: [Fast; BURST],
     /// Bit i: packet i takes the fast path, as `fast[i]` says.
-    mask: u32,
+    mask: u64,
     /// What was classified: how many packets, received where, under which forwarding state
     /// (its generation). Stage 2 classifies again where any of them differs (a new state
     /// may number its frontends otherwise).
@@ -193,7 +199,7 @@ pub fn classify_burst<P: PacketBuffer>(
         let checked = p.ip_checksum();
         let fast = &mut out.fast[i];
         if classify_fast(p.bytes(), checked, our_mac, fwd, st.flows.secret, fast) {
-            out.mask |= 1 << i;
+            out.mask |= 1u64 << i;
         }
     }
     // The flows' buckets, all requested together once the hashes are known: where a
@@ -214,8 +220,8 @@ pub fn classify_burst<P: PacketBuffer>(
 pub fn prefetch_buckets(found: &Classified, st: &WorkerState) {
     let table = &st.flows.v4;
     for (i, f) in found.fast[..found.len].iter().enumerate() {
-        if found.mask & (1 << i) != 0 {
-            prefetch(table.first_bucket_of(f.hash));
+        if found.mask & (1u64 << i) != 0 {
+            prefetch(table.first_bucket_of(f.flow.table_hash));
         }
     }
 }
@@ -245,12 +251,10 @@ pub fn decide_burst<P: PacketBuffer>(
     // too big for a VXLAN tunnel goes back to.
     let senders = fwd.has_vxlan().then(|| senders(&mut packets[..n]));
     for (i, p) in packets[..n].iter_mut().enumerate() {
-        actions[i] = if fast_mask & (1 << i) != 0 {
+        actions[i] = if fast_mask & (1u64 << i) != 0 {
             let f = &fast[i];
             let frame = p.bytes();
-            let src = IpAddr::V4(f.packet.src().into());
-            let flow = Flow::v4(&f.packet, f.key, f.hash, f.reversed);
-            match decide_flow(src, f.frontend, Via::Frontend, &flow, &mut cx) {
+            match decide_flow(f.frontend, Via::Frontend, &f.flow, &mut cx) {
                 Ok(d) => deliver_v4(frame, &f.packet, &d, fwd),
                 Err(reason) => Action::Drop(reason),
             }
@@ -396,10 +400,8 @@ fn classify_fast(
     let (key, reversed) = Flow::v4_order(&packet);
     *out = Fast {
         packet,
-        key,
-        hash: table_hash_v4(&key, secret),
+        flow: Flow::v4(&packet, key, table_hash_v4(&key, secret), reversed),
         frontend,
-        reversed,
     };
     true
 }

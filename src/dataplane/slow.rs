@@ -206,7 +206,7 @@ pub(super) fn to_backend(
     first_fragment: Option<FlowKey>,
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
-    let d = decide_flow(h.src, fe, via, flow, cx)?;
+    let d = decide_flow(fe, via, flow, cx)?;
     if let Some(key) = first_fragment {
         let what = Fragment::Forward {
             backend: d.backend,
@@ -217,12 +217,11 @@ pub(super) fn to_backend(
     deliver(frame, h, &d, cx.fwd)
 }
 
-/// The decision for a packet from `src`, remembered in the worker's flow table; for a new
+/// The decision for a packet of `flow`, remembered in the worker's flow table; for a new
 /// NAT flow, the next hop its replies will need is asked for.
 /// The fast path and the slow path both come here, so they treat a flow alike.
 #[inline(always)]
 pub(super) fn decide_flow(
-    src: IpAddr,
     fe: FrontendId,
     via: Via,
     flow: &Flow,
@@ -246,7 +245,7 @@ pub(super) fn decide_flow(
     // A new NAT flow's replies go back to its sender's next hop: asked for now, not learnt
     // from the packet, so that the answer is there before the first reply.
     if d.new && d.nat {
-        if let Some(route) = fwd.route(src) {
+        if let Some(route) = fwd.route(flow.packet().src) {
             if fwd.neighbour(route.next_hop).is_none() {
                 cx.st
                     .neighbours

@@ -2,8 +2,11 @@ use std::ptr::NonNull;
 
 use super::mempool::Mempool;
 
-/// Packets per RX/TX burst.
-pub const BURST: usize = 32;
+/// Packets per RX/TX burst: twice the customary 32, so that the worker loop's fixed costs
+/// (polling every queue, flushing, the expiry sweep) and the drivers' per-call costs spread
+/// over twice the packets. The worker at 1k flows, NAT, eight single runs of each
+/// alternating: 7.80 → 8.72 Mpps on average, faster in seven of the eight pairs.
+pub const BURST: usize = 64;
 
 /// One owned, single-segment packet buffer; freed on drop unless handed to a TX queue.
 ///
