@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use super::flow::FlowKey;
-use super::flow_table::{BucketMemory, V4Key};
+use super::flow_table::{BucketMemory, Slot, V4Key};
 use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
 use super::hash::symmetric_hash;
 use super::hash::{table_hash_v4, v4_hash};
@@ -326,6 +326,23 @@ pub fn decide<M: BucketMemory>(
             return Ok(decided(backend, false));
         }
     }
+    new_decision(fwd, flows, (rule, nat), flow, now_ms, memory, found).map(|b| decided(b, true))
+}
+
+/// The Maglev choice for a flow `found` nowhere (or on a backend that may not keep it),
+/// remembered with [`Memory::Record`], with the reply entry of an ambiguous NAT flow. Out of
+/// line: kept apart from an established flow's path, the compiler holds that path's values
+/// in registers.
+#[inline(never)]
+fn new_decision<M: BucketMemory>(
+    fwd: &Forwarding,
+    flows: &mut Flows<M>,
+    (rule, nat): (&RuleState, bool),
+    flow: &Flow,
+    now_ms: u64,
+    memory: Memory,
+    found: Option<(u32, Option<Slot>)>,
+) -> Result<BackendId, DropReason> {
     let remembered = found.map(|(value, _)| value);
     let backend = fwd
         .pick(
@@ -360,7 +377,7 @@ pub fn decide<M: BucketMemory>(
             }
         }
     }
-    Ok(decided(backend, true))
+    Ok(backend)
 }
 
 /// The offline decision `haports lookup` prints, by the same [`decide`] and with no flow
