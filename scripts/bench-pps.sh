@@ -18,8 +18,10 @@
 # LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
 # 2 MB hugepages first (default: use what is reserved; none means --no-huge).
 # BINARY: the haports binary to measure (default: build target/release/haports).
-# RUNS: measure each figure this many times, each a fresh process, and report the median
-# (default 1). On a virtual machine single runs differ by up to ±20%, one process to the next.
+# RUNS: rounds, each measuring every figure once (testpmd's and haports' in turn, each a fresh
+# process); Mpps are the rounds' median, ratios the median of each round's own ratio
+# (default 1). On a virtual machine single runs differ by up to ±20%, one process to the next,
+# and the machine's speed drifts over minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flows="1000 65536 1048576"; modes="nat floating"; workers=1; seconds=5; out=bench-out
@@ -169,14 +171,23 @@ testpmd_pps() {
     "$work/testpmd-$mode.log"
 }
 
-# The median of `runs` measurements by the command given.
-median_of() {
-  local i
-  for (( i = 0; i < runs; i++ )); do "$@"; done | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+# The median of a list of numbers.
+median() {
+  tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# The median of the ratios of two lists, pair by pair (round by round).
+paired_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); k = 0
+    for (i = 1; i <= n; i++) if (y[i] > 0) r[++k] = x[i] / y[i]
+    if (!k) { print 0; exit }
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+    print r[int((k + 1) / 2)] }'
 }
 
 csv=$out/pps.csv
-echo "mode,flows,workers,hugepages,haports_mpps,testpmd_io_mpps,testpmd_macswap_mpps,testpmd_5tswap_mpps" >"$csv"
+echo "mode,flows,workers,hugepages,haports_mpps,testpmd_io_mpps,testpmd_macswap_mpps,testpmd_5tswap_mpps,ratio_5tswap" >"$csv"
 echo "haports: $("$binary" --version 2>/dev/null || echo "$binary"); $workers worker(s) on lcores $lcores;" \
   "flow_table_capacity: the default (1048576 per worker); $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 printf '%9s %9s %6s %10s %10s %10s %10s %8s %8s %8s\n' mode flows huge haports io macswap 5tswap "/io" "/macswap" "/5tswap"
@@ -186,19 +197,35 @@ for n in $flows; do
   python3 scripts/gen-flows.py "$n" "$pcap" --packets "$packets"
   packets=$(( (packets + n - 1) / n * n ))
   huge=$(uses_hugepages $(( (packets + 8192) * workers + 65536 )))
-  io=$(median_of testpmd_pps "$pcap" "$n" "$packets" io)
-  ms=$(median_of testpmd_pps "$pcap" "$n" "$packets" macswap)
-  ft=$(median_of testpmd_pps "$pcap" "$n" "$packets" 5tswap)
-  for mode in $modes; do
-    h=$(median_of haports_pps "$pcap" "$n" "$packets" "$mode")
-    echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft" >>"$csv"
-    awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" 'BEGIN {
-      printf "%9s %9d %6s %10.3f %10.3f %10.3f %10.3f %8.2f %8.2f %8.2f\n", m, n, hp, h, io, ms, ft,
-        io ? h / io : 0, ms ? h / ms : 0, ft ? h / ft : 0 }'
+  # Each round measures every figure once, testpmd's and haports' in turn, so that a machine
+  # whose speed drifts (a virtual machine's does) slows them alike; a ratio is the median of
+  # the rounds' own ratios, not a ratio of medians taken minutes apart.
+  declare -A runs_of=()
+  for (( round = 0; round < runs; round++ )); do
+    for fwd in io macswap 5tswap; do
+      runs_of[$fwd]+=" $(testpmd_pps "$pcap" "$n" "$packets" "$fwd")"
+    done
+    for mode in $modes; do
+      runs_of[$mode]+=" $(haports_pps "$pcap" "$n" "$packets" "$mode")"
+    done
   done
+  io=$(median <<<"${runs_of[io]}"); ms=$(median <<<"${runs_of[macswap]}")
+  ft=$(median <<<"${runs_of[5tswap]}")
+  for mode in $modes; do
+    h=$(median <<<"${runs_of[$mode]}")
+    r_io=$(paired_ratio "${runs_of[$mode]}" "${runs_of[io]}")
+    r_ms=$(paired_ratio "${runs_of[$mode]}" "${runs_of[macswap]}")
+    r_ft=$(paired_ratio "${runs_of[$mode]}" "${runs_of[5tswap]}")
+    echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft,$r_ft" >>"$csv"
+    awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" \
+      -v a="$r_io" -v b="$r_ms" -v c="$r_ft" 'BEGIN {
+      printf "%9s %9d %6s %10.3f %10.3f %10.3f %10.3f %8.2f %8.2f %8.2f\n", m, n, hp, h, io, ms, ft, a, b, c }'
+  done
+  unset runs_of
   rm -f "$pcap"
 done
-echo "Mpps of $workers worker core(s), median of $runs run(s) each; CSV: $csv"
+echo "Mpps of $workers worker core(s), median of $runs round(s), each running every figure once;" \
+  "ratios: the median of the rounds' own ratios; CSV: $csv"
 /usr/bin/python3 - "$csv" "$out/pps.png" <<'PY' || echo "(no plot: python3-matplotlib not installed)"
 import csv, sys
 import matplotlib
