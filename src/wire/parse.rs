@@ -133,11 +133,9 @@ pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
 pub struct Ipv4Flow {
     /// Source address (high half) and destination address.
     addrs: u64,
-    /// Source port (high half) and destination port.
-    ports: u32,
-    proto: u8,
-    /// TCP flag bits; 0 for UDP.
-    tcp_flags: u8,
+    /// Source port (bits 48 to 63), destination port (32 to 47), protocol (8 to 15) and TCP
+    /// flags (0 to 7; 0 for UDP).
+    rest: u64,
 }
 
 impl std::fmt::Debug for Ipv4Flow {
@@ -169,9 +167,7 @@ impl Ipv4Flow {
         let ports = (src_port as u32) << 16 | dst_port as u32;
         Ipv4Flow {
             addrs: (src as u64) << 32 | dst as u64,
-            ports,
-            proto,
-            tcp_flags,
+            rest: (ports as u64) << 32 | (proto as u64) << 8 | tcp_flags as u64,
         }
     }
 
@@ -194,28 +190,28 @@ impl Ipv4Flow {
     /// Both ports, the source port in the high half.
     #[inline]
     pub fn ports(&self) -> u32 {
-        self.ports
+        (self.rest >> 32) as u32
     }
 
     #[inline]
     pub fn src_port(&self) -> u16 {
-        (self.ports >> 16) as u16
+        (self.rest >> 48) as u16
     }
 
     #[inline]
     pub fn dst_port(&self) -> u16 {
-        self.ports as u16
+        (self.rest >> 32) as u16
     }
 
     #[inline]
     pub fn proto(&self) -> u8 {
-        self.proto
+        (self.rest >> 8) as u8
     }
 
     /// TCP flag bits; 0 for UDP.
     #[inline]
     pub fn tcp_flags(&self) -> u8 {
-        self.tcp_flags
+        self.rest as u8
     }
 
     /// What [`parse_headers`] says of the same frame.
@@ -283,9 +279,7 @@ pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Ipv4Flow> {
     let ports = u32::from_be_bytes(fixed[L4..L4 + 4].try_into().ok()?);
     Some(Ipv4Flow {
         addrs,
-        ports,
-        proto,
-        tcp_flags,
+        rest: u64::from(ports) << 32 | u64::from(proto) << 8 | u64::from(tcp_flags),
     })
 }
 
