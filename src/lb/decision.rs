@@ -331,8 +331,8 @@ pub fn decide<M: BucketMemory>(
 
 /// The Maglev choice for a flow `found` nowhere (or on a backend that may not keep it),
 /// remembered with [`Memory::Record`], with the reply entry of an ambiguous NAT flow. Out of
-/// line: kept apart from an established flow's path, the compiler holds that path's values
-/// in registers.
+/// line, so that an established flow's path, inlined into its callers, is not compiled
+/// around this code (the fast path's stage 2 went from 473 stack references to 300).
 #[inline(never)]
 fn new_decision<M: BucketMemory>(
     fwd: &Forwarding,
