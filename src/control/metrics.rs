@@ -177,13 +177,13 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &mut enc,
             "haports_backend_packets",
             "Packets forwarded to each backend",
-            &per_backend(&|w, i| at(&w.backend_packets, i)),
+            &per_backend(&|w, i| w.backend_traffic.get(i).map_or(0, |t| t.packets.get())),
         )?;
         counter(
             &mut enc,
             "haports_backend_bytes",
             "Bytes (frames as sent) forwarded to each backend",
-            &per_backend(&|w, i| at(&w.backend_bytes, i)),
+            &per_backend(&|w, i| w.backend_traffic.get(i).map_or(0, |t| t.bytes.get())),
         )?;
         counter(
             &mut enc,

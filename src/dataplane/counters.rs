@@ -33,6 +33,13 @@ impl Counter {
     }
 }
 
+/// Packets, and their bytes (frames as sent, Ethernet header included), sent one way.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub packets: Counter,
+    pub bytes: Counter,
+}
+
 /// One worker's counters, cache-line aligned so workers never share a line.
 #[derive(Debug)]
 #[repr(align(64))]
@@ -44,10 +51,9 @@ pub struct WorkerCounters {
     /// Packets handed to the kernel twins.
     pub to_kernel: Counter,
     pub drops: [Counter; DropReason::COUNT],
-    /// Packets forwarded to each backend, by `BackendId` of the current forwarding state.
-    pub backend_packets: Box<[Counter]>,
-    /// Their bytes (frames as sent, Ethernet header included).
-    pub backend_bytes: Box<[Counter]>,
+    /// Packets and bytes forwarded to each backend, by `BackendId` of the current
+    /// forwarding state: both of a backend in one line, written together for every packet.
+    pub backend_traffic: Box<[Traffic]>,
     /// New flows decided for each backend (Maglev's pick on a flow-table miss); the worker's
     /// state holds the other reference and counts them where flows are decided.
     pub backend_flows: Arc<[Counter]>,
@@ -69,11 +75,8 @@ impl Default for WorkerCounters {
             tx_packets: Default::default(),
             to_kernel: Counter::default(),
             drops: Default::default(),
-            backend_packets: (0..MAX_COUNTED_BACKENDS)
-                .map(|_| Counter::default())
-                .collect(),
-            backend_bytes: (0..MAX_COUNTED_BACKENDS)
-                .map(|_| Counter::default())
+            backend_traffic: (0..MAX_COUNTED_BACKENDS)
+                .map(|_| Traffic::default())
                 .collect(),
             backend_flows: backend_counters(),
             flow_entries: Counter::default(),
@@ -94,12 +97,9 @@ impl WorkerCounters {
     /// A packet of `bytes` sent to backend `id`.
     #[inline]
     pub fn backend(&self, id: u32, bytes: u64) {
-        if let (Some(p), Some(b)) = (
-            self.backend_packets.get(id as usize),
-            self.backend_bytes.get(id as usize),
-        ) {
-            p.add(1);
-            b.add(bytes);
+        if let Some(t) = self.backend_traffic.get(id as usize) {
+            t.packets.add(1);
+            t.bytes.add(bytes);
         }
     }
 }

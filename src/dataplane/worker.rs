@@ -12,7 +12,7 @@ use super::neighbours::{Held, NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets, Classified};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
-use crate::lb::forwarding::Forwarding;
+use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 
 /// Flow-table buckets aged per loop iteration (side-table slots: a quarter as many): a
@@ -88,8 +88,7 @@ impl Worker {
                     let slots = waiting.burst.slots_mut();
                     let st = &mut self.state;
                     decide_burst(slots, &waiting.found, st, fwd, now_ms, &mut actions);
-                    out.send(slots, &actions, now_ms);
-                    waiting.burst.clear();
+                    out.send(&mut waiting.burst, &actions, now_ms);
                 }
                 if n > 0 {
                     // Again, now that the page walks are done (see `prefetch_buckets`).
@@ -173,18 +172,48 @@ struct Egress {
 }
 
 impl Egress {
-    /// Takes each packet of a decided burst where its action says.
+    /// Takes each packet of a decided burst where its action says, leaving the burst empty.
     #[inline]
-    fn send(&mut self, slots: &mut [Option<Mbuf>], actions: &[Action], now_ms: u64) {
+    fn send(&mut self, burst: &mut MbufBurst, actions: &[Action], now_ms: u64) {
+        let (one_port, counted) = count_backends(&self.counters, burst.slots_mut(), actions);
+        if let Some(interface) = one_port.filter(|&i| (i as usize) < self.tx.len()) {
+            let i = interface as usize;
+            // What waits in the buffer (another queue's packets, held ones released) goes
+            // first, so that no flow's packets overtake one another.
+            flush(
+                &mut self.tx[i],
+                &mut self.tx_bufs[i],
+                &self.counters,
+                interface,
+            );
+            if let Some((sent, lost)) = self.tx[i].send(burst) {
+                self.counters.tx_packets[i].add(sent as u64);
+                self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
+                return;
+            }
+        }
+        self.send_each(burst.slots_mut(), actions, counted, now_ms);
+        burst.clear();
+    }
+
+    /// [`Egress::send`] packet by packet, into the TX buffers; the first `counted` packets'
+    /// backends are counted already.
+    fn send_each(
+        &mut self,
+        slots: &mut [Option<Mbuf>],
+        actions: &[Action],
+        counted: usize,
+        now_ms: u64,
+    ) {
         let counters = &*self.counters;
         let mut dropped = 0;
-        for (slot, action) in slots.iter_mut().zip(actions) {
+        for (k, (slot, action)) in slots.iter_mut().zip(actions).enumerate() {
             let Some(m) = slot.take() else {
                 continue;
             };
             match *action {
                 Action::Transmit { interface, backend } => {
-                    if let Some(b) = backend {
+                    if let Some(b) = backend.filter(|_| k >= counted) {
                         counters.backend(b, m.len() as u64);
                     }
                     let i = interface as usize;
@@ -249,6 +278,38 @@ impl Egress {
             self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
         }
     }
+}
+
+/// Counts the packets of a decided burst that go to backends, from its first packet on for
+/// as long as every one goes out of the same interface's port (the usual burst: all to
+/// backends behind one port, or all back to clients). Returns that interface if the whole
+/// burst does, and how many packets were counted.
+#[inline]
+fn count_backends(
+    counters: &WorkerCounters,
+    slots: &[Option<Mbuf>],
+    actions: &[Action],
+) -> (Option<InterfaceId>, usize) {
+    let Some(&Action::Transmit { interface, .. }) = actions.first() else {
+        return (None, 0);
+    };
+    for (k, (slot, action)) in slots.iter().zip(actions).enumerate() {
+        match (slot, *action) {
+            (
+                Some(m),
+                Action::Transmit {
+                    interface: i,
+                    backend,
+                },
+            ) if i == interface => {
+                if let Some(b) = backend {
+                    counters.backend(b, m.len() as u64);
+                }
+            }
+            _ => return (None, k),
+        }
+    }
+    (Some(interface), slots.len().min(actions.len()))
 }
 
 /// Queues `m` for a port's TX queue, flushing the buffer first when it is full.

@@ -3,7 +3,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::error::{check, DpdkError};
-use super::mbuf::{MbufBurst, TxBuffer, BURST};
+use super::mbuf::{Mbuf, MbufBurst, TxBuffer, BURST};
 use super::mempool::Mempool;
 use crate::wire::MacAddr;
 
@@ -330,28 +330,52 @@ impl TxQueue {
     /// `(sent, dropped)`.
     #[inline]
     pub fn flush(&mut self, buf: &mut TxBuffer) -> (usize, usize) {
-        let len = buf.len;
+        let len = std::mem::take(&mut buf.len);
         if len == 0 {
             return (0, 0);
         }
-        // SAFETY: the first `len` slots are Some (pushed by TxBuffer::push); the PMD takes
-        // ownership of the first `sent` of them.
+        // SAFETY: the first `len` slots are Some (pushed by TxBuffer::push).
+        unsafe { self.transmit_all(&mut buf.slots[..len]) }
+    }
+
+    /// Sends a received burst as it lies, without copying it into a [`TxBuffer`]; packets
+    /// the NIC did not take are freed and the burst is left empty. Returns `(sent, dropped)`,
+    /// or `None` (nothing sent, nothing taken) where a slot is empty.
+    #[inline]
+    pub fn send(&mut self, burst: &mut MbufBurst) -> Option<(usize, usize)> {
+        let slots = &mut burst.slots[..burst.len];
+        if slots.is_empty() || slots.iter().any(Option::is_none) {
+            return None;
+        }
+        // SAFETY: every slot is Some, checked just now; a burst holds at most BURST.
+        let sent = unsafe { self.transmit_all(slots) };
+        burst.len = 0;
+        Some(sent)
+    }
+
+    /// # Safety
+    /// Every slot of `slots` (at most 65535) is Some.
+    #[inline]
+    unsafe fn transmit_all(&mut self, slots: &mut [Option<Mbuf>]) -> (usize, usize) {
+        let len = slots.len();
+        // SAFETY: `Option<Mbuf>` is a nullable `*mut rte_mbuf` (repr(transparent) over
+        // NonNull), and the caller promises each is Some; the PMD takes ownership of the
+        // first `sent` of them.
         let sent = unsafe {
             dpdk_sys::rte_eth_tx_burst(
                 self.port.id,
                 self.queue,
-                buf.slots.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
+                slots.as_mut_ptr().cast::<*mut dpdk_sys::rte_mbuf>(),
                 len as u16,
             )
         } as usize;
-        for slot in &mut buf.slots[..sent] {
+        for slot in &mut slots[..sent] {
             // The PMD owns these now: forget without freeing.
             std::mem::forget(slot.take());
         }
-        for slot in &mut buf.slots[sent..len] {
+        for slot in &mut slots[sent..] {
             *slot = None; // frees
         }
-        buf.len = 0;
         (sent, len - sent)
     }
 
