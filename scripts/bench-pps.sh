@@ -10,7 +10,7 @@
 #
 #   sudo scripts/bench-pps.sh [-f "1000 65536 1048576"] [-m "nat floating"] [-w WORKERS]
 #                             [-s SECONDS] [-o OUTDIR] [-l LCORES] [-H HUGEPAGES] [-b BINARY]
-#                             [-r RUNS]
+#                             [-r RUNS] [-I]
 #
 # Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
 # used; writes OUTDIR/pps.csv and, when matplotlib is there, OUTDIR/pps.png.
@@ -22,15 +22,20 @@
 # process); Mpps are the rounds' median, ratios the median of each round's own ratio
 # (default 1). On a virtual machine single runs differ by up to ±20%, one process to the next,
 # and the machine's speed drifts over minutes.
+# -I: instructions a packet instead, counted by valgrind's callgrind (the same count every
+# run, where Mpps are not): haports' worker thread once its flow table holds every flow
+# (packets: its bursts, each of 64, which infinite_rx always fills) and testpmd 5tswap's
+# forwarding thread over its whole run (packets: those it reports sent); then haports'
+# costliest functions. Slow (about 50 times): SECONDS of 10 to 30, and 1000 or 65536 flows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flows="1000 65536 1048576"; modes="nat floating"; workers=1; seconds=5; out=bench-out
-lcores=""; hugepages=""; binary=""; runs=1
-while getopts "f:m:w:s:o:l:H:b:r:" o; do
+lcores=""; hugepages=""; binary=""; runs=1; instructions=""
+while getopts "f:m:w:s:o:l:H:b:r:I" o; do
   case $o in
     f) flows=$OPTARG ;; m) modes=$OPTARG ;; w) workers=$OPTARG ;; s) seconds=$OPTARG ;;
     o) out=$OPTARG ;; l) lcores=$OPTARG ;; H) hugepages=$OPTARG ;; b) binary=$OPTARG ;;
-    r) runs=$OPTARG ;;
+    r) runs=$OPTARG ;; I) instructions=1 ;;
     *) exit 2 ;;
   esac
 done
@@ -64,7 +69,7 @@ huge_mb() {
 }
 eal_memory() {
   local mbufs=$1 mb=$(( ($1 * 50 / 10000) + 1024 + 64 * workers ))
-  if [ "$(huge_mb)" -ge "$mb" ]; then echo '"--in-memory"'
+  if [ -z "$instructions" ] && [ "$(huge_mb)" -ge "$mb" ]; then echo '"--in-memory"'
   else echo "\"--no-huge\", \"--no-shconf\", \"-m\", \"$mb\""; fi
 }
 uses_hugepages() { eal_memory "$1" | grep -q in-memory && echo yes || echo no; }
@@ -126,7 +131,9 @@ kind = "internal"
   backend_port = 0
   floating_ip = $floating
 TOML
-  ip netns exec "$ns" "$binary" run --config "$work/haports.toml" 2>"$work/haports-$mode-$n.log" &
+  # shellcheck disable=SC2086
+  ip netns exec "$ns" $(under "$work/cg-haports") "$binary" run --config "$work/haports.toml" \
+    2>"$work/haports-$mode-$n.log" &
   local pid=$!
   tx() { metric_sum 'haports_port_tx_packets_total[{]port="1"'; }
   for _ in $(seq 1200); do [ -n "$(tx)" ] && [ "$(tx)" != 0 ] && break; sleep 0.1; done
@@ -143,6 +150,14 @@ TOML
   done
   [ "$held" -ge "$want" ] || echo "(flow tables hold $held of $want flows: full)" >&2
   sleep 1
+  if [ -n "$instructions" ]; then
+    callgrind_control -z "$pid" >/dev/null 2>&1; sleep "$seconds"
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    kill -TERM "$pid"; wait "$pid" || true
+    per_packet "$work/cg-haports.1" bursts >"$work/functions-$mode-$n"
+    head -1 "$work/functions-$mode-$n"; rm -f "$work"/cg-haports*
+    return
+  fi
   local t0 a t1 b
   t0=$(date +%s.%N); a=$(tx); sleep "$seconds"; t1=$(date +%s.%N); b=$(tx)
   kill -TERM "$pid"; wait "$pid" || true
@@ -154,21 +169,72 @@ testpmd_pps() {
   local pcap=$1 n=$2 packets=$3 mode=$4 mbufs=$(( ($3 + 8192) * workers + 65536 ))
   local mem; mem=$(eal_memory $mbufs | tr -d '",')
   # shellcheck disable=SC2086
-  timeout $(( seconds + 180 )) dpdk-testpmd -l "$lcores" --no-pci $mem --file-prefix "tpbench$$" \
+  timeout $(( seconds + 180 )) $(under "$work/cg-testpmd") dpdk-testpmd -l "$lcores" --no-pci $mem --file-prefix "tpbench$$" \
     --vdev "$(pcap_vdev "$pcap")" --vdev "net_null0,no-rx=1" -- \
     --forward-mode="$mode" --nb-cores="$workers" --rxq="$workers" --txq="$workers" \
-    --total-num-mbufs="$mbufs" --stats-period=1 --no-flush-rx </dev/null >"$work/testpmd-$mode.log" 2>&1 &
+    --total-num-mbufs="$mbufs" --stats-period=1 --no-flush-rx --burst=64 \
+    </dev/null >"$work/testpmd-$mode.log" 2>&1 &
   local pid=$!
   # Loading a large pcap into mbufs takes a while: time the run from its first report.
   for _ in $(seq 1200); do grep -q "NIC statistics" "$work/testpmd-$mode.log" 2>/dev/null && break; sleep 0.1; done
   sleep $(( seconds + 2 ))
   kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  if [ -n "$instructions" ]; then
+    # The packets it sent: port 1's TX-packets in its final statistics.
+    per_packet "$work/cg-testpmd" "$(awk '/Forward statistics for port 1/ { p = 1 }
+      p && /TX-packets:/ { print $2; exit }' "$work/testpmd-$mode.log")" >"$work/testpmd-functions"
+    head -1 "$work/testpmd-functions"; rm -f "$work"/cg-testpmd*
+    return
+  fi
   # Each report has a "NIC statistics for port N" block; keep port 1's Tx-pps, skipping the
   # first report (warm-up).
   awk '/NIC statistics for port/ { for (i = 1; i < NF; i++) if ($i == "port") port = $(i + 1) }
        /Tx-pps:/ && port == 1 { v[++k] = $2 }
        END { s = 0; c = 0; for (i = 2; i <= k; i++) { s += v[i]; c++ } printf "%.3f\n", c ? s / c / 1e6 : 0 }' \
     "$work/testpmd-$mode.log"
+}
+
+# With -I, the command line that runs a program under callgrind, one profile per thread.
+under() {
+  [ -n "$instructions" ] && echo "valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$1"
+}
+
+# Instructions a packet of the busiest thread in the callgrind profiles PREFIX-NN, for
+# PACKETS packets (or "bursts": its calls of haports' stage 2, 64 packets each); then its
+# costliest functions, by their own instructions a packet.
+per_packet() {
+  python3 - "$@" <<'PY'
+import collections, glob, re, sys
+prefix, packets = sys.argv[1], sys.argv[2]
+names, threads = {}, []
+for path in sorted(glob.glob(prefix + "-*")):
+    own, calls, fn, cfn, skip = collections.Counter(), collections.Counter(), None, None, False
+    for line in open(path, errors="replace"):
+        m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
+        if m:
+            if m.group(3):
+                names[m.group(2)] = m.group(3)
+            if m.group(1):
+                cfn = m.group(2)
+            else:
+                fn = m.group(2)
+        elif line.startswith("calls="):
+            calls[cfn] += int(line.split()[0][6:])
+            skip = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if not skip:
+                own[fn] += int(line.split()[-1])
+            skip = False
+    threads.append((sum(own.values()), own, calls))
+total, own, calls = max(threads, key=lambda t: t[0])
+if packets == "bursts":
+    n = 64 * sum(c for f, c in calls.items() if names.get(f, "").endswith("pipeline::decide_burst"))
+else:
+    n = int(packets or 0)
+print(f"{total / n:.1f}" if n else "0")
+for f, c in own.most_common(12):
+    print(f"{c / n:8.1f} {names.get(f, f)[:100]}")
+PY
 }
 
 # The median of a list of numbers.
@@ -186,8 +252,13 @@ paired_ratio() {
     print r[int((k + 1) / 2)] }'
 }
 
-csv=$out/pps.csv
-echo "mode,flows,workers,hugepages,haports_mpps,testpmd_io_mpps,testpmd_macswap_mpps,testpmd_5tswap_mpps,ratio_5tswap" >"$csv"
+csv=$out/pps.csv; unit=mpps
+if [ -n "$instructions" ]; then
+  csv=$out/instructions.csv; unit=instructions
+  command -v valgrind >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind
+fi
+echo "mode,flows,workers,hugepages,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit,ratio_5tswap" >"$csv"
 echo "haports: $("$binary" --version 2>/dev/null || echo "$binary"); $workers worker(s) on lcores $lcores;" \
   "flow_table_capacity: the default (1048576 per worker); $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 printf '%9s %9s %6s %10s %10s %10s %10s %8s %8s %8s\n' mode flows huge haports io macswap 5tswap "/io" "/macswap" "/5tswap"
@@ -213,9 +284,11 @@ for n in $flows; do
   ft=$(median <<<"${runs_of[5tswap]}")
   for mode in $modes; do
     h=$(median <<<"${runs_of[$mode]}")
-    r_io=$(paired_ratio "${runs_of[$mode]}" "${runs_of[io]}")
-    r_ms=$(paired_ratio "${runs_of[$mode]}" "${runs_of[macswap]}")
-    r_ft=$(paired_ratio "${runs_of[$mode]}" "${runs_of[5tswap]}")
+    # haports' share of testpmd's speed: for instructions, testpmd's count over haports'.
+    ratio() { if [ -n "$instructions" ]; then paired_ratio "$2" "$1"; else paired_ratio "$1" "$2"; fi; }
+    r_io=$(ratio "${runs_of[$mode]}" "${runs_of[io]}")
+    r_ms=$(ratio "${runs_of[$mode]}" "${runs_of[macswap]}")
+    r_ft=$(ratio "${runs_of[$mode]}" "${runs_of[5tswap]}")
     echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft,$r_ft" >>"$csv"
     awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" \
       -v a="$r_io" -v b="$r_ms" -v c="$r_ft" 'BEGIN {
@@ -224,6 +297,15 @@ for n in $flows; do
   unset runs_of
   rm -f "$pcap"
 done
+if [ -n "$instructions" ]; then
+  echo "Instructions a packet (callgrind) of one worker thread, median of $runs round(s); ratios:" \
+    "testpmd's count over haports'; CSV: $csv"
+  for f in "$work"/functions-*; do
+    echo "haports' costliest functions, ${f##*/functions-} (own instructions a packet):"
+    tail -n +2 "$f"
+  done
+  exit 0
+fi
 echo "Mpps of $workers worker core(s), median of $runs round(s), each running every figure once;" \
   "ratios: the median of the rounds' own ratios; CSV: $csv"
 /usr/bin/python3 - "$csv" "$out/pps.png" <<'PY' || echo "(no plot: python3-matplotlib not installed)"
