@@ -1,5 +1,6 @@
 //! One worker lcore's poll loop over its RX/TX queues: a burst in, through the
-//! [`pipeline`](super::pipeline), out to TX buffers, the kernel twins or freed in bulk.
+//! [`pipeline`](super::pipeline), and out: as received where every packet leaves by one port,
+//! else each to a TX buffer or a kernel twin, or freed in bulk.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
