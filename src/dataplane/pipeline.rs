@@ -274,10 +274,10 @@ fn decide_fast<P: PacketBuffer>(
 ) {
     for ((p, f), action) in packets.iter_mut().zip(fast).zip(actions) {
         let flow = Flow::v4(&f.packet, f.key, f.hash, f.reversed);
-        *action = match decide_flow(f.frontend, Via::Frontend, &flow, cx) {
-            Ok(d) => deliver_v4(p.bytes(), &f.packet, d, cx.fwd),
-            Err(reason) => Action::Drop(reason),
-        };
+        match decide_flow(f.frontend, Via::Frontend, &flow, cx) {
+            Ok(d) => deliver_v4(p.bytes(), &f.packet, d, cx.fwd, action),
+            Err(reason) => *action = Action::Drop(reason),
+        }
     }
 }
 
