@@ -14,7 +14,9 @@
 
 use std::time::Instant;
 
-use haports::dataplane::pipeline::{classify_burst, decide_burst, prefetch_buckets, Classified};
+use haports::dataplane::pipeline::{
+    classify_burst, decide_burst, prefetch_buckets_again, Classified,
+};
 use haports::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
 use haports::dpdk::BURST;
 use haports::lb::forwarding::Forwarding;
@@ -101,7 +103,7 @@ fn a_burst_apart(frames: &[Vec<u8>], st: &mut WorkerState, fwd: &Forwarding) -> 
             decide_burst(waiting, found_waiting, st, fwd, 1, &mut actions);
             sent += transmitted(&actions);
         }
-        prefetch_buckets(found_new, st);
+        prefetch_buckets_again(found_new, st);
     }
     sent
 }

@@ -10,7 +10,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::counters::WorkerCounters;
 use super::neighbours::{Held, NeighbourReports, Report};
-use super::pipeline::{classify_burst, decide_burst, prefetch_buckets, Classified};
+use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
 use super::state::{Action, WorkerState};
 use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
@@ -93,7 +93,7 @@ impl Worker {
                 }
                 if n > 0 {
                     // Again, now that the page walks are done (see `prefetch_buckets`).
-                    prefetch_buckets(&new.found, &self.state);
+                    prefetch_buckets_again(&new.found, &self.state);
                     lanes.turn();
                 }
             }
