@@ -244,18 +244,22 @@ pub fn parse_ipv4_fast(frame: &[u8]) -> Option<Ipv4Flow> {
     const L4: usize = Ipv4Flow::L4;
     // Ethernet, a 20-byte IPv4 header and the 8 bytes every transport header here starts with.
     let fixed: &[u8; L4 + 8] = frame.get(..L4 + 8)?.try_into().ok()?;
-    if fixed[12..14] != [0x08, 0x00] || fixed[L3] != 0x45 {
+    // EtherType, version and header length, total length: one word, as it lies in memory.
+    let word = u64::from_le_bytes(fixed[12..20].try_into().ok()?);
+    if word & 0xff_ffff != 0x45_0008 {
         return None;
     }
-    // Neither more fragments nor an offset (DF and the reserved bit may be set).
-    if get_u16(&fixed[L3 + 6..L3 + 8]) & 0x3fff != 0 {
+    // Neither more fragments nor an offset (DF and the reserved bit may be set): the low six
+    // bits of the first octet and all of the second.
+    if u16::from_le_bytes([fixed[L3 + 6], fixed[L3 + 7]]) & 0xff3f != 0 {
         return None;
     }
-    let total = usize::from(get_u16(&fixed[L3 + 2..L3 + 4]));
-    let l4_len = (L3 + total).min(frame.len()).checked_sub(L4)?;
-    if L3 + total > frame.len() {
+    let total = usize::from(u16::from_be_bytes([fixed[L3 + 2], fixed[L3 + 3]]));
+    // The IPv4 header's 20 bytes, all inside the frame.
+    if total < 20 || L3 + total > frame.len() {
         return None;
     }
+    let l4_len = total - 20;
     let proto = fixed[L3 + 9];
     let tcp_flags = match proto {
         IpProtocol::TCP => {
