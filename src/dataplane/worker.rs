@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 
-use super::counters::WorkerCounters;
+use super::counters::{count_backend, WorkerCounters};
 use super::neighbours::{Held, NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
 use super::state::{Action, WorkerState};
@@ -294,6 +294,7 @@ fn count_backends(
     let Some(&Action::Transmit { interface, .. }) = actions.first() else {
         return (None, 0);
     };
+    let traffic = &counters.backend_traffic[..];
     for (k, (slot, action)) in slots.iter().zip(actions).enumerate() {
         match (slot, *action) {
             (
@@ -304,7 +305,7 @@ fn count_backends(
                 },
             ) if i == interface => {
                 if let Some(b) = backend {
-                    counters.backend(b, m.len() as u64);
+                    count_backend(traffic, b, m.len() as u64);
                 }
             }
             _ => return (None, k),

@@ -344,7 +344,10 @@ impl TxQueue {
     #[inline]
     pub fn send(&mut self, burst: &mut MbufBurst) -> Option<(usize, usize)> {
         let slots = &mut burst.slots[..burst.len];
-        if slots.is_empty() || slots.iter().any(Option::is_none) {
+        // Every slot looked at, without a branch each: the compiler tests them several at a
+        // time.
+        let gap = slots.iter().fold(false, |gap, slot| gap | slot.is_none());
+        if slots.is_empty() || gap {
             return None;
         }
         // SAFETY: every slot is Some, checked just now; a burst holds at most BURST.
