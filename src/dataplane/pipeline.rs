@@ -205,11 +205,12 @@ pub fn classify_burst<P: PacketBuffer>(
 /// Requests the first bucket of each fast packet's flow of a classified burst.
 ///
 /// The worker requests them twice where the table is large ([`prefetch_buckets_again`]):
-/// in stage 1, then again once it has decided the burst before. A request that needs a page walk seems to bring in the page's translation but
-/// not always the line (`perf` on the worker with a million flows: a burst later, the
-/// bucket's first load still held two fifths of stage 2's samples); the second finds the
-/// translation and brings the line (through the pipeline without DPDK at 1M flows, 61.1 →
-/// 53.9 ns a packet; 0.8 ns more at 1k, where nothing misses).
+/// in stage 1, then again once it has decided the burst before. A request that needs a page
+/// walk seems to bring in the page's translation but not always the line (`perf` on the
+/// worker with a million flows: a burst later, the bucket's first load still held two fifths
+/// of stage 2's samples); the second finds the translation and brings the line (through the
+/// pipeline without DPDK at 1M flows, 61.1 → 53.9 ns a packet; 0.8 ns more at 1k, where
+/// nothing misses).
 fn prefetch_buckets(found: &Classified, st: &WorkerState) {
     let table = &st.flows.v4;
     for (i, f) in found.fast[..found.len].iter().enumerate() {

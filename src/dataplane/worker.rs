@@ -92,7 +92,8 @@ impl Worker {
                     out.send(&mut waiting.burst, &actions, now_ms);
                 }
                 if n > 0 {
-                    // Again, now that the page walks are done (see `prefetch_buckets`).
+                    // Again where the table is large, now that the page walks are done
+                    // (see `prefetch_buckets_again`).
                     prefetch_buckets_again(&new.found, &self.state);
                     lanes.turn();
                 }
