@@ -43,9 +43,9 @@ pub trait PacketBuffer {
     }
     /// Brings the packet's first cache line in.
     fn prefetch(&self) {}
-    /// The device's verdict on the IPv4 header checksum, where it gave one.
-    fn ip_checksum(&self) -> Option<bool> {
-        None
+    /// Whether the device checked the IPv4 header checksum and found it right.
+    fn ip_checksum_good(&self) -> bool {
+        false
     }
     /// Makes room for `n` bytes in front of the packet; false if there is none.
     fn prepend(&mut self, n: usize) -> bool;
@@ -75,8 +75,8 @@ impl PacketBuffer for Option<Mbuf> {
     }
 
     #[inline]
-    fn ip_checksum(&self) -> Option<bool> {
-        self.as_ref().and_then(Mbuf::ip_checksum)
+    fn ip_checksum_good(&self) -> bool {
+        self.as_ref().is_some_and(Mbuf::ip_checksum_good)
     }
 
     fn prepend(&mut self, n: usize) -> bool {
@@ -189,7 +189,7 @@ pub fn classify_burst<P: PacketBuffer>(
         if p.is_chained() {
             continue;
         }
-        let checked = p.ip_checksum();
+        let checked = p.ip_checksum_good();
         let fast = &mut out.fast[i];
         if classify_fast(p.bytes(), checked, our_mac, fwd, st.flows.secret, fast) {
             out.mask |= 1u64 << i;
@@ -370,7 +370,7 @@ fn tunnel<P: PacketBuffer>(
 #[cfg(test)]
 pub(crate) fn takes_fast_path(frame: &[u8], ingress: InterfaceId, fwd: &Forwarding) -> bool {
     fwd.interfaces.get(ingress as usize).is_some_and(|i| {
-        classify_fast(frame, None, i.mac, fwd, 0, &mut Fast::default())
+        classify_fast(frame, false, i.mac, fwd, 0, &mut Fast::default())
             || classify_fast6(frame, i.mac, fwd).is_some()
     })
 }
@@ -414,7 +414,7 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 #[inline]
 fn classify_fast(
     frame: &[u8],
-    checked: Option<bool>,
+    checked: bool,
     our_mac: MacAddr,
     fwd: &Forwarding,
     secret: u64,
@@ -423,11 +423,12 @@ fn classify_fast(
     let Some(packet) = parse_ipv4_fast(frame) else {
         return false;
     };
-    // The header checksum: the device's verdict, else ours (a bad one: the slow path counts it).
+    // The header checksum: right by the device's check, else by ours (a bad one: the slow
+    // path checks again and counts it).
     let header = frame
         .get(Ipv4Flow::L3..Ipv4Flow::L4)
         .and_then(|h| h.try_into().ok());
-    if !checked.unwrap_or_else(|| header.is_some_and(ipv4_header_ok)) {
+    if !checked && !header.is_some_and(ipv4_header_ok) {
         return false;
     }
     let Some(frontend) = fwd.frontend_v4(packet.dst()) else {

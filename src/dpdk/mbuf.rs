@@ -68,17 +68,14 @@ impl Mbuf {
         unsafe { (*self.0.as_ptr()).nb_segs > 1 }
     }
 
-    /// The device's verdict on the IPv4 header checksum: `Some(true)` good, `Some(false)`
-    /// bad, `None` when it did not check (or the packet is not IPv4).
+    /// Whether the device checked the IPv4 header checksum and found it right (a bad verdict
+    /// or none leaves the check to software).
     #[inline]
-    pub fn ip_checksum(&self) -> Option<bool> {
+    pub fn ip_checksum_good(&self) -> bool {
         // SAFETY: reading a field of an owned mbuf.
         let flags = unsafe { (*self.0.as_ptr()).ol_flags };
-        match flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK) {
-            f if f == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD) => Some(true),
-            f if f == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_BAD) => Some(false),
-            _ => None,
-        }
+        flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK)
+            == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
     }
 
     /// Sets the packet length (single segment) to `len`, within the buffer's room.

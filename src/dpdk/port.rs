@@ -119,7 +119,7 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = wanted;
         }
         // The IPv4 header checksum checked by the device where it can: the data plane then
-        // trusts its verdict (`Mbuf::ip_checksum`) and checks in software only without one.
+        // trusts a good verdict (`Mbuf::ip_checksum_good`) and checks in software otherwise.
         // SAFETY: no preconditions; returns a constant.
         let ipv4_cksum = unsafe { dpdk_sys::haports_rx_offload_ipv4_cksum() };
         conf.rxmode.offloads |= ipv4_cksum & info.rx_offload_capa;

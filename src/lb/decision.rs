@@ -127,14 +127,14 @@ impl Flow {
     }
 
     /// An IPv4 packet's canonical key, and whether it travels from the key's higher endpoint
-    /// to its lower one (one comparison for both, the swap done on whole words).
+    /// to its lower one (the swap done on whole words).
     #[inline]
     pub fn v4_order(packet: &Ipv4Flow) -> (V4Key, bool) {
         let (addrs, ports) = (packet.addrs(), packet.ports());
-        // Each endpoint as one number, address above port.
-        let src = (addrs >> 32) << 16 | u64::from(ports >> 16);
-        let dst = (addrs & 0xffff_ffff) << 16 | u64::from(ports & 0xffff);
-        let reversed = src > dst;
+        // Endpoints compared address first, then port (as `Flow::new` compares them): the
+        // ports only between equal addresses.
+        let (src, dst) = (addrs >> 32, addrs & 0xffff_ffff);
+        let reversed = src > dst || (src == dst && ports >> 16 > ports & 0xffff);
         let key = V4Key {
             addrs: if reversed {
                 addrs.rotate_left(32)
