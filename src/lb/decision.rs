@@ -131,10 +131,12 @@ impl Flow {
     #[inline]
     pub fn v4_order(packet: &Ipv4Flow) -> (V4Key, bool) {
         let (addrs, ports) = (packet.addrs(), packet.ports());
-        // Endpoints compared address first, then port (as `Flow::new` compares them): the
-        // ports only between equal addresses.
-        let (src, dst) = (addrs >> 32, addrs & 0xffff_ffff);
-        let reversed = src > dst || (src == dst && ports >> 16 > ports & 0xffff);
+        // Each endpoint as one number, address in the high half, port in the low: compared
+        // address first, then port, as `Flow::new` compares them; without a branch, for
+        // which way packets travel is no pattern a predictor learns.
+        let src = addrs & !0xffff_ffff | u64::from(ports >> 16);
+        let dst = addrs << 32 | u64::from(ports & 0xffff);
+        let reversed = src > dst;
         let key = V4Key {
             addrs: if reversed {
                 addrs.rotate_left(32)
