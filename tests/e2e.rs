@@ -350,14 +350,16 @@ fn hostile_frames_are_counted_drops_none_reaches_a_backend_and_service_goes_on()
         .map(|b| common::Capture::start(&lab, b, filter))
         .collect();
     let before = lb.metrics();
-    let streams = lab.streams(&[
+    let mut streams = lab.streams(&[
         "--udp-flows",
         "4",
         "--session-port",
         "8002",
         "--duration",
-        "4",
+        "8",
     ]);
+    // The hostile frames go in among good traffic: once it flows.
+    lb.wait_backend_traffic(50.0);
     let sent = lab.exec(
         "c",
         &[
@@ -391,11 +393,17 @@ fn hostile_frames_are_counted_drops_none_reaches_a_backend_and_service_goes_on()
         },
     );
     // Good traffic went on throughout: the session and the UDP flows lost nothing.
+    assert!(
+        streams.running(),
+        "the good traffic ended before every hostile frame was counted"
+    );
     let report = streams.join();
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
+    assert!(session["sent"].as_u64().unwrap() > 10, "{session}");
     assert_eq!(session["sent"], session["answered"], "{session}");
     for flow in report["udp"].as_array().unwrap() {
+        assert!(flow["sent"].as_u64().unwrap() > 50, "{flow}");
         assert_eq!(flow["missing"], 0, "{flow}");
     }
     // The captures worked (the good SYN reached a backend), and saw nothing else.

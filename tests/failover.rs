@@ -55,13 +55,24 @@ fn a_dead_backend_gets_no_new_flows_within_interval_times_threshold_plus_one() {
     let kill_at = report["kill_at"].as_f64().unwrap();
 
     // New TCP connections after the kill: those Maglev still gave the victim fail (reset);
-    // the last of them marks when haports stopped sending new flows there.
+    // the last of them marks when haports stopped sending new flows there. The victim took
+    // new flows before the kill, and some failed after it: the kill really cut flows off.
     let tcp = report["tcp"].as_array().unwrap();
-    let last_failure = tcp
+    let start = |c: &Value| c[0].as_f64().unwrap();
+    assert!(
+        tcp.iter().any(|c| start(c) < kill_at && c[1] == victim),
+        "the victim served new flows before the kill"
+    );
+    let failures: Vec<f64> = tcp
         .iter()
-        .filter(|c| c[1].is_null() && c[0].as_f64().unwrap() >= kill_at)
-        .map(|c| c[0].as_f64().unwrap())
-        .fold(kill_at, f64::max);
+        .filter(|c| c[1].is_null() && start(c) >= kill_at)
+        .map(start)
+        .collect();
+    assert!(
+        !failures.is_empty(),
+        "no connection failed after the kill: the kill did not happen or went unseen"
+    );
+    let last_failure = failures.iter().copied().fold(kill_at, f64::max);
     let failover_ms = (last_failure - kill_at) * 1000.0;
     let bound_ms = (INTERVAL_MS * u64::from(THRESHOLD + 1)) as f64 + 150.0;
     eprintln!("failover: {failover_ms:.0} ms (bound {bound_ms:.0} ms)");
@@ -258,7 +269,10 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
     let lab = Lab::up("nat");
     lab.edit_config(|t| t.replace(r#", { address = "10.0.0.13" }"#, ""));
     let lb = Appliance::start(&lab, &lab.config());
-    let streams = lab.streams(&["--udp-flows", "16", "--duration", "3"]);
+    let mut streams = lab.streams(&["--udp-flows", "16", "--duration", "3"]);
+    // The reload goes in while the streams run: once their datagrams reach the backends,
+    // and the streams are still sending once it applied.
+    lb.wait_backend_traffic(100.0);
 
     lab.edit_config(|t| {
         t.replace(
@@ -268,6 +282,10 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
     });
     lb.reload();
     lb.wait_generation(2);
+    assert!(
+        streams.running(),
+        "the streams ended before the reload applied: it did not happen under traffic"
+    );
     let report = streams.join();
     assert_no_loss(&report, None);
     let t = lab.traffic("tcp", FRONTEND, &(8000..8024).collect::<Vec<_>>(), 90, None);

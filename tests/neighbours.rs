@@ -203,7 +203,7 @@ fn neighbour_advertisements_nobody_asked_for_teach_nothing() {
 }
 
 #[test]
-fn a_backend_whose_mac_changes_is_relearnt_within_the_reachable_time() {
+fn a_backend_whose_mac_changes_is_relearnt_once_its_entry_is_verified_again() {
     let lab = Lab::up("nat");
     lab.edit_config(|t| {
         t.replacen(
@@ -228,8 +228,8 @@ fn a_backend_whose_mac_changes_is_relearnt_within_the_reachable_time() {
     assert_eq!(mac_of(&lab, "b1"), new);
     assert_ne!(old, new);
 
-    // Within the reachable time (2 s), verification and the answer: b1 serves again, which it
-    // can only at its new MAC.
+    // Once the entry's reachable time (2 s) is over, verification and the answer: b1 serves
+    // again, which it can only at its new MAC (waited for with a margin: tests time nothing).
     let t = wait_for(
         "b1 to be reached at its new MAC",
         Duration::from_secs(8),

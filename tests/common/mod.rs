@@ -287,6 +287,11 @@ pub struct Streams {
 }
 
 impl Streams {
+    /// Whether streams.py is still sending.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn join(self) -> serde_json::Value {
         let out = self.child.wait_with_output().expect("wait streams.py");
         assert!(
@@ -370,6 +375,20 @@ impl Appliance {
                     &[("backend", address)],
                 ) == Some(want))
                 .then_some(())
+            },
+        );
+    }
+
+    /// Waits until the backends have been sent more than `packets` packets from now on:
+    /// traffic started by the caller is flowing.
+    pub fn wait_backend_traffic(&self, packets: f64) {
+        let before = metric_sum(&self.metrics(), "haports_backend_packets_total");
+        wait_for(
+            "traffic to reach the backends",
+            Duration::from_secs(10),
+            || {
+                let now = metric_sum(&self.metrics(), "haports_backend_packets_total");
+                (now - before > packets).then_some(())
             },
         );
     }
