@@ -17,7 +17,8 @@ use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::socket::{ControlSocket, Request};
 use super::status::{status, StatusInputs};
 use super::{twin, Error};
-use crate::config::Config;
+use crate::config::{Config, Dataplane};
+use crate::dataplane::counters::Counter;
 use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
 use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
 use crate::lb::forwarding::frontend_mac;
@@ -30,8 +31,8 @@ const HOUSEKEEPING: Duration = Duration::from_millis(50);
 const NEIGHBOUR_BATCH: Duration = Duration::from_millis(2);
 /// How long the control thread sleeps when the twins had nothing to send.
 const IDLE_SLEEP: Duration = Duration::from_micros(200);
-const RX_DESCRIPTORS: u16 = 1024;
-const TX_DESCRIPTORS: u16 = 1024;
+const RX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
+const TX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
 
 /// Where the control thread sends a port's share of the twins' traffic.
 enum KernelOut {
@@ -40,18 +41,15 @@ enum KernelOut {
 }
 
 impl KernelOut {
-    fn send(&mut self, buf: &mut TxBuffer) {
-        match self {
-            KernelOut::Queue(q) => {
-                q.flush(buf);
-            }
-            KernelOut::Handoff(q) => {
-                for m in buf.drain() {
-                    // Full: the worker is behind; drop like a full TX ring would.
-                    let _ = q.push(m);
-                }
-            }
-        }
+    /// Sends what `buf` holds; what the queue had no room for is freed and counted in
+    /// `tx_full` (the control thread's own `tx_full` drops).
+    fn send(&mut self, buf: &mut TxBuffer, tx_full: &Counter) {
+        let lost = match self {
+            KernelOut::Queue(q) => q.flush(buf).1,
+            // Full: the worker is behind; dropped as by a full TX ring.
+            KernelOut::Handoff(q) => buf.drain().filter_map(|m| q.push(m).err()).count(),
+        };
+        tx_full.add(lost as u64);
     }
 }
 
@@ -87,14 +85,13 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         )));
     }
 
-    // Mbufs: every RX/TX ring of every port and twin, per-lcore caches, bursts in flight.
-    let rings = cfg.interface.len() * workers * 2 * 2;
-    let auto = (rings * usize::from(RX_DESCRIPTORS) + 4096).next_power_of_two() - 1;
+    // Mbufs: as many as configured (`check` refused fewer than the rings need), else what
+    // the rings need.
     let count = match cfg.dataplane.mbufs {
-        0 => auto,
-        n => (n as usize).max(auto),
+        0 => cfg.dataplane.mbufs_for_rings(cfg.interface.len()),
+        n => n,
     };
-    let pool = Mempool::new("haports", count as u32, 256)?;
+    let pool = Mempool::new("haports", count, 256)?;
 
     let mut ports = Vec::new();
     let mut twins = Vec::new();
@@ -174,6 +171,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let counters: Vec<Arc<WorkerCounters>> = (0..workers)
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
+    // The twins' packets this thread could not send (it is their counter's one writer).
+    let control_tx_full = Arc::new(Counter::default());
 
     // Before any worker runs: a socket another haports holds stops the start here.
     let socket = cfg
@@ -188,6 +187,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {
             workers: counters.clone(),
+            control_tx_full: control_tx_full.clone(),
             ports: cfg
                 .interface
                 .iter()
@@ -280,7 +280,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 }
             }
             burst.clear();
-            port_tx[ifc].send(&mut tx_bufs[ifc]);
+            port_tx[ifc].send(&mut tx_bufs[ifc], &control_tx_full);
         }
 
         // Health changes and reloads are published at once: failover must not wait.
@@ -354,7 +354,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             for (ifc, frame) in solicitations {
                 if let Some(m) = Mbuf::from_bytes(&pool, &frame) {
                     let _ = tx_bufs[ifc as usize].push(m);
-                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize]);
+                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize], &control_tx_full);
                 }
             }
         }

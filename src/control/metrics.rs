@@ -28,6 +28,8 @@ use crate::lb::verdict::DropReason;
 #[derive(Debug)]
 pub struct MetricsSource {
     pub workers: Vec<Arc<WorkerCounters>>,
+    /// The control thread's `tx_full` drops: the kernel twins' packets it could not send.
+    pub control_tx_full: Arc<Counter>,
     /// (interface name, its DPDK port).
     pub ports: Vec<(String, Port)>,
     pub forwarding: Arc<ArcSwap<Forwarding>>,
@@ -117,7 +119,12 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|r| {
                     (
                         vec![("reason", r.as_str().to_owned())],
-                        sum(&|w| w.drops[r.index()].get()),
+                        sum(&|w| w.drops[r.index()].get())
+                            + if *r == DropReason::TxFull {
+                                self.control_tx_full.get()
+                            } else {
+                                0
+                            },
                     )
                 })
                 .collect::<Vec<_>>(),

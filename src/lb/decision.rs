@@ -373,9 +373,11 @@ fn new_decision<M: BucketMemory>(
                     frontend: packet.dst,
                     frontend_port: translates(rule).then_some(packet.dst_port),
                 };
-                let _ = flows
+                // No room: the replies fall back to the rules' mapping; counted as refused.
+                let kept = flows
                     .replies
                     .insert(reply, hash, restore, now_ms, rule.idle_timeout_ms);
+                flows.refused += u64::from(!kept);
             }
         }
     }

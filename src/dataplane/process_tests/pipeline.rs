@@ -393,6 +393,30 @@ fn ambiguous_nat_replies_find_their_frontend_for_clients_below_and_above_the_bac
     }
 }
 
+/// The reply entries of ambiguous NAT flows are bounded like the flows: past the side table's
+/// room (a quarter of the flow table's capacity) a new flow's reply direction is not
+/// remembered, and that is counted with the flows refused.
+#[test]
+fn ambiguous_nat_replies_past_their_table_s_room_are_counted_as_refused() {
+    let cfg = internal_and_public_on_the_same_backends();
+    let fwd = build(&cfg, &[]);
+    let mut st = WorkerState::new(8, Arc::new(ArrayQueue::new(64)));
+    for sport in 40_000..40_005 {
+        let mut syn = tcp_frame(CLIENT_MAC, CLIENT, sport, FRONTEND, 80, TcpFlags::SYN);
+        to_backend(&mut syn, &mut st, &fwd);
+    }
+    assert_eq!(st.flows.v4.len(), 5, "every flow remembered");
+    assert_eq!(
+        st.flows.replies.len(),
+        2,
+        "replies: a quarter of the capacity"
+    );
+    assert_eq!(
+        st.flows.refused, 3,
+        "each reply direction not remembered is counted"
+    );
+}
+
 /// NAT with two workers: a reply that lands on the worker that never saw its flow is mapped
 /// back by the rules, as long as they are unambiguous (seed rule 3), for clients on either
 /// side of the backends' addresses.
