@@ -92,6 +92,18 @@ impl Dataplane {
     pub const DEFAULT_KERNEL_PPS: u32 = 20_000;
     pub const DEFAULT_NEIGHBOUR_REACHABLE_S: u32 = 30;
     pub const MAX_NEIGHBOUR_REACHABLE_S: u32 = 3600;
+    /// Descriptors of every RX and TX ring the appliance sets up.
+    pub const RING_DESCRIPTORS: u16 = 1024;
+
+    /// Packet buffers the rings need with `interfaces` and [`Dataplane::workers`]: every RX
+    /// and TX ring of every port and kernel twin full, with room for the per-lcore caches
+    /// and the bursts in flight (a power of two less one, as DPDK's mempools like them).
+    /// What `mbufs = 0` gives, and the least `check` accepts.
+    pub fn mbufs_for_rings(&self, interfaces: usize) -> u32 {
+        let rings = interfaces * self.workers as usize * 2 * 2;
+        let n = (rings * usize::from(Self::RING_DESCRIPTORS) + 4096).next_power_of_two() - 1;
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
 }
 
 impl Default for Dataplane {

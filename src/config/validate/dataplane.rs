@@ -64,11 +64,18 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
             ),
         );
     }
-    if dp.mbufs != 0 && dp.mbufs < 4095 {
+    let rings = dp.mbufs_for_rings(cfg.interface.len());
+    if dp.mbufs != 0 && dp.mbufs < rings {
         out.error(
             "dataplane.mbufs",
             limit::MBUFS,
-            format!("{} packet buffers are too few to run; give 0 (sized automatically) or at least 4095", dp.mbufs),
+            format!(
+                "{} packet buffers are too few for the rings of {} interface(s) and {} \
+                 worker(s); give 0 (sized from the rings) or at least {rings}",
+                dp.mbufs,
+                cfg.interface.len(),
+                dp.workers
+            ),
         );
     }
 }

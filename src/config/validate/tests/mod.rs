@@ -134,6 +134,27 @@ fn dataplane_sizes_are_checked() {
     assert_eq!(cfg.dataplane.neighbour_reachable_s, 5);
 }
 
+/// `mbufs` is the pool's size as given: never fewer than the rings need (the rings of two
+/// workers need twice as many).
+#[test]
+fn packet_buffers_are_at_least_what_the_rings_need() {
+    let mut cfg = base();
+    let need = cfg.dataplane.mbufs_for_rings(cfg.interface.len());
+    assert!(need >= 8191, "one interface, one worker: {need}");
+    cfg.dataplane.mbufs = need;
+    assert!(validate(&cfg).is_empty());
+    cfg.dataplane.workers = 2;
+    assert!(cfg.dataplane.mbufs_for_rings(cfg.interface.len()) > need);
+    only_tagged(
+        &cfg,
+        "dataplane.mbufs",
+        "limitation: enough packet buffers",
+        "or at least",
+    );
+    cfg.dataplane.mbufs = 0;
+    assert!(validate(&cfg).is_empty(), "0: sized from the rings");
+}
+
 #[test]
 fn maglev_table_must_be_larger_than_every_pool() {
     let mut cfg = base();
