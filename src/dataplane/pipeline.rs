@@ -128,9 +128,10 @@ pub struct Classified {
     fast: [Fast; BURST],
     /// Bit i: packet i takes the fast path, as `fast[i]` says.
     mask: u64,
-    /// What was classified: how many packets, received where, under which forwarding state
-    /// (its generation). Stage 2 classifies again where any of them differs (a new state
-    /// may number its frontends otherwise).
+    /// What was classified: how many packets, received where (stage 2 takes the interface
+    /// from here), under which forwarding state (its generation). Stage 2 classifies again
+    /// where the count or the generation differs (a new state may number its frontends
+    /// otherwise).
     len: usize,
     ingress: InterfaceId,
     generation: u64,
@@ -239,8 +240,8 @@ const AGAIN_FROM_BUCKETS: usize = 1 << 14;
 
 /// [`prefetch_buckets`] a second time, where the flow table is large enough for the first
 /// request to miss its line: beyond a level of [`AGAIN_FROM_BUCKETS`]. Where it is not (a
-/// thousand flows take 1024 buckets) the second pass was 17 of the worker's 722 instructions
-/// a packet (callgrind, 1k flows, NAT) for nothing.
+/// thousand flows take 1024 buckets) the second pass cost 17 instructions a packet
+/// (callgrind, 1k flows, NAT) for nothing.
 pub fn prefetch_buckets_again(found: &Classified, st: &WorkerState) {
     if st.flows.v4.buckets_in_use() >= AGAIN_FROM_BUCKETS {
         prefetch_buckets(found, st);
@@ -272,9 +273,8 @@ pub fn decide_burst<P: PacketBuffer>(
     // too big for a VXLAN tunnel goes back to.
     let senders = fwd.has_vxlan().then(|| senders(&mut packets[..n]));
     // Runs of fast packets go through a loop of their own, apart from the other paths' code
-    // (which made the compiler keep more of the fast path's values on the stack: with this
-    // and `new_decision`, 467.6 -> 464.9 instructions a packet at 1k flows, callgrind); a
-    // packet between runs goes alone.
+    // (which made the compiler keep more of the fast path's values on the stack; README,
+    // performance, has the count); a packet between runs goes alone.
     let mut i = 0;
     while i < n {
         let run = ((fast_mask >> i).trailing_ones() as usize).min(n - i);
