@@ -212,6 +212,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
                 state: WorkerState {
                     new_flows: counters[w].backend_flows.clone(),
+                    traffic: counters[w].backend_traffic.clone(),
                     ..WorkerState::on_socket(
                         cfg.dataplane.flow_table_capacity as usize,
                         reports.clone(),

@@ -53,7 +53,9 @@ pub struct WorkerCounters {
     pub drops: [Counter; DropReason::COUNT],
     /// Packets and bytes forwarded to each backend, by `BackendId` of the current
     /// forwarding state: both of a backend in one line, written together for every packet.
-    pub backend_traffic: Box<[Traffic]>,
+    /// The worker's state holds the other reference and counts them where packets are
+    /// decided (stage 2), or as they are sent where stage 2 cannot.
+    pub backend_traffic: Arc<[Traffic]>,
     /// New flows decided for each backend (Maglev's pick on a flow-table miss); the worker's
     /// state holds the other reference and counts them where flows are decided.
     pub backend_flows: Arc<[Counter]>,
@@ -75,9 +77,7 @@ impl Default for WorkerCounters {
             tx_packets: Default::default(),
             to_kernel: Counter::default(),
             drops: Default::default(),
-            backend_traffic: (0..MAX_COUNTED_BACKENDS)
-                .map(|_| Traffic::default())
-                .collect(),
+            backend_traffic: backend_traffic(),
             backend_flows: backend_counters(),
             flow_entries: Counter::default(),
             flows_refused: Counter::default(),
@@ -110,6 +110,13 @@ pub fn count_backend(traffic: &[Traffic], id: u32, bytes: u64) {
         t.packets.add(1);
         t.bytes.add(bytes);
     }
+}
+
+/// Packets and bytes for each backend id that is counted.
+pub fn backend_traffic() -> Arc<[Traffic]> {
+    (0..MAX_COUNTED_BACKENDS)
+        .map(|_| Traffic::default())
+        .collect()
 }
 
 /// One counter for each backend id that is counted.

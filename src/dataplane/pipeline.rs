@@ -19,6 +19,7 @@
 //! then [`decide_burst`] on the one before it), so that a burst's buckets are requested a
 //! whole burst's work before they are read; [`process_burst`] runs both on one burst.
 
+use super::counters::{count_backend, Traffic};
 use super::nat::deliver_v4;
 use super::slow::{decide_flow, packet_key, process, to_backend, Ctx};
 use super::state::{Action, WorkerState};
@@ -251,6 +252,13 @@ pub fn prefetch_buckets_again(found: &Classified, st: &WorkerState) {
 /// Stage 2: decides and rewrites the burst `classified` describes, in arrival order;
 /// `actions[i]` says where packet `i` goes. Classifies it again first where it was
 /// classified under another forwarding state, or is not the burst described.
+///
+/// Counts each packet decided for a backend in [`WorkerState::traffic`] (its frame as it
+/// leaves), and returns true, unless backends behind VXLAN may take some: their frames are
+/// counted as sent, encapsulated, by the caller. Counted here, where the backend and the
+/// frame's length are at hand, rather than as sent: 5 instructions a packet fewer
+/// (callgrind over the worker thread, 1k flows, NAT: 680.9 -> 675.8; the interfaces the
+/// burst leaves by noted here too, rather than found by the caller, took 679.6).
 pub fn decide_burst<P: PacketBuffer>(
     packets: &mut [P],
     classified: &Classified,
@@ -258,7 +266,7 @@ pub fn decide_burst<P: PacketBuffer>(
     fwd: &Forwarding,
     now_ms: u64,
     actions: &mut [Action],
-) {
+) -> bool {
     let n = packets.len().min(BURST).min(actions.len());
     let ingress = classified.ingress;
     if classified.generation != fwd.generation || classified.len != packets.len().min(BURST) {
@@ -268,10 +276,12 @@ pub fn decide_burst<P: PacketBuffer>(
     }
     let (fast, fast_mask) = (&classified.fast, classified.mask);
     let our_mac = fwd.interfaces.get(ingress as usize).map(|ifc| ifc.mac);
-    let mut cx = Ctx { fwd, st, now_ms };
     // Who sent each packet (rewritten on the way to a backend): where an ICMP error about one
     // too big for a VXLAN tunnel goes back to.
     let senders = fwd.has_vxlan().then(|| senders(&mut packets[..n]));
+    let counted = st.traffic.clone();
+    let traffic: &[Traffic] = if senders.is_some() { &[] } else { &counted };
+    let mut cx = Ctx { fwd, st, now_ms };
     // Runs of fast packets go through a loop of their own, apart from the other paths' code
     // (which made the compiler keep more of the fast path's values on the stack; README,
     // performance, has the count); a packet between runs goes alone.
@@ -280,30 +290,50 @@ pub fn decide_burst<P: PacketBuffer>(
         let run = ((fast_mask >> i).trailing_ones() as usize).min(n - i);
         if run > 0 {
             let (p, a) = (&mut packets[i..i + run], &mut actions[i..i + run]);
-            decide_fast(p, &fast[i..i + run], &mut cx, a);
+            decide_fast(p, &fast[i..i + run], &mut cx, traffic, a);
             i += run;
         } else {
-            actions[i] = decide_other(&mut packets[i], ingress, our_mac, &mut cx);
+            let action = decide_other(&mut packets[i], ingress, our_mac, &mut cx);
+            if let Action::Transmit {
+                backend: Some(b), ..
+            } = action
+            {
+                count_backend(traffic, b, packets[i].bytes().len() as u64);
+            }
+            actions[i] = action;
             i += 1;
         }
     }
     if let Some(senders) = senders {
         tunnel(&mut packets[..n], ingress, fwd, &senders, &mut actions[..n]);
     }
+    senders.is_none()
 }
 
-/// Stage 2 of a run of fast packets: the decision, then the rewrite.
+/// Stage 2 of a run of fast packets: the decision, then the rewrite; each packet for a
+/// backend counted in `traffic`.
 #[inline(never)]
 fn decide_fast<P: PacketBuffer>(
     packets: &mut [P],
     fast: &[Fast],
     cx: &mut Ctx,
+    traffic: &[Traffic],
     actions: &mut [Action],
 ) {
     for ((p, f), action) in packets.iter_mut().zip(fast).zip(actions) {
         let flow = Flow::v4(&f.packet, f.key, f.hash, f.reversed);
         match decide_flow(f.frontend, Via::Frontend, &flow, cx) {
-            Ok(d) => deliver_v4(p.bytes(), &f.packet, d, cx.fwd, action),
+            Ok(d) => {
+                let frame = p.bytes();
+                let len = frame.len() as u64;
+                deliver_v4(frame, &f.packet, d, cx.fwd, action);
+                if let Action::Transmit {
+                    backend: Some(b), ..
+                } = *action
+                {
+                    count_backend(traffic, b, len);
+                }
+            }
             Err(reason) => *action = Action::Drop(reason),
         }
     }

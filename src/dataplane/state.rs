@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use super::counters::{backend_counters, Counter};
+use super::counters::{backend_counters, backend_traffic, Counter, Traffic};
 use super::exception::KernelBudget;
 use super::fragments::{Fragment, FRAGMENT_CAPACITY};
 use super::neighbours::{NeighbourReports, Report};
@@ -55,6 +55,9 @@ pub struct WorkerState {
     /// New flows decided for each backend: shared with the worker's
     /// [`WorkerCounters::backend_flows`](super::WorkerCounters), which the metrics read.
     pub new_flows: Arc<[Counter]>,
+    /// Packets and bytes sent to each backend: shared with the worker's
+    /// [`WorkerCounters::backend_traffic`](super::WorkerCounters).
+    pub traffic: Arc<[Traffic]>,
 }
 
 impl WorkerState {
@@ -99,6 +102,7 @@ impl WorkerState {
             neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
             new_flows: backend_counters(),
+            traffic: backend_traffic(),
         }
     }
 }

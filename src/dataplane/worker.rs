@@ -88,8 +88,9 @@ impl Worker {
                 if !waiting.burst.is_empty() {
                     let slots = waiting.burst.slots_mut();
                     let st = &mut self.state;
-                    decide_burst(slots, &waiting.found, st, fwd, now_ms, &mut actions);
-                    out.send(&mut waiting.burst, &actions, now_ms);
+                    let counted =
+                        decide_burst(slots, &waiting.found, st, fwd, now_ms, &mut actions);
+                    out.send(&mut waiting.burst, &actions, counted, now_ms);
                 }
                 if n > 0 {
                     // Again where the table is large, now that the page walks are done
@@ -174,10 +175,16 @@ struct Egress {
 }
 
 impl Egress {
-    /// Takes each packet of a decided burst where its action says, leaving the burst empty.
+    /// Takes each packet of a decided burst where its action says, leaving the burst empty;
+    /// counts the packets to backends unless stage 2 `counted` them.
     #[inline]
-    fn send(&mut self, burst: &mut MbufBurst, actions: &[Action], now_ms: u64) {
-        let (one_port, counted) = count_backends(&self.counters, burst.slots_mut(), actions);
+    fn send(&mut self, burst: &mut MbufBurst, actions: &[Action], counted: bool, now_ms: u64) {
+        let (one_port, counted) = if counted {
+            let n = burst.slots_mut().len();
+            (one_port(&actions[..n.min(actions.len())]), n)
+        } else {
+            count_backends(&self.counters, burst.slots_mut(), actions)
+        };
         if let Some(interface) = one_port.filter(|&i| (i as usize) < self.tx.len()) {
             let i = interface as usize;
             // What waits in the buffer (another queue's packets, held ones released) goes
@@ -313,6 +320,19 @@ fn count_backends(
         }
     }
     (Some(interface), slots.len().min(actions.len()))
+}
+
+/// The interface every packet of a decided burst leaves by, where they all leave by one (the
+/// usual burst: all to backends behind one port, or all back to clients).
+#[inline]
+fn one_port(actions: &[Action]) -> Option<InterfaceId> {
+    let Some(&Action::Transmit { interface, .. }) = actions.first() else {
+        return None;
+    };
+    actions
+        .iter()
+        .all(|a| matches!(*a, Action::Transmit { interface: i, .. } if i == interface))
+        .then_some(interface)
 }
 
 /// Queues `m` for a port's TX queue, flushing the buffer first when it is full.

@@ -116,7 +116,26 @@ fn burst_agrees(
 ) -> Result<(), TestCaseError> {
     let mut burst = frames.to_vec();
     let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+    let traffic = |st: &WorkerState| -> Vec<(u64, u64)> {
+        st.traffic
+            .iter()
+            .map(|t| (t.packets.get(), t.bytes.get()))
+            .collect()
+    };
+    let mut expected = traffic(a);
     process_burst(&mut burst, LAN, a, fwd, now, &mut actions);
+    // Stage 2 counts each packet it sends to a backend, its frame as it leaves.
+    for (action, frame) in actions.iter().zip(&burst) {
+        if let Action::Transmit {
+            backend: Some(b), ..
+        } = action
+        {
+            let (packets, bytes) = &mut expected[*b as usize];
+            *packets += 1;
+            *bytes += frame.len() as u64;
+        }
+    }
+    prop_assert_eq!(traffic(a), expected, "backend traffic counted in stage 2");
     for (i, frame) in frames.iter().enumerate() {
         let mut one = frame.clone();
         let action = process(&mut one, LAN, b, fwd, now);
