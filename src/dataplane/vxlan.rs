@@ -139,9 +139,10 @@ fn too_big<P: PacketBuffer>(
         (4, Some(IpAddr::V4(src))) if f[14 + 6] & 0x40 != 0 => {
             let dst: [u8; 4] = f[14 + 12..14 + 16].try_into().unwrap_or_default();
             // The offending header and the first 8 bytes of its payload (RFC 792).
-            let quoted = (usize::from(f[14] & 0x0f) * 4 + 8).min(f.len() - 14);
             let message = IcmpMessage::FragmentationNeeded { mtu: mtu as u16 };
             let at = EthernetRepr::LEN + Ipv4Repr::LEN + message.len();
+            // Moved behind the new headers, within the frame.
+            let quoted = (usize::from(f[14] & 0x0f) * 4 + 8).min(f.len().saturating_sub(at));
             f.copy_within(14..14 + quoted, at);
             let (ip, icmp) = f[14..at + quoted].split_at_mut(Ipv4Repr::LEN);
             let ip_header = Ipv4Repr {
@@ -164,9 +165,11 @@ fn too_big<P: PacketBuffer>(
             let dst: [u8; 16] = f[14 + 8..14 + 24].try_into().unwrap_or_default();
             let dst = Ipv6Addr::from(dst);
             let message = IcmpMessage::PacketTooBig { mtu: mtu as u32 };
-            // As much of the packet as fits in IPv6's minimum MTU (RFC 4443 §3.2).
-            let quoted = (1280 - Ipv6Repr::LEN - message.len()).min(f.len() - 14);
+            // As much of the packet as fits in IPv6's minimum MTU (RFC 4443 §3.2), and,
+            // moved behind the new headers, within the frame (a packet too big for a small
+            // MTU may be shorter than 1280 bytes).
             let at = EthernetRepr::LEN + Ipv6Repr::LEN + message.len();
+            let quoted = (1280 - Ipv6Repr::LEN - message.len()).min(f.len().saturating_sub(at));
             f.copy_within(14..14 + quoted, at);
             let (ip, icmp) = f[14..at + quoted].split_at_mut(Ipv6Repr::LEN);
             let ip_header = Ipv6Repr {

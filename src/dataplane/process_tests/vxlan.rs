@@ -209,11 +209,30 @@ fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_dropped_witho
 
 #[test]
 fn an_ipv6_packet_too_big_for_the_tunnel_is_answered_with_packet_too_big() {
+    too_big_ipv6_is_answered(1500, 1420);
+}
+
+/// Through an interface with IPv6's minimum MTU, a packet too big for the tunnel can be
+/// shorter than the quote IPv6 allows: the answer quotes what the frame holds.
+#[test]
+fn a_short_ipv6_packet_too_big_for_a_small_mtu_is_answered_with_what_it_holds() {
+    too_big_ipv6_is_answered(1280, 1200);
+}
+
+/// An IPv6 UDP packet with `payload` bytes of UDP to the frontend, through an interface of
+/// `mtu`: answered with a packet-too-big (the tunnel takes 50 bytes) quoting it.
+fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
     use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
     use crate::wire::{Icmpv6Packet, Ipv6Packet};
-    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let obs = Observations {
+        interface_macs: vec![IF_MAC],
+        interface_mtus: vec![mtu],
+        neighbours: [(IpAddr::V4(ROUTER), Neighbour::fresh(ROUTER_MAC))].into(),
+        ..Observations::default()
+    };
+    let fwd = Forwarding::build(&vxlan_config(), &obs, 1, None);
     let mut p = vec![0x60, 0, 0, 0];
-    let payload = vec![9u8; 1420];
+    let payload = vec![9u8; payload];
     p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
     p.extend_from_slice(&[IpProtocol::UDP, 64]);
     p.extend_from_slice(&CLIENT6.octets());
@@ -244,7 +263,8 @@ fn an_ipv6_packet_too_big_for_the_tunnel_is_answered_with_packet_too_big() {
     let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
     assert_eq!((icmp.msg_type(), icmp.code()), (2, 0));
     assert!(icmp.verify_checksum(own, CLIENT6));
-    assert_eq!(&ip.payload()[4..8], &1450u32.to_be_bytes(), "the MTU");
+    let tunnel_mtu = u32::from(mtu) - 50;
+    assert_eq!(&ip.payload()[4..8], &tunnel_mtu.to_be_bytes(), "the MTU");
     assert_eq!(&ip.payload()[8..48], &p[..40], "the packet quoted");
     assert!(out.len() <= ETH_LEN + 1280, "within IPv6's minimum MTU");
 }
