@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use super::nat::{reply_to_client, set_address, set_macs, Side};
+use super::nat::{reply_to_client, set_address, Side};
 use super::slow::Ctx;
 use super::state::Action;
 use crate::lb::flow::FlowKey;
@@ -82,19 +82,26 @@ pub(super) fn later_fragment(
         None => Err(DropReason::Fragment),
         Some(Fragment::Reply(rn)) => reply_to_client(frame, h, rn, None, cx),
         Some(Fragment::Forward { backend, nat }) => {
-            let be = cx
+            // By the backend's per-packet record, as its flows go: not to a backend that may
+            // no longer keep them (gone in a reload, or down), nor, behind VXLAN, out of a
+            // tunnel that is not there.
+            let out = cx
                 .fwd
-                .backends
-                .get(backend as usize)
-                .ok_or(DropReason::Fragment)?;
-            let route = be.route.ok_or(DropReason::NoNeighbour)?;
-            let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
+                .link(backend)
+                .filter(|l| l.keeps_flows)
+                .ok_or(DropReason::Fragment)?
+                .egress
+                .ok_or(DropReason::NoNeighbour)?;
             if nat {
-                set_address(frame, h, Side::Dst, be.address)?;
+                let address = cx.fwd.backends[backend as usize].address;
+                set_address(frame, h, Side::Dst, address)?;
             }
-            set_macs(frame, mac, cx.fwd.interfaces[route.interface as usize].mac)?;
+            frame
+                .get_mut(..12)
+                .ok_or(DropReason::Truncated)?
+                .copy_from_slice(&out.macs);
             Ok(Action::Transmit {
-                interface: route.interface,
+                interface: out.interface,
                 backend: Some(backend),
             })
         }

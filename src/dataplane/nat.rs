@@ -12,8 +12,8 @@ use crate::lb::decision::Decided;
 use crate::lb::forwarding::{BackendId, BackendState, Forwarding, ReverseNat, Route};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    dnat_ipv4_fast, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_behind, EthernetFrame,
-    Headers, IpProtocol, Ipv4Flow, MacAddr, TcpPacket, UdpPacket,
+    dnat_ipv4_fast, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_behind, rewrite_port,
+    EthernetFrame, Headers, Ipv4Flow, MacAddr,
 };
 
 pub(super) use crate::wire::Side;
@@ -171,7 +171,8 @@ pub(super) fn set_address(
     Ok(())
 }
 
-/// Port translation: rewrites a TCP or UDP port, updating the checksum incrementally.
+/// Port translation: rewrites a TCP or UDP port, updating the checksum incrementally (a
+/// first fragment's too, whose header alone is there to read).
 pub(super) fn set_port(
     frame: &mut [u8],
     h: &Headers,
@@ -181,14 +182,7 @@ pub(super) fn set_port(
     let l4 = frame
         .get_mut(usize::from(h.l4_offset)..)
         .ok_or(DropReason::Truncated)?;
-    match (h.proto, side) {
-        (IpProtocol::TCP, Side::Src) => TcpPacket::new_checked(l4)?.set_src_port(port),
-        (IpProtocol::TCP, Side::Dst) => TcpPacket::new_checked(l4)?.set_dst_port(port),
-        (IpProtocol::UDP, Side::Src) => UdpPacket::new_checked(l4)?.set_src_port(port),
-        (IpProtocol::UDP, Side::Dst) => UdpPacket::new_checked(l4)?.set_dst_port(port),
-        _ => {}
-    }
-    Ok(())
+    Ok(rewrite_port(l4, h.proto, side, port)?)
 }
 
 #[inline]

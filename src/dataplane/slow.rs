@@ -151,10 +151,12 @@ fn ip(
     if fwd.from_backend_side(h.src, ingress, src_mac) {
         let known = cx.st.flows.reply(&packet_key(&h), cx.now_ms);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
+            let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;
+            // The later fragments follow a first one that went out (or waits to).
             if let Some(key) = first_fragment {
                 remember_fragment(cx, key, Fragment::Reply(rn));
             }
-            return reply_to_client(frame, &h, rn, rn.frontend_port, cx);
+            return Ok(action);
         }
     }
     // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
@@ -207,6 +209,8 @@ pub(super) fn to_backend(
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
     let d = decide_flow(fe, via, flow, cx)?;
+    let action = deliver(frame, h, &d, cx.fwd)?;
+    // The later fragments follow a first one that went out.
     if let Some(key) = first_fragment {
         let what = Fragment::Forward {
             backend: d.backend,
@@ -214,7 +218,7 @@ pub(super) fn to_backend(
         };
         remember_fragment(cx, key, what);
     }
-    deliver(frame, h, &d, cx.fwd)
+    Ok(action)
 }
 
 /// The decision for a packet of `flow`, remembered in the worker's flow table; for a new

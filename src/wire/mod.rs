@@ -36,7 +36,7 @@ pub use parse::{
 pub use quoted::{is_icmpv4_error, is_icmpv6_error, QuotedIpv4, QuotedIpv6};
 pub use rewrite::{
     dnat_ipv4_fast, rewrite_ipv4_dst, rewrite_ipv4_src, rewrite_ipv6_behind, rewrite_ipv6_dst,
-    rewrite_ipv6_src, Side,
+    rewrite_ipv6_src, rewrite_port, Side,
 };
 pub use tcp::{TcpFlags, TcpPacket};
 pub use udp::{UdpPacket, UdpRepr};
@@ -67,6 +67,8 @@ impl IpProtocol {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const DCCP: u8 = 33;
+    pub const UDP_LITE: u8 = 136;
     pub const IPV6_HOP_BY_HOP: u8 = 0;
     pub const IPV6_ROUTING: u8 = 43;
     pub const IPV6_FRAGMENT: u8 = 44;

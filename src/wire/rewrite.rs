@@ -20,10 +20,20 @@ pub enum Side {
     Dst,
 }
 
+/// Where the checksum of a transport header lies, for the protocols whose checksum covers
+/// the pseudo-header and so changes with an address: TCP, UDP and ICMPv6, and DCCP and
+/// UDP-Lite, which an HA-ports rule NATs as well (RFC 4340 §9, RFC 3828 §3).
+fn pseudo_checksum_offset(proto: u8) -> Option<usize> {
+    match proto {
+        IpProtocol::DCCP | IpProtocol::UDP_LITE => Some(6),
+        p => checksum_offset(p),
+    }
+}
+
 /// Where the transport checksum is in `l4`, if `proto` has one covering the pseudo-header.
 /// `Truncated` if the segment is too short to hold it.
 fn transport_checksum_at(proto: u8, l4: &[u8]) -> Result<Option<usize>, Error> {
-    match checksum_offset(proto) {
+    match pseudo_checksum_offset(proto) {
         Some(at) if l4.len() < at + 2 => Err(Error::Truncated),
         found => Ok(found),
     }
@@ -45,9 +55,10 @@ fn update_transport(l4: &mut [u8], proto: u8, at: usize, update: impl Fn(u16) ->
 fn rewrite_ipv4(ip: &mut [u8], new: Ipv4Addr, side: Side) -> Result<(), Error> {
     let mut packet = Ipv4Packet::new_checked(ip)?;
     let proto = packet.protocol();
-    // Only an unfragmented packet or a first fragment holds the transport header.
+    // Only an unfragmented packet or a first fragment holds the transport header (ICMPv4's
+    // checksum covers no pseudo-header).
     let at = match (packet.frag_offset(), proto) {
-        (0, IpProtocol::TCP | IpProtocol::UDP) => transport_checksum_at(proto, packet.payload())?,
+        (0, p) if p != IpProtocol::ICMPV6 => transport_checksum_at(proto, packet.payload())?,
         _ => None,
     };
     let old = match side {
@@ -113,8 +124,31 @@ pub fn rewrite_ipv6_behind(
     Ok(())
 }
 
-/// Sets the IPv4 source of the packet in `ip`, updating the header checksum and, for TCP and
-/// UDP (unfragmented, or the first fragment), the transport checksum.
+/// Sets a TCP or UDP port (`side`'s) in the transport header that starts `l4`, updating its
+/// checksum incrementally; nothing for another protocol. Reads nothing beyond the header, so
+/// that a first fragment's header (whose UDP length counts the whole datagram) is rewritten
+/// as a whole packet's. `Truncated`, nothing written, if the header is not all there.
+pub fn rewrite_port(l4: &mut [u8], proto: u8, side: Side, port: u16) -> Result<(), Error> {
+    let at = match proto {
+        IpProtocol::TCP | IpProtocol::UDP => transport_checksum_at(proto, l4)?,
+        _ => None,
+    };
+    let Some(at) = at else {
+        return Ok(());
+    };
+    let field = match side {
+        Side::Src => 0..2,
+        Side::Dst => 2..4,
+    };
+    let old = get_u16(&l4[field.clone()]);
+    put_u16(&mut l4[field], port);
+    update_transport(l4, proto, at, |c| checksum::update_u16(c, old, port));
+    Ok(())
+}
+
+/// Sets the IPv4 source of the packet in `ip`, updating the header checksum and, for
+/// transports whose checksum covers the pseudo-header (unfragmented, or the first fragment),
+/// the transport checksum.
 pub fn rewrite_ipv4_src(ip: &mut [u8], new: Ipv4Addr) -> Result<(), Error> {
     rewrite_ipv4(ip, new, Side::Src)
 }
@@ -229,6 +263,56 @@ mod tests {
         packet[26..28].copy_from_slice(&[0, 0]);
         rewrite_ipv4_src(&mut packet, BACKEND).unwrap();
         assert_eq!(&packet[26..28], &[0, 0]);
+    }
+
+    /// DCCP and UDP-Lite checksums cover the pseudo-header too: an HA-ports NAT keeps them
+    /// right (a 16-byte segment, its checksum at 6, summed over pseudo-header and segment).
+    #[test]
+    fn dnat_of_dccp_and_udp_lite_keeps_their_checksums_right() {
+        let sum = |src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]| {
+            let pseudo = checksum::pseudo_header_v4(src, dst, proto, segment.len() as u16);
+            checksum::add(pseudo, checksum::ones_complement_sum(segment))
+        };
+        for proto in [IpProtocol::DCCP, IpProtocol::UDP_LITE] {
+            let mut segment = [0x11u8; 16];
+            segment[6..8].copy_from_slice(&[0, 0]);
+            let csum = !sum(CLIENT, VIP, proto, &segment);
+            segment[6..8].copy_from_slice(&csum.to_be_bytes());
+            assert_eq!(
+                sum(CLIENT, VIP, proto, &segment),
+                0xffff,
+                "sums right before"
+            );
+            let mut packet = ipv4(CLIENT, VIP, proto, &segment);
+            rewrite_ipv4_dst(&mut packet, BACKEND).unwrap();
+            let ip = Ipv4Packet::new_checked(&packet[..]).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!(
+                sum(CLIENT, BACKEND, proto, ip.payload()),
+                0xffff,
+                "proto {proto}"
+            );
+        }
+    }
+
+    /// A first fragment's UDP length counts the whole datagram: its port is rewritten from the
+    /// header alone, the checksum following (it covers the whole datagram, which the delta
+    /// keeps right).
+    #[test]
+    fn a_port_is_rewritten_in_a_first_fragment_s_header() {
+        let datagram = udp(CLIENT, VIP, 5353, 53, &[0x5a; 40]);
+        let mut first = datagram[..24].to_vec();
+        rewrite_port(&mut first, IpProtocol::UDP, Side::Dst, 5300).unwrap();
+        let mut whole = first.clone();
+        whole.extend_from_slice(&datagram[24..]);
+        let u = UdpPacket::new_checked(&whole[..]).unwrap();
+        assert_eq!(u.dst_port(), 5300);
+        assert!(u.verify_checksum_v4(CLIENT, VIP));
+        assert_eq!(
+            rewrite_port(&mut first[..6], IpProtocol::UDP, Side::Dst, 1),
+            Err(Error::Truncated),
+            "the checksum not there"
+        );
     }
 
     #[test]

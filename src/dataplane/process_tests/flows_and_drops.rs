@@ -270,6 +270,79 @@ fn every_fragment_of_a_datagram_follows_its_first_and_orphans_are_dropped() {
     );
 }
 
+/// Through a NAT rule that translates the port, the first fragment gets the backend's port in
+/// its header (whose UDP length counts the whole datagram), the later ones follow it, and the
+/// datagram's checksum stays right; the backend's fragmented answer gets the frontend's port.
+#[test]
+fn fragments_through_a_port_translating_nat_rule_keep_every_rewrite() {
+    let fwd = build(&config("udp", 53, 5300, false), &[]);
+    let (mut st, _) = worker();
+    let mut out = Vec::new();
+    let mut chosen = None;
+    for packet in udp_fragments(CLIENT, 5353, FRONTEND, 53) {
+        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+        let b = to_backend(&mut frame, &mut st, &fwd);
+        assert_eq!(
+            *chosen.get_or_insert(b),
+            b,
+            "each fragment follows the first"
+        );
+        out.extend_from_slice(
+            Ipv4Packet::new_checked(&frame[ETH_LEN..])
+                .unwrap()
+                .payload(),
+        );
+    }
+    let backend = BACKENDS[backend_index(&fwd, chosen.unwrap())];
+    let datagram = UdpPacket::new_checked(&out[..]).unwrap();
+    assert_eq!(datagram.dst_port(), 5300, "the backend port");
+    assert!(datagram.verify_checksum_v4(CLIENT, backend));
+
+    let i = backend_index(&fwd, chosen.unwrap());
+    let mut back = Vec::new();
+    for packet in udp_fragments(backend, 5300, CLIENT, 5353) {
+        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, &packet);
+        assert!(matches!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Transmit { backend: None, .. }
+        ));
+        back.extend_from_slice(
+            Ipv4Packet::new_checked(&frame[ETH_LEN..])
+                .unwrap()
+                .payload(),
+        );
+    }
+    let answer = UdpPacket::new_checked(&back[..]).unwrap();
+    assert_eq!(answer.src_port(), 53, "the frontend port");
+    assert!(answer.verify_checksum_v4(FRONTEND, CLIENT));
+}
+
+/// The later fragments go as the flows do: not to a backend that went down since the first.
+#[test]
+fn later_fragments_are_not_sent_to_a_backend_that_went_down_since_the_first() {
+    let cfg = ha_ports();
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let mut fragments = udp_fragments(CLIENT, 5353, FRONTEND, 53).into_iter();
+    let first = fragments.next().unwrap();
+    let b = to_backend(
+        &mut eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &first),
+        &mut st,
+        &fwd,
+    );
+    let down = build(&cfg, &[BACKENDS[backend_index(&fwd, b)]]);
+    let mut later = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &fragments.next().unwrap(),
+    );
+    assert_eq!(
+        process(&mut later, LAN, &mut st, &down, NOW),
+        Action::Drop(DropReason::Fragment)
+    );
+}
+
 #[test]
 fn a_full_fragment_table_counts_what_it_refuses_and_their_later_fragments_are_dropped() {
     let fwd = build(&config("all", 0, 0, true), &[]);
