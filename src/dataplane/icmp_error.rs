@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use super::nat::set_macs;
+use super::nat::{reply_to_client, set_macs};
 use super::slow::Ctx;
 use super::state::Action;
 use crate::lb::decision::{decide, Flow, Memory, Via};
@@ -13,22 +13,15 @@ use crate::lb::flow::FlowKey;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
     is_icmpv4_error, is_icmpv6_error, rewrite_ipv4_dst, Headers, IcmpPacket, Icmpv6Packet,
-    Ipv4Packet, Ipv6Packet, MacAddr, QuotedIpv4, QuotedIpv6,
+    IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, QuotedIpv4, QuotedIpv6,
 };
 
-/// Steers an ICMP error about a flow of ours. Under NAT the backend gets it about the packet
-/// as it sent it: outer destination and quoted source rewritten to the backend. `None`: not
-/// an error about a flow of ours; the packet takes the ordinary path.
-pub(super) fn icmp_error(
-    frame: &mut [u8],
-    h: &Headers,
-    dst_mac: MacAddr,
-    cx: &mut Ctx,
-) -> Result<Option<Action>, DropReason> {
-    let fwd = cx.fwd;
+/// The flow an ICMP error (v4 or v6) quotes, and where its message ends in the frame; `None`:
+/// not an ICMP error.
+fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<(FlowKey, usize)>, DropReason> {
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
-    let (quoted, end) = match h.dst {
-        IpAddr::V4(_) => {
+    Ok(Some(match (h.dst, h.proto) {
+        (IpAddr::V4(_), IpProtocol::ICMP) => {
             let end = l3 + Ipv4Packet::new_checked(&frame[l3..])?.total_len();
             let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
             if !is_icmpv4_error(IcmpPacket::new_checked(message)?.msg_type()) {
@@ -45,7 +38,7 @@ pub(super) fn icmp_error(
             };
             (key, end)
         }
-        IpAddr::V6(_) => {
+        (IpAddr::V6(_), IpProtocol::ICMPV6) => {
             let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
             let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
             if !is_icmpv6_error(Icmpv6Packet::new_checked(message)?.msg_type()) {
@@ -62,6 +55,23 @@ pub(super) fn icmp_error(
             };
             (key, end)
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Steers an ICMP error about a flow of ours. Under NAT the backend gets it about the packet
+/// as it sent it: outer destination and quoted source rewritten to the backend. `None`: not
+/// an error about a flow of ours; the packet takes the ordinary path.
+pub(super) fn icmp_error(
+    frame: &mut [u8],
+    h: &Headers,
+    dst_mac: MacAddr,
+    cx: &mut Ctx,
+) -> Result<Option<Action>, DropReason> {
+    let fwd = cx.fwd;
+    let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
+    let Some((quoted, end)) = quoted_flow(frame, h)? else {
+        return Ok(None);
     };
     // About a packet the frontend sent (a reply, NAT or DSR): the flow came in reversed.
     // Routed through a frontend (transit): the flow is the quoted packet's.
@@ -105,4 +115,44 @@ pub(super) fn icmp_error(
         interface: route.interface,
         backend: Some(d.backend),
     }))
+}
+
+/// An ICMP error a backend sends to a client about a packet of a NAT flow it received (a port
+/// unreachable, say): the client gets it about the packet as the client sent it, the outer
+/// source and the quoted destination (and port) the frontend's, so that its stack finds the
+/// socket it is about. Mapped back as the flow's replies are (the flow's reply entry, else the
+/// rules). `None`: not an ICMP error about a NAT flow of this sender's.
+pub(super) fn icmp_error_to_client(
+    frame: &mut [u8],
+    h: &Headers,
+    cx: &mut Ctx,
+) -> Result<Option<Action>, DropReason> {
+    let Some((quoted, end)) = quoted_flow(frame, h)? else {
+        return Ok(None);
+    };
+    // The quoted packet went from the client (this error's destination) to its sender.
+    if quoted.src != h.dst || quoted.dst != h.src {
+        return Ok(None);
+    }
+    let reply = quoted.reversed();
+    let known = cx.st.flows.reply(&reply, cx.now_ms);
+    let fwd = cx.fwd;
+    let Some(rn) = known.or_else(|| fwd.reverse_nat(reply.src, reply.proto, reply.src_port)) else {
+        return Ok(None);
+    };
+    let (l4, port) = (usize::from(h.l4_offset), rn.frontend_port);
+    match (rn.frontend, h.src, h.dst) {
+        (IpAddr::V4(frontend), _, _) => {
+            QuotedIpv4::new_checked(&mut frame[l4..end])?.set_dst(frontend, port);
+            IcmpPacket::new_checked(&mut frame[l4..end])?.fill_checksum();
+        }
+        (IpAddr::V6(frontend), IpAddr::V6(sender), IpAddr::V6(client)) => {
+            QuotedIpv6::new_checked(&mut frame[l4..end])?.set_dst(frontend, port);
+            // For the sender's address still: the outer rewrite below updates it.
+            Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(sender, client);
+        }
+        _ => return Err(DropReason::Unsupported),
+    }
+    // The outer source as any reply's (an ICMP message has no ports to restore).
+    reply_to_client(frame, h, rn, None, cx).map(Some)
 }

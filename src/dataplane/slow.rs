@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use super::fragments::{fragment_id, fragment_key, later_fragment, remember_fragment, Fragment};
-use super::icmp_error::icmp_error;
+use super::icmp_error::{icmp_error, icmp_error_to_client};
 use super::nat::{deliver, reply_to_client};
 use super::responders::{arp, echo_reply, is_echo_request, neighbour_solicitation};
 use super::state::{Action, WorkerState};
@@ -149,6 +149,9 @@ fn ip(
     // backend's address is no reply): the frontend its flow recorded (where the rules alone
     // are ambiguous), else the rules' own reverse mapping.
     if fwd.from_backend_side(h.src, ingress, src_mac) {
+        if let Some(action) = icmp_error_to_client(frame, &h, cx)? {
+            return Ok(action);
+        }
         let known = cx.st.flows.reply(&packet_key(&h), cx.now_ms);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;

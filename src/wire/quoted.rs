@@ -7,7 +7,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{get_u16, put_u16, Error, IpProtocol};
+use super::{get_u16, put_u16, Error, IpProtocol, Side};
 
 /// ICMPv4 error types whose message quotes the offending packet.
 pub fn is_icmpv4_error(msg_type: u8) -> bool {
@@ -103,19 +103,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv4<T> {
     /// header checksum and, where the quote holds it, the quoted transport checksum right.
     /// The ICMP checksum around it is the caller's to refill.
     pub fn set_src(&mut self, addr: Ipv4Addr, port: Option<u16>) {
+        self.set(Side::Src, addr, port);
+    }
+
+    /// [`QuotedIpv4::set_src`] for the destination.
+    pub fn set_dst(&mut self, addr: Ipv4Addr, port: Option<u16>) {
+        self.set(Side::Dst, addr, port);
+    }
+
+    fn set(&mut self, side: Side, addr: Ipv4Addr, port: Option<u16>) {
         let (header_len, has_ports, proto) = (self.header_len, self.has_ports(), self.protocol());
-        let old = self.src();
+        let (old, at_addr, at_port) = match side {
+            Side::Src => (self.src(), 12, 0),
+            Side::Dst => (self.dst(), 16, 2),
+        };
         let ip = &mut self.buffer.as_mut()[QUOTE..];
-        ip[12..16].copy_from_slice(&addr.octets());
+        ip[at_addr..at_addr + 4].copy_from_slice(&addr.octets());
         let csum = super::checksum::update_ipv4_addr(get_u16(&ip[10..12]), old, addr);
         put_u16(&mut ip[10..12], csum);
         if !has_ports {
             return;
         }
         let l4 = &mut ip[header_len..];
-        let old_port = get_u16(&l4[0..2]);
+        let old_port = get_u16(&l4[at_port..at_port + 2]);
         let new_port = port.unwrap_or(old_port);
-        put_u16(&mut l4[0..2], new_port);
+        put_u16(&mut l4[at_port..at_port + 2], new_port);
         // The transport checksum covers the pseudo-header's source address and the port.
         let at = match proto {
             IpProtocol::UDP => 6,
@@ -197,16 +209,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv6<T> {
     /// transport checksum right where the quote holds it. The ICMPv6 checksum around it is
     /// the caller's to refill.
     pub fn set_src(&mut self, addr: Ipv6Addr, port: Option<u16>) {
-        let (has_ports, proto, old) = (self.has_ports(), self.next_header(), self.src());
+        self.set(Side::Src, addr, port);
+    }
+
+    /// [`QuotedIpv6::set_src`] for the destination.
+    pub fn set_dst(&mut self, addr: Ipv6Addr, port: Option<u16>) {
+        self.set(Side::Dst, addr, port);
+    }
+
+    fn set(&mut self, side: Side, addr: Ipv6Addr, port: Option<u16>) {
+        let (has_ports, proto) = (self.has_ports(), self.next_header());
+        let (old, at_addr, at_port) = match side {
+            Side::Src => (self.src(), 8, 0),
+            Side::Dst => (self.dst(), 24, 2),
+        };
         let ip = &mut self.buffer.as_mut()[QUOTE..];
-        ip[8..24].copy_from_slice(&addr.octets());
+        ip[at_addr..at_addr + 16].copy_from_slice(&addr.octets());
         if !has_ports {
             return;
         }
         let l4 = &mut ip[V6_HEADER..];
-        let old_port = get_u16(&l4[0..2]);
+        let old_port = get_u16(&l4[at_port..at_port + 2]);
         let new_port = port.unwrap_or(old_port);
-        put_u16(&mut l4[0..2], new_port);
+        put_u16(&mut l4[at_port..at_port + 2], new_port);
         let at = if proto == IpProtocol::UDP { 6 } else { 16 };
         if let Some(field) = l4.get(at..at + 2) {
             let c = super::checksum::update_ipv6_addr(get_u16(field), old, addr);

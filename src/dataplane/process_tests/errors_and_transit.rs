@@ -71,6 +71,105 @@ fn icmp_error_about_a_flow_goes_to_the_flows_backend() {
     );
 }
 
+/// A backend's "port unreachable" about a NAT flow's datagram reaches the client about the
+/// datagram as the client sent it (to the frontend, at the frontend's port), so that its
+/// stack finds the socket: through an HA-ports rule and through a port-translating one.
+#[test]
+fn a_backend_s_icmp_error_about_a_nat_flow_reaches_the_client_about_what_it_sent() {
+    for (cfg, backend_port) in [(ha_ports(), 53), (config("udp", 53, 5300, false), 5300)] {
+        let fwd = build(&cfg, &[]);
+        let (mut st, _) = worker();
+        let b = to_backend(
+            &mut udp_frame(CLIENT_MAC, CLIENT, 5353, FRONTEND, 53),
+            &mut st,
+            &fwd,
+        );
+        let i = backend_index(&fwd, b);
+        // The datagram as the backend got it, quoted in its error back to the client.
+        let got = ipv4(
+            CLIENT,
+            BACKENDS[i],
+            IpProtocol::UDP,
+            &udp(CLIENT, BACKENDS[i], 5353, backend_port, b"q"),
+        );
+        let mut m = vec![IcmpType::DEST_UNREACHABLE, 3, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&got);
+        let csum = internet_checksum(&m);
+        m[2..4].copy_from_slice(&csum.to_be_bytes());
+        let packet = ipv4(BACKENDS[i], CLIENT, IpProtocol::ICMP, &m);
+        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, &packet);
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Transmit {
+                interface: LAN,
+                backend: None
+            }
+        );
+        assert_eq!(macs(&frame).0, CLIENT_MAC);
+        let ip = Ipv4Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (FRONTEND, CLIENT));
+        assert!(ip.verify_checksum());
+        let icmp = ip.payload();
+        assert_eq!(internet_checksum(icmp), 0, "ICMP checksum refilled");
+        let q = crate::wire::QuotedIpv4::new_checked(icmp).unwrap();
+        assert_eq!(
+            (q.src(), q.dst(), q.ports()),
+            (CLIENT, FRONTEND, (5353, 53)),
+            "rule with backend port {backend_port}"
+        );
+        assert_eq!(internet_checksum(&icmp[8..28]), 0, "quoted IP header");
+        let quoted = UdpPacket::new_checked(&icmp[28..]).unwrap();
+        assert!(
+            quoted.verify_checksum_v4(CLIENT, FRONTEND),
+            "quoted UDP checksum"
+        );
+    }
+}
+
+/// [`a_backend_s_icmp_error_about_a_nat_flow_reaches_the_client_about_what_it_sent`] over
+/// IPv6, whose ICMPv6 checksum covers the pseudo-header.
+#[test]
+fn a_backend_s_icmpv6_error_about_a_nat_flow_reaches_the_client_about_what_it_sent() {
+    use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, tcp6_frame, CLIENT6, FRONTEND6};
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let mut syn = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    let owner = to_backend(&mut syn, &mut st, &fwd);
+    let backend_mac = fwd.backends[owner as usize].mac.unwrap();
+    let IpAddr::V6(backend) = fwd.backends[owner as usize].address else {
+        panic!("an IPv6 backend")
+    };
+    // The segment as the backend got it, quoted in its "port unreachable" to the client.
+    let got = tcp6_frame(CLIENT_MAC, CLIENT6, 40_000, backend, 443, TcpFlags::SYN);
+    let mut m = vec![1, 4, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&got[ETH_LEN..]);
+    let mut error = icmp6_frame(IF_MAC, backend, CLIENT6, m);
+    error[6..12].copy_from_slice(&backend_mac.0);
+    assert_eq!(
+        process(&mut error, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(macs(&error).0, CLIENT_MAC);
+    let ip = Ipv6Packet::new_checked(&error[ETH_LEN..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (FRONTEND6, CLIENT6));
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum(FRONTEND6, CLIENT6), "ICMPv6 checksum");
+    let q = crate::wire::QuotedIpv6::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (q.src(), q.dst(), q.ports()),
+        (CLIENT6, FRONTEND6, (40_000, 443))
+    );
+    let seg = &ip.payload()[8 + 40..];
+    assert_eq!(
+        tcp_udp_checksum_v6(CLIENT6, FRONTEND6, IpProtocol::TCP, seg),
+        u16::from_be_bytes([seg[16], seg[17]]),
+        "the quoted segment's checksum, for its new destination"
+    );
+}
+
 #[test]
 fn icmp_errors_under_dsr_and_transit_reach_the_flows_backend_unchanged_but_for_layer_2() {
     let router = Ipv4Addr::new(10, 0, 1, 1);
