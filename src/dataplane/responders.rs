@@ -83,8 +83,10 @@ pub(super) fn neighbour_solicitation(
 ) -> Result<Option<Action>, DropReason> {
     let fwd = cx.fwd;
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
+    // The message up to the IPv6 payload's end (anything after it is the frame's trailer).
+    let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
     let (target, sender_mac) = {
-        let Ok(icmp) = Icmpv6Packet::new_checked(&frame[l4..]) else {
+        let Some(Ok(icmp)) = frame.get(l4..end).map(Icmpv6Packet::new_checked) else {
             return Ok(None);
         };
         let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
@@ -113,9 +115,17 @@ pub(super) fn neighbour_solicitation(
         return Ok(None);
     };
     let (IpAddr::V6(asker), Some(asker_mac)) = (h.src, sender_mac) else {
-        // Duplicate-address detection (from ::) or no link-layer option: nothing to answer.
+        // No link-layer option: nothing to answer.
         return Err(DropReason::Unsupported);
     };
+    // Duplicate-address detection (from ::) is the owner's to defend; a group source address
+    // at layer 2 is no sender to answer.
+    if asker.is_unspecified() {
+        return Err(DropReason::Unsupported);
+    }
+    if src_mac.is_multicast() {
+        return Err(DropReason::Malformed);
+    }
     cx.st.neighbours.hint(ingress, h.src, asker_mac);
     let mac = fwd.frontends[fe as usize].mac;
     let end = l4 + 32;
@@ -124,6 +134,9 @@ pub(super) fn neighbour_solicitation(
     ip.set_src(target);
     ip.set_dst(asker);
     ip.set_hop_limit(255);
+    // The advertisement alone: a solicitation's further options are left behind it, a
+    // trailer after the packet.
+    ip.shorten_payload(32);
     Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(target, asker);
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     eth.set_dst(src_mac);

@@ -3,7 +3,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{get_u16, Error, Field};
+use super::{get_u16, put_u16, Error, Field};
 
 mod field {
     use super::Field;
@@ -92,6 +92,13 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Shortens the payload to `len` bytes (never lengthens it: the bytes past it stay in
+    /// the buffer, a trailer after the packet).
+    pub fn shorten_payload(&mut self, len: usize) {
+        let len = len.min(self.payload_len()) as u16;
+        put_u16(&mut self.buffer.as_mut()[field::PAYLOAD_LEN], len);
+    }
+
     pub fn set_hop_limit(&mut self, hops: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = hops;
     }

@@ -408,3 +408,50 @@ fn ipv6_extension_header_chains_longer_than_the_bound_are_a_counted_drop() {
     let frame = with_extension_headers(&plain, IpProtocol::IPV6_DEST_OPTIONS, &chain);
     assert_dropped(&frame, &fwd, DropReason::ExtensionHeaders);
 }
+
+/// A solicitation with a further option (a nonce, RFC 3971) is answered with the
+/// advertisement alone, its checksum over what its length says; one from the unspecified
+/// address (duplicate-address detection) or from a group MAC is not answered.
+#[test]
+fn solicitations_with_more_options_or_from_nowhere() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let plain = solicitation(FRONTEND6);
+    let ip = Ipv6Packet::new_checked(&plain[ETH_LEN..]).unwrap();
+    let (group, mut m) = (ip.dst(), ip.payload().to_vec());
+    m[2..4].copy_from_slice(&[0, 0]);
+    m.extend_from_slice(&[14, 1, 1, 2, 3, 4, 5, 6]);
+    let mut nonce = icmp6_frame(
+        plain[..6].try_into().map(MacAddr).unwrap(),
+        CLIENT6,
+        group,
+        m,
+    );
+    nonce.extend_from_slice(&[0xee; 4]); // a trailer after the packet
+    assert!(matches!(
+        process(&mut nonce, LAN, &mut st, &fwd, NOW),
+        Action::Transmit { .. }
+    ));
+    let ip = Ipv6Packet::new_checked(&nonce[ETH_LEN..]).unwrap();
+    assert_eq!(ip.payload_len(), 32, "the advertisement alone");
+    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
+    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
+
+    let mut dad = solicitation(FRONTEND6);
+    let ip = Ipv6Packet::new_checked(&dad[ETH_LEN..]).unwrap();
+    let (group, mut m) = (ip.dst(), ip.payload().to_vec());
+    m[2..4].copy_from_slice(&[0, 0]);
+    let to = dad[..6].try_into().map(MacAddr).unwrap();
+    dad = icmp6_frame(to, Ipv6Addr::UNSPECIFIED, group, m);
+    assert_eq!(
+        process(&mut dad, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Unsupported)
+    );
+    let mut from_a_group = solicitation(FRONTEND6);
+    from_a_group[6] |= 1;
+    assert!(!matches!(
+        process(&mut from_a_group, LAN, &mut st, &fwd, NOW),
+        Action::Transmit { .. }
+    ));
+}
