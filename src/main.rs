@@ -287,9 +287,14 @@ fn lookup(
     status
 }
 
-/// One scrape of the metrics endpoint.
+/// How long a scrape may take before the endpoint counts as not answering.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One scrape of the metrics endpoint, within [`SCRAPE_TIMEOUT`] (an endpoint that takes the
+/// connection but never answers is one that does not answer).
 fn scrape(endpoint: &str) -> Result<Vec<haports::control::stats::Sample>, String> {
-    match ureq::get(endpoint).call().map(|r| r.into_string()) {
+    let agent = ureq::AgentBuilder::new().timeout(SCRAPE_TIMEOUT).build();
+    match agent.get(endpoint).call().map(|r| r.into_string()) {
         Ok(Ok(body)) => Ok(haports::control::stats::parse(&body)),
         Ok(Err(e)) => Err(format!("reading {endpoint}: {e}")),
         Err(e) => Err(format!(

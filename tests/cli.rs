@@ -991,6 +991,24 @@ fn stats_exits_1_when_the_endpoint_answers_an_error() {
     assert!(run.stderr.contains(&url), "{:?}", run.stderr);
 }
 
+/// An endpoint that takes the connection and never answers is one that does not answer.
+#[test]
+fn stats_exits_1_when_the_endpoint_never_answers() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    // Holds the connection, reading nothing back, until the client gives up and closes it.
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut sink = Vec::new();
+        let _ = conn.read_to_end(&mut sink);
+    });
+    let run = haports(["stats", "--endpoint", &url]);
+    server.join().expect("server");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains(&url), "{:?}", run.stderr);
+}
+
 #[test]
 fn stats_watch_redraws_every_interval_until_the_endpoint_goes() {
     const BODY: &str = "haports_port_rx_packets_total{port=\"0\",interface=\"lan\"} 5\n# EOF\n";

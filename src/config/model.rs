@@ -92,6 +92,11 @@ impl Dataplane {
     pub const DEFAULT_KERNEL_PPS: u32 = 20_000;
     pub const DEFAULT_NEIGHBOUR_REACHABLE_S: u32 = 30;
     pub const MAX_NEIGHBOUR_REACHABLE_S: u32 = 3600;
+    /// The largest Maglev table (a prime below 2^22): 16 MiB a pool, built on the control
+    /// thread at start and at each reload.
+    pub const MAX_MAGLEV_TABLE_SIZE: u32 = 4_194_301;
+    /// The most flows a worker's table holds: 4 GiB of hugepages for its buckets.
+    pub const MAX_FLOW_TABLE_CAPACITY: u32 = 1 << 26;
     /// Descriptors of every RX and TX ring the appliance sets up.
     pub const RING_DESCRIPTORS: u16 = 1024;
 

@@ -37,11 +37,34 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
             ),
         );
     }
+    if dp.maglev_table_size > Dataplane::MAX_MAGLEV_TABLE_SIZE {
+        out.error(
+            "dataplane.maglev_table_size",
+            limit::MAGLEV_MAX,
+            format!(
+                "{} is too large: at most {} (each pool's table is built at start and at \
+                 every reload)",
+                dp.maglev_table_size,
+                Dataplane::MAX_MAGLEV_TABLE_SIZE
+            ),
+        );
+    }
     if dp.flow_table_capacity == 0 {
         out.error(
             "dataplane.flow_table_capacity",
             limit::FLOW_TABLE,
             "must be at least 1 (flow-table entries per worker; 1048576 by default)",
+        );
+    }
+    if dp.flow_table_capacity > Dataplane::MAX_FLOW_TABLE_CAPACITY {
+        out.error(
+            "dataplane.flow_table_capacity",
+            limit::FLOW_TABLE_MAX,
+            format!(
+                "{} is too large: at most {} flows a worker (4 GiB of hugepages each)",
+                dp.flow_table_capacity,
+                Dataplane::MAX_FLOW_TABLE_CAPACITY
+            ),
         );
     }
     if dp.kernel_pps == 0 {

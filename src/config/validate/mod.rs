@@ -168,6 +168,8 @@ mod limit {
 
     pub(super) const WORKERS: Broken = Limitation("at least one worker");
     pub(super) const FLOW_TABLE: Broken = Limitation("flow table capacity above 0");
+    pub(super) const FLOW_TABLE_MAX: Broken = Limitation("flow table of at most 2^26 flows");
+    pub(super) const MAGLEV_MAX: Broken = Limitation("Maglev table of at most 2^22 entries");
     pub(super) const MBUFS: Broken = Limitation("enough packet buffers");
     pub(super) const KERNEL_PPS: Broken = Limitation("kernel rate above 0");
     pub(super) const NEIGHBOUR_REACHABLE: Broken =

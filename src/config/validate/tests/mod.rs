@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::testdata::MINIMAL;
 use crate::config::LbKind;
-use crate::config::{Encap, ProbeProtocol, Route, RuleProtocol};
+use crate::config::{Dataplane, Encap, ProbeProtocol, Route, RuleProtocol};
 
 fn base() -> Config {
     Config::from_toml(MINIMAL, "minimal.toml").unwrap()
@@ -106,6 +106,28 @@ fn dataplane_sizes_are_checked() {
     let mut cfg = base();
     cfg.dataplane.flow_table_capacity = 0;
     only_problem(&cfg, "dataplane.flow_table_capacity", "at least 1");
+
+    let mut cfg = base();
+    cfg.dataplane.flow_table_capacity = Dataplane::MAX_FLOW_TABLE_CAPACITY + 1;
+    only_tagged(
+        &cfg,
+        "dataplane.flow_table_capacity",
+        "limitation: flow table of at most 2^26 flows",
+        "too large",
+    );
+    cfg.dataplane.flow_table_capacity = Dataplane::MAX_FLOW_TABLE_CAPACITY;
+    assert!(validate(&cfg).is_empty());
+
+    let mut cfg = base();
+    cfg.dataplane.maglev_table_size = 4_294_967_291; // prime
+    only_tagged(
+        &cfg,
+        "dataplane.maglev_table_size",
+        "limitation: Maglev table of at most 2^22 entries",
+        "too large",
+    );
+    cfg.dataplane.maglev_table_size = Dataplane::MAX_MAGLEV_TABLE_SIZE;
+    assert!(validate(&cfg).is_empty(), "the largest is prime");
 
     let mut cfg = base();
     cfg.dataplane.kernel_pps = 0;
