@@ -156,7 +156,7 @@ impl Plane {
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
-        self.health.retain(|t, _| self.targets.contains(t));
+        self.health = probes::carried_health(&self.health, &self.targets);
         prober.set_targets(&self.targets);
         self.config_generation += 1;
         Reload::Applied(self.config_generation)

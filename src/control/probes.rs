@@ -43,6 +43,34 @@ impl Target {
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.interval_ms.clamp(10, 2000))
     }
+
+    /// Whether `other` checks the same service (address, protocol, port and path), whatever
+    /// its timing and thresholds.
+    fn same_check(&self, other: &Target) -> bool {
+        (self.address, self.protocol, self.port, &self.path)
+            == (other.address, other.protocol, other.port, &other.path)
+    }
+}
+
+/// The health a reload's `targets` start from: each one's own last state, else that of the
+/// targets that checked the same service with other timing or thresholds (up if all of them
+/// were). Without one a target counts as down until its first result: a probe's interval or
+/// thresholds edited on a reload would take its backends down meanwhile.
+pub fn carried_health(
+    health: &HashMap<Target, bool>,
+    targets: &HashSet<Target>,
+) -> HashMap<Target, bool> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            let state = health.get(t).copied().or_else(|| {
+                let mut same = health.iter().filter(|(old, _)| old.same_check(t));
+                same.next()
+                    .map(|(_, &up)| up && same.all(|(_, &other)| other))
+            })?;
+            Some((t.clone(), state))
+        })
+        .collect()
 }
 
 /// Every probe target of a config: each rule's probe over each backend of its pool. Rules

@@ -180,3 +180,45 @@ kind = "internal"
         )]
     );
 }
+
+/// A reload that changes a probe's timing or thresholds keeps its backends' states; a new
+/// service starts without one (down until its first result), a removed one is forgotten.
+#[test]
+fn a_reload_carries_health_over_to_the_same_check_with_new_timing() {
+    let (old, other) = (
+        target(2, 3),
+        Target {
+            port: 80,
+            ..target(2, 3)
+        },
+    );
+    let health = HashMap::from([(old.clone(), true), (other, false)]);
+    let retimed = Target {
+        interval_ms: 500,
+        ..target(3, 1)
+    };
+    let new_service = Target {
+        port: 443,
+        ..target(2, 3)
+    };
+    let carried = carried_health(
+        &health,
+        &HashSet::from([retimed.clone(), new_service.clone(), old.clone()]),
+    );
+    assert_eq!(
+        carried.get(&retimed),
+        Some(&true),
+        "the same check, retimed"
+    );
+    assert_eq!(carried.get(&old), Some(&true), "unchanged");
+    assert_eq!(
+        carried.get(&new_service),
+        None,
+        "a new service has no state yet"
+    );
+    assert_eq!(carried.len(), 2, "the port-80 check is gone");
+    // Two old checks of the same service that disagree: down, until the new one says.
+    let split = HashMap::from([(target(2, 3), true), (target(5, 5), false)]);
+    let carried = carried_health(&split, &HashSet::from([retimed.clone()]));
+    assert_eq!(carried.get(&retimed), Some(&false));
+}
