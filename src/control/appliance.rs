@@ -117,16 +117,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             &pool,
         )?;
         let mac = port.mac()?;
-        // Frames routed through a frontend carry its own MAC: receive them too.
-        let frontend_macs: Vec<MacAddr> = cfg
-            .load_balancer
-            .iter()
-            .flat_map(|lb| lb.frontend.iter().map(|fe| frontend_mac(fe.address)))
-            .collect();
-        if let Err(e) = frontend_macs.iter().try_for_each(|m| port.add_mac(*m)) {
-            tracing::info!(port = ifc.port, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
-            port.enable_promiscuous()?;
-        }
+        receive_frontend_macs(&port, ifc.port, &cfg)?;
         let kname = twin::kernel_name(&ifc.name);
         let vdev = twin::vdev_name(i);
         let twin_id = eal.probe_vdev(&format!("{vdev},iface={kname},mac={mac}"), &vdev)?;
@@ -312,6 +303,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 {
                     urgent = true;
                     last_health_change = now;
+                    frontend_macs_after_reload(&ports, &plane.cfg);
                 }
             }
             while let Some((request, reply)) = socket.as_ref().and_then(ControlSocket::next) {
@@ -321,6 +313,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                             Reload::Applied(generation) => {
                                 urgent = true;
                                 last_health_change = now;
+                                frontend_macs_after_reload(&ports, &plane.cfg);
                                 serde_json::json!({"outcome": "applied", "generation": generation})
                             }
                             Reload::Refused(problems) => serde_json::json!({
@@ -409,4 +402,30 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     drop(pool);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Has `port` (interface port `id`) receive the frames addressed to every frontend's own MAC
+/// (frames routed through a frontend carry it): by its MAC filter, else in promiscuous mode.
+/// A MAC the filter holds already is no error.
+fn receive_frontend_macs(port: &Port, id: u16, cfg: &Config) -> Result<(), Error> {
+    let frontend_macs: Vec<MacAddr> = cfg
+        .load_balancer
+        .iter()
+        .flat_map(|lb| lb.frontend.iter().map(|fe| frontend_mac(fe.address)))
+        .collect();
+    if let Err(e) = frontend_macs.iter().try_for_each(|m| port.add_mac(*m)) {
+        tracing::info!(port = id, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
+        port.enable_promiscuous()?;
+    }
+    Ok(())
+}
+
+/// [`receive_frontend_macs`] on every port once a reload applied: frontends it added are
+/// received as those at start are (on a NIC that filters by MAC, their frames were dropped).
+fn frontend_macs_after_reload(ports: &[Port], cfg: &Config) {
+    for (ifc, port) in cfg.interface.iter().zip(ports) {
+        if let Err(e) = receive_frontend_macs(port, ifc.port, cfg) {
+            tracing::error!(port = ifc.port, reason = %e, "cannot receive the frontends' frames after the reload");
+        }
+    }
 }
