@@ -6,7 +6,7 @@
 //! carries the request out between two rounds of its loop and hands back the answer, so a
 //! reload over the socket is the same reload as SIGHUP's.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Error;
 
-/// How long a client may take to send its line, and the control thread to answer.
+/// How long a client may take to send its line (in all, however it trickles), and the control
+/// thread to answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the accepting thread looks for a stop.
@@ -128,11 +129,8 @@ fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Asked>, stop: &AtomicB
 
 fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
     conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     conn.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut line = String::new();
-    // A line at most 64 bytes long: anything longer is no request.
-    BufReader::new(io::Read::take(&conn, 64)).read_line(&mut line)?;
+    let line = read_request(&conn, CLIENT_TIMEOUT)?;
     let answer = match Request::parse(&line) {
         None => serde_json::json!({
             "error": format!("unknown request {:?}: `reload` or `status`", line.trim())
@@ -150,6 +148,34 @@ fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
     };
     let mut conn = conn;
     writeln!(conn, "{answer}")
+}
+
+/// A request line: at most 64 bytes (anything longer is no request), up to a newline or the
+/// client's end, within `within` in all, so that a client trickling bytes holds the one
+/// accepting thread no longer; bytes that are not UTF-8 read as an unknown request.
+fn read_request(mut conn: &UnixStream, within: Duration) -> io::Result<String> {
+    let deadline = Instant::now() + within;
+    let (mut line, mut buf) = (Vec::new(), [0u8; 64]);
+    while line.len() < buf.len() && !line.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = match conn.read(&mut buf[..64 - line.len()]) {
+            // The read's time ran out (a socket says "would block").
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::ErrorKind::TimedOut.into())
+            }
+            read => read?,
+        };
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    Ok(String::from_utf8_lossy(&line[..end]).into_owned())
 }
 
 /// The client side: sends `request` to the socket at `path` and returns the JSON answer.
@@ -212,6 +238,34 @@ mod tests {
         assert!(socket.next().is_none());
         drop(socket);
         assert!(!path.exists(), "the socket file goes with the socket");
+    }
+
+    /// A client that trickles its line gets no longer than the time for a whole line; bytes
+    /// that are not UTF-8 are an unknown request, not a dropped connection.
+    #[test]
+    fn a_request_line_is_read_within_its_time_in_all() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let trickle = std::thread::spawn(move || {
+            // "status\n", a byte at a time, slower in all than the reader's time.
+            for b in b"status\n" {
+                if client.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        });
+        let e = read_request(&server, Duration::from_millis(500)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        drop(server);
+        trickle.join().unwrap();
+
+        let (server, mut client) = UnixStream::pair().unwrap();
+        client.write_all(b"\xff\xfe\n").unwrap();
+        let line = read_request(&server, CLIENT_TIMEOUT).unwrap();
+        assert_eq!(Request::parse(&line), None);
+        let (server, mut client) = UnixStream::pair().unwrap();
+        client.write_all(b"reload\n").unwrap();
+        assert_eq!(read_request(&server, CLIENT_TIMEOUT).unwrap(), "reload");
     }
 
     #[test]
