@@ -1,8 +1,9 @@
 //! A small HTTP/1.1 server for the metrics endpoint that no client can take down: one thread,
 //! at most [`MAX_CONNECTIONS`] connections at a time (more are closed at once), each given
 //! [`REQUEST_TIMEOUT`] to send at most [`MAX_REQUEST`] bytes of request head, answered once
-//! and closed. Idle, slow or garbage connections cost a slot for a bounded time, never a
-//! thread or unbounded memory, and never stop it answering the others.
+//! (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in all) and closed.
+//! Idle, slow or garbage connections, slow readers included, cost a slot for a bounded time,
+//! never a thread or unbounded memory, and never stop it answering the others.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,8 +17,8 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request head read; a longer one is answered 431 and closed.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// How long writing an answer may block.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client has to take its whole answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause when nothing happened, between polls of the listener and the connections.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 
@@ -32,6 +33,8 @@ struct Connection {
     stream: TcpStream,
     head: Vec<u8>,
     since: Instant,
+    /// The answer, once the head is whole: its bytes, how many are written, and since when.
+    out: Option<(Vec<u8>, usize, Instant)>,
 }
 
 /// Serves `listener` until `stop` is set, answering each request's path with `answer`.
@@ -67,6 +70,7 @@ pub fn serve(
                         stream,
                         head: Vec::new(),
                         since: Instant::now(),
+                        out: None,
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -85,9 +89,13 @@ pub fn serve(
     }
 }
 
-/// Reads what a connection has sent; answers it once its request head is whole. Returns
-/// whether to keep the connection, and whether anything happened.
+/// Reads what a connection has sent and, once its request head is whole, writes its answer
+/// as far as the client takes it. Returns whether to keep the connection, and whether
+/// anything happened.
 fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bool, bool) {
+    if c.out.is_some() {
+        return write_out(c);
+    }
     let mut chunk = [0u8; 1024];
     loop {
         match c.stream.read(&mut chunk) {
@@ -95,18 +103,20 @@ fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bo
             Ok(n) => {
                 let room = MAX_REQUEST.saturating_sub(c.head.len());
                 c.head.extend_from_slice(&chunk[..n.min(room)]);
-                if let Some(end) = find(&c.head, b"\r\n\r\n") {
-                    let response = match request_path(&c.head[..end]) {
-                        Some(path) => answer(path),
-                        None => plain(400, "bad request\n"),
-                    };
-                    respond(&mut c.stream, &response);
-                    return (false, true);
-                }
-                if c.head.len() >= MAX_REQUEST {
-                    respond(&mut c.stream, &plain(431, "request head too large\n"));
-                    return (false, true);
-                }
+                let end = find(&c.head, b"\r\n\r\n").or_else(|| find(&c.head, b"\n\n"));
+                let response = match end {
+                    Some(end) => match request(&c.head[..end]) {
+                        Some((head_only, path)) => (answer(path), head_only),
+                        None => (plain(400, "bad request\n"), false),
+                    },
+                    None if c.head.len() >= MAX_REQUEST => {
+                        (plain(431, "request head too large\n"), false)
+                    }
+                    None => continue,
+                };
+                c.out = Some((encode(&response.0, response.1), 0, Instant::now()));
+                let (keep, _) = write_out(c);
+                return (keep, true);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 return (c.since.elapsed() < REQUEST_TIMEOUT, false);
@@ -117,16 +127,42 @@ fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bo
     }
 }
 
-/// The path of a `GET` (or `HEAD`) request line; None for anything else.
-fn request_path(head: &[u8]) -> Option<&str> {
-    let line = head.split(|&b| b == b'\r').next()?;
+/// Writes what the client takes of a connection's answer without waiting for it. Returns
+/// whether to keep the connection (the answer is not all written, and its time is not up),
+/// and whether anything was written.
+fn write_out(c: &mut Connection) -> (bool, bool) {
+    let Some((bytes, written, since)) = c.out.as_mut() else {
+        return (false, false);
+    };
+    let mut progressed = false;
+    while *written < bytes.len() {
+        match c.stream.write(&bytes[*written..]) {
+            Ok(0) => return (false, true),
+            Ok(n) => {
+                *written += n;
+                progressed = true;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                return (since.elapsed() < WRITE_TIMEOUT, progressed);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return (false, true),
+        }
+    }
+    (false, true)
+}
+
+/// Whether a `GET` or `HEAD` request line asks for the head alone (`HEAD`), and its path;
+/// None for anything else.
+fn request(head: &[u8]) -> Option<(bool, &str)> {
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.split(' ');
     let (method, path, version) = (parts.next()?, parts.next()?, parts.next()?);
     let ok = matches!(method, "GET" | "HEAD")
         && version.starts_with("HTTP/1.")
         && parts.next().is_none();
-    ok.then_some(path)
+    ok.then_some((method == "HEAD", path))
 }
 
 fn plain(status: u16, body: &str) -> Response {
@@ -147,20 +183,21 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Writes the answer (blocking, within [`WRITE_TIMEOUT`]) and lets the connection close.
-fn respond(stream: &mut TcpStream, r: &Response) {
-    let head = format!(
+/// An answer's bytes: status line, head (its `Content-Length` the body's, body or not) and,
+/// unless `head_only`, the body.
+fn encode(r: &Response, head_only: bool) -> Vec<u8> {
+    let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         r.status,
         reason(r.status),
         r.content_type,
         r.body.len()
-    );
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(r.body.as_bytes()));
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(r.body.as_bytes());
+    }
+    out
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -224,6 +261,58 @@ mod tests {
             let mut buf = [0u8; 16];
             assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "closed");
         }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// Clients that never read their (large) answers hold up no one else's: the answers are
+    /// written as far as each client takes them, between the others'.
+    #[test]
+    fn slow_readers_hold_up_no_other_answer() {
+        const BIG: usize = 32 << 20;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            serve(listener, &flag, |path| Response {
+                status: 200,
+                content_type: "text/plain",
+                body: if path == "/big" {
+                    "x".repeat(BIG)
+                } else {
+                    "small\n".into()
+                },
+            })
+        });
+        let readers: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+                s
+            })
+            .collect();
+        // Blocking writes of 2 s each to the four would leave this one unanswered after 5 s.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.ends_with("\r\n\r\nsmall\n"), "{out:?}");
+        drop(readers);
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn head_gets_the_head_alone_and_a_bare_newline_ends_a_request() {
+        let (addr, stop, handle) = start();
+        let head = ask(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+        assert!(head.contains("Content-Length: 14\r\n"), "{head:?}");
+        assert!(head.ends_with("\r\n\r\n"), "no body: {head:?}");
+        let bare = ask(addr, b"GET /metrics HTTP/1.1\n\n");
+        assert!(bare.ends_with("path /metrics\n"), "{bare:?}");
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
     }
