@@ -21,4 +21,4 @@ pub use model::{
 pub use validate::{validate, Problem, Severity};
 
 #[cfg(test)]
-mod testdata;
+pub(crate) mod testdata;
