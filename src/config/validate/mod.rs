@@ -161,11 +161,9 @@ impl fmt::Display for Broken {
 /// `[seed rule 7]`: names, references, Maglev table size (DESIGN §7 rule 7).
 const SEED_RULE_7: Broken = Broken::Seed(&[7]);
 
-/// The limitations beyond DESIGN §7, by the words of their tags (`[limitation: WORDS]`).
-/// README's "Config rules" lists them; keep the two in step.
+/// Limitations beyond DESIGN §7 by their tags' words (`[limitation: WORDS]`); in step with README.
 mod limit {
     use super::Broken::{self, Limitation};
-
     pub(super) const WORKERS: Broken = Limitation("at least one worker");
     pub(super) const FLOW_TABLE: Broken = Limitation("flow table capacity above 0");
     pub(super) const FLOW_TABLE_MAX: Broken = Limitation("flow table of at most 2^26 flows");
