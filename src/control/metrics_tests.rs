@@ -16,6 +16,7 @@ fn probes_of_one_service_with_other_timing_are_series_of_their_own() {
         interval_ms,
         unhealthy_threshold: 2,
         healthy_threshold: 2,
+        device: None,
     };
     let up = TargetStatus {
         healthy: Some(true),

@@ -1,5 +1,7 @@
 //! Health probes: real kernel connections to each backend through its interface's kernel
-//! twin (the exception path), one thread per distinct (address, probe) target.
+//! twin (the exception path; the socket bound to the twin, so that no other way the host
+//! has to the backend answers for the data path), one thread per distinct (address, probe)
+//! target.
 //!
 //! `tcp` passes when a connection is established; `http` when `GET path` answers 2xx. A
 //! target turns down after `unhealthy_threshold` consecutive failures and up after
@@ -9,6 +11,7 @@
 //! 2 s), so a dead backend is declared down within `interval × (threshold + 1)`.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,9 @@ pub struct Target {
     pub interval_ms: u64,
     pub unhealthy_threshold: u32,
     pub healthy_threshold: u32,
+    /// The kernel twin the backend is reached through (its interface's, by subnet, else by
+    /// route), which the probe's socket is bound to; None: unbound (tests).
+    pub device: Option<String>,
 }
 
 impl Target {
@@ -73,6 +79,28 @@ pub fn carried_health(
         .collect()
 }
 
+/// The kernel twin through which `addr` is reached: its interface's by subnet, else by the
+/// most specific route (as the twins' own routes send it, and the data plane's).
+fn twin_of(cfg: &Config, addr: IpAddr) -> Option<String> {
+    let on_link = cfg
+        .interface
+        .iter()
+        .find(|i| i.address.iter().any(|n| n.contains(&addr)));
+    let routed = || {
+        let routes = cfg
+            .interface
+            .iter()
+            .flat_map(|i| i.routes.iter().map(move |r| (r, i)));
+        routes
+            .filter(|(r, _)| r.to.contains(&addr))
+            .max_by_key(|(r, _)| r.to.prefix_len())
+            .map(|(_, i)| i)
+    };
+    on_link
+        .or_else(routed)
+        .map(|i| super::twin::kernel_name(&i.name))
+}
+
 /// Every probe target of a config: each rule's probe over each backend of its pool. Rules
 /// with the same probe over the same backends share their targets (one connection each).
 pub fn targets(cfg: &Config) -> HashSet<Target> {
@@ -81,7 +109,7 @@ pub fn targets(cfg: &Config) -> HashSet<Target> {
 
 /// Each (load balancer, probe name, target) the config's rules ask for.
 fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, Target)> {
-    cfg.load_balancer.iter().flat_map(|lb| {
+    cfg.load_balancer.iter().flat_map(move |lb| {
         lb.rule.iter().flat_map(move |rule| {
             let probe = rule
                 .probe
@@ -102,6 +130,7 @@ fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, Target)> {
                     interval_ms: probe.interval_ms,
                     unhealthy_threshold: probe.unhealthy_threshold.max(1),
                     healthy_threshold: probe.healthy_threshold.max(1),
+                    device: twin_of(cfg, b.address),
                 };
                 Some((lb.name.as_str(), probe.name.as_str(), target))
             })
@@ -247,46 +276,91 @@ enum Outcome {
 }
 
 fn probe_once(t: &Target) -> Outcome {
-    let addr = SocketAddr::new(t.address, t.port);
+    let refused_or_reset = |e: &io::Error| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
+        )
+    };
+    let stream = match connect(t) {
+        Ok(stream) => stream,
+        // Refused: an http probe's marks down at once, a tcp probe's counts as a failure.
+        Err(e) if t.protocol == ProbeProtocol::Http && refused_or_reset(&e) => {
+            return Outcome::Reject(e.to_string())
+        }
+        Err(e) => return Outcome::Fail(e.to_string()),
+    };
     match t.protocol {
-        ProbeProtocol::Tcp => match TcpStream::connect_timeout(&addr, t.timeout()) {
-            Ok(_) => Outcome::Pass,
+        ProbeProtocol::Tcp => Outcome::Pass,
+        ProbeProtocol::Http => match http_status(stream, t) {
+            Ok(code) if (200..300).contains(&code) => Outcome::Pass,
+            Ok(code) => Outcome::Reject(format!("HTTP {code}")),
+            Err(e) if refused_or_reset(&e) => Outcome::Reject(e.to_string()),
             Err(e) => Outcome::Fail(e.to_string()),
         },
-        ProbeProtocol::Http => {
-            let host = match t.address {
-                IpAddr::V4(a) => a.to_string(),
-                IpAddr::V6(a) => format!("[{a}]"),
-            };
-            let agent = ureq::AgentBuilder::new()
-                .timeout(t.timeout())
-                .redirects(0)
-                .build();
-            match agent
-                .get(&format!("http://{host}:{}{}", t.port, t.path))
-                .call()
-            {
-                Ok(r) if (200..300).contains(&r.status()) => Outcome::Pass,
-                Ok(r) => Outcome::Reject(format!("HTTP {}", r.status())),
-                Err(ureq::Error::Status(code, _)) => Outcome::Reject(format!("HTTP {code}")),
-                Err(ureq::Error::Transport(e)) => {
-                    let reset = std::error::Error::source(&e)
-                        .and_then(|s| s.downcast_ref::<std::io::Error>())
-                        .is_some_and(|io| {
-                            matches!(
-                                io.kind(),
-                                std::io::ErrorKind::ConnectionReset
-                                    | std::io::ErrorKind::ConnectionRefused
-                            )
-                        });
-                    if reset {
-                        Outcome::Reject(e.to_string())
-                    } else {
-                        Outcome::Fail(e.to_string())
-                    }
-                }
-            }
+    }
+}
+
+/// A connection to the target's service, from a socket bound to its kernel twin where it has
+/// one, within the probe's time.
+fn connect(t: &Target) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(t.address, t.port);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if let Some(device) = &t.device {
+        socket.bind_device(Some(device.as_bytes()))?;
+    }
+    socket.connect_timeout(&addr.into(), t.timeout())?;
+    Ok(socket.into())
+}
+
+/// The status code of `GET path` over `stream` (HTTP/1.1, one request, no redirect followed),
+/// read from the answer's status line within the probe's time.
+fn http_status(mut stream: TcpStream, t: &Target) -> io::Result<u16> {
+    let deadline = Instant::now() + t.timeout();
+    let host = match t.address {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    stream.set_write_timeout(Some(t.timeout()))?;
+    write!(
+        stream,
+        "GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: haports-probe\r\n\
+         Connection: close\r\n\r\n",
+        t.path, t.port
+    )?;
+    let (mut head, mut buf) = (Vec::new(), [0u8; 512]);
+    let line_end = loop {
+        if let Some(end) = head.windows(2).position(|w| w == b"\r\n") {
+            break end;
         }
+        if head.len() > 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no HTTP status line",
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    };
+    // "HTTP/1.1 200 OK"
+    let line = String::from_utf8_lossy(&head[..line_end]);
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next().map(str::parse::<u16>)) {
+        (Some(v), Some(Ok(code))) if v.starts_with("HTTP/1.") && (100..600).contains(&code) => {
+            Ok(code)
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not an HTTP status line: {line:?}"),
+        )),
     }
 }
 

@@ -10,6 +10,7 @@ fn target(unhealthy: u32, healthy: u32) -> Target {
         interval_ms: 100,
         unhealthy_threshold: unhealthy,
         healthy_threshold: healthy,
+        device: None,
     }
 }
 
@@ -100,6 +101,20 @@ fn probing_a_closed_port_fails_and_an_open_one_passes() {
     assert!(matches!(probe_once(&t), Outcome::Fail(_)));
 }
 
+/// A probe's socket is bound to its device: through the loopback device it reaches a local
+/// service; through a device the host has not, nothing (it never goes another way).
+#[test]
+fn a_probe_goes_out_of_its_device_only() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(1, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    t.device = Some("lo".into());
+    assert_eq!(probe_once(&t), Outcome::Pass);
+    t.device = Some("hp-nowhere".into());
+    assert!(matches!(probe_once(&t), Outcome::Fail(_)));
+}
+
 #[test]
 fn http_probes_want_2xx_and_reject_anything_else() {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
@@ -118,6 +133,8 @@ fn http_probes_want_2xx_and_reject_anything_else() {
     assert_eq!(probe_once(&t), Outcome::Pass);
     assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
     handle.join().unwrap();
+    // A refused connection marks an http probe down at once.
+    assert!(matches!(probe_once(&t), Outcome::Reject(_)));
 }
 
 #[test]
@@ -166,6 +183,10 @@ kind = "internal"
     let cfg = Config::from_toml(text, "test").unwrap();
     let ts = targets(&cfg);
     assert_eq!(ts.len(), 2, "one target per backend, not per rule");
+    assert!(
+        ts.iter().all(|t| t.device.as_deref() == Some("hp-lan")),
+        "bound to the twin of the backends' interface: {ts:?}"
+    );
     let states: HashMap<Target, bool> = ts
         .iter()
         .map(|t| (t.clone(), t.address.to_string().ends_with("11")))
