@@ -153,6 +153,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         mtus,
         generation: 1,
         config_generation: 1,
+        pending: None,
     };
     plane.neighbours.reachable = reachable(&plane.cfg);
     prober.set_targets(&plane.targets);
@@ -254,6 +255,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut shutdown = Shutdown::Running;
     // Announcements wait for health (and config) to settle (see announce::settle_time).
     let mut last_health_change = Instant::now();
+    // Control-socket reloads waiting for BIRD to take a withdrawal, answered once applied.
+    let mut reloads_waiting = Vec::new();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
 
     loop {
@@ -294,16 +297,16 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             ask_now |= matches!(report, Report::Want { .. });
             neighbours_changed |= plane.neighbours.report(report, now);
         }
+        // A reload waiting for BIRD to take a withdrawal applies once it did (or in time).
+        let mut applied = plane.apply_pending(&mut prober, announcer.as_ref(), now);
         let housekeeping = now >= next_housekeeping;
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             if reload.swap(false, Ordering::Relaxed) {
-                if let Reload::Applied(_) =
+                if let Reload::Applied(generation) =
                     plane.reload(config_path, &mut prober, announcer.as_mut())
                 {
-                    urgent = true;
-                    last_health_change = now;
-                    frontend_macs_after_reload(&ports, &plane.cfg);
+                    applied = Some(generation);
                 }
             }
             while let Some((request, reply)) = socket.as_ref().and_then(ControlSocket::next) {
@@ -311,15 +314,18 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                     Request::Reload => {
                         match plane.reload(config_path, &mut prober, announcer.as_mut()) {
                             Reload::Applied(generation) => {
-                                urgent = true;
-                                last_health_change = now;
-                                frontend_macs_after_reload(&ports, &plane.cfg);
+                                applied = Some(generation);
                                 serde_json::json!({"outcome": "applied", "generation": generation})
                             }
                             Reload::Refused(problems) => serde_json::json!({
                                 "outcome": "refused", "generation": plane.config_generation,
                                 "problems": problems,
                             }),
+                            // Answered once it applies (BIRD took the withdrawal, or in time).
+                            Reload::Withdrawing => {
+                                reloads_waiting.push(reply);
+                                continue;
+                            }
                         }
                     }
                     Request::Status => {
@@ -341,6 +347,17 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             }
             // Reaps stopped probe threads and starts any that could not start before.
             prober.set_targets(&plane.targets);
+        }
+        if let Some(generation) = applied {
+            urgent = true;
+            last_health_change = now;
+            frontend_macs_after_reload(&ports, &plane.cfg);
+            if plane.pending.is_none() {
+                let answer = serde_json::json!({"outcome": "applied", "generation": generation});
+                for reply in reloads_waiting.drain(..) {
+                    let _ = reply.send(answer.clone());
+                }
+            }
         }
         if housekeeping || ask_now {
             let (solicitations, changed) = plane.neighbours.tick(&forwarding.load(), now);

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::announce::{self, Announcer};
 use super::neighbours::Neighbours;
@@ -27,6 +27,10 @@ pub(super) struct Plane {
     pub(super) mtus: Vec<u16>,
     pub(super) generation: u64,
     pub(super) config_generation: u64,
+    /// A valid reload that drops announced frontends, waiting (since then) for BIRD to take
+    /// their withdrawal before it applies ([`Plane::apply_pending`]): the control thread
+    /// goes on meanwhile (the twins' traffic, the probes' results).
+    pub(super) pending: Option<(Config, Instant)>,
 }
 
 impl Plane {
@@ -64,6 +68,9 @@ impl Plane {
         let outcome = self.try_reload(path, prober, announcer);
         match &outcome {
             Reload::Applied(generation) => tracing::info!(generation, "config reloaded"),
+            Reload::Withdrawing => {
+                tracing::info!("config valid; applying once BIRD took the withdrawal of the frontends it drops");
+            }
             Reload::Refused(problems) => {
                 for p in problems {
                     tracing::error!(problem = %p, "reload refused");
@@ -133,7 +140,8 @@ impl Plane {
                 needs.join(", ")
             )]);
         }
-        // A frontend the new config drops is withdrawn before the appliance stops serving it.
+        // A frontend the new config drops is withdrawn before the appliance stops serving it:
+        // the reload applies once BIRD took that (`apply_pending`).
         if let Some(a) = announcer {
             if let Some(wanted) = a.wanted() {
                 let kept: announce::Routes = wanted
@@ -147,19 +155,47 @@ impl Plane {
                     .collect();
                 if kept.len() < wanted.len() {
                     a.want(kept);
-                    if !a.wait_settled(WITHDRAW_WAIT) {
-                        tracing::warn!("BIRD has not confirmed the withdrawal of the removed frontends; applying the reload anyway");
-                    }
+                    self.pending = Some((next, Instant::now()));
+                    return Reload::Withdrawing;
                 }
             }
         }
+        // A reload that applies at once supersedes one still waiting.
+        self.pending = None;
+        Reload::Applied(self.apply(next, prober))
+    }
+
+    /// A reload waiting for BIRD ([`Plane::pending`]): applied once BIRD took the withdrawal,
+    /// or after [`WITHDRAW_WAIT`] without it. Its config generation, when applied now.
+    pub(super) fn apply_pending(
+        &mut self,
+        prober: &mut Prober,
+        announcer: Option<&Announcer>,
+        now: Instant,
+    ) -> Option<u64> {
+        let since = self.pending.as_ref()?.1;
+        let settled = announcer.map_or(true, Announcer::settled);
+        if !settled && now < since + WITHDRAW_WAIT {
+            return None;
+        }
+        if !settled {
+            tracing::warn!("BIRD has not confirmed the withdrawal of the removed frontends; applying the reload anyway");
+        }
+        let (next, _) = self.pending.take()?;
+        let generation = self.apply(next, prober);
+        tracing::info!(generation, "config reloaded");
+        Some(generation)
+    }
+
+    /// Makes `next` (valid, nothing in it needing a restart) the running config.
+    fn apply(&mut self, next: Config, prober: &mut Prober) -> u64 {
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
         self.health = probes::carried_health(&self.health, &self.targets);
         prober.set_targets(&self.targets);
         self.config_generation += 1;
-        Reload::Applied(self.config_generation)
+        self.config_generation
     }
 }
 
@@ -168,6 +204,9 @@ impl Plane {
 pub enum Reload {
     /// The new config runs as this generation.
     Applied(u64),
+    /// The new config is valid and applies once BIRD took the withdrawal of the frontends
+    /// it drops ([`Plane::apply_pending`]).
+    Withdrawing,
     /// The running config stays; why, one line a problem (as `haports check` prints them).
     Refused(Vec<String>),
 }
@@ -175,4 +214,50 @@ pub enum Reload {
 /// How long an answered neighbour stays reachable (`dataplane.neighbour_reachable_s`).
 pub(super) fn reachable(cfg: &Config) -> Duration {
     Duration::from_secs(u64::from(cfg.dataplane.neighbour_reachable_s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane(cfg: Config) -> Plane {
+        Plane {
+            extra_eal_args: Vec::new(),
+            targets: probes::targets(&cfg),
+            cfg,
+            health: HashMap::new(),
+            neighbours: Neighbours::new(Duration::from_secs(30)),
+            macs: Vec::new(),
+            mtus: Vec::new(),
+            generation: 1,
+            config_generation: 1,
+            pending: None,
+        }
+    }
+
+    /// A reload waiting for BIRD applies on the control thread's next look once nothing
+    /// holds it (no announcer to wait for), and only once: nothing else waits meanwhile.
+    #[test]
+    fn a_waiting_reload_applies_once_nothing_holds_it() {
+        let cfg = Config::from_toml(crate::config::testdata::MINIMAL, "t").unwrap();
+        let mut next = cfg.clone();
+        next.dataplane.kernel_pps = 500;
+        let mut p = plane(cfg);
+        let (mut prober, _) = Prober::new();
+        let now = Instant::now();
+        assert_eq!(
+            p.apply_pending(&mut prober, None, now),
+            None,
+            "nothing waits"
+        );
+        p.pending = Some((next, now));
+        assert_eq!(p.apply_pending(&mut prober, None, now), Some(2));
+        assert_eq!(p.cfg.dataplane.kernel_pps, 500);
+        assert!(p.pending.is_none());
+        assert_eq!(
+            p.apply_pending(&mut prober, None, now),
+            None,
+            "applied once"
+        );
+    }
 }
