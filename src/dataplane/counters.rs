@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use crate::lb::verdict::DropReason;
 
-/// The most backends (over all pools) whose packets are counted per backend.
-pub const MAX_COUNTED_BACKENDS: usize = 4096;
+/// The most backend ids (over all pools) whose packets are counted per backend. Ids are never
+/// reused (a removed backend keeps its retired slot), so reloads that change backends use up
+/// ids: this leaves room for years of them (per worker 1.5 MiB of counters, of which the data
+/// plane touches only the lines of the ids in use).
+pub const MAX_COUNTED_BACKENDS: usize = 1 << 16;
 /// The most interfaces one appliance serves (`haports check` refuses more).
 pub use crate::config::MAX_INTERFACES;
 
@@ -77,8 +80,8 @@ impl Default for WorkerCounters {
             tx_packets: Default::default(),
             to_kernel: Counter::default(),
             drops: Default::default(),
-            backend_traffic: backend_traffic(),
-            backend_flows: backend_counters(),
+            backend_traffic: backend_traffic(MAX_COUNTED_BACKENDS),
+            backend_flows: backend_counters(MAX_COUNTED_BACKENDS),
             flow_entries: Counter::default(),
             flows_refused: Counter::default(),
             fragments_refused: Counter::default(),
@@ -112,16 +115,12 @@ pub fn count_backend(traffic: &[Traffic], id: u32, bytes: u64) {
     }
 }
 
-/// Packets and bytes for each backend id that is counted.
-pub fn backend_traffic() -> Arc<[Traffic]> {
-    (0..MAX_COUNTED_BACKENDS)
-        .map(|_| Traffic::default())
-        .collect()
+/// Packets and bytes for each of the first `ids` backend ids.
+pub fn backend_traffic(ids: usize) -> Arc<[Traffic]> {
+    (0..ids).map(|_| Traffic::default()).collect()
 }
 
-/// One counter for each backend id that is counted.
-pub fn backend_counters() -> Arc<[Counter]> {
-    (0..MAX_COUNTED_BACKENDS)
-        .map(|_| Counter::default())
-        .collect()
+/// One counter for each of the first `ids` backend ids.
+pub fn backend_counters(ids: usize) -> Arc<[Counter]> {
+    (0..ids).map(|_| Counter::default()).collect()
 }

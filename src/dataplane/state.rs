@@ -101,11 +101,16 @@ impl WorkerState {
             fragments_refused: 0,
             neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
-            new_flows: backend_counters(),
-            traffic: backend_traffic(),
+            new_flows: backend_counters(OWN_COUNTED_BACKENDS),
+            traffic: backend_traffic(OWN_COUNTED_BACKENDS),
         }
     }
 }
+
+/// Backend ids a worker state counts in counters of its own, until the worker's
+/// ([`WorkerCounters`](super::WorkerCounters), for every id) take their place: tests and
+/// tools, which count few.
+const OWN_COUNTED_BACKENDS: usize = 4096;
 
 /// A random key for a worker's tables, from the operating system's randomness (through the
 /// standard library's randomly keyed hasher).
