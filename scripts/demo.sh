@@ -19,7 +19,7 @@ echo $! >"$dir/haports.pid"
 echo "== waiting for haports to resolve the backends"
 for _ in $(seq 200); do
   ip netns exec "$tag-lb" curl -sf http://127.0.0.1:9900/metrics 2>/dev/null \
-    | grep -c '^haports_backend_resolved.* 1$' | grep -q 3 && break
+    | grep -c '^haports_backend_resolved.* 1$' | grep -qx 3 && break
   sleep 0.1
 done
 frontend=10.0.0.100
