@@ -336,6 +336,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                             started,
                             config_path,
                             cfg: &plane.cfg,
+                            config_generation: plane.config_generation,
                             fwd: &forwarding.load(),
                             ports: &ports,
                             announce: announced.as_deref(),

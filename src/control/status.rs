@@ -18,6 +18,9 @@ pub struct StatusInputs<'a> {
     pub started: Instant,
     pub config_path: &'a Path,
     pub cfg: &'a Config,
+    /// The generation of `cfg`: configs applied, 1 at start (the published forwarding state
+    /// follows within one loop of the control thread).
+    pub config_generation: u64,
     pub fwd: &'a Forwarding,
     pub ports: &'a [Port],
     pub announce: Option<&'a AnnounceStatus>,
@@ -68,7 +71,7 @@ pub fn status(s: &StatusInputs) -> Value {
         "state": state,
         "uptime_s": s.started.elapsed().as_secs(),
         "config_file": s.config_path.display().to_string(),
-        "config_generation": s.fwd.config_generation,
+        "config_generation": s.config_generation,
         "forwarding_generation": s.fwd.generation,
         "workers": s.cfg.dataplane.workers,
         "ports": ports,
