@@ -376,11 +376,13 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             last_publish = now;
             neighbours_changed = false;
         }
-        // Announced: the frontends served now, until a drain begins.
+        // Announced: the frontends served now, until a drain begins; while a reload waits for
+        // BIRD to take a withdrawal, what was asked for stands (the state still serving the
+        // frontends it drops would announce them again).
         if let Some(a) = announcer.as_mut() {
             if shutdown != Shutdown::Running {
                 a.want(announce::Routes::new());
-            } else if urgent || housekeeping {
+            } else if (urgent || housekeeping) && plane.pending.is_none() {
                 let reported = plane.targets.iter().all(|t| plane.health.contains_key(t));
                 let settled =
                     reported && now >= last_health_change + announce::settle_time(&plane.cfg);
