@@ -189,10 +189,11 @@ impl Plane {
 
     /// Makes `next` (valid, nothing in it needing a restart) the running config.
     fn apply(&mut self, next: Config, prober: &mut Prober) -> u64 {
+        let served = probes::serving(&self.cfg, &self.health);
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
-        self.health = probes::carried_health(&self.health, &self.targets);
+        self.health = probes::carried_health(&self.health, &self.targets, &served);
         prober.set_targets(&self.targets);
         self.config_generation += 1;
         self.config_generation

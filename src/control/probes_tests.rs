@@ -137,9 +137,8 @@ fn http_probes_want_2xx_and_reject_anything_else() {
     assert!(matches!(probe_once(&t), Outcome::Reject(_)));
 }
 
-#[test]
-fn equal_probes_of_two_rules_are_one_target() {
-    let text = r#"
+/// Two rules of one pool, both probed by `p`.
+const PROBED: &str = r#"
 [[interface]]
 name = "lan"
 port = 0
@@ -180,6 +179,10 @@ kind = "internal"
   backend_port = 0
   floating_ip = true
 "#;
+
+#[test]
+fn equal_probes_of_two_rules_are_one_target() {
+    let text = PROBED;
     let cfg = Config::from_toml(text, "test").unwrap();
     let ts = targets(&cfg);
     assert_eq!(ts.len(), 2, "one target per backend, not per rule");
@@ -225,6 +228,7 @@ fn a_reload_carries_health_over_to_the_same_check_with_new_timing() {
     let carried = carried_health(
         &health,
         &HashSet::from([retimed.clone(), new_service.clone(), old.clone()]),
+        &HashSet::new(),
     );
     assert_eq!(
         carried.get(&retimed),
@@ -240,6 +244,50 @@ fn a_reload_carries_health_over_to_the_same_check_with_new_timing() {
     assert_eq!(carried.len(), 2, "the port-80 check is gone");
     // Two old checks of the same service that disagree: down, until the new one says.
     let split = HashMap::from([(target(2, 3), true), (target(5, 5), false)]);
-    let carried = carried_health(&split, &HashSet::from([retimed.clone()]));
+    let carried = carried_health(&split, &HashSet::from([retimed.clone()]), &HashSet::new());
     assert_eq!(carried.get(&retimed), Some(&false));
+}
+
+/// A reload that gives a rule a probe (or changes a probe's port or path): a backend that was
+/// serving stays up until its first result, one new to the config (or down before) starts
+/// down, as at start; and `serving` says which served.
+#[test]
+fn a_new_check_of_a_serving_backend_starts_up_until_its_first_result() {
+    let cfg = Config::from_toml(PROBED, "test").unwrap();
+    let targets = super::targets(&cfg);
+    let (b11, b12) = (
+        "10.0.0.11".parse::<IpAddr>().unwrap(),
+        "10.0.0.12".parse::<IpAddr>().unwrap(),
+    );
+    // Before: .11 up by its probe, .12 down by it.
+    let health: HashMap<Target, bool> = targets
+        .iter()
+        .map(|t| (t.clone(), t.address == b11))
+        .collect();
+    let served = serving(&cfg, &health);
+    assert!(
+        served.contains(&b11) && !served.contains(&b12),
+        "{served:?}"
+    );
+    let moved: HashSet<Target> = targets
+        .iter()
+        .map(|t| Target {
+            port: 2222,
+            ..t.clone()
+        })
+        .collect();
+    let carried = carried_health(&health, &moved, &served);
+    let state = |a: IpAddr| {
+        carried
+            .iter()
+            .find(|(t, _)| t.address == a)
+            .map(|(_, &s)| s)
+    };
+    assert_eq!(state(b11), Some(true), "served before: up until it says");
+    assert_eq!(state(b12), None, "down before: down until its first result");
+    assert_eq!(
+        carried_health(&HashMap::new(), &moved, &HashSet::new()).len(),
+        0,
+        "nothing served before (a new config): every new check waits for its result"
+    );
 }

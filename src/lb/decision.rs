@@ -328,13 +328,17 @@ pub fn decide<M: BucketMemory>(
             return Ok(decided(backend, false));
         }
     }
-    new_decision(fwd, flows, (rule, nat), flow, now_ms, memory, found).map(|b| decided(b, true))
+    new_decision(fwd, flows, (rule, nat), flow, now_ms, memory, found)
+        .map(|(b, new)| decided(b, new))
 }
 
-/// The Maglev choice for a flow `found` nowhere (or on a backend that may not keep it),
-/// remembered with [`Memory::Record`], with the reply entry of an ambiguous NAT flow. Out of
-/// line, so that an established flow's path, inlined into its callers, is not compiled
-/// around this code (the fast path's stage 2 went from 473 stack references to 300).
+/// The decision for a flow `found` nowhere, or on a backend that may not keep it: the same
+/// backend in the rule's state of its pool where the flow's is another state of that pool
+/// (a reload changed the rule's probe) and it may keep the flow there; else the Maglev choice
+/// (true: a new decision), remembered with [`Memory::Record`], with the reply entry of an
+/// ambiguous NAT flow. Out of line, so that an established flow's path, inlined into its
+/// callers, is not compiled around this code (the fast path's stage 2 went from 473 stack
+/// references to 300).
 #[inline(never)]
 fn new_decision<M: BucketMemory>(
     fwd: &Forwarding,
@@ -344,7 +348,17 @@ fn new_decision<M: BucketMemory>(
     now_ms: u64,
     memory: Memory,
     found: Option<(u32, Option<Slot>)>,
-) -> Result<BackendId, DropReason> {
+) -> Result<(BackendId, bool), DropReason> {
+    if let Some((value, at)) = found {
+        let same = fwd.counterpart(rule.pool, value & BACKEND);
+        if let Some(backend) = same.filter(|&b| fwd.keeps_flow(rule.pool, b)) {
+            if memory == Memory::Record {
+                let value = flow.value(backend, Some(value));
+                flows.remember(flow, at, value, now_ms, timeout(rule, value));
+            }
+            return Ok((backend, false));
+        }
+    }
     let remembered = found.map(|(value, _)| value);
     let backend = fwd
         .pick(
@@ -381,7 +395,7 @@ fn new_decision<M: BucketMemory>(
             }
         }
     }
-    Ok(backend)
+    Ok((backend, true))
 }
 
 /// The offline decision `haports lookup` prints, by the same [`decide`] and with no flow

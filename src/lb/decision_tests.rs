@@ -6,7 +6,11 @@ use crate::lb::flow_table::FlowTable;
 use crate::lb::forwarding::Observations;
 
 fn config(floating: bool) -> Config {
-    let text = format!(
+    Config::from_toml(&config_text(floating), "test").unwrap()
+}
+
+fn config_text(floating: bool) -> String {
+    format!(
         r#"
 [dataplane]
 maglev_table_size = 1021
@@ -33,8 +37,7 @@ kind = "internal"
   floating_ip = {floating}
   idle_timeout_s = 60
 "#
-    );
-    Config::from_toml(&text, "test").unwrap()
+    )
 }
 
 fn build(floating: bool, down: &[&str]) -> Forwarding {
@@ -276,5 +279,73 @@ fn the_tables_are_keyed_by_their_secret_and_the_decision_by_the_hash_seed_alone(
         assert_eq!(da.backend, fwd.lookup(&key, None).unwrap().backend);
         // Each table finds its own entry again.
         assert!(!record(&fwd, &mut a, &fa, 1).new && !record(&fwd, &mut b, &fb, 1).new);
+    }
+}
+
+/// [`config`]'s NAT rule with probe `p` defined, and used by the rule when `probe` says so.
+fn probed_config(probe: Option<&str>) -> Config {
+    let used = probe
+        .map(|p| format!("probe = \"{p}\""))
+        .unwrap_or_default();
+    let text = config_text(false).replace(
+        "[[load_balancer.rule]]",
+        "[[load_balancer.probe]]\nname = \"p\"\nprotocol = \"tcp\"\nport = 22\n\n[[load_balancer.rule]]",
+    );
+    let text = text.replace(
+        "floating_ip = false",
+        &format!("floating_ip = false\n{used}"),
+    );
+    Config::from_toml(&text, "test").unwrap()
+}
+
+/// A reload that gives a rule a probe, or takes it away, puts the rule on another state of
+/// its pool (backend ids are per probe): its established flows stay on their backends, as
+/// established flows, where the new state lets them; those of a backend down by the new
+/// probe move.
+#[test]
+fn established_flows_keep_their_backends_when_a_reload_changes_their_rules_probe() {
+    for (before, after) in [(None, Some("p")), (Some("p"), None)] {
+        let f1 = Forwarding::build(&probed_config(before), &Observations::default(), 1, None);
+        let mut flows = Flows::with_capacity(4096);
+        let address = |f: &Forwarding, d: &Decided| f.backends[d.backend as usize].address;
+        let held: Vec<(Flow, IpAddr)> = (0..300)
+            .map(|p| {
+                let f = flow(&f1, 3000 + p, TcpFlags::ACK);
+                let d = record(&f1, &mut flows, &f, 0);
+                (f, address(&f1, &d))
+            })
+            .collect();
+        // The new state: 10.0.0.12 fails probe `p` (where the rule uses it now).
+        let down: IpAddr = "10.0.0.12".parse().unwrap();
+        let obs = Observations {
+            down_probes: [(down, "ilb".to_owned(), "p".to_owned())].into(),
+            ..Observations::default()
+        };
+        let f2 = Forwarding::build(&probed_config(after), &obs, 2, Some(&f1));
+        assert_ne!(
+            f2.frontends[0].rules[0].pool, f1.frontends[0].rules[0].pool,
+            "{before:?} -> {after:?}: the rule is on another state of the pool"
+        );
+        let mut moved = 0;
+        for (f, was) in &held {
+            let d = record(&f2, &mut flows, f, 10);
+            if after.is_some() && *was == down {
+                assert_ne!(address(&f2, &d), down, "off the backend down by the probe");
+                moved += 1;
+            } else {
+                assert_eq!(address(&f2, &d), *was, "{before:?} -> {after:?}: {f:?}");
+                assert!(
+                    !d.new,
+                    "{before:?} -> {after:?}: established, not decided again"
+                );
+            }
+            // Remembered under the new state: the next packet is a plain hit.
+            assert_eq!(record(&f2, &mut flows, f, 20).backend, d.backend);
+        }
+        assert_eq!(
+            moved > 0,
+            after.is_some(),
+            "{before:?} -> {after:?}: the down backend had flows"
+        );
     }
 }

@@ -250,6 +250,26 @@ impl Forwarding {
             .is_some_and(|l| l.pool == pool && l.keeps_flows)
     }
 
+    /// The member of `pool` that is `backend` in another state of the same config pool: the
+    /// state of another probe, or one a reload retired when it changed the rule's probe. An
+    /// established flow follows it rather than being decided again.
+    pub fn counterpart(&self, pool: PoolId, backend: BackendId) -> Option<BackendId> {
+        let be = self.backends.get(backend as usize)?;
+        let (p, q) = (
+            self.pools.get(pool as usize)?,
+            self.pools.get(be.pool as usize)?,
+        );
+        if be.pool == pool || (&p.load_balancer, &p.name) != (&q.load_balancer, &q.name) {
+            return None;
+        }
+        let same = |m: &BackendId| {
+            self.backends
+                .get(*m as usize)
+                .is_some_and(|b| b.address == be.address)
+        };
+        p.members.iter().copied().find(same)
+    }
+
     /// A backend's per-packet record.
     #[inline]
     pub fn link(&self, backend: BackendId) -> Option<&BackendLink> {
