@@ -4,6 +4,7 @@ drain and reload tests.
 
   streams.py FRONTEND --udp-port P --udp-flows N --tcp-port Q --duration S
              [--kill-pid PID --kill-at T] [--session-port R [--session-sport S]]
+             [--until-stdin-closes]
 
 - N UDP flows (fixed source ports) each send a sequence-numbered datagram every 10 ms; every
   answer names its backend. Per flow: the backends seen and the sequence numbers never
@@ -13,12 +14,15 @@ drain and reload tests.
 - --kill-pid: at T seconds, SIGKILL that process (a backend's service) and note the time.
 - --session-port: one long-lived TCP connection sending a line every 50 ms throughout;
   every line must come back from the same backend.
-Times are seconds from the start. Prints one JSON object at the end."""
+- --until-stdin-closes: stop once standard input closes, if that is before --duration.
+Times are seconds from the start. Prints one JSON object at the end; exits 1 (the error on
+stderr) if any thread failed, so that a report never passes for lack of entries."""
 import argparse
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -32,12 +36,26 @@ ap.add_argument("--kill-pid", type=int, default=0)
 ap.add_argument("--kill-at", type=float, default=1.0)
 ap.add_argument("--session-port", type=int, default=0)
 ap.add_argument("--session-sport", type=int, default=0, help="the session's source port")
+ap.add_argument("--until-stdin-closes", action="store_true",
+                help="stop when standard input closes (or at --duration, whichever is first)")
 args = ap.parse_args()
 
 t0 = time.monotonic()
 stop = threading.Event()
 now = lambda: time.monotonic() - t0  # noqa: E731
 result = {"udp": [], "tcp": [], "kill_at": None, "session": None}
+failures = []
+
+
+def recorded(target):
+    """Runs `target`, noting any exception it ends with (a thread's own would only be printed)."""
+    def run():
+        try:
+            target()
+        except Exception as e:  # noqa: BLE001 - every failure must fail the run
+            failures.append(f"{target.__name__}: {e!r}")
+            stop.set()
+    return run
 
 
 def udp_flows():
@@ -126,17 +144,25 @@ def session():
     result["session"] = {"sent": sent, "answered": answered, "backends": backends, "errors": errors[:5]}
 
 
-threads = [threading.Thread(target=udp_flows), threading.Thread(target=tcp_churn)]
+threads = [threading.Thread(target=recorded(udp_flows)),
+           threading.Thread(target=recorded(tcp_churn))]
 if args.session_port:
-    threads.append(threading.Thread(target=session))
+    threads.append(threading.Thread(target=recorded(session)))
 for t in threads:
     t.start()
 if args.kill_pid:
     time.sleep(max(0.0, args.kill_at - now()))
     result["kill_at"] = now()
     os.kill(args.kill_pid, signal.SIGKILL)
-time.sleep(max(0.0, args.duration - now()))
+if args.until_stdin_closes:
+    def watch_stdin():
+        sys.stdin.read()
+        stop.set()
+    threading.Thread(target=watch_stdin, daemon=True).start()
+stop.wait(max(0.0, args.duration - now()))
 stop.set()
 for t in threads:
     t.join()
 print(json.dumps(result))
+if failures:
+    sys.exit("streams.py: " + "; ".join(failures))

@@ -10,6 +10,6 @@ hp=/sys/kernel/mm/hugepages/hugepages-2048kB
 if [ -w "$hp/nr_hugepages" ] && [ "$(cat "$hp/free_hugepages")" -lt 256 ]; then
   echo $(( $(cat "$hp/nr_hugepages") + 1024 )) > "$hp/nr_hugepages" || true
 fi
-cargo build --workspace --all-targets --locked 2>/dev/null || cargo build --workspace --all-targets
+cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc

@@ -80,13 +80,15 @@ fn a_million_source_syn_flood_breaks_no_established_connection_and_state_stays_b
     let before = lb.metrics();
     let rss_before = rss_kib(lb.pid());
 
-    let streams = lab.streams(&[
+    // The session runs until the flood is over (at most two minutes).
+    let mut streams = lab.streams(&[
         "--udp-flows",
         "0",
         "--session-port",
         "8002",
         "--duration",
-        "24",
+        "120",
+        "--until-stdin-closes",
     ]);
     wait_for(
         "the session to carry traffic",
@@ -113,7 +115,11 @@ fn a_million_source_syn_flood_breaks_no_established_connection_and_state_stays_b
         "tcpreplay: {}",
         String::from_utf8_lossy(&replay.stderr)
     );
-    let report = streams.join();
+    assert!(
+        streams.running(),
+        "the session ended before the flood did: it did not run through it"
+    );
+    let report = streams.stop();
     let after = lb.metrics();
     let rss_after = rss_kib(lb.pid());
 

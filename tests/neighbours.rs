@@ -118,6 +118,9 @@ fn spoofed_syns_and_unsolicited_arp_teach_nothing_and_a_spoofed_reply_is_not_rew
         Duration::from_secs(10),
         || (counter(&lb, "haports_neighbour_ignored_total") > ignored).then_some(()),
     );
+    let no_frontend =
+        |m: &str| metric(m, "haports_drops_total", &[("reason", "no_frontend")]).unwrap_or(0.0);
+    let dropped_before = no_frontend(&lb.metrics());
     let sent = lab.exec(
         "c",
         &[
@@ -139,6 +142,13 @@ fn spoofed_syns_and_unsolicited_arp_teach_nothing_and_a_spoofed_reply_is_not_rew
     assert_eq!(
         rewritten, "0",
         "the spoofed reply came back as the frontend's"
+    );
+    // It reached the appliance, which dropped it: from the client's side, claiming a
+    // backend's address, it is no reply, and it is addressed to no frontend.
+    wait_for(
+        "the spoofed reply to be dropped",
+        Duration::from_secs(10),
+        || (no_frontend(&lb.metrics()) > dropped_before).then_some(()),
     );
     // The claims of another MAC made the appliance ask the backend again, which answered.
     wait_for(

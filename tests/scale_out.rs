@@ -312,11 +312,19 @@ fn three_instances_behind_ecmp_lose_no_connection_when_one_dies_drains_or_loses_
     // 300 connections, spread over the three instances.
     let flows = Flows::start(&lab);
     let before = frontend_packets(&[&i1, &i2, &i3]);
-    std::thread::sleep(Duration::from_secs(2));
-    let after = frontend_packets(&[&i1, &i2, &i3]);
-    let carried: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let carried =
+        |now: Vec<f64>| -> Vec<f64> { now.iter().zip(&before).map(|(a, b)| a - b).collect() };
+    // Once 6000 packets went through (about 2 s of the connections' traffic).
+    let carried = wait_for(
+        "6000 packets through the instances",
+        Duration::from_secs(30),
+        || {
+            let c = carried(frontend_packets(&[&i1, &i2, &i3]));
+            (c.iter().sum::<f64>() >= 6000.0).then_some(c)
+        },
+    );
     let total: f64 = carried.iter().sum();
-    eprintln!("packets to the backends in 2 s, per instance: {carried:?}");
+    eprintln!("packets to the backends per instance: {carried:?}");
     for (i, c) in carried.iter().enumerate() {
         assert!(
             *c >= total * 0.15,

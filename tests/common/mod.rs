@@ -258,11 +258,16 @@ impl Lab {
             .arg(script)
             .arg(FRONTEND)
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start streams.py");
-        Streams { child }
+        let flow_count = args.iter().position(|a| *a == "--udp-flows");
+        let udp_flows = flow_count.map_or(STREAMS_UDP_FLOWS, |i| {
+            args[i + 1].parse().expect("--udp-flows takes a number")
+        });
+        Streams { child, udp_flows }
     }
 
     /// The appliance's config `lab.sh` wrote: HA ports, non-floating in nat mode and
@@ -281,15 +286,26 @@ impl Drop for Lab {
     }
 }
 
+/// How many UDP flows streams.py runs unless told (its `--udp-flows` default).
+const STREAMS_UDP_FLOWS: usize = 8;
+
 /// A running scripts/streams.py.
 pub struct Streams {
     child: Child,
+    /// The UDP flows it was asked for: its report must account for each.
+    udp_flows: usize,
 }
 
 impl Streams {
     /// Whether streams.py is still sending.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Ends a run started with `--until-stdin-closes` now, and returns its report.
+    pub fn stop(mut self) -> serde_json::Value {
+        drop(self.child.stdin.take());
+        self.join()
     }
 
     pub fn join(self) -> serde_json::Value {
@@ -299,7 +315,14 @@ impl Streams {
             "streams.py failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("streams.py prints JSON")
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("streams.py prints JSON");
+        let udp = report["udp"].as_array().map_or(0, Vec::len);
+        assert_eq!(
+            udp, self.udp_flows,
+            "streams.py reported {udp} UDP flows: {report}"
+        );
+        report
     }
 }
 
