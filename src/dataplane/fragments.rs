@@ -12,7 +12,7 @@ use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{BackendId, ReverseNat};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
-use crate::wire::{Headers, Ipv4Packet};
+use crate::wire::{Headers, IpProtocol, Ipv4Packet};
 
 /// Datagrams in flight in fragments one worker follows at once.
 pub(super) const FRAGMENT_CAPACITY: usize = 16_384;
@@ -28,11 +28,17 @@ pub enum Fragment {
     Reply(ReverseNat),
 }
 
-/// A datagram's identity: addresses, protocol and identification (in the port slot; this key
-/// lives in its own table, never among flows).
+/// A datagram's identity, as its receiver reassembles it: addresses, identification (in the
+/// port slot; this key lives in its own table, never among flows) and, for IPv4, protocol.
+/// IPv6 reassembles without it (RFC 8200 §4.5): a later fragment names only the first header
+/// of the fragmentable part, which need not be the transport its first fragment names.
 pub(super) fn fragment_key(h: &Headers, ident: u32) -> FlowKey {
+    let proto = match h.dst {
+        IpAddr::V4(_) => h.proto,
+        IpAddr::V6(_) => IpProtocol::IPV6_FRAGMENT,
+    };
     FlowKey {
-        proto: h.proto,
+        proto,
         src: h.src,
         dst: h.dst,
         src_port: ident as u16,

@@ -16,9 +16,17 @@ use crate::wire::{
     IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, QuotedIpv4, QuotedIpv6,
 };
 
-/// The flow an ICMP error (v4 or v6) quotes, and where its message ends in the frame; `None`:
-/// not an ICMP error.
-fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<(FlowKey, usize)>, DropReason> {
+/// What an ICMP error quotes: the flow its packet belongs to, read behind any IPv6
+/// extension headers; where the message ends in the frame; and whether the packet is a
+/// fragment after the first, whose flow has ports the quote lacks (its `flow` has none).
+struct Quote {
+    flow: FlowKey,
+    end: usize,
+    later_fragment: bool,
+}
+
+/// The packet an ICMP error (v4 or v6) quotes; `None`: not an ICMP error.
+fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<Quote>, DropReason> {
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
     Ok(Some(match (h.dst, h.proto) {
         (IpAddr::V4(_), IpProtocol::ICMP) => {
@@ -29,14 +37,19 @@ fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<(FlowKey, usize)>, Dr
             }
             let q = QuotedIpv4::new_checked(message)?;
             let (src_port, dst_port) = q.ports();
-            let key = FlowKey {
+            let flow = FlowKey {
                 proto: q.protocol(),
                 src: IpAddr::V4(q.src()),
                 dst: IpAddr::V4(q.dst()),
                 src_port,
                 dst_port,
             };
-            (key, end)
+            let later_fragment = q.is_later_fragment();
+            Quote {
+                flow,
+                end,
+                later_fragment,
+            }
         }
         (IpAddr::V6(_), IpProtocol::ICMPV6) => {
             let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
@@ -46,14 +59,19 @@ fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<(FlowKey, usize)>, Dr
             }
             let q = QuotedIpv6::new_checked(message)?;
             let (src_port, dst_port) = q.ports();
-            let key = FlowKey {
-                proto: q.next_header(),
+            let flow = FlowKey {
+                proto: q.protocol(),
                 src: IpAddr::V6(q.src()),
                 dst: IpAddr::V6(q.dst()),
                 src_port,
                 dst_port,
             };
-            (key, end)
+            let later_fragment = q.is_later_fragment();
+            Quote {
+                flow,
+                end,
+                later_fragment,
+            }
         }
         _ => return Ok(None),
     }))
@@ -70,7 +88,12 @@ pub(super) fn icmp_error(
 ) -> Result<Option<Action>, DropReason> {
     let fwd = cx.fwd;
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
-    let Some((quoted, end)) = quoted_flow(frame, h)? else {
+    let Some(Quote {
+        flow: quoted,
+        end,
+        later_fragment,
+    }) = quoted_flow(frame, h)?
+    else {
         return Ok(None);
     };
     // About a packet the frontend sent (a reply, NAT or DSR): the flow came in reversed.
@@ -80,6 +103,11 @@ pub(super) fn icmp_error(
         (None, Some(fe)) => (fe, Via::Transit, quoted),
         _ => return Ok(None),
     };
+    // A later fragment's quote lacks the ports its flow is known by: decided without them,
+    // it would go to a backend that may not own the flow, so it goes to none.
+    if later_fragment {
+        return Err(DropReason::Unsupported);
+    }
     let flow = Flow::new(packet, 0, cx.st.flows.secret);
     let d = decide(
         fwd,
@@ -127,7 +155,12 @@ pub(super) fn icmp_error_to_client(
     h: &Headers,
     cx: &mut Ctx,
 ) -> Result<Option<Action>, DropReason> {
-    let Some((quoted, end)) = quoted_flow(frame, h)? else {
+    // A later fragment's quote has no ports: mapped back by the rules alone (an HA-ports
+    // rule's mapping needs none), its quoted ports left as they are.
+    let Some(Quote {
+        flow: quoted, end, ..
+    }) = quoted_flow(frame, h)?
+    else {
         return Ok(None);
     };
     // The quoted packet went from the client (this error's destination) to its sender.

@@ -128,16 +128,22 @@ pub(super) fn neighbour_solicitation(
     }
     cx.st.neighbours.hint(ingress, h.src, asker_mac);
     let mac = fwd.frontends[fe as usize].mac;
-    let end = l4 + 32;
-    Icmpv6Packet::new_checked(&mut frame[l4..end])?.make_neighbour_advert_in_place(mac)?;
+    // The advertisement alone, right behind the IPv6 header: the solicitation's extension
+    // headers were for it, not for the answer (a fragment header or an authentication header
+    // would be false on it). What the solicitation had beyond the advertisement's 32 bytes
+    // (its further options) is left behind it, a trailer after the packet.
+    let at = l3 + 40;
+    let behind = l4.checked_sub(at).ok_or(DropReason::Malformed)?;
+    let region = frame.get_mut(at..l4 + 32).ok_or(DropReason::Truncated)?;
+    Icmpv6Packet::new_checked(&mut region[behind..])?.make_neighbour_advert_in_place(mac)?;
+    region.copy_within(behind.., 0);
     let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
+    ip.set_next_header(IpProtocol::ICMPV6);
     ip.set_src(target);
     ip.set_dst(asker);
     ip.set_hop_limit(255);
-    // The advertisement alone: a solicitation's further options are left behind it, a
-    // trailer after the packet.
     ip.shorten_payload(32);
-    Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(target, asker);
+    Icmpv6Packet::new_checked(&mut frame[at..at + 32])?.fill_checksum(target, asker);
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     eth.set_dst(src_mac);
     eth.set_src(mac);

@@ -99,6 +99,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         put_u16(&mut self.buffer.as_mut()[field::PAYLOAD_LEN], len);
     }
 
+    /// Sets the first next-header value, as when the extension headers are taken out.
+    pub fn set_next_header(&mut self, next: u8) {
+        self.buffer.as_mut()[field::NEXT_HEADER] = next;
+    }
+
     pub fn set_hop_limit(&mut self, hops: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = hops;
     }

@@ -12,20 +12,22 @@ use super::{TcpPacket, UdpPacket};
 pub struct Headers {
     /// Where the IP (or ARP) header starts: after the Ethernet header and any VLAN tags.
     pub l3_offset: u16,
-    /// Where the transport header starts; equal to `l3_offset` for ARP.
+    /// Where the transport header starts (in a later fragment, which has none, where its
+    /// data starts); equal to `l3_offset` for ARP.
     pub l4_offset: u16,
     /// The ethertype after VLAN tags: [`EtherType::IPV4`], [`EtherType::IPV6`] or
     /// [`EtherType::ARP`].
     pub ethertype: u16,
     /// The transport protocol ([`IpProtocol`]); for IPv6 the next header after the
-    /// extension headers. Zero for ARP.
+    /// extension headers, or in a later fragment its fragment header's next header (the
+    /// first header of the fragmentable part, RFC 8200 §4.5). Zero for ARP.
     pub proto: u8,
     /// IP source; unspecified (0.0.0.0) for ARP.
     pub src: IpAddr,
     /// IP destination; unspecified (0.0.0.0) for ARP.
     pub dst: IpAddr,
-    /// TCP or UDP ports; zero for other protocols and for fragments without the transport
-    /// header (IPv4 non-first fragments, all IPv6 fragments).
+    /// TCP or UDP ports; zero for other protocols and for later fragments (IPv4 or IPv6),
+    /// which carry no transport header.
     pub src_port: u16,
     pub dst_port: u16,
     /// Part of a fragmented datagram (the first fragment included).
@@ -339,23 +341,25 @@ pub fn parse_ipv6_fast(frame: &[u8]) -> Option<Headers> {
 }
 
 /// Where an IPv6 packet's extension headers end.
-struct Walked {
-    /// The protocol behind them.
-    proto: u8,
+pub(super) struct Walked {
+    /// The protocol behind them; in a later fragment, its fragment header's next header.
+    pub proto: u8,
     /// Their bytes.
-    skipped: usize,
+    pub skipped: usize,
     /// Where the fragment header is (from the end of the IPv6 header) and the fragment's
     /// offset, if there is one.
-    fragment: Option<(usize, u16)>,
+    pub fragment: Option<(usize, u16)>,
 }
 
 /// Walks IPv6 extension headers (RFC 8200 §4) from `next`, the IPv6 header's next header,
 /// over `payload`: hop-by-hop options (first only), destination options, routing (already
-/// at its final destination: segments left 0), fragment, authentication. Errors:
-/// `Truncated` when one runs past the payload, `Malformed` for hop-by-hop options anywhere
-/// but first, `Unsupported` for a routing header with segments left (the packet is not for
-/// this hop's destination yet), `ExtensionHeaders` beyond [`MAX_EXTENSION_HEADERS`].
-fn walk_extension_headers(mut next: u8, payload: &[u8]) -> Result<Walked, Error> {
+/// at its final destination: segments left 0), fragment, authentication. A later fragment
+/// ends the walk at its fragment header: what follows is the middle of the fragmentable
+/// part, not a header. Errors: `Truncated` when one runs past the payload, `Malformed` for
+/// hop-by-hop options anywhere but first, `Unsupported` for a routing header with segments
+/// left (the packet is not for this hop's destination yet), `ExtensionHeaders` beyond
+/// [`MAX_EXTENSION_HEADERS`]. Also walks the packet an ICMPv6 error quotes.
+pub(super) fn walk_extension_headers(mut next: u8, payload: &[u8]) -> Result<Walked, Error> {
     let mut at = 0;
     let mut fragment = None;
     for n in 0..=MAX_EXTENSION_HEADERS {
@@ -374,7 +378,15 @@ fn walk_extension_headers(mut next: u8, payload: &[u8]) -> Result<Walked, Error>
             IpProtocol::IPV6_FRAGMENT => {
                 // Next header, reserved, offset and M flag, identification.
                 let h = payload.get(at..at + 8).ok_or(Error::Truncated)?;
-                fragment = Some((at, get_u16(&h[2..4]) & 0xfff8));
+                let offset = get_u16(&h[2..4]) & 0xfff8;
+                fragment = Some((at, offset));
+                if offset != 0 {
+                    return Ok(Walked {
+                        proto: h[0],
+                        skipped: at + 8,
+                        fragment,
+                    });
+                }
                 8
             }
             IpProtocol::IPV6_AUTH => {

@@ -97,6 +97,30 @@ fn icmp_and_ipv6_fragments_have_no_ports() {
     assert_eq!(parse_headers(&frame).unwrap_err(), Error::Truncated);
 }
 
+#[test]
+fn a_later_ipv6_fragment_ends_the_walk_at_its_fragment_header() {
+    // Its fragment header names destination options, the first header of the fragmentable
+    // part; what follows in a later fragment is data, not that header.
+    let (a, b) = (Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED);
+    let mut payload = vec![IpProtocol::IPV6_DEST_OPTIONS, 0, 0, 32, 0, 0, 0, 9];
+    payload.extend_from_slice(&[0x5a; 24]);
+    let frame = eth(
+        EtherType::IPV6,
+        &ipv6(a, b, IpProtocol::IPV6_FRAGMENT, &payload),
+    );
+    let h = parse_headers(&frame).unwrap();
+    assert_eq!(
+        (
+            h.proto,
+            h.fragment,
+            h.fragment_header,
+            h.l4_offset,
+            h.src_port
+        ),
+        (IpProtocol::IPV6_DEST_OPTIONS, true, 14 + 40, 14 + 40 + 8, 0)
+    );
+}
+
 /// An extension header of kind `kind` leading to `next`, `units` × 8 bytes long.
 fn extension(next: u8, units: u8) -> Vec<u8> {
     let mut h = vec![0u8; usize::from(units) * 8];

@@ -1,12 +1,14 @@
-//! The packet an ICMPv4 error quotes: its IP header and at least the first 8 bytes of its
-//! payload (RFC 792, RFC 1812 §4.3.2.3), enough to name the flow the error is about.
+//! The packet an ICMP error quotes: its IP header and at least the first 8 bytes of its
+//! payload (RFC 792, RFC 1812 §4.3.2.3), or for ICMPv6 as much of it as fits (RFC 4443
+//! §3), enough to name the flow the error is about.
 //!
 //! The quote is usually cut short, so its total length runs past the end: unlike
-//! [`Ipv4Packet`](super::Ipv4Packet) this view checks only that the header and the ports
+//! [`Ipv4Packet`](super::Ipv4Packet) these views check only that the headers and the ports
 //! are present. Once `new_checked` passed, no getter panics.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::parse::walk_extension_headers;
 use super::{get_u16, put_u16, Error, IpProtocol, Side};
 
 /// ICMPv4 error types whose message quotes the offending packet.
@@ -71,11 +73,15 @@ impl<T: AsRef<[u8]>> QuotedIpv4<T> {
         Ipv4Addr::new(b[16], b[17], b[18], b[19])
     }
 
-    /// Whether the quote carries TCP or UDP ports (a first fragment of TCP or UDP).
+    /// Whether the quoted packet is a fragment after the first: no transport header, so no
+    /// ports, whatever its protocol.
+    pub fn is_later_fragment(&self) -> bool {
+        get_u16(&self.ip()[6..8]) & 0x1fff != 0
+    }
+
+    /// Whether the quote carries TCP or UDP ports (not a later fragment).
     pub fn has_ports(&self) -> bool {
-        let b = self.ip();
-        let offset = get_u16(&b[6..8]) & 0x1fff;
-        matches!(self.protocol(), IpProtocol::TCP | IpProtocol::UDP) && offset == 0
+        matches!(self.protocol(), IpProtocol::TCP | IpProtocol::UDP) && !self.is_later_fragment()
     }
 
     /// (source, destination) ports, zero without ports.
@@ -145,26 +151,40 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv4<T> {
     }
 }
 
-/// The quoted packet inside an ICMPv6 error: `buffer` is the ICMPv6 message. Extension
-/// headers are not walked: a quote whose next header is not TCP or UDP has no ports. Once
-/// `new_checked` passed, no getter panics.
+/// The quoted packet inside an ICMPv6 error: `buffer` is the ICMPv6 message. Its extension
+/// headers are walked as [`parse_headers`](super::parse_headers) walks a packet's, to the
+/// transport header (a later fragment's stops at its fragment header). Once `new_checked`
+/// passed, no getter panics.
 #[derive(Debug)]
 pub struct QuotedIpv6<T: AsRef<[u8]>> {
     buffer: T,
+    /// The transport protocol; in a later fragment, its fragment header's next header.
+    protocol: u8,
+    /// Where the transport header (a later fragment's data) starts in the quoted packet.
+    l4: usize,
+    later_fragment: bool,
 }
 
 const V6_HEADER: usize = 40;
 
 impl<T: AsRef<[u8]>> QuotedIpv6<T> {
-    /// Needs a whole IPv6 header and, for TCP and UDP, the two ports after it.
+    /// Needs a whole IPv6 header, its extension headers and, for TCP and UDP, the two ports
+    /// after them; refuses an extension header chain as `parse_headers` does.
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let b = buffer.as_ref();
-        let ip = b.get(QUOTE..QUOTE + V6_HEADER).ok_or(Error::Truncated)?;
-        if ip[0] >> 4 != 6 {
+        let ip = buffer.as_ref().get(QUOTE..).ok_or(Error::Truncated)?;
+        let header = ip.get(..V6_HEADER).ok_or(Error::Truncated)?;
+        if header[0] >> 4 != 6 {
             return Err(Error::Malformed);
         }
-        let q = QuotedIpv6 { buffer };
-        if q.has_ports() && q.buffer.as_ref().len() < QUOTE + V6_HEADER + 4 {
+        let walked = walk_extension_headers(header[6], &ip[V6_HEADER..])?;
+        let (l4, quoted_len) = (V6_HEADER + walked.skipped, ip.len());
+        let q = QuotedIpv6 {
+            buffer,
+            protocol: walked.proto,
+            l4,
+            later_fragment: walked.fragment.is_some_and(|(_, offset)| offset != 0),
+        };
+        if q.has_ports() && quoted_len < l4 + 4 {
             return Err(Error::Truncated);
         }
         Ok(q)
@@ -174,8 +194,10 @@ impl<T: AsRef<[u8]>> QuotedIpv6<T> {
         &self.buffer.as_ref()[QUOTE..]
     }
 
-    pub fn next_header(&self) -> u8 {
-        self.ip()[6]
+    /// The transport protocol behind the extension headers (in a later fragment, its
+    /// fragment header's next header).
+    pub fn protocol(&self) -> u8 {
+        self.protocol
     }
 
     pub fn src(&self) -> Ipv6Addr {
@@ -190,8 +212,15 @@ impl<T: AsRef<[u8]>> QuotedIpv6<T> {
         Ipv6Addr::from(o)
     }
 
+    /// Whether the quoted packet is a fragment after the first: no transport header, so no
+    /// ports, whatever its protocol.
+    pub fn is_later_fragment(&self) -> bool {
+        self.later_fragment
+    }
+
+    /// Whether the quote carries TCP or UDP ports (not a later fragment).
     pub fn has_ports(&self) -> bool {
-        matches!(self.next_header(), IpProtocol::TCP | IpProtocol::UDP)
+        matches!(self.protocol, IpProtocol::TCP | IpProtocol::UDP) && !self.later_fragment
     }
 
     /// (source, destination) ports, zero without ports.
@@ -199,7 +228,7 @@ impl<T: AsRef<[u8]>> QuotedIpv6<T> {
         if !self.has_ports() {
             return (0, 0);
         }
-        let l4 = &self.ip()[V6_HEADER..];
+        let l4 = &self.ip()[self.l4..];
         (get_u16(&l4[0..2]), get_u16(&l4[2..4]))
     }
 }
@@ -218,7 +247,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv6<T> {
     }
 
     fn set(&mut self, side: Side, addr: Ipv6Addr, port: Option<u16>) {
-        let (has_ports, proto) = (self.has_ports(), self.next_header());
+        let (has_ports, proto, at_l4) = (self.has_ports(), self.protocol, self.l4);
         let (old, at_addr, at_port) = match side {
             Side::Src => (self.src(), 8, 0),
             Side::Dst => (self.dst(), 24, 2),
@@ -228,13 +257,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv6<T> {
         if !has_ports {
             return;
         }
-        let l4 = &mut ip[V6_HEADER..];
+        let l4 = &mut ip[at_l4..];
         let old_port = get_u16(&l4[at_port..at_port + 2]);
         let new_port = port.unwrap_or(old_port);
         put_u16(&mut l4[at_port..at_port + 2], new_port);
         let at = if proto == IpProtocol::UDP { 6 } else { 16 };
         if let Some(field) = l4.get(at..at + 2) {
-            let c = super::checksum::update_ipv6_addr(get_u16(field), old, addr);
+            let c = get_u16(field);
+            if proto == IpProtocol::UDP && c == 0 {
+                return; // no checksum (a tunnel's, RFC 6935)
+            }
+            let c = super::checksum::update_ipv6_addr(c, old, addr);
             let c = super::checksum::update_u16(c, old_port, new_port);
             put_u16(&mut l4[at..at + 2], c);
         }
@@ -335,6 +368,82 @@ mod tests {
         );
     }
 
+    /// An ICMPv6 "packet too big" quoting `next` behind the IPv6 header, then `rest`.
+    fn quote6(next: u8, rest: &[u8]) -> Vec<u8> {
+        let mut m = vec![2, 0, 0, 0, 0, 0, 5, 0x00];
+        let mut ip = vec![0x60, 0, 0, 0, 0, rest.len() as u8, next, 64];
+        ip.extend_from_slice(&"fd00::100".parse::<Ipv6Addr>().unwrap().octets());
+        ip.extend_from_slice(&"fd00:1::10".parse::<Ipv6Addr>().unwrap().octets());
+        m.extend_from_slice(&ip);
+        m.extend_from_slice(rest);
+        m
+    }
+
+    #[test]
+    fn an_ipv6_quote_is_read_behind_its_extension_headers() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) =
+            ("fd00::100".parse().unwrap(), "fd00:1::10".parse().unwrap());
+        let mut dgram = vec![0x01, 0xbb, 0x9c, 0x40, 0, 12, 0, 0, 1, 2, 3, 4];
+        let sum = crate::wire::checksum::tcp_udp_checksum_v6(src, dst, IpProtocol::UDP, &dgram);
+        dgram[6..8].copy_from_slice(&sum.to_be_bytes());
+        // Hop-by-hop, then destination options, then the datagram.
+        let mut rest = vec![IpProtocol::IPV6_DEST_OPTIONS, 0, 1, 4, 0, 0, 0, 0];
+        rest.extend_from_slice(&[IpProtocol::UDP, 0, 1, 4, 0, 0, 0, 0]);
+        rest.extend_from_slice(&dgram);
+        let mut m = quote6(IpProtocol::IPV6_HOP_BY_HOP, &rest);
+        let q = QuotedIpv6::new_checked(&m[..]).unwrap();
+        assert_eq!((q.protocol(), q.ports()), (IpProtocol::UDP, (443, 40000)));
+        let new_src: Ipv6Addr = "fd00::12".parse().unwrap();
+        QuotedIpv6::new_checked(&mut m[..])
+            .unwrap()
+            .set_src(new_src, Some(8443));
+        let dgram = &m[8 + 40 + 16..];
+        assert_eq!(&dgram[..2], &8443u16.to_be_bytes());
+        assert_eq!(
+            crate::wire::checksum::tcp_udp_checksum_v6(new_src, dst, IpProtocol::UDP, dgram),
+            u16::from_be_bytes([dgram[6], dgram[7]]),
+            "the quoted UDP checksum follows, behind the extension headers"
+        );
+        // Cut inside the headers, or before the ports behind them.
+        assert_eq!(
+            QuotedIpv6::new_checked(&m[..60]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            QuotedIpv6::new_checked(&m[..66]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    #[test]
+    fn a_quoted_later_fragment_has_no_ports() {
+        // IPv6: the fragment header (offset 8) names TCP; what follows is data.
+        let m = quote6(
+            IpProtocol::IPV6_FRAGMENT,
+            &[IpProtocol::TCP, 0, 0, 8, 0, 0, 0, 7],
+        );
+        let q = QuotedIpv6::new_checked(&m[..]).unwrap();
+        assert_eq!(
+            (
+                q.protocol(),
+                q.is_later_fragment(),
+                q.has_ports(),
+                q.ports()
+            ),
+            (IpProtocol::TCP, true, false, (0, 0))
+        );
+        // A first fragment has its ports.
+        let mut rest = vec![IpProtocol::TCP, 0, 0, 1, 0, 0, 0, 7];
+        rest.extend_from_slice(&[0x01, 0xbb, 0x9c, 0x40]);
+        let m = quote6(IpProtocol::IPV6_FRAGMENT, &rest);
+        let q = QuotedIpv6::new_checked(&m[..]).unwrap();
+        assert_eq!((q.is_later_fragment(), q.ports()), (false, (443, 40000)));
+        // IPv4 alike.
+        let q = quote(IpProtocol::UDP, 3, true);
+        let q = QuotedIpv4::new_checked(&q[..]).unwrap();
+        assert_eq!((q.is_later_fragment(), q.has_ports()), (true, false));
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
@@ -345,7 +454,7 @@ mod tests {
             }
             let mut b = bytes.clone();
             if let Ok(mut q) = QuotedIpv6::new_checked(&mut b[..]) {
-                let _ = (q.next_header(), q.src(), q.dst(), q.ports());
+                let _ = (q.protocol(), q.src(), q.dst(), q.ports(), q.is_later_fragment());
                 q.set_src(Ipv6Addr::LOCALHOST, Some(5));
             }
         }

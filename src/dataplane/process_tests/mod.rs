@@ -353,6 +353,7 @@ fn to_backend(frame: &mut [u8], st: &mut WorkerState, fwd: &Forwarding) -> Backe
 
 mod arp_and_nat;
 mod errors_and_transit;
+mod extension_headers;
 mod flows_and_drops;
 mod hostile;
 mod icmp_and_ipv6;
