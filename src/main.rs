@@ -55,8 +55,9 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// `tcp|udp SRC:PORT DST:PORT` or `PROTO SRC DST`, several in a row; `-` reads one
-        /// flow a line from standard input.
-        #[arg(required = true, allow_hyphen_values = true, num_args = 1..)]
+        /// flow a line from standard input. Options may come before or after the flows: no
+        /// flow word starts with `-` (a lone `-` is a value to clap).
+        #[arg(required = true, num_args = 1..)]
         flow: Vec<String>,
     },
     /// Re-read a running appliance's config over its control socket (as SIGHUP does) and

@@ -1021,3 +1021,37 @@ fn stats_watch_redraws_every_interval_until_the_endpoint_goes() {
     assert_eq!(run.stdout.matches("PORT ").count(), 2, "{run:?}");
     assert!(run.stderr.contains(&url), "{run:?}");
 }
+
+/// Options may follow the flows, as the audit's `lookup … udp SRC DST --json` wrote them
+/// (they were once taken for flow words: exit 2, "got 4"); `-` still reads standard input,
+/// with options after it too.
+#[test]
+fn lookup_takes_options_after_the_flows() {
+    let flow = "udp 10.1.0.5:53 10.9.9.9:53";
+    let words: Vec<&str> = flow.split(' ').collect();
+    let before = lookup(&[&["--via", "fe1", "--json"][..], &words].concat());
+    assert_eq!(before.code, Some(0), "{before:?}");
+    let after = lookup(&[&["--via", "fe1"][..], &words, &["--json"]].concat());
+    assert_eq!(after.code, Some(0), "{after:?}");
+    assert_eq!(after.stdout, before.stdout);
+    let json: serde_json::Value = serde_json::from_str(after.lines()[0]).expect("JSON");
+    assert_eq!(json["flow"], flow);
+    let down = lookup(&[&words[..], &["--via", "fe1", "--down", "10.0.0.11"]].concat());
+    assert_eq!(down.code, Some(0), "{down:?}");
+    assert_eq!(
+        down.stdout,
+        lookup(&[&["--via", "fe1", "--down", "10.0.0.11"][..], &words].concat()).stdout
+    );
+
+    let flows = vec![FLOW.to_owned()];
+    let mut args: Vec<&OsStr> = vec!["lookup".as_ref(), "--config".as_ref()];
+    let config = basic();
+    args.extend([config.as_os_str(), "-".as_ref(), "--json".as_ref()]);
+    let run = haports_with_stdin(args, format!("{FLOW}\n"));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let json: serde_json::Value = serde_json::from_str(run.lines()[0]).expect("JSON");
+    assert_eq!(
+        json["backend"],
+        answers(&lookup_stdin(&[], &flows), &flows)[0]
+    );
+}

@@ -1,12 +1,15 @@
 //! Frontend and backend addresses: unicast, not the appliance's own, a frontend per
-//! address, a backend once per pool, and every backend reachable on a segment or by route.
+//! address, a backend once per pool, every backend reachable on a segment or by route, and
+//! a floating-IP (DSR) rule's backends on a segment unless VXLAN carries the packets there.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use super::{
-    backend_key, frontend_key, lb_key, limit, not_own_address, pools, unicast, unicast_mac,
-    unicast_on_its_subnet, Problems,
+    backend_key, frontend_key, interface_key, lb_key, limit, pools, rules, unicast, unicast_mac,
+    Problems,
 };
 use crate::config::model::Config;
 
@@ -103,22 +106,26 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
     }
 }
 
+/// `addr` is on the subnet of one of the interfaces' own addresses.
+fn on_link(cfg: &Config, addr: IpAddr) -> bool {
+    cfg.interface
+        .iter()
+        .any(|iface| iface.address.iter().any(|net| net.contains(&addr)))
+}
+
+/// A route of one of the interfaces leads to `addr`.
+fn routed(cfg: &Config, addr: IpAddr) -> bool {
+    cfg.interface
+        .iter()
+        .any(|iface| iface.routes.iter().any(|route| route.to.contains(&addr)))
+}
+
 pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
-    let on_link = |addr: &IpAddr| {
-        cfg.interface
-            .iter()
-            .any(|iface| iface.address.iter().any(|net| net.contains(addr)))
-    };
-    let routed = |addr: &IpAddr| {
-        cfg.interface
-            .iter()
-            .any(|iface| iface.routes.iter().any(|route| route.to.contains(addr)))
-    };
     for (key, pool) in pools(cfg) {
         // VXLAN or not, packets to a backend leave towards its address.
         for backend in &pool.backends {
             let addr = backend.address;
-            if !on_link(&addr) && !routed(&addr) {
+            if !on_link(cfg, addr) && !routed(cfg, addr) {
                 out.error(
                     backend_key(&key, backend),
                     limit::BACKEND_REACHABLE,
@@ -128,6 +135,104 @@ pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// DSR keeps the IP packet and rewrites only the destination MAC (DESIGN §6), so its
+/// backends must be on a segment: a router would get the frontend's own address and send
+/// the packet back. VXLAN (`encap`) carries it to a routed backend inside; NAT rewrites the
+/// address, so its backends may be routed.
+pub(super) fn dsr_backends_on_link(cfg: &Config, out: &mut Problems) {
+    for view in rules(cfg) {
+        let Some(pool) = view.pool else { continue };
+        if !view.rule.floating_ip || pool.encap.is_some() {
+            continue;
+        }
+        // A backend that no route reaches either is reported by `backends_reachable`.
+        let behind_routes: Vec<String> = pool
+            .backends
+            .iter()
+            .filter(|b| !on_link(cfg, b.address) && routed(cfg, b.address))
+            .map(|b| b.address.to_string())
+            .collect();
+        let (which, are) = match behind_routes.len() {
+            0 => continue,
+            1 => ("backend", "is"),
+            _ => ("backends", "are"),
+        };
+        out.error(
+            format!("{}.floating_ip", view.key),
+            limit::DSR_ON_LINK,
+            format!(
+                "floating IP (DSR) rewrites only the destination MAC, but {which} {} of pool \
+                 `{}` {are} on no interface's subnet, only behind a route: the router would \
+                 get packets still addressed to the frontend and send them back; put the \
+                 backends on a segment, give the pool encap = \"vxlan\", or set floating_ip = \
+                 false",
+                behind_routes.join(", "),
+                view.rule.backend_pool,
+            ),
+        );
+    }
+}
+
+/// A frontend or backend is not the network or broadcast address of an interface's IPv4
+/// subnet (where the subnet has those: up to /30).
+pub(super) fn unicast_on_its_subnet(
+    key: &str,
+    addr: IpAddr,
+    role: &str,
+    cfg: &Config,
+    out: &mut Problems,
+) {
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        for net in &iface.address {
+            let IpNet::V4(v4) = net else { continue };
+            if v4.prefix_len() > 30 {
+                continue;
+            }
+            let which = if addr == IpAddr::V4(v4.network()) {
+                "network"
+            } else if addr == IpAddr::V4(v4.broadcast()) {
+                "broadcast"
+            } else {
+                continue;
+            };
+            out.error(
+                key,
+                limit::UNICAST,
+                format!(
+                    "{addr} is the {which} address of {}'s subnet {}; a {role} needs a \
+                     unicast address",
+                    interface_key(i, iface),
+                    v4.trunc()
+                ),
+            );
+        }
+    }
+}
+
+/// A frontend or backend must not take the appliance's own address: traffic to it goes to
+/// the interface's kernel twin.
+pub(super) fn not_own_address(
+    key: &str,
+    addr: IpAddr,
+    role: &str,
+    cfg: &Config,
+    out: &mut Problems,
+) {
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        if iface.address.iter().any(|net| net.addr() == addr) {
+            out.error(
+                key,
+                limit::NOT_OWN_ADDRESS,
+                format!(
+                    "{addr} is the own address of {} (its kernel twin's); a {role} needs \
+                     another address",
+                    interface_key(i, iface)
+                ),
+            );
         }
     }
 }

@@ -9,15 +9,14 @@
 //! others (the words of the [`limit`] constants). Errors make a config unusable; warnings
 //! (a Maglev table too small to balance well, a setting that has no effect) do not.
 //!
-//! One file per concern: `dataplane` (sizes, interfaces, DPDK ports), `names` (names and
-//! references), `addresses` (frontends, pools, backends), `probes`, `rules` (ports,
-//! timeouts, address families, the reverse rewrite) and `seed_rules`.
+//! One file per concern: `dataplane` (sizes, interfaces, DPDK ports), `lcores` (EAL lcores
+//! for the workers), `names` (names and references), `addresses` (frontends, pools,
+//! backends), `encap`, `probes`, `rules` (ports, timeouts, address families, the reverse
+//! rewrite), `seed_rules` and `control`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-
-use ipnet::IpNet;
 
 use super::model::{Backend, BackendPool, Config, Frontend, Interface, LoadBalancer, Probe, Rule};
 use crate::wire::MacAddr;
@@ -26,6 +25,7 @@ mod addresses;
 mod control;
 mod dataplane;
 mod encap;
+mod lcores;
 mod names;
 mod probes;
 mod rules;
@@ -114,6 +114,7 @@ impl Config {
 pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut out = Problems::default();
     dataplane::sizes(cfg, &mut out);
+    lcores::enough_for_workers(cfg, &mut out);
     dataplane::maglev_table_holds_every_pool(cfg, &mut out);
     dataplane::interfaces(cfg, &mut out);
     dataplane::ports_exist(cfg, &mut out);
@@ -121,6 +122,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     addresses::frontends(cfg, &mut out);
     addresses::backend_pools(cfg, &mut out);
     addresses::backends_reachable(cfg, &mut out);
+    addresses::dsr_backends_on_link(cfg, &mut out);
     encap::vxlan_pools(cfg, &mut out);
     probes::check(cfg, &mut out);
     names::rule_references(cfg, &mut out);
@@ -165,6 +167,7 @@ const SEED_RULE_7: Broken = Broken::Seed(&[7]);
 mod limit {
     use super::Broken::{self, Limitation};
     pub(super) const WORKERS: Broken = Limitation("at least one worker");
+    pub(super) const LCORES: Broken = Limitation("an lcore per worker, and one more");
     pub(super) const FLOW_TABLE: Broken = Limitation("flow table capacity above 0");
     pub(super) const FLOW_TABLE_MAX: Broken = Limitation("flow table of at most 2^26 flows");
     pub(super) const MAGLEV_MAX: Broken = Limitation("Maglev table of at most 2^22 entries");
@@ -188,12 +191,14 @@ mod limit {
     pub(super) const POOL_NOT_EMPTY: Broken = Limitation("pool needs backends");
     pub(super) const DISTINCT_BACKENDS: Broken = Limitation("distinct backends in a pool");
     pub(super) const BACKEND_REACHABLE: Broken = Limitation("backend reachable");
+    pub(super) const DSR_ON_LINK: Broken = Limitation("DSR backends on-link or VXLAN");
     pub(super) const VXLAN: Broken = Limitation("VXLAN pools: vni, IPv4 backends with a mac, DSR");
     pub(super) const PROBE_PORT: Broken = Limitation("probe port 1 to 65535");
     pub(super) const HTTP_PROBE_PATH: Broken = Limitation("http probe path");
     pub(super) const PATH_IS_FOR_HTTP: Broken = Limitation("path is for http probes");
     pub(super) const PROBE_INTERVAL: Broken = Limitation("probe interval 50 ms to 1 h");
     pub(super) const PROBE_THRESHOLDS: Broken = Limitation("probe thresholds at least 1");
+    pub(super) const PROBE_USED: Broken = Limitation("probe named by a rule");
     pub(super) const IDLE_TIMEOUT: Broken = Limitation("idle timeout 1 s to 24 h");
     pub(super) const ONE_RULE_PER_PORT: Broken = Limitation("one rule per frontend port");
     pub(super) const NAT_FAMILY: Broken = Limitation("NAT keeps the address family");
@@ -390,13 +395,17 @@ fn unique_names<'a>(
     }
 }
 
-/// Why `addr` cannot be a host's own address, if it cannot.
+/// Why `addr` cannot be a host's own address, if it cannot: what the data plane takes for a
+/// martian source (`Forwarding::is_martian_source`: IPv4 0/8, 127/8, 224/3; IPv6 `::`,
+/// `::1`, ff00::/8), so that no packet from a configured address is dropped as one.
 fn not_unicast(addr: IpAddr) -> Option<&'static str> {
     match addr {
         IpAddr::V4(a) if a.is_unspecified() => Some("the unspecified address"),
+        IpAddr::V4(a) if a.octets()[0] == 0 => Some("in 0.0.0.0/8 (\"this network\")"),
         IpAddr::V4(a) if a.is_loopback() => Some("a loopback address"),
         IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
         IpAddr::V4(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(a) if a.octets()[0] >= 240 => Some("in the reserved 240.0.0.0/4"),
         IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
         IpAddr::V6(a) if a.is_loopback() => Some("the loopback address"),
         IpAddr::V6(a) if a.is_multicast() => Some("a multicast address"),
@@ -409,38 +418,20 @@ fn unicast(key: &str, addr: IpAddr, role: &str, out: &mut Problems) {
         out.error(
             key,
             limit::UNICAST,
-            format!("{addr} is {why}; a {role} needs a unicast address"),
+            format!(
+                "{addr} is {why}; {} {role} needs a unicast address",
+                article(role)
+            ),
         );
     }
 }
 
-/// A frontend or backend is not the network or broadcast address of an interface's IPv4
-/// subnet (where the subnet has those: up to /30).
-fn unicast_on_its_subnet(key: &str, addr: IpAddr, role: &str, cfg: &Config, out: &mut Problems) {
-    for (i, iface) in cfg.interface.iter().enumerate() {
-        for net in &iface.address {
-            let IpNet::V4(v4) = net else { continue };
-            if v4.prefix_len() > 30 {
-                continue;
-            }
-            let which = if addr == IpAddr::V4(v4.network()) {
-                "network"
-            } else if addr == IpAddr::V4(v4.broadcast()) {
-                "broadcast"
-            } else {
-                continue;
-            };
-            out.error(
-                key,
-                limit::UNICAST,
-                format!(
-                    "{addr} is the {which} address of {}'s subnet {}; a {role} needs a \
-                     unicast address",
-                    interface_key(i, iface),
-                    v4.trunc()
-                ),
-            );
-        }
+/// `an` before a vowel (`an interface`), else `a`.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
@@ -451,24 +442,6 @@ fn unicast_mac(key: String, mac: Option<MacAddr>, out: &mut Problems) {
                 key,
                 limit::UNICAST,
                 format!("{mac} is not a unicast MAC address (group bit set, or all zero)"),
-            );
-        }
-    }
-}
-
-/// A frontend or backend must not take the appliance's own address: traffic to it goes to
-/// the interface's kernel twin.
-fn not_own_address(key: &str, addr: IpAddr, role: &str, cfg: &Config, out: &mut Problems) {
-    for (i, iface) in cfg.interface.iter().enumerate() {
-        if iface.address.iter().any(|net| net.addr() == addr) {
-            out.error(
-                key,
-                limit::NOT_OWN_ADDRESS,
-                format!(
-                    "{addr} is the own address of {} (its kernel twin's); a {role} needs \
-                     another address",
-                    interface_key(i, iface)
-                ),
             );
         }
     }

@@ -1,8 +1,9 @@
 //! Health probes: a port to probe, a path exactly for http, an interval an appliance can
-//! keep (not a flood, not so rare that a failure goes unseen for hours), thresholds ≥ 1.
+//! keep (not a flood, not so rare that a failure goes unseen for hours), thresholds ≥ 1,
+//! and a rule that names the probe (only a rule's probe runs).
 
 use super::{lb_key, limit, probe_key, Problems};
-use crate::config::model::{Config, ProbeProtocol};
+use crate::config::model::{Config, ProbeProtocol, Rule};
 
 /// Shortest probe interval: one probe per backend every 50 ms is already 20 connections a
 /// second per backend from the kernel twin.
@@ -15,6 +16,19 @@ pub(super) fn check(cfg: &Config, out: &mut Problems) {
         let lb_key = lb_key(l, lb);
         for (p, probe) in lb.probe.iter().enumerate() {
             let key = probe_key(&lb_key, p, probe);
+            // A probe without a name is reported as such (seed rule 7).
+            let named = |r: &Rule| r.probe.as_deref() == Some(probe.name.as_str());
+            if !probe.name.is_empty() && !lb.rule.iter().any(named) {
+                out.warning(
+                    &key,
+                    limit::PROBE_USED,
+                    format!(
+                        "no rule of {lb_key} names this probe, so it never runs and marks no \
+                         backend down; name it in a rule (probe = \"{}\") or remove it",
+                        probe.name
+                    ),
+                );
+            }
             if probe.port == 0 {
                 out.error(
                     format!("{key}.port"),

@@ -156,16 +156,22 @@ fn dataplane_sizes_are_checked() {
     assert_eq!(cfg.dataplane.neighbour_reachable_s, 5);
 }
 
-/// `mbufs` is the pool's size as given: never fewer than the rings need (the rings of two
-/// workers need twice as many).
+/// `mbufs` is the pool's size as given: never fewer than the rings need (more workers need
+/// more).
 #[test]
 fn packet_buffers_are_at_least_what_the_rings_need() {
     let mut cfg = base();
     let need = cfg.dataplane.mbufs_for_rings(cfg.interface.len());
-    assert!(need >= 8191, "one interface, one worker: {need}");
+    // Four rings of a worker and the control thread's TX ring, 1024 each, and 4096 more.
+    assert_eq!(
+        need, 16383,
+        "one interface, one worker: 9216, up to 2^n - 1"
+    );
+    // 12 × 5 × 1024 + 4096 = 65536: 2^16 - 1 would be one short.
+    assert_eq!(cfg.dataplane.mbufs_for_rings(12), 131_071);
     cfg.dataplane.mbufs = need;
     assert!(validate(&cfg).is_empty());
-    cfg.dataplane.workers = 2;
+    cfg.dataplane.workers = 4;
     assert!(cfg.dataplane.mbufs_for_rings(cfg.interface.len()) > need);
     only_tagged(
         &cfg,
@@ -205,8 +211,8 @@ fn names_are_unique() {
 
     let mut cfg = base();
     let mut second = cfg.load_balancer[0].clone();
-    // Public and without rules: no seed rule to break.
-    (second.kind, second.rule) = (LbKind::Public, vec![]);
+    // Public, without rules or probes: no seed rule to break, no probe that never runs.
+    (second.kind, second.rule, second.probe) = (LbKind::Public, vec![], vec![]);
     cfg.load_balancer.push(second);
     cfg.load_balancer[1].frontend[0].address = "10.0.0.101".parse().unwrap();
     only_problem(
@@ -278,13 +284,24 @@ fn rule_references_exist_in_the_same_load_balancer() {
         "no backend_pool named `pool`",
     );
 
+    // The probe there is, `tcp22`, is then named by no rule: a warning besides.
     let mut cfg = base();
     lb(&mut cfg).rule[0].probe = Some("http".into());
-    only_problem(
-        &cfg,
-        "load_balancer[ilb].rule[ha].probe",
-        "no probe named `http`",
+    let problems = validate(&cfg);
+    assert_eq!(
+        found(&cfg),
+        [
+            (
+                "load_balancer[ilb].probe[tcp22]",
+                "limitation: probe named by a rule"
+            ),
+            ("load_balancer[ilb].rule[ha].probe", "seed rule 7"),
+        ]
+        .map(|(k, t)| (k.to_owned(), t.to_owned())),
+        "{problems:#?}"
     );
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert!(problems[1].message.contains("no probe named `http`"));
 
     // A name from another load balancer does not count.
     let mut cfg = base();
@@ -292,7 +309,7 @@ fn rule_references_exist_in_the_same_load_balancer() {
     other.name = "other".into();
     other.frontend[0].name = "fe9".into();
     other.frontend[0].address = "10.0.0.109".parse().unwrap();
-    (other.kind, other.rule) = (LbKind::Public, vec![]);
+    (other.kind, other.rule, other.probe) = (LbKind::Public, vec![], vec![]);
     cfg.load_balancer.push(other);
     lb(&mut cfg).rule[0].frontend = "fe9".into();
     only_problem(
