@@ -118,6 +118,10 @@ fn ip(
     if group {
         return Err(DropReason::NotForUs);
     }
+    // Nowhere to forward to: a transit packet or a backend's reply would carry it on.
+    if fwd.is_martian_destination(h.dst) {
+        return Err(DropReason::MartianDestination);
+    }
     // Fragments: the first (it has the ports) is decided like any packet and its decision
     // kept; the later ones follow it.
     let mut first_fragment = None;

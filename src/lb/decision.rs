@@ -306,7 +306,12 @@ pub fn decide<M: BucketMemory>(
         },
         Via::Transit => fwd.ha_rule(fe),
     }
-    .ok_or(DropReason::NoRule)?;
+    // A frontend without an HA-ports rule allows no transit: the packet was addressed to
+    // neither it nor the appliance.
+    .ok_or(match via {
+        Via::Frontend => DropReason::NoRule,
+        Via::Transit => DropReason::NoFrontend,
+    })?;
     let nat = via == Via::Frontend && !rule.floating_ip;
     let port = if nat { rule.translated_port } else { None };
     let decided = |backend, new| Decided {

@@ -321,6 +321,25 @@ impl Forwarding {
             || (self.claimed_v4.may_hold(src) && self.claimed_v4.get(src).is_some())
     }
 
+    /// Whether no packet may be forwarded to `dst`: unspecified, loopback or reserved
+    /// (0/8, 127/8, 240/4; `::`, `::1`), or the broadcast address of an interface's IPv4
+    /// subnet (a directed broadcast). Group destinations are the slow path's own case.
+    pub fn is_martian_destination(&self, dst: IpAddr) -> bool {
+        let subnet_broadcast = |a: IpAddr| {
+            let nets = self.interfaces.iter().flat_map(|i| &i.addresses);
+            let v4 = nets.filter(|n| matches!(n, IpNet::V4(_)));
+            v4.filter(|n| n.prefix_len() < 31)
+                .any(|n| n.broadcast() == a)
+        };
+        match dst {
+            IpAddr::V4(a) => {
+                let first = u32::from(a) >> 24;
+                first == 0 || first == 127 || first >= 240 || subnet_broadcast(dst)
+            }
+            IpAddr::V6(a) => a.is_unspecified() || a.is_loopback(),
+        }
+    }
+
     /// A frontend by name (`name` or `lb/name`) or by address.
     pub fn frontend_named(&self, text: &str) -> Option<FrontendId> {
         if let Ok(addr) = text.parse::<IpAddr>() {

@@ -49,10 +49,13 @@ pub enum DropReason {
     /// For a backend behind VXLAN, too big for the interface's MTU once encapsulated, and
     /// not to be answered with "fragmentation needed" (IPv4 without DF).
     TooBig,
+    /// A destination no packet may be forwarded to: unspecified, loopback, reserved (240/4),
+    /// or an interface subnet's broadcast address.
+    MartianDestination,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -71,6 +74,7 @@ impl DropReason {
         DropReason::Vlan,
         DropReason::ExtensionHeaders,
         DropReason::TooBig,
+        DropReason::MartianDestination,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -95,6 +99,7 @@ impl DropReason {
             DropReason::Vlan => "vlan",
             DropReason::ExtensionHeaders => "extension_headers",
             DropReason::TooBig => "too_big",
+            DropReason::MartianDestination => "martian_destination",
         }
     }
 

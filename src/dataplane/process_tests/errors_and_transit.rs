@@ -370,3 +370,51 @@ fn a_foreign_destination_sent_to_the_interface_mac_is_not_transit() {
         Action::Drop(DropReason::NoFrontend)
     );
 }
+
+#[test]
+fn transit_to_a_destination_nothing_may_be_forwarded_to_is_dropped() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let martians = [
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(0, 1, 2, 3),
+        Ipv4Addr::new(240, 0, 0, 1),
+        // The broadcast address of the interface's second subnet, 10.0.1.0/24.
+        Ipv4Addr::new(10, 0, 1, 255),
+    ];
+    for dst in martians {
+        let mut f = transit_frame(CLIENT, 40_000, dst, 22);
+        assert_eq!(
+            process(&mut f, LAN, &mut st, &fwd, NOW),
+            Action::Drop(DropReason::MartianDestination),
+            "{dst}"
+        );
+    }
+    // An ordinary foreign destination through the same frontend is transit.
+    let mut f = transit_frame(CLIENT, 40_000, Ipv4Addr::new(10, 2, 0, 10), 22);
+    assert!(matches!(
+        process(&mut f, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            backend: Some(_),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn transit_through_a_frontend_without_an_ha_ports_rule_is_no_frontend() {
+    let fwd = build(&config("tcp", 80, 8080, false), &[]);
+    let (mut st, _) = worker();
+    let dst = Ipv4Addr::new(10, 2, 0, 10);
+    let mut f = transit_frame(CLIENT, 40_000, dst, 80);
+    assert_eq!(
+        process(&mut f, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NoFrontend)
+    );
+    let key: crate::lb::flow::FlowKey = format!("tcp {CLIENT}:40000 {dst}:80").parse().unwrap();
+    assert_eq!(
+        fwd.lookup(&key, Some(0)),
+        Err(DropReason::NoFrontend),
+        "lookup --via agrees"
+    );
+}
