@@ -110,7 +110,16 @@ fn ip(
     // other group traffic (IGMP/MLD reports, DHCP, mDNS…) is for other hosts.
     let addressee = fwd.addressee(h.dst);
     let group = dst_mac.is_multicast() || is_broadcast_or_multicast(h.dst);
-    if matches!(addressee, Some(Addressee::Own(_))) || (group && is_neighbour_discovery(frame, &h))
+    // A link-local destination behind the interface's own MAC is the twin's own link-local
+    // address (its neighbour discovery answers come back to it); never forwarded anyway.
+    let to_interface = fwd
+        .interfaces
+        .get(ingress as usize)
+        .is_some_and(|i| i.mac == dst_mac);
+    let twin_link_local = to_interface && is_unicast_link_local(h.dst);
+    if matches!(addressee, Some(Addressee::Own(_)))
+        || (group && is_neighbour_discovery(frame, &h))
+        || twin_link_local
     {
         let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
         return to_kernel(ingress, from_backend, cx);
@@ -296,6 +305,11 @@ fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t))
+}
+
+/// An IPv6 unicast link-local address (fe80::/10).
+fn is_unicast_link_local(addr: IpAddr) -> bool {
+    matches!(addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 fn is_broadcast_or_multicast(addr: IpAddr) -> bool {

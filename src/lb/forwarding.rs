@@ -321,9 +321,10 @@ impl Forwarding {
             || (self.claimed_v4.may_hold(src) && self.claimed_v4.get(src).is_some())
     }
 
-    /// Whether no packet may be forwarded to `dst`: unspecified, loopback or reserved
-    /// (0/8, 127/8, 240/4; `::`, `::1`), or the broadcast address of an interface's IPv4
-    /// subnet (a directed broadcast). Group destinations are the slow path's own case.
+    /// Whether no packet may be forwarded to `dst`: unspecified, loopback, link-local or
+    /// reserved (0/8, 127/8, 169.254/16, 240/4; `::`, `::1`, fe80::/10), or the broadcast
+    /// address of an interface's IPv4 subnet (a directed broadcast). Group destinations are
+    /// the slow path's own case.
     pub fn is_martian_destination(&self, dst: IpAddr) -> bool {
         let subnet_broadcast = |a: IpAddr| {
             let nets = self.interfaces.iter().flat_map(|i| &i.addresses);
@@ -334,9 +335,15 @@ impl Forwarding {
         match dst {
             IpAddr::V4(a) => {
                 let first = u32::from(a) >> 24;
-                first == 0 || first == 127 || first >= 240 || subnet_broadcast(dst)
+                first == 0
+                    || first == 127
+                    || first >= 240
+                    || a.is_link_local()
+                    || subnet_broadcast(dst)
             }
-            IpAddr::V6(a) => a.is_unspecified() || a.is_loopback(),
+            IpAddr::V6(a) => {
+                a.is_unspecified() || a.is_loopback() || a.segments()[0] & 0xffc0 == 0xfe80
+            }
         }
     }
 

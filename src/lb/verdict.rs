@@ -49,8 +49,8 @@ pub enum DropReason {
     /// For a backend behind VXLAN, too big for the interface's MTU once encapsulated, and
     /// not to be answered with "fragmentation needed" (IPv4 without DF).
     TooBig,
-    /// A destination no packet may be forwarded to: unspecified, loopback, reserved (240/4),
-    /// or an interface subnet's broadcast address.
+    /// A destination no packet may be forwarded to: unspecified, loopback, link-local,
+    /// reserved (240/4), or an interface subnet's broadcast address.
     MartianDestination,
 }
 

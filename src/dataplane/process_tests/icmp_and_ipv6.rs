@@ -475,3 +475,30 @@ fn every_ipv6_fragment_follows_its_first_with_the_transport_checksum_kept_right(
         Action::Drop(DropReason::Fragment)
     );
 }
+
+/// The kernel twin's own link-local address: an advertisement answering the twin's unicast
+/// solicitation (Linux checks reachability that way, from its link-local address) reaches
+/// it; to a frontend's MAC, a link-local destination is not transit but dropped.
+#[test]
+fn what_is_for_the_twins_link_local_address_reaches_the_kernel_and_is_never_forwarded() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    let twin: Ipv6Addr = "fe80::1".parse().unwrap();
+    let advert = |dst_mac: MacAddr| {
+        let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+        m.extend_from_slice(&backend.octets());
+        m.extend_from_slice(&[2, 1]);
+        m.extend_from_slice(&[0x02, 0, 0, 0, 0x66, 0x11]);
+        icmp6_frame(dst_mac, backend, twin, m)
+    };
+    assert_eq!(
+        process(&mut advert(IF_MAC), LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    let through_frontend = frontend_mac(IpAddr::V6(FRONTEND6));
+    assert_eq!(
+        process(&mut advert(through_frontend), LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::MartianDestination)
+    );
+}
