@@ -226,6 +226,8 @@ fn a_backend_whose_mac_changes_is_relearnt_once_its_entry_is_verified_again() {
     let before = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
     assert_all_served("before", &before, 48);
 
+    let answers = counter(&lb, "haports_neighbour_answers_total");
+
     // A new MAC for b1 (as when a VM's NIC is replaced); frames to the old one are not its.
     let old = mac_of(&lab, "b1");
     let new = "02:00:00:00:0b:01";
@@ -249,5 +251,13 @@ fn a_backend_whose_mac_changes_is_relearnt_once_its_entry_is_verified_again() {
         },
     );
     assert_all_served("after the change", &t, 48);
+    // The entries were verified again: the appliance asked and took the answers. The
+    // counter is not per neighbour (b2's and b3's entries go stale every 2 s too); b1 being
+    // served above is what shows its new MAC was among them.
+    wait_for(
+        "the answers to the appliance's verification to be counted",
+        Duration::from_secs(5),
+        || (counter(&lb, "haports_neighbour_answers_total") > answers).then_some(()),
+    );
     drop(lb);
 }

@@ -377,6 +377,41 @@ fn a_to_b(
     carried_by_one(lab, &all)
 }
 
+/// Sends one more UDP exchange from spoke A on each of `flows` (UDP, A to B), from the same
+/// source port to the same destination port: the same five-tuple, every exchange answered.
+fn udp_again(lab: &NvaLab, flows: &BTreeSet<Flow>) {
+    for &(proto, sport, dport) in flows {
+        assert_eq!(proto, "udp");
+        let out = lab.exec(
+            "a",
+            &[
+                "python3",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/traffic.py"),
+                "udp",
+                SERVER,
+                "--ports",
+                &dport.to_string(),
+                "--sport",
+                &sport.to_string(),
+                "--count",
+                "1",
+                "--timeout",
+                "2",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "traffic.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t: Traffic = serde_json::from_slice(&out.stdout).expect("traffic.py prints JSON");
+        assert!(
+            t.failures.is_empty() && t.flows.iter().map(|f| (f.0, f.1)).eq([(sport, dport)]),
+            "udp {sport} to {dport} again: {t:?}"
+        );
+    }
+}
+
 #[test]
 fn one_nic_nvas_carry_spoke_to_spoke_flows_symmetrically_and_filter() {
     let lab = NvaLab::up("one-nic");
@@ -576,6 +611,24 @@ fn lookup_via_names_the_nva_each_flow_went_through_before_and_after_one_fails() 
     // n-active: n2 fails its probe; its share moves to n1 and n3, the others' flows stay.
     lab.script(&["stop-service", &lab.tag, "n2"]);
     lb.wait_health(HUB_NVAS[1], false);
+    // Each UDP flow n1 or n3 carried, sent again on its five-tuple: it still goes through the
+    // NVA that holds its state. Moved, it would show in the other's conntrack too.
+    let others: BTreeMap<Flow, &'static str> = carried
+        .iter()
+        .filter(|(f, nva)| f.0 == "udp" && **nva != "n2")
+        .map(|(f, nva)| (*f, *nva))
+        .collect();
+    assert!(others.len() >= 40, "n1 and n3 carried {others:?}");
+    let again: BTreeSet<Flow> = others.keys().copied().collect();
+    udp_again(&lab, &again);
+    let now = lab.carriers(&again);
+    for (flow, nva) in &others {
+        assert_eq!(
+            now.get(flow).map(Vec::as_slice),
+            Some(&[*nva][..]),
+            "{flow:?} went through {nva} before n2 failed"
+        );
+    }
     let after = a_to_b(&lab, 120, &carried);
     assert!(
         !spread(&after).contains_key("n2"),

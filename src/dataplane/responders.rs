@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use super::fragments::fragment_id;
 use super::slow::{to_kernel, Ctx};
 use super::state::Action;
 use crate::lb::forwarding::InterfaceId;
@@ -74,6 +75,10 @@ pub(super) fn arp(
 /// only with hop limit 255 and a valid checksum): a solicited advertisement to an own address
 /// as a possible answer, anything else as a hint. `None`: not a solicitation for a frontend
 /// (the appliance's own addresses are the kernel twin's to answer).
+///
+/// Neighbour discovery in fragments is dropped as `Unsupported`, neither answered, reported
+/// nor handed on (RFC 6980 §5): no honest sender fragments it, and fragments are how a
+/// forged message hides from inspection on the segment (RA-Guard, ND snooping).
 pub(super) fn neighbour_solicitation(
     frame: &mut [u8],
     h: &Headers,
@@ -81,6 +86,9 @@ pub(super) fn neighbour_solicitation(
     src_mac: MacAddr,
     cx: &mut Ctx,
 ) -> Result<Option<Action>, DropReason> {
+    if fragmented_neighbour_discovery(frame, h)? {
+        return Err(DropReason::Unsupported);
+    }
     let fwd = cx.fwd;
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
     // The message up to the IPv6 payload's end (anything after it is the frame's trailer).
@@ -129,9 +137,10 @@ pub(super) fn neighbour_solicitation(
     cx.st.neighbours.hint(ingress, h.src, asker_mac);
     let mac = fwd.frontends[fe as usize].mac;
     // The advertisement alone, right behind the IPv6 header: the solicitation's extension
-    // headers were for it, not for the answer (a fragment header or an authentication header
-    // would be false on it). What the solicitation had beyond the advertisement's 32 bytes
-    // (its further options) is left behind it, a trailer after the packet.
+    // headers were for it, not for the answer (an authentication header would be false on
+    // it; one in a fragment never gets here). What the solicitation had beyond the
+    // advertisement's 32 bytes (its further options) is left behind it, a trailer after the
+    // packet.
     let at = l3 + 40;
     let behind = l4.checked_sub(at).ok_or(DropReason::Malformed)?;
     let region = frame.get_mut(at..l4 + 32).ok_or(DropReason::Truncated)?;
@@ -151,6 +160,20 @@ pub(super) fn neighbour_solicitation(
         interface: ingress,
         backend: None,
     }))
+}
+
+/// Whether `h` is an IPv6 packet with a fragment header whose ICMPv6 message is neighbour
+/// discovery (types 133 to 137, RFC 4861). Only a fragment at offset 0 holds the message's
+/// type; a later one starts with data, whatever its first byte.
+fn fragmented_neighbour_discovery(frame: &[u8], h: &Headers) -> Result<bool, DropReason> {
+    if !h.fragment || h.proto != IpProtocol::ICMPV6 || !matches!(h.dst, IpAddr::V6(_)) {
+        return Ok(false);
+    }
+    let (_, offset) = fragment_id(frame, h)?;
+    Ok(offset == 0
+        && frame
+            .get(usize::from(h.l4_offset))
+            .is_some_and(|t| (133..=137).contains(t)))
 }
 
 /// Whether the packet is a ping (ICMP or ICMPv6 echo request).

@@ -10,17 +10,20 @@
 //! `w / sum` of the slots and one of weight 0 gets none.
 //!
 //! The table depends only on the set of `(id, weight)` pairs: ids are hashes of backend
-//! instance names, so every instance of the appliance, and every pool holding the same
-//! instances, builds the same table (flow symmetry across pools, DESIGN §4 and §10). This module
-//! keeps no global state and never touches the data plane: the control thread builds tables and
-//! publishes them; workers only call [`MaglevTable::lookup`].
+//! instance names under `dataplane.hash_seed`, so every instance of the appliance with the
+//! same seed, and every pool holding the same instances, builds the same table (flow symmetry
+//! across pools, DESIGN §4 and §10). This module keeps no global state and never touches the
+//! data plane: the control thread builds tables and publishes them; workers only call
+//! [`MaglevTable::lookup`].
 
 use super::hash::hash_bytes;
 
-/// Seeds of the two permutation hashes (offset and skip) and of instance ids. Changing any of
-/// them re-balances every flow.
+/// Seeds of the two permutation hashes (offset and skip). Changing either re-balances every
+/// flow.
 const OFFSET_SEED: u64 = u64::from_le_bytes(*b"mglv-off");
 const SKIP_SEED: u64 = u64::from_le_bytes(*b"mglvskip");
+/// Seed of [`instance_id`]: the default `dataplane.hash_seed`, which the forwarding state's
+/// build hashes instance names under.
 const INSTANCE_SEED: u64 = 0;
 
 /// Marks a slot nobody has claimed yet while the table is being built.
@@ -83,13 +86,17 @@ fn is_prime(n: u32) -> bool {
 /// One backend as Maglev sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MaglevBackend {
-    /// Hash of the backend's instance name ([`instance_id`]), stable across processes.
+    /// Hash of the backend's instance name under `dataplane.hash_seed`, as the forwarding
+    /// state's build makes it (`hash_bytes(instance, hash_seed)`); stable across processes
+    /// given the seed. [`instance_id`] is the same under seed 0, the default.
     pub id: u64,
     /// Relative share of the table; 0 takes the backend out of it.
     pub weight: u32,
 }
 
-/// The Maglev id of a backend instance name (the config's `instance`, default its address).
+/// The Maglev id of a backend instance name (the config's `instance`, default its address)
+/// under seed 0: the id the forwarding state gives it with the default `dataplane.hash_seed`
+/// (with another seed the build hashes the name under that seed instead).
 pub fn instance_id(instance: &str) -> u64 {
     hash_bytes(instance.as_bytes(), INSTANCE_SEED)
 }

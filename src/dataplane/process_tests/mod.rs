@@ -355,6 +355,7 @@ mod arp_and_nat;
 mod errors_and_transit;
 mod extension_headers;
 mod flows_and_drops;
+mod fragmented_neighbour_discovery;
 mod hostile;
 mod icmp_and_ipv6;
 mod never_panics;

@@ -1,0 +1,87 @@
+//! Neighbour discovery in fragments (RFC 6980 §5): dropped, neither answered nor learnt
+//! from, however valid the message it holds.
+
+use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, solicitation, CLIENT6, FRONTEND6};
+use super::*;
+
+/// `frame` (untagged IPv6 without extension headers) with a fragment header at offset 0
+/// (identification 7; with `more` fragments, or none: an atomic fragment) between the IPv6
+/// header and its ICMPv6 message, which is left as it was, its checksum right over the bytes
+/// present.
+fn in_a_fragment(frame: &[u8], more: bool) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    let l4 = ETH_LEN + 40;
+    f.splice(
+        l4..l4,
+        [IpProtocol::ICMPV6, 0, 0, u8::from(more), 0, 0, 0, 7],
+    );
+    let len = u16::from_be_bytes([f[ETH_LEN + 4], f[ETH_LEN + 5]]) + 8;
+    f[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&len.to_be_bytes());
+    f[ETH_LEN + 6] = IpProtocol::IPV6_FRAGMENT;
+    f
+}
+
+#[test]
+fn a_solicitation_for_a_frontend_in_a_fragment_gets_no_advert() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    // Whole, the same solicitation is answered, and its asker taken as a hint.
+    let mut whole = solicitation(FRONTEND6);
+    assert_eq!(
+        process(&mut whole, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(drain(&reports).len(), 1);
+
+    for more in [false, true] {
+        let mut frame = in_a_fragment(&solicitation(FRONTEND6), more);
+        let sent = frame.clone();
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Drop(DropReason::Unsupported),
+            "a solicitation for {FRONTEND6} from {CLIENT6} in a fragment (more: {more})"
+        );
+        assert_eq!(frame, sent, "no advertisement written in its place");
+        assert_eq!(drain(&reports), Vec::new(), "nothing heard from its asker");
+    }
+}
+
+#[test]
+fn a_solicited_advertisement_in_a_fragment_answers_nothing() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let mac = MacAddr([0x02, 0, 0, 0, 0x66, 0x11]);
+    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    m.extend_from_slice(&backend.octets());
+    m.extend_from_slice(&[2, 1]);
+    m.extend_from_slice(&mac.0);
+    let advert = icmp6_frame(IF_MAC, backend, own, m);
+    // Whole, it may answer the appliance's solicitation for the backend.
+    assert_eq!(
+        process(&mut advert.clone(), LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    assert_eq!(
+        drain(&reports),
+        vec![Report::Answer {
+            interface: LAN,
+            addr: IpAddr::V6(backend),
+            mac
+        }]
+    );
+
+    for more in [false, true] {
+        let mut frame = in_a_fragment(&advert, more);
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Drop(DropReason::Unsupported),
+            "more: {more}"
+        );
+        assert_eq!(drain(&reports), Vec::new(), "not reported (more: {more})");
+    }
+}
