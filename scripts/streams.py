@@ -4,7 +4,7 @@ drain and reload tests.
 
   streams.py FRONTEND --udp-port P --udp-flows N --tcp-port Q --duration S
              [--kill-pid PID --kill-at T] [--session-port R [--session-sport S]]
-             [--until-stdin-closes]
+             [--session-timeout T] [--until-stdin-closes]
 
 - N UDP flows (fixed source ports) each send a sequence-numbered datagram every 10 ms; every
   answer names its backend. Per flow: the backends seen and the sequence numbers never
@@ -36,6 +36,8 @@ ap.add_argument("--kill-pid", type=int, default=0)
 ap.add_argument("--kill-at", type=float, default=1.0)
 ap.add_argument("--session-port", type=int, default=0)
 ap.add_argument("--session-sport", type=int, default=0, help="the session's source port")
+ap.add_argument("--session-timeout", type=float, default=2.0,
+                help="seconds the session waits for an answer before it counts as broken")
 ap.add_argument("--until-stdin-closes", action="store_true",
                 help="stop when standard input closes (or at --duration, whichever is first)")
 args = ap.parse_args()
@@ -121,7 +123,7 @@ def tcp_churn():
 
 
 def session():
-    s = socket.create_connection((args.frontend, args.session_port), timeout=2.0,
+    s = socket.create_connection((args.frontend, args.session_port), timeout=args.session_timeout,
                                  source_address=("0.0.0.0", args.session_sport))
     s.sendall(b"session\n")
     f = s.makefile("rb")
