@@ -218,7 +218,8 @@ fn lookup(
         Some(Some(fe)) => Some(fe),
         Some(None) => {
             eprintln!(
-                "--via {}: no frontend has that name or address",
+                "--via {}: no frontend has that name or address (a name that several load \
+                 balancers use needs theirs: LB/NAME)",
                 via.unwrap_or_default()
             );
             return ExitCode::from(2);

@@ -96,6 +96,11 @@ pub(super) fn icmp_error(
     else {
         return Ok(None);
     };
+    // An error is small enough never to be fragmented honestly (an IPv6 one fits 1280
+    // bytes); its checksum covers the whole message, which a first fragment lacks.
+    if h.fragment {
+        return Err(DropReason::Unsupported);
+    }
     // About a packet the frontend sent (a reply, NAT or DSR): the flow came in reversed.
     // Routed through a frontend (transit): the flow is the quoted packet's.
     let (fe, via, packet) = match (fwd.frontend(h.dst), fwd.frontend_by_mac(dst_mac)) {
@@ -163,6 +168,9 @@ pub(super) fn icmp_error_to_client(
     else {
         return Ok(None);
     };
+    if h.fragment {
+        return Err(DropReason::Unsupported);
+    }
     // The quoted packet went from the client (this error's destination) to its sender.
     if quoted.src != h.dst || quoted.dst != h.src {
         return Ok(None);

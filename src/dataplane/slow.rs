@@ -153,6 +153,10 @@ fn ip(
     }
     if let Some(Addressee::Frontend(fe)) = addressee {
         if is_echo_request(frame, &h) {
+            // A ping in fragments would need reassembly to answer whole: not answered at all.
+            if h.fragment {
+                return Err(DropReason::Unsupported);
+            }
             return echo_reply(frame, &h, ingress);
         }
         let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);

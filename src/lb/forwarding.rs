@@ -348,14 +348,21 @@ impl Forwarding {
     }
 
     /// A frontend by name (`name` or `lb/name`) or by address.
+    /// A bare name only where one load balancer has a frontend of that name (names are
+    /// unique only within a load balancer): `None` where it is ambiguous.
     pub fn frontend_named(&self, text: &str) -> Option<FrontendId> {
         if let Ok(addr) = text.parse::<IpAddr>() {
             return self.frontend(addr);
         }
-        self.frontends
-            .iter()
-            .position(|f| f.name == text || format!("{}/{}", f.load_balancer, f.name) == text)
-            .map(|i| i as FrontendId)
+        let qualified = |f: &FrontendState| format!("{}/{}", f.load_balancer, f.name) == text;
+        if let Some(i) = self.frontends.iter().position(qualified) {
+            return Some(i as FrontendId);
+        }
+        let mut named = (0..self.frontends.len()).filter(|&i| self.frontends[i].name == text);
+        match (named.next(), named.next()) {
+            (Some(i), None) => Some(i as FrontendId),
+            _ => None,
+        }
     }
 
     pub fn rule_state(&self, d: &Decision) -> &RuleState {

@@ -456,3 +456,33 @@ fn health_is_per_rule_a_backend_down_for_one_probe_serves_the_other_rule() {
     let fwd = Forwarding::build(&cfg, &obs, 1, None);
     assert!(!reached(&fwd, 443).contains(&b1) && !reached(&fwd, 22).contains(&b1));
 }
+
+/// Frontend names are unique only within a load balancer: a bare name two of them use names
+/// none (`haports lookup --via` says so), `LB/NAME` names each.
+#[test]
+fn a_frontend_name_two_load_balancers_use_needs_its_load_balancer() {
+    let second = r#"
+[[load_balancer]]
+name = "elb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe1"
+  address = "10.0.0.101"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{ address = "10.0.0.13" }]
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe1"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+"#;
+    let cfg = config(r#"{ address = "10.0.0.11" }"#, &format!("{HA}{second}"));
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    assert_eq!(fwd.frontend_named("fe1"), None, "ambiguous");
+    let (i, e) = (fwd.frontend_named("ilb/fe1"), fwd.frontend_named("elb/fe1"));
+    assert!(i.is_some() && e.is_some() && i != e);
+    assert_eq!(fwd.frontend_named("10.0.0.101"), e);
+}

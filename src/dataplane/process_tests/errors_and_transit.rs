@@ -418,3 +418,53 @@ fn transit_through_a_frontend_without_an_ha_ports_rule_is_no_frontend() {
         "lookup --via agrees"
     );
 }
+
+/// The first fragment of an ICMP error (no honest router fragments one; its checksum covers
+/// the whole message) and of a ping to a frontend (it would need reassembly to answer whole)
+/// are dropped, not half answered or steered with a checksum over half the message.
+#[test]
+fn fragmented_icmp_errors_and_pings_are_dropped() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let router = Ipv4Addr::new(10, 0, 1, 1);
+    to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    let whole = frag_needed(MacAddr([0x02, 0, 0, 0, 0, 0x99]), router, 40_000);
+    let message = &whole[ETH_LEN + 20..];
+    let first = |proto: u8, src: Ipv4Addr, src_mac: MacAddr, m: &[u8]| {
+        eth(
+            IF_MAC,
+            src_mac,
+            EtherType::IPV4,
+            &ipv4_with(src, FRONTEND, proto, MF, &[], m),
+        )
+    };
+    let mut error = first(
+        IpProtocol::ICMP,
+        router,
+        MacAddr([0x02, 0, 0, 0, 0, 0x99]),
+        message,
+    );
+    assert_eq!(
+        process(&mut error, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Unsupported)
+    );
+    let mut ping = first(
+        IpProtocol::ICMP,
+        CLIENT,
+        CLIENT_MAC,
+        &icmp_echo_request(b"big"),
+    );
+    assert_eq!(
+        process(&mut ping, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Unsupported)
+    );
+    // Whole, each is handled.
+    let mut error = whole.clone();
+    assert!(matches!(
+        process(&mut error, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            backend: Some(_),
+            ..
+        }
+    ));
+}
