@@ -303,15 +303,12 @@ pub fn decide<M: BucketMemory>(
         Via::Frontend => match fwd.frontends.get(fe as usize).and_then(|f| f.rules.first()) {
             Some(first) if first.protocol == RuleProtocol::All => Some((0, first)),
             _ => fwd.rule(fe, flow.proto(), flow.dst_port()),
-        },
-        Via::Transit => fwd.ha_rule(fe),
-    }
-    // A frontend without an HA-ports rule allows no transit: the packet was addressed to
-    // neither it nor the appliance.
-    .ok_or(match via {
-        Via::Frontend => DropReason::NoRule,
-        Via::Transit => DropReason::NoFrontend,
-    })?;
+        }
+        .ok_or(DropReason::NoRule)?,
+        // A frontend without an HA-ports rule allows no transit: the packet was addressed to
+        // neither it nor the appliance.
+        Via::Transit => fwd.ha_rule(fe).ok_or(DropReason::NoFrontend)?,
+    };
     let nat = via == Via::Frontend && !rule.floating_ip;
     let port = if nat { rule.translated_port } else { None };
     let decided = |backend, new| Decided {

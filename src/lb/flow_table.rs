@@ -75,17 +75,18 @@ impl Bucket {
         None
     }
 
-    /// A way to put a new entry in: a free one, else an expired one (the bool says so).
+    /// A way to put a new entry in: a free one, else an expired one (the bool says so); only
+    /// an expired one for a table holding all the entries it may (`full`), where a free way
+    /// is no room.
     #[inline]
-    fn room(&self, now: u32) -> Option<(usize, bool)> {
-        (0..WAYS)
-            .find(|&w| self.used & (1 << w) == 0)
-            .map(|w| (w, false))
-            .or_else(|| {
-                (0..WAYS)
-                    .find(|&w| expired(self.deadlines[w], now))
-                    .map(|w| (w, true))
-            })
+    fn room(&self, now: u32, full: bool) -> Option<(usize, bool)> {
+        let free = (0..WAYS).find(|&w| self.used & (1 << w) == 0);
+        match free.filter(|_| !full) {
+            Some(w) => Some((w, false)),
+            None => (0..WAYS)
+                .find(|&w| self.used & (1 << w) != 0 && expired(self.deadlines[w], now))
+                .map(|w| (w, true)),
+        }
     }
 }
 
@@ -358,8 +359,7 @@ impl<M: BucketMemory> FlowTable<M> {
         let at_capacity = self.len >= self.capacity;
         let found = [a, b].into_iter().find_map(|i| {
             self.memory.as_ref()[i]
-                .room(now)
-                .filter(|&(_, reused)| reused || !at_capacity)
+                .room(now, at_capacity)
                 .map(|(w, reused)| (i, w, reused))
         });
         let (i, w, reused) = match found {

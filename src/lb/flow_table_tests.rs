@@ -403,3 +403,23 @@ fn a_flow_found_in_its_second_bucket_moves_to_its_first_once_it_has_room() {
     assert_eq!(t.find(&fourth, 7, 1).map(|s| t.value(s)), Some(3));
     assert_eq!(t.len(), 3);
 }
+
+/// A table holding all the entries it may takes a new flow in place of an expired entry of
+/// the flow's own bucket, though a free way sits beside it (a full table is about half used,
+/// so that is the usual case): refused, the flow waited for the sweep to reach the bucket.
+#[test]
+fn at_capacity_an_expired_entry_beside_a_free_way_makes_room() {
+    // Capacity 2: two buckets of three ways; every key hashes to 7.
+    let mut t = FlowTable::with_capacity(2).hashed_by(seven);
+    let (a, b, c) = (flow(1), flow(2), flow(3));
+    assert!(t.insert(a, 7, 1, 0, 1).is_some());
+    assert!(t.insert(b, 7, 2, 0, 100_000).is_some());
+    assert_eq!(t.len(), 2);
+    // At 10 ms `a` has expired, beside a free way in c's bucket.
+    assert!(t.insert(c, 7, 3, 10, 100_000).is_some(), "room made");
+    assert_eq!(t.len(), 2, "in place of the expired entry");
+    assert_eq!(t.find_value(&c, 7, 10).map(|(_, v)| v), Some(3));
+    assert_eq!(t.peek(&a, 7), None, "the expired entry gave its way");
+    // Nothing expired: still refused at capacity.
+    assert!(t.insert(flow(4), 7, 4, 10, 100_000).is_none());
+}
