@@ -13,6 +13,7 @@ use super::metrics::{serve, MetricsSource};
 use super::neighbours::Neighbours;
 use super::plane::{reachable, Plane, Reload};
 use super::probes::{self, Prober};
+use super::retired::Retired;
 use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::socket::{ControlSocket, Request};
 use super::status::{status, StatusInputs};
@@ -156,7 +157,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         pending: None,
     };
     plane.neighbours.reachable = reachable(&plane.cfg);
-    prober.set_targets(&plane.targets);
+    prober.set_targets(&plane.targets, &plane.health);
     let forwarding = Arc::new(ArcSwap::from_pointee(plane.build(None)));
     let cfg = plane.cfg.clone();
     let reports = Worker::new_reports();
@@ -257,6 +258,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut last_health_change = Instant::now();
     // Control-socket reloads waiting for BIRD to take a withdrawal, answered once applied.
     let mut reloads_waiting = Vec::new();
+    // States replaced while the workers may hold them (dropped after the workers stop).
+    let mut retired = Retired::default();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
 
     loop {
@@ -347,7 +350,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 let _ = reply.send(answer);
             }
             // Reaps stopped probe threads and starts any that could not start before.
-            prober.set_targets(&plane.targets);
+            prober.set_targets(&plane.targets, &plane.health);
         }
         if let Some(generation) = applied {
             urgent = true;
@@ -372,9 +375,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         }
         if urgent || (neighbours_changed && now >= last_publish + NEIGHBOUR_BATCH) {
             let next = plane.build(Some(&forwarding.load()));
-            forwarding.store(Arc::new(next));
+            // The replaced state is freed here once no worker holds it, not by a worker.
+            retired.publish(&forwarding, next, &counters);
             last_publish = now;
             neighbours_changed = false;
+        } else if housekeeping {
+            retired.release(&counters);
         }
         // Announced: the frontends served now, until a drain begins; while a reload waits for
         // BIRD to take a withdrawal, what was asked for stands (the state still serving the

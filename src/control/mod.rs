@@ -9,6 +9,7 @@ mod metrics;
 mod neighbours;
 mod plane;
 pub mod probes;
+mod retired;
 mod shutdown;
 pub mod socket;
 mod status;

@@ -153,9 +153,16 @@ impl Plane {
                     })
                     .map(|(addr, via)| (*addr, via.clone()))
                     .collect();
-                if kept.len() < wanted.len() {
-                    a.want(kept);
-                    self.pending = Some((next, Instant::now()));
+                // A reload while another still waits for its withdrawal waits with it: what
+                // that one drops is no longer asked for, so this one would find nothing to
+                // withdraw and apply before BIRD took it. It keeps the first one's deadline.
+                let waiting = self.pending.take().map(|(_, since)| since);
+                let waiting = waiting.filter(|_| !a.settled());
+                if kept.len() < wanted.len() || waiting.is_some() {
+                    if kept.len() < wanted.len() {
+                        a.want(kept);
+                    }
+                    self.pending = Some((next, waiting.unwrap_or_else(Instant::now)));
                     return Reload::Withdrawing;
                 }
             }
@@ -194,7 +201,7 @@ impl Plane {
         self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
         self.health = probes::carried_health(&self.health, &self.targets, &served);
-        prober.set_targets(&self.targets);
+        prober.set_targets(&self.targets, &self.health);
         self.config_generation += 1;
         self.config_generation
     }
@@ -218,47 +225,5 @@ pub(super) fn reachable(cfg: &Config) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plane(cfg: Config) -> Plane {
-        Plane {
-            extra_eal_args: Vec::new(),
-            targets: probes::targets(&cfg),
-            cfg,
-            health: HashMap::new(),
-            neighbours: Neighbours::new(Duration::from_secs(30)),
-            macs: Vec::new(),
-            mtus: Vec::new(),
-            generation: 1,
-            config_generation: 1,
-            pending: None,
-        }
-    }
-
-    /// A reload waiting for BIRD applies on the control thread's next look once nothing
-    /// holds it (no announcer to wait for), and only once: nothing else waits meanwhile.
-    #[test]
-    fn a_waiting_reload_applies_once_nothing_holds_it() {
-        let cfg = Config::from_toml(crate::config::testdata::MINIMAL, "t").unwrap();
-        let mut next = cfg.clone();
-        next.dataplane.kernel_pps = 500;
-        let mut p = plane(cfg);
-        let (mut prober, _) = Prober::new();
-        let now = Instant::now();
-        assert_eq!(
-            p.apply_pending(&mut prober, None, now),
-            None,
-            "nothing waits"
-        );
-        p.pending = Some((next, now));
-        assert_eq!(p.apply_pending(&mut prober, None, now), Some(2));
-        assert_eq!(p.cfg.dataplane.kernel_pps, 500);
-        assert!(p.pending.is_none());
-        assert_eq!(
-            p.apply_pending(&mut prober, None, now),
-            None,
-            "applied once"
-        );
-    }
-}
+#[path = "plane_tests.rs"]
+mod tests;

@@ -61,10 +61,10 @@ impl Target {
 /// The health a reload's `targets` start from: each one's own last state, else that of the
 /// targets that checked the same service with other timing or thresholds (up if all of them
 /// were), else, for a backend that was serving before the reload (`served`, see [`serving`]:
-/// a rule given a probe, a probe's port or path changed), up until its first result says
-/// otherwise. A target of a backend new to the config counts as down until its first result,
-/// as at start. Without this, such a reload took its backends down until their first result
-/// and their established flows with them.
+/// a rule given a probe, a probe's port or path changed), up; from there its thresholds
+/// apply ([`Prober::set_targets`]). A target of a backend new to the config counts as down
+/// until its first result, as at start. Without this, such a reload took its backends down
+/// until their first result and their established flows with them.
 pub fn carried_health(
     health: &HashMap<Target, bool>,
     targets: &HashSet<Target>,
@@ -215,8 +215,10 @@ impl Prober {
 
     /// Starts threads for new targets and tells those no longer wanted to stop, without
     /// waiting for them. A thread that cannot be started is logged and tried again at the
-    /// next call (the control loop calls this every housekeeping round).
-    pub fn set_targets(&mut self, wanted: &HashSet<Target>) {
+    /// next call (the control loop calls this every housekeeping round). A new thread starts
+    /// from the target's state in `states` (carried over a reload, [`carried_health`]): its
+    /// thresholds apply from there, rather than its first result deciding.
+    pub fn set_targets(&mut self, wanted: &HashSet<Target>, states: &HashMap<Target, bool>) {
         self.stopping.retain(|h| !h.is_finished());
         let gone: Vec<Target> = self
             .running
@@ -236,15 +238,11 @@ impl Prober {
                 continue;
             }
             let stop = Arc::new(AtomicBool::new(false));
-            let (target, flag, events, status) = (
-                t.clone(),
-                stop.clone(),
-                self.events.clone(),
-                self.status.clone(),
-            );
+            let (target, state, flag) = (t.clone(), states.get(t).copied(), stop.clone());
+            let (events, status) = (self.events.clone(), self.status.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("probe {}", t.address))
-                .spawn(move || run_target(target, flag, events, status));
+                .spawn(move || run_target(target, state, flag, events, status));
             match spawned {
                 Ok(handle) => {
                     self.unstarted.remove(t);
@@ -267,7 +265,7 @@ impl Prober {
 
     /// Stops every probe thread and waits for them (at shutdown).
     pub fn stop(&mut self) {
-        self.set_targets(&HashSet::new());
+        self.set_targets(&HashSet::new(), &HashMap::new());
         for handle in self.stopping.drain(..) {
             let _ = handle.join();
         }
@@ -423,9 +421,18 @@ impl Health {
     }
 }
 
-fn run_target(t: Target, stop: Arc<AtomicBool>, events: Sender<Transition>, status: StatusBoard) {
+fn run_target(
+    t: Target,
+    state: Option<bool>,
+    stop: Arc<AtomicBool>,
+    events: Sender<Transition>,
+    status: StatusBoard,
+) {
     let interval = Duration::from_millis(t.interval_ms.max(1));
-    let mut health = Health::default();
+    let mut health = Health {
+        healthy: state,
+        ..Health::default()
+    };
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();

@@ -63,10 +63,10 @@ fn removing_a_probe_does_not_wait_for_the_probe_in_flight() {
     t.protocol = ProbeProtocol::Http;
     t.interval_ms = 2000;
     let (mut prober, _events) = Prober::new();
-    prober.set_targets(&HashSet::from([t.clone()]));
+    prober.set_targets(&HashSet::from([t.clone()]), &HashMap::new());
     let (mut conn, _) = listener.accept().unwrap();
     // The probe is in flight: removing it returns at once, without its verdict.
-    prober.set_targets(&HashSet::new());
+    prober.set_targets(&HashSet::new(), &HashMap::new());
     assert!(!prober.probes(&t));
     conn.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 512];
@@ -290,4 +290,31 @@ fn a_new_check_of_a_serving_backend_starts_up_until_its_first_result() {
         0,
         "nothing served before (a new config): every new check waits for its result"
     );
+}
+
+/// A target started from a state carried over a reload keeps it until its thresholds say
+/// otherwise: up, a dead service is marked down after `unhealthy_threshold` failures, as a
+/// healthy backend's would be; without a state, its first result decides.
+#[test]
+fn a_target_started_from_a_carried_state_keeps_it_until_its_thresholds_say() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut t = target(3, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = closed;
+    t.interval_ms = 200;
+    for (state, failures) in [(None, 1), (Some(true), 3)] {
+        let (mut prober, events) = Prober::new();
+        let states: HashMap<Target, bool> = state.map(|s| (t.clone(), s)).into_iter().collect();
+        prober.set_targets(&HashSet::from([t.clone()]), &states);
+        let down = events
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the dead service is marked down");
+        assert!(!down.healthy);
+        let probes = lock(&prober.status).get(&t).map(|s| s.probes);
+        assert_eq!(probes, Some(failures), "starting from {state:?}");
+        prober.stop();
+    }
 }

@@ -3,7 +3,8 @@
 //! Each counter has a single writer, so an increment is a relaxed load and store (no
 //! locked read-modify-write on the hot path); readers see a recent value, never a torn one.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::lb::verdict::DropReason;
@@ -67,8 +68,9 @@ pub struct WorkerCounters {
     pub flows_refused: Counter,
     /// First fragments the fragment table had no room for.
     pub fragments_refused: Counter,
-    /// The forwarding-state generation the worker last ran with.
-    pub generation: Counter,
+    /// The generation of the forwarding state the worker holds: the control thread frees
+    /// the states it replaced once every worker holds a later one.
+    pub generation: HeldGeneration,
     /// Main-loop iterations: shows a worker is alive.
     pub loops: Counter,
 }
@@ -85,7 +87,7 @@ impl Default for WorkerCounters {
             flow_entries: Counter::default(),
             flows_refused: Counter::default(),
             fragments_refused: Counter::default(),
-            generation: Counter::default(),
+            generation: HeldGeneration::default(),
             loops: Counter::default(),
         }
     }
@@ -101,6 +103,24 @@ impl WorkerCounters {
     #[inline]
     pub fn backend(&self, id: u32, bytes: u64) {
         count_backend(&self.backend_traffic, id, bytes);
+    }
+}
+
+/// The generation of the forwarding state a worker holds (0 before it holds one). Written
+/// after the worker let go of the state before (release), read before the control thread
+/// drops its own reference to that state (acquire): the control thread's drop is then the
+/// last, and the state is freed there rather than in the worker's loop.
+#[derive(Debug, Default)]
+pub struct HeldGeneration(AtomicU64);
+
+impl HeldGeneration {
+    /// The worker now holds `generation` and no older state; only the owning worker calls this.
+    pub fn hold(&self, generation: u64) {
+        self.0.store(generation, Ordering::Release);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
     }
 }
 

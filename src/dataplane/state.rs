@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 
-use super::counters::{backend_counters, backend_traffic, Counter, Traffic};
+use super::counters::{backend_counters, backend_traffic, Counter, Traffic, WorkerCounters};
 use super::exception::KernelBudget;
 use super::fragments::{Fragment, FRAGMENT_CAPACITY};
 use super::neighbours::{NeighbourReports, Report};
@@ -12,7 +13,7 @@ use crate::config::Dataplane;
 use crate::dpdk::SocketMemory;
 use crate::lb::decision::Flows;
 use crate::lb::flow_table::{buckets_for, Bucket, FlowTable};
-use crate::lb::forwarding::{BackendId, InterfaceId};
+use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId};
 use crate::lb::side_table::SideTable;
 use crate::lb::verdict::DropReason;
 
@@ -104,6 +105,48 @@ impl WorkerState {
             new_flows: backend_counters(OWN_COUNTED_BACKENDS),
             traffic: backend_traffic(OWN_COUNTED_BACKENDS),
         }
+    }
+}
+
+/// A worker's copy of the published forwarding state. The worker never frees a state: the
+/// control thread keeps each one it replaces until every worker holds a later one (each
+/// reports the one it holds in its [`WorkerCounters::generation`]), so the worker's
+/// reference is never the last.
+pub struct ForwardingCache {
+    cache: Cache<Arc<ArcSwap<Forwarding>>, Arc<Forwarding>>,
+    /// The state last reported held, by address (compared, never followed).
+    reported: *const Forwarding,
+    counters: Arc<WorkerCounters>,
+}
+
+impl ForwardingCache {
+    /// Reports the generation it holds in the worker's `counters`.
+    pub fn new(published: Arc<ArcSwap<Forwarding>>, counters: Arc<WorkerCounters>) -> Self {
+        ForwardingCache {
+            cache: Cache::new(published),
+            reported: std::ptr::null(),
+            counters,
+        }
+    }
+
+    /// The newest published state: the worker's quiescent point, once per loop. Letting go
+    /// of the state before it only drops a reference (the control thread holds another).
+    #[inline]
+    pub fn load(&mut self) -> &Arc<Forwarding> {
+        let fwd = self.cache.load();
+        if !std::ptr::eq(Arc::as_ptr(fwd), self.reported) {
+            self.reported = Arc::as_ptr(fwd);
+            self.counters.generation.hold(fwd.generation);
+        }
+        fwd
+    }
+}
+
+impl std::fmt::Debug for ForwardingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardingCache")
+            .field("generation", &self.counters.generation.get())
+            .finish_non_exhaustive()
     }
 }
 

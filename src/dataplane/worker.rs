@@ -5,13 +5,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arc_swap::{ArcSwap, Cache};
+use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 
 use super::counters::{count_backend, WorkerCounters};
 use super::neighbours::{Held, NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
-use super::state::{Action, WorkerState};
+use super::state::{Action, ForwardingCache, WorkerState};
 use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -65,13 +65,14 @@ impl Worker {
             drops: std::array::from_fn(|_| None),
             counters: self.counters.clone(),
         };
-        let mut cache = Cache::new(self.forwarding.clone());
+        let mut cache = ForwardingCache::new(self.forwarding.clone(), self.counters.clone());
         let ticks_per_ms = (self.tsc_hz / 1000).max(1);
         let counters = self.counters.clone();
         let mut loops: u64 = 0;
 
         while !self.stop.load(Ordering::Relaxed) {
-            // Quiescent point: pick up the newest published state once per iteration.
+            // Quiescent point: pick up the newest published state once per iteration (the
+            // one before is freed by the control thread, not here).
             let fwd: &Arc<Forwarding> = cache.load();
             let now_ms = rdtsc() / ticks_per_ms;
             for (ifc, (rxq, lanes)) in self.rx.iter_mut().zip(&mut lanes).enumerate() {
@@ -121,7 +122,6 @@ impl Worker {
                 counters.flow_entries.set(self.state.flows.len() as u64);
                 counters.flows_refused.set(self.state.flows.refused);
                 counters.fragments_refused.set(self.state.fragments_refused);
-                counters.generation.set(fwd.generation);
                 counters.loops.set(loops);
             }
         }
