@@ -1,10 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian packages haports builds, runs and is tested with (needs root).
+# Installs what haports is built, run and tested with, where missing: the Debian packages
+# (needs root) and cargo-nextest. Rust itself (cargo and rustc, at least Cargo.toml's
+# rust-version) is checked, not installed: Debian's is too old; this says how to get it.
+#   scripts/install-deps.sh                everything: build, tests, demo, labs and benches
+#   scripts/install-deps.sh --build-only   what building and running haports needs (install.sh)
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_only=false
+case ${1:-} in
+  "") ;;
+  --build-only) build_only=true ;;
+  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+esac
 packages=(
-  libdpdk-dev dpdk dpdk-dev          # DPDK 22.11: headers, PMDs, dpdk-testpmd
-  clang libclang-dev pkg-config      # bindgen over DPDK's headers
-  iproute2 nftables ethtool conntrack   # namespaces, veths, the labs' filters, NVAs' conntrack
+  libdpdk-dev dpdk                   # DPDK 22.11: headers and PMDs
+  clang libclang-dev pkg-config      # bindgen over DPDK's headers (clang is also cc)
+  iproute2                           # the kernel twins are set up with `ip`
+)
+$build_only || packages+=(
+  dpdk-dev                           # dpdk-testpmd, the benches' yardstick
+  nftables ethtool conntrack         # the labs' filters, NVAs' conntrack
   iputils-ping python3 curl          # test traffic and probes
   python3-scapy                      # hand-made malformed frames in the tests
   tcpreplay                          # the SYN flood test replays a million-source pcap
@@ -25,6 +40,37 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-if ! cargo nextest --version >/dev/null 2>&1; then
+
+# Rust: cargo and rustc at least the rust-version the workspace declares.
+need=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$root/Cargo.toml" | head -n 1)
+problem=""
+for tool in cargo rustc; do
+  if ! version=$("$tool" --version 2>/dev/null); then
+    problem="no $tool that runs in PATH=$PATH"
+    break
+  fi
+  have=$(echo "$version" | awk '{print $2}')
+  have=${have%%-*}
+  if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n 1)" != "$need" ]; then
+    problem="$tool $have at $(command -v "$tool") is older"
+    break
+  fi
+done
+if [ -n "$problem" ]; then
+  cat >&2 <<EOF
+haports needs Rust $need or newer (rust-version in Cargo.toml): $problem.
+Debian's rustc and cargo packages are older. Install Rust with rustup (https://rustup.rs)
+as the user that runs this script (root, for the demo, the tests and install.sh):
+
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh
+
+then open a new shell (or run: . "\$HOME/.cargo/env") and run this again. Where rustup is
+installed already: rustup update stable && rustup default stable.
+EOF
+  command -v curl >/dev/null || echo "(curl first: apt-get install curl ca-certificates)" >&2
+  exit 1
+fi
+
+if ! $build_only && ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -2,7 +2,8 @@
 # Installs haports as a systemd service (as root):
 #   scripts/install.sh [--prefix /usr/local] [--sysconfdir /etc] [--unitdir /etc/systemd/system]
 #                      [--hugepages 1024] [--binary PATH]
-# Builds the release binary (unless --binary names one), installs it to PREFIX/bin, the
+# Builds the release binary (unless --binary names one; with what building it needs,
+# install-deps.sh --build-only: no test tools), installs it to PREFIX/bin, the
 # hugepage helper to PREFIX/lib/haports, the README to PREFIX/share/doc/haports, the unit
 # to UNITDIR/haports.service, and a starting config to SYSCONFDIR/haports/haports.toml
 # (never over an existing one). Then, with systemd running: daemon-reload.
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$binary" ]; then
-  "$here/install-deps.sh"
+  "$here/install-deps.sh" --build-only
   (cd "$root" && cargo build --release --bin haports)
   binary=$root/target/release/haports
 fi

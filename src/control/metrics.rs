@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -41,6 +43,34 @@ pub struct MetricsSource {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// A label value as the text format writes it: `\`, `"` and a newline escaped (Prometheus'
+/// exposition format, and OpenMetrics'). Names from the config reach label values, and
+/// `prometheus-client` writes values as they are: one `"` would make the whole scrape
+/// invalid.
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, enc: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        let mut rest = self.0;
+        while let Some(at) = rest.find(['\\', '"', '\n']) {
+            enc.write_str(&rest[..at])?;
+            enc.write_str(match rest.as_bytes()[at] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        enc.write_str(rest)
+    }
+}
+
+/// The labels of a series as they are written: every family goes through this.
+fn escaped(labels: &Labels) -> Vec<(&'static str, Escaped<'_>)> {
+    labels.iter().map(|(k, v)| (*k, Escaped(v))).collect()
+}
+
 fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -50,7 +80,7 @@ fn counter(
     let mut family =
         enc.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
     for (labels, v) in series {
-        ConstCounter::new(*v).encode(family.encode_family(labels)?)?;
+        ConstCounter::new(*v).encode(family.encode_family(&escaped(labels))?)?;
     }
     Ok(())
 }
@@ -64,7 +94,7 @@ fn gauge(
     let mut family =
         enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
     for (labels, v) in series {
-        ConstGauge::new(*v).encode(family.encode_family(labels)?)?;
+        ConstGauge::new(*v).encode(family.encode_family(&escaped(labels))?)?;
     }
     Ok(())
 }
@@ -195,7 +225,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
         counter(
             &mut enc,
             "haports_backend_flows",
-            "New flows decided for each backend (Maglev's pick for a flow the table did not hold)",
+            "New flows decided for each backend (Maglev's pick for a flow the table did not hold; \
+             each packet of a flow a full table could not remember)",
             &per_backend(&|w, i| at(&w.backend_flows, i)),
         )?;
         // How rules, frontends, pools and probes fit together, for `haports stats` and
@@ -301,7 +332,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
             )?;
             for (l, s) in &probes {
                 if let Some(d) = s.last_latency {
-                    ConstGauge::new(d.as_secs_f64()).encode(family.encode_family(l)?)?;
+                    let labels = escaped(l);
+                    ConstGauge::new(d.as_secs_f64()).encode(family.encode_family(&labels)?)?;
                 }
             }
         }
@@ -360,7 +392,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
         counter(
             &mut enc,
             "haports_flow_table_refused",
-            "New flows a worker's full flow table could not remember (decided by Maglev alone)",
+            "Packets of new flows a worker's full flow table could not remember (each decided \
+             by Maglev alone)",
             &[(vec![], sum(&|w| w.flows_refused.get()))],
         )?;
         counter(

@@ -1,6 +1,9 @@
 //! Tests of `control::metrics`.
+use std::collections::HashMap;
+
 use super::*;
 use crate::control::probes::{Target, TargetStatus};
+use crate::control::stats;
 use crate::lb::forwarding::Observations;
 
 /// Two probes of one service that differ in timing are two series, not one twice.
@@ -25,6 +28,21 @@ fn probes_of_one_service_with_other_timing_are_series_of_their_own() {
     let board = [(target(100), up.clone()), (target(5000), up)]
         .into_iter()
         .collect();
+    let text = exposition(fwd, board);
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("haports_probe_healthy{"))
+        .collect();
+    assert_eq!(series.len(), 2, "{text}");
+    assert_ne!(series[0], series[1]);
+    assert!(
+        series.iter().any(|l| l.contains("interval_ms=\"5000\"")),
+        "{series:?}"
+    );
+}
+
+/// The text a scrape of `fwd` and the probes' `board` gets.
+fn exposition(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> String {
     let source = MetricsSource {
         workers: vec![Arc::new(WorkerCounters::default())],
         control_tx_full: Arc::new(Counter::default()),
@@ -38,14 +56,47 @@ fn probes_of_one_service_with_other_timing_are_series_of_their_own() {
     registry.register_collector(Box::new(source));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    let series: Vec<&str> = text
+    text
+}
+
+/// Names that `haports check` accepts reach label values: a `"`, `\` or newline in one is
+/// escaped, so the scrape stays valid, and `haports stats` reads the name back.
+#[test]
+fn config_names_are_escaped_in_label_values_and_read_back_by_stats() {
+    let (rule, pool) = ("h\"a\\b\nc", "nv\"as");
+    let text = crate::config::testdata::MINIMAL
+        .replace("name = \"ha\"", "name = \"h\\\"a\\\\b\\nc\"")
+        .replace("\"nvas\"", "'nv\"as'");
+    let cfg = crate::config::Config::from_toml(&text, "t").unwrap();
+    assert_eq!(cfg.load_balancer[0].rule[0].name, rule);
+    let problems = crate::config::validate(&cfg);
+    assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let text = exposition(fwd, HashMap::new());
+    let info = text
         .lines()
-        .filter(|l| l.starts_with("haports_probe_healthy{"))
-        .collect();
-    assert_eq!(series.len(), 2, "{text}");
-    assert_ne!(series[0], series[1]);
+        .find(|l| l.starts_with("haports_rule_info{"))
+        .unwrap();
     assert!(
-        series.iter().any(|l| l.contains("interval_ms=\"5000\"")),
-        "{series:?}"
+        info.contains(r#"rule="h\"a\\b\nc""#) && info.contains(r#"pool="nv\"as""#),
+        "{info}"
     );
+    // Every line is a comment or a whole sample: no value broke a line or left its quotes.
+    let samples = stats::parse(&text);
+    let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(samples.len(), lines, "{text}");
+    let labels = &samples
+        .iter()
+        .find(|s| s.name == "haports_rule_info")
+        .unwrap()
+        .labels;
+    assert_eq!(labels["rule"], rule);
+    assert_eq!(labels["pool"], pool);
+    assert_eq!(labels["frontend"], "fe1");
+    let healthy = samples
+        .iter()
+        .filter(|s| s.name == "haports_backend_healthy")
+        .filter(|s| s.labels["rule"] == rule && s.labels["pool"] == pool)
+        .count();
+    assert_eq!(healthy, 2, "{text}");
 }

@@ -7,7 +7,7 @@
 //! reload over the socket is the same reload as SIGHUP's.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,21 +56,31 @@ pub struct ControlSocket {
 
 impl ControlSocket {
     /// Listens at `path` (mode 0600). A socket file left by a process that is gone is
-    /// replaced; one that answers belongs to a running haports, and is an error.
+    /// replaced; one that answers belongs to a running haports, and is an error, as is
+    /// anything else at `path` (a file, a directory, a link): never removed.
     pub fn bind(path: &Path) -> Result<ControlSocket, Error> {
         let fail =
             |what: &str, e: io::Error| Error::Control(format!("{what} {}: {e}", path.display()));
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail("creating the directory of", e))?;
         }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail("looking at", e)),
+            Ok(m) if !m.file_type().is_socket() => {
+                return Err(Error::Control(format!(
+                    "{} exists and is not a socket: move it away, or set control.socket to \
+                     another path",
+                    path.display()
+                )))
+            }
+            Ok(_) if UnixStream::connect(path).is_ok() => {
                 return Err(Error::Control(format!(
                     "{} answers: another haports runs with this control socket",
                     path.display()
-                )));
+                )))
             }
-            std::fs::remove_file(path).map_err(|e| fail("removing the stale", e))?;
+            Ok(_) => std::fs::remove_file(path).map_err(|e| fail("removing the stale", e))?,
         }
         let listener = UnixListener::bind(path).map_err(|e| fail("listening on", e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
@@ -103,6 +113,9 @@ impl ControlSocket {
 impl Drop for ControlSocket {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // The queue closes before the join: the accepting thread may be waiting for the
+        // answer to a request still in it, which goes with the queue (answered "stopping").
+        drop(std::mem::replace(&mut self.requests, mpsc::channel().1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -137,12 +150,19 @@ fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
         }),
         Some(request) => {
             let (reply, answer) = mpsc::channel();
-            if tx.send((request, reply)).is_err() {
-                serde_json::json!({"error": "haports is stopping"})
-            } else {
-                answer.recv_timeout(ANSWER_TIMEOUT).unwrap_or_else(
-                    |_| serde_json::json!({"error": "haports did not answer in time"}),
-                )
+            match tx
+                .send((request, reply))
+                .map(|()| answer.recv_timeout(ANSWER_TIMEOUT))
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(mpsc::RecvTimeoutError::Timeout)) => {
+                    serde_json::json!({"error": "haports did not answer in time"})
+                }
+                // The queue closed with the request in it, or the control thread dropped
+                // the request unanswered: both only as the appliance stops.
+                Err(_) | Ok(Err(mpsc::RecvTimeoutError::Disconnected)) => {
+                    serde_json::json!({"error": "haports is stopping"})
+                }
             }
         }
     };
@@ -277,6 +297,55 @@ mod tests {
         let e = ControlSocket::bind(&path).unwrap_err().to_string();
         assert!(e.contains("another haports runs"), "{e}");
         drop(first);
+    }
+
+    /// Anything but a socket at the path is someone's file: refused, and left as it was.
+    #[test]
+    fn a_path_that_is_not_a_socket_is_refused_and_left_alone() {
+        let path = scratch("file");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "not haports'").unwrap();
+        let e = ControlSocket::bind(&path).unwrap_err().to_string();
+        assert!(e.contains("is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not haports'");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let e = ControlSocket::bind(&path).unwrap_err().to_string();
+        assert!(e.contains("is not a socket"), "{e}");
+        assert!(path.is_dir());
+    }
+
+    /// A request the control thread has not taken when the appliance stops is answered so,
+    /// at once: the socket's drop (which joins the accepting thread, waiting for that answer)
+    /// does not wait out ANSWER_TIMEOUT.
+    #[test]
+    fn dropping_the_socket_answers_a_queued_request_without_waiting() {
+        let path = scratch("queued");
+        let mut socket = ControlSocket::bind(&path).unwrap();
+        let client = std::thread::spawn({
+            let path = path.clone();
+            move || ask(&path, "status").unwrap()
+        });
+        let asked = loop {
+            if let Some(asked) = socket.next() {
+                break asked;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // Back in a queue of the socket's, untaken, as the client's thread waits for it.
+        let (queue, requests) = mpsc::channel();
+        queue.send(asked).unwrap();
+        socket.requests = requests;
+        let (dropped, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(socket);
+            let _ = dropped.send(());
+        });
+        // Far under ANSWER_TIMEOUT (30 s), far over what the drop takes (milliseconds).
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("the socket's drop waited for the queued request's answer");
+        assert_eq!(client.join().unwrap()["error"], "haports is stopping");
+        assert!(!path.exists());
     }
 
     #[test]
