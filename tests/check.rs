@@ -992,6 +992,20 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
     let taken_at = taken.local_addr().unwrap();
     let metrics = format!("[control]\nmetrics_listen = \"{taken_at}\"\n\n[dpdk]");
     let in_use = format!("listening on {taken_at}: Address already in use");
+    // A running instance (its control socket answers) announcing through BIRD: a second
+    // start with its config must leave its routes alone.
+    let live = dir.join("live.sock");
+    let _live = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    let routes = dir.join("routes.conf");
+    let announced = "route 10.0.0.100/32 via \"hp-lan\";\n";
+    std::fs::write(&routes, announced).unwrap();
+    let second = format!(
+        "[control]\nsocket = \"{}\"\n\n[announce]\nbird_socket = \"{}\"\nroutes_file = \"{}\"\n\n[dpdk]",
+        live.display(),
+        dir.join("bird.ctl").display(),
+        routes.display()
+    );
+    let answers = format!("{} answers: another haports runs", live.display());
     let cases = [
         // (what, device, config edit, what stderr says)
         (
@@ -1017,6 +1031,12 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
             vdev.clone(),
             ("[dpdk]", metrics.as_str()),
             in_use.as_str(),
+        ),
+        (
+            "another instance runs",
+            vdev.clone(),
+            ("[dpdk]", second.as_str()),
+            answers.as_str(),
         ),
     ];
     for memory in memories {
@@ -1044,6 +1064,11 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
             );
         }
     }
+    assert_eq!(
+        std::fs::read_to_string(&routes).unwrap(),
+        announced,
+        "the running instance's routes were left alone"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -15,7 +15,7 @@ use super::plane::{reachable, Plane, Reload};
 use super::probes::{self, Prober};
 use super::retired::Retired;
 use super::shutdown::{Shutdown, WITHDRAW_WAIT};
-use super::socket::{ControlSocket, Request};
+use super::socket::{self, ControlSocket, Request};
 use super::status::{status, StatusInputs};
 use super::{twin, Error};
 use crate::config::{Config, Dataplane};
@@ -67,8 +67,17 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         signal_hook::flag::register(sig, flag.clone())
             .map_err(|e| Error::Config(format!("signal handler: {e}")))?;
     }
-    // Before any twin exists: no route a predecessor announced may come back with it.
+    // Before any twin exists: no route a predecessor announced may come back with it. But
+    // not a running instance's: a second start (by hand, beside the service) would withdraw
+    // its routes, and it would not announce them again while its health stays the same.
     if let Some(a) = &cfg.announce {
+        if let Some(path) = cfg.control.socket.as_deref().filter(|p| socket::in_use(p)) {
+            return Err(Error::Control(format!(
+                "{} answers: another haports runs with this control socket (its routes are \
+                 left announced)",
+                path.display()
+            )));
+        }
         announce::withdraw_at_start(a).map_err(Error::Announce)?;
     }
 

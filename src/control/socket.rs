@@ -45,6 +45,11 @@ impl Request {
 /// A request and where its answer (a JSON object) goes.
 pub type Asked = (Request, mpsc::Sender<serde_json::Value>);
 
+/// Whether another haports answers on the control socket at `path`.
+pub fn in_use(path: &Path) -> bool {
+    UnixStream::connect(path).is_ok()
+}
+
 /// The listening socket and its thread; the socket file goes when this is dropped.
 #[derive(Debug)]
 pub struct ControlSocket {
@@ -74,7 +79,7 @@ impl ControlSocket {
                     path.display()
                 )))
             }
-            Ok(_) if UnixStream::connect(path).is_ok() => {
+            Ok(_) if in_use(path) => {
                 return Err(Error::Control(format!(
                     "{} answers: another haports runs with this control socket",
                     path.display()
