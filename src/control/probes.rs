@@ -58,44 +58,6 @@ impl Target {
     }
 }
 
-/// The health a reload's `targets` start from: each one's own last state, else that of the
-/// targets that checked the same service with other timing or thresholds (up if all of them
-/// were), else, for a backend that was serving before the reload (`served`, see [`serving`]:
-/// a rule given a probe, a probe's port or path changed), up; from there its thresholds
-/// apply ([`Prober::set_targets`]). A target of a backend new to the config counts as down
-/// until its first result, as at start. Without this, such a reload took its backends down
-/// until their first result and their established flows with them.
-pub fn carried_health(
-    health: &HashMap<Target, bool>,
-    targets: &HashSet<Target>,
-    served: &HashSet<IpAddr>,
-) -> HashMap<Target, bool> {
-    targets
-        .iter()
-        .filter_map(|t| {
-            let state = health.get(t).copied().or_else(|| {
-                let mut same = health.iter().filter(|(old, _)| old.same_check(t));
-                same.next()
-                    .map(|(_, &up)| up && same.all(|(_, &other)| other))
-            });
-            let state = state.or_else(|| served.contains(&t.address).then_some(true))?;
-            Some((t.clone(), state))
-        })
-        .collect()
-}
-
-/// The backends of `cfg` that take traffic under `health`: every probe of theirs is up
-/// (unprobed ones always are).
-pub fn serving(cfg: &Config, health: &HashMap<Target, bool>) -> HashSet<IpAddr> {
-    let down: HashSet<IpAddr> = down_by_probe(cfg, health)
-        .into_iter()
-        .map(|(address, _, _)| address)
-        .collect();
-    let pools = cfg.load_balancer.iter().flat_map(|lb| &lb.backend_pool);
-    let backends = pools.flat_map(|p| &p.backends).map(|b| b.address);
-    backends.filter(|a| !down.contains(a)).collect()
-}
-
 /// The kernel twin through which `addr` is reached: its interface's by subnet, else by the
 /// most specific route (as the twins' own routes send it, and the data plane's).
 fn twin_of(cfg: &Config, addr: IpAddr) -> Option<String> {
@@ -143,7 +105,12 @@ fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, Target)> {
                     address: b.address,
                     protocol: probe.protocol,
                     port: probe.port,
-                    path: probe.path.clone().unwrap_or_else(|| "/".into()),
+                    // A tcp probe has no path (`check` warns of one): the same target
+                    // whatever it says, as its metric labels have none.
+                    path: match probe.protocol {
+                        ProbeProtocol::Http => probe.path.clone().unwrap_or_else(|| "/".into()),
+                        ProbeProtocol::Tcp => "/".into(),
+                    },
                     interval_ms: probe.interval_ms,
                     unhealthy_threshold: probe.unhealthy_threshold.max(1),
                     healthy_threshold: probe.healthy_threshold.max(1),
@@ -494,6 +461,10 @@ fn run_target(
         }
     }
 }
+
+#[path = "probes_carry.rs"]
+mod carry;
+pub use carry::{carried_health, serving};
 
 #[cfg(test)]
 #[path = "probes_tests.rs"]

@@ -318,3 +318,18 @@ fn a_target_started_from_a_carried_state_keeps_it_until_its_thresholds_say() {
         prober.stop();
     }
 }
+
+/// Two tcp probes of one service that differ only in a `path` (which tcp probes do not use,
+/// and `check` warns of) are one target: one connection, one set of metric series.
+#[test]
+fn a_tcp_probe_s_path_makes_no_other_target() {
+    let with_path = PROBED.replacen(
+        "  interval_ms = 100\n",
+        "  interval_ms = 100\n  path = \"/x\"\n",
+        1,
+    );
+    assert_ne!(with_path, PROBED);
+    let a = targets(&Config::from_toml(PROBED, "t").unwrap());
+    let b = targets(&Config::from_toml(&with_path, "t").unwrap());
+    assert_eq!(a, b);
+}
