@@ -237,10 +237,10 @@ impl Egress {
                 Action::ToKernel { interface } => {
                     let buf = &mut self.twin_bufs[interface as usize];
                     if buf.is_full() {
-                        let (_, lost) = self.twin_tx[interface as usize].flush(buf);
+                        let (sent, lost) = self.twin_tx[interface as usize].flush(buf);
+                        counters.to_kernel.add(sent as u64);
                         counters.drops[DropReason::TxFull.index()].add(lost as u64);
                     }
-                    counters.to_kernel.add(1);
                     let _ = buf.push(m);
                 }
                 Action::Hold { interface } => {
@@ -282,8 +282,11 @@ impl Egress {
         for (i, buf) in self.tx_bufs.iter_mut().enumerate() {
             flush(&mut self.tx[i], buf, &self.counters, i as u32);
         }
+        // What reached a twin counts as to the kernel, what its queue had no room for as
+        // a drop (not both).
         for (i, buf) in self.twin_bufs.iter_mut().enumerate() {
-            let (_, lost) = self.twin_tx[i].flush(buf);
+            let (sent, lost) = self.twin_tx[i].flush(buf);
+            self.counters.to_kernel.add(sent as u64);
             self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
         }
     }
