@@ -2,25 +2,9 @@
 //! packet that carries them, later fragments whose fragmentable part starts with one,
 //! neighbour solicitations behind one; and ICMP errors quoting a later fragment.
 
-use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, tcp6_frame, CLIENT6, FRONTEND6};
+use super::hostile::{dest_options as options, with_extension_headers as with_chain};
+use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, tcp6_frame, v6_fragment, CLIENT6, FRONTEND6};
 use super::*;
-
-/// `frame` (untagged IPv6 without extension headers) with `chain` between the IPv6 header
-/// and what followed it; `first` becomes the IPv6 header's next header.
-fn with_chain(frame: &[u8], first: u8, chain: &[u8]) -> Vec<u8> {
-    let mut f = frame.to_vec();
-    let l4 = ETH_LEN + 40;
-    f.splice(l4..l4, chain.iter().copied());
-    let len = u16::from_be_bytes([f[ETH_LEN + 4], f[ETH_LEN + 5]]) + chain.len() as u16;
-    f[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&len.to_be_bytes());
-    f[ETH_LEN + 6] = first;
-    f
-}
-
-/// An 8-byte destination options (or hop-by-hop) header holding one PadN, naming `next`.
-fn options(next: u8) -> [u8; 8] {
-    [next, 0, 1, 4, 0, 0, 0, 0]
-}
 
 fn address6(fwd: &Forwarding, b: BackendId) -> Ipv6Addr {
     match fwd.backends[b as usize].address {
@@ -133,17 +117,8 @@ fn a_later_v6_fragment_behind_destination_options_follows_its_first() {
     let mut fragmentable = options(IpProtocol::UDP).to_vec();
     fragmentable.extend_from_slice(&dgram);
     let frames = [(0u16, true, 0..32), (32, false, 32..56)].map(|(offset, more, range)| {
-        let mut payload = vec![IpProtocol::IPV6_DEST_OPTIONS, 0];
-        payload.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
-        payload.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
-        payload.extend_from_slice(&fragmentable[range]);
-        let mut p = vec![0x60, 0, 0, 0];
-        p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        p.extend_from_slice(&[IpProtocol::IPV6_FRAGMENT, 64]);
-        p.extend_from_slice(&src.octets());
-        p.extend_from_slice(&dst.octets());
-        p.extend_from_slice(&payload);
-        eth(IF_MAC, CLIENT_MAC, EtherType::IPV6, &p)
+        let next = IpProtocol::IPV6_DEST_OPTIONS;
+        v6_fragment(src, dst, next, (offset, more), &fragmentable[range])
     });
     let mut chosen = None;
     let mut reassembled = Vec::new();

@@ -343,7 +343,7 @@ fn vlan_tagged_frames_are_dropped_whatever_the_tag() {
 /// `frame` (an untagged IPv6 TCP frame) with `chain` inserted between its IPv6 header and
 /// its TCP header: the IPv6 next header points into the chain, whose last header must name
 /// TCP; the payload length grows to match.
-fn with_extension_headers(frame: &[u8], first: u8, chain: &[u8]) -> Vec<u8> {
+pub(super) fn with_extension_headers(frame: &[u8], first: u8, chain: &[u8]) -> Vec<u8> {
     let mut f = frame.to_vec();
     let l4 = ETH_LEN + 40;
     f.splice(l4..l4, chain.iter().copied());
@@ -354,7 +354,7 @@ fn with_extension_headers(frame: &[u8], first: u8, chain: &[u8]) -> Vec<u8> {
 }
 
 /// Destination options of 8 bytes (a PadN option) naming `next`.
-fn dest_options(next: u8) -> [u8; 8] {
+pub(super) fn dest_options(next: u8) -> [u8; 8] {
     [next, 0, 1, 4, 0, 0, 0, 0]
 }
 

@@ -423,19 +423,31 @@ pub(super) fn udp6_fragments(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u1
     [(0u16, true, 0..24), (24, false, 24..48)]
         .into_iter()
         .map(|(offset, more, range)| {
-            let mut payload = vec![IpProtocol::UDP, 0];
-            payload.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
-            payload.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
-            payload.extend_from_slice(&dgram[range]);
-            let mut p = vec![0x60, 0, 0, 0];
-            p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-            p.extend_from_slice(&[IpProtocol::IPV6_FRAGMENT, 64]);
-            p.extend_from_slice(&src.octets());
-            p.extend_from_slice(&dst.octets());
-            p.extend_from_slice(&payload);
-            eth(IF_MAC, CLIENT_MAC, EtherType::IPV6, &p)
+            v6_fragment(src, dst, IpProtocol::UDP, (offset, more), &dgram[range])
         })
         .collect()
+}
+
+/// A client's IPv6 fragment (identification 0x0a0b0c0d) from `src` to `dst`: `data` at byte
+/// `offset` of the fragmentable part, which starts with header `next`; `more`: not the last.
+pub(super) fn v6_fragment(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    (offset, more): (u16, bool),
+    data: &[u8],
+) -> Vec<u8> {
+    let mut payload = vec![next, 0];
+    payload.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+    payload.extend_from_slice(&0x0a0b_0c0du32.to_be_bytes());
+    payload.extend_from_slice(data);
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::IPV6_FRAGMENT, 64]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&payload);
+    eth(IF_MAC, CLIENT_MAC, EtherType::IPV6, &p)
 }
 
 #[test]
