@@ -398,10 +398,10 @@ impl prometheus_client::collector::Collector for MetricsSource {
         )?;
         counter(
             &mut enc,
-            "haports_fragment_table_refused",
-            "First fragments a worker's full fragment table could not remember (their later \
-             fragments are dropped as `fragment`)",
-            &[(vec![], sum(&|w| w.fragments_refused.get()))],
+            "haports_fragment_table_evicted",
+            "Datagrams still followed in fragments that left a worker's full fragment table, \
+             the oldest first, for newer ones (their later fragments are dropped as `fragment`)",
+            &[(vec![], sum(&|w| w.fragments_evicted.get()))],
         )?;
         gauge(
             &mut enc,

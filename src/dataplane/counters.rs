@@ -66,8 +66,8 @@ pub struct WorkerCounters {
     pub flow_entries: Counter,
     /// New flows the flow tables had no room for.
     pub flows_refused: Counter,
-    /// First fragments the fragment table had no room for.
-    pub fragments_refused: Counter,
+    /// Datagrams still followed in fragments that left the fragment table for newer ones.
+    pub fragments_evicted: Counter,
     /// The generation of the forwarding state the worker holds: the control thread frees
     /// the states it replaced once every worker holds a later one.
     pub generation: HeldGeneration,
@@ -86,7 +86,7 @@ impl Default for WorkerCounters {
             backend_flows: backend_counters(MAX_COUNTED_BACKENDS),
             flow_entries: Counter::default(),
             flows_refused: Counter::default(),
-            fragments_refused: Counter::default(),
+            fragments_evicted: Counter::default(),
             generation: HeldGeneration::default(),
             loops: Counter::default(),
         }

@@ -7,14 +7,13 @@ use crossbeam::queue::ArrayQueue;
 
 use super::counters::{backend_counters, backend_traffic, Counter, Traffic, WorkerCounters};
 use super::exception::KernelBudget;
-use super::fragments::{Fragment, FRAGMENT_CAPACITY};
+use super::fragments::{Datagrams, FRAGMENT_CAPACITY};
 use super::neighbours::{NeighbourReports, Report};
 use crate::config::Dataplane;
 use crate::dpdk::SocketMemory;
 use crate::lb::decision::Flows;
 use crate::lb::flow_table::{buckets_for, Bucket, FlowTable};
 use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId};
-use crate::lb::side_table::SideTable;
 use crate::lb::verdict::DropReason;
 
 /// Where a packet goes. A 32-bit tag keeps every field aligned, so the burst's array of
@@ -46,9 +45,7 @@ pub struct WorkerState {
     pub flows: Flows<SocketMemory<Bucket>>,
     /// Where each fragmented datagram's first fragment went, so the later ones (which carry
     /// no ports) follow it.
-    pub fragments: SideTable<Fragment>,
-    /// First fragments the fragment table had no room for (their later ones are dropped).
-    pub fragments_refused: u64,
+    pub fragments: Datagrams,
     /// What the worker tells the control thread about neighbours.
     pub neighbours: NeighbourReports,
     /// What the worker may still hand to the kernel twins.
@@ -98,8 +95,7 @@ impl WorkerState {
     ) -> Self {
         WorkerState {
             flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity), table_secret()),
-            fragments: SideTable::with_capacity(FRAGMENT_CAPACITY),
-            fragments_refused: 0,
+            fragments: Datagrams::with_capacity(FRAGMENT_CAPACITY),
             neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
             new_flows: backend_counters(OWN_COUNTED_BACKENDS),

@@ -121,7 +121,7 @@ impl Worker {
             if loops % 1024 == 0 {
                 counters.flow_entries.set(self.state.flows.len() as u64);
                 counters.flows_refused.set(self.state.flows.refused);
-                counters.fragments_refused.set(self.state.fragments_refused);
+                counters.fragments_evicted.set(self.state.fragments.evicted);
                 counters.loops.set(loops);
             }
         }

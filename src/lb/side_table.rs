@@ -107,6 +107,13 @@ impl<V: Copy> SideTable<V> {
         self.slots[i].map(|entry| entry.value)
     }
 
+    /// Whether `key` has an entry that has not expired at `now_ms` (its age untouched).
+    pub fn live(&self, key: &FlowKey, hash: u64, now_ms: u64) -> bool {
+        self.find(key, hash)
+            .and_then(|i| self.slots[i].as_ref())
+            .is_some_and(|entry| !entry.is_expired(now_ms))
+    }
+
     /// Remembers `value` for `key`, replacing any entry for the same key. Returns false, and
     /// remembers nothing, when every slot holds a live flow (after trying to reclaim a few
     /// expired ones): the caller then forwards by the Maglev decision alone.

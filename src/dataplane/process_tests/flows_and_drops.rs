@@ -343,15 +343,18 @@ fn later_fragments_are_not_sent_to_a_backend_that_went_down_since_the_first() {
     );
 }
 
+/// A flood of first fragments whose later ones never come fills the fragment table; the
+/// oldest datagrams then make room, so that a real datagram after the flood is still
+/// followed whole, and the flood's oldest datagrams are what is dropped (counted).
 #[test]
-fn a_full_fragment_table_counts_what_it_refuses_and_their_later_fragments_are_dropped() {
+fn a_full_fragment_table_makes_room_by_its_oldest_datagrams_and_counts_them() {
     let fwd = build(&config("all", 0, 0, true), &[]);
     let (mut st, _) = worker();
     let extra = 5;
-    let sources = (0..(FRAGMENT_CAPACITY + extra) as u32).map(|i| Ipv4Addr::from(0x0a01_0000 + i));
-    for src in sources.clone() {
-        let first = udp_fragments(src, 5353, FRONTEND, 53).remove(0);
-        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &first);
+    let flood = (0..(FRAGMENT_CAPACITY + extra) as u32).map(|i| Ipv4Addr::from(0x0a01_0000 + i));
+    let fragments_of = |src| udp_fragments(src, 5353, FRONTEND, 53);
+    for src in flood.clone() {
+        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &fragments_of(src)[0]);
         assert!(matches!(
             process(&mut frame, LAN, &mut st, &fwd, NOW),
             Action::Transmit { .. }
@@ -362,14 +365,32 @@ fn a_full_fragment_table_counts_what_it_refuses_and_their_later_fragments_are_dr
         FRAGMENT_CAPACITY,
         "never past its capacity"
     );
-    assert_eq!(st.fragments_refused, extra as u64);
-    let last = sources.clone().next_back().unwrap();
-    let later = udp_fragments(last, 5353, FRONTEND, 53).remove(1);
-    let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &later);
-    assert_eq!(
-        process(&mut frame, LAN, &mut st, &fwd, NOW),
-        Action::Drop(DropReason::Fragment)
-    );
+    assert_eq!(st.fragments.evicted, extra as u64);
+    // A real datagram after the flood: every fragment follows its first.
+    let real = fragments_of(CLIENT);
+    let mut sent = Vec::new();
+    for f in &real {
+        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, f);
+        match process(&mut frame, LAN, &mut st, &fwd, NOW + 1) {
+            Action::Transmit { backend, .. } => sent.push(backend),
+            other => panic!("a fragment of the real datagram: {other:?}"),
+        }
+    }
+    assert!(sent.iter().all(|b| *b == sent[0] && b.is_some()));
+    assert_eq!(st.fragments.evicted, extra as u64 + 1);
+    // The flood's first datagrams made the room; the newest flood datagram is still followed.
+    for (src, followed) in [
+        (flood.clone().next().unwrap(), false),
+        (flood.clone().next_back().unwrap(), true),
+    ] {
+        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &fragments_of(src)[1]);
+        let action = process(&mut frame, LAN, &mut st, &fwd, NOW + 1);
+        assert_eq!(
+            action == Action::Drop(DropReason::Fragment),
+            !followed,
+            "{src}: {action:?}"
+        );
+    }
 }
 
 #[test]
