@@ -16,7 +16,8 @@
 # used; writes OUTDIR/pps.csv and, when matplotlib is there, OUTDIR/pps.png.
 # WORKERS: worker cores (default 1; each gets its own RX queue replaying the pcap).
 # LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
-# 2 MB hugepages first (default: use what is reserved; none means --no-huge).
+# 2 MB hugepages for the run, then put the reservation back as it was (default: use what
+# is reserved; none means --no-huge).
 # BINARY: the haports binary to measure (default: build target/release/haports).
 # RUNS: rounds, each measuring every figure once (testpmd's and haports' in turn, each a fresh
 # process); Mpps are the rounds' median, ratios the median of each round's own ratio
@@ -48,8 +49,10 @@ if [ -z "$binary" ]; then
   cargo build --release --bin haports
   binary=target/release/haports
 fi
+nr_hugepages=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+hugepages_before=$(cat "$nr_hugepages")
 if [ -n "$hugepages" ]; then
-  echo "$hugepages" >/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+  echo "$hugepages" >"$nr_hugepages"
 fi
 mkdir -p "$out"
 work=$(mktemp -d /tmp/haports-bench.XXXX)
@@ -58,6 +61,9 @@ cleanup() {
   ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
+  # -H's reservation back as it was (pages still held by a process that has not exited yet
+  # are released to the system when it does).
+  if [ -n "$hugepages" ]; then echo "$hugepages_before" >"$nr_hugepages" || true; fi
 }
 trap cleanup EXIT
 ip netns add "$ns" && ip netns exec "$ns" ip link set lo up   # haports' kernel twins live here, away from the host's interfaces
