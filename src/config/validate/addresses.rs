@@ -21,6 +21,7 @@ pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
         for (f, fe) in lb.frontend.iter().enumerate() {
             let key = format!("{}.address", frontend_key(&lb_key, f, fe));
             unicast(&key, fe.address, "frontend", out);
+            not_link_local(&key, fe.address, out);
             unicast_on_its_subnet(&key, fe.address, "frontend", cfg, out);
             not_own_address(&key, fe.address, "frontend", cfg, out);
             if let Some(first) = seen.get(&fe.address) {
@@ -234,5 +235,25 @@ pub(super) fn not_own_address(
                 ),
             );
         }
+    }
+}
+
+/// A frontend is not link-local (169.254/16, fe80::/10): packets to such addresses are never
+/// forwarded (`martian_destination`), so its flows would never reach a backend.
+fn not_link_local(key: &str, addr: IpAddr, out: &mut Problems) {
+    let link_local = match addr {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    };
+    if link_local {
+        out.error(
+            key,
+            limit::FRONTEND_LINK_LOCAL,
+            format!(
+                "{addr} is link-local, which the data plane never forwards to (a packet \
+                 addressed to it is dropped as martian_destination): give the frontend a \
+                 routable address"
+            ),
+        );
     }
 }

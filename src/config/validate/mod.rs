@@ -130,6 +130,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     rules::one_rule_per_frontend_port(cfg, &mut out);
     rules::nat_keeps_the_address_family(cfg, &mut out);
     rules::backend_port_reuse_needs_floating_ip(cfg, &mut out);
+    rules::floating_keeps_the_port(cfg, &mut out);
+    rules::nat_replies_mapped_on_any_worker(cfg, &mut out);
     seed_rules::check(cfg, &mut out);
     control::socket(cfg, &mut out);
     control::announce(cfg, &mut out);
@@ -204,6 +206,10 @@ mod limit {
     pub(super) const NAT_FAMILY: Broken = Limitation("NAT keeps the address family");
     pub(super) const BACKEND_PORT_REUSE: Broken =
         Limitation("backend port reuse needs floating IP");
+    pub(super) const FLOATING_PORT: Broken = Limitation("floating IP keeps the port");
+    pub(super) const REPLIES_ON_ANY_WORKER: Broken =
+        Limitation("NAT replies mapped by the rules on any worker");
+    pub(super) const FRONTEND_LINK_LOCAL: Broken = Limitation("frontend not link-local");
     pub(super) const CONTROL_SOCKET: Broken = Limitation("control socket path absolute");
     pub(super) const ANNOUNCE_PATHS: Broken = Limitation("announce paths absolute");
     pub(super) const DRAIN: Broken = Limitation("drain time up to 1 h");

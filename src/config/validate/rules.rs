@@ -142,13 +142,83 @@ pub(super) fn backend_port_reuse_needs_floating_ip(cfg: &Config, out: &mut Probl
                     "the rule sends {} to port {} of backend {}, as {} does, from frontend {} \
                      here and {} there, both without floating IP: a reply from that backend \
                      port cannot be rewritten back to the right frontend; use another \
-                     backend_port, or set floating_ip = true",
+                     backend_port, or set floating_ip = true (the backend then gets the \
+                     packet at its frontend port)",
                     b.protocol,
                     b.backend_port,
                     backend.address,
                     earlier.key,
                     target(fb.address, b.frontend_port),
                     target(fa.address, a.frontend_port),
+                ),
+            );
+        }
+    }
+}
+
+/// A floating rule delivers the packet as it came (only its MAC header changes), so the
+/// backend gets it at the frontend port: a different `backend_port` would be ignored.
+pub(super) fn floating_keeps_the_port(cfg: &Config, out: &mut Problems) {
+    for view in rules(cfg).iter().filter(|v| is_port_rule(v)) {
+        let r = view.rule;
+        if r.floating_ip && r.backend_port != r.frontend_port {
+            out.error(
+                format!("{}.backend_port", view.key),
+                limit::FLOATING_PORT,
+                format!(
+                    "with floating IP the packet reaches the backend unchanged, at port {}, so \
+                     backend_port {} cannot apply: set backend_port = {}, or floating_ip = \
+                     false to translate the port",
+                    r.frontend_port, r.backend_port, r.frontend_port
+                ),
+            );
+        }
+    }
+}
+
+/// With several workers a backend's reply under NAT may reach a worker that did not see its
+/// flow, and that worker maps it back to a frontend by the rules alone (backend address,
+/// protocol, backend port). They cannot tell where a backend serves a non-floating HA-ports
+/// rule and a non-floating port rule of another frontend or port: a reply from the port
+/// rule's backend port may answer either. One worker remembers each flow's frontend.
+pub(super) fn nat_replies_mapped_on_any_worker(cfg: &Config, out: &mut Problems) {
+    let workers = cfg.dataplane.workers;
+    if workers <= 1 {
+        return;
+    }
+    let nat: Vec<RuleView> = rules(cfg)
+        .into_iter()
+        .filter(|v| !v.rule.floating_ip && v.frontend.is_some() && v.pool.is_some())
+        .collect();
+    let ha_ports = nat.iter().filter(|v| v.rule.is_ha_ports());
+    for ha in ha_ports {
+        let (ha_fe, ha_pool) = (ha.frontend.unwrap(), ha.pool.unwrap());
+        for p in nat.iter().filter(|v| is_port_rule(v)) {
+            let (fe, r) = (p.frontend.unwrap(), p.rule);
+            // A reply from the backend port restores the same frontend address and port
+            // either way.
+            if (fe.address, r.frontend_port) == (ha_fe.address, r.backend_port) {
+                continue;
+            }
+            let shared = p
+                .pool
+                .unwrap()
+                .backends
+                .iter()
+                .find(|x| ha_pool.backends.iter().any(|y| x.address == y.address));
+            let Some(backend) = shared else {
+                continue;
+            };
+            out.error(
+                p.key.clone(),
+                limit::REPLIES_ON_ANY_WORKER,
+                format!(
+                    "backend {} answers this rule from {} port {} and the HA-ports rule {} from \
+                     any port; with {workers} workers a reply may reach a worker that did not \
+                     see its flow, and the rules cannot tell which frontend it answers: set \
+                     workers = 1, floating_ip = true on one of the rules, or give them \
+                     different backends",
+                    backend.address, r.protocol, r.backend_port, ha.key
                 ),
             );
         }

@@ -335,7 +335,19 @@ fn backend_port_reuse_needs_floating_ip() {
         "limitation: backend port reuse needs floating IP",
         "from frontend 10.0.0.100:8080 here and 10.0.0.100:80 there",
     );
-    assert_eq!(found(&plb(true, "fe2", "tcp 80 8080")), vec![]);
+    // Floating, both rules deliver to backend port 8080 (their frontend port) from two
+    // frontends: each backend answers from the frontend address itself.
+    let floating = with_lan(&[lb_toml(
+        "plb",
+        "public",
+        &[("fe1", "10.0.0.100"), ("fe2", "10.0.0.101")],
+        &[("p", &NVAS), ("q", &["10.0.0.12", "10.0.0.13"])],
+        &[
+            ("a", "fe1", "p", "tcp 8080 8080", true),
+            ("b", "fe2", "q", "tcp 8080 8080", true),
+        ],
+    )]);
+    assert_eq!(found(&floating), vec![]);
     assert_eq!(found(&plb(false, "fe2", "udp 80 8080")), vec![]);
     assert_eq!(found(&plb(false, "fe2", "tcp 80 8081")), vec![]);
 }
@@ -359,4 +371,70 @@ fn nat_keeps_the_address_family() {
          backend fd00::11 and 1 more",
     );
     assert_eq!(found(&rule(true)), vec![]);
+}
+
+#[test]
+fn floating_ip_keeps_the_port() {
+    let plb = |ports: &str, floating: bool| {
+        with_lan(&[lb_toml(
+            "plb",
+            "public",
+            &[("fe1", "10.0.0.100")],
+            &[("p", &NVAS)],
+            &[("a", "fe1", "p", ports, floating)],
+        )])
+    };
+    only_tagged(
+        &plb("tcp 443 8443", true),
+        "load_balancer[plb].rule[a].backend_port",
+        "limitation: floating IP keeps the port",
+        "reaches the backend unchanged, at port 443, so backend_port 8443 cannot apply",
+    );
+    assert_eq!(found(&plb("tcp 443 443", true)), vec![]);
+    assert_eq!(found(&plb("tcp 443 8443", false)), vec![]);
+}
+
+/// An internal HA-ports NAT rule and a public NAT port rule on one backend: with one worker
+/// each flow's frontend is remembered, with several the rules alone must tell.
+#[test]
+fn nat_replies_are_mapped_by_the_rules_on_any_worker() {
+    let ilb = lb_toml(
+        "ilb",
+        "internal",
+        &[("fe1", "10.0.0.100")],
+        &[("p", &NVAS)],
+        &[("ha", "fe1", "p", "all 0 0", false)],
+    );
+    let plb = |ports: &str, floating: bool, backends: &[&str]| {
+        lb_toml(
+            "plb",
+            "public",
+            &[("web", "10.0.0.201")],
+            &[("q", backends)],
+            &[("web", "web", "q", ports, floating)],
+        )
+    };
+    let with_workers = |lbs: &[String], workers: u32| {
+        let mut cfg = with_lan(lbs);
+        cfg.dataplane.workers = workers;
+        cfg.dpdk.eal_args = vec!["-l".into(), "0-4".into()];
+        cfg
+    };
+    let shared = plb("tcp 443 8443", false, &["10.0.0.11"]);
+    assert_eq!(
+        found(&with_workers(&[ilb.clone(), shared.clone()], 1)),
+        vec![]
+    );
+    only_tagged(
+        &with_workers(&[ilb.clone(), shared], 2),
+        "load_balancer[plb].rule[web]",
+        "limitation: NAT replies mapped by the rules on any worker",
+        "backend 10.0.0.11 answers this rule from tcp port 8443 and the HA-ports rule \
+         load_balancer[ilb].rule[ha] from any port; with 2 workers",
+    );
+    // Floating, or on other backends, the public rule leaves the replies unambiguous.
+    let floating = plb("tcp 443 443", true, &["10.0.0.11"]);
+    assert_eq!(found(&with_workers(&[ilb.clone(), floating], 2)), vec![]);
+    let apart = plb("tcp 443 8443", false, &["10.0.0.31"]);
+    assert_eq!(found(&with_workers(&[ilb, apart], 2)), vec![]);
 }

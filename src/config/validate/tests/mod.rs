@@ -542,6 +542,23 @@ fn frontend_addresses_are_unicast_and_not_the_appliances_own() {
     );
 }
 
+/// Link-local frontends pass as unicast, but the data plane never forwards to them.
+#[test]
+fn frontend_addresses_are_not_link_local() {
+    for addr in ["169.254.10.1", "fe80::10"] {
+        let mut cfg = base();
+        lb(&mut cfg).frontend[0].address = addr.parse().unwrap();
+        lb(&mut cfg).rule[0].floating_ip = true;
+        let key = "load_balancer[ilb].frontend[fe1].address".to_string();
+        let tag = "limitation: frontend not link-local".to_string();
+        assert!(
+            found(&cfg).contains(&(key, tag)),
+            "{addr}: {:?}",
+            found(&cfg)
+        );
+    }
+}
+
 #[test]
 fn frontend_addresses_are_unique() {
     let mut cfg = base();
