@@ -14,6 +14,7 @@
 #
 # Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
 # used; writes OUTDIR/pps.csv and, when matplotlib is there, OUTDIR/pps.png.
+# -m: the modes, nat and floating (DSR: "dsr" is taken for floating); others are refused.
 # WORKERS: worker cores (default 1; each gets its own RX queue replaying the pcap).
 # LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
 # 2 MB hugepages for the run, then put the reservation back as it was (default: use what
@@ -40,6 +41,20 @@ while getopts "f:m:w:s:o:l:H:b:r:I" o; do
     *) exit 2 ;;
   esac
 done
+# The modes haports is measured in: nat (floating_ip = false) and floating (floating_ip =
+# true, which README calls DSR; "dsr" is taken for it). Anything else would run as NAT under
+# its own name, so it is refused.
+wanted=""
+for mode in $modes; do
+  case $mode in
+    nat | floating) ;;
+    dsr) mode=floating ;;
+    *) echo "-m: unknown mode \"$mode\" (nat, floating or dsr)" >&2; exit 2 ;;
+  esac
+  case " $wanted " in *" $mode "*) ;; *) wanted="$wanted $mode" ;; esac
+done
+modes=${wanted# }
+[ -n "$modes" ] || { echo "-m: no mode (nat, floating or dsr)" >&2; exit 2; }
 lcores=${lcores:-0-$workers}
 scripts/install-deps.sh
 dpkg-query -W -f='${Status}' python3-matplotlib 2>/dev/null | grep -q "install ok installed" \
@@ -58,9 +73,16 @@ mkdir -p "$out"
 work=$(mktemp -d /tmp/haports-bench.XXXX)
 ns=hpbench$$
 cleanup() {
+  # testpmd runs outside the namespace, under `timeout`, which puts itself and testpmd in a
+  # process group of their own, so Ctrl-C does not reach them: end that group by the pid
+  # testpmd_pps recorded (it runs in a command substitution, whose variables are lost).
+  if [ -s "$work/testpmd.pid" ]; then kill -9 -- "-$(cat "$work/testpmd.pid")" 2>/dev/null || true; fi
   ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
+  # EAL's runtime directories (/var/run/dpdk/PREFIX), left behind by every run: only this
+  # run's prefixes.
+  rm -rf "/var/run/dpdk/hpbench$$" "/var/run/dpdk/tpbench$$"
   # -H's reservation back as it was (pages still held by a process that has not exited yet
   # are released to the system when it does).
   if [ -n "$hugepages" ]; then echo "$hugepages_before" >"$nr_hugepages" || true; fi
@@ -137,13 +159,19 @@ kind = "internal"
   backend_port = 0
   floating_ip = $floating
 TOML
+  # Its stdout too goes to the log: this runs in a command substitution, which waits until
+  # every writer of its pipe is gone, so a haports left holding it would hang the bench.
   # shellcheck disable=SC2086
   ip netns exec "$ns" $(under "$work/cg-haports") "$binary" run --config "$work/haports.toml" \
-    2>"$work/haports-$mode-$n.log" &
+    >"$work/haports-$mode-$n.log" 2>&1 &
   local pid=$!
   tx() { metric_sum 'haports_port_tx_packets_total[{]port="1"'; }
   for _ in $(seq 1200); do [ -n "$(tx)" ] && [ "$(tx)" != 0 ] && break; sleep 0.1; done
-  [ -n "$(tx)" ] || { echo "haports did not start:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2; exit 1; }
+  if [ -z "$(tx)" ]; then
+    echo "haports did not start:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2
+    kill -9 "$pid" 2>/dev/null || true
+    exit 1
+  fi
   # Measured once every worker's table holds every flow (each worker sees all of them), or,
   # for a table filled to its capacity, once it stops growing: the few flows that find no
   # room are forwarded by the Maglev decision alone (the count is printed).
@@ -181,10 +209,12 @@ testpmd_pps() {
     --total-num-mbufs="$mbufs" --stats-period=1 --no-flush-rx --burst=64 \
     </dev/null >"$work/testpmd-$mode.log" 2>&1 &
   local pid=$!
+  echo "$pid" >"$work/testpmd.pid"   # for cleanup, should the bench be stopped meanwhile
   # Loading a large pcap into mbufs takes a while: time the run from its first report.
   for _ in $(seq 1200); do grep -q "NIC statistics" "$work/testpmd-$mode.log" 2>/dev/null && break; sleep 0.1; done
   sleep $(( seconds + 2 ))
   kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  rm -f "$work/testpmd.pid"
   if [ -n "$instructions" ]; then
     # The packets it sent: port 1's TX-packets in its final statistics.
     per_packet "$work/cg-testpmd" "$(awk '/Forward statistics for port 1/ { p = 1 }

@@ -9,19 +9,46 @@ mode=${1:-nat}
 scripts/install-deps.sh
 cargo build --bin haports
 tag=demo$$
-trap 'kill $(cat /tmp/haports-lab-$tag/haports.pid 2>/dev/null) 2>/dev/null || true; scripts/lab.sh down $tag' EXIT
+dir=/tmp/haports-lab-$tag
+# On the way out, whatever the way: stop haports and remove the lab. `lab.sh down` removes
+# $dir with haports' log, so a failed demo shows the log's end first; the exit status stays.
+finish() {
+  local rc=$?
+  if [ "$rc" != 0 ] && [ -s "$dir/haports.log" ]; then
+    echo "== the demo failed; the end of haports' log:" >&2
+    tail -n 20 "$dir/haports.log" >&2
+  fi
+  kill "$(cat "$dir/haports.pid" 2>/dev/null)" 2>/dev/null || true
+  scripts/lab.sh down "$tag"
+  exit "$rc"
+}
+trap finish EXIT
 echo "== building the lab ($mode): client, appliance, backends 10.0.0.11-13, frontend 10.0.0.100"
 scripts/lab.sh up "$tag" "$mode"
-dir=/tmp/haports-lab-$tag
 ip netns exec "$tag-lb" target/debug/haports check "$dir/haports.toml"
 ip netns exec "$tag-lb" target/debug/haports run --config "$dir/haports.toml" 2>"$dir/haports.log" &
-echo $! >"$dir/haports.pid"
+pid=$!
+echo "$pid" >"$dir/haports.pid"
 echo "== waiting for haports to resolve the backends"
+resolved=false
 for _ in $(seq 200); do
-  ip netns exec "$tag-lb" curl -sf http://127.0.0.1:9900/metrics 2>/dev/null \
-    | grep -c '^haports_backend_resolved.* 1$' | grep -qx 3 && break
+  # A haports that exited will not resolve anything: no need to wait out the 20 s.
+  kill -0 "$pid" 2>/dev/null || break
+  if ip netns exec "$tag-lb" curl -sf http://127.0.0.1:9900/metrics 2>/dev/null \
+    | grep -c '^haports_backend_resolved.* 1$' | grep -qx 3; then
+    resolved=true
+    break
+  fi
   sleep 0.1
 done
+if ! $resolved; then
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "haports did not resolve the three backends within 20 s" >&2
+  else
+    echo "haports exited" >&2
+  fi
+  exit 1
+fi
 frontend=10.0.0.100
 ports=$(seq -s, 8000 8023)
 for proto in tcp udp; do

@@ -5,8 +5,11 @@
 # Builds the release binary (unless --binary names one; with what building it needs,
 # install-deps.sh --build-only: no test tools), installs it to PREFIX/bin, the
 # hugepage helper to PREFIX/lib/haports, the README to PREFIX/share/doc/haports, the unit
-# to UNITDIR/haports.service, and a starting config to SYSCONFDIR/haports/haports.toml
-# (never over an existing one). Then, with systemd running: daemon-reload.
+# to UNITDIR/haports.service, a starting config to SYSCONFDIR/haports/haports.toml (never
+# over an existing one), and SYSCONFDIR/tmpfiles.d/haports.conf, which makes /run/haports
+# and the routes file BIRD includes at boot. Then, when UNITDIR is one of the system's unit
+# directories: /run/haports made now, and daemon-reload with systemd running. Any other
+# UNITDIR is a scratch install (tests/service.rs) that leaves the running system alone.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -27,7 +30,8 @@ if [ -z "$binary" ]; then
   binary=$root/target/release/haports
 fi
 bindir=$prefix/bin libdir=$prefix/lib/haports docdir=$prefix/share/doc/haports confdir=$sysconfdir/haports
-install -d "$bindir" "$libdir" "$docdir" "$confdir" "$unitdir"
+tmpfilesdir=$sysconfdir/tmpfiles.d
+install -d "$bindir" "$libdir" "$docdir" "$confdir" "$unitdir" "$tmpfilesdir"
 install -m 0755 "$binary" "$bindir/haports"
 install -m 0755 "$here/hugepages.sh" "$libdir/hugepages"
 install -m 0644 "$root/README.md" "$docdir/README.md"
@@ -35,13 +39,22 @@ sed -e "s#@BINDIR@#$bindir#g" -e "s#@LIBDIR@#$libdir#g" -e "s#@CONFDIR@#$confdir
   -e "s#@DOCDIR@#$docdir#g" -e "s#@HUGEPAGES@#$hugepages#g" \
   "$root/dist/haports.service.in" >"$unitdir/haports.service"
 chmod 0644 "$unitdir/haports.service"
+install -m 0644 "$root/dist/haports.tmpfiles" "$tmpfilesdir/haports.conf"
 if [ -e "$confdir/haports.toml" ]; then
   echo "kept the existing $confdir/haports.toml"
 else
   install -m 0644 "$root/dist/haports.toml" "$confdir/haports.toml"
   echo "installed a starting config: edit $confdir/haports.toml for this machine"
 fi
-if [ -d /run/systemd/system ]; then
-  systemctl daemon-reload
-fi
+# Into the system only when the unit went where systemd looks for it: a scratch UNITDIR must
+# not make /run/haports nor have the host's systemd reload.
+case $(cd "$unitdir" && pwd -P) in
+  /etc/systemd/system | /usr/local/lib/systemd/system | /usr/lib/systemd/system | /lib/systemd/system)
+    # Now, not only at the next boot: BIRD may be (re)started before haports first runs.
+    systemd-tmpfiles --create "$tmpfilesdir/haports.conf"
+    if [ -d /run/systemd/system ]; then
+      systemctl daemon-reload
+    fi
+    ;;
+esac
 echo "installed; start with: systemctl enable --now haports"

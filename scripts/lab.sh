@@ -231,6 +231,10 @@ down() {
     ip netns del "$tag-$n" 2>/dev/null || true
   done
   rm -rf "$dir"
+  # EAL leaves its runtime directory (/var/run/dpdk/PREFIX, the telemetry socket's) behind
+  # at every run; the lab's config names its own prefix, the tag. Never a path outside that
+  # folder, whatever TAG is.
+  [[ $tag == */* ]] || rm -rf "/var/run/dpdk/$tag"
 }
 
 case $cmd in

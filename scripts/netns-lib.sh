@@ -1,4 +1,5 @@
-# Shell functions the labs share (sourced by scripts/lab.sh and scripts/nva-lab.sh).
+# Shell functions the labs share (sourced by scripts/lab.sh, scripts/nva-lab.sh and
+# scripts/scale-out-lab.sh).
 # Callers set: tag (names' prefix), dir (the lab's files), here (scripts/), and V6=true to keep
 # IPv6 on the links.
 
@@ -6,8 +7,17 @@
 ns() { local n=$1; shift; ip netns exec "$tag-$n" "$@"; }
 
 # Offloads off: frames must cross the AF_PACKET PMD whole, MTU-sized and with real checksums.
+# Without ethtool they stay on and TCP through the appliance hangs, so a missing ethtool
+# stops the lab at once (checked on the first link) rather than being hidden below.
 quiet_link() {
   local n=$1 dev=$2
+  if [ -z "${ethtool_found:-}" ]; then
+    command -v ethtool >/dev/null || {
+      echo "ethtool not found: the lab needs it to turn the veths' offloads off (apt-get install ethtool, or scripts/install-deps.sh)" >&2
+      exit 1
+    }
+    ethtool_found=yes
+  fi
   ns "$n" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
   [ "${V6:-false}" = true ] || ns "$n" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" >/dev/null 2>&1 || true
 }

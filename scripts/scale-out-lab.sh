@@ -6,7 +6,9 @@
 #   scale-out-lab.sh up TAG          build the namespaces, start the BIRDs and the backends
 #   scale-out-lab.sh start TAG N     start haports instance N (1-3) in the background
 #   scale-out-lab.sh down TAG        remove everything
-#   scale-out-lab.sh demo            up, start all three, traffic, kill one, traffic, down
+#   scale-out-lab.sh demo            up, start all three, traffic, kill one, traffic, down;
+#                                    exits 1 when a step does not happen in time or a
+#                                    connection broke
 #
 #   clients `c` 10.8.0.10-59 ── eth1 10.8.0.1 [router `r`] eth0 10.1.0.1 ── bridge (in `sw`)
 #                                     │ BIRD: BGP + BFD to each instance      ├── lb1 10.1.0.2 ┐ haports
@@ -27,6 +29,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:?up|start|down|demo}; tag=${2:-}
+# Every name the lab makes starts with TAG: without one, `up` would make namespaces called
+# `-sw`, `-r`… and `down` would go after those. Only `demo` picks its own.
+if [ "$cmd" != demo ] && [ -z "$tag" ]; then
+  echo "usage: $0 up|down TAG | start TAG N | demo (TAG: a name for the lab)" >&2
+  exit 2
+fi
 dir=/tmp/haports-scale-lab-$tag
 FRONTEND=10.0.0.100
 FRONTEND2=10.0.0.101
@@ -275,6 +283,38 @@ down() {
     ip netns del "$tag-$n" 2>/dev/null || true
   done
   rm -rf "$dir"
+  # EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind at every run; the
+  # instances' configs name theirs TAG-lbN. Never a path outside that folder, whatever TAG is.
+  [[ $tag == */* ]] || rm -rf "/var/run/dpdk/$tag-lb1" "/var/run/dpdk/$tag-lb2" "/var/run/dpdk/$tag-lb3"
+}
+
+# demo_fail WHAT: the demo stops, saying why; demo_end then shows the instances' logs.
+demo_fail() {
+  echo "demo failed: $1" >&2
+  exit 1
+}
+
+# demo_alive: every instance still running (else there is nothing to wait for).
+demo_alive() {
+  local i
+  for i in 1 2 3; do
+    kill -0 "$(cat "$dir/lb$i/haports.pid")" 2>/dev/null || demo_fail "haports instance $i exited"
+  done
+}
+
+# demo_end: on the way out of the demo, whatever the way. `down` removes the instances' logs,
+# so a failed demo shows their ends first; the exit status stays the demo's.
+demo_end() {
+  local rc=$? i
+  if [ "$rc" != 0 ]; then
+    for i in 1 2 3; do
+      [ -s "$dir/lb$i/haports.log" ] || continue
+      echo "== the end of instance $i's log ($dir/lb$i/haports.log):" >&2
+      tail -n 10 "$dir/lb$i/haports.log" >&2
+    done
+  fi
+  down
+  exit "$rc"
 }
 
 demo() {
@@ -282,18 +322,30 @@ demo() {
   dir=/tmp/haports-scale-lab-$tag
   "$here/install-deps.sh"
   (cd "$here/.." && cargo build --bin haports)
-  trap down EXIT
+  trap demo_end EXIT
   echo "== building the lab: router with BIRD, three haports instances, three backends"
   up
   for i in 1 2 3; do start "$i"; done
   disown -a   # their ends, at `down`, are no news
   echo "== waiting for the router's three-way ECMP route to $FRONTEND"
-  for _ in $(seq 300); do [ "$(paths | wc -l)" = 3 ] && break; sleep 0.1; done
+  local ok=false
+  for _ in $(seq 300); do
+    demo_alive
+    [ "$(paths | wc -l)" = 3 ] && { ok=true; break; }
+    sleep 0.1
+  done
   ns r ip route show "$FRONTEND"
+  $ok || demo_fail "the router has no three-way route to $FRONTEND after 30 s"
   echo "== 300 long-lived TCP connections from 50 client addresses"
   exec 3> >(ns c python3 "$here/long-flows.py" "$FRONTEND" "$PORT" --sources 10.8.0.10-59 \
     --per-source 6 >"$dir/flows.json")
-  for _ in $(seq 300); do grep -q ready "$dir/flows.json" 2>/dev/null && break; sleep 0.1; done
+  ok=false
+  for _ in $(seq 300); do
+    demo_alive
+    grep -q ready "$dir/flows.json" 2>/dev/null && { ok=true; break; }
+    sleep 0.1
+  done
+  $ok || demo_fail "the connections were not all open and answered after 30 s"
   sleep 2
   for i in 1 2 3; do
     printf 'instance %s sent %s packets to the backends\n' "$i" "$(ns "lb$i" curl -s http://127.0.0.1:9900/metrics \
@@ -301,20 +353,29 @@ demo() {
   done
   echo "== kill -9 of instance 1"
   kill -9 "$(cat "$dir/lb1/haports.pid")"
-  for _ in $(seq 100); do [ "$(paths | wc -l)" = 2 ] && break; sleep 0.01; done
+  ok=false
+  for _ in $(seq 100); do [ "$(paths | wc -l)" = 2 ] && { ok=true; break; }; sleep 0.01; done
   ns r ip route show "$FRONTEND"
+  $ok || demo_fail "the router still does not have two paths to $FRONTEND"
   sleep 3
   echo stop >&3
   exec 3>&-
-  for _ in $(seq 200); do [ "$(wc -l <"$dir/flows.json")" -ge 2 ] && break; sleep 0.1; done
-  python3 - "$dir/flows.json" <<'PY'
+  ok=false
+  for _ in $(seq 200); do [ "$(wc -l <"$dir/flows.json")" -ge 2 ] && { ok=true; break; }; sleep 0.1; done
+  $ok || demo_fail "long-flows.py did not report its connections after 20 s"
+  # The point of the demo: not one of the 300 connections broken. Exits 1 otherwise.
+  python3 - "$dir/flows.json" 300 <<'PY' || demo_fail "not every connection held"
 import json, sys, collections
 lines = open(sys.argv[1]).read().splitlines()
+want = int(sys.argv[2])
 conns = json.loads(lines[-1])["connections"]
 broken = [c for c in conns if c["error"]]
 print(f"{len(conns)} connections, {len(broken)} broken, "
       f"{sum(c['bytes'] for c in conns)} bytes echoed and checked; per backend:",
       dict(collections.Counter(c["backend"] for c in conns)))
+for c in broken[:5]:
+    print(f"  broken: {c['src']}:{c['sport']} to {c['backend']}: {c['error']}")
+sys.exit(1 if broken or len(conns) != want else 0)
 PY
 }
 

@@ -8,7 +8,16 @@ scripts/install-deps.sh
 # are free (a start-up crash happened only with them). 1024 more (2 GiB) when fewer are free.
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB
 if [ -w "$hp/nr_hugepages" ] && [ "$(cat "$hp/free_hugepages")" -lt 256 ]; then
-  echo $(( $(cat "$hp/nr_hugepages") + 1024 )) > "$hp/nr_hugepages" || true
+  hugepages_before=$(cat "$hp/nr_hugepages")
+  # Put the reservation back as it was once the tests end, however they end (pages a process
+  # still holds are released when it exits), and exit with the tests' own status.
+  restore_hugepages() {
+    local rc=$?
+    echo "$hugepages_before" >"$hp/nr_hugepages" || true
+    exit "$rc"
+  }
+  trap restore_hugepages EXIT
+  echo $(( hugepages_before + 1024 )) > "$hp/nr_hugepages" || true
 fi
 cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -6,11 +6,13 @@
 Each exchange is a new flow (a new source port) unless --sport fixes it; TCP connections
 send a line, read the backend's answer to EOF and close; UDP sends one datagram and waits
 for the answer. Prints one JSON object: per-backend counts, failures, and each exchange's
-(source port, destination port, backend)."""
+(source port, destination port, backend). With --summary it prints a readable summary
+instead, and exits 1 when any exchange failed (the JSON's reader judges the failures itself)."""
 import argparse
 import json
 import socket
 import struct
+import sys
 
 ap = argparse.ArgumentParser()
 ap.add_argument("proto", choices=["tcp", "udp"])
@@ -81,5 +83,8 @@ if args.summary:
     for backend, n in sorted(served.items()):
         print(f"   {backend}: {n:4d} ({100 * n / total:.0f}%)")
     print(f"   failed: {len(failures)}" + (f" (first: {failures[0]})" if failures else ""))
+    # The demo runs it under `set -e`: a failed exchange must stop it, not pass as a success.
+    if failures:
+        sys.exit(1)
 else:
     print(json.dumps({"served": served, "failures": failures, "flows": flows}))
