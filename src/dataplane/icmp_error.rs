@@ -32,8 +32,14 @@ fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<Quote>, DropReason> {
         (IpAddr::V4(_), IpProtocol::ICMP) => {
             let end = l3 + Ipv4Packet::new_checked(&frame[l3..])?.total_len();
             let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
-            if !is_icmpv4_error(IcmpPacket::new_checked(message)?.msg_type()) {
+            let icmp = IcmpPacket::new_checked(message)?;
+            if !is_icmpv4_error(icmp.msg_type()) {
                 return Ok(None);
+            }
+            // Under NAT the message is rewritten and its checksum filled anew, which would
+            // make a corrupt or forged one whole: checked first, in every mode alike.
+            if !icmp.verify_checksum() {
+                return Err(DropReason::Malformed);
             }
             let q = QuotedIpv4::new_checked(message)?;
             let (src_port, dst_port) = q.ports();
@@ -54,8 +60,15 @@ fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<Quote>, DropReason> {
         (IpAddr::V6(_), IpProtocol::ICMPV6) => {
             let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
             let message = frame.get(l4..end).ok_or(DropReason::Truncated)?;
-            if !is_icmpv6_error(Icmpv6Packet::new_checked(message)?.msg_type()) {
+            let icmp = Icmpv6Packet::new_checked(message)?;
+            if !is_icmpv6_error(icmp.msg_type()) {
                 return Ok(None);
+            }
+            let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
+                return Err(DropReason::Malformed);
+            };
+            if !icmp.verify_checksum(src, dst) {
+                return Err(DropReason::Malformed);
             }
             let q = QuotedIpv6::new_checked(message)?;
             let (src_port, dst_port) = q.ports();

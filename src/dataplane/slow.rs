@@ -70,6 +70,11 @@ fn classify(frame: &mut [u8], ingress: InterfaceId, cx: &mut Ctx) -> Result<Acti
     if src_mac == our_mac || !for_us {
         return Err(DropReason::NotForUs);
     }
+    // No frame comes from a group address (IEEE 802): an answer to one would flood its
+    // segment, one for each such frame.
+    if src_mac.is_multicast() {
+        return Err(DropReason::Malformed);
+    }
     // Interfaces are untagged: a tagged frame belongs to a segment the appliance is not on,
     // and forwarding it would carry it into another (VLAN hopping).
     if tagged {
@@ -130,6 +135,16 @@ fn ip(
     // Nowhere to forward to: a transit packet or a backend's reply would carry it on.
     if fwd.is_martian_destination(h.dst) {
         return Err(DropReason::MartianDestination);
+    }
+    // Neighbour discovery belongs to its link, which its hop limit of 255 proves to the
+    // receiver (RFC 4861): what was not answered or handed to the twin above is never
+    // carried to a backend's link, where it would pass for that link's own.
+    if is_neighbour_discovery(frame, &h) {
+        return Err(DropReason::Unsupported);
+    }
+    // Nor is anything from an IPv6 link-local source (RFC 4291 §2.5.6; IPv4's are martian).
+    if is_unicast_link_local(h.src) {
+        return Err(DropReason::MartianSource);
     }
     // Fragments: the first (it has the ports) is decided like any packet and its decision
     // kept; the later ones follow it.

@@ -297,7 +297,10 @@ impl Forwarding {
 
     /// Whether a packet's source is one no real sender has: broadcast, multicast, loopback
     /// or unspecified (IPv4: 0/8, 127/8 and everything from 224/4 up, broadcast included;
-    /// IPv6: ::, ::1 and ff00::/8), or an address the appliance itself answers for.
+    /// IPv6: ::, ::1 and ff00::/8), or an address the appliance itself answers for; and for
+    /// IPv4, link-local (169.254/16), which no router forwards (RFC 3927 §7). IPv6's
+    /// link-local sources are neighbour discovery's, for the kernel twin: the slow path
+    /// refuses to forward them.
     #[inline]
     pub fn is_martian_source(&self, src: IpAddr) -> bool {
         match src {
@@ -318,6 +321,7 @@ impl Forwarding {
         first == 0
             || first == 127
             || first >= 224
+            || src >> 16 == 0xa9fe
             || (self.claimed_v4.may_hold(src) && self.claimed_v4.get(src).is_some())
     }
 

@@ -21,7 +21,7 @@ pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
         for (f, fe) in lb.frontend.iter().enumerate() {
             let key = format!("{}.address", frontend_key(&lb_key, f, fe));
             unicast(&key, fe.address, "frontend", out);
-            not_link_local(&key, fe.address, out);
+            not_link_local(&key, fe.address, "frontend", out);
             unicast_on_its_subnet(&key, fe.address, "frontend", cfg, out);
             not_own_address(&key, fe.address, "frontend", cfg, out);
             if let Some(first) = seen.get(&fe.address) {
@@ -76,6 +76,7 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
             let bkey = backend_key(&key, backend);
             let akey = format!("{bkey}.address");
             unicast(&akey, backend.address, "backend", out);
+            not_link_local(&akey, backend.address, "backend", out);
             unicast_on_its_subnet(&akey, backend.address, "backend", cfg, out);
             not_own_address(&akey, backend.address, "backend", cfg, out);
             unicast_mac(format!("{bkey}.mac"), backend.mac, out);
@@ -238,9 +239,10 @@ pub(super) fn not_own_address(
     }
 }
 
-/// A frontend is not link-local (169.254/16, fe80::/10): packets to such addresses are never
-/// forwarded (`martian_destination`), so its flows would never reach a backend.
-fn not_link_local(key: &str, addr: IpAddr, out: &mut Problems) {
+/// A frontend or backend is not link-local (169.254/16, fe80::/10): the data plane forwards
+/// nothing to such an address (`martian_destination`) nor from it (`martian_source`: no
+/// router carries a link-local packet off its link), so its flows would never get through.
+fn not_link_local(key: &str, addr: IpAddr, role: &str, out: &mut Problems) {
     let link_local = match addr {
         IpAddr::V4(a) => a.is_link_local(),
         IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
@@ -248,11 +250,10 @@ fn not_link_local(key: &str, addr: IpAddr, out: &mut Problems) {
     if link_local {
         out.error(
             key,
-            limit::FRONTEND_LINK_LOCAL,
+            limit::LINK_LOCAL,
             format!(
-                "{addr} is link-local, which the data plane never forwards to (a packet \
-                 addressed to it is dropped as martian_destination): give the frontend a \
-                 routable address"
+                "{addr} is link-local, which the data plane never forwards to or from: give \
+                 the {role} a routable address"
             ),
         );
     }

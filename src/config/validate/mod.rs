@@ -209,7 +209,7 @@ mod limit {
     pub(super) const FLOATING_PORT: Broken = Limitation("floating IP keeps the port");
     pub(super) const REPLIES_ON_ANY_WORKER: Broken =
         Limitation("NAT replies mapped by the rules on any worker");
-    pub(super) const FRONTEND_LINK_LOCAL: Broken = Limitation("frontend not link-local");
+    pub(super) const LINK_LOCAL: Broken = Limitation("frontends and backends not link-local");
     pub(super) const CONTROL_SOCKET: Broken = Limitation("control socket path absolute");
     pub(super) const ANNOUNCE_PATHS: Broken = Limitation("announce paths absolute");
     pub(super) const DRAIN: Broken = Limitation("drain time up to 1 h");

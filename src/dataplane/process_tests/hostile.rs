@@ -455,3 +455,93 @@ fn solicitations_with_more_options_or_from_nowhere() {
         Action::Transmit { .. }
     ));
 }
+
+/// Neighbour discovery unicast to a frontend (a router advertisement, an overriding neighbour
+/// advertisement, a redirect) is never carried to a backend's link with its hop limit of
+/// 255, where the backend would take it for its own link's.
+#[test]
+fn neighbour_discovery_to_a_frontend_is_never_forwarded() {
+    let fwd = build(&ipv6_config(), &[]);
+    let attacker: Ipv6Addr = "fe80::bad".parse().unwrap();
+    for (msg_type, sender) in [
+        (134u8, attacker),
+        (136, attacker),
+        (137, attacker),
+        (134, CLIENT6),
+    ] {
+        let mut m = vec![msg_type, 0, 0, 0, 64, 0, 0x07, 0x08];
+        m.extend_from_slice(&[0; 24]);
+        if msg_type == 136 {
+            m[4] = 0x20;
+        }
+        let (mut st, _) = worker();
+        let mut frame = icmp6_frame(IF_MAC, sender, FRONTEND6, m);
+        let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+        assert!(
+            matches!(action, Action::Drop(_)),
+            "type {msg_type} from {sender}: {action:?}"
+        );
+    }
+}
+
+/// Nothing from a link-local source is forwarded (no router carries it off its link), on
+/// either path: IPv4's 169.254/16 is a martian source, IPv6's fe80::/10 too once it is past
+/// what the kernel twin takes.
+#[test]
+fn link_local_sources_are_not_forwarded() {
+    let v4 = build(&ha_ports(), &[]);
+    let from = Ipv4Addr::new(169, 254, 7, 7);
+    let frame = tcp_frame(CLIENT_MAC, from, 40_000, FRONTEND, 443, TcpFlags::SYN);
+    assert_dropped(&frame, &v4, DropReason::MartianSource);
+    let v6 = build(&ipv6_config(), &[]);
+    let from: Ipv6Addr = "fe80::7".parse().unwrap();
+    let frame = tcp6_frame(CLIENT_MAC, from, 40_000, FRONTEND6, 443, TcpFlags::SYN);
+    assert_dropped(&frame, &v6, DropReason::MartianSource);
+}
+
+/// A frame from a group MAC address (none is sent from one) gets no answer, which would
+/// flood the segment, nor a flow: ARP for a frontend, a ping, a TCP segment.
+#[test]
+fn frames_from_a_group_mac_are_dropped() {
+    let fwd = build(&ha_ports(), &[]);
+    for group in [MacAddr::BROADCAST, MacAddr([0x01, 0, 0x5e, 0, 0, 1])] {
+        let mut arp = arp_request(group, CLIENT, FRONTEND);
+        arp[6..12].copy_from_slice(&group.0);
+        let ping = eth(
+            IF_MAC,
+            group,
+            EtherType::IPV4,
+            &ipv4(CLIENT, FRONTEND, IpProtocol::ICMP, &icmp_echo_request(b"x")),
+        );
+        let segment = tcp_frame(group, CLIENT, 40_000, FRONTEND, 443, TcpFlags::SYN);
+        for frame in [arp, ping, segment] {
+            assert_dropped(&frame, &fwd, DropReason::Malformed);
+        }
+    }
+}
+
+/// An ICMP error whose checksum is wrong is dropped, not rewritten under NAT with a checksum
+/// filled anew (which would make a corrupt or forged message whole for the backend).
+#[test]
+fn an_icmp_error_with_a_wrong_checksum_is_dropped() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    to_backend(&mut syn(40_000, 443), &mut st, &fwd);
+    let router = Ipv4Addr::new(10, 0, 1, 1);
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    let whole = super::errors_and_transit::frag_needed(router_mac, router, 40_000);
+    let mut sent = whole.clone();
+    assert!(matches!(
+        process(&mut sent, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            backend: Some(_),
+            ..
+        }
+    ));
+    let mut corrupt = whole;
+    corrupt[14 + 20 + 6] ^= 0x40; // the MTU
+    assert_eq!(
+        process(&mut corrupt, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Malformed)
+    );
+}

@@ -543,20 +543,31 @@ fn frontend_addresses_are_unicast_and_not_the_appliances_own() {
 }
 
 /// Link-local frontends pass as unicast, but the data plane never forwards to them.
+/// Link-local frontends and backends pass as unicast, but the data plane never forwards to
+/// or from them.
 #[test]
-fn frontend_addresses_are_not_link_local() {
+fn frontend_and_backend_addresses_are_not_link_local() {
+    let tag = "limitation: frontends and backends not link-local".to_string();
     for addr in ["169.254.10.1", "fe80::10"] {
         let mut cfg = base();
         lb(&mut cfg).frontend[0].address = addr.parse().unwrap();
         lb(&mut cfg).rule[0].floating_ip = true;
         let key = "load_balancer[ilb].frontend[fe1].address".to_string();
-        let tag = "limitation: frontend not link-local".to_string();
         assert!(
-            found(&cfg).contains(&(key, tag)),
+            found(&cfg).contains(&(key, tag.clone())),
             "{addr}: {:?}",
             found(&cfg)
         );
     }
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends[0] = backend("169.254.10.11");
+    assert!(
+        found(&cfg)
+            .iter()
+            .any(|(k, t)| k.ends_with(".address") && *t == tag),
+        "{:?}",
+        found(&cfg)
+    );
 }
 
 #[test]
