@@ -212,7 +212,8 @@ pub fn to_announce(serving: Routes, announced: Option<&Routes>, settled: bool) -
 pub struct AnnounceStatus {
     /// The frontends in the routes file BIRD last took.
     pub announced: BTreeSet<IpAddr>,
-    /// Exchanges with BIRD that failed.
+    /// Exchanges with BIRD that failed, each try counted: BIRD not running (no socket, or
+    /// nothing listening on it), refusing the file, or any other I/O error.
     pub errors: u64,
 }
 
@@ -339,11 +340,16 @@ fn announce_loop(
                 failing = false;
             }
             // The file is right and BIRD reads it when it starts; until then nothing is
-            // announced. Asked again every second, so that the status follows BIRD.
+            // announced. Asked again every second, so that the status follows BIRD. The
+            // change counts as taken, so that a drain or a reload does not wait for a BIRD
+            // that is away, but each try is still a failed exchange: counted, so that an
+            // outage shows in the metrics; logged once per outage, so that the log does not
+            // fill up while BIRD stays away.
             Err(BirdError::NotRunning(e)) => {
                 if !failing {
                     tracing::warn!(error = %e, socket = %socket.display(), "BIRD is not running; the routes file waits for it");
                 }
+                st.errors += 1;
                 st.announced.clear();
                 applied.store(seq, Ordering::Release);
                 failing = true;

@@ -199,6 +199,45 @@ fn without_bird_the_file_is_written_and_the_change_counts_as_settled() {
     assert!(!std::fs::read_to_string(&file).unwrap().contains("route "));
 }
 
+/// An announcer whose BIRD socket is `socket`, asked for one route: the change counts as
+/// settled (BIRD reads the file when it starts), yet each try is a failed exchange, counted,
+/// and tried again every second.
+fn unreachable_bird_is_counted_at_each_try(dir: &Path, socket: PathBuf) {
+    assert!(matches!(configure(&socket), Err(BirdError::NotRunning(_))));
+    let mut a = Announcer::start(&Announce {
+        bird_socket: socket,
+        routes_file: dir.join("routes.conf"),
+        ..Announce::default()
+    });
+    a.want(routes(&[("10.0.0.100", "hp-lan")]));
+    assert!(a.wait_settled(Duration::from_secs(5)));
+    let start = Instant::now();
+    while a.status.lock().unwrap().errors < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "errors {}: BIRD unreachable is not counted at each try",
+            a.status.lock().unwrap().errors
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(a.status.lock().unwrap().announced.is_empty());
+}
+
+#[test]
+fn a_missing_bird_socket_is_counted_as_an_error_at_each_try() {
+    let dir = scratch("unreachable-missing");
+    unreachable_bird_is_counted_at_each_try(&dir, dir.join("bird.ctl"));
+}
+
+#[test]
+fn a_bird_socket_that_refuses_connections_is_counted_as_an_error_at_each_try() {
+    let dir = scratch("unreachable-refused");
+    // The socket file of a BIRD that stopped: it is left behind, and connecting is refused.
+    let socket = dir.join("bird.ctl");
+    drop(UnixListener::bind(&socket).unwrap());
+    unreachable_bird_is_counted_at_each_try(&dir, socket);
+}
+
 #[test]
 fn withdraw_at_start_fails_when_bird_refuses_the_empty_file() {
     let dir = scratch("start-refused");

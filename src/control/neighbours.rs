@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
 use crate::dataplane::Report;
 use crate::lb::forwarding::{Forwarding, InterfaceId, Neighbour};
@@ -35,7 +35,9 @@ pub const CAPACITY: usize = 4096;
 pub struct NeighbourStats {
     /// Entries held (resolved or being asked for).
     pub entries: AtomicU64,
-    /// Wants refused because the cache was full.
+    /// Next hops refused because the cache was full: each want a worker reported (a worker
+    /// reports a next hop at most every 100 ms), and each backend's next hop once, until it
+    /// is admitted.
     pub refused: AtomicU64,
     /// Answers taken (a solicitation was outstanding).
     pub answers: AtomicU64,
@@ -65,6 +67,8 @@ pub struct Neighbours {
     /// How long an answer keeps a neighbour reachable (`dataplane.neighbour_reachable_s`).
     pub reachable: Duration,
     pub stats: std::sync::Arc<NeighbourStats>,
+    /// Backends' next hops refused for want of room and not admitted since: counted once.
+    refused_next_hops: HashSet<IpAddr>,
 }
 
 impl Neighbours {
@@ -73,6 +77,7 @@ impl Neighbours {
             entries: HashMap::new(),
             reachable,
             stats: Default::default(),
+            refused_next_hops: HashSet::new(),
         }
     }
 
@@ -184,9 +189,23 @@ impl Neighbours {
     /// them when what is published changed.
     pub fn tick(&mut self, fwd: &Forwarding, now: Instant) -> (Vec<(InterfaceId, Vec<u8>)>, bool) {
         let needed = fwd.needed_neighbours();
+        // A backend's next hop that does not fit is refused and counted like a worker's want,
+        // but once until it is admitted: ticks come with every housekeeping round and every
+        // want, not with the next hop, so counting it at each would make the counter follow
+        // the clock. It is tried again at each tick; one no longer needed is let go, so that
+        // it counts anew if it is needed again.
+        if !self.refused_next_hops.is_empty() {
+            self.refused_next_hops
+                .retain(|addr| needed.iter().any(|(_, a)| a == addr));
+        }
         for &(interface, addr) in &needed {
             if !self.entries.contains_key(&addr) && self.entries.len() < CAPACITY {
                 self.entries.insert(addr, Entry::unknown(interface, now));
+            }
+            if self.entries.contains_key(&addr) {
+                self.refused_next_hops.remove(&addr);
+            } else if self.refused_next_hops.insert(addr) {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
             }
         }
         let mut changed = false;

@@ -218,9 +218,14 @@ fn the_cache_is_bounded_and_refusals_are_counted() {
             t0,
         );
     }
+    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 10);
     n.tick(&fwd, t0);
     assert_eq!(n.stats.entries.load(Ordering::Relaxed), CAPACITY as u64);
-    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 10);
+    assert_eq!(
+        n.stats.refused.load(Ordering::Relaxed),
+        11,
+        "the backend's next hop did not fit either"
+    );
     // Unanswered wants are forgotten after three tries: room again.
     let mut at = t0;
     for _ in 0..4 {
@@ -231,6 +236,45 @@ fn the_cache_is_bounded_and_refusals_are_counted() {
         n.stats.entries.load(Ordering::Relaxed) <= 1,
         "only the backend's next hop is kept"
     );
+}
+
+#[test]
+fn a_backends_next_hop_that_does_not_fit_is_refused_and_counted_once_until_admitted() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    for i in 0..CAPACITY as u32 {
+        let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+        n.report(
+            Report::Want {
+                interface: LAN,
+                addr,
+            },
+            t0,
+        );
+    }
+    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 0, "every want fit");
+    let (frames, _) = n.tick(&fwd, t0);
+    assert!(!asked(&frames).contains(&v4(11)));
+    assert_eq!(
+        n.stats.refused.load(Ordering::Relaxed),
+        1,
+        "the backend's next hop did not fit"
+    );
+    // Ticks come with every housekeeping round and every worker's want, not with the next
+    // hop: one still refused is not counted again at each.
+    for ms in [10, 50, 100] {
+        n.tick(&fwd, t0 + Duration::from_millis(ms));
+    }
+    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 1);
+    // Unanswered wants are forgotten after three tries: then it fits, and is asked for.
+    let mut at = t0;
+    let admitted = (0..6).any(|_| {
+        at += RETRY;
+        asked(&n.tick(&fwd, at).0).contains(&v4(11))
+    });
+    assert!(admitted, "asked for once there was room");
+    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 1);
 }
 
 #[test]
