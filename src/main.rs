@@ -163,14 +163,28 @@ fn check(path: &Path, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             if json {
-                let (line, column) = match &e {
-                    ConfigError::Parse { line, column, .. } => (Some(*line), Some(*column)),
-                    _ => (None, None),
+                // The same fields as a problem's: the key where one applies, the message
+                // without the file, place and key the plain line puts before it.
+                let v = match &e {
+                    ConfigError::Parse {
+                        line,
+                        column,
+                        key,
+                        message,
+                        ..
+                    } => {
+                        let message = message.strip_prefix(&format!("{key}: ")).unwrap_or(message);
+                        serde_json::json!({"line": line, "column": column, "key": key, "message": message, "tag": "parse error"})
+                    }
+                    ConfigError::Read { source, .. } => {
+                        let message = format!("cannot read the config file: {source}");
+                        serde_json::json!({"key": "", "message": message, "tag": "read error"})
+                    }
                 };
-                println!(
-                    "{}",
-                    serde_json::json!({"file": path.display().to_string(), "severity": "error", "line": line, "column": column, "message": e.to_string()})
-                );
+                let mut v = v;
+                v["file"] = path.display().to_string().into();
+                v["severity"] = "error".into();
+                println!("{v}");
             } else {
                 println!("{e}");
             }

@@ -406,7 +406,13 @@ fn check_json_gives_the_line_of_a_parse_error() {
     let v: serde_json::Value = serde_json::from_str(lines[0]).expect("one JSON object");
     assert_eq!(v["file"], file.shown());
     assert_eq!(v["line"], line);
+    assert_eq!(v["key"], "dataplane.bogus_key", "{v}");
+    assert_eq!(v["tag"], "parse error", "{v}");
     assert!(v["message"].as_str().unwrap().contains("bogus_key"), "{v}");
+    assert!(
+        !v["message"].as_str().unwrap().starts_with("dataplane:"),
+        "{v}"
+    );
 }
 
 #[test]

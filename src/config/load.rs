@@ -15,12 +15,14 @@ pub enum ConfigError {
     #[error("{}: cannot read the config file: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     /// The text is not TOML, or not the shape of DESIGN §4. `message` starts with the key
-    /// path (`load_balancer[0].rule[1].protocol: …`) where one applies.
+    /// path (`load_balancer[0].rule[1].protocol: …`) where one applies, which `key` holds
+    /// alone (empty where the error is about the document, or its syntax).
     #[error("{source_name}:{line}:{column}: {message}")]
     Parse {
         source_name: String,
         line: usize,
         column: usize,
+        key: String,
         message: String,
     },
 }
@@ -65,15 +67,19 @@ fn parse_error(
         .span()
         .map_or((1, 1), |span| line_column(text, span.start));
     // The path is `.` where the error is about the document itself (or its syntax).
-    let key = err.path().to_string();
+    let key = match err.path().to_string() {
+        key if key == "." => String::new(),
+        key => key,
+    };
     let message = match key.as_str() {
-        "." | "" => what,
+        "" => what,
         key => format!("{key}: {what}"),
     };
     ConfigError::Parse {
         source_name: source.to_owned(),
         line,
         column,
+        key,
         message,
     }
 }
