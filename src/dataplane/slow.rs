@@ -96,7 +96,8 @@ fn ip(
 ) -> Result<Action, DropReason> {
     let fwd = cx.fwd;
     let h = parse_headers(frame)?;
-    if h.proto == IpProtocol::ICMPV6 {
+    // ICMPv6 in IPv6 only: IPv4 may carry protocol 58 too, as any other, to a backend.
+    if h.proto == IpProtocol::ICMPV6 && h.ethertype == EtherType::IPV6 {
         if let Some(action) = neighbour_solicitation(frame, &h, ingress, src_mac, cx)? {
             return Ok(action);
         }
@@ -321,6 +322,7 @@ fn hop_limit(frame: &[u8], h: &Headers) -> Option<u8> {
 /// to 137, RFC 4861), right behind the IPv6 header.
 fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
     h.proto == IpProtocol::ICMPV6
+        && h.ethertype == EtherType::IPV6
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t))

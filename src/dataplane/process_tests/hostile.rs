@@ -545,3 +545,24 @@ fn an_icmp_error_with_a_wrong_checksum_is_dropped() {
         Action::Drop(DropReason::Malformed)
     );
 }
+
+/// IPv4 may carry protocol 58 (ICMPv6's number) like any other protocol: an HA-ports rule
+/// balances it, on both paths, rather than reading it as neighbour discovery.
+#[test]
+fn ipv4_carrying_protocol_58_is_balanced_like_any_protocol() {
+    let fwd = build(&ha_ports(), &[]);
+    for first in [135u8, 0] {
+        let payload = [first, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        let frame = eth(
+            IF_MAC,
+            CLIENT_MAC,
+            EtherType::IPV4,
+            &ipv4(CLIENT, FRONTEND, IpProtocol::ICMPV6, &payload),
+        );
+        let (action, _, _) = both_paths(&frame, &fwd);
+        assert!(
+            matches!(action, Action::Transmit { backend: Some(_), .. }),
+            "{first}: {action:?}"
+        );
+    }
+}
