@@ -1,11 +1,11 @@
 //! Backends behind VXLAN (RFC 7348): a packet decided for such a backend leaves as it would
 //! on its segment (the inner frame: the original packet, unchanged, to the backend's VXLAN
-//! device's MAC) inside outer Ethernet, IPv4 and UDP headers to port 4789 of the backend's
-//! address, through the next hop. The outer UDP source port comes from the flow's symmetric
-//! hash, so routers spread flows (and both directions of a transit flow look alike). A packet
-//! the interface's MTU cannot carry encapsulated is answered, like a router would, with
-//! "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6), or dropped (`too_big`)
-//! when it may be fragmented (IPv4 without DF), which haports does not do.
+//! device's MAC) inside outer Ethernet, IPv4 (DF set) and UDP headers to port 4789 of the
+//! backend's address, through the next hop. The outer UDP source port comes from the flow's
+//! symmetric hash, so routers spread flows (and both directions of a transit flow look
+//! alike). A packet the interface's MTU cannot carry encapsulated is answered, like a router
+//! would, with "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6), or dropped
+//! (`too_big`) when it may be fragmented (IPv4 without DF), which haports does not do.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -72,7 +72,12 @@ pub(super) fn encapsulate<P: PacketBuffer>(
             protocol: IpProtocol::UDP,
             ttl: 64,
             payload_len: outer_ip - Ipv4Repr::LEN,
-            dont_fragment: false,
+            // DF: the MTU check above keeps the outer packet within the interface, and a
+            // fragmentable datagram would need identifications that are not repeated (RFC
+            // 6864 §4.1), where this header's is always 0. A router short of MTU on the way
+            // then answers with an error, rather than with fragments that the receiving VTEP
+            // may discard (RFC 7348 §4.3).
+            dont_fragment: true,
         }
         .emit(ip),
     )
@@ -117,13 +122,19 @@ fn too_big<P: PacketBuffer>(
         return Action::Drop(DropReason::TooBig);
     };
     let f = p.bytes();
-    if f.len() < 14 + 40 {
-        return Action::Drop(DropReason::TooBig);
-    }
-    // From the own address on the sender's subnet, else the first of its family.
-    let sender = match f[14] >> 4 {
-        4 => <[u8; 4]>::try_from(&f[26..30]).ok().map(IpAddr::from),
-        _ => <[u8; 16]>::try_from(&f[22..38]).ok().map(IpAddr::from),
+    let version = f.get(14).map_or(0, |b| b >> 4);
+    // From the own address on the sender's subnet, else the first of its family (each
+    // branch below checks that the frame holds what it reads and writes).
+    let sender = match version {
+        4 => f
+            .get(26..30)
+            .and_then(|a| <[u8; 4]>::try_from(a).ok())
+            .map(IpAddr::from),
+        6 => f
+            .get(22..38)
+            .and_then(|a| <[u8; 16]>::try_from(a).ok())
+            .map(IpAddr::from),
+        _ => None,
     };
     let own = sender.and_then(|to| {
         let family = || {
@@ -135,14 +146,20 @@ fn too_big<P: PacketBuffer>(
         let on_link = family().find(|n| n.contains(&to));
         on_link.or_else(|| family().next()).map(|n| n.addr())
     });
-    let len = match (f[14] >> 4, own) {
-        (4, Some(IpAddr::V4(src))) if f[14 + 6] & 0x40 != 0 => {
-            let dst: [u8; 4] = f[14 + 12..14 + 16].try_into().unwrap_or_default();
-            // The offending header and the first 8 bytes of its payload (RFC 792).
+    let len = match (version, own) {
+        (4, Some(IpAddr::V4(src))) if f.get(14 + 6).is_some_and(|b| b & 0x40 != 0) => {
             let message = IcmpMessage::FragmentationNeeded { mtu: mtu as u16 };
             let at = EthernetRepr::LEN + Ipv4Repr::LEN + message.len();
+            // The answer is made in place, so the frame must hold its headers and, behind
+            // them, the whole offending header, without which the error names no packet.
+            let header_len = usize::from(f[14] & 0x0f) * 4;
+            if header_len < Ipv4Repr::LEN || f.len() < at + header_len {
+                return Action::Drop(DropReason::TooBig);
+            }
+            let dst: [u8; 4] = f[14 + 12..14 + 16].try_into().unwrap_or_default();
+            // The offending header and the first 8 bytes of its payload (RFC 792).
             // Moved behind the new headers, within the frame.
-            let quoted = (usize::from(f[14] & 0x0f) * 4 + 8).min(f.len().saturating_sub(at));
+            let quoted = (header_len + 8).min(f.len() - at);
             f.copy_within(14..14 + quoted, at);
             let (ip, icmp) = f[14..at + quoted].split_at_mut(Ipv4Repr::LEN);
             let ip_header = Ipv4Repr {
@@ -162,14 +179,19 @@ fn too_big<P: PacketBuffer>(
             at + quoted
         }
         (6, Some(IpAddr::V6(src))) => {
+            let message = IcmpMessage::PacketTooBig { mtu: mtu as u32 };
+            let at = EthernetRepr::LEN + Ipv6Repr::LEN + message.len();
+            // As for IPv4: the frame must hold the answer's headers and the whole offending
+            // header behind them (a short frame through a tiny MTU may not).
+            if f.len() < at + Ipv6Repr::LEN {
+                return Action::Drop(DropReason::TooBig);
+            }
             let dst: [u8; 16] = f[14 + 8..14 + 24].try_into().unwrap_or_default();
             let dst = Ipv6Addr::from(dst);
-            let message = IcmpMessage::PacketTooBig { mtu: mtu as u32 };
             // As much of the packet as fits in IPv6's minimum MTU (RFC 4443 §3.2), and,
             // moved behind the new headers, within the frame (a packet too big for a small
             // MTU may be shorter than 1280 bytes).
-            let at = EthernetRepr::LEN + Ipv6Repr::LEN + message.len();
-            let quoted = (1280 - Ipv6Repr::LEN - message.len()).min(f.len().saturating_sub(at));
+            let quoted = (1280 - Ipv6Repr::LEN - message.len()).min(f.len() - at);
             f.copy_within(14..14 + quoted, at);
             let (ip, icmp) = f[14..at + quoted].split_at_mut(Ipv6Repr::LEN);
             let ip_header = Ipv6Repr {

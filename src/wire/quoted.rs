@@ -146,8 +146,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv4<T> {
             }
             let c = super::checksum::update_ipv4_addr(c, old, addr);
             let c = super::checksum::update_u16(c, old_port, new_port);
-            put_u16(&mut l4[at..at + 2], c);
+            put_u16(&mut l4[at..at + 2], sent_as(proto, c));
         }
+    }
+}
+
+/// An updated transport checksum as the packet would carry it: UDP sends a computed 0 as
+/// 0xffff, since 0 there means "no checksum" (RFC 768), as the packet's own rewrite does.
+fn sent_as(proto: u8, csum: u16) -> u16 {
+    match proto {
+        IpProtocol::UDP => super::udp::nonzero(csum),
+        _ => csum,
     }
 }
 
@@ -269,7 +278,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv6<T> {
             }
             let c = super::checksum::update_ipv6_addr(c, old, addr);
             let c = super::checksum::update_u16(c, old_port, new_port);
-            put_u16(&mut l4[at..at + 2], c);
+            put_u16(&mut l4[at..at + 2], sent_as(proto, c));
         }
     }
 }
@@ -442,6 +451,93 @@ mod tests {
         let q = quote(IpProtocol::UDP, 3, true);
         let q = QuotedIpv4::new_checked(&q[..]).unwrap();
         assert_eq!((q.is_later_fragment(), q.has_ports()), (true, false));
+    }
+
+    /// A port unreachable quoting the UDP datagram "q" from `src`:53 to `dst`:5353, its
+    /// checksum right (`with_checksum`) or zero (none).
+    fn quoted_udp_v4(src: Ipv4Addr, dst: Ipv4Addr, with_checksum: bool) -> Vec<u8> {
+        let mut dgram = vec![0, 53, 0x14, 0xe9, 0, 9, 0, 0, b'q'];
+        if with_checksum {
+            let sum = crate::wire::checksum::tcp_udp_checksum_v4(src, dst, IpProtocol::UDP, &dgram);
+            dgram[6..8].copy_from_slice(&sum.to_be_bytes());
+        }
+        let mut m = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        let mut ip = vec![0x45, 0, 0, 29, 0, 0, 0, 0, 64, IpProtocol::UDP, 0, 0];
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        let sum = crate::wire::checksum::internet_checksum(&ip);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        m.extend_from_slice(&ip);
+        m.extend_from_slice(&dgram);
+        m
+    }
+
+    /// The first port that, as the new source port of `dgram`, makes its computed UDP
+    /// checksum 0, which `checksum` ([`tcp_udp_checksum_v4`] or its IPv6 twin, over the new
+    /// pseudo-header) returns as 0xffff: a zero field would mean "no checksum".
+    ///
+    /// [`tcp_udp_checksum_v4`]: crate::wire::checksum::tcp_udp_checksum_v4
+    fn port_summing_to_zero(dgram: &[u8], checksum: impl Fn(&[u8]) -> u16) -> u16 {
+        let mut d = dgram.to_vec();
+        (0..=u16::MAX)
+            .find(|port| {
+                d[..2].copy_from_slice(&port.to_be_bytes());
+                checksum(&d) == 0xffff
+            })
+            .expect("one port in every 0xffff makes the sum all ones")
+    }
+
+    #[test]
+    fn a_quoted_udp_checksum_updated_to_zero_is_sent_as_all_ones() {
+        let (frontend, client) = (Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 1, 10));
+        let backend = Ipv4Addr::new(10, 0, 0, 11);
+        let mut m = quoted_udp_v4(frontend, client, true);
+        let port = port_summing_to_zero(&m[28..], |d| {
+            crate::wire::checksum::tcp_udp_checksum_v4(backend, client, IpProtocol::UDP, d)
+        });
+        QuotedIpv4::new_checked(&mut m[..])
+            .unwrap()
+            .set_src(backend, Some(port));
+        assert_eq!(&m[28..30], &port.to_be_bytes());
+        assert_eq!(&m[34..36], &[0xff, 0xff], "0 would mean no checksum");
+        let sum =
+            crate::wire::checksum::tcp_udp_checksum_v4(backend, client, IpProtocol::UDP, &m[28..]);
+        assert_eq!(&m[34..36], &sum.to_be_bytes(), "and the checksum is right");
+        // A datagram sent without a checksum keeps none.
+        let mut m = quoted_udp_v4(frontend, client, false);
+        QuotedIpv4::new_checked(&mut m[..])
+            .unwrap()
+            .set_src(backend, Some(port));
+        assert_eq!(&m[34..36], &[0, 0]);
+    }
+
+    #[test]
+    fn a_quoted_ipv6_udp_checksum_updated_to_zero_is_sent_as_all_ones() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) =
+            ("fd00::100".parse().unwrap(), "fd00:1::10".parse().unwrap());
+        let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+        let mut dgram = vec![0, 53, 0x14, 0xe9, 0, 9, 0, 0, b'q'];
+        let sum = crate::wire::checksum::tcp_udp_checksum_v6(src, dst, IpProtocol::UDP, &dgram);
+        dgram[6..8].copy_from_slice(&sum.to_be_bytes());
+        let port = port_summing_to_zero(&dgram, |d| {
+            crate::wire::checksum::tcp_udp_checksum_v6(backend, dst, IpProtocol::UDP, d)
+        });
+        let mut m = quote6(IpProtocol::UDP, &dgram);
+        QuotedIpv6::new_checked(&mut m[..])
+            .unwrap()
+            .set_src(backend, Some(port));
+        assert_eq!(&m[48..50], &port.to_be_bytes());
+        assert_eq!(&m[54..56], &[0xff, 0xff], "0 would mean no checksum");
+        let sum =
+            crate::wire::checksum::tcp_udp_checksum_v6(backend, dst, IpProtocol::UDP, &m[48..]);
+        assert_eq!(&m[54..56], &sum.to_be_bytes(), "and the checksum is right");
+        // A datagram sent without a checksum (a tunnel's, RFC 6935) keeps none.
+        dgram[6..8].copy_from_slice(&[0, 0]);
+        let mut m = quote6(IpProtocol::UDP, &dgram);
+        QuotedIpv6::new_checked(&mut m[..])
+            .unwrap()
+            .set_src(backend, Some(port));
+        assert_eq!(&m[54..56], &[0, 0]);
     }
 
     proptest::proptest! {

@@ -268,3 +268,73 @@ fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
     assert_eq!(&ip.payload()[8..48], &p[..40], "the packet quoted");
     assert!(out.len() <= ETH_LEN + 1280, "within IPv6's minimum MTU");
 }
+
+/// The outer header forbids fragmentation: the MTU check before encapsulating already keeps
+/// the outer packet within the interface, and a fragmentable datagram would need an
+/// identification that is not repeated (RFC 6864 §4.1), which the outer header (always 0)
+/// is not.
+#[test]
+fn the_outer_ipv4_header_forbids_fragmentation() {
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::SYN);
+    let (action, out) = through_the_pipeline(&frame, &fwd);
+    assert!(matches!(
+        action,
+        Action::Transmit {
+            backend: Some(_),
+            ..
+        }
+    ));
+    let outer = ip(&out);
+    assert!(outer.dont_fragment(), "DF set on the outer header");
+    assert!(!outer.is_fragment());
+    assert!(outer.verify_checksum(), "the header checksum covers DF");
+}
+
+/// Through an interface with a tiny MTU, an IPv6 frame (no next header, padded to Ethernet's
+/// minimum) too short to hold the answer's headers and, behind them, the offending header
+/// cannot be answered in place: a counted drop, not a panic. Long enough, it is answered.
+#[test]
+fn a_short_ipv6_frame_too_big_for_a_tiny_mtu_is_dropped() {
+    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
+    let obs = Observations {
+        interface_macs: vec![IF_MAC],
+        interface_mtus: vec![68],
+        neighbours: [(IpAddr::V4(ROUTER), Neighbour::fresh(ROUTER_MAC))].into(),
+        ..Observations::default()
+    };
+    let fwd = Forwarding::build(&vxlan_config(), &obs, 1, None);
+    let mut p = vec![0x60, 0, 0, 0, 0, 0, 0x3b, 0x40];
+    p.extend_from_slice(&CLIENT6.octets());
+    p.extend_from_slice(&FRONTEND6.octets());
+    let base = eth(
+        frontend_mac(IpAddr::V6(FRONTEND6)),
+        CLIENT_MAC,
+        EtherType::IPV6,
+        &p,
+    );
+    // Unpadded, padded to Ethernet's minimum, and each length short of the answer's headers
+    // and the quoted header.
+    let answerable = ETH_LEN + 40 + 8 + 40;
+    for len in base.len()..answerable {
+        let mut frame = base.clone();
+        frame.resize(len, 0);
+        let (action, _) = through_the_pipeline(&frame, &fwd);
+        assert_eq!(
+            action,
+            Action::Drop(DropReason::TooBig),
+            "a {len}-byte frame"
+        );
+    }
+    let mut frame = base.clone();
+    frame.resize(answerable, 0);
+    let (action, out) = through_the_pipeline(&frame, &fwd);
+    assert_eq!(
+        action,
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(&out[ETH_LEN + 48..], &p[..], "the offending header quoted");
+}
