@@ -264,9 +264,32 @@ proptest! {
 /// Extra slots (as a fraction of the table) that may change owner when one backend leaves,
 /// beyond the slots it owned. Maglev trades a little of this for balance (paper §3.4).
 /// Measured on 65537 slots, equal weights: worst 0.03% at N = 3, 0.43% at N = 10, 0.79% at
-/// N = 18 or 19 (`measure_disruption`), about 0.5% over thousands of random pools of 3 to
-/// 40; 1% leaves a margin without hiding a regression.
-const DISRUPTION_BOUND: f64 = 0.01;
+/// N = 18 or 19 (`measure_disruption`), 0.77% over 400 random pools of 3 to 14; but the
+/// random pools of the property test below found 1.30% (nva11, 13, 24 and 32, nva32
+/// leaving: `a_rare_pool_moves_more`), which failed it now and then at a bound of 1%. 2%
+/// leaves a margin; a broken permutation or fill moves tens of percent.
+const DISRUPTION_BOUND: f64 = 0.02;
+
+/// The worst pool the property test has found (1.30% moved), checked every run.
+#[test]
+fn a_rare_pool_moves_more() {
+    let backends: Vec<MaglevBackend> = [11, 13, 24, 32]
+        .iter()
+        .map(|m| MaglevBackend {
+            id: instance_id(&format!("nva{m}")),
+            weight: 1,
+        })
+        .collect();
+    let size = TableSize::DEFAULT;
+    let before = ids(&MaglevTable::build(&backends, size), &backends);
+    let remaining = &backends[..3];
+    let moved = moved_beyond_removed(
+        &before,
+        &ids(&MaglevTable::build(remaining, size), remaining),
+        backends[3].id,
+    );
+    assert!((moved as f64) <= DISRUPTION_BOUND * 65537.0, "{moved}");
+}
 
 #[test]
 #[ignore = "measurement: cargo test --lib maglev -- --ignored --nocapture"]
