@@ -23,7 +23,13 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let shim = out.join("static_fns");
 
+    // Bindings for the workspace's rust-version (1.75), not bindgen's latest Rust: 0.71's
+    // default emits `unsafe extern "C"` blocks, which need Rust 1.82.
+    // `InvalidRustTarget` has Display but no Debug, hence no `expect`.
+    let rust_target = bindgen::RustTarget::stable(75, 0)
+        .unwrap_or_else(|e| panic!("bindgen rust target 1.75 (the workspace's rust-version): {e}"));
     let bindings = bindgen::Builder::default()
+        .rust_target(rust_target)
         .header("wrapper.h")
         .clang_args(&cflags)
         .allowlist_function("rte_.*")

@@ -72,5 +72,7 @@ EOF
 fi
 
 if ! $build_only && ! cargo nextest --version >/dev/null 2>&1; then
-  cargo install cargo-nextest --locked
+  # Pinned: 0.9.85 is the newest cargo-nextest whose rust-version (1.75) is not above ours;
+  # later releases need newer Rust (0.9.86: 1.81), and plain --locked takes the latest.
+  cargo install cargo-nextest --version 0.9.85 --locked
 fi

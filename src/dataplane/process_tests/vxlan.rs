@@ -223,7 +223,6 @@ fn a_short_ipv6_packet_too_big_for_a_small_mtu_is_answered_with_what_it_holds() 
 /// `mtu`: answered with a packet-too-big (the tunnel takes 50 bytes) quoting it.
 fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
     use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
-    use crate::wire::{Icmpv6Packet, Ipv6Packet};
     let obs = Observations {
         interface_macs: vec![IF_MAC],
         interface_mtus: vec![mtu],
