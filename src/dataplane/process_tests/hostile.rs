@@ -561,7 +561,13 @@ fn ipv4_carrying_protocol_58_is_balanced_like_any_protocol() {
         );
         let (action, _, _) = both_paths(&frame, &fwd);
         assert!(
-            matches!(action, Action::Transmit { backend: Some(_), .. }),
+            matches!(
+                action,
+                Action::Transmit {
+                    backend: Some(_),
+                    ..
+                }
+            ),
             "{first}: {action:?}"
         );
     }
