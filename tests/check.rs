@@ -532,12 +532,12 @@ fn rules_and_addresses() {
         fails(
             "backend port reused by two non-floating rules of two frontends",
             two_web_rules("fe2", false),
-            &["{file}: load_balancer[plb].rule[two]: the rule sends tcp to port 8080 of backend 10.0.0.22, as load_balancer[plb].rule[one] does, from frontend 10.0.0.101:443 here and 10.0.0.100:80 there, both without floating IP: a reply from that backend port cannot be rewritten back to the right frontend; use another backend_port, or set floating_ip = true [limitation: backend port reuse needs floating IP]"],
+            &["{file}: load_balancer[plb].rule[two]: the rule sends tcp to port 8080 of backend 10.0.0.22, as load_balancer[plb].rule[one] does, from frontend 10.0.0.101:443 here and 10.0.0.100:80 there, both without floating IP: a reply from that backend port cannot be rewritten back to the right frontend; use another backend_port, or set floating_ip = true (the backend then gets the packet at its frontend port) [limitation: backend port reuse needs floating IP]"],
         ),
         fails(
             "backend port reused by two non-floating rules of one frontend",
             two_web_rules("fe1", false),
-            &["{file}: load_balancer[plb].rule[two]: the rule sends tcp to port 8080 of backend 10.0.0.22, as load_balancer[plb].rule[one] does, from frontend 10.0.0.100:443 here and 10.0.0.100:80 there, both without floating IP: a reply from that backend port cannot be rewritten back to the right frontend; use another backend_port, or set floating_ip = true [limitation: backend port reuse needs floating IP]"],
+            &["{file}: load_balancer[plb].rule[two]: the rule sends tcp to port 8080 of backend 10.0.0.22, as load_balancer[plb].rule[one] does, from frontend 10.0.0.100:443 here and 10.0.0.100:80 there, both without floating IP: a reply from that backend port cannot be rewritten back to the right frontend; use another backend_port, or set floating_ip = true (the backend then gets the packet at its frontend port) [limitation: backend port reuse needs floating IP]"],
         ),
         ok(
             "backend port reused by floating rules",
