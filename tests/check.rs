@@ -541,7 +541,23 @@ fn rules_and_addresses() {
         ),
         ok(
             "backend port reused by floating rules",
-            two_web_rules("fe2", true),
+            public(&[
+                fe("fe1", "10.0.0.100"),
+                fe("fe2", "10.0.0.101"),
+                pool("a", &["10.0.0.21", "10.0.0.22"]),
+                pool("b", &["10.0.0.22", "10.0.0.23"]),
+                rule("one", "fe1", "a", "tcp 8080 8080", true),
+                rule("two", "fe2", "b", "tcp 8080 8080", true),
+            ]),
+        ),
+        fails(
+            "a floating rule translating its port",
+            public(&[
+                fe("fe1", "10.0.0.100"),
+                pool("a", &["10.0.0.21", "10.0.0.22"]),
+                rule("one", "fe1", "a", "tcp 80 8080", true),
+            ]),
+            &["{file}: load_balancer[plb].rule[one].backend_port: with floating IP the packet reaches the backend unchanged, at port 80, so backend_port 8080 cannot apply: set backend_port = 80, or floating_ip = false to translate the port [limitation: floating IP keeps the port]"],
         ),
         fails(
             "two rules on one frontend port",

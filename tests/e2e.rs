@@ -88,7 +88,10 @@ fn balances_both_protocols(mode: &'static str) {
         let t = lab.traffic("tcp", lab.frontend(), &ports()[..1], 1, None);
         t.failures.is_empty()
     });
-    assert!(warm, "no connection to the frontend got through in five tries");
+    assert!(
+        warm,
+        "no connection to the frontend got through in five tries"
+    );
 
     let tcp = lab.traffic("tcp", lab.frontend(), &ports(), 240, None);
     assert_balanced("tcp", &tcp, 240);
