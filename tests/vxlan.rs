@@ -37,8 +37,9 @@ fn dsr_over_vxlan_through_a_router_balances_and_spreads_outer_source_ports() {
     let outer: Vec<&String> = seen.iter().filter(|l| l.contains(": VXLAN")).collect();
     assert!(
         outer.len() >= 240,
-        "VXLAN packets on the router: {}",
-        outer.len()
+        "VXLAN packets on the router: {} of {:?}",
+        outer.len(),
+        &seen[..seen.len().min(4)]
     );
     assert!(outer
         .iter()
