@@ -41,11 +41,11 @@ host() { # host NAME [BRIDGE] [DEV]: a namespace (made if new) with DEV (eth0) o
   local n=$1 br=${2:-br0} dev=${3:-eth0}
   ip netns list | grep -qw "$tag-$n" || ip netns add "$tag-$n"
   ip link add "$dev" netns "$tag-$n" type veth peer name "p-$n-$dev" netns "$tag-sw"
-  ns sw ip link set "p-$n-$dev" master "$br" up
   quiet_link sw "p-$n-$dev"
+  ns sw ip link set "p-$n-$dev" master "$br" up
   ns "$n" ip link set lo up
-  ns "$n" ip link set "$dev" up
   quiet_link "$n" "$dev"
+  ns "$n" ip link set "$dev" up
 }
 
 up() {

@@ -6,7 +6,8 @@
 # ns NAME CMD…: run CMD in the lab's namespace NAME.
 ns() { local n=$1; shift; ip netns exec "$tag-$n" "$@"; }
 
-# Offloads off: frames must cross the AF_PACKET PMD whole, MTU-sized and with real checksums.
+# Offloads off: frames must cross the AF_PACKET PMD whole, MTU-sized and with real checksums
+# (before the link comes up, for IPv6's sake: see below).
 # Without ethtool they stay on and TCP through the appliance hangs, so a missing ethtool
 # stops the lab at once (checked on the first link) rather than being hidden below.
 quiet_link() {
@@ -19,7 +20,15 @@ quiet_link() {
     ethtool_found=yes
   fi
   ns "$n" ethtool -K "$dev" tx off rx off tso off gso off gro off >/dev/null 2>&1 || true
-  [ "${V6:-false}" = true ] || ns "$n" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" >/dev/null 2>&1 || true
+  if [ "${V6:-false}" = true ]; then
+    # No duplicate address detection (run before the link comes up, which makes its
+    # link-local address): a link-local address stays tentative for a second or two, and a
+    # DSR backend, answering from the frontend's address on lo, asks for no neighbour
+    # until its link-local is usable, so the client's first SYN went unanswered for 1 or 3 s.
+    ns "$n" sysctl -qw "net.ipv6.conf.$dev.accept_dad=0" >/dev/null 2>&1 || true
+  else
+    ns "$n" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" >/dev/null 2>&1 || true
+  fi
 }
 
 # The appliance's kernel must not answer on the devices DPDK owns (the kernel twins hold the

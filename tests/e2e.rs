@@ -81,18 +81,9 @@ fn balances_both_protocols(mode: &'static str) {
     let lab = Lab::up(mode);
     let config = lab.config();
     let mut lb = Appliance::start(&lab, &config);
-    // The client's first connection of the IPv6 DSR lab sometimes takes over the tool's 3 s
-    // (two lost SYNs, about one run in five, before this session's changes as after; not
-    // understood yet): the balance is measured once one connection has got through.
-    let warm = (0..5).any(|_| {
-        let t = lab.traffic("tcp", lab.frontend(), &ports()[..1], 1, None);
-        t.failures.is_empty()
-    });
-    assert!(
-        warm,
-        "no connection to the frontend got through in five tries"
-    );
-
+    // Every connection gets through, the first one too (in the IPv6 DSR lab it once lost its
+    // SYN for a second or three, while the backends' link-local addresses were tentative:
+    // see scripts/netns-lib.sh).
     let tcp = lab.traffic("tcp", lab.frontend(), &ports(), 240, None);
     assert_balanced("tcp", &tcp, 240);
     let udp = lab.traffic("udp", lab.frontend(), &ports(), 240, None);
