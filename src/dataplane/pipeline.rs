@@ -276,7 +276,7 @@ pub fn decide_burst<P: PacketBuffer>(
     let our_mac = fwd.interfaces.get(ingress as usize).map(|ifc| ifc.mac);
     // Who sent each packet (rewritten on the way to a backend): where an ICMP error about one
     // too big for a VXLAN tunnel goes back to.
-    let senders = fwd.has_vxlan().then(|| senders(&mut packets[..n]));
+    let senders = fwd.has_vxlan().then(|| vxlan::senders(&mut packets[..n]));
     let counted = st.traffic.clone();
     let traffic: &[Traffic] = if senders.is_some() { &[] } else { &counted };
     let mut cx = Ctx { fwd, st, now_ms };
@@ -303,7 +303,14 @@ pub fn decide_burst<P: PacketBuffer>(
         }
     }
     if let Some(senders) = senders {
-        tunnel(&mut packets[..n], ingress, fwd, &senders, &mut actions[..n]);
+        let errors = (&mut cx.st.icmp_errors, cx.now_ms);
+        tunnel(
+            &mut packets[..n],
+            (ingress, errors),
+            fwd,
+            &senders,
+            &mut actions[..n],
+        );
     }
     senders.is_none()
 }
@@ -360,23 +367,11 @@ fn decide_other<P: PacketBuffer>(
     }
 }
 
-/// The source MAC of each packet.
-#[inline(never)]
-fn senders<P: PacketBuffer>(packets: &mut [P]) -> [[u8; 6]; BURST] {
-    let mut out = [[0; 6]; BURST];
-    for (o, p) in out.iter_mut().zip(packets) {
-        if let Some(mac) = p.bytes().get(6..12).and_then(|m| m.try_into().ok()) {
-            *o = mac;
-        }
-    }
-    out
-}
-
 /// Packets decided for backends behind VXLAN, as addressed to them, go inside the tunnel.
 #[inline(never)]
 fn tunnel<P: PacketBuffer>(
     packets: &mut [P],
-    ingress: InterfaceId,
+    (ingress, errors): (InterfaceId, vxlan::Errors),
     fwd: &Forwarding,
     senders: &[[u8; 6]; BURST],
     actions: &mut [Action],
@@ -389,7 +384,8 @@ fn tunnel<P: PacketBuffer>(
         {
             match fwd.tunnel(b) {
                 Some(v) => {
-                    *action = vxlan::encapsulate(p, (b, v), fwd, (ingress, *sender), interface);
+                    let from = ((ingress, *sender), (&mut *errors.0, errors.1));
+                    *action = vxlan::encapsulate(p, (b, v), fwd, from, interface);
                 }
                 // Behind VXLAN with the tunnel's next hop unresolved: never out unwrapped.
                 None if fwd

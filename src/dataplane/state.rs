@@ -6,7 +6,7 @@ use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 
 use super::counters::{backend_counters, backend_traffic, Counter, Traffic, WorkerCounters};
-use super::exception::KernelBudget;
+use super::exception::{KernelBudget, TokenBucket};
 use super::fragments::{Datagrams, FRAGMENT_CAPACITY};
 use super::neighbours::{NeighbourReports, Report};
 use crate::config::Dataplane;
@@ -50,6 +50,9 @@ pub struct WorkerState {
     pub neighbours: NeighbourReports,
     /// What the worker may still hand to the kernel twins.
     pub kernel: KernelBudget,
+    /// The ICMP errors the worker may still send (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8):
+    /// [`vxlan::ERRORS_PER_SECOND`](super::vxlan::ERRORS_PER_SECOND).
+    pub icmp_errors: TokenBucket,
     /// New flows decided for each backend: shared with the worker's
     /// [`WorkerCounters::backend_flows`](super::WorkerCounters), which the metrics read.
     pub new_flows: Arc<[Counter]>,
@@ -98,6 +101,7 @@ impl WorkerState {
             fragments: Datagrams::with_capacity(FRAGMENT_CAPACITY),
             neighbours: NeighbourReports::new(reports),
             kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
+            icmp_errors: TokenBucket::full(super::vxlan::ERRORS_PER_SECOND),
             new_flows: backend_counters(OWN_COUNTED_BACKENDS),
             traffic: backend_traffic(OWN_COUNTED_BACKENDS),
         }

@@ -5,13 +5,16 @@
 //! symmetric hash, so routers spread flows (and both directions of a transit flow look
 //! alike). A packet the interface's MTU cannot carry encapsulated is answered, like a router
 //! would, with "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6), or dropped
-//! (`too_big`) when it may be fragmented (IPv4 without DF), which haports does not do.
+//! (`too_big`) when it may be fragmented (IPv4 without DF), which haports does not do, or
+//! when the worker has sent [`ERRORS_PER_SECOND`] such errors already.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::exception::TokenBucket;
 use super::pipeline::PacketBuffer;
 use super::slow::packet_key;
 use super::state::Action;
+use crate::dpdk::BURST;
 use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, VxlanLink};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
@@ -35,21 +38,30 @@ pub const PORT: u16 = 4789;
 /// Outer UDP source ports are taken from this range (the dynamic ports, RFC 7348 §5).
 const SOURCE_PORTS: u16 = 49152;
 
+/// ICMP errors a worker sends at most a second, in bursts of a tenth of that (Linux's
+/// `icmp_msgs_per_sec` is 1000 too): a flood of packets too big for a tunnel gets no more
+/// answers than that, whatever source it claims (ICMPv6 errors must be limited, RFC 4443
+/// §2.4(f)); the rest are dropped as `too_big`.
+pub const ERRORS_PER_SECOND: u32 = 1000;
+
+/// The budget of ICMP errors a packet too big for the tunnel draws on, and the time.
+pub(super) type Errors<'a> = (&'a mut TokenBucket, u64);
+
 /// Puts the frame in `p` (already addressed to the backend's VXLAN device) inside VXLAN to
 /// backend `b` (whose link is `v`), out of `egress`; `from` is the interface it came in on
-/// and the MAC that sent it (where an ICMP error about it goes back).
+/// and the MAC that sent it (where an ICMP error about it goes back, `errors` permitting).
 pub(super) fn encapsulate<P: PacketBuffer>(
     p: &mut P,
     (b, v): (BackendId, &VxlanLink),
     fwd: &Forwarding,
-    from: (InterfaceId, [u8; 6]),
+    (from, errors): ((InterfaceId, [u8; 6]), Errors),
     egress: InterfaceId,
 ) -> Action {
     let inner = p.bytes().len();
     // The outer IP packet: IPv4, UDP and VXLAN headers, then the inner frame.
     let outer_ip = OUTER_IP_OVERHEAD + inner;
     if outer_ip > usize::from(v.mtu) {
-        return too_big(p, v, fwd, from);
+        return too_big(p, v, fwd, from, errors);
     }
     let source_port = source_port(p.bytes(), fwd.hash_seed);
     if !p.prepend(OVERHEAD) {
@@ -101,6 +113,19 @@ pub(super) fn encapsulate<P: PacketBuffer>(
     }
 }
 
+/// The source MAC of each packet of a burst (where an ICMP error about it goes back), taken
+/// before the burst is rewritten.
+#[inline(never)]
+pub(super) fn senders<P: PacketBuffer>(packets: &mut [P]) -> [[u8; 6]; BURST] {
+    let mut out = [[0; 6]; BURST];
+    for (o, p) in out.iter_mut().zip(packets) {
+        if let Some(mac) = p.bytes().get(6..12).and_then(|m| m.try_into().ok()) {
+            *o = mac;
+        }
+    }
+    out
+}
+
 /// The flow's symmetric hash folded into the dynamic port range.
 fn source_port(frame: &[u8], seed: u64) -> u16 {
     let hash = parse_headers(frame).map_or(0, |h| symmetric_hash(&packet_key(&h), seed));
@@ -109,12 +134,13 @@ fn source_port(frame: &[u8], seed: u64) -> u16 {
 
 /// A frame too big for the tunnel, turned in place into the ICMP error about it, back to
 /// its sender (`from`: the interface and MAC it came from); a drop when it may be
-/// fragmented or no error can be made.
+/// fragmented, no error can be made, or the worker's budget of errors is spent.
 fn too_big<P: PacketBuffer>(
     p: &mut P,
     v: &VxlanLink,
     fwd: &Forwarding,
     (ingress, sender_mac): (InterfaceId, [u8; 6]),
+    (budget, now_ms): Errors,
 ) -> Action {
     // What the inner IP packet may be: the outer MTU less every header around it.
     let mtu = usize::from(v.mtu).saturating_sub(OVERHEAD);
@@ -212,6 +238,9 @@ fn too_big<P: PacketBuffer>(
         // IPv4 without DF (it would need fragmenting), or no own address to answer from.
         _ => return Action::Drop(DropReason::TooBig),
     };
+    if !budget.take(now_ms, ERRORS_PER_SECOND) {
+        return Action::Drop(DropReason::TooBig);
+    }
     f[..6].copy_from_slice(&sender_mac);
     f[6..12].copy_from_slice(&interface.mac.0);
     if !p.truncate(len) {

@@ -337,3 +337,43 @@ fn a_short_ipv6_frame_too_big_for_a_tiny_mtu_is_dropped() {
     );
     assert_eq!(&out[ETH_LEN + 48..], &p[..], "the offending header quoted");
 }
+
+#[test]
+fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let big = tcp(
+        CLIENT,
+        FRONTEND,
+        40_000,
+        443,
+        TcpFlags::ACK,
+        &vec![7; 1451 - 40],
+    );
+    let packet = ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &big);
+    let frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let (mut st, _) = worker();
+    // How many of `count` such packets at `now` are answered; the others are counted drops.
+    let mut answered = |now: u64, count: usize| {
+        (0..count)
+            .filter(|_| {
+                let mut burst = vec![frame.clone()];
+                let mut actions = [Action::Drop(DropReason::Unsupported); 1];
+                process_burst(&mut burst, LAN, &mut st, &fwd, now, &mut actions);
+                match actions[0] {
+                    Action::Transmit {
+                        interface: LAN,
+                        backend: None,
+                    } => true,
+                    Action::Drop(DropReason::TooBig) => false,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .count()
+    };
+    // A tenth of a second's worth at once, then none more in the same millisecond.
+    let burst = (crate::dataplane::vxlan::ERRORS_PER_SECOND / 10) as usize;
+    assert_eq!(answered(NOW, 3 * burst), burst);
+    // One a millisecond after that (a thousand a second), and a whole burst after a second.
+    assert_eq!(answered(NOW + 1, 10), 1);
+    assert_eq!(answered(NOW + 1001, 3 * burst), burst);
+}
