@@ -287,7 +287,7 @@ fn neighbour_solicitation_parses_back_with_a_valid_checksum() {
     assert_eq!(h.dst, "ff02::1:ff00:11".parse::<IpAddr>().unwrap());
     let icmp = Icmpv6Packet::new_checked(&f[54..]).unwrap();
     assert_eq!(icmp.ns_target(), Some(target));
-    assert_eq!(icmp.ns_source_mac(), Some(mac));
+    assert_eq!(icmp.ns_source_mac(), Ok(Some(mac)));
     assert!(icmp.verify_checksum(src, "ff02::1:ff00:11".parse().unwrap()));
     assert!(EthernetFrame::new_checked(&f[..])
         .unwrap()

@@ -71,7 +71,8 @@ pub(super) fn arp(
 
 /// IPv6 neighbour discovery for a frontend (ARP's counterpart): a solicitation for a
 /// frontend address is answered with an advertisement of the frontend's own MAC, out of the
-/// interface it came in on. Advertisements and solicitations are reported (RFC 4861 §7.1.2:
+/// interface it came in on, to the MAC it came from (a unicast solicitation may name no
+/// link-layer address of its sender; a multicast one must). Advertisements and solicitations are reported (RFC 4861 §7.1.2:
 /// only with hop limit 255 and a valid checksum): a solicited advertisement to an own address
 /// as a possible answer, anything else as a hint. `None`: not a solicitation for a frontend
 /// (the appliance's own addresses are the kernel twin's to answer).
@@ -122,9 +123,10 @@ pub(super) fn neighbour_solicitation(
     let Some(fe) = fwd.frontend(IpAddr::V6(target)) else {
         return Ok(None);
     };
-    let (IpAddr::V6(asker), Some(asker_mac)) = (h.src, sender_mac) else {
-        // No link-layer option: nothing to answer.
-        return Err(DropReason::Unsupported);
+    // Options of length 0, or running past the message: discarded (RFC 4861 §7.1.1).
+    let sender_mac = sender_mac?;
+    let IpAddr::V6(asker) = h.src else {
+        return Ok(None);
     };
     // Duplicate-address detection (from ::) is the owner's to defend; a group source address
     // at layer 2 is no sender to answer.
@@ -134,25 +136,35 @@ pub(super) fn neighbour_solicitation(
     if src_mac.is_multicast() {
         return Err(DropReason::Malformed);
     }
-    cx.st.neighbours.hint(ingress, h.src, asker_mac);
+    match sender_mac {
+        Some(asker_mac) => cx.st.neighbours.hint(ingress, h.src, asker_mac),
+        // A multicast solicitation must name its sender's link-layer address (RFC 4861
+        // §4.3); a unicast one, a neighbour checking that the frontend is still there, may
+        // leave it out, and is answered to the MAC it came from.
+        None if h.dst.is_multicast() => return Err(DropReason::Malformed),
+        None => {}
+    }
     let mac = fwd.frontends[fe as usize].mac;
     // The advertisement alone, right behind the IPv6 header: the solicitation's extension
     // headers were for it, not for the answer (an authentication header would be false on
     // it; one in a fragment never gets here). What the solicitation had beyond the
-    // advertisement's 32 bytes (its further options) is left behind it, a trailer after the
-    // packet.
+    // advertisement's 32 bytes (24 without options; its further options) is left behind it,
+    // a trailer after the packet.
     let at = l3 + 40;
     let behind = l4.checked_sub(at).ok_or(DropReason::Malformed)?;
-    let region = frame.get_mut(at..l4 + 32).ok_or(DropReason::Truncated)?;
-    Icmpv6Packet::new_checked(&mut region[behind..])?.make_neighbour_advert_in_place(mac)?;
-    region.copy_within(behind.., 0);
+    let region = frame
+        .get_mut(at..end.min(l4 + 32))
+        .ok_or(DropReason::Truncated)?;
+    let len =
+        Icmpv6Packet::new_checked(&mut region[behind..])?.make_neighbour_advert_in_place(mac)?;
+    region.copy_within(behind..behind + len, 0);
     let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
     ip.set_next_header(IpProtocol::ICMPV6);
     ip.set_src(target);
     ip.set_dst(asker);
     ip.set_hop_limit(255);
-    ip.shorten_payload(32);
-    Icmpv6Packet::new_checked(&mut frame[at..at + 32])?.fill_checksum(target, asker);
+    ip.shorten_payload(len);
+    Icmpv6Packet::new_checked(&mut frame[at..at + len])?.fill_checksum(target, asker);
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     eth.set_dst(src_mac);
     eth.set_src(mac);

@@ -213,14 +213,27 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
             && data[4] & NA_SOLICITED != 0
     }
 
-    /// The sender's link-layer address a solicitation carries, if any.
-    pub fn ns_source_mac(&self) -> Option<super::MacAddr> {
+    /// The sender's link-layer address a solicitation carries, if any: its first source
+    /// link-layer address option of an Ethernet address, wherever it stands among the
+    /// options (RFC 4861 §4.6: in any order). `Malformed` where an option has length 0 or
+    /// runs past the message (such a message is discarded, §7.1.1).
+    pub fn ns_source_mac(&self) -> Result<Option<super::MacAddr>, Error> {
         let data = self.buffer.as_ref();
-        let ok = data.len() >= 32
-            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_SOLICIT
-            && data[24] == NDP_OPT_SOURCE_LLADDR
-            && data[25] == 1;
-        ok.then(|| super::MacAddr::from_bytes(&data[26..32]))
+        if data.len() < 24 || data[field::TYPE] != Icmpv6Type::NEIGHBOR_SOLICIT {
+            return Ok(None);
+        }
+        let (mut at, mut found) = (24, None);
+        while at < data.len() {
+            let len = usize::from(*data.get(at + 1).ok_or(Error::Malformed)?) * 8;
+            if len == 0 || at + len > data.len() {
+                return Err(Error::Malformed);
+            }
+            if found.is_none() && data[at] == NDP_OPT_SOURCE_LLADDR && len == 8 {
+                found = Some(super::MacAddr::from_bytes(&data[at + 2..at + 8]));
+            }
+            at += len;
+        }
+        Ok(found)
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -254,28 +267,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
         set_type_code(self.buffer.as_mut(), Icmpv6Type::ECHO_REPLY);
     }
 
-    /// Turns a neighbour solicitation that carries its sender's link-layer address option
-    /// (RFC 4861 §4.3) into the advertisement answering it (§4.4): solicited and override
-    /// flags, the same target, and a target link-layer address option holding `mac`, in the
-    /// same 32 bytes. The checksum is the caller's to fill once the IPv6 addresses are set.
-    /// `Unsupported` (nothing written) for any other shape.
-    pub fn make_neighbour_advert_in_place(&mut self, mac: super::MacAddr) -> Result<(), Error> {
+    /// Turns a neighbour solicitation into the advertisement answering it (RFC 4861 §4.4),
+    /// in the solicitation's own bytes: solicited and override flags, the same target, and a
+    /// target link-layer address option holding `mac`, in 32 bytes, where the solicitation
+    /// has options (8 bytes or more) to write it over; where it has none (a unicast
+    /// solicitation may leave its sender's address out, §4.3), 24 bytes without the option
+    /// and so without the override flag (§7.2.4). Returns the advertisement's length. The
+    /// checksum is the caller's to fill once the IPv6 addresses are set. `Unsupported`
+    /// (nothing written) for any other message.
+    pub fn make_neighbour_advert_in_place(&mut self, mac: super::MacAddr) -> Result<usize, Error> {
         let data = self.buffer.as_mut();
         // type, code, checksum, reserved (4), target (16), then options of 8-byte units.
-        let is_ns_with_slla = data.len() >= 32
-            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_SOLICIT
-            && data[24] == NDP_OPT_SOURCE_LLADDR
-            && data[25] == 1;
-        if !is_ns_with_slla {
+        if data.len() < 24 || data[field::TYPE] != Icmpv6Type::NEIGHBOR_SOLICIT {
             return Err(Error::Unsupported);
         }
         data[field::TYPE] = Icmpv6Type::NEIGHBOR_ADVERT;
         data[field::CODE] = 0;
+        if data.len() < 32 {
+            data[4..8].copy_from_slice(&[NA_SOLICITED, 0, 0, 0]);
+            return Ok(24);
+        }
         data[4..8].copy_from_slice(&[NA_SOLICITED | NA_OVERRIDE, 0, 0, 0]);
         data[24] = NDP_OPT_TARGET_LLADDR;
         data[25] = 1;
         data[26..32].copy_from_slice(mac.as_bytes());
-        Ok(())
+        Ok(32)
     }
 }
 

@@ -360,4 +360,5 @@ mod hostile;
 mod icmp_and_ipv6;
 mod never_panics;
 mod pipeline;
+mod solicitations;
 mod vxlan;

@@ -1,0 +1,121 @@
+//! Neighbour solicitations for a frontend as RFC 4861 allows them: options in any order, and
+//! a unicast one without its sender's link-layer address (§4.3); malformed options discarded
+//! (§7.1.1).
+
+use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, solicitation, CLIENT6, FRONTEND6};
+use super::*;
+
+/// A solicitation for the frontend with `options` behind its target, to `dst` (the
+/// frontend itself, or its solicited-node group as [`solicitation`] sends it).
+fn solicitation_with(options: &[u8], multicast: bool) -> Vec<u8> {
+    let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&FRONTEND6.octets());
+    m.extend_from_slice(options);
+    if multicast {
+        let plain = solicitation(FRONTEND6);
+        let group = Ipv6Packet::new_checked(&plain[ETH_LEN..]).unwrap().dst();
+        icmp6_frame(MacAddr(plain[..6].try_into().unwrap()), CLIENT6, group, m)
+    } else {
+        let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
+        icmp6_frame(fe_mac, CLIENT6, FRONTEND6, m)
+    }
+}
+
+/// The advertisement `frame` became: its ICMPv6 message, checked from the frontend to the
+/// client at layer 2 and 3.
+fn advert(frame: &[u8]) -> Vec<u8> {
+    assert_eq!(
+        macs(frame),
+        (CLIENT_MAC, frontend_mac(IpAddr::V6(FRONTEND6)))
+    );
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!(
+        (ip.src(), ip.dst(), ip.hop_limit()),
+        (FRONTEND6, CLIENT6, 255)
+    );
+    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
+    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
+    assert_eq!(&ip.payload()[8..24], &FRONTEND6.octets(), "the target");
+    ip.payload().to_vec()
+}
+
+const ANSWERED: Action = Action::Transmit {
+    interface: LAN,
+    backend: None,
+};
+
+#[test]
+fn a_unicast_solicitation_without_the_senders_address_is_answered_to_the_mac_it_came_from() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let mut frame = solicitation_with(&[], false);
+    assert_eq!(process(&mut frame, LAN, &mut st, &fwd, NOW), ANSWERED);
+    let na = advert(&frame);
+    assert_eq!(na.len(), 24, "no option to answer with");
+    assert_eq!(
+        na[4] & 0x60,
+        0x40,
+        "solicited; not override, without the option"
+    );
+    assert_eq!(drain(&reports), vec![], "nothing learnt from it");
+}
+
+#[test]
+fn a_multicast_solicitation_without_the_senders_address_is_malformed() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let mut frame = solicitation_with(&[], true);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::Malformed)
+    );
+    assert_eq!(drain(&reports), vec![]);
+}
+
+#[test]
+fn the_senders_address_is_found_behind_another_option() {
+    let fwd = build(&ipv6_config(), &[]);
+    for multicast in [true, false] {
+        let (mut st, reports) = worker();
+        // A nonce (RFC 3971), then the source link-layer address.
+        let mut options = vec![14, 1, 1, 2, 3, 4, 5, 6, 1, 1];
+        options.extend_from_slice(&CLIENT_MAC.0);
+        let mut frame = solicitation_with(&options, multicast);
+        assert_eq!(process(&mut frame, LAN, &mut st, &fwd, NOW), ANSWERED);
+        let na = advert(&frame);
+        assert_eq!(na.len(), 32);
+        assert_eq!(na[4] & 0x60, 0x60, "solicited and override");
+        let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
+        assert_eq!((na[24], na[25], &na[26..32]), (2, 1, &fe_mac.0[..]));
+        assert_eq!(
+            drain(&reports),
+            vec![Report::Hint {
+                interface: LAN,
+                addr: IpAddr::V6(CLIENT6),
+                mac: CLIENT_MAC
+            }]
+        );
+    }
+}
+
+#[test]
+fn a_solicitation_with_an_option_of_length_zero_or_past_its_end_is_malformed() {
+    let fwd = build(&ipv6_config(), &[]);
+    let mut zero = vec![1, 0];
+    zero.extend_from_slice(&CLIENT_MAC.0);
+    let mut long = vec![1, 2];
+    long.extend_from_slice(&CLIENT_MAC.0);
+    for options in [zero, long] {
+        for multicast in [true, false] {
+            let (mut st, reports) = worker();
+            let mut frame = solicitation_with(&options, multicast);
+            assert_eq!(
+                process(&mut frame, LAN, &mut st, &fwd, NOW),
+                Action::Drop(DropReason::Malformed),
+                "options {options:?}, multicast {multicast}"
+            );
+            assert_eq!(drain(&reports), vec![]);
+        }
+    }
+}
