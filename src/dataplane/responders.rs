@@ -72,10 +72,11 @@ pub(super) fn arp(
 /// IPv6 neighbour discovery for a frontend (ARP's counterpart): a solicitation for a
 /// frontend address is answered with an advertisement of the frontend's own MAC, out of the
 /// interface it came in on, to the MAC it came from (a unicast solicitation may name no
-/// link-layer address of its sender; a multicast one must). Advertisements and solicitations are reported (RFC 4861 §7.1.2:
-/// only with hop limit 255 and a valid checksum): a solicited advertisement to an own address
-/// as a possible answer, anything else as a hint. `None`: not a solicitation for a frontend
-/// (the appliance's own addresses are the kernel twin's to answer).
+/// link-layer address of its sender; a multicast one must). Advertisements and solicitations
+/// are reported (RFC 4861 §7.1.2: only with hop limit 255 and a valid checksum): a solicited
+/// advertisement to an own address as a possible answer, anything else as a hint. `None`:
+/// not a solicitation for a frontend (the appliance's own addresses are the kernel twin's to
+/// answer).
 ///
 /// Neighbour discovery in fragments is dropped as `Unsupported`, neither answered, reported
 /// nor handed on (RFC 6980 §5): no honest sender fragments it, and fragments are how a
