@@ -15,9 +15,10 @@
 //! Packets are handled in arrival order in stage 2, so a flow's state changes in the order
 //! its packets came, whichever path they take.
 //!
-//! The worker runs the stages a burst apart ([`classify_burst`] on the burst just received,
-//! then [`decide_burst`] on the one before it), so that a burst's buckets are requested a
-//! whole burst's work before they are read; [`process_burst`] runs both on one burst.
+//! Where the flow table is large, the worker runs the stages a burst apart ([`classify_burst`]
+//! on the burst just received, then [`decide_burst`] on the one before it), so that a burst's
+//! buckets are requested a whole burst's work before they are read; below that it runs both
+//! on each burst at once, as [`process_burst`] does (`decides_apart`, in the worker).
 
 use super::counters::{count_backend, Traffic};
 use super::nat::deliver_v4;
