@@ -147,11 +147,11 @@ const APART_FROM_BUCKETS: usize = 1 << 15;
 /// requested in stage 1, come from memory meanwhile: where the flow table is large
 /// ([`APART_FROM_BUCKETS`]). Below that they come from the caches within the burst's own
 /// classification, and a burst decided at once still has its packets in the first-level
-/// cache, where a burst later they had been pushed out by the next burst's: `bench-pps.sh`,
-/// 1k flows, three rounds, two runs of each build alternating: NAT 15.9 → 17.8 Mpps (0.48 →
-/// 0.53 of 5tswap), DSR 17.7 → 18.9 (0.52 → 0.55). At 64k flows (decided at once in the
-/// trial, with a 16 MiB threshold) NAT went 13.9 → 14.8 and DSR 15.0 → 15.8, within the
-/// runs' spread in ratio (0.42 → 0.43, 0.45 → 0.46): left apart, as the labs need.
+/// cache, where a burst later they had been pushed out by the next burst's (`bench-pps.sh`,
+/// 1k flows, four alternating pairs of runs: NAT 0.43–0.48 → 0.48–0.53 of 5tswap, DSR
+/// 0.47–0.52 → 0.51–0.58; README, performance). At 64k flows, decided at once in a trial
+/// with a 16 MiB threshold, the ratios moved within the runs' spread (NAT 0.42 → 0.43, DSR
+/// 0.45 → 0.46): such tables stay apart, which lets the labs' run both ways.
 #[inline]
 fn decides_apart(st: &WorkerState) -> bool {
     st.flows.v4.buckets_in_use() >= APART_FROM_BUCKETS
