@@ -128,6 +128,22 @@ fn without_the_next_hop_resolved_nothing_leaves_and_it_is_asked_for() {
     assert_eq!(action, Action::Drop(DropReason::NoNeighbour));
 }
 
+/// A TCP segment with DF whose IPv4 packet is one byte more than the tunnel carries (1451
+/// bytes): the segment, the packet and its frame.
+fn one_byte_too_big() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let big = tcp(
+        CLIENT,
+        FRONTEND,
+        40_000,
+        443,
+        TcpFlags::ACK,
+        &vec![7; 1451 - 40],
+    );
+    let packet = ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &big);
+    let frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    (big, packet, frame)
+}
+
 #[test]
 fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_dropped_without_df() {
     let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
@@ -154,16 +170,7 @@ fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_dropped_witho
         }
     ));
 
-    let big = tcp(
-        CLIENT,
-        FRONTEND,
-        40_000,
-        443,
-        TcpFlags::ACK,
-        &vec![7; 1451 - 40],
-    );
-    let packet = ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &big);
-    let frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let (big, packet, frame) = one_byte_too_big();
     let (action, out) = through_the_pipeline(&frame, &fwd);
     assert_eq!(
         action,
@@ -341,16 +348,7 @@ fn a_short_ipv6_frame_too_big_for_a_tiny_mtu_is_dropped() {
 #[test]
 fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
     let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
-    let big = tcp(
-        CLIENT,
-        FRONTEND,
-        40_000,
-        443,
-        TcpFlags::ACK,
-        &vec![7; 1451 - 40],
-    );
-    let packet = ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &big);
-    let frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let (_, _, frame) = one_byte_too_big();
     let (mut st, _) = worker();
     // How many of `count` such packets at `now` are answered; the others are counted drops.
     let mut answered = |now: u64, count: usize| {
