@@ -248,6 +248,25 @@ pub(super) fn solicitation(target: Ipv6Addr) -> Vec<u8> {
     )
 }
 
+/// The advertisement `frame` became: its ICMPv6 message, checked from the frontend to the
+/// client at layer 2 and 3.
+pub(super) fn advert(frame: &[u8]) -> Vec<u8> {
+    assert_eq!(
+        macs(frame),
+        (CLIENT_MAC, frontend_mac(IpAddr::V6(FRONTEND6)))
+    );
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!(
+        (ip.src(), ip.dst(), ip.hop_limit()),
+        (FRONTEND6, CLIENT6, 255)
+    );
+    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
+    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
+    assert_eq!(&ip.payload()[8..24], &FRONTEND6.octets(), "the target");
+    ip.payload().to_vec()
+}
+
 #[test]
 fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
     let fwd = build(&ipv6_config(), &[]);
@@ -261,18 +280,8 @@ fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
         }
     );
     let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
-    assert_eq!(macs(&frame), (CLIENT_MAC, fe_mac));
-    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
-    assert_eq!(
-        (ip.src(), ip.dst(), ip.hop_limit()),
-        (FRONTEND6, CLIENT6, 255)
-    );
-    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
-    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
-    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
-    let body = ip.payload();
+    let body = advert(&frame);
     assert_eq!(body[4] & 0x60, 0x60, "solicited and override");
-    assert_eq!(&body[8..24], &FRONTEND6.octets());
     assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
     assert_eq!(
         drain(&reports),

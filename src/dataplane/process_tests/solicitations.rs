@@ -2,7 +2,7 @@
 //! a unicast one without its sender's link-layer address (§4.3); malformed options discarded
 //! (§7.1.1).
 
-use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, solicitation, CLIENT6, FRONTEND6};
+use super::icmp_and_ipv6::{advert, icmp6_frame, ipv6_config, solicitation, CLIENT6, FRONTEND6};
 use super::*;
 
 /// A solicitation for the frontend with `options` behind its target, to `dst` (the
@@ -19,25 +19,6 @@ fn solicitation_with(options: &[u8], multicast: bool) -> Vec<u8> {
         let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
         icmp6_frame(fe_mac, CLIENT6, FRONTEND6, m)
     }
-}
-
-/// The advertisement `frame` became: its ICMPv6 message, checked from the frontend to the
-/// client at layer 2 and 3.
-fn advert(frame: &[u8]) -> Vec<u8> {
-    assert_eq!(
-        macs(frame),
-        (CLIENT_MAC, frontend_mac(IpAddr::V6(FRONTEND6)))
-    );
-    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
-    assert_eq!(
-        (ip.src(), ip.dst(), ip.hop_limit()),
-        (FRONTEND6, CLIENT6, 255)
-    );
-    let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
-    assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
-    assert!(na.verify_checksum(FRONTEND6, CLIENT6));
-    assert_eq!(&ip.payload()[8..24], &FRONTEND6.octets(), "the target");
-    ip.payload().to_vec()
 }
 
 const ANSWERED: Action = Action::Transmit {
