@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use haports::config::{Config, ConfigError};
+use haports::lb::decision;
 use haports::lb::flow::FlowKey;
 use haports::lb::forwarding::{Forwarding, Observations};
 
@@ -275,7 +276,7 @@ fn lookup(
                 continue;
             }
         };
-        let result = fwd.lookup(&key, via);
+        let result = decision::lookup(&fwd, &key, via);
         match (json, result) {
             (false, Ok(d)) => println!("{key} -> {}", fwd.backends[d.backend as usize].address),
             (false, Err(reason)) => println!("{key} -> drop ({reason})"),

@@ -3,7 +3,7 @@
 //! rules of DESIGN §7).
 //!
 //! Pure Rust: this module never imports `dpdk`, so every part of it runs in plain
-//! `cargo test`. The rest of the program takes a `Config` that passed [`validate`].
+//! `cargo test`. The rest of the program takes a `Config` that passed [`validate()`].
 #![forbid(unsafe_code)]
 
 mod announce;

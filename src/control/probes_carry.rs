@@ -10,7 +10,7 @@ use crate::config::Config;
 /// targets that checked the same service with other timing or thresholds (up if all of them
 /// were), else, for a backend that was serving before the reload (`served`, see [`serving`]:
 /// a rule given a probe, a probe's port or path changed), up; from there its thresholds
-/// apply ([`Prober::set_targets`]). A target of a backend new to the config counts as down
+/// apply ([`Prober::set_targets`](super::Prober::set_targets)). A target of a backend new to the config counts as down
 /// until its first result, as at start. Without this, such a reload took its backends down
 /// until their first result and their established flows with them.
 pub fn carried_health(

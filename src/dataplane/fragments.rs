@@ -3,139 +3,16 @@
 //! decision kept per datagram; the later ones follow it, rewritten the same way at the IP
 //! layer, or are dropped as `fragment` when their first was not seen.
 //!
-//! The datagrams followed are bounded ([`FRAGMENT_CAPACITY`] a worker), and the oldest
-//! makes room for a new one: a flood of first fragments whose later ones never come then
-//! shortens how long a datagram is followed (to the time the flood takes to bring that many
-//! first fragments: 16 ms at a million a second, where a datagram's fragments come within
-//! microseconds of each other) instead of locking every new datagram out for 5 s.
+//! The datagrams followed are held in [`Datagrams`](super::datagrams::Datagrams), a worker's own.
 
-use std::collections::VecDeque;
-use std::net::IpAddr;
-
+use super::action::Action;
+use super::ctx::Ctx;
+use super::datagrams::Fragment;
 use super::nat::{reply_to_client, set_address, Side};
-use super::slow::Ctx;
-use super::state::Action;
 use crate::lb::flow::FlowKey;
-use crate::lb::forwarding::{BackendId, ReverseNat};
 use crate::lb::hash::symmetric_hash;
-use crate::lb::side_table::SideTable;
 use crate::lb::verdict::DropReason;
-use crate::wire::{Headers, IpProtocol, Ipv4Packet};
-
-/// Datagrams in flight in fragments one worker follows at once.
-pub(super) const FRAGMENT_CAPACITY: usize = 16_384;
-/// How long the later fragments of a datagram are expected after its first.
-const FRAGMENT_TIMEOUT_MS: u64 = 5_000;
-
-/// What a datagram's first fragment got, for its later fragments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fragment {
-    /// To a backend (destination rewritten to it when `nat`).
-    Forward { backend: BackendId, nat: bool },
-    /// A NATed reply: source rewritten to the frontend.
-    Reply(ReverseNat),
-}
-
-/// The datagrams a worker follows in fragments: what each one's first fragment got, and
-/// the order the first fragments came in. A datagram is followed until 5 s after its last
-/// fragment, or until [`FRAGMENT_CAPACITY`] newer first fragments have come, whichever is
-/// first: a full table makes room by its oldest. All its memory is taken at start.
-#[derive(Debug)]
-pub struct Datagrams {
-    table: SideTable<Fragment>,
-    /// The keys (and hashes) of the last `capacity` inserts, oldest first: every datagram
-    /// the table holds has one here, so that the table never holds more than this does.
-    /// A key inserted again is here twice; one that left the table (expired) stays until
-    /// it comes to the front.
-    order: VecDeque<(FlowKey, u64)>,
-    /// Live datagrams that left for newer ones.
-    pub evicted: u64,
-}
-
-impl Datagrams {
-    pub fn with_capacity(capacity: usize) -> Self {
-        Datagrams {
-            table: SideTable::with_capacity(capacity),
-            order: VecDeque::with_capacity(capacity),
-            evicted: 0,
-        }
-    }
-
-    /// Datagrams held, expired ones not yet reclaimed included.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
-    /// Follows the datagram `key` (its hash `hash`) for [`FRAGMENT_TIMEOUT_MS`]; where the
-    /// last `capacity` inserts are in the order already, the oldest of them leaves first.
-    fn insert(&mut self, key: FlowKey, hash: u64, what: Fragment, now_ms: u64) {
-        if self.order.len() >= self.table.capacity() {
-            if let Some((old, old_hash)) = self.order.pop_front() {
-                let live = self.table.live(&old, old_hash, now_ms);
-                if self.table.remove(&old, old_hash).is_some() && live {
-                    self.evicted += 1;
-                }
-            }
-        }
-        // With fewer items in the order than the table's capacity, the table has room.
-        if self
-            .table
-            .insert(key, hash, what, now_ms, FRAGMENT_TIMEOUT_MS)
-        {
-            self.order.push_back((key, hash));
-        }
-    }
-
-    /// What the first fragment of datagram `key` got, if it is followed (its 5 s restart).
-    fn lookup(&mut self, key: &FlowKey, hash: u64, now_ms: u64) -> Option<Fragment> {
-        self.table.lookup(key, hash, now_ms)
-    }
-
-    /// Incremental aging, at most `max_scan` slots.
-    pub fn expire(&mut self, now_ms: u64, max_scan: usize) {
-        self.table.expire(now_ms, max_scan);
-    }
-}
-
-/// A datagram's identity, as its receiver reassembles it: addresses, identification (in the
-/// port slot; this key lives in its own table, never among flows) and, for IPv4, protocol.
-/// IPv6 reassembles without it (RFC 8200 §4.5): a later fragment names only the first header
-/// of the fragmentable part, which need not be the transport its first fragment names.
-pub(super) fn fragment_key(h: &Headers, ident: u32) -> FlowKey {
-    let proto = match h.dst {
-        IpAddr::V4(_) => h.proto,
-        IpAddr::V6(_) => IpProtocol::IPV6_FRAGMENT,
-    };
-    FlowKey {
-        proto,
-        src: h.src,
-        dst: h.dst,
-        src_port: ident as u16,
-        dst_port: (ident >> 16) as u16,
-    }
-}
-
-/// (identification, offset in bytes) of a fragment, IPv4 or IPv6 (its fragment header).
-pub(super) fn fragment_id(frame: &[u8], h: &Headers) -> Result<(u32, usize), DropReason> {
-    let l3 = usize::from(h.l3_offset);
-    match h.dst {
-        IpAddr::V4(_) => {
-            let ip = Ipv4Packet::new_checked(&frame[l3..])?;
-            Ok((u32::from(ip.ident()), ip.frag_offset()))
-        }
-        IpAddr::V6(_) => {
-            // parse_headers found the fragment header, wherever it is in the chain.
-            let at = usize::from(h.fragment_header);
-            let f = frame.get(at..at + 8).ok_or(DropReason::Truncated)?;
-            let offset = usize::from(u16::from_be_bytes([f[2], f[3]]) & 0xfff8);
-            Ok((u32::from_be_bytes([f[4], f[5], f[6], f[7]]), offset))
-        }
-    }
-}
+use crate::wire::Headers;
 
 /// Keeps what a first fragment got for the rest of its datagram.
 pub(super) fn remember_fragment(cx: &mut Ctx, key: FlowKey, what: Fragment) {
@@ -179,45 +56,5 @@ pub(super) fn later_fragment(
                 backend: Some(backend),
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn datagram(ident: u16) -> (FlowKey, u64) {
-        let key = FlowKey {
-            proto: IpProtocol::UDP,
-            src: IpAddr::from([10, 0, 0, 1]),
-            dst: IpAddr::from([10, 0, 0, 2]),
-            src_port: ident,
-            dst_port: 0,
-        };
-        (key, u64::from(ident))
-    }
-
-    const TO_0: Fragment = Fragment::Forward {
-        backend: 0,
-        nat: false,
-    };
-
-    /// The oldest datagram leaves for a new one once the table's capacity of datagrams came
-    /// after it; counted only where it was still followed.
-    #[test]
-    fn the_oldest_datagram_leaves_first_and_counts_only_while_followed() {
-        let mut d = Datagrams::with_capacity(2);
-        let [(a, ha), (b, hb), (c, hc), (e, he)] = [1, 2, 3, 4].map(datagram);
-        d.insert(a, ha, TO_0, 0);
-        d.insert(b, hb, TO_0, 4_000);
-        // `a` expired at 5 s: it leaves uncounted.
-        d.insert(c, hc, TO_0, 6_000);
-        assert_eq!((d.len(), d.evicted), (2, 0));
-        // `b` is followed until 9 s: it leaves, counted.
-        d.insert(e, he, TO_0, 6_000);
-        assert_eq!((d.len(), d.evicted), (2, 1));
-        assert_eq!(d.lookup(&b, hb, 6_000), None);
-        assert_eq!(d.lookup(&c, hc, 6_000), Some(TO_0));
-        assert_eq!(d.lookup(&e, he, 6_000), Some(TO_0));
     }
 }

@@ -5,9 +5,9 @@
 
 use std::net::IpAddr;
 
+use super::action::Action;
+use super::ctx::Ctx;
 use super::nat::{reply_to_client, set_macs};
-use super::slow::Ctx;
-use super::state::Action;
 use crate::lb::decision::{decide, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::verdict::DropReason;

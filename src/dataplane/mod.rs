@@ -1,19 +1,26 @@
 //! The worker lcores: rx burst → parse → decide → rewrite → tx burst.
 //!
-//! `pipeline` takes a burst through its stages (fast path for plain IPv4 TCP/UDP to a
-//! frontend, everything else through `slow`); `slow` decides one packet of any kind;
-//! `responders`, `icmp_error`, `fragments` and `nat` are its concerns; `neighbours` is what a
-//! worker reports about neighbours and the packets it holds for them; `state` is what a worker owns; `worker` runs the poll loop over DPDK
+//! `pipeline` takes a burst through its stages: `classify` picks the fast path's packets
+//! (plain TCP/UDP to a frontend), `slow` decides one packet of any kind; `responders`,
+//! `icmp_error`, `fragments` (over the worker's `datagrams`), `nat` and `vxlan` are their
+//! concerns. Every stage is given a `ctx` and says an `action`; a packet is any
+//! `packet_buffer`. `neighbours` is what a worker reports about neighbours and the packets it
+//! holds for them; `state` is what a worker owns; `worker` runs the poll loop over DPDK
 //! queues; `counters` are the per-worker statistics. All but `worker` work on plain bytes and
 //! are tested without DPDK. Nothing here allocates, locks, logs or makes a syscall per packet.
 #![forbid(unsafe_code)]
 
+mod action;
+mod classify;
 pub mod counters;
+mod ctx;
+mod datagrams;
 mod exception;
 mod fragments;
 mod icmp_error;
 mod nat;
 pub mod neighbours;
+mod packet_buffer;
 pub mod pipeline;
 mod responders;
 pub mod slow;
@@ -21,12 +28,14 @@ pub mod state;
 mod vxlan;
 pub mod worker;
 
+pub use action::Action;
 pub use counters::WorkerCounters;
-pub use fragments::Fragment;
+pub use datagrams::Fragment;
 pub use neighbours::{Held, NeighbourReports, Report};
-pub use pipeline::{process_burst, PacketBuffer};
+pub use packet_buffer::PacketBuffer;
+pub use pipeline::process_burst;
 pub use slow::process;
-pub use state::{Action, WorkerState};
+pub use state::WorkerState;
 pub use worker::Worker;
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 
 use std::net::IpAddr;
 
-use super::fragments::fragment_id;
+use super::action::Action;
+use super::ctx::Ctx;
 use super::neighbours::next_hop_mac;
-use super::slow::Ctx;
-use super::state::Action;
 use crate::lb::decision::Decided;
 use crate::lb::forwarding::{BackendId, BackendState, Forwarding, ReverseNat, Route};
 use crate::lb::verdict::DropReason;
@@ -163,7 +162,7 @@ pub(super) fn set_address(
         (IpAddr::V6(a), side) => {
             // The transport header is behind any extension headers, and only in an
             // unfragmented packet or a first fragment (parse_headers checked it is all there).
-            let first = !h.fragment || fragment_id(frame, h)?.1 == 0;
+            let first = !h.fragment || h.fragment_id(frame)?.1 == 0;
             let l4 = usize::from(h.l4_offset) - l3;
             rewrite_ipv6_behind(&mut frame[l3..], a, side, first.then_some((h.proto, l4)))?;
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use super::state::Action;
+use super::action::Action;
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{parse_headers, MacAddr};
@@ -147,7 +147,7 @@ pub struct Held<P> {
     due: u64,
 }
 
-impl<P: super::pipeline::PacketBuffer> Held<P> {
+impl<P: super::packet_buffer::PacketBuffer> Held<P> {
     pub fn new() -> Self {
         Held {
             slots: (0..HOLD_CAPACITY).map(|_| None).collect(),
@@ -208,7 +208,7 @@ impl<P: super::pipeline::PacketBuffer> Held<P> {
     }
 }
 
-impl<P: super::pipeline::PacketBuffer> Default for Held<P> {
+impl<P: super::packet_buffer::PacketBuffer> Default for Held<P> {
     fn default() -> Self {
         Self::new()
     }

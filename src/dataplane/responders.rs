@@ -6,9 +6,8 @@
 
 use std::net::IpAddr;
 
-use super::fragments::fragment_id;
-use super::slow::{to_kernel, Ctx};
-use super::state::Action;
+use super::action::Action;
+use super::ctx::{to_kernel, Ctx};
 use crate::lb::forwarding::InterfaceId;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
@@ -182,7 +181,7 @@ fn fragmented_neighbour_discovery(frame: &[u8], h: &Headers) -> Result<bool, Dro
     if !h.fragment || h.proto != IpProtocol::ICMPV6 || !matches!(h.dst, IpAddr::V6(_)) {
         return Ok(false);
     }
-    let (_, offset) = fragment_id(frame, h)?;
+    let (_, offset) = h.fragment_id(frame)?;
     Ok(offset == 0
         && frame
             .get(usize::from(h.l4_offset))

@@ -8,11 +8,14 @@
 
 use std::net::IpAddr;
 
-use super::fragments::{fragment_id, fragment_key, later_fragment, remember_fragment, Fragment};
+use super::action::Action;
+use super::ctx::{to_kernel, Ctx};
+use super::datagrams::{fragment_key, Fragment};
+use super::fragments::{later_fragment, remember_fragment};
 use super::icmp_error::{icmp_error, icmp_error_to_client};
 use super::nat::{deliver, reply_to_client};
 use super::responders::{arp, echo_reply, is_echo_request, neighbour_solicitation};
-use super::state::{Action, WorkerState};
+use super::state::WorkerState;
 use crate::lb::decision::{decide, Decided, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
@@ -20,15 +23,6 @@ use crate::lb::verdict::DropReason;
 use crate::wire::{
     parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
 };
-
-/// What every stage of one packet's handling needs besides the packet: the published state,
-/// the worker's own, and the burst's clock.
-#[derive(Debug)]
-pub(super) struct Ctx<'a> {
-    pub fwd: &'a Forwarding,
-    pub st: &'a mut WorkerState,
-    pub now_ms: u64,
-}
 
 /// Decides and rewrites one frame received on interface `ingress`.
 pub fn process(
@@ -151,7 +145,7 @@ fn ip(
     // kept; the later ones follow it.
     let mut first_fragment = None;
     if h.fragment {
-        let (ident, offset) = fragment_id(frame, &h)?;
+        let (ident, offset) = h.fragment_id(frame)?;
         let key = fragment_key(&h, ident);
         if offset != 0 {
             return later_fragment(frame, &h, &key, cx);
@@ -175,7 +169,7 @@ fn ip(
             }
             return echo_reply(frame, &h, ingress);
         }
-        let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
+        let flow = Flow::new(FlowKey::of(&h), h.tcp_flags, cx.st.flows.secret);
         return to_backend(frame, &h, fe, Via::Frontend, &flow, first_fragment, cx);
     }
     // A backend's reply under NAT, from the backend side (a packet elsewhere claiming a
@@ -185,7 +179,7 @@ fn ip(
         if let Some(action) = icmp_error_to_client(frame, &h, cx)? {
             return Ok(action);
         }
-        let known = cx.st.flows.reply(&packet_key(&h), cx.now_ms);
+        let known = cx.st.flows.reply(&FlowKey::of(&h), cx.now_ms);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;
             // The later fragments follow a first one that went out (or waits to).
@@ -198,39 +192,10 @@ fn ip(
     // Transit: routed to a frontend as next hop (the NVA case; the frame carries that
     // frontend's MAC), balanced by its HA-ports rule.
     if let Some(fe) = fwd.frontend_by_mac(dst_mac) {
-        let flow = Flow::new(packet_key(&h), h.tcp_flags, cx.st.flows.secret);
+        let flow = Flow::new(FlowKey::of(&h), h.tcp_flags, cx.st.flows.secret);
         return to_backend(frame, &h, fe, Via::Transit, &flow, first_fragment, cx);
     }
     Err(DropReason::NoFrontend)
-}
-
-/// To the kernel twin of `ingress`, within the worker's budget for it (`from_backend`: a
-/// health probe's answer, with a budget of its own).
-pub(super) fn to_kernel(
-    ingress: InterfaceId,
-    from_backend: bool,
-    cx: &mut Ctx,
-) -> Result<Action, DropReason> {
-    if cx
-        .st
-        .kernel
-        .admit(cx.now_ms, cx.fwd.kernel_pps, from_backend)
-    {
-        Ok(Action::ToKernel { interface: ingress })
-    } else {
-        Err(DropReason::KernelLimit)
-    }
-}
-
-/// The packet's own five-tuple (three-tuple without ports).
-pub(super) fn packet_key(h: &Headers) -> FlowKey {
-    FlowKey {
-        proto: h.proto,
-        src: h.src,
-        dst: h.dst,
-        src_port: h.src_port,
-        dst_port: h.dst_port,
-    }
 }
 
 /// Frontend and transit traffic: the decision, then DSR (MAC only) or destination NAT.

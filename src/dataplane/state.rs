@@ -1,4 +1,4 @@
-//! What a worker owns and what it decides for a packet.
+//! What a worker owns.
 
 use std::sync::Arc;
 
@@ -6,38 +6,14 @@ use arc_swap::{ArcSwap, Cache};
 use crossbeam::queue::ArrayQueue;
 
 use super::counters::{backend_counters, backend_traffic, Counter, Traffic, WorkerCounters};
+use super::datagrams::{Datagrams, FRAGMENT_CAPACITY};
 use super::exception::{KernelBudget, TokenBucket};
-use super::fragments::{Datagrams, FRAGMENT_CAPACITY};
 use super::neighbours::{NeighbourReports, Report};
 use crate::config::Dataplane;
 use crate::dpdk::SocketMemory;
 use crate::lb::decision::Flows;
 use crate::lb::flow_table::{buckets_for, Bucket, FlowTable};
-use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId};
-use crate::lb::verdict::DropReason;
-
-/// Where a packet goes. A 32-bit tag keeps every field aligned, so the burst's array of
-/// actions is written and read back without partial-word stalls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Action {
-    /// Out of an interface's port (to a backend when `backend` is set).
-    Transmit {
-        interface: InterfaceId,
-        backend: Option<BackendId>,
-    },
-    /// To an interface's kernel twin.
-    ToKernel {
-        interface: InterfaceId,
-    },
-    /// Out of an interface once its next hop's MAC is known: held meanwhile
-    /// ([`Held`](super::neighbours::Held)), rewritten and sent when the control thread
-    /// publishes it.
-    Hold {
-        interface: InterfaceId,
-    },
-    Drop(DropReason),
-}
+use crate::lb::forwarding::Forwarding;
 
 /// A worker's own mutable state: never shared, no lock.
 #[derive(Debug)]
@@ -151,7 +127,7 @@ impl std::fmt::Debug for ForwardingCache {
 }
 
 /// Backend ids a worker state counts in counters of its own, until the worker's
-/// ([`WorkerCounters`](super::WorkerCounters), for every id) take their place: tests and
+/// ([`WorkerCounters`], for every id) take their place: tests and
 /// tools, which count few.
 const OWN_COUNTED_BACKENDS: usize = 4096;
 

@@ -10,11 +10,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::action::Action;
 use super::exception::TokenBucket;
-use super::pipeline::PacketBuffer;
-use super::slow::packet_key;
-use super::state::Action;
+use super::packet_buffer::PacketBuffer;
 use crate::dpdk::BURST;
+use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId, VxlanLink};
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
@@ -128,7 +128,7 @@ pub(super) fn senders<P: PacketBuffer>(packets: &mut [P]) -> [[u8; 6]; BURST] {
 
 /// The flow's symmetric hash folded into the dynamic port range.
 fn source_port(frame: &[u8], seed: u64) -> u16 {
-    let hash = parse_headers(frame).map_or(0, |h| symmetric_hash(&packet_key(&h), seed));
+    let hash = parse_headers(frame).map_or(0, |h| symmetric_hash(&FlowKey::of(&h), seed));
     SOURCE_PORTS | (hash as u16 & 0x3fff)
 }
 

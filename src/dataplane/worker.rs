@@ -8,10 +8,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 
+use super::action::Action;
 use super::counters::{count_backend, WorkerCounters};
 use super::neighbours::{Held, NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
-use super::state::{Action, ForwardingCache, WorkerState};
+use super::state::{ForwardingCache, WorkerState};
 use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;

@@ -178,7 +178,7 @@ fn transit_uses_the_ha_ports_rule_and_never_nats() {
     let f = Flow::new(key, 0, fwd.hash_seed);
     let d = decide(&fwd, &mut flows, 0, Via::Transit, &f, 0, Memory::Record).unwrap();
     assert!(!d.nat);
-    assert_eq!(Some(d.decision()), fwd.lookup(&key, Some(0)).ok());
+    assert_eq!(Some(d.decision()), lookup(&fwd, &key, Some(0)).ok());
     // The other direction is the same flow.
     let back = Flow::new(key.reversed(), 0, fwd.hash_seed);
     let d2 = decide(&fwd, &mut flows, 0, Via::Transit, &back, 1, Memory::Record).unwrap();
@@ -276,7 +276,7 @@ fn the_tables_are_keyed_by_their_secret_and_the_decision_by_the_hash_seed_alone(
         );
         let (da, db) = (record(&fwd, &mut a, &fa, 0), record(&fwd, &mut b, &fb, 0));
         assert_eq!(da.backend, db.backend);
-        assert_eq!(da.backend, fwd.lookup(&key, None).unwrap().backend);
+        assert_eq!(da.backend, lookup(&fwd, &key, None).unwrap().backend);
         // Each table finds its own entry again.
         assert!(!record(&fwd, &mut a, &fa, 1).new && !record(&fwd, &mut b, &fb, 1).new);
     }

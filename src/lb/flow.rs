@@ -9,6 +9,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use crate::wire::Headers;
+
 /// IP protocol numbers (IANA) that the flow syntax names.
 pub mod proto {
     /// Internet Control Message Protocol (IPv4).
@@ -44,6 +46,17 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The packet's own five-tuple (three-tuple without ports), as its headers say.
+    pub fn of(h: &Headers) -> FlowKey {
+        FlowKey {
+            proto: h.proto,
+            src: h.src,
+            dst: h.dst,
+            src_port: h.src_port,
+            dst_port: h.dst_port,
+        }
+    }
+
     /// The same flow seen from the other side: source and destination swapped.
     pub fn reversed(&self) -> FlowKey {
         FlowKey {

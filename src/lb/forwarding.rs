@@ -11,10 +11,8 @@ use std::sync::Arc;
 use hashbrown::{HashMap, HashSet};
 use ipnet::IpNet;
 
-use super::flow::FlowKey;
 use super::maglev::MaglevTable;
 use super::v4_index::V4Index;
-use super::verdict::DropReason;
 use crate::config::{Distribution, RuleProtocol};
 use crate::wire::MacAddr;
 
@@ -282,11 +280,6 @@ impl Forwarding {
         self.pools
             .get(pool as usize)
             .is_some_and(|p| !p.active.is_empty())
-    }
-
-    /// The whole offline decision `haports lookup` prints; see [`lookup`](super::decision::lookup).
-    pub fn lookup(&self, key: &FlowKey, via: Option<FrontendId>) -> Result<Decision, DropReason> {
-        super::decision::lookup(self, key, via)
     }
 
     /// The IPv4 frontend at `addr` (an address as a word), for the fast path.

@@ -5,6 +5,9 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::config::Config;
+use crate::lb::decision::lookup;
+use crate::lb::flow::FlowKey;
+use crate::lb::verdict::DropReason;
 
 fn config(backends: &str, rules: &str) -> Config {
     let text = format!(
@@ -54,7 +57,7 @@ fn flows(n: u16) -> impl Iterator<Item = FlowKey> {
 fn chosen(fwd: &Forwarding, n: u16) -> HashMap<IpAddr, usize> {
     let mut out = HashMap::new();
     for k in flows(n) {
-        let d = fwd.lookup(&k, None).unwrap();
+        let d = lookup(fwd, &k, None).unwrap();
         *out.entry(fwd.backends[d.backend as usize].address)
             .or_default() += 1;
     }
@@ -107,7 +110,7 @@ fn only_the_best_priority_tier_with_a_healthy_backend_gets_flows() {
         None,
     );
     assert_eq!(
-        fwd.lookup(&flows(1).next().unwrap(), None),
+        lookup(&fwd, &flows(1).next().unwrap(), None),
         Err(DropReason::NoHealthyBackend)
     );
 }
@@ -307,7 +310,7 @@ kind = "internal"
     let cfg = Config::from_toml(text, "test").unwrap();
     let (u, t) = (0, 1);
     let instance = |f: &Forwarding, k: &FlowKey, via| {
-        f.backends[f.lookup(k, Some(via)).unwrap().backend as usize]
+        f.backends[lookup(f, k, Some(via)).unwrap().backend as usize]
             .instance
             .clone()
     };
@@ -368,12 +371,12 @@ fn transit_flows_need_a_frontend_named_as_next_hop() {
     );
     let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
     let key: FlowKey = "tcp 10.1.0.5:1000 10.2.0.7:22".parse().unwrap();
-    assert_eq!(fwd.lookup(&key, None), Err(DropReason::NoFrontend));
+    assert_eq!(lookup(&fwd, &key, None), Err(DropReason::NoFrontend));
     let fe = fwd.frontend_named("fe1").unwrap();
     assert_eq!(fwd.frontend_named("ilb/fe1"), Some(fe));
     assert_eq!(fwd.frontend_named("10.0.0.100"), Some(fe));
-    let there = fwd.lookup(&key, Some(fe)).unwrap();
-    let back = fwd.lookup(&key.reversed(), Some(fe)).unwrap();
+    let there = lookup(&fwd, &key, Some(fe)).unwrap();
+    let back = lookup(&fwd, &key.reversed(), Some(fe)).unwrap();
     assert_eq!(
         there.backend, back.backend,
         "both directions of a transit flow pick one backend"
@@ -428,7 +431,7 @@ fn reached(fwd: &Forwarding, port: u16) -> std::collections::BTreeSet<IpAddr> {
             let key: FlowKey = format!("tcp 192.0.2.{}:{} 10.0.0.100:{port}", i % 250, 1024 + i)
                 .parse()
                 .unwrap();
-            let d = fwd.lookup(&key, None).unwrap();
+            let d = lookup(fwd, &key, None).unwrap();
             fwd.backends[d.backend as usize].address
         })
         .collect()

@@ -38,6 +38,27 @@ pub struct Headers {
     pub fragment_header: u16,
 }
 
+impl Headers {
+    /// (identification, offset in bytes) of the fragment `frame` holds, as these headers
+    /// describe it: IPv4's header fields, or IPv6's fragment header (found by
+    /// [`parse_headers`], wherever it is in the chain).
+    pub fn fragment_id(&self, frame: &[u8]) -> Result<(u32, usize), Error> {
+        let l3 = usize::from(self.l3_offset);
+        match self.dst {
+            IpAddr::V4(_) => {
+                let ip = Ipv4Packet::new_checked(frame.get(l3..).ok_or(Error::Truncated)?)?;
+                Ok((u32::from(ip.ident()), ip.frag_offset()))
+            }
+            IpAddr::V6(_) => {
+                let at = usize::from(self.fragment_header);
+                let f = frame.get(at..at + 8).ok_or(Error::Truncated)?;
+                let offset = usize::from(u16::from_be_bytes([f[2], f[3]]) & 0xfff8);
+                Ok((u32::from_be_bytes([f[4], f[5], f[6], f[7]]), offset))
+            }
+        }
+    }
+}
+
 /// IPv6 extension headers walked to the transport header (RFC 8200 §4.1 lists six kinds a
 /// packet carries at most once or twice each); a packet with more is refused.
 pub const MAX_EXTENSION_HEADERS: usize = 8;

@@ -141,7 +141,7 @@ fn ha_ports_tcp_syn_is_dnatted_to_the_maglev_backend() {
 
     let b = to_backend(&mut frame, &mut st, &fwd);
 
-    assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+    assert_eq!(lookup(&fwd, &key, None).unwrap().backend, b);
     let i = backend_index(&fwd, b);
     assert_eq!(endpoints(&frame), ((CLIENT, 40_000), (BACKENDS[i], 443)));
     assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
@@ -193,7 +193,7 @@ fn ha_ports_udp_round_trip_rewrites_addresses_with_valid_checksums() {
 
     let b = to_backend(&mut frame, &mut st, &fwd);
 
-    assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+    assert_eq!(lookup(&fwd, &key, None).unwrap().backend, b);
     let i = backend_index(&fwd, b);
     assert_eq!(endpoints(&frame), ((CLIENT, 5353), (BACKENDS[i], 53)));
     assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
@@ -370,7 +370,7 @@ fn port_rule_translates_the_destination_port_and_restores_it_on_reply() {
 
     let b = to_backend(&mut frame, &mut st, &fwd);
 
-    assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+    assert_eq!(lookup(&fwd, &key, None).unwrap().backend, b);
     let i = backend_index(&fwd, b);
     assert_eq!(endpoints(&frame), ((CLIENT, 40_000), (BACKENDS[i], 8080)));
     assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
@@ -450,7 +450,7 @@ fn floating_rule_changes_only_the_ethernet_header() {
 
         let b = to_backend(&mut frame, &mut st, &fwd);
 
-        assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+        assert_eq!(lookup(&fwd, &key, None).unwrap().backend, b);
         let i = backend_index(&fwd, b);
         assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
         assert_eq!(

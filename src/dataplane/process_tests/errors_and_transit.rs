@@ -34,9 +34,9 @@ fn icmp_error_about_a_flow_goes_to_the_flows_backend() {
     let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
     // A flow whose backend is not the one the error's own three-tuple hashes to.
     let icmp_key = FlowKey::three_tuple(IpProtocol::ICMP, router.into(), FRONTEND.into());
-    let by_three_tuple = fwd.lookup(&icmp_key, None).unwrap().backend;
+    let by_three_tuple = lookup(&fwd, &icmp_key, None).unwrap().backend;
     let sport = (40_000..41_000)
-        .find(|&p| fwd.lookup(&flow_key(&syn(p, 443)), None).unwrap().backend != by_three_tuple)
+        .find(|&p| lookup(&fwd, &flow_key(&syn(p, 443)), None).unwrap().backend != by_three_tuple)
         .unwrap();
     let owner = to_backend(&mut syn(sport, 443), &mut st, &fwd);
 
@@ -346,7 +346,7 @@ fn transit_through_a_frontend_changes_only_the_mac_header_and_both_directions_me
         assert_eq!(st.flows.len(), 1, "both directions share one flow entry");
         let key: crate::lb::flow::FlowKey = format!("tcp {a}:40000 {b}:22").parse().unwrap();
         assert_eq!(
-            fwd.lookup(&key, Some(0)).unwrap().backend,
+            lookup(&fwd, &key, Some(0)).unwrap().backend,
             nva,
             "lookup --via agrees"
         );
@@ -413,7 +413,7 @@ fn transit_through_a_frontend_without_an_ha_ports_rule_is_no_frontend() {
     );
     let key: crate::lb::flow::FlowKey = format!("tcp {CLIENT}:40000 {dst}:80").parse().unwrap();
     assert_eq!(
-        fwd.lookup(&key, Some(0)),
+        lookup(&fwd, &key, Some(0)),
         Err(DropReason::NoFrontend),
         "lookup --via agrees"
     );

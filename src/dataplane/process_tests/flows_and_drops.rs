@@ -28,7 +28,7 @@ fn distinct_flows_spread_over_the_pool() {
         let mut frame = syn(sport, 443);
         let key = flow_key(&frame);
         let b = to_backend(&mut frame, &mut st, &fwd);
-        assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+        assert_eq!(lookup(&fwd, &key, None).unwrap().backend, b);
         seen[backend_index(&fwd, b)] = true;
     }
     assert_eq!(seen, [true; 3]);
@@ -64,7 +64,7 @@ fn flow_moves_to_a_healthy_backend_when_its_own_goes_down() {
 
     assert_ne!(moved, b);
     assert!(fwd.backends[moved as usize].healthy);
-    assert_eq!(fwd.lookup(&key, None).unwrap().backend, moved);
+    assert_eq!(lookup(&fwd, &key, None).unwrap().backend, moved);
     let j = backend_index(&fwd, moved);
     assert_eq!(endpoints(&frame).1, (BACKENDS[j], 443));
     assert_eq!(macs(&frame), (BACKEND_MACS[j], IF_MAC));

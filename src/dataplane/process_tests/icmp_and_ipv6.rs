@@ -175,7 +175,7 @@ fn ipv6_ha_ports_tcp_round_trip_rewrites_addresses_with_valid_checksums() {
 
     let b = to_backend(&mut frame, &mut st, &fwd);
 
-    assert_eq!(fwd.lookup(&key, None).unwrap().backend, b);
+    assert_eq!(lookup(&fwd, &key, None).unwrap().backend, b);
     let IpAddr::V6(backend) = fwd.backends[b as usize].address else {
         panic!("an IPv6 backend")
     };

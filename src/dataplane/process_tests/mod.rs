@@ -11,9 +11,10 @@ use proptest::prelude::*;
 
 use super::{process, Action, WorkerState};
 use crate::config::Config;
-use crate::dataplane::fragments::FRAGMENT_CAPACITY;
+use crate::dataplane::datagrams::FRAGMENT_CAPACITY;
 use crate::dataplane::neighbours::{HOLD_CAPACITY, HOLD_MS};
 use crate::dataplane::{Held, Report};
+use crate::lb::decision::lookup;
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::Neighbour;
 use crate::lb::forwarding::{frontend_mac, BackendId, Forwarding, Observations};

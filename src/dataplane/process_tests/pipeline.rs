@@ -6,9 +6,8 @@ use super::errors_and_transit::internal_and_public_on_the_same_backends;
 use super::icmp_and_ipv6::{tcp6_frame, CLIENT6, FRONTEND6};
 use super::never_panics::{states, templates};
 use super::*;
-use crate::dataplane::pipeline::{
-    classify_burst, decide_burst, process_burst, takes_fast_path, Classified,
-};
+use crate::dataplane::classify::takes_fast_path;
+use crate::dataplane::pipeline::{classify_burst, decide_burst, process_burst, Classified};
 use crate::dpdk::BURST;
 
 /// Frames of many kinds, `variant` varying the client's port where there is one: the fast
@@ -354,7 +353,7 @@ proptest! {
                 let key = FlowKey { proto, src: client.into(), dst: dst.into(), src_port: sport, dst_port: dport };
                 (f, key)
             };
-            expected.push(match fwd.lookup(&key, transit.then_some(0)) {
+            expected.push(match lookup(&fwd, &key, transit.then_some(0)) {
                 Ok(d) => Action::Transmit { interface: LAN, backend: Some(d.backend) },
                 Err(reason) => Action::Drop(reason),
             });
