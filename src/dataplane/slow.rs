@@ -1,7 +1,7 @@
 //! The slow path: one packet's fate, decided and applied in place over its bytes, for every
 //! kind of frame (ARP and neighbour discovery, pings, the appliance's own addresses, ICMP
-//! errors, fragments, NAT replies, transit, IP options, IPv6; VLAN-tagged frames dropped). The burst
-//! [`pipeline`](super::pipeline) sends here whatever its fast path does not take.
+//! errors, fragments, NAT replies, transit, IP options, IPv6; VLAN-tagged frames dropped).
+//! The burst [`pipeline`](super::pipeline) sends here whatever its fast path does not take.
 //!
 //! It works on a plain byte slice so that it is tested without DPDK; it allocates nothing and
 //! never panics on any input.

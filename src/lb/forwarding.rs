@@ -1,8 +1,9 @@
 //! The forwarding state: everything a worker needs to decide a packet, built by the control
 //! thread from the config, backend health and resolved neighbours, and published whole.
 //!
-//! It is immutable once built ([`Forwarding::build`], in `forwarding_build.rs`). Workers read it through the RCU pointer once per burst; the
-//! lookups here take no lock and allocate nothing. The decision itself is
+//! It is immutable once built ([`Forwarding::build`], in `forwarding_build.rs`). Workers
+//! read it through the RCU pointer once per burst; the lookups here take no lock and
+//! allocate nothing. The decision itself is
 //! [`decide`](super::decision::decide), which the data plane and `haports lookup` share.
 
 use std::net::IpAddr;

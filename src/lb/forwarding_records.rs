@@ -13,7 +13,8 @@ use crate::wire::MacAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendLink {
     pub pool: PoolId,
-    /// [`Forwarding::keeps_flow`](super::Forwarding::keeps_flow)'s answer for a flow of its own pool.
+    /// [`Forwarding::keeps_flow`](super::Forwarding::keeps_flow)'s answer for a flow of its
+    /// own pool.
     pub keeps_flows: bool,
     /// Where its packets leave; None until its route and MAC are known.
     pub egress: Option<Egress>,
