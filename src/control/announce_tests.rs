@@ -14,11 +14,14 @@ fn routes(pairs: &[(&str, &str)]) -> Routes {
         .collect()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("haports-announce-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of its own for a test, removed with the guard.
+fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let guard = tempfile::Builder::new()
+        .prefix(&format!("haports-announce-{name}-"))
+        .tempdir()
+        .unwrap();
+    let dir = guard.path().to_path_buf();
+    (guard, dir)
 }
 
 /// A socket that answers like BIRD: a greeting, then for each `configure` the lines
@@ -115,7 +118,7 @@ fn replies_end_at_the_code_followed_by_a_space_and_8000s_are_errors() {
 
 #[test]
 fn configure_without_bird_says_it_is_not_running() {
-    let dir = scratch("absent");
+    let (_guard, dir) = scratch("absent");
     assert!(matches!(
         configure(&dir.join("bird.ctl")),
         Err(BirdError::NotRunning(_))
@@ -124,7 +127,7 @@ fn configure_without_bird_says_it_is_not_running() {
 
 #[test]
 fn the_announcer_hands_bird_each_new_set_and_reports_what_it_took() {
-    let dir = scratch("took");
+    let (_guard, dir) = scratch("took");
     let file = dir.join("run/routes.conf");
     let bird = FakeBird::start(&dir, file.clone(), reconfigured);
     let mut a = Announcer::start(&Announce {
@@ -154,7 +157,7 @@ fn the_announcer_hands_bird_each_new_set_and_reports_what_it_took() {
 
 #[test]
 fn a_refusal_is_counted_and_tried_again_and_never_counts_as_taken() {
-    let dir = scratch("refused");
+    let (_guard, dir) = scratch("refused");
     let file = dir.join("routes.conf");
     let bird = FakeBird::start(&dir, file.clone(), parse_error);
     let mut a = Announcer::start(&Announce {
@@ -176,7 +179,7 @@ fn a_refusal_is_counted_and_tried_again_and_never_counts_as_taken() {
 
 #[test]
 fn without_bird_the_file_is_written_and_the_change_counts_as_settled() {
-    let dir = scratch("nobird");
+    let (_guard, dir) = scratch("nobird");
     let file = dir.join("routes.conf");
     let mut a = Announcer::start(&Announce {
         bird_socket: dir.join("bird.ctl"),
@@ -225,13 +228,13 @@ fn unreachable_bird_is_counted_at_each_try(dir: &Path, socket: PathBuf) {
 
 #[test]
 fn a_missing_bird_socket_is_counted_as_an_error_at_each_try() {
-    let dir = scratch("unreachable-missing");
+    let (_guard, dir) = scratch("unreachable-missing");
     unreachable_bird_is_counted_at_each_try(&dir, dir.join("bird.ctl"));
 }
 
 #[test]
 fn a_bird_socket_that_refuses_connections_is_counted_as_an_error_at_each_try() {
-    let dir = scratch("unreachable-refused");
+    let (_guard, dir) = scratch("unreachable-refused");
     // The socket file of a BIRD that stopped: it is left behind, and connecting is refused.
     let socket = dir.join("bird.ctl");
     drop(UnixListener::bind(&socket).unwrap());
@@ -240,7 +243,7 @@ fn a_bird_socket_that_refuses_connections_is_counted_as_an_error_at_each_try() {
 
 #[test]
 fn withdraw_at_start_fails_when_bird_refuses_the_empty_file() {
-    let dir = scratch("start-refused");
+    let (_guard, dir) = scratch("start-refused");
     let file = dir.join("routes.conf");
     let bird = FakeBird::start(&dir, file.clone(), parse_error);
     let e = withdraw_at_start(&Announce {
@@ -314,7 +317,7 @@ fn a_frontend_is_served_while_a_rule_of_it_has_a_backend_for_new_flows() {
 /// The file as BIRD 2 reads it (`bird -p`: parse only), with routes of both families.
 #[test]
 fn bird_parses_the_routes_file() {
-    let dir = scratch("parse");
+    let (_guard, dir) = scratch("parse");
     let file = dir.join("routes.conf");
     write_routes(
         &file,

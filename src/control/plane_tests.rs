@@ -63,9 +63,8 @@ const SECOND_FRONTEND: &str = r#"
 /// found nothing to withdraw and applied at once, with the routers still sending its traffic.
 #[test]
 fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
-    let dir = std::env::temp_dir().join(format!("haports-plane-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let guard = tempfile::Builder::new().prefix("haports-plane-").tempdir().unwrap();
+    let dir = guard.path();
     // A BIRD that takes connections and never answers: nothing settles.
     let bird = dir.join("bird.ctl");
     let _bird = std::os::unix::net::UnixListener::bind(&bird).unwrap();
@@ -98,5 +97,4 @@ fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
     );
     assert_eq!(p.config_generation, 1, "nothing applied yet");
     assert!(p.pending.is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -226,16 +226,20 @@ pub fn ask(path: &Path, request: &str) -> Result<serde_json::Value, String> {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("haports-socket-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("run/haports.sock")
+    /// A socket's path in a directory of its own (`run/` in it not there yet), removed
+    /// with the guard.
+    fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let guard = tempfile::Builder::new()
+            .prefix(&format!("haports-socket-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = guard.path().join("run/haports.sock");
+        (guard, path)
     }
 
     #[test]
     fn a_request_reaches_the_control_thread_and_its_answer_the_client() {
-        let path = scratch("answer");
+        let (_guard, path) = scratch("answer");
         let socket = ControlSocket::bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -295,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
-        let path = scratch("stale");
+        let (_guard, path) = scratch("stale");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         drop(UnixListener::bind(&path).unwrap()); // leaves the file, nobody listening
         let first = ControlSocket::bind(&path).unwrap();
@@ -307,7 +311,7 @@ mod tests {
     /// Anything but a socket at the path is someone's file: refused, and left as it was.
     #[test]
     fn a_path_that_is_not_a_socket_is_refused_and_left_alone() {
-        let path = scratch("file");
+        let (_guard, path) = scratch("file");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "not haports'").unwrap();
         let e = ControlSocket::bind(&path).unwrap_err().to_string();
@@ -325,7 +329,7 @@ mod tests {
     /// does not wait out ANSWER_TIMEOUT.
     #[test]
     fn dropping_the_socket_answers_a_queued_request_without_waiting() {
-        let path = scratch("queued");
+        let (_guard, path) = scratch("queued");
         let mut socket = ControlSocket::bind(&path).unwrap();
         let client = std::thread::spawn({
             let path = path.clone();
@@ -355,7 +359,7 @@ mod tests {
 
     #[test]
     fn without_a_running_appliance_the_client_says_so() {
-        let e = ask(&scratch("none"), "status").unwrap_err();
+        let e = ask(&scratch("none").1, "status").unwrap_err();
         assert!(e.contains("is haports running"), "{e}");
     }
 }
