@@ -6,8 +6,9 @@
 //! concerns. Every stage is given a `ctx` and says an `action`; a packet is any
 //! `packet_buffer`. `neighbours` is what a worker reports about neighbours and the packets it
 //! holds for them; `state` is what a worker owns; `worker` runs the poll loop over DPDK
-//! queues; `counters` are the per-worker statistics. All but `worker` work on plain bytes and
-//! are tested without DPDK. Nothing here allocates, locks, logs or makes a syscall per packet.
+//! queues and `egress` takes its decided packets out; `counters` are the per-worker
+//! statistics. All but `worker` and `egress` work on plain bytes and are tested without DPDK.
+//! Nothing here allocates, locks, logs or makes a syscall per packet.
 #![forbid(unsafe_code)]
 
 mod action;
@@ -15,6 +16,7 @@ mod classify;
 pub mod counters;
 mod ctx;
 mod datagrams;
+mod egress;
 mod exception;
 mod fragments;
 mod icmp_error;

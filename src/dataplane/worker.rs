@@ -9,12 +9,13 @@ use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 
 use super::action::Action;
-use super::counters::{count_backend, WorkerCounters};
-use super::neighbours::{Held, NeighbourReports, Report};
+use super::counters::WorkerCounters;
+use super::egress::Egress;
+use super::neighbours::{NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
 use super::state::{ForwardingCache, WorkerState};
-use crate::dpdk::{free_bulk, prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxBuffer, TxQueue, BURST};
-use crate::lb::forwarding::{Forwarding, InterfaceId};
+use crate::dpdk::{prefetch, rdtsc, Mbuf, MbufBurst, RxQueue, TxQueue, BURST};
+use crate::lb::forwarding::Forwarding;
 use crate::lb::verdict::DropReason;
 
 /// Flow-table buckets aged per loop iteration (side-table slots: a quarter as many): a
@@ -57,15 +58,11 @@ impl Worker {
     pub fn run(mut self) -> i32 {
         let mut lanes: Vec<Lanes> = self.rx.iter().map(|_| Lanes::default()).collect();
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
-        let mut out = Egress {
-            tx_bufs: self.tx.iter().map(|_| TxBuffer::default()).collect(),
-            twin_bufs: self.twin_tx.iter().map(|_| TxBuffer::default()).collect(),
-            tx: std::mem::take(&mut self.tx),
-            twin_tx: std::mem::take(&mut self.twin_tx),
-            held: Held::new(),
-            drops: std::array::from_fn(|_| None),
-            counters: self.counters.clone(),
-        };
+        let (tx, twin_tx) = (
+            std::mem::take(&mut self.tx),
+            std::mem::take(&mut self.twin_tx),
+        );
+        let mut out = Egress::new(tx, twin_tx, self.counters.clone());
         let mut cache = ForwardingCache::new(self.forwarding.clone(), self.counters.clone());
         let ticks_per_ms = (self.tsc_hz / 1000).max(1);
         let counters = self.counters.clone();
@@ -111,10 +108,7 @@ impl Worker {
             }
             for (i, handoff) in self.kernel_out.iter().enumerate() {
                 if let Some(q) = handoff {
-                    while !out.tx_bufs[i].is_full() {
-                        let Some(m) = q.pop() else { break };
-                        let _ = out.tx_bufs[i].push(m);
-                    }
+                    out.take_from_kernel(i, q);
                 }
             }
             out.release_held(fwd, now_ms);
@@ -189,202 +183,4 @@ impl Lanes {
     fn turn(&mut self) {
         self.next ^= 1;
     }
-}
-
-/// Where decided packets go: TX buffers of the ports and their kernel twins, packets held
-/// for a neighbour, and drops freed in bulk.
-struct Egress {
-    tx: Vec<TxQueue>,
-    twin_tx: Vec<TxQueue>,
-    tx_bufs: Vec<TxBuffer>,
-    twin_bufs: Vec<TxBuffer>,
-    held: Held<Option<Mbuf>>,
-    drops: [Option<Mbuf>; BURST],
-    counters: Arc<WorkerCounters>,
-}
-
-impl Egress {
-    /// Takes each packet of a decided burst where its action says, leaving the burst empty;
-    /// counts the packets to backends unless stage 2 `counted` them.
-    #[inline]
-    fn send(&mut self, burst: &mut MbufBurst, actions: &[Action], counted: bool, now_ms: u64) {
-        let (one_port, counted) = if counted {
-            let n = burst.slots_mut().len();
-            (one_port(&actions[..n.min(actions.len())]), n)
-        } else {
-            count_backends(&self.counters, burst.slots_mut(), actions)
-        };
-        if let Some(interface) = one_port.filter(|&i| (i as usize) < self.tx.len()) {
-            let i = interface as usize;
-            // What waits in the buffer (another queue's packets, held ones released) goes
-            // first, so that no flow's packets overtake one another.
-            flush(
-                &mut self.tx[i],
-                &mut self.tx_bufs[i],
-                &self.counters,
-                interface,
-            );
-            if let Some((sent, lost)) = self.tx[i].send(burst) {
-                self.counters.tx_packets[i].add(sent as u64);
-                self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
-                return;
-            }
-        }
-        self.send_each(burst.slots_mut(), actions, counted, now_ms);
-        burst.clear();
-    }
-
-    /// [`Egress::send`] packet by packet, into the TX buffers; the first `counted` packets'
-    /// backends are counted already.
-    fn send_each(
-        &mut self,
-        slots: &mut [Option<Mbuf>],
-        actions: &[Action],
-        counted: usize,
-        now_ms: u64,
-    ) {
-        let counters = &*self.counters;
-        let mut dropped = 0;
-        for (k, (slot, action)) in slots.iter_mut().zip(actions).enumerate() {
-            let Some(m) = slot.take() else {
-                continue;
-            };
-            match *action {
-                Action::Transmit { interface, backend } => {
-                    if let Some(b) = backend.filter(|_| k >= counted) {
-                        counters.backend(b, m.len() as u64);
-                    }
-                    let i = interface as usize;
-                    transmit(
-                        &mut self.tx[i],
-                        &mut self.tx_bufs[i],
-                        counters,
-                        interface,
-                        m,
-                    );
-                }
-                Action::ToKernel { interface } => {
-                    let buf = &mut self.twin_bufs[interface as usize];
-                    if buf.is_full() {
-                        let (sent, lost) = self.twin_tx[interface as usize].flush(buf);
-                        counters.to_kernel.add(sent as u64);
-                        counters.drops[DropReason::TxFull.index()].add(lost as u64);
-                    }
-                    let _ = buf.push(m);
-                }
-                Action::Hold { interface } => {
-                    if let Err(m) = self.held.hold(Some(m), interface, now_ms) {
-                        counters.drop_packet(DropReason::NoNeighbour);
-                        self.drops[dropped] = m;
-                        dropped += 1;
-                    }
-                }
-                Action::Drop(reason) => {
-                    counters.drop_packet(reason);
-                    self.drops[dropped] = Some(m);
-                    dropped += 1;
-                }
-            }
-        }
-        free_bulk(&mut self.drops[..dropped]);
-    }
-
-    /// Packets that waited for a neighbour: out once it is published, else in time dropped.
-    fn release_held(&mut self, fwd: &Forwarding, now_ms: u64) {
-        let (tx, bufs, counters) = (&mut self.tx, &mut self.tx_bufs, &*self.counters);
-        self.held
-            .release(fwd, now_ms, |m, action| match (m, action) {
-                (Some(m), Action::Transmit { interface, .. }) => {
-                    let i = interface as usize;
-                    transmit(&mut tx[i], &mut bufs[i], counters, interface, m);
-                }
-                (_, action) => {
-                    if let Action::Drop(reason) = action {
-                        counters.drop_packet(reason);
-                    }
-                }
-            });
-    }
-
-    /// Every buffered packet to its queue.
-    fn flush(&mut self) {
-        for (i, buf) in self.tx_bufs.iter_mut().enumerate() {
-            flush(&mut self.tx[i], buf, &self.counters, i as u32);
-        }
-        // What reached a twin counts as to the kernel, what its queue had no room for as
-        // a drop (not both).
-        for (i, buf) in self.twin_bufs.iter_mut().enumerate() {
-            let (sent, lost) = self.twin_tx[i].flush(buf);
-            self.counters.to_kernel.add(sent as u64);
-            self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
-        }
-    }
-}
-
-/// Counts the packets of a decided burst that go to backends, from its first packet on for
-/// as long as every one goes out of the same interface's port (the usual burst: all to
-/// backends behind one port, or all back to clients). Returns that interface if the whole
-/// burst does, and how many packets were counted.
-#[inline]
-fn count_backends(
-    counters: &WorkerCounters,
-    slots: &[Option<Mbuf>],
-    actions: &[Action],
-) -> (Option<InterfaceId>, usize) {
-    let Some(&Action::Transmit { interface, .. }) = actions.first() else {
-        return (None, 0);
-    };
-    let traffic = &counters.backend_traffic[..];
-    for (k, (slot, action)) in slots.iter().zip(actions).enumerate() {
-        match (slot, *action) {
-            (
-                Some(m),
-                Action::Transmit {
-                    interface: i,
-                    backend,
-                },
-            ) if i == interface => {
-                if let Some(b) = backend {
-                    count_backend(traffic, b, m.len() as u64);
-                }
-            }
-            _ => return (None, k),
-        }
-    }
-    (Some(interface), slots.len().min(actions.len()))
-}
-
-/// The interface every packet of a decided burst leaves by, where they all leave by one (the
-/// usual burst: all to backends behind one port, or all back to clients).
-#[inline]
-fn one_port(actions: &[Action]) -> Option<InterfaceId> {
-    let Some(&Action::Transmit { interface, .. }) = actions.first() else {
-        return None;
-    };
-    actions
-        .iter()
-        .all(|a| matches!(*a, Action::Transmit { interface: i, .. } if i == interface))
-        .then_some(interface)
-}
-
-/// Queues `m` for a port's TX queue, flushing the buffer first when it is full.
-#[inline]
-fn transmit(
-    txq: &mut TxQueue,
-    buf: &mut TxBuffer,
-    counters: &WorkerCounters,
-    interface: u32,
-    m: Mbuf,
-) {
-    if buf.is_full() {
-        flush(txq, buf, counters, interface);
-    }
-    let _ = buf.push(m);
-}
-
-#[inline]
-fn flush(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters, interface: u32) {
-    let (sent, lost) = txq.flush(buf);
-    counters.tx_packets[interface as usize].add(sent as u64);
-    counters.drops[DropReason::TxFull.index()].add(lost as u64);
 }
