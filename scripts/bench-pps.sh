@@ -13,7 +13,8 @@
 #                             [-r RUNS] [-I]
 #
 # Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
-# used; writes OUTDIR/pps.csv and, when matplotlib is there, OUTDIR/pps.png.
+# used; writes OUTDIR/pps.csv (the medians), OUTDIR/pps-rounds.csv (every round's figures,
+# for their spread) and, when matplotlib is there, OUTDIR/pps.png.
 # -m: the modes, nat and floating (DSR: "dsr" is taken for floating); others are refused.
 # WORKERS: worker cores (default 1; each gets its own RX queue replaying the pcap).
 # LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
@@ -161,7 +162,7 @@ kind = "internal"
 TOML
   # Its stdout too goes to the log: this runs in a command substitution, which waits until
   # every writer of its pipe is gone, so a haports left holding it would hang the bench.
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046  # under: empty, or the valgrind command line, split into words
   ip netns exec "$ns" $(under "$work/cg-haports") "$binary" run --config "$work/haports.toml" \
     >"$work/haports-$mode-$n.log" 2>&1 &
   local pid=$!
@@ -202,7 +203,7 @@ TOML
 testpmd_pps() {
   local pcap=$1 n=$2 packets=$3 mode=$4 mbufs=$(( ($3 + 8192) * workers + 65536 ))
   local mem; mem=$(eal_memory $mbufs | tr -d '",')
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046,SC2086  # under, and $mem: word lists
   timeout $(( seconds + 180 )) $(under "$work/cg-testpmd") dpdk-testpmd -l "$lcores" --no-pci $mem --file-prefix "tpbench$$" \
     --vdev "$(pcap_vdev "$pcap")" --vdev "net_null0,no-rx=1" -- \
     --forward-mode="$mode" --nb-cores="$workers" --rxq="$workers" --txq="$workers" \
@@ -295,6 +296,8 @@ if [ -n "$instructions" ]; then
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind
 fi
 echo "mode,flows,workers,hugepages,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit,ratio_5tswap" >"$csv"
+rounds_csv=${csv%.csv}-rounds.csv
+echo "mode,flows,round,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit" >"$rounds_csv"
 echo "haports: $("$binary" --version 2>/dev/null || echo "$binary"); $workers worker(s) on lcores $lcores;" \
   "flow_table_capacity: the default (1048576 per worker); $(nproc) CPUs: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 printf '%9s %9s %6s %10s %10s %10s %10s %8s %8s %8s\n' mode flows huge haports io macswap 5tswap "/io" "/macswap" "/5tswap"
@@ -315,6 +318,12 @@ for n in $flows; do
     for mode in $modes; do
       runs_of[$mode]+=" $(haports_pps "$pcap" "$n" "$packets" "$mode")"
     done
+  done
+  for mode in $modes; do
+    paste -d, <(tr ' ' '\n' <<<"${runs_of[$mode]}" | grep .) \
+      <(tr ' ' '\n' <<<"${runs_of[io]}" | grep .) <(tr ' ' '\n' <<<"${runs_of[macswap]}" | grep .) \
+      <(tr ' ' '\n' <<<"${runs_of[5tswap]}" | grep .) | awk -v m="$mode" -v n="$n" \
+      '{ print m "," n "," NR "," $0 }' >>"$rounds_csv"
   done
   io=$(median <<<"${runs_of[io]}"); ms=$(median <<<"${runs_of[macswap]}")
   ft=$(median <<<"${runs_of[5tswap]}")
@@ -343,7 +352,7 @@ if [ -n "$instructions" ]; then
   exit 0
 fi
 echo "Mpps of $workers worker core(s), median of $runs round(s), each running every figure once;" \
-  "ratios: the median of the rounds' own ratios; CSV: $csv"
+  "ratios: the median of the rounds' own ratios; CSV: $csv (each round: $rounds_csv)"
 /usr/bin/python3 - "$csv" "$out/pps.png" <<'PY' || echo "(no plot: python3-matplotlib not installed)"
 import csv, sys
 import matplotlib
