@@ -63,7 +63,10 @@ const SECOND_FRONTEND: &str = r#"
 /// found nothing to withdraw and applied at once, with the routers still sending its traffic.
 #[test]
 fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
-    let guard = tempfile::Builder::new().prefix("haports-plane-").tempdir().unwrap();
+    let guard = tempfile::Builder::new()
+        .prefix("haports-plane-")
+        .tempdir()
+        .unwrap();
     let dir = guard.path();
     // A BIRD that takes connections and never answers: nothing settles.
     let bird = dir.join("bird.ctl");
