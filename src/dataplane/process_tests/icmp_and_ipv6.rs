@@ -267,6 +267,25 @@ pub(super) fn advert(frame: &[u8]) -> Vec<u8> {
     ip.payload().to_vec()
 }
 
+/// `frame` is the frontend's solicited advertisement with its MAC (override set), and the
+/// asker went to the control thread as a hint only.
+pub(super) fn answered_with_the_frontends_mac(frame: &[u8], reports: &ArrayQueue<Report>) {
+    let body = advert(frame);
+    assert_eq!(body.len(), 32, "with the target's link-layer address");
+    assert_eq!(body[4] & 0x60, 0x60, "solicited and override");
+    let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
+    assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
+    assert_eq!(
+        drain(reports),
+        vec![Report::Hint {
+            interface: LAN,
+            addr: IpAddr::V6(CLIENT6),
+            mac: CLIENT_MAC
+        }],
+        "the asker is a hint, not learnt"
+    );
+}
+
 #[test]
 fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
     let fwd = build(&ipv6_config(), &[]);
@@ -279,19 +298,7 @@ fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
             backend: None
         }
     );
-    let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
-    let body = advert(&frame);
-    assert_eq!(body[4] & 0x60, 0x60, "solicited and override");
-    assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
-    assert_eq!(
-        drain(&reports),
-        vec![Report::Hint {
-            interface: LAN,
-            addr: IpAddr::V6(CLIENT6),
-            mac: CLIENT_MAC
-        }],
-        "the asker is a hint, not learnt"
-    );
+    answered_with_the_frontends_mac(&frame, &reports);
 
     // The appliance's own address is the kernel twin's to answer.
     let mut own = solicitation("fd00::2".parse().unwrap());

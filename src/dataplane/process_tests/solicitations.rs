@@ -2,7 +2,10 @@
 //! a unicast one without its sender's link-layer address (§4.3); malformed options discarded
 //! (§7.1.1).
 
-use super::icmp_and_ipv6::{advert, icmp6_frame, ipv6_config, solicitation, CLIENT6, FRONTEND6};
+use super::icmp_and_ipv6::{
+    advert, answered_with_the_frontends_mac, icmp6_frame, ipv6_config, solicitation, CLIENT6,
+    FRONTEND6,
+};
 use super::*;
 
 /// A solicitation for the frontend with `options` behind its target, to `dst` (the
@@ -64,19 +67,7 @@ fn the_senders_address_is_found_behind_another_option() {
         options.extend_from_slice(&CLIENT_MAC.0);
         let mut frame = solicitation_with(&options, multicast);
         assert_eq!(process(&mut frame, LAN, &mut st, &fwd, NOW), ANSWERED);
-        let na = advert(&frame);
-        assert_eq!(na.len(), 32);
-        assert_eq!(na[4] & 0x60, 0x60, "solicited and override");
-        let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
-        assert_eq!((na[24], na[25], &na[26..32]), (2, 1, &fe_mac.0[..]));
-        assert_eq!(
-            drain(&reports),
-            vec![Report::Hint {
-                interface: LAN,
-                addr: IpAddr::V6(CLIENT6),
-                mac: CLIENT_MAC
-            }]
-        );
+        answered_with_the_frontends_mac(&frame, &reports);
     }
 }
 
