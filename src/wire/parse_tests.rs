@@ -55,11 +55,16 @@ fn fragments_carry_ports_only_in_the_first() {
     let h = parse_headers(&eth(EtherType::IPV4, &packet)).unwrap();
     assert_eq!((h.fragment, h.src_port, h.dst_port), (true, 5353, 53));
     packet[6..8].copy_from_slice(&3u16.to_be_bytes()); // offset 24, last fragment
-    let h = parse_headers(&eth(EtherType::IPV4, &packet)).unwrap();
+    packet[4..6].copy_from_slice(&0x1234u16.to_be_bytes()); // identification
+    let frame = eth(EtherType::IPV4, &packet);
+    let h = parse_headers(&frame).unwrap();
     assert_eq!(
         (h.fragment, h.src_port, h.dst_port, h.proto),
         (true, 0, 0, IpProtocol::UDP)
     );
+    // Read as the header has it (neither the parse nor this checks its now stale checksum).
+    assert_eq!(h.fragment_id(&frame), Ok((0x1234, 24)));
+    assert_eq!(h.fragment_id(&frame[..20]), Err(Error::Truncated));
 }
 
 #[test]
@@ -119,6 +124,9 @@ fn a_later_ipv6_fragment_ends_the_walk_at_its_fragment_header() {
         ),
         (IpProtocol::IPV6_DEST_OPTIONS, true, 14 + 40, 14 + 40 + 8, 0)
     );
+    // Offset 32 bytes (4 units of 8, the M flag clear), identification 9.
+    assert_eq!(h.fragment_id(&frame), Ok((9, 32)));
+    assert_eq!(h.fragment_id(&frame[..14 + 40 + 4]), Err(Error::Truncated));
 }
 
 /// An extension header of kind `kind` leading to `next`, `units` × 8 bytes long.
