@@ -126,9 +126,18 @@ pub(super) fn senders<P: PacketBuffer>(packets: &mut [P]) -> [[u8; 6]; BURST] {
     out
 }
 
-/// The flow's symmetric hash folded into the dynamic port range.
+/// The flow's symmetric hash folded into the dynamic port range, for the underlay's ECMP to
+/// spread tunnels by (RFC 7348 §5). A fragment's ports are left out, the first fragment's
+/// too, as Linux's flow dissector leaves them out: later fragments carry none, and every
+/// fragment of a datagram then takes the same path, in the order they left.
 fn source_port(frame: &[u8], seed: u64) -> u16 {
-    let hash = parse_headers(frame).map_or(0, |h| symmetric_hash(&FlowKey::of(&h), seed));
+    let hash = parse_headers(frame).map_or(0, |h| {
+        let mut key = FlowKey::of(&h);
+        if h.fragment {
+            (key.src_port, key.dst_port) = (0, 0);
+        }
+        symmetric_hash(&key, seed)
+    });
     SOURCE_PORTS | (hash as u16 & 0x3fff)
 }
 

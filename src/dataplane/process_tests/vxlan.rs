@@ -375,3 +375,43 @@ fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
     assert_eq!(answered(NOW + 1, 10), 1);
     assert_eq!(answered(NOW + 1001, 3 * burst), burst);
 }
+
+/// Every fragment of a datagram, IPv4 or IPv6, leaves inside VXLAN with the same outer UDP
+/// source port (the underlay's ECMP then keeps them on one path), although only the first
+/// holds the datagram's ports.
+#[test]
+fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
+    use super::flows_and_drops::udp_fragments;
+    use super::icmp_and_ipv6::{udp6_fragments, CLIENT6, FRONTEND6};
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let v4 = udp_fragments(CLIENT, 5353, FRONTEND, 53)
+        .into_iter()
+        .map(|p| eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &p))
+        .collect::<Vec<_>>();
+    for frames in [v4, udp6_fragments(CLIENT6, 5353, FRONTEND6, 53)] {
+        let (mut st, _) = worker();
+        let mut ports = Vec::new();
+        for frame in frames {
+            let mut burst = vec![frame];
+            let mut actions = [Action::Drop(DropReason::Unsupported); 1];
+            process_burst(&mut burst, LAN, &mut st, &fwd, NOW, &mut actions);
+            assert!(
+                matches!(
+                    actions[0],
+                    Action::Transmit {
+                        backend: Some(_),
+                        ..
+                    }
+                ),
+                "{:?}",
+                actions[0]
+            );
+            let outer = ip(&burst[0]);
+            ports.push(UdpPacket::new_checked(outer.payload()).unwrap().src_port());
+        }
+        assert!(
+            ports.len() >= 2 && ports.iter().all(|&p| p == ports[0]),
+            "{ports:?}"
+        );
+    }
+}
