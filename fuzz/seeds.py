@@ -111,4 +111,20 @@ seed("ipv6-extensions", 6, 0, [
     c6 / IPv6(src="fd00::50", dst="fd00::100") / IPv6ExtHdrFragment(id=9, m=1) / UDP(sport=3, dport=4) / (b"y" * 24),
     c6 / IPv6(src="fd00::50", dst="fd00::100") / IPv6ExtHdrFragment(id=9, offset=4) / (b"y" * 16),
 ])
+# nva-over-vxlan.toml (8): NVAs behind VXLAN, MTU 1500 (an inner packet of up to 1450 fits)
+big = b"z" * 1440
+seed("vxlan", 8, 0, [
+    c / syn,
+    c / IP(src="10.0.0.50", dst="10.0.0.100", flags="DF") / UDP(sport=5353, dport=53) / big,
+    c / IP(src="10.0.0.50", dst="10.0.0.100") / UDP(sport=5353, dport=53) / big,
+    c / IP(src="10.0.0.50", dst="10.0.0.100", flags="DF", options=b"\x01\x00\x00\x00") / TCP(dport=80, flags="A") / b"o",
+] + [c / f for f in fragment(IP(src="10.0.0.50", dst="10.0.0.100") / UDP(sport=7, dport=7) / (b"x" * 120), fragsize=48)])
+# vxlan-small-mtu.toml (9): the same over MTU 1280, IPv6 inside too (an inner packet of up to
+# 1230 fits)
+seed("vxlan-small-mtu", 9, 0, [
+    c / IP(src="10.0.0.50", dst="10.0.0.100", flags="DF") / TCP(sport=1, dport=2, flags="S") / (b"v" * 1200),
+    c6 / IPv6(src="fd00::50", dst="fd00::100") / TCP(sport=40000, dport=443, flags="S"),
+    c6 / IPv6(src="fd00::50", dst="fd00::100") / UDP(sport=4, dport=5) / (b"w" * 1240),
+    c6 / IPv6(src="fd00::50", dst="fd00::100") / IPv6ExtHdrFragment(id=9, m=1) / UDP(sport=3, dport=4) / (b"y" * 1232),
+])
 print(len(os.listdir(OUT)), "seeds in", OUT)

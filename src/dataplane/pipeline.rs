@@ -296,6 +296,26 @@ fn decide_other<P: PacketBuffer>(
     }
 }
 
+/// One packet through the slow path alone ([`process`]), then inside the tunnel where it is
+/// decided for a backend behind VXLAN: what [`decide_burst`] does to a packet off the fast
+/// path, and what the fuzz target holds the burst pipeline to.
+pub fn process_alone<P: PacketBuffer>(
+    p: &mut P,
+    ingress: InterfaceId,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    now_ms: u64,
+) -> Action {
+    let one = std::slice::from_mut(p);
+    let senders = fwd.has_vxlan().then(|| vxlan::senders(one));
+    let mut action = [process(one[0].bytes(), ingress, st, fwd, now_ms)];
+    if let Some(senders) = senders {
+        let errors = (&mut st.icmp_errors, now_ms);
+        tunnel(one, (ingress, errors), fwd, &senders, &mut action);
+    }
+    action[0]
+}
+
 /// Packets decided for backends behind VXLAN, as addressed to them, go inside the tunnel.
 #[inline(never)]
 fn tunnel<P: PacketBuffer>(
