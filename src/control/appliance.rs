@@ -165,6 +165,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         config_generation: 1,
         pending: None,
     };
+    let narrow = plane.narrow_ipv6_tunnels(&plane.cfg);
+    if !narrow.is_empty() {
+        return Err(Error::Config(narrow.join("; ")));
+    }
     plane.neighbours.reachable = reachable(&plane.cfg);
     prober.set_targets(&plane.targets, &plane.health);
     let forwarding = Arc::new(ArcSwap::from_pointee(plane.build(None)));

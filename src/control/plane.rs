@@ -57,6 +57,22 @@ impl Plane {
         fwd
     }
 
+    /// What `cfg` would put inside VXLAN tunnels too narrow for IPv6 on these interfaces
+    /// ([`Forwarding::narrow_ipv6_tunnels`]), each said as a problem: the appliance neither
+    /// starts nor reloads with such a config.
+    pub(super) fn narrow_ipv6_tunnels(&self, cfg: &Config) -> Vec<String> {
+        let obs = Observations {
+            interface_macs: self.macs.clone(),
+            interface_mtus: self.mtus.clone(),
+            ..Observations::default()
+        };
+        let fwd = Forwarding::build(cfg, &obs, 0, None);
+        fwd.narrow_ipv6_tunnels()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
     /// SIGHUP or `haports reload`: re-reads and checks the config; applies it when valid
     /// and when nothing it changes needs a restart (then a new state must be published).
     pub(super) fn reload(
@@ -139,6 +155,11 @@ impl Plane {
                 path.display(),
                 needs.join(", ")
             )]);
+        }
+        let narrow = self.narrow_ipv6_tunnels(&next);
+        if !narrow.is_empty() {
+            let problem = |n: String| format!("{}: {n}", path.display());
+            return Reload::Refused(narrow.into_iter().map(problem).collect());
         }
         // A frontend the new config drops is withdrawn before the appliance stops serving it:
         // the reload applies once BIRD took that (`apply_pending`).

@@ -101,3 +101,53 @@ fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
     assert_eq!(p.config_generation, 1, "nothing applied yet");
     assert!(p.pending.is_some());
 }
+
+/// IPv4 and IPv6 frontends over NVAs behind VXLAN, on interface `lan`.
+const VXLAN: &str = include_str!("../../tests/fixtures/vxlan-small-mtu.toml");
+
+/// IPv6 inside VXLAN needs an interface MTU of 1330 (IPv6's 1280 inside, 50 bytes of outer
+/// headers): below that the plane names the frontend and the interface, and refuses a reload
+/// that would put IPv6 into the tunnel, keeping the running config; IPv4 alone goes through
+/// any MTU, and at 1330 the reload applies.
+#[test]
+fn ipv6_inside_vxlan_needs_an_interface_mtu_of_1330() {
+    let both = Config::from_toml(VXLAN, "t").unwrap();
+    let mut v4 = both.clone();
+    v4.load_balancer[0].frontend.retain(|f| f.name != "fe6");
+    v4.load_balancer[0].rule.retain(|r| r.name != "ha6");
+    let mut p = plane(v4.clone());
+    p.mtus = vec![1329];
+    assert_eq!(p.narrow_ipv6_tunnels(&v4), Vec::<String>::new());
+    let problems = p.narrow_ipv6_tunnels(&both);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    for said in [
+        "`fe6`",
+        "`lan`",
+        "MTU 1329 leaves 1279 bytes",
+        "at least 1330",
+    ] {
+        assert!(problems[0].contains(said), "{said}: {}", problems[0]);
+    }
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), VXLAN).unwrap();
+    let (mut prober, _) = Prober::new();
+    match p.reload(file.path(), &mut prober, None) {
+        Reload::Refused(why) => assert!(why.len() == 1 && why[0].contains("`fe6`"), "{why:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        p.cfg.load_balancer[0].frontend.len(),
+        1,
+        "the running config kept"
+    );
+    assert_eq!(p.config_generation, 1);
+
+    p.mtus = vec![1330];
+    assert_eq!(p.narrow_ipv6_tunnels(&both), Vec::<String>::new());
+    assert!(matches!(
+        p.reload(file.path(), &mut prober, None),
+        Reload::Applied(2)
+    ));
+    assert_eq!(p.cfg.load_balancer[0].frontend.len(), 2);
+}

@@ -23,11 +23,10 @@ use crate::wire::{
     Ipv4Repr, Ipv6Repr, MacAddr, UdpRepr,
 };
 
-/// The VXLAN header: flags (I: the VNI is valid), reserved, the 24-bit VNI, reserved.
-const VXLAN_HEADER: usize = 8;
+const VXLAN_HEADER: usize = VxlanLink::HEADER;
 
 /// The outer headers: Ethernet, IPv4, UDP, VXLAN.
-pub const OVERHEAD: usize = EthernetRepr::LEN + Ipv4Repr::LEN + UdpRepr::LEN + VXLAN_HEADER;
+pub const OVERHEAD: usize = VxlanLink::OVERHEAD;
 
 /// What the outer IP packet may carry besides the inner frame.
 const OUTER_IP_OVERHEAD: usize = OVERHEAD - EthernetRepr::LEN;

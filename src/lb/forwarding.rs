@@ -484,7 +484,8 @@ mod build;
 #[path = "forwarding_records.rs"]
 mod records;
 pub use records::{
-    Addressee, BackendLink, Decision, Egress, Neighbour, Observations, ReverseNat, VxlanLink,
+    Addressee, BackendLink, Decision, Egress, NarrowTunnel, Neighbour, Observations, ReverseNat,
+    VxlanLink, IPV6_MIN_MTU,
 };
 
 #[cfg(test)]

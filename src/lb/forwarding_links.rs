@@ -92,3 +92,39 @@ pub(super) fn same_members(
         })
         && prev.hash_seed == next.hash_seed
 }
+
+impl Forwarding {
+    /// Every IPv6 frontend whose rules reach a backend behind VXLAN through an interface too
+    /// narrow for IPv6 inside the tunnel, once per frontend and interface. Such a packet
+    /// could only be answered with a "packet too big" under 1280 bytes, which hosts need
+    /// not heed (RFC 8201 §4): the appliance refuses the config instead.
+    pub fn narrow_ipv6_tunnels(&self) -> Vec<NarrowTunnel> {
+        let mut out: Vec<NarrowTunnel> = Vec::new();
+        for fe in self.frontends.iter().filter(|f| f.address.is_ipv6()) {
+            let pools = fe
+                .rules
+                .iter()
+                .filter_map(|r| self.pools.get(r.pool as usize));
+            let backends = pools.flat_map(|p| &p.members);
+            let tunnelled = backends
+                .filter_map(|&b| self.backends.get(b as usize))
+                .filter(|b| b.vxlan.is_some());
+            for route in tunnelled.filter_map(|b| b.route) {
+                let Some(ifc) = self.interfaces.get(route.interface as usize) else {
+                    continue;
+                };
+                let narrow = NarrowTunnel {
+                    frontend: fe.name.clone(),
+                    interface: ifc.name.clone(),
+                    mtu: ifc.mtu,
+                };
+                if usize::from(ifc.mtu) < IPV6_MIN_MTU + VxlanLink::OVERHEAD
+                    && !out.contains(&narrow)
+                {
+                    out.push(narrow);
+                }
+            }
+        }
+        out
+    }
+}

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use hashbrown::{HashMap, HashSet};
 
 use super::{BackendId, FrontendId, InterfaceId, PoolId};
-use crate::wire::MacAddr;
+use crate::wire::{EthernetRepr, Ipv4Repr, MacAddr, UdpRepr};
 
 /// What the per-packet path reads of a backend, in one small record built with the state
 /// (the [`BackendState`](super::BackendState) it derives from spans two cache lines).
@@ -33,6 +33,15 @@ pub struct VxlanLink {
     pub dst: u32,
     /// The egress interface's MTU: the most the outer IP packet may carry.
     pub mtu: u16,
+}
+
+impl VxlanLink {
+    /// The VXLAN header: flags (I: the VNI is valid), reserved, the 24-bit VNI, reserved.
+    pub const HEADER: usize = 8;
+
+    /// The outer headers around an inner frame: Ethernet, IPv4, UDP, VXLAN (50 bytes). An
+    /// inner IP packet may be at most the egress interface's MTU less these.
+    pub const OVERHEAD: usize = EthernetRepr::LEN + Ipv4Repr::LEN + UdpRepr::LEN + Self::HEADER;
 }
 
 /// The way out to a backend: the interface, and the addresses of the frame's new MAC header
@@ -96,4 +105,33 @@ pub struct Observations {
     pub interface_macs: Vec<MacAddr>,
     /// Each interface's MTU, by interface index (empty offline: 1500).
     pub interface_mtus: Vec<u16>,
+}
+
+/// IPv6's minimum link MTU (RFC 8200 §5): every link must carry packets this big whole.
+pub const IPV6_MIN_MTU: usize = 1280;
+
+/// A tunnel that cannot carry IPv6: an IPv6 frontend's rule reaches backends behind VXLAN
+/// through an interface whose MTU leaves less than [`IPV6_MIN_MTU`] for the inner packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NarrowTunnel {
+    pub frontend: String,
+    pub interface: String,
+    pub mtu: u16,
+}
+
+impl std::fmt::Display for NarrowTunnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "IPv6 frontend `{}` has backends behind VXLAN through interface `{}`, whose MTU \
+             {} leaves {} bytes inside the tunnel, under IPv6's minimum of {IPV6_MIN_MTU} \
+             (VXLAN endpoints may not fragment, RFC 7348 §4.3): give the interface an MTU \
+             of at least {}",
+            self.frontend,
+            self.interface,
+            self.mtu,
+            usize::from(self.mtu).saturating_sub(VxlanLink::OVERHEAD),
+            IPV6_MIN_MTU + VxlanLink::OVERHEAD,
+        )
+    }
 }
