@@ -137,6 +137,22 @@ pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
                     ),
                 );
             }
+            // A configured MAC is where the backend's frames go: right on its segment (and
+            // inside VXLAN, its device's), wrong behind a router, whose MAC is resolved.
+            if let Some(mac) = backend.mac.filter(|_| pool.encap.is_none()) {
+                if !on_link(cfg, addr) && routed(cfg, addr) {
+                    out.error(
+                        format!("{}.mac", backend_key(&key, backend)),
+                        limit::BACKEND_MAC_ON_LINK,
+                        format!(
+                            "backend {addr} is behind a route, where its packets go to the \
+                             router's MAC (resolved), but `mac` would send them to {mac} on \
+                             the segment; drop `mac`, or put the backend on an interface's \
+                             subnet"
+                        ),
+                    );
+                }
+            }
         }
     }
 }

@@ -624,6 +624,15 @@ fn backends_are_on_link_or_routed() {
         via: "10.0.0.1".parse().unwrap(),
     });
     assert_eq!(validate(&routed), vec![]);
+    // Behind the route, the router's MAC is the way: a configured one is refused.
+    let mut with_mac = routed.clone();
+    let pool = &mut lb(&mut with_mac).backend_pool[0];
+    pool.backends.last_mut().unwrap().mac = Some(MacAddr([2, 0, 0, 0, 0, 0x11]));
+    only_problem(
+        &with_mac,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.9.1.1].mac",
+        "backend 10.9.1.1 is behind a route, where its packets go to the router's MAC",
+    );
 
     // VXLAN or not, a backend is reached by its address.
     let mut encapsulated = routed.clone();
