@@ -17,7 +17,8 @@ use crate::wire::{Headers, IpProtocol};
 
 /// Datagrams in flight in fragments one worker follows at once.
 pub(super) const FRAGMENT_CAPACITY: usize = 16_384;
-/// How long the later fragments of a datagram are expected after its first.
+/// How long a datagram's next fragment is expected after the one before (each fragment
+/// found renews its entry).
 const FRAGMENT_TIMEOUT_MS: u64 = 5_000;
 
 /// What a datagram's first fragment got, for its later fragments.

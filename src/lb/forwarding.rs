@@ -241,8 +241,9 @@ impl Forwarding {
     }
 
     /// Whether an established flow may stay on `backend`: it is still in `pool` and healthy
-    /// (drained backends keep their flows), or no backend of the pool is healthy — then the
-    /// flow has nowhere better to go and keeps going while the backend is reachable.
+    /// (drained backends keep their flows), or no backend of the pool may take new flows (none
+    /// is healthy, in service and weighted) — then the flow has nowhere better to go and keeps
+    /// going while the backend is reachable.
     #[inline]
     pub fn keeps_flow(&self, pool: PoolId, backend: BackendId) -> bool {
         self.link(backend)
