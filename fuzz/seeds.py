@@ -127,4 +127,15 @@ seed("vxlan-small-mtu", 9, 0, [
     c6 / IPv6(src="fd00::50", dst="fd00::100") / UDP(sport=4, dport=5) / (b"w" * 1240),
     c6 / IPv6(src="fd00::50", dst="fd00::100") / IPv6ExtHdrFragment(id=9, m=1) / UDP(sport=3, dport=4) / (b"y" * 1232),
 ])
+# Several bursts (64 frames each) on one worker, the clock moving on between them: a flow's
+# packets and a datagram's fragments in different bursts. Bit 7 of the ingress byte: the
+# stages a burst apart; the step byte 6: bursts at 7 s, then 1.5 s apart; 24: 6 s apart,
+# beyond a fragment's 5 s.
+filler = [c / IP(src="10.0.0.50", dst="10.0.0.100") / UDP(sport=10000 + i, dport=53) / b"f"
+          for i in range(62)]
+frags = [c / f for f in fragment(IP(src="10.0.0.50", dst="10.0.0.100") / UDP(sport=7, dport=7) / (b"x" * 120), fragsize=48)]
+burst1 = [c / syn, frags[0]] + filler
+burst2 = [c / IP(src="10.0.0.50", dst="10.0.0.100") / TCP(sport=40000, dport=443, flags="A") / b"hi"] + frags[1:]
+seed("bursts-apart", 0, 0x80, burst1 + burst2, step=6)
+seed("bursts-in-turn", 0, 0, burst1 + burst2, step=24)
 print(len(os.listdir(OUT)), "seeds in", OUT)

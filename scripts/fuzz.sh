@@ -20,4 +20,4 @@ scripts/install-deps.sh --build-only
 cd fuzz
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo fuzz run -s none pipeline corpus/pipeline -- \
-  -max_total_time="$seconds" -max_len=4096 -print_final_stats=1
+  -max_total_time="$seconds" -max_len=16384 -print_final_stats=1

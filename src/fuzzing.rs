@@ -6,17 +6,20 @@
 //! narrower than IPv6's minimum MTU). Also run over the committed corpus as an ordinary
 //! test, so CI replays every input.
 //!
-//! An input is: a config selector, an ingress interface, a clock step, then frames, each a
-//! two-byte big-endian length and its bytes (at most a burst). The burst goes through
-//! [`process_burst`] on one worker and, packet by packet, through the slow path alone on
-//! another ([`process_alone`]: `process`, then the tunnel where VXLAN takes the packet):
-//! nothing may panic, and both must do the same to every packet (the fast path takes only
-//! what the slow path would treat alike), leaving the same bytes.
+//! An input is: a config selector, an ingress interface (and whether the worker runs its
+//! stages a burst apart), a clock step, then frames, each a two-byte big-endian length and
+//! its bytes (up to four bursts, the clock moving on between them). The bursts go through
+//! the burst pipeline on one worker, as the worker runs it (stages in turn, or a burst
+//! apart), and, packet by packet, through the slow path alone on another
+//! ([`process_alone`]: `process`, then the tunnel where VXLAN takes the packet): nothing may
+//! panic, and both must do the same to every packet (the fast path takes only what the slow
+//! path would treat alike), leaving the same bytes; state (flows, fragments, neighbours)
+//! carries from one burst to the next on each worker.
 
 use std::net::IpAddr;
 
 use crate::config::Config;
-use crate::dataplane::pipeline::process_alone;
+use crate::dataplane::pipeline::{classify_burst, decide_burst, process_alone, Classified};
 use crate::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
 use crate::dpdk::BURST;
 use crate::lb::forwarding::{Forwarding, Neighbour, Observations};
@@ -98,53 +101,124 @@ pub fn backend_mac(addr: IpAddr) -> MacAddr {
 
 /// One input through both paths; panics (the fuzzer's finding) if they disagree.
 pub fn run(states: &[Forwarding], data: &[u8]) {
-    let Some((fwd, ingress, now_ms, frames)) = parse(states, data) else {
+    let Some(input) = parse(states, data) else {
         return;
     };
+    let fwd = input.fwd;
+    let (pipelined, actions, decided_at) = through_pipeline(&input);
 
-    let mut pipelined = frames.clone();
-    let mut st = WorkerState::new(4096, NeighbourReports::new_queue());
-    let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
-    process_burst(&mut pipelined, ingress, &mut st, fwd, now_ms, &mut actions);
-
-    let mut one_by_one = frames;
+    // The slow path alone, packet by packet, each at the time the pipeline decided it.
     let mut other = WorkerState::new(4096, NeighbourReports::new_queue());
-    for (i, frame) in one_by_one.iter_mut().enumerate() {
-        let slow = process_alone(frame, ingress, &mut other, fwd, now_ms);
-        assert_eq!(
-            actions[i], slow,
-            "packet {i}: the burst pipeline and the slow path"
-        );
-        assert_eq!(pipelined[i], *frame, "packet {i}: the bytes each path left");
-        if let Action::Transmit { interface, backend } = slow {
-            assert!((interface as usize) < fwd.interfaces.len());
-            assert!(backend.map_or(true, |b| (b as usize) < fwd.backends.len()));
+    for (k, mut burst) in input.bursts.into_iter().enumerate() {
+        for (i, frame) in burst.iter_mut().enumerate() {
+            let slow = process_alone(frame, input.ingress, &mut other, fwd, decided_at[k]);
+            assert_eq!(
+                actions[k][i], slow,
+                "burst {k}, packet {i}: the burst pipeline and the slow path"
+            );
+            assert_eq!(
+                pipelined[k][i], *frame,
+                "burst {k}, packet {i}: the bytes each path left"
+            );
+            if let Action::Transmit { interface, backend } = slow {
+                assert!((interface as usize) < fwd.interfaces.len());
+                assert!(backend.map_or(true, |b| (b as usize) < fwd.backends.len()));
+            }
         }
     }
 }
 
-/// An input's parts: the state it picks, its ingress, the time and its frames (at most a
-/// burst); `None` for an input too short to pick.
+/// The input's bursts through the burst pipeline on one worker, as the worker runs it: each
+/// burst's stages in turn, or a burst apart (the next burst classified before this one is
+/// decided, at the time of the loop that decides it). The bursts as they were left, each
+/// one's actions, and when each was decided.
+#[allow(clippy::type_complexity)]
+fn through_pipeline(input: &Input) -> (Vec<Vec<Vec<u8>>>, Vec<[Action; BURST]>, Vec<u64>) {
+    let fwd = input.fwd;
+    let mut pipelined = input.bursts.clone();
+    let mut st = WorkerState::new(4096, NeighbourReports::new_queue());
+    let mut actions = vec![[Action::Drop(DropReason::Unsupported); BURST]; pipelined.len()];
+    let mut decided_at = vec![0; pipelined.len()];
+    let mut waiting: Option<(usize, Box<Classified>)> = None;
+    for k in 0..=pipelined.len() {
+        let now_ms = input.time(k);
+        let mut found = Box::<Classified>::default();
+        if let Some(burst) = pipelined.get_mut(k) {
+            if input.apart {
+                classify_burst(burst, input.ingress, &st, fwd, &mut found);
+            } else {
+                process_burst(burst, input.ingress, &mut st, fwd, now_ms, &mut actions[k]);
+                decided_at[k] = now_ms;
+                continue;
+            }
+        }
+        if let Some((j, classified)) = waiting.take() {
+            decide_burst(
+                &mut pipelined[j],
+                &classified,
+                &mut st,
+                fwd,
+                now_ms,
+                &mut actions[j],
+            );
+            decided_at[j] = now_ms;
+        }
+        waiting = Some((k, found)).filter(|_| k < pipelined.len());
+    }
+    (pipelined, actions, decided_at)
+}
+
+/// The most bursts one input holds.
+const MAX_BURSTS: usize = 4;
+
+/// An input's parts.
+struct Input<'a> {
+    /// The forwarding state it picks.
+    fwd: &'a Forwarding,
+    ingress: u32,
+    /// The worker runs the stages a burst apart (as it does for large flow tables).
+    apart: bool,
+    /// The time of the first burst, and between one burst and the next.
+    start_ms: u64,
+    gap_ms: u64,
+    /// At most [`MAX_BURSTS`] bursts of at most [`BURST`] frames.
+    bursts: Vec<Vec<Vec<u8>>>,
+}
+
+impl Input<'_> {
+    /// The time of the worker's `k`th loop (the one that receives burst `k`).
+    fn time(&self, k: usize) -> u64 {
+        self.start_ms + k as u64 * self.gap_ms
+    }
+}
+
+/// An input's parts: byte 0 picks the state, byte 1 the ingress (bit 7: the stages a burst
+/// apart), byte 2 the time (the first burst at 1 s + that many seconds, each further one
+/// that many quarter seconds later), then frames, each a two-byte big-endian length and
+/// its bytes, [`BURST`] to a burst. `None` for an input too short to pick.
 fn parse<'a>(states: &'a [Forwarding], data: &[u8]) -> Option<Input<'a>> {
     let [pick, ingress, step, rest @ ..] = data else {
         return None;
     };
     let fwd = &states[usize::from(*pick) % states.len()];
-    let ingress = u32::from(*ingress) % fwd.interfaces.len() as u32;
-    let now_ms = 1_000 + u64::from(*step) * 1_000;
-    let mut frames: Vec<Vec<u8>> = Vec::with_capacity(BURST);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
     let mut rest = rest;
-    while frames.len() < BURST {
+    while frames.len() < MAX_BURSTS * BURST {
         let [hi, lo, tail @ ..] = rest else { break };
         let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
         frames.push(tail[..len].to_vec());
         rest = &tail[len..];
     }
-    Some((fwd, ingress, now_ms, frames))
+    let bursts = frames.chunks(BURST).map(<[Vec<u8>]>::to_vec).collect();
+    Some(Input {
+        fwd,
+        ingress: u32::from(ingress & 0x7f) % fwd.interfaces.len() as u32,
+        apart: ingress & 0x80 != 0,
+        start_ms: 1_000 + u64::from(*step) * 1_000,
+        gap_ms: u64::from(*step) * 250,
+        bursts,
+    })
 }
-
-/// What [`parse`] makes of an input.
-type Input<'a> = (&'a Forwarding, u32, u64, Vec<Vec<u8>>);
 
 /// An input from its parts (for the seed corpus).
 pub fn input(pick: u8, ingress: u8, step: u8, frames: &[&[u8]]) -> Vec<u8> {
@@ -174,6 +248,48 @@ mod tests {
         assert!(n >= 10, "only {n} inputs in {}", dir.display());
     }
 
+    /// The seeds of several bursts carry state from one burst to the next, with the stages in
+    /// turn and a burst apart: a TCP flow's next segment and a datagram's later fragments,
+    /// a burst after their first, go where it went; 6 s later, the fragments' datagram is
+    /// forgotten (5 s) and they are dropped.
+    #[test]
+    fn the_burst_seeds_carry_state_from_one_burst_to_the_next() {
+        let states = states();
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pipeline");
+        let backend = |a: Action| match a {
+            Action::Transmit {
+                backend: Some(b), ..
+            } => b,
+            other => panic!("{other:?}"),
+        };
+        for (seed, apart, forgotten) in [
+            ("seed-bursts-apart", true, false),
+            ("seed-bursts-in-turn", false, true),
+        ] {
+            let data = std::fs::read(corpus.join(seed)).expect("a seed");
+            let input = parse(&states, &data).expect("an input");
+            assert_eq!((input.bursts.len(), input.apart), (2, apart), "{seed}");
+            let (_, actions, _) = through_pipeline(&input);
+            assert_eq!(
+                backend(actions[1][0]),
+                backend(actions[0][0]),
+                "{seed}: the flow stays"
+            );
+            let first = backend(actions[0][1]);
+            for later in &actions[1][1..3] {
+                if forgotten {
+                    assert_eq!(*later, Action::Drop(DropReason::Fragment), "{seed}");
+                } else {
+                    assert_eq!(
+                        backend(*later),
+                        first,
+                        "{seed}: fragments follow their first"
+                    );
+                }
+            }
+        }
+    }
+
     /// The VXLAN seeds reach the tunnel in the fuzz states (its next hop resolved): a packet
     /// that fits leaves inside it, 50 bytes longer, one too big is answered with an ICMP
     /// error (IPv4 with DF, and IPv6 through a tunnel narrower than 1280 bytes) or dropped.
@@ -183,11 +299,13 @@ mod tests {
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/pipeline");
         let through = |seed: &str| {
             let data = std::fs::read(corpus.join(seed)).expect("a seed");
-            let (fwd, ingress, now_ms, frames) = parse(&states, &data).expect("an input");
+            let input = parse(&states, &data).expect("an input");
+            let frames = &input.bursts[0];
             let mut out = frames.clone();
             let mut st = WorkerState::new(4096, NeighbourReports::new_queue());
             let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
-            process_burst(&mut out, ingress, &mut st, fwd, now_ms, &mut actions);
+            let (fwd, now_ms) = (input.fwd, input.time(0));
+            process_burst(&mut out, input.ingress, &mut st, fwd, now_ms, &mut actions);
             let grew = |i: usize| out[i].len() as isize - frames[i].len() as isize;
             (0..frames.len())
                 .map(|i| (actions[i], grew(i)))
