@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Appliance, Capture, Lab, FRONTEND};
+use common::{Appliance, Capture, Lab, FRONTEND, FRONTEND6};
 
 #[test]
 fn dsr_over_vxlan_through_a_router_balances_and_spreads_outer_source_ports() {
@@ -124,3 +124,36 @@ for _ in range(50):
         break
 print(mtu)
 "#;
+
+/// IPv6 inside the same IPv4 tunnel: an IPv6 frontend's flows balanced over the backends
+/// behind VXLAN, each packet to its backend's address inside VXLAN, the IPv6 packet as the
+/// client sent it, answered directly (DSR) through the router.
+#[test]
+fn ipv6_goes_inside_the_ipv4_tunnel_and_is_balanced() {
+    let lab = Lab::up("vxlan6");
+    let lb = Appliance::start(&lab, &lab.config());
+    let capture = Capture::start_on(&lab, "r", "eth1", "udp dst port 4789");
+    let ports: Vec<u16> = (8000..8024).collect();
+    let t = lab.traffic("tcp", FRONTEND6, &ports, 120, None);
+    let seen = capture.stop();
+    assert!(
+        t.failures.is_empty(),
+        "{} failures: {:?}",
+        t.failures.len(),
+        t.failures.first()
+    );
+    assert_eq!(t.total(), 120);
+    assert_eq!(t.served.len(), 3, "{:?}", t.served);
+    // "TIME IP 10.0.0.2.SPORT > 10.9.0.1N.4789: VXLAN, …", then "IP6 fd00::50.PORT >
+    // fd00::100.PORT: Flags …": IPv6 inside.
+    let inside = seen
+        .windows(2)
+        .filter(|p| p[0].contains(": VXLAN") && p[1].starts_with("IP6 fd00::50."))
+        .count();
+    assert!(
+        inside >= 120,
+        "IPv6 inside VXLAN: {inside} of {:?}",
+        &seen[..seen.len().min(4)]
+    );
+    drop(lb);
+}

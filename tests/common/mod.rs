@@ -99,6 +99,7 @@ impl Lab {
             "nat6" => "fd00:1::10",
             "dsr6" => "fd00::50",
             "vxlan" => "10.0.0.50",
+            "vxlan6" => "fd00::50",
             _ => "10.0.1.10",
         }
     }
@@ -114,10 +115,10 @@ impl Lab {
 
     /// The backends' addresses of this lab's mode (b1, b2, b3).
     pub fn backends(&self) -> [&'static str; 3] {
-        if self.mode.ends_with('6') {
-            BACKENDS6
-        } else if self.mode == "vxlan" {
+        if self.mode.starts_with("vxlan") {
             ["10.9.0.11", "10.9.0.12", "10.9.0.13"]
+        } else if self.mode.ends_with('6') {
+            BACKENDS6
         } else {
             BACKENDS
         }
@@ -371,7 +372,7 @@ impl Appliance {
             namespace: format!("{}-lb", lab.tag),
             log,
         };
-        if lab.mode.ends_with('6') || lab.mode == "vxlan" {
+        if lab.mode.ends_with('6') || lab.mode.starts_with("vxlan") {
             a.wait_backends(&lab.backends());
         } else {
             a.wait_ready();
