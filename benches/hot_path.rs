@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use haports::dataplane::pipeline::{
     classify_burst, decide_burst, prefetch_buckets_again, Classified,
 };
-use haports::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
+use haports::dataplane::{process_burst, Action, NeighbourReports, Spill, WorkerState};
 use haports::dpdk::{prefetch, BURST};
 use haports::lb::flow::FlowKey;
 use haports::lb::flow_table::{FlowTable, V4Key};
@@ -230,9 +230,10 @@ fn burst(c: &mut Criterion) {
             .collect();
         let mut st = WorkerState::new(FLOW_TABLE_CAPACITY, NeighbourReports::new_queue());
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+        let mut spill = Spill::with_capacity(BURST);
         for chunk in frames.chunks(BURST) {
             let mut burst: Vec<Vec<u8>> = chunk.to_vec();
-            process_burst(&mut burst, 0, &mut st, &fwd, 0, &mut actions);
+            process_burst(&mut burst, 0, &mut st, &fwd, 0, &mut actions, &mut spill);
         }
         let mut burst: Vec<Vec<u8>> = frames[..BURST].to_vec();
         group.bench_function(BenchmarkId::new("nat_udp_burst", count), |b| {
@@ -242,7 +243,7 @@ fn burst(c: &mut Criterion) {
                     dst.copy_from_slice(src);
                 }
                 at = (at + BURST) % (frames.len() - BURST);
-                process_burst(&mut burst, 0, &mut st, &fwd, 1, &mut actions);
+                process_burst(&mut burst, 0, &mut st, &fwd, 1, &mut actions, &mut spill);
                 actions[0]
             })
         });
@@ -263,7 +264,15 @@ fn burst(c: &mut Criterion) {
                 let [fa, fb] = &mut found;
                 let (found_new, found_waiting) = if next == 0 { (fa, fb) } else { (fb, fa) };
                 classify_burst(new, 0, &st, &fwd, found_new);
-                decide_burst(waiting, found_waiting, &mut st, &fwd, 1, &mut actions);
+                decide_burst(
+                    waiting,
+                    found_waiting,
+                    &mut st,
+                    &fwd,
+                    1,
+                    &mut actions,
+                    &mut spill,
+                );
                 prefetch_buckets_again(found_new, &st);
                 next ^= 1;
                 actions[0]

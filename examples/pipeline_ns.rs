@@ -17,7 +17,7 @@ use std::time::Instant;
 use haports::dataplane::pipeline::{
     classify_burst, decide_burst, prefetch_buckets_again, Classified,
 };
-use haports::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
+use haports::dataplane::{process_burst, Action, NeighbourReports, Spill, WorkerState};
 use haports::dpdk::BURST;
 use haports::lb::forwarding::Forwarding;
 use haports::lb::verdict::DropReason;
@@ -43,8 +43,17 @@ fn main() {
         .collect();
     let mut st = WorkerState::new(1 << 20, NeighbourReports::new_queue());
     let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+    let mut spill = Spill::with_capacity(BURST);
     for chunk in frames.chunks(BURST) {
-        process_burst(&mut chunk.to_vec(), 0, &mut st, &fwd, 1, &mut actions);
+        process_burst(
+            &mut chunk.to_vec(),
+            0,
+            &mut st,
+            &fwd,
+            1,
+            &mut actions,
+            &mut spill,
+        );
     }
     let mut times: [Vec<f64>; 2] = Default::default();
     for _ in 0..slices {
@@ -72,11 +81,12 @@ fn main() {
 /// Each burst through both stages in turn. Returns the packets sent.
 fn in_turn(frames: &[Vec<u8>], st: &mut WorkerState, fwd: &Forwarding) -> usize {
     let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+    let mut spill = Spill::with_capacity(BURST);
     let mut burst: Vec<Vec<u8>> = frames[..BURST].to_vec();
     let mut sent = 0;
     for r in 0..SLICE {
         refill(&mut burst, frames, r);
-        process_burst(&mut burst, 0, st, fwd, 1, &mut actions);
+        process_burst(&mut burst, 0, st, fwd, 1, &mut actions, &mut spill);
         sent += transmitted(&actions);
     }
     sent
@@ -86,6 +96,7 @@ fn in_turn(frames: &[Vec<u8>], st: &mut WorkerState, fwd: &Forwarding) -> usize 
 /// again: the worker's loop.
 fn a_burst_apart(frames: &[Vec<u8>], st: &mut WorkerState, fwd: &Forwarding) -> usize {
     let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+    let mut spill = Spill::with_capacity(BURST);
     let mut lanes = [frames[..BURST].to_vec(), frames[..BURST].to_vec()];
     let mut found = [Classified::default(), Classified::default()];
     let mut sent = 0;
@@ -100,7 +111,7 @@ fn a_burst_apart(frames: &[Vec<u8>], st: &mut WorkerState, fwd: &Forwarding) -> 
         refill(new, frames, r);
         classify_burst(new, 0, st, fwd, found_new);
         if r > 0 {
-            decide_burst(waiting, found_waiting, st, fwd, 1, &mut actions);
+            decide_burst(waiting, found_waiting, st, fwd, 1, &mut actions, &mut spill);
             sent += transmitted(&actions);
         }
         prefetch_buckets_again(found_new, st);

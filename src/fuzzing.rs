@@ -20,7 +20,7 @@ use std::net::IpAddr;
 
 use crate::config::Config;
 use crate::dataplane::pipeline::{classify_burst, decide_burst, process_alone, Classified};
-use crate::dataplane::{process_burst, Action, NeighbourReports, WorkerState};
+use crate::dataplane::{process_burst, Action, NeighbourReports, Spill, WorkerState};
 use crate::dpdk::BURST;
 use crate::lb::forwarding::{Forwarding, Neighbour, Observations};
 use crate::lb::verdict::DropReason;
@@ -105,13 +105,18 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
         return;
     };
     let fwd = input.fwd;
-    let (pipelined, actions, decided_at) = through_pipeline(&input);
+    let (pipelined, actions, decided_at, spilled) = through_pipeline(&input);
 
-    // The slow path alone, packet by packet, each at the time the pipeline decided it.
+    // The slow path alone, packet by packet, each at the time the pipeline decided it; the
+    // packets each made beside its own (a split packet's fragments) the same.
     let mut other = WorkerState::new(4096, NeighbourReports::new_queue());
+    let mut spill = Spill::with_capacity(BURST);
     for (k, mut burst) in input.bursts.into_iter().enumerate() {
+        let mut made = Vec::new();
         for (i, frame) in burst.iter_mut().enumerate() {
-            let slow = process_alone(frame, input.ingress, &mut other, fwd, decided_at[k]);
+            let now = decided_at[k];
+            let slow = process_alone(frame, input.ingress, &mut other, fwd, now, &mut spill);
+            made.extend(spill.drain());
             assert_eq!(
                 actions[k][i], slow,
                 "burst {k}, packet {i}: the burst pipeline and the slow path"
@@ -125,17 +130,31 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
                 assert!(backend.map_or(true, |b| (b as usize) < fwd.backends.len()));
             }
         }
+        assert_eq!(
+            spilled[k], made,
+            "burst {k}: the packets made beside the burst"
+        );
     }
 }
+
+/// What [`through_pipeline`] leaves: the bursts, each one's actions, when each was decided,
+/// and the packets each made beside its own, with their actions.
+type Pipelined = (
+    Vec<Vec<Vec<u8>>>,
+    Vec<[Action; BURST]>,
+    Vec<u64>,
+    Vec<Vec<(Vec<u8>, Action)>>,
+);
 
 /// The input's bursts through the burst pipeline on one worker, as the worker runs it: each
 /// burst's stages in turn, or a burst apart (the next burst classified before this one is
 /// decided, at the time of the loop that decides it). The bursts as they were left, each
 /// one's actions, and when each was decided.
-#[allow(clippy::type_complexity)]
-fn through_pipeline(input: &Input) -> (Vec<Vec<Vec<u8>>>, Vec<[Action; BURST]>, Vec<u64>) {
+fn through_pipeline(input: &Input) -> Pipelined {
     let fwd = input.fwd;
     let mut pipelined = input.bursts.clone();
+    let mut spill = Spill::with_capacity(BURST);
+    let mut spilled = vec![Vec::new(); pipelined.len()];
     let mut st = WorkerState::new(4096, NeighbourReports::new_queue());
     let mut actions = vec![[Action::Drop(DropReason::Unsupported); BURST]; pipelined.len()];
     let mut decided_at = vec![0; pipelined.len()];
@@ -147,8 +166,10 @@ fn through_pipeline(input: &Input) -> (Vec<Vec<Vec<u8>>>, Vec<[Action; BURST]>, 
             if input.apart {
                 classify_burst(burst, input.ingress, &st, fwd, &mut found);
             } else {
-                process_burst(burst, input.ingress, &mut st, fwd, now_ms, &mut actions[k]);
+                let (time, out) = (now_ms, &mut actions[k]);
+                process_burst(burst, input.ingress, &mut st, fwd, time, out, &mut spill);
                 decided_at[k] = now_ms;
+                spilled[k].extend(spill.drain());
                 continue;
             }
         }
@@ -160,12 +181,14 @@ fn through_pipeline(input: &Input) -> (Vec<Vec<Vec<u8>>>, Vec<[Action; BURST]>, 
                 fwd,
                 now_ms,
                 &mut actions[j],
+                &mut spill,
             );
             decided_at[j] = now_ms;
+            spilled[j].extend(spill.drain());
         }
         waiting = Some((k, found)).filter(|_| k < pipelined.len());
     }
-    (pipelined, actions, decided_at)
+    (pipelined, actions, decided_at, spilled)
 }
 
 /// The most bursts one input holds.
@@ -269,7 +292,7 @@ mod tests {
             let data = std::fs::read(corpus.join(seed)).expect("a seed");
             let input = parse(&states, &data).expect("an input");
             assert_eq!((input.bursts.len(), input.apart), (2, apart), "{seed}");
-            let (_, actions, _) = through_pipeline(&input);
+            let (_, actions, _, _) = through_pipeline(&input);
             assert_eq!(
                 backend(actions[1][0]),
                 backend(actions[0][0]),
@@ -292,7 +315,8 @@ mod tests {
 
     /// The VXLAN seeds reach the tunnel in the fuzz states (its next hop resolved): a packet
     /// that fits leaves inside it, 50 bytes longer, one too big is answered with an ICMP
-    /// error (IPv4 with DF, and IPv6 through a tunnel narrower than 1280 bytes) or dropped.
+    /// error (IPv4 with DF, and IPv6 through a tunnel narrower than 1280 bytes) or split
+    /// (IPv4 without DF).
     #[test]
     fn the_vxlan_seeds_reach_the_tunnel() {
         let states = states();
@@ -305,7 +329,17 @@ mod tests {
             let mut st = WorkerState::new(4096, NeighbourReports::new_queue());
             let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
             let (fwd, now_ms) = (input.fwd, input.time(0));
-            process_burst(&mut out, input.ingress, &mut st, fwd, now_ms, &mut actions);
+            let mut spill = Spill::with_capacity(BURST);
+            let ingress = input.ingress;
+            process_burst(
+                &mut out,
+                ingress,
+                &mut st,
+                fwd,
+                now_ms,
+                &mut actions,
+                &mut spill,
+            );
             let grew = |i: usize| out[i].len() as isize - frames[i].len() as isize;
             (0..frames.len())
                 .map(|i| (actions[i], grew(i)))
@@ -332,10 +366,15 @@ mod tests {
         let v4 = through("seed-vxlan");
         assert!(inside(v4[0]), "{v4:?}");
         assert!(answered(v4[1]), "too big with DF: {v4:?}");
-        assert_eq!(
-            v4[2].0,
-            Action::Drop(DropReason::TooBig),
-            "too big without DF"
+        assert!(
+            matches!(
+                v4[2].0,
+                Action::Transmit {
+                    backend: Some(_),
+                    ..
+                }
+            ),
+            "too big without DF, split for the tunnel: {v4:?}"
         );
         let small = through("seed-vxlan-small-mtu");
         assert!(inside(small[1]), "{small:?}");

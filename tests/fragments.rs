@@ -160,3 +160,32 @@ fn fragments_go_through_vxlan_with_one_outer_source_port() {
     );
     assert_eq!(dropped, Some(0.0), "nothing too big for the tunnel");
 }
+
+/// Fragments too big for the tunnel (the client's 1,500-byte ones, 50 bytes short) and
+/// without DF are split again, as a router splits them, each piece inside VXLAN on its own;
+/// the backend puts the datagram back together from the pieces and answers it whole.
+#[test]
+fn fragments_too_big_for_the_tunnel_are_split_again() {
+    let lab = Lab::up("vxlan");
+    on_af_xdp(&lab);
+    let lb = Appliance::start(&lab, &lab.config());
+    let capture = Capture::start_on(&lab, "r", "eth1", "udp dst port 4789");
+    let got = datagrams(&lab, 8);
+    let seen = capture.stop();
+    assert!(got.failures.is_empty(), "{got:?}");
+    assert_eq!(got.answers.values().sum::<usize>(), 8, "{got:?}");
+    // Each datagram came as two fragments (1,500 and 548 bytes), the first split in two: at
+    // least three packets inside the tunnel for each.
+    let inside = seen.iter().filter(|l| l.contains(": VXLAN")).count();
+    assert!(inside >= 24, "{inside} packets inside VXLAN: {seen:?}");
+    let m = lb.metrics();
+    assert_eq!(
+        metric(&m, "haports_drops_total", &[("reason", "too_big")]),
+        Some(0.0)
+    );
+    let received = metric(&m, "haports_worker_rx_packets_total", &[("worker", "0")]);
+    assert!(
+        received.is_some_and(|r| r >= 16.0),
+        "two fragments each: {received:?}"
+    );
+}

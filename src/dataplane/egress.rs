@@ -8,6 +8,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::action::Action;
 use super::counters::{count_backend, WorkerCounters};
+use super::fragmenter::Spill;
 use super::neighbours::Held;
 use crate::dpdk::{free_bulk, Mbuf, MbufBurst, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
@@ -77,6 +78,17 @@ impl Egress {
         }
         self.send_each(burst.slots_mut(), actions, counted, now_ms);
         burst.clear();
+    }
+
+    /// The packets made beside a burst (the later fragments of packets split for a
+    /// tunnel), after it, their backends counted; leaves `spill` empty.
+    #[inline]
+    pub(super) fn send_spilled(&mut self, spill: &mut Spill<Option<Mbuf>>, now_ms: u64) {
+        if !spill.is_empty() {
+            let (packets, actions) = spill.parts();
+            self.send_each(packets, actions, 0, now_ms);
+            spill.clear();
+        }
     }
 
     /// [`Egress::send`] packet by packet, into the TX buffers; the first `counted` packets'

@@ -19,6 +19,11 @@ pub trait PacketBuffer {
     fn prepend(&mut self, n: usize) -> bool;
     /// Shortens the packet to `len` bytes; false if it is not that long.
     fn truncate(&mut self, len: usize) -> bool;
+    /// A new packet buffer of the same kind (an mbuf of the same pool) of `len` bytes (left
+    /// as they were: the caller writes them); None when none is free or `len` does not fit.
+    fn sibling(&self, len: usize) -> Option<Self>
+    where
+        Self: Sized;
 }
 
 impl PacketBuffer for Option<Mbuf> {
@@ -55,6 +60,11 @@ impl PacketBuffer for Option<Mbuf> {
         self.as_mut()
             .is_some_and(|m| len <= m.len() && m.set_len(len))
     }
+
+    fn sibling(&self, len: usize) -> Option<Self> {
+        let mut m = self.as_ref()?.sibling()?;
+        m.set_len(len).then_some(Some(m))
+    }
 }
 
 impl PacketBuffer for Vec<u8> {
@@ -72,5 +82,9 @@ impl PacketBuffer for Vec<u8> {
             Vec::truncate(self, len);
             true
         }
+    }
+
+    fn sibling(&self, len: usize) -> Option<Self> {
+        Some(vec![0; len])
     }
 }

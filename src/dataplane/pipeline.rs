@@ -24,6 +24,7 @@ use super::action::Action;
 use super::classify::{classify_fast, classify_fast6};
 use super::counters::{count_backend, Traffic};
 use super::ctx::Ctx;
+use super::fragmenter::Spill;
 use super::nat::deliver_v4;
 use super::packet_buffer::PacketBuffer;
 use super::slow::{decide_flow, process, to_backend};
@@ -89,10 +90,11 @@ pub fn process_burst<P: PacketBuffer>(
     fwd: &Forwarding,
     now_ms: u64,
     actions: &mut [Action],
+    spill: &mut Spill<P>,
 ) {
     let mut classified = Classified::default();
     classify_burst(packets, ingress, st, fwd, &mut classified);
-    decide_burst(packets, &classified, st, fwd, now_ms, actions);
+    decide_burst(packets, &classified, st, fwd, now_ms, actions, spill);
 }
 
 /// Stage 1: parses and classifies a burst received on `ingress` (at most [`BURST`]
@@ -186,6 +188,7 @@ pub fn prefetch_buckets_again(found: &Classified, st: &WorkerState) {
 /// leaves), and returns true, unless backends behind VXLAN may take some: their frames are
 /// counted as sent, encapsulated, by the caller. Counted here, where the backend and the
 /// frame's length are at hand: 5 instructions a packet fewer than as sent (README).
+#[allow(clippy::too_many_arguments)]
 pub fn decide_burst<P: PacketBuffer>(
     packets: &mut [P],
     classified: &Classified,
@@ -193,13 +196,14 @@ pub fn decide_burst<P: PacketBuffer>(
     fwd: &Forwarding,
     now_ms: u64,
     actions: &mut [Action],
+    spill: &mut Spill<P>,
 ) -> bool {
     let n = packets.len().min(BURST).min(actions.len());
     let ingress = classified.ingress;
     if classified.generation != fwd.generation || classified.len != packets.len().min(BURST) {
         let mut again = Classified::default();
         classify_burst(packets, ingress, st, fwd, &mut again);
-        return decide_burst(packets, &again, st, fwd, now_ms, actions);
+        return decide_burst(packets, &again, st, fwd, now_ms, actions, spill);
     }
     let (fast, fast_mask) = (&classified.fast, classified.mask);
     let our_mac = fwd.interfaces.get(ingress as usize).map(|ifc| ifc.mac);
@@ -238,7 +242,7 @@ pub fn decide_burst<P: PacketBuffer>(
             (ingress, errors),
             fwd,
             &senders,
-            &mut actions[..n],
+            (&mut actions[..n], spill),
         );
     }
     senders.is_none()
@@ -305,13 +309,14 @@ pub fn process_alone<P: PacketBuffer>(
     st: &mut WorkerState,
     fwd: &Forwarding,
     now_ms: u64,
+    spill: &mut Spill<P>,
 ) -> Action {
     let one = std::slice::from_mut(p);
     let senders = fwd.has_vxlan().then(|| vxlan::senders(one));
     let mut action = [process(one[0].bytes(), ingress, st, fwd, now_ms)];
     if let Some(senders) = senders {
         let errors = (&mut st.icmp_errors, now_ms);
-        tunnel(one, (ingress, errors), fwd, &senders, &mut action);
+        tunnel(one, (ingress, errors), fwd, &senders, (&mut action, spill));
     }
     action[0]
 }
@@ -323,7 +328,7 @@ fn tunnel<P: PacketBuffer>(
     (ingress, errors): (InterfaceId, vxlan::Errors),
     fwd: &Forwarding,
     senders: &[[u8; 6]; BURST],
-    actions: &mut [Action],
+    (actions, spill): (&mut [Action], &mut Spill<P>),
 ) {
     for ((p, action), sender) in packets.iter_mut().zip(actions).zip(senders) {
         if let Action::Transmit {
@@ -334,7 +339,8 @@ fn tunnel<P: PacketBuffer>(
             match fwd.tunnel(b) {
                 Some(v) => {
                     let from = ((ingress, *sender), (&mut *errors.0, errors.1));
-                    *action = vxlan::encapsulate(p, (b, v), fwd, from, interface);
+                    let out = (interface, &mut *spill);
+                    *action = vxlan::encapsulate(p, (b, v), fwd, from, out);
                 }
                 // Behind VXLAN with the tunnel's next hop unresolved: never out unwrapped.
                 None if fwd

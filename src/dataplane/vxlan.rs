@@ -4,14 +4,15 @@
 //! backend's address, through the next hop. The outer UDP source port comes from the flow's
 //! symmetric hash, so routers spread flows (and both directions of a transit flow look
 //! alike). A packet the interface's MTU cannot carry encapsulated is answered, like a router
-//! would, with "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6), or dropped
-//! (`too_big`) when it may be fragmented (IPv4 without DF), which haports does not do, or
-//! when the worker has sent [`ERRORS_PER_SECOND`] such errors already.
+//! would, with "fragmentation needed" (IPv4 with DF) or "packet too big" (IPv6), or, IPv4
+//! without DF, split into fragments that fit ([`fragmenter`]); dropped (`too_big`) when it
+//! cannot be split, or when the worker has sent [`ERRORS_PER_SECOND`] such errors already.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::action::Action;
 use super::exception::TokenBucket;
+use super::fragmenter::{self, Spill};
 use super::packet_buffer::PacketBuffer;
 use crate::dpdk::BURST;
 use crate::lb::flow::FlowKey;
@@ -54,15 +55,38 @@ pub(super) fn encapsulate<P: PacketBuffer>(
     (b, v): (BackendId, &VxlanLink),
     fwd: &Forwarding,
     (from, errors): ((InterfaceId, [u8; 6]), Errors),
+    (egress, spill): (InterfaceId, &mut Spill<P>),
+) -> Action {
+    if OUTER_IP_OVERHEAD + p.bytes().len() <= usize::from(v.mtu) {
+        return wrap(p, (b, v), fwd.hash_seed, egress);
+    }
+    // IPv4 that may be fragmented is, as a router would fragment it, into fragments that
+    // each fit the tunnel; the first stays here, the others go out after the burst.
+    let max_ip = usize::from(v.mtu).saturating_sub(OVERHEAD);
+    let first = spill.len();
+    let Some(n) = fragmenter::split(p, max_ip, spill) else {
+        return too_big(p, v, fwd, from, errors);
+    };
+    for i in first..first + n {
+        if let Some((piece, action)) = spill.get_mut(i) {
+            *action = wrap(piece, (b, v), fwd.hash_seed, egress);
+        }
+    }
+    wrap(p, (b, v), fwd.hash_seed, egress)
+}
+
+/// Puts the frame in `p`, which fits, inside VXLAN to backend `b` (whose link is `v`), out
+/// of `egress`.
+fn wrap<P: PacketBuffer>(
+    p: &mut P,
+    (b, v): (BackendId, &VxlanLink),
+    seed: u64,
     egress: InterfaceId,
 ) -> Action {
     let inner = p.bytes().len();
     // The outer IP packet: IPv4, UDP and VXLAN headers, then the inner frame.
     let outer_ip = OUTER_IP_OVERHEAD + inner;
-    if outer_ip > usize::from(v.mtu) {
-        return too_big(p, v, fwd, from, errors);
-    }
-    let source_port = source_port(p.bytes(), fwd.hash_seed);
+    let source_port = source_port(p.bytes(), seed);
     if !p.prepend(OVERHEAD) {
         return Action::Drop(DropReason::Unsupported);
     }

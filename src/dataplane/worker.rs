@@ -11,6 +11,7 @@ use crossbeam::queue::ArrayQueue;
 use super::action::Action;
 use super::counters::WorkerCounters;
 use super::egress::Egress;
+use super::fragmenter::Spill;
 use super::neighbours::{NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
 use super::state::{ForwardingCache, WorkerState};
@@ -58,6 +59,8 @@ impl Worker {
     pub fn run(mut self) -> i32 {
         let mut lanes: Vec<Lanes> = self.rx.iter().map(|_| Lanes::default()).collect();
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
+        // Room for the fragments of a burst's packets split for a tunnel, taken now.
+        let mut spill = Spill::with_capacity(BURST);
         let (tx, twin_tx) = (
             std::mem::take(&mut self.tx),
             std::mem::take(&mut self.twin_tx),
@@ -89,9 +92,17 @@ impl Worker {
                 if !waiting.burst.is_empty() {
                     let slots = waiting.burst.slots_mut();
                     let st = &mut self.state;
-                    let counted =
-                        decide_burst(slots, &waiting.found, st, fwd, now_ms, &mut actions);
+                    let counted = decide_burst(
+                        slots,
+                        &waiting.found,
+                        st,
+                        fwd,
+                        now_ms,
+                        &mut actions,
+                        &mut spill,
+                    );
                     out.send(&mut waiting.burst, &actions, counted, now_ms);
+                    out.send_spilled(&mut spill, now_ms);
                 }
                 if n > 0 && decides_apart(&self.state) {
                     // Again, now that the page walks are done (see `prefetch_buckets_again`);
@@ -102,8 +113,11 @@ impl Worker {
                     let (new, _) = lanes.split();
                     let slots = new.burst.slots_mut();
                     let st = &mut self.state;
-                    let counted = decide_burst(slots, &new.found, st, fwd, now_ms, &mut actions);
+                    let found = &new.found;
+                    let counted =
+                        decide_burst(slots, found, st, fwd, now_ms, &mut actions, &mut spill);
                     out.send(&mut new.burst, &actions, counted, now_ms);
+                    out.send_spilled(&mut spill, now_ms);
                 }
             }
             for (i, handoff) in self.kernel_out.iter().enumerate() {

@@ -113,6 +113,13 @@ impl Mbuf {
         true
     }
 
+    /// A fresh empty mbuf from the pool this one came from, or None when it is exhausted.
+    pub fn sibling(&self) -> Option<Mbuf> {
+        // SAFETY: an owned mbuf's pool outlives it (the pool is freed only once its mbufs
+        // are back); a NULL return means exhaustion.
+        NonNull::new(unsafe { dpdk_sys::rte_pktmbuf_alloc((*self.0.as_ptr()).pool) }).map(Mbuf)
+    }
+
     /// Copies `bytes` into an empty mbuf from `pool`.
     pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
         let mut m = Mbuf::alloc(pool)?;

@@ -17,7 +17,15 @@ fn both_paths(frame: &[u8], fwd: &Forwarding) -> (Action, WorkerState, WorkerSta
     let (mut fast, _) = worker();
     let mut burst = vec![frame.to_vec()];
     let mut actions = [Action::Drop(DropReason::Unsupported); 1];
-    process_burst(&mut burst, LAN, &mut fast, fwd, NOW, &mut actions);
+    process_burst(
+        &mut burst,
+        LAN,
+        &mut fast,
+        fwd,
+        NOW,
+        &mut actions,
+        &mut spill(),
+    );
     assert_eq!(actions[0], one, "burst pipeline and slow path disagree");
     (one, slow, fast)
 }

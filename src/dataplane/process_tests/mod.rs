@@ -13,7 +13,7 @@ use super::{process, Action, WorkerState};
 use crate::config::Config;
 use crate::dataplane::datagrams::FRAGMENT_CAPACITY;
 use crate::dataplane::neighbours::{HOLD_CAPACITY, HOLD_MS};
-use crate::dataplane::{Held, Report};
+use crate::dataplane::{Held, Report, Spill};
 use crate::lb::decision::lookup;
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::Neighbour;
@@ -363,3 +363,8 @@ mod never_panics;
 mod pipeline;
 mod solicitations;
 mod vxlan;
+
+/// Room for the packets a burst may make beside its own (a split packet's fragments).
+fn spill() -> Spill<Vec<u8>> {
+    Spill::with_capacity(crate::dpdk::BURST)
+}

@@ -122,7 +122,7 @@ fn burst_agrees(
             .collect()
     };
     let mut expected = traffic(a);
-    process_burst(&mut burst, LAN, a, fwd, now, &mut actions);
+    process_burst(&mut burst, LAN, a, fwd, now, &mut actions, &mut spill());
     // Stage 2 counts each packet it sends to a backend, its frame as it leaves.
     for (action, frame) in actions.iter().zip(&burst) {
         if let Action::Transmit {
@@ -214,10 +214,19 @@ fn bursts_classified_a_burst_ahead_are_decided_as_bursts_in_turn() {
             states[i],
             now,
             &mut actions,
+            &mut spill(),
         );
         let mut in_turn = bursts[i].clone();
         let mut expected = [Action::Drop(DropReason::Unsupported); BURST];
-        process_burst(&mut in_turn, LAN, &mut b, states[i], now, &mut expected);
+        process_burst(
+            &mut in_turn,
+            LAN,
+            &mut b,
+            states[i],
+            now,
+            &mut expected,
+            &mut spill(),
+        );
         assert_eq!(actions, expected, "burst {i}");
         assert_eq!(ahead[i], in_turn, "burst {i}");
     }
@@ -226,7 +235,15 @@ fn bursts_classified_a_burst_ahead_are_decided_as_bursts_in_turn() {
     let mut found = Classified::default();
     classify_burst(&mut stale, LAN, &a, &fwd, &mut found);
     let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
-    decide_burst(&mut stale, &found, &mut a, &next, NOW + 9, &mut actions);
+    decide_burst(
+        &mut stale,
+        &found,
+        &mut a,
+        &next,
+        NOW + 9,
+        &mut actions,
+        &mut spill(),
+    );
     assert!(
         actions[..5].iter().all(|a| !matches!(
             a,
@@ -360,7 +377,7 @@ proptest! {
             frames.push(frame);
         }
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
-        process_burst(&mut frames, LAN, &mut st, &fwd, NOW, &mut actions);
+        process_burst(&mut frames, LAN, &mut st, &fwd, NOW, &mut actions, &mut spill());
         prop_assert_eq!(&actions[..frames.len()], &expected[..]);
     }
 }
@@ -392,7 +409,15 @@ fn ambiguous_nat_replies_find_their_frontend_for_clients_below_and_above_the_bac
         );
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
         let mut burst = vec![reply.clone()];
-        process_burst(&mut burst, LAN, &mut st, &fwd, NOW, &mut actions);
+        process_burst(
+            &mut burst,
+            LAN,
+            &mut st,
+            &fwd,
+            NOW,
+            &mut actions,
+            &mut spill(),
+        );
         assert_eq!(
             actions[0],
             Action::Transmit {

@@ -62,11 +62,24 @@ kind = "internal"
 }
 
 fn through_the_pipeline(frame: &[u8], fwd: &Forwarding) -> (Action, Vec<u8>) {
+    let (action, out, made) = split_by_the_pipeline(frame, fwd);
+    assert_eq!(made, vec![], "no packet made beside it");
+    (action, out)
+}
+
+/// What [`split_by_the_pipeline`] returns: the packet's action and its frame as it left,
+/// then each packet made beside it with its action.
+type Split = (Action, Vec<u8>, Vec<(Vec<u8>, Action)>);
+
+/// As [`through_the_pipeline`], with the packets made beside it (its later fragments, where
+/// it was split for the tunnel) and their actions.
+fn split_by_the_pipeline(frame: &[u8], fwd: &Forwarding) -> Split {
     let (mut st, _) = worker();
     let mut burst = vec![frame.to_vec()];
     let mut actions = [Action::Drop(DropReason::Unsupported); 1];
-    process_burst(&mut burst, LAN, &mut st, fwd, NOW, &mut actions);
-    (actions[0], burst.remove(0))
+    let mut made = spill();
+    process_burst(&mut burst, LAN, &mut st, fwd, NOW, &mut actions, &mut made);
+    (actions[0], burst.remove(0), made.drain().collect())
 }
 
 #[test]
@@ -145,7 +158,7 @@ fn one_byte_too_big() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 }
 
 #[test]
-fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_dropped_without_df() {
+fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_fragmented_without_df() {
     let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
     // 1500 - 50 bytes of headers around it: the most an inner IP packet may be.
     let fits = tcp(
@@ -201,12 +214,56 @@ fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_dropped_witho
         "the header and 8 bytes quoted"
     );
 
-    // Without DF it may be fragmented, which haports does not do: a counted drop.
+    // Without DF it may be fragmented, and is, as a router would: two fragments, each inside
+    // VXLAN to the same backend with the same outer source port, which put back together
+    // are the original packet.
+    let packet = ipv4_with(CLIENT, FRONTEND, IpProtocol::TCP, 0, &[], &big);
+    let frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let (action, first, made) = split_by_the_pipeline(&frame, &fwd);
+    let Action::Transmit {
+        backend: Some(b),
+        interface: LAN,
+    } = action
+    else {
+        panic!("{action:?}")
+    };
+    assert_eq!(made.len(), 1, "one fragment beside the first");
+    assert_eq!(made[0].1, action, "to the same backend");
+    let (mut data, mut sports) = (Vec::new(), Vec::new());
+    for (i, out) in [&first, &made[0].0].into_iter().enumerate() {
+        let outer = ip(out);
+        assert!(
+            outer.verify_checksum() && outer.total_len() <= 1500,
+            "fragment {i}"
+        );
+        assert_eq!(IpAddr::V4(outer.dst()), fwd.backends[b as usize].address);
+        sports.push(UdpPacket::new_checked(outer.payload()).unwrap().src_port());
+        let inner = Ipv4Packet::new_checked(&out[50 + ETH_LEN..]).unwrap();
+        assert!(inner.verify_checksum(), "fragment {i}'s header checksum");
+        assert_eq!(inner.ident(), 0x1234);
+        assert_eq!(inner.frag_offset(), data.len(), "fragment {i}'s offset");
+        assert_eq!(
+            inner.more_fragments(),
+            i == 0,
+            "more fragments on the first only"
+        );
+        assert!(!inner.dont_fragment());
+        assert!(inner.total_len() <= 1450, "fragment {i} fits the tunnel");
+        data.extend_from_slice(inner.payload());
+    }
+    assert_eq!(
+        data, big,
+        "the fragments' data, in order, is the original's"
+    );
+    assert_eq!(sports[0], sports[1], "one outer source port");
+
+    // With IP options it is not split (fragments copy options by rules of their own): a
+    // counted drop.
     let frame = eth(
         IF_MAC,
         CLIENT_MAC,
         EtherType::IPV4,
-        &ipv4_with(CLIENT, FRONTEND, IpProtocol::TCP, 0, &[], &big),
+        &ipv4_with(CLIENT, FRONTEND, IpProtocol::TCP, 0, &[1, 1, 1, 0], &big),
     );
     assert_eq!(
         through_the_pipeline(&frame, &fwd).0,
@@ -356,7 +413,15 @@ fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
             .filter(|_| {
                 let mut burst = vec![frame.clone()];
                 let mut actions = [Action::Drop(DropReason::Unsupported); 1];
-                process_burst(&mut burst, LAN, &mut st, &fwd, now, &mut actions);
+                process_burst(
+                    &mut burst,
+                    LAN,
+                    &mut st,
+                    &fwd,
+                    now,
+                    &mut actions,
+                    &mut spill(),
+                );
                 match actions[0] {
                     Action::Transmit {
                         interface: LAN,
@@ -394,7 +459,15 @@ fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
         for frame in frames {
             let mut burst = vec![frame];
             let mut actions = [Action::Drop(DropReason::Unsupported); 1];
-            process_burst(&mut burst, LAN, &mut st, &fwd, NOW, &mut actions);
+            process_burst(
+                &mut burst,
+                LAN,
+                &mut st,
+                &fwd,
+                NOW,
+                &mut actions,
+                &mut spill(),
+            );
             assert!(
                 matches!(
                     actions[0],
