@@ -13,8 +13,9 @@
 //! apart), and, packet by packet, through the slow path alone on another
 //! ([`process_alone`]: `process`, then the tunnel where VXLAN takes the packet): nothing may
 //! panic, and both must do the same to every packet (the fast path takes only what the slow
-//! path would treat alike), leaving the same bytes; state (flows, fragments, neighbours)
-//! carries from one burst to the next on each worker.
+//! path would treat alike), leaving the same bytes and making the same packets beside (a
+//! packet split for a tunnel); state (flows, fragments, neighbours) carries from one burst
+//! to the next on each worker.
 
 use std::net::IpAddr;
 
