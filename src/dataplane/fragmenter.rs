@@ -85,7 +85,7 @@ impl<P> Spill<P> {
 /// `max_ip` bytes of IP packet: the first stays in `p`, the others go into new buffers of
 /// the same kind, in order, at the end of `spill` (their action a `too_big` drop for the
 /// caller to set). Returns how many went to `spill`; None, with `p` and `spill` unchanged,
-/// when the packet may not or cannot be split: DF set, IP options (which fragments copy by
+/// when the packet may not or cannot be split: not IPv4, DF set, IP options (which fragments copy by
 /// rules of their own; rare, not split), lengths that do not check out (a fragment reaching
 /// beyond 65,535 bytes too), a packet that fits, too little room in `spill`, or no free
 /// buffer.
@@ -99,7 +99,8 @@ pub(super) fn split<P: PacketBuffer>(
     let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
     let flags = u16::from_be_bytes([header[6], header[7]]);
     let fits = total <= max_ip || max_ip < HEADER + 8;
-    if header[0] != 0x45 || flags & DF != 0 || total < HEADER || L3 + total > f.len() || fits {
+    let ipv4 = f.get(12..14) == Some(&[0x08, 0x00]) && header[0] == 0x45;
+    if !ipv4 || flags & DF != 0 || total < HEADER || L3 + total > f.len() || fits {
         return None;
     }
     let data = total - HEADER;
@@ -157,7 +158,8 @@ mod tests {
     /// An untagged frame holding an IPv4 packet (no options) of `data` with these flags and
     /// offset, its header checksum right, and `pad` bytes of Ethernet padding behind it.
     fn frame(data: &[u8], flags: u16, pad: usize) -> Vec<u8> {
-        let mut f = vec![0xaa; L3];
+        let mut f = vec![0xaa; L3 - 2];
+        f.extend_from_slice(&[0x08, 0x00]);
         let mut header = [0u8; HEADER];
         header[0] = 0x45;
         header[2..4].copy_from_slice(&((HEADER + data.len()) as u16).to_be_bytes());
@@ -230,9 +232,12 @@ mod tests {
         let mut options = frame(&data, 0, 0);
         options[L3] = 0x46;
         let fits = frame(&data[..1000], 0, 0);
+        let mut arp = frame(&data, 0, 0);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
         let mut short = frame(&data, 0, 0);
         short.truncate(2000);
         for (what, f, room) in [
+            ("not IPv4", arp, 8),
             ("DF", df, 8),
             ("options", options, 8),
             ("fits", fits, 8),
