@@ -123,12 +123,7 @@ fn fragments_go_through_vxlan_with_one_outer_source_port() {
     // Fragments that fit the tunnel (1400 + 50 bytes of outer headers), answers at 1500.
     let route = ["ip", "route", "add", FRONTEND, "dev", "eth0", "mtu", "1400"];
     assert!(lab.exec("c", &route).status.success());
-    let lb = Appliance::start(&lab, &lab.config());
-    let capture = Capture::start_on(&lab, "r", "eth1", "udp dst port 4789");
-    let got = datagrams(&lab, 8);
-    let seen = capture.stop();
-    assert!(got.failures.is_empty(), "{got:?}");
-    assert_eq!(got.answers.values().sum::<usize>(), 8, "{got:?}");
+    let (lb, seen) = eight_through_vxlan(&lab);
 
     // "TIME IP 10.0.0.2.SPORT > 10.9.0.1N.4789: VXLAN, …", then the inner packet: a first
     // fragment names the ports ("IP 10.0.0.50.PORT > 10.0.0.100.8000: UDP, …"), a later one
@@ -168,12 +163,7 @@ fn fragments_go_through_vxlan_with_one_outer_source_port() {
 fn fragments_too_big_for_the_tunnel_are_split_again() {
     let lab = Lab::up("vxlan");
     on_af_xdp(&lab);
-    let lb = Appliance::start(&lab, &lab.config());
-    let capture = Capture::start_on(&lab, "r", "eth1", "udp dst port 4789");
-    let got = datagrams(&lab, 8);
-    let seen = capture.stop();
-    assert!(got.failures.is_empty(), "{got:?}");
-    assert_eq!(got.answers.values().sum::<usize>(), 8, "{got:?}");
+    let (lb, seen) = eight_through_vxlan(&lab);
     // Each datagram came as two fragments (1,500 and 548 bytes), the first split in two: at
     // least three packets inside the tunnel for each.
     let inside = seen.iter().filter(|l| l.contains(": VXLAN")).count();
@@ -188,4 +178,16 @@ fn fragments_too_big_for_the_tunnel_are_split_again() {
         received.is_some_and(|r| r >= 16.0),
         "two fragments each: {received:?}"
     );
+}
+
+/// Starts the appliance of a VXLAN lab and sends 8 datagrams through it, each answered
+/// whole; the appliance, and what crossed the router towards the backends meanwhile.
+fn eight_through_vxlan(lab: &Lab) -> (Appliance, Vec<String>) {
+    let lb = Appliance::start(lab, &lab.config());
+    let capture = Capture::start_on(lab, "r", "eth1", "udp dst port 4789");
+    let got = datagrams(lab, 8);
+    let seen = capture.stop();
+    assert!(got.failures.is_empty(), "{got:?}");
+    assert_eq!(got.answers.values().sum::<usize>(), 8, "{got:?}");
+    (lb, seen)
 }

@@ -74,11 +74,15 @@ type Split = (Action, Vec<u8>, Vec<(Vec<u8>, Action)>);
 /// As [`through_the_pipeline`], with the packets made beside it (its later fragments, where
 /// it was split for the tunnel) and their actions.
 fn split_by_the_pipeline(frame: &[u8], fwd: &Forwarding) -> Split {
-    let (mut st, _) = worker();
+    through_worker(frame, &mut worker().0, fwd, NOW)
+}
+
+/// As [`split_by_the_pipeline`], on worker `st` at `now`.
+fn through_worker(frame: &[u8], st: &mut WorkerState, fwd: &Forwarding, now: u64) -> Split {
     let mut burst = vec![frame.to_vec()];
     let mut actions = [Action::Drop(DropReason::Unsupported); 1];
     let mut made = spill();
-    process_burst(&mut burst, LAN, &mut st, fwd, NOW, &mut actions, &mut made);
+    process_burst(&mut burst, LAN, st, fwd, now, &mut actions, &mut made);
     (actions[0], burst.remove(0), made.drain().collect())
 }
 
@@ -410,26 +414,13 @@ fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
     // How many of `count` such packets at `now` are answered; the others are counted drops.
     let mut answered = |now: u64, count: usize| {
         (0..count)
-            .filter(|_| {
-                let mut burst = vec![frame.clone()];
-                let mut actions = [Action::Drop(DropReason::Unsupported); 1];
-                process_burst(
-                    &mut burst,
-                    LAN,
-                    &mut st,
-                    &fwd,
-                    now,
-                    &mut actions,
-                    &mut spill(),
-                );
-                match actions[0] {
-                    Action::Transmit {
-                        interface: LAN,
-                        backend: None,
-                    } => true,
-                    Action::Drop(DropReason::TooBig) => false,
-                    other => panic!("{other:?}"),
-                }
+            .filter(|_| match through_worker(&frame, &mut st, &fwd, now).0 {
+                Action::Transmit {
+                    interface: LAN,
+                    backend: None,
+                } => true,
+                Action::Drop(DropReason::TooBig) => false,
+                other => panic!("{other:?}"),
             })
             .count()
     };
@@ -457,29 +448,16 @@ fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
         let (mut st, _) = worker();
         let mut ports = Vec::new();
         for frame in frames {
-            let mut burst = vec![frame];
-            let mut actions = [Action::Drop(DropReason::Unsupported); 1];
-            process_burst(
-                &mut burst,
-                LAN,
-                &mut st,
-                &fwd,
-                NOW,
-                &mut actions,
-                &mut spill(),
+            let (action, out, _) = through_worker(&frame, &mut st, &fwd, NOW);
+            let to_a_backend = matches!(
+                action,
+                Action::Transmit {
+                    backend: Some(_),
+                    ..
+                }
             );
-            assert!(
-                matches!(
-                    actions[0],
-                    Action::Transmit {
-                        backend: Some(_),
-                        ..
-                    }
-                ),
-                "{:?}",
-                actions[0]
-            );
-            let outer = ip(&burst[0]);
+            assert!(to_a_backend, "{action:?}");
+            let outer = ip(&out);
             ports.push(UdpPacket::new_checked(outer.payload()).unwrap().src_port());
         }
         assert!(
