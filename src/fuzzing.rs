@@ -109,15 +109,13 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
     let (pipelined, actions, decided_at, spilled) = through_pipeline(&input);
 
     // The slow path alone, packet by packet, each at the time the pipeline decided it; the
-    // packets each made beside its own (a split packet's fragments) the same.
+    // packets made beside a burst's own (a split packet's fragments) the same.
     let mut other = WorkerState::new(4096, NeighbourReports::new_queue());
     let mut spill = Spill::with_capacity(BURST);
     for (k, mut burst) in input.bursts.into_iter().enumerate() {
-        let mut made = Vec::new();
         for (i, frame) in burst.iter_mut().enumerate() {
             let now = decided_at[k];
             let slow = process_alone(frame, input.ingress, &mut other, fwd, now, &mut spill);
-            made.extend(spill.drain());
             assert_eq!(
                 actions[k][i], slow,
                 "burst {k}, packet {i}: the burst pipeline and the slow path"
@@ -131,6 +129,8 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
                 assert!(backend.map_or(true, |b| (b as usize) < fwd.backends.len()));
             }
         }
+        // One spill over the burst, as the worker's: the same room for the same packets.
+        let made: Vec<_> = spill.drain().collect();
         assert_eq!(
             spilled[k], made,
             "burst {k}: the packets made beside the burst"
@@ -163,16 +163,13 @@ fn through_pipeline(input: &Input) -> Pipelined {
     for k in 0..=pipelined.len() {
         let now_ms = input.time(k);
         let mut found = Box::<Classified>::default();
-        if let Some(burst) = pipelined.get_mut(k) {
-            if input.apart {
-                classify_burst(burst, input.ingress, &st, fwd, &mut found);
-            } else {
-                let (time, out) = (now_ms, &mut actions[k]);
-                process_burst(burst, input.ingress, &mut st, fwd, time, out, &mut spill);
-                decided_at[k] = now_ms;
-                spilled[k].extend(spill.drain());
-                continue;
-            }
+        if let Some(burst) = pipelined.get_mut(k).filter(|_| !input.apart) {
+            let (time, out) = (now_ms, &mut actions[k]);
+            process_burst(burst, input.ingress, &mut st, fwd, time, out, &mut spill);
+            decided_at[k] = now_ms;
+            spilled[k].extend(spill.drain());
+        } else if let Some(burst) = pipelined.get_mut(k) {
+            classify_burst(burst, input.ingress, &st, fwd, &mut found);
         }
         if let Some((j, classified)) = waiting.take() {
             decide_burst(
@@ -187,7 +184,10 @@ fn through_pipeline(input: &Input) -> Pipelined {
             decided_at[j] = now_ms;
             spilled[j].extend(spill.drain());
         }
-        waiting = Some((k, found)).filter(|_| k < pipelined.len());
+        waiting = Some((k, found)).filter(|_| input.apart && k < pipelined.len());
+        // The worker's housekeeping at the end of each loop, which must change no decision.
+        st.flows.expire(now_ms, 8);
+        st.fragments.expire(now_ms, 2);
     }
     (pipelined, actions, decided_at, spilled)
 }

@@ -84,10 +84,11 @@ impl<P> Spill<P> {
 /// Splits the IPv4 packet framed in `p` (untagged Ethernet) into fragments of at most
 /// `max_ip` bytes of IP packet: the first stays in `p`, the others go into new buffers of
 /// the same kind, in order, at the end of `spill` (their action a `too_big` drop for the
-/// caller to set). Returns how many went to `spill`; None, with `p` and `spill` unchanged,
-/// when the packet may not or cannot be split: not IPv4, DF set, IP options (which fragments copy by
-/// rules of their own; rare, not split), lengths that do not check out (a fragment reaching
-/// beyond 65,535 bytes too), a packet that fits, too little room in `spill`, or no free
+/// caller to set). Returns how many went to `spill`: 0 for a packet that fits once the
+/// bytes its frame holds behind it are cut off (they are). None, with `p` and `spill`
+/// unchanged, when the packet may not or cannot be split: not IPv4, DF set, IP options
+/// (which fragments copy by rules of their own; rare, not split), lengths that do not check
+/// out (a fragment reaching beyond 65,535 bytes too), too little room in `spill`, or no free
 /// buffer.
 pub(super) fn split<P: PacketBuffer>(
     p: &mut P,
@@ -98,9 +99,15 @@ pub(super) fn split<P: PacketBuffer>(
     let header: [u8; HEADER] = f.get(L3..L3 + HEADER)?.try_into().ok()?;
     let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
     let flags = u16::from_be_bytes([header[6], header[7]]);
-    let fits = total <= max_ip || max_ip < HEADER + 8;
     let ipv4 = f.get(12..14) == Some(&[0x08, 0x00]) && header[0] == 0x45;
-    if !ipv4 || flags & DF != 0 || total < HEADER || L3 + total > f.len() || fits {
+    if !ipv4 || total < HEADER || L3 + total > f.len() {
+        return None;
+    }
+    // A packet that fits, in a frame with bytes behind it (padding, or worse): those go.
+    if total <= max_ip {
+        return p.truncate(L3 + total).then_some(0);
+    }
+    if flags & DF != 0 || max_ip < HEADER + 8 {
         return None;
     }
     let data = total - HEADER;
@@ -195,10 +202,15 @@ mod tests {
             let mut spill = Spill::with_capacity(1024);
             let Some(n) = split(&mut first, max_ip, &mut spill) else {
                 let beyond = usize::from(offset) * 8 + len > 0xffff;
-                prop_assert!(HEADER + len <= max_ip || beyond, "not split though too big");
+                prop_assert!(beyond, "not split though too big");
                 prop_assert_eq!(&first, &original, "left as it was");
                 return Ok(());
             };
+            if HEADER + len <= max_ip {
+                prop_assert_eq!(n, 0, "a packet that fits is not split");
+                prop_assert_eq!(&first[..], &original[..L3 + HEADER + len], "only trimmed");
+                return Ok(());
+            }
             prop_assert_eq!(n, spill.len());
             let pieces: Vec<Vec<u8>> =
                 std::iter::once(first).chain(spill.drain().map(|(p, _)| p)).collect();
@@ -223,15 +235,14 @@ mod tests {
         }
     }
 
-    /// DF, IP options, a packet that fits, a spill without room or a frame shorter than its
-    /// packet: nothing split, nothing changed.
+    /// Not IPv4, DF, IP options, a spill without room or a frame shorter than its packet:
+    /// nothing split, nothing changed.
     #[test]
     fn what_may_not_or_cannot_be_split_is_left_alone() {
         let data = vec![1; 3000];
         let df = frame(&data, DF, 0);
         let mut options = frame(&data, 0, 0);
         options[L3] = 0x46;
-        let fits = frame(&data[..1000], 0, 0);
         let mut arp = frame(&data, 0, 0);
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         let mut short = frame(&data, 0, 0);
@@ -240,7 +251,6 @@ mod tests {
             ("not IPv4", arp, 8),
             ("DF", df, 8),
             ("options", options, 8),
-            ("fits", fits, 8),
             ("short", short, 8),
             ("no room", frame(&data, 0, 0), 1),
         ] {

@@ -107,7 +107,7 @@ fn wrap<P: PacketBuffer>(
             protocol: IpProtocol::UDP,
             ttl: 64,
             payload_len: outer_ip - Ipv4Repr::LEN,
-            // DF: the MTU check above keeps the outer packet within the interface, and a
+            // DF: `encapsulate`'s MTU check keeps the outer packet within the interface, and a
             // fragmentable datagram would need identifications that are not repeated (RFC
             // 6864 §4.1), where this header's is always 0. A router short of MTU on the way
             // then answers with an error, rather than with fragments that the receiving VTEP

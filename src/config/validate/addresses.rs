@@ -122,6 +122,23 @@ fn routed(cfg: &Config, addr: IpAddr) -> bool {
         .any(|iface| iface.routes.iter().any(|route| route.to.contains(&addr)))
 }
 
+/// Packets to `addr` leave through a route's gateway rather than straight onto a segment:
+/// the longest prefix covering it is a route's, as the forwarding state picks (an
+/// interface's subnet wins a tie).
+fn behind_route(cfg: &Config, addr: IpAddr) -> bool {
+    let subnets = cfg.interface.iter().flat_map(|i| &i.address);
+    let subnet = subnets
+        .filter(|n| n.contains(&addr))
+        .map(|n| n.prefix_len())
+        .max();
+    let routes = cfg.interface.iter().flat_map(|i| &i.routes);
+    let route = routes
+        .filter(|r| r.to.contains(&addr))
+        .map(|r| r.to.prefix_len())
+        .max();
+    route.is_some_and(|r| subnet.map_or(true, |s| r > s))
+}
+
 pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
     for (key, pool) in pools(cfg) {
         // VXLAN or not, packets to a backend leave towards its address.
@@ -140,7 +157,7 @@ pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
             // A configured MAC is where the backend's frames go: right on its segment (and
             // inside VXLAN, its device's), wrong behind a router, whose MAC is resolved.
             if let Some(mac) = backend.mac.filter(|_| pool.encap.is_none()) {
-                if !on_link(cfg, addr) && routed(cfg, addr) {
+                if behind_route(cfg, addr) {
                     out.error(
                         format!("{}.mac", backend_key(&key, backend)),
                         limit::BACKEND_MAC_ON_LINK,
@@ -171,7 +188,7 @@ pub(super) fn dsr_backends_on_link(cfg: &Config, out: &mut Problems) {
         let behind_routes: Vec<String> = pool
             .backends
             .iter()
-            .filter(|b| !on_link(cfg, b.address) && routed(cfg, b.address))
+            .filter(|b| behind_route(cfg, b.address))
             .map(|b| b.address.to_string())
             .collect();
         let (which, are) = match behind_routes.len() {

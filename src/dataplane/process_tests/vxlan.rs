@@ -186,6 +186,25 @@ fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_fragmented_wi
             ..
         }
     ));
+    // The same packet in a frame with 20 bytes behind it, too long for the tunnel: the
+    // bytes behind the packet are cut, the packet goes in whole.
+    let mut padded = frame.clone();
+    padded.extend_from_slice(&[0xee; 20]);
+    let (action, out) = through_the_pipeline(&padded, &fwd);
+    assert!(
+        matches!(
+            action,
+            Action::Transmit {
+                backend: Some(_),
+                ..
+            }
+        ),
+        "{action:?}"
+    );
+    assert!(
+        out[50 + 12..] == frame[12..],
+        "the packet inside, without what was behind it"
+    );
 
     let (big, packet, frame) = one_byte_too_big();
     let (action, out) = through_the_pipeline(&frame, &fwd);

@@ -634,6 +634,22 @@ fn backends_are_on_link_or_routed() {
         "backend 10.9.1.1 is behind a route, where its packets go to the router's MAC",
     );
 
+    // On a segment, but with a longer route to it: the route is the way, and the same holds.
+    let mut overlapped = base();
+    overlapped.interface[0].routes.push(Route {
+        to: "10.0.0.11/32".parse().unwrap(),
+        via: "10.0.0.1".parse().unwrap(),
+    });
+    lb(&mut overlapped).backend_pool[0].backends[0].mac = Some(MacAddr([2, 0, 0, 0, 0, 0x11]));
+    let problems = found(&overlapped);
+    assert!(
+        problems.contains(&(
+            "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.11].mac".into(),
+            "limitation: backend mac only on a segment".into()
+        )),
+        "{problems:?}"
+    );
+
     // VXLAN or not, a backend is reached by its address.
     let mut encapsulated = routed.clone();
     lb(&mut encapsulated).backend_pool[0].encap = Some(Encap::Vxlan);
