@@ -352,10 +352,15 @@ fn new_decision<M: BucketMemory>(
     found: Option<(u32, Option<Slot>)>,
 ) -> Result<(BackendId, bool), DropReason> {
     if let Some((value, at)) = found {
-        let same = fwd.counterpart(rule.pool, value & BACKEND);
+        let remembered = value & BACKEND;
+        let same = fwd.counterpart(rule.pool, remembered);
         if let Some(backend) = same.filter(|&b| fwd.keeps_flow(rule.pool, b)) {
             if memory == Memory::Record {
-                let value = flow.value(backend, Some(value));
+                // The entry keeps a backend that still serves in its own pool (a two-NIC
+                // NVA's other side, which the other direction's packets find at once), and
+                // takes this one in place of a retired or failed one.
+                let own = fwd.link(remembered).is_some_and(|l| l.keeps_flows);
+                let value = flow.value(if own { remembered } else { backend }, Some(value));
                 flows.remember(flow, at, value, now_ms, timeout(rule, value));
             }
             return Ok((backend, false));

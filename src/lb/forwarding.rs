@@ -250,24 +250,23 @@ impl Forwarding {
             .is_some_and(|l| l.pool == pool && l.keeps_flows)
     }
 
-    /// The member of `pool` that is `backend` in another state of the same config pool: the
-    /// state of another probe, or one a reload retired when it changed the rule's probe. An
-    /// established flow follows it rather than being decided again.
+    /// The member of `pool` that is `backend`'s instance in another pool state of its load
+    /// balancer: the same backend in another state of its config pool (another probe's, or
+    /// one a reload retired when it changed the rule's probe), or the same NVA in another
+    /// pool (a two-NIC NVA's other side, its addresses one `instance`). An established flow
+    /// follows it rather than being decided again.
     pub fn counterpart(&self, pool: PoolId, backend: BackendId) -> Option<BackendId> {
-        let be = self.backends.get(backend as usize)?;
-        let (p, q) = (
-            self.pools.get(pool as usize)?,
-            self.pools.get(be.pool as usize)?,
-        );
-        if be.pool == pool || (&p.load_balancer, &p.name) != (&q.load_balancer, &q.name) {
+        let link = self.link(backend)?;
+        if link.pool == pool {
             return None;
         }
-        let same = |m: &BackendId| {
-            self.backends
-                .get(*m as usize)
-                .is_some_and(|b| b.address == be.address)
-        };
-        p.members.iter().copied().find(same)
+        let same = |m: &BackendId| self.link(*m).is_some_and(|l| l.instance == link.instance);
+        self.pools
+            .get(pool as usize)?
+            .members
+            .iter()
+            .copied()
+            .find(same)
     }
 
     /// A backend's per-packet record.

@@ -409,11 +409,19 @@ impl Forwarding {
             .map(|(i, fe)| (fe.mac, i as FrontendId))
             .collect();
         fwd.tunnels = fwd.backends.iter().map(|b| tunnel_of(&fwd, b)).collect();
-        fwd.links = fwd
-            .backends
-            .iter()
-            .zip(&fwd.tunnels)
-            .map(|(b, t)| link_of(&fwd, b, t.is_some()))
+        // Each (load balancer, instance) numbered: one NVA's members of several pools.
+        let instances: Vec<u32> = {
+            let mut numbers: HashMap<(&str, &str), u32> = HashMap::new();
+            (fwd.backends.iter())
+                .map(|b| {
+                    let next = numbers.len() as u32;
+                    let name = (b.load_balancer.as_str(), b.instance.as_str());
+                    *numbers.entry(name).or_insert(next)
+                })
+                .collect()
+        };
+        fwd.links = (fwd.backends.iter().zip(&fwd.tunnels).zip(instances))
+            .map(|((b, t), i)| link_of(&fwd, b, t.is_some(), i))
             .collect();
         fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
         fwd.backend_sides = fwd

@@ -7,7 +7,12 @@ use super::super::*;
 
 /// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
 /// while its pool has no backend for new flows (then it has nowhere better to go).
-pub(super) fn link_of(fwd: &Forwarding, b: &BackendState, tunnel: bool) -> BackendLink {
+pub(super) fn link_of(
+    fwd: &Forwarding,
+    b: &BackendState,
+    tunnel: bool,
+    instance: u32,
+) -> BackendLink {
     let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
         let src_mac = fwd.interfaces.get(route.interface as usize)?.mac;
         let mut macs = [0; 12];
@@ -27,6 +32,7 @@ pub(super) fn link_of(fwd: &Forwarding, b: &BackendState, tunnel: bool) -> Backe
             IpAddr::V4(a) => Some(u32::from(a)),
             IpAddr::V6(_) => None,
         },
+        instance,
     }
 }
 

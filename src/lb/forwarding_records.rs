@@ -20,6 +20,12 @@ pub struct BackendLink {
     pub egress: Option<Egress>,
     /// Its address as a word, when IPv4 (the fast path's destination NAT).
     pub v4: Option<u32>,
+    /// Its load balancer's and `instance`'s number in this state: the same for a backend's
+    /// states under several probes and for one NVA's addresses in several pools (its NICs),
+    /// which an established flow keeps together ([`counterpart`]).
+    ///
+    /// [`counterpart`]: super::Forwarding::counterpart
+    pub instance: u32,
 }
 
 /// How a packet reaches a backend behind VXLAN: inside UDP to port 4789 of its address,
