@@ -312,9 +312,15 @@ fn http_status(mut stream: TcpStream, t: &Target) -> io::Result<u16> {
         t.path, t.port
     )?;
     let (mut head, mut buf) = (Vec::new(), [0u8; 512]);
+    // Up to the first LF: a recipient may take a bare LF for the end of a line (RFC 9112
+    // §2.2), which simple health responders (`printf ... | nc -l`) send.
     let line_end = loop {
-        if let Some(end) = head.windows(2).position(|w| w == b"\r\n") {
-            break end;
+        if let Some(end) = head.iter().position(|&b| b == b'\n') {
+            break if end > 0 && head[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
         }
         if head.len() > 1024 {
             return Err(io::Error::new(

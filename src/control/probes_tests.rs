@@ -137,6 +137,37 @@ fn http_probes_want_2xx_and_reject_anything_else() {
     assert!(matches!(probe_once(&t), Outcome::Reject(_)));
 }
 
+/// A status line ended by a bare LF, as `printf 'HTTP/1.1 200 OK\n\n' | nc -l` sends it,
+/// is read as one ended by CRLF.
+#[test]
+fn http_probes_take_a_status_line_ended_by_a_bare_lf() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for answer in ["HTTP/1.1 200 OK\n\nup\n", "HTTP/1.0 503 Busy\n\n"] {
+            let (mut s, _) = listener.accept().unwrap();
+            // The whole request read, so that closing sends no reset.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 512];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ends with an empty line");
+                request.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    let mut t = target(3, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.protocol = ProbeProtocol::Http;
+    t.port = port;
+    t.path = "/".into();
+    assert_eq!(probe_once(&t), Outcome::Pass);
+    assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
+    handle.join().unwrap();
+}
+
 /// Two rules of one pool, both probed by `p`.
 const PROBED: &str = r#"
 [[interface]]
