@@ -185,6 +185,44 @@ fn transit_uses_the_ha_ports_rule_and_never_nats() {
     assert_eq!((d2.backend, d2.new), (d.backend, false));
 }
 
+/// Transit leaves with its MAC header changed alone: a frontend whose HA-ports rule has a
+/// backend behind a router (which NAT reaches) takes none, rather than hand it to the router.
+#[test]
+fn a_frontend_with_a_backend_behind_a_router_takes_no_transit() {
+    let text = config_text(false)
+        .replace(
+            "address = \"10.0.0.2/24\"",
+            "address = \"10.0.0.2/24\"\nroutes = [{ to = \"10.9.0.0/16\", via = \"10.0.0.1\" }]",
+        )
+        .replace("10.0.0.13", "10.9.0.13");
+    let cfg = Config::from_toml(&text, "test").unwrap();
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let mut flows = Flows::with_capacity(64);
+    for i in 0..50u16 {
+        let key: FlowKey = format!("udp 10.1.0.5:{} 10.2.0.9:53", 5000 + i)
+            .parse()
+            .unwrap();
+        let f = Flow::new(key, 0, fwd.hash_seed);
+        let transit = decide(&fwd, &mut flows, 0, Via::Transit, &f, 0, Memory::Record);
+        assert_eq!(transit.err(), Some(DropReason::NoFrontend), "{key}");
+        assert_eq!(
+            lookup(&fwd, &key, Some(0)).err(),
+            Some(DropReason::NoFrontend)
+        );
+    }
+    assert!(flows.is_empty(), "nothing remembered");
+    // To the frontend itself, NAT takes every backend, the routed one too.
+    let to_frontend = (0..300u16).map(|p| {
+        let f = flow(&fwd, 1000 + p, TcpFlags::SYN);
+        let d = record(&fwd, &mut flows, &f, 0);
+        fwd.backends[d.backend as usize].address
+    });
+    let routed: IpAddr = "10.9.0.13".parse().unwrap();
+    assert!(to_frontend.collect::<Vec<_>>().contains(&routed));
+    // The same pool on a segment takes transit again.
+    assert!(build(false, &[]).transit_rule(0).is_some());
+}
+
 #[test]
 fn with_every_backend_down_a_new_flow_has_nowhere_to_go() {
     let fwd = build(false, &["10.0.0.11", "10.0.0.12", "10.0.0.13"]);

@@ -87,6 +87,10 @@ pub struct FrontendState {
     pub mac_word: u64,
     /// Port rules first, the HA-ports rule (if any) last: the most specific match wins.
     pub rules: Vec<RuleState>,
+    /// Frames routed through it reach every backend of its HA-ports rule with only their
+    /// MAC header changed: each is on an interface's segment or behind VXLAN, none only
+    /// behind a router (which would get them, still addressed to their destination).
+    pub transit: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,12 +188,15 @@ impl Forwarding {
         self.frontend_by_mac.get(&mac).copied()
     }
 
-    /// The HA-ports rule of `frontend`, which balances its transit traffic.
+    /// The HA-ports rule of `frontend`, which balances its transit traffic; None where the
+    /// frontend takes no transit (no such rule, or a backend behind a router).
     #[inline]
-    pub fn ha_rule(&self, frontend: FrontendId) -> Option<(u32, &RuleState)> {
-        self.frontends
-            .get(frontend as usize)?
-            .rules
+    pub fn transit_rule(&self, frontend: FrontendId) -> Option<(u32, &RuleState)> {
+        let fe = self
+            .frontends
+            .get(frontend as usize)
+            .filter(|f| f.transit)?;
+        fe.rules
             .iter()
             .enumerate()
             .find(|(_, r)| r.is_ha_ports())

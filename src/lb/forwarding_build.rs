@@ -378,11 +378,23 @@ impl Forwarding {
                     mac: frontend_mac(fe.address),
                     mac_word: mac_word(frontend_mac(fe.address)),
                     rules,
+                    transit: false,
                 });
             }
         }
         for b in &mut fwd.backends {
             b.reverse_ambiguous = ambiguous.contains(&b.address);
+        }
+        let (pools, backends) = (&fwd.pools, &fwd.backends);
+        let by_mac = |b: &BackendState| {
+            b.vxlan.is_some() || b.route.map_or(true, |r| r.next_hop == b.address)
+        };
+        for fe in &mut fwd.frontends {
+            let ha = fe.rules.iter().find(|r| r.is_ha_ports());
+            fe.transit = ha.is_some_and(|r| {
+                let members = &pools[r.pool as usize].members;
+                members.iter().all(|&m| by_mac(&backends[m as usize]))
+            });
         }
         fwd.frontend_v4 = V4Index::new(fwd.frontend_by_addr.iter().filter_map(|(a, &f)| match a {
             IpAddr::V4(v4) => Some((u32::from(*v4), f)),

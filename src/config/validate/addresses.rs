@@ -177,11 +177,13 @@ pub(super) fn backends_reachable(cfg: &Config, out: &mut Problems) {
 /// DSR keeps the IP packet and rewrites only the destination MAC (DESIGN §6), so its
 /// backends must be on a segment: a router would get the frontend's own address and send
 /// the packet back. VXLAN (`encap`) carries it to a routed backend inside; NAT rewrites the
-/// address, so its backends may be routed.
+/// address, so its backends may be routed, but an HA-ports rule's transit is MAC-only too:
+/// with such backends its frontend takes none, which a warning says.
 pub(super) fn dsr_backends_on_link(cfg: &Config, out: &mut Problems) {
     for view in rules(cfg) {
         let Some(pool) = view.pool else { continue };
-        if !view.rule.floating_ip || pool.encap.is_some() {
+        let transit = view.rule.is_ha_ports();
+        if !(view.rule.floating_ip || transit) || pool.encap.is_some() {
             continue;
         }
         // A backend that no route reaches either is reported by `backends_reachable`.
@@ -196,6 +198,25 @@ pub(super) fn dsr_backends_on_link(cfg: &Config, out: &mut Problems) {
             1 => ("backend", "is"),
             _ => ("backends", "are"),
         };
+        if !view.rule.floating_ip {
+            // NAT reaches them, but transit through the frontend leaves with its MAC header
+            // changed alone: the data plane takes none (`no_frontend`).
+            out.warning(
+                format!("{}.backend_pool", view.key),
+                limit::TRANSIT_ON_LINK,
+                format!(
+                    "frames routed through frontend `{}` (transit) would leave for {which} {} \
+                     of pool `{}` with only their MAC header changed, which {are} behind a \
+                     route: the router would get them still addressed to their destination, so \
+                     the frontend takes no transit (dropped as no_frontend); put the backends on \
+                     a segment or give the pool encap = \"vxlan\"",
+                    view.rule.frontend,
+                    behind_routes.join(", "),
+                    view.rule.backend_pool,
+                ),
+            );
+            continue;
+        }
         out.error(
             format!("{}.floating_ip", view.key),
             limit::DSR_ON_LINK,

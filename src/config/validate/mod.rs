@@ -195,6 +195,7 @@ mod limit {
     pub(super) const BACKEND_REACHABLE: Broken = Limitation("backend reachable");
     pub(super) const BACKEND_MAC_ON_LINK: Broken = Limitation("backend mac only on a segment");
     pub(super) const DSR_ON_LINK: Broken = Limitation("DSR backends on-link or VXLAN");
+    pub(super) const TRANSIT_ON_LINK: Broken = Limitation("transit backends on-link or VXLAN");
     pub(super) const VXLAN: Broken = Limitation("VXLAN pools: vni, IPv4 backends with a mac, DSR");
     pub(super) const PROBE_PORT: Broken = Limitation("probe port 1 to 65535");
     pub(super) const HTTP_PROBE_PATH: Broken = Limitation("http probe path");

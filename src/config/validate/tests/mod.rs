@@ -39,6 +39,24 @@ fn only_problem(cfg: &Config, key: &str, what: &str) -> Problem {
     p
 }
 
+/// The transit warning for an HA-ports rule's backends behind a route.
+const TRANSIT: &str = "limitation: transit backends on-link or VXLAN";
+
+/// `only_problem` for a config whose HA-ports rule has a backend behind a route, besides
+/// the transit warning that gives.
+#[track_caller]
+fn only_problem_routed(cfg: &Config, key: &str, what: &str) {
+    let problems = validate(cfg);
+    assert!(problems.iter().any(|p| p.tag == TRANSIT), "{problems:#?}");
+    let rest: Vec<Problem> = problems.into_iter().filter(|p| p.tag != TRANSIT).collect();
+    assert_eq!(rest.len(), 1, "{rest:#?}");
+    assert_eq!(
+        (rest[0].key.as_str(), rest[0].severity),
+        (key, Severity::Error)
+    );
+    assert!(rest[0].message.contains(what), "{rest:#?}");
+}
+
 /// Like `only_problem`, and the problem's tag is `tag`.
 #[track_caller]
 fn only_tagged(cfg: &Config, key: &str, tag: &str, what: &str) {
@@ -599,7 +617,7 @@ fn backend_addresses_are_unicast_and_not_the_appliances_own() {
         via: "10.0.0.1".parse().unwrap(),
     });
     lb(&mut cfg).backend_pool[0].backends[0].address = "239.1.1.1".parse().unwrap();
-    only_problem(
+    only_problem_routed(
         &cfg,
         "load_balancer[ilb].backend_pool[nvas].backends[239.1.1.1].address",
         "239.1.1.1 is a multicast address; a backend needs a unicast address",
@@ -623,12 +641,24 @@ fn backends_are_on_link_or_routed() {
         to: "10.9.0.0/16".parse().unwrap(),
         via: "10.0.0.1".parse().unwrap(),
     });
-    assert_eq!(validate(&routed), vec![]);
+    // NAT reaches it; the HA-ports rule's transit (MAC-only) would not: a warning.
+    let problems = validate(&routed);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert_eq!(problems[0].key, "load_balancer[ilb].rule[ha].backend_pool");
+    assert_eq!(problems[0].tag, TRANSIT);
+    let mut port_rule = routed.clone();
+    lb(&mut port_rule).rule[0].protocol = RuleProtocol::Tcp;
+    (
+        lb(&mut port_rule).rule[0].frontend_port,
+        lb(&mut port_rule).rule[0].backend_port,
+    ) = (80, 80);
+    assert_eq!(validate(&port_rule), vec![], "a port rule takes no transit");
     // Behind the route, the router's MAC is the way: a configured one is refused.
     let mut with_mac = routed.clone();
     let pool = &mut lb(&mut with_mac).backend_pool[0];
     pool.backends.last_mut().unwrap().mac = Some(MacAddr([2, 0, 0, 0, 0, 0x11]));
-    only_problem(
+    only_problem_routed(
         &with_mac,
         "load_balancer[ilb].backend_pool[nvas].backends[10.9.1.1].mac",
         "backend 10.9.1.1 is behind a route, where its packets go to the router's MAC",
