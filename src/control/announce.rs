@@ -121,6 +121,30 @@ fn read_reply(reader: &mut impl BufRead) -> Result<(), BirdError> {
     Ok(())
 }
 
+/// One instance's claim on its routes file: `ROUTES_FILE.lock`, locked (`flock`) while the
+/// instance runs; the kernel lets it go when the process ends, however it ends.
+pub type RoutesClaim = fd_lock::RwLock<std::fs::File>;
+
+/// The lock file of `announce.routes_file`, to be locked with [`RoutesClaim::try_write`]
+/// for the life of the instance: a second instance on the same file (started by hand, beside
+/// the service) must not empty it, which would withdraw the first one's routes for as long
+/// as its health stays the same.
+pub fn routes_claim(announce: &Announce) -> Result<RoutesClaim, String> {
+    let mut path = announce.routes_file.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    Ok(fd_lock::RwLock::new(file))
+}
+
 /// At start, before the twins exist: an empty routes file, taken by BIRD if it runs, so that
 /// routes a killed predecessor left in the file do not come up with the new twin before any
 /// backend is known healthy.

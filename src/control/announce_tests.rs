@@ -258,6 +258,36 @@ fn withdraw_at_start_fails_when_bird_refuses_the_empty_file() {
     );
 }
 
+/// An instance's claim on its routes file keeps a second one (in this process or another)
+/// from taking it until the first lets go.
+#[test]
+fn a_routes_file_is_claimed_by_one_instance_at_a_time() {
+    let (_guard, dir) = scratch("claim");
+    let announce = Announce {
+        routes_file: dir.join("bird").join("routes.conf"),
+        ..Announce::default()
+    };
+    let mut first = routes_claim(&announce).unwrap();
+    let held = first.try_write().expect("a free file is claimed");
+    let mut second = routes_claim(&announce).unwrap();
+    let e = second.try_write().map(|_| ()).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+    // Another process sees the lock too (flock(1), util-linux).
+    let lock = dir.join("bird").join("routes.conf.lock");
+    let other = |path: &Path| {
+        let mut flock = std::process::Command::new("flock");
+        flock.arg("-n").arg(path).arg("true");
+        flock.status().expect("flock(1) runs").success()
+    };
+    assert!(!other(&lock), "held for other processes");
+    drop(held);
+    assert!(other(&lock), "let go");
+    assert!(
+        second.try_write().is_ok(),
+        "the second takes it once the first let go"
+    );
+}
+
 const TWO_FRONTENDS: &str = r#"
 [[interface]]
 name = "lan"

@@ -69,17 +69,33 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     }
     // Before any twin exists: no route a predecessor announced may come back with it. But
     // not a running instance's: a second start (by hand, beside the service) would withdraw
-    // its routes, and it would not announce them again while its health stays the same.
-    if let Some(a) = &cfg.announce {
-        if let Some(path) = cfg.control.socket.as_deref().filter(|p| socket::in_use(p)) {
-            return Err(Error::Control(format!(
-                "{} answers: another haports runs with this control socket (its routes are \
-                 left announced)",
-                path.display()
-            )));
+    // its routes, and it would not announce them again while its health stays the same. The
+    // routes file is claimed for as long as this instance runs.
+    let mut claim = match &cfg.announce {
+        Some(a) => Some(announce::routes_claim(a).map_err(Error::Announce)?),
+        None => None,
+    };
+    let _claimed = match (&cfg.announce, claim.as_mut()) {
+        (Some(a), Some(claim)) => {
+            if let Some(path) = cfg.control.socket.as_deref().filter(|p| socket::in_use(p)) {
+                return Err(Error::Control(format!(
+                    "{} answers: another haports runs with this control socket (its routes \
+                     are left announced)",
+                    path.display()
+                )));
+            }
+            let held = claim.try_write().map_err(|e| {
+                Error::Announce(format!(
+                    "{}.lock is held ({e}): another haports announces through this routes \
+                     file (its routes are left announced)",
+                    a.routes_file.display()
+                ))
+            })?;
+            announce::withdraw_at_start(a).map_err(Error::Announce)?;
+            Some(held)
         }
-        announce::withdraw_at_start(a).map_err(Error::Announce)?;
-    }
+        _ => None,
+    };
 
     let started = Instant::now();
     let mut eal_args = cfg.dpdk.eal_args.clone();
