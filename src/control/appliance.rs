@@ -412,15 +412,17 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             retired.release(&counters);
         }
         // Announced: the frontends served now, until a drain begins; while a reload waits for
-        // BIRD to take a withdrawal, what was asked for stands (the state still serving the
-        // frontends it drops would announce them again).
+        // BIRD to take a withdrawal, only withdrawals (the state still serving the frontends
+        // it drops would announce them again, but a frontend that stops serving meanwhile
+        // goes at once).
         if let Some(a) = announcer.as_mut() {
             if shutdown != Shutdown::Running {
                 a.want(announce::Routes::new());
-            } else if (urgent || housekeeping) && plane.pending.is_none() {
+            } else if urgent || housekeeping {
                 let reported = plane.targets.iter().all(|t| plane.health.contains_key(t));
-                let settled =
-                    reported && now >= last_health_change + announce::settle_time(&plane.cfg);
+                let settled = reported
+                    && now >= last_health_change + announce::settle_time(&plane.cfg)
+                    && plane.pending.is_none();
                 let serving = announce::serving(&forwarding.load(), &plane.cfg);
                 a.want(announce::to_announce(serving, a.wanted(), settled));
             }
