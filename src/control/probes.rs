@@ -418,6 +418,11 @@ fn run_target(
         let change = health.observe(&t, &outcome);
         {
             let mut board = lock(&status);
+            // Removed since the check above: `set_targets` raises the flag before it takes
+            // its entry off the board, so this sees it and leaves no entry behind.
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             let s = board.entry(t.clone()).or_default();
             s.probes += 1;
             s.healthy = health.healthy;
