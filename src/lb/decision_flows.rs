@@ -29,7 +29,7 @@ const SIDE_SHARE: usize = 4;
 
 impl Flows<Box<[Bucket]>> {
     /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows and ambiguous NAT
-    /// replies) on the ordinary heap, with the table secret 0 (offline decisions, tests).
+    /// replies, at least one) on the ordinary heap, with the table secret 0 (offline decisions, tests).
     pub fn with_capacity(capacity: usize) -> Self {
         Flows::in_memory(FlowTable::with_capacity(capacity), 0)
     }
@@ -38,7 +38,9 @@ impl Flows<Box<[Bucket]>> {
 impl<M: BucketMemory> Flows<M> {
     /// The tables around `v4`, keyed by `secret`.
     pub fn in_memory(v4: FlowTable<M>, secret: u64) -> Self {
-        let side = v4.capacity() / SIDE_SHARE;
+        // At least one entry each: a table of fewer than SIDE_SHARE flows still remembers
+        // an IPv6 flow and an ambiguous reply.
+        let side = (v4.capacity() / SIDE_SHARE).max(1);
         Flows {
             v4: v4.keyed(secret),
             wide: SideTable::with_capacity(side),

@@ -508,3 +508,22 @@ fn a_flow_through_two_frontends_stays_on_its_nva_when_one_is_drained_or_added() 
         );
     }
 }
+
+/// A flow table of fewer flows than the side tables' share still remembers an IPv6 flow.
+#[test]
+fn a_tiny_flow_table_still_remembers_an_ipv6_flow() {
+    let text = config_text(false)
+        .replace("10.0.0.2/24", "fd00::2/64")
+        .replace("10.0.0.", "fd00::");
+    let fwd = Forwarding::build(
+        &Config::from_toml(&text, "test").unwrap(),
+        &Observations::default(),
+        1,
+        None,
+    );
+    let mut flows = Flows::with_capacity(3);
+    let key: FlowKey = "tcp [fd00::50]:1000 [fd00::100]:443".parse().unwrap();
+    let f = Flow::new(key, TcpFlags::ACK, fwd.hash_seed);
+    assert!(record(&fwd, &mut flows, &f, 0).new);
+    assert!(!record(&fwd, &mut flows, &f, 1).new, "remembered");
+}
