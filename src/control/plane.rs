@@ -221,7 +221,8 @@ impl Plane {
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
         self.targets = probes::targets(&self.cfg);
-        self.health = probes::carried_health(&self.health, &self.targets, &served);
+        let served = probes::served_under(&self.cfg, &served);
+        self.health = probes::carried_health(&self.health, &self.targets, served);
         prober.set_targets(&self.targets, &self.health);
         self.config_generation += 1;
         self.config_generation

@@ -83,11 +83,11 @@ fn twin_of(cfg: &Config, addr: IpAddr) -> Option<String> {
 /// Every probe target of a config: each rule's probe over each backend of its pool. Rules
 /// with the same probe over the same backends share their targets (one connection each).
 pub fn targets(cfg: &Config) -> HashSet<Target> {
-    probed(cfg).map(|(_, _, target)| target).collect()
+    probed(cfg).map(|(_, _, _, target)| target).collect()
 }
 
-/// Each (load balancer, probe name, target) the config's rules ask for.
-fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, Target)> {
+/// Each (load balancer, rule, probe name, target) the config's rules ask for.
+fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, &str, Target)> {
     cfg.load_balancer.iter().flat_map(move |lb| {
         lb.rule.iter().flat_map(move |rule| {
             let probe = rule
@@ -116,7 +116,12 @@ fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, Target)> {
                     healthy_threshold: probe.healthy_threshold.max(1),
                     device: twin_of(cfg, b.address),
                 };
-                Some((lb.name.as_str(), probe.name.as_str(), target))
+                Some((
+                    lb.name.as_str(),
+                    rule.name.as_str(),
+                    probe.name.as_str(),
+                    target,
+                ))
             })
         })
     })
@@ -129,8 +134,8 @@ pub fn down_by_probe(
     states: &HashMap<Target, bool>,
 ) -> hashbrown::HashSet<(IpAddr, String, String)> {
     probed(cfg)
-        .filter(|(_, _, t)| !states.get(t).copied().unwrap_or(false))
-        .map(|(lb, probe, t)| (t.address, lb.to_owned(), probe.to_owned()))
+        .filter(|(_, _, _, t)| !states.get(t).copied().unwrap_or(false))
+        .map(|(lb, _, probe, t)| (t.address, lb.to_owned(), probe.to_owned()))
         .collect()
 }
 
@@ -475,7 +480,7 @@ fn run_target(
 
 #[path = "probes_carry.rs"]
 mod carry;
-pub use carry::{carried_health, serving};
+pub use carry::{carried_health, served_under, serving, Served};
 
 #[cfg(test)]
 #[path = "probes_tests.rs"]

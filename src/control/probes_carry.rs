@@ -3,20 +3,24 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use super::{down_by_probe, Target};
+use super::{probed, Target};
 use crate::config::Config;
+
+/// Which rule served which backend: (load balancer, rule, backend address).
+pub type Served = HashSet<(String, String, IpAddr)>;
 
 /// The health a reload's `targets` start from: each one's own last state, else that of the
 /// targets that checked the same service with other timing or thresholds (up if all of them
-/// were), else, for a backend that was serving before the reload (`served`, see [`serving`]:
-/// a rule given a probe, a probe's port or path changed), up; from there its thresholds
-/// apply ([`Prober::set_targets`](super::Prober::set_targets)). A target of a backend new to the config counts as down
+/// were), else up where `served` says a rule asking for it served its backend before the
+/// reload (a rule given a probe, a probe's port or path changed: see [`served_under`]); from
+/// there its thresholds apply ([`Prober::set_targets`](super::Prober::set_targets)). A
+/// target of a backend new to the config, or of one its rules did not serve, counts as down
 /// until its first result, as at start. Without this, such a reload took its backends down
 /// until their first result and their established flows with them.
 pub fn carried_health(
     health: &HashMap<Target, bool>,
     targets: &HashSet<Target>,
-    served: &HashSet<IpAddr>,
+    served: impl Fn(&Target) -> bool,
 ) -> HashMap<Target, bool> {
     targets
         .iter()
@@ -26,20 +30,41 @@ pub fn carried_health(
                 same.next()
                     .map(|(_, &up)| up && same.all(|(_, &other)| other))
             });
-            let state = state.or_else(|| served.contains(&t.address).then_some(true))?;
+            let state = state.or_else(|| served(t).then_some(true))?;
             Some((t.clone(), state))
         })
         .collect()
 }
 
-/// The backends of `cfg` that take traffic under `health`: every probe of theirs is up
-/// (unprobed ones always are).
-pub fn serving(cfg: &Config, health: &HashMap<Target, bool>) -> HashSet<IpAddr> {
-    let down: HashSet<IpAddr> = down_by_probe(cfg, health)
-        .into_iter()
-        .map(|(address, _, _)| address)
-        .collect();
-    let pools = cfg.load_balancer.iter().flat_map(|lb| &lb.backend_pool);
-    let backends = pools.flat_map(|p| &p.backends).map(|b| b.address);
-    backends.filter(|a| !down.contains(a)).collect()
+/// The backends each rule of `cfg` sent traffic to under `health`: all of its pool where it
+/// has no probe, else those its probe found up. Per rule, as health is: a backend down by
+/// another rule's probe still served this one.
+pub fn serving(cfg: &Config, health: &HashMap<Target, bool>) -> Served {
+    let mut served = Served::new();
+    for lb in &cfg.load_balancer {
+        for rule in &lb.rule {
+            let probed = rule
+                .probe
+                .as_ref()
+                .and_then(|n| lb.probe.iter().find(|p| &p.name == n));
+            let pool = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool);
+            if let (None, Some(pool)) = (probed, pool) {
+                let key = |a| (lb.name.clone(), rule.name.clone(), a);
+                served.extend(pool.backends.iter().map(|b| key(b.address)));
+            }
+        }
+    }
+    let up = probed(cfg).filter(|(_, _, _, t)| health.get(t) == Some(&true));
+    served.extend(up.map(|(lb, rule, _, t)| (lb.to_owned(), rule.to_owned(), t.address)));
+    served
+}
+
+/// Whether a rule of `cfg` (the config a reload brings) that asks for a target served its
+/// backend before the reload, by `served` ([`serving`] under the config before).
+pub fn served_under<'a>(cfg: &'a Config, served: &'a Served) -> impl Fn(&Target) -> bool + 'a {
+    move |t: &Target| {
+        probed(cfg).any(|(lb, rule, _, asked)| {
+            asked == *t && served.contains(&(lb.to_owned(), rule.to_owned(), t.address))
+        })
+    }
 }

@@ -259,7 +259,7 @@ fn a_reload_carries_health_over_to_the_same_check_with_new_timing() {
     let carried = carried_health(
         &health,
         &HashSet::from([retimed.clone(), new_service.clone(), old.clone()]),
-        &HashSet::new(),
+        |_| false,
     );
     assert_eq!(
         carried.get(&retimed),
@@ -275,7 +275,7 @@ fn a_reload_carries_health_over_to_the_same_check_with_new_timing() {
     assert_eq!(carried.len(), 2, "the port-80 check is gone");
     // Two old checks of the same service that disagree: down, until the new one says.
     let split = HashMap::from([(target(2, 3), true), (target(5, 5), false)]);
-    let carried = carried_health(&split, &HashSet::from([retimed.clone()]), &HashSet::new());
+    let carried = carried_health(&split, &HashSet::from([retimed.clone()]), |_| false);
     assert_eq!(carried.get(&retimed), Some(&false));
 }
 
@@ -296,18 +296,15 @@ fn a_new_check_of_a_serving_backend_starts_up_until_its_first_result() {
         .map(|t| (t.clone(), t.address == b11))
         .collect();
     let served = serving(&cfg, &health);
+    let rule = |r: &str, a: IpAddr| ("ilb".to_owned(), r.to_owned(), a);
     assert!(
-        served.contains(&b11) && !served.contains(&b12),
+        served.contains(&rule("ra", b11)) && !served.contains(&rule("ra", b12)),
         "{served:?}"
     );
-    let moved: HashSet<Target> = targets
-        .iter()
-        .map(|t| Target {
-            port: 2222,
-            ..t.clone()
-        })
-        .collect();
-    let carried = carried_health(&health, &moved, &served);
+    let next = Config::from_toml(&PROBED.replace("port = 22", "port = 2222"), "test").unwrap();
+    let moved = super::targets(&next);
+    assert!(moved.iter().all(|t| t.port == 2222) && moved.len() == 2);
+    let carried = carried_health(&health, &moved, served_under(&next, &served));
     let state = |a: IpAddr| {
         carried
             .iter()
@@ -317,10 +314,71 @@ fn a_new_check_of_a_serving_backend_starts_up_until_its_first_result() {
     assert_eq!(state(b11), Some(true), "served before: up until it says");
     assert_eq!(state(b12), None, "down before: down until its first result");
     assert_eq!(
-        carried_health(&HashMap::new(), &moved, &HashSet::new()).len(),
+        carried_health(&HashMap::new(), &moved, |_| false).len(),
         0,
         "nothing served before (a new config): every new check waits for its result"
     );
+}
+
+/// Health is per rule: a backend up by one load balancer's probe and down by another's
+/// served the first, and a reload that changes the first probe's port starts its new check
+/// up, rather than down until its first result (which moved its established flows).
+#[test]
+fn a_new_check_starts_up_where_its_rule_served_the_backend_whatever_other_probes_said() {
+    let public = r#"
+[[load_balancer]]
+name = "plb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "c"
+  address = "10.0.0.102"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }]
+  [[load_balancer.probe]]
+  name = "q"
+  protocol = "tcp"
+  port = 80
+  [[load_balancer.rule]]
+  name = "rc"
+  frontend = "c"
+  backend_pool = "pool"
+  probe = "q"
+  protocol = "tcp"
+  frontend_port = 80
+  backend_port = 80
+"#;
+    let before = Config::from_toml(&format!("{PROBED}{public}"), "test").unwrap();
+    let b11: IpAddr = "10.0.0.11".parse().unwrap();
+    // .11: up by ilb's probe p (port 22), down by plb's q (port 80).
+    let health: HashMap<Target, bool> = super::targets(&before)
+        .into_iter()
+        .map(|t| {
+            let up = t.port == 22;
+            (t, up)
+        })
+        .collect();
+    let served = serving(&before, &health);
+    let after = before_with_port(&format!("{PROBED}{public}"), 2222);
+    let targets = super::targets(&after);
+    let carried = carried_health(&health, &targets, served_under(&after, &served));
+    let p = |t: &&Target| t.address == b11 && t.port == 2222;
+    let new = targets.iter().find(p).expect("the new check of .11");
+    assert_eq!(carried.get(new), Some(&true), "ilb's rules served .11: up");
+    let q = targets
+        .iter()
+        .find(|t| t.address == b11 && t.port == 80)
+        .unwrap();
+    assert_eq!(carried.get(q), Some(&false), "q's own state stays");
+}
+
+/// `text` with its port-22 probe on `port`.
+fn before_with_port(text: &str, port: u16) -> Config {
+    Config::from_toml(
+        &text.replace("port = 22\n", &format!("port = {port}\n")),
+        "test",
+    )
+    .unwrap()
 }
 
 /// A target started from a state carried over a reload keeps it until its thresholds say
