@@ -81,7 +81,7 @@ pub fn write_routes(path: &Path, text: &str) -> io::Result<()> {
 /// again. Replies are `CODE text` lines, `CODE-text` while more follow; codes from 8000 up
 /// are errors.
 pub fn configure(socket: &Path) -> Result<(), BirdError> {
-    let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+    let stream = connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => BirdError::NotRunning(e),
         _ => BirdError::Io(e),
     })?;
@@ -94,6 +94,15 @@ pub fn configure(socket: &Path) -> Result<(), BirdError> {
 }
 
 /// One reply: lines up to the one whose code is followed by a space.
+/// Connects to BIRD's control socket within [`BIRD_TIMEOUT`]: a wedged BIRD whose listen
+/// queue is full would block a plain connect, and with it the start, or the announcer thread
+/// that the stop waits for.
+fn connect(socket: &Path) -> io::Result<UnixStream> {
+    let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    s.connect_timeout(&socket2::SockAddr::unix(socket)?, BIRD_TIMEOUT)?;
+    Ok(s.into())
+}
+
 fn read_reply(reader: &mut impl BufRead) -> Result<(), BirdError> {
     let mut lines = Vec::new();
     loop {

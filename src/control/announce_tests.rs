@@ -258,6 +258,37 @@ fn withdraw_at_start_fails_when_bird_refuses_the_empty_file() {
     );
 }
 
+/// A BIRD that accepts no connection (its listen queue full) is an error, not a wait
+/// without end: the start and the stop would hang on it.
+#[test]
+fn a_bird_that_accepts_nothing_is_an_error_not_a_hang() {
+    let (_guard, dir) = scratch("wedged");
+    let path = dir.join("bird.ctl");
+    let listener =
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&socket2::SockAddr::unix(&path).unwrap())
+        .unwrap();
+    listener.listen(0).unwrap();
+    // Fill the queue: connections nobody accepts.
+    let mut queued = Vec::new();
+    while queued.len() < 8 {
+        let c = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        c.set_nonblocking(true).unwrap();
+        if c.connect(&socket2::SockAddr::unix(&path).unwrap()).is_err() {
+            break;
+        }
+        queued.push(c);
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(configure(&path).map_err(|e| e.to_string())));
+    let answer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("configure returns");
+    assert!(answer.is_err(), "{answer:?}");
+    drop((listener, queued));
+}
+
 /// An instance's claim on its routes file keeps a second one (in this process or another)
 /// from taking it until the first lets go.
 #[test]
