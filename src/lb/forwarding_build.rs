@@ -106,17 +106,17 @@ impl Forwarding {
             routes,
         };
 
-        // Stable identities: a pool keeps its id while (load balancer, name) exists, a backend
-        // while (load balancer, pool, address) does, across every rebuild and reload. Removed
-        // ones stay as retired slots, never reused, so a worker's flow entry can never come to
-        // mean another backend.
+        // Stable identities: a pool keeps its id while (load balancer, name, probe) exists, a
+        // backend while (load balancer, pool, address) does, across every rebuild and reload.
+        // Removed ones stay as retired slots, given back only to the same identity when it
+        // returns, so that a worker's flow entry never comes to mean another backend, and the
+        // slots do not grow with reloads that take backends or probes away and back.
         type PoolKey<'a> = (&'a str, &'a str, Option<&'a str>);
         let prev_pools: HashMap<PoolKey, PoolId> = previous
             .map(|p| {
                 p.pools
                     .iter()
                     .enumerate()
-                    .filter(|(_, q)| !q.retired)
                     .map(|(i, q)| {
                         let key = (
                             q.load_balancer.as_str(),
@@ -133,7 +133,6 @@ impl Forwarding {
                 p.backends
                     .iter()
                     .enumerate()
-                    .filter(|(_, b)| !b.retired)
                     .map(|(i, b)| {
                         (
                             (b.load_balancer.as_str(), b.pool, b.address),

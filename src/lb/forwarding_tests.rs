@@ -259,9 +259,19 @@ fn backends_and_pools_keep_their_ids_across_reloads_and_removed_ones_retire() {
     assert!(c.keeps_flow(0, 1));
     let got = chosen(&c, 1000);
     assert_eq!(got.get(&addr("10.0.0.11")), None);
-    // Adding it back gives it a new id: old flow entries never point at it by accident.
-    let d = Forwarding::build(&three, &Observations::default(), 4, Some(&c));
-    assert_eq!(id_of(&d, "10.0.0.11"), Some(3));
+    // Added back, it is the same backend again, in its own slot (entries that name it mean
+    // it); taken away and back again and again, the slots stay as many.
+    let mut d = Forwarding::build(&three, &Observations::default(), 4, Some(&c));
+    assert_eq!(id_of(&d, "10.0.0.11"), Some(0));
+    for generation in 5..25 {
+        let cfg = if generation % 2 == 0 {
+            &without_first
+        } else {
+            &three
+        };
+        d = Forwarding::build(cfg, &Observations::default(), generation, Some(&d));
+    }
+    assert_eq!((d.backends.len(), d.pools.len()), (3, 1));
 }
 
 #[test]
