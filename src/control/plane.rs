@@ -61,6 +61,13 @@ impl Plane {
     /// ([`Forwarding::narrow_ipv6_tunnels`]), each said as a problem: the appliance neither
     /// starts nor reloads with such a config.
     pub(super) fn narrow_ipv6_tunnels(&self, cfg: &Config) -> Vec<String> {
+        // Only IPv6 frontends and VXLAN pools together can: else no state is built for it (it
+        // builds every Maglev table, on the thread that relays the twins' traffic).
+        let lbs = || cfg.load_balancer.iter();
+        let ipv6 = lbs().any(|lb| lb.frontend.iter().any(|f| f.address.is_ipv6()));
+        if !(ipv6 && lbs().any(|lb| lb.backend_pool.iter().any(|p| p.encap.is_some()))) {
+            return Vec::new();
+        }
         let obs = Observations {
             interface_macs: self.macs.clone(),
             interface_mtus: self.mtus.clone(),
