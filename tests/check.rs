@@ -1112,9 +1112,10 @@ fn accepted_configs_work_as_written() {
             routed(ilb_ha(true, &[]).replace("10.0.0.12", "10.9.0.12")),
             &["{file}: load_balancer[ilb].rule[ha].floating_ip: floating IP (DSR) rewrites only the destination MAC, but backend 10.9.0.12 of pool `nvas` is on no interface's subnet, only behind a route: the router would get packets still addressed to the frontend and send them back; put the backends on a segment, give the pool encap = \"vxlan\", or set floating_ip = false [limitation: DSR backends on-link or VXLAN]"],
         ),
-        ok(
+        warns(
             "NAT to a routed backend",
             routed(ilb_ha(false, &[]).replace("10.0.0.12", "10.9.0.12")),
+            &["{file}: warning: load_balancer[ilb].rule[ha].backend_pool: frames routed through frontend `fe1` (transit) would leave for backend 10.9.0.12 of pool `nvas` with only their MAC header changed, which is behind a route: the router would get them still addressed to their destination, so the frontend takes no transit (dropped as no_frontend); put the backends on a segment or give the pool encap = \"vxlan\" [limitation: transit backends on-link or VXLAN]"],
         ),
         ok(
             "DSR to routed backends inside VXLAN",
