@@ -54,7 +54,8 @@ pub fn render(routes: &Routes) -> String {
         "# Written by haports: the frontends this instance announces, each through the kernel\n\
          # twin of an interface (it exists only while haports runs). Do not edit.\n",
     );
-    for (name, channel, v6) in [("haports4", "ipv4", false), ("haports6", "ipv6", true)] {
+    for (name, v6) in PROTOCOLS {
+        let channel = if v6 { "ipv6" } else { "ipv4" };
         let _ = writeln!(text, "protocol static {name} {{\n  {channel};");
         for (address, via) in routes.iter().filter(|(a, _)| a.is_ipv6() == v6) {
             let len = if v6 { 128 } else { 32 };
@@ -81,6 +82,11 @@ pub fn write_routes(path: &Path, text: &str) -> io::Result<()> {
 /// again. Replies are `CODE text` lines, `CODE-text` while more follow; codes from 8000 up
 /// are errors.
 pub fn configure(socket: &Path) -> Result<(), BirdError> {
+    command(socket, "configure")
+}
+
+/// One command over BIRD's control socket, and its reply.
+fn command(socket: &Path, line: &str) -> Result<(), BirdError> {
     let stream = connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => BirdError::NotRunning(e),
         _ => BirdError::Io(e),
@@ -89,8 +95,35 @@ pub fn configure(socket: &Path) -> Result<(), BirdError> {
     stream.set_write_timeout(Some(BIRD_TIMEOUT))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     read_reply(&mut reader)?; // 0001 BIRD x.y ready.
-    (&stream).write_all(b"configure\n")?;
+    (&stream).write_all(format!("{line}\n").as_bytes())?;
     read_reply(&mut reader)
+}
+
+/// The static protocols of the routes file: name, and whether they hold IPv6 routes.
+const PROTOCOLS: [(&str, bool); 2] = [("haports4", false), ("haports6", true)];
+
+/// BIRD refused its config while `announced` holds frontends that `wanted` withdraws: the
+/// file cannot take them out, so each protocol holding one is disabled (`disable
+/// "haports4"`), which withdraws all of its routes: more than asked, which ECMP's other paths
+/// carry, rather than a route to an instance that no longer serves it. Returns the
+/// protocols it disabled.
+fn withdraw_by_disabling(
+    socket: &Path,
+    announced: &mut BTreeSet<IpAddr>,
+    wanted: &Routes,
+) -> Vec<&'static str> {
+    let mut disabled = Vec::new();
+    for (name, v6) in PROTOCOLS {
+        let dropped = announced
+            .iter()
+            .any(|a| a.is_ipv6() == v6 && !wanted.contains_key(a));
+        if dropped && command(socket, &format!("disable \"{name}\"")).is_ok() {
+            tracing::warn!(protocol = name, "BIRD refused its config: its routes withdrawn by disabling the protocol, until BIRD takes the config again");
+            announced.retain(|a| a.is_ipv6() != v6);
+            disabled.push(name);
+        }
+    }
+    disabled
 }
 
 /// One reply: lines up to the one whose code is followed by a space.
@@ -337,6 +370,8 @@ fn announce_loop(
 ) {
     let mut pending: Option<(u64, Routes)> = None;
     let mut failing = false;
+    // Protocols disabled when BIRD refused a withdrawal, enabled once it takes the file.
+    let mut disabled: BTreeSet<&'static str> = BTreeSet::new();
     loop {
         let next = if pending.is_some() {
             rx.recv_timeout(RETRY)
@@ -357,7 +392,14 @@ fn announce_loop(
         };
         let result = write_routes(file, &render(&routes))
             .map_err(BirdError::Io)
-            .and_then(|()| configure(socket));
+            .and_then(|()| configure(socket))
+            .and_then(|()| {
+                while let Some(&name) = disabled.first() {
+                    command(socket, &format!("enable \"{name}\""))?;
+                    disabled.remove(name);
+                }
+                Ok(())
+            });
         let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(()) => {
@@ -379,6 +421,8 @@ fn announce_loop(
             // outage shows in the metrics; logged once per outage, so that the log does not
             // fill up while BIRD stays away.
             Err(BirdError::NotRunning(e)) => {
+                // A BIRD that starts again reads its config: nothing of ours stays disabled.
+                disabled.clear();
                 if !failing {
                     tracing::warn!(error = %e, socket = %socket.display(), "BIRD is not running; the routes file waits for it");
                 }
@@ -391,6 +435,14 @@ fn announce_loop(
             Err(e) => {
                 if !failing {
                     tracing::warn!(error = %e, socket = %socket.display(), "BIRD did not take the routes; trying again every second");
+                }
+                if matches!(e, BirdError::Refused(_)) {
+                    disabled.extend(withdraw_by_disabling(socket, &mut st.announced, &routes));
+                    // Announced as wanted now (everything withdrawn, for a drain): taken, so
+                    // that what waits for it goes on; tried again all the same.
+                    if !disabled.is_empty() && st.announced.iter().eq(routes.keys()) {
+                        applied.store(seq, Ordering::Release);
+                    }
                 }
                 st.errors += 1;
                 failing = true;

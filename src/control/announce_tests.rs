@@ -25,10 +25,12 @@ fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A socket that answers like BIRD: a greeting, then for each `configure` the lines
-/// `answer` gives for the routes file's text at that moment. Records those texts.
+/// `answer` gives for the routes file's text at that moment, and for `disable` or `enable`
+/// of a protocol that it is done. Records those texts, and every command.
 struct FakeBird {
     socket: PathBuf,
     seen: Arc<Mutex<Vec<String>>>,
+    commands: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -38,8 +40,9 @@ impl FakeBird {
         let listener = UnixListener::bind(&socket).unwrap();
         listener.set_nonblocking(true).unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let commands = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (seen.clone(), stop.clone());
+        let (s, c, st) = (seen.clone(), commands.clone(), stop.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 let Ok((conn, _)) = listener.accept() else {
@@ -51,14 +54,31 @@ impl FakeBird {
                 w.write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
                 let mut line = String::new();
                 if BufReader::new(conn).read_line(&mut line).unwrap() > 0 {
-                    assert_eq!(line, "configure\n");
-                    let text = std::fs::read_to_string(&file).unwrap_or_default();
-                    w.write_all(answer(&text).as_bytes()).unwrap();
-                    s.lock().unwrap().push(text);
+                    let command = line.trim_end().to_owned();
+                    let name = |verb: &str| command.strip_prefix(verb).map(|n| n.replace('"', ""));
+                    if command == "configure" {
+                        let text = std::fs::read_to_string(&file).unwrap_or_default();
+                        w.write_all(answer(&text).as_bytes()).unwrap();
+                        s.lock().unwrap().push(text);
+                    } else if let Some(p) = name("disable ") {
+                        w.write_all(format!("0009 {p}: disabled\n").as_bytes())
+                            .unwrap();
+                    } else if let Some(p) = name("enable ") {
+                        w.write_all(format!("0011 {p}: enabled\n").as_bytes())
+                            .unwrap();
+                    } else {
+                        w.write_all(b"9001 Parse error\n").unwrap();
+                    }
+                    c.lock().unwrap().push(command);
                 }
             }
         });
-        FakeBird { socket, seen, stop }
+        FakeBird {
+            socket,
+            seen,
+            commands,
+            stop,
+        }
     }
 }
 
@@ -175,6 +195,57 @@ fn a_refusal_is_counted_and_tried_again_and_never_counts_as_taken() {
     assert!(!a.settled());
     assert!(a.status.lock().unwrap().errors >= 1);
     assert!(a.status.lock().unwrap().announced.is_empty());
+}
+
+/// Takes a file that announces a route, refuses one that announces none (a bird.conf
+/// broken meanwhile would refuse both).
+fn refuses_withdrawals(text: &str) -> &'static str {
+    if text.contains("route ") {
+        reconfigured(text)
+    } else {
+        parse_error(text)
+    }
+}
+
+/// BIRD refusing its config cannot keep a withdrawn frontend announced: the protocol that
+/// holds it is disabled (withdrawing its routes), which counts as taken where that is all
+/// that was asked for, and enabled again once BIRD takes the file.
+#[test]
+fn a_withdrawal_bird_refuses_disables_the_protocol_until_it_takes_the_file_again() {
+    let (_guard, dir) = scratch("disable");
+    let file = dir.join("routes.conf");
+    let bird = FakeBird::start(&dir, file.clone(), refuses_withdrawals);
+    let mut a = Announcer::start(&Announce {
+        bird_socket: bird.socket.clone(),
+        routes_file: file,
+        ..Announce::default()
+    });
+    let one = routes(&[("10.0.0.100", "hp-lan")]);
+    a.want(one.clone());
+    assert!(a.wait_settled(Duration::from_secs(10)), "announced");
+    a.want(Routes::new());
+    assert!(
+        a.wait_settled(Duration::from_secs(10)),
+        "withdrawn by disabling"
+    );
+    assert!(a.status.lock().unwrap().announced.is_empty());
+    let commands = bird.commands.lock().unwrap().clone();
+    assert!(
+        commands.contains(&"disable \"haports4\"".to_owned()),
+        "{commands:?}"
+    );
+    assert!(
+        !commands.iter().any(|c| c.contains("haports6")),
+        "nothing IPv6 was announced"
+    );
+    a.want(one);
+    assert!(a.wait_settled(Duration::from_secs(10)), "announced again");
+    let commands = bird.commands.lock().unwrap().clone();
+    assert_eq!(
+        commands.last().map(String::as_str),
+        Some("enable \"haports4\"")
+    );
+    assert_eq!(a.status.lock().unwrap().announced.len(), 1);
 }
 
 #[test]
