@@ -32,6 +32,7 @@
 # costliest functions. Slow (about 50 times): SECONDS of 10 to 30, and 1000 or 65536 flows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/rust-path.sh
 flows="1000 65536 1048576"; modes="nat floating"; workers=1; seconds=5; out=bench-out
 lcores=""; hugepages=""; binary=""; runs=1; instructions=""
 while getopts "f:m:w:s:o:l:H:b:r:I" o; do

@@ -5,6 +5,7 @@
 #   scripts/demo.sh [nat|dsr]      (needs root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/rust-path.sh
 mode=${1:-nat}
 scripts/install-deps.sh
 cargo build --bin haports

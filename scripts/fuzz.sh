@@ -13,6 +13,7 @@
 # The ordinary tests replay every seed (`fuzzing::tests`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/rust-path.sh
 seconds=${1:-60}
 # The fuzz crate builds haports, which needs DPDK's headers and libclang (bindgen over them),
 # and a recent enough Rust: what install-deps.sh --build-only installs or checks.

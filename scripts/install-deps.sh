@@ -6,6 +6,7 @@
 #   scripts/install-deps.sh --build-only   what building and running haports needs (install.sh)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/rust-path.sh"
 build_only=false
 case ${1:-} in
   "") ;;

@@ -13,6 +13,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+. "$here/rust-path.sh"
 prefix=/usr/local sysconfdir=/etc unitdir=/etc/systemd/system hugepages=1024 binary=""
 while [ $# -gt 0 ]; do
   case $1 in

@@ -28,6 +28,7 @@
 # (fe1 only: a reload that drops fe2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/rust-path.sh"
 cmd=${1:?up|start|down|demo}; tag=${2:-}
 # Every name the lab makes starts with TAG: without one, `up` would make namespaces called
 # `-sw`, `-r`… and `down` would go after those. Only `demo` picks its own.

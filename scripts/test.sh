@@ -3,6 +3,7 @@
 # end-to-end tests (real DPDK on AF_PACKET in network namespaces; needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/rust-path.sh
 scripts/install-deps.sh
 # 2 MB hugepages, as users run: the labs and the start-up tests use them when at least 256
 # are free (a start-up crash happened only with them). 1024 more (2 GiB) when fewer are free.

@@ -104,3 +104,39 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
         .ends_with("# edited\n"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Under `sudo`, PATH is reset and rustup's `~/.cargo/bin` is not on it: the scripts find the
+/// running user's Rust there all the same. Here a stand-in `CARGO_HOME` whose `cargo` and
+/// `rustc` say 1.80.0; without it on PATH the check fails and says so.
+#[test]
+fn the_scripts_find_rustups_cargo_where_sudo_reset_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("cargo-home/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["cargo", "rustc"] {
+        let path = bin.join(tool);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{tool} 1.80.0 (stand-in)\"\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let deps = |cargo_home: &Path| {
+        Command::new("bash")
+            .arg(root().join("scripts/install-deps.sh"))
+            .arg("--build-only")
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CARGO_HOME", cargo_home)
+            .output()
+            .expect("run install-deps.sh")
+    };
+    let found = deps(&dir.path().join("cargo-home"));
+    let stderr = String::from_utf8_lossy(&found.stderr);
+    assert!(found.status.success(), "{stderr}");
+    let missing = deps(&dir.path().join("nowhere"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success(), "no Rust anywhere: {stderr}");
+    assert!(stderr.contains("haports needs Rust"), "{stderr}");
+}

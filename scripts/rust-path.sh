@@ -1,0 +1,12 @@
+# Sourced by the scripts that run cargo. rustup installs Rust into ~/.cargo/bin and puts that
+# on PATH only through the shell's profile, which `sudo` leaves out (its secure_path resets
+# PATH): the running user's (root's, under sudo) ~/.cargo/bin goes first in PATH where it
+# exists, as rustup's own env script puts it.
+cargo_bin=${CARGO_HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)/.cargo}/bin
+if [ -d "$cargo_bin" ]; then
+  case ":$PATH:" in
+    *":$cargo_bin:"*) ;;
+    *) PATH=$cargo_bin:$PATH; export PATH ;;
+  esac
+fi
+unset cargo_bin
