@@ -213,13 +213,13 @@ impl prometheus_client::collector::Collector for MetricsSource {
         counter(
             &mut enc,
             "haports_backend_packets",
-            "Packets forwarded to each backend",
+            "Packets decided for each backend (a full TX queue may still drop them: tx_full)",
             &per_backend(&|w, i| w.backend_traffic.get(i).map_or(0, |t| t.packets.get())),
         )?;
         counter(
             &mut enc,
             "haports_backend_bytes",
-            "Bytes (frames as sent) forwarded to each backend",
+            "Bytes (frames as sent) decided for each backend (tx_full may still drop them)",
             &per_backend(&|w, i| w.backend_traffic.get(i).map_or(0, |t| t.bytes.get())),
         )?;
         counter(
