@@ -284,10 +284,13 @@ fn hop_limit(frame: &[u8], h: &Headers) -> Option<u8> {
 }
 
 /// ICMPv6 router and neighbour solicitations and advertisements, and redirects (types 133
-/// to 137, RFC 4861), right behind the IPv6 header.
+/// to 137, RFC 4861), right behind the IPv6 header. Only a fragment at offset 0 holds the
+/// message's type: a later one starts with data, whatever its first byte.
 fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
+    let first = !h.fragment || h.fragment_id(frame).is_ok_and(|(_, offset)| offset == 0);
     h.proto == IpProtocol::ICMPV6
         && h.ethertype == EtherType::IPV6
+        && first
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t))

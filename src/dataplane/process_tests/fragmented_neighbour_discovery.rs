@@ -85,3 +85,35 @@ fn a_solicited_advertisement_in_a_fragment_answers_nothing() {
         assert_eq!(drain(&reports), Vec::new(), "not reported (more: {more})");
     }
 }
+
+/// Only a fragment at offset 0 holds an ICMPv6 message's type: a later fragment whose data
+/// starts with 133 to 137 is data, and follows its first fragment.
+#[test]
+fn a_later_icmpv6_fragment_starting_like_neighbour_discovery_follows_its_first() {
+    use super::icmp_and_ipv6::v6_fragment;
+    let fwd = build(&ipv6_config(), &[]);
+    for first_byte in 133..=137u8 {
+        let (mut st, _) = worker();
+        // An ICMPv6 message of type 200 (private experimentation), 8 bytes then 8 more of data.
+        let mut first = v6_fragment(
+            CLIENT6,
+            FRONTEND6,
+            IpProtocol::ICMPV6,
+            (0, true),
+            &[200, 0, 0, 0, 0, 0, 0, 0],
+        );
+        let b = to_backend(&mut first, &mut st, &fwd);
+        let mut later = v6_fragment(
+            CLIENT6,
+            FRONTEND6,
+            IpProtocol::ICMPV6,
+            (8, false),
+            &[first_byte; 8],
+        );
+        assert_eq!(
+            to_backend(&mut later, &mut st, &fwd),
+            b,
+            "data starting {first_byte}"
+        );
+    }
+}
