@@ -21,16 +21,19 @@ pub(super) fn remember_fragment(cx: &mut Ctx, key: FlowKey, what: Fragment) {
 }
 
 /// A fragment after the first: it goes where its first fragment went, rewritten the same
-/// way at the IP layer (it carries no transport header).
+/// way at the IP layer (it carries no transport header). A reply's only where it too came
+/// `from_backend` side (its interface and MAC), as an unfragmented reply must.
 pub(super) fn later_fragment(
     frame: &mut [u8],
     h: &Headers,
     key: &FlowKey,
+    from_backend: bool,
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
     let hash = symmetric_hash(key, cx.st.flows.secret);
     match cx.st.fragments.lookup(key, hash, cx.now_ms) {
         None => Err(DropReason::Fragment),
+        Some(Fragment::Reply(_)) if !from_backend => Err(DropReason::Fragment),
         Some(Fragment::Reply(rn)) => reply_to_client(frame, h, rn, None, cx),
         Some(Fragment::Forward { backend, nat }) => {
             // By the backend's per-packet record, as its flows go: not to a backend that may

@@ -148,7 +148,8 @@ fn ip(
         let (ident, offset) = h.fragment_id(frame)?;
         let key = fragment_key(&h, ident);
         if offset != 0 {
-            return later_fragment(frame, &h, &key, cx);
+            let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
+            return later_fragment(frame, &h, &key, from_backend, cx);
         }
         first_fragment = Some(key);
     }

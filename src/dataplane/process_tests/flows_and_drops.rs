@@ -393,6 +393,8 @@ fn a_full_fragment_table_makes_room_by_its_oldest_datagrams_and_counts_them() {
     }
 }
 
+/// Every fragment of a backend's fragmented reply leaves with the frontend's address; a later
+/// fragment of it from elsewhere than the backend's side (interface and MAC) gets nothing.
 #[test]
 fn a_fragmented_reply_gets_the_frontend_address_on_every_fragment() {
     let fwd = build(&ha_ports(), &[]);
@@ -403,8 +405,21 @@ fn a_fragmented_reply_gets_the_frontend_address_on_every_fragment() {
         &fwd,
     );
     let i = backend_index(&fwd, b);
-    for packet in udp_fragments(BACKENDS[i], 53, CLIENT, 5353) {
-        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, &packet);
+    for (k, packet) in udp_fragments(BACKENDS[i], 53, CLIENT, 5353)
+        .iter()
+        .enumerate()
+    {
+        if k > 0 {
+            // The same later fragment from another host (not the backend's MAC): no reply.
+            let spoofed = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, packet);
+            let mut frame = spoofed.clone();
+            assert_eq!(
+                process(&mut frame, LAN, &mut st, &fwd, NOW),
+                Action::Drop(DropReason::Fragment)
+            );
+            assert_eq!(frame, spoofed, "left as it came");
+        }
+        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, packet);
         assert_eq!(
             process(&mut frame, LAN, &mut st, &fwd, NOW),
             Action::Transmit {
