@@ -39,6 +39,11 @@ pub(super) fn arp(
     if frontend.is_none() && !for_us {
         return Err(DropReason::NotForUs);
     }
+    // A sender's hardware address is its own, unicast: an answer to a group or zero address
+    // would flood the segment, and no neighbour may be learnt from one.
+    if !sender_mac.is_unicast() {
+        return Err(DropReason::Malformed);
+    }
     let unicast_to_us = frame.get(0..6) == Some(our_mac.as_bytes().as_slice());
     let sent_by_sender = frame.get(6..12) == Some(sender_mac.as_bytes().as_slice());
     let is_reply = ArpPacket::new_checked(&frame[l3..])?.operation() == ArpOperation::REPLY;

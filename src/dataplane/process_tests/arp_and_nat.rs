@@ -33,6 +33,30 @@ fn arp_request_for_frontend_is_answered_with_the_frontends_own_mac() {
     assert_eq!((a.target_mac(), a.target_ip()), (CLIENT_MAC, CLIENT));
 }
 
+/// An ARP request whose sender hardware address is a group or zero address (from a unicast
+/// Ethernet source) gets no answer, which would go to that address: flooding the segment.
+#[test]
+fn arp_request_from_a_group_or_zero_sender_address_is_malformed() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    for sender in [
+        MacAddr::BROADCAST,
+        MacAddr([0x01, 0, 0x5e, 0, 0, 1]),
+        MacAddr::ZERO,
+    ] {
+        for target in [FRONTEND, OWN] {
+            let mut frame = arp_request(CLIENT_MAC, CLIENT, target);
+            frame[ETH_LEN + 8..ETH_LEN + 14].copy_from_slice(&sender.0);
+            assert_eq!(&frame[6..12], &CLIENT_MAC.0, "a unicast Ethernet source");
+            assert_eq!(
+                process(&mut frame, LAN, &mut st, &fwd, NOW),
+                Action::Drop(DropReason::Malformed),
+                "{sender:?} asking for {target}"
+            );
+        }
+    }
+}
+
 #[test]
 fn arp_request_for_own_address_goes_to_the_kernel_twin() {
     let fwd = build(&ha_ports(), &[]);
