@@ -90,18 +90,19 @@ fn ip(
 ) -> Result<Action, DropReason> {
     let fwd = cx.fwd;
     let h = parse_headers(frame)?;
+    if h.ethertype == EtherType::IPV4 && !ipv4_header_sums_right(frame, &h) {
+        return Err(DropReason::IpChecksum);
+    }
+    // Packets no honest sender makes: dropped before anything is decided or learnt from them
+    // (a solicitation too, RFC 4861 §7.1.1: from the unspecified address or a unicast one).
+    if fwd.is_martian_source(h.src) && !unaddressed_to_a_group(&h) {
+        return Err(DropReason::MartianSource);
+    }
     // ICMPv6 in IPv6 only: IPv4 may carry protocol 58 too, as any other, to a backend.
     if h.proto == IpProtocol::ICMPV6 && h.ethertype == EtherType::IPV6 {
         if let Some(action) = neighbour_solicitation(frame, &h, ingress, src_mac, cx)? {
             return Ok(action);
         }
-    }
-    if h.ethertype == EtherType::IPV4 && !ipv4_header_sums_right(frame, &h) {
-        return Err(DropReason::IpChecksum);
-    }
-    // Packets no honest sender makes: dropped before anything is decided or learnt from them.
-    if fwd.is_martian_source(h.src) && !unaddressed_to_a_group(&h) {
-        return Err(DropReason::MartianSource);
     }
     if hop_limit(frame, &h) == Some(0) {
         return Err(DropReason::Ttl);

@@ -91,3 +91,27 @@ fn a_solicitation_with_an_option_of_length_zero_or_past_its_end_is_malformed() {
         }
     }
 }
+
+/// A solicitation from a group, loopback or the frontend's own address (RFC 4861 §7.1.1:
+/// the unspecified address or a unicast one) gets no advertisement: it is a martian source.
+#[test]
+fn a_solicitation_from_a_martian_source_is_not_answered() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    for src in ["ff02::1", "::1"]
+        .map(|a| a.parse::<Ipv6Addr>().unwrap())
+        .into_iter()
+        .chain([FRONTEND6])
+    {
+        let plain = solicitation(FRONTEND6);
+        let group = Ipv6Packet::new_checked(&plain[ETH_LEN..]).unwrap().dst();
+        let message = plain[ETH_LEN + 40..].to_vec();
+        let mut frame = icmp6_frame(MacAddr(plain[..6].try_into().unwrap()), src, group, message);
+        let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+        assert_ne!(action, ANSWERED, "from {src}");
+        assert!(
+            matches!(action, Action::Drop(DropReason::MartianSource)),
+            "from {src}: {action:?}"
+        );
+    }
+}
