@@ -36,12 +36,16 @@ pub enum Fragment {
 /// first: a full table makes room by its oldest. All its memory is taken at start.
 #[derive(Debug)]
 pub struct Datagrams {
-    table: SideTable<Fragment>,
-    /// The keys (and hashes) of the last `capacity` inserts, oldest first: every datagram
-    /// the table holds has one here, so that the table never holds more than this does.
-    /// A key inserted again is here twice; one that left the table (expired) stays until
-    /// it comes to the front.
-    order: VecDeque<(FlowKey, u64)>,
+    /// What each datagram got, and the number of its latest insert.
+    table: SideTable<(Fragment, u64)>,
+    /// The keys (and hashes) of the last `capacity` inserts with their numbers, oldest
+    /// first: every datagram the table holds has one here, so that the table never holds
+    /// more than this does. A key inserted again is here twice, and only its latest insert
+    /// takes it out of the table when it comes to the front; one that left the table
+    /// (expired) stays until then.
+    order: VecDeque<(FlowKey, u64, u64)>,
+    /// Inserts so far.
+    inserts: u64,
     /// Live datagrams that left for newer ones.
     pub evicted: u64,
 }
@@ -51,6 +55,7 @@ impl Datagrams {
         Datagrams {
             table: SideTable::with_capacity(capacity),
             order: VecDeque::with_capacity(capacity),
+            inserts: 0,
             evicted: 0,
         }
     }
@@ -68,25 +73,28 @@ impl Datagrams {
     /// last `capacity` inserts are in the order already, the oldest of them leaves first.
     pub(super) fn insert(&mut self, key: FlowKey, hash: u64, what: Fragment, now_ms: u64) {
         if self.order.len() >= self.table.capacity() {
-            if let Some((old, old_hash)) = self.order.pop_front() {
+            if let Some((old, old_hash, n)) = self.order.pop_front() {
+                let latest = self.table.peek(&old, old_hash).is_some_and(|(_, m)| m == n);
                 let live = self.table.live(&old, old_hash, now_ms);
-                if self.table.remove(&old, old_hash).is_some() && live {
+                if latest && self.table.remove(&old, old_hash).is_some() && live {
                     self.evicted += 1;
                 }
             }
         }
         // With fewer items in the order than the table's capacity, the table has room.
+        self.inserts += 1;
+        let n = self.inserts;
         if self
             .table
-            .insert(key, hash, what, now_ms, FRAGMENT_TIMEOUT_MS)
+            .insert(key, hash, (what, n), now_ms, FRAGMENT_TIMEOUT_MS)
         {
-            self.order.push_back((key, hash));
+            self.order.push_back((key, hash, n));
         }
     }
 
     /// What the first fragment of datagram `key` got, if it is followed (its 5 s restart).
     pub(super) fn lookup(&mut self, key: &FlowKey, hash: u64, now_ms: u64) -> Option<Fragment> {
-        self.table.lookup(key, hash, now_ms)
+        self.table.lookup(key, hash, now_ms).map(|(what, _)| what)
     }
 
     /// Incremental aging, at most `max_scan` slots.
@@ -150,5 +158,23 @@ mod tests {
         assert_eq!(d.lookup(&b, hb, 6_000), None);
         assert_eq!(d.lookup(&c, hc, 6_000), Some(TO_0));
         assert_eq!(d.lookup(&e, he, 6_000), Some(TO_0));
+    }
+
+    /// A first fragment sent again (a retransmission) renews its datagram: the older insert
+    /// coming to the front of the order does not take it out.
+    #[test]
+    fn a_datagram_inserted_again_leaves_by_its_latest_insert() {
+        let mut d = Datagrams::with_capacity(2);
+        let [(a, ha), (b, hb), (c, hc)] = [1, 2, 3].map(datagram);
+        d.insert(a, ha, TO_0, 0);
+        d.insert(a, ha, TO_0, 100);
+        // The order is full: its front, `a`'s first insert, leaves it, but `a` stays.
+        d.insert(b, hb, TO_0, 200);
+        assert_eq!((d.lookup(&a, ha, 300), d.evicted), (Some(TO_0), 0));
+        // `a`'s latest insert is at the front now: `a` leaves for `c`, counted.
+        d.insert(c, hc, TO_0, 400);
+        assert_eq!((d.lookup(&a, ha, 400), d.evicted), (None, 1));
+        assert_eq!(d.lookup(&b, hb, 400), Some(TO_0));
+        assert_eq!(d.lookup(&c, hc, 400), Some(TO_0));
     }
 }
