@@ -164,6 +164,37 @@ fn source_port(frame: &[u8], seed: u64) -> u16 {
     SOURCE_PORTS | (hash as u16 & 0x3fff)
 }
 
+/// Whether an ICMP error may be sent about the IP packet in `frame` (untagged, IP `version`):
+/// not about an ICMP error, nor about a fragment other than the first (RFC 1122 §3.2.2,
+/// RFC 1812 §4.3.2.7, RFC 4443 §2.4 (e)).
+fn answerable(frame: &[u8], version: u8) -> bool {
+    let at = |i: usize| frame.get(i).copied();
+    match version {
+        4 => {
+            let l4 = 14 + usize::from(at(14).unwrap_or(0) & 0x0f) * 4;
+            let offset = u16::from_be_bytes([at(20).unwrap_or(0), at(21).unwrap_or(0)]) & 0x1fff;
+            // Destination unreachable, source quench, redirect, time exceeded, parameter
+            // problem: the ICMPv4 errors.
+            let error =
+                at(23) == Some(IpProtocol::ICMP) && matches!(at(l4), Some(3 | 4 | 5 | 11 | 12));
+            offset == 0 && !error
+        }
+        6 => {
+            let (mut next, mut l4) = (at(20), 54);
+            if next == Some(IpProtocol::IPV6_FRAGMENT) {
+                let offset = u16::from_be_bytes([at(l4 + 2).unwrap_or(0), at(l4 + 3).unwrap_or(0)]);
+                if offset & 0xfff8 != 0 {
+                    return false;
+                }
+                (next, l4) = (at(l4), l4 + 8);
+            }
+            // ICMPv6 types below 128 are errors.
+            !(next == Some(IpProtocol::ICMPV6) && at(l4).is_some_and(|t| t < 128))
+        }
+        _ => false,
+    }
+}
+
 /// A frame too big for the tunnel, turned in place into the ICMP error about it, back to
 /// its sender (`from`: the interface and MAC it came from); a drop when it may be
 /// fragmented, no error can be made, or the worker's budget of errors is spent.
@@ -204,6 +235,9 @@ fn too_big<P: PacketBuffer>(
         let on_link = family().find(|n| n.contains(&to));
         on_link.or_else(|| family().next()).map(|n| n.addr())
     });
+    if !answerable(f, version) {
+        return Action::Drop(DropReason::TooBig);
+    }
     let len = match (version, own) {
         (4, Some(IpAddr::V4(src))) if f.get(14 + 6).is_some_and(|b| b & 0x40 != 0) => {
             let message = IcmpMessage::FragmentationNeeded { mtu: mtu as u16 };
@@ -281,5 +315,73 @@ fn too_big<P: PacketBuffer>(
     Action::Transmit {
         interface: ingress,
         backend: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An untagged frame of an IPv4 packet (no options, DF) of `proto` at fragment `offset`
+    /// (8-byte units), its payload `data`.
+    fn v4(proto: u8, offset: u16, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0; 12];
+        f.extend_from_slice(&EtherType::IPV4.to_be_bytes());
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&(20 + data.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1]);
+        f.extend_from_slice(&(0x4000 | offset).to_be_bytes());
+        f.extend_from_slice(&[64, proto, 0, 0, 10, 1, 0, 5, 10, 2, 0, 9]);
+        f.extend_from_slice(data);
+        f
+    }
+
+    /// An untagged frame of an IPv6 packet whose first header is `next`, then `data`.
+    fn v6(next: u8, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0; 12];
+        f.extend_from_slice(&EtherType::IPV6.to_be_bytes());
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[next, 64]);
+        f.extend_from_slice(&[0xfd; 32]);
+        f.extend_from_slice(data);
+        f
+    }
+
+    /// An IPv6 fragment header (identification 7) at `offset` bytes, then `data`.
+    fn v6_fragment(offset: u16, next: u8, data: &[u8]) -> Vec<u8> {
+        let mut h = vec![next, 0];
+        h.extend_from_slice(&(offset | 1).to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0, 7]);
+        h.extend_from_slice(data);
+        v6(IpProtocol::IPV6_FRAGMENT, &h)
+    }
+
+    /// No ICMP error about an ICMP error or a later fragment; about anything else, one.
+    #[test]
+    fn no_error_is_answered_about_an_error_or_a_later_fragment() {
+        let (icmp, udp, icmp6) = (IpProtocol::ICMP, IpProtocol::UDP, IpProtocol::ICMPV6);
+        for (what, frame, answered) in [
+            ("an echo request", v4(icmp, 0, &[8, 0, 0, 0]), true),
+            ("UDP", v4(udp, 0, &[0; 8]), true),
+            ("unreachable", v4(icmp, 0, &[3, 1, 0, 0]), false),
+            ("time exceeded", v4(icmp, 0, &[11, 0, 0, 0]), false),
+            ("a later fragment", v4(udp, 185, &[0; 8]), false),
+        ] {
+            assert_eq!(answerable(&frame, 4), answered, "IPv4 {what}");
+        }
+        for (what, frame, answered) in [
+            ("an echo request", v6(icmp6, &[128, 0, 0, 0]), true),
+            ("packet too big", v6(icmp6, &[2, 0, 0, 0]), false),
+            ("a first fragment", v6_fragment(0, udp, &[0; 8]), true),
+            (
+                "an error's first fragment",
+                v6_fragment(0, icmp6, &[1, 4, 0, 0]),
+                false,
+            ),
+            ("a later fragment", v6_fragment(1480, udp, &[0; 8]), false),
+        ] {
+            assert_eq!(answerable(&frame, 6), answered, "IPv6 {what}");
+        }
     }
 }
