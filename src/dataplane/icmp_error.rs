@@ -36,6 +36,10 @@ fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<Quote>, DropReason> {
             if !is_icmpv4_error(icmp.msg_type()) {
                 return Ok(None);
             }
+            // In fragments: its checksum covers the whole message, which this lacks.
+            if h.fragment {
+                return Err(DropReason::Unsupported);
+            }
             // Under NAT the message is rewritten and its checksum filled anew, which would
             // make a corrupt or forged one whole: checked first, in every mode alike.
             if !icmp.verify_checksum() {
@@ -63,6 +67,9 @@ fn quoted_flow(frame: &[u8], h: &Headers) -> Result<Option<Quote>, DropReason> {
             let icmp = Icmpv6Packet::new_checked(message)?;
             if !is_icmpv6_error(icmp.msg_type()) {
                 return Ok(None);
+            }
+            if h.fragment {
+                return Err(DropReason::Unsupported);
             }
             let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
                 return Err(DropReason::Malformed);
@@ -110,10 +117,7 @@ pub(super) fn icmp_error(
         return Ok(None);
     };
     // An error is small enough never to be fragmented honestly (an IPv6 one fits 1280
-    // bytes); its checksum covers the whole message, which a first fragment lacks.
-    if h.fragment {
-        return Err(DropReason::Unsupported);
-    }
+    // bytes): one in fragments is `unsupported` (above, before its checksum is checked).
     // About a packet the frontend sent (a reply, NAT or DSR): the flow came in reversed.
     // Routed through a frontend (transit): the flow is the quoted packet's.
     let (fe, via, packet) = match (fwd.frontend(h.dst), fwd.frontend_by_mac(dst_mac)) {

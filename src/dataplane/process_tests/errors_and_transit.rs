@@ -429,7 +429,9 @@ fn fragmented_icmp_errors_and_pings_are_dropped() {
     let router = Ipv4Addr::new(10, 0, 1, 1);
     to_backend(&mut syn(40_000, 443), &mut st, &fwd);
     let whole = frag_needed(MacAddr([0x02, 0, 0, 0, 0, 0x99]), router, 40_000);
-    let message = &whole[ETH_LEN + 20..];
+    // A real first fragment: only the first 16 bytes of the message, which its checksum
+    // does not cover.
+    let message = &whole[ETH_LEN + 20..ETH_LEN + 20 + 16];
     let first = |proto: u8, src: Ipv4Addr, src_mac: MacAddr, m: &[u8]| {
         eth(
             IF_MAC,
