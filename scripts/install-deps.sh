@@ -4,19 +4,25 @@
 # rust-version) is checked, not installed: Debian's is too old; this says how to get it.
 #   scripts/install-deps.sh                everything: build, tests, demo, labs and benches
 #   scripts/install-deps.sh --build-only   what building and running haports needs (install.sh)
+#   scripts/install-deps.sh --runtime-only what running a built haports needs (install.sh
+#                                          --binary): DPDK's libraries and iproute2, no Rust
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/rust-path.sh"
-build_only=false
+build_only=false runtime_only=false
 case ${1:-} in
   "") ;;
   --build-only) build_only=true ;;
-  *) echo "usage: $0 [--build-only]" >&2; exit 2 ;;
+  --runtime-only) build_only=true runtime_only=true ;;
+  *) echo "usage: $0 [--build-only | --runtime-only]" >&2; exit 2 ;;
 esac
 packages=(
-  libdpdk-dev dpdk                   # DPDK 22.11: headers and PMDs
-  clang libclang-dev pkg-config      # bindgen over DPDK's headers (clang is also cc)
+  dpdk                               # DPDK 22.11's libraries and PMDs
   iproute2                           # the kernel twins are set up with `ip`
+)
+$runtime_only || packages+=(
+  libdpdk-dev                        # DPDK's headers
+  clang libclang-dev pkg-config      # bindgen over DPDK's headers (clang is also cc)
 )
 $build_only || packages+=(
   dpdk-dev                           # dpdk-testpmd, the benches' yardstick
@@ -42,6 +48,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+$runtime_only && exit 0
 # Rust: cargo and rustc at least the rust-version the workspace declares.
 need=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$root/Cargo.toml" | head -n 1)
 problem=""

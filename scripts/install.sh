@@ -3,13 +3,15 @@
 #   scripts/install.sh [--prefix /usr/local] [--sysconfdir /etc] [--unitdir /etc/systemd/system]
 #                      [--hugepages 1024] [--binary PATH]
 # Builds the release binary (unless --binary names one; with what building it needs,
-# install-deps.sh --build-only: no test tools), installs it to PREFIX/bin, the
+# install-deps.sh --build-only: no test tools; with --binary, what running it needs,
+# --runtime-only), installs it to PREFIX/bin, the
 # hugepage helper to PREFIX/lib/haports, the README to PREFIX/share/doc/haports, the unit
 # to UNITDIR/haports.service, a starting config to SYSCONFDIR/haports/haports.toml (never
-# over an existing one), and SYSCONFDIR/tmpfiles.d/haports.conf, which makes /run/haports
-# and the routes file BIRD includes at boot. Then, when UNITDIR is one of the system's unit
-# directories: /run/haports made now, and daemon-reload with systemd running. Any other
-# UNITDIR is a scratch install (tests/service.rs) that leaves the running system alone.
+# over an existing one), and tmpfiles.d/haports.conf, which makes /run/haports and the
+# routes file BIRD includes at boot. When UNITDIR is one of the system's unit directories,
+# that goes to /etc/tmpfiles.d (where systemd reads it, whatever SYSCONFDIR is), /run/haports
+# is made now, and systemd, running, reloads. Any other UNITDIR is a scratch install
+# (tests/service.rs) that leaves the running system alone: SYSCONFDIR/tmpfiles.d.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -29,10 +31,21 @@ if [ -z "$binary" ]; then
   "$here/install-deps.sh" --build-only
   (cd "$root" && cargo build --release --bin haports)
   binary=$root/target/release/haports
+else
+  "$here/install-deps.sh" --runtime-only
 fi
 bindir=$prefix/bin libdir=$prefix/lib/haports docdir=$prefix/share/doc/haports confdir=$sysconfdir/haports
+install -d "$unitdir"
+# Into the system only when the unit goes where systemd looks for it: a scratch UNITDIR must
+# not make /run/haports nor have the host's systemd reload.
+system=false
+case $(cd "$unitdir" && pwd -P) in
+  /etc/systemd/system | /usr/local/lib/systemd/system | /usr/lib/systemd/system | /lib/systemd/system)
+    system=true ;;
+esac
 tmpfilesdir=$sysconfdir/tmpfiles.d
-install -d "$bindir" "$libdir" "$docdir" "$confdir" "$unitdir" "$tmpfilesdir"
+$system && tmpfilesdir=/etc/tmpfiles.d
+install -d "$bindir" "$libdir" "$docdir" "$confdir" "$tmpfilesdir"
 install -m 0755 "$binary" "$bindir/haports"
 install -m 0755 "$here/hugepages.sh" "$libdir/hugepages"
 install -m 0644 "$root/README.md" "$docdir/README.md"
@@ -47,15 +60,11 @@ else
   install -m 0644 "$root/dist/haports.toml" "$confdir/haports.toml"
   echo "installed a starting config: edit $confdir/haports.toml for this machine"
 fi
-# Into the system only when the unit went where systemd looks for it: a scratch UNITDIR must
-# not make /run/haports nor have the host's systemd reload.
-case $(cd "$unitdir" && pwd -P) in
-  /etc/systemd/system | /usr/local/lib/systemd/system | /usr/lib/systemd/system | /lib/systemd/system)
-    # Now, not only at the next boot: BIRD may be (re)started before haports first runs.
-    systemd-tmpfiles --create "$tmpfilesdir/haports.conf"
-    if [ -d /run/systemd/system ]; then
-      systemctl daemon-reload
-    fi
-    ;;
-esac
+if $system; then
+  # Now, not only at the next boot: BIRD may be (re)started before haports first runs.
+  systemd-tmpfiles --create "$tmpfilesdir/haports.conf"
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+  fi
+fi
 echo "installed; start with: systemctl enable --now haports"
