@@ -126,7 +126,6 @@ fn withdraw_by_disabling(
     disabled
 }
 
-/// One reply: lines up to the one whose code is followed by a space.
 /// Connects to BIRD's control socket within [`BIRD_TIMEOUT`]: a wedged BIRD whose listen
 /// queue is full would block a plain connect, and with it the start, or the announcer thread
 /// that the stop waits for.
@@ -136,6 +135,7 @@ fn connect(socket: &Path) -> io::Result<UnixStream> {
     Ok(s.into())
 }
 
+/// One reply: lines up to the one whose code is followed by a space.
 fn read_reply(reader: &mut impl BufRead) -> Result<(), BirdError> {
     let mut lines = Vec::new();
     loop {
