@@ -128,11 +128,21 @@ fn withdraw_by_disabling(
 
 /// Connects to BIRD's control socket within [`BIRD_TIMEOUT`]: a wedged BIRD whose listen
 /// queue is full would block a plain connect, and with it the start, or the announcer thread
-/// that the stop waits for.
+/// that the stop waits for. A full queue refuses a connect that does not wait (EAGAIN on a
+/// Unix socket), so it is tried again until then: a busy BIRD gets its time.
 fn connect(socket: &Path) -> io::Result<UnixStream> {
-    let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-    s.connect_timeout(&socket2::SockAddr::unix(socket)?, BIRD_TIMEOUT)?;
-    Ok(s.into())
+    let address = socket2::SockAddr::unix(socket)?;
+    let deadline = Instant::now() + BIRD_TIMEOUT;
+    loop {
+        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+        match s.connect_timeout(&address, BIRD_TIMEOUT) {
+            Ok(()) => return Ok(s.into()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// One reply: lines up to the one whose code is followed by a space.
@@ -392,14 +402,27 @@ fn announce_loop(
         };
         let result = write_routes(file, &render(&routes))
             .map_err(BirdError::Io)
-            .and_then(|()| configure(socket))
-            .and_then(|()| {
-                while let Some(&name) = disabled.first() {
-                    command(socket, &format!("enable \"{name}\""))?;
-                    disabled.remove(name);
-                }
-                Ok(())
-            });
+            .and_then(|()| configure(socket));
+        if result.is_ok() {
+            // `configure` enables them again where BIRD took the file (BIRD 2 restarts a
+            // protocol whose state differs from its config); asked too, as a belt, its answer
+            // ("already enabled") mattering not.
+            for name in std::mem::take(&mut disabled) {
+                let _ = command(socket, &format!("enable \"{name}\""));
+            }
+        }
+        // A withdrawal BIRD refused from the file: by disabling, outside the status lock (it
+        // talks to BIRD, and the control thread reads the status).
+        let mut withdrawn = None;
+        if let Err(BirdError::Refused(_)) = &result {
+            let mut announced = status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .announced
+                .clone();
+            disabled.extend(withdraw_by_disabling(socket, &mut announced, &routes));
+            withdrawn = Some(announced);
+        }
         let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(()) => {
@@ -436,8 +459,8 @@ fn announce_loop(
                 if !failing {
                     tracing::warn!(error = %e, socket = %socket.display(), "BIRD did not take the routes; trying again every second");
                 }
-                if matches!(e, BirdError::Refused(_)) {
-                    disabled.extend(withdraw_by_disabling(socket, &mut st.announced, &routes));
+                if let Some(announced) = withdrawn {
+                    st.announced = announced;
                     // Announced as wanted now (everything withdrawn, for a drain): taken, so
                     // that what waits for it goes on; tried again all the same.
                     if !disabled.is_empty() && st.announced.iter().eq(routes.keys()) {
