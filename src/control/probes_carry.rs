@@ -60,11 +60,13 @@ pub fn serving(cfg: &Config, health: &HashMap<Target, bool>) -> Served {
 }
 
 /// Whether a rule of `cfg` (the config a reload brings) that asks for a target served its
-/// backend before the reload, by `served` ([`serving`] under the config before).
-pub fn served_under<'a>(cfg: &'a Config, served: &'a Served) -> impl Fn(&Target) -> bool + 'a {
-    move |t: &Target| {
-        probed(cfg).any(|(lb, rule, _, asked)| {
-            asked == *t && served.contains(&(lb.to_owned(), rule.to_owned(), t.address))
-        })
-    }
+/// backend before the reload, by `served` ([`serving`] under the config before). A target
+/// that several rules share (the same check) starts up where any of them served it, as a
+/// healthy backend's would: its thresholds take it down.
+pub fn served_under(cfg: &Config, served: &Served) -> impl Fn(&Target) -> bool {
+    let targets: HashSet<Target> = probed(cfg)
+        .filter(|(lb, rule, _, t)| served.contains(&(lb.to_string(), rule.to_string(), t.address)))
+        .map(|(_, _, _, t)| t)
+        .collect();
+    move |t: &Target| targets.contains(t)
 }
