@@ -164,35 +164,25 @@ fn source_port(frame: &[u8], seed: u64) -> u16 {
     SOURCE_PORTS | (hash as u16 & 0x3fff)
 }
 
-/// Whether an ICMP error may be sent about the IP packet in `frame` (untagged, IP `version`):
-/// not about an ICMP error, nor about a fragment other than the first (RFC 1122 §3.2.2,
-/// RFC 1812 §4.3.2.7, RFC 4443 §2.4 (e)).
-fn answerable(frame: &[u8], version: u8) -> bool {
-    let at = |i: usize| frame.get(i).copied();
-    match version {
-        4 => {
-            let l4 = 14 + usize::from(at(14).unwrap_or(0) & 0x0f) * 4;
-            let offset = u16::from_be_bytes([at(20).unwrap_or(0), at(21).unwrap_or(0)]) & 0x1fff;
-            // Destination unreachable, source quench, redirect, time exceeded, parameter
-            // problem: the ICMPv4 errors.
-            let error =
-                at(23) == Some(IpProtocol::ICMP) && matches!(at(l4), Some(3 | 4 | 5 | 11 | 12));
-            offset == 0 && !error
-        }
-        6 => {
-            let (mut next, mut l4) = (at(20), 54);
-            if next == Some(IpProtocol::IPV6_FRAGMENT) {
-                let offset = u16::from_be_bytes([at(l4 + 2).unwrap_or(0), at(l4 + 3).unwrap_or(0)]);
-                if offset & 0xfff8 != 0 {
-                    return false;
-                }
-                (next, l4) = (at(l4), l4 + 8);
-            }
-            // ICMPv6 types below 128 are errors.
-            !(next == Some(IpProtocol::ICMPV6) && at(l4).is_some_and(|t| t < 128))
-        }
+/// Whether an ICMP error may be sent about the IP packet in `frame`: not about an ICMP
+/// error, nor about a fragment other than the first (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7,
+/// RFC 4443 §2.4 (e)), behind whatever extension headers. A packet that does not parse is
+/// answered, as before this rule.
+fn answerable(frame: &[u8]) -> bool {
+    let Ok(h) = parse_headers(frame) else {
+        return true;
+    };
+    let later = h.fragment && h.fragment_id(frame).map_or(true, |(_, offset)| offset != 0);
+    let kind = frame.get(usize::from(h.l4_offset)).copied();
+    let error = match (h.dst, h.proto) {
+        // Destination unreachable, source quench, redirect, time exceeded, parameter
+        // problem: the ICMPv4 errors.
+        (IpAddr::V4(_), IpProtocol::ICMP) => matches!(kind, Some(3 | 4 | 5 | 11 | 12)),
+        // ICMPv6 types below 128 are errors.
+        (IpAddr::V6(_), IpProtocol::ICMPV6) => kind.is_some_and(|t| t < 128),
         _ => false,
-    }
+    };
+    !later && !error
 }
 
 /// A frame too big for the tunnel, turned in place into the ICMP error about it, back to
@@ -235,7 +225,7 @@ fn too_big<P: PacketBuffer>(
         let on_link = family().find(|n| n.contains(&to));
         on_link.or_else(|| family().next()).map(|n| n.addr())
     });
-    if !answerable(f, version) {
+    if !answerable(f) {
         return Action::Drop(DropReason::TooBig);
     }
     let len = match (version, own) {
@@ -357,6 +347,14 @@ mod tests {
         v6(IpProtocol::IPV6_FRAGMENT, &h)
     }
 
+    /// `v6_fragment(offset, next, 8 zero bytes)` with a hop-by-hop header (PadN) in front.
+    fn behind_hop_by_hop(offset: u16, next: u8) -> Vec<u8> {
+        let plain = v6_fragment(offset, next, &[0; 8]);
+        let mut hop = vec![IpProtocol::IPV6_FRAGMENT, 0, 1, 4, 0, 0, 0, 0];
+        hop.extend_from_slice(&plain[54..]);
+        v6(0, &hop)
+    }
+
     /// No ICMP error about an ICMP error or a later fragment; about anything else, one.
     #[test]
     fn no_error_is_answered_about_an_error_or_a_later_fragment() {
@@ -368,7 +366,7 @@ mod tests {
             ("time exceeded", v4(icmp, 0, &[11, 0, 0, 0]), false),
             ("a later fragment", v4(udp, 185, &[0; 8]), false),
         ] {
-            assert_eq!(answerable(&frame, 4), answered, "IPv4 {what}");
+            assert_eq!(answerable(&frame), answered, "IPv4 {what}");
         }
         for (what, frame, answered) in [
             ("an echo request", v6(icmp6, &[128, 0, 0, 0]), true),
@@ -380,8 +378,18 @@ mod tests {
                 false,
             ),
             ("a later fragment", v6_fragment(1480, udp, &[0; 8]), false),
+            (
+                "a later fragment behind hop-by-hop options",
+                behind_hop_by_hop(1480, udp),
+                false,
+            ),
+            (
+                "a first fragment behind hop-by-hop options",
+                behind_hop_by_hop(0, udp),
+                true,
+            ),
         ] {
-            assert_eq!(answerable(&frame, 6), answered, "IPv6 {what}");
+            assert_eq!(answerable(&frame), answered, "IPv6 {what}");
         }
     }
 }
