@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use crate::lb::verdict::DropReason;
 
-/// The most backend ids (over all pools) whose packets are counted per backend. Ids are never
-/// reused (a removed backend keeps its retired slot), so reloads that change backends use up
-/// ids: this leaves room for years of them (per worker 1.5 MiB of counters, of which the data
-/// plane touches only the lines of the ids in use).
+/// The most backend ids (over all pools) whose packets are counted per backend. An id is
+/// never given to another backend (a removed backend keeps its retired slot, and takes it
+/// back when it returns), so only backends new to the config use up ids: this leaves room for
+/// years of them (per worker 1.5 MiB of counters, of which the data plane touches only the
+/// lines of the ids in use).
 pub const MAX_COUNTED_BACKENDS: usize = 1 << 16;
 /// The most interfaces one appliance serves (`haports check` refuses more).
 pub use crate::config::MAX_INTERFACES;

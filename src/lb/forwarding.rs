@@ -106,7 +106,8 @@ pub struct PoolState {
     /// that has any. Maglev slots index into this list.
     pub active: Vec<BackendId>,
     table: Arc<MaglevTable>,
-    /// Removed from the config by a reload; the slot stays so ids are never reused.
+    /// Removed from the config by a reload; the slot stays, for this pool state alone when it
+    /// returns, so that no id comes to mean another pool.
     pub retired: bool,
 }
 
@@ -120,7 +121,8 @@ pub struct BackendState {
     pub priority: u32,
     pub drain: bool,
     pub healthy: bool,
-    /// Removed from the config by a reload (its id is kept, never reused).
+    /// Removed from the config by a reload (its id is kept, for this backend alone when it
+    /// returns: no flow entry comes to name another backend).
     pub retired: bool,
     /// How the backend is reached; None when no interface's subnet or route covers it.
     pub route: Option<Route>,
