@@ -106,8 +106,7 @@ pub struct PoolState {
     /// that has any. Maglev slots index into this list.
     pub active: Vec<BackendId>,
     table: Arc<MaglevTable>,
-    /// Removed from the config by a reload; the slot stays, for this pool state alone when it
-    /// returns, so that no id comes to mean another pool.
+    /// Removed by a reload; the slot stays, given back to this pool state alone.
     pub retired: bool,
 }
 
@@ -121,8 +120,7 @@ pub struct BackendState {
     pub priority: u32,
     pub drain: bool,
     pub healthy: bool,
-    /// Removed from the config by a reload (its id is kept, for this backend alone when it
-    /// returns: no flow entry comes to name another backend).
+    /// Removed by a reload; the id stays, given back to this backend alone.
     pub retired: bool,
     /// How the backend is reached; None when no interface's subnet or route covers it.
     pub route: Option<Route>,
