@@ -276,48 +276,7 @@ fn backends_and_pools_keep_their_ids_across_reloads_and_removed_ones_retire() {
 
 #[test]
 fn an_instance_is_down_when_any_of_its_addresses_is_and_pools_of_one_instance_set_agree() {
-    let text = r#"
-[[interface]]
-name = "untrusted"
-port = 0
-address = "10.10.0.2/24"
-[[interface]]
-name = "trusted"
-port = 1
-address = "10.20.0.2/24"
-[[load_balancer]]
-name = "nva"
-kind = "internal"
-  [[load_balancer.frontend]]
-  name = "u"
-  address = "10.10.0.100"
-  [[load_balancer.frontend]]
-  name = "t"
-  address = "10.20.0.100"
-  [[load_balancer.backend_pool]]
-  name = "untrusted"
-  backends = [{ address = "10.10.0.11", instance = "nva1" }, { address = "10.10.0.12", instance = "nva2" }, { address = "10.10.0.13", instance = "nva3" }]
-  [[load_balancer.backend_pool]]
-  name = "trusted"
-  backends = [{ address = "10.20.0.11", instance = "nva1" }, { address = "10.20.0.12", instance = "nva2" }, { address = "10.20.0.13", instance = "nva3" }]
-  [[load_balancer.rule]]
-  name = "ru"
-  frontend = "u"
-  backend_pool = "untrusted"
-  protocol = "all"
-  frontend_port = 0
-  backend_port = 0
-  floating_ip = true
-  [[load_balancer.rule]]
-  name = "rt"
-  frontend = "t"
-  backend_pool = "trusted"
-  protocol = "all"
-  frontend_port = 0
-  backend_port = 0
-  floating_ip = true
-"#;
-    let cfg = Config::from_toml(text, "test").unwrap();
+    let cfg = crate::lb::testdata::two_nic_config("", false);
     let (u, t) = (0, 1);
     let instance = |f: &Forwarding, k: &FlowKey, via| {
         f.backends[lookup(f, k, Some(via)).unwrap().backend as usize]

@@ -11,5 +11,7 @@ pub mod forwarding;
 pub mod hash;
 pub mod maglev;
 pub mod side_table;
+#[cfg(test)]
+mod testdata;
 pub mod v4_index;
 pub mod verdict;
