@@ -318,10 +318,7 @@ impl Forwarding {
     /// [`Forwarding::is_martian_source`] for an IPv4 source as a word (the fast path).
     #[inline]
     pub fn is_martian_v4(&self, src: u32) -> bool {
-        let first = src >> 24;
-        first == 0
-            || first == 127
-            || first >= 224
+        crate::wire::in_martian_octet(src)
             || src >> 16 == 0xa9fe
             || (self.claimed_v4.may_hold(src) && self.claimed_v4.get(src).is_some())
     }

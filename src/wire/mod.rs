@@ -27,7 +27,7 @@ mod testutil;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
 pub use icmp::{IcmpMessage, IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
-pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv4::{in_martian_octet, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use mac::{MacAddr, MacParseError};
 pub use parse::{
