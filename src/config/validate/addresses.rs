@@ -12,6 +12,7 @@ use super::{
     Problems,
 };
 use crate::config::model::Config;
+use crate::wire::MacAddr;
 
 pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
     let mut seen: HashMap<IpAddr, String> = HashMap::new();
@@ -62,6 +63,14 @@ pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
 }
 
 pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
+    let frontends: HashMap<IpAddr, &str> = cfg
+        .load_balancer
+        .iter()
+        .flat_map(|lb| lb.frontend.iter().map(|fe| (fe.address, fe.name.as_str())))
+        .collect();
+    // Each backend's MAC by its address (and VNI: one overlay's host is not another's), as
+    // the first pool naming it says.
+    let mut macs: HashMap<(IpAddr, Option<u32>), (Option<MacAddr>, String)> = HashMap::new();
     for (key, pool) in pools(cfg) {
         if pool.backends.is_empty() {
             out.error(
@@ -80,6 +89,40 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
             unicast_on_its_subnet(&akey, backend.address, "backend", cfg, out);
             not_own_address(&akey, backend.address, "backend", cfg, out);
             unicast_mac(format!("{bkey}.mac"), backend.mac, out);
+            // The data plane drops a frontend's address as a packet's source (the appliance
+            // answers for it), so such a backend's replies and probe answers never arrive.
+            if let Some(name) = frontends.get(&backend.address) {
+                out.error(
+                    &akey,
+                    limit::NOT_OWN_ADDRESS,
+                    format!(
+                        "{} is the address of frontend `{name}`, which the appliance answers                          for; a backend needs another address",
+                        backend.address
+                    ),
+                );
+            }
+            let vni = pool.encap.and(pool.vni);
+            match macs.get(&(backend.address, vni)) {
+                Some((mac, first)) if *mac != backend.mac => {
+                    let said =
+                        |m: &Option<MacAddr>| m.map_or("none (resolved)".into(), |m| m.to_string());
+                    out.error(
+                        format!("{bkey}.mac"),
+                        limit::ONE_MAC_PER_BACKEND,
+                        format!(
+                            "backend {} has mac {} here but {} in {first}; give one backend \
+                             the same mac in every pool",
+                            backend.address,
+                            said(&backend.mac),
+                            said(mac),
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    macs.insert((backend.address, vni), (backend.mac, key.clone()));
+                }
+            }
             let new_address = addresses.insert(backend.address);
             if !new_address {
                 out.error(

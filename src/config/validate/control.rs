@@ -6,6 +6,14 @@ use crate::config::announce::Announce;
 use crate::config::model::Config;
 
 pub(super) fn socket(cfg: &Config, out: &mut Problems) {
+    if cfg.control.metrics_listen.is_some_and(|a| a.port() == 0) {
+        out.error(
+            "control.metrics_listen",
+            limit::METRICS_PORT,
+            "port 0 would listen on a port the system picks, which nothing scraping knows; \
+             give a port (the examples use 9900)",
+        );
+    }
     if let Some(path) = &cfg.control.socket {
         if !path.is_absolute() || path.file_name().is_none() {
             out.error(

@@ -30,6 +30,7 @@ mod names;
 mod probes;
 mod rules;
 mod seed_rules;
+mod segments;
 
 /// How bad a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,6 +118,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     lcores::enough_for_workers(cfg, &mut out);
     dataplane::maglev_table_holds_every_pool(cfg, &mut out);
     dataplane::interfaces(cfg, &mut out);
+    segments::interface_addresses(cfg, &mut out);
+    segments::routes(cfg, &mut out);
     dataplane::ports_exist(cfg, &mut out);
     names::unique(cfg, &mut out);
     addresses::frontends(cfg, &mut out);
@@ -187,6 +190,9 @@ mod limit {
     pub(super) const ONE_INTERFACE_PER_PORT: Broken = Limitation("one interface per DPDK port");
     pub(super) const PORT_EXISTS: Broken = Limitation("DPDK port must exist");
     pub(super) const NEXT_HOP_ON_LINK: Broken = Limitation("next hop on-link");
+    pub(super) const ROUTES: Broken = Limitation("routes to networks through a router");
+    pub(super) const SUBNETS_APART: Broken = Limitation("interface subnets apart");
+    pub(super) const ONE_MAC_PER_BACKEND: Broken = Limitation("one MAC per backend");
     pub(super) const UNICAST: Broken = Limitation("unicast addresses only");
     pub(super) const NOT_OWN_ADDRESS: Broken = Limitation("not the appliance's own address");
     pub(super) const ONE_FRONTEND_PER_ADDRESS: Broken = Limitation("one frontend per address");
@@ -213,6 +219,7 @@ mod limit {
         Limitation("NAT replies mapped by the rules on any worker");
     pub(super) const LINK_LOCAL: Broken = Limitation("frontends and backends not link-local");
     pub(super) const CONTROL_SOCKET: Broken = Limitation("control socket path absolute");
+    pub(super) const METRICS_PORT: Broken = Limitation("metrics on a known port");
     pub(super) const ANNOUNCE_PATHS: Broken = Limitation("announce paths absolute");
     pub(super) const DRAIN: Broken = Limitation("drain time up to 1 h");
     pub(super) const ANNOUNCE_INTERFACE: Broken = Limitation("announce through an interface");

@@ -47,6 +47,21 @@ pub(super) fn check(cfg: &Config, out: &mut Problems) {
                     limit::HTTP_PROBE_PATH,
                     format!("`{path}` must start with \"/\", e.g. \"/{path}\""),
                 ),
+                // It goes into the request line as written: a space or a line break would
+                // make another request than the one meant (and a CR LF, other headers).
+                (ProbeProtocol::Http, Some(path))
+                    if path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    out.error(
+                        format!("{key}.path"),
+                        limit::HTTP_PROBE_PATH,
+                        format!(
+                            "`{}` holds a space or control character, which the request line \
+                             cannot carry; percent-encode it (a space is %20)",
+                            path.escape_debug()
+                        ),
+                    )
+                }
                 (ProbeProtocol::Tcp, Some(path)) => out.warning(
                     format!("{key}.path"),
                     limit::PATH_IS_FOR_HTTP,

@@ -925,3 +925,4 @@ fn interface_ports_exist_among_the_vdevs_when_pci_is_off() {
 
 mod announce;
 mod combinations;
+mod segments;
