@@ -74,6 +74,7 @@ fn under_client_ip_one_client_keeps_one_backend_and_many_clients_spread() {
         .collect();
     let out = common::lookup(&lab.config(), &input);
     let expected = format!("-> 10.0.0.1{}", &served[1..]);
+    assert_eq!(out.lines().count(), one.flows.len(), "{out}");
     assert!(
         out.lines().all(|l| l.ends_with(&expected)),
         "lookup names {expected} for every flow:\n{out}"

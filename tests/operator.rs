@@ -177,8 +177,7 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
         "8",
         "--tcp-port",
         "8002",
-        "--duration",
-        "9",
+        "--until-stdin-closes",
     ]);
 
     let view: serde_json::Value = serde_json::from_str(&stats(&lab, &["--json"])).unwrap();
@@ -224,6 +223,7 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(" DOWN "), "{text}");
     let view: serde_json::Value = serde_json::from_str(&stats(&lab, &["--json"])).unwrap();
+    assert_eq!(backends_in(&view).len(), 3, "{view}");
     for b in backends_in(&view) {
         let dead = b["address"] == "10.0.0.11";
         assert_eq!(b["healthy"], !dead, "{b}");
@@ -272,5 +272,5 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
             "the dashboard queries {name}, which /metrics lacks"
         );
     }
-    let _ = streams.join();
+    streams.stop();
 }

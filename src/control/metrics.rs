@@ -352,6 +352,15 @@ impl prometheus_client::collector::Collector for MetricsSource {
         )?;
         counter(
             &mut enc,
+            "haports_probes",
+            "Probes run, passing or not",
+            &probes
+                .iter()
+                .map(|(l, s)| (l.clone(), s.probes))
+                .collect::<Vec<_>>(),
+        )?;
+        counter(
+            &mut enc,
             "haports_probe_failures",
             "Probes that did not pass",
             &probes

@@ -393,7 +393,10 @@ fn a_target_started_from_a_carried_state_keeps_it_until_its_thresholds_say() {
     let mut t = target(3, 1);
     t.address = "127.0.0.1".parse().unwrap();
     t.port = closed;
-    t.interval_ms = 200;
+    // The count is read after the event, while the prober goes on: a second between probes
+    // leaves the test thread that long to read it before the next one (200 ms was a race
+    // on a busy machine).
+    t.interval_ms = 1000;
     for (state, failures) in [(None, 1), (Some(true), 3)] {
         let (mut prober, events) = Prober::new();
         let states: HashMap<Target, bool> = state.map(|s| (t.clone(), s)).into_iter().collect();
