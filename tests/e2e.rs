@@ -112,8 +112,9 @@ fn balances_both_protocols(mode: &'static str) {
         assert!(second >= 1.0, "worker 1 holds no flow:\n{m}");
     }
     assert_eq!(
-        metric(&m, "haports_config_generation", &[]).map(|g| g >= 1.0),
-        Some(true)
+        metric(&m, "haports_config_generation", &[]),
+        Some(1.0),
+        "no reload happened"
     );
     // None of this traffic may be dropped as broken, unmatched or undeliverable.
     for reason in [
@@ -498,4 +499,46 @@ fn the_metrics_endpoint_survives_idle_and_garbage_connections_and_forwarding_goe
     );
     let _ = holder.kill();
     let _ = holder.wait();
+}
+
+/// An AF_PACKET device with more queue pairs than workers: the kernel spreads frames over
+/// every pair's socket, so one that no worker polls would lose its share. haports refuses to
+/// start and says what to give, rather than losing a share of the flows without a counter.
+#[test]
+fn more_device_queues_than_workers_is_refused_at_start() {
+    let lab = Lab::up("nat");
+    lab.edit_config(|t| t.replace("iface=eth0\"", "iface=eth0,qpairs=2\""));
+    assert!(
+        std::fs::read_to_string(lab.config())
+            .unwrap()
+            .contains("qpairs=2"),
+        "the lab's vdev changed"
+    );
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("{}-lb", lab.tag)])
+        .arg(env!("CARGO_BIN_EXE_haports"))
+        .args(["run", "--config"])
+        .arg(lab.config())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start haports");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("haports kept running with more queue pairs than workers");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("fills 2 RX queues") && err.contains("qpairs=1"),
+        "{err}"
+    );
 }

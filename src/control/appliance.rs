@@ -21,7 +21,9 @@ use super::{twin, Error};
 use crate::config::{Config, Dataplane};
 use crate::dataplane::counters::Counter;
 use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
-use crate::dpdk::{max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue};
+use crate::dpdk::{
+    fixed_rx_queues, max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue,
+};
 use crate::lb::forwarding::frontend_mac;
 use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
@@ -128,6 +130,15 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         // The control thread sends the twins' traffic on a TX queue of its own where the
         // port has one to spare, else through worker 0 (a lock-free hand-off queue).
         let (_, max_tx) = max_queues(ifc.port)?;
+        if let Some(n) = fixed_rx_queues(ifc.port)?.filter(|&n| n > workers as u16) {
+            return Err(Error::Config(format!(
+                "interface `{}`: its device fills {n} RX queues (its vdev's qpairs or \
+                 queue_count) but {workers} worker(s) poll {workers}: frames on the others \
+                 would be lost; give the vdev qpairs={workers} (AF_PACKET) or \
+                 queue_count={workers} (AF_XDP)",
+                ifc.name
+            )));
+        }
         let own_queue = max_tx > workers as u16;
         handoffs.push((!own_queue).then(|| Arc::new(ArrayQueue::<Mbuf>::new(1024))));
         let port = Port::start(

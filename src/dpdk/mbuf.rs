@@ -69,13 +69,17 @@ impl Mbuf {
     }
 
     /// Whether the device checked the IPv4 header checksum and found it right (a bad verdict
-    /// or none leaves the check to software).
+    /// or none leaves the check to software). A device that parses tunnels (VXLAN on port
+    /// 4789, say, which is also a frame to a frontend here) gives the inner header's verdict
+    /// in these bits and the outer one's as `OUTER_IP_CKSUM_BAD` (Intel's ice and i40e do):
+    /// that bit set, the header haports reads is bad, whatever the inner one's verdict.
     #[inline]
     pub fn ip_checksum_good(&self) -> bool {
         // SAFETY: reading a field of an owned mbuf.
         let flags = unsafe { (*self.0.as_ptr()).ol_flags };
-        flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK)
-            == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+        let mask =
+            dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK | dpdk_sys::RTE_MBUF_F_RX_OUTER_IP_CKSUM_BAD;
+        flags & u64::from(mask) == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
     }
 
     /// Sets the packet length (single segment) to `len`, within the buffer's room.

@@ -16,4 +16,6 @@ pub use error::DpdkError;
 pub use mbuf::{free_bulk, Mbuf, MbufBurst, TxBuffer, BURST};
 pub use memory::{prefetch, SocketMemory};
 pub use mempool::Mempool;
-pub use port::{mac_of, max_queues, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{
+    fixed_rx_queues, mac_of, max_queues, Port, PortConfig, PortStats, RxQueue, TxQueue,
+};

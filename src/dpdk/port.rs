@@ -275,6 +275,25 @@ pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
     Ok((info.max_rx_queues, info.max_tx_queues))
 }
 
+/// How many RX queues a port's device fills whatever is configured, for the PMDs where
+/// that is fixed when the device is probed: the AF_PACKET PMD opens a socket per queue pair
+/// (`qpairs`) in one kernel fanout group, and the AF_XDP PMD's queues are the NIC's
+/// (`queue_count`), which its RSS fills; a queue nobody polls loses its frames. `None` for
+/// other PMDs, whose RSS spreads over the queues configured.
+pub fn fixed_rx_queues(id: u16) -> Result<Option<u16>, DpdkError> {
+    let mut info = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: out-pointer valid; DPDK checks the port id.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) };
+    check(|| format!("port {id}: reading device info"), ret)?;
+    if info.driver_name.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: DPDK's driver name, a static NUL-terminated string.
+    let driver = unsafe { std::ffi::CStr::from_ptr(info.driver_name) };
+    let fixed = [&b"net_af_packet"[..], b"net_af_xdp"].contains(&driver.to_bytes());
+    Ok(fixed.then_some(info.max_rx_queues))
+}
+
 /// The MAC address of any port, started or not.
 pub fn mac_of(id: u16) -> Result<MacAddr, DpdkError> {
     let mut addr = dpdk_sys::rte_ether_addr::default();
