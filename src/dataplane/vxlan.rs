@@ -57,7 +57,14 @@ pub(super) fn encapsulate<P: PacketBuffer>(
     (from, errors): ((InterfaceId, [u8; 6]), Errors),
     (egress, spill): (InterfaceId, &mut Spill<P>),
 ) -> Action {
-    if OUTER_IP_OVERHEAD + p.bytes().len() <= usize::from(v.mtu) {
+    // Whether it fits is the packet's length, not the frame's: bytes behind the packet
+    // (padding, or worse) are cut where it goes inside; where it does not, the slow path's
+    // answer may need their room.
+    let packet = frame_of_packet(p.bytes());
+    if OUTER_IP_OVERHEAD + packet <= usize::from(v.mtu) {
+        if packet < p.bytes().len() && !p.truncate(packet) {
+            return Action::Drop(DropReason::Unsupported);
+        }
         return wrap(p, (b, v), fwd.hash_seed, egress);
     }
     // IPv4 that may be fragmented is, as a router would fragment it, into fragments that
@@ -73,6 +80,23 @@ pub(super) fn encapsulate<P: PacketBuffer>(
         }
     }
     wrap(p, (b, v), fwd.hash_seed, egress)
+}
+
+/// How much of frame `f` its IP packet takes, by the IP header's length (the whole frame
+/// where that says more, or the frame is no IP): a packet that fits the tunnel in a frame
+/// with bytes behind it was answered as too big.
+fn frame_of_packet(f: &[u8]) -> usize {
+    const L3: usize = EthernetRepr::LEN;
+    let word = |at: usize| {
+        f.get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let packet = match f.get(12..14) {
+        Some([0x08, 0x00]) => word(L3 + 2).filter(|&total| total >= Ipv4Repr::LEN),
+        Some([0x86, 0xdd]) => word(L3 + 4).map(|payload| 40 + payload),
+        _ => None,
+    };
+    packet.map_or(f.len(), |len| (L3 + len).min(f.len()))
 }
 
 /// Puts the frame in `p`, which fits, inside VXLAN to backend `b` (whose link is `v`), out

@@ -8,9 +8,11 @@ use super::mempool::Mempool;
 use crate::wire::MacAddr;
 
 /// A symmetric Toeplitz key (the 0x6d5a pattern): hashing A→B and B→A gives the same
-/// value, so both directions of a flow land on the same queue and worker.
-const SYMMETRIC_RSS_KEY: [u8; 52] = {
-    let mut k = [0u8; 52];
+/// value, so both directions of a flow land on the same queue and worker. Its first
+/// `hash_key_size` bytes are given to the device (the pattern is symmetric at any even
+/// length); room for the longest key a PMD reports (at most 255, a `u8`).
+const SYMMETRIC_RSS_KEY: [u8; 256] = {
+    let mut k = [0u8; 256];
     let mut i = 0;
     while i < k.len() {
         k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
@@ -113,10 +115,15 @@ impl Port {
         let wanted = unsafe { dpdk_sys::haports_rss_hf_l3_l4() } & info.flow_type_rss_offloads;
         if cfg.rss && cfg.rx_queues > 1 && wanted != 0 {
             conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
-            let key_len = usize::from(info.hash_key_size).clamp(1, key.len());
-            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
-            conf.rx_adv_conf.rss_conf.rss_key_len = key_len as u8;
             conf.rx_adv_conf.rss_conf.rss_hf = wanted;
+            // The key of exactly the device's length; a device that reports none takes its
+            // own (which may not be symmetric: the README says what holds then).
+            if info.hash_key_size > 0 {
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+            } else {
+                tracing::warn!(port = id, "the device reports no RSS key size: its own key spreads the flows, perhaps not symmetrically");
+            }
         }
         // The IPv4 header checksum checked by the device where it can: the data plane then
         // trusts a good verdict (`Mbuf::ip_checksum_good`) and checks in software otherwise.

@@ -104,7 +104,9 @@ fn a_packet_for_a_backend_behind_vxlan_goes_inside_it_unchanged() {
             .iter()
             .position(|a| IpAddr::V4(*a) == fwd.backends[b as usize].address)
             .unwrap();
-        assert_eq!(out.len(), frame.len() + 50);
+        // The frame padded to Ethernet's 60 bytes: inside, the packet alone (TCP "hello").
+        let packet = ETH_LEN + 40 + 5;
+        assert_eq!((frame.len(), out.len()), (60, packet + 50));
         // Outer: to the router, from the interface, IPv4 from the own address on the
         // router's subnet to the backend, UDP to 4789, VXLAN with the I flag and VNI 100.
         assert_eq!(macs(&out), (ROUTER_MAC, IF_MAC));
@@ -122,7 +124,7 @@ fn a_packet_for_a_backend_behind_vxlan_goes_inside_it_unchanged() {
         // Inner: the original frame, to the backend's VXLAN device, IP packet untouched.
         let inner = &out[50..];
         assert_eq!(macs(inner), (VTEP_MACS[i], IF_MAC));
-        assert_eq!(&inner[12..], &frame[12..]);
+        assert_eq!(&inner[12..], &frame[12..packet]);
     }
     assert!(
         sports.len() >= 30,
@@ -304,6 +306,49 @@ fn an_ipv6_packet_too_big_for_the_tunnel_is_answered_with_packet_too_big() {
 #[test]
 fn a_short_ipv6_packet_too_big_for_a_small_mtu_is_answered_with_what_it_holds() {
     too_big_ipv6_is_answered(1280, 1200);
+}
+
+/// An IPv6 packet that fits the tunnel exactly, in a frame with 20 bytes behind it: the bytes
+/// behind go, the packet goes in whole (the frame's length had it answered as too big).
+#[test]
+fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
+    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
+    let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let payload = vec![9u8; 1450 - 40];
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::UDP, 64]);
+    p.extend_from_slice(&CLIENT6.octets());
+    p.extend_from_slice(&FRONTEND6.octets());
+    let mut udp = vec![0x9c, 0x40, 0, 53];
+    udp.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&udp);
+    p.extend_from_slice(&payload[8..]);
+    let mut frame = eth(
+        frontend_mac(IpAddr::V6(FRONTEND6)),
+        CLIENT_MAC,
+        EtherType::IPV6,
+        &p,
+    );
+    frame.extend_from_slice(&[0xee; 20]);
+    let (action, out) = through_the_pipeline(&frame, &fwd);
+    assert!(
+        matches!(
+            action,
+            Action::Transmit {
+                backend: Some(_),
+                ..
+            }
+        ),
+        "{action:?}"
+    );
+    assert_eq!(
+        out.len(),
+        50 + ETH_LEN + p.len(),
+        "the packet inside, and nothing behind it"
+    );
+    assert_eq!(&out[50 + ETH_LEN..], &p[..]);
 }
 
 /// An IPv6 UDP packet with `payload` bytes of UDP to the frontend, through an interface of
