@@ -17,7 +17,7 @@ use super::hash::symmetric_hash;
 use super::hash::{table_hash_v4, v4_hash};
 use super::verdict::DropReason;
 use crate::config::{Distribution, RuleProtocol};
-use crate::wire::{Ipv4Flow, TcpFlags};
+use crate::wire::{is_broadcast_or_multicast, is_unicast_link_local, Ipv4Flow, TcpFlags};
 
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
 pub const CLOSING_TIMEOUT_MS: u64 = 10_000;
@@ -244,11 +244,15 @@ impl Flow {
     }
 
     /// The value to remember for this packet's flow on `backend`, given what was remembered
-    /// (`before`, of the same backend): closing once a FIN or RST was seen, opening while
-    /// nothing but SYNs were.
+    /// (`before`, of the same backend): closing once a FIN or RST was seen (until a SYN opens
+    /// the five-tuple again), opening while nothing but SYNs were.
     fn value(&self, backend: BackendId, before: Option<u32>) -> u32 {
-        let closing = before.is_some_and(|v| v & CLOSING != 0) || self.closes();
-        let opening = before.map_or(true, |v| v & OPENING != 0) && self.only_opens();
+        // A SYN on a closing flow: its five-tuple starts a new connection (after a RST, or
+        // reused after TIME-WAIT), which earns the idle timeout again with its handshake.
+        let was_closing = before.is_some_and(|v| v & CLOSING != 0);
+        let reopens = was_closing && self.only_opens();
+        let closing = (was_closing && !reopens) || self.closes();
+        let opening = (reopens || before.map_or(true, |v| v & OPENING != 0)) && self.only_opens();
         backend | if closing { CLOSING } else { 0 } | if opening { OPENING } else { 0 }
     }
 }
@@ -322,10 +326,16 @@ pub fn decide<M: BucketMemory>(
     let found = flows.remembered(flow, now_ms, memory);
     if let Some((value, at)) = found {
         let backend = value & BACKEND;
-        if fwd.keeps_flow(rule.pool, backend) {
+        if let Some(link) = fwd
+            .link(backend)
+            .filter(|l| l.pool == rule.pool && l.keeps_flows)
+        {
             if memory == Memory::Record {
                 let value = flow.value(backend, Some(value));
                 flows.remember(flow, at, value, now_ms, timeout(rule, value));
+                if nat && link.reverse_ambiguous {
+                    keep_reply(fwd, flows, rule, flow, (backend, value), now_ms);
+                }
             }
             return Ok(decided(backend, false));
         }
@@ -387,17 +397,9 @@ fn new_decision<M: BucketMemory>(
                 let hash = symmetric_hash(&stale, flows.secret);
                 flows.replies.remove(&stale, hash);
             }
-            if let Some(reply) = reply_key(fwd, &packet, rule, backend).filter(|_| ambiguous) {
-                let reply = reply.canonical();
-                let hash = symmetric_hash(&reply, flows.secret);
-                let restore = ReverseNat {
-                    frontend: packet.dst,
-                    frontend_port: translates(rule).then_some(packet.dst_port),
-                };
+            if ambiguous {
                 // No room: the replies fall back to the rules' mapping; counted as refused.
-                let kept = flows
-                    .replies
-                    .insert(reply, hash, restore, now_ms, rule.idle_timeout_ms);
+                let kept = keep_reply(fwd, flows, rule, flow, (backend, value), now_ms);
                 flows.refused += u64::from(!kept);
             }
         }
@@ -405,14 +407,56 @@ fn new_decision<M: BucketMemory>(
     Ok((backend, true))
 }
 
+/// Remembers where the replies of `flow`, a NAT flow on `backend` whose replies the rules
+/// cannot map back, return to: the frontend (and port) its client addressed, for as long as
+/// the flow's own entry (`value`) lives idle: a lone SYN's 5 s, not the idle timeout, so a
+/// SYN flood cannot hold the reply table full for minutes. Written again with each of the
+/// flow's packets, so that it lasts as the flow does through a pause in the replies. False
+/// where the table had no room.
+#[cold]
+#[inline(never)]
+fn keep_reply<M: BucketMemory>(
+    fwd: &Forwarding,
+    flows: &mut Flows<M>,
+    rule: &RuleState,
+    flow: &Flow,
+    (backend, value): (BackendId, u32),
+    now_ms: u64,
+) -> bool {
+    let packet = flow.packet();
+    let Some(reply) = reply_key(fwd, &packet, rule, backend) else {
+        return true;
+    };
+    let reply = reply.canonical();
+    let hash = symmetric_hash(&reply, flows.secret);
+    let restore = ReverseNat {
+        frontend: packet.dst,
+        frontend_port: translates(rule).then_some(packet.dst_port),
+    };
+    let timeout = timeout(rule, value);
+    flows.replies.insert(reply, hash, restore, now_ms, timeout)
+}
+
 /// The offline decision `haports lookup` prints, by the same [`decide`] and with no flow
 /// remembered: a flow to a frontend is balanced by its rules; any other flow only `via` a
-/// frontend used as next hop, by its HA-ports rule (transit).
+/// frontend used as next hop, by its HA-ports rule (transit). A flow the data plane drops
+/// by its addresses alone is refused for the same reason first: a martian source (the
+/// appliance's own addresses and frontends among them, or IPv6 link-local), a group or
+/// martian destination.
 pub fn lookup(
     fwd: &Forwarding,
     key: &FlowKey,
     via: Option<FrontendId>,
 ) -> Result<Decision, DropReason> {
+    if fwd.is_martian_source(key.src) || is_unicast_link_local(key.src) {
+        return Err(DropReason::MartianSource);
+    }
+    if is_broadcast_or_multicast(key.dst) {
+        return Err(DropReason::NotForUs);
+    }
+    if fwd.is_martian_destination(key.dst) {
+        return Err(DropReason::MartianDestination);
+    }
     let (fe, how) = match fwd.frontend(key.dst) {
         Some(fe) => (fe, Via::Frontend),
         None => (via.ok_or(DropReason::NoFrontend)?, Via::Transit),

@@ -139,6 +139,27 @@ fn fin_or_rst_shortens_the_timeout_for_good() {
     );
 }
 
+/// A SYN after a flow's RST opens its five-tuple again: the new connection, once its
+/// handshake is done, keeps the idle timeout (60 s here), not the closing one (10 s) it
+/// would otherwise inherit, and so its backend through a pause longer than that.
+#[test]
+fn a_syn_after_a_reset_starts_a_connection_with_the_idle_timeout() {
+    let fwd = build(true, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let at = |flags| flow(&fwd, 1000, flags);
+    record(&fwd, &mut flows, &at(TcpFlags::SYN), 0);
+    record(&fwd, &mut flows, &at(TcpFlags::ACK), 100);
+    record(&fwd, &mut flows, &at(TcpFlags::RST), 1_000);
+    let again = record(&fwd, &mut flows, &at(TcpFlags::SYN), 2_000);
+    assert!(!again.new, "the entry was still there");
+    record(&fwd, &mut flows, &at(TcpFlags::ACK), 2_100);
+    let idle = 2_100 + 3 * CLOSING_TIMEOUT_MS;
+    assert!(
+        !record(&fwd, &mut flows, &at(TcpFlags::ACK), idle).new,
+        "the new connection kept its entry past the closing timeout"
+    );
+}
+
 proptest::proptest! {
     /// A flow knows its packet's five-tuple back, and the fast path's constructor builds
     /// the same flow as the general one.
@@ -183,6 +204,67 @@ fn transit_uses_the_ha_ports_rule_and_never_nats() {
     let back = Flow::new(key.reversed(), 0, fwd.hash_seed);
     let d2 = decide(&fwd, &mut flows, 0, Via::Transit, &back, 1, Memory::Record).unwrap();
     assert_eq!((d2.backend, d2.new), (d.backend, false));
+}
+
+/// `haports lookup` refuses what the data plane drops by its addresses alone, for the same
+/// reason, before any rule is looked at.
+#[test]
+fn lookup_drops_what_the_data_plane_drops_by_its_addresses() {
+    let fwd = build(false, &[]);
+    for (flow, via, reason) in [
+        (
+            "tcp 127.0.0.1:5 10.0.0.100:80",
+            None,
+            DropReason::MartianSource,
+        ),
+        (
+            "tcp 10.0.0.2:5 10.0.0.100:80",
+            None,
+            DropReason::MartianSource,
+        ),
+        (
+            "tcp 10.0.0.100:5 10.0.0.100:80",
+            None,
+            DropReason::MartianSource,
+        ),
+        (
+            "tcp 169.254.1.1:5 10.0.0.100:80",
+            None,
+            DropReason::MartianSource,
+        ),
+        (
+            "tcp [fe80::1]:5 [fd00::100]:80",
+            None,
+            DropReason::MartianSource,
+        ),
+        (
+            "udp 10.0.0.50:5 224.0.0.9:520",
+            Some(0),
+            DropReason::NotForUs,
+        ),
+        (
+            "tcp 10.0.0.50:5 127.0.0.1:80",
+            Some(0),
+            DropReason::MartianDestination,
+        ),
+        (
+            "tcp 10.0.0.50:5 10.0.0.255:80",
+            Some(0),
+            DropReason::MartianDestination,
+        ),
+    ] {
+        let key: FlowKey = flow.parse().unwrap();
+        assert_eq!(
+            lookup(&fwd, &key, via).map(|d| d.backend),
+            Err(reason),
+            "{flow}"
+        );
+    }
+    // Their neighbours are ordinary flows.
+    let key: FlowKey = "tcp 10.0.0.50:5 10.0.0.100:80".parse().unwrap();
+    assert!(lookup(&fwd, &key, None).is_ok());
+    let key: FlowKey = "tcp 10.0.0.50:5 10.0.0.254:80".parse().unwrap();
+    assert!(lookup(&fwd, &key, Some(0)).is_ok());
 }
 
 #[test]

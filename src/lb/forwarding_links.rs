@@ -33,6 +33,7 @@ pub(super) fn link_of(
             IpAddr::V6(_) => None,
         },
         instance,
+        reverse_ambiguous: b.reverse_ambiguous,
     }
 }
 

@@ -287,7 +287,8 @@ fn an_instance_is_down_when_any_of_its_addresses_is_and_pools_of_one_instance_se
         for i in 0..500u16 {
             let k: FlowKey = format!(
                 "tcp 10.10.0.{}:{} 10.20.0.50:{}",
-                50 + i % 100,
+                // Clients, not the frontend 10.10.0.100 (a martian source).
+                150 + i % 100,
                 1024 + i,
                 80 + i % 7
             )

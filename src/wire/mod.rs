@@ -93,3 +93,16 @@ fn get_u32(b: &[u8]) -> u32 {
 fn put_u16(b: &mut [u8], v: u16) {
     b[..2].copy_from_slice(&v.to_be_bytes());
 }
+
+/// An IPv6 unicast link-local address (fe80::/10).
+pub fn is_unicast_link_local(addr: std::net::IpAddr) -> bool {
+    matches!(addr, std::net::IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// A group address: IPv4's limited broadcast or multicast, IPv6's multicast.
+pub fn is_broadcast_or_multicast(addr: std::net::IpAddr) -> bool {
+    match addr {
+        std::net::IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+        std::net::IpAddr::V6(a) => a.is_multicast(),
+    }
+}

@@ -361,6 +361,7 @@ mod hostile;
 mod icmp_and_ipv6;
 mod never_panics;
 mod pipeline;
+mod replies;
 mod solicitations;
 mod vxlan;
 
