@@ -51,6 +51,8 @@ pub struct NeighbourReports {
     queue: Arc<ArrayQueue<Report>>,
     /// Recent wants (address, when), direct-mapped by address.
     recent: [(Option<IpAddr>, u64); RECENT_WANTS],
+    /// Recent hints, the same way: a flood of claims about one neighbour is one hint.
+    recent_hints: [(Option<IpAddr>, u64); RECENT_WANTS],
 }
 
 impl NeighbourReports {
@@ -58,6 +60,7 @@ impl NeighbourReports {
         NeighbourReports {
             queue,
             recent: [(None, 0); RECENT_WANTS],
+            recent_hints: [(None, 0); RECENT_WANTS],
         }
     }
 
@@ -68,11 +71,9 @@ impl NeighbourReports {
 
     /// Reports that `addr` out of `interface` is needed, unless this worker did so lately.
     pub fn want(&mut self, interface: InterfaceId, addr: IpAddr, now_ms: u64) {
-        let slot = &mut self.recent[slot_of(addr)];
-        if slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < WANT_AGAIN_MS {
+        if !fresh(&mut self.recent, addr, now_ms) {
             return;
         }
-        *slot = (Some(addr), now_ms);
         // A full queue: the control thread is behind; the want comes again with the next packet.
         let _ = self.queue.push(Report::Want { interface, addr });
     }
@@ -87,8 +88,20 @@ impl NeighbourReports {
         }
     }
 
-    pub fn hint(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
-        if mac.is_unicast() {
+    /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a
+    /// neighbour the published state has resolved to another MAC (a backend's new NIC, an
+    /// address taken over), and this worker did not say so lately. Anything else a hint
+    /// could say the control thread would ignore, and a flood of it would crowd the answers
+    /// out of the queue.
+    pub fn hint(
+        &mut self,
+        fwd: &Forwarding,
+        interface: InterfaceId,
+        (addr, mac): (IpAddr, MacAddr),
+        now_ms: u64,
+    ) {
+        let news = mac.is_unicast() && fwd.neighbour(addr).is_some_and(|known| known != mac);
+        if news && fresh(&mut self.recent_hints, addr, now_ms) {
             let _ = self.queue.push(Report::Hint {
                 interface,
                 addr,
@@ -96,6 +109,17 @@ impl NeighbourReports {
             });
         }
     }
+}
+
+/// Whether `addr` was not reported within [`WANT_AGAIN_MS`] by the reports `recent` keeps
+/// (then it is, now).
+fn fresh(recent: &mut [(Option<IpAddr>, u64); RECENT_WANTS], addr: IpAddr, now_ms: u64) -> bool {
+    let slot = &mut recent[slot_of(addr)];
+    if slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < WANT_AGAIN_MS {
+        return false;
+    }
+    *slot = (Some(addr), now_ms);
+    true
 }
 
 fn slot_of(addr: IpAddr) -> usize {

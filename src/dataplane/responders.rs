@@ -37,6 +37,10 @@ pub(super) fn arp(
     let frontend = fwd.frontend(target);
     let for_us = fwd.own_address(target).is_some();
     if frontend.is_none() && !for_us {
+        // Not for the appliance, but perhaps news of a neighbour: a gratuitous ARP (its own
+        // address as target), or a request to another host, from another MAC than known.
+        let (now, neighbours) = (cx.now_ms, &mut cx.st.neighbours);
+        neighbours.hint(fwd, ingress, (sender_ip, sender_mac), now);
         return Err(DropReason::NotForUs);
     }
     // A sender's hardware address is its own, unicast: an answer to a group or zero address
@@ -51,7 +55,10 @@ pub(super) fn arp(
     if to_this_interface && is_reply && unicast_to_us && sent_by_sender && sender_ip != target {
         cx.st.neighbours.answer(ingress, sender_ip, sender_mac);
     } else {
-        cx.st.neighbours.hint(ingress, sender_ip, sender_mac);
+        let now = cx.now_ms;
+        cx.st
+            .neighbours
+            .hint(fwd, ingress, (sender_ip, sender_mac), now);
     }
     if for_us {
         let from_backend = fwd.from_backend_side(sender_ip, ingress, sender_mac);
@@ -113,7 +120,10 @@ pub(super) fn neighbour_solicitation(
             if to_us && icmp.na_solicited() {
                 cx.st.neighbours.answer(ingress, IpAddr::V6(target), mac);
             } else {
-                cx.st.neighbours.hint(ingress, IpAddr::V6(target), mac);
+                let now = cx.now_ms;
+                cx.st
+                    .neighbours
+                    .hint(fwd, ingress, (IpAddr::V6(target), mac), now);
             }
             return Ok(None);
         }
@@ -142,7 +152,10 @@ pub(super) fn neighbour_solicitation(
         return Err(DropReason::Malformed);
     }
     match sender_mac {
-        Some(asker_mac) => cx.st.neighbours.hint(ingress, h.src, asker_mac),
+        Some(asker_mac) => {
+            let now = cx.now_ms;
+            cx.st.neighbours.hint(fwd, ingress, (h.src, asker_mac), now);
+        }
         // A multicast solicitation must name its sender's link-layer address (RFC 4861
         // §4.3); a unicast one, a neighbour checking that the frontend is still there, may
         // leave it out, and is answered to the MAC it came from.

@@ -6,8 +6,6 @@
 //! It works on a plain byte slice so that it is tested without DPDK; it allocates nothing and
 //! never panics on any input.
 
-use std::net::IpAddr;
-
 use super::action::Action;
 use super::ctx::{to_kernel, Ctx};
 use super::datagrams::{fragment_key, Fragment};
@@ -21,7 +19,8 @@ use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    parse_headers, EtherType, EthernetFrame, Headers, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
+    is_broadcast_or_multicast, is_unicast_link_local, parse_headers, EtherType, EthernetFrame,
+    Headers, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
 };
 
 /// Decides and rewrites one frame received on interface `ingress`.
@@ -197,6 +196,10 @@ fn ip(
         let flow = Flow::new(FlowKey::of(&h), h.tcp_flags, cx.st.flows.secret);
         return to_backend(frame, &h, fe, Via::Transit, &flow, first_fragment, cx);
     }
+    // Perhaps a neighbour from a new MAC (a backend's NAT replies after its NIC changed,
+    // which the backend side above knows by the old one): the control thread asks again.
+    let now = cx.now_ms;
+    cx.st.neighbours.hint(fwd, ingress, (h.src, src_mac), now);
     Err(DropReason::NoFrontend)
 }
 
@@ -296,16 +299,4 @@ fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t))
-}
-
-/// An IPv6 unicast link-local address (fe80::/10).
-fn is_unicast_link_local(addr: IpAddr) -> bool {
-    matches!(addr, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
-}
-
-fn is_broadcast_or_multicast(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
-        IpAddr::V6(a) => a.is_multicast(),
-    }
 }

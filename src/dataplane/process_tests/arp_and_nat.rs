@@ -88,22 +88,29 @@ fn arp_request_for_another_address_is_not_for_us() {
 
 #[test]
 fn arp_is_never_learnt_only_a_unicast_reply_to_an_own_address_may_answer() {
-    let fwd = build(&ha_ports(), &[]);
+    // The client and the first backend are resolved neighbours.
+    let known =
+        [(CLIENT, CLIENT_MAC), (BACKENDS[0], BACKEND_MACS[0])].map(|(a, m)| (IpAddr::V4(a), m));
+    let fwd = build_knowing(&ha_ports(), &[], &known);
     let (mut st, reports) = worker();
     let hint = |addr: Ipv4Addr, mac| Report::Hint {
         interface: LAN,
         addr: IpAddr::V4(addr),
         mac,
     };
-    // Someone asking for a frontend or for the appliance: a hint, nothing learnt.
+    // Someone asking for a frontend or for the appliance: nothing learnt, and nothing
+    // reported while it says what is known (or names no known neighbour).
     let mut frame = arp_request(CLIENT_MAC, CLIENT, FRONTEND);
     process(&mut frame, LAN, &mut st, &fwd, NOW);
-    let mut frame = arp_request(CLIENT_MAC, CLIENT, OWN);
+    let mut frame = arp_request(OTHER_HOST_MAC, Ipv4Addr::new(10, 0, 0, 77), OWN);
     process(&mut frame, LAN, &mut st, &fwd, NOW);
-    assert_eq!(
-        drain(&reports),
-        vec![hint(CLIENT, CLIENT_MAC), hint(CLIENT, CLIENT_MAC)]
-    );
+    assert_eq!(drain(&reports), vec![]);
+    // A known neighbour from another MAC: a hint, once however often it says so lately.
+    for at in [NOW, NOW + 1, NOW + 50] {
+        let mut frame = arp_request(OTHER_HOST_MAC, CLIENT, OWN);
+        process(&mut frame, LAN, &mut st, &fwd, at);
+    }
+    assert_eq!(drain(&reports), vec![hint(CLIENT, OTHER_HOST_MAC)]);
 
     // A reply to the appliance's own address, sent to its MAC by the host it names: what
     // may answer a solicitation (the control thread takes it only if it asked).
@@ -133,13 +140,26 @@ fn arp_is_never_learnt_only_a_unicast_reply_to_an_own_address_may_answer() {
     );
     let mut forged = arp_frame(IF_MAC, ArpOperation::REPLY, backend_mac, BACKENDS[0], OWN);
     forged[6..12].copy_from_slice(&CLIENT_MAC.0);
-    let mut gratuitous = arp_request(backend_mac, OWN, OWN);
-    for frame in [&mut broadcast, &mut forged, &mut gratuitous] {
-        process(frame, LAN, &mut st, &fwd, NOW);
+    // The backend announcing its own address from a new NIC: for no address of the
+    // appliance's, dropped, and news of a known neighbour all the same.
+    let mut gratuitous = arp_request(backend_mac, BACKENDS[0], BACKENDS[0]);
+    let frames = [&mut broadcast, &mut forged, &mut gratuitous];
+    for (frame, at) in frames.into_iter().zip([NOW + 200, NOW + 400, NOW + 600]) {
+        process(frame, LAN, &mut st, &fwd, at);
     }
-    assert!(drain(&reports)
-        .iter()
-        .all(|r| matches!(r, Report::Hint { .. })));
+    assert_eq!(drain(&reports), vec![hint(BACKENDS[0], backend_mac); 3]);
+    assert_eq!(
+        process(&mut gratuitous, LAN, &mut st, &fwd, NOW + 800),
+        Action::Drop(DropReason::NotForUs)
+    );
+    // Its data packets from the new MAC (a NAT reply, which the backend side knows by the
+    // old one) too.
+    let mut reply = tcp_frame(backend_mac, BACKENDS[0], 80, CLIENT, 40_000, TcpFlags::ACK);
+    assert_eq!(
+        process(&mut reply, LAN, &mut st, &fwd, NOW + 1_000),
+        Action::Drop(DropReason::NoFrontend)
+    );
+    assert_eq!(drain(&reports), vec![hint(BACKENDS[0], backend_mac); 2]);
 }
 
 #[test]

@@ -23,7 +23,12 @@ fn in_a_fragment(frame: &[u8], more: bool) -> Vec<u8> {
 
 #[test]
 fn a_solicitation_for_a_frontend_in_a_fragment_gets_no_advert() {
-    let fwd = build(&ipv6_config(), &[]);
+    // The asker known at another MAC: what it says of itself is news (a hint).
+    let fwd = build_knowing(
+        &ipv6_config(),
+        &[],
+        &[(IpAddr::V6(CLIENT6), OTHER_HOST_MAC)],
+    );
     let (mut st, reports) = worker();
     // Whole, the same solicitation is answered, and its asker taken as a hint.
     let mut whole = solicitation(FRONTEND6);
@@ -36,11 +41,12 @@ fn a_solicitation_for_a_frontend_in_a_fragment_gets_no_advert() {
     );
     assert_eq!(drain(&reports).len(), 1);
 
-    for more in [false, true] {
+    // Each later than a hint about the same neighbour is held back.
+    for (more, at) in [(false, NOW + 200), (true, NOW + 400)] {
         let mut frame = in_a_fragment(&solicitation(FRONTEND6), more);
         let sent = frame.clone();
         assert_eq!(
-            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            process(&mut frame, LAN, &mut st, &fwd, at),
             Action::Drop(DropReason::Unsupported),
             "a solicitation for {FRONTEND6} from {CLIENT6} in a fragment (more: {more})"
         );

@@ -267,8 +267,13 @@ pub(super) fn advert(frame: &[u8]) -> Vec<u8> {
     ip.payload().to_vec()
 }
 
+/// The asker of [`solicitation`], known at another MAC: what it says of itself is news, a
+/// hint, which shows the source link-layer address it was read with.
+pub(super) const ASKER_KNOWN_ELSEWHERE: (IpAddr, MacAddr) = (IpAddr::V6(CLIENT6), OTHER_HOST_MAC);
+
 /// `frame` is the frontend's solicited advertisement with its MAC (override set), and the
-/// asker went to the control thread as a hint only.
+/// asker (known at another MAC: [`ASKER_KNOWN_ELSEWHERE`]) went to the control thread as a
+/// hint only.
 pub(super) fn answered_with_the_frontends_mac(frame: &[u8], reports: &ArrayQueue<Report>) {
     let body = advert(frame);
     assert_eq!(body.len(), 32, "with the target's link-layer address");
@@ -288,7 +293,7 @@ pub(super) fn answered_with_the_frontends_mac(frame: &[u8], reports: &ArrayQueue
 
 #[test]
 fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
-    let fwd = build(&ipv6_config(), &[]);
+    let fwd = build_knowing(&ipv6_config(), &[], &[ASKER_KNOWN_ELSEWHERE]);
     let (mut st, reports) = worker();
     let mut frame = solicitation(FRONTEND6);
     assert_eq!(
@@ -330,9 +335,14 @@ fn ping_to_a_v6_frontend_is_answered() {
 
 #[test]
 fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_all_reach_the_kernel() {
-    let fwd = build(&ipv6_config(), &[]);
-    let (mut st, reports) = worker();
     let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    // The backend known at another MAC: an unsolicited advertisement of this one is news.
+    let fwd = build_knowing(
+        &ipv6_config(),
+        &[],
+        &[(IpAddr::V6(backend), OTHER_HOST_MAC)],
+    );
+    let (mut st, reports) = worker();
     let own: Ipv6Addr = "fd00::2".parse().unwrap();
     let mac = MacAddr([0x02, 0, 0, 0, 0x66, 0x11]);
     let advert = |flags: u8| {
@@ -349,9 +359,14 @@ fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_all_reach_th
     let last = bad_sum.len() - 1;
     bad_sum[last] ^= 1;
     let mut heard = Vec::new();
-    for mut frame in [advert(solicited), advert(unsolicited), hop_64, bad_sum] {
+    // Apart in time: a hint about one neighbour is held back for a while after another.
+    let frames = [advert(solicited), advert(unsolicited), hop_64, bad_sum];
+    for (mut frame, at) in frames
+        .into_iter()
+        .zip([NOW, NOW + 200, NOW + 400, NOW + 600])
+    {
         assert_eq!(
-            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            process(&mut frame, LAN, &mut st, &fwd, at),
             Action::ToKernel { interface: LAN }
         );
         heard.push(drain(&reports));

@@ -3,8 +3,8 @@
 //! (§7.1.1).
 
 use super::icmp_and_ipv6::{
-    advert, answered_with_the_frontends_mac, icmp6_frame, ipv6_config, solicitation, CLIENT6,
-    FRONTEND6,
+    advert, answered_with_the_frontends_mac, icmp6_frame, ipv6_config, solicitation,
+    ASKER_KNOWN_ELSEWHERE, CLIENT6, FRONTEND6,
 };
 use super::*;
 
@@ -59,7 +59,7 @@ fn a_multicast_solicitation_without_the_senders_address_is_malformed() {
 
 #[test]
 fn the_senders_address_is_found_behind_another_option() {
-    let fwd = build(&ipv6_config(), &[]);
+    let fwd = build_knowing(&ipv6_config(), &[], &[ASKER_KNOWN_ELSEWHERE]);
     for multicast in [true, false] {
         let (mut st, reports) = worker();
         // A nonce (RFC 3971), then the source link-layer address.
