@@ -13,8 +13,8 @@ const FRONTEND: &str = "10.0.0.100";
 const BACKENDS: [&str; 3] = ["10.0.0.11", "10.0.0.12", "10.0.0.13"];
 /// A client flow to the frontend of `examples/basic.toml`.
 const FLOW: &str = "tcp 10.0.1.10:40000 10.0.0.100:80";
-/// The same flow, answered by the frontend: its destination is not a frontend.
-const REVERSE: &str = "tcp 10.0.0.100:80 10.0.1.10:40000";
+/// A flow to an address that is no frontend, nor routed through one.
+const NO_FRONTEND: &str = "tcp 10.0.1.10:40000 10.0.0.77:80";
 /// A flow between two hosts that are neither frontends nor the appliance (transit).
 const TRANSIT: &str = "tcp 10.1.0.5:1000 10.2.0.7:22";
 
@@ -520,8 +520,12 @@ fn lookup_balances_a_flow_to_the_frontend_onto_a_pool_backend() {
 }
 
 #[test]
-fn lookup_drops_the_reverse_flow_with_no_frontend() {
-    assert_eq!(lookup_one(&[], REVERSE), "drop (no_frontend)");
+fn lookup_drops_a_flow_to_no_frontend_and_the_frontends_own_answer() {
+    assert_eq!(lookup_one(&[], NO_FRONTEND), "drop (no_frontend)");
+    // The frontend's own answer, as the data plane sees it: from an address only the
+    // appliance may use (a martian source).
+    let answer = "tcp 10.0.0.100:80 10.0.1.10:40000";
+    assert_eq!(lookup_one(&[], answer), "drop (martian_source)");
 }
 
 #[test]
@@ -529,7 +533,7 @@ fn lookup_answers_several_flows_in_order() {
     let flows = [
         FLOW,
         "udp 10.0.1.10:5353 10.0.0.100:53",
-        REVERSE,
+        NO_FRONTEND,
         "icmp 10.0.1.10 10.0.0.100",
     ];
     let words: Vec<&str> = flows.iter().flat_map(|f| f.split(' ')).collect();
@@ -559,7 +563,7 @@ fn lookup_reads_flows_from_stdin_one_a_line() {
 
 #[test]
 fn lookup_stdin_skips_blank_lines_and_surrounding_space() {
-    let input = format!("\n  {FLOW}  \r\n\n\t{REVERSE}\n\n");
+    let input = format!("\n  {FLOW}  \r\n\n\t{NO_FRONTEND}\n\n");
     let mut args: Vec<&OsStr> = vec!["lookup".as_ref(), "--config".as_ref()];
     let config = basic();
     args.push(config.as_os_str());
@@ -569,12 +573,12 @@ fn lookup_stdin_skips_blank_lines_and_surrounding_space() {
     let lines = run.lines();
     assert_eq!(lines.len(), 2, "{run:?}");
     assert_eq!(answer(lines[0], FLOW), lookup_one(&[], FLOW));
-    assert_eq!(answer(lines[1], REVERSE), "drop (no_frontend)");
+    assert_eq!(answer(lines[1], NO_FRONTEND), "drop (no_frontend)");
 }
 
 #[test]
 fn lookup_json_names_flow_backend_frontend_rule_and_pool() {
-    let words: Vec<&str> = ["--json", FLOW, REVERSE]
+    let words: Vec<&str> = ["--json", FLOW, NO_FRONTEND]
         .iter()
         .flat_map(|f| f.split(' '))
         .collect();
@@ -596,7 +600,7 @@ fn lookup_json_names_flow_backend_frontend_rule_and_pool() {
     assert!(hit.get("drop").is_none(), "{hit}");
 
     let miss: serde_json::Value = serde_json::from_str(lines[1]).expect("JSON");
-    assert_eq!(miss["flow"], REVERSE);
+    assert_eq!(miss["flow"], NO_FRONTEND);
     assert_eq!(miss["drop"], "no_frontend");
     assert!(miss.get("backend").is_none(), "{miss}");
 }
@@ -848,13 +852,17 @@ fn lookup_rejects_a_word_count_that_is_not_a_multiple_of_three() {
 
 #[test]
 fn lookup_answers_good_flows_around_a_bad_one_and_exits_2() {
-    let flows = [FLOW.to_owned(), "foo a b".to_owned(), REVERSE.to_owned()];
+    let flows = [
+        FLOW.to_owned(),
+        "foo a b".to_owned(),
+        NO_FRONTEND.to_owned(),
+    ];
     let run = lookup_stdin(&[], &flows);
     assert_eq!(run.code, Some(2), "{run:?}");
     let lines = run.lines();
     assert_eq!(lines.len(), 2, "{run:?}");
     assert_eq!(answer(lines[0], FLOW), lookup_one(&[], FLOW));
-    assert_eq!(answer(lines[1], REVERSE), "drop (no_frontend)");
+    assert_eq!(answer(lines[1], NO_FRONTEND), "drop (no_frontend)");
     assert!(run.stderr.starts_with("foo a b: "), "{:?}", run.stderr);
 }
 

@@ -157,3 +157,42 @@ fn ipv6_goes_inside_the_ipv4_tunnel_and_is_balanced() {
     );
     drop(lb);
 }
+
+/// The routes through the kernel twin leave the host's own alone: a route of the host's to
+/// the backends' network through another device (a management interface) is still there and
+/// still what the host's own traffic takes, while the probes, bound to the twin, reach the
+/// backends through the data plane (a `replace` of the same prefix took the host's route's
+/// place, and the twin took it away with it on exit).
+#[test]
+fn the_twin_s_routes_leave_the_host_s_own_routes_alone() {
+    let lab = Lab::up("vxlan");
+    lab.add_probe(200, 2, 2);
+    for cmd in [
+        "ip link add mgmt0 type veth peer name mgmt1",
+        "ip addr add 192.168.77.1/24 dev mgmt0",
+        "ip link set mgmt1 up",
+        "ip link set mgmt0 up",
+        "ip route add 10.9.0.0/24 via 192.168.77.2 dev mgmt0",
+    ] {
+        let out = lab.exec("lb", &cmd.split(' ').collect::<Vec<_>>());
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let lb = Appliance::start(&lab, &lab.config());
+    for b in lab.backends() {
+        lb.wait_health(b, true);
+    }
+    let shown = lab.exec("lb", &["ip", "route", "show", "10.9.0.0/24"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("via 192.168.77.2 dev mgmt0"), "{shown}");
+    assert!(shown.contains("via 10.0.0.1 dev hp-lan"), "{shown}");
+    let get = lab.exec("lb", &["ip", "route", "get", "10.9.0.11"]);
+    let get = String::from_utf8_lossy(&get.stdout);
+    assert!(get.contains("dev mgmt0"), "the host's own traffic: {get}");
+    let t = lab.traffic("tcp", FRONTEND, &[8000, 8001], 20, None);
+    assert!(t.failures.is_empty(), "{:?}", t.failures);
+    drop(lb);
+}

@@ -29,6 +29,13 @@ pub fn vdev_name(index: usize) -> String {
     format!("net_tap_haports{index}")
 }
 
+/// The metric of the routes through a twin: one no host route takes by default (the kernel
+/// gives 0 to IPv4 routes, 256 or 1024 to IPv6 ones, DHCP 100 or 1024), so that `replace`
+/// never takes the place of the host's own route to the same network (its default route,
+/// say, through a management interface), which then stays preferred for the host's own
+/// traffic. The probes, bound to the twin, take the twin's route whatever its metric.
+const ROUTE_METRIC: &str = "41000";
+
 /// Brings the twin up with the interface's addresses and the routes through it.
 pub fn configure(
     ifname: &str,
@@ -53,6 +60,8 @@ pub fn configure(
             &via.to_string(),
             "dev",
             ifname,
+            "metric",
+            ROUTE_METRIC,
         ])?;
     }
     Ok(())

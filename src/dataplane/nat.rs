@@ -105,8 +105,9 @@ pub(super) fn deliver_v4(
     };
 }
 
-/// [`deliver_v4`] to a backend of the other family (a rule translating between families):
-/// the general path says what happens. Out of line and taking only the decision's parts it
+/// [`deliver_v4`] to a backend of the other family, which `check` refuses for NAT rules (`NAT
+/// keeps the address family`): a fallback that never runs with a checked config, where the
+/// general path says what happens. Out of line and taking only the decision's parts it
 /// needs, in registers, so that the fast path does not keep its decision in memory for this
 /// call's sake (with a reference, every packet's decision was stored to the stack: 11
 /// stores; with the decision by value, 7).

@@ -148,8 +148,9 @@ impl Worker {
 
 /// Buckets in use from which the worker decides a burst a burst after it classified it
 /// ([`decides_apart`]): 2 MiB of them, twice the second-level cache of the machine measured.
-/// The labs' tables (65,536 flows, as many buckets) reach it once half full: the flood test
-/// runs the worker both ways.
+/// The labs' tables (65,536 flows, as many buckets) reach it once they hold more than 16,384
+/// flows (a level doubles when its buckets hold a flow each): the flood test runs the worker
+/// both ways.
 const APART_FROM_BUCKETS: usize = 1 << 15;
 
 /// Whether the worker decides each burst a burst after classifying it, so that its buckets,

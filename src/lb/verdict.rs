@@ -38,7 +38,8 @@ pub enum DropReason {
     MartianSource,
     /// TCP flags no stack sends (SYN with FIN or RST, or none at all).
     TcpFlags,
-    /// An IPv4 header whose checksum is wrong (by the device's check, or ours).
+    /// An IPv4 header whose checksum is wrong (by our check, which the device's verdict of
+    /// right spares).
     IpChecksum,
     /// For the kernel twin, over its rate (`dataplane.kernel_pps`).
     KernelLimit,
