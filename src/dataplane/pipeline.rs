@@ -40,7 +40,7 @@ use crate::wire::{Ipv4Flow, MacAddr};
 
 /// What stage 1 found for a fast-path packet: its fields, canonical key and hash (the
 /// [`Flow`] is built from them in stage 2). 48 bytes: a [`Flow`], which can hold an IPv6
-/// key, would take 88, and two bursts of these share the first-level cache with the packets.
+/// key, would take 64, and two bursts of these share the first-level cache with the packets.
 #[derive(Debug, Clone, Copy, Default)]
 struct Fast {
     packet: Ipv4Flow,

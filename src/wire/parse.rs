@@ -384,6 +384,18 @@ pub(super) fn walk_extension_headers(mut next: u8, payload: &[u8]) -> Result<Wal
     let mut at = 0;
     let mut fragment = None;
     for n in 0..=MAX_EXTENSION_HEADERS {
+        let extension = matches!(
+            next,
+            IpProtocol::IPV6_HOP_BY_HOP
+                | IpProtocol::IPV6_DEST_OPTIONS
+                | IpProtocol::IPV6_ROUTING
+                | IpProtocol::IPV6_FRAGMENT
+                | IpProtocol::IPV6_AUTH
+        );
+        // One header more than the bound, whatever it is (a later fragment's header too).
+        if n == MAX_EXTENSION_HEADERS && extension {
+            return Err(Error::ExtensionHeaders);
+        }
         let len = match next {
             IpProtocol::IPV6_HOP_BY_HOP if n > 0 => return Err(Error::Malformed),
             IpProtocol::IPV6_HOP_BY_HOP | IpProtocol::IPV6_DEST_OPTIONS => {
@@ -421,15 +433,13 @@ pub(super) fn walk_extension_headers(mut next: u8, payload: &[u8]) -> Result<Wal
                 })
             }
         };
-        if n == MAX_EXTENSION_HEADERS {
-            break;
-        }
         next = payload[at];
         at += len;
         if at > payload.len() {
             return Err(Error::Truncated);
         }
     }
+    // Not reached: header MAX_EXTENSION_HEADERS + 1 returned above, whatever it was.
     Err(Error::ExtensionHeaders)
 }
 

@@ -215,6 +215,19 @@ fn ipv6_extension_header_chains_beyond_the_bound_or_broken_are_refused() {
         parse_headers(&chain_of(MAX_EXTENSION_HEADERS + 1)).unwrap_err(),
         Error::ExtensionHeaders
     );
+    // The bound's headers, then a later fragment's header: one too many all the same.
+    let mut chain = Vec::new();
+    for _ in 1..MAX_EXTENSION_HEADERS {
+        chain.extend(extension(IpProtocol::IPV6_DEST_OPTIONS, 1));
+    }
+    chain.extend(extension(IpProtocol::IPV6_FRAGMENT, 1));
+    chain.extend_from_slice(&[IpProtocol::TCP, 0, 0, 0x10, 0, 0, 0, 9]);
+    chain.extend_from_slice(&seg);
+    let frame = eth(
+        EtherType::IPV6,
+        &ipv6(a, b, IpProtocol::IPV6_DEST_OPTIONS, &chain),
+    );
+    assert_eq!(parse_headers(&frame).unwrap_err(), Error::ExtensionHeaders);
 
     let mut routing = extension(IpProtocol::TCP, 1);
     routing[3] = 1; // a segment left: not at its destination yet
