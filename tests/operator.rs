@@ -111,7 +111,10 @@ fn reload_over_the_control_socket_says_applied_or_refused_and_status_describes_t
     lb.reload();
     lb.wait_generation(4);
     assert_eq!(status(socket)["config_generation"], 4);
-    drop(lb);
+    // Ctrl-C stops it as SIGTERM does: a clean exit.
+    let mut lb = lb;
+    let exit = lb.stop_with("-INT");
+    assert_eq!(exit.code(), Some(0), "{exit}: {}", lb.logs());
     assert!(
         !Path::new(socket).exists(),
         "the socket goes with the process"
@@ -119,6 +122,8 @@ fn reload_over_the_control_socket_says_applied_or_refused_and_status_describes_t
     let (code, _, err) = haports(&["status", "--socket", socket]);
     assert_eq!(code, 2);
     assert!(err.contains("is haports running"), "{err}");
+    let (code, _, err) = haports(&["reload", "--socket", socket]);
+    assert_eq!(code, 2, "{err}");
 }
 
 /// `haports stats --json` inside the appliance's namespace (where its metrics listen).

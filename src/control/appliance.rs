@@ -336,7 +336,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         // neighbours at once do not keep the control thread rebuilding.
         let now = Instant::now();
         let mut ask_now = false;
-        while let Some(report) = reports.pop() {
+        // A queue's worth a round at most: workers as fast as this cannot hold the thread.
+        for report in std::iter::from_fn(|| reports.pop()).take(4096) {
             ask_now |= matches!(report, Report::Want { .. });
             neighbours_changed |= plane.neighbours.report(report, now);
         }

@@ -511,10 +511,15 @@ impl Appliance {
 
     /// SIGTERM, then the exit status (SIGKILL after 20 s).
     pub fn stop(&mut self) -> ExitStatus {
+        self.stop_with("-TERM")
+    }
+
+    /// `signal` (`kill`'s option: `-INT`), then the exit status (SIGKILL after 20 s).
+    pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("running");
         // `ip netns exec` execs haports, so the child's pid is haports' own.
         let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status();
         let start = Instant::now();
         loop {
