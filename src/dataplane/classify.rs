@@ -84,8 +84,8 @@ pub(super) fn classify_fast(
 }
 
 /// [`to_frontend`] for a frame [`parse_ipv4_fast`] took (so longer than 14 bytes), with the
-/// addresses compared as words. Inlined always: called, it took 22 instructions a packet
-/// of which the call's own were about 4 (callgrind, 1k flows).
+/// addresses compared as words. Inlined always: the pipeline takes 8 instructions a packet
+/// fewer so (callgrind, 1k flows, NAT: 430.8 → 422.5; an earlier build gained 0.4).
 #[inline(always)]
 fn to_frontend_v4(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: FrontendId) -> bool {
     // Destination MAC, then source MAC and EtherType: each the low 48 bits of a word.
