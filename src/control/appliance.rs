@@ -20,7 +20,7 @@ use super::status::{status, StatusInputs};
 use super::{twin, Error};
 use crate::config::{Config, Dataplane};
 use crate::dataplane::counters::Counter;
-use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState};
+use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState, REPORTS};
 use crate::dpdk::{
     fixed_rx_queues, max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue,
 };
@@ -337,7 +337,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         let now = Instant::now();
         let mut ask_now = false;
         // A queue's worth a round at most: workers as fast as this cannot hold the thread.
-        for report in std::iter::from_fn(|| reports.pop()).take(4096) {
+        for report in std::iter::from_fn(|| reports.pop()).take(REPORTS) {
             ask_now |= matches!(report, Report::Want { .. });
             neighbours_changed |= plane.neighbours.report(report, now);
         }

@@ -37,7 +37,7 @@ pub use action::Action;
 pub use counters::WorkerCounters;
 pub use datagrams::Fragment;
 pub use fragmenter::Spill;
-pub use neighbours::{Held, NeighbourReports, Report};
+pub use neighbours::{Held, NeighbourReports, Report, REPORTS};
 pub use packet_buffer::PacketBuffer;
 pub use pipeline::process_burst;
 pub use slow::process;

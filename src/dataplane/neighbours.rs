@@ -42,6 +42,14 @@ pub enum Report {
 /// How long a worker waits before it reports the same want again.
 const WANT_AGAIN_MS: u64 = 100;
 
+/// How long a worker waits before it reports a hint about the same neighbour again: a host
+/// that sends from two MACs (ARP flux, a VRRP router's physical MAC) would otherwise have
+/// the control thread ask again ten times a second.
+const HINT_AGAIN_MS: u64 = 1_000;
+
+/// The reports queue's size: what the control thread takes at most a round.
+pub const REPORTS: usize = 4096;
+
 /// Wants remembered per worker to report each once per [`WANT_AGAIN_MS`].
 const RECENT_WANTS: usize = 16;
 
@@ -66,12 +74,12 @@ impl NeighbourReports {
 
     /// A queue for workers' reports to the control thread.
     pub fn new_queue() -> Arc<ArrayQueue<Report>> {
-        Arc::new(ArrayQueue::new(4096))
+        Arc::new(ArrayQueue::new(REPORTS))
     }
 
     /// Reports that `addr` out of `interface` is needed, unless this worker did so lately.
     pub fn want(&mut self, interface: InterfaceId, addr: IpAddr, now_ms: u64) {
-        if !fresh(&mut self.recent, addr, now_ms) {
+        if !fresh(&mut self.recent, addr, now_ms, WANT_AGAIN_MS) {
             return;
         }
         // A full queue: the control thread is behind; the want comes again with the next packet.
@@ -90,7 +98,7 @@ impl NeighbourReports {
 
     /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a
     /// neighbour the published state has resolved to another MAC (a backend's new NIC, an
-    /// address taken over), and this worker did not say so lately. Anything else a hint
+    /// address taken over), and this worker did not say so within [`HINT_AGAIN_MS`]. Anything else a hint
     /// could say the control thread would ignore, and a flood of it would crowd the answers
     /// out of the queue.
     pub fn hint(
@@ -101,7 +109,7 @@ impl NeighbourReports {
         now_ms: u64,
     ) {
         let news = mac.is_unicast() && fwd.neighbour(addr).is_some_and(|known| known != mac);
-        if news && fresh(&mut self.recent_hints, addr, now_ms) {
+        if news && fresh(&mut self.recent_hints, addr, now_ms, HINT_AGAIN_MS) {
             let _ = self.queue.push(Report::Hint {
                 interface,
                 addr,
@@ -111,11 +119,16 @@ impl NeighbourReports {
     }
 }
 
-/// Whether `addr` was not reported within [`WANT_AGAIN_MS`] by the reports `recent` keeps
-/// (then it is, now).
-fn fresh(recent: &mut [(Option<IpAddr>, u64); RECENT_WANTS], addr: IpAddr, now_ms: u64) -> bool {
+/// Whether `addr` was not reported within `again_ms` by the reports `recent` keeps (then it
+/// is, now).
+fn fresh(
+    recent: &mut [(Option<IpAddr>, u64); RECENT_WANTS],
+    addr: IpAddr,
+    now_ms: u64,
+    again_ms: u64,
+) -> bool {
     let slot = &mut recent[slot_of(addr)];
-    if slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < WANT_AGAIN_MS {
+    if slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < again_ms {
         return false;
     }
     *slot = (Some(addr), now_ms);

@@ -348,8 +348,9 @@ pub fn decide<M: BucketMemory>(
         let backend = value & BACKEND;
         if fwd.keeps_flow(rule.pool, backend) {
             if memory == Memory::Record {
-                if value == backend && !flow.changes_state() {
-                    // Established and staying so: only its time moves.
+                if value & (OPENING | CLOSING) == 0 && !flow.changes_state() {
+                    // Established and staying so: only its time moves (its reply entry's,
+                    // where it has one, moves with the replies).
                     flows.remember(flow, at, value, now_ms, rule.idle_timeout_ms);
                 } else {
                     established_change(fwd, flows, rule, flow, (value, at), now_ms);
@@ -363,9 +364,10 @@ pub fn decide<M: BucketMemory>(
 }
 
 /// An established flow's packet where its state may change (a SYN, FIN or RST; a flow
-/// opening or closing) or its reply entry is kept ([`REPLY`]): out of line, as few packets
-/// come here (the fast path's NAT took 439.7 instructions a packet with the state's bits
-/// worked out inline for every packet, 422.5 so; callgrind, 1k flows).
+/// opening or closing), its reply entry ([`REPLY`]) written again with the new state's
+/// timeout (a lone SYN's 5 s become the idle timeout with the handshake's ACK): out of line,
+/// as few packets come here (the fast path's NAT took 439.7 instructions a packet with the state's bits
+/// worked out inline for every packet, 423.5 so; callgrind, 1k flows).
 #[cold]
 #[inline(never)]
 fn established_change<M: BucketMemory>(
@@ -461,9 +463,8 @@ fn reply_bit(fwd: &Forwarding, nat: bool, backend: BackendId) -> u32 {
 /// Remembers where the replies of `flow`, a NAT flow on `backend` whose replies the rules
 /// cannot map back, return to: the frontend (and port) its client addressed, for as long as
 /// the flow's own entry (`value`) lives idle: a lone SYN's 5 s, not the idle timeout, so a
-/// SYN flood cannot hold the reply table full for minutes. Written again with each of the
-/// flow's packets, so that it lasts as the flow does through a pause in the replies. False
-/// where the table had no room.
+/// SYN flood cannot hold the reply table full for minutes. Written when the flow is decided
+/// and when its state changes; each reply renews it. False where the table had no room.
 #[cold]
 #[inline(never)]
 fn keep_reply<M: BucketMemory>(

@@ -69,8 +69,8 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
         .flat_map(|lb| lb.frontend.iter().map(|fe| (fe.address, fe.name.as_str())))
         .collect();
     // Each backend's MAC by its address (and VNI: one overlay's host is not another's), as
-    // the first pool naming it says.
-    let mut macs: HashMap<(IpAddr, Option<u32>), (Option<MacAddr>, String)> = HashMap::new();
+    // the first pool giving one says.
+    let mut macs: HashMap<(IpAddr, Option<u32>), (MacAddr, String)> = HashMap::new();
     for (key, pool) in pools(cfg) {
         if pool.backends.is_empty() {
             out.error(
@@ -96,31 +96,31 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
                     &akey,
                     limit::NOT_OWN_ADDRESS,
                     format!(
-                        "{} is the address of frontend `{name}`, which the appliance answers                          for; a backend needs another address",
+                        "{} is the address of frontend `{name}`, which the appliance answers \
+                         for; a backend needs another address",
                         backend.address
                     ),
                 );
             }
+            // Two MACs given for one backend: one pool's packets would go elsewhere than
+            // another's. (One given and one resolved: the given one is the backend's, as ARP
+            // will say.)
             let vni = pool.encap.and(pool.vni);
-            match macs.get(&(backend.address, vni)) {
-                Some((mac, first)) if *mac != backend.mac => {
-                    let said =
-                        |m: &Option<MacAddr>| m.map_or("none (resolved)".into(), |m| m.to_string());
-                    out.error(
+            if let Some(mac) = backend.mac {
+                match macs.get(&(backend.address, vni)) {
+                    Some((first_mac, first)) if *first_mac != mac => out.error(
                         format!("{bkey}.mac"),
                         limit::ONE_MAC_PER_BACKEND,
                         format!(
-                            "backend {} has mac {} here but {} in {first}; give one backend \
-                             the same mac in every pool",
+                            "backend {} has mac {mac} here but {first_mac} in {first}; give \
+                             one backend the same mac in every pool",
                             backend.address,
-                            said(&backend.mac),
-                            said(mac),
                         ),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    macs.insert((backend.address, vni), (backend.mac, key.clone()));
+                    ),
+                    Some(_) => {}
+                    None => {
+                        macs.insert((backend.address, vni), (mac, key.clone()));
+                    }
                 }
             }
             let new_address = addresses.insert(backend.address);

@@ -69,8 +69,8 @@ fn overlap(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// A route's destination is written as its network (the kernel refuses an IPv4 one with
-/// host bits), its next hop is of its family, unicast, and neither the appliance's own
+/// A route's IPv4 destination is written as its network (the kernel refuses one with host
+/// bits; an IPv6 one it cuts to its prefix, as the data plane does), its next hop is of its family, unicast, and neither the appliance's own
 /// address nor a frontend's (no other host would answer for it, and every backend behind it
 /// would stay unresolved). That the next hop is on the interface's subnet is
 /// `dataplane::interfaces`' check.
@@ -83,7 +83,8 @@ pub(super) fn routes(cfg: &Config, out: &mut Problems) {
     for (i, iface) in cfg.interface.iter().enumerate() {
         for route in &iface.routes {
             let key = format!("{}.routes[{}]", interface_key(i, iface), route.to);
-            if route.to != route.to.trunc() {
+            // IPv6 routes are cut to their prefix by the kernel itself.
+            if route.to.addr().is_ipv4() && route.to != route.to.trunc() {
                 out.error(
                     format!("{key}.to"),
                     limit::ROUTES,

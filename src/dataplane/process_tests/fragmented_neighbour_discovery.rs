@@ -42,7 +42,7 @@ fn a_solicitation_for_a_frontend_in_a_fragment_gets_no_advert() {
     assert_eq!(drain(&reports).len(), 1);
 
     // Each later than a hint about the same neighbour is held back.
-    for (more, at) in [(false, NOW + 200), (true, NOW + 400)] {
+    for (more, at) in [(false, NOW + 2_000), (true, NOW + 4_000)] {
         let mut frame = in_a_fragment(&solicitation(FRONTEND6), more);
         let sent = frame.clone();
         assert_eq!(

@@ -363,7 +363,7 @@ fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_all_reach_th
     let frames = [advert(solicited), advert(unsolicited), hop_64, bad_sum];
     for (mut frame, at) in frames
         .into_iter()
-        .zip([NOW, NOW + 200, NOW + 400, NOW + 600])
+        .zip([NOW, NOW + 2_000, NOW + 4_000, NOW + 6_000])
     {
         assert_eq!(
             process(&mut frame, LAN, &mut st, &fwd, at),

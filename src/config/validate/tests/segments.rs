@@ -125,15 +125,58 @@ fn a_backend_has_one_mac_in_every_pool() {
     lb(&mut cfg).frontend.push(fe2);
     lb(&mut cfg).rule.push(rule);
     lb(&mut cfg).rule[0].floating_ip = true;
+    // One given, one resolved: the given one is the backend's.
+    assert_eq!(validate(&cfg), vec![]);
+    lb(&mut cfg).backend_pool[0].backends[0].mac = mac("02:00:00:00:00:99");
     only_tagged(
         &cfg,
         "load_balancer[ilb].backend_pool[other].backends[10.0.0.11].mac",
         "limitation: one MAC per backend",
-        "has mac 02:00:00:00:00:11 here but none (resolved) in load_balancer[ilb].backend_pool[nvas]",
+        "has mac 02:00:00:00:00:11 here but 02:00:00:00:00:99 in load_balancer[ilb].backend_pool[nvas]",
     );
     // The same MAC in both: fine.
     lb(&mut cfg).backend_pool[0].backends[0].mac = mac("02:00:00:00:00:11");
     assert_eq!(validate(&cfg), vec![]);
+}
+
+/// VXLAN pools of different VNIs are different overlays: the same inner address may be two
+/// hosts there, with their own MACs.
+#[test]
+fn one_address_in_two_overlays_may_have_two_macs() {
+    let text = crate::config::testdata::MINIMAL.replace(
+        "address = \"10.0.0.2/24\"",
+        "address = \"10.0.0.2/24\"\nroutes = [{ to = \"10.9.0.0/24\", via = \"10.0.0.1\" }]",
+    );
+    let mut cfg = parse(&text);
+    let vxlan = |name: &str, vni, mac: &str| {
+        let mut pool = lb(&mut base()).backend_pool[0].clone();
+        pool.name = name.into();
+        (pool.encap, pool.vni) = (Some(Encap::Vxlan), Some(vni));
+        pool.backends = vec![Backend {
+            mac: Some(mac.parse().unwrap()),
+            ..backend("10.9.0.11")
+        }];
+        pool
+    };
+    lb(&mut cfg)
+        .backend_pool
+        .push(vxlan("a", 100, "02:00:00:00:0a:11"));
+    lb(&mut cfg)
+        .backend_pool
+        .push(vxlan("b", 200, "02:00:00:00:0b:11"));
+    let tag = "limitation: one MAC per backend";
+    assert!(
+        found(&cfg).iter().all(|(_, t)| t != tag),
+        "{:#?}",
+        validate(&cfg)
+    );
+    // The same VNI: one host, one MAC.
+    lb(&mut cfg).backend_pool[2].vni = Some(100);
+    assert!(
+        found(&cfg).iter().any(|(_, t)| t == tag),
+        "{:#?}",
+        validate(&cfg)
+    );
 }
 
 #[test]
