@@ -4,6 +4,8 @@ use crate::config::Config;
 use crate::config::Distribution;
 use crate::lb::flow_table::FlowTable;
 use crate::lb::forwarding::Observations;
+use crate::wire::{Ipv4Flow, TcpFlags};
+use std::net::IpAddr;
 
 fn config(floating: bool) -> Config {
     Config::from_toml(&config_text(floating), "test").unwrap()

@@ -2,6 +2,8 @@
 //! two-NIC NVA's two frontends.
 use super::*;
 use crate::lb::testdata::two_nic_config;
+use crate::wire::TcpFlags;
+use std::net::IpAddr;
 
 /// Transit leaves with its MAC header changed alone: a frontend whose HA-ports rule has a
 /// backend behind a router (which NAT reaches) takes none, rather than hand it to the router.
