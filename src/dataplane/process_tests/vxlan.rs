@@ -312,25 +312,8 @@ fn a_short_ipv6_packet_too_big_for_a_small_mtu_is_answered_with_what_it_holds() 
 /// behind go, the packet goes in whole (the frame's length had it answered as too big).
 #[test]
 fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
-    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
     let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
-    let payload = vec![9u8; 1450 - 40];
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[IpProtocol::UDP, 64]);
-    p.extend_from_slice(&CLIENT6.octets());
-    p.extend_from_slice(&FRONTEND6.octets());
-    let mut udp = vec![0x9c, 0x40, 0, 53];
-    udp.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&udp);
-    p.extend_from_slice(&payload[8..]);
-    let mut frame = eth(
-        frontend_mac(IpAddr::V6(FRONTEND6)),
-        CLIENT_MAC,
-        EtherType::IPV6,
-        &p,
-    );
+    let (p, mut frame) = udp6_to_the_frontend(1450 - 40);
     frame.extend_from_slice(&[0xee; 20]);
     let (action, out) = through_the_pipeline(&frame, &fwd);
     assert!(
@@ -351,10 +334,32 @@ fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
     assert_eq!(&out[50 + ETH_LEN..], &p[..]);
 }
 
+/// An IPv6 packet of `payload` bytes of UDP (header included, checksum 0) from the client to
+/// the IPv6 frontend, and its frame.
+fn udp6_to_the_frontend(payload: usize) -> (Vec<u8>, Vec<u8>) {
+    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload as u16).to_be_bytes());
+    p.extend_from_slice(&[IpProtocol::UDP, 64]);
+    p.extend_from_slice(&CLIENT6.octets());
+    p.extend_from_slice(&FRONTEND6.octets());
+    p.extend_from_slice(&[0x9c, 0x40, 0, 53]);
+    p.extend_from_slice(&(payload as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.resize(40 + payload, 9);
+    let frame = eth(
+        frontend_mac(IpAddr::V6(FRONTEND6)),
+        CLIENT_MAC,
+        EtherType::IPV6,
+        &p,
+    );
+    (p, frame)
+}
+
 /// An IPv6 UDP packet with `payload` bytes of UDP to the frontend, through an interface of
 /// `mtu`: answered with a packet-too-big (the tunnel takes 50 bytes) quoting it.
 fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
-    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
+    use super::icmp_and_ipv6::CLIENT6;
     let obs = Observations {
         interface_macs: vec![IF_MAC],
         interface_mtus: vec![mtu],
@@ -362,23 +367,7 @@ fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
         ..Observations::default()
     };
     let fwd = Forwarding::build(&vxlan_config(), &obs, 1, None);
-    let mut p = vec![0x60, 0, 0, 0];
-    let payload = vec![9u8; payload];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[IpProtocol::UDP, 64]);
-    p.extend_from_slice(&CLIENT6.octets());
-    p.extend_from_slice(&FRONTEND6.octets());
-    let mut udp = vec![0x9c, 0x40, 0, 53];
-    udp.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&udp);
-    p.extend_from_slice(&payload[8..]);
-    let frame = eth(
-        frontend_mac(IpAddr::V6(FRONTEND6)),
-        CLIENT_MAC,
-        EtherType::IPV6,
-        &p,
-    );
+    let (p, frame) = udp6_to_the_frontend(payload);
     let (action, out) = through_the_pipeline(&frame, &fwd);
     assert_eq!(
         action,
