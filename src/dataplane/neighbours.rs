@@ -96,11 +96,11 @@ impl NeighbourReports {
         }
     }
 
-    /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a
-    /// neighbour the published state has resolved to another MAC (a backend's new NIC, an
-    /// address taken over), and this worker did not say so within [`HINT_AGAIN_MS`]. Anything else a hint
-    /// could say the control thread would ignore, and a flood of it would crowd the answers
-    /// out of the queue.
+    /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a neighbour
+    /// the published state has resolved to another MAC (a backend's new NIC, an address taken
+    /// over), and this worker did not say so within [`HINT_AGAIN_MS`]. Anything else a hint could
+    /// say the control thread would ignore, and a flood of it would crowd the answers out of the
+    /// queue.
     pub fn hint(
         &mut self,
         fwd: &Forwarding,

@@ -141,11 +141,11 @@ pub fn decide<M: BucketMemory>(
         .map(|(b, new)| decided(b, new))
 }
 
-/// An established flow's packet where its state may change (a SYN, FIN or RST; a flow
-/// opening or closing), its reply entry ([`REPLY`]) written again with the new state's
-/// timeout (a lone SYN's 5 s become the idle timeout with the handshake's ACK): out of line,
-/// as few packets come here (the fast path's NAT took 439.7 instructions a packet with the state's bits
-/// worked out inline for every packet, 423.5 so; callgrind, 1k flows).
+/// An established flow's packet where its state may change (a SYN, FIN or RST; a flow opening
+/// or closing), its reply entry ([`REPLY`]) written again with the new state's timeout (the
+/// handshake's ACK turns a lone SYN's 5 s into the idle timeout): out of line, as few packets
+/// come here (the fast path's NAT took 439.7 instructions a packet with the state's bits worked
+/// out inline for every packet, 423.5 so; callgrind, 1k flows).
 #[cold]
 #[inline(never)]
 fn established_change<M: BucketMemory>(

@@ -31,10 +31,11 @@ pub enum TableKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     pub key: TableKey,
-    /// The symmetric hash under the worker's table secret ([`Flows::secret`]), the same both
-    /// ways: where the flow lives in the worker's tables. Unlike the decision's hash (under
-    /// `hash_seed`, [`Flow::decision_hash`]) no sender can know it, so none can aim floods of
-    /// flows at one bucket.
+    /// The symmetric hash under the worker's table secret
+    /// ([`Flows::secret`](super::Flows::secret)), the same both ways: where the flow lives
+    /// in the worker's tables. Unlike the decision's hash (under `hash_seed`,
+    /// [`Flow::decision_hash`]) no sender can know it, so none can aim floods of flows at
+    /// one bucket.
     pub table_hash: u64,
     /// The packet travels from the key's higher endpoint to its lower one.
     pub reversed: bool,
@@ -70,9 +71,9 @@ impl Flow {
     }
 
     /// An IPv4 flow from its canonical key, that key's hash under the table secret
-    /// ([`table_hash_v4`]) and whether the packet travels against the key's order
-    /// ([`Flow::v4_order`]), as the fast path has them: the same flow [`Flow::new`] builds,
-    /// without hashing a [`FlowKey`].
+    /// ([`table_hash_v4`](crate::lb::hash::table_hash_v4)) and whether the packet travels against
+    /// the key's order ([`Flow::v4_order`]), as the fast path has them: the same flow [`Flow::new`]
+    /// builds, without hashing a [`FlowKey`].
     #[inline]
     pub fn v4(packet: &Ipv4Flow, key: V4Key, table_hash: u64, reversed: bool) -> Flow {
         Flow {

@@ -69,11 +69,11 @@ fn overlap(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// A route's IPv4 destination is written as its network (the kernel refuses one with host
-/// bits; an IPv6 one it cuts to its prefix, as the data plane does), its next hop is of its family, unicast, and neither the appliance's own
-/// address nor a frontend's (no other host would answer for it, and every backend behind it
-/// would stay unresolved). That the next hop is on the interface's subnet is
-/// `dataplane::interfaces`' check.
+/// A route's IPv4 destination is written as its network (the kernel refuses one with host bits; an
+/// IPv6 one it cuts to its prefix, as the data plane does), its next hop is of its family, unicast,
+/// and neither the appliance's own address nor a frontend's (no other host would answer for it, and
+/// every backend behind it would stay unresolved). That the next hop is on the interface's subnet
+/// is `dataplane::interfaces`' check.
 pub(super) fn routes(cfg: &Config, out: &mut Problems) {
     let frontends: Vec<(IpAddr, &str)> = cfg
         .load_balancer
