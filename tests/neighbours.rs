@@ -261,3 +261,48 @@ fn a_backend_whose_mac_changes_is_relearnt_once_its_entry_is_verified_again() {
     );
     drop(lb);
 }
+
+/// A backend announcing its new MAC (gratuitous ARP, as a host taking an address over does)
+/// is asked again at once: b1 is served at its new MAC well within the 30 s its old entry
+/// would otherwise have stood (the default reachable time).
+#[test]
+fn a_backend_announcing_a_new_mac_is_asked_again_at_once() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config());
+    let before = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
+    assert_all_served("before", &before, 48);
+    let answers = counter(&lb, "haports_neighbour_answers_total");
+
+    let new = "02:00:00:00:0b:01";
+    assert_ne!(mac_of(&lab, "b1"), new);
+    let set = lab.exec("b1", &["ip", "link", "set", "eth0", "address", new]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let announce = "import sys\n\
+        from scapy.all import ARP, Ether, sendp\n\
+        me, addr = sys.argv[1:3]\n\
+        sendp(Ether(dst='ff:ff:ff:ff:ff:ff', src=me) / ARP(op=1, hwsrc=me, psrc=addr, pdst=addr),\n\
+        \x20     iface='eth0', verbose=False)\n";
+    let sent = lab.exec(
+        "b1",
+        &["/usr/bin/python3", "-c", announce, new, lab.backends()[0]],
+    );
+    assert!(
+        sent.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let t = wait_for(
+        "b1 to be reached at its new MAC",
+        Duration::from_secs(5),
+        || {
+            let t = lab.traffic_timeout("tcp", lab.frontend(), &ports(), 48, None, 0.5);
+            (t.failures.is_empty() && t.served.contains_key("b1")).then_some(t)
+        },
+    );
+    assert_all_served("after the announcement", &t, 48);
+    assert!(counter(&lb, "haports_neighbour_answers_total") > answers);
+}
