@@ -181,28 +181,13 @@ fn too_big_for_the_tunnel_is_answered_with_fragmentation_needed_or_fragmented_wi
         EtherType::IPV4,
         &ipv4(CLIENT, FRONTEND, IpProtocol::TCP, &fits),
     );
-    assert!(matches!(
-        through_the_pipeline(&frame, &fwd).0,
-        Action::Transmit {
-            backend: Some(_),
-            ..
-        }
-    ));
+    assert_to_a_backend(through_the_pipeline(&frame, &fwd).0);
     // The same packet in a frame with 20 bytes behind it, too long for the tunnel: the
     // bytes behind the packet are cut, the packet goes in whole.
     let mut padded = frame.clone();
     padded.extend_from_slice(&[0xee; 20]);
     let (action, out) = through_the_pipeline(&padded, &fwd);
-    assert!(
-        matches!(
-            action,
-            Action::Transmit {
-                backend: Some(_),
-                ..
-            }
-        ),
-        "{action:?}"
-    );
+    assert_to_a_backend(action);
     assert!(
         out[50 + 12..] == frame[12..],
         "the packet inside, without what was behind it"
@@ -316,6 +301,18 @@ fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
     let (p, mut frame) = udp6_to_the_frontend(1450 - 40);
     frame.extend_from_slice(&[0xee; 20]);
     let (action, out) = through_the_pipeline(&frame, &fwd);
+    assert_to_a_backend(action);
+    assert_eq!(
+        out.len(),
+        50 + ETH_LEN + p.len(),
+        "the packet inside, and nothing behind it"
+    );
+    assert_eq!(&out[50 + ETH_LEN..], &p[..]);
+}
+
+/// `action` sends the packet to a backend (inside the tunnel).
+#[track_caller]
+fn assert_to_a_backend(action: Action) {
     assert!(
         matches!(
             action,
@@ -326,12 +323,6 @@ fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
         ),
         "{action:?}"
     );
-    assert_eq!(
-        out.len(),
-        50 + ETH_LEN + p.len(),
-        "the packet inside, and nothing behind it"
-    );
-    assert_eq!(&out[50 + ETH_LEN..], &p[..]);
 }
 
 /// An IPv6 packet of `payload` bytes of UDP (header included, checksum 0) from the client to
@@ -398,13 +389,7 @@ fn the_outer_ipv4_header_forbids_fragmentation() {
     let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
     let frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::SYN);
     let (action, out) = through_the_pipeline(&frame, &fwd);
-    assert!(matches!(
-        action,
-        Action::Transmit {
-            backend: Some(_),
-            ..
-        }
-    ));
+    assert_to_a_backend(action);
     let outer = ip(&out);
     assert!(outer.dont_fragment(), "DF set on the outer header");
     assert!(!outer.is_fragment());
@@ -502,14 +487,7 @@ fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
         let mut ports = Vec::new();
         for frame in frames {
             let (action, out, _) = through_worker(&frame, &mut st, &fwd, NOW);
-            let to_a_backend = matches!(
-                action,
-                Action::Transmit {
-                    backend: Some(_),
-                    ..
-                }
-            );
-            assert!(to_a_backend, "{action:?}");
+            assert_to_a_backend(action);
             let outer = ip(&out);
             ports.push(UdpPacket::new_checked(outer.payload()).unwrap().src_port());
         }
