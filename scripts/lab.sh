@@ -6,7 +6,8 @@
 #   lab.sh up TAG MODE     MODE: nat (clients on their own subnet, replies routed back
 #                          through the appliance) or dsr (backends hold the frontend on lo);
 #                          nat6 and dsr6 the same over IPv6; nat-2w: nat with two workers
-#                          (two AF_PACKET queues in one fanout group); vxlan: DSR over VXLAN
+#                          (two AF_PACKET queues in one fanout group), nat-5w with five (up
+#                          to nat-9w); vxlan: DSR over VXLAN
 #                          through a router to backends on another subnet; vxlan6: the
 #                          same with an IPv6 frontend (IPv6 inside, the tunnel IPv4)
 #   lab.sh down TAG
@@ -28,7 +29,7 @@ v6=false; base=$mode
 workers=1
 case $mode in
   nat6|dsr6) v6=true; base=${mode%6} ;;
-  nat-2w) base=nat; workers=2 ;;
+  nat-[2-9]w) base=nat; workers=${mode:4:1} ;;
   vxlan) base=vxlan ;;
   vxlan6) base=vxlan; v6=true ;;
 esac
@@ -173,12 +174,14 @@ write_config() {
   local addresses='["10.0.0.2/24", "10.0.1.2/24"]' floating=false
   local frontend=10.0.0.100 backends=("10.0.0.11" "10.0.0.12" "10.0.0.13")
   local eal='"-l", "0-1"' vdev='"--vdev=net_af_packet0,iface=eth0"'
-  if [ "$workers" = 2 ]; then
-    # Two workers need three lcores (the main one runs the control thread); on a two-CPU
-    # machine they share: the control thread floats, each worker has a CPU. qpairs=2: two
-    # AF_PACKET sockets in one fanout group, so a NAT flow's replies (another five-tuple)
-    # may reach the other worker.
-    eal='"--lcores=0@(0-1),1@0,2@1"' vdev='"--vdev=net_af_packet0,iface=eth0,qpairs=2"'
+  if [ "$workers" -gt 1 ]; then
+    # N workers need N + 1 lcores (the main one runs the control thread); on a two-CPU
+    # machine they share: the control thread floats, workers take the CPUs in turn (two
+    # workers: one each). qpairs=N: N AF_PACKET sockets in one fanout group, so a NAT flow's
+    # replies (another five-tuple) may reach another worker.
+    local lcores="0@(0-1)" w
+    for (( w = 1; w <= workers; w++ )); do lcores="$lcores,$w@$(( (w + 1) % 2 ))"; done
+    eal="\"--lcores=$lcores\"" vdev="\"--vdev=net_af_packet0,iface=eth0,qpairs=$workers\""
   fi
   [ "$base" = dsr ] && addresses='"10.0.0.2/24"' && floating=true
   local routes="" encap=""

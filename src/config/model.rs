@@ -102,12 +102,13 @@ impl Dataplane {
 
     /// Packet buffers the rings need with `interfaces` and [`Dataplane::workers`]: every ring
     /// full (each port's and each kernel twin's RX and TX queue per worker, and the control
-    /// thread's own TX queue on each port, counted whether or not the port has one to spare),
+    /// thread's own TX queue on each port, counted whether or not the port has one to spare,
+    /// and a hand-off as long as a ring: the workers' to a twin that has one queue of each),
     /// with 4096 more for the per-lcore caches and the bursts in flight; rounded up to a power
     /// of two less one (DPDK's mempools are best sized 2^n - 1), never below that sum.
     /// What `mbufs = 0` gives, and the least `check` accepts.
     pub fn mbufs_for_rings(&self, interfaces: usize) -> u32 {
-        let per_interface = self.workers as usize * 2 * 2 + 1;
+        let per_interface = self.workers as usize * 4 + 2;
         let n = interfaces * per_interface * usize::from(Self::RING_DESCRIPTORS) + 4096;
         let n = (n + 1).next_power_of_two() - 1;
         u32::try_from(n).unwrap_or(u32::MAX)

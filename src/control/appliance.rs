@@ -17,12 +17,13 @@ use super::retired::Retired;
 use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::socket::{self, ControlSocket, Request};
 use super::status::{status, StatusInputs};
-use super::{twin, Error};
+use super::twin::{self, KernelOut};
+use super::Error;
 use crate::config::{Config, Dataplane};
 use crate::dataplane::counters::Counter;
-use crate::dataplane::{Report, Worker, WorkerCounters, WorkerState, REPORTS};
+use crate::dataplane::{Report, ToTwin, Worker, WorkerCounters, WorkerState, REPORTS};
 use crate::dpdk::{
-    fixed_rx_queues, max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer, TxQueue,
+    fixed_rx_queues, max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer,
 };
 use crate::lb::forwarding::frontend_mac;
 use crate::wire::MacAddr;
@@ -36,25 +37,6 @@ const NEIGHBOUR_BATCH: Duration = Duration::from_millis(2);
 const IDLE_SLEEP: Duration = Duration::from_micros(200);
 const RX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
 const TX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
-
-/// Where the control thread sends a port's share of the twins' traffic.
-enum KernelOut {
-    Queue(TxQueue),
-    Handoff(Arc<ArrayQueue<Mbuf>>),
-}
-
-impl KernelOut {
-    /// Sends what `buf` holds; what the queue had no room for is freed and counted in
-    /// `tx_full` (the control thread's own `tx_full` drops).
-    fn send(&mut self, buf: &mut TxBuffer, tx_full: &Counter) {
-        let lost = match self {
-            KernelOut::Queue(q) => q.flush(buf).1,
-            // Full: the worker is behind; dropped as by a full TX ring.
-            KernelOut::Handoff(q) => buf.drain().filter_map(|m| q.push(m).err()).count(),
-        };
-        tx_full.add(lost as u64);
-    }
-}
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
 pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result<(), Error> {
@@ -126,6 +108,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut macs = Vec::new();
     let mut mtus = Vec::new();
     let mut handoffs = Vec::new();
+    // A twin has an RX and a TX queue for each worker, or one of each, the control thread's,
+    // where it could not have that many (twin::MAX_QUEUES): the workers hand it what goes to
+    // the kernel (`to_twin`). The control thread reads every RX queue.
+    let handoff = 2 * workers > twin::MAX_QUEUES;
+    let twin_queues = if handoff { 1 } else { workers as u16 };
+    let mut to_twin = Vec::new();
     for (i, ifc) in cfg.interface.iter().enumerate() {
         // The control thread sends the twins' traffic on a TX queue of its own where the
         // port has one to spare, else through worker 0 (a lock-free hand-off queue).
@@ -155,27 +143,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         )?;
         let mac = port.mac()?;
         receive_frontend_macs(&port, ifc.port, &cfg)?;
-        let kname = twin::kernel_name(&ifc.name);
-        let vdev = twin::vdev_name(i);
-        let twin_id = eal.probe_vdev(&format!("{vdev},iface={kname},mac={mac}"), &vdev)?;
-        let twin_port = Port::start(
-            twin_id,
-            &PortConfig {
-                rx_queues: workers as u16,
-                tx_queues: workers as u16,
-                rx_descriptors: RX_DESCRIPTORS,
-                tx_descriptors: TX_DESCRIPTORS,
-                rss: false,
-                mac: None,
-            },
-            &pool,
-        )?;
-        let routes: Vec<_> = ifc.routes.iter().map(|r| (r.to, r.via)).collect();
-        twin::configure(&kname, &ifc.address, &routes)?;
-        tracing::info!(interface = %ifc.name, port = ifc.port, %mac, twin = %kname, "interface up");
+        let twin_port = twin::start(&eal, i, ifc, mac, &pool, twin_queues)?;
+        tracing::info!(interface = %ifc.name, port = ifc.port, %mac, twin = %twin::kernel_name(&ifc.name), "interface up");
         mtus.push(port.mtu()?);
         ports.push(port);
         twins.push(twin_port);
+        to_twin.push(handoff.then(|| Arc::new(ArrayQueue::<Mbuf>::new(1024))));
         macs.push(mac);
     }
 
@@ -242,7 +215,14 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 index: w,
                 rx: ports.iter().map(|p| p.rx_queue(w as u16)).collect(),
                 tx: ports.iter().map(|p| p.tx_queue(w as u16)).collect(),
-                twin_tx: twins.iter().map(|p| p.tx_queue(w as u16)).collect(),
+                to_twin: twins
+                    .iter()
+                    .zip(&to_twin)
+                    .map(|(t, h)| match h {
+                        Some(h) => ToTwin::Handoff(h.clone()),
+                        None => ToTwin::Queue(t.tx_queue(w as u16)),
+                    })
+                    .collect(),
                 state: WorkerState {
                     new_flows: counters[w].backend_flows.clone(),
                     traffic: counters[w].backend_traffic.clone(),
@@ -275,11 +255,16 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         return Err(e);
     }
 
-    // The control thread's own queues: RX of every twin queue, TX queue `workers` of each port.
-    let mut twin_rx: Vec<_> = twins
-        .iter()
-        .flat_map(|t| (0..workers as u16).map(move |q| t.rx_queue(q)))
+    // The control thread's own queues: each twin's, TX queue `workers` of each port.
+    let mut twin_rx: Vec<_> = (twins.iter().enumerate())
+        .flat_map(|(ifc, t)| (0..twin_queues).map(move |q| (ifc, t.rx_queue(q))))
         .collect();
+    let mut twin_tx: Vec<_> = twins
+        .iter()
+        .zip(&to_twin)
+        .filter_map(|(t, h)| Some((h.clone()?, t.tx_queue(0))))
+        .collect();
+    let mut twin_buf = TxBuffer::default();
     let mut port_tx: Vec<KernelOut> = ports
         .iter()
         .zip(&handoffs)
@@ -308,9 +293,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             break;
         }
         let mut moved = 0;
-        for (i, rxq) in twin_rx.iter_mut().enumerate() {
-            let ifc = i / workers;
-            let n = rxq.burst(&mut burst);
+        for (ifc, rxq) in &mut twin_rx {
+            let (ifc, n) = (*ifc, rxq.burst(&mut burst));
             moved += n;
             for slot in burst.slots_mut() {
                 if let Some(m) = slot.take() {
@@ -319,6 +303,14 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             }
             burst.clear();
             port_tx[ifc].send(&mut tx_bufs[ifc], &control_tx_full);
+        }
+        for (q, txq) in &mut twin_tx {
+            while !twin_buf.is_full() {
+                let Some(m) = q.pop() else { break };
+                let _ = twin_buf.push(m);
+                moved += 1;
+            }
+            control_tx_full.add(txq.flush(&mut twin_buf).1 as u64);
         }
 
         // Health changes and reloads are published at once: failover must not wait.
@@ -458,12 +450,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     if let Some(t) = metrics_thread {
         let _ = t.join();
     }
-    drop(twin_rx);
+    drop((twin_rx, twin_tx, twin_buf));
     drop(port_tx);
     // The last holder of the hand-off queues (the workers' are gone): packets still in them
     // go back to the pool now, while it exists. Left to the end of this function they were
     // freed into a pool already gone: a crash on the way out, seen once in tests/scale_out.
-    drop(handoffs);
+    drop((handoffs, to_twin));
     drop(tx_bufs);
     drop(burst);
     drop(twins);

@@ -4,10 +4,21 @@
 
 use std::net::IpAddr;
 use std::process::Command;
+use std::sync::Arc;
 
+use crossbeam::queue::ArrayQueue;
 use ipnet::IpNet;
 
 use super::Error;
+use crate::config::{Dataplane, Interface};
+use crate::dataplane::counters::Counter;
+use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, TxBuffer, TxQueue};
+use crate::wire::MacAddr;
+
+/// The most queues, RX and TX together, that a twin is started with: DPDK 22.11's net_tap
+/// passes every queue's descriptor in one message that holds 8 (`RTE_MP_MAX_FD_NUM`), and
+/// overflows its stack starting a port with more (an abort at start with 5 workers).
+pub const MAX_QUEUES: usize = 8;
 
 /// Linux limits interface names to 15 bytes.
 const IFNAMSIZ_MAX: usize = 15;
@@ -35,6 +46,51 @@ pub fn vdev_name(index: usize) -> String {
 /// say, through a management interface), which then stays preferred for the host's own
 /// traffic. The probes, bound to the twin, take the twin's route whatever its metric.
 const ROUTE_METRIC: &str = "41000";
+
+/// Starts interface `index`'s twin with the port's `mac` and `queues` RX and TX queues each
+/// (net_tap wants as many of one as of the other), and brings it up.
+pub fn start(
+    eal: &Eal,
+    index: usize,
+    ifc: &Interface,
+    mac: MacAddr,
+    pool: &Mempool,
+    queues: u16,
+) -> Result<Port, Error> {
+    let (kname, vdev) = (kernel_name(&ifc.name), vdev_name(index));
+    let id = eal.probe_vdev(&format!("{vdev},iface={kname},mac={mac}"), &vdev)?;
+    let queues = PortConfig {
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_descriptors: Dataplane::RING_DESCRIPTORS,
+        tx_descriptors: Dataplane::RING_DESCRIPTORS,
+        rss: false,
+        mac: None,
+    };
+    let port = Port::start(id, &queues, pool)?;
+    let routes: Vec<_> = ifc.routes.iter().map(|r| (r.to, r.via)).collect();
+    configure(&kname, &ifc.address, &routes)?;
+    Ok(port)
+}
+
+/// Where the control thread sends a port's share of the twins' traffic.
+pub(super) enum KernelOut {
+    Queue(TxQueue),
+    Handoff(Arc<ArrayQueue<Mbuf>>),
+}
+
+impl KernelOut {
+    /// Sends what `buf` holds; what the queue had no room for is freed and counted in
+    /// `tx_full` (the control thread's own `tx_full` drops).
+    pub(super) fn send(&mut self, buf: &mut TxBuffer, tx_full: &Counter) {
+        let lost = match self {
+            KernelOut::Queue(q) => q.flush(buf).1,
+            // Full: the worker is behind; dropped as by a full TX ring.
+            KernelOut::Handoff(q) => buf.drain().filter_map(|m| q.push(m).err()).count(),
+        };
+        tx_full.add(lost as u64);
+    }
+}
 
 /// Brings the twin up with the interface's addresses and the routes through it.
 pub fn configure(

@@ -14,11 +14,21 @@ use crate::dpdk::{free_bulk, Mbuf, MbufBurst, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 
-/// Where decided packets go: TX buffers of the ports and their kernel twins, packets held
-/// for a neighbour, and drops freed in bulk.
+/// Where a worker's packets for one kernel twin go.
+#[derive(Debug)]
+pub enum ToTwin {
+    /// The worker's own TX queue on the twin.
+    Queue(TxQueue),
+    /// A hand-off to the control thread, which sends it on the twin's one TX queue: with more
+    /// workers than the twin can have queues.
+    Handoff(Arc<ArrayQueue<Mbuf>>),
+}
+
+/// Where decided packets go: TX buffers of the ports, the way to each kernel twin, packets
+/// held for a neighbour, and drops freed in bulk.
 pub(super) struct Egress {
     tx: Vec<TxQueue>,
-    twin_tx: Vec<TxQueue>,
+    to_twin: Vec<ToTwin>,
     tx_bufs: Vec<TxBuffer>,
     twin_bufs: Vec<TxBuffer>,
     held: Held<Option<Mbuf>>,
@@ -27,17 +37,18 @@ pub(super) struct Egress {
 }
 
 impl Egress {
-    /// Over a worker's TX queues of the ports and of their kernel twins, by interface.
+    /// Over a worker's TX queues of the ports and its ways to their kernel twins, by
+    /// interface.
     pub(super) fn new(
         tx: Vec<TxQueue>,
-        twin_tx: Vec<TxQueue>,
+        to_twin: Vec<ToTwin>,
         counters: Arc<WorkerCounters>,
     ) -> Egress {
         Egress {
             tx_bufs: tx.iter().map(|_| TxBuffer::default()).collect(),
-            twin_bufs: twin_tx.iter().map(|_| TxBuffer::default()).collect(),
+            twin_bufs: to_twin.iter().map(|_| TxBuffer::default()).collect(),
             tx,
-            twin_tx,
+            to_twin,
             held: Held::new(),
             drops: std::array::from_fn(|_| None),
             counters,
@@ -120,15 +131,24 @@ impl Egress {
                         m,
                     );
                 }
-                Action::ToKernel { interface } => {
-                    let buf = &mut self.twin_bufs[interface as usize];
-                    if buf.is_full() {
-                        let (sent, lost) = self.twin_tx[interface as usize].flush(buf);
-                        counters.to_kernel.add(sent as u64);
-                        counters.drops[DropReason::TxFull.index()].add(lost as u64);
+                Action::ToKernel { interface } => match &mut self.to_twin[interface as usize] {
+                    ToTwin::Queue(q) => {
+                        let buf = &mut self.twin_bufs[interface as usize];
+                        if buf.is_full() {
+                            flush_twin(q, buf, counters);
+                        }
+                        let _ = buf.push(m);
                     }
-                    let _ = buf.push(m);
-                }
+                    // Full: the control thread is behind; dropped as by a full TX ring.
+                    ToTwin::Handoff(h) => match h.push(m) {
+                        Ok(()) => counters.to_kernel.add(1),
+                        Err(m) => {
+                            counters.drop_packet(DropReason::TxFull);
+                            self.drops[dropped] = Some(m);
+                            dropped += 1;
+                        }
+                    },
+                },
                 Action::Hold { interface } => {
                     if let Err(m) = self.held.hold(Some(m), interface, now_ms) {
                         counters.drop_packet(DropReason::NoNeighbour);
@@ -177,12 +197,10 @@ impl Egress {
         for (i, buf) in self.tx_bufs.iter_mut().enumerate() {
             flush(&mut self.tx[i], buf, &self.counters, i as u32);
         }
-        // What reached a twin counts as to the kernel, what its queue had no room for as
-        // a drop (not both).
-        for (i, buf) in self.twin_bufs.iter_mut().enumerate() {
-            let (sent, lost) = self.twin_tx[i].flush(buf);
-            self.counters.to_kernel.add(sent as u64);
-            self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
+        for (twin, buf) in self.to_twin.iter_mut().zip(&mut self.twin_bufs) {
+            if let ToTwin::Queue(q) = twin {
+                flush_twin(q, buf, &self.counters);
+            }
         }
     }
 }
@@ -252,5 +270,13 @@ fn transmit(
 fn flush(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters, interface: u32) {
     let (sent, lost) = txq.flush(buf);
     counters.tx_packets[interface as usize].add(sent as u64);
+    counters.drops[DropReason::TxFull.index()].add(lost as u64);
+}
+
+/// What reached a twin counts as to the kernel, what its queue had no room for as a drop
+/// (not both).
+fn flush_twin(q: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters) {
+    let (sent, lost) = q.flush(buf);
+    counters.to_kernel.add(sent as u64);
     counters.drops[DropReason::TxFull.index()].add(lost as u64);
 }

@@ -36,6 +36,7 @@ pub mod worker;
 pub use action::Action;
 pub use counters::WorkerCounters;
 pub use datagrams::Fragment;
+pub use egress::ToTwin;
 pub use fragmenter::Spill;
 pub use neighbours::{Held, NeighbourReports, Report, REPORTS};
 pub use packet_buffer::PacketBuffer;

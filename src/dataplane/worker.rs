@@ -10,7 +10,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::action::Action;
 use super::counters::WorkerCounters;
-use super::egress::Egress;
+use super::egress::{Egress, ToTwin};
 use super::fragmenter::Spill;
 use super::neighbours::{NeighbourReports, Report};
 use super::pipeline::{classify_burst, decide_burst, prefetch_buckets_again, Classified};
@@ -30,8 +30,9 @@ pub struct Worker {
     pub rx: Vec<RxQueue>,
     /// TX queue `index` of each interface's port.
     pub tx: Vec<TxQueue>,
-    /// TX queue `index` of each interface's kernel twin.
-    pub twin_tx: Vec<TxQueue>,
+    /// The way to each interface's kernel twin: TX queue `index`, or the control thread's
+    /// hand-off where the twin has too few queues for every worker.
+    pub to_twin: Vec<ToTwin>,
     pub state: WorkerState,
     pub forwarding: Arc<ArcSwap<Forwarding>>,
     pub counters: Arc<WorkerCounters>,
@@ -61,11 +62,11 @@ impl Worker {
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
         // Room for the fragments of a burst's packets split for a tunnel, taken now.
         let mut spill = Spill::with_capacity(BURST);
-        let (tx, twin_tx) = (
+        let (tx, to_twin) = (
             std::mem::take(&mut self.tx),
-            std::mem::take(&mut self.twin_tx),
+            std::mem::take(&mut self.to_twin),
         );
-        let mut out = Egress::new(tx, twin_tx, self.counters.clone());
+        let mut out = Egress::new(tx, to_twin, self.counters.clone());
         let mut cache = ForwardingCache::new(self.forwarding.clone(), self.counters.clone());
         let ticks_per_ms = (self.tsc_hz / 1000).max(1);
         let counters = self.counters.clone();

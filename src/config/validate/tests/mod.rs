@@ -180,13 +180,15 @@ fn dataplane_sizes_are_checked() {
 fn packet_buffers_are_at_least_what_the_rings_need() {
     let mut cfg = base();
     let need = cfg.dataplane.mbufs_for_rings(cfg.interface.len());
-    // Four rings of a worker and the control thread's TX ring, 1024 each, and 4096 more.
+    // The worker's two rings, the twin's two, the control thread's TX ring and a hand-off,
+    // 1024 each, and 4096 more.
     assert_eq!(
         need, 16383,
-        "one interface, one worker: 9216, up to 2^n - 1"
+        "one interface, one worker: 10240, up to 2^n - 1"
     );
-    // 12 × 5 × 1024 + 4096 = 65536: 2^16 - 1 would be one short.
-    assert_eq!(cfg.dataplane.mbufs_for_rings(12), 131_071);
+    // 10 × 6 × 1024 + 4096 = 65536: 2^16 - 1 would be one short.
+    assert_eq!(cfg.dataplane.mbufs_for_rings(10), 131_071);
+    assert_eq!(cfg.dataplane.mbufs_for_rings(9), 65_535);
     cfg.dataplane.mbufs = need;
     assert!(validate(&cfg).is_empty());
     cfg.dataplane.workers = 4;
