@@ -67,8 +67,10 @@ if [ -z "$binary" ]; then
   binary=target/release/haports
 fi
 nr_hugepages=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-hugepages_before=$(cat "$nr_hugepages")
+# A machine without the 2 MB pool (a sandboxed kernel) runs --no-huge; -H is refused there.
+hugepages_before=$(cat "$nr_hugepages" 2>/dev/null || echo none)
 if [ -n "$hugepages" ]; then
+  [ "$hugepages_before" != none ] || { echo "-H: this kernel has no 2 MB hugepage pool" >&2; exit 2; }
   echo "$hugepages" >"$nr_hugepages"
 fi
 mkdir -p "$out"
@@ -168,7 +170,11 @@ TOML
     >"$work/haports-$mode-$n.log" 2>&1 &
   local pid=$!
   tx() { metric_sum 'haports_port_tx_packets_total[{]port="1"'; }
-  for _ in $(seq 1200); do [ -n "$(tx)" ] && [ "$(tx)" != 0 ] && break; sleep 0.1; done
+  for _ in $(seq 1200); do
+    [ -n "$(tx)" ] && [ "$(tx)" != 0 ] && break
+    kill -0 "$pid" 2>/dev/null || break   # exited: no need to wait out the two minutes
+    sleep 0.1
+  done
   if [ -z "$(tx)" ]; then
     echo "haports did not start:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2
     kill -9 "$pid" 2>/dev/null || true
@@ -213,7 +219,15 @@ testpmd_pps() {
   local pid=$!
   echo "$pid" >"$work/testpmd.pid"   # for cleanup, should the bench be stopped meanwhile
   # Loading a large pcap into mbufs takes a while: time the run from its first report.
-  for _ in $(seq 1200); do grep -q "NIC statistics" "$work/testpmd-$mode.log" 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1200); do
+    grep -q "NIC statistics" "$work/testpmd-$mode.log" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! grep -q "NIC statistics" "$work/testpmd-$mode.log"; then
+    echo "testpmd did not start:" >&2; tail -20 "$work/testpmd-$mode.log" >&2
+    exit 1
+  fi
   sleep $(( seconds + 2 ))
   kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   rm -f "$work/testpmd.pid"
