@@ -164,6 +164,11 @@ fn balances_both_protocols(mode: &'static str) {
         out.contains("3 packets transmitted, 3 received") && !out.contains("DUP!"),
         "one answer per ping from {own}: {out}"
     );
+    // Counted as they reached the twin (by the control thread where the workers hand them
+    // over): the three echo requests at least.
+    let m = lb.metrics();
+    let to_kernel = metric(&m, "haports_kernel_packets_total", &[]);
+    assert!(to_kernel >= Some(3.0), "{m}");
 
     let status = lb.stop();
     assert!(

@@ -108,11 +108,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut macs = Vec::new();
     let mut mtus = Vec::new();
     let mut handoffs = Vec::new();
-    // A twin has an RX and a TX queue for each worker, or one of each, the control thread's,
-    // where it could not have that many (twin::MAX_QUEUES): the workers hand it what goes to
-    // the kernel (`to_twin`). The control thread reads every RX queue.
-    let handoff = 2 * workers > twin::MAX_QUEUES;
-    let twin_queues = if handoff { 1 } else { workers as u16 };
+    // A twin has an RX and a TX queue for each worker, or one of each, the control thread's
+    // (Dataplane::twin_queues): then the workers hand it what goes to the kernel (`to_twin`).
+    // The control thread reads every RX queue.
+    let twin_queues = cfg.dataplane.twin_queues();
+    let handoff = usize::from(twin_queues) != workers;
     let mut to_twin = Vec::new();
     for (i, ifc) in cfg.interface.iter().enumerate() {
         // The control thread sends the twins' traffic on a TX queue of its own where the
@@ -179,6 +179,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .collect();
     // The twins' packets this thread could not send (it is their counter's one writer).
     let control_tx_full = Arc::new(Counter::default());
+    let control_to_kernel = Arc::new(Counter::default());
 
     // Before any worker runs: a socket another haports holds stops the start here.
     let socket = cfg
@@ -194,6 +195,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         let source = MetricsSource {
             workers: counters.clone(),
             control_tx_full: control_tx_full.clone(),
+            control_to_kernel: control_to_kernel.clone(),
             ports: cfg
                 .interface
                 .iter()
@@ -310,7 +312,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 let _ = twin_buf.push(m);
                 moved += 1;
             }
-            control_tx_full.add(txq.flush(&mut twin_buf).1 as u64);
+            // What reached the twin counts as to the kernel, what it had no room for as a drop.
+            let (sent, lost) = txq.flush(&mut twin_buf);
+            control_to_kernel.add(sent as u64);
+            control_tx_full.add(lost as u64);
         }
 
         // Health changes and reloads are published at once: failover must not wait.

@@ -30,8 +30,12 @@ use crate::lb::verdict::DropReason;
 #[derive(Debug)]
 pub struct MetricsSource {
     pub workers: Vec<Arc<WorkerCounters>>,
-    /// The control thread's `tx_full` drops: the kernel twins' packets it could not send.
+    /// The control thread's `tx_full` drops: the kernel twins' packets it could not send, and
+    /// the workers' packets for a twin that the twin's queue had no room for.
     pub control_tx_full: Arc<Counter>,
+    /// The workers' packets for a twin that the control thread sent (where they hand them
+    /// over: a twin of one queue).
+    pub control_to_kernel: Arc<Counter>,
     /// (interface name, its DPDK port).
     pub ports: Vec<(String, Port)>,
     pub forwarding: Arc<ArcSwap<Forwarding>>,
@@ -163,7 +167,10 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &mut enc,
             "haports_kernel_packets",
             "Packets handed to the kernel twins (the exception path)",
-            &[(vec![], sum(&|w| w.to_kernel.get()))],
+            &[(
+                vec![],
+                sum(&|w| w.to_kernel.get()) + self.control_to_kernel.get(),
+            )],
         )?;
         let n = &self.neighbours;
         gauge(

@@ -46,6 +46,7 @@ fn exposition(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> String {
     let source = MetricsSource {
         workers: vec![Arc::new(WorkerCounters::default())],
         control_tx_full: Arc::new(Counter::default()),
+        control_to_kernel: Arc::new(Counter::default()),
         ports: Vec::new(),
         forwarding: Arc::new(ArcSwap::from_pointee(fwd)),
         probes: Arc::new(Mutex::new(board)),

@@ -15,11 +15,6 @@ use crate::dataplane::counters::Counter;
 use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, TxBuffer, TxQueue};
 use crate::wire::MacAddr;
 
-/// The most queues, RX and TX together, that a twin is started with: DPDK 22.11's net_tap
-/// passes every queue's descriptor in one message that holds 8 (`RTE_MP_MAX_FD_NUM`), and
-/// overflows its stack starting a port with more (an abort at start with 5 workers).
-pub const MAX_QUEUES: usize = 8;
-
 /// Linux limits interface names to 15 bytes.
 const IFNAMSIZ_MAX: usize = 15;
 

@@ -53,7 +53,8 @@ pub struct WorkerCounters {
     pub rx_packets: [Counter; MAX_INTERFACES],
     /// Packets sent, by interface index.
     pub tx_packets: [Counter; MAX_INTERFACES],
-    /// Packets handed to the kernel twins.
+    /// Packets this worker sent on its own queues of the kernel twins (the control thread counts
+    /// those the workers hand it).
     pub to_kernel: Counter,
     pub drops: [Counter; DropReason::COUNT],
     /// Packets and bytes forwarded to each backend, by `BackendId` of the current

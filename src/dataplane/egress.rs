@@ -139,15 +139,15 @@ impl Egress {
                         }
                         let _ = buf.push(m);
                     }
-                    // Full: the control thread is behind; dropped as by a full TX ring.
-                    ToTwin::Handoff(h) => match h.push(m) {
-                        Ok(()) => counters.to_kernel.add(1),
-                        Err(m) => {
+                    // Counted by the control thread as it sends. Full: the control thread is
+                    // behind; dropped as by a full TX ring.
+                    ToTwin::Handoff(h) => {
+                        if let Err(m) = h.push(m) {
                             counters.drop_packet(DropReason::TxFull);
                             self.drops[dropped] = Some(m);
                             dropped += 1;
                         }
-                    },
+                    }
                 },
                 Action::Hold { interface } => {
                     if let Err(m) = self.held.hold(Some(m), interface, now_ms) {

@@ -180,15 +180,30 @@ fn dataplane_sizes_are_checked() {
 fn packet_buffers_are_at_least_what_the_rings_need() {
     let mut cfg = base();
     let need = cfg.dataplane.mbufs_for_rings(cfg.interface.len());
-    // The worker's two rings, the twin's two, the control thread's TX ring and a hand-off,
-    // 1024 each, and 4096 more.
+    // The worker's two rings, the twin's two and the control thread's TX ring, 1024 each,
+    // and 4096 more.
     assert_eq!(
         need, 16383,
-        "one interface, one worker: 10240, up to 2^n - 1"
+        "one interface, one worker: 9216, up to 2^n - 1"
     );
-    // 10 × 6 × 1024 + 4096 = 65536: 2^16 - 1 would be one short.
-    assert_eq!(cfg.dataplane.mbufs_for_rings(10), 131_071);
-    assert_eq!(cfg.dataplane.mbufs_for_rings(9), 65_535);
+    // 12 × 5 × 1024 + 4096 = 65536: 2^16 - 1 would be one short.
+    assert_eq!(cfg.dataplane.mbufs_for_rings(12), 131_071);
+    // Up to 4 workers a twin has a queue of each kind per worker: 2 × (3 × 4 + 1) × 1024 +
+    // 4096 = 30720. From 5 on it has one of each, and the workers a hand-off to it: 16
+    // workers, 2 × (32 + 2 + 1 + 1) × 1024 + 4096 = 77824.
+    for (workers, interfaces, want) in [(3, 2, 32_767), (4, 1, 32_767), (16, 2, 131_071)] {
+        let dp = Dataplane {
+            workers,
+            ..Dataplane::default()
+        };
+        assert_eq!(dp.mbufs_for_rings(interfaces), want, "{workers} workers");
+    }
+    assert_eq!(cfg.dataplane.twin_queues(), 1);
+    let five = Dataplane {
+        workers: 5,
+        ..Dataplane::default()
+    };
+    assert_eq!((five.twin_queues(), five.mbufs_for_rings(1)), (1, 32_767));
     cfg.dataplane.mbufs = need;
     assert!(validate(&cfg).is_empty());
     cfg.dataplane.workers = 4;
