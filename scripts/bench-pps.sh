@@ -57,6 +57,14 @@ for mode in $modes; do
 done
 modes=${wanted# }
 [ -n "$modes" ] || { echo "-m: no mode (nat, floating or dsr)" >&2; exit 2; }
+# net_pcap gives a port at most 16 RX queues (RTE_PMD_PCAP_MAX_QUEUES), one per worker here.
+[[ $workers =~ ^[0-9]+$ ]] && (( workers >= 1 && workers <= 16 )) \
+  || { echo "-w: 1 to 16 workers (net_pcap's most queues), not \"$workers\"" >&2; exit 2; }
+if [ -z "$lcores" ] && (( workers + 1 > $(nproc) )); then
+  echo "-w $workers needs $(( workers + 1 )) CPUs (a main lcore and one per worker); this" \
+    "machine has $(nproc): give fewer workers, or -l" >&2
+  exit 2
+fi
 lcores=${lcores:-0-$workers}
 scripts/install-deps.sh
 dpkg-query -W -f='${Status}' python3-matplotlib 2>/dev/null | grep -q "install ok installed" \
