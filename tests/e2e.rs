@@ -197,6 +197,35 @@ fn non_floating_ha_ports_with_five_workers_balances_tcp_and_udp_over_three_backe
     balances_both_protocols("nat-5w");
 }
 
+/// `kernel_pps` is over all workers: pings to the appliance's own address (one flow, so one
+/// worker of five) at half of it all reach the kernel and are answered. When each worker had
+/// a fifth of the rate (40 a second here), three in five were dropped as over it.
+#[test]
+fn one_flow_to_the_appliance_may_take_the_whole_kernel_rate_of_five_workers() {
+    let lab = Lab::up("nat-5w");
+    lab.edit_config(|t| t.replacen("[dataplane]\n", "[dataplane]\nkernel_pps = 200\n", 1));
+    let mut lb = Appliance::start(&lab, &lab.config());
+    let before = metric(&lb.metrics(), "haports_kernel_packets_total", &[]).unwrap_or(0.0);
+    // 100 a second (fewer where the machine is busy) for 3 s.
+    let ping = lab.exec(
+        "c",
+        &[
+            "ping", "-q", "-c", "300", "-i", "0.01", "-W", "2", "10.0.1.2",
+        ],
+    );
+    let out = String::from_utf8_lossy(&ping.stdout);
+    let received: u32 = out
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" received")?.parse().ok())
+        .unwrap_or_else(|| panic!("ping said: {out}"));
+    let m = lb.metrics();
+    let over = metric(&m, "haports_drops_total", &[("reason", "kernel_limit")]);
+    assert_eq!(over, Some(0.0), "{out}\n{m}");
+    let to_kernel = metric(&m, "haports_kernel_packets_total", &[]).unwrap() - before;
+    assert!(received >= 295 && to_kernel >= 300.0, "{out}\n{m}");
+    assert!(lb.stop().success(), "{}", lb.logs());
+}
+
 #[test]
 fn floating_ha_ports_balances_tcp_and_udp_over_three_backends() {
     balances_both_protocols("dsr");

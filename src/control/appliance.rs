@@ -21,7 +21,9 @@ use super::twin::{self, KernelOut};
 use super::Error;
 use crate::config::{Config, Dataplane};
 use crate::dataplane::counters::Counter;
-use crate::dataplane::{Report, ToTwin, Worker, WorkerCounters, WorkerState, REPORTS};
+use crate::dataplane::{
+    KernelBudget, Report, ToTwin, Worker, WorkerCounters, WorkerState, REPORTS,
+};
 use crate::dpdk::{
     fixed_rx_queues, max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer,
 };
@@ -211,6 +213,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     }
 
     // Once a worker runs, a failure must stop it before the ports and the pool go away.
+    let kernel_budget = Arc::new(KernelBudget::default());
     let launched = (|| -> Result<(), Error> {
         for (w, lcore) in lcores.iter().take(workers).enumerate() {
             let worker = Worker {
@@ -226,6 +229,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                     })
                     .collect(),
                 state: WorkerState {
+                    kernel: kernel_budget.clone(),
                     new_flows: counters[w].backend_flows.clone(),
                     traffic: counters[w].backend_traffic.clone(),
                     ..WorkerState::on_socket(

@@ -1,7 +1,13 @@
-//! The exception path's budget: how many packets a second a worker hands to the kernel twins
+//! The exception path's budget: how many packets a second the workers hand to the kernel twins
 //! (DESIGN §6), so that a flood at the appliance's own addresses can starve neither the
 //! kernel nor the control thread. Answers to the health probes (from the backend side) have a
-//! budget of their own, so that such a flood cannot fail the probes either.
+//! budget of their own, so that such a flood cannot fail the probes either. The workers share
+//! it: one flow (a BGP session, a copy to the appliance's address) lands on one worker and
+//! may take the whole rate, and so may the neighbour discovery that one queue receives.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam::utils::CachePadded;
 
 /// A token bucket counted in thousandths of a packet: `rate` packets a second, bursts of a
 /// tenth of a second's worth (at least [`MIN_BURST`] packets).
@@ -47,29 +53,61 @@ impl TokenBucket {
     }
 }
 
-/// A worker's two budgets towards the kernel.
-#[derive(Debug, Clone)]
+/// A budget of `rate` packets a second that the workers share, with bursts of a tenth of a
+/// second's worth (at least [`MIN_BURST`] packets), as [`TokenBucket`] admits them: the
+/// generic cell rate algorithm on one word, the time at which the budget would be whole
+/// again. Over the rate a packet costs a load of that word, shared by the cores while no
+/// packet goes; one admitted costs a compare-and-swap.
+#[derive(Debug, Default)]
+pub struct SharedBucket {
+    /// When the next packet is due at the rate (ns, the workers' clock): the budget is spent
+    /// while that lies more than a burst's span ahead.
+    due_ns: CachePadded<AtomicU64>,
+}
+
+impl SharedBucket {
+    /// Takes one packet's share at `now_ms` at `rate` packets a second; false when the rate
+    /// is spent.
+    #[inline]
+    pub fn take(&self, now_ms: u64, rate: u32) -> bool {
+        let every = 1_000_000_000 / u64::from(rate.max(1));
+        let span = ((u64::from(rate) / 10).max(MIN_BURST) - 1) * every;
+        let now = now_ms.saturating_mul(1_000_000);
+        let mut due = self.due_ns.load(Ordering::Relaxed);
+        loop {
+            if due > now.saturating_add(span) {
+                return false;
+            }
+            let next = due.max(now) + every;
+            match (self.due_ns).compare_exchange_weak(
+                due,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => due = seen,
+            }
+        }
+    }
+}
+
+/// The workers' two budgets towards the kernel, shared by them all.
+#[derive(Debug, Default)]
 pub struct KernelBudget {
-    others: TokenBucket,
-    backends: TokenBucket,
+    others: SharedBucket,
+    backends: SharedBucket,
 }
 
 impl KernelBudget {
-    pub fn new(rate: u32) -> KernelBudget {
-        KernelBudget {
-            others: TokenBucket::full(rate),
-            backends: TokenBucket::full(rate),
-        }
-    }
-
-    /// Whether a packet for the kernel may go, at `rate` packets a second (each budget);
-    /// `from_backend`: it came from the backend side (a probe's answer).
+    /// Whether a packet for the kernel may go, at `rate` packets a second over all workers
+    /// (each budget); `from_backend`: it came from the backend side (a probe's answer).
     #[inline]
-    pub fn admit(&mut self, now_ms: u64, rate: u32, from_backend: bool) -> bool {
+    pub fn admit(&self, now_ms: u64, rate: u32, from_backend: bool) -> bool {
         let bucket = if from_backend {
-            &mut self.backends
+            &self.backends
         } else {
-            &mut self.others
+            &self.others
         };
         bucket.take(now_ms, rate)
     }
@@ -77,6 +115,8 @@ impl KernelBudget {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -106,9 +146,29 @@ mod tests {
         assert!(!b.take(10, 1));
     }
 
+    /// The shared budget admits as the worker's own bucket does, and once over all workers.
+    #[test]
+    fn a_shared_budget_admits_as_a_bucket_does_over_every_worker() {
+        for rate in [1, 100, 1000, 20_000, 1_000_000] {
+            let (mut own, shared) = (TokenBucket::full(rate), Arc::new(SharedBucket::default()));
+            let mut at = 1_000;
+            for step in [0, 1, 1, 7, 250, 0, 3_000, 1] {
+                at += step;
+                let mine = (0..200_000).filter(|_| own.take(at, rate)).count();
+                // Two workers at once: they share it.
+                let theirs: usize = std::thread::scope(|s| {
+                    let take = || (0..100_000).filter(|_| shared.take(at, rate)).count();
+                    let (a, b) = (s.spawn(take), s.spawn(take));
+                    a.join().unwrap() + b.join().unwrap()
+                });
+                assert_eq!(mine, theirs, "rate {rate} at {at} ms");
+            }
+        }
+    }
+
     #[test]
     fn probe_answers_have_a_budget_of_their_own() {
-        let mut k = KernelBudget::new(100);
+        let k = KernelBudget::default();
         while k.admit(0, 100, false) {}
         assert!(
             k.admit(0, 100, true),

@@ -37,6 +37,7 @@ pub use action::Action;
 pub use counters::WorkerCounters;
 pub use datagrams::Fragment;
 pub use egress::ToTwin;
+pub use exception::KernelBudget;
 pub use fragmenter::Spill;
 pub use neighbours::{Held, NeighbourReports, Report, REPORTS};
 pub use packet_buffer::PacketBuffer;

@@ -9,7 +9,6 @@ use super::counters::{backend_counters, backend_traffic, Counter, Traffic, Worke
 use super::datagrams::{Datagrams, FRAGMENT_CAPACITY};
 use super::exception::{KernelBudget, TokenBucket};
 use super::neighbours::{NeighbourReports, Report};
-use crate::config::Dataplane;
 use crate::dpdk::SocketMemory;
 use crate::lb::decision::Flows;
 use crate::lb::flow_table::{buckets_for, Bucket, FlowTable};
@@ -24,8 +23,9 @@ pub struct WorkerState {
     pub fragments: Datagrams,
     /// What the worker tells the control thread about neighbours.
     pub neighbours: NeighbourReports,
-    /// What the worker may still hand to the kernel twins.
-    pub kernel: KernelBudget,
+    /// What the workers may still hand to the kernel twins: one budget for all of them (the
+    /// appliance gives each worker the same).
+    pub kernel: Arc<KernelBudget>,
     /// The ICMP errors the worker may still send (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8):
     /// [`vxlan::ERRORS_PER_SECOND`](super::vxlan::ERRORS_PER_SECOND).
     pub icmp_errors: TokenBucket,
@@ -76,7 +76,7 @@ impl WorkerState {
             flows: Flows::in_memory(FlowTable::in_memory(memory, flow_capacity), table_secret()),
             fragments: Datagrams::with_capacity(FRAGMENT_CAPACITY),
             neighbours: NeighbourReports::new(reports),
-            kernel: KernelBudget::new(Dataplane::DEFAULT_KERNEL_PPS),
+            kernel: Arc::default(),
             icmp_errors: TokenBucket::full(super::vxlan::ERRORS_PER_SECOND),
             new_flows: backend_counters(OWN_COUNTED_BACKENDS),
             traffic: backend_traffic(OWN_COUNTED_BACKENDS),

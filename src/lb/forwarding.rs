@@ -147,7 +147,8 @@ pub struct Forwarding {
     /// Counts applied configs: 1 for the config at start, +1 per successful reload.
     pub config_generation: u64,
     pub hash_seed: u64,
-    /// Each worker's share of `dataplane.kernel_pps`: packets a second to the kernel twins.
+    /// `dataplane.kernel_pps`: packets a second to the kernel twins, over all workers (their
+    /// shared [`KernelBudget`](crate::dataplane::state::WorkerState::kernel)).
     pub kernel_pps: u32,
     pub interfaces: Vec<InterfaceState>,
     pub frontends: Vec<FrontendState>,

@@ -83,10 +83,7 @@ impl Forwarding {
             generation,
             config_generation: 1,
             hash_seed: seed,
-            kernel_pps: cfg
-                .dataplane
-                .kernel_pps
-                .div_ceil(cfg.dataplane.workers.max(1)),
+            kernel_pps: cfg.dataplane.kernel_pps,
             interfaces,
             frontends: Vec::new(),
             pools: Vec::new(),

@@ -285,6 +285,41 @@ fn a_bad_ipv4_header_checksum_is_dropped_on_both_paths() {
     assert_dropped(&spoofed, &fwd, DropReason::IpChecksum);
 }
 
+/// Four workers share the rate: a flow, which lands on one of them, may take all of it (a
+/// worker's quarter would hold a BGP session or a copy to the appliance's own address to 250
+/// packets a second), and the others then get none of it.
+#[test]
+fn the_kernel_rate_is_over_all_workers_whichever_takes_it() {
+    let mut cfg = ha_ports();
+    cfg.dataplane.workers = 4;
+    cfg.dataplane.kernel_pps = 1000;
+    let fwd = build(&cfg, &[]);
+    let (mut first, _) = worker();
+    let (mut second, _) = worker();
+    second.kernel = first.kernel.clone();
+    let request = icmp_echo_request(b"flood");
+    let frame = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &ipv4(CLIENT, OWN, IpProtocol::ICMP, &request),
+    );
+    let to_kernel = |st: &mut WorkerState, n| {
+        (0..n)
+            .filter(|_| {
+                let mut f = frame.clone();
+                matches!(process(&mut f, LAN, st, &fwd, NOW), Action::ToKernel { .. })
+            })
+            .count()
+    };
+    assert_eq!(
+        to_kernel(&mut first, 1000),
+        100,
+        "the whole burst of 1000 pps"
+    );
+    assert_eq!(to_kernel(&mut second, 1000), 0, "spent by the first worker");
+}
+
 #[test]
 fn the_kernel_twin_gets_its_rate_and_probe_answers_a_budget_of_their_own() {
     let mut cfg = ha_ports();
