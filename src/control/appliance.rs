@@ -103,7 +103,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         0 => cfg.dataplane.mbufs_for_rings(cfg.interface.len()),
         n => n,
     };
-    let pool = Mempool::new("haports", count, 256)?;
+    let pool = Mempool::new("haports", count, Dataplane::MBUF_CACHE)?;
 
     let mut ports = Vec::new();
     let mut twins = Vec::new();

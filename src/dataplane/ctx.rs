@@ -15,8 +15,8 @@ pub(super) struct Ctx<'a> {
     pub now_ms: u64,
 }
 
-/// To the kernel twin of `ingress`, within the worker's budget for it (`from_backend`: a
-/// health probe's answer, with a budget of its own).
+/// To the kernel twin of `ingress`, within the workers' shared budget for it (`from_backend`:
+/// a health probe's answer, with a budget of its own).
 pub(super) fn to_kernel(
     ingress: InterfaceId,
     from_backend: bool,

@@ -70,12 +70,26 @@ impl SharedBucket {
     /// is spent.
     #[inline]
     pub fn take(&self, now_ms: u64, rate: u32) -> bool {
-        let every = 1_000_000_000 / u64::from(rate.max(1));
+        // At most a packet a nanosecond: beyond, a packet is no time at all, and a burst none.
+        let every = (1_000_000_000 / u64::from(rate.max(1))).max(1);
         let span = ((u64::from(rate) / 10).max(MIN_BURST) - 1) * every;
         let now = now_ms.saturating_mul(1_000_000);
         let mut due = self.due_ns.load(Ordering::Relaxed);
         loop {
             if due > now.saturating_add(span) {
+                // At one rate `due` lies at most a span and a packet ahead (a millisecond more
+                // where another worker's clock is ahead). Further is the debt of a lower rate
+                // that a reload raised: it would refuse packets for long after the new rate
+                // allows them, so it is cut to an empty budget at the new rate.
+                let empty = now.saturating_add(span + every);
+                if due > empty.saturating_add(1_000_000) {
+                    let _ = (self.due_ns).compare_exchange(
+                        due,
+                        empty,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 return false;
             }
             let next = due.max(now) + every;
@@ -164,6 +178,34 @@ mod tests {
                 assert_eq!(mine, theirs, "rate {rate} at {at} ms");
             }
         }
+    }
+
+    /// A reload that raises the rate: the new rate holds from the next millisecond, not once
+    /// the old rate's debt is paid (3.1 s from 10 to 20000 a second). Lowered, its burst.
+    #[test]
+    fn a_shared_budget_takes_a_new_rate_at_once() {
+        let b = SharedBucket::default();
+        while b.take(1000, 10) {}
+        assert!(
+            !b.take(1001, 20_000),
+            "spent, and an empty budget at the new rate"
+        );
+        assert_eq!((0..100).filter(|_| b.take(1002, 20_000)).count(), 20);
+        assert_eq!((0..100).filter(|_| b.take(1003, 20_000)).count(), 20);
+        let lowered = SharedBucket::default();
+        while lowered.take(1000, 20_000) {}
+        assert_eq!((0..100).filter(|_| lowered.take(60_000, 10)).count(), 32);
+        assert!(!lowered.take(60_000, 10));
+    }
+
+    /// Rates beyond a packet a nanosecond keep a burst, so that a worker whose clock is a
+    /// millisecond behind another's is not refused (the rate someone gives to mean "no
+    /// limit").
+    #[test]
+    fn a_shared_budget_beyond_a_packet_a_nanosecond_keeps_its_burst() {
+        let b = SharedBucket::default();
+        assert!(b.take(1001, u32::MAX));
+        assert!(b.take(1000, u32::MAX));
     }
 
     #[test]

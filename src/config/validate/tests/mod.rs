@@ -181,13 +181,20 @@ fn packet_buffers_are_at_least_what_the_rings_need() {
     let mut cfg = base();
     let need = cfg.dataplane.mbufs_for_rings(cfg.interface.len());
     // The worker's two rings, the twin's two and the control thread's TX ring, 1024 each,
-    // and 4096 more.
+    // 4096 more, and two lcores' caches of 384 at their fullest.
     assert_eq!(
         need, 16383,
-        "one interface, one worker: 9216, up to 2^n - 1"
+        "one interface, one worker: 9984, up to 2^n - 1"
     );
-    // 12 × 5 × 1024 + 4096 = 65536: 2^16 - 1 would be one short.
+    // 12 × 5 × 1024 + 4096 = 65536 before the caches: 2^16 - 1 would be short.
     assert_eq!(cfg.dataplane.mbufs_for_rings(12), 131_071);
+    // 59 workers on one interface: (118 + 2 + 1 + 1) × 1024 + 4096 = 129024, and 60 caches
+    // of 384, 23040, beyond 2^17 - 1.
+    let many = Dataplane {
+        workers: 59,
+        ..Dataplane::default()
+    };
+    assert_eq!(many.mbufs_for_rings(1), 262_143);
     // Up to 4 workers a twin has a queue of each kind per worker: 2 × (3 × 4 + 1) × 1024 +
     // 4096 = 30720. From 5 on it has one of each, and the workers a hand-off to it: 16
     // workers, 2 × (32 + 2 + 1 + 1) × 1024 + 4096 = 77824.
