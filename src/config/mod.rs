@@ -9,6 +9,7 @@
 mod announce;
 mod load;
 mod model;
+mod sizing;
 mod validate;
 
 pub use announce::Announce;

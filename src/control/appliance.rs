@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::announce::{self, Announcer};
+use super::frontend_macs::{frontend_macs_after_reload, receive_frontend_macs};
 use super::metrics::{serve, MetricsSource};
 use super::neighbours::Neighbours;
 use super::plane::{reachable, Plane, Reload};
@@ -25,10 +26,9 @@ use crate::dataplane::{
     KernelBudget, Report, ToTwin, Worker, WorkerCounters, WorkerState, REPORTS,
 };
 use crate::dpdk::{
-    fixed_rx_queues, max_queues, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, TxBuffer,
+    fixed_rx_queues, max_queues, port_socket, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig,
+    TxBuffer,
 };
-use crate::lb::forwarding::frontend_mac;
-use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
 
 /// How often neighbours are re-solicited and reports folded into a new state.
@@ -103,7 +103,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         0 => cfg.dataplane.mbufs_for_rings(cfg.interface.len()),
         n => n,
     };
-    let pool = Mempool::new("haports", count, Dataplane::MBUF_CACHE)?;
+    // On the first port's NUMA socket, where its device writes them (testpmd's choice too).
+    let socket = cfg.interface.first().and_then(|i| port_socket(i.port));
+    let pool = Mempool::new("haports", count, Dataplane::MBUF_CACHE, socket)?;
 
     let mut ports = Vec::new();
     let mut twins = Vec::new();
@@ -472,30 +474,4 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     drop(pool);
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Has `port` (interface port `id`) receive the frames addressed to every frontend's own MAC
-/// (frames routed through a frontend carry it): by its MAC filter, else in promiscuous mode.
-/// A MAC the filter holds already is no error.
-fn receive_frontend_macs(port: &Port, id: u16, cfg: &Config) -> Result<(), Error> {
-    let frontend_macs: Vec<MacAddr> = cfg
-        .load_balancer
-        .iter()
-        .flat_map(|lb| lb.frontend.iter().map(|fe| frontend_mac(fe.address)))
-        .collect();
-    if let Err(e) = frontend_macs.iter().try_for_each(|m| port.add_mac(*m)) {
-        tracing::info!(port = id, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
-        port.enable_promiscuous()?;
-    }
-    Ok(())
-}
-
-/// [`receive_frontend_macs`] on every port once a reload applied: frontends it added are
-/// received as those at start are (on a NIC that filters by MAC, their frames were dropped).
-fn frontend_macs_after_reload(ports: &[Port], cfg: &Config) {
-    for (ifc, port) in cfg.interface.iter().zip(ports) {
-        if let Err(e) = receive_frontend_macs(port, ifc.port, cfg) {
-            tracing::error!(port = ifc.port, reason = %e, "cannot receive the frontends' frames after the reload");
-        }
-    }
 }

@@ -163,14 +163,12 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 })
                 .collect::<Vec<_>>(),
         )?;
+        let to_kernel = sum(&|w| w.to_kernel.get()) + self.control_to_kernel.get();
         counter(
             &mut enc,
             "haports_kernel_packets",
             "Packets handed to the kernel twins (the exception path)",
-            &[(
-                vec![],
-                sum(&|w| w.to_kernel.get()) + self.control_to_kernel.get(),
-            )],
+            &[(vec![], to_kernel)],
         )?;
         let n = &self.neighbours;
         gauge(

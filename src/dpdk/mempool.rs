@@ -18,8 +18,16 @@ unsafe impl Send for Mempool {}
 unsafe impl Sync for Mempool {}
 
 impl Mempool {
-    /// `count` mbufs of the default data room, with a per-lcore cache of `cache`.
-    pub fn new(name: &str, count: u32, cache: u32) -> Result<Mempool, DpdkError> {
+    /// `count` mbufs of the default data room, with a per-lcore cache of `cache`, in the
+    /// memory of NUMA `socket` (`None`: the calling lcore's).
+    pub fn new(
+        name: &str,
+        count: u32,
+        cache: u32,
+        socket: Option<u32>,
+    ) -> Result<Mempool, DpdkError> {
+        // SAFETY: no preconditions after EAL init (the caller holds an `Eal`).
+        let socket = socket.unwrap_or_else(|| unsafe { dpdk_sys::rte_socket_id() });
         let cname = CString::new(name).expect("pool name without NUL");
         // SAFETY: valid C string; EAL initialised (the caller holds an `Eal`).
         let raw = unsafe {
@@ -29,7 +37,7 @@ impl Mempool {
                 cache,
                 0,
                 dpdk_sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
-                dpdk_sys::rte_socket_id() as i32,
+                socket as i32,
             )
         };
         NonNull::new(raw)

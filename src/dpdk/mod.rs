@@ -17,5 +17,5 @@ pub use mbuf::{free_bulk, Mbuf, MbufBurst, TxBuffer, BURST};
 pub use memory::{prefetch, SocketMemory};
 pub use mempool::Mempool;
 pub use port::{
-    fixed_rx_queues, mac_of, max_queues, Port, PortConfig, PortStats, RxQueue, TxQueue,
+    fixed_rx_queues, mac_of, max_queues, port_socket, Port, PortConfig, PortStats, RxQueue, TxQueue,
 };

@@ -282,6 +282,13 @@ pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
     Ok((info.max_rx_queues, info.max_tx_queues))
 }
 
+/// The NUMA socket of port `id`'s device; `None` where it has none (a virtual device) or the
+/// port does not exist.
+pub fn port_socket(id: u16) -> Option<u32> {
+    // SAFETY: no preconditions; an unknown port gives -1.
+    u32::try_from(unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }).ok()
+}
+
 /// How many RX queues a port's device fills whatever is configured, for the PMDs where
 /// that is fixed when the device is probed: the AF_PACKET PMD opens a socket per queue pair
 /// (`qpairs`) in one kernel fanout group, and the AF_XDP PMD's queues are the NIC's
