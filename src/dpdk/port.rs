@@ -285,7 +285,12 @@ pub fn max_queues(id: u16) -> Result<(u16, u16), DpdkError> {
 /// The NUMA socket of port `id`'s device; `None` where it has none (a virtual device) or the
 /// port does not exist.
 pub fn port_socket(id: u16) -> Option<u32> {
-    // SAFETY: no preconditions; an unknown port gives -1.
+    // SAFETY: no preconditions.
+    if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
+        // DPDK 22.11 reads an unknown port's data without checking it (a crash).
+        return None;
+    }
+    // SAFETY: a port that exists; one without a socket gives -1.
     u32::try_from(unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }).ok()
 }
 
