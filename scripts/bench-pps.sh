@@ -16,7 +16,8 @@
 # used; writes OUTDIR/pps.csv (the medians), OUTDIR/pps-rounds.csv (every round's figures,
 # for their spread) and, when matplotlib is there, OUTDIR/pps.png.
 # -m: the modes, nat and floating (DSR: "dsr" is taken for floating); others are refused.
-# WORKERS: worker cores (default 1; each gets its own RX queue replaying the pcap).
+# WORKERS: worker cores, 1 to 16 (default 1; each gets its own RX queue replaying the pcap;
+# net_pcap has 16); without -l the machine needs WORKERS + 1 CPUs.
 # LCORES: EAL's -l (main lcore + WORKERS; default 0-WORKERS). HUGEPAGES: reserve this many
 # 2 MB hugepages for the run, then put the reservation back as it was (default: use what
 # is reserved; none means --no-huge).
@@ -58,8 +59,9 @@ done
 modes=${wanted# }
 [ -n "$modes" ] || { echo "-m: no mode (nat, floating or dsr)" >&2; exit 2; }
 # net_pcap gives a port at most 16 RX queues (RTE_PMD_PCAP_MAX_QUEUES), one per worker here.
-[[ $workers =~ ^[0-9]+$ ]] && (( workers >= 1 && workers <= 16 )) \
+[[ $workers =~ ^[0-9]+$ ]] && (( 10#$workers >= 1 && 10#$workers <= 16 )) \
   || { echo "-w: 1 to 16 workers (net_pcap's most queues), not \"$workers\"" >&2; exit 2; }
+workers=$(( 10#$workers ))
 if [ -z "$lcores" ] && (( workers + 1 > $(nproc) )); then
   echo "-w $workers needs $(( workers + 1 )) CPUs (a main lcore and one per worker); this" \
     "machine has $(nproc): give fewer workers, or -l" >&2

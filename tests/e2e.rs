@@ -198,7 +198,8 @@ fn non_floating_ha_ports_with_five_workers_balances_tcp_and_udp_over_three_backe
 }
 
 /// `kernel_pps` is over all workers: pings to the appliance's own address (one flow, so one
-/// worker of five) at half of it all reach the kernel and are answered. When each worker had
+/// worker of five) at half of it all reach the kernel, none over the rate, and are answered
+/// (a few may be lost on the way). When each worker had
 /// a fifth of the rate (40 a second here), three in five were dropped as over it.
 #[test]
 fn one_flow_to_the_appliance_may_take_the_whole_kernel_rate_of_five_workers() {

@@ -263,7 +263,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         return Err(e);
     }
 
-    // The control thread's own queues: each twin's, TX queue `workers` of each port.
+    // The control thread's own queues: every twin RX queue, a one-queue twin's TX queue, and
+    // each port's spare TX queue (`workers`) where it has one.
     let mut twin_rx: Vec<_> = (twins.iter().enumerate())
         .flat_map(|(ifc, t)| (0..twin_queues).map(move |q| (ifc, t.rx_queue(q))))
         .collect();

@@ -5,7 +5,7 @@
 //! it: one flow (a BGP session, a copy to the appliance's address) lands on one worker and
 //! may take the whole rate, and so may the neighbour discovery that one queue receives.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam::utils::CachePadded;
 
@@ -60,9 +60,16 @@ impl TokenBucket {
 /// packet goes; one admitted costs a compare-and-swap.
 #[derive(Debug, Default)]
 pub struct SharedBucket {
+    shared: CachePadded<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
     /// When the next packet is due at the rate (ns, the workers' clock): the budget is spent
     /// while that lies more than a burst's span ahead.
-    due_ns: CachePadded<AtomicU64>,
+    due_ns: AtomicU64,
+    /// The rate the last packet was taken at (a reload may change it).
+    rate: AtomicU32,
 }
 
 impl SharedBucket {
@@ -74,16 +81,20 @@ impl SharedBucket {
         let every = (1_000_000_000 / u64::from(rate.max(1))).max(1);
         let span = ((u64::from(rate) / 10).max(MIN_BURST) - 1) * every;
         let now = now_ms.saturating_mul(1_000_000);
-        let mut due = self.due_ns.load(Ordering::Relaxed);
+        let s = &*self.shared;
+        let new_rate = s.rate.load(Ordering::Relaxed) != rate;
+        if new_rate {
+            s.rate.store(rate, Ordering::Relaxed);
+        }
+        let mut due = s.due_ns.load(Ordering::Relaxed);
         loop {
             if due > now.saturating_add(span) {
-                // At one rate `due` lies at most a span and a packet ahead (a millisecond more
-                // where another worker's clock is ahead). Further is the debt of a lower rate
-                // that a reload raised: it would refuse packets for long after the new rate
-                // allows them, so it is cut to an empty budget at the new rate.
+                // The first packet at a rate a reload raised: a lower rate's debt would refuse
+                // packets long after the new rate allows them, so it is cut to an empty budget
+                // at the new rate (only then: a worker whose clock lags would cut it too).
                 let empty = now.saturating_add(span + every);
-                if due > empty.saturating_add(1_000_000) {
-                    let _ = (self.due_ns).compare_exchange(
+                if new_rate && due > empty {
+                    let _ = (s.due_ns).compare_exchange(
                         due,
                         empty,
                         Ordering::Relaxed,
@@ -93,12 +104,8 @@ impl SharedBucket {
                 return false;
             }
             let next = due.max(now) + every;
-            match (self.due_ns).compare_exchange_weak(
-                due,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match (s.due_ns).compare_exchange_weak(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(seen) => due = seen,
             }
@@ -196,6 +203,17 @@ mod tests {
         while lowered.take(1000, 20_000) {}
         assert_eq!((0..100).filter(|_| lowered.take(60_000, 10)).count(), 32);
         assert!(!lowered.take(60_000, 10));
+    }
+
+    /// A worker whose clock lags another's (it was paused after reading it) takes nothing
+    /// beyond the rate: only a new rate cuts the debt.
+    #[test]
+    fn a_lagging_worker_gets_nothing_beyond_the_rate() {
+        let b = SharedBucket::default();
+        assert_eq!((0..500).filter(|_| b.take(1010, 1000)).count(), 100);
+        assert!(!b.take(1000, 1000), "10 ms behind");
+        assert!(!b.take(1010, 1000), "and no packet more for it");
+        assert!(b.take(1011, 1000));
     }
 
     /// Rates beyond a packet a nanosecond keep a burst, so that a worker whose clock is a

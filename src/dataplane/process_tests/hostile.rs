@@ -285,9 +285,10 @@ fn a_bad_ipv4_header_checksum_is_dropped_on_both_paths() {
     assert_dropped(&spoofed, &fwd, DropReason::IpChecksum);
 }
 
-/// Four workers share the rate: a flow, which lands on one of them, may take all of it (a
-/// worker's quarter would hold a BGP session or a copy to the appliance's own address to 250
-/// packets a second), and the others then get none of it.
+/// With four workers the rate is not divided: a flow, which lands on one of them, may take
+/// all of it (a worker's quarter would hold a BGP session or a copy to the appliance's own
+/// address to 250 packets a second), and a worker sharing the budget then gets none of it.
+/// (That the appliance gives its workers one budget: the e2e test with five workers.)
 #[test]
 fn the_kernel_rate_is_over_all_workers_whichever_takes_it() {
     let mut cfg = ha_ports();

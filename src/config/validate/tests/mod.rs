@@ -198,14 +198,26 @@ fn packet_buffers_are_at_least_what_the_rings_need() {
     // Up to 4 workers a twin has a queue of each kind per worker: 2 × (3 × 4 + 1) × 1024 +
     // 4096 = 30720. From 5 on it has one of each, and the workers a hand-off to it: 16
     // workers, 2 × (32 + 2 + 1 + 1) × 1024 + 4096 = 77824.
-    for (workers, interfaces, want) in [(3, 2, 32_767), (4, 1, 32_767), (16, 2, 131_071)] {
+    // 4 workers on 2 interfaces: 2 × 17 × 1024 + 4096 + 5 × 384 = 40832, where a hand-off
+    // and one-queue twins would give 30592.
+    let cases = [
+        (3, 2, 32_767),
+        (4, 1, 32_767),
+        (4, 2, 65_535),
+        (16, 2, 131_071),
+    ];
+    for (workers, interfaces, want) in cases {
         let dp = Dataplane {
             workers,
             ..Dataplane::default()
         };
         assert_eq!(dp.mbufs_for_rings(interfaces), want, "{workers} workers");
     }
-    assert_eq!(cfg.dataplane.twin_queues(), 1);
+    let four = Dataplane {
+        workers: 4,
+        ..Dataplane::default()
+    };
+    assert_eq!(four.twin_queues(), 4);
     let five = Dataplane {
         workers: 5,
         ..Dataplane::default()
