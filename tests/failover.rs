@@ -151,6 +151,28 @@ fn active_passive_fails_over_to_the_passive_tier_and_back() {
     );
 }
 
+/// Five workers: each kernel twin has one queue of each kind, and the probes' answers reach
+/// it through the control thread (the workers hand them over). A killed backend is marked
+/// down and gets no new flow; restarted, its probes pass again (two in a row) and it is up.
+#[test]
+fn with_five_workers_probes_mark_a_dead_backend_down_and_up_again() {
+    let lab = Lab::up("nat-5w");
+    lab.add_probe(INTERVAL_MS, THRESHOLD, THRESHOLD);
+    let lb = Appliance::start(&lab, &lab.config());
+    let ports: Vec<u16> = (8000..8010).collect();
+
+    lab.stop_backend("b1");
+    lb.wait_health("10.0.0.11", false);
+    let t = lab.traffic("tcp", FRONTEND, &ports, 60, None);
+    assert_eq!(t.total(), 60, "{:?}", t.failures);
+    assert!(!served_by(&t).contains(&"b1"), "{:?}", served_by(&t));
+
+    lab.start_backend("b1");
+    lb.wait_health("10.0.0.11", true);
+    let t = lab.traffic("tcp", FRONTEND, &ports, 60, None);
+    assert_eq!(t.total(), 60, "{:?}", t.failures);
+}
+
 #[test]
 fn with_every_backend_down_new_flows_are_dropped_and_counted_then_recover() {
     let lab = Lab::up("nat");
