@@ -407,7 +407,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &mut enc,
             "haports_flow_table_refused",
             "Packets of new flows a worker's full flow table could not remember (each decided \
-             by Maglev alone), and NAT reply entries its full side table could not take",
+             by Maglev alone)",
             &[(vec![], sum(&|w| w.flows_refused.get()))],
         )?;
         counter(

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::action::Action;
 use super::ctx::Ctx;
 use super::nat::{reply_to_client, set_macs};
-use crate::lb::decision::{decide, Flow, Memory, Via};
+use crate::lb::decision::{decide, reply_frontend, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
@@ -170,8 +170,8 @@ pub(super) fn icmp_error(
 /// An ICMP error a backend sends to a client about a packet of a NAT flow it received (a port
 /// unreachable, say): the client gets it about the packet as the client sent it, the outer
 /// source and the quoted destination (and port) the frontend's, so that its stack finds the
-/// socket it is about. Mapped back as the flow's replies are (the flow's reply entry, else the
-/// rules). `None`: not an ICMP error about a NAT flow of this sender's.
+/// socket it is about. Mapped back as the flow's replies are (by the flow's own entry where
+/// the rules are ambiguous, else by the rules). `None`: not an ICMP error about a NAT flow of this sender's.
 pub(super) fn icmp_error_to_client(
     frame: &mut [u8],
     h: &Headers,
@@ -193,8 +193,8 @@ pub(super) fn icmp_error_to_client(
         return Ok(None);
     }
     let reply = quoted.reversed();
-    let known = cx.st.flows.reply(&reply, cx.now_ms);
     let fwd = cx.fwd;
+    let known = reply_frontend(fwd, &mut cx.st.flows, &reply);
     let Some(rn) = known.or_else(|| fwd.reverse_nat(reply.src, reply.proto, reply.src_port)) else {
         return Ok(None);
     };

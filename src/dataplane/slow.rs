@@ -14,7 +14,7 @@ use super::icmp_error::{icmp_error, icmp_error_to_client};
 use super::nat::{deliver, reply_to_client};
 use super::responders::{arp, echo_reply, is_echo_request, neighbour_solicitation};
 use super::state::WorkerState;
-use crate::lb::decision::{decide, Decided, Flow, Memory, Via};
+use crate::lb::decision::{decide, reply_frontend, Decided, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -180,7 +180,7 @@ fn ip(
         if let Some(action) = icmp_error_to_client(frame, &h, cx)? {
             return Ok(action);
         }
-        let known = cx.st.flows.reply(&FlowKey::of(&h), cx.now_ms);
+        let known = reply_frontend(fwd, &mut cx.st.flows, &FlowKey::of(&h));
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;
             // The later fragments follow a first one that went out (or waits to).

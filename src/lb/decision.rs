@@ -11,7 +11,6 @@
 use super::flow::FlowKey;
 use super::flow_table::{BucketMemory, Slot};
 use super::forwarding::{BackendId, Decision, Forwarding, FrontendId, ReverseNat, RuleState};
-use super::hash::symmetric_hash;
 use super::verdict::DropReason;
 use crate::config::{Distribution, RuleProtocol};
 use crate::wire::{is_broadcast_or_multicast, is_unicast_link_local};
@@ -30,12 +29,8 @@ const CLOSING: u32 = 1 << 31;
 /// A flow-table value's bit while the flow has shown nothing but SYNs ([`SYN_TIMEOUT_MS`]).
 const OPENING: u32 = 1 << 30;
 
-/// A flow-table value's bit for a NAT flow whose replies only its reply entry maps back (its
-/// backend's are ambiguous by the rules): that entry is kept as the flow is ([`keep_reply`]).
-const REPLY: u32 = 1 << 29;
-
 /// The backend id in a flow-table value.
-const BACKEND: u32 = !(CLOSING | OPENING | REPLY);
+const BACKEND: u32 = !(CLOSING | OPENING);
 
 /// How a packet came to be balanced by a frontend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,8 +79,7 @@ impl Decided {
 ///
 /// With [`Memory::Record`], an established flow keeps its backend while
 /// [`Forwarding::keeps_flow`] allows and its entry is refreshed (a FIN or RST shortens its
-/// timeout); a new flow takes the Maglev choice and is remembered, and under NAT, where the
-/// backend's replies cannot be mapped back by the rules alone, so is its reply direction.
+/// timeout); a new flow takes the Maglev choice and is remembered.
 ///
 /// Inlined into its few callers: its result then stays in registers instead of going through
 /// memory on the per-packet path.
@@ -127,55 +121,47 @@ pub fn decide<M: BucketMemory>(
         if fwd.keeps_flow(rule.pool, backend) {
             if memory == Memory::Record {
                 if value & (OPENING | CLOSING) == 0 && !flow.changes_state() {
-                    // Established and staying so: only its time moves (its reply entry's,
-                    // where it has one, moves with the replies).
+                    // Established and staying so: only its time moves.
                     flows.remember(flow, at, value, now_ms, rule.idle_timeout_ms);
                 } else {
-                    established_change(fwd, flows, rule, flow, (value, at), now_ms);
+                    established_change(flows, rule, flow, (value, at), now_ms);
                 }
             }
             return Ok(decided(backend, false));
         }
     }
-    new_decision(fwd, flows, (rule, nat), flow, now_ms, memory, found)
-        .map(|(b, new)| decided(b, new))
+    new_decision(fwd, flows, rule, flow, now_ms, memory, found).map(|(b, new)| decided(b, new))
 }
 
 /// An established flow's packet where its state may change (a SYN, FIN or RST; a flow opening
-/// or closing), its reply entry ([`REPLY`]) written again with the new state's timeout (the
-/// handshake's ACK turns a lone SYN's 5 s into the idle timeout): out of line, as few packets
-/// come here (the fast path's NAT took 439.7 instructions a packet with the state's bits worked
-/// out inline for every packet, 423.5 so; callgrind, 1k flows).
+/// or closing), written again with the new state's timeout (the handshake's ACK turns a lone
+/// SYN's 5 s into the idle timeout): out of line, as few packets come here (the fast path's
+/// NAT took 439.7 instructions a packet with the state's bits worked out inline for every
+/// packet, 423.5 so; callgrind, 1k flows).
 #[cold]
 #[inline(never)]
 fn established_change<M: BucketMemory>(
-    fwd: &Forwarding,
     flows: &mut Flows<M>,
     rule: &RuleState,
     flow: &Flow,
     (value, at): (u32, Option<Slot>),
     now_ms: u64,
 ) {
-    let backend = value & BACKEND;
-    let value = flow.value(backend, Some(value)) | value & REPLY;
+    let value = flow.value(value & BACKEND, Some(value));
     flows.remember(flow, at, value, now_ms, timeout(rule, value));
-    if value & REPLY != 0 {
-        keep_reply(fwd, flows, rule, flow, (backend, value), now_ms);
-    }
 }
 
 /// The decision for a flow `found` nowhere, or on a backend that may not keep it: the same
 /// backend in the rule's state of its pool where the flow's is another state of that pool
 /// (a reload changed the rule's probe) and it may keep the flow there; else the Maglev choice
-/// (true: a new decision), remembered with [`Memory::Record`], with the reply entry of an
-/// ambiguous NAT flow. Out of line, so that an established flow's path, inlined into its
+/// (true: a new decision), remembered with [`Memory::Record`]. Out of line, so that an established flow's path, inlined into its
 /// callers, is not compiled around this code (the fast path's stage 2 went from 473 stack
 /// references to 300).
 #[inline(never)]
 fn new_decision<M: BucketMemory>(
     fwd: &Forwarding,
     flows: &mut Flows<M>,
-    (rule, nat): (&RuleState, bool),
+    rule: &RuleState,
     flow: &Flow,
     now_ms: u64,
     memory: Memory,
@@ -191,13 +177,12 @@ fn new_decision<M: BucketMemory>(
                 // takes this one in place of a retired or failed one.
                 let own = fwd.link(remembered).is_some_and(|l| l.keeps_flows);
                 let kept = if own { remembered } else { backend };
-                let value = flow.value(kept, Some(value)) | reply_bit(fwd, nat, kept);
+                let value = flow.value(kept, Some(value));
                 flows.remember(flow, at, value, now_ms, timeout(rule, value));
             }
             return Ok((backend, false));
         }
     }
-    let remembered = found.map(|(value, _)| value);
     let backend = fwd
         .pick(
             rule.pool,
@@ -205,66 +190,60 @@ fn new_decision<M: BucketMemory>(
         )
         .ok_or(DropReason::NoHealthyBackend)?;
     if memory == Memory::Record {
-        let value = flow.value(backend, None) | reply_bit(fwd, nat, backend);
+        let value = flow.value(backend, None);
         let at = found.and_then(|(_, at)| at);
         flows.remember(flow, at, value, now_ms, timeout(rule, value));
-        let ambiguous = value & REPLY != 0;
-        if nat && (remembered.is_some() || ambiguous) {
-            let packet = flow.packet();
-            let stale = remembered.and_then(|old| reply_key(fwd, &packet, rule, old & BACKEND));
-            if let Some(stale) = stale {
-                // The flow moved: its replies now come from another backend.
-                let stale = stale.canonical();
-                let hash = symmetric_hash(&stale, flows.secret);
-                flows.replies.remove(&stale, hash);
-            }
-            if ambiguous {
-                // No room: the replies fall back to the rules' mapping; counted as refused.
-                let kept = keep_reply(fwd, flows, rule, flow, (backend, value), now_ms);
-                flows.refused += u64::from(!kept);
-            }
-        }
     }
     Ok((backend, true))
 }
 
-/// [`REPLY`] for a NAT flow on `backend` whose replies the rules cannot map back.
-fn reply_bit(fwd: &Forwarding, nat: bool, backend: BackendId) -> u32 {
-    let ambiguous = fwd.link(backend).is_some_and(|l| l.reverse_ambiguous);
-    if nat && ambiguous {
-        REPLY
-    } else {
-        0
-    }
-}
-
-/// Remembers where the replies of `flow`, a NAT flow on `backend` whose replies the rules
-/// cannot map back, return to: the frontend (and port) its client addressed, for as long as
-/// the flow's own entry (`value`) lives idle: a lone SYN's 5 s, not the idle timeout, so a
-/// SYN flood cannot hold the reply table full for minutes. Written when the flow is decided
-/// and when its state changes; each reply renews it. False where the table had no room.
-#[cold]
-#[inline(never)]
-fn keep_reply<M: BucketMemory>(
+/// The frontend (and port) a NAT reply from a backend whose replies the rules cannot map
+/// back ([`Forwarding::reply_candidates`]: an HA-ports rule and a port rule of another
+/// frontend or port share its address) returns from: the one whose flow `flows` holds on
+/// that backend. Each candidate rule names the flow the reply belongs to (its client, the
+/// frontend, and the frontend port: the reply's source port, or the rule's frontend port
+/// where the rule translates it), looked up as an ICMP error's flow is, expired or not, so
+/// that the mapping lives exactly as long as the flow's entry does. `None` where no
+/// candidate's flow is on this backend: the caller falls back to the rules' mapping.
+pub fn reply_frontend<M: BucketMemory>(
     fwd: &Forwarding,
     flows: &mut Flows<M>,
-    rule: &RuleState,
-    flow: &Flow,
-    (backend, value): (BackendId, u32),
-    now_ms: u64,
-) -> bool {
-    let packet = flow.packet();
-    let Some(reply) = reply_key(fwd, &packet, rule, backend) else {
-        return true;
-    };
-    let reply = reply.canonical();
-    let hash = symmetric_hash(&reply, flows.secret);
-    let restore = ReverseNat {
-        frontend: packet.dst,
-        frontend_port: translates(rule).then_some(packet.dst_port),
-    };
-    let timeout = timeout(rule, value);
-    flows.replies.insert(reply, hash, restore, now_ms, timeout)
+    reply: &FlowKey,
+) -> Option<ReverseNat> {
+    for &(fe, r) in fwd.reply_candidates(reply.src) {
+        let Some(frontend) = fwd.frontends.get(fe as usize) else {
+            continue;
+        };
+        let Some(rule) = frontend.rules.get(r as usize) else {
+            continue;
+        };
+        let port = match rule.translated_port {
+            Some(p) if p == reply.src_port && rule.matches(reply.proto, rule.frontend_port) => {
+                rule.frontend_port
+            }
+            Some(_) => continue,
+            None => reply.src_port,
+        };
+        let client = FlowKey {
+            proto: reply.proto,
+            src: reply.dst,
+            dst: frontend.address,
+            src_port: reply.dst_port,
+            dst_port: port,
+        };
+        let flow = Flow::new(client, 0, flows.secret);
+        let Some((value, _)) = flows.remembered(&flow, 0, Memory::Peek) else {
+            continue;
+        };
+        let on = fwd.backends.get((value & BACKEND) as usize);
+        if on.is_some_and(|b| b.address == reply.src) {
+            return Some(ReverseNat {
+                frontend: frontend.address,
+                frontend_port: translates(rule).then_some(port),
+            });
+        }
+    }
+    None
 }
 
 /// The offline decision `haports lookup` prints, by the same [`decide`] and with no flow
@@ -310,26 +289,6 @@ fn timeout(rule: &RuleState, value: u32) -> u64 {
 /// Whether `rule` translates ports (a non-HA-ports rule with a backend port).
 fn translates(rule: &RuleState) -> bool {
     rule.translated_port.is_some()
-}
-
-/// The five-tuple of `backend`'s replies to the flow of `packet` under NAT by `rule`.
-fn reply_key(
-    fwd: &Forwarding,
-    packet: &FlowKey,
-    rule: &RuleState,
-    backend: BackendId,
-) -> Option<FlowKey> {
-    Some(FlowKey {
-        proto: packet.proto,
-        src: fwd.backends.get(backend as usize)?.address,
-        dst: packet.src,
-        src_port: if translates(rule) {
-            rule.backend_port
-        } else {
-            packet.dst_port
-        },
-        dst_port: packet.src_port,
-    })
 }
 
 #[path = "decision_flows.rs"]

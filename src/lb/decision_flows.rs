@@ -1,22 +1,15 @@
 //! A worker's memory of its flows (the tables [`decide`](super::decide) reads and writes).
 
 use super::{Flow, Memory, TableKey};
-use crate::lb::flow::FlowKey;
 use crate::lb::flow_table::{Bucket, BucketMemory, FlowTable, Slot};
-use crate::lb::forwarding::ReverseNat;
-use crate::lb::hash::symmetric_hash;
 use crate::lb::side_table::SideTable;
 
-/// A worker's memory of its flows: IPv4 flows in the cache-line [`FlowTable`], IPv6 flows
-/// and the reply entries of NAT flows whose reverse mapping is ambiguous in side tables.
+/// A worker's memory of its flows: IPv4 flows in the cache-line [`FlowTable`], IPv6 flows in
+/// a side table.
 #[derive(Debug)]
 pub struct Flows<M = Box<[Bucket]>> {
     pub v4: FlowTable<M>,
     pub wide: SideTable<u32>,
-    /// Reply direction of a NAT flow (canonical reply key) → the frontend to restore; only
-    /// for backends whose replies the rules alone cannot map back
-    /// ([`BackendState::reverse_ambiguous`](crate::lb::forwarding::BackendState)).
-    pub replies: SideTable<ReverseNat>,
     /// The key of every hash into these tables ([`Flow::table_hash`]): random for each
     /// worker of a running appliance, so that where a flow lands cannot be aimed.
     pub secret: u64,
@@ -24,12 +17,11 @@ pub struct Flows<M = Box<[Bucket]>> {
     pub refused: u64,
 }
 
-/// The side tables' size relative to the flow table's capacity.
+/// The side table's size relative to the flow table's capacity.
 const SIDE_SHARE: usize = 4;
 
 impl Flows<Box<[Bucket]>> {
-    /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows and ambiguous NAT
-    /// replies, at least one) on the ordinary heap, with the table secret 0 (offline decisions, tests).
+    /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows, at least one) on the ordinary heap, with the table secret 0 (offline decisions, tests).
     pub fn with_capacity(capacity: usize) -> Self {
         Flows::in_memory(FlowTable::with_capacity(capacity), 0)
     }
@@ -38,13 +30,12 @@ impl Flows<Box<[Bucket]>> {
 impl<M: BucketMemory> Flows<M> {
     /// The tables around `v4`, keyed by `secret`.
     pub fn in_memory(v4: FlowTable<M>, secret: u64) -> Self {
-        // At least one entry each: a table of fewer than SIDE_SHARE flows still remembers
-        // an IPv6 flow and an ambiguous reply.
+        // At least one entry: a table of fewer than SIDE_SHARE flows still remembers an IPv6
+        // flow.
         let side = (v4.capacity() / SIDE_SHARE).max(1);
         Flows {
             v4: v4.keyed(secret),
             wide: SideTable::with_capacity(side),
-            replies: SideTable::with_capacity(side),
             secret,
             refused: 0,
         }
@@ -63,7 +54,6 @@ impl<M: BucketMemory> Flows<M> {
     pub fn expire(&mut self, now_ms: u64, max_scan: usize) {
         self.v4.expire(now_ms, max_scan);
         self.wide.expire(now_ms, max_scan / 4);
-        self.replies.expire(now_ms, max_scan / 4);
     }
 
     /// The value remembered for a flow, and where it sits in the bucket table (for a
@@ -116,15 +106,5 @@ impl<M: BucketMemory> Flows<M> {
                 self.refused += u64::from(!kept);
             }
         }
-    }
-
-    /// The frontend to restore on a NAT reply, when its flow recorded one.
-    pub fn reply(&mut self, reply: &FlowKey, now_ms: u64) -> Option<ReverseNat> {
-        if self.replies.is_empty() {
-            return None;
-        }
-        let key = reply.canonical();
-        let hash = symmetric_hash(&key, self.secret);
-        self.replies.lookup(&key, hash, now_ms)
     }
 }

@@ -66,7 +66,7 @@ impl RuleState {
         self.protocol == RuleProtocol::All && self.frontend_port == 0
     }
 
-    fn matches(&self, proto: u8, dst_port: u16) -> bool {
+    pub(crate) fn matches(&self, proto: u8, dst_port: u16) -> bool {
         match self.protocol {
             RuleProtocol::All => true,
             RuleProtocol::Tcp => proto == PROTO_TCP && dst_port == self.frontend_port,
@@ -133,10 +133,6 @@ pub struct BackendState {
     /// Its next hop's MAC is resolved by the appliance (no `mac` configured, or behind VXLAN):
     /// the neighbour cache keeps verifying it.
     pub resolves: bool,
-    /// Its replies under NAT cannot be mapped back to a frontend by the rules alone (an
-    /// HA-ports rule and a port rule, or two frontends, share its address): each NAT flow to
-    /// it records its reply direction.
-    pub reverse_ambiguous: bool,
 }
 
 /// The whole forwarding state, immutable once built.
@@ -177,6 +173,10 @@ pub struct Forwarding {
     backend_sides: HashSet<(IpAddr, InterfaceId, MacAddr)>,
     /// (backend address, protocol or None for all, backend port or 0 for all).
     reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,
+    /// For each backend address whose NAT replies the rules cannot map back (an HA-ports rule
+    /// and a port rule of another frontend or port share it): its non-floating rules, as
+    /// (frontend, rule index), whose flows a reply may belong to.
+    reply_candidates: HashMap<IpAddr, Vec<(FrontendId, u32)>>,
     neighbours: HashMap<IpAddr, Neighbour>,
     routes: Vec<(IpNet, Route)>,
 }
@@ -350,24 +350,6 @@ impl Forwarding {
         }
     }
 
-    /// A frontend by name (`name` or `lb/name`) or by address.
-    /// A bare name only where one load balancer has a frontend of that name (names are
-    /// unique only within a load balancer): `None` where it is ambiguous.
-    pub fn frontend_named(&self, text: &str) -> Option<FrontendId> {
-        if let Ok(addr) = text.parse::<IpAddr>() {
-            return self.frontend(addr);
-        }
-        let qualified = |f: &FrontendState| format!("{}/{}", f.load_balancer, f.name) == text;
-        if let Some(i) = self.frontends.iter().position(qualified) {
-            return Some(i as FrontendId);
-        }
-        let mut named = (0..self.frontends.len()).filter(|&i| self.frontends[i].name == text);
-        match (named.next(), named.next()) {
-            (Some(i), None) => Some(i as FrontendId),
-            _ => None,
-        }
-    }
-
     pub fn rule_state(&self, d: &Decision) -> &RuleState {
         &self.frontends[d.frontend as usize].rules[d.rule as usize]
     }
@@ -387,6 +369,18 @@ impl Forwarding {
             .get(&(src, Some(proto), src_port))
             .or_else(|| self.reverse_nat.get(&(src, None, 0)))
             .copied()
+    }
+
+    /// The rules whose flows a NAT reply from `backend` may belong to, where the rules alone
+    /// cannot map it back ([`reply_frontend`](super::decision::reply_frontend)); else none.
+    #[inline]
+    pub fn reply_candidates(&self, backend: IpAddr) -> &[(FrontendId, u32)] {
+        if self.reply_candidates.is_empty() {
+            return &[];
+        }
+        self.reply_candidates
+            .get(&backend)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Where a packet to `dst` leaves: longest-prefix match over on-link subnets and routes.

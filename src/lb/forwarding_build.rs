@@ -1,7 +1,8 @@
 //! Building the forwarding state from a config and what the control thread observed: stable
 //! pool and backend ids across rebuilds, instance health, Maglev tables (shared with the
 //! previous state where a pool's active set did not change), rules, the reverse NAT map and
-//! the address and MAC indexes the lookups in [`super`] read.
+//! the address and MAC indexes the lookups in [`super`] read; and finding a frontend by the
+//! name an operator gives (`haports lookup`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -99,6 +100,7 @@ impl Forwarding {
             own_addresses,
             backend_sides: HashSet::new(),
             reverse_nat: HashMap::new(),
+            reply_candidates: HashMap::new(),
             neighbours: obs.neighbours.clone(),
             routes,
         };
@@ -232,7 +234,6 @@ impl Forwarding {
                             mac,
                             vxlan,
                             resolves: b.mac.is_none() || pool.encap.is_some(),
-                            reverse_ambiguous: false,
                         });
                         members.push(id);
                     }
@@ -310,9 +311,11 @@ impl Forwarding {
             fwd.pools[i].active = active;
         }
 
-        // Each backend address's reverse mapping; more than one makes its replies ambiguous.
+        // Each backend address's reverse mapping; more than one makes its replies ambiguous,
+        // and then the NAT rules it serves are where its replies' flows are looked for.
         let mut reverse_of: HashMap<IpAddr, ReverseNat> = HashMap::new();
         let mut ambiguous: HashSet<IpAddr> = HashSet::new();
+        let mut serving: HashMap<IpAddr, Vec<(FrontendId, u32)>> = HashMap::new();
         for lb in &cfg.load_balancer {
             for fe in &lb.frontend {
                 let fe_id = fwd.frontends.len() as FrontendId;
@@ -342,7 +345,7 @@ impl Forwarding {
                     })
                     .collect();
                 rules.sort_by_key(|r| r.is_ha_ports());
-                for rule in rules.iter().filter(|r| !r.floating_ip) {
+                for (r, rule) in rules.iter().enumerate().filter(|(_, r)| !r.floating_ip) {
                     let (proto, port, fe_port) = match rule.protocol {
                         RuleProtocol::All => (None, 0, None),
                         RuleProtocol::Tcp => {
@@ -364,6 +367,10 @@ impl Forwarding {
                         if *reverse_of.entry(addr).or_insert(restore) != restore {
                             ambiguous.insert(addr);
                         }
+                        let rules_of = serving.entry(addr).or_default();
+                        if !rules_of.contains(&(fe_id, r as u32)) {
+                            rules_of.push((fe_id, r as u32));
+                        }
                     }
                 }
                 fwd.frontend_by_addr.insert(fe.address, fe_id);
@@ -378,9 +385,8 @@ impl Forwarding {
                 });
             }
         }
-        for b in &mut fwd.backends {
-            b.reverse_ambiguous = ambiguous.contains(&b.address);
-        }
+        serving.retain(|addr, _| ambiguous.contains(addr));
+        fwd.reply_candidates = serving;
         let (pools, backends) = (&fwd.pools, &fwd.backends);
         let by_mac = |b: &BackendState| {
             b.vxlan.is_some() || b.route.map_or(true, |r| r.next_hop == b.address)
@@ -439,6 +445,24 @@ impl Forwarding {
             .filter_map(|b| Some((b.address, b.route?.interface, b.mac?)))
             .collect();
         fwd
+    }
+
+    /// A frontend by name (`name` or `lb/name`) or by address.
+    /// A bare name only where one load balancer has a frontend of that name (names are
+    /// unique only within a load balancer): `None` where it is ambiguous.
+    pub fn frontend_named(&self, text: &str) -> Option<FrontendId> {
+        if let Ok(addr) = text.parse::<IpAddr>() {
+            return self.frontend(addr);
+        }
+        let qualified = |f: &FrontendState| format!("{}/{}", f.load_balancer, f.name) == text;
+        if let Some(i) = self.frontends.iter().position(qualified) {
+            return Some(i as FrontendId);
+        }
+        let mut named = (0..self.frontends.len()).filter(|&i| self.frontends[i].name == text);
+        match (named.next(), named.next()) {
+            (Some(i), None) => Some(i as FrontendId),
+            _ => None,
+        }
     }
 }
 

@@ -33,7 +33,6 @@ pub(super) fn link_of(
             IpAddr::V6(_) => None,
         },
         instance,
-        reverse_ambiguous: b.reverse_ambiguous,
     }
 }
 

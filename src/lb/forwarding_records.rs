@@ -26,9 +26,6 @@ pub struct BackendLink {
     ///
     /// [`counterpart`]: super::Forwarding::counterpart
     pub instance: u32,
-    /// Its NAT replies need each flow's own reply entry
-    /// ([`BackendState::reverse_ambiguous`](super::BackendState)).
-    pub reverse_ambiguous: bool,
 }
 
 /// How a packet reaches a backend behind VXLAN: inside UDP to port 4789 of its address,

@@ -1,6 +1,6 @@
 //! A bounded, aged map keyed by any [`FlowKey`]: the side table for what the bucket
-//! [`FlowTable`](super::flow_table::FlowTable) does not hold in a cache line (IPv6 flows, the
-//! reply entries of ambiguous NAT flows, and the datagrams being followed in fragments).
+//! [`FlowTable`](super::flow_table::FlowTable) does not hold in a cache line (IPv6 flows, and
+//! the datagrams being followed in fragments).
 //!
 //! It belongs to one worker (never shared, no lock) and is bounded: everything is allocated in
 //! [`SideTable::with_capacity`], and nothing on the hot path allocates or frees. When it is
