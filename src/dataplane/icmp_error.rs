@@ -171,7 +171,8 @@ pub(super) fn icmp_error(
 /// unreachable, say): the client gets it about the packet as the client sent it, the outer
 /// source and the quoted destination (and port) the frontend's, so that its stack finds the
 /// socket it is about. Mapped back as the flow's replies are (by the flow's own entry where
-/// the rules are ambiguous, else by the rules). `None`: not an ICMP error about a NAT flow of this sender's.
+/// the rules are ambiguous, else by the rules). `None`: not an ICMP error about a NAT flow
+/// of this sender's.
 pub(super) fn icmp_error_to_client(
     frame: &mut [u8],
     h: &Headers,
@@ -194,7 +195,7 @@ pub(super) fn icmp_error_to_client(
     }
     let reply = quoted.reversed();
     let fwd = cx.fwd;
-    let known = reply_frontend(fwd, &mut cx.st.flows, &reply);
+    let known = reply_frontend(fwd, &mut cx.st.flows, &reply, cx.now_ms);
     let Some(rn) = known.or_else(|| fwd.reverse_nat(reply.src, reply.proto, reply.src_port)) else {
         return Ok(None);
     };

@@ -174,13 +174,13 @@ fn ip(
         return to_backend(frame, &h, fe, Via::Frontend, &flow, first_fragment, cx);
     }
     // A backend's reply under NAT, from the backend side (a packet elsewhere claiming a
-    // backend's address is no reply): the frontend its flow recorded (where the rules alone
-    // are ambiguous), else the rules' own reverse mapping.
+    // backend's address is no reply): where the rules alone are ambiguous, the frontend of
+    // the flow the worker holds on that backend; else the rules' own reverse mapping.
     if fwd.from_backend_side(h.src, ingress, src_mac) {
         if let Some(action) = icmp_error_to_client(frame, &h, cx)? {
             return Ok(action);
         }
-        let known = reply_frontend(fwd, &mut cx.st.flows, &FlowKey::of(&h));
+        let known = reply_frontend(fwd, &mut cx.st.flows, &FlowKey::of(&h), cx.now_ms);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;
             // The later fragments follow a first one that went out (or waits to).

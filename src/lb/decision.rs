@@ -46,7 +46,8 @@ pub enum Via {
 pub enum Memory {
     /// A packet of the flow: a hit refreshes the entry, a new flow is remembered.
     Record,
-    /// About the flow (an ICMP error): read what is remembered, expired or not; change nothing.
+    /// About the flow (an ICMP error): read what is remembered, expired or not; change
+    /// nothing.
     Peek,
 }
 
@@ -154,8 +155,8 @@ fn established_change<M: BucketMemory>(
 /// The decision for a flow `found` nowhere, or on a backend that may not keep it: the same
 /// backend in the rule's state of its pool where the flow's is another state of that pool
 /// (a reload changed the rule's probe) and it may keep the flow there; else the Maglev choice
-/// (true: a new decision), remembered with [`Memory::Record`]. Out of line, so that an established flow's path, inlined into its
-/// callers, is not compiled around this code (the fast path's stage 2 went from 473 stack
+/// (true: a new decision), remembered with [`Memory::Record`]. Out of line, so that an
+/// established flow's path, inlined into its callers, is not compiled around this code (the fast path's stage 2 went from 473 stack
 /// references to 300).
 #[inline(never)]
 fn new_decision<M: BucketMemory>(
@@ -199,16 +200,17 @@ fn new_decision<M: BucketMemory>(
 
 /// The frontend (and port) a NAT reply from a backend whose replies the rules cannot map
 /// back ([`Forwarding::reply_candidates`]: an HA-ports rule and a port rule of another
-/// frontend or port share its address) returns from: the one whose flow `flows` holds on
-/// that backend. Each candidate rule names the flow the reply belongs to (its client, the
-/// frontend, and the frontend port: the reply's source port, or the rule's frontend port
-/// where the rule translates it), looked up as an ICMP error's flow is, expired or not, so
-/// that the mapping lives exactly as long as the flow's entry does. `None` where no
-/// candidate's flow is on this backend: the caller falls back to the rules' mapping.
+/// frontend share its address) returns from: the one whose flow `flows` holds, live, on that
+/// backend. Each candidate rule names the flow the reply would belong to (its client, the
+/// frontend, and the frontend port: the reply's source port under HA ports, the rule's own
+/// where it translates the backend port the reply comes from); its entry, renewed by the
+/// client's packets, is looked up without being renewed. `None` where no candidate's live
+/// flow is on this backend: the caller falls back to the rules' mapping.
 pub fn reply_frontend<M: BucketMemory>(
     fwd: &Forwarding,
     flows: &mut Flows<M>,
     reply: &FlowKey,
+    now_ms: u64,
 ) -> Option<ReverseNat> {
     for &(fe, r) in fwd.reply_candidates(reply.src) {
         let Some(frontend) = fwd.frontends.get(fe as usize) else {
@@ -218,12 +220,14 @@ pub fn reply_frontend<M: BucketMemory>(
             continue;
         };
         let port = match rule.translated_port {
-            Some(p) if p == reply.src_port && rule.matches(reply.proto, rule.frontend_port) => {
-                rule.frontend_port
-            }
+            Some(p) if p == reply.src_port => rule.frontend_port,
             Some(_) => continue,
             None => reply.src_port,
         };
+        // The flow is that rule's: the rule its frontend gives its protocol and port.
+        if fwd.rule(fe, reply.proto, port).map(|(i, _)| i) != Some(r) {
+            continue;
+        }
         let client = FlowKey {
             proto: reply.proto,
             src: reply.dst,
@@ -231,12 +235,17 @@ pub fn reply_frontend<M: BucketMemory>(
             src_port: reply.dst_port,
             dst_port: port,
         };
-        let flow = Flow::new(client, 0, flows.secret);
-        let Some((value, _)) = flows.remembered(&flow, 0, Memory::Peek) else {
+        let Some(value) = flows.live(&Flow::new(client, 0, flows.secret), now_ms) else {
             continue;
         };
-        let on = fwd.backends.get((value & BACKEND) as usize);
-        if on.is_some_and(|b| b.address == reply.src) {
+        // Packets go to the kept backend's counterpart in the rule's pool where it has one.
+        let kept = value & BACKEND;
+        let to = fwd.counterpart(rule.pool, kept).unwrap_or(kept);
+        if fwd
+            .backends
+            .get(to as usize)
+            .is_some_and(|b| b.address == reply.src)
+        {
             return Some(ReverseNat {
                 frontend: frontend.address,
                 frontend_port: translates(rule).then_some(port),

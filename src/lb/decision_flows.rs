@@ -21,7 +21,8 @@ pub struct Flows<M = Box<[Bucket]>> {
 const SIDE_SHARE: usize = 4;
 
 impl Flows<Box<[Bucket]>> {
-    /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows, at least one) on the ordinary heap, with the table secret 0 (offline decisions, tests).
+    /// Tables for `capacity` IPv4 flows (and a quarter as many IPv6 flows, at least one) on
+    /// the ordinary heap, with the table secret 0 (offline decisions, tests).
     pub fn with_capacity(capacity: usize) -> Self {
         Flows::in_memory(FlowTable::with_capacity(capacity), 0)
     }
@@ -78,6 +79,18 @@ impl<M: BucketMemory> Flows<M> {
             (TableKey::Wide(k), Memory::Peek) => {
                 self.wide.peek(k, flow.table_hash).map(|v| (v, None))
             }
+        }
+    }
+
+    /// The value of a flow whose entry has not expired, its age untouched (an expired IPv4
+    /// entry is reclaimed on the way).
+    pub(super) fn live(&mut self, flow: &Flow, now_ms: u64) -> Option<u32> {
+        match &flow.key {
+            TableKey::V4(k) => self
+                .v4
+                .find_value(k, flow.table_hash, now_ms)
+                .map(|(_, v)| v),
+            TableKey::Wide(k) => self.wide.peek_live(k, flow.table_hash, now_ms),
         }
     }
 

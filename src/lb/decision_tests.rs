@@ -434,7 +434,7 @@ fn established_flows_keep_their_backends_when_a_reload_changes_their_rules_probe
     }
 }
 
-/// A flow table of fewer flows than the side tables' share still remembers an IPv6 flow.
+/// A flow table of fewer flows than the side table's share still remembers an IPv6 flow.
 #[test]
 fn a_tiny_flow_table_still_remembers_an_ipv6_flow() {
     let text = config_text(false)

@@ -66,7 +66,7 @@ impl RuleState {
         self.protocol == RuleProtocol::All && self.frontend_port == 0
     }
 
-    pub(crate) fn matches(&self, proto: u8, dst_port: u16) -> bool {
+    fn matches(&self, proto: u8, dst_port: u16) -> bool {
         match self.protocol {
             RuleProtocol::All => true,
             RuleProtocol::Tcp => proto == PROTO_TCP && dst_port == self.frontend_port,

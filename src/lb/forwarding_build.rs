@@ -311,10 +311,11 @@ impl Forwarding {
             fwd.pools[i].active = active;
         }
 
-        // Each backend address's reverse mapping; more than one makes its replies ambiguous,
-        // and then the NAT rules it serves are where its replies' flows are looked for.
-        let mut reverse_of: HashMap<IpAddr, ReverseNat> = HashMap::new();
-        let mut ambiguous: HashSet<IpAddr> = HashSet::new();
+        // The frontends each (backend address, protocol, backend port) restores, and the NAT
+        // rules each backend address serves, where its replies' flows are looked for when
+        // the rules give one of its replies more than one frontend.
+        type ReverseKey = (IpAddr, Option<u8>, u16);
+        let mut restores_of: HashMap<ReverseKey, Vec<ReverseNat>> = HashMap::new();
         let mut serving: HashMap<IpAddr, Vec<(FrontendId, u32)>> = HashMap::new();
         for lb in &cfg.load_balancer {
             for fe in &lb.frontend {
@@ -361,11 +362,9 @@ impl Forwarding {
                     };
                     for &b in &fwd.pools[rule.pool as usize].members {
                         let addr = fwd.backends[b as usize].address;
-                        fwd.reverse_nat
-                            .entry((addr, proto, port))
-                            .or_insert(restore);
-                        if *reverse_of.entry(addr).or_insert(restore) != restore {
-                            ambiguous.insert(addr);
+                        let restores = restores_of.entry((addr, proto, port)).or_default();
+                        if !restores.contains(&restore) {
+                            restores.push(restore);
                         }
                         let rules_of = serving.entry(addr).or_default();
                         if !rules_of.contains(&(fe_id, r as u32)) {
@@ -385,6 +384,19 @@ impl Forwarding {
                 });
             }
         }
+        // A reply from a port of the address: the restores of its port rules for that port,
+        // and of its HA-ports rules (which take any port).
+        let ambiguous: HashSet<IpAddr> = restores_of
+            .iter()
+            .filter(|(&(addr, _, _), restores)| {
+                let any_port = restores_of.get(&(addr, None, 0));
+                let mut each = restores.iter().chain(any_port.into_iter().flatten());
+                let first = each.next();
+                each.any(|r| Some(r) != first)
+            })
+            .map(|(&(addr, _, _), _)| addr)
+            .collect();
+        fwd.reverse_nat = restores_of.iter().map(|(&k, r)| (k, r[0])).collect();
         serving.retain(|addr, _| ambiguous.contains(addr));
         fwd.reply_candidates = serving;
         let (pools, backends) = (&fwd.pools, &fwd.backends);

@@ -109,9 +109,13 @@ impl<V: Copy> SideTable<V> {
 
     /// Whether `key` has an entry that has not expired at `now_ms` (its age untouched).
     pub fn live(&self, key: &FlowKey, hash: u64, now_ms: u64) -> bool {
-        self.find(key, hash)
-            .and_then(|i| self.slots[i].as_ref())
-            .is_some_and(|entry| !entry.is_expired(now_ms))
+        self.peek_live(key, hash, now_ms).is_some()
+    }
+
+    /// The value for `key` where its entry has not expired at `now_ms` (its age untouched).
+    pub fn peek_live(&self, key: &FlowKey, hash: u64, now_ms: u64) -> Option<V> {
+        let entry = self.slots[self.find(key, hash)?].as_ref()?;
+        (!entry.is_expired(now_ms)).then_some(entry.value)
     }
 
     /// Remembers `value` for `key`, replacing any entry for the same key. Returns false, and

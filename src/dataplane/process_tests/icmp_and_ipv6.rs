@@ -150,7 +150,7 @@ pub(super) fn tcp6_frame(
 }
 
 /// (source, destination) of an IPv6 TCP frame, after asserting its TCP checksum.
-fn endpoints6(frame: &[u8]) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
+pub(super) fn endpoints6(frame: &[u8]) -> ((Ipv6Addr, u16), (Ipv6Addr, u16)) {
     let p = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
     let t = TcpPacket::new_checked(p.payload()).unwrap();
     assert!(

@@ -104,7 +104,19 @@ fn build(cfg: &Config, down: &[Ipv4Addr]) -> Forwarding {
 
 /// [`build`] with the given neighbours resolved.
 fn build_knowing(cfg: &Config, down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr)]) -> Forwarding {
-    let obs = Observations {
+    Forwarding::build(cfg, &observed(down, neighbours), 1, None)
+}
+
+/// [`build`] as a reload does: from the state before (its pool and backend ids kept).
+fn rebuild(cfg: &Config, previous: &Forwarding) -> Forwarding {
+    let clients = [IpAddr::V4(CLIENT), IpAddr::V6(icmp_and_ipv6::CLIENT6)];
+    let obs = observed(&[], &clients.map(|c| (c, CLIENT_MAC)));
+    Forwarding::build(cfg, &obs, previous.generation + 1, Some(previous))
+}
+
+/// What the control thread observed: backends `down`, `neighbours` resolved.
+fn observed(down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr)]) -> Observations {
+    Observations {
         down: down.iter().map(|&a| IpAddr::V4(a)).collect(),
         interface_macs: vec![IF_MAC],
         down_probes: Default::default(),
@@ -113,8 +125,7 @@ fn build_knowing(cfg: &Config, down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr
             .iter()
             .map(|&(a, m)| (a, Neighbour::fresh(m)))
             .collect(),
-    };
-    Forwarding::build(cfg, &obs, 1, None)
+    }
 }
 
 fn worker() -> (WorkerState, Arc<ArrayQueue<Report>>) {

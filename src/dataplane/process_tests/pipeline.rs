@@ -382,11 +382,12 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
-// NAT replies: clients on either side of the backends' addresses
+// NAT replies: clients on either side of the backends' (and the frontend's) addresses
 
 /// With an HA-ports rule and a public rule on the same backends and port, a reply can only be
-/// mapped back by its flow's entry; the entry is found whichever side of the backend's address
-/// the client's sorts on (keys are canonical), from a reply through the burst pipeline.
+/// mapped back by its flow's entry; the entry is found whichever side of the backend's and the
+/// frontend's addresses the client's sorts on (keys are canonical), from a reply through the
+/// burst pipeline.
 #[test]
 fn ambiguous_nat_replies_find_their_frontend_for_clients_below_and_above_the_backends() {
     let cfg = internal_and_public_on_the_same_backends();

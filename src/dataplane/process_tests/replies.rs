@@ -109,7 +109,8 @@ fn a_reload_making_the_replies_ambiguous_keeps_established_flows_frontends() {
     let after = internal_and_public_on_the_same_backends();
     let mut before = after.clone();
     before.load_balancer.truncate(1);
-    let (fwd_before, fwd_after) = (build(&before, &[]), build(&after, &[]));
+    let fwd_before = build(&before, &[]);
+    let fwd_after = rebuild(&after, &fwd_before);
     let (mut st, _) = worker();
     let mut flows = Vec::new();
     for sport in 40_000..40_016 {
@@ -231,4 +232,161 @@ fn a_backend_s_icmp_error_about_an_ambiguous_flow_names_its_frontend() {
         (q.src(), q.dst(), q.ports()),
         (CLIENT, FRONTEND, (40_000, 80))
     );
+}
+
+/// An internal HA-ports frontend (`.100`) and a public one (`.200`) whose rule takes `proto`
+/// port `from` to port `to` of the same three backends, over IPv4 or IPv6 (`fd00::`).
+fn shared_backends(v6: bool, proto: &str, from: u16, to: u16) -> Config {
+    let (net, pre) = if v6 {
+        ("\"fd00::2/64\"", "fd00::")
+    } else {
+        ("\"10.0.0.2/24\", \"10.0.1.2/24\"", "10.0.0.")
+    };
+    let pool = r#"
+  [[load_balancer.backend_pool]]
+  name = "pool"
+  backends = [
+    { address = "PRE11", mac = "02:00:00:00:00:11" },
+    { address = "PRE12", mac = "02:00:00:00:00:12" },
+    { address = "PRE13", mac = "02:00:00:00:00:13" },
+  ]
+"#;
+    let text = format!(
+        r#"
+[dataplane]
+maglev_table_size = 1021
+
+[[interface]]
+name = "lan"
+port = 0
+address = [{net}]
+
+[[load_balancer]]
+name = "ilb"
+kind = "internal"
+  [[load_balancer.frontend]]
+  name = "fe1"
+  address = "PRE100"
+{pool}
+  [[load_balancer.rule]]
+  name = "ha"
+  frontend = "fe1"
+  backend_pool = "pool"
+  protocol = "all"
+  frontend_port = 0
+  backend_port = 0
+
+[[load_balancer]]
+name = "plb"
+kind = "public"
+  [[load_balancer.frontend]]
+  name = "web"
+  address = "PRE200"
+{pool}
+  [[load_balancer.rule]]
+  name = "public"
+  frontend = "web"
+  backend_pool = "pool"
+  protocol = "{proto}"
+  frontend_port = {from}
+  backend_port = {to}
+"#
+    );
+    Config::from_toml(&text.replace("PRE", pre), "test").expect("test config parses")
+}
+
+/// A backend's reply from port `to` may belong to a flow of the public rule (to its port
+/// `from`) or of the HA-ports rule (to the internal frontend's port `to`), which the rules map
+/// to the public frontend: each goes back from the frontend its client addressed, over TCP,
+/// UDP and IPv6.
+#[test]
+fn replies_from_a_translated_port_find_the_frontend_of_either_rule() {
+    let cases = [
+        (false, "tcp", 443, 8443),
+        (false, "udp", 53, 5353),
+        (true, "tcp", 443, 8443),
+    ];
+    for (v6, proto, from, to) in cases {
+        let cfg = shared_backends(v6, proto, from, to);
+        assert_eq!(crate::config::validate(&cfg), vec![]);
+        let fwd = build(&cfg, &[]);
+        let (mut st, _) = worker();
+        // The frontends' addresses end in 100 and 200 as written (hexadecimal in IPv6).
+        let at = |last: u16| -> IpAddr {
+            if v6 {
+                let hex = u16::from_str_radix(&last.to_string(), 16).unwrap();
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, hex))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, last as u8))
+            }
+        };
+        let client = if v6 {
+            IpAddr::V6(icmp_and_ipv6::CLIENT6)
+        } else {
+            IpAddr::V4(CLIENT)
+        };
+        let frame = |src: IpAddr, sport: u16, dst: IpAddr, dport: u16, mac: MacAddr| match (
+            src, dst, proto,
+        ) {
+            (IpAddr::V6(s), IpAddr::V6(d), _) => {
+                icmp_and_ipv6::tcp6_frame(mac, s, sport, d, dport, TcpFlags::ACK)
+            }
+            (IpAddr::V4(s), IpAddr::V4(d), "udp") => udp_frame(mac, s, sport, d, dport),
+            (IpAddr::V4(s), IpAddr::V4(d), _) => tcp_frame(mac, s, sport, d, dport, TcpFlags::ACK),
+            _ => unreachable!("one family"),
+        };
+        let source = |f: &[u8]| -> (IpAddr, u16) {
+            if v6 {
+                let ((a, p), _) = icmp_and_ipv6::endpoints6(f);
+                (IpAddr::V6(a), p)
+            } else {
+                let ((a, p), _) = endpoints(f);
+                (IpAddr::V4(a), p)
+            }
+        };
+        for (sport, frontend, port) in [(40_000, at(200), from), (40_001, at(100), to)] {
+            let mut out = frame(client, sport, frontend, port, CLIENT_MAC);
+            let b = match process(&mut out, LAN, &mut st, &fwd, NOW) {
+                Action::Transmit {
+                    backend: Some(b), ..
+                } => b,
+                other => panic!("{proto} to {frontend}: {other:?}"),
+            };
+            let backend = fwd.backends[b as usize].address;
+            let mac = BACKEND_MACS[backend_index_any(backend)];
+            let mut back = frame(backend, to, client, sport, mac);
+            let action = process(&mut back, LAN, &mut st, &fwd, NOW);
+            assert!(
+                matches!(action, Action::Transmit { backend: None, .. }),
+                "{action:?}"
+            );
+            assert_eq!(source(&back), (frontend, port), "{proto} via {frontend}");
+        }
+    }
+}
+
+/// Which of the three backends (`.11` to `.13`, either family) an address is.
+fn backend_index_any(addr: IpAddr) -> usize {
+    match addr {
+        IpAddr::V4(a) => usize::from(a.octets()[3] - 11),
+        IpAddr::V6(a) => usize::from(a.segments()[7] - 0x11),
+    }
+}
+
+/// Only a backend some reply of which the rules would give two frontends is looked up by its
+/// flows: the servers of `examples/port-translation.toml` (three translating rules, two
+/// frontends, each server port one frontend's) have every reply mapped by its port.
+#[test]
+fn only_backends_with_ambiguous_replies_have_their_flows_looked_up() {
+    let shared = build(&internal_and_public_on_the_same_backends(), &[]);
+    for b in BACKENDS {
+        assert_eq!(shared.reply_candidates(IpAddr::V4(b)).len(), 2, "{b}");
+    }
+    let text = include_str!("../../../examples/port-translation.toml");
+    let cfg = Config::from_toml(text, "port-translation").expect("the example parses");
+    let ports = build(&cfg, &[]);
+    assert!(ports.backends.len() >= 3, "servers built");
+    for b in &ports.backends {
+        assert_eq!(ports.reply_candidates(b.address), &[], "{}", b.address);
+    }
 }
