@@ -466,3 +466,73 @@ fn a_reload_that_gives_the_rule_a_probe_loses_no_packet_of_established_flows() {
     let report = streams.join();
     assert_no_loss(&report, None);
 }
+
+/// A public load balancer over the lab's backends: TCP 8002 on its own frontend.
+const PUBLIC_8002: &str = r#"
+[[load_balancer]]
+name = "plb"
+kind = "public"
+
+  [[load_balancer.frontend]]
+  name = "www"
+  address = "10.0.0.101"
+
+  [[load_balancer.backend_pool]]
+  name = "servers"
+  backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }, { address = "10.0.0.13" }]
+
+  [[load_balancer.rule]]
+  name = "web"
+  frontend = "www"
+  backend_pool = "servers"
+  protocol = "tcp"
+  frontend_port = 8002
+  backend_port = 8002
+"#;
+
+/// A reload that puts a public rule on the HA-ports rule's backends, on the port a live session
+/// through the internal frontend is on (TCP 8002): the rules now give replies from that
+/// port to the public frontend, but the session's replies are its flow's and keep coming from
+/// the internal one, while connections to the public frontend get theirs from there. Before,
+/// the session had recorded nothing for its replies, which the rules then sent out from the
+/// public frontend, and it broke.
+#[test]
+fn a_reload_that_makes_a_session_s_replies_ambiguous_keeps_the_session() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config());
+    let mut streams = lab.streams(&[
+        "--udp-flows",
+        "0",
+        "--session-port",
+        "8002",
+        "--duration",
+        "3",
+    ]);
+    common::wait_for(
+        "the session to carry traffic",
+        std::time::Duration::from_secs(5),
+        || (metric_sum(&lb.metrics(), "haports_backend_packets_total") > 10.0).then_some(()),
+    );
+    lab.edit_config(|t| format!("{t}{PUBLIC_8002}"));
+    lb.reload();
+    lb.wait_generation(2);
+    assert!(
+        streams.running(),
+        "the session ended before the reload applied: it did not run through it"
+    );
+    let public = lab.traffic("tcp", "10.0.0.101", &[8002], 10, None);
+    assert_eq!(public.total(), 10, "{:?}", public.failures);
+    assert!(
+        streams.running(),
+        "the session ended before the public frontend's traffic: it did not run beside it"
+    );
+
+    let report = streams.join();
+    let session = &report["session"];
+    assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
+    assert!(session["sent"].as_u64().unwrap() > 10, "{session}");
+    assert_eq!(
+        session["sent"], session["answered"],
+        "every line of the session answered: {session}"
+    );
+}
