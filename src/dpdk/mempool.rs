@@ -57,8 +57,18 @@ impl Mempool {
 }
 
 impl Drop for Mempool {
+    /// Frees the pool once every mbuf is back in it; one still out (held by a port's
+    /// descriptors, a queue or an `Mbuf` not yet dropped) would be freed into freed memory
+    /// later, so then the pool is left allocated (until the process ends) and that is logged.
     fn drop(&mut self) {
-        // SAFETY: no mbuf of this pool outlives it: ports are stopped and queues dropped first.
+        // SAFETY: the pool is alive; the count includes the lcores' caches.
+        let out = unsafe { dpdk_sys::rte_mempool_in_use_count(self.raw.as_ptr()) };
+        if out != 0 {
+            tracing::warn!("mempool dropped with {out} mbufs still out: left allocated");
+            return;
+        }
+        // SAFETY: every mbuf is back (checked just now), and this handle is the pool's only
+        // owner: nothing refers to it once it is gone.
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
     }
 }

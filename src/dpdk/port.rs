@@ -1,5 +1,6 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::{check, DpdkError};
@@ -51,6 +52,10 @@ pub struct PortStats {
 #[derive(Debug)]
 struct PortInner {
     id: u16,
+    /// Whether each RX and TX queue has a handle ([`RxQueue`], [`TxQueue`]): one at a time,
+    /// as a PMD's queue may be polled by one thread only.
+    rx_taken: Box<[AtomicBool]>,
+    tx_taken: Box<[AtomicBool]>,
 }
 
 impl Drop for PortInner {
@@ -187,7 +192,11 @@ impl Port {
         // Started: from now on the port's handles stop and close it.
         std::mem::forget(guard);
         Ok(Port {
-            inner: Arc::new(PortInner { id }),
+            inner: Arc::new(PortInner {
+                id,
+                rx_taken: (0..cfg.rx_queues).map(|_| AtomicBool::new(false)).collect(),
+                tx_taken: (0..cfg.tx_queues).map(|_| AtomicBool::new(false)).collect(),
+            }),
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
         })
@@ -212,9 +221,12 @@ impl Port {
         Ok(mtu)
     }
 
-    /// The RX queue `q`; hand each queue to exactly one thread.
+    /// The RX queue `q`, for one thread to poll: one handle at a time (a second while the
+    /// first lives is a bug, and panics).
     pub fn rx_queue(&self, q: u16) -> RxQueue {
         assert!(q < self.rx_queues, "RX queue {q} not configured");
+        let taken = self.inner.rx_taken[usize::from(q)].swap(true, Ordering::AcqRel);
+        assert!(!taken, "port {}: RX queue {q} taken twice", self.inner.id);
         RxQueue {
             port: self.inner.clone(),
             queue: q,
@@ -222,9 +234,12 @@ impl Port {
         }
     }
 
-    /// The TX queue `q`; hand each queue to exactly one thread.
+    /// The TX queue `q`, for one thread to send on: one handle at a time (a second while the
+    /// first lives is a bug, and panics).
     pub fn tx_queue(&self, q: u16) -> TxQueue {
         assert!(q < self.tx_queues, "TX queue {q} not configured");
+        let taken = self.inner.tx_taken[usize::from(q)].swap(true, Ordering::AcqRel);
+        assert!(!taken, "port {}: TX queue {q} taken twice", self.inner.id);
         TxQueue {
             port: self.inner.clone(),
             queue: q,
@@ -337,7 +352,8 @@ impl RxQueue {
     pub fn burst(&mut self, out: &mut MbufBurst) -> usize {
         debug_assert!(out.len == 0);
         // SAFETY: `Option<Mbuf>` is a nullable `*mut rte_mbuf` (repr(transparent) over
-        // NonNull); the array has BURST slots; this queue is polled by this thread only.
+        // NonNull); the array has BURST slots; this queue is polled by this thread only (one
+        // handle per queue, `Port::rx_queue`, and `&mut self` on a handle that is not Sync).
         let n = unsafe {
             dpdk_sys::rte_eth_rx_burst(
                 self.port.id,
@@ -352,6 +368,18 @@ impl RxQueue {
 
     pub fn port_id(&self) -> u16 {
         self.port.id
+    }
+}
+
+impl Drop for RxQueue {
+    fn drop(&mut self) {
+        self.port.rx_taken[usize::from(self.queue)].store(false, Ordering::Release);
+    }
+}
+
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        self.port.tx_taken[usize::from(self.queue)].store(false, Ordering::Release);
     }
 }
 
@@ -401,7 +429,8 @@ impl TxQueue {
         let len = slots.len();
         // SAFETY: `Option<Mbuf>` is a nullable `*mut rte_mbuf` (repr(transparent) over
         // NonNull), and the caller promises each is Some; the PMD takes ownership of the
-        // first `sent` of them.
+        // first `sent` of them; this queue is used by this thread only (one handle per queue,
+        // `Port::tx_queue`, and `&mut self` on a handle that is not Sync).
         let sent = unsafe {
             dpdk_sys::rte_eth_tx_burst(
                 self.port.id,

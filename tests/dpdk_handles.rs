@@ -1,0 +1,58 @@
+//! The DPDK wrappers keep their promises without the caller's care, on a real (null) PMD: a
+//! queue, which the PMD lets one thread use, has one handle at a time; and a pool dropped
+//! while a packet buffer is still out is left allocated for it, not freed under it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use haports::dpdk::{Eal, Mbuf, Mempool, Port, PortConfig};
+
+#[test]
+fn a_queue_has_one_handle_at_a_time_and_a_pool_stays_while_its_buffers_are_out() {
+    let args = [
+        "--no-huge",
+        "--no-shconf",
+        "-m",
+        "256",
+        "--no-pci",
+        "-l",
+        "0",
+        "--vdev",
+        "net_null0",
+        "--log-level",
+        "lib.eal:error",
+    ]
+    .map(String::from);
+    let eal = Eal::init(&args).expect("EAL on a null device");
+    let pool = Mempool::new("handles", 4095, 0, None).expect("a pool");
+    let cfg = PortConfig {
+        rx_queues: 2,
+        tx_queues: 2,
+        rx_descriptors: 512,
+        tx_descriptors: 512,
+        rss: false,
+        mac: None,
+    };
+    let port = Port::start(0, &cfg, &pool).expect("net_null0 starts");
+
+    let rx = port.rx_queue(1);
+    let tx = port.tx_queue(1);
+    let second_rx = catch_unwind(AssertUnwindSafe(|| port.rx_queue(1)));
+    assert!(second_rx.is_err(), "RX queue 1 was handed out twice");
+    let second_tx = catch_unwind(AssertUnwindSafe(|| port.tx_queue(1)));
+    assert!(second_tx.is_err(), "TX queue 1 was handed out twice");
+    // Other queues are free, and a queue whose handle is gone may be taken again.
+    let (rx0, tx0) = (port.rx_queue(0), port.tx_queue(0));
+    drop((rx, tx));
+    let (rx, tx) = (port.rx_queue(1), port.tx_queue(1));
+    drop((rx, tx, rx0, tx0, port));
+
+    // A buffer out when its pool is dropped: the pool stays, and the buffer still draws from
+    // it (a sibling) and goes back to it.
+    let before = pool.available();
+    let out = Mbuf::alloc(&pool).expect("a buffer");
+    assert_eq!(pool.available(), before - 1);
+    drop(pool);
+    let sibling = out.sibling().expect("the pool still gives buffers");
+    drop((sibling, out));
+    drop(eal);
+}
