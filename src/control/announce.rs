@@ -13,9 +13,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -23,30 +22,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::bird::{command, configure, BirdError};
 use super::twin;
 use crate::config::{Announce, Config};
 use crate::lb::forwarding::Forwarding;
 
-/// How long one exchange with BIRD may take before it counts as failed.
-const BIRD_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a failed announcement is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
 /// The routes to announce: each frontend address and the twin it goes through.
 pub type Routes = BTreeMap<IpAddr, String>;
-
-/// Why BIRD did not take a new routes file.
-#[derive(Debug, thiserror::Error)]
-pub enum BirdError {
-    /// Nothing listens on the socket: BIRD is not running (it reads the file when it starts).
-    #[error("BIRD is not running ({0})")]
-    NotRunning(io::Error),
-    #[error("talking to BIRD: {0}")]
-    Io(#[from] io::Error),
-    /// BIRD answered with an error: its lines, as `birdc` would print them.
-    #[error("BIRD refused its config: {0}")]
-    Refused(String),
-}
 
 /// The routes file for `routes`: both protocols always, so that BIRD's filters may name them.
 pub fn render(routes: &Routes) -> String {
@@ -78,27 +63,6 @@ pub fn write_routes(path: &Path, text: &str) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// `configure` over BIRD's control socket: BIRD reads its config (and so the routes file)
-/// again. Replies are `CODE text` lines, `CODE-text` while more follow; codes from 8000 up
-/// are errors.
-pub fn configure(socket: &Path) -> Result<(), BirdError> {
-    command(socket, "configure")
-}
-
-/// One command over BIRD's control socket, and its reply.
-fn command(socket: &Path, line: &str) -> Result<(), BirdError> {
-    let stream = connect(socket).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => BirdError::NotRunning(e),
-        _ => BirdError::Io(e),
-    })?;
-    stream.set_read_timeout(Some(BIRD_TIMEOUT))?;
-    stream.set_write_timeout(Some(BIRD_TIMEOUT))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    read_reply(&mut reader)?; // 0001 BIRD x.y ready.
-    (&stream).write_all(format!("{line}\n").as_bytes())?;
-    read_reply(&mut reader)
-}
-
 /// The static protocols of the routes file: name, and whether they hold IPv6 routes.
 const PROTOCOLS: [(&str, bool); 2] = [("haports4", false), ("haports6", true)];
 
@@ -124,53 +88,6 @@ fn withdraw_by_disabling(
         }
     }
     disabled
-}
-
-/// Connects to BIRD's control socket within [`BIRD_TIMEOUT`]: a wedged BIRD whose listen
-/// queue is full would block a plain connect, and with it the start, or the announcer thread
-/// that the stop waits for. A full queue refuses a connect that does not wait (EAGAIN on a
-/// Unix socket), so it is tried again until then: a busy BIRD gets its time.
-fn connect(socket: &Path) -> io::Result<UnixStream> {
-    let address = socket2::SockAddr::unix(socket)?;
-    let deadline = Instant::now() + BIRD_TIMEOUT;
-    loop {
-        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-        match s.connect_timeout(&address, BIRD_TIMEOUT) {
-            Ok(()) => return Ok(s.into()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// One reply: lines up to the one whose code is followed by a space.
-fn read_reply(reader: &mut impl BufRead) -> Result<(), BirdError> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(BirdError::Io(io::ErrorKind::UnexpectedEof.into()));
-        }
-        let line = line.trim_end().to_owned();
-        let code = line.get(..4).and_then(|c| c.parse::<u32>().ok());
-        let last = code.is_some() && line.as_bytes().get(4) == Some(&b' ');
-        let text = if code.is_some() {
-            &line[5.min(line.len())..]
-        } else {
-            line.trim_start()
-        };
-        lines.push((code, text.to_owned()));
-        if last {
-            break;
-        }
-    }
-    if lines.iter().any(|(c, _)| c.is_some_and(|c| c >= 8000)) {
-        let text: Vec<String> = lines.into_iter().map(|(_, t)| t).collect();
-        return Err(BirdError::Refused(text.join("; ")));
-    }
-    Ok(())
 }
 
 /// One instance's claim on its routes file: `ROUTES_FILE.lock`, locked (`flock`) while the

@@ -1,6 +1,7 @@
 //! The routes file, the BIRD control-socket exchange against a stand-in socket that answers
 //! as BIRD 2.0 does, the announcer thread, and which frontends are served.
 
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::sync::atomic::AtomicBool;
 
@@ -118,22 +119,6 @@ fn the_routes_file_has_both_protocols_and_a_host_route_a_frontend() {
         "{empty}"
     );
     assert!(!empty.contains("route"), "{empty}");
-}
-
-#[test]
-fn replies_end_at_the_code_followed_by_a_space_and_8000s_are_errors() {
-    let mut ok = "0002-Reading configuration\n0003 Reconfigured\nnext".as_bytes();
-    read_reply(&mut ok).unwrap();
-    assert_eq!(ok, b"next");
-    let mut continued = "0002-Reading\n more text\n0020 Configuration OK\n".as_bytes();
-    read_reply(&mut continued).unwrap();
-    let mut bad = "0002-Reading\n8002 file:1:2 syntax error\n".as_bytes();
-    match read_reply(&mut bad) {
-        Err(BirdError::Refused(text)) => assert!(text.contains("file:1:2 syntax error"), "{text}"),
-        other => panic!("{other:?}"),
-    }
-    let mut cut = "0002-Reading\n".as_bytes();
-    assert!(matches!(read_reply(&mut cut), Err(BirdError::Io(_))));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod announce;
 mod appliance;
+mod bird;
 mod frontend_macs;
 mod http;
 mod metrics;
