@@ -76,8 +76,8 @@ def udp_flows():
             for f in socks:
                 drain(f)
             time.sleep(0.001)
-    end = time.monotonic() + 0.5  # answers still in flight
-    while time.monotonic() < end:
+    end = time.monotonic() + 2.0  # answers still in flight: until each came, or 2 s
+    while time.monotonic() < end and any(len(f["answered"]) < f["sent"] for f in socks):
         for f in socks:
             drain(f)
         time.sleep(0.005)

@@ -128,6 +128,9 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
                 assert!((interface as usize) < fwd.interfaces.len());
                 assert!(backend.map_or(true, |b| (b as usize) < fwd.backends.len()));
             }
+            if let Action::HoldForBackend { backend } = slow {
+                assert!((backend as usize) < fwd.backends.len());
+            }
         }
         // One spill over the burst, as the worker's: the same room for the same packets.
         let made: Vec<_> = spill.drain().collect();

@@ -171,6 +171,11 @@ fn with_five_workers_probes_mark_a_dead_backend_down_and_up_again() {
     lb.wait_health("10.0.0.11", true);
     let t = lab.traffic("tcp", FRONTEND, &ports, 60, None);
     assert_eq!(t.total(), 60, "{:?}", t.failures);
+    assert_eq!(
+        served_by(&t),
+        vec!["b1", "b2", "b3"],
+        "the restarted backend takes new flows again"
+    );
 }
 
 #[test]
@@ -273,6 +278,7 @@ fn a_drained_backend_keeps_its_connections_and_gets_no_new_ones() {
     );
 
     let report = streams.join();
+    common::assert_every_connection_served(&report);
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
     assert!(
@@ -317,6 +323,7 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
         "the streams ended before the reload applied: it did not happen under traffic"
     );
     let report = streams.join();
+    common::assert_every_connection_served(&report);
     assert_no_loss(&report, None);
     let t = lab.traffic("tcp", FRONTEND, &(8000..8024).collect::<Vec<_>>(), 90, None);
     assert_eq!(t.total(), 90);
@@ -395,6 +402,8 @@ fn a_flood_at_the_appliance_is_held_to_its_kernel_rate_and_the_probes_keep_their
                    print(n)";
     let probes = |m: &str| metric_sum(m, "haports_probes_total");
     let failed = |m: &str| metric_sum(m, "haports_probe_failures_total");
+    let kernel = |m: &str| metric(m, "haports_kernel_packets_total", &[]).unwrap_or(0.0);
+    let started = std::time::Instant::now();
     let before = lb.metrics();
     let flood = lab.exec("c", &["python3", "-c", flooder]);
     let summary = String::from_utf8_lossy(&flood.stdout);
@@ -411,6 +420,15 @@ fn a_flood_at_the_appliance_is_held_to_its_kernel_rate_and_the_probes_keep_their
         over >= 1000.0,
         "the flood went over the rate: {over}\n{summary}"
     );
+    // And the kernel got no more than the rate over the time it took (a second's burst more),
+    // besides the probes' answers, which have a budget of their own (a few packets a probe).
+    let ran = probes(&m) - probes(&before);
+    let to_kernel = kernel(&m) - kernel(&before);
+    let bound = 200.0 * (started.elapsed().as_secs_f64() + 1.0) + 6.0 * ran + 50.0;
+    assert!(
+        to_kernel <= bound && 2.0 * bound < sent,
+        "{to_kernel} packets to the kernel of {sent} sent, bound {bound}\n{m}"
+    );
     assert_eq!(
         sum_with(&m, "haports_probe_transitions_total", "to=\"down\""),
         0.0,
@@ -422,7 +440,6 @@ fn a_flood_at_the_appliance_is_held_to_its_kernel_rate_and_the_probes_keep_their
     // own, so that none would pass if the flood spent it. A few may time out (100 ms) where
     // the flood takes both CPUs of a small test machine (seen: 8 of about 100, a round of
     // all three backends at once), never two in a row (no backend went down, above).
-    let ran = probes(&m) - probes(&before);
     assert!(ran >= 45.0, "{ran} probes during the flood:\n{m}");
     let lost = failed(&m) - failed(&before);
     assert!(
@@ -464,6 +481,7 @@ fn a_reload_that_gives_the_rule_a_probe_loses_no_packet_of_established_flows() {
         "the streams ended before the probe's results: the test saw no probed traffic"
     );
     let report = streams.join();
+    common::assert_every_connection_served(&report);
     assert_no_loss(&report, None);
 }
 
@@ -528,6 +546,7 @@ fn a_reload_that_makes_a_session_s_replies_ambiguous_keeps_the_session() {
     );
 
     let report = streams.join();
+    common::assert_every_connection_served(&report);
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
     assert!(session["sent"].as_u64().unwrap() > 10, "{session}");

@@ -175,13 +175,15 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
         )
     });
     let lb = Appliance::start(&lab, &lab.config());
-    let streams = lab.streams(&[
+    let mut streams = lab.streams(&[
         "--udp-port",
         "8001",
         "--udp-flows",
         "8",
         "--tcp-port",
         "8002",
+        "--duration",
+        "60",
         "--until-stdin-closes",
     ]);
 
@@ -228,6 +230,10 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(" DOWN "), "{text}");
     let view: serde_json::Value = serde_json::from_str(&stats(&lab, &["--json"])).unwrap();
+    assert!(
+        streams.running(),
+        "the traffic ended before the last sample: its rates measured nothing"
+    );
     assert_eq!(backends_in(&view).len(), 3, "{view}");
     for b in backends_in(&view) {
         let dead = b["address"] == "10.0.0.11";

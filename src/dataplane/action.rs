@@ -23,5 +23,10 @@ pub enum Action {
     Hold {
         interface: InterfaceId,
     },
+    /// To a backend once its MAC is known (a backend a reload added, not resolved yet): held
+    /// meanwhile as [`Action::Hold`] is, its MACs written and sent when it is published.
+    HoldForBackend {
+        backend: BackendId,
+    },
     Drop(DropReason),
 }

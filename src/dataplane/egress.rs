@@ -9,7 +9,7 @@ use crossbeam::queue::ArrayQueue;
 use super::action::Action;
 use super::counters::{count_backend, WorkerCounters};
 use super::fragmenter::Spill;
-use super::neighbours::Held;
+use super::neighbours::{Held, Wait};
 use crate::dpdk::{free_bulk, Mbuf, MbufBurst, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -150,7 +150,14 @@ impl Egress {
                     }
                 },
                 Action::Hold { interface } => {
-                    if let Err(m) = self.held.hold(Some(m), interface, now_ms) {
+                    if let Err(m) = self.held.hold(Some(m), Wait::NextHop(interface), now_ms) {
+                        counters.drop_packet(DropReason::NoNeighbour);
+                        self.drops[dropped] = m;
+                        dropped += 1;
+                    }
+                }
+                Action::HoldForBackend { backend } => {
+                    if let Err(m) = self.held.hold(Some(m), Wait::Backend(backend), now_ms) {
                         counters.drop_packet(DropReason::NoNeighbour);
                         self.drops[dropped] = m;
                         dropped += 1;
@@ -180,7 +187,10 @@ impl Egress {
         let (tx, bufs, counters) = (&mut self.tx, &mut self.tx_bufs, &*self.counters);
         self.held
             .release(fwd, now_ms, |m, action| match (m, action) {
-                (Some(m), Action::Transmit { interface, .. }) => {
+                (Some(m), Action::Transmit { interface, backend }) => {
+                    if let Some(b) = backend {
+                        counters.backend(b, m.len() as u64);
+                    }
                     let i = interface as usize;
                     transmit(&mut tx[i], &mut bufs[i], counters, interface, m);
                 }

@@ -8,7 +8,7 @@
 use super::action::Action;
 use super::ctx::Ctx;
 use super::datagrams::Fragment;
-use super::nat::{reply_to_client, set_address, Side};
+use super::nat::{reply_to_client, set_address, unresolved, Side};
 use crate::lb::flow::FlowKey;
 use crate::lb::hash::symmetric_hash;
 use crate::lb::verdict::DropReason;
@@ -39,17 +39,19 @@ pub(super) fn later_fragment(
             // By the backend's per-packet record, as its flows go: not to a backend that may
             // no longer keep them (gone in a reload, or down), nor, behind VXLAN, out of a
             // tunnel that is not there.
-            let out = cx
+            let link = cx
                 .fwd
                 .link(backend)
                 .filter(|l| l.keeps_flows)
-                .ok_or(DropReason::Fragment)?
-                .egress
-                .ok_or(DropReason::NoNeighbour)?;
+                .ok_or(DropReason::Fragment)?;
             if nat {
                 let address = cx.fwd.backends[backend as usize].address;
                 set_address(frame, h, Side::Dst, address)?;
             }
+            // Its first, held for the backend's MAC, goes out before it (held in order).
+            let Some(out) = link.egress else {
+                return unresolved(cx.fwd, backend);
+            };
             frame
                 .get_mut(..12)
                 .ok_or(DropReason::Truncated)?

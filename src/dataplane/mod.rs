@@ -39,7 +39,7 @@ pub use datagrams::Fragment;
 pub use egress::ToTwin;
 pub use exception::KernelBudget;
 pub use fragmenter::Spill;
-pub use neighbours::{Held, NeighbourReports, Report, REPORTS};
+pub use neighbours::{Held, NeighbourReports, Report, Wait, REPORTS};
 pub use packet_buffer::PacketBuffer;
 pub use pipeline::process_burst;
 pub use slow::process;

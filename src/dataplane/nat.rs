@@ -17,19 +17,29 @@ use crate::wire::{
 
 pub(super) use crate::wire::Side;
 
-/// A backend, the route to it and the MAC to send to; `no_neighbour` until it is resolved.
+/// A backend and the route to it (`no_neighbour` without one).
 #[inline]
-fn link(
-    fwd: &Forwarding,
-    backend: BackendId,
-) -> Result<(&BackendState, Route, MacAddr), DropReason> {
+fn link(fwd: &Forwarding, backend: BackendId) -> Result<(&BackendState, Route), DropReason> {
     let be = fwd
         .backends
         .get(backend as usize)
         .ok_or(DropReason::NoHealthyBackend)?;
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
-    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
-    Ok((be, route, mac))
+    Ok((be, route))
+}
+
+/// Where a packet rewritten for `backend` goes while the backend's MAC is not known (a
+/// backend a reload added, resolved within milliseconds): held for it, as a reply is for its
+/// client's next hop, rather than dropped (a new connection's SYN would wait for its
+/// retransmission, a second later). Behind VXLAN it is the tunnel's next hop that is
+/// missing: `no_neighbour`.
+pub(super) fn unresolved(fwd: &Forwarding, backend: BackendId) -> Result<Action, DropReason> {
+    match fwd.backends.get(backend as usize) {
+        Some(be) if be.route.is_some() && be.vxlan.is_none() => {
+            Ok(Action::HoldForBackend { backend })
+        }
+        _ => Err(DropReason::NoNeighbour),
+    }
 }
 
 /// Sends a decided packet to its backend: destination NAT when the decision says so (the
@@ -53,13 +63,16 @@ fn deliver_to(
     nat: Option<Option<u16>>,
     fwd: &Forwarding,
 ) -> Result<Action, DropReason> {
-    let (be, route, mac) = link(fwd, backend)?;
+    let (be, route) = link(fwd, backend)?;
     if let Some(port) = nat {
         set_address(frame, h, Side::Dst, be.address)?;
         if let Some(port) = port {
             set_port(frame, h, Side::Dst, port)?;
         }
     }
+    let Some(mac) = be.mac else {
+        return unresolved(fwd, backend);
+    };
     set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
     Ok(Action::Transmit {
         interface: route.interface,
@@ -84,7 +97,8 @@ pub(super) fn deliver_v4(
         return *action = Action::Drop(DropReason::NoHealthyBackend);
     };
     let Some(out) = link.egress else {
-        return *action = Action::Drop(DropReason::NoNeighbour);
+        return *action =
+            deliver_unresolved(frame, packet, d.backend, d.nat.then_some(d.port), fwd);
     };
     if d.nat {
         let Some(address) = link.v4 else {
@@ -103,6 +117,20 @@ pub(super) fn deliver_v4(
         interface: out.interface,
         backend: Some(d.backend),
     };
+}
+
+/// [`deliver_v4`] to a backend whose MAC is not known yet: the general path, which holds the
+/// packet for it ([`unresolved`]). Out of line, as [`deliver_across_families`] is.
+#[cold]
+#[inline(never)]
+fn deliver_unresolved(
+    frame: &mut [u8],
+    packet: &Ipv4Flow,
+    backend: BackendId,
+    nat: Option<Option<u16>>,
+    fwd: &Forwarding,
+) -> Action {
+    deliver_to(frame, &packet.headers(), backend, nat, fwd).unwrap_or_else(Action::Drop)
 }
 
 /// [`deliver_v4`] to a backend of the other family, which `check` refuses for NAT rules (`NAT

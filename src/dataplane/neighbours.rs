@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 
 use super::action::Action;
-use crate::lb::forwarding::{Forwarding, InterfaceId};
+use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{parse_headers, MacAddr};
 
@@ -170,12 +170,21 @@ pub const HOLD_MS: u64 = 2_000;
 /// Packets one worker holds for unresolved next hops; more are dropped (`no_neighbour`).
 pub const HOLD_CAPACITY: usize = 64;
 
+/// What a held packet waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Its destination's next hop out of the interface ([`Action::Hold`]).
+    NextHop(InterfaceId),
+    /// The backend's MAC ([`Action::HoldForBackend`]).
+    Backend(BackendId),
+}
+
 /// Packets waiting for their next hop's MAC (the kernel's queue of unresolved packets): a
-/// fixed ring, filled by [`Action::Hold`] and released when the published state has the
-/// MAC, or dropped after [`HOLD_MS`].
+/// fixed ring, filled by [`Action::Hold`] and [`Action::HoldForBackend`] and released when
+/// the published state has the MAC, or dropped after [`HOLD_MS`].
 #[derive(Debug)]
 pub struct Held<P> {
-    slots: Vec<Option<(P, InterfaceId, u64)>>,
+    slots: Vec<Option<(P, Wait, u64)>>,
     len: usize,
     /// The state generation held packets were last looked at under: they are looked at again
     /// when a new state is published.
@@ -202,11 +211,11 @@ impl<P: super::packet_buffer::PacketBuffer> Held<P> {
         self.len
     }
 
-    /// Holds `packet` for `interface`; gives it back when full.
-    pub fn hold(&mut self, packet: P, interface: InterfaceId, now_ms: u64) -> Result<(), P> {
+    /// Holds `packet` until what it waits for is known; gives it back when full.
+    pub fn hold(&mut self, packet: P, wait: Wait, now_ms: u64) -> Result<(), P> {
         match self.slots.iter_mut().find(|s| s.is_none()) {
             Some(slot) => {
-                *slot = Some((packet, interface, now_ms));
+                *slot = Some((packet, wait, now_ms));
                 self.len += 1;
                 self.due = self.due.min(now_ms + HOLD_MS);
                 Ok(())
@@ -215,7 +224,7 @@ impl<P: super::packet_buffer::PacketBuffer> Held<P> {
         }
     }
 
-    /// Each held packet whose next hop is now known, its MACs written, with its
+    /// Each held packet whose next hop (or backend) is now known, its MACs written, with its
     /// [`Action::Transmit`]; each one held too long with a drop. Calls `out` for each.
     pub fn release(&mut self, fwd: &Forwarding, now_ms: u64, mut out: impl FnMut(P, Action)) {
         if self.len == 0 || (self.generation == fwd.generation && now_ms < self.due) {
@@ -224,10 +233,14 @@ impl<P: super::packet_buffer::PacketBuffer> Held<P> {
         self.generation = fwd.generation;
         self.due = u64::MAX;
         for slot in &mut self.slots {
-            let Some((packet, interface, since)) = slot else {
+            let Some((packet, wait, since)) = slot else {
                 continue;
             };
-            let action = match resolved(packet.bytes(), *interface, fwd) {
+            let known = match *wait {
+                Wait::NextHop(interface) => resolved(packet.bytes(), interface, fwd),
+                Wait::Backend(backend) => backend_resolved(packet.bytes(), backend, fwd),
+            };
+            let action = match known {
                 Some(action) => action,
                 None if now_ms.saturating_sub(*since) >= HOLD_MS => {
                     Action::Drop(DropReason::NoNeighbour)
@@ -249,6 +262,16 @@ impl<P: super::packet_buffer::PacketBuffer> Default for Held<P> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A frame held for `backend`: its MACs written once the backend's are known.
+fn backend_resolved(frame: &mut [u8], backend: BackendId, fwd: &Forwarding) -> Option<Action> {
+    let out = fwd.link(backend)?.egress?;
+    frame.get_mut(..12)?.copy_from_slice(&out.macs);
+    Some(Action::Transmit {
+        interface: out.interface,
+        backend: Some(backend),
+    })
 }
 
 /// A held frame's release: the MACs of its next hop out of `interface` written, once known.

@@ -327,6 +327,27 @@ impl Streams {
     }
 }
 
+/// Every new TCP connection streams.py opened during its run was answered by a backend, and
+/// there were at least ten (new flows went on throughout, not only the established ones).
+pub fn assert_every_connection_served(report: &serde_json::Value) {
+    let tcp = report["tcp"]
+        .as_array()
+        .expect("streams.py reports its connections");
+    assert!(
+        tcp.len() >= 10,
+        "only {} new connections: {report}",
+        tcp.len()
+    );
+    let failed: Vec<_> = tcp.iter().filter(|c| c[1].is_null()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} new connections failed, the first: {}",
+        failed.len(),
+        tcp.len(),
+        failed[0]
+    );
+}
+
 #[derive(Debug, serde::Deserialize)]
 pub struct Traffic {
     pub served: BTreeMap<String, usize>,

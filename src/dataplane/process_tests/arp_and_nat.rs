@@ -344,8 +344,8 @@ fn a_new_flow_from_an_unresolved_client_asks_for_it_and_its_replies_wait_for_the
     assert_eq!(drain(&reports), vec![want]);
 
     let mut held = Held::new();
-    held.hold(first, LAN, NOW).unwrap();
-    held.hold(second, LAN, later).unwrap();
+    held.hold(first, Wait::NextHop(LAN), NOW).unwrap();
+    held.hold(second, Wait::NextHop(LAN), later).unwrap();
     let mut out = Vec::new();
     held.release(&unresolved, NOW + 10, |f, a| out.push((f, a)));
     assert!(out.is_empty(), "nothing is released before the answer");
@@ -391,9 +391,12 @@ fn held_packets_are_dropped_no_neighbour_when_no_answer_comes_and_the_hold_is_bo
         )
     };
     for _ in 0..HOLD_CAPACITY {
-        assert_eq!(held.hold(reply(), LAN, NOW), Ok(()));
+        assert_eq!(held.hold(reply(), Wait::NextHop(LAN), NOW), Ok(()));
     }
-    assert!(held.hold(reply(), LAN, NOW).is_err(), "full: given back");
+    assert!(
+        held.hold(reply(), Wait::NextHop(LAN), NOW).is_err(),
+        "full: given back"
+    );
 
     let mut out = Vec::new();
     held.release(&unresolved, NOW + HOLD_MS - 1, |_, a| out.push(a));
@@ -403,6 +406,72 @@ fn held_packets_are_dropped_no_neighbour_when_no_answer_comes_and_the_hold_is_bo
     assert!(out
         .iter()
         .all(|a| *a == Action::Drop(DropReason::NoNeighbour)));
+    assert!(held.is_empty());
+}
+
+/// A new flow to a backend whose MAC is not known yet (one a reload added, without `mac` in
+/// the config, which the control thread is resolving) waits for it, NATed already, and
+/// leaves to its MAC once that is published: through the burst pipeline's fast path and
+/// through the slow path. Dropped instead, a new connection's SYN waited for its
+/// retransmission, a second later (the end-to-end reload test lost one so).
+#[test]
+fn a_new_flow_to_an_unresolved_backend_waits_for_its_mac() {
+    let mut cfg = ha_ports();
+    for b in &mut cfg.load_balancer[0].backend_pool[0].backends {
+        b.mac = None;
+    }
+    let client = (IpAddr::V4(CLIENT), CLIENT_MAC);
+    let unresolved = build_knowing(&cfg, &[], &[client]);
+    let known: Vec<(IpAddr, MacAddr)> = BACKENDS
+        .iter()
+        .zip(BACKEND_MACS)
+        .map(|(&a, m)| (IpAddr::V4(a), m))
+        .chain([client])
+        .collect();
+    let mut resolved = build_knowing(&cfg, &[], &known);
+    resolved.generation = unresolved.generation + 1;
+    let (mut st, _) = worker();
+
+    let mut burst = vec![syn(40_000, 443)];
+    let mut actions = [Action::Drop(DropReason::Unsupported); crate::dpdk::BURST];
+    let pipeline = crate::dataplane::pipeline::process_burst;
+    pipeline(
+        &mut burst,
+        LAN,
+        &mut st,
+        &unresolved,
+        NOW,
+        &mut actions,
+        &mut spill(),
+    );
+    let mut slow = syn(40_001, 443);
+    let slow_action = process(&mut slow, LAN, &mut st, &unresolved, NOW);
+    let mut held = Held::new();
+    for (frame, action) in [(burst.remove(0), actions[0]), (slow, slow_action)] {
+        let Action::HoldForBackend { backend } = action else {
+            panic!("{action:?}")
+        };
+        held.hold(frame, Wait::Backend(backend), NOW).unwrap();
+    }
+    let mut out = Vec::new();
+    held.release(&unresolved, NOW + 10, |f, a| out.push((f, a)));
+    assert!(out.is_empty(), "nothing leaves before the MAC is known");
+
+    held.release(&resolved, NOW + 20, |f, a| out.push((f, a)));
+    assert_eq!(out.len(), 2);
+    for ((frame, action), sport) in out.iter().zip([40_000, 40_001]) {
+        let Action::Transmit {
+            interface: LAN,
+            backend: Some(b),
+        } = *action
+        else {
+            panic!("{action:?}")
+        };
+        let i = backend_index(&resolved, b);
+        assert_eq!(macs(frame), (BACKEND_MACS[i], IF_MAC));
+        assert_eq!(endpoints(frame), ((CLIENT, sport), (BACKENDS[i], 443)));
+        assert_checksums(frame);
+    }
     assert!(held.is_empty());
 }
 

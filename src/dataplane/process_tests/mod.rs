@@ -13,7 +13,7 @@ use super::{process, Action, WorkerState};
 use crate::config::Config;
 use crate::dataplane::datagrams::FRAGMENT_CAPACITY;
 use crate::dataplane::neighbours::{HOLD_CAPACITY, HOLD_MS};
-use crate::dataplane::{Held, Report, Spill};
+use crate::dataplane::{Held, Report, Spill, Wait};
 use crate::lb::decision::lookup;
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::Neighbour;
