@@ -48,7 +48,8 @@ pub(super) fn later_fragment(
                 let address = cx.fwd.backends[backend as usize].address;
                 set_address(frame, h, Side::Dst, address)?;
             }
-            // Its first, held for the backend's MAC, goes out before it (held in order).
+            // Held for the backend's MAC as its first is (a datagram's fragments may arrive
+            // in any order).
             let Some(out) = link.egress else {
                 return unresolved(cx.fwd, backend);
             };
