@@ -433,6 +433,19 @@ fn check_exits_2_when_the_file_cannot_be_read() {
     }
 }
 
+/// A path to a device without end is refused once past any real config's size (16 MiB),
+/// not read until memory runs out.
+#[test]
+fn check_refuses_a_file_without_end() {
+    let run = haports([OsStr::new("check"), OsStr::new("/dev/zero")]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let out = run.all_output();
+    assert!(
+        out.contains("/dev/zero") && out.contains("longer than 16 MiB"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn check_prints_one_line_per_problem_each_starting_with_the_file() {
     let file = two_problems();

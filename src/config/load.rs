@@ -3,7 +3,7 @@
 //!
 //! Parsing only checks the shape (keys, types, address syntax); `validate` checks meaning.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::model::Config;
@@ -27,6 +27,10 @@ pub enum ConfigError {
     },
 }
 
+/// The longest config file read: far beyond any real one (a thousand backends take about
+/// 100 KiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 impl Config {
     /// Parses config text; `source` names it in errors (usually the file's path).
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
@@ -36,9 +40,20 @@ impl Config {
             .map_err(|err| parse_error(text, source, &err))
     }
 
-    /// Reads and parses the config file at `path`.
+    /// Reads and parses the config file at `path` (at most [`MAX_CONFIG_BYTES`]: a path to
+    /// an endless device, `/dev/zero`, is refused, not read until memory runs out).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read = || -> io::Result<String> {
+            let mut text = String::new();
+            let file = std::fs::File::open(path)?;
+            file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+            if text.len() as u64 > MAX_CONFIG_BYTES {
+                let what = format!("longer than {} MiB", MAX_CONFIG_BYTES >> 20);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+            }
+            Ok(text)
+        };
+        let text = read().map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;

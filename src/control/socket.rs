@@ -22,6 +22,8 @@ use super::Error;
 /// thread to answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest answer a client reads: far beyond the status of the largest config.
+const ANSWER_MAX: u64 = 64 << 20;
 /// How often the accepting thread looks for a stop.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
@@ -215,8 +217,10 @@ pub fn ask(path: &Path, request: &str) -> Result<serde_json::Value, String> {
     conn.set_read_timeout(Some(ANSWER_TIMEOUT + CLIENT_TIMEOUT))
         .map_err(|e| e.to_string())?;
     writeln!(conn, "{request}").map_err(|e| format!("sending to {}: {e}", path.display()))?;
+    // One line, as long as a status of many backends may be (an endless one is cut there
+    // and is no JSON).
     let mut answer = String::new();
-    BufReader::new(conn)
+    BufReader::new(conn.take(ANSWER_MAX))
         .read_line(&mut answer)
         .map_err(|e| format!("reading from {}: {e}", path.display()))?;
     serde_json::from_str(&answer).map_err(|e| format!("answer {answer:?}: {e}"))
