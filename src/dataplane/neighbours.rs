@@ -169,6 +169,8 @@ pub const HOLD_MS: u64 = 2_000;
 
 /// Packets one worker holds for unresolved next hops; more are dropped (`no_neighbour`).
 pub const HOLD_CAPACITY: usize = 64;
+// Held packets are ordered by their slots' numbers as bytes.
+const _: () = assert!(HOLD_CAPACITY <= 256);
 
 /// What a held packet waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,12 +182,18 @@ pub enum Wait {
 }
 
 /// Packets waiting for their next hop's MAC (the kernel's queue of unresolved packets): a
-/// fixed ring, filled by [`Action::Hold`] and [`Action::HoldForBackend`] and released when
-/// the published state has the MAC, or dropped after [`HOLD_MS`].
+/// fixed ring, filled by [`Action::Hold`] and [`Action::HoldForBackend`] and released in the
+/// order they came when the published state has the MAC, or dropped after [`HOLD_MS`].
+/// Packets for backends take at most half of it (a backend whose MAC never comes, a dead
+/// host no probe marks down, cannot keep the replies of others from waiting).
 #[derive(Debug)]
 pub struct Held<P> {
-    slots: Vec<Option<(P, Wait, u64)>>,
+    slots: Vec<Option<Waiting<P>>>,
     len: usize,
+    /// Of `len`, the packets waiting for a backend.
+    for_backends: usize,
+    /// Numbers the packets as they come, so that they leave in that order.
+    next: u64,
     /// The state generation held packets were last looked at under: they are looked at again
     /// when a new state is published.
     generation: u64,
@@ -193,11 +201,22 @@ pub struct Held<P> {
     due: u64,
 }
 
+/// A held packet: what it waits for, since when, and its place in the order of arrival.
+#[derive(Debug)]
+struct Waiting<P> {
+    packet: P,
+    wait: Wait,
+    since: u64,
+    order: u64,
+}
+
 impl<P: super::packet_buffer::PacketBuffer> Held<P> {
     pub fn new() -> Self {
         Held {
             slots: (0..HOLD_CAPACITY).map(|_| None).collect(),
             len: 0,
+            for_backends: 0,
+            next: 0,
             generation: 0,
             due: u64::MAX,
         }
@@ -211,48 +230,72 @@ impl<P: super::packet_buffer::PacketBuffer> Held<P> {
         self.len
     }
 
-    /// Holds `packet` until what it waits for is known; gives it back when full.
+    /// Holds `packet` until what it waits for is known; gives it back when full (for a
+    /// backend: when half of the room waits for backends).
     pub fn hold(&mut self, packet: P, wait: Wait, now_ms: u64) -> Result<(), P> {
-        match self.slots.iter_mut().find(|s| s.is_none()) {
-            Some(slot) => {
-                *slot = Some((packet, wait, now_ms));
-                self.len += 1;
-                self.due = self.due.min(now_ms + HOLD_MS);
-                Ok(())
-            }
-            None => Err(packet),
+        let for_backend = matches!(wait, Wait::Backend(_));
+        if for_backend && self.for_backends >= HOLD_CAPACITY / 2 {
+            return Err(packet);
         }
+        let Some(slot) = self.slots.iter_mut().find(|s| s.is_none()) else {
+            return Err(packet);
+        };
+        *slot = Some(Waiting {
+            packet,
+            wait,
+            since: now_ms,
+            order: self.next,
+        });
+        self.next += 1;
+        self.len += 1;
+        self.for_backends += usize::from(for_backend);
+        self.due = self.due.min(now_ms + HOLD_MS);
+        Ok(())
     }
 
     /// Each held packet whose next hop (or backend) is now known, its MACs written, with its
-    /// [`Action::Transmit`]; each one held too long with a drop. Calls `out` for each.
+    /// [`Action::Transmit`]; each one held too long, or whose backend no longer takes it,
+    /// with a drop. Calls `out` for each, in the order they came.
     pub fn release(&mut self, fwd: &Forwarding, now_ms: u64, mut out: impl FnMut(P, Action)) {
         if self.len == 0 || (self.generation == fwd.generation && now_ms < self.due) {
             return;
         }
         self.generation = fwd.generation;
         self.due = u64::MAX;
-        for slot in &mut self.slots {
-            let Some((packet, wait, since)) = slot else {
+        // The occupied slots by arrival (a slot freed early is taken by a later packet).
+        let mut by_arrival = [0u8; HOLD_CAPACITY];
+        let mut n = 0;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.is_some() {
+                by_arrival[n] = i as u8;
+                n += 1;
+            }
+        }
+        let order = |i: &u8| self.slots[usize::from(*i)].as_ref().map_or(0, |w| w.order);
+        by_arrival[..n].sort_unstable_by_key(order);
+        for &i in &by_arrival[..n] {
+            let slot = &mut self.slots[usize::from(i)];
+            let Some(w) = slot else {
                 continue;
             };
-            let known = match *wait {
-                Wait::NextHop(interface) => resolved(packet.bytes(), interface, fwd),
-                Wait::Backend(backend) => backend_resolved(packet.bytes(), backend, fwd),
+            let known = match w.wait {
+                Wait::NextHop(interface) => resolved(w.packet.bytes(), interface, fwd),
+                Wait::Backend(backend) => backend_resolved(w.packet.bytes(), backend, fwd),
             };
             let action = match known {
                 Some(action) => action,
-                None if now_ms.saturating_sub(*since) >= HOLD_MS => {
+                None if now_ms.saturating_sub(w.since) >= HOLD_MS => {
                     Action::Drop(DropReason::NoNeighbour)
                 }
                 None => {
-                    self.due = self.due.min(*since + HOLD_MS);
+                    self.due = self.due.min(w.since + HOLD_MS);
                     continue;
                 }
             };
-            if let Some((packet, _, _)) = slot.take() {
+            if let Some(w) = slot.take() {
                 self.len -= 1;
-                out(packet, action);
+                self.for_backends -= usize::from(matches!(w.wait, Wait::Backend(_)));
+                out(w.packet, action);
             }
         }
     }
@@ -264,9 +307,18 @@ impl<P: super::packet_buffer::PacketBuffer> Default for Held<P> {
     }
 }
 
-/// A frame held for `backend`: its MACs written once the backend's are known.
+/// A frame held for `backend`: its MACs written once the backend's are known; dropped where
+/// the backend no longer takes its flows (down or gone: the client's next try is decided
+/// again) or has come to be behind VXLAN (a reload meanwhile: its frames go in the tunnel,
+/// which a held one skipped).
 fn backend_resolved(frame: &mut [u8], backend: BackendId, fwd: &Forwarding) -> Option<Action> {
-    let out = fwd.link(backend)?.egress?;
+    let Some(link) = fwd.link(backend).filter(|l| l.keeps_flows) else {
+        return Some(Action::Drop(DropReason::NoHealthyBackend));
+    };
+    if fwd.backends.get(backend as usize)?.vxlan.is_some() {
+        return Some(Action::Drop(DropReason::NoNeighbour));
+    }
+    let out = link.egress?;
     frame.get_mut(..12)?.copy_from_slice(&out.macs);
     Some(Action::Transmit {
         interface: out.interface,

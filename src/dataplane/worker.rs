@@ -77,6 +77,9 @@ impl Worker {
             // one before is freed by the control thread, not here).
             let fwd: &Arc<Forwarding> = cache.load();
             let now_ms = rdtsc() / ticks_per_ms;
+            // Packets that waited for a neighbour this state now has go first, ahead of their
+            // flows' later packets in the bursts below.
+            out.release_held(fwd, now_ms);
             for (ifc, (rxq, lanes)) in self.rx.iter_mut().zip(&mut lanes).enumerate() {
                 // The burst received now is classified (its buckets requested) before the
                 // one received last time, if one waits, is decided: where the flow table is
@@ -126,7 +129,6 @@ impl Worker {
                     out.take_from_kernel(i, q);
                 }
             }
-            out.release_held(fwd, now_ms);
             out.flush();
             self.state.flows.expire(now_ms, EXPIRE_PER_LOOP);
             // The next sweep's buckets, in while the next bursts are handled (the sweep

@@ -409,6 +409,86 @@ fn held_packets_are_dropped_no_neighbour_when_no_answer_comes_and_the_hold_is_bo
     assert!(held.is_empty());
 }
 
+/// The HA-ports config without the backends' MACs, built before the control thread resolved
+/// them and after (a later generation).
+fn backends_resolved_later(down: &[Ipv4Addr]) -> (Forwarding, Forwarding) {
+    let unresolved = backends_state(&[], false, 1);
+    (unresolved, backends_state(down, true, 2))
+}
+
+/// The HA-ports config without the backends' MACs, `down` down, the backends resolved or
+/// not, as published in `generation`.
+fn backends_state(down: &[Ipv4Addr], resolved: bool, generation: u64) -> Forwarding {
+    let mut cfg = ha_ports();
+    for b in &mut cfg.load_balancer[0].backend_pool[0].backends {
+        b.mac = None;
+    }
+    let client = (IpAddr::V4(CLIENT), CLIENT_MAC);
+    let backends = BACKENDS.iter().zip(BACKEND_MACS);
+    let known: Vec<(IpAddr, MacAddr)> = backends
+        .map(|(&a, m)| (IpAddr::V4(a), m))
+        .filter(|_| resolved)
+        .chain([client])
+        .collect();
+    let mut fwd = build_knowing(&cfg, down, &known);
+    fwd.generation = generation;
+    fwd
+}
+
+/// Packets held for backends leave in the order they came, whatever slots they took (a slot
+/// freed early is taken by a later packet); for backends they take half of the room at most,
+/// so that the replies of others still find some; one whose backend went down meanwhile is
+/// dropped, not sent to it.
+#[test]
+fn packets_held_for_backends_leave_in_order_take_half_the_room_and_not_to_a_down_backend() {
+    let unresolved = backends_state(&[], false, 1);
+    let (mut st, _) = worker();
+    // A flow to each backend (the SYN of each, held), by source port.
+    let mut to = [None, None, None];
+    for sport in 40_000..40_100 {
+        let mut frame = syn(sport, 443);
+        if let Action::HoldForBackend { backend } =
+            process(&mut frame, LAN, &mut st, &unresolved, NOW)
+        {
+            let i = backend_index(&unresolved, backend);
+            to[i].get_or_insert((backend, sport, frame));
+        }
+    }
+    let [Some(a), Some(b), Some(c)] = to else {
+        panic!("a flow to each backend: {to:?}")
+    };
+    let mut held = Held::new();
+    let mut out = Vec::new();
+    // b (backend 1) into slot 0, a (backend 0) into slot 1; b's backend goes down, still
+    // unresolved: b is dropped, a waits; then c (backend 2) takes slot 0.
+    held.hold(b.2.clone(), Wait::Backend(b.0), NOW).unwrap();
+    held.hold(a.2.clone(), Wait::Backend(a.0), NOW + 1).unwrap();
+    held.release(
+        &backends_state(&[BACKENDS[1]], false, 2),
+        NOW + 2,
+        |f, a| out.push((f, a)),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(endpoints(&out[0].0).0 .1, b.1);
+    assert_eq!(out[0].1, Action::Drop(DropReason::NoHealthyBackend));
+    out.clear();
+    held.hold(c.2.clone(), Wait::Backend(c.0), NOW + 3).unwrap();
+    held.release(&backends_state(&[], true, 3), NOW + 4, |f, a| {
+        out.push((f, a))
+    });
+    let sports: Vec<u16> = out.iter().map(|(f, _)| endpoints(f).0 .1).collect();
+    assert_eq!(sports, vec![a.1, c.1], "in the order they came");
+    assert!(matches!(out[0].1, Action::Transmit { backend: Some(x), .. } if x == a.0));
+    assert!(matches!(out[1].1, Action::Transmit { backend: Some(x), .. } if x == c.0));
+
+    // Half the room for backends; the rest still takes replies.
+    for _ in 0..HOLD_CAPACITY / 2 {
+        assert_eq!(held.hold(a.2.clone(), Wait::Backend(a.0), NOW), Ok(()));
+    }
+    assert!(held.hold(a.2.clone(), Wait::Backend(a.0), NOW).is_err());
+    assert_eq!(held.hold(a.2.clone(), Wait::NextHop(LAN), NOW), Ok(()));
+}
+
 /// A new flow to a backend whose MAC is not known yet (one a reload added, without `mac` in
 /// the config, which the control thread is resolving) waits for it, NATed already, and
 /// leaves to its MAC once that is published: through the burst pipeline's fast path and
@@ -416,20 +496,7 @@ fn held_packets_are_dropped_no_neighbour_when_no_answer_comes_and_the_hold_is_bo
 /// retransmission, a second later (the end-to-end reload test lost one so).
 #[test]
 fn a_new_flow_to_an_unresolved_backend_waits_for_its_mac() {
-    let mut cfg = ha_ports();
-    for b in &mut cfg.load_balancer[0].backend_pool[0].backends {
-        b.mac = None;
-    }
-    let client = (IpAddr::V4(CLIENT), CLIENT_MAC);
-    let unresolved = build_knowing(&cfg, &[], &[client]);
-    let known: Vec<(IpAddr, MacAddr)> = BACKENDS
-        .iter()
-        .zip(BACKEND_MACS)
-        .map(|(&a, m)| (IpAddr::V4(a), m))
-        .chain([client])
-        .collect();
-    let mut resolved = build_knowing(&cfg, &[], &known);
-    resolved.generation = unresolved.generation + 1;
+    let (unresolved, resolved) = backends_resolved_later(&[]);
     let (mut st, _) = worker();
 
     let mut burst = vec![syn(40_000, 443)];
