@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use super::action::Action;
 use super::ctx::Ctx;
-use super::nat::{reply_to_client, set_macs};
+use super::nat::{reply_to_client, set_macs, unresolved};
 use crate::lb::decision::{decide, reply_frontend, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::verdict::DropReason;
@@ -142,7 +142,6 @@ pub(super) fn icmp_error(
     )?;
     let be = &fwd.backends[d.backend as usize];
     let route = be.route.ok_or(DropReason::NoNeighbour)?;
-    let mac = be.mac.ok_or(DropReason::NoNeighbour)?;
     if d.nat {
         let port = d.port;
         match (be.address, h.src) {
@@ -160,6 +159,10 @@ pub(super) fn icmp_error(
             _ => return Err(DropReason::Unsupported),
         }
     }
+    // Not known yet: held for it, as the flow's own packets are.
+    let Some(mac) = be.mac else {
+        return unresolved(fwd, d.backend).map(Some);
+    };
     set_macs(frame, mac, fwd.interfaces[route.interface as usize].mac)?;
     Ok(Some(Action::Transmit {
         interface: route.interface,

@@ -489,6 +489,29 @@ fn packets_held_for_backends_leave_in_order_take_half_the_room_and_not_to_a_down
     assert_eq!(held.hold(a.2.clone(), Wait::NextHop(LAN), NOW), Ok(()));
 }
 
+/// An ICMP error about a flow whose backend's MAC is not known yet waits for it as the flow's
+/// packets do, already rewritten for the backend (NAT); it was dropped (`no_neighbour`).
+#[test]
+fn an_icmp_error_for_an_unresolved_backend_waits_for_its_mac() {
+    let unresolved = backends_state(&[], false, 1);
+    let (mut st, _) = worker();
+    let owner = match process(&mut syn(40_000, 443), LAN, &mut st, &unresolved, NOW) {
+        Action::HoldForBackend { backend } => backend,
+        other => panic!("{other:?}"),
+    };
+    let router = Ipv4Addr::new(10, 0, 1, 1);
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    let mut error = super::errors_and_transit::frag_needed(router_mac, router, 40_000);
+    assert_eq!(
+        process(&mut error, LAN, &mut st, &unresolved, NOW),
+        Action::HoldForBackend { backend: owner }
+    );
+    let i = backend_index(&unresolved, owner);
+    let ip = Ipv4Packet::new_checked(&error[ETH_LEN..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (router, BACKENDS[i]));
+    assert!(ip.verify_checksum());
+}
+
 /// A new flow to a backend whose MAC is not known yet (one a reload added, without `mac` in
 /// the config, which the control thread is resolving) waits for it, NATed already, and
 /// leaves to its MAC once that is published: through the burst pipeline's fast path and
