@@ -109,7 +109,9 @@ fn an_established_flow_keeps_its_backend_until_it_fails() {
         .find(|a| *a != addr)
         .unwrap();
     let fwd2 = build(false, &[other]);
-    assert_eq!(record(&fwd2, &mut flows, &f, 1).backend, first.backend);
+    let kept = record(&fwd2, &mut flows, &f, 1);
+    assert_eq!(kept.backend, first.backend);
+    assert!(!kept.new, "kept by its entry, not decided again");
     // Its own fails: it moves, and stays on the new one.
     let fwd3 = build(false, &[&addr]);
     let moved = record(&fwd3, &mut flows, &f, 2);
@@ -133,6 +135,8 @@ fn fin_or_rst_shortens_the_timeout_for_good() {
     // A later ACK does not bring the idle timeout (60 s) back.
     record(&fwd, &mut flows, &flow(&fwd, 1000, TcpFlags::ACK), 2_000);
     let gone = 2_000 + CLOSING_TIMEOUT_MS;
+    // Alive for the closing timeout from the last packet, not less (nor the SYN's 5 s).
+    assert!(flows.live(&syn, gone - 1).is_some(), "alive until then");
     let d = decide(&fwd, &mut flows, 0, Via::Frontend, &syn, gone, Memory::Peek).unwrap();
     assert!(!d.new, "peek sees the expired entry and changes nothing");
     assert!(

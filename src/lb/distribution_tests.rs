@@ -102,7 +102,19 @@ fn each_mode_ignores_exactly_the_fields_it_should() {
                 assert!(
                     by_proto.values().all(|b| b.len() == 1),
                     "{mode:?}: {by_proto:?}"
-                )
+                );
+                // And the protocol counts: over fifty clients, some get another backend for
+                // UDP than for TCP (one in ten would not, by chance).
+                let differs = (1..=50u8).any(|n| {
+                    let c = IpAddr::V4(Ipv4Addr::new(192, 0, 2, n));
+                    let of =
+                        |proto| backend(&fwd, key(proto, c, 1000, frontend, 80), Via::Frontend);
+                    of(TCP) != of(UDP)
+                });
+                assert!(
+                    differs,
+                    "{mode:?}: the protocol changes no client's backend"
+                );
             }
             // One backend for the client, whatever the protocol and ports.
             Distribution::ClientIp => assert_eq!(all.len(), 1, "{mode:?}: {by_proto:?}"),

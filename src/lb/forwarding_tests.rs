@@ -345,12 +345,17 @@ fn transit_flows_need_a_frontend_named_as_next_hop() {
     let fe = fwd.frontend_named("fe1").unwrap();
     assert_eq!(fwd.frontend_named("ilb/fe1"), Some(fe));
     assert_eq!(fwd.frontend_named("10.0.0.100"), Some(fe));
-    let there = lookup(&fwd, &key, Some(fe)).unwrap();
-    let back = lookup(&fwd, &key.reversed(), Some(fe)).unwrap();
-    assert_eq!(
-        there.backend, back.backend,
-        "both directions of a transit flow pick one backend"
-    );
+    // Both directions of each transit flow pick one backend (over many flows: with two
+    // backends, one flow would agree half the time by chance), and the flows use both.
+    let mut used = std::collections::BTreeSet::new();
+    for port in 1000..1100u16 {
+        let key: FlowKey = format!("tcp 10.1.0.5:{port} 10.2.0.7:22").parse().unwrap();
+        let there = lookup(&fwd, &key, Some(fe)).unwrap();
+        let back = lookup(&fwd, &key.reversed(), Some(fe)).unwrap();
+        assert_eq!(there.backend, back.backend, "{key:?}");
+        used.insert(there.backend);
+    }
+    assert_eq!(used.len(), 2, "both backends take transit flows");
 }
 
 /// One pool behind two rules with different probes (a public load balancer's HTTPS and SSH).

@@ -273,8 +273,14 @@ fn udp_without_checksum_keeps_none_after_nat() {
         &ipv4(CLIENT, FRONTEND, IpProtocol::UDP, &dgram),
     );
 
-    to_backend(&mut frame, &mut st, &fwd);
+    let i = backend_index(&fwd, to_backend(&mut frame, &mut st, &fwd));
 
+    assert_eq!(
+        endpoints(&frame),
+        ((CLIENT, 5353), (BACKENDS[i], 53)),
+        "NATed"
+    );
+    assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
     assert!(ip(&frame).verify_checksum());
     assert_eq!(
         UdpPacket::new_checked(ip(&frame).payload())

@@ -44,7 +44,16 @@ fn established_flow_keeps_its_backend_when_another_goes_down() {
 
     let fwd = build(&cfg, &[other]);
     let mut frame = tcp_frame(CLIENT_MAC, CLIENT, 40_000, FRONTEND, 443, TcpFlags::ACK);
+    let new_flows = |st: &WorkerState| st.new_flows.iter().map(|c| c.get()).sum::<u64>();
+    let decided = new_flows(&st);
     assert_eq!(to_backend(&mut frame, &mut st, &fwd), b);
+    // By its flow-table entry, not a new decision that happened to agree.
+    assert_eq!(
+        new_flows(&st),
+        decided,
+        "no new decision for an established flow"
+    );
+    assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
 }
 
 #[test]
@@ -246,6 +255,12 @@ fn every_fragment_of_a_datagram_follows_its_first_and_orphans_are_dropped() {
                 BACKENDS[backend_index(&fwd, b)]
             };
             assert_eq!(ip.dst(), expected, "fragment {i} rewritten like the first");
+            let j = backend_index(&fwd, b);
+            assert_eq!(
+                macs(&frame),
+                (BACKEND_MACS[j], IF_MAC),
+                "fragment {i}'s MACs"
+            );
             if i > 0 || floating {
                 // (The first fragment's UDP checksum follows the NATed address.)
                 assert_eq!(
