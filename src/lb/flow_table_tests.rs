@@ -224,6 +224,31 @@ fn live(model: &Model, key: &V4Key, now: u64) -> Option<u32> {
         .map(|(v, _)| *v)
 }
 
+/// Whether `t` may refuse `key` at `now`: at capacity, or both of its buckets full of live
+/// entries none of which has a free way in its own other bucket (the one cuckoo step
+/// `make_room` takes).
+fn may_refuse<M: BucketMemory>(t: &FlowTable<M>, key: &V4Key, hash: u64, now: u64) -> bool {
+    if t.len() >= t.capacity() {
+        return true;
+    }
+    let buckets = t.memory.as_ref();
+    let (a, b) = t.homes(key, hash);
+    [a, b].into_iter().all(|i| {
+        let bucket = &buckets[i];
+        (0..WAYS).all(|w| {
+            let live = bucket.used & (1 << w) != 0 && !expired(bucket.deadlines[w], now as u32);
+            let k = V4Key {
+                addrs: bucket.addrs[w],
+                ports: bucket.ports[w],
+                proto: bucket.protos[w],
+            };
+            let (first, second) = t.homes(&k, t.hash(&k));
+            let other = &buckets[if first == i { second } else { first }];
+            live && other.used == (1 << WAYS) - 1
+        })
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -266,10 +291,10 @@ proptest! {
                         model.insert(k, (value.into(), now + timeout));
                     } else {
                         prop_assert_eq!(live(&model, &k, now), None);
-                        let live_count = model.keys().filter(|k| live(&model, k, now).is_some()).count();
-                        // Refused: at capacity, or (colliding keys) both buckets live.
-                        prop_assert!(t.len() == capacity || live_count >= 2 * WAYS,
-                            "refused with {} live of capacity {}", live_count, capacity);
+                        // Refused: at capacity, or both of its buckets live and full with no
+                        // entry able to move (the cuckoo step).
+                        prop_assert!(may_refuse(&t, &k, hash(&k), now),
+                            "refused with room, {} of capacity {}", t.len(), capacity);
                     }
                 }
                 Op::Lookup { key: n, timeout } => {
