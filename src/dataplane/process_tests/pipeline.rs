@@ -344,6 +344,7 @@ proptest! {
         let (mut st, _) = worker();
         let mut frames = Vec::new();
         let mut expected = Vec::new();
+        let mut keys = Vec::new();
         for &(sport, dport, host, udp_kind, transit) in &flows {
             let (frame, key) = if v6 {
                 let client = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, u16::from(host));
@@ -374,10 +375,22 @@ proptest! {
                 Err(reason) => Action::Drop(reason),
             });
             frames.push(frame);
+            keys.push((key, transit));
         }
         let mut actions = [Action::Drop(DropReason::Unsupported); BURST];
         process_burst(&mut frames, LAN, &mut st, &fwd, NOW, &mut actions, &mut spill());
         prop_assert_eq!(&actions[..frames.len()], &expected[..]);
+        // And each frame left as addressed to that backend: its MAC, and under NAT (to the
+        // frontend, not floating) its address; DSR and transit keep the destination.
+        for (frame, (action, (key, transit))) in frames.iter().zip(actions.iter().zip(&keys)) {
+            if let Action::Transmit { backend: Some(b), .. } = *action {
+                let be = &fwd.backends[b as usize];
+                prop_assert_eq!(&frame[..6], &be.mac.expect("configured").0[..]);
+                let dst = crate::wire::parse_headers(frame).expect("still a packet").dst;
+                let nat = !floating && !transit;
+                prop_assert_eq!(dst, if nat { be.address } else { key.dst }, "{:?}", key);
+            }
+        }
     }
 }
 
