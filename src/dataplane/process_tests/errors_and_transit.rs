@@ -218,64 +218,7 @@ fn icmp_errors_under_dsr_and_transit_reach_the_flows_backend_unchanged_but_for_l
 
 /// Seed rule 3 allows a public load balancer on the backends of a non-floating HA-ports rule.
 pub(super) fn internal_and_public_on_the_same_backends() -> Config {
-    let text = r#"
-[dataplane]
-maglev_table_size = 1021
-
-[[interface]]
-name = "lan"
-port = 0
-address = ["10.0.0.2/24", "10.0.1.2/24"]
-
-[[load_balancer]]
-name = "ilb"
-kind = "internal"
-
-  [[load_balancer.frontend]]
-  name = "fe1"
-  address = "10.0.0.100"
-
-  [[load_balancer.backend_pool]]
-  name = "pool"
-  backends = [
-    { address = "10.0.0.11", mac = "02:00:00:00:00:11" },
-    { address = "10.0.0.12", mac = "02:00:00:00:00:12" },
-    { address = "10.0.0.13", mac = "02:00:00:00:00:13" },
-  ]
-
-  [[load_balancer.rule]]
-  name = "ha"
-  frontend = "fe1"
-  backend_pool = "pool"
-  protocol = "all"
-  frontend_port = 0
-  backend_port = 0
-
-[[load_balancer]]
-name = "plb"
-kind = "public"
-
-  [[load_balancer.frontend]]
-  name = "web"
-  address = "10.0.0.200"
-
-  [[load_balancer.backend_pool]]
-  name = "pool"
-  backends = [
-    { address = "10.0.0.11", mac = "02:00:00:00:00:11" },
-    { address = "10.0.0.12", mac = "02:00:00:00:00:12" },
-    { address = "10.0.0.13", mac = "02:00:00:00:00:13" },
-  ]
-
-  [[load_balancer.rule]]
-  name = "http"
-  frontend = "web"
-  backend_pool = "pool"
-  protocol = "tcp"
-  frontend_port = 80
-  backend_port = 80
-"#;
-    Config::from_toml(text, "test").expect("test config parses")
+    super::replies::shared_backends(false, "tcp", 80, 80)
 }
 
 #[test]

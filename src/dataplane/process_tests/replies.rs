@@ -236,7 +236,7 @@ fn a_backend_s_icmp_error_about_an_ambiguous_flow_names_its_frontend() {
 
 /// An internal HA-ports frontend (`.100`) and a public one (`.200`) whose rule takes `proto`
 /// port `from` to port `to` of the same three backends, over IPv4 or IPv6 (`fd00::`).
-fn shared_backends(v6: bool, proto: &str, from: u16, to: u16) -> Config {
+pub(super) fn shared_backends(v6: bool, proto: &str, from: u16, to: u16) -> Config {
     let (net, pre) = if v6 {
         ("\"fd00::2/64\"", "fd00::")
     } else {
