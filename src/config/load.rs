@@ -59,6 +59,25 @@ impl Config {
         })?;
         Config::from_toml(&text, &path.display().to_string())
     }
+
+    /// [`Config::load`] for a reload, on the control thread, which must not wait: a path
+    /// that is not a regular file (a FIFO's open waits for a writer, a device's read for its
+    /// data) is refused before it is opened.
+    pub fn load_regular(path: &Path) -> Result<Config, ConfigError> {
+        let read_error = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(read_error)?;
+        if !meta.is_file() {
+            let what = "not a regular file (a reload reads only regular files)";
+            return Err(read_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                what,
+            )));
+        }
+        Config::load(path)
+    }
 }
 
 fn parse_error(
@@ -447,6 +466,34 @@ mod tests {
             err.to_string()
                 .starts_with("/nonexistent/haports.toml: cannot read the config file: "),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_reload_refuses_a_fifo_without_waiting_for_a_writer() {
+        let dir = std::env::temp_dir().join(format!("haports-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir); // a run killed before its cleanup
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("haports.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success() && fifo.exists());
+        // No writer ever opens it: `load` would wait in `open` for ever.
+        let err = Config::load_regular(&fifo).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(err, ConfigError::Read { .. }));
+        assert!(
+            err.to_string()
+                .ends_with("not a regular file (a reload reads only regular files)"),
+            "{err}"
+        );
+        // A regular file loads as `load` loads it.
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic.toml");
+        assert_eq!(
+            Config::load_regular(&example).unwrap(),
+            Config::load(&example).unwrap()
         );
     }
 

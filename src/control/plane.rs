@@ -113,7 +113,7 @@ impl Plane {
         prober: &mut Prober,
         announcer: Option<&mut Announcer>,
     ) -> Reload {
-        let next = match Config::load(path) {
+        let next = match Config::load_regular(path) {
             Ok(c) => c,
             Err(e) => return Reload::Refused(vec![e.to_string()]),
         };
