@@ -5,6 +5,22 @@ use super::{limit, Problems};
 use crate::config::announce::Announce;
 use crate::config::model::Config;
 
+/// The longest path a Unix socket may have: `sun_path` holds 108 bytes on Linux, the last
+/// for the terminating NUL. A longer one passes every other check and fails only at start.
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+
+/// Why a Unix socket's path cannot be bound or reached, if it is too long.
+fn too_long(path: &std::path::Path) -> Option<String> {
+    let len = path.as_os_str().len();
+    (len > MAX_SOCKET_PATH_BYTES).then(|| {
+        format!(
+            "{:?} is {len} bytes long: a Unix socket's path takes at most \
+             {MAX_SOCKET_PATH_BYTES}",
+            path.display().to_string()
+        )
+    })
+}
+
 pub(super) fn socket(cfg: &Config, out: &mut Problems) {
     if cfg.control.metrics_listen.is_some_and(|a| a.port() == 0) {
         out.error(
@@ -25,6 +41,8 @@ pub(super) fn socket(cfg: &Config, out: &mut Problems) {
                     path.display().to_string()
                 ),
             );
+        } else if let Some(why) = too_long(path) {
+            out.error("control.socket", limit::CONTROL_SOCKET, why);
         }
     }
 }
@@ -45,6 +63,11 @@ pub(super) fn announce(cfg: &Config, out: &mut Problems) {
                     path.display().to_string()
                 ),
             );
+        } else if let Some(why) = (key == "announce.bird_socket")
+            .then(|| too_long(path))
+            .flatten()
+        {
+            out.error(key, limit::ANNOUNCE_PATHS, why);
         }
     }
     if a.drain_s > Announce::MAX_DRAIN_S {

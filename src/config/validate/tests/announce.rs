@@ -97,3 +97,33 @@ fn the_control_socket_is_an_absolute_path() {
         "\"haports.sock\" is not an absolute path",
     );
 }
+
+#[test]
+fn socket_paths_fit_a_unix_socket_address() {
+    let mut cfg = base();
+    let longest = format!("/run/{}", "s".repeat(107 - "/run/".len()));
+    cfg.control.socket = Some(longest.clone().into());
+    cfg.announce = Some(Announce {
+        bird_socket: longest.clone().into(),
+        // Not a socket: any length the system takes.
+        routes_file: format!("/etc/bird/{}", "r".repeat(200)).into(),
+        ..Announce::default()
+    });
+    assert_eq!(validate(&cfg), vec![]);
+    let long = format!("{longest}s");
+    cfg.control.socket = Some(long.clone().into());
+    only_tagged(
+        &cfg,
+        "control.socket",
+        "limitation: control socket path absolute",
+        "is 108 bytes long: a Unix socket's path takes at most 107",
+    );
+    cfg.control.socket = None;
+    cfg.announce.as_mut().unwrap().bird_socket = long.into();
+    only_tagged(
+        &cfg,
+        "announce.bird_socket",
+        "limitation: announce paths absolute",
+        "is 108 bytes long: a Unix socket's path takes at most 107",
+    );
+}
