@@ -214,6 +214,18 @@ impl MbufBurst {
     }
 }
 
+impl Drop for MbufBurst {
+    fn drop(&mut self) {
+        // Past `len` a vector RX path may have written pointers to buffers its ring still owns
+        // (ixgbe's SSE path stores four, i40e's and ice's AVX2 paths eight, before they know
+        // which descriptors are done): not ours to free. The first `len` slots are dropped
+        // after this, as fields are.
+        for slot in &mut self.slots[self.len..] {
+            std::mem::forget(slot.take());
+        }
+    }
+}
+
 /// Packets waiting for one TX queue; flushed once per burst. Fixed size: no allocation.
 #[derive(Debug)]
 pub struct TxBuffer {
@@ -258,5 +270,49 @@ impl TxBuffer {
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let len = std::mem::take(&mut self.len);
         self.slots[..len].iter_mut().filter_map(Option::take)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpdk::Eal;
+
+    #[test]
+    fn a_burst_frees_only_the_packets_it_received() {
+        let args = [
+            "--no-huge",
+            "--no-shconf",
+            "-m",
+            "128",
+            "--no-pci",
+            "-l",
+            "0",
+        ];
+        let args = args.map(String::from);
+        let _eal = Eal::init(&args).expect("EAL without hugepages");
+        let pool = Mempool::new("burst", 1023, 0, None).expect("a pool");
+        let full = pool.available();
+        let mut burst = MbufBurst::default();
+        burst.slots[0] = Mbuf::alloc(&pool);
+        burst.len = 1;
+        // What a vector RX path leaves past the count: buffers its ring still owns.
+        let ring: Vec<Mbuf> = (0..8).map(|_| Mbuf::alloc(&pool).unwrap()).collect();
+        let past = burst.slots[1..]
+            .as_mut_ptr()
+            .cast::<*mut dpdk_sys::rte_mbuf>();
+        for (i, m) in ring.iter().enumerate() {
+            // SAFETY: within the array (63 slots from 1); a nullable pointer, as RX writes it.
+            unsafe { past.add(i).write(m.0.as_ptr()) };
+        }
+        assert_eq!(pool.available(), full - 9);
+        drop(burst);
+        assert_eq!(
+            pool.available(),
+            full - 8,
+            "the ring's buffers freed with the burst"
+        );
+        drop(ring);
+        assert_eq!(pool.available(), full);
     }
 }

@@ -352,8 +352,9 @@ impl RxQueue {
     pub fn burst(&mut self, out: &mut MbufBurst) -> usize {
         debug_assert!(out.len == 0);
         // SAFETY: `Option<Mbuf>` is a nullable `*mut rte_mbuf` (repr(transparent) over
-        // NonNull); the array has BURST slots; this queue is polled by this thread only (one
-        // handle per queue, `Port::rx_queue`, and `&mut self` on a handle that is not Sync).
+        // NonNull); the array has BURST slots (a vector PMD may write past the count it
+        // returns: `MbufBurst`'s drop leaves those); this queue is polled by this thread only
+        // (one handle per queue, `Port::rx_queue`, and `&mut self` on a handle not Sync).
         let n = unsafe {
             dpdk_sys::rte_eth_rx_burst(
                 self.port.id,
