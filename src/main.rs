@@ -241,16 +241,39 @@ fn lookup(
         }
     };
 
+    let mut flows: Vec<String> = Vec::new();
+    if words == ["-"] {
+        for line in std::io::stdin().lock().lines() {
+            match line {
+                Ok(l) if !l.trim().is_empty() => flows.push(l.trim().to_owned()),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("reading standard input: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    } else {
+        // A flow may come as three words or as one quoted argument.
+        let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
+        if words.len() % 3 != 0 {
+            eprintln!(
+                "each FLOW is three words (`tcp SRC:PORT DST:PORT` or `PROTO SRC DST`); got {}",
+                words.len()
+            );
+            return ExitCode::from(2);
+        }
+        flows.extend(words.chunks(3).map(|c| c.join(" ")));
+    }
+
     let mut status = ExitCode::SUCCESS;
-    // Each flow is answered as it comes: from standard input, line by line, so that a
-    // program may ask one flow at a time and read the answer before the next.
-    let mut answer = |text: &str| {
+    for text in flows {
         let key: FlowKey = match text.parse() {
             Ok(k) => k,
             Err(e) => {
                 eprintln!("{text}: {e}");
                 status = ExitCode::from(2);
-                return;
+                continue;
             }
         };
         let result = decision::lookup(&fwd, &key, via);
@@ -276,31 +299,6 @@ fn lookup(
                     serde_json::json!({"flow": key.to_string(), "drop": reason.as_str()})
                 )
             }
-        }
-    };
-    if words == ["-"] {
-        for line in std::io::stdin().lock().lines() {
-            match line {
-                Ok(l) if !l.trim().is_empty() => answer(l.trim()),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("reading standard input: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    } else {
-        // A flow may come as three words or as one quoted argument.
-        let words: Vec<&str> = words.iter().flat_map(|w| w.split_whitespace()).collect();
-        if words.len() % 3 != 0 {
-            eprintln!(
-                "each FLOW is three words (`tcp SRC:PORT DST:PORT` or `PROTO SRC DST`); got {}",
-                words.len()
-            );
-            return ExitCode::from(2);
-        }
-        for flow in words.chunks(3) {
-            answer(&flow.join(" "));
         }
     }
     status

@@ -588,52 +588,6 @@ fn lookup_stdin_skips_blank_lines_and_surrounding_space() {
 }
 
 #[test]
-fn lookup_stdin_answers_each_flow_before_the_next_is_written() {
-    let config = basic();
-    let mut child = command([
-        "lookup".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-        "-".as_ref(),
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn haports");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            if tx.send(line.expect("read stdout")).is_err() {
-                break;
-            }
-        }
-    });
-    // Standard input stays open: the answers must come all the same, one per flow written.
-    let within = std::time::Duration::from_secs(30);
-    for flow in [FLOW, NO_FRONTEND] {
-        writeln!(stdin, "{flow}").expect("write a flow");
-        stdin.flush().expect("flush");
-        let line = rx
-            .recv_timeout(within)
-            .unwrap_or_else(|e| panic!("no answer for `{flow}` while stdin is open: {e}"));
-        let expected = if flow == FLOW {
-            lookup_one(&[], FLOW)
-        } else {
-            "drop (no_frontend)".into()
-        };
-        assert_eq!(answer(&line, flow), expected);
-    }
-    drop(stdin);
-    let status = child.wait().expect("wait for haports");
-    reader.join().expect("stdout reader");
-    assert_eq!(status.code(), Some(0));
-}
-
-#[test]
 fn lookup_json_names_flow_backend_frontend_rule_and_pool() {
     let words: Vec<&str> = ["--json", FLOW, NO_FRONTEND]
         .iter()
