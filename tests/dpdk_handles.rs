@@ -1,13 +1,14 @@
 //! The DPDK wrappers keep their promises without the caller's care, on a real (null) PMD: a
 //! queue, which the PMD lets one thread use, has one handle at a time; and a pool dropped
-//! while a packet buffer is still out is left allocated for it, not freed under it.
+//! while a packet buffer is still out is left allocated for it, not freed under it; and a
+//! started port receives all multicast (a TAP device).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use haports::dpdk::{Eal, Mbuf, Mempool, Port, PortConfig};
 
 #[test]
-fn a_queue_has_one_handle_at_a_time_and_a_pool_stays_while_its_buffers_are_out() {
+fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buffers_are_out() {
     let args = [
         "--no-huge",
         "--no-shconf",
@@ -18,6 +19,8 @@ fn a_queue_has_one_handle_at_a_time_and_a_pool_stays_while_its_buffers_are_out()
         "0",
         "--vdev",
         "net_null0",
+        "--vdev",
+        "net_tap0,iface=hpthandles",
         "--log-level",
         "lib.eal:error",
     ]
@@ -45,6 +48,29 @@ fn a_queue_has_one_handle_at_a_time_and_a_pool_stays_while_its_buffers_are_out()
     drop((rx, tx));
     let (rx, tx) = (port.rx_queue(1), port.tx_queue(1));
     drop((rx, tx, rx0, tx0, port));
+
+    // A port receives every multicast frame (IPv6 neighbour solicitations come to solicited-
+    // node groups): on a TAP device, as its kernel interface's ALLMULTI flag shows.
+    let tap = Port::start(
+        1,
+        &PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            ..cfg
+        },
+        &pool,
+    )
+    .expect("net_tap0 starts");
+    let flags =
+        std::fs::read_to_string("/sys/class/net/hpthandles/flags").expect("the TAP's flags");
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).expect("hex flags");
+    const IFF_ALLMULTI: u32 = 0x200;
+    assert_ne!(
+        flags & IFF_ALLMULTI,
+        0,
+        "all-multicast off: flags {flags:#x}"
+    );
+    drop(tap);
 
     // A buffer out when its pool is dropped: the pool stays, and the buffer still draws from
     // it (a sibling) and goes back to it.

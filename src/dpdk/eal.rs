@@ -43,7 +43,8 @@ impl Eal {
         }
         // EAL may permute argv, so it gets its own array of pointers into `owned`, which
         // outlives the call (EAL copies what it keeps).
-        let mut argv: Vec<*mut i8> = owned.iter().map(|c| c.as_ptr() as *mut i8).collect();
+        let mut argv: Vec<*mut std::ffi::c_char> =
+            owned.iter().map(|c| c.as_ptr().cast_mut()).collect();
         // SAFETY: argv holds argc valid NUL-terminated strings that live across the call.
         let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
         if ret < 0 {
@@ -92,11 +93,13 @@ impl Eal {
     }
 
     /// TSC ticks per second.
-    /// The NUMA socket of `lcore` (0 on a single-socket machine).
+    /// The NUMA socket of `lcore` (0 on a single-socket machine), or SOCKET_ID_ANY (-1)
+    /// where its CPUs span sockets: memory for it is then taken from any socket.
     pub fn socket_of(&self, lcore: LcoreId) -> i32 {
         // SAFETY: reads EAL's lcore config after init.
         let socket = unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore.0) };
-        i32::try_from(socket).unwrap_or(0)
+        // SOCKET_ID_ANY comes as u32::MAX: back to -1, which the allocator takes as "any".
+        socket as i32
     }
 
     pub fn tsc_hz(&self) -> u64 {

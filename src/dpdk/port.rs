@@ -158,7 +158,11 @@ impl Port {
         let ret = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) };
         check(|| format!("port {id}: adjusting descriptor counts"), ret)?;
         // SAFETY: valid port id.
-        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) }.max(0) as u32;
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
+        // A device on no socket in particular (a virtual one, or a PCI device whose NUMA node
+        // the system does not know) gives SOCKET_ID_ANY (-1), which queue setup takes as it
+        // is: its rings wherever EAL has memory, not on socket 0 alone.
+        let socket = socket as u32;
         for q in 0..cfg.rx_queues {
             // SAFETY: configured port; the pool outlives the port (dropped after it).
             check(|| format!("port {id}: setting up RX queue {q}"), unsafe {
@@ -189,6 +193,19 @@ impl Port {
         check(|| format!("port {id}: starting"), unsafe {
             dpdk_sys::rte_eth_dev_start(id)
         })?;
+        // Every multicast frame received: IPv6 neighbour solicitations come to solicited-
+        // node groups (33:33:ff:…), which the MAC filter does not hold. A start leaves all-
+        // multicast off where it was not asked for, and on Intel NICs (ixgbe, i40e, ice) the
+        // device then drops them: IPv6 neighbours could not reach the appliance.
+        // SAFETY: a started port.
+        match unsafe { dpdk_sys::rte_eth_allmulticast_enable(id) } {
+            0 => {}
+            // A device that cannot filter multicast receives it all already (null, pcap).
+            ret if ret == -libc::ENOTSUP => {
+                tracing::debug!(port = id, "all-multicast not supported")
+            }
+            ret => check(|| format!("port {id}: enabling all-multicast"), ret).map(|_| ())?,
+        }
         // Started: from now on the port's handles stop and close it.
         std::mem::forget(guard);
         Ok(Port {
@@ -268,10 +285,19 @@ impl Port {
         .map(|_| ())
     }
 
+    /// The port's counters. Read from several threads (the metrics endpoint, `haports
+    /// status`), one at a time: drivers such as ixgbe add the device's clear-on-read
+    /// registers into their own totals as they read, and two reads at once lose increments.
     pub fn stats(&self) -> PortStats {
+        static ONE_READER: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let mut s = dpdk_sys::rte_eth_stats::default();
-        // SAFETY: valid port and out-pointer.
-        unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
+        {
+            let _reading = ONE_READER
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // SAFETY: valid port and out-pointer; no other thread reads stats meanwhile.
+            unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
+        }
         PortStats {
             rx_packets: s.ipackets,
             tx_packets: s.opackets,
