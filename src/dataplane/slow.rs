@@ -266,12 +266,13 @@ pub(super) fn decide_flow(
     Ok(d)
 }
 
-/// From the unspecified address to a multicast group: how a host without an address yet (or
-/// with a tentative one) reports its groups (IGMP, RFC 3376; MLD behind a hop-by-hop header,
-/// RFC 3590) and probes for duplicates (RFC 4862). Not martian: such reports are for other
-/// hosts (`not_for_us`), duplicate-address probes go to the kernel twin.
+/// From the unspecified address to a multicast group or the broadcast address: how a host
+/// without an address yet (or with a tentative one) reports its groups (IGMP, RFC 3376; MLD
+/// behind a hop-by-hop header, RFC 3590), probes for duplicates (RFC 4862) and asks for an
+/// address (DHCP, RFC 2131). Not martian: such packets are for other hosts (`not_for_us`),
+/// duplicate-address probes go to the kernel twin.
 fn unaddressed_to_a_group(h: &Headers) -> bool {
-    h.src.is_unspecified() && h.dst.is_multicast()
+    h.src.is_unspecified() && is_broadcast_or_multicast(h.dst)
 }
 
 /// Whether the IPv4 header (options included) of the packet whose headers are `h` sums right.

@@ -228,6 +228,19 @@ fn group_traffic_other_than_neighbour_discovery_stays_away_from_the_kernel() {
         process(&mut frame, LAN, &mut st, &fwd, NOW),
         Action::Drop(DropReason::NotForUs)
     );
+    // A DHCP discover: from 0.0.0.0 to the limited broadcast, in a broadcast frame.
+    let mut discover = udp_frame(
+        CLIENT_MAC,
+        Ipv4Addr::UNSPECIFIED,
+        68,
+        Ipv4Addr::BROADCAST,
+        67,
+    );
+    discover[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+    assert_eq!(
+        process(&mut discover, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NotForUs)
+    );
 }
 
 #[test]
