@@ -12,6 +12,31 @@ use haports::lb::decision;
 use haports::lb::flow::FlowKey;
 use haports::lb::forwarding::{Forwarding, Observations};
 
+// The CLI's output goes through `emit`: where its reader has gone (`haports lookup - | head
+// -1`), the program ends quietly with the status of a filter stopped by SIGPIPE, rather than
+// panicking on the write (an abort, in a release build). These shadow the standard macros.
+macro_rules! println {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+/// Exit status where standard output's reader has gone: 128 + SIGPIPE, what a shell reports
+/// for a program that signal stopped.
+const READER_GONE: i32 = 141;
+
+fn emit(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(READER_GONE);
+        }
+        eprintln!("writing standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Where `haports reload` and `status` look for the control socket unless told.
 const DEFAULT_SOCKET: &str = "/run/haports/haports.sock";
 

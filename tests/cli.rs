@@ -588,6 +588,35 @@ fn lookup_stdin_skips_blank_lines_and_surrounding_space() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_lookup_quietly() {
+    let config = basic();
+    let args = [
+        "lookup".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "-".as_ref(),
+    ];
+    let mut child = command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn haports");
+    // The reader is gone before the first answer (as `| head -1` is after the first).
+    drop(child.stdout.take());
+    let input: String = (0..1000)
+        .map(|i| format!("tcp 10.0.1.10:{} 10.0.0.100:80\n", 20_000 + i))
+        .collect();
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write the flows");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for haports");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "128 + SIGPIPE: {out:?}");
+    assert!(stderr.is_empty(), "no panic, no message: {stderr}");
+}
+
+#[test]
 fn lookup_json_names_flow_backend_frontend_rule_and_pool() {
     let words: Vec<&str> = ["--json", FLOW, NO_FRONTEND]
         .iter()
