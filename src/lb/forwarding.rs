@@ -169,7 +169,8 @@ pub struct Forwarding {
     frontend_by_mac: HashMap<MacAddr, FrontendId>,
     own_addresses: HashMap<IpAddr, InterfaceId>,
     /// Where each backend address's packets come from: its interface and the MAC its traffic
-    /// goes to (its own, or its gateway's).
+    /// goes to (its own, or its gateway's, or its tunnel's next hop's); and each gateway to
+    /// backends, from its own MAC.
     backend_sides: HashSet<(IpAddr, InterfaceId, MacAddr)>,
     /// (backend address, protocol or None for all, backend port or 0 for all).
     reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,

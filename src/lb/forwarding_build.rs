@@ -450,12 +450,7 @@ impl Forwarding {
             .map(|((b, t), i)| link_of(&fwd, b, t.is_some(), i))
             .collect();
         fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
-        fwd.backend_sides = fwd
-            .backends
-            .iter()
-            .filter(|b| !b.retired)
-            .filter_map(|b| Some((b.address, b.route?.interface, b.mac?)))
-            .collect();
+        fwd.backend_sides = backend_sides(&fwd);
         fwd
     }
 
@@ -480,4 +475,4 @@ impl Forwarding {
 
 #[path = "forwarding_links.rs"]
 mod links;
-use links::{active_tier, link_of, same_members, tunnel_of};
+use links::{active_tier, backend_sides, link_of, same_members, tunnel_of};

@@ -1,5 +1,5 @@
 //! What the build derives for each backend and pool: the per-packet link and tunnel records,
-//! and the tier of backends new flows may go to.
+//! the tier of backends new flows may go to, and where backends' own packets come from.
 
 use std::net::IpAddr;
 
@@ -133,4 +133,32 @@ impl Forwarding {
         }
         out
     }
+}
+
+/// Where each backend's own packets come from ([`Forwarding::from_backend_side`]): its
+/// interface and the MAC its traffic goes to; and each gateway to backends, from its own MAC.
+pub(super) fn backend_sides(fwd: &Forwarding) -> HashSet<(IpAddr, InterfaceId, MacAddr)> {
+    fwd.backends
+        .iter()
+        .filter(|b| !b.retired)
+        .flat_map(|b| {
+            let Some(route) = b.route else {
+                return [None, None];
+            };
+            // Its own (probe answers): behind VXLAN from the tunnel's next hop, which carries
+            // them unwrapped, not from the tunnel's inner MAC.
+            let from = match b.vxlan {
+                Some((_, next_hop)) => next_hop,
+                None => b.mac,
+            };
+            // Its gateway's own: the answers to the kernel twin's neighbour solicitations,
+            // without which the probes would not leave.
+            let gateway = (route.next_hop != b.address)
+                .then(|| fwd.neighbours.get(&route.next_hop))
+                .flatten()
+                .map(|n| (route.next_hop, route.interface, n.mac));
+            [from.map(|m| (b.address, route.interface, m)), gateway]
+        })
+        .flatten()
+        .collect()
 }

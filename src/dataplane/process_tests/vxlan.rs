@@ -497,3 +497,55 @@ fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
         );
     }
 }
+
+#[test]
+fn probe_answers_from_backends_behind_vxlan_keep_their_own_kernel_budget() {
+    let mut cfg = vxlan_config();
+    cfg.dataplane.kernel_pps = 1000;
+    let fwd = build_knowing(&cfg, &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
+    let (mut st, _) = worker();
+    // A flood at the appliance's own address spends the budget of everything else.
+    for _ in 0..1000 {
+        let request = icmp_echo_request(b"flood");
+        let packet = ipv4(CLIENT, OWN, IpProtocol::ICMP, &request);
+        let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+        process(&mut frame, LAN, &mut st, &fwd, NOW);
+    }
+    let request = icmp_echo_request(b"flood");
+    let mut one_more = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &ipv4(CLIENT, OWN, IpProtocol::ICMP, &request),
+    );
+    assert_eq!(
+        process(&mut one_more, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::KernelLimit)
+    );
+    // A probe's answer from a backend behind the tunnel comes, unwrapped, through the router
+    // (the tunnel's next hop), and still reaches the kernel. From elsewhere it does not.
+    for (mac, expected) in [
+        (ROUTER_MAC, Action::ToKernel { interface: LAN }),
+        (VTEP_MACS[0], Action::Drop(DropReason::KernelLimit)),
+        (CLIENT_MAC, Action::Drop(DropReason::KernelLimit)),
+    ] {
+        let flags = TcpFlags::SYN | TcpFlags::ACK;
+        let mut answer = tcp_frame(mac, REMOTE[0], 22, OWN, 50_000, flags);
+        assert_eq!(
+            process(&mut answer, LAN, &mut st, &fwd, NOW),
+            expected,
+            "from {mac}"
+        );
+    }
+    // So does the router's answer to the kernel's ARP request (the probes go through it);
+    // another host's answer does not.
+    for (mac, sender, expected) in [
+        (ROUTER_MAC, ROUTER, Action::ToKernel { interface: LAN }),
+        (CLIENT_MAC, CLIENT, Action::Drop(DropReason::KernelLimit)),
+        (CLIENT_MAC, ROUTER, Action::Drop(DropReason::KernelLimit)),
+    ] {
+        let mut reply = arp_frame(IF_MAC, ArpOperation::REPLY, mac, sender, OWN);
+        let action = process(&mut reply, LAN, &mut st, &fwd, NOW);
+        assert_eq!(action, expected, "{sender} at {mac}");
+    }
+}
