@@ -8,11 +8,12 @@ use std::net::IpAddr;
 
 use super::action::Action;
 use super::ctx::{to_kernel, Ctx};
-use crate::lb::forwarding::InterfaceId;
+use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
     ArpOperation, ArpPacket, EthernetFrame, Headers, IcmpPacket, IcmpType, Icmpv6Packet,
-    Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+    Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, NDP_OPT_SOURCE_LLADDR,
+    NDP_OPT_TARGET_LLADDR,
 };
 
 /// ARP: answer for frontends, hand the appliance's own addresses to the kernel, report what
@@ -61,6 +62,11 @@ pub(super) fn arp(
             .hint(fwd, ingress, (sender_ip, sender_mac), now);
     }
     if for_us {
+        // Linux learns a sender from any ARP packet for its address: not one that places
+        // an address the appliance verified at another MAC (the hint above has it checked).
+        if contradicts_a_neighbour(fwd, sender_ip, sender_mac) {
+            return Err(DropReason::NeighbourConflict);
+        }
         let from_backend = fwd.from_backend_side(sender_ip, ingress, sender_mac);
         return to_kernel(ingress, from_backend, cx);
     }
@@ -204,6 +210,60 @@ fn fragmented_neighbour_discovery(frame: &[u8], h: &Headers) -> Result<bool, Dro
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t)))
+}
+
+/// What of a packet for the kernel twin the twin must not take: router solicitations and
+/// advertisements and redirects, ICMPv4's too (its routes are the config's, and it routes
+/// for no one: an advertisement would give it a default route, a redirect another gateway
+/// to a backend); and a neighbour solicitation or advertisement that places an address the
+/// appliance verified at another MAC (Linux learns from either: its probes would go there).
+pub(super) fn kept_from_the_twin(
+    frame: &[u8],
+    h: &Headers,
+    fwd: &Forwarding,
+) -> Result<(), DropReason> {
+    let l4 = usize::from(h.l4_offset);
+    // A later fragment starts with data, whatever its first byte.
+    if h.fragment && h.fragment_id(frame).map_or(true, |(_, offset)| offset != 0) {
+        return Ok(());
+    }
+    match (h.src, h.proto) {
+        (IpAddr::V4(_), IpProtocol::ICMP) if frame.get(l4) == Some(&IcmpType::REDIRECT) => {
+            Err(DropReason::Unsupported)
+        }
+        (IpAddr::V6(src), IpProtocol::ICMPV6) => {
+            let l3 = usize::from(h.l3_offset);
+            let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
+            let Some(Ok(icmp)) = frame.get(l4..end).map(Icmpv6Packet::new_checked) else {
+                return Ok(());
+            };
+            let (addr, option) = match icmp.msg_type() {
+                Icmpv6Type::ROUTER_SOLICIT | Icmpv6Type::ROUTER_ADVERT | Icmpv6Type::REDIRECT => {
+                    return Err(DropReason::Unsupported)
+                }
+                Icmpv6Type::NEIGHBOR_SOLICIT => (src, NDP_OPT_SOURCE_LLADDR),
+                Icmpv6Type::NEIGHBOR_ADVERT => match icmp.payload().get(..16) {
+                    Some(target) => (
+                        <[u8; 16]>::try_from(target).map_or(src, Into::into),
+                        NDP_OPT_TARGET_LLADDR,
+                    ),
+                    None => return Ok(()),
+                },
+                _ => return Ok(()),
+            };
+            let mut claims = icmp.nd_link_layer_macs(option);
+            if claims.any(|mac| contradicts_a_neighbour(fwd, IpAddr::V6(addr), mac)) {
+                return Err(DropReason::NeighbourConflict);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `addr` is a neighbour the appliance verified, at another MAC than `mac`.
+fn contradicts_a_neighbour(fwd: &Forwarding, addr: IpAddr, mac: MacAddr) -> bool {
+    fwd.neighbour(addr).is_some_and(|known| known != mac)
 }
 
 /// Whether the packet is a ping (ICMP or ICMPv6 echo request).

@@ -12,7 +12,9 @@ use super::datagrams::{fragment_key, Fragment};
 use super::fragments::{later_fragment, remember_fragment};
 use super::icmp_error::{icmp_error, icmp_error_to_client};
 use super::nat::{deliver, reply_to_client};
-use super::responders::{arp, echo_reply, is_echo_request, neighbour_solicitation};
+use super::responders::{
+    arp, echo_reply, is_echo_request, kept_from_the_twin, neighbour_solicitation,
+};
 use super::state::WorkerState;
 use crate::lb::decision::{decide, reply_frontend, Decided, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
@@ -121,6 +123,7 @@ fn ip(
         || (group && is_neighbour_discovery(frame, &h))
         || twin_link_local
     {
+        kept_from_the_twin(frame, &h, fwd)?;
         let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
         return to_kernel(ingress, from_backend, cx);
     }

@@ -53,10 +53,14 @@ pub enum DropReason {
     /// A destination no packet may be forwarded to: unspecified, loopback, link-local,
     /// reserved (240/4), or an interface subnet's broadcast address.
     MartianDestination,
+    /// For the kernel twin, an ARP packet or IPv6 neighbour message that places an address at
+    /// another MAC than the one the appliance verified (the twin would learn it, and send its
+    /// probes there); the control thread verifies the address again.
+    NeighbourConflict,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Truncated,
         DropReason::Malformed,
         DropReason::Unsupported,
@@ -76,6 +80,7 @@ impl DropReason {
         DropReason::ExtensionHeaders,
         DropReason::TooBig,
         DropReason::MartianDestination,
+        DropReason::NeighbourConflict,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -101,6 +106,7 @@ impl DropReason {
             DropReason::ExtensionHeaders => "extension_headers",
             DropReason::TooBig => "too_big",
             DropReason::MartianDestination => "martian_destination",
+            DropReason::NeighbourConflict => "neighbour_conflict",
         }
     }
 

@@ -14,6 +14,7 @@ pub enum IcmpType {}
 impl IcmpType {
     pub const ECHO_REPLY: u8 = 0;
     pub const DEST_UNREACHABLE: u8 = 3;
+    pub const REDIRECT: u8 = 5;
     pub const ECHO_REQUEST: u8 = 8;
     pub const TIME_EXCEEDED: u8 = 11;
 }
@@ -28,8 +29,11 @@ impl Icmpv6Type {
     pub const TIME_EXCEEDED: u8 = 3;
     pub const ECHO_REQUEST: u8 = 128;
     pub const ECHO_REPLY: u8 = 129;
+    pub const ROUTER_SOLICIT: u8 = 133;
+    pub const ROUTER_ADVERT: u8 = 134;
     pub const NEIGHBOR_SOLICIT: u8 = 135;
     pub const NEIGHBOR_ADVERT: u8 = 136;
+    pub const REDIRECT: u8 = 137;
 }
 
 /// The layout both versions share: a type/code word, the checksum, and a 4-byte field that
@@ -236,6 +240,26 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Ok(found)
     }
 
+    /// The Ethernet addresses in a neighbour solicitation's or advertisement's link-layer
+    /// address options of type `option` (source, 1; target, 2), in order; the options are read
+    /// up to the first one of length 0 or running past the message.
+    pub fn nd_link_layer_macs(&self, option: u8) -> impl Iterator<Item = super::MacAddr> + '_ {
+        let data = self.buffer.as_ref();
+        let neighbour = matches!(
+            data.first().copied(),
+            Some(Icmpv6Type::NEIGHBOR_SOLICIT | Icmpv6Type::NEIGHBOR_ADVERT)
+        );
+        let mut at = if neighbour { 24 } else { data.len() };
+        std::iter::from_fn(move || loop {
+            let len = usize::from(*data.get(at + 1)?) * 8;
+            let opt = data.get(at..at + len).filter(|_| len > 0)?;
+            at += len;
+            if opt[0] == option && len == 8 {
+                return Some(super::MacAddr::from_bytes(&opt[2..8]));
+            }
+        })
+    }
+
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::HEADER..]
     }
@@ -296,8 +320,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
 }
 
 /// Neighbour-discovery option types and advertisement flags (RFC 4861 §4.4, §4.6.1).
-const NDP_OPT_SOURCE_LLADDR: u8 = 1;
-const NDP_OPT_TARGET_LLADDR: u8 = 2;
+pub const NDP_OPT_SOURCE_LLADDR: u8 = 1;
+pub const NDP_OPT_TARGET_LLADDR: u8 = 2;
 const NA_SOLICITED: u8 = 0x40;
 const NA_OVERRIDE: u8 = 0x20;
 

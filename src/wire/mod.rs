@@ -26,7 +26,10 @@ mod testutil;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
-pub use icmp::{IcmpMessage, IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type};
+pub use icmp::{
+    IcmpMessage, IcmpPacket, IcmpType, Icmpv6Packet, Icmpv6Type, NDP_OPT_SOURCE_LLADDR,
+    NDP_OPT_TARGET_LLADDR,
+};
 pub use ipv4::{in_martian_octet, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use mac::{MacAddr, MacParseError};

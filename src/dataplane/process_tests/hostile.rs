@@ -633,3 +633,112 @@ fn ipv4_carrying_protocol_58_is_balanced_like_any_protocol() {
         );
     }
 }
+
+/// The kernel twin learns neighbours from what it is handed (Linux takes a sender from any ARP
+/// packet or neighbour message for its address): none that places an address the appliance
+/// verified at another MAC, and no router advertisement or redirect, which would change its
+/// routes (its probes would go elsewhere).
+#[test]
+fn the_kernel_twin_is_handed_no_false_neighbour_and_no_route() {
+    const ATTACKER: MacAddr = MacAddr([0x02, 0xba, 0xd0, 0, 0, 0x66]);
+    let (mut st, _) = worker();
+    // ARP for the own address, naming the client (verified at CLIENT_MAC) as its sender.
+    let fwd = build(&ha_ports(), &[]);
+    for (mac, sender, expected) in [
+        (
+            ATTACKER,
+            CLIENT,
+            Action::Drop(DropReason::NeighbourConflict),
+        ),
+        (CLIENT_MAC, CLIENT, Action::ToKernel { interface: LAN }),
+        // A sender the appliance has not verified: the twin may learn it.
+        (
+            ATTACKER,
+            Ipv4Addr::new(10, 0, 0, 77),
+            Action::ToKernel { interface: LAN },
+        ),
+    ] {
+        for op in [ArpOperation::REQUEST, ArpOperation::REPLY] {
+            let mut frame = arp_frame(IF_MAC, op, mac, sender, OWN);
+            let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+            assert_eq!(action, expected, "ARP {op} {sender} at {mac}");
+        }
+    }
+    // An ICMP redirect to the own address.
+    let mut redirect = vec![5, 1, 0, 0, 10, 0, 0, 66];
+    redirect.extend_from_slice(&ipv4(OWN, BACKENDS[0], IpProtocol::TCP, &[0; 8]));
+    let sum = internet_checksum(&redirect);
+    redirect[2..4].copy_from_slice(&sum.to_be_bytes());
+    let packet = ipv4(Ipv4Addr::new(10, 0, 0, 1), OWN, IpProtocol::ICMP, &redirect);
+    let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+    assert_eq!(action, Action::Drop(DropReason::Unsupported));
+
+    // IPv6: a solicitation for the own address, its source option the client's or not.
+    let fwd = build(&ipv6_config(), &[]);
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let ns = solicitation(own);
+    let (group_mac, group) = (
+        MacAddr(ns[..6].try_into().unwrap()),
+        Ipv6Packet::new_checked(&ns[ETH_LEN..]).unwrap().dst(),
+    );
+    let message = |kind: u8, target: Ipv6Addr, options: &[u8]| {
+        let mut m = vec![kind, 0, 0, 0, 0x20, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        m.extend_from_slice(options);
+        m
+    };
+    let option = |kind: u8, mac: MacAddr| [&[kind, 1][..], &mac.0].concat();
+    let nonce = [14, 1, 1, 2, 3, 4, 5, 6];
+    for (options, expected) in [
+        (option(1, CLIENT_MAC), Action::ToKernel { interface: LAN }),
+        (
+            option(1, ATTACKER),
+            Action::Drop(DropReason::NeighbourConflict),
+        ),
+        // Behind another option, as RFC 4861 allows.
+        (
+            [&nonce[..], &option(1, ATTACKER)].concat(),
+            Action::Drop(DropReason::NeighbourConflict),
+        ),
+    ] {
+        let mut frame = icmp6_frame(group_mac, CLIENT6, group, message(135, own, &options));
+        let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+        assert_eq!(action, expected, "solicitation with options {options:?}");
+    }
+    // An advertisement to the own address (override flag set) placing the client elsewhere.
+    for (mac, expected) in [
+        (CLIENT_MAC, Action::ToKernel { interface: LAN }),
+        (ATTACKER, Action::Drop(DropReason::NeighbourConflict)),
+    ] {
+        let m = message(136, CLIENT6, &option(2, mac));
+        let mut frame = icmp6_frame(IF_MAC, CLIENT6, own, m);
+        let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+        assert_eq!(action, expected, "advertisement for the client at {mac}");
+    }
+    // A router advertisement to all nodes, a router solicitation, a redirect to the own address.
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let router: Ipv6Addr = "fe80::1".parse().unwrap();
+    let ra = vec![134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut frame = icmp6_frame(MacAddr([0x33, 0x33, 0, 0, 0, 1]), router, all_nodes, ra);
+    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+    assert_eq!(
+        action,
+        Action::Drop(DropReason::Unsupported),
+        "router advertisement"
+    );
+    let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
+    let rs = vec![133, 0, 0, 0, 0, 0, 0, 0];
+    let mut frame = icmp6_frame(MacAddr([0x33, 0x33, 0, 0, 0, 2]), CLIENT6, all_routers, rs);
+    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+    assert_eq!(
+        action,
+        Action::Drop(DropReason::Unsupported),
+        "router solicitation"
+    );
+    let mut redirect = message(137, CLIENT6, &[]);
+    redirect.extend_from_slice(&CLIENT6.octets());
+    let mut frame = icmp6_frame(IF_MAC, router, own, redirect);
+    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+    assert_eq!(action, Action::Drop(DropReason::Unsupported), "redirect");
+}

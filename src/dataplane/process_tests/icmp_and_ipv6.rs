@@ -305,7 +305,14 @@ fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
     );
     answered_with_the_frontends_mac(&frame, &reports);
 
-    // The appliance's own address is the kernel twin's to answer.
+    // The appliance's own address is the kernel twin's to answer; not while the asker's
+    // option places it elsewhere than the appliance verified (the twin would learn that).
+    let mut own = solicitation("fd00::2".parse().unwrap());
+    assert_eq!(
+        process(&mut own, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NeighbourConflict)
+    );
+    let fwd = build(&ipv6_config(), &[]);
     let mut own = solicitation("fd00::2".parse().unwrap());
     assert_eq!(
         process(&mut own, LAN, &mut st, &fwd, NOW),
@@ -334,7 +341,7 @@ fn ping_to_a_v6_frontend_is_answered() {
 }
 
 #[test]
-fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_all_reach_the_kernel() {
+fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_none_of_them_the_twin() {
     let backend: Ipv6Addr = "fd00::11".parse().unwrap();
     // The backend known at another MAC: an unsolicited advertisement of this one is news.
     let fwd = build_knowing(
@@ -365,9 +372,10 @@ fn only_a_solicited_advertisement_with_hop_limit_255_may_answer_and_all_reach_th
         .into_iter()
         .zip([NOW, NOW + 2_000, NOW + 4_000, NOW + 6_000])
     {
+        // Each places the backend elsewhere than verified: never the twin's to learn.
         assert_eq!(
             process(&mut frame, LAN, &mut st, &fwd, at),
-            Action::ToKernel { interface: LAN }
+            Action::Drop(DropReason::NeighbourConflict)
         );
         heard.push(drain(&reports));
     }

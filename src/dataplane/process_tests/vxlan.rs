@@ -538,11 +538,15 @@ fn probe_answers_from_backends_behind_vxlan_keep_their_own_kernel_budget() {
         );
     }
     // So does the router's answer to the kernel's ARP request (the probes go through it);
-    // another host's answer does not.
+    // another host's answer does not, nor one placing the router elsewhere.
     for (mac, sender, expected) in [
         (ROUTER_MAC, ROUTER, Action::ToKernel { interface: LAN }),
         (CLIENT_MAC, CLIENT, Action::Drop(DropReason::KernelLimit)),
-        (CLIENT_MAC, ROUTER, Action::Drop(DropReason::KernelLimit)),
+        (
+            CLIENT_MAC,
+            ROUTER,
+            Action::Drop(DropReason::NeighbourConflict),
+        ),
     ] {
         let mut reply = arp_frame(IF_MAC, ArpOperation::REPLY, mac, sender, OWN);
         let action = process(&mut reply, LAN, &mut st, &fwd, NOW);
