@@ -2,7 +2,8 @@
 //! report, the neighbours, the interfaces' MACs and MTUs; and how a reload (SIGHUP or
 //! `haports reload`) changes it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -168,17 +169,15 @@ impl Plane {
             let problem = |n: String| format!("{}: {n}", path.display());
             return Reload::Refused(narrow.into_iter().map(problem).collect());
         }
-        // A frontend the new config drops is withdrawn before the appliance stops serving it:
-        // the reload applies once BIRD took that (`apply_pending`).
+        // A frontend the new config no longer serves (dropped, or left without a rule or a
+        // backend for new flows) is withdrawn before the appliance stops serving it: the
+        // reload applies once BIRD took that (`apply_pending`).
         if let Some(a) = announcer {
             if let Some(wanted) = a.wanted() {
+                let serves = self.would_serve(&next);
                 let kept: announce::Routes = wanted
                     .iter()
-                    .filter(|(addr, _)| {
-                        next.load_balancer
-                            .iter()
-                            .any(|lb| lb.frontend.iter().any(|fe| fe.address == **addr))
-                    })
+                    .filter(|(addr, _)| serves.contains(*addr))
                     .map(|(addr, via)| (*addr, via.clone()))
                     .collect();
                 // A reload while another still waits for its withdrawal waits with it: what
@@ -222,14 +221,35 @@ impl Plane {
         Some(generation)
     }
 
+    /// The frontends `next` would serve once applied (with the health the reload carries
+    /// over): those a reload must not stop serving before BIRD took their withdrawal.
+    fn would_serve(&self, next: &Config) -> BTreeSet<IpAddr> {
+        let health = self.health_under(next, &probes::targets(next));
+        let obs = Observations {
+            down: Default::default(),
+            down_probes: probes::down_by_probe(next, &health),
+            neighbours: self.neighbours.published(),
+            interface_macs: self.macs.clone(),
+            interface_mtus: self.mtus.clone(),
+        };
+        let fwd = Forwarding::build(next, &obs, self.generation + 1, None);
+        announce::serving_frontends(&fwd)
+    }
+
+    /// The health of `next`'s probe `targets`, carried over from the running config's.
+    fn health_under(&self, next: &Config, targets: &HashSet<Target>) -> HashMap<Target, bool> {
+        let served = probes::serving(&self.cfg, &self.health);
+        let served = probes::served_under(next, &served);
+        probes::carried_health(&self.health, targets, served)
+    }
+
     /// Makes `next` (valid, nothing in it needing a restart) the running config.
     fn apply(&mut self, next: Config, prober: &mut Prober) -> u64 {
-        let served = probes::serving(&self.cfg, &self.health);
+        let targets = probes::targets(&next);
+        self.health = self.health_under(&next, &targets);
+        self.targets = targets;
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
-        self.targets = probes::targets(&self.cfg);
-        let served = probes::served_under(&self.cfg, &served);
-        self.health = probes::carried_health(&self.health, &self.targets, served);
         prober.set_targets(&self.targets, &self.health);
         self.config_generation += 1;
         self.config_generation

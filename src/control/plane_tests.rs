@@ -151,3 +151,79 @@ fn ipv6_inside_vxlan_needs_an_interface_mtu_of_1330() {
     ));
     assert_eq!(p.cfg.load_balancer[0].frontend.len(), 2);
 }
+
+/// A reload that keeps a frontend's address but leaves it nothing to serve (its rule removed,
+/// or its pool drained) withdraws it first, as one dropping the frontend does: applied at
+/// once, it would have dropped the frontend's traffic (`no_rule`) until the routers learnt
+/// of the withdrawal. A reload that leaves every frontend served applies at once.
+#[test]
+fn a_reload_that_stops_serving_a_kept_frontend_withdraws_it_first() {
+    let guard = tempfile::Builder::new()
+        .prefix("haports-plane-")
+        .tempdir()
+        .unwrap();
+    let dir = guard.path();
+    let bird = dir.join("bird.ctl");
+    let _bird = std::os::unix::net::UnixListener::bind(&bird).unwrap();
+    let announce = format!(
+        "[announce]\nbird_socket = \"{}\"\nroutes_file = \"{}\"\n",
+        bird.display(),
+        dir.join("routes.conf").display()
+    );
+    let text = format!("{announce}{MINIMAL}{SECOND_FRONTEND}");
+    let mut cfg = Config::from_toml(&text, "t").unwrap();
+    for rule in &mut cfg.load_balancer[0].rule {
+        rule.floating_ip = true; // two HA-ports rules on one load balancer
+    }
+    let both: announce::Routes = ["10.0.0.100", "10.0.0.101"]
+        .iter()
+        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
+        .collect();
+    let path = dir.join("haports.toml");
+    let (mut prober, _) = Prober::new();
+
+    let mut unchanged = cfg.clone();
+    unchanged.dataplane.kernel_pps += 1;
+    let mut no_rule = cfg.clone();
+    no_rule.load_balancer[0].rule.retain(|r| r.name != "ha2");
+    let mut drained = cfg.clone();
+    let mut pool = drained.load_balancer[0].backend_pool[0].clone();
+    pool.name = "drained".into();
+    for b in &mut pool.backends {
+        b.drain = true;
+    }
+    drained.load_balancer[0].backend_pool.push(pool);
+    for rule in &mut drained.load_balancer[0].rule {
+        if rule.name == "ha2" {
+            rule.backend_pool = "drained".into();
+        }
+    }
+    for (next, expected) in [
+        (unchanged, None),
+        (no_rule, Some("10.0.0.100")),
+        (drained, Some("10.0.0.100")),
+    ] {
+        assert_eq!(next.check(), Ok(()), "a valid config");
+        let mut p = plane(cfg.clone());
+        // Every probe has passed: both frontends serve, and are announced.
+        p.health = p.targets.iter().map(|t| (t.clone(), true)).collect();
+        let mut a = Announcer::start(cfg.announce.as_ref().unwrap());
+        a.want(both.clone());
+        std::fs::write(&path, toml::to_string(&next).unwrap()).unwrap();
+        let outcome = p.reload(&path, &mut prober, Some(&mut a));
+        match expected {
+            None => assert_eq!(outcome, Reload::Applied(2)),
+            Some(kept) => {
+                assert_eq!(
+                    outcome,
+                    Reload::Withdrawing,
+                    "applied before the withdrawal"
+                );
+                let wanted: Vec<String> =
+                    a.wanted().unwrap().keys().map(|k| k.to_string()).collect();
+                assert_eq!(wanted, vec![kept.to_owned()]);
+                assert_eq!(p.config_generation, 1, "nothing applied yet");
+            }
+        }
+    }
+}
