@@ -1,18 +1,24 @@
 //! A small HTTP/1.1 server for the metrics endpoint that no client can take down: one thread,
-//! at most [`MAX_CONNECTIONS`] connections at a time (more are closed at once), each given
-//! [`REQUEST_TIMEOUT`] to send at most [`MAX_REQUEST`] bytes of request head, answered once
-//! (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in all) and closed.
-//! Idle, slow or garbage connections, slow readers included, cost a slot for a bounded time,
-//! never a thread or unbounded memory, and never stop it answering the others.
+//! at most [`MAX_CONNECTIONS`] connections at a time and [`MAX_PER_PEER`] from one address,
+//! each given [`REQUEST_TIMEOUT`] to send at most [`MAX_REQUEST`] bytes of request head,
+//! answered once (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in
+//! all) and closed. Idle, slow or garbage connections, slow readers included, cost a slot for
+//! a bounded time, never a thread or unbounded memory, and never stop it answering the
+//! others: where every slot is taken, a new connection takes the slot of the oldest one still
+//! sending its request (a scraper sends its request at once), and one peer holding idle
+//! connections holds at most its share.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Connections served at once; a further one is closed as soon as it is accepted.
+/// Connections served at once; a further one takes the place of the oldest that has not sent
+/// its whole request yet, or, where every one has, is closed as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections from one address at once; a further one from it is closed at once.
+pub const MAX_PER_PEER: usize = 16;
 /// How long a client has to send its whole request head.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request head read; a longer one is answered 431 and closed.
@@ -31,6 +37,7 @@ pub struct Response {
 
 struct Connection {
     stream: TcpStream,
+    peer: Option<IpAddr>,
     head: Vec<u8>,
     since: Instant,
     /// The answer, once the head is whole: its bytes, how many are written, and since when.
@@ -53,9 +60,23 @@ pub fn serve(
         let mut busy = false;
         loop {
             match listener.accept() {
-                Ok((stream, _)) => {
+                Ok((stream, from)) => {
                     busy = true;
-                    if connections.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err()
+                    let peer = Some(from.ip());
+                    let theirs = connections.iter().filter(|c| c.peer == peer).count();
+                    if connections.len() >= MAX_CONNECTIONS && theirs < MAX_PER_PEER {
+                        // The oldest still sending its request gives its slot up.
+                        let waiting = connections
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| c.out.is_none());
+                        if let Some((i, _)) = waiting.min_by_key(|(_, c)| c.since) {
+                            connections.swap_remove(i);
+                        }
+                    }
+                    if connections.len() >= MAX_CONNECTIONS
+                        || theirs >= MAX_PER_PEER
+                        || stream.set_nonblocking(true).is_err()
                     {
                         refused += 1;
                         if refused.is_power_of_two() {
@@ -68,6 +89,7 @@ pub fn serve(
                     }
                     connections.push(Connection {
                         stream,
+                        peer,
                         head: Vec::new(),
                         since: Instant::now(),
                         out: None,
@@ -300,6 +322,43 @@ mod tests {
         let _ = s.read_to_string(&mut out);
         assert!(out.ends_with("\r\n\r\nsmall\n"), "{out:?}");
         drop(readers);
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// `n` connections from `source` that send nothing.
+    fn idle_from(source: &str, addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+                let s = s.unwrap();
+                let from: SocketAddr = format!("{source}:0").parse().unwrap();
+                s.bind(&from.into()).unwrap();
+                s.connect(&addr.into()).unwrap();
+                s.into()
+            })
+            .collect()
+    }
+
+    /// Idle connections cannot keep a scraper out: one peer holds at most its share of the
+    /// slots, and where several fill them all, a new connection takes the oldest idle one's.
+    /// The request is answered at once, not after the idle ones time out.
+    #[test]
+    fn idle_connections_neither_from_one_peer_nor_from_many_keep_a_scraper_out() {
+        let (addr, stop, handle) = start();
+        let one_peer = idle_from("127.0.0.2", addr, MAX_CONNECTIONS + 10);
+        let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(answer.ends_with("path /metrics\n"), "one peer: {answer:?}");
+        let mut many = Vec::new();
+        for peer in 3..3 + MAX_CONNECTIONS / MAX_PER_PEER {
+            many.extend(idle_from(&format!("127.0.0.{peer}"), addr, MAX_PER_PEER));
+        }
+        let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(
+            answer.ends_with("path /metrics\n"),
+            "many peers: {answer:?}"
+        );
+        drop((one_peer, many));
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
     }
