@@ -129,6 +129,14 @@ impl Port {
             } else {
                 tracing::warn!(port = id, "the device reports no RSS key size: its own key spreads the flows, perhaps not symmetrically");
             }
+        } else if cfg.rss && cfg.rx_queues > 1 && !spreads_by_itself(&info) {
+            // Without RSS the device delivers to its first queue alone (unless its PMD fills
+            // every queue itself, as AF_PACKET's and AF_XDP's do): one worker takes it all.
+            tracing::warn!(
+                port = id,
+                queues = cfg.rx_queues,
+                "the device offers no RSS over IP and TCP/UDP ports: it may deliver every frame to one worker's queue"
+            );
         }
         // The IPv4 header checksum checked by the device where it can: the data plane then
         // trusts a good verdict (`Mbuf::ip_checksum_good`) and checks in software otherwise.
@@ -345,13 +353,18 @@ pub fn fixed_rx_queues(id: u16) -> Result<Option<u16>, DpdkError> {
     // SAFETY: out-pointer valid; DPDK checks the port id.
     let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) };
     check(|| format!("port {id}: reading device info"), ret)?;
+    Ok(spreads_by_itself(&info).then_some(info.max_rx_queues))
+}
+
+/// Whether a device's PMD fills its RX queues itself, whatever RSS is configured: AF_PACKET's
+/// (a kernel fanout group) and AF_XDP's (the NIC's own queues).
+fn spreads_by_itself(info: &dpdk_sys::rte_eth_dev_info) -> bool {
     if info.driver_name.is_null() {
-        return Ok(None);
+        return false;
     }
     // SAFETY: DPDK's driver name, a static NUL-terminated string.
     let driver = unsafe { std::ffi::CStr::from_ptr(info.driver_name) };
-    let fixed = [&b"net_af_packet"[..], b"net_af_xdp"].contains(&driver.to_bytes());
-    Ok(fixed.then_some(info.max_rx_queues))
+    [&b"net_af_packet"[..], b"net_af_xdp"].contains(&driver.to_bytes())
 }
 
 /// The MAC address of any port, started or not.
