@@ -192,7 +192,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
         counter(
             &mut enc,
             "haports_neighbour_refused",
-            "Next hops not asked for because the neighbour cache was full",
+            "Next hops the full neighbour cache refused, or pushed out unanswered for newer ones",
             &[(vec![], n.refused.load(Ordering::Relaxed))],
         )?;
         // Packets by backend as each pool's state for a probe holds it (a pool whose rules

@@ -4,12 +4,17 @@
 //! and verified again when a packet needs it (backends' next hops always); one that does not
 //! answer three solicitations is forgotten. Announcements nobody asked for (gratuitous ARP,
 //! unsolicited advertisements, askers' addresses) at most make it ask again. A configured
-//! `mac` is never looked up here. The cache is bounded; what does not fit is refused and
-//! counted.
+//! `mac` is never looked up here. The cache is bounded: where it is full, the oldest entry a
+//! packet asked for that has not been answered gives its place up (as Linux's forced
+//! collection does: sources forged in a flood fill the cache with such entries, and a real
+//! neighbour would otherwise be shut out for as long as the flood lasts); where none is left
+//! to give, what does not fit is refused. Both are counted.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use std::collections::VecDeque;
 
 use hashbrown::{HashMap, HashSet};
 
@@ -35,9 +40,9 @@ pub const CAPACITY: usize = 4096;
 pub struct NeighbourStats {
     /// Entries held (resolved or being asked for).
     pub entries: AtomicU64,
-    /// Next hops refused because the cache was full: each want a worker reported (a worker
-    /// reports a next hop at most every 100 ms), and each backend's next hop once, until it
-    /// is admitted.
+    /// Next hops that did not fit: each unanswered entry a newer one pushed out of a full
+    /// cache; each want a worker reported (a worker reports a next hop at most every 100 ms)
+    /// that found nothing to push out, and each backend's next hop once, until it is admitted.
     pub refused: AtomicU64,
     /// Answers taken (a solicitation was outstanding).
     pub answers: AtomicU64,
@@ -58,6 +63,8 @@ struct Entry {
     wanted: bool,
     /// Published as stale.
     stale: bool,
+    /// A backend's next hop (as of the last tick): never pushed out.
+    needed: bool,
 }
 
 /// The control thread's neighbour cache.
@@ -69,6 +76,9 @@ pub struct Neighbours {
     pub stats: std::sync::Arc<NeighbourStats>,
     /// Backends' next hops refused for want of room and not admitted since: counted once.
     refused_next_hops: HashSet<IpAddr>,
+    /// What packets asked for, oldest first: where the oldest unanswered entry is found to
+    /// give its place up. Addresses since answered or gone are skipped as they come up.
+    asked_for: VecDeque<IpAddr>,
 }
 
 impl Neighbours {
@@ -78,6 +88,7 @@ impl Neighbours {
             reachable,
             stats: Default::default(),
             refused_next_hops: HashSet::new(),
+            asked_for: VecDeque::new(),
         }
     }
 
@@ -103,6 +114,24 @@ impl Neighbours {
     #[cfg(test)]
     pub fn mac(&self, addr: IpAddr) -> Option<MacAddr> {
         self.entries.get(&addr).and_then(|e| e.mac)
+    }
+
+    /// Whether the cache holds `addr`, answered or not.
+    #[cfg(test)]
+    pub fn holds(&self, addr: IpAddr) -> bool {
+        self.entries.contains_key(&addr)
+    }
+
+    /// Every entry answered at `mac`, as if each had been asked for and had answered.
+    #[cfg(test)]
+    pub fn answer_all_for_test(&mut self, mac: MacAddr, now: Instant) {
+        for e in self.entries.values_mut() {
+            *e = Entry {
+                mac: Some(mac),
+                confirmed: now,
+                ..Entry::unknown(e.interface, now)
+            };
+        }
     }
 
     /// Takes a worker's report; true when what is published changed.
@@ -134,11 +163,35 @@ impl Neighbours {
             e.wanted = true;
             return;
         }
-        if self.entries.len() >= CAPACITY {
+        if self.entries.len() >= CAPACITY && !self.make_room() {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.entries.insert(addr, Entry::unknown(interface, now));
+        self.asked_for.push_back(addr);
+        if self.asked_for.len() > 2 * CAPACITY {
+            // Mostly answered or gone: only the unanswered are kept in line.
+            let entries = &self.entries;
+            self.asked_for
+                .retain(|a| entries.get(a).is_some_and(|e| e.mac.is_none()));
+        }
+    }
+
+    /// Removes the oldest entry a packet asked for that is still unanswered and no backend's
+    /// next hop, counting it as refused; false where there is none.
+    fn make_room(&mut self) -> bool {
+        while let Some(addr) = self.asked_for.pop_front() {
+            if self
+                .entries
+                .get(&addr)
+                .is_some_and(|e| e.mac.is_none() && !e.needed)
+            {
+                self.entries.remove(&addr);
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
     }
 
     /// Takes an answer only while a solicitation for it is outstanding on that interface.
@@ -160,6 +213,7 @@ impl Neighbours {
             tries: 0,
             wanted: false,
             stale: false,
+            needed: e.needed,
             interface,
         };
         changed
@@ -199,7 +253,8 @@ impl Neighbours {
                 .retain(|addr| needed.iter().any(|(_, a)| a == addr));
         }
         for &(interface, addr) in &needed {
-            if !self.entries.contains_key(&addr) && self.entries.len() < CAPACITY {
+            let absent = !self.entries.contains_key(&addr);
+            if absent && (self.entries.len() < CAPACITY || self.make_room()) {
                 self.entries.insert(addr, Entry::unknown(interface, now));
             }
             if self.entries.contains_key(&addr) {
@@ -213,6 +268,7 @@ impl Neighbours {
         let reachable = self.reachable;
         self.entries.retain(|addr, e| {
             let pinned = needed.iter().any(|(_, a)| a == addr);
+            e.needed = pinned;
             match e.asked {
                 Some(at) if now.duration_since(at) < RETRY => {}
                 Some(_) if e.tries >= TRIES => {
@@ -276,6 +332,7 @@ impl Entry {
             tries: 0,
             wanted: false,
             stale: false,
+            needed: false,
         }
     }
 }

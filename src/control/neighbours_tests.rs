@@ -203,29 +203,51 @@ fn neighbours_go_stale_are_verified_when_needed_and_forgotten_when_silent() {
     );
 }
 
+/// A want for the `i`th address of 10.1/16 (no neighbour of the interface's: nothing is sent
+/// for it, but it takes its place in the cache).
+fn want(n: &mut Neighbours, i: u32, at: Instant) {
+    let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+    n.report(
+        Report::Want {
+            interface: LAN,
+            addr,
+        },
+        at,
+    );
+}
+
+/// A full cache makes room from its oldest unanswered want (forged sources in a flood fill it
+/// with such), for a newer want and for a backend's next hop alike; each pushed out counts.
 #[test]
-fn the_cache_is_bounded_and_refusals_are_counted() {
+fn a_full_cache_pushes_its_oldest_unanswered_want_out_for_a_new_one() {
     let fwd = forwarding();
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
     for i in 0..CAPACITY as u32 + 10 {
-        let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
-        n.report(
-            Report::Want {
-                interface: LAN,
-                addr,
-            },
-            t0,
-        );
+        want(&mut n, i, t0);
     }
     assert_eq!(n.stats.refused.load(Ordering::Relaxed), 10);
-    n.tick(&fwd, t0);
-    assert_eq!(n.stats.entries.load(Ordering::Relaxed), CAPACITY as u64);
-    assert_eq!(
-        n.stats.refused.load(Ordering::Relaxed),
-        11,
-        "the backend's next hop did not fit either"
+    let held = |n: &Neighbours, i: u32| n.holds(IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i)));
+    assert!(
+        (0..10).all(|i| !held(&n, i)),
+        "the oldest ten gave their places up"
     );
+    assert!((10..CAPACITY as u32 + 10).all(|i| held(&n, i)));
+    // The backend's next hop takes the next oldest's place, and is asked for at once.
+    let (frames, _) = n.tick(&fwd, t0);
+    assert!(
+        asked(&frames).contains(&v4(11)),
+        "the next hop was shut out"
+    );
+    assert_eq!(n.stats.entries.load(Ordering::Relaxed), CAPACITY as u64);
+    assert_eq!(n.stats.refused.load(Ordering::Relaxed), 11);
+    assert!(!held(&n, 10));
+    // A neighbour a packet asks for now gets in too, and the next hop stays (never pushed
+    // out, however many come after it).
+    for i in 0..2 * CAPACITY as u32 {
+        want(&mut n, 100_000 + i, t0);
+    }
+    assert!(n.holds(v4(11)), "a backend's next hop was pushed out");
     // Unanswered wants are forgotten after three tries: room again.
     let mut at = t0;
     for _ in 0..4 {
@@ -238,22 +260,18 @@ fn the_cache_is_bounded_and_refusals_are_counted() {
     );
 }
 
+/// Where every entry has been answered, nothing gives its place up: a backend's next hop is
+/// refused, counted once until admitted.
 #[test]
 fn a_backends_next_hop_that_does_not_fit_is_refused_and_counted_once_until_admitted() {
     let fwd = forwarding();
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
     for i in 0..CAPACITY as u32 {
-        let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
-        n.report(
-            Report::Want {
-                interface: LAN,
-                addr,
-            },
-            t0,
-        );
+        want(&mut n, i, t0);
     }
     assert_eq!(n.stats.refused.load(Ordering::Relaxed), 0, "every want fit");
+    n.answer_all_for_test(MAC_A, t0);
     let (frames, _) = n.tick(&fwd, t0);
     assert!(!asked(&frames).contains(&v4(11)));
     assert_eq!(
@@ -267,10 +285,11 @@ fn a_backends_next_hop_that_does_not_fit_is_refused_and_counted_once_until_admit
         n.tick(&fwd, t0 + Duration::from_millis(ms));
     }
     assert_eq!(n.stats.refused.load(Ordering::Relaxed), 1);
-    // Unanswered wants are forgotten after three tries: then it fits, and is asked for.
+    // Answered neighbours nothing uses are forgotten once stale for as long again: then it
+    // fits, and is asked for.
     let mut at = t0;
-    let admitted = (0..6).any(|_| {
-        at += RETRY;
+    let admitted = (0..8).any(|_| {
+        at += REACHABLE;
         asked(&n.tick(&fwd, at).0).contains(&v4(11))
     });
     assert!(admitted, "asked for once there was room");
