@@ -168,6 +168,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         generation: 1,
         config_generation: 1,
         pending: None,
+        balancing_changed: false,
     };
     let narrow = plane.narrow_ipv6_tunnels(&plane.cfg);
     if !narrow.is_empty() {
@@ -328,10 +329,13 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         // Health changes and reloads are published at once: failover must not wait.
         let mut urgent = false;
         while let Ok(t) = transitions.try_recv() {
-            last_health_change = Instant::now();
             // A probe removed by a reload may still report once: not about a backend now.
+            // Nor does one that says what was known already (carried over by a reload)
+            // change the health view.
             if prober.probes(&t.target) {
-                plane.health.insert(t.target, t.healthy);
+                if plane.health.insert(t.target, t.healthy) != Some(t.healthy) {
+                    last_health_change = Instant::now();
+                }
                 urgent = true;
             }
         }
@@ -399,7 +403,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         }
         if let Some(generation) = applied {
             urgent = true;
-            last_health_change = now;
+            // A reload that changed nothing the health view rests on (the same config again,
+            // as configuration management sends it) does not hold announcements back.
+            if std::mem::take(&mut plane.balancing_changed) {
+                last_health_change = now;
+            }
             frontend_macs_after_reload(&ports, &plane.cfg);
             if plane.pending.is_none() {
                 let answer = serde_json::json!({"outcome": "applied", "generation": generation});

@@ -32,6 +32,10 @@ pub(super) struct Plane {
     /// their withdrawal before it applies ([`Plane::apply_pending`]): the control thread
     /// goes on meanwhile (the twins' traffic, the probes' results).
     pub(super) pending: Option<(Config, Instant)>,
+    /// An applied reload changed the load balancers (what the probes watch, or how flows
+    /// are balanced), not only other settings: the health view must settle anew before a
+    /// frontend is announced again. Taken by the control thread.
+    pub(super) balancing_changed: bool,
 }
 
 impl Plane {
@@ -248,6 +252,7 @@ impl Plane {
         let targets = probes::targets(&next);
         self.health = self.health_under(&next, &targets);
         self.targets = targets;
+        self.balancing_changed |= self.cfg.load_balancer != next.load_balancer;
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
         prober.set_targets(&self.targets, &self.health);

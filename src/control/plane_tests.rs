@@ -14,6 +14,7 @@ fn plane(cfg: Config) -> Plane {
         generation: 1,
         config_generation: 1,
         pending: None,
+        balancing_changed: false,
     }
 }
 
@@ -225,5 +226,33 @@ fn a_reload_that_stops_serving_a_kept_frontend_withdraws_it_first() {
                 assert_eq!(p.config_generation, 1, "nothing applied yet");
             }
         }
+    }
+}
+
+/// Only a reload that changes the load balancers asks the health view to settle anew before
+/// frontends are announced again; the same config again (as configuration management sends
+/// it, perhaps every few minutes) or another setting does not, else it could hold every
+/// announcement back for as long as such reloads come.
+#[test]
+fn only_a_reload_that_changes_the_load_balancers_makes_health_settle_anew() {
+    let cfg = Config::from_toml(MINIMAL, "t").unwrap();
+    let (mut prober, _) = Prober::new();
+    let now = Instant::now();
+    let mut other_setting = cfg.clone();
+    other_setting.dataplane.kernel_pps = 500;
+    let mut new_backend = cfg.clone();
+    let pool = &mut new_backend.load_balancer[0].backend_pool[0];
+    let mut added = pool.backends[0].clone();
+    added.address = "10.0.0.13".parse().unwrap();
+    pool.backends.push(added);
+    for (next, changed) in [
+        (cfg.clone(), false),
+        (other_setting, false),
+        (new_backend, true),
+    ] {
+        let mut p = plane(cfg.clone());
+        p.pending = Some((next, now));
+        assert_eq!(p.apply_pending(&mut prober, None, now), Some(2));
+        assert_eq!(p.balancing_changed, changed);
     }
 }
