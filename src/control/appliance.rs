@@ -97,15 +97,25 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         )));
     }
 
-    // Mbufs: as many as configured (`check` refused fewer than the rings need), else what
-    // the rings need.
-    let count = match cfg.dataplane.mbufs {
-        0 => cfg.dataplane.mbufs_for_rings(cfg.interface.len()),
-        n => n,
-    };
-    // On the first port's NUMA socket, where its device writes them (testpmd's choice too).
-    let socket = cfg.interface.first().and_then(|i| port_socket(i.port));
-    let pool = Mempool::new("haports", count, Dataplane::MBUF_CACHE, socket)?;
+    // Packet buffers in a pool on each port's NUMA socket, where its device writes them, as
+    // testpmd has them: a port's queues and its twin's take from it. Each pool holds as
+    // many as configured (`check` refused fewer than the rings need), else what the rings
+    // of its ports need.
+    let sockets: Vec<Option<u32>> = cfg.interface.iter().map(|i| port_socket(i.port)).collect();
+    let (pool_sockets, pool_of) = Mempool::per_socket(&sockets);
+    let pools = (pool_sockets.iter().enumerate())
+        .map(|(p, &socket)| {
+            let count = match cfg.dataplane.mbufs {
+                0 => cfg
+                    .dataplane
+                    .mbufs_for_rings(pool_of.iter().filter(|&&o| o == p).count()),
+                n => n,
+            };
+            let name = socket.map_or("haports".into(), |s| format!("haports-{s}"));
+            Mempool::new(&name, count, Dataplane::MBUF_CACHE, socket)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pool = |interface: usize| &pools[pool_of[interface]];
 
     let mut ports = Vec::new();
     let mut twins = Vec::new();
@@ -143,11 +153,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 rss: true,
                 mac: ifc.mac,
             },
-            &pool,
+            pool(i),
         )?;
         let mac = port.mac()?;
         receive_frontend_macs(&port, ifc.port, &cfg)?;
-        let twin_port = twin::start(&eal, i, ifc, mac, &pool, twin_queues)?;
+        let twin_port = twin::start(&eal, i, ifc, mac, pool(i), twin_queues)?;
         tracing::info!(interface = %ifc.name, port = ifc.port, %mac, twin = %twin::kernel_name(&ifc.name), "interface up");
         mtus.push(port.mtu()?);
         ports.push(port);
@@ -420,7 +430,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             let (solicitations, changed) = plane.neighbours.tick(&forwarding.load(), now);
             neighbours_changed |= changed;
             for (ifc, frame) in solicitations {
-                if let Some(m) = Mbuf::from_bytes(&pool, &frame) {
+                if let Some(m) = Mbuf::from_bytes(pool(ifc as usize), &frame) {
                     let _ = tx_bufs[ifc as usize].push(m);
                     port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize], &control_tx_full);
                 }
@@ -480,7 +490,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     drop(burst);
     drop(twins);
     drop(ports);
-    drop(pool);
+    drop(pools);
     tracing::info!("stopped");
     Ok(())
 }

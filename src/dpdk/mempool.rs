@@ -45,6 +45,24 @@ impl Mempool {
             .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))
     }
 
+    /// The pools a set of ports takes its buffers from: one for each NUMA socket among
+    /// `sockets` (each port's, `None` for one on no socket in particular), in order of first
+    /// appearance, and for each port the index of its socket's. A device writes what it
+    /// receives into its pool: on its own socket, not across the interconnect.
+    pub fn per_socket(sockets: &[Option<u32>]) -> (Vec<Option<u32>>, Vec<usize>) {
+        let mut distinct: Vec<Option<u32>> = Vec::new();
+        let index = sockets
+            .iter()
+            .map(|s| {
+                distinct.iter().position(|d| d == s).unwrap_or_else(|| {
+                    distinct.push(*s);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        (distinct, index)
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
         self.raw.as_ptr()
     }
@@ -70,5 +88,18 @@ impl Drop for Mempool {
         // SAFETY: every mbuf is back (checked just now), and this handle is the pool's only
         // owner: nothing refers to it once it is gone.
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_take_the_pool_of_their_own_socket() {
+        let (pools, of) = Mempool::per_socket(&[Some(1), None, Some(0), Some(1), Some(0)]);
+        assert_eq!(pools, vec![Some(1), None, Some(0)]);
+        assert_eq!(of, vec![0, 1, 2, 0, 2]);
+        assert_eq!(Mempool::per_socket(&[]), (vec![], vec![]));
     }
 }
