@@ -9,7 +9,7 @@ use crate::lb::flow::FlowKey;
 use crate::lb::flow_table::V4Key;
 use crate::lb::hash::symmetric_hash;
 use crate::lb::hash::{table_hash_v4, v4_hash};
-use crate::wire::{IpProtocol, Ipv4Flow, TcpFlags};
+use crate::wire::{Ipv4Flow, TcpFlags};
 
 /// A flow's key in the worker's tables: IPv4 in machine words for the bucket table, anything
 /// else (IPv6) in canonical form for the side table.
@@ -202,24 +202,12 @@ impl Flow {
     }
 
     /// The value to remember for this packet's flow on `backend`, given what was remembered
-    /// (`before`, of the same backend; `None` for a flow not seen before): closing once a FIN
-    /// or RST was seen, opening while nothing but SYNs were; a SYN on a closing flow opens it
-    /// again (its five-tuple starts a new connection, after a RST or TIME-WAIT, which earns
-    /// the idle timeout again with its handshake). A TCP flow whose first packet is no SYN
-    /// (picked up mid-stream, or forged: an ACK flood) is opening too, until its next
-    /// packet: a lone segment earns the SYN timeout, not the idle one. (UDP has no handshake:
-    /// the idle timeout from its first datagram.)
+    /// (`before`, of the same backend): closing once a FIN or RST was seen, opening while
+    /// nothing but SYNs were; a SYN on a closing flow opens it again (its five-tuple starts a
+    /// new connection, after a RST or TIME-WAIT, which earns the idle timeout again with its
+    /// handshake).
     pub(super) fn value(&self, backend: BackendId, before: Option<u32>) -> u32 {
-        let Some(before) = before else {
-            return backend
-                | if self.closes() {
-                    CLOSING
-                } else if self.proto() == IpProtocol::TCP {
-                    OPENING
-                } else {
-                    0
-                };
-        };
+        let before = before.unwrap_or(OPENING);
         if self.only_opens() {
             backend
                 | if before & (OPENING | CLOSING) != 0 {
