@@ -65,6 +65,8 @@ struct Entry {
     stale: bool,
     /// A backend's next hop (as of the last tick): never pushed out.
     needed: bool,
+    /// Which of the packets' requests for its address made it, in `asked_for`'s numbering.
+    serial: u64,
 }
 
 /// The control thread's neighbour cache.
@@ -76,9 +78,12 @@ pub struct Neighbours {
     pub stats: std::sync::Arc<NeighbourStats>,
     /// Backends' next hops refused for want of room and not admitted since: counted once.
     refused_next_hops: HashSet<IpAddr>,
-    /// What packets asked for, oldest first: where the oldest unanswered entry is found to
-    /// give its place up. Addresses since answered or gone are skipped as they come up.
-    asked_for: VecDeque<IpAddr>,
+    /// What packets asked for, oldest first, each with the serial of the entry it made:
+    /// where the oldest unanswered entry is found to give its place up. What has been
+    /// answered or gone since (its address perhaps asked for again, under a new serial) is
+    /// skipped as it comes up, and cleared out as it piles up.
+    asked_for: VecDeque<(IpAddr, u64)>,
+    next_serial: u64,
 }
 
 impl Neighbours {
@@ -89,6 +94,7 @@ impl Neighbours {
             stats: Default::default(),
             refused_next_hops: HashSet::new(),
             asked_for: VecDeque::new(),
+            next_serial: 0,
         }
     }
 
@@ -120,6 +126,12 @@ impl Neighbours {
     #[cfg(test)]
     pub fn holds(&self, addr: IpAddr) -> bool {
         self.entries.contains_key(&addr)
+    }
+
+    /// How many requests wait in line to give their place up (some perhaps answered since).
+    #[cfg(test)]
+    pub fn in_line(&self) -> usize {
+        self.asked_for.len()
     }
 
     /// Every entry answered at `mac`, as if each had been asked for and had answered.
@@ -167,25 +179,28 @@ impl Neighbours {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.entries.insert(addr, Entry::unknown(interface, now));
-        self.asked_for.push_back(addr);
-        if self.asked_for.len() > 2 * CAPACITY {
-            // Mostly answered or gone: only the unanswered are kept in line.
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let entry = Entry {
+            serial,
+            ..Entry::unknown(interface, now)
+        };
+        self.entries.insert(addr, entry);
+        self.asked_for.push_back((addr, serial));
+        if self.asked_for.len() > 2 * self.entries.len() + 64 {
+            // Mostly answered or gone: only those still waiting are kept in line, which
+            // at least halves it (so that each request is looked at a bounded number of times).
             let entries = &self.entries;
             self.asked_for
-                .retain(|a| entries.get(a).is_some_and(|e| e.mac.is_none()));
+                .retain(|&(a, serial)| entries.get(&a).is_some_and(|e| e.evictable(serial)));
         }
     }
 
     /// Removes the oldest entry a packet asked for that is still unanswered and no backend's
     /// next hop, counting it as refused; false where there is none.
     fn make_room(&mut self) -> bool {
-        while let Some(addr) = self.asked_for.pop_front() {
-            if self
-                .entries
-                .get(&addr)
-                .is_some_and(|e| e.mac.is_none() && !e.needed)
-            {
+        while let Some((addr, serial)) = self.asked_for.pop_front() {
+            if self.entries.get(&addr).is_some_and(|e| e.evictable(serial)) {
                 self.entries.remove(&addr);
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 return true;
@@ -214,6 +229,7 @@ impl Neighbours {
             wanted: false,
             stale: false,
             needed: e.needed,
+            serial: e.serial,
             interface,
         };
         changed
@@ -277,7 +293,10 @@ impl Neighbours {
                     if !pinned {
                         return false;
                     }
-                    *e = Entry::unknown(e.interface, now);
+                    *e = Entry {
+                        needed: true,
+                        ..Entry::unknown(e.interface, now)
+                    };
                     due.push((e.interface, *addr));
                     e.asked = Some(now);
                     e.tries = 1;
@@ -333,7 +352,14 @@ impl Entry {
             wanted: false,
             stale: false,
             needed: false,
+            serial: 0,
         }
+    }
+
+    /// Whether the entry that the request numbered `serial` made may give its place up: it
+    /// is still that one, unanswered, and no backend's next hop.
+    fn evictable(&self, serial: u64) -> bool {
+        self.serial == serial && self.mac.is_none() && !self.needed
     }
 }
 

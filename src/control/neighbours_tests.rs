@@ -260,6 +260,54 @@ fn a_full_cache_pushes_its_oldest_unanswered_want_out_for_a_new_one() {
     );
 }
 
+/// A backend's next hop that a packet asked for first (so in line to give its place up) is
+/// never pushed out once the cache knows it is a next hop, not even after it failed to
+/// answer three times and is asked for afresh.
+#[test]
+fn a_next_hop_a_packet_asked_for_first_is_never_pushed_out() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    n.report(
+        Report::Want {
+            interface: LAN,
+            addr: v4(11),
+        },
+        t0,
+    );
+    n.tick(&fwd, t0);
+    let mut at = t0;
+    for round in 0..6 {
+        for i in 0..CAPACITY as u32 {
+            want(&mut n, round * 100_000 + i, at);
+        }
+        assert!(n.holds(v4(11)), "pushed out in round {round}");
+        at += RETRY;
+        n.tick(&fwd, at);
+    }
+}
+
+/// Requests that come, go unanswered and come again do not pile up in the line of those that
+/// may give their place up: it stays within twice the cache (the control thread would
+/// otherwise grow it, and walk it, for as long as a flood of such requests lasts).
+#[test]
+fn requests_asked_again_and_again_do_not_pile_up() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let mut at = Instant::now();
+    for _ in 0..40 {
+        for i in 0..1000 {
+            want(&mut n, i, at);
+        }
+        // Three tries without an answer: forgotten, and asked for again next round.
+        for _ in 0..4 {
+            at += RETRY;
+            n.tick(&fwd, at);
+        }
+        assert!(n.in_line() <= 2 * 1000 + 64, "{} in line", n.in_line());
+    }
+}
+
 /// Where every entry has been answered, nothing gives its place up: a backend's next hop is
 /// refused, counted once until admitted.
 #[test]
