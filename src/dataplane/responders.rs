@@ -141,14 +141,22 @@ pub(super) fn neighbour_solicitation(
             None => return Ok(None),
         }
     };
+    let IpAddr::V6(asker) = h.src else {
+        return Ok(None);
+    };
+    // Whatever its target (a frontend, an own address, another host), a solicitation names
+    // its sender's MAC: news if it contradicts a verified neighbour (then asked again).
+    if let Ok(Some(asker_mac)) = sender_mac {
+        if !asker.is_unspecified() {
+            let now = cx.now_ms;
+            cx.st.neighbours.hint(fwd, ingress, (h.src, asker_mac), now);
+        }
+    }
     let Some(fe) = fwd.frontend(IpAddr::V6(target)) else {
         return Ok(None);
     };
     // Options of length 0, or running past the message: discarded (RFC 4861 §7.1.1).
     let sender_mac = sender_mac?;
-    let IpAddr::V6(asker) = h.src else {
-        return Ok(None);
-    };
     // Duplicate-address detection (from ::) is the owner's to defend; a group source address
     // at layer 2 is no sender to answer.
     if asker.is_unspecified() {
@@ -157,16 +165,11 @@ pub(super) fn neighbour_solicitation(
     if src_mac.is_multicast() {
         return Err(DropReason::Malformed);
     }
-    match sender_mac {
-        Some(asker_mac) => {
-            let now = cx.now_ms;
-            cx.st.neighbours.hint(fwd, ingress, (h.src, asker_mac), now);
-        }
-        // A multicast solicitation must name its sender's link-layer address (RFC 4861
-        // §4.3); a unicast one, a neighbour checking that the frontend is still there, may
-        // leave it out, and is answered to the MAC it came from.
-        None if h.dst.is_multicast() => return Err(DropReason::Malformed),
-        None => {}
+    // A multicast solicitation must name its sender's link-layer address (RFC 4861 §4.3); a
+    // unicast one, a neighbour checking that the frontend is still there, may leave it out,
+    // and is answered to the MAC it came from.
+    if sender_mac.is_none() && h.dst.is_multicast() {
+        return Err(DropReason::Malformed);
     }
     let mac = fwd.frontends[fe as usize].mac;
     // The advertisement alone, right behind the IPv6 header: the solicitation's extension

@@ -306,11 +306,21 @@ fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
     answered_with_the_frontends_mac(&frame, &reports);
 
     // The appliance's own address is the kernel twin's to answer; not while the asker's
-    // option places it elsewhere than the appliance verified (the twin would learn that).
+    // option places it elsewhere than the appliance verified (the twin would learn that),
+    // which is a hint all the same: the control thread asks the asker again.
+    let (mut st, reports) = worker();
     let mut own = solicitation("fd00::2".parse().unwrap());
     assert_eq!(
         process(&mut own, LAN, &mut st, &fwd, NOW),
         Action::Drop(DropReason::NeighbourConflict)
+    );
+    assert_eq!(
+        drain(&reports),
+        vec![Report::Hint {
+            interface: LAN,
+            addr: IpAddr::V6(CLIENT6),
+            mac: CLIENT_MAC
+        }]
     );
     let fwd = build(&ipv6_config(), &[]);
     let mut own = solicitation("fd00::2".parse().unwrap());
