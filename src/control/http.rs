@@ -1,5 +1,5 @@
 //! A small HTTP/1.1 server for the metrics endpoint that no client can take down: one thread,
-//! at most [`MAX_CONNECTIONS`] connections at a time and [`MAX_PER_PEER`] from one address,
+//! at most [`MAX_CONNECTIONS`] connections at a time and [`MAX_PER_PEER`] from one peer,
 //! each given [`REQUEST_TIMEOUT`] to send at most [`MAX_REQUEST`] bytes of request head,
 //! answered once (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in
 //! all) and closed. Idle, slow or garbage connections, slow readers included, cost a slot for
@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 /// Connections served at once; a further one takes the place of the oldest that has not sent
 /// its whole request yet, or, where every one has, is closed as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Connections from one address at once; a further one from it is closed at once.
+/// Connections from one peer (an IPv4 address, an IPv6 /64) at once; a further one from it
+/// is closed at once.
 pub const MAX_PER_PEER: usize = 16;
 /// How long a client has to send its whole request head.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,7 +63,7 @@ pub fn serve(
             match listener.accept() {
                 Ok((stream, from)) => {
                     busy = true;
-                    let peer = Some(from.ip());
+                    let peer = Some(peer_of(from.ip()));
                     let theirs = connections.iter().filter(|c| c.peer == peer).count();
                     if connections.len() >= MAX_CONNECTIONS && theirs < MAX_PER_PEER {
                         // The oldest still sending its request gives its slot up.
@@ -87,13 +88,18 @@ pub fn serve(
                         }
                         continue;
                     }
-                    connections.push(Connection {
+                    let mut c = Connection {
                         stream,
                         peer,
                         head: Vec::new(),
                         since: Instant::now(),
                         out: None,
-                    });
+                    };
+                    // A request already in (a scraper sends it with the connection) is
+                    // answered now, before a later arrival in this round could take its slot.
+                    if advance(&mut c, &mut answer).0 {
+                        connections.push(c);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 // Out of descriptors and the like: try again on the next round.
@@ -108,6 +114,18 @@ pub fn serve(
         if !busy {
             std::thread::sleep(IDLE_POLL);
         }
+    }
+}
+
+/// Whose share of the slots a connection from `ip` takes: an IPv6 host's, its /64 (a host is
+/// given one, and may take any address in it); an IPv4 one's (mapped into IPv6 too), its own.
+fn peer_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -361,6 +379,15 @@ mod tests {
         drop((one_peer, many));
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
+    }
+
+    #[test]
+    fn a_peer_is_an_ipv4_address_or_an_ipv6_slash_64() {
+        let peer = |a: &str| peer_of(a.parse().unwrap());
+        assert_eq!(peer("192.0.2.7"), peer("::ffff:192.0.2.7"));
+        assert_ne!(peer("192.0.2.7"), peer("192.0.2.8"));
+        assert_eq!(peer("2001:db8:0:1::7"), peer("2001:db8:0:1:ffff:1:2:3"));
+        assert_ne!(peer("2001:db8:0:1::7"), peer("2001:db8:0:2::7"));
     }
 
     #[test]
