@@ -1,7 +1,8 @@
 //! The DPDK wrappers keep their promises without the caller's care, on a real (null) PMD: a
 //! queue, which the PMD lets one thread use, has one handle at a time; and a pool dropped
-//! while a packet buffer is still out is left allocated for it, not freed under it; and a
-//! started port receives all multicast (a TAP device).
+//! while a packet buffer is still out is left allocated for it, not freed under it; a pool
+//! that does not fit on its socket comes from another; and a started port receives all
+//! multicast (a TAP device).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -71,6 +72,16 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
         "all-multicast off: flags {flags:#x}"
     );
     drop(tap);
+
+    // A pool for ports on a socket without the memory (here, one with none at all) is taken
+    // from any socket's instead of failing the start.
+    assert!(
+        Mempool::new("far", 1023, 0, Some(7)).is_err(),
+        "socket 7 has memory"
+    );
+    let far = Mempool::near("far", 1023, 0, 7).expect("a pool from any socket");
+    assert_eq!(far.available(), 1023);
+    drop(far);
 
     // A buffer out when its pool is dropped: the pool stays, and the buffer still draws from
     // it (a sibling) and goes back to it.

@@ -112,7 +112,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 n => n,
             };
             let name = socket.map_or("haports".into(), |s| format!("haports-{s}"));
-            Mempool::new(&name, count, Dataplane::MBUF_CACHE, socket)
+            match socket {
+                Some(s) => Mempool::near(&name, count, Dataplane::MBUF_CACHE, s),
+                None => Mempool::new(&name, count, Dataplane::MBUF_CACHE, None),
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
     let pool = |interface: usize| &pools[pool_of[interface]];

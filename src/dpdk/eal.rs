@@ -92,7 +92,6 @@ impl Eal {
         unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
     }
 
-    /// TSC ticks per second.
     /// The NUMA socket of `lcore` (0 on a single-socket machine), or SOCKET_ID_ANY (-1)
     /// where its CPUs span sockets: memory for it is then taken from any socket.
     pub fn socket_of(&self, lcore: LcoreId) -> i32 {
@@ -102,6 +101,7 @@ impl Eal {
         socket as i32
     }
 
+    /// TSC ticks per second.
     pub fn tsc_hz(&self) -> u64 {
         // SAFETY: no preconditions after EAL init.
         unsafe { dpdk_sys::rte_get_tsc_hz() }

@@ -19,7 +19,8 @@ unsafe impl Sync for Mempool {}
 
 impl Mempool {
     /// `count` mbufs of the default data room, with a per-lcore cache of `cache`, in the
-    /// memory of NUMA `socket` (`None`: the calling lcore's).
+    /// memory of NUMA `socket` (`None`: the calling lcore's; `u32::MAX`, DPDK's
+    /// SOCKET_ID_ANY: any socket's).
     pub fn new(
         name: &str,
         count: u32,
@@ -43,6 +44,22 @@ impl Mempool {
         NonNull::new(raw)
             .map(|raw| Mempool { raw })
             .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))
+    }
+
+    /// As [`Mempool::new`] on `socket`'s memory; where that has not enough (hugepages
+    /// reserved on some sockets only), on any socket's, with a warning: slower across the
+    /// interconnect, but running.
+    pub fn near(name: &str, count: u32, cache: u32, socket: u32) -> Result<Mempool, DpdkError> {
+        Mempool::new(name, count, cache, Some(socket)).or_else(|e| {
+            tracing::warn!(
+                socket,
+                error = %e,
+                "packet buffers do not fit in their ports' NUMA socket's memory: taken from \
+                 any socket's (reserve hugepages on that socket)"
+            );
+            // SOCKET_ID_ANY (-1) as the unsigned socket the allocator is given.
+            Mempool::new(name, count, cache, Some(u32::MAX))
+        })
     }
 
     /// The pools a set of ports takes its buffers from: one for each NUMA socket among
