@@ -367,9 +367,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         let housekeeping = now >= next_housekeeping;
         if housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
+            let fwd = forwarding.load_full();
             if reload.swap(false, Ordering::Relaxed) {
                 if let Reload::Applied(generation) =
-                    plane.reload(config_path, &mut prober, announcer.as_mut())
+                    plane.reload(config_path, &fwd, &mut prober, announcer.as_mut())
                 {
                     applied = Some(generation);
                 }
@@ -377,7 +378,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             while let Some((request, reply)) = socket.as_ref().and_then(ControlSocket::next) {
                 let answer = match request {
                     Request::Reload => {
-                        match plane.reload(config_path, &mut prober, announcer.as_mut()) {
+                        match plane.reload(config_path, &fwd, &mut prober, announcer.as_mut()) {
                             Reload::Applied(generation) => {
                                 applied = Some(generation);
                                 serde_json::json!({"outcome": "applied", "generation": generation})

@@ -87,13 +87,15 @@ impl Plane {
 
     /// SIGHUP or `haports reload`: re-reads and checks the config; applies it when valid
     /// and when nothing it changes needs a restart (then a new state must be published).
+    /// `current` is the state the workers run (what is served now).
     pub(super) fn reload(
         &mut self,
         path: &Path,
+        current: &Forwarding,
         prober: &mut Prober,
         announcer: Option<&mut Announcer>,
     ) -> Reload {
-        let outcome = self.try_reload(path, prober, announcer);
+        let outcome = self.try_reload(path, current, prober, announcer);
         match &outcome {
             Reload::Applied(generation) => tracing::info!(generation, "config reloaded"),
             Reload::Withdrawing => {
@@ -115,6 +117,7 @@ impl Plane {
     fn try_reload(
         &mut self,
         path: &Path,
+        current: &Forwarding,
         prober: &mut Prober,
         announcer: Option<&mut Announcer>,
     ) -> Reload {
@@ -173,15 +176,17 @@ impl Plane {
             let problem = |n: String| format!("{}: {n}", path.display());
             return Reload::Refused(narrow.into_iter().map(problem).collect());
         }
-        // A frontend the new config no longer serves (dropped, or left without a rule or a
-        // backend for new flows) is withdrawn before the appliance stops serving it: the
-        // reload applies once BIRD took that (`apply_pending`).
+        // A frontend served now that the new config no longer serves (dropped, or left
+        // without a rule or a backend for new flows) is withdrawn before the appliance stops
+        // serving it: the reload applies once BIRD took that (`apply_pending`). One not
+        // served now either is the announcer's to withdraw, not for the reload to wait on.
         if let Some(a) = announcer {
             if let Some(wanted) = a.wanted() {
-                let serves = self.would_serve(&next);
+                let now = announce::serving_frontends(current);
+                let next_serves = self.would_serve(&next, current);
                 let kept: announce::Routes = wanted
                     .iter()
-                    .filter(|(addr, _)| serves.contains(*addr))
+                    .filter(|(addr, _)| next_serves.contains(*addr) || !now.contains(*addr))
                     .map(|(addr, via)| (*addr, via.clone()))
                     .collect();
                 // A reload while another still waits for its withdrawal waits with it: what
@@ -226,8 +231,9 @@ impl Plane {
     }
 
     /// The frontends `next` would serve once applied (with the health the reload carries
-    /// over): those a reload must not stop serving before BIRD took their withdrawal.
-    fn would_serve(&self, next: &Config) -> BTreeSet<IpAddr> {
+    /// over): those a reload must not stop serving before BIRD took their withdrawal. The
+    /// Maglev tables of pools it leaves as they were are `current`'s, not built again.
+    fn would_serve(&self, next: &Config, current: &Forwarding) -> BTreeSet<IpAddr> {
         let health = self.health_under(next, &probes::targets(next));
         let obs = Observations {
             down: Default::default(),
@@ -236,7 +242,7 @@ impl Plane {
             interface_macs: self.macs.clone(),
             interface_mtus: self.mtus.clone(),
         };
-        let fwd = Forwarding::build(next, &obs, self.generation + 1, None);
+        let fwd = Forwarding::build(next, &obs, self.generation + 1, Some(current));
         announce::serving_frontends(&fwd)
     }
 

@@ -89,13 +89,14 @@ fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
     // The new config drops fe2.
     let path = dir.join("haports.toml");
     std::fs::write(&path, format!("{announce}{MINIMAL}")).unwrap();
+    let current = p.build(None);
     assert_eq!(
-        p.reload(&path, &mut prober, Some(&mut a)),
+        p.reload(&path, &current, &mut prober, Some(&mut a)),
         Reload::Withdrawing
     );
     assert!(!a.settled(), "BIRD has not taken the withdrawal");
     assert_eq!(
-        p.reload(&path, &mut prober, Some(&mut a)),
+        p.reload(&path, &current, &mut prober, Some(&mut a)),
         Reload::Withdrawing,
         "the second reload applied before BIRD took the withdrawal"
     );
@@ -133,7 +134,8 @@ fn ipv6_inside_vxlan_needs_an_interface_mtu_of_1330() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), VXLAN).unwrap();
     let (mut prober, _) = Prober::new();
-    match p.reload(file.path(), &mut prober, None) {
+    let current = p.build(None);
+    match p.reload(file.path(), &current, &mut prober, None) {
         Reload::Refused(why) => assert!(why.len() == 1 && why[0].contains("`fe6`"), "{why:?}"),
         other => panic!("{other:?}"),
     }
@@ -147,7 +149,7 @@ fn ipv6_inside_vxlan_needs_an_interface_mtu_of_1330() {
     p.mtus = vec![1330];
     assert_eq!(p.narrow_ipv6_tunnels(&both), Vec::<String>::new());
     assert!(matches!(
-        p.reload(file.path(), &mut prober, None),
+        p.reload(file.path(), &current, &mut prober, None),
         Reload::Applied(2)
     ));
     assert_eq!(p.cfg.load_balancer[0].frontend.len(), 2);
@@ -199,19 +201,28 @@ fn a_reload_that_stops_serving_a_kept_frontend_withdraws_it_first() {
             rule.backend_pool = "drained".into();
         }
     }
-    for (next, expected) in [
-        (unchanged, None),
-        (no_rule, Some("10.0.0.100")),
-        (drained, Some("10.0.0.100")),
+    for (next, up, expected) in [
+        (unchanged.clone(), true, None),
+        (no_rule, true, Some("10.0.0.100")),
+        (drained, true, Some("10.0.0.100")),
+        // Every probe failed: fe1 is not served now, nor by the new config, and still
+        // asked for (the announcer withdraws it on its own): nothing to wait on.
+        (unchanged, false, None),
     ] {
         assert_eq!(next.check(), Ok(()), "a valid config");
         let mut p = plane(cfg.clone());
-        // Every probe has passed: both frontends serve, and are announced.
-        p.health = p.targets.iter().map(|t| (t.clone(), true)).collect();
+        // Every probe has passed (or failed: then fe2 alone, whose rule has no probe, is
+        // served): both frontends are asked for.
+        p.health = p.targets.iter().map(|t| (t.clone(), up)).collect();
         let mut a = Announcer::start(cfg.announce.as_ref().unwrap());
         a.want(both.clone());
         std::fs::write(&path, toml::to_string(&next).unwrap()).unwrap();
-        let outcome = p.reload(&path, &mut prober, Some(&mut a));
+        let current = p.build(None);
+        assert_eq!(
+            announce::serving_frontends(&current).len(),
+            if up { 2 } else { 1 }
+        );
+        let outcome = p.reload(&path, &current, &mut prober, Some(&mut a));
         match expected {
             None => assert_eq!(outcome, Reload::Applied(2)),
             Some(kept) => {
