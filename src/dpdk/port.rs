@@ -212,7 +212,13 @@ impl Port {
             ret if ret == -libc::ENOTSUP => {
                 tracing::debug!(port = id, "all-multicast not supported")
             }
-            ret => check(|| format!("port {id}: enabling all-multicast"), ret).map(|_| ())?,
+            // A VF its PF does not trust may not (iavf): IPv4 works all the same.
+            ret => tracing::warn!(
+                port = id,
+                error = %DpdkError::from_code(format!("port {id}: enabling all-multicast"), ret),
+                "all-multicast refused: IPv6 neighbour solicitations may not reach the \
+                 appliance (a VF: `ip link set PF vf N trust on` on its host)"
+            ),
         }
         // Started: from now on the port's handles stop and close it.
         std::mem::forget(guard);
