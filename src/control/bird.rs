@@ -32,12 +32,20 @@ pub enum BirdError {
 /// `configure` over BIRD's control socket: BIRD reads its config (and so the routes file)
 /// again. Replies are `CODE text` lines, `CODE-text` while more follow; codes from 8000 up
 /// are errors.
+///
+/// BIRD takes the file unless it says otherwise: `0003 Reconfigured`, `0019 Nothing to do`,
+/// and, where protocols restart first or another reconfiguration runs, `0004 Reconfiguration
+/// in progress` and `0005 … queueing new config` (applied once that one is done). `0006
+/// Reconfiguration ignored, shutting down` is no taking: the routes stay as they were.
 pub fn configure(socket: &Path) -> Result<(), BirdError> {
-    command(socket, "configure")
+    match command(socket, "configure")? {
+        (Some(6), text) => Err(BirdError::Refused(text)),
+        _ => Ok(()),
+    }
 }
 
-/// One command over BIRD's control socket, and its reply.
-pub(super) fn command(socket: &Path, line: &str) -> Result<(), BirdError> {
+/// One command over BIRD's control socket; its reply's last line (code and text).
+pub(super) fn command(socket: &Path, line: &str) -> Result<(Option<u32>, String), BirdError> {
     let stream = connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => BirdError::NotRunning(e),
         _ => BirdError::Io(e),
@@ -86,8 +94,12 @@ impl Source for &[u8] {
     }
 }
 
-/// One reply, by `deadline`: lines up to the one whose code is followed by a space.
-pub(super) fn read_reply(reader: &mut impl Source, deadline: Instant) -> Result<(), BirdError> {
+/// One reply, by `deadline`: lines up to the one whose code is followed by a space, which is
+/// returned (its code and text).
+pub(super) fn read_reply(
+    reader: &mut impl Source,
+    deadline: Instant,
+) -> Result<(Option<u32>, String), BirdError> {
     let mut lines = Vec::new();
     let mut room = REPLY_MAX;
     loop {
@@ -109,7 +121,7 @@ pub(super) fn read_reply(reader: &mut impl Source, deadline: Instant) -> Result<
         let text: Vec<String> = lines.into_iter().map(|(_, t)| t).collect();
         return Err(BirdError::Refused(text.join("; ")));
     }
-    Ok(())
+    Ok(lines.pop().unwrap_or_default())
 }
 
 /// One line (any bytes, read as UTF-8 where they are), by `deadline`, taking its length from
@@ -159,7 +171,8 @@ mod tests {
     #[test]
     fn replies_end_at_the_code_followed_by_a_space_and_8000s_are_errors() {
         let mut ok = "0002-Reading configuration\n0003 Reconfigured\nnext".as_bytes();
-        read_reply(&mut ok, later()).unwrap();
+        let last = read_reply(&mut ok, later()).unwrap();
+        assert_eq!(last, (Some(3), "Reconfigured".to_owned()));
         assert_eq!(ok, b"next");
         let mut continued = "0002-Reading\n more text\n0020 Configuration OK\n".as_bytes();
         read_reply(&mut continued, later()).unwrap();
@@ -198,6 +211,37 @@ mod tests {
         let unending = "0".repeat(REPLY_MAX * 4);
         let e = read_reply(&mut unending.as_bytes(), later()).unwrap_err();
         assert!(matches!(&e, BirdError::Io(io) if io.kind() == io::ErrorKind::InvalidData));
+    }
+
+    /// A BIRD that accepts the config but is shutting down takes nothing: `configure` is an
+    /// error (the routes stay as they were); one that reconfigures in the background took it.
+    #[test]
+    fn a_bird_shutting_down_takes_no_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bird.ctl");
+        let listener = UnixListener::bind(&path).unwrap();
+        let answers = [
+            "0006 Reconfiguration ignored, shutting down\n",
+            "0004 Reconfiguration in progress\n",
+        ];
+        let bird = std::thread::spawn(move || {
+            for answer in answers {
+                let (conn, _) = listener.accept().unwrap();
+                (&conn).write_all(b"0001 BIRD 2.0.12 ready.\n").unwrap();
+                let mut line = String::new();
+                BufReader::new(&conn).read_line(&mut line).unwrap();
+                assert_eq!(line, "configure\n");
+                (&conn)
+                    .write_all(format!("0002-Reading configuration\n{answer}").as_bytes())
+                    .unwrap();
+            }
+        });
+        match configure(&path) {
+            Err(BirdError::Refused(text)) => assert!(text.contains("shutting down"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        configure(&path).unwrap();
+        bird.join().unwrap();
     }
 
     /// A peer on the socket that sends its greeting a byte at a time, slower than nothing at
