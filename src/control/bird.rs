@@ -59,21 +59,9 @@ pub(super) fn command(socket: &Path, line: &str) -> Result<(Option<u32>, String)
 
 /// Connects to BIRD's control socket within [`BIRD_TIMEOUT`]: a wedged BIRD whose listen
 /// queue is full would block a plain connect, and with it the start, or the announcer thread
-/// that the stop waits for. A full queue refuses a connect that does not wait (EAGAIN on a
-/// Unix socket), so it is tried again until then: a busy BIRD gets its time.
+/// that the stop waits for.
 fn connect(socket: &Path) -> io::Result<UnixStream> {
-    let address = socket2::SockAddr::unix(socket)?;
-    let deadline = Instant::now() + BIRD_TIMEOUT;
-    loop {
-        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-        match s.connect_timeout(&address, BIRD_TIMEOUT) {
-            Ok(()) => return Ok(s.into()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    super::socket::connect_within(socket, BIRD_TIMEOUT)
 }
 
 /// Where a reply is read from: before each read, told how long is left.

@@ -47,9 +47,42 @@ impl Request {
 /// A request and where its answer (a JSON object) goes.
 pub type Asked = (Request, mpsc::Sender<serde_json::Value>);
 
-/// Whether another haports answers on the control socket at `path`.
+/// How long a connect to a listener that takes no connections (its queue full) is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether another haports listens on the control socket at `path`: one that takes the
+/// connection, or whose queue is full (wedged, or busy): not a stale file to replace, and
+/// no wait on it without end.
 pub fn in_use(path: &Path) -> bool {
-    UnixStream::connect(path).is_ok()
+    match connect_within(path, CONNECT_TIMEOUT) {
+        Ok(_) => true,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    }
+}
+
+/// Connects to the Unix socket at `path` within `within`: a plain connect to a listener
+/// whose queue is full waits until it takes connections, perhaps never. A full queue
+/// refuses a connect that does not wait (EAGAIN), so it is tried again until then (the
+/// error then is that refusal, `WouldBlock`): a busy listener gets its time.
+pub(super) fn connect_within(path: &Path, within: Duration) -> io::Result<UnixStream> {
+    let address = socket2::SockAddr::unix(path)?;
+    let deadline = Instant::now() + within;
+    loop {
+        let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+        // A Unix socket's connect that does not wait is done at once or refused, never
+        // in progress.
+        s.set_nonblocking(true)?;
+        match s.connect(&address) {
+            Ok(()) => {
+                s.set_nonblocking(false)?;
+                return Ok(s.into());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The listening socket and its thread; the socket file goes when this is dropped.
@@ -207,7 +240,7 @@ fn read_request(mut conn: &UnixStream, within: Duration) -> io::Result<String> {
 
 /// The client side: sends `request` to the socket at `path` and returns the JSON answer.
 pub fn ask(path: &Path, request: &str) -> Result<serde_json::Value, String> {
-    let mut conn = UnixStream::connect(path).map_err(|e| {
+    let mut conn = connect_within(path, CONNECT_TIMEOUT).map_err(|e| {
         format!(
             "connecting to {}: {e} (is haports running, with control.socket set to this path? \
              the socket is root's only)",
@@ -310,6 +343,37 @@ mod tests {
         let e = ControlSocket::bind(&path).unwrap_err().to_string();
         assert!(e.contains("another haports runs"), "{e}");
         drop(first);
+    }
+
+    /// A listener that takes no connections, its queue full, is a haports in the way: not
+    /// replaced, and neither the check nor a client waits on it for ever.
+    #[test]
+    fn a_listener_whose_queue_is_full_is_in_use_and_answers_no_one_in_time() {
+        let (_guard, path) = scratch("full");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let wedged = UnixListener::bind(&path).unwrap();
+        let mut queued = Vec::new();
+        let full = loop {
+            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None);
+            let s = s.unwrap();
+            s.set_nonblocking(true).unwrap();
+            match s.connect(&socket2::SockAddr::unix(&path).unwrap()) {
+                Ok(()) if queued.len() < 100_000 => queued.push(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+                _ => break false,
+            }
+        };
+        assert!(
+            full,
+            "the listener's queue never filled ({} queued)",
+            queued.len()
+        );
+        assert!(in_use(&path));
+        let e = ControlSocket::bind(&path).unwrap_err().to_string();
+        assert!(e.contains("another haports runs"), "{e}");
+        let e = ask(&path, "status").unwrap_err();
+        assert!(e.contains("connecting to"), "{e}");
+        drop((queued, wedged));
     }
 
     /// Anything but a socket at the path is someone's file: refused, and left as it was.
