@@ -344,6 +344,9 @@ impl Distribution {
     }
 }
 
+/// Longest idle timeout: a day. Longer keeps dead flows in a bounded table.
+pub const MAX_IDLE_TIMEOUT_S: u32 = 86_400;
+
 fn default_idle_timeout_s() -> u32 {
     240
 }

@@ -1,6 +1,5 @@
 //! `haports run`: start, serve, stop.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,9 +10,8 @@ use arc_swap::ArcSwap;
 use super::announce::{self, Announcer};
 use super::frontend_macs::{frontend_macs_after_reload, receive_frontend_macs};
 use super::metrics::{serve, MetricsSource};
-use super::neighbours::Neighbours;
-use super::plane::{reachable, Plane, Reload};
-use super::probes::{self, Prober};
+use super::plane::{Plane, Reload};
+use super::probes::Prober;
 use super::retired::Retired;
 use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::socket::{self, ControlSocket, Request};
@@ -170,24 +168,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     }
 
     let (mut prober, transitions) = Prober::new();
-    let mut plane = Plane {
-        extra_eal_args: extra_eal_args.to_vec(),
-        targets: probes::targets(&cfg),
-        cfg,
-        neighbours: Neighbours::new(Duration::ZERO),
-        health: HashMap::new(),
-        macs,
-        mtus,
-        generation: 1,
-        config_generation: 1,
-        pending: None,
-        balancing_changed: false,
-    };
+    let mut plane = Plane::new(cfg, extra_eal_args, macs, mtus);
     let narrow = plane.narrow_ipv6_tunnels(&plane.cfg);
     if !narrow.is_empty() {
         return Err(Error::Config(narrow.join("; ")));
     }
-    plane.neighbours.reachable = reachable(&plane.cfg);
     prober.set_targets(&plane.targets, &plane.health);
     let forwarding = Arc::new(ArcSwap::from_pointee(plane.build(None)));
     let cfg = plane.cfg.clone();

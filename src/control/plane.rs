@@ -11,8 +11,8 @@ use super::announce::{self, Announcer};
 use super::neighbours::Neighbours;
 use super::probes::{self, Prober, Target};
 use super::shutdown::WITHDRAW_WAIT;
-use crate::config::Config;
-use crate::lb::forwarding::{Forwarding, Observations};
+use crate::config::{Config, MAX_IDLE_TIMEOUT_S};
+use crate::lb::forwarding::{BackendId, Forwarding, Observations};
 use crate::wire::MacAddr;
 
 /// What the control thread builds forwarding states from, and how it changes.
@@ -36,12 +36,47 @@ pub(super) struct Plane {
     /// are balanced), not only other settings: the health view must settle anew before a
     /// frontend is announced again. Taken by the control thread.
     pub(super) balancing_changed: bool,
+    /// Since when each backend slot of the published state has been retired.
+    pub(super) retired_since: HashMap<BackendId, Instant>,
 }
 
+/// How long a retired backend slot waits before a new backend may take it: longer than any
+/// flow entry naming it lives (the longest idle timeout a config may give, and a margin).
+pub(super) const SLOT_REUSE_AFTER: Duration = Duration::from_secs(MAX_IDLE_TIMEOUT_S as u64 + 3600);
+
 impl Plane {
+    /// A plane for `cfg` on interfaces of these MACs and MTUs, before any probe result.
+    pub(super) fn new(
+        cfg: Config,
+        extra_eal_args: &[String],
+        macs: Vec<MacAddr>,
+        mtus: Vec<u16>,
+    ) -> Self {
+        Plane {
+            extra_eal_args: extra_eal_args.to_vec(),
+            targets: probes::targets(&cfg),
+            neighbours: Neighbours::new(reachable(&cfg)),
+            cfg,
+            health: HashMap::new(),
+            macs,
+            mtus,
+            generation: 1,
+            config_generation: 1,
+            pending: None,
+            balancing_changed: false,
+            retired_since: HashMap::new(),
+        }
+    }
+
     /// A new forwarding state from the current inputs; Maglev tables of unchanged pools
     /// and every id are carried over from `previous`.
     pub(super) fn build(&mut self, previous: Option<&Forwarding>) -> Forwarding {
+        self.build_at(previous, Instant::now())
+    }
+
+    /// [`Plane::build`] at `now`: backend slots retired for [`SLOT_REUSE_AFTER`] by then
+    /// may go to backends new to the config.
+    pub(super) fn build_at(&mut self, previous: Option<&Forwarding>, now: Instant) -> Forwarding {
         if previous.is_some() {
             self.generation += 1;
         }
@@ -51,8 +86,18 @@ impl Plane {
             neighbours: self.neighbours.published(),
             interface_macs: self.macs.clone(),
             interface_mtus: self.mtus.clone(),
+            reusable_backends: (self.retired_since.iter())
+                .filter(|(_, &since)| now.saturating_duration_since(since) >= SLOT_REUSE_AFTER)
+                .map(|(&id, _)| id)
+                .collect(),
         };
         let mut fwd = Forwarding::build(&self.cfg, &obs, self.generation, previous);
+        let retired = (fwd.backends.iter().enumerate()).filter(|(_, b)| b.retired);
+        let retired: HashSet<BackendId> = retired.map(|(i, _)| i as BackendId).collect();
+        self.retired_since.retain(|id, _| retired.contains(id));
+        for id in retired {
+            self.retired_since.entry(id).or_insert(now);
+        }
         fwd.config_generation = self.config_generation;
         tracing::debug!(
             generation = self.generation,
@@ -241,6 +286,7 @@ impl Plane {
             neighbours: self.neighbours.published(),
             interface_macs: self.macs.clone(),
             interface_mtus: self.mtus.clone(),
+            reusable_backends: Vec::new(),
         };
         let fwd = Forwarding::build(next, &obs, self.generation + 1, Some(current));
         announce::serving_frontends(&fwd)

@@ -3,19 +3,7 @@ use super::*;
 use crate::config::testdata::MINIMAL;
 
 fn plane(cfg: Config) -> Plane {
-    Plane {
-        extra_eal_args: Vec::new(),
-        targets: probes::targets(&cfg),
-        cfg,
-        health: HashMap::new(),
-        neighbours: Neighbours::new(Duration::from_secs(30)),
-        macs: Vec::new(),
-        mtus: Vec::new(),
-        generation: 1,
-        config_generation: 1,
-        pending: None,
-        balancing_changed: false,
-    }
+    Plane::new(cfg, &[], Vec::new(), Vec::new())
 }
 
 /// A reload waiting for BIRD applies on the control thread's next look once nothing
@@ -266,4 +254,48 @@ fn only_a_reload_that_changes_the_load_balancers_makes_health_settle_anew() {
         assert_eq!(p.apply_pending(&mut prober, None, now), Some(2));
         assert_eq!(p.balancing_changed, changed);
     }
+}
+
+/// A backend slot retired for [`SLOT_REUSE_AFTER`] (a day and an hour: longer than any flow
+/// entry lives) goes to the next backend new to the config; before that a new backend takes
+/// a new slot. The plane keeps when each slot retired, and forgets it once the slot is taken.
+#[test]
+fn a_backend_slot_goes_to_a_new_backend_once_retired_for_longer_than_any_flow() {
+    let cfg = Config::from_toml(MINIMAL, "t").unwrap();
+    let mut p = plane(cfg.clone());
+    let t0 = Instant::now();
+    let a = p.build_at(None, t0);
+    let first: IpAddr = "10.0.0.11".parse().unwrap();
+    backends(&mut p).retain(|b| b.address != first);
+    let b = p.build_at(Some(&a), t0);
+    assert!(b.backends[0].retired);
+    assert_eq!(p.retired_since.get(&0), Some(&t0));
+
+    let add = |p: &mut Plane, address: &str| {
+        let mut new = backends(p)[0].clone();
+        new.address = address.parse().unwrap();
+        backends(p).push(new);
+    };
+    add(&mut p, "10.0.0.13");
+    let c = p.build_at(Some(&b), t0 + Duration::from_secs(3600));
+    let slot_of = |f: &Forwarding, a: &str| {
+        let a: IpAddr = a.parse().unwrap();
+        f.backends.iter().position(|b| b.address == a && !b.retired)
+    };
+    assert_eq!(slot_of(&c, "10.0.0.13"), Some(2), "too early: a new slot");
+    assert_eq!(
+        p.retired_since.get(&0),
+        Some(&t0),
+        "still retired since then"
+    );
+
+    add(&mut p, "10.0.0.14");
+    let d = p.build_at(Some(&c), t0 + SLOT_REUSE_AFTER);
+    assert_eq!(slot_of(&d, "10.0.0.14"), Some(0), "the retired slot");
+    assert_eq!(d.backends.len(), 3);
+    assert!(p.retired_since.is_empty(), "{:?}", p.retired_since);
+}
+
+fn backends(p: &mut Plane) -> &mut Vec<crate::config::Backend> {
+    &mut p.cfg.load_balancer[0].backend_pool[0].backends
 }

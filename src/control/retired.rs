@@ -32,13 +32,15 @@ pub(super) struct Retired {
 
 impl Retired {
     /// Publishes `next` in place of the current state, which is kept here until the workers
-    /// (their `counters`) all hold a later one.
+    /// (their `counters`) all hold a later one. A backend slot `next` gives to a new backend
+    /// (retired for longer than any flow entry could name it) starts its counts from 0.
     pub(super) fn publish(
         &mut self,
         published: &ArcSwap<Forwarding>,
         next: Forwarding,
         counters: &[Arc<WorkerCounters>],
     ) {
+        zero_reused_slots(&published.load(), &next, counters);
         self.states.push_back(published.swap(Arc::new(next)));
         self.release(counters);
     }
@@ -79,6 +81,32 @@ impl Retired {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.states.len()
+    }
+}
+
+/// Zeroes the workers' counts for each backend slot retired in `current` that `next` gives
+/// to another backend. No worker writes them meanwhile: a worker counts only the backends
+/// its decisions take, never a retired one, and the slot was retired for a day (a worker
+/// still on a state where it was not would have stopped taking new states long ago).
+fn zero_reused_slots(current: &Forwarding, next: &Forwarding, counters: &[Arc<WorkerCounters>]) {
+    let reused = (current.backends.iter().zip(&next.backends).enumerate())
+        .filter(|(_, (was, now))| {
+            was.retired
+                && !now.retired
+                && (&was.load_balancer, was.pool, was.address)
+                    != (&now.load_balancer, now.pool, now.address)
+        })
+        .map(|(i, _)| i);
+    for i in reused {
+        for w in counters {
+            if let Some(t) = w.backend_traffic.get(i) {
+                t.packets.set(0);
+                t.bytes.set(0);
+            }
+            if let Some(c) = w.backend_flows.get(i) {
+                c.set(0);
+            }
+        }
     }
 }
 
@@ -176,5 +204,50 @@ mod tests {
         retired.release(&counters);
         assert_eq!(retired.len(), 0);
         assert!(stuck.upgrade().is_none());
+    }
+
+    /// A slot that goes to another backend starts its counts from 0 in every worker; the
+    /// others' counts, a returning backend's own included, are left as they were.
+    #[test]
+    fn a_reused_slot_counts_from_zero() {
+        let cfg = |list: &str| {
+            let text = MINIMAL.replace(
+                r#"backends = [{ address = "10.0.0.11" }, { address = "10.0.0.12" }]"#,
+                &format!("backends = [{list}]"),
+            );
+            Config::from_toml(&text, "t").unwrap()
+        };
+        let both = r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#;
+        let first = Forwarding::build(&cfg(both), &Observations::default(), 1, None);
+        let obs = Observations::default();
+        let one = Forwarding::build(&cfg(r#"{ address = "10.0.0.12" }"#), &obs, 2, Some(&first));
+        let published = Arc::new(ArcSwap::from_pointee(one));
+        let counters: Vec<Arc<WorkerCounters>> = (0..2).map(|_| Arc::default()).collect();
+        for w in &counters {
+            for slot in 0..2 {
+                w.backend_traffic[slot].packets.set(10);
+                w.backend_traffic[slot].bytes.set(640);
+                w.backend_flows[slot].set(3);
+            }
+        }
+        let reusable = Observations {
+            reusable_backends: vec![0],
+            ..Observations::default()
+        };
+        let other = r#"{ address = "10.0.0.12" }, { address = "10.0.0.13" }"#;
+        let next = Forwarding::build(&cfg(other), &reusable, 3, Some(&published.load()));
+        assert_eq!(next.backends[0].address.to_string(), "10.0.0.13");
+        Retired::default().publish(&published, next, &counters);
+        for w in &counters {
+            let t = |slot: usize| {
+                let traffic = &w.backend_traffic[slot];
+                (
+                    traffic.packets.get(),
+                    traffic.bytes.get(),
+                    w.backend_flows[slot].get(),
+                )
+            };
+            assert_eq!((t(0), t(1)), ((0, 0, 0), (10, 640, 3)));
+        }
     }
 }

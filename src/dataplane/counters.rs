@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use crate::lb::verdict::DropReason;
 
-/// The most backend ids (over all pools) whose packets are counted per backend. An id is
-/// never given to another backend (a removed backend keeps its retired slot, and takes it
-/// back when it returns), so only backends new to the config use up ids: this leaves room for
-/// years of them (per worker 1.5 MiB of counters, of which the data plane touches only the
-/// lines of the ids in use).
+/// The most backend ids (over all pools) whose packets are counted per backend. An id goes to
+/// another backend only a day after its own left the config (a removed backend keeps its
+/// retired slot, and takes it back when it returns; see `lb::forwarding`'s ids), so only the
+/// backends in the config and those that left it within a day hold ids: room for 65,536 of
+/// them (per worker 1.5 MiB of counters, of which the data plane touches only the lines of
+/// the ids in use).
 pub const MAX_COUNTED_BACKENDS: usize = 1 << 16;
 /// The most interfaces one appliance serves (`haports check` refuses more).
 pub use crate::config::MAX_INTERFACES;

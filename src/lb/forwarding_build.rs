@@ -105,42 +105,8 @@ impl Forwarding {
             routes,
         };
 
-        // Stable identities: a pool keeps its id while (load balancer, name, probe) exists, a
-        // backend while (load balancer, pool, address) does, across every rebuild and reload.
-        // Removed ones stay as retired slots, given back only to the same identity when it
-        // returns, so that a worker's flow entry never comes to mean another backend, and the
-        // slots do not grow with reloads that take backends or probes away and back.
-        type PoolKey<'a> = (&'a str, &'a str, Option<&'a str>);
-        let prev_pools: HashMap<PoolKey, PoolId> = previous
-            .map(|p| {
-                p.pools
-                    .iter()
-                    .enumerate()
-                    .map(|(i, q)| {
-                        let key = (
-                            q.load_balancer.as_str(),
-                            q.name.as_str(),
-                            q.probe.as_deref(),
-                        );
-                        (key, i as PoolId)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let prev_backends: HashMap<(&str, PoolId, IpAddr), BackendId> = previous
-            .map(|p| {
-                p.backends
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| {
-                        (
-                            (b.load_balancer.as_str(), b.pool, b.address),
-                            i as BackendId,
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Stable ids (see `ids`).
+        let mut ids = Ids::new(cfg, previous, obs);
         let mut pools: Vec<Option<PoolState>> = (0..previous.map_or(0, |p| p.pools.len()))
             .map(|_| None)
             .collect();
@@ -198,8 +164,8 @@ impl Forwarding {
                 probes.dedup();
                 for probe in probes {
                     let key = (lb.name.as_str(), pool.name.as_str(), probe);
-                    let pool_id = match prev_pools.get(&key) {
-                        Some(&id) => id,
+                    let pool_id = match ids.pool(&key) {
+                        Some(id) => id,
                         None => {
                             pools.push(None);
                             (pools.len() - 1) as PoolId
@@ -208,13 +174,7 @@ impl Forwarding {
                     pool_ids.insert(key, pool_id);
                     let mut members = Vec::new();
                     for b in &pool.backends {
-                        let id = match prev_backends.get(&(lb.name.as_str(), pool_id, b.address)) {
-                            Some(&id) => id,
-                            None => {
-                                backends.push(None);
-                                (backends.len() - 1) as BackendId
-                            }
-                        };
+                        let id = ids.backend((&lb.name, pool_id, b.address), &mut backends);
                         let route = fwd.route(b.address);
                         let next_hop_mac =
                             route.and_then(|r| obs.neighbours.get(&r.next_hop).map(|n| n.mac));
@@ -472,6 +432,10 @@ impl Forwarding {
         }
     }
 }
+
+#[path = "forwarding_ids.rs"]
+mod ids;
+use ids::{Ids, PoolKey};
 
 #[path = "forwarding_links.rs"]
 mod links;

@@ -111,6 +111,9 @@ pub struct Observations {
     pub interface_macs: Vec<MacAddr>,
     /// Each interface's MTU, by interface index (empty offline: 1500).
     pub interface_mtus: Vec<u16>,
+    /// Retired backend slots no flow entry can name any more (retired for longer than any
+    /// entry lives): a backend new to the config may take one.
+    pub reusable_backends: Vec<BackendId>,
 }
 
 /// IPv6's minimum link MTU (RFC 8200 §5): every link must carry packets this big whole.

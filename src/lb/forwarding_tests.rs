@@ -274,6 +274,51 @@ fn backends_and_pools_keep_their_ids_across_reloads_and_removed_ones_retire() {
     assert_eq!((d.backends.len(), d.pools.len()), (3, 1));
 }
 
+/// A retired slot the control thread says no flow entry can name any more goes to a backend
+/// new to the config, not to a new slot: backends that come and go under new addresses do
+/// not use up the ids. Not while the config names its address again (it is that backend's),
+/// and never a slot in use.
+#[test]
+fn a_retired_slot_no_flow_names_goes_to_a_new_backend() {
+    let id_of = |f: &Forwarding, ip: &str| {
+        (f.backends.iter())
+            .position(|b| b.address == addr(ip) && !b.retired)
+            .map(|i| i as BackendId)
+    };
+    let pool = |list: &str| config(list, HA);
+    let a = Forwarding::build(
+        &pool(r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#),
+        &Observations::default(),
+        1,
+        None,
+    );
+    let b = Forwarding::build(
+        &pool(r#"{ address = "10.0.0.12" }"#),
+        &Observations::default(),
+        2,
+        Some(&a),
+    );
+    assert!(b.backends[0].retired);
+    let reusable = Observations {
+        reusable_backends: vec![0, 1],
+        ..Observations::default()
+    };
+    let with_new = pool(r#"{ address = "10.0.0.12" }, { address = "10.0.0.13" }"#);
+    let c = Forwarding::build(&with_new, &reusable, 3, Some(&b));
+    assert_eq!(id_of(&c, "10.0.0.13"), Some(0), "the retired slot");
+    assert_eq!(id_of(&c, "10.0.0.12"), Some(1), "in use: kept");
+    assert_eq!(c.backends.len(), 2);
+    assert!(c.keeps_flow(0, 0) && c.keeps_flow(0, 1));
+    // The retired backend back in the same config: its slot is its own, the new one's is new.
+    let back = pool(r#"{ address = "10.0.0.11" }, { address = "10.0.0.13" }"#);
+    let d = Forwarding::build(&back, &reusable, 3, Some(&b));
+    assert_eq!(id_of(&d, "10.0.0.11"), Some(0));
+    assert_eq!(id_of(&d, "10.0.0.13"), Some(2));
+    // Without the control thread's word, no slot is reused.
+    let e = Forwarding::build(&with_new, &Observations::default(), 3, Some(&b));
+    assert_eq!(id_of(&e, "10.0.0.13"), Some(2));
+}
+
 #[test]
 fn an_instance_is_down_when_any_of_its_addresses_is_and_pools_of_one_instance_set_agree() {
     let cfg = crate::lb::testdata::two_nic_config("", false);

@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 
 use super::{family, lb_key, limit, rule_key, rules, Problems, RuleView};
-use crate::config::model::{Config, RuleProtocol};
-
-/// Longest idle timeout: a day. Longer keeps dead flows in a bounded table.
-pub(super) const MAX_IDLE_TIMEOUT_S: u32 = 86_400;
+use crate::config::model::{Config, RuleProtocol, MAX_IDLE_TIMEOUT_S};
 
 pub(super) fn timeouts(cfg: &Config, out: &mut Problems) {
     for (l, lb) in cfg.load_balancer.iter().enumerate() {

@@ -125,6 +125,7 @@ fn observed(down: &[Ipv4Addr], neighbours: &[(IpAddr, MacAddr)]) -> Observations
             .iter()
             .map(|&(a, m)| (a, Neighbour::fresh(m)))
             .collect(),
+        reusable_backends: Vec::new(),
     }
 }
 
