@@ -268,6 +268,13 @@ impl Neighbours {
             self.refused_next_hops
                 .retain(|addr| needed.iter().any(|(_, a)| a == addr));
         }
+        // Marked before any room is made for those absent: a packet's request that became a
+        // next hop is not pushed out for another next hop.
+        for (_, addr) in &needed {
+            if let Some(e) = self.entries.get_mut(addr) {
+                e.needed = true;
+            }
+        }
         for &(interface, addr) in &needed {
             let absent = !self.entries.contains_key(&addr);
             if absent && (self.entries.len() < CAPACITY || self.make_room()) {

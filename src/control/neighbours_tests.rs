@@ -14,10 +14,8 @@ fn forwarding() -> Forwarding {
     forwarding_knowing(&[])
 }
 
-/// [`forwarding`] as published once `known` were resolved.
-fn forwarding_knowing(known: &[(IpAddr, MacAddr)]) -> Forwarding {
-    let cfg = Config::from_toml(
-        r#"
+/// Backend 10.0.0.11 without a MAC (its own next hop), 10.0.0.12 with one.
+const CONFIG: &str = r#"
 [[interface]]
 name = "lan"
 port = 0
@@ -38,10 +36,16 @@ kind = "internal"
   protocol = "all"
   frontend_port = 0
   backend_port = 0
-"#,
-        "test",
-    )
-    .unwrap();
+"#;
+
+/// [`forwarding`] as published once `known` were resolved.
+fn forwarding_knowing(known: &[(IpAddr, MacAddr)]) -> Forwarding {
+    forwarding_of(CONFIG, known)
+}
+
+/// The state of config `text` once `known` were resolved.
+fn forwarding_of(text: &str, known: &[(IpAddr, MacAddr)]) -> Forwarding {
+    let cfg = Config::from_toml(text, "test").unwrap();
     let obs = Observations {
         interface_macs: vec![IF_MAC],
         neighbours: known
@@ -275,8 +279,12 @@ fn a_next_hop_a_packet_asked_for_first_is_never_pushed_out() {
         },
         t0,
     );
-    n.tick(&fwd, t0);
+    // Its tries run out unanswered (it stays in line meanwhile), and it is asked afresh.
     let mut at = t0;
+    for _ in 0..4 {
+        n.tick(&fwd, at);
+        at += RETRY;
+    }
     for round in 0..6 {
         for i in 0..CAPACITY as u32 {
             want(&mut n, round * 100_000 + i, at);
@@ -285,6 +293,31 @@ fn a_next_hop_a_packet_asked_for_first_is_never_pushed_out() {
         at += RETRY;
         n.tick(&fwd, at);
     }
+}
+
+/// A packet's request, first in line to give its place up, that becomes a backend's next
+/// hop at a tick stays, even where the same tick makes room for another next hop.
+#[test]
+fn a_request_that_becomes_a_next_hop_is_not_pushed_out_for_another() {
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    let lan = |addr| Report::Want {
+        interface: LAN,
+        addr,
+    };
+    n.report(lan(v4(11)), t0);
+    for i in 0..CAPACITY as u32 - 1 {
+        want(&mut n, i, t0);
+    }
+    // Both backends' next hops from now on: 10.0.0.11 (asked for) and 10.0.0.13 (not).
+    let two = CONFIG.replace(r#"{ address = "10.0.0.12", mac = "02:00:00:00:00:12" }"#, {
+        r#"{ address = "10.0.0.13" }"#
+    });
+    let fwd = forwarding_of(&two, &[]);
+    assert_eq!(fwd.needed_neighbours().len(), 2);
+    n.tick(&fwd, t0);
+    assert!(n.holds(v4(11)), "pushed out for the other next hop");
+    assert!(n.holds(v4(13)), "room made from a packet's request");
 }
 
 /// Requests that come, go unanswered and come again do not pile up in the line of those that
