@@ -4,9 +4,10 @@
 //! answered once (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in
 //! all) and closed. Idle, slow or garbage connections, slow readers included, cost a slot for
 //! a bounded time, never a thread or unbounded memory, and never stop it answering the
-//! others: where every slot is taken, a new connection takes the slot of the oldest one still
-//! sending its request (a scraper sends its request at once), and one peer holding idle
-//! connections holds at most its share.
+//! others: a request already in when its connection is accepted is answered at once; where
+//! every slot is taken, a new connection takes the slot of the oldest one still sending its
+//! request (a scraper sends its request at once), and one peer (an IPv4 address, an IPv6 /64)
+//! holds at most its share, a new connection of its own taking the place of its oldest.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 /// its whole request yet, or, where every one has, is closed as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 64;
 /// Connections from one peer (an IPv4 address, an IPv6 /64) at once; a further one from it
-/// is closed at once.
+/// takes the place of its oldest still sending its request (or is closed, where none is).
 pub const MAX_PER_PEER: usize = 16;
 /// How long a client has to send its whole request head.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,22 +64,24 @@ pub fn serve(
             match listener.accept() {
                 Ok((stream, from)) => {
                     busy = true;
-                    let peer = Some(peer_of(from.ip()));
-                    let theirs = connections.iter().filter(|c| c.peer == peer).count();
-                    if connections.len() >= MAX_CONNECTIONS && theirs < MAX_PER_PEER {
-                        // The oldest still sending its request gives its slot up.
-                        let waiting = connections
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, c)| c.out.is_none());
-                        if let Some((i, _)) = waiting.min_by_key(|(_, c)| c.since) {
-                            connections.swap_remove(i);
-                        }
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
                     }
-                    if connections.len() >= MAX_CONNECTIONS
-                        || theirs >= MAX_PER_PEER
-                        || stream.set_nonblocking(true).is_err()
-                    {
+                    let mut c = Connection {
+                        stream,
+                        peer: Some(peer_of(from.ip())),
+                        head: Vec::new(),
+                        since: Instant::now(),
+                        out: None,
+                    };
+                    // A request already in (a scraper sends it with the connection) is
+                    // answered now, and takes no slot unless its answer waits for the client.
+                    if !advance(&mut c, &mut answer).0 {
+                        continue;
+                    }
+                    if admit(&mut connections, &c) {
+                        connections.push(c);
+                    } else {
                         refused += 1;
                         if refused.is_power_of_two() {
                             tracing::warn!(
@@ -86,19 +89,6 @@ pub fn serve(
                                 "metrics: connection limit reached; closing new ones"
                             );
                         }
-                        continue;
-                    }
-                    let mut c = Connection {
-                        stream,
-                        peer,
-                        head: Vec::new(),
-                        since: Instant::now(),
-                        out: None,
-                    };
-                    // A request already in (a scraper sends it with the connection) is
-                    // answered now, before a later arrival in this round could take its slot.
-                    if advance(&mut c, &mut answer).0 {
-                        connections.push(c);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -114,6 +104,27 @@ pub fn serve(
         if !busy {
             std::thread::sleep(IDLE_POLL);
         }
+    }
+}
+
+/// Makes room for `c` where it is needed: a peer at its share gives up its own oldest
+/// connection still sending its request, else (every slot taken) the oldest such of anyone's
+/// does. False where there is none to give up: `c` is closed.
+fn admit(connections: &mut Vec<Connection>, c: &Connection) -> bool {
+    let theirs = connections.iter().filter(|o| o.peer == c.peer).count();
+    let full = connections.len() >= MAX_CONNECTIONS;
+    if theirs < MAX_PER_PEER && !full {
+        return true;
+    }
+    let own = theirs >= MAX_PER_PEER;
+    let waiting = (connections.iter().enumerate())
+        .filter(|(_, o)| o.out.is_none() && (!own || o.peer == c.peer));
+    match waiting.min_by_key(|(_, o)| o.since) {
+        Some((i, _)) => {
+            connections.swap_remove(i);
+            true
+        }
+        None => false,
     }
 }
 
@@ -367,6 +378,16 @@ mod tests {
         let one_peer = idle_from("127.0.0.2", addr, MAX_CONNECTIONS + 10);
         let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
         assert!(answer.ends_with("path /metrics\n"), "one peer: {answer:?}");
+        // The peer's own scraper too (a host beside the idle ones in its IPv6 /64 likewise).
+        let mut own = idle_from("127.0.0.2", addr, 1).remove(0);
+        own.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        own.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = own.read_to_string(&mut answer);
+        assert!(
+            answer.ends_with("path /metrics\n"),
+            "the peer's own: {answer:?}"
+        );
         let mut many = Vec::new();
         for peer in 3..3 + MAX_CONNECTIONS / MAX_PER_PEER {
             many.extend(idle_from(&format!("127.0.0.{peer}"), addr, MAX_PER_PEER));
