@@ -1021,7 +1021,7 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
         dir.join("bird.ctl").display(),
         routes.display()
     );
-    let answers = format!("{} answers: another haports runs", live.display());
+    let answers = format!("{} is in use: another haports runs", live.display());
     let cases = [
         // (what, device, config edit, what stderr says)
         (

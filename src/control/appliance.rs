@@ -63,7 +63,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         (Some(a), Some(claim)) => {
             if let Some(path) = cfg.control.socket.as_deref().filter(|p| socket::in_use(p)) {
                 return Err(Error::Control(format!(
-                    "{} answers: another haports runs with this control socket (its routes \
+                    "{} is in use: another haports runs with this control socket (its routes \
                      are left announced)",
                     path.display()
                 )));

@@ -116,7 +116,7 @@ impl ControlSocket {
             }
             Ok(_) if in_use(path) => {
                 return Err(Error::Control(format!(
-                    "{} answers: another haports runs with this control socket",
+                    "{} is in use: another haports runs with this control socket",
                     path.display()
                 )))
             }
@@ -351,14 +351,21 @@ mod tests {
     fn a_listener_whose_queue_is_full_is_in_use_and_answers_no_one_in_time() {
         let (_guard, path) = scratch("full");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let wedged = UnixListener::bind(&path).unwrap();
+        // A queue of one (std's listener asks for the most the kernel allows: thousands of
+        // descriptors to fill).
+        let wedged = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None);
+        let wedged = wedged.unwrap();
+        wedged
+            .bind(&socket2::SockAddr::unix(&path).unwrap())
+            .unwrap();
+        wedged.listen(1).unwrap();
         let mut queued = Vec::new();
         let full = loop {
             let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None);
             let s = s.unwrap();
             s.set_nonblocking(true).unwrap();
             match s.connect(&socket2::SockAddr::unix(&path).unwrap()) {
-                Ok(()) if queued.len() < 100_000 => queued.push(s),
+                Ok(()) if queued.len() < 16 => queued.push(s),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
                 _ => break false,
             }
