@@ -33,13 +33,14 @@ pub enum BirdError {
 /// again. Replies are `CODE text` lines, `CODE-text` while more follow; codes from 8000 up
 /// are errors.
 ///
-/// BIRD takes the file unless it says otherwise: `0003 Reconfigured`, `0019 Nothing to do`,
-/// and, where protocols restart first or another reconfiguration runs, `0004 Reconfiguration
-/// in progress` and `0005 … queueing new config` (applied once that one is done). `0006
-/// Reconfiguration ignored, shutting down` is no taking: the routes stay as they were.
+/// BIRD takes the file unless it says otherwise: `0003 Reconfigured`, and, where protocols
+/// restart first or another reconfiguration runs, `0004 Reconfiguration in progress` and
+/// `0005 … queueing new config` (applied once that one is done). `0006 Reconfiguration
+/// ignored, shutting down` takes nothing: BIRD is going away (its routes with it), and reads
+/// the file when it starts again, as where it is not running.
 pub fn configure(socket: &Path) -> Result<(), BirdError> {
     match command(socket, "configure")? {
-        (Some(6), text) => Err(BirdError::Refused(text)),
+        (Some(6), text) => Err(BirdError::NotRunning(io::Error::other(text))),
         _ => Ok(()),
     }
 }
@@ -201,8 +202,8 @@ mod tests {
         assert!(matches!(&e, BirdError::Io(io) if io.kind() == io::ErrorKind::InvalidData));
     }
 
-    /// A BIRD that accepts the config but is shutting down takes nothing: `configure` is an
-    /// error (the routes stay as they were); one that reconfigures in the background took it.
+    /// A BIRD that is shutting down takes nothing: `configure` says it is not running (it
+    /// reads the file when it starts again); one that reconfigures in the background took it.
     #[test]
     fn a_bird_shutting_down_takes_no_config() {
         let dir = tempfile::tempdir().unwrap();
@@ -225,7 +226,7 @@ mod tests {
             }
         });
         match configure(&path) {
-            Err(BirdError::Refused(text)) => assert!(text.contains("shutting down"), "{text}"),
+            Err(BirdError::NotRunning(e)) => assert!(e.to_string().contains("shutting down")),
             other => panic!("{other:?}"),
         }
         configure(&path).unwrap();
