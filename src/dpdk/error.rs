@@ -1,7 +1,7 @@
 use std::ffi::CStr;
 
 /// A failed DPDK call: what was attempted and DPDK's own explanation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{what}: {reason} (errno {code})")]
 pub struct DpdkError {
     pub what: String,

@@ -1,10 +1,13 @@
 //! Zeroed arrays on hugepages on a given NUMA socket (DPDK's allocator), for per-worker
-//! tables that are allocated once at start and read on every packet.
+//! tables that are allocated once at start and read on every packet; and a port's queues
+//! on its socket, or any where its own has too little.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
 use bytemuck::Zeroable;
+
+use super::error::{check, DpdkError};
 
 const HUGE_PAGE: usize = 2 << 20;
 
@@ -149,6 +152,35 @@ pub fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
+/// Sets a queue up (`setup`, given a socket) in `socket`'s memory; where that fails (too
+/// little memory: hugepages reserved on some sockets only), in any socket's, with a warning
+/// naming why, as the packet buffers are ([`super::Mempool::near`]). Where it fails on any socket
+/// too, the first error.
+pub(super) fn on_socket_or_any(
+    port: u16,
+    socket: u32,
+    queue: &str,
+    mut setup: impl FnMut(u32) -> i32,
+) -> Result<(), DpdkError> {
+    const SOCKET_ID_ANY: u32 = u32::MAX;
+    let what = || format!("port {port}: setting up {queue}");
+    let first = check(what, setup(socket));
+    match first {
+        Err(e) if socket != SOCKET_ID_ANY => {
+            check(what, setup(SOCKET_ID_ANY)).map_err(|_| e.clone())?;
+            tracing::warn!(
+                port,
+                socket,
+                error = %e,
+                "{queue} not set up in its port's NUMA socket's memory: taken from any \
+                 socket's (reserve hugepages on that socket)"
+            );
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +194,36 @@ mod tests {
         assert!(!m.from_dpdk());
         let empty = SocketMemory::<u64>::heap(0);
         assert!(empty.as_ref().is_empty());
+    }
+
+    /// A queue that cannot be set up on its socket is set up on any; one that fails on any
+    /// socket too gives the first error, and one on no socket in particular is tried once.
+    #[test]
+    fn a_queue_goes_to_any_socket_where_its_own_fails() {
+        let mut tried = Vec::new();
+        let mut setup = |ret_on_1: i32, ret_on_any: i32| {
+            tried.clear();
+            let result = on_socket_or_any(0, 1, "RX queue 0", |socket| {
+                tried.push(socket);
+                if socket == 1 {
+                    ret_on_1
+                } else {
+                    ret_on_any
+                }
+            });
+            (result.map_err(|e| e.code), tried.clone())
+        };
+        assert_eq!(setup(-libc::ENOMEM, 0), (Ok(()), vec![1, u32::MAX]));
+        assert_eq!(setup(0, 0), (Ok(()), vec![1]));
+        assert_eq!(
+            setup(-libc::ENOMEM, -libc::EINVAL),
+            (Err(libc::ENOMEM), vec![1, u32::MAX])
+        );
+        let mut once = 0;
+        let any = on_socket_or_any(0, u32::MAX, "TX queue 0", |_| {
+            once += 1;
+            -libc::ENOMEM
+        });
+        assert_eq!((any.map_err(|e| e.code), once), (Err(libc::ENOMEM), 1));
     }
 }

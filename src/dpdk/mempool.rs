@@ -46,19 +46,21 @@ impl Mempool {
             .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))
     }
 
-    /// As [`Mempool::new`] on `socket`'s memory; where that has not enough (hugepages
-    /// reserved on some sockets only), on any socket's, with a warning: slower across the
-    /// interconnect, but running.
+    /// As [`Mempool::new`] on `socket`'s memory; where it cannot be made there (too little
+    /// memory: hugepages reserved on some sockets only), on any socket's, with a warning
+    /// naming why: slower across the interconnect, but running. Where it cannot be made on
+    /// any socket either, the first error.
     pub fn near(name: &str, count: u32, cache: u32, socket: u32) -> Result<Mempool, DpdkError> {
         Mempool::new(name, count, cache, Some(socket)).or_else(|e| {
+            // SOCKET_ID_ANY (-1) as the unsigned socket the allocator is given.
+            let pool = Mempool::new(name, count, cache, Some(u32::MAX)).map_err(|_| e.clone())?;
             tracing::warn!(
                 socket,
                 error = %e,
-                "packet buffers do not fit in their ports' NUMA socket's memory: taken from \
-                 any socket's (reserve hugepages on that socket)"
+                "packet buffers not made in their ports' NUMA socket's memory: taken from any \
+                 socket's (reserve hugepages on that socket)"
             );
-            // SOCKET_ID_ANY (-1) as the unsigned socket the allocator is given.
-            Mempool::new(name, count, cache, Some(u32::MAX))
+            Ok(pool)
         })
     }
 

@@ -1,5 +1,6 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::ptr::null;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -165,29 +166,22 @@ impl Port {
         // SAFETY: valid port and out-pointers.
         let ret = unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut nb_rx, &mut nb_tx) };
         check(|| format!("port {id}: adjusting descriptor counts"), ret)?;
-        // SAFETY: valid port id.
-        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
         // A device on no socket in particular (a virtual one, or a PCI device whose NUMA node
         // the system does not know) gives SOCKET_ID_ANY (-1), which queue setup takes as it
         // is: its rings wherever EAL has memory, not on socket 0 alone.
-        let socket = socket as u32;
+        // SAFETY: valid port id.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) } as u32;
+        let pool = pool.as_ptr();
         for q in 0..cfg.rx_queues {
-            // SAFETY: configured port; the pool outlives the port (dropped after it).
-            check(|| format!("port {id}: setting up RX queue {q}"), unsafe {
-                dpdk_sys::rte_eth_rx_queue_setup(
-                    id,
-                    q,
-                    nb_rx,
-                    socket,
-                    std::ptr::null(),
-                    pool.as_ptr(),
-                )
+            super::memory::on_socket_or_any(id, socket, &format!("RX queue {q}"), |socket| {
+                // SAFETY: configured port; the pool outlives the port (dropped after it).
+                unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, null(), pool) }
             })?;
         }
         for q in 0..cfg.tx_queues {
-            // SAFETY: configured port.
-            check(|| format!("port {id}: setting up TX queue {q}"), unsafe {
-                dpdk_sys::rte_eth_tx_queue_setup(id, q, nb_tx, socket, std::ptr::null())
+            super::memory::on_socket_or_any(id, socket, &format!("TX queue {q}"), |socket| {
+                // SAFETY: configured port.
+                unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, nb_tx, socket, null()) }
             })?;
         }
         if let Some(mac) = cfg.mac {
