@@ -129,11 +129,13 @@ fn admit(connections: &mut Vec<Connection>, c: &Connection) -> bool {
 }
 
 /// Whose share of the slots a connection from `ip` takes: an IPv6 host's, its /64 (a host is
-/// given one, and may take any address in it); an IPv4 one's (mapped into IPv6 too), its own.
+/// given one, and may take any address in it), but a link-local address's its own (every
+/// link's hosts share fe80::/64); an IPv4 one's (mapped into IPv6 too), its own.
 fn peer_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
+            None if v6.segments()[0] & 0xffc0 == 0xfe80 => ip,
             None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
         },
         v4 => v4,
@@ -409,6 +411,7 @@ mod tests {
         assert_ne!(peer("192.0.2.7"), peer("192.0.2.8"));
         assert_eq!(peer("2001:db8:0:1::7"), peer("2001:db8:0:1:ffff:1:2:3"));
         assert_ne!(peer("2001:db8:0:1::7"), peer("2001:db8:0:2::7"));
+        assert_ne!(peer("fe80::1"), peer("fe80::2"));
     }
 
     #[test]

@@ -136,22 +136,25 @@ pub(super) fn neighbour_solicitation(
         if !valid {
             return Ok(None);
         }
-        match icmp.ns_target() {
-            Some(t) => (t, icmp.ns_source_mac()),
-            None => return Ok(None),
+        let Some(target) = icmp.ns_target() else {
+            return Ok(None);
+        };
+        // Whatever its target (a frontend, an own address, another host), a solicitation
+        // names its sender's MAC: news where it contradicts a verified neighbour (then asked
+        // again), in any of its source options, as the twin's guard reads them; none from
+        // options malformed.
+        let sender_mac = icmp.ns_source_mac();
+        if !src.is_unspecified() && sender_mac.is_ok() {
+            let now = cx.now_ms;
+            for mac in icmp.nd_link_layer_macs(NDP_OPT_SOURCE_LLADDR) {
+                cx.st.neighbours.hint(fwd, ingress, (h.src, mac), now);
+            }
         }
+        (target, sender_mac)
     };
     let IpAddr::V6(asker) = h.src else {
         return Ok(None);
     };
-    // Whatever its target (a frontend, an own address, another host), a solicitation names
-    // its sender's MAC: news if it contradicts a verified neighbour (then asked again).
-    if let Ok(Some(asker_mac)) = sender_mac {
-        if !asker.is_unspecified() {
-            let now = cx.now_ms;
-            cx.st.neighbours.hint(fwd, ingress, (h.src, asker_mac), now);
-        }
-    }
     let Some(fe) = fwd.frontend(IpAddr::V6(target)) else {
         return Ok(None);
     };

@@ -52,8 +52,9 @@ impl<'a> Ids<'a> {
                 )
             })
             .collect();
-        // A retired slot whose address the config names again in its load balancer is kept
-        // for it (whichever pool and probe it comes back under).
+        // A retired slot whose address the config names again in its load balancer (under
+        // any pool or probe) is not reused: its own backend takes it back where it returns
+        // under the same pool state, and no new backend could take it from that one.
         let named: HashSet<(&str, IpAddr)> = (cfg.load_balancer.iter())
             .flat_map(|lb| {
                 let backends = lb.backend_pool.iter().flat_map(|q| q.backends.iter());

@@ -330,6 +330,34 @@ fn neighbour_solicitation_for_a_v6_frontend_is_answered_with_its_mac() {
     );
 }
 
+/// A solicitation whose second source option contradicts a verified neighbour (the first
+/// agreeing) is kept from the twin, and is a hint as well: the asker is verified again, as
+/// for a first option that contradicts.
+#[test]
+fn a_solicitations_every_source_option_is_news_where_it_contradicts() {
+    let fwd = build_knowing(&ipv6_config(), &[], &[(IpAddr::V6(CLIENT6), CLIENT_MAC)]);
+    let (mut st, reports) = worker();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let mut frame = solicitation(own);
+    let mut m = frame[ETH_LEN + 40..].to_vec();
+    m.extend_from_slice(&[1, 1]);
+    m.extend_from_slice(&OTHER_HOST_MAC.0);
+    let dst = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap().dst();
+    frame = icmp6_frame(MacAddr::from_bytes(&frame[..6]), CLIENT6, dst, m);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NeighbourConflict)
+    );
+    assert_eq!(
+        drain(&reports),
+        vec![Report::Hint {
+            interface: LAN,
+            addr: IpAddr::V6(CLIENT6),
+            mac: OTHER_HOST_MAC
+        }]
+    );
+}
+
 #[test]
 fn ping_to_a_v6_frontend_is_answered() {
     let fwd = build(&ipv6_config(), &[]);
