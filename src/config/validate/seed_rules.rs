@@ -9,14 +9,17 @@
 //!   when they share its frontend and backends);
 //! - an internal load balancer beside a non-floating HA-ports rule's backends: rule 3 (with
 //!   4 when it holds a floating HA-ports rule on them);
-//! - a floating HA-ports rule and a non-floating rule on its frontend and backends: rule 6.
+//! - a floating HA-ports rule and a non-floating rule on its frontend and backends: rule 6;
+//! - floating HA-ports rules of two internal load balancers on shared backends: rule 5.
 //!
 //! HA-ports rules of a public load balancer break rule 1 and take part in nothing else.
 //! "Backends shared" means the same address or the same instance (the seed speaks of
-//! backend instances; DESIGN §4's `instance` names one appliance across its addresses).
+//! backend instances; DESIGN §4's `instance` names one appliance across its addresses),
+//! except in rule 6, which speaks of backend ipconfigurations: there, the same address (two
+//! NICs of one appliance are two ipconfigurations).
 
 use super::{describe_shared, lb_key, rule_key, rules, shared_backend, Broken, Problems, RuleView};
-use crate::config::model::{Config, LbKind, RuleProtocol};
+use crate::config::model::{Backend, Config, LbKind, RuleProtocol};
 
 /// Runs every seed rule over `cfg`, in order.
 pub(super) fn check(cfg: &Config, out: &mut Problems) {
@@ -31,6 +34,7 @@ pub(super) fn check(cfg: &Config, out: &mut Problems) {
     rule3_no_other_internal_load_balancer_on_its_backends(cfg, &internal_ha, out);
     rule3_4_one_public_load_balancer_on_the_backends(cfg, &internal_ha, out);
     rule5_several_ha_ports_frontends_all_floating(&internal_ha, out);
+    rule5_one_internal_load_balancer_of_ha_ports_on_the_backends(cfg, &internal_ha, out);
     rule6_ha_ports_and_other_rule_on_one_frontend_both_floating(&views, &internal_ha, out);
 }
 
@@ -93,9 +97,15 @@ fn rule2_all_protocol_iff_all_ports(cfg: &Config, out: &mut Problems) {
     }
 }
 
-/// Whether two rules' pools share a backend, and which.
-fn shared<'a>(a: &RuleView<'a>, b: &RuleView<'a>) -> Option<String> {
-    shared_backend(a.pool?, b.pool?).map(describe_shared)
+/// Whether two rules' pools share a backend address (rule 6's "backend ipconfiguration": one
+/// address, not the whole instance), and which.
+fn shared_address<'a>(a: &RuleView<'a>, b: &RuleView<'a>) -> Option<String> {
+    let (a, b) = (a.pool?, b.pool?);
+    let same = |x: &&Backend| b.backends.iter().any(|y| y.address == x.address);
+    a.backends
+        .iter()
+        .find(same)
+        .map(|x| format!("backend {}", x.address))
 }
 
 /// Rule 3, first half: a non-floating HA-ports rule is the only rule on its load balancer.
@@ -113,7 +123,7 @@ fn rule3_non_floating_ha_ports_alone_on_its_load_balancer(
             .filter(|v| v.lb == ha.lb && !v.rule.is_ha_ports());
         for other in others {
             let same_frontend = other.rule.frontend == ha.rule.frontend;
-            match shared(ha, other).filter(|_| same_frontend) {
+            match shared_address(ha, other).filter(|_| same_frontend) {
                 Some(backend) => out.error(
                     ha.key.clone(),
                     Broken::Seed(&[3, 6]),
@@ -308,6 +318,41 @@ fn rule5_several_ha_ports_frontends_all_floating(internal_ha: &[&RuleView], out:
     }
 }
 
+/// Rule 5's other half: the seed's several HA-ports configurations are frontends of a single
+/// internal load balancer ("one public load balancer for the backend resources with a single
+/// internal load balancer with HA ports"): floating HA-ports rules of two internal load
+/// balancers on shared backends are refused. (Where one of them is non-floating, rule 3
+/// reports it.)
+fn rule5_one_internal_load_balancer_of_ha_ports_on_the_backends(
+    cfg: &Config,
+    internal_ha: &[&RuleView],
+    out: &mut Problems,
+) {
+    let floating = || internal_ha.iter().filter(|v| v.rule.floating_ip);
+    for (i, ha) in floating().enumerate() {
+        let Some(ha_pool) = ha.pool else { continue };
+        let earlier = floating().take(i).find_map(|other| {
+            let shared = shared_backend(other.pool?, ha_pool)?;
+            (other.lb != ha.lb).then_some((other, shared))
+        });
+        let Some((other, pair)) = earlier else {
+            continue;
+        };
+        out.error(
+            ha.key.clone(),
+            Broken::Seed(&[5]),
+            format!(
+                "HA-ports rules of two internal load balancers on the same backends: `{}` of {} \
+                 and this one share {}; several HA-ports frontends on these backends go on one \
+                 internal load balancer (a rule and frontend each, all floating)",
+                other.rule.name,
+                lb_key(other.lb, &cfg.load_balancer[other.lb]),
+                describe_shared(pair)
+            ),
+        );
+    }
+}
+
 /// Rule 6: an HA-ports rule and another rule on the same frontend and the same backends only
 /// when both have floating IP. (With a non-floating HA-ports rule that is rule 3's report.)
 fn rule6_ha_ports_and_other_rule_on_one_frontend_both_floating(
@@ -323,7 +368,7 @@ fn rule6_ha_ports_and_other_rule_on_one_frontend_both_floating(
                 && v.rule.frontend == ha.rule.frontend
         });
         for other in others {
-            let Some(backend) = shared(ha, other) else {
+            let Some(backend) = shared_address(ha, other) else {
                 continue;
             };
             out.error(

@@ -260,6 +260,34 @@ fn seed_rule_5_several_ha_ports_frontends_each_their_own_and_all_floating() {
         ])),
         keys_tags(&[("load_balancer[ilb].rule[ha2].frontend", "seed rule 5")])
     );
+    // The same two frontends on two internal load balancers over the same backends: not the
+    // seed's several HA-ports configurations (one internal load balancer's); over backends
+    // of their own, two separate ones.
+    let two_ilbs = |second: &[&str]| {
+        with_lan(&[
+            lb_toml(
+                "ilb",
+                "internal",
+                &frontends[..1],
+                &[("p", &NVAS)],
+                &[("ha1", "fe1", "p", "all 0 0", true)],
+            ),
+            lb_toml(
+                "ilb2",
+                "internal",
+                &frontends[1..],
+                &[("q", second)],
+                &[("ha2", "fe2", "q", "all 0 0", true)],
+            ),
+        ])
+    };
+    only_tagged(
+        &two_ilbs(&["10.0.0.12", "10.0.0.13"]),
+        "load_balancer[ilb2].rule[ha2]",
+        "seed rule 5",
+        "`ha1` of load_balancer[ilb] and this one share backend 10.0.0.12",
+    );
+    assert_eq!(found(&two_ilbs(&["10.0.0.21", "10.0.0.22"])), vec![]);
 }
 
 #[test]
@@ -284,6 +312,17 @@ fn seed_rule_6_ha_ports_and_another_rule_on_one_frontend_and_backends_both_float
         "seed rule 6",
         "shares frontend `fe1` and backend 10.0.0.11 with floating HA-ports rule `ha`",
     );
+    // Another NIC of an appliance behind the HA-ports rule is another ipconfiguration: the
+    // rule speaks of those, not of whole instances.
+    let mut two_nics = ilb(false, "q");
+    let nics = ["10.0.0.11", "10.0.0.21"].map(|a| a.parse::<std::net::IpAddr>().unwrap());
+    let pools = &mut two_nics.load_balancer[0].backend_pool;
+    for b in pools.iter_mut().flat_map(|p| p.backends.iter_mut()) {
+        if nics.contains(&b.address) {
+            b.instance = Some("nva-a".into());
+        }
+    }
+    assert_eq!(found(&two_nics), vec![]);
 }
 
 #[test]
