@@ -4,10 +4,12 @@
 //! answered once (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in
 //! all) and closed. Idle, slow or garbage connections, slow readers included, cost a slot for
 //! a bounded time, never a thread or unbounded memory, and never stop it answering the
-//! others: a request already in when its connection is accepted is answered at once; where
-//! every slot is taken, a new connection takes the slot of the oldest one still sending its
-//! request (a scraper sends its request at once), and one peer (an IPv4 address, an IPv6 /64)
-//! holds at most its share, a new connection of its own taking the place of its oldest.
+//! others. Where every slot is taken, a new connection takes the slot of the oldest one still
+//! sending its request (a scraper sends its request at once), and one peer (an IPv4 address,
+//! an IPv6 /64) holds at most its share, a new connection of its own taking the place of its
+//! oldest still sending; one that finds no place is closed unread. One whose request is
+//! already in when it is accepted is answered at once (before a later arrival could take
+//! its place).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Connections served at once; a further one takes the place of the oldest that has not sent
-/// its whole request yet, or, where every one has, is closed as soon as it is accepted.
+/// its whole request yet, or, where every one has, is closed unread as soon as it is accepted.
 pub const MAX_CONNECTIONS: usize = 64;
 /// Connections from one peer (an IPv4 address, an IPv6 /64) at once; a further one from it
 /// takes the place of its oldest still sending its request (or is closed, where none is).
@@ -39,7 +41,7 @@ pub struct Response {
 
 struct Connection {
     stream: TcpStream,
-    peer: Option<IpAddr>,
+    peer: IpAddr,
     head: Vec<u8>,
     since: Instant,
     /// The answer, once the head is whole: its bytes, how many are written, and since when.
@@ -64,24 +66,11 @@ pub fn serve(
             match listener.accept() {
                 Ok((stream, from)) => {
                     busy = true;
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let mut c = Connection {
-                        stream,
-                        peer: Some(peer_of(from.ip())),
-                        head: Vec::new(),
-                        since: Instant::now(),
-                        out: None,
-                    };
-                    // A request already in (a scraper sends it with the connection) is
-                    // answered now, and takes no slot unless its answer waits for the client.
-                    if !advance(&mut c, &mut answer).0 {
-                        continue;
-                    }
-                    if admit(&mut connections, &c) {
-                        connections.push(c);
-                    } else {
+                    let peer = peer_of(from.ip());
+                    // Room first (a slot, or the one a waiting connection gives up): a
+                    // connection without is closed before anything is read or written to it.
+                    let room = room_for(&connections, peer);
+                    if room.is_none() || stream.set_nonblocking(true).is_err() {
                         refused += 1;
                         if refused.is_power_of_two() {
                             tracing::warn!(
@@ -89,6 +78,22 @@ pub fn serve(
                                 "metrics: connection limit reached; closing new ones"
                             );
                         }
+                        continue;
+                    }
+                    let mut c = Connection {
+                        stream,
+                        peer,
+                        head: Vec::new(),
+                        since: Instant::now(),
+                        out: None,
+                    };
+                    // A request already in (a scraper sends it with the connection) is
+                    // answered now, and takes no slot unless its answer waits for the client.
+                    if advance(&mut c, &mut answer).0 {
+                        if let Some(Some(i)) = room {
+                            connections.swap_remove(i);
+                        }
+                        connections.push(c);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -107,35 +112,28 @@ pub fn serve(
     }
 }
 
-/// Makes room for `c` where it is needed: a peer at its share gives up its own oldest
-/// connection still sending its request, else (every slot taken) the oldest such of anyone's
-/// does. False where there is none to give up: `c` is closed.
-fn admit(connections: &mut Vec<Connection>, c: &Connection) -> bool {
-    let theirs = connections.iter().filter(|o| o.peer == c.peer).count();
-    let full = connections.len() >= MAX_CONNECTIONS;
-    if theirs < MAX_PER_PEER && !full {
-        return true;
-    }
+/// Where a new connection from `peer` would go: `Some(None)`, a free slot; `Some(Some(i))`,
+/// the slot of connection `i`, still sending its request, which gives it up (the peer's own
+/// oldest such where the peer is at its share, else, every slot taken, anyone's oldest);
+/// `None`, nowhere (every connection in the way is being answered).
+fn room_for(connections: &[Connection], peer: IpAddr) -> Option<Option<usize>> {
+    let theirs = connections.iter().filter(|o| o.peer == peer).count();
     let own = theirs >= MAX_PER_PEER;
-    let waiting = (connections.iter().enumerate())
-        .filter(|(_, o)| o.out.is_none() && (!own || o.peer == c.peer));
-    match waiting.min_by_key(|(_, o)| o.since) {
-        Some((i, _)) => {
-            connections.swap_remove(i);
-            true
-        }
-        None => false,
+    if !own && connections.len() < MAX_CONNECTIONS {
+        return Some(None);
     }
+    let waiting = (connections.iter().enumerate())
+        .filter(|(_, o)| o.out.is_none() && (!own || o.peer == peer));
+    waiting.min_by_key(|(_, o)| o.since).map(|(i, _)| Some(i))
 }
 
 /// Whose share of the slots a connection from `ip` takes: an IPv6 host's, its /64 (a host is
-/// given one, and may take any address in it), but a link-local address's its own (every
-/// link's hosts share fe80::/64); an IPv4 one's (mapped into IPv6 too), its own.
+/// given one, and may take any address in it; link-local peers, who may take any address in
+/// fe80::/64, share that one); an IPv4 one's (mapped into IPv6 too), its own.
 fn peer_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
-            None if v6.segments()[0] & 0xffc0 == 0xfe80 => ip,
             None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
         },
         v4 => v4,
@@ -381,6 +379,8 @@ mod tests {
         let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
         assert!(answer.ends_with("path /metrics\n"), "one peer: {answer:?}");
         // The peer's own scraper too (a host beside the idle ones in its IPv6 /64 likewise).
+        // At its share, the peer gives one of its idle ones up for it (room is found before
+        // anything is read, so whether its request is in yet makes no difference).
         let mut own = idle_from("127.0.0.2", addr, 1).remove(0);
         own.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         own.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
@@ -411,7 +411,7 @@ mod tests {
         assert_ne!(peer("192.0.2.7"), peer("192.0.2.8"));
         assert_eq!(peer("2001:db8:0:1::7"), peer("2001:db8:0:1:ffff:1:2:3"));
         assert_ne!(peer("2001:db8:0:1::7"), peer("2001:db8:0:2::7"));
-        assert_ne!(peer("fe80::1"), peer("fe80::2"));
+        assert_eq!(peer("fe80::1"), peer("fe80::2:3:4:5"));
     }
 
     #[test]
