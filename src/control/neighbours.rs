@@ -269,11 +269,11 @@ impl Neighbours {
                 .retain(|addr| needed.iter().any(|(_, a)| a == addr));
         }
         // Marked before any room is made for those absent: a packet's request that became a
-        // next hop is not pushed out for another next hop.
-        for (_, addr) in &needed {
-            if let Some(e) = self.entries.get_mut(addr) {
-                e.needed = true;
-            }
+        // next hop is not pushed out for another next hop, and one that is no longer a next
+        // hop may give its place up.
+        let wanted: HashSet<IpAddr> = needed.iter().map(|&(_, addr)| addr).collect();
+        for (addr, e) in self.entries.iter_mut() {
+            e.needed = wanted.contains(addr);
         }
         for &(interface, addr) in &needed {
             let absent = !self.entries.contains_key(&addr);
@@ -290,7 +290,7 @@ impl Neighbours {
         let mut due = Vec::new();
         let reachable = self.reachable;
         self.entries.retain(|addr, e| {
-            let pinned = needed.iter().any(|(_, a)| a == addr);
+            let pinned = wanted.contains(addr);
             e.needed = pinned;
             match e.asked {
                 Some(at) if now.duration_since(at) < RETRY => {}
