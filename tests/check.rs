@@ -1021,7 +1021,7 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
         dir.join("bird.ctl").display(),
         routes.display()
     );
-    let answers = format!("{} is in use: another haports runs", live.display());
+    let another_runs = format!("{} is in use: another haports runs", live.display());
     let cases = [
         // (what, device, config edit, what stderr says)
         (
@@ -1052,7 +1052,7 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
             "another instance runs",
             vdev.clone(),
             ("[dpdk]", second.as_str()),
-            answers.as_str(),
+            another_runs.as_str(),
         ),
     ];
     for memory in memories {

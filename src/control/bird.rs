@@ -19,7 +19,8 @@ pub(super) const REPLY_MAX: usize = 16 * 1024;
 /// Why BIRD did not take a new routes file.
 #[derive(Debug, thiserror::Error)]
 pub enum BirdError {
-    /// Nothing listens on the socket: BIRD is not running (it reads the file when it starts).
+    /// Nothing listens on the socket, or BIRD is shutting down: BIRD is not running (it reads
+    /// the file when it starts).
     #[error("BIRD is not running ({0})")]
     NotRunning(io::Error),
     #[error("talking to BIRD: {0}")]
@@ -36,11 +37,14 @@ pub enum BirdError {
 /// BIRD takes the file unless it says otherwise: `0003 Reconfigured`, and, where protocols
 /// restart first or another reconfiguration runs, `0004 Reconfiguration in progress` and
 /// `0005 … queueing new config` (applied once that one is done). `0006 Reconfiguration
-/// ignored, shutting down` takes nothing: BIRD is going away (its routes with it), and reads
-/// the file when it starts again, as where it is not running.
+/// ignored, shutting down` takes nothing: BIRD is going away (its sessions, and so its routes,
+/// with it; peers with graceful restart keep them a while, as for a BIRD that crashed), and
+/// reads the file when it starts again, as where it is not running.
 pub fn configure(socket: &Path) -> Result<(), BirdError> {
     match command(socket, "configure")? {
-        (Some(6), text) => Err(BirdError::NotRunning(io::Error::other(text))),
+        (Some(6), text) => Err(BirdError::NotRunning(io::Error::other(format!(
+            "it said: {text}"
+        )))),
         _ => Ok(()),
     }
 }
