@@ -3,12 +3,13 @@
 //! has to the backend answers for the data path), one thread per distinct (address, probe)
 //! target.
 //!
-//! `tcp` passes when a connection is established; `http` when `GET path` answers 2xx. A
+//! `tcp` passes when a connection is established; `http` when `GET path` answers 2xx (the
+//! final answer, after any interim 1xx), its request sent in one segment. A
 //! target turns down after `unhealthy_threshold` consecutive failures and up after
 //! `healthy_threshold` consecutive passes; an HTTP answer that is not 2xx, or a reset, turns
 //! it down at once. Its first result decides its first state. Probes start on a fixed rate
 //! (every `interval_ms`, whatever a probe took) and time out after one interval (at most
-//! 2 s), so a dead backend is declared down within `interval × (threshold + 1)`.
+//! 2 s, for connect, request and answer together), so a dead backend is declared down within `interval × (threshold + 1)`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
@@ -269,6 +270,8 @@ fn probe_once(t: &Target) -> Outcome {
             io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
         )
     };
+    // One deadline for the whole probe: connect, request and answer.
+    let deadline = Instant::now() + t.timeout();
     let stream = match connect(t) {
         Ok(stream) => stream,
         // Refused: an http probe's marks down at once, a tcp probe's counts as a failure.
@@ -279,7 +282,7 @@ fn probe_once(t: &Target) -> Outcome {
     };
     match t.protocol {
         ProbeProtocol::Tcp => Outcome::Pass,
-        ProbeProtocol::Http => match http_status(stream, t) {
+        ProbeProtocol::Http => match http_status(stream, t, deadline) {
             Ok(code) if (200..300).contains(&code) => Outcome::Pass,
             Ok(code) => Outcome::Reject(format!("HTTP {code}")),
             Err(e) if refused_or_reset(&e) => Outcome::Reject(e.to_string()),
@@ -302,49 +305,78 @@ fn connect(t: &Target) -> io::Result<TcpStream> {
 }
 
 /// The status code of `GET path` over `stream` (HTTP/1.1, one request, no redirect followed),
-/// read from the answer's status line within the probe's time.
-fn http_status(mut stream: TcpStream, t: &Target) -> io::Result<u16> {
-    let deadline = Instant::now() + t.timeout();
+/// read from the answer's status line by `deadline`; interim answers (1xx: 100 Continue, 103
+/// Early Hints) are skipped, as a client must (RFC 9110 §15.2), up to the final one.
+fn http_status(mut stream: TcpStream, t: &Target, deadline: Instant) -> io::Result<u16> {
     let host = match t.address {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
     };
-    stream.set_write_timeout(Some(t.timeout()))?;
-    write!(
-        stream,
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero())
+            .then_some(left)
+            .ok_or(io::ErrorKind::TimedOut)
+    };
+    // The request in one segment: written piece by piece, Nagle held each piece after the
+    // first until its acknowledgement, which a backend delaying its ACKs (BSD, Windows) sends
+    // 100-200 ms late, past a short probe's time.
+    let request = format!(
         "GET {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: haports-probe\r\n\
          Connection: close\r\n\r\n",
         t.path, t.port
-    )?;
+    );
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(left()?))?;
+    stream.write_all(request.as_bytes())?;
     let (mut head, mut buf) = (Vec::new(), [0u8; 512]);
-    // Up to the first LF: a recipient may take a bare LF for the end of a line (RFC 9112
-    // §2.2), which simple health responders (`printf ... | nc -l`) send.
-    let line_end = loop {
-        if let Some(end) = head.iter().position(|&b| b == b'\n') {
-            break if end > 0 && head[end - 1] == b'\r' {
-                end - 1
-            } else {
-                end
-            };
+    loop {
+        // Up to the first LF: a recipient may take a bare LF for the end of a line (RFC
+        // 9112 §2.2), which simple health responders (`printf ... | nc -l`) send.
+        let Some(end) = head.iter().position(|&b| b == b'\n') else {
+            if head.len() > 1024 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "no HTTP status line",
+                ));
+            }
+            stream.set_read_timeout(Some(left()?))?;
+            match stream.read(&mut buf)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => head.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let code = status_code(&head[..end])?;
+        if !(100..200).contains(&code) {
+            return Ok(code);
         }
-        if head.len() > 1024 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no HTTP status line",
-            ));
+        // An interim answer: its header block (up to an empty line) goes, then the next.
+        match interim_end(&head) {
+            Some(at) => {
+                head.drain(..at);
+            }
+            None if head.len() > 4096 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an interim HTTP answer without end",
+                ))
+            }
+            None => {
+                stream.set_read_timeout(Some(left()?))?;
+                match stream.read(&mut buf)? {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    n => head.extend_from_slice(&buf[..n]),
+                }
+            }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_read_timeout(Some(left))?;
-        match stream.read(&mut buf)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => head.extend_from_slice(&buf[..n]),
-        }
-    };
-    // "HTTP/1.1 200 OK"
-    let line = String::from_utf8_lossy(&head[..line_end]);
+    }
+}
+
+/// The code of an HTTP status line ("HTTP/1.1 200 OK", its CR if any included).
+fn status_code(line: &[u8]) -> io::Result<u16> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = String::from_utf8_lossy(line);
     let mut parts = line.split(' ');
     match (parts.next(), parts.next().map(str::parse::<u16>)) {
         (Some(v), Some(Ok(code))) if v.starts_with("HTTP/1.") && (100..600).contains(&code) => {
@@ -355,6 +387,20 @@ fn http_status(mut stream: TcpStream, t: &Target) -> io::Result<u16> {
             format!("not an HTTP status line: {line:?}"),
         )),
     }
+}
+
+/// Where the answer heading `head` ends (just past its empty line, LF or CRLF): its first
+/// line is its status line, never empty.
+fn interim_end(head: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(nl) = head[at..].iter().position(|&b| b == b'\n') {
+        let line = &head[at..at + nl];
+        at += nl + 1;
+        if at > nl + 1 && (line.is_empty() || line == b"\r") {
+            return Some(at);
+        }
+    }
+    None
 }
 
 /// The threshold state machine of one target.

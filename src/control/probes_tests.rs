@@ -168,6 +168,59 @@ fn http_probes_take_a_status_line_ended_by_a_bare_lf() {
     handle.join().unwrap();
 }
 
+/// Interim answers (100 Continue, 103 Early Hints) are skipped to the final one, which
+/// decides; and the request comes in one piece (the backend's first read holds all of it:
+/// written piece by piece, Nagle held the rest behind the first piece's acknowledgement,
+/// which backends delaying their ACKs send late).
+#[test]
+fn http_probes_skip_interim_answers_and_send_their_request_whole() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let answers = [
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
+             HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.1 100 Continue\n\nHTTP/1.1 503 Busy\n\n",
+        ];
+        let mut whole_at_once = Vec::new();
+        for answer in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 512];
+            let mut reads = 0;
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ends with an empty line");
+                request.extend_from_slice(&buf[..n]);
+                reads += 1;
+            }
+            whole_at_once.push(reads == 1);
+            // The interim answers one by one, as a server sends them.
+            for part in answer
+                .split_inclusive("\n\n")
+                .flat_map(|p| p.split_inclusive("\r\n\r\n"))
+            {
+                s.write_all(part.as_bytes()).unwrap();
+                s.flush().unwrap();
+            }
+        }
+        whole_at_once
+    });
+    let mut t = target(3, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.protocol = ProbeProtocol::Http;
+    t.port = port;
+    t.path = "/".into();
+    assert_eq!(probe_once(&t), Outcome::Pass);
+    assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
+    assert_eq!(
+        handle.join().unwrap(),
+        vec![true, true],
+        "the request in one read"
+    );
+}
+
 /// Two rules of one pool, both probed by `p`.
 const PROBED: &str = r#"
 [[interface]]
