@@ -59,26 +59,25 @@ impl Target {
     }
 }
 
-/// The kernel twin through which `addr` is reached: its interface's by subnet, else by the
-/// most specific route (as the twins' own routes send it, and the data plane's).
+/// The kernel twin through which `addr` is reached: its interface's by the most specific
+/// prefix, subnet or route, the subnet winning a tie (as the data plane's routes choose, and
+/// the twins' own routes send it).
 fn twin_of(cfg: &Config, addr: IpAddr) -> Option<String> {
-    let on_link = cfg
-        .interface
-        .iter()
-        .find(|i| i.address.iter().any(|n| n.contains(&addr)));
-    let routed = || {
-        let routes = cfg
-            .interface
+    let subnets = (cfg.interface.iter()).flat_map(|i| {
+        i.address
             .iter()
-            .flat_map(|i| i.routes.iter().map(move |r| (r, i)));
-        routes
-            .filter(|(r, _)| r.to.contains(&addr))
-            .max_by_key(|(r, _)| r.to.prefix_len())
-            .map(|(_, i)| i)
-    };
-    on_link
-        .or_else(routed)
-        .map(|i| super::twin::kernel_name(&i.name))
+            .map(move |n| ((n.prefix_len(), 1), n.contains(&addr), i))
+    });
+    let routes = (cfg.interface.iter()).flat_map(|i| {
+        i.routes
+            .iter()
+            .map(move |r| ((r.to.prefix_len(), 0), r.to.contains(&addr), i))
+    });
+    subnets
+        .chain(routes)
+        .filter(|&(_, reaches, _)| reaches)
+        .max_by_key(|&(rank, _, _)| rank)
+        .map(|(_, _, i)| super::twin::kernel_name(&i.name))
 }
 
 /// Every probe target of a config: each rule's probe over each backend of its pool. Rules

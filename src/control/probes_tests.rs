@@ -478,3 +478,39 @@ fn a_tcp_probe_s_path_makes_no_other_target() {
     let b = targets(&Config::from_toml(&with_path, "t").unwrap());
     assert_eq!(a, b);
 }
+
+/// A probe leaves by the interface the data would: the most specific prefix, a route more
+/// specific than another interface's subnet included (the subnet winning a tie).
+#[test]
+fn a_probe_leaves_by_the_most_specific_prefix_as_the_data_does() {
+    let cfg = Config::from_toml(
+        r#"
+[[interface]]
+name = "lan"
+port = 0
+address = "10.0.0.2/16"
+[[interface]]
+name = "wan"
+port = 1
+address = "192.0.2.2/24"
+routes = [{ to = "10.0.5.0/24", via = "192.0.2.1" }, { to = "10.0.0.0/16", via = "192.0.2.1" }]
+"#,
+        "t",
+    )
+    .unwrap();
+    let twin = |a: &str| twin_of(&cfg, a.parse().unwrap());
+    let name = crate::control::twin::kernel_name;
+    let (lan, wan) = (name("lan"), name("wan"));
+    assert_eq!(
+        twin("10.0.5.7"),
+        Some(wan.clone()),
+        "the /24 route over the /16 subnet"
+    );
+    assert_eq!(
+        twin("10.0.6.7"),
+        Some(lan),
+        "the subnet over a route as specific"
+    );
+    assert_eq!(twin("192.0.2.9"), Some(wan));
+    assert_eq!(twin("198.51.100.1"), None);
+}
