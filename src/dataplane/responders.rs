@@ -234,7 +234,14 @@ pub(super) fn kept_from_the_twin(
         return Ok(());
     }
     match (h.src, h.proto) {
-        (IpAddr::V4(_), IpProtocol::ICMP) if frame.get(l4) == Some(&IcmpType::REDIRECT) => {
+        (IpAddr::V4(_), IpProtocol::ICMP)
+            if frame.get(l4).is_some_and(|&t| {
+                matches!(
+                    t,
+                    IcmpType::REDIRECT | IcmpType::ROUTER_ADVERT | IcmpType::ROUTER_SOLICIT
+                )
+            }) =>
+        {
             Err(DropReason::Unsupported)
         }
         (IpAddr::V6(src), IpProtocol::ICMPV6) => {

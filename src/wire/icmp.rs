@@ -16,6 +16,9 @@ impl IcmpType {
     pub const DEST_UNREACHABLE: u8 = 3;
     pub const REDIRECT: u8 = 5;
     pub const ECHO_REQUEST: u8 = 8;
+    /// Router discovery (RFC 1256).
+    pub const ROUTER_ADVERT: u8 = 9;
+    pub const ROUTER_SOLICIT: u8 = 10;
     pub const TIME_EXCEEDED: u8 = 11;
 }
 

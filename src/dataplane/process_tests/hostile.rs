@@ -673,6 +673,26 @@ fn the_kernel_twin_is_handed_no_false_neighbour_and_no_route() {
     let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
     let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
     assert_eq!(action, Action::Drop(DropReason::Unsupported));
+    // IPv4 router discovery (RFC 1256): an advertisement would give the twin a default
+    // route; a solicitation asks it to be one. (To all hosts: group traffic for others.)
+    let mut advert = vec![9, 0, 0, 0, 1, 2, 0, 30, 10, 0, 0, 66, 0, 0, 0, 0];
+    let sum = internet_checksum(&advert);
+    advert[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut solicit = vec![10, 0, 0, 0, 0, 0, 0, 0];
+    let sum = internet_checksum(&solicit);
+    solicit[2..4].copy_from_slice(&sum.to_be_bytes());
+    let all_hosts = (Ipv4Addr::new(224, 0, 0, 1), MacAddr([1, 0, 0x5e, 0, 0, 1]));
+    for ((to, mac), message, expected) in [
+        ((OWN, IF_MAC), &advert, DropReason::Unsupported),
+        ((OWN, IF_MAC), &solicit, DropReason::Unsupported),
+        (all_hosts, &advert, DropReason::NotForUs),
+    ] {
+        let packet = ipv4(Ipv4Addr::new(10, 0, 0, 66), to, IpProtocol::ICMP, message);
+        let mut frame = eth(mac, CLIENT_MAC, EtherType::IPV4, &packet);
+        let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+        let kind = message[0];
+        assert_eq!(action, Action::Drop(expected), "ICMP {kind} to {to}");
+    }
 
     // IPv6: a solicitation for the own address, its source option the client's or not.
     let fwd = build(&ipv6_config(), &[]);
