@@ -260,7 +260,8 @@ pub fn reply_frontend<M: BucketMemory>(
 /// frontend used as next hop, by its HA-ports rule (transit). A flow the data plane drops
 /// by its addresses alone is refused for the same reason first: a martian source (the
 /// appliance's own addresses and frontends among them, or IPv6 link-local), a group or
-/// martian destination.
+/// martian destination. A flow to one of the appliance's own addresses, which the data plane
+/// hands its kernel twin, is no rule's: `NoFrontend`, even `via` a frontend.
 pub fn lookup(
     fwd: &Forwarding,
     key: &FlowKey,
@@ -274,6 +275,9 @@ pub fn lookup(
     }
     if fwd.is_martian_destination(key.dst) {
         return Err(DropReason::MartianDestination);
+    }
+    if fwd.own_address(key.dst).is_some() {
+        return Err(DropReason::NoFrontend);
     }
     let (fe, how) = match fwd.frontend(key.dst) {
         Some(fe) => (fe, Via::Frontend),

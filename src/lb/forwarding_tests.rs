@@ -388,6 +388,9 @@ fn transit_flows_need_a_frontend_named_as_next_hop() {
     let key: FlowKey = "tcp 10.1.0.5:1000 10.2.0.7:22".parse().unwrap();
     assert_eq!(lookup(&fwd, &key, None), Err(DropReason::NoFrontend));
     let fe = fwd.frontend_named("fe1").unwrap();
+    // The appliance's own address is the kernel twin's, whatever frame carries it: no rule's.
+    let own: FlowKey = "tcp 10.0.0.50:1000 10.0.0.2:22".parse().unwrap();
+    assert_eq!(lookup(&fwd, &own, Some(fe)), Err(DropReason::NoFrontend));
     assert_eq!(fwd.frontend_named("ilb/fe1"), Some(fe));
     assert_eq!(fwd.frontend_named("10.0.0.100"), Some(fe));
     // Both directions of each transit flow pick one backend (over many flows: with two
