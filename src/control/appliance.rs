@@ -42,15 +42,24 @@ const TX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
 pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result<(), Error> {
     // The signals only raise flags; the control thread decides when the workers stop.
     let stop = Arc::new(AtomicBool::new(false));
-    let [interrupt, term, reload] = [(); 3].map(|()| Arc::new(AtomicBool::new(false)));
+    let [interrupt, reload] = [(); 2].map(|()| Arc::new(AtomicBool::new(false)));
+    let fail = |e: std::io::Error| Error::Config(format!("signal handler: {e}"));
     for (sig, flag) in [
         (signal_hook::consts::SIGINT, &interrupt),
-        (signal_hook::consts::SIGTERM, &term),
         (signal_hook::consts::SIGHUP, &reload),
     ] {
-        signal_hook::flag::register(sig, flag.clone())
-            .map_err(|e| Error::Config(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, flag.clone()).map_err(fail)?;
     }
+    // SIGTERMs counted: a second cuts the drain short, even where both come at once.
+    let term = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = term.clone();
+    // SAFETY: the handler only adds to an atomic, which is async-signal-safe.
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGTERM, move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+    .map_err(fail)?;
     // Before any twin exists: no route a predecessor announced may come back with it. But
     // not a running instance's: a second start (by hand, beside the service) would withdraw
     // its routes, and it would not announce them again while its health stays the same. The

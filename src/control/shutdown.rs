@@ -1,7 +1,7 @@
 //! How the appliance stops: at once, or (SIGTERM with `[announce]`) withdrawing its routes
 //! first and draining.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::announce::Announcer;
@@ -26,7 +26,7 @@ impl Shutdown {
     pub fn next(
         self,
         interrupt: &AtomicBool,
-        term: &AtomicBool,
+        term: &AtomicUsize,
         announcer: Option<&Announcer>,
         cfg: &Config,
     ) -> Shutdown {
@@ -35,8 +35,14 @@ impl Shutdown {
             return Shutdown::Stop;
         }
         let now = Instant::now();
-        let signalled = term.swap(false, Ordering::Relaxed);
+        // Counted, not flagged: two SIGTERMs between two looks are a second one too.
+        let terms = term.swap(0, Ordering::Relaxed);
+        let signalled = terms > 0;
         match (self, announcer, &cfg.announce) {
+            (Shutdown::Running, _, _) if terms > 1 => {
+                tracing::info!("SIGTERM twice: stopping now");
+                Shutdown::Stop
+            }
             (Shutdown::Running, Some(_), Some(_)) if signalled => {
                 tracing::info!("SIGTERM: withdrawing every frontend, then draining");
                 Shutdown::Withdrawing { since: now }
@@ -79,8 +85,8 @@ mod tests {
     use super::*;
     use crate::config::Announce;
 
-    fn flags() -> (AtomicBool, AtomicBool) {
-        (AtomicBool::new(false), AtomicBool::new(false))
+    fn flags() -> (AtomicBool, AtomicUsize) {
+        (AtomicBool::new(false), AtomicUsize::new(0))
     }
 
     #[test]
@@ -100,7 +106,7 @@ mod tests {
         let (int, term) = flags();
         let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
         assert_eq!(s, Shutdown::Running);
-        term.store(true, Ordering::Relaxed);
+        term.store(1, Ordering::Relaxed);
         let s = s.next(&int, &term, Some(&a), &cfg);
         assert!(matches!(s, Shutdown::Withdrawing { .. }), "{s:?}");
         // Not drained before the empty set was asked for and taken.
@@ -117,7 +123,7 @@ mod tests {
     fn sigterm_without_announce_and_sigint_stop_at_once_and_a_second_sigterm_cuts_a_drain() {
         let cfg = Config::default();
         let (int, term) = flags();
-        term.store(true, Ordering::Relaxed);
+        term.store(1, Ordering::Relaxed);
         assert_eq!(
             Shutdown::Running.next(&int, &term, None, &cfg),
             Shutdown::Stop
@@ -131,7 +137,33 @@ mod tests {
             until: Instant::now() + Duration::from_secs(60),
         };
         assert_eq!(draining.next(&int, &term, None, &cfg), draining);
-        term.store(true, Ordering::Relaxed);
+        term.store(1, Ordering::Relaxed);
         assert_eq!(draining.next(&int, &term, None, &cfg), Shutdown::Stop);
+    }
+
+    /// Two SIGTERMs that come between two looks of the control thread (one busy rebuilding)
+    /// are a second SIGTERM as well: stop now, not withdraw and drain.
+    #[test]
+    fn two_sigterms_at_once_stop_at_once() {
+        let dir = std::env::temp_dir().join(format!("haports-shutdown2-{}", std::process::id()));
+        let announce = Announce {
+            bird_socket: dir.join("absent.ctl"),
+            routes_file: dir.join("routes.conf"),
+            drain_s: 30,
+            interface: None,
+        };
+        let cfg = Config {
+            announce: Some(announce.clone()),
+            ..Config::default()
+        };
+        let a = Announcer::start(&announce);
+        let (int, term) = flags();
+        term.store(2, Ordering::Relaxed);
+        assert_eq!(
+            Shutdown::Running.next(&int, &term, Some(&a), &cfg),
+            Shutdown::Stop
+        );
+        drop(a);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
