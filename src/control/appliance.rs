@@ -339,7 +339,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             // A probe removed by a reload may still report once: not about a backend now.
             // Nor does one that says what was known already (carried over by a reload)
             // change the health view.
-            if prober.probes(&t.target) {
+            if prober.is_current(&t) {
                 if plane.health.insert(t.target, t.healthy) != Some(t.healthy) {
                     last_health_change = Instant::now();
                 }

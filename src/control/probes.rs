@@ -144,6 +144,8 @@ pub fn down_by_probe(
 pub struct Transition {
     pub target: Target,
     pub healthy: bool,
+    /// Which thread of the target's said it ([`Prober::is_current`]).
+    pub serial: u64,
 }
 
 /// What metrics show of one target.
@@ -162,7 +164,9 @@ pub type StatusBoard = Arc<Mutex<HashMap<Target, TargetStatus>>>;
 /// Runs the probe threads; reports transitions on a channel the control loop drains.
 #[derive(Debug)]
 pub struct Prober {
-    running: HashMap<Target, (Arc<AtomicBool>, JoinHandle<()>)>,
+    /// Each target's thread: its stop flag, handle and serial (one for each thread started).
+    running: HashMap<Target, (Arc<AtomicBool>, JoinHandle<()>, u64)>,
+    next_serial: u64,
     /// Threads told to stop, perhaps still in a probe: reaped once finished, never waited
     /// for on the control loop (only at [`Prober::stop`]).
     stopping: Vec<JoinHandle<()>>,
@@ -177,6 +181,7 @@ impl Prober {
         let (tx, rx) = crossbeam::channel::unbounded();
         let p = Prober {
             running: HashMap::new(),
+            next_serial: 0,
             stopping: Vec::new(),
             unstarted: HashSet::new(),
             events: tx,
@@ -199,7 +204,7 @@ impl Prober {
             .cloned()
             .collect();
         for t in gone {
-            if let Some((stop, handle)) = self.running.remove(&t) {
+            if let Some((stop, handle, _)) = self.running.remove(&t) {
                 stop.store(true, Ordering::Relaxed);
                 self.stopping.push(handle);
             }
@@ -212,13 +217,15 @@ impl Prober {
             let stop = Arc::new(AtomicBool::new(false));
             let (target, state, flag) = (t.clone(), states.get(t).copied(), stop.clone());
             let (events, status) = (self.events.clone(), self.status.clone());
+            let serial = self.next_serial + 1;
             let spawned = std::thread::Builder::new()
                 .name(format!("probe {}", t.address))
-                .spawn(move || run_target(target, state, flag, events, status));
+                .spawn(move || run_target(target, state, flag, (events, serial), status));
             match spawned {
                 Ok(handle) => {
+                    self.next_serial = serial;
                     self.unstarted.remove(t);
-                    self.running.insert(t.clone(), (stop, handle));
+                    self.running.insert(t.clone(), (stop, handle, serial));
                 }
                 Err(e) => {
                     // Said once per target, not every round it is tried again.
@@ -230,9 +237,18 @@ impl Prober {
         }
     }
 
-    /// Whether `t` is probed now (transitions of targets no longer probed are stale).
+    /// Whether `t` is probed now.
     pub fn probes(&self, t: &Target) -> bool {
         self.running.contains_key(t)
+    }
+
+    /// Whether a transition comes from its target's thread now: one from a thread told to
+    /// stop is stale, even where a reload has brought its target back under a new thread
+    /// (which starts from the state carried over, and says only what changes from it).
+    pub fn is_current(&self, t: &Transition) -> bool {
+        self.running
+            .get(&t.target)
+            .is_some_and(|&(_, _, serial)| serial == t.serial)
     }
 
     /// Stops every probe thread and waits for them (at shutdown).
@@ -448,7 +464,7 @@ fn run_target(
     t: Target,
     state: Option<bool>,
     stop: Arc<AtomicBool>,
-    events: Sender<Transition>,
+    (events, serial): (Sender<Transition>, u64),
     status: StatusBoard,
 ) {
     let interval = Duration::from_millis(t.interval_ms.max(1));
@@ -500,6 +516,7 @@ fn run_target(
                 .send(Transition {
                     target: t.clone(),
                     healthy,
+                    serial,
                 })
                 .is_err()
             {

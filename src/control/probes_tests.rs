@@ -514,3 +514,25 @@ routes = [{ to = "10.0.5.0/24", via = "192.0.2.1" }, { to = "10.0.0.0/16", via =
     assert_eq!(twin("192.0.2.9"), Some(wan));
     assert_eq!(twin("198.51.100.1"), None);
 }
+
+/// A result from a probe thread told to stop is stale, even once a reload has brought its
+/// target back under a new thread: that thread starts from the state carried over and says
+/// only what changes, so a late word from the old one would stand until the next change.
+#[test]
+fn a_transition_from_a_stopped_thread_is_stale_even_for_its_target_brought_back() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(1, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    let (mut prober, events) = Prober::new();
+    let wanted = HashSet::from([t.clone()]);
+    prober.set_targets(&wanted, &HashMap::new());
+    let first = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(first.healthy && prober.is_current(&first));
+    prober.set_targets(&HashSet::new(), &HashMap::new());
+    prober.set_targets(&wanted, &HashMap::from([(t.clone(), true)]));
+    assert!(prober.probes(&t), "probed again");
+    assert!(!prober.is_current(&first), "a word from the stopped thread");
+    prober.stop();
+    drop(listener);
+}
