@@ -276,6 +276,17 @@ enum Outcome {
     Fail(String),
     /// Marks down at once (an HTTP answer that is not 2xx, a reset).
     Reject(String),
+    /// The appliance could not probe (out of descriptors, buffers or local ports): says
+    /// nothing of the backend, whose state stays as it was.
+    Local(String),
+}
+
+/// Whether a socket error is the appliance's own want of resources, not the backend's doing.
+fn local(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
 }
 
 fn probe_once(t: &Target) -> Outcome {
@@ -293,6 +304,7 @@ fn probe_once(t: &Target) -> Outcome {
         Err(e) if t.protocol == ProbeProtocol::Http && refused_or_reset(&e) => {
             return Outcome::Reject(e.to_string())
         }
+        Err(e) if local(&e) => return Outcome::Local(e.to_string()),
         Err(e) => return Outcome::Fail(e.to_string()),
     };
     match t.protocol {
@@ -448,6 +460,7 @@ impl Health {
                     h => h,
                 }
             }
+            (Outcome::Local(_), h) => h,
             (Outcome::Reject(_), _) => {
                 self.fails += 1;
                 self.passes = 0;
@@ -473,6 +486,7 @@ fn run_target(
         ..Health::default()
     };
     let mut next = Instant::now();
+    let mut cannot_probe = false;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let outcome = probe_once(&t);
@@ -505,7 +519,7 @@ fn run_target(
         if let Some(healthy) = change {
             let why = match &outcome {
                 Outcome::Pass => "probe passed".to_owned(),
-                Outcome::Fail(e) | Outcome::Reject(e) => e.clone(),
+                Outcome::Fail(e) | Outcome::Reject(e) | Outcome::Local(e) => e.clone(),
             };
             if healthy {
                 tracing::info!(backend = %t.address, probe = %t.describe(), latency_ms = latency.as_secs_f64() * 1e3, "backend up");
@@ -524,6 +538,15 @@ fn run_target(
             }
         } else if let Outcome::Fail(e) | Outcome::Reject(e) = &outcome {
             tracing::debug!(backend = %t.address, probe = %t.describe(), error = %e, "probe failed");
+        }
+        // Said once while it lasts: the appliance is short of sockets, not the backend down.
+        match &outcome {
+            Outcome::Local(e) if !cannot_probe => {
+                tracing::error!(backend = %t.address, probe = %t.describe(), error = %e, "cannot probe (the appliance's own resources); the backend's state stays as it was");
+                cannot_probe = true;
+            }
+            Outcome::Local(_) => {}
+            _ => cannot_probe = false,
         }
         next += interval;
         let now = Instant::now();

@@ -536,3 +536,39 @@ fn a_transition_from_a_stopped_thread_is_stale_even_for_its_target_brought_back(
     prober.stop();
     drop(listener);
 }
+
+/// The appliance out of descriptors, buffers or local ports says nothing of a backend: such a
+/// probe neither fails it nor passes it, up or down, and a backend without a result stays
+/// without one. A refused or unreachable connection is the backend's.
+#[test]
+fn a_probe_the_appliance_could_not_make_leaves_the_backend_as_it_was() {
+    let errno = |n| io::Error::from_raw_os_error(n);
+    for n in [
+        libc::EMFILE,
+        libc::ENFILE,
+        libc::ENOBUFS,
+        libc::EADDRNOTAVAIL,
+    ] {
+        assert!(local(&errno(n)), "{n}");
+    }
+    for n in [
+        libc::ECONNREFUSED,
+        libc::EHOSTUNREACH,
+        libc::ETIMEDOUT,
+        libc::ENODEV,
+    ] {
+        assert!(!local(&errno(n)), "{n}");
+    }
+    let t = target(1, 1);
+    let short = Outcome::Local("Too many open files".into());
+    for state in [None, Some(true), Some(false)] {
+        let mut h = Health {
+            healthy: state,
+            ..Health::default()
+        };
+        for _ in 0..3 {
+            assert_eq!(h.observe(&t, &short), None);
+        }
+        assert_eq!(h.healthy, state);
+    }
+}
