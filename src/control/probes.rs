@@ -51,11 +51,10 @@ impl Target {
         Duration::from_millis(self.interval_ms.clamp(10, 2000))
     }
 
-    /// Whether `other` checks the same service (address, protocol, port and path), whatever
-    /// its timing and thresholds.
-    fn same_check(&self, other: &Target) -> bool {
+    /// The service it checks (address, protocol, port and path), whatever its timing and
+    /// thresholds: targets with the same one check the same service.
+    fn service(&self) -> (IpAddr, ProbeProtocol, u16, &str) {
         (self.address, self.protocol, self.port, &self.path)
-            == (other.address, other.protocol, other.port, &other.path)
     }
 }
 

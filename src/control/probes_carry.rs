@@ -22,14 +22,16 @@ pub fn carried_health(
     targets: &HashSet<Target>,
     served: impl Fn(&Target) -> bool,
 ) -> HashMap<Target, bool> {
+    // The old states by the service they checked, each up if all of its targets were: one
+    // pass, not one over every state for each target (quadratic in a large reload).
+    let mut by_service: HashMap<_, bool> = HashMap::new();
+    for (old, &up) in health {
+        *by_service.entry(old.service()).or_insert(true) &= up;
+    }
     targets
         .iter()
         .filter_map(|t| {
-            let state = health.get(t).copied().or_else(|| {
-                let mut same = health.iter().filter(|(old, _)| old.same_check(t));
-                same.next()
-                    .map(|(_, &up)| up && same.all(|(_, &other)| other))
-            });
+            let state = (health.get(t).copied()).or_else(|| by_service.get(&t.service()).copied());
             let state = state.or_else(|| served(t).then_some(true))?;
             Some((t.clone(), state))
         })
