@@ -128,6 +128,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     addresses::dsr_backends_on_link(cfg, &mut out);
     encap::vxlan_pools(cfg, &mut out);
     probes::check(cfg, &mut out);
+    probes::within_kernel_rate(cfg, &mut out);
     names::rule_references(cfg, &mut out);
     rules::timeouts(cfg, &mut out);
     rules::one_rule_per_frontend_port(cfg, &mut out);
@@ -209,6 +210,8 @@ mod limit {
     pub(super) const PROBE_INTERVAL: Broken = Limitation("probe interval 50 ms to 1 h");
     pub(super) const PROBE_THRESHOLDS: Broken = Limitation("probe thresholds at least 1");
     pub(super) const PROBE_USED: Broken = Limitation("probe named by a rule");
+    pub(super) const PROBES_WITHIN_KERNEL_RATE: Broken =
+        Limitation("probe answers within kernel_pps");
     pub(super) const IDLE_TIMEOUT: Broken = Limitation("idle timeout 1 s to 24 h");
     pub(super) const ONE_RULE_PER_PORT: Broken = Limitation("one rule per frontend port");
     pub(super) const NAT_FAMILY: Broken = Limitation("NAT keeps the address family");

@@ -2,6 +2,8 @@
 //! keep (not a flood, not so rare that a failure goes unseen for hours), thresholds ≥ 1,
 //! and a rule that names the probe (only a rule's probe runs).
 
+use std::collections::HashSet;
+
 use super::{lb_key, limit, probe_key, Problems};
 use crate::config::model::{Config, ProbeProtocol, Rule};
 
@@ -102,5 +104,56 @@ pub(super) fn check(cfg: &Config, out: &mut Problems) {
                 }
             }
         }
+    }
+}
+
+/// Packets a probe's backend sends back to the kernel twin, about: its SYN-ACK and FIN (and
+/// an ACK) for a tcp probe; and for an http one its answer and the ACK of the request.
+const ANSWER_PACKETS_TCP: u64 = 3;
+const ANSWER_PACKETS_HTTP: u64 = 5;
+
+/// The probes' answers come to the kernel twins under `dataplane.kernel_pps`, beside ARP, ND
+/// and the appliance's own traffic: more than half of it for them alone, and answers are
+/// dropped (`kernel_limit`) and healthy backends go down for it.
+pub(super) fn within_kernel_rate(cfg: &Config, out: &mut Problems) {
+    let mut targets = HashSet::new();
+    for lb in &cfg.load_balancer {
+        for rule in &lb.rule {
+            let probe = rule
+                .probe
+                .as_ref()
+                .and_then(|n| lb.probe.iter().find(|p| &p.name == n));
+            let pool = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool);
+            let (Some(probe), Some(pool)) = (probe, pool) else {
+                continue;
+            };
+            for b in &pool.backends {
+                let service = (b.address, probe.protocol, probe.port, probe.path.as_deref());
+                targets.insert((service, probe.interval_ms.max(1)));
+            }
+        }
+    }
+    let per_second: u64 = (targets.iter())
+        .map(|((_, protocol, ..), interval_ms)| {
+            let packets = match protocol {
+                ProbeProtocol::Tcp => ANSWER_PACKETS_TCP,
+                ProbeProtocol::Http => ANSWER_PACKETS_HTTP,
+            };
+            packets * 1000 / interval_ms
+        })
+        .sum();
+    let rate = u64::from(cfg.dataplane.kernel_pps);
+    if rate > 0 && per_second > rate / 2 {
+        out.warning(
+            "dataplane.kernel_pps",
+            limit::PROBES_WITHIN_KERNEL_RATE,
+            format!(
+                "{} probe targets bring back about {per_second} packets a second, more than \
+                 half of kernel_pps ({rate}), which ARP, ND and the appliance's own traffic \
+                 share: answers over it are dropped (kernel_limit) and backends go down for \
+                 it; raise kernel_pps or lengthen the probes' interval_ms",
+                targets.len()
+            ),
+        );
     }
 }

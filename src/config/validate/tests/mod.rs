@@ -157,6 +157,25 @@ fn dataplane_sizes_are_checked() {
     );
     let cfg = parse(&format!("[dataplane]\nkernel_pps = 500\n{MINIMAL}"));
     assert_eq!(cfg.dataplane.kernel_pps, 500);
+    // Two backends probed (tcp) every 100 ms bring about 60 packets a second back to the
+    // twin: a warning where that is more than half of kernel_pps.
+    let mut cfg = base();
+    cfg.load_balancer[0].probe[0].interval_ms = 100;
+    cfg.dataplane.kernel_pps = 100;
+    let problems = validate(&cfg);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let p = &problems[0];
+    assert_eq!(
+        (p.key.as_str(), p.tag.as_str(), p.severity),
+        (
+            "dataplane.kernel_pps",
+            "limitation: probe answers within kernel_pps",
+            Severity::Warning
+        )
+    );
+    assert!(p.message.contains("about 60 packets a second"), "{p:?}");
+    cfg.dataplane.kernel_pps = 120;
+    assert_eq!(validate(&cfg), vec![]);
 
     for bad in [0, 3601] {
         let mut cfg = base();
