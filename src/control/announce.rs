@@ -279,11 +279,24 @@ impl Announcer {
     }
 }
 
+/// How long dropping the announcer waits for an exchange with BIRD under way (each of its
+/// commands may take [`BIRD_TIMEOUT`](super::bird::BIRD_TIMEOUT) to connect and as long for
+/// each reply): past it the thread ends with the process, so that a stop stays within what
+/// a service manager gives it. The routes file is replaced whole (renamed into place), so an
+/// exchange cut short leaves it as one version or the other.
+const DROP_WAIT: Duration = Duration::from_secs(2);
+
 impl Drop for Announcer {
     fn drop(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = Instant::now() + DROP_WAIT;
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }

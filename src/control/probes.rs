@@ -160,6 +160,9 @@ pub struct TargetStatus {
 
 pub type StatusBoard = Arc<Mutex<HashMap<Target, TargetStatus>>>;
 
+/// How long the stop waits for probe threads still in a probe.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
 /// Runs the probe threads; reports transitions on a channel the control loop drains.
 #[derive(Debug)]
 pub struct Prober {
@@ -250,10 +253,16 @@ impl Prober {
             .is_some_and(|&(_, _, serial)| serial == t.serial)
     }
 
-    /// Stops every probe thread and waits for them (at shutdown).
+    /// Stops every probe thread and waits for them (at shutdown), [`STOP_WAIT`] at most: one
+    /// still in a probe then ends with the process, so that the stop stays within what a
+    /// service manager gives it.
     pub fn stop(&mut self) {
         self.set_targets(&HashSet::new(), &HashMap::new());
-        for handle in self.stopping.drain(..) {
+        let deadline = Instant::now() + STOP_WAIT;
+        while !self.stopping.iter().all(JoinHandle::is_finished) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for handle in self.stopping.drain(..).filter(JoinHandle::is_finished) {
             let _ = handle.join();
         }
     }
