@@ -89,20 +89,27 @@ mod tests {
         (AtomicBool::new(false), AtomicUsize::new(0))
     }
 
-    #[test]
-    fn sigterm_withdraws_then_drains_then_stops() {
-        let dir = std::env::temp_dir().join(format!("haports-shutdown-{}", std::process::id()));
+    /// A config announcing through a BIRD that is not running (in a folder named `name`),
+    /// draining for `drain_s`, and its announcer.
+    fn announcing(name: &str, drain_s: u32) -> (Config, Announcer, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("haports-{name}-{}", std::process::id()));
         let announce = Announce {
             bird_socket: dir.join("absent.ctl"),
             routes_file: dir.join("routes.conf"),
-            drain_s: 0,
+            drain_s,
             interface: None,
         };
+        let a = Announcer::start(&announce);
         let cfg = Config {
-            announce: Some(announce.clone()),
+            announce: Some(announce),
             ..Config::default()
         };
-        let mut a = Announcer::start(&announce);
+        (cfg, a, dir)
+    }
+
+    #[test]
+    fn sigterm_withdraws_then_drains_then_stops() {
+        let (cfg, mut a, dir) = announcing("shutdown", 0);
         let (int, term) = flags();
         let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
         assert_eq!(s, Shutdown::Running);
@@ -145,18 +152,7 @@ mod tests {
     /// are a second SIGTERM as well: stop now, not withdraw and drain.
     #[test]
     fn two_sigterms_at_once_stop_at_once() {
-        let dir = std::env::temp_dir().join(format!("haports-shutdown2-{}", std::process::id()));
-        let announce = Announce {
-            bird_socket: dir.join("absent.ctl"),
-            routes_file: dir.join("routes.conf"),
-            drain_s: 30,
-            interface: None,
-        };
-        let cfg = Config {
-            announce: Some(announce.clone()),
-            ..Config::default()
-        };
-        let a = Announcer::start(&announce);
+        let (cfg, a, dir) = announcing("shutdown2", 30);
         let (int, term) = flags();
         term.store(2, Ordering::Relaxed);
         assert_eq!(
