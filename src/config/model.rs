@@ -182,6 +182,21 @@ pub struct LoadBalancer {
     pub rule: Vec<Rule>,
 }
 
+impl LoadBalancer {
+    /// The pool `rule` names, where it exists.
+    pub fn pool_of(&self, rule: &Rule) -> Option<&BackendPool> {
+        self.backend_pool
+            .iter()
+            .find(|p| p.name == rule.backend_pool)
+    }
+
+    /// The probe `rule` names, where it names one that exists.
+    pub fn probe_of(&self, rule: &Rule) -> Option<&Probe> {
+        let name = rule.probe.as_ref()?;
+        self.probe.iter().find(|p| &p.name == name)
+    }
+}
+
 /// Internal load balancers may carry HA-ports rules; public ones may not (seed rule 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -89,11 +89,8 @@ pub fn targets(cfg: &Config) -> HashSet<Target> {
 fn probed(cfg: &Config) -> impl Iterator<Item = (&str, &str, &str, Target)> {
     cfg.load_balancer.iter().flat_map(move |lb| {
         lb.rule.iter().flat_map(move |rule| {
-            let probe = rule
-                .probe
-                .as_ref()
-                .and_then(|n| lb.probe.iter().find(|p| &p.name == n));
-            let pool = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool);
+            let probe = lb.probe_of(rule);
+            let pool = lb.pool_of(rule);
             let backends = match (probe, pool) {
                 (Some(_), Some(pool)) => pool.backends.as_slice(),
                 _ => &[],

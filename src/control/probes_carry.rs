@@ -45,11 +45,8 @@ pub fn serving(cfg: &Config, health: &HashMap<Target, bool>) -> Served {
     let mut served = Served::new();
     for lb in &cfg.load_balancer {
         for rule in &lb.rule {
-            let probed = rule
-                .probe
-                .as_ref()
-                .and_then(|n| lb.probe.iter().find(|p| &p.name == n));
-            let pool = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool);
+            let probed = lb.probe_of(rule);
+            let pool = lb.pool_of(rule);
             if let (None, Some(pool)) = (probed, pool) {
                 let key = |a| (lb.name.clone(), rule.name.clone(), a);
                 served.extend(pool.backends.iter().map(|b| key(b.address)));

@@ -328,7 +328,7 @@ fn rules(cfg: &Config) -> Vec<RuleView<'_>> {
                 key: rule_key(&lb_key, r, rule),
                 rule,
                 frontend: lb.frontend.iter().find(|fe| fe.name == rule.frontend),
-                pool: lb.backend_pool.iter().find(|p| p.name == rule.backend_pool),
+                pool: lb.pool_of(rule),
             });
         }
     }

@@ -119,16 +119,15 @@ pub(super) fn within_kernel_rate(cfg: &Config, out: &mut Problems) {
     let mut targets = HashSet::new();
     for lb in &cfg.load_balancer {
         for rule in &lb.rule {
-            let probe = rule
-                .probe
-                .as_ref()
-                .and_then(|n| lb.probe.iter().find(|p| &p.name == n));
-            let pool = lb.backend_pool.iter().find(|p| p.name == rule.backend_pool);
+            let probe = lb.probe_of(rule);
+            let pool = lb.pool_of(rule);
             let (Some(probe), Some(pool)) = (probe, pool) else {
                 continue;
             };
             for b in &pool.backends {
-                let service = (b.address, probe.protocol, probe.port, probe.path.as_deref());
+                // A tcp probe's path (warned of) makes no other target.
+                let path = (probe.protocol == ProbeProtocol::Http).then_some(&probe.path);
+                let service = (b.address, probe.protocol, probe.port, path);
                 targets.insert((service, probe.interval_ms.max(1)));
             }
         }
