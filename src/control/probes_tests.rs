@@ -14,6 +14,16 @@ fn target(unhealthy: u32, healthy: u32) -> Target {
     }
 }
 
+/// An http probe (thresholds 3 and 1) of `path` on this host's `port`.
+fn http_target(port: u16, path: &str) -> Target {
+    let mut t = target(3, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.protocol = ProbeProtocol::Http;
+    t.port = port;
+    t.path = path.into();
+    t
+}
+
 #[test]
 fn thresholds_count_consecutive_results_and_the_first_result_decides() {
     let t = target(2, 3);
@@ -125,11 +135,7 @@ fn http_probes_want_2xx_and_reject_anything_else() {
             let _ = req.respond(tiny_http::Response::from_string("x").with_status_code(code));
         }
     });
-    let mut t = target(3, 1);
-    t.address = "127.0.0.1".parse().unwrap();
-    t.protocol = ProbeProtocol::Http;
-    t.port = port;
-    t.path = "/healthz".into();
+    let t = http_target(port, "/healthz");
     assert_eq!(probe_once(&t), Outcome::Pass);
     assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
     handle.join().unwrap();
@@ -158,11 +164,7 @@ fn http_probes_take_a_status_line_ended_by_a_bare_lf() {
             s.write_all(answer.as_bytes()).unwrap();
         }
     });
-    let mut t = target(3, 1);
-    t.address = "127.0.0.1".parse().unwrap();
-    t.protocol = ProbeProtocol::Http;
-    t.port = port;
-    t.path = "/".into();
+    let t = http_target(port, "/");
     assert_eq!(probe_once(&t), Outcome::Pass);
     assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
     handle.join().unwrap();
@@ -207,11 +209,7 @@ fn http_probes_skip_interim_answers_and_send_their_request_whole() {
         }
         whole_at_once
     });
-    let mut t = target(3, 1);
-    t.address = "127.0.0.1".parse().unwrap();
-    t.protocol = ProbeProtocol::Http;
-    t.port = port;
-    t.path = "/".into();
+    let t = http_target(port, "/");
     assert_eq!(probe_once(&t), Outcome::Pass);
     assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
     assert_eq!(
