@@ -52,19 +52,8 @@ const SECOND_FRONTEND: &str = r#"
 /// found nothing to withdraw and applied at once, with the routers still sending its traffic.
 #[test]
 fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
-    let guard = tempfile::Builder::new()
-        .prefix("haports-plane-")
-        .tempdir()
-        .unwrap();
+    let (guard, _bird, announce) = silent_bird();
     let dir = guard.path();
-    // A BIRD that takes connections and never answers: nothing settles.
-    let bird = dir.join("bird.ctl");
-    let _bird = std::os::unix::net::UnixListener::bind(&bird).unwrap();
-    let announce = format!(
-        "[announce]\nbird_socket = \"{}\"\nroutes_file = \"{}\"\n",
-        bird.display(),
-        dir.join("routes.conf").display()
-    );
     let cfg = Config::from_toml(&format!("{announce}{MINIMAL}{SECOND_FRONTEND}"), "t").unwrap();
     let mut p = plane(cfg.clone());
     let (mut prober, _) = Prober::new();
@@ -149,18 +138,8 @@ fn ipv6_inside_vxlan_needs_an_interface_mtu_of_1330() {
 /// of the withdrawal. A reload that leaves every frontend served applies at once.
 #[test]
 fn a_reload_that_stops_serving_a_kept_frontend_withdraws_it_first() {
-    let guard = tempfile::Builder::new()
-        .prefix("haports-plane-")
-        .tempdir()
-        .unwrap();
+    let (guard, _bird, announce) = silent_bird();
     let dir = guard.path();
-    let bird = dir.join("bird.ctl");
-    let _bird = std::os::unix::net::UnixListener::bind(&bird).unwrap();
-    let announce = format!(
-        "[announce]\nbird_socket = \"{}\"\nroutes_file = \"{}\"\n",
-        bird.display(),
-        dir.join("routes.conf").display()
-    );
     let text = format!("{announce}{MINIMAL}{SECOND_FRONTEND}");
     let mut cfg = Config::from_toml(&text, "t").unwrap();
     for rule in &mut cfg.load_balancer[0].rule {
@@ -298,4 +277,22 @@ fn a_backend_slot_goes_to_a_new_backend_once_retired_for_longer_than_any_flow() 
 
 fn backends(p: &mut Plane) -> &mut Vec<crate::config::Backend> {
     &mut p.cfg.load_balancer[0].backend_pool[0].backends
+}
+
+/// A folder with a BIRD socket that takes connections and never answers (nothing settles),
+/// the socket's listener, and the `[announce]` section for them.
+fn silent_bird() -> (tempfile::TempDir, std::os::unix::net::UnixListener, String) {
+    let guard = tempfile::Builder::new()
+        .prefix("haports-plane-")
+        .tempdir()
+        .unwrap();
+    let dir = guard.path();
+    let bird = dir.join("bird.ctl");
+    let listener = std::os::unix::net::UnixListener::bind(&bird).unwrap();
+    let announce = format!(
+        "[announce]\nbird_socket = \"{}\"\nroutes_file = \"{}\"\n",
+        bird.display(),
+        dir.join("routes.conf").display()
+    );
+    (guard, listener, announce)
 }
