@@ -112,9 +112,10 @@ pub(super) fn check(cfg: &Config, out: &mut Problems) {
 const ANSWER_PACKETS_TCP: u64 = 3;
 const ANSWER_PACKETS_HTTP: u64 = 5;
 
-/// The probes' answers come to the kernel twins under `dataplane.kernel_pps`, beside ARP, ND
-/// and the appliance's own traffic: more than half of it for them alone, and answers are
-/// dropped (`kernel_limit`) and healthy backends go down for it.
+/// The probes' answers come to the kernel twins under a budget of `dataplane.kernel_pps` of
+/// their own (the backend side's, which their gateways' ARP and ND answers share): more than
+/// half of it for them alone, and a burst of answers is dropped (`kernel_limit`) and healthy
+/// backends go down for it.
 pub(super) fn within_kernel_rate(cfg: &Config, out: &mut Problems) {
     let mut targets = HashSet::new();
     for lb in &cfg.load_balancer {
@@ -132,25 +133,27 @@ pub(super) fn within_kernel_rate(cfg: &Config, out: &mut Problems) {
             }
         }
     }
-    let per_second: u64 = (targets.iter())
+    // In thousandths of a packet a second: a probe every 5 s brings back less than one.
+    let milli: u64 = (targets.iter())
         .map(|((_, protocol, ..), interval_ms)| {
             let packets = match protocol {
                 ProbeProtocol::Tcp => ANSWER_PACKETS_TCP,
                 ProbeProtocol::Http => ANSWER_PACKETS_HTTP,
             };
-            packets * 1000 / interval_ms
+            packets * 1_000_000 / interval_ms
         })
         .sum();
+    let per_second = milli / 1000;
     let rate = u64::from(cfg.dataplane.kernel_pps);
-    if rate > 0 && per_second > rate / 2 {
+    if rate > 0 && milli > rate * 500 {
         out.warning(
             "dataplane.kernel_pps",
             limit::PROBES_WITHIN_KERNEL_RATE,
             format!(
                 "{} probe targets bring back about {per_second} packets a second, more than \
-                 half of kernel_pps ({rate}), which ARP, ND and the appliance's own traffic \
-                 share: answers over it are dropped (kernel_limit) and backends go down for \
-                 it; raise kernel_pps or lengthen the probes' interval_ms",
+                 half of the kernel_pps ({rate}) the backends' side has, their gateways' ARP \
+                 and ND answers included: answers over it are dropped (kernel_limit) and \
+                 backends go down for it; raise kernel_pps or lengthen the probes' interval_ms",
                 targets.len()
             ),
         );

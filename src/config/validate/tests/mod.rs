@@ -176,6 +176,26 @@ fn dataplane_sizes_are_checked() {
     assert!(p.message.contains("about 60 packets a second"), "{p:?}");
     cfg.dataplane.kernel_pps = 120;
     assert_eq!(validate(&cfg), vec![]);
+    // At the default 5 s, 1000 backends bring back 600 a second: less than one each.
+    let mut cfg = base();
+    let pool = &mut cfg.load_balancer[0].backend_pool[0];
+    let template = pool.backends[0].clone();
+    pool.backends = (0..1000u32)
+        .map(|i| crate::config::Backend {
+            address: std::net::Ipv4Addr::from(0x0a00_1000 + i).into(),
+            ..template.clone()
+        })
+        .collect();
+    cfg.dataplane.kernel_pps = 1000;
+    let warned = validate(&cfg)
+        .into_iter()
+        .filter(|p| p.key == "dataplane.kernel_pps");
+    let warned: Vec<Problem> = warned.collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    assert!(
+        warned[0].message.contains("about 600 packets"),
+        "{warned:#?}"
+    );
 
     for bad in [0, 3601] {
         let mut cfg = base();
