@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 
-use crate::config::{Config, ProbeProtocol};
+use crate::config::{Config, Interface, ProbeProtocol};
 
 /// What is probed and how; equal probes of several pools or load balancers are one target.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -33,8 +33,9 @@ pub struct Target {
     pub interval_ms: u64,
     pub unhealthy_threshold: u32,
     pub healthy_threshold: u32,
-    /// The kernel twin the backend is reached through (its interface's, by subnet, else by
-    /// route), which the probe's socket is bound to; None: unbound (tests).
+    /// The kernel twin the backend is reached through (its interface's, by the most specific
+    /// subnet or route, as the data plane's), which the probe's socket is bound to; None:
+    /// unbound (tests).
     pub device: Option<String>,
 }
 
@@ -59,24 +60,29 @@ impl Target {
 }
 
 /// The kernel twin through which `addr` is reached: its interface's by the most specific
-/// prefix, subnet or route, the subnet winning a tie (as the data plane's routes choose, and
-/// the twins' own routes send it).
+/// prefix, as the data plane's routes choose (`Forwarding::route`): subnets, then routes, in
+/// the config's order, the first of the longest winning.
 fn twin_of(cfg: &Config, addr: IpAddr) -> Option<String> {
     let subnets = (cfg.interface.iter()).flat_map(|i| {
         i.address
             .iter()
-            .map(move |n| ((n.prefix_len(), 1), n.contains(&addr), i))
+            .map(move |n| (n.prefix_len(), n.contains(&addr), i))
     });
     let routes = (cfg.interface.iter()).flat_map(|i| {
         i.routes
             .iter()
-            .map(move |r| ((r.to.prefix_len(), 0), r.to.contains(&addr), i))
+            .map(move |r| (r.to.prefix_len(), r.to.contains(&addr), i))
     });
-    subnets
-        .chain(routes)
-        .filter(|&(_, reaches, _)| reaches)
-        .max_by_key(|&(rank, _, _)| rank)
-        .map(|(_, _, i)| super::twin::kernel_name(&i.name))
+    let reaching = subnets.chain(routes).filter(|&(_, reaches, _)| reaches);
+    // The first of the longest (`max_by_key` would keep the last).
+    let best = reaching.fold(
+        None,
+        |best: Option<(u8, &Interface)>, (len, _, i)| match best {
+            Some((longest, _)) if longest >= len => best,
+            _ => Some((len, i)),
+        },
+    );
+    best.map(|(_, i)| super::twin::kernel_name(&i.name))
 }
 
 /// Every probe target of a config: each rule's probe over each backend of its pool. Rules

@@ -478,39 +478,46 @@ fn a_tcp_probe_s_path_makes_no_other_target() {
 }
 
 /// A probe leaves by the interface the data would: the most specific prefix, a route more
-/// specific than another interface's subnet included (the subnet winning a tie).
+/// specific than another interface's subnet included, and between routes to one prefix on
+/// two interfaces the first, as `Forwarding::route` chooses.
 #[test]
-fn a_probe_leaves_by_the_most_specific_prefix_as_the_data_does() {
+fn a_probe_leaves_by_the_interface_the_data_plane_routes_by() {
     let cfg = Config::from_toml(
         r#"
 [[interface]]
 name = "lan"
 port = 0
 address = "10.0.0.2/16"
+routes = [{ to = "10.9.0.0/16", via = "10.0.0.1" }]
 [[interface]]
 name = "wan"
 port = 1
 address = "192.0.2.2/24"
-routes = [{ to = "10.0.5.0/24", via = "192.0.2.1" }, { to = "10.0.0.0/16", via = "192.0.2.1" }]
+routes = [
+  { to = "10.0.5.0/24", via = "192.0.2.1" },
+  { to = "10.0.0.0/16", via = "192.0.2.1" },
+  { to = "10.9.0.0/16", via = "192.0.2.1" },
+]
 "#,
         "t",
     )
     .unwrap();
-    let twin = |a: &str| twin_of(&cfg, a.parse().unwrap());
+    let fwd = crate::lb::forwarding::Forwarding::build(&cfg, &Default::default(), 1, None);
     let name = crate::control::twin::kernel_name;
-    let (lan, wan) = (name("lan"), name("wan"));
-    assert_eq!(
-        twin("10.0.5.7"),
-        Some(wan.clone()),
-        "the /24 route over the /16 subnet"
-    );
-    assert_eq!(
-        twin("10.0.6.7"),
-        Some(lan),
-        "the subnet over a route as specific"
-    );
-    assert_eq!(twin("192.0.2.9"), Some(wan));
-    assert_eq!(twin("198.51.100.1"), None);
+    for (addr, expected) in [
+        ("10.0.5.7", Some("wan")),
+        ("10.0.6.7", Some("lan")),
+        ("10.9.1.1", Some("lan")),
+        ("192.0.2.9", Some("wan")),
+        ("198.51.100.1", None),
+    ] {
+        let addr: IpAddr = addr.parse().unwrap();
+        let data = fwd
+            .route(addr)
+            .map(|r| name(&cfg.interface[r.interface as usize].name));
+        assert_eq!(twin_of(&cfg, addr), data, "{addr}: as the data plane");
+        assert_eq!(twin_of(&cfg, addr), expected.map(name), "{addr}");
+    }
 }
 
 /// A result from a probe thread told to stop is stale, even once a reload has brought its
