@@ -176,12 +176,7 @@ pub fn settle_time(cfg: &Config) -> Duration {
     let longest = cfg
         .load_balancer
         .iter()
-        .flat_map(|lb| {
-            lb.rule.iter().filter_map(move |r| {
-                let name = r.probe.as_deref()?;
-                lb.probe.iter().find(|p| p.name == name)
-            })
-        })
+        .flat_map(|lb| lb.rule.iter().filter_map(|r| lb.probe_of(r)))
         .map(|p| p.interval_ms)
         .max()
         .unwrap_or(0);

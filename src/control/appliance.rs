@@ -40,7 +40,8 @@ const TX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
 pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result<(), Error> {
-    // The signals only raise flags; the control thread decides when the workers stop.
+    // The signals only raise flags (SIGTERMs count); the control thread decides when the
+    // workers stop.
     let stop = Arc::new(AtomicBool::new(false));
     let [interrupt, reload] = [(); 2].map(|()| Arc::new(AtomicBool::new(false)));
     let fail = |e: std::io::Error| Error::Config(format!("signal handler: {e}"));
@@ -176,6 +177,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         macs.push(mac);
     }
 
+    super::probes::raise_open_files_limit();
     let (mut prober, transitions) = Prober::new();
     let mut plane = Plane::new(cfg, extra_eal_args, macs, mtus);
     let narrow = plane.narrow_ipv6_tunnels(&plane.cfg);

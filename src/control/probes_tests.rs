@@ -1,5 +1,7 @@
 //! Tests of `control::probes`.
+use super::once::{interim_end, local, send_request, status_code};
 use super::*;
+use std::io;
 
 fn target(unhealthy: u32, healthy: u32) -> Target {
     Target {
@@ -543,8 +545,8 @@ fn a_transition_from_a_stopped_thread_is_stale_even_for_its_target_brought_back(
 }
 
 /// The appliance out of descriptors, buffers or local ports says nothing of a backend: such a
-/// probe neither fails it nor passes it, up or down, and a backend without a result stays
-/// without one. A refused or unreachable connection is the backend's.
+/// probe neither fails it nor passes it, up or down. A refused or unreachable connection is
+/// the backend's.
 #[test]
 fn a_probe_the_appliance_could_not_make_leaves_the_backend_as_it_was() {
     let errno = |n| io::Error::from_raw_os_error(n);
@@ -566,7 +568,7 @@ fn a_probe_the_appliance_could_not_make_leaves_the_backend_as_it_was() {
     }
     let t = target(1, 1);
     let short = Outcome::Local("Too many open files".into());
-    for state in [None, Some(true), Some(false)] {
+    for state in [Some(true), Some(false)] {
         let mut h = Health {
             healthy: state,
             ..Health::default()
@@ -575,5 +577,54 @@ fn a_probe_the_appliance_could_not_make_leaves_the_backend_as_it_was() {
             assert_eq!(h.observe(&t, &short), None);
         }
         assert_eq!(h.healthy, state);
+    }
+    // Without a state yet, it is a first result (down until it can be probed): else no
+    // frontend would be announced while it lasts, every target's first result awaited.
+    let mut h = Health::default();
+    assert_eq!(h.observe(&t, &short), Some(false));
+    assert_eq!(h.observe(&t, &short), None);
+    assert_eq!(h.observe(&t, &Outcome::Pass), Some(true));
+}
+
+/// The request goes in one write (so one segment, with Nagle off): written piece by piece,
+/// Nagle held the pieces after the first behind its acknowledgement.
+#[test]
+fn an_http_probes_request_is_one_write() {
+    struct Writes(Vec<Vec<u8>>);
+    impl io::Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = Writes(Vec::new());
+    send_request(&mut w, &http_target(8080, "/healthz")).unwrap();
+    assert_eq!(w.0.len(), 1, "{:?}", w.0);
+    let text = String::from_utf8(w.0.remove(0)).unwrap();
+    assert!(
+        text.starts_with("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\n"), "{text}");
+}
+
+/// Status lines and interim answers' ends, whole or cut short, CRLF or bare LF.
+#[test]
+fn status_lines_and_interim_answers_are_read_whole_or_waited_for() {
+    assert_eq!(status_code(b"HTTP/1.1 200 OK\r").unwrap(), 200);
+    assert_eq!(status_code(b"HTTP/1.0 103").unwrap(), 103);
+    assert!(status_code(b"HTTP/2 200").is_err());
+    assert!(status_code(b"HTTP/1.1 999 Odd").is_err());
+    assert!(status_code(b"SSH-2.0-OpenSSH").is_err());
+    let whole = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
+    assert_eq!(interim_end(whole), Some(25));
+    assert_eq!(&whole[25..29], b"HTTP");
+    let hints = b"HTTP/1.1 103 Early Hints\nLink: </s.css>\n\nHTTP/1.1 204\n";
+    assert_eq!(interim_end(hints), Some(41));
+    for cut in [10, 24, 26, 40] {
+        assert_eq!(interim_end(&hints[..cut]), None, "cut at {cut}");
     }
 }

@@ -13,7 +13,7 @@ pub const WITHDRAW_WAIT: Duration = Duration::from_secs(3);
 /// Where the appliance is on its way out. SIGINT stops at once; SIGTERM with `[announce]`
 /// drains: withdraw every frontend, wait until BIRD took that (at most [`WITHDRAW_WAIT`]),
 /// keep forwarding for `announce.drain_s`, then stop. A second SIGTERM, or SIGINT, during a
-/// drain stops at once.
+/// drain stops at once, as do two SIGTERMs that come together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
     Running,
