@@ -156,8 +156,8 @@ fn established_change<M: BucketMemory>(
 /// backend in the rule's state of its pool where the flow's is another state of that pool
 /// (a reload changed the rule's probe) and it may keep the flow there; else the Maglev choice
 /// (true: a new decision), remembered with [`Memory::Record`]. Out of line, so that an
-/// established flow's path, inlined into its callers, is not compiled around this code (the fast path's stage 2 went from 473 stack
-/// references to 300).
+/// established flow's path, inlined into its callers, is not compiled around this code (the
+/// fast path's stage 2 went from 473 stack references to 300).
 #[inline(never)]
 fn new_decision<M: BucketMemory>(
     fwd: &Forwarding,
