@@ -51,16 +51,20 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     ] {
         signal_hook::flag::register(sig, flag.clone()).map_err(fail)?;
     }
-    // SIGTERMs counted: a second cuts the drain short, even where both come at once.
+    // SIGTERMs counted, by a thread of their own that takes each as it comes: a second cuts
+    // the drain short even where both come while the control thread is busy.
     let term = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = term.clone();
-    // SAFETY: the handler only adds to an atomic, which is async-signal-safe.
-    unsafe {
-        signal_hook::low_level::register(signal_hook::consts::SIGTERM, move || {
-            counter.fetch_add(1, Ordering::Relaxed);
+    let mut terms =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).map_err(fail)?;
+    std::thread::Builder::new()
+        .name("sigterm".into())
+        .spawn(move || {
+            for _ in terms.forever() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
         })
-    }
-    .map_err(fail)?;
+        .map_err(fail)?;
     // Before any twin exists: no route a predecessor announced may come back with it. But
     // not a running instance's: a second start (by hand, beside the service) would withdraw
     // its routes, and it would not announce them again while its health stays the same. The

@@ -183,26 +183,16 @@ pub(super) fn interim_end(head: &[u8]) -> Option<usize> {
 /// appliance cannot open a socket for says nothing of its backend, and where that lasts
 /// from the start, the backend stays down.
 pub fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid out-pointer; reads the process's own limit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            ..limit
-        };
-        // SAFETY: a valid pointer; raising the soft limit up to the hard one is always allowed.
-        let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0;
-        tracing::debug!(
-            from = limit.rlim_cur,
-            to = limit.rlim_max,
-            ok,
-            "open files limit"
-        );
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum) {
+        if soft < hard {
+            let raised = Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            };
+            let ok = setrlimit(Resource::Nofile, raised).is_ok();
+            tracing::debug!(from = soft, to = hard, ok, "open files limit");
+        }
     }
 }
