@@ -43,28 +43,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     // The signals only raise flags (SIGTERMs count); the control thread decides when the
     // workers stop.
     let stop = Arc::new(AtomicBool::new(false));
-    let [interrupt, reload] = [(); 2].map(|()| Arc::new(AtomicBool::new(false)));
-    let fail = |e: std::io::Error| Error::Config(format!("signal handler: {e}"));
-    for (sig, flag) in [
-        (signal_hook::consts::SIGINT, &interrupt),
-        (signal_hook::consts::SIGHUP, &reload),
-    ] {
-        signal_hook::flag::register(sig, flag.clone()).map_err(fail)?;
-    }
-    // SIGTERMs counted, by a thread of their own that takes each as it comes: a second cuts
-    // the drain short even where both come while the control thread is busy.
-    let term = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = term.clone();
-    let mut terms =
-        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM]).map_err(fail)?;
-    std::thread::Builder::new()
-        .name("sigterm".into())
-        .spawn(move || {
-            for _ in terms.forever() {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-        .map_err(fail)?;
+    let (interrupt, term, reload) =
+        super::shutdown::signals().map_err(|e| Error::Config(format!("signal handling: {e}")))?;
+    super::probes::raise_open_files_limit();
     // Before any twin exists: no route a predecessor announced may come back with it. But
     // not a running instance's: a second start (by hand, beside the service) would withdraw
     // its routes, and it would not announce them again while its health stays the same. The
@@ -181,7 +162,6 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         macs.push(mac);
     }
 
-    super::probes::raise_open_files_limit();
     let (mut prober, transitions) = Prober::new();
     let mut plane = Plane::new(cfg, extra_eal_args, macs, mtus);
     let narrow = plane.narrow_ipv6_tunnels(&plane.cfg);

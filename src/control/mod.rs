@@ -2,6 +2,8 @@
 //! workers, relays the twins' traffic, resolves neighbours, publishes new forwarding
 //! states (RCU-style, through `ArcSwap`) and serves metrics. Never on the per-packet path.
 
+#![forbid(unsafe_code)]
+
 mod announce;
 mod appliance;
 mod bird;

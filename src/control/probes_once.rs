@@ -19,7 +19,8 @@ pub(super) enum Outcome {
     Reject(String),
     /// The appliance could not probe (out of descriptors, buffers or local ports): says
     /// nothing of the backend, whose state stays as it was; a target without one yet takes
-    /// it as a failure (down until it can be probed), so that it has a first result.
+    /// it as a failed first probe (down, `healthy_threshold` passes to come up), so that it
+    /// has a first result.
     Local(String),
 }
 
@@ -191,8 +192,12 @@ pub fn raise_open_files_limit() {
                 current: Some(hard),
                 maximum: Some(hard),
             };
-            let ok = setrlimit(Resource::Nofile, raised).is_ok();
-            tracing::debug!(from = soft, to = hard, ok, "open files limit");
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => tracing::debug!(from = soft, to = hard, "open files limit raised"),
+                Err(e) => {
+                    tracing::warn!(limit = soft, error = %e, "cannot raise the open files limit")
+                }
+            }
         }
     }
 }

@@ -186,6 +186,8 @@ fn http_probes_skip_interim_answers_and_send_their_request_whole() {
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n\
              HTTP/1.1 204 No Content\r\n\r\n",
             "HTTP/1.1 100 Continue\n\nHTTP/1.1 503 Busy\n\n",
+            // Final, though 1xx: what follows is another protocol's.
+            "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
         ];
         let mut whole_at_once = Vec::new();
         for answer in answers {
@@ -214,9 +216,10 @@ fn http_probes_skip_interim_answers_and_send_their_request_whole() {
     let t = http_target(port, "/");
     assert_eq!(probe_once(&t), Outcome::Pass);
     assert_eq!(probe_once(&t), Outcome::Reject("HTTP 503".into()));
+    assert_eq!(probe_once(&t), Outcome::Reject("HTTP 101".into()));
     assert_eq!(
         handle.join().unwrap(),
-        vec![true, true],
+        vec![true, true, true],
         "the request in one read"
     );
 }
@@ -578,11 +581,14 @@ fn a_probe_the_appliance_could_not_make_leaves_the_backend_as_it_was() {
         }
         assert_eq!(h.healthy, state);
     }
-    // Without a state yet, it is a first result (down until it can be probed): else no
-    // frontend would be announced while it lasts, every target's first result awaited.
+    // Without a state yet, it is a first result, as a failed first probe (down, and up after
+    // `healthy_threshold` passes): else no frontend would be announced while it lasts, every
+    // target's first result awaited.
+    let t = target(1, 2);
     let mut h = Health::default();
     assert_eq!(h.observe(&t, &short), Some(false));
     assert_eq!(h.observe(&t, &short), None);
+    assert_eq!(h.observe(&t, &Outcome::Pass), None);
     assert_eq!(h.observe(&t, &Outcome::Pass), Some(true));
 }
 

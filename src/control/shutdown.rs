@@ -1,7 +1,10 @@
 //! How the appliance stops: at once, or (SIGTERM with `[announce]`) withdrawing its routes
 //! first and draining.
 
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::announce::Announcer;
@@ -13,13 +16,47 @@ pub const WITHDRAW_WAIT: Duration = Duration::from_secs(3);
 /// Where the appliance is on its way out. SIGINT stops at once; SIGTERM with `[announce]`
 /// drains: withdraw every frontend, wait until BIRD took that (at most [`WITHDRAW_WAIT`]),
 /// keep forwarding for `announce.drain_s`, then stop. A second SIGTERM, or SIGINT, during a
-/// drain stops at once, as do two SIGTERMs that come together.
+/// drain stops at once, as do two SIGTERMs that come before the control thread looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
     Running,
     Withdrawing { since: Instant },
     Draining { until: Instant },
     Stop,
+}
+
+/// What the signals raise: SIGINT's flag, SIGTERM's count and SIGHUP's flag (a reload).
+pub type Signalled = (Arc<AtomicBool>, Arc<AtomicUsize>, Arc<AtomicBool>);
+
+/// Takes SIGINT, SIGTERM and SIGHUP from here on. SIGTERMs are counted by a thread of their
+/// own, which reads one byte a delivery from the handler's pipe: a second SIGTERM cuts the
+/// drain short even where it comes while the control thread is busy (two still pending in
+/// the kernel together are delivered, and counted, as one).
+pub fn signals() -> io::Result<Signalled> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let [interrupt, reload] = [(); 2].map(|()| Arc::new(AtomicBool::new(false)));
+    signal_hook::flag::register(SIGINT, interrupt.clone())?;
+    signal_hook::flag::register(SIGHUP, reload.clone())?;
+    let term = Arc::new(AtomicUsize::new(0));
+    let (mut read, write) = UnixStream::pair()?;
+    signal_hook::low_level::pipe::register(SIGTERM, write)?;
+    let counter = term.clone();
+    std::thread::Builder::new()
+        .name("sigterm".into())
+        .spawn(move || {
+            let mut bytes = [0u8; 64];
+            loop {
+                match read.read(&mut bytes) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        counter.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+        })?;
+    Ok((interrupt, term, reload))
 }
 
 impl Shutdown {
@@ -146,6 +183,21 @@ mod tests {
         assert_eq!(draining.next(&int, &term, None, &cfg), draining);
         term.store(1, Ordering::Relaxed);
         assert_eq!(draining.next(&int, &term, None, &cfg), Shutdown::Stop);
+    }
+
+    /// Each SIGTERM delivered counts, however fast they follow each other (raised here one
+    /// after the other, each delivered before the next).
+    #[test]
+    fn sigterms_are_counted_one_by_one() {
+        let (_, term, _) = signals().unwrap();
+        for _ in 0..3 {
+            signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while term.load(Ordering::Relaxed) < 3 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(term.load(Ordering::Relaxed), 3);
     }
 
     /// Two SIGTERMs that come between two looks of the control thread (one busy rebuilding)

@@ -143,7 +143,7 @@ pub(super) fn within_kernel_rate(cfg: &Config, out: &mut Problems) {
             packets * 1_000_000 / interval_ms
         })
         .sum();
-    let per_second = milli / 1000;
+    let per_second = milli.div_ceil(1000);
     let rate = u64::from(cfg.dataplane.kernel_pps);
     if rate > 0 && milli > rate * 500 {
         out.warning(
