@@ -80,9 +80,26 @@ pub(super) fn routes(cfg: &Config, out: &mut Problems) {
         .iter()
         .flat_map(|lb| lb.frontend.iter().map(|fe| (fe.address, fe.name.as_str())))
         .collect();
+    // Each destination network once over every interface: the data plane follows the first
+    // route to it, while each `ip route replace` on the kernel twins replaces the one before,
+    // so the twins (and the probes through them) would keep the last.
+    let mut seen: Vec<(IpNet, String)> = Vec::new();
     for (i, iface) in cfg.interface.iter().enumerate() {
         for route in &iface.routes {
             let key = format!("{}.routes[{}]", interface_key(i, iface), route.to);
+            match seen.iter().find(|(to, _)| *to == route.to.trunc()) {
+                Some((_, first)) => out.error(
+                    format!("{key}.to"),
+                    limit::ROUTES,
+                    format!(
+                        "a second route to {}, after {first}; the data plane would follow the \
+                         first and the kernel twins (and the probes through them) the last: \
+                         one route a network",
+                        route.to.trunc()
+                    ),
+                ),
+                None => seen.push((route.to.trunc(), key.clone())),
+            }
             // IPv6 routes are cut to their prefix by the kernel itself.
             if route.to.addr().is_ipv4() && route.to != route.to.trunc() {
                 out.error(

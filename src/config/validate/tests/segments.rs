@@ -93,6 +93,51 @@ fn routes_go_to_networks_through_a_router() {
 }
 
 #[test]
+fn a_network_takes_one_route() {
+    let tag = "limitation: routes to networks through a router";
+    let second = "a second route to 10.9.0.0/16, after interface[lan].routes[10.9.0.0/16]";
+    // Through two routers of one interface.
+    let mut cfg = with_route("10.9.0.0/16", "10.0.0.1");
+    let again = Route {
+        to: "10.9.0.0/16".parse().unwrap(),
+        via: "10.0.0.3".parse().unwrap(),
+    };
+    cfg.interface[0].routes.push(again.clone());
+    only_tagged(&cfg, "interface[lan].routes[10.9.0.0/16].to", tag, second);
+    // Through two interfaces.
+    let mut cfg = with_route("10.9.0.0/16", "10.0.0.1");
+    let mut wan = cfg.interface[0].clone();
+    (wan.name, wan.port) = ("wan".into(), 1);
+    wan.address = vec!["10.1.0.2/24".parse().unwrap()];
+    wan.routes = vec![Route {
+        to: again.to,
+        via: "10.1.0.1".parse().unwrap(),
+    }];
+    cfg.interface.push(wan);
+    only_tagged(&cfg, "interface[wan].routes[10.9.0.0/16].to", tag, second);
+    // Its other routes to other networks, and a longer prefix of the same: fine.
+    cfg.interface[1].routes[0].to = "10.9.0.0/24".parse().unwrap();
+    cfg.interface[1].routes.push(Route {
+        to: "10.8.0.0/16".parse().unwrap(),
+        via: "10.1.0.1".parse().unwrap(),
+    });
+    assert_eq!(validate(&cfg), vec![]);
+    // IPv6, the same network once cut to its prefix.
+    let mut cfg = with_route("fd09::1/48", "fd00::1");
+    cfg.interface[0].address.push("fd00::2/64".parse().unwrap());
+    cfg.interface[0].routes.push(Route {
+        to: "fd09::/48".parse().unwrap(),
+        via: "fd00::3".parse().unwrap(),
+    });
+    only_tagged(
+        &cfg,
+        "interface[lan].routes[fd09::/48].to",
+        tag,
+        "a second route to fd09::/48, after interface[lan].routes[fd09::1/48]",
+    );
+}
+
+#[test]
 fn a_backend_takes_no_frontends_address() {
     let mut cfg = base();
     let mut fe2 = lb(&mut cfg).frontend[0].clone();
