@@ -17,7 +17,7 @@ pub use load::ConfigError;
 pub use model::{
     Backend, BackendPool, Config, Control, Dataplane, Distribution, Dpdk, Encap, Frontend,
     Interface, LbKind, LoadBalancer, Probe, ProbeProtocol, Route, Rule, RuleProtocol,
-    MAX_IDLE_TIMEOUT_S, MAX_INTERFACES, MAX_INTERFACE_NAME,
+    MAX_BACKEND_SLOTS, MAX_IDLE_TIMEOUT_S, MAX_INTERFACES, MAX_INTERFACE_NAME,
 };
 pub use validate::{validate, Problem, Severity};
 

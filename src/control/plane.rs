@@ -11,7 +11,7 @@ use super::announce::{self, Announcer};
 use super::neighbours::Neighbours;
 use super::probes::{self, Prober, Target};
 use super::shutdown::WITHDRAW_WAIT;
-use crate::config::{Config, MAX_IDLE_TIMEOUT_S};
+use crate::config::{Config, MAX_BACKEND_SLOTS, MAX_IDLE_TIMEOUT_S};
 use crate::lb::forwarding::{BackendId, Forwarding, Observations};
 use crate::wire::MacAddr;
 
@@ -38,6 +38,8 @@ pub(super) struct Plane {
     pub(super) balancing_changed: bool,
     /// Since when each backend slot of the published state has been retired.
     pub(super) retired_since: HashMap<BackendId, Instant>,
+    /// The last state built had more backend slots than are counted (warned once while so).
+    slots_warned: bool,
 }
 
 /// How long a retired backend slot waits before a new backend may take it: longer than any
@@ -65,6 +67,7 @@ impl Plane {
             pending: None,
             balancing_changed: false,
             retired_since: HashMap::new(),
+            slots_warned: false,
         }
     }
 
@@ -99,6 +102,17 @@ impl Plane {
             self.retired_since.entry(id).or_insert(now);
         }
         fwd.config_generation = self.config_generation;
+        if fwd.backends.len() > MAX_BACKEND_SLOTS && !self.slots_warned {
+            // The config's own slots fit (`check`); with those that left it within a day,
+            // they do not: the ids beyond still forward, but count in no metric.
+            tracing::warn!(
+                slots = fwd.backends.len(),
+                "more backend slots than the {MAX_BACKEND_SLOTS} counted: backends that left \
+                 the config within a day keep theirs, and backends on slots beyond are not \
+                 counted in the per-backend metrics until those are a day old"
+            );
+        }
+        self.slots_warned = fwd.backends.len() > MAX_BACKEND_SLOTS;
         tracing::debug!(
             generation = self.generation,
             down = obs.down_probes.len(),

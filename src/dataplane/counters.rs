@@ -14,8 +14,8 @@ use crate::lb::verdict::DropReason;
 /// retired slot, and takes it back when it returns; see `lb::forwarding`'s ids), so only the
 /// backends in the config and those that left it within a day hold ids: room for 65,536 of
 /// them (per worker 1.5 MiB of counters, of which the data plane touches only the lines of
-/// the ids in use).
-pub const MAX_COUNTED_BACKENDS: usize = 1 << 16;
+/// the ids in use). `haports check` refuses a config whose own slots are more.
+pub const MAX_COUNTED_BACKENDS: usize = crate::config::MAX_BACKEND_SLOTS;
 /// The most interfaces one appliance serves (`haports check` refuses more).
 pub use crate::config::MAX_INTERFACES;
 

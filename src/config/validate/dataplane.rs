@@ -7,7 +7,9 @@ use super::{
     interface_key, is_prime, limit, pools, prime_at_least, unicast, unicast_mac, unique_names,
     Problems, SEED_RULE_7,
 };
-use crate::config::model::{Config, Dataplane, MAX_INTERFACES, MAX_INTERFACE_NAME};
+use crate::config::model::{
+    Config, Dataplane, MAX_BACKEND_SLOTS, MAX_INTERFACES, MAX_INTERFACE_NAME,
+};
 
 /// Maglev's balance guarantee needs a table of at least this many entries per backend
 /// (Eisenbud et al., NSDI 2016, section 5.3: with M ≥ 100·N each backend's share stays
@@ -98,6 +100,35 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
                 dp.mbufs,
                 cfg.interface.len(),
                 dp.workers
+            ),
+        );
+    }
+}
+
+/// The config's backend slots within what the appliance counts per backend: a pool takes a
+/// slot per backend for each distinct probe of the rules naming it (none: one), as
+/// `Forwarding::build` gives them.
+pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
+    let mut slots = 0usize;
+    for lb in &cfg.load_balancer {
+        for pool in &lb.backend_pool {
+            let mut probes: Vec<Option<&str>> = (lb.rule.iter())
+                .filter(|r| r.backend_pool == pool.name)
+                .map(|r| r.probe.as_deref())
+                .collect();
+            probes.sort();
+            probes.dedup();
+            slots += pool.backends.len() * probes.len().max(1);
+        }
+    }
+    if slots > MAX_BACKEND_SLOTS {
+        out.error(
+            "load_balancer",
+            limit::BACKEND_SLOTS,
+            format!(
+                "{slots} backend slots (a pool's backends once for each distinct probe of the \
+                 rules naming it); the appliance counts the traffic of at most \
+                 {MAX_BACKEND_SLOTS}, and a backend that leaves the config keeps its slot a day"
             ),
         );
     }

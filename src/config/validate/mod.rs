@@ -117,6 +117,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     dataplane::sizes(cfg, &mut out);
     lcores::enough_for_workers(cfg, &mut out);
     dataplane::maglev_table_holds_every_pool(cfg, &mut out);
+    dataplane::backend_slots_counted(cfg, &mut out);
     dataplane::interfaces(cfg, &mut out);
     segments::interface_addresses(cfg, &mut out);
     segments::routes(cfg, &mut out);
@@ -177,6 +178,7 @@ mod limit {
     pub(super) const FLOW_TABLE: Broken = Limitation("flow table capacity above 0");
     pub(super) const FLOW_TABLE_MAX: Broken = Limitation("flow table of at most 2^26 flows");
     pub(super) const MAGLEV_MAX: Broken = Limitation("Maglev table of at most 2^22 entries");
+    pub(super) const BACKEND_SLOTS: Broken = Limitation("at most 65,536 backend slots");
     pub(super) const MBUFS: Broken = Limitation("enough packet buffers");
     pub(super) const KERNEL_PPS: Broken = Limitation("kernel rate above 0");
     pub(super) const NEIGHBOUR_REACHABLE: Broken =

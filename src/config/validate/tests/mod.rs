@@ -288,6 +288,62 @@ fn maglev_table_must_be_larger_than_every_pool() {
 }
 
 #[test]
+fn backend_slots_within_those_counted() {
+    // A pool of 32,769 backends named by rules with two probes: a slot for each backend under
+    // each probe, 65,538 of them.
+    let mut cfg = base();
+    cfg.interface[0].address = vec!["10.0.0.2/8".parse().unwrap()];
+    cfg.dataplane.maglev_table_size = 4_194_301;
+    let l = lb(&mut cfg);
+    l.backend_pool[0].backends = (0..32_769u32)
+        .map(|n| backend(&std::net::Ipv4Addr::from(0x0a01_0000 + n).to_string()))
+        .collect();
+    let mut fe2 = l.frontend[0].clone();
+    (fe2.name, fe2.address) = ("fe2".into(), "10.0.0.101".parse().unwrap());
+    l.frontend.push(fe2);
+    let mut probe2 = l.probe[0].clone();
+    (probe2.name, probe2.port) = ("tcp80".into(), 80);
+    l.probe.push(probe2);
+    // Two HA-ports rules on one load balancer: floating IP (seed rule 5).
+    l.rule[0].floating_ip = true;
+    let mut rule2 = l.rule[0].clone();
+    (rule2.name, rule2.frontend, rule2.probe) = ("ha2".into(), "fe2".into(), Some("tcp80".into()));
+    l.rule.push(rule2);
+    let errors = |cfg: &Config| -> Vec<Problem> {
+        let all = validate(cfg).into_iter();
+        // The probes' answers are more than kernel_pps: a warning, not this test's.
+        all.filter(|p| p.severity == Severity::Error).collect()
+    };
+    let found = errors(&cfg);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].key, "load_balancer");
+    assert_eq!(found[0].tag, "limitation: at most 65,536 backend slots");
+    assert!(
+        found[0].message.starts_with("65538 backend slots"),
+        "{found:#?}"
+    );
+    // The same probe on both rules: one slot a backend.
+    lb(&mut cfg).rule[1].probe = Some("tcp22".into());
+    lb(&mut cfg).probe.pop();
+    assert_eq!(errors(&cfg), vec![]);
+    // Without a probe, a pool's backends take one slot each too, and so do those of a pool
+    // that no rule names: 32,769 + 32,768 fit, one more does not.
+    for rule in &mut lb(&mut cfg).rule {
+        rule.probe = None;
+    }
+    lb(&mut cfg).probe.clear();
+    let mut idle = lb(&mut cfg).backend_pool[0].clone();
+    idle.name = "idle".into();
+    idle.backends.truncate(32_767);
+    lb(&mut cfg).backend_pool.push(idle);
+    assert_eq!(errors(&cfg), vec![]);
+    lb(&mut cfg).backend_pool[1]
+        .backends
+        .push(backend("10.2.0.1"));
+    assert_eq!(errors(&cfg).len(), 1);
+}
+
+#[test]
 fn primes() {
     let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
     assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);

@@ -102,7 +102,7 @@ fn a_network_takes_one_route() {
         to: "10.9.0.0/16".parse().unwrap(),
         via: "10.0.0.3".parse().unwrap(),
     };
-    cfg.interface[0].routes.push(again.clone());
+    cfg.interface[0].routes.push(again);
     only_tagged(&cfg, "interface[lan].routes[10.9.0.0/16].to", tag, second);
     // Through two interfaces.
     let mut cfg = with_route("10.9.0.0/16", "10.0.0.1");
