@@ -11,7 +11,7 @@ use super::ctx::{to_kernel, Ctx};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    ArpOperation, ArpPacket, EthernetFrame, Headers, IcmpPacket, IcmpType, Icmpv6Packet,
+    ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket, IcmpType, Icmpv6Packet,
     Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, NDP_OPT_SOURCE_LLADDR,
     NDP_OPT_TARGET_LLADDR,
 };
@@ -279,15 +279,16 @@ fn contradicts_a_neighbour(fwd: &Forwarding, addr: IpAddr, mac: MacAddr) -> bool
     fwd.neighbour(addr).is_some_and(|known| known != mac)
 }
 
-/// Whether the packet is a ping (ICMP or ICMPv6 echo request).
+/// Whether the packet is a ping: an ICMP echo request in IPv4, an ICMPv6 one in IPv6 (the
+/// other version's protocol number is a protocol like any other, balanced).
 pub(super) fn is_echo_request(frame: &[u8], h: &Headers) -> bool {
     let Some(msg) = frame.get(usize::from(h.l4_offset)..) else {
         return false;
     };
-    match h.proto {
-        IpProtocol::ICMP => IcmpPacket::new_checked(msg)
+    match (h.proto, h.ethertype) {
+        (IpProtocol::ICMP, EtherType::IPV4) => IcmpPacket::new_checked(msg)
             .is_ok_and(|m| m.msg_type() == IcmpType::ECHO_REQUEST && m.code() == 0),
-        IpProtocol::ICMPV6 => Icmpv6Packet::new_checked(msg)
+        (IpProtocol::ICMPV6, EtherType::IPV6) => Icmpv6Packet::new_checked(msg)
             .is_ok_and(|m| m.msg_type() == Icmpv6Type::ECHO_REQUEST && m.code() == 0),
         _ => false,
     }

@@ -103,8 +103,12 @@ pub fn decide<M: BucketMemory>(
         }
         .ok_or(DropReason::NoRule)?,
         // A frontend without an HA-ports rule allows no transit: the packet was addressed to
-        // neither it nor the appliance; nor one with a backend it cannot reach by MAC.
-        Via::Transit => fwd.transit_rule(fe).ok_or(DropReason::NoFrontend)?,
+        // neither it nor the appliance; nor one with a backend it cannot reach by MAC; nor one
+        // of the other family (its MAC was learnt for its own: an IPv4 frontend's by ARP).
+        Via::Transit => fwd
+            .transit_rule(fe)
+            .filter(|_| fwd.frontends[fe as usize].address.is_ipv4() == flow.packet().src.is_ipv4())
+            .ok_or(DropReason::NoFrontend)?,
     };
     let nat = via == Via::Frontend && !rule.floating_ip;
     let port = if nat { rule.translated_port } else { None };

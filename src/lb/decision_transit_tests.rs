@@ -105,3 +105,27 @@ fn a_flow_through_two_frontends_stays_on_its_nva_when_one_is_drained_or_added() 
         );
     }
 }
+
+/// An IPv4 frontend's MAC is learnt by ARP, an IPv6 one's by neighbour discovery: a frame of
+/// the other family sent to it was routed through no frontend, and no rule takes it, in the
+/// data plane's decision or in `haports lookup`.
+#[test]
+fn transit_through_a_frontend_is_of_its_family_alone() {
+    let fwd = build(false, &[]);
+    assert!(fwd.frontends[0].address.is_ipv4());
+    let mut flows = Flows::with_capacity(64);
+    let v4: FlowKey = "udp 10.1.0.5:5000 10.2.0.9:53".parse().unwrap();
+    let v6: FlowKey = "udp [fd01::5]:5000 [fd02::9]:53".parse().unwrap();
+    let transit = |key: &FlowKey, flows: &mut Flows| {
+        let f = Flow::new(*key, 0, fwd.hash_seed);
+        decide(&fwd, flows, 0, Via::Transit, &f, 0, Memory::Record)
+    };
+    assert!(transit(&v4, &mut flows).is_ok());
+    assert!(lookup(&fwd, &v4, Some(0)).is_ok());
+    assert_eq!(transit(&v6, &mut flows).err(), Some(DropReason::NoFrontend));
+    assert_eq!(
+        lookup(&fwd, &v6, Some(0)).err(),
+        Some(DropReason::NoFrontend)
+    );
+    assert_eq!(flows.len(), 1, "the IPv4 flow alone remembered");
+}

@@ -612,7 +612,8 @@ fn an_icmp_error_with_a_wrong_checksum_is_dropped() {
 #[test]
 fn ipv4_carrying_protocol_58_is_balanced_like_any_protocol() {
     let fwd = build(&ha_ports(), &[]);
-    for first in [135u8, 0] {
+    // 128: an ICMPv6 echo request's type, which is no ping in IPv4.
+    for first in [135u8, 0, 128] {
         let payload = [first, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
         let frame = eth(
             IF_MAC,
