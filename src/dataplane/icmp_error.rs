@@ -7,9 +7,10 @@ use std::net::IpAddr;
 
 use super::action::Action;
 use super::ctx::Ctx;
-use super::nat::{reply_to_client, set_macs, unresolved};
+use super::nat::{reply_to_client, set_macs, to_client, unresolved};
 use crate::lb::decision::{decide, reply_frontend, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
+use crate::lb::forwarding::InterfaceId;
 use crate::lb::verdict::DropReason;
 use crate::wire::{
     is_icmpv4_error, is_icmpv6_error, rewrite_ipv4_dst, Headers, IcmpPacket, Icmpv6Packet,
@@ -170,15 +171,19 @@ pub(super) fn icmp_error(
     }))
 }
 
-/// An ICMP error a backend sends to a client about a packet of a NAT flow it received (a port
-/// unreachable, say): the client gets it about the packet as the client sent it, the outer
-/// source and the quoted destination (and port) the frontend's, so that its stack finds the
-/// socket it is about. Mapped back as the flow's replies are (by the flow's own entry where
-/// the rules are ambiguous, else by the rules). `None`: not an ICMP error about a NAT flow
-/// of this sender's.
+/// An ICMP error to a client about a packet of a NAT flow on its way to the backend: the
+/// client gets it about the packet as the client sent it, the quoted destination (and port)
+/// the frontend's, so that its stack finds the socket it is about. Sent by the backend (a
+/// port unreachable, say: `backend_side`, the sender is a backend on its side), its outer
+/// source is the frontend's too; sent by a router between the appliance and the backend (a
+/// fragmentation needed, say: from the backend's side, the MAC the backend's traffic goes to
+/// on its interface), the router's stays. Mapped back as the flow's replies are (by the
+/// flow's own entry where the rules are ambiguous, else by the rules). `None`: not an ICMP
+/// error about a NAT flow from the backend side.
 pub(super) fn icmp_error_to_client(
     frame: &mut [u8],
     h: &Headers,
+    (ingress, src_mac, backend_side): (InterfaceId, MacAddr, bool),
     cx: &mut Ctx,
 ) -> Result<Option<Action>, DropReason> {
     // A later fragment's quote has no ports: mapped back by the rules alone (an HA-ports
@@ -192,12 +197,15 @@ pub(super) fn icmp_error_to_client(
     if h.fragment {
         return Err(DropReason::Unsupported);
     }
-    // The quoted packet went from the client (this error's destination) to its sender.
-    if quoted.src != h.dst || quoted.dst != h.src {
+    // The quoted packet went from the client (this error's destination) to a backend: the
+    // error's sender, or behind the router that sends it.
+    let fwd = cx.fwd;
+    let by_backend = quoted.dst == h.src && backend_side;
+    let on_its_way = quoted.dst != h.src && fwd.from_backend_side(quoted.dst, ingress, src_mac);
+    if quoted.src != h.dst || !(by_backend || on_its_way) {
         return Ok(None);
     }
     let reply = quoted.reversed();
-    let fwd = cx.fwd;
     let known = reply_frontend(fwd, &mut cx.st.flows, &reply, cx.now_ms);
     let Some(rn) = known.or_else(|| fwd.reverse_nat(reply.src, reply.proto, reply.src_port)) else {
         return Ok(None);
@@ -214,6 +222,9 @@ pub(super) fn icmp_error_to_client(
             Icmpv6Packet::new_checked(&mut frame[l4..end])?.fill_checksum(sender, client);
         }
         _ => return Err(DropReason::Unsupported),
+    }
+    if on_its_way {
+        return to_client(frame, h, cx).map(Some);
     }
     // The outer source as any reply's (an ICMP message has no ports to restore).
     reply_to_client(frame, h, rn, None, cx).map(Some)

@@ -164,6 +164,11 @@ pub(super) fn reply_to_client(
     if let Some(p) = port {
         set_port(frame, h, Side::Src, p)?;
     }
+    to_client(frame, h, cx)
+}
+
+/// A packet for a client (`h.dst`) out towards it: its next hop's MAC, or held for it.
+pub(super) fn to_client(frame: &mut [u8], h: &Headers, cx: &mut Ctx) -> Result<Action, DropReason> {
     let (interface, mac) = next_hop_mac(cx.fwd, &mut cx.st.neighbours, h.dst, cx.now_ms)?;
     let Some(mac) = mac else {
         return Ok(Action::Hold { interface });

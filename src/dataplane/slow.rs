@@ -178,11 +178,16 @@ fn ip(
     }
     // A backend's reply under NAT, from the backend side (a packet elsewhere claiming a
     // backend's address is no reply): where the rules alone are ambiguous, the frontend of
-    // the flow the worker holds on that backend; else the rules' own reverse mapping.
-    if fwd.from_backend_side(h.src, ingress, src_mac) {
-        if let Some(action) = icmp_error_to_client(frame, &h, cx)? {
+    // the flow the worker holds on that backend; else the rules' own reverse mapping. An ICMP
+    // error about a NAT flow's packet, from the backend or a router on its way.
+    let backend_side = fwd.from_backend_side(h.src, ingress, src_mac);
+    if h.proto == IpProtocol::ICMP || h.proto == IpProtocol::ICMPV6 {
+        let sender = (ingress, src_mac, backend_side);
+        if let Some(action) = icmp_error_to_client(frame, &h, sender, cx)? {
             return Ok(action);
         }
+    }
+    if backend_side {
         let known = reply_frontend(fwd, &mut cx.st.flows, &FlowKey::of(&h), cx.now_ms);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;

@@ -126,6 +126,97 @@ fn a_backend_s_icmp_error_about_a_nat_flow_reaches_the_client_about_what_it_sent
     }
 }
 
+/// A router between the appliance and a NAT flow's backend (one link narrower on the way)
+/// answers the flow's packet with "fragmentation needed": the client gets it about the
+/// packet as the client sent it (quoted to the frontend), from the router still, so that path
+/// MTU discovery works through NAT to routed backends. The same error from another MAC on
+/// the segment, or quoting a backend the router is not the way to, is no such error.
+#[test]
+fn a_router_s_icmp_error_about_a_nat_flow_to_a_routed_backend_reaches_the_client() {
+    let router = Ipv4Addr::new(10, 0, 0, 1);
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    let routed = Ipv4Addr::new(10, 9, 0, 13);
+    let mut cfg = ha_ports();
+    cfg.interface[0].routes.push(crate::config::Route {
+        to: "10.9.0.0/16".parse().unwrap(),
+        via: router.into(),
+    });
+    let pool = &mut cfg.load_balancer[0].backend_pool[0];
+    (pool.backends[2].address, pool.backends[2].mac) = (routed.into(), None);
+    let known = [(CLIENT.into(), CLIENT_MAC), (router.into(), router_mac)];
+    let fwd = build_knowing(&cfg, &[], &known);
+    let (mut st, _) = worker();
+    // A flow of the routed backend's, and one of an on-link backend's.
+    let to_routed = |p: &u16| {
+        fwd.backends[lookup(&fwd, &flow_key(&syn(*p, 443)), None)
+            .unwrap()
+            .backend as usize]
+            .address
+            == IpAddr::V4(routed)
+    };
+    let sport = (40_000..41_000).find(to_routed).unwrap();
+    let other = (40_000..41_000).find(|p| !to_routed(p)).unwrap();
+    for p in [sport, other] {
+        to_backend(&mut syn(p, 443), &mut st, &fwd);
+    }
+    // What the backend was sent, quoted in an error from `sender`.
+    let error = |from_mac: MacAddr, to: Ipv4Addr, sport: u16| {
+        let sent = ipv4(
+            CLIENT,
+            to,
+            IpProtocol::TCP,
+            &tcp(CLIENT, to, sport, 443, TcpFlags::ACK, &[0; 1400]),
+        );
+        let mut m = vec![IcmpType::DEST_UNREACHABLE, 4, 0, 0, 0, 0, 0x05, 0x78];
+        m.extend_from_slice(&sent[..28]);
+        let csum = internet_checksum(&m);
+        m[2..4].copy_from_slice(&csum.to_be_bytes());
+        let packet = ipv4(router, CLIENT, IpProtocol::ICMP, &m);
+        eth(IF_MAC, from_mac, EtherType::IPV4, &packet)
+    };
+    let mut frame = error(router_mac, routed, sport);
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(macs(&frame), (CLIENT_MAC, IF_MAC));
+    let ip = Ipv4Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+    assert_eq!(
+        (ip.src(), ip.dst()),
+        (router, CLIENT),
+        "from the router still"
+    );
+    assert!(ip.verify_checksum());
+    let icmp = ip.payload();
+    assert_eq!(internet_checksum(icmp), 0, "ICMP checksum refilled");
+    let q = crate::wire::QuotedIpv4::new_checked(icmp).unwrap();
+    assert_eq!(
+        (q.src(), q.dst(), q.ports()),
+        (CLIENT, FRONTEND, (sport, 443))
+    );
+    assert_eq!(internet_checksum(&icmp[8..28]), 0, "quoted IP header");
+    // Not from the routed backend's next hop; about an on-link backend's flow.
+    let on_link = fwd.backends[lookup(&fwd, &flow_key(&syn(other, 443)), None)
+        .unwrap()
+        .backend as usize]
+        .address;
+    let IpAddr::V4(on_link) = on_link else {
+        panic!("IPv4")
+    };
+    for mut frame in [
+        error(OTHER_HOST_MAC, routed, sport),
+        error(router_mac, on_link, other),
+    ] {
+        assert_eq!(
+            process(&mut frame, LAN, &mut st, &fwd, NOW),
+            Action::Drop(DropReason::NoFrontend)
+        );
+    }
+}
+
 /// [`a_backend_s_icmp_error_about_a_nat_flow_reaches_the_client_about_what_it_sent`] over
 /// IPv6, whose ICMPv6 checksum covers the pseudo-header.
 #[test]
