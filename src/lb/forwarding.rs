@@ -160,7 +160,8 @@ pub struct Forwarding {
     frontend_by_addr: HashMap<IpAddr, FrontendId>,
     /// IPv4 frontends by address as a word, for the fast path.
     frontend_v4: V4Index,
-    /// The appliance's own IPv4 addresses and its frontends': sources no packet may have.
+    /// The appliance's own IPv4 addresses, its frontends' and its interface subnets' broadcast
+    /// addresses: sources no packet may have.
     claimed_v4: V4Index,
     /// Own and frontend addresses in one map: one lookup per packet says which it is.
     addressees: HashMap<IpAddr, Addressee>,
@@ -299,8 +300,9 @@ impl Forwarding {
     }
 
     /// Whether a packet's source is one no real sender has: broadcast, multicast, loopback
-    /// or unspecified (IPv4: 0/8, 127/8 and everything from 224/4 up, broadcast included;
-    /// IPv6: ::, ::1 and ff00::/8), or an address the appliance itself answers for; and for
+    /// or unspecified (IPv4: 0/8, 127/8 and everything from 224/4 up, broadcast included,
+    /// and an interface subnet's broadcast address; IPv6: ::, ::1 and ff00::/8), or an
+    /// address the appliance itself answers for; and for
     /// IPv4, link-local (169.254/16), which no router forwards (RFC 3927 §7). IPv6's
     /// link-local sources are neighbour discovery's, for the kernel twin: the slow path
     /// refuses to forward them.

@@ -384,7 +384,16 @@ impl Forwarding {
                     .map(|(&a, &f)| (a, Addressee::Frontend(f))),
             )
             .collect();
-        fwd.claimed_v4 = V4Index::new(fwd.addressees.keys().filter_map(|a| match a {
+        // And each interface subnet's broadcast address: a directed broadcast is no sender.
+        let broadcasts = (fwd.interfaces.iter().flat_map(|i| &i.addresses))
+            .filter(|n| n.prefix_len() < 31)
+            .filter_map(|n| match n.broadcast() {
+                IpAddr::V4(b) => Some(IpAddr::V4(b)),
+                IpAddr::V6(_) => None,
+            })
+            .collect::<Vec<_>>();
+        let claimed = fwd.addressees.keys().chain(&broadcasts);
+        fwd.claimed_v4 = V4Index::new(claimed.filter_map(|a| match a {
             IpAddr::V4(v4) => Some((u32::from(*v4), 0)),
             IpAddr::V6(_) => None,
         }));

@@ -54,6 +54,9 @@ fn martian_ipv4_sources_are_dropped_to_the_frontend_and_to_the_appliance() {
         OWN,
         OWN_1,
         FRONTEND,
+        // The interface's subnets' broadcast addresses (directed broadcasts).
+        Ipv4Addr::new(10, 0, 0, 255),
+        Ipv4Addr::new(10, 0, 1, 255),
     ];
     for src in martians {
         for dst in [FRONTEND, OWN] {
@@ -63,8 +66,19 @@ fn martian_ipv4_sources_are_dropped_to_the_frontend_and_to_the_appliance() {
             assert_dropped(&udp, &fwd, DropReason::MartianSource);
         }
     }
+    // Nor is a ping from a directed broadcast answered.
+    let ping = icmp_echo_request(b"hi");
+    let broadcast = Ipv4Addr::new(10, 0, 1, 255);
+    let ping = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &ipv4(broadcast, FRONTEND, IpProtocol::ICMP, &ping),
+    );
+    assert_dropped(&ping, &fwd, DropReason::MartianSource);
     // The neighbours of the martian ranges are ordinary clients.
     for src in [
+        Ipv4Addr::new(10, 0, 1, 254),
         Ipv4Addr::new(1, 0, 0, 1),
         Ipv4Addr::new(126, 255, 255, 254),
         Ipv4Addr::new(223, 255, 255, 254),
