@@ -10,7 +10,9 @@
 //! first result decides its first state. Probes start on a fixed rate (every `interval_ms`,
 //! whatever a probe took) and time out after one interval (at most 2 s, for connect, request
 //! and answer together), so a dead backend is declared down within
-//! `interval × (threshold + 1)`.
+//! `interval × (threshold + 1)`. A target's first probe goes at once, its second within an
+//! interval at a phase of its own ([`Target::first_gap`]), so that many targets do not
+//! probe in step.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -50,6 +52,21 @@ impl Target {
 
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.interval_ms.clamp(10, 2000))
+    }
+
+    /// From its first probe to its second: a share of the interval (more than none, at most
+    /// all of it) fixed by the service, so that targets started together (at start, or by
+    /// one reload) probe in phases spread over the interval after their first, rather than
+    /// all at once: their answers then come back to the kernel twins spread out, not as one
+    /// burst over `kernel_pps`' (a tenth of a second's worth), nor the requests as one burst
+    /// to the backends.
+    fn first_gap(&self) -> Duration {
+        use std::hash::{Hash, Hasher};
+        // Unkeyed (`new`): the same phase at every start of one build.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.service().hash(&mut h);
+        let interval = self.interval_ms.max(1);
+        Duration::from_millis(1 + h.finish() % interval)
     }
 
     /// The service it checks (address, protocol, port and path), whatever its timing and
@@ -336,6 +353,7 @@ fn run_target(
         ..Health::default()
     };
     let mut next = Instant::now();
+    let mut gap = Some(t.first_gap());
     let mut cannot_probe = false;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
@@ -400,7 +418,8 @@ fn run_target(
             Outcome::Local(_) => {}
             _ => cannot_probe = false,
         }
-        next += interval;
+        // The second probe at the target's own phase, then every interval.
+        next += gap.take().unwrap_or(interval);
         let now = Instant::now();
         if next < now {
             next = now;

@@ -634,3 +634,27 @@ fn status_lines_and_interim_answers_are_read_whole_or_waited_for() {
         assert_eq!(interim_end(&hints[..cut]), None, "cut at {cut}");
     }
 }
+
+/// Targets started together probe a second time each at a phase of its own within the
+/// interval, spread over it rather than in step; a target's phase is the same every time.
+#[test]
+fn targets_started_together_spread_their_second_probes_over_the_interval() {
+    let mut bins = [0u32; 10];
+    for n in 0..1000u32 {
+        let mut t = target(2, 2);
+        (t.address, t.interval_ms) = (std::net::Ipv4Addr::from(0x0a00_0000 + n).into(), 5000);
+        let gap = t.first_gap();
+        assert!(
+            gap > Duration::ZERO && gap <= Duration::from_millis(5000),
+            "{gap:?}"
+        );
+        assert_eq!(gap, t.clone().first_gap());
+        bins[(gap.as_millis() as usize - 1) / 500] += 1;
+    }
+    // A thousand targets, a tenth of the interval each tenth, give or take a few dozen.
+    assert!(bins.iter().all(|&b| (50..=150).contains(&b)), "{bins:?}");
+    // A target of an interval of 1 ms probes again after it, never at once.
+    let mut t = target(2, 2);
+    t.interval_ms = 1;
+    assert_eq!(t.first_gap(), Duration::from_millis(1));
+}
