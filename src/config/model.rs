@@ -133,9 +133,7 @@ pub struct Control {
 /// The most interfaces one appliance serves.
 pub const MAX_INTERFACES: usize = 16;
 
-/// The most backend slots (over all pools) whose traffic the appliance counts per backend: a
-/// pool takes a slot per backend for each distinct probe of the rules that name it, and a
-/// backend that left the config keeps its slot for a day (`lb::forwarding`'s ids).
+/// Backend slots counted per backend (a pool's backends once per distinct probe of its rules).
 pub const MAX_BACKEND_SLOTS: usize = 1 << 16;
 
 /// The longest interface name: its kernel twin is `hp-NAME`, within Linux's 15 bytes.

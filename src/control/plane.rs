@@ -103,13 +103,14 @@ impl Plane {
         }
         fwd.config_generation = self.config_generation;
         if fwd.backends.len() > MAX_BACKEND_SLOTS && !self.slots_warned {
-            // The config's own slots fit (`check`); with those that left it within a day,
-            // they do not: the ids beyond still forward, but count in no metric.
+            // The config's own slots fit (`check`); with those that left it lately (a slot is
+            // kept 25 h), they do not: the ids beyond still forward, but count in no metric.
             tracing::warn!(
                 slots = fwd.backends.len(),
                 "more backend slots than the {MAX_BACKEND_SLOTS} counted: backends that left \
-                 the config within a day keep theirs, and backends on slots beyond are not \
-                 counted in the per-backend metrics until those are a day old"
+                 the config in the last 25 hours keep theirs, and a backend given a slot \
+                 beyond is counted in no per-backend metric while it stays in the config \
+                 (until a restart)"
             );
         }
         self.slots_warned = fwd.backends.len() > MAX_BACKEND_SLOTS;

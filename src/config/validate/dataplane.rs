@@ -128,7 +128,7 @@ pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
             format!(
                 "{slots} backend slots (a pool's backends once for each distinct probe of the \
                  rules naming it); the appliance counts the traffic of at most \
-                 {MAX_BACKEND_SLOTS}, and a backend that leaves the config keeps its slot a day"
+                 {MAX_BACKEND_SLOTS}, and a backend that leaves the config keeps its slot 25 hours"
             ),
         );
     }
