@@ -217,6 +217,67 @@ fn a_router_s_icmp_error_about_a_nat_flow_to_a_routed_backend_reaches_the_client
     }
 }
 
+/// [`a_router_s_icmp_error_about_a_nat_flow_to_a_routed_backend_reaches_the_client`] over
+/// IPv6: a "packet too big", its ICMPv6 checksum refilled for the router's source.
+#[test]
+fn a_router_s_packet_too_big_about_a_nat_flow_to_a_routed_backend_reaches_the_client() {
+    use super::icmp_and_ipv6::{icmp6_frame, ipv6_config, tcp6_frame, CLIENT6, FRONTEND6};
+    let router: Ipv6Addr = "fd00::1".parse().unwrap();
+    let router_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
+    let routed: Ipv6Addr = "fd09::13".parse().unwrap();
+    let mut cfg = ipv6_config();
+    cfg.interface[0].routes.push(crate::config::Route {
+        to: "fd09::/48".parse().unwrap(),
+        via: router.into(),
+    });
+    let pool = &mut cfg.load_balancer[0].backend_pool[0];
+    (pool.backends[2].address, pool.backends[2].mac) = (routed.into(), None);
+    let known = [(CLIENT6.into(), CLIENT_MAC), (router.into(), router_mac)];
+    let fwd = build_knowing(&cfg, &[], &known);
+    let (mut st, _) = worker();
+    let syn = |p| tcp6_frame(CLIENT_MAC, CLIENT6, p, FRONTEND6, 443, TcpFlags::SYN);
+    let sport = (40_000..41_000)
+        .find(|&p| {
+            let key = FlowKey {
+                proto: IpProtocol::TCP,
+                src: CLIENT6.into(),
+                dst: FRONTEND6.into(),
+                src_port: p,
+                dst_port: 443,
+            };
+            let b = lookup(&fwd, &key, None).unwrap().backend;
+            fwd.backends[b as usize].address == IpAddr::V6(routed)
+        })
+        .unwrap();
+    to_backend(&mut syn(sport), &mut st, &fwd);
+    let sent = tcp6_frame(CLIENT_MAC, CLIENT6, sport, routed, 443, TcpFlags::ACK);
+    let mut m = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+    m.extend_from_slice(&sent[ETH_LEN..]);
+    let mut error = icmp6_frame(IF_MAC, router, CLIENT6, m);
+    error[6..12].copy_from_slice(&router_mac.0);
+    assert_eq!(
+        process(&mut error, LAN, &mut st, &fwd, NOW),
+        Action::Transmit {
+            interface: LAN,
+            backend: None
+        }
+    );
+    assert_eq!(macs(&error), (CLIENT_MAC, IF_MAC));
+    let ip = Ipv6Packet::new_checked(&error[ETH_LEN..]).unwrap();
+    assert_eq!(
+        (ip.src(), ip.dst()),
+        (router, CLIENT6),
+        "from the router still"
+    );
+    let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum(router, CLIENT6), "ICMPv6 checksum");
+    let q = crate::wire::QuotedIpv6::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (q.src(), q.dst(), q.ports()),
+        (CLIENT6, FRONTEND6, (sport, 443))
+    );
+}
+
 /// [`a_backend_s_icmp_error_about_a_nat_flow_reaches_the_client_about_what_it_sent`] over
 /// IPv6, whose ICMPv6 checksum covers the pseudo-header.
 #[test]
