@@ -67,14 +67,19 @@ impl Mempool {
     /// The pools a set of ports takes its buffers from: one for each NUMA socket among
     /// `sockets` (each port's, `None` for one on no socket in particular), in order of first
     /// appearance, and for each port the index of its socket's. A device writes what it
-    /// receives into its pool: on its own socket, not across the interconnect.
+    /// receives into its pool: on its own socket, not across the interconnect. A port on no
+    /// socket in particular (a virtual device, often) takes the first socket's pool, where
+    /// another port has one, rather than a pool of its own (each pool holds `mbufs`: a
+    /// second one would double the memory for nothing).
     pub fn per_socket(sockets: &[Option<u32>]) -> (Vec<Option<u32>>, Vec<usize>) {
         let mut distinct: Vec<Option<u32>> = Vec::new();
+        let first = sockets.iter().find(|s| s.is_some()).copied().flatten();
         let index = sockets
             .iter()
+            .map(|s| s.or(first))
             .map(|s| {
-                distinct.iter().position(|d| d == s).unwrap_or_else(|| {
-                    distinct.push(*s);
+                distinct.iter().position(|d| *d == s).unwrap_or_else(|| {
+                    distinct.push(s);
                     distinct.len() - 1
                 })
             })
@@ -117,8 +122,11 @@ mod tests {
     #[test]
     fn ports_take_the_pool_of_their_own_socket() {
         let (pools, of) = Mempool::per_socket(&[Some(1), None, Some(0), Some(1), Some(0)]);
-        assert_eq!(pools, vec![Some(1), None, Some(0)]);
-        assert_eq!(of, vec![0, 1, 2, 0, 2]);
+        // The port on no socket in particular takes the first socket's.
+        assert_eq!(pools, vec![Some(1), Some(0)]);
+        assert_eq!(of, vec![0, 0, 1, 0, 1]);
+        // Ports on no socket in particular alone: one pool, on the lcore's socket.
+        assert_eq!(Mempool::per_socket(&[None, None]), (vec![None], vec![0, 0]));
         assert_eq!(Mempool::per_socket(&[]), (vec![], vec![]));
     }
 }
