@@ -27,6 +27,7 @@ use crate::dpdk::{
     fixed_rx_queues, max_queues, port_socket, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig,
     TxBuffer,
 };
+use crate::lb::verdict::DropReason;
 use crossbeam::queue::ArrayQueue;
 
 /// How often neighbours are re-solicited and reports folded into a new state.
@@ -175,8 +176,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let counters: Vec<Arc<WorkerCounters>> = (0..workers)
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
-    // The twins' packets this thread could not send (it is their counter's one writer).
-    let control_tx_full = Arc::new(Counter::default());
+    // The twins' packets this thread dropped, by reason (it is their counters' one writer):
+    // those it could not send (`tx_full`), those in several segments (`unsupported`).
+    let control_drops: Arc<[Counter; DropReason::COUNT]> = Arc::default();
+    let control_tx_full = &control_drops[DropReason::TxFull.index()];
     let control_to_kernel = Arc::new(Counter::default());
 
     // Before any worker runs: a socket another haports holds stops the start here.
@@ -192,7 +195,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {
             workers: counters.clone(),
-            control_tx_full: control_tx_full.clone(),
+            control_drops: control_drops.clone(),
             control_to_kernel: control_to_kernel.clone(),
             ports: cfg
                 .interface
@@ -242,7 +245,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 kernel_out: if w == 0 { handoffs.clone() } else { Vec::new() },
             };
             eal.launch(*lcore, move || worker.run())?;
-            tracing::info!(worker = w, lcore = lcore.0, "worker started");
+            tracing::info!(worker = w, lcore = lcore.id(), "worker started");
         }
         Ok(())
     })();
@@ -300,12 +303,20 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             let (ifc, n) = (*ifc, rxq.burst(&mut burst));
             moved += n;
             for slot in burst.slots_mut() {
-                if let Some(m) = slot.take() {
-                    let _ = tx_bufs[ifc].push(m);
+                match slot.take() {
+                    // A frame the twin's MTU let grow past one buffer: the ports are not set up
+                    // to send chained ones (nor does a vector TX path expect them).
+                    Some(m) if m.is_chained() => {
+                        control_drops[DropReason::Unsupported.index()].add(1);
+                    }
+                    Some(m) => {
+                        let _ = tx_bufs[ifc].push(m);
+                    }
+                    None => {}
                 }
             }
             burst.clear();
-            port_tx[ifc].send(&mut tx_bufs[ifc], &control_tx_full);
+            port_tx[ifc].send(&mut tx_bufs[ifc], control_tx_full);
         }
         for (q, txq) in &mut twin_tx {
             while !twin_buf.is_full() {
@@ -416,7 +427,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             for (ifc, frame) in solicitations {
                 if let Some(m) = Mbuf::from_bytes(pool(ifc as usize), &frame) {
                     let _ = tx_bufs[ifc as usize].push(m);
-                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize], &control_tx_full);
+                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize], control_tx_full);
                 }
             }
         }

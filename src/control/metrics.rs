@@ -30,9 +30,10 @@ use crate::lb::verdict::DropReason;
 #[derive(Debug)]
 pub struct MetricsSource {
     pub workers: Vec<Arc<WorkerCounters>>,
-    /// The control thread's `tx_full` drops: the kernel twins' packets it could not send, and
-    /// the workers' packets for a twin that the twin's queue had no room for.
-    pub control_tx_full: Arc<Counter>,
+    /// The control thread's drops by reason: `tx_full`, the kernel twins' packets it could not
+    /// send and the workers' packets for a twin that the twin's queue had no room for;
+    /// `unsupported`, the twins' packets in several segments.
+    pub control_drops: Arc<[Counter; DropReason::COUNT]>,
     /// The workers' packets for a twin that the control thread sent (where they hand them
     /// over: a twin of one queue).
     pub control_to_kernel: Arc<Counter>,
@@ -112,7 +113,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
         let stats: Vec<_> = self
             .ports
             .iter()
-            .map(|(n, p)| (n.clone(), p.id(), p.stats()))
+            .filter_map(|(n, p)| Some((n.clone(), p.id(), p.stats()?)))
             .collect();
         let port_labels =
             |name: &str, id: u16| vec![("port", id.to_string()), ("interface", name.to_owned())];
@@ -153,12 +154,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|r| {
                     (
                         vec![("reason", r.as_str().to_owned())],
-                        sum(&|w| w.drops[r.index()].get())
-                            + if *r == DropReason::TxFull {
-                                self.control_tx_full.get()
-                            } else {
-                                0
-                            },
+                        sum(&|w| w.drops[r.index()].get()) + self.control_drops[r.index()].get(),
                     )
                 })
                 .collect::<Vec<_>>(),

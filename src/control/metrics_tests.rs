@@ -45,7 +45,7 @@ fn probes_of_one_service_with_other_timing_are_series_of_their_own() {
 fn exposition(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> String {
     let source = MetricsSource {
         workers: vec![Arc::new(WorkerCounters::default())],
-        control_tx_full: Arc::new(Counter::default()),
+        control_drops: Arc::default(),
         control_to_kernel: Arc::new(Counter::default()),
         ports: Vec::new(),
         forwarding: Arc::new(ArcSwap::from_pointee(fwd)),

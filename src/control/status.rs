@@ -41,14 +41,15 @@ pub fn status(s: &StatusInputs) -> Value {
         .iter()
         .zip(s.ports)
         .map(|(ifc, port)| {
+            // A device that would not say shows none (null), not zeroes.
             let st = port.stats();
             json!({
                 "interface": ifc.name, "port": port.id(),
                 "mac": port.mac().map(|m| m.to_string()).unwrap_or_default(),
                 "twin": twin::kernel_name(&ifc.name),
                 "addresses": ifc.address.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "rx_packets": st.rx_packets, "tx_packets": st.tx_packets,
-                "rx_dropped": st.rx_missed + st.rx_no_mbuf,
+                "rx_packets": st.map(|s| s.rx_packets), "tx_packets": st.map(|s| s.tx_packets),
+                "rx_dropped": st.map(|s| s.rx_missed + s.rx_no_mbuf),
             })
         })
         .collect();

@@ -3,9 +3,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::error::{check, DpdkError};
 
-/// An lcore (a thread pinned by EAL) that can run a worker.
+/// An lcore (a thread pinned by EAL) that can run a worker: only [`Eal::worker_lcores`]
+/// makes one, so that [`Eal::launch`] is given an enabled worker lcore, never a number
+/// beyond EAL's table (which `rte_eal_remote_launch` does not check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LcoreId(pub u32);
+pub struct LcoreId(u32);
+
+impl LcoreId {
+    /// EAL's number for it.
+    pub fn id(self) -> u32 {
+        self.0
+    }
+}
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
@@ -20,7 +29,11 @@ type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
 extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `Box<Job>` leaked by `Eal::launch` for exactly this call.
     let job: Box<Job> = unsafe { Box::from_raw(arg.cast::<Job>()) };
-    job()
+    // A panic must not unwind into EAL's C frames (undefined before Rust 1.81, which the
+    // minimum version allows; release builds abort on panic anyway): the process stops.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|_| {
+        std::process::abort();
+    })
 }
 
 impl Eal {

@@ -28,7 +28,8 @@ impl Mbuf {
     }
 
     /// The packet bytes of the first segment (multi-segment packets are not produced at
-    /// haports' MTU and are dropped by the data plane as unsupported).
+    /// haports' MTU: the workers drop them as received, and the control thread as the kernel
+    /// twins send them, as `unsupported`).
     #[inline]
     pub fn data(&self) -> &[u8] {
         let m = self.0.as_ptr();

@@ -57,6 +57,10 @@ struct PortInner {
     /// as a PMD's queue may be polled by one thread only.
     rx_taken: Box<[AtomicBool]>,
     tx_taken: Box<[AtomicBool]>,
+    /// The RSS key the device's configuration points at (`rte_eth_dev_configure` copies the
+    /// pointer, not the bytes, and a PMD may read it again at a restart): freed only after
+    /// the port is closed (fields drop after `drop`).
+    _rss_key: Box<[u8; 256]>,
 }
 
 impl Drop for PortInner {
@@ -115,7 +119,8 @@ impl Port {
             ));
         }
 
-        let mut key = SYMMETRIC_RSS_KEY;
+        // Declared before the guard below, so that a start that fails closes the port first.
+        let mut key = Box::new(SYMMETRIC_RSS_KEY);
         let mut conf = dpdk_sys::rte_eth_conf::default();
         // SAFETY: no preconditions; returns a constant.
         let wanted = unsafe { dpdk_sys::haports_rss_hf_l3_l4() } & info.flow_type_rss_offloads;
@@ -144,7 +149,8 @@ impl Port {
         // SAFETY: no preconditions; returns a constant.
         let ipv4_cksum = unsafe { dpdk_sys::haports_rx_offload_ipv4_cksum() };
         conf.rxmode.offloads |= ipv4_cksum & info.rx_offload_capa;
-        // SAFETY: valid port, conf lives across the call (DPDK copies the key).
+        // SAFETY: valid port, conf lives across the call; the key it points at lives as long
+        // as the port (kept in its `PortInner`, or past the guard that closes it).
         let ret =
             unsafe { dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };
         check(
@@ -221,6 +227,7 @@ impl Port {
                 id,
                 rx_taken: (0..cfg.rx_queues).map(|_| AtomicBool::new(false)).collect(),
                 tx_taken: (0..cfg.tx_queues).map(|_| AtomicBool::new(false)).collect(),
+                _rss_key: key,
             }),
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
@@ -296,7 +303,8 @@ impl Port {
     /// The port's counters. Read from several threads (the metrics endpoint, `haports
     /// status`), one at a time: drivers such as ixgbe add the device's clear-on-read
     /// registers into their own totals as they read, and two reads at once lose increments.
-    pub fn stats(&self) -> PortStats {
+    /// None where the device would not say (never zeroes, which would read as a reset).
+    pub fn stats(&self) -> Option<PortStats> {
         static ONE_READER: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let mut s = dpdk_sys::rte_eth_stats::default();
         {
@@ -304,9 +312,11 @@ impl Port {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             // SAFETY: valid port and out-pointer; no other thread reads stats meanwhile.
-            unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
+            if unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) } != 0 {
+                return None;
+            }
         }
-        PortStats {
+        Some(PortStats {
             rx_packets: s.ipackets,
             tx_packets: s.opackets,
             rx_bytes: s.ibytes,
@@ -315,7 +325,7 @@ impl Port {
             rx_errors: s.ierrors,
             tx_errors: s.oerrors,
             rx_no_mbuf: s.rx_nombuf,
-        }
+        })
     }
 }
 
