@@ -7,9 +7,13 @@
 //! others. Where every slot is taken, a new connection takes the slot of the oldest one still
 //! sending its request (a scraper sends its request at once), and one peer (an IPv4 address,
 //! an IPv6 /64) holds at most its share, a new connection of its own taking the place of its
-//! oldest still sending; one that finds no place is closed unread. One whose request is
-//! already in when it is accepted is answered at once (before a later arrival could take
-//! its place).
+//! oldest still sending; failing that, a new connection takes the slot of the oldest whose
+//! client has been taking its answer for longer than [`SLOW_READER`] (a scraper takes it at
+//! once); one that finds no place is closed unread. One whose request is already in when it
+//! is accepted is answered at once (before a later arrival could take its place). Answers
+//! to one path within [`SAME_ANSWER_FOR`] of each other are one answer, made once and shared
+//! by the connections writing it: many requests at once cost neither one encoding each nor a
+//! copy each.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -31,6 +35,12 @@ pub const MAX_REQUEST: usize = 8 * 1024;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The pause when nothing happened, between polls of the listener and the connections.
 const IDLE_POLL: Duration = Duration::from_millis(5);
+/// How long a client may take its answer before a new connection, finding no other room, may
+/// take its slot.
+pub const SLOW_READER: Duration = Duration::from_millis(500);
+/// How long an answer to a path is given again rather than made anew: well under the
+/// shortest interval `haports stats` samples over (50 ms).
+pub const SAME_ANSWER_FOR: Duration = Duration::from_millis(25);
 
 /// An answer: status code, content type and body.
 pub struct Response {
@@ -44,8 +54,25 @@ struct Connection {
     peer: IpAddr,
     head: Vec<u8>,
     since: Instant,
-    /// The answer, once the head is whole: its bytes, how many are written, and since when.
-    out: Option<(Vec<u8>, usize, Instant)>,
+    /// The answer, once the head is whole: its bytes (shared with other connections given the
+    /// same answer), how many of them to write (a `HEAD` answer's head alone), how many are
+    /// written, and since when.
+    out: Option<Answer>,
+}
+
+struct Answer {
+    bytes: Arc<[u8]>,
+    end: usize,
+    written: usize,
+    since: Instant,
+}
+
+/// The last answer made for a path: its bytes and the length of their head.
+struct Made {
+    path: String,
+    at: Instant,
+    bytes: Arc<[u8]>,
+    head: usize,
 }
 
 /// Serves `listener` until `stop` is set, answering each request's path with `answer`.
@@ -60,9 +87,33 @@ pub fn serve(
     }
     let mut connections: Vec<Connection> = Vec::with_capacity(MAX_CONNECTIONS);
     let mut refused: u64 = 0;
+    let mut made: Option<Made> = None;
+    let mut answer = |path: &str, head_only: bool| {
+        let fresh = made
+            .as_ref()
+            .filter(|m| m.path == path && m.at.elapsed() < SAME_ANSWER_FOR);
+        let m = match fresh {
+            Some(m) => m,
+            None => {
+                let (bytes, head) = encode(&answer(path));
+                let at = Instant::now();
+                let path = path.to_owned();
+                made.insert(Made {
+                    path,
+                    at,
+                    bytes,
+                    head,
+                })
+            }
+        };
+        let end = if head_only { m.head } else { m.bytes.len() };
+        (m.bytes.clone(), end)
+    };
     while !stop.load(Ordering::Relaxed) {
         let mut busy = false;
-        loop {
+        // At most a table's worth a round: a flood of connections must not keep the others
+        // (and `stop`) waiting.
+        for _ in 0..MAX_CONNECTIONS {
             match listener.accept() {
                 Ok((stream, from)) => {
                     busy = true;
@@ -122,9 +173,16 @@ fn room_for(connections: &[Connection], peer: IpAddr) -> Option<Option<usize>> {
     if !own && connections.len() < MAX_CONNECTIONS {
         return Some(None);
     }
-    let waiting = (connections.iter().enumerate())
-        .filter(|(_, o)| o.out.is_none() && (!own || o.peer == peer));
-    waiting.min_by_key(|(_, o)| o.since).map(|(i, _)| Some(i))
+    let in_the_way = |o: &&Connection| !own || o.peer == peer;
+    let waiting =
+        (connections.iter().enumerate()).filter(|(_, o)| o.out.is_none() && in_the_way(o));
+    let slow = (connections.iter().enumerate()).filter_map(|(i, o)| {
+        let since = o.out.as_ref()?.since;
+        (in_the_way(&o) && since.elapsed() >= SLOW_READER).then_some((i, since))
+    });
+    (waiting.min_by_key(|(_, o)| o.since).map(|(i, _)| i))
+        .or_else(|| slow.min_by_key(|&(_, since)| since).map(|(i, _)| i))
+        .map(Some)
 }
 
 /// Whose share of the slots a connection from `ip` takes: an IPv6 host's, its /64 (a host is
@@ -143,7 +201,10 @@ fn peer_of(ip: IpAddr) -> IpAddr {
 /// Reads what a connection has sent and, once its request head is whole, writes its answer
 /// as far as the client takes it. Returns whether to keep the connection, and whether
 /// anything happened.
-fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bool, bool) {
+fn advance(
+    c: &mut Connection,
+    answer: &mut impl FnMut(&str, bool) -> (Arc<[u8]>, usize),
+) -> (bool, bool) {
     if c.out.is_some() {
         return write_out(c);
     }
@@ -155,17 +216,26 @@ fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bo
                 let room = MAX_REQUEST.saturating_sub(c.head.len());
                 c.head.extend_from_slice(&chunk[..n.min(room)]);
                 let end = find(&c.head, b"\r\n\r\n").or_else(|| find(&c.head, b"\n\n"));
-                let response = match end {
+                let refused = |status, body| {
+                    let (bytes, _) = encode(&plain(status, body));
+                    let end = bytes.len();
+                    (bytes, end)
+                };
+                let (bytes, end) = match end {
                     Some(end) => match request(&c.head[..end]) {
-                        Some((head_only, path)) => (answer(path), head_only),
-                        None => (plain(400, "bad request\n"), false),
+                        Some((head_only, path)) => answer(path, head_only),
+                        None => refused(400, "bad request\n"),
                     },
-                    None if c.head.len() >= MAX_REQUEST => {
-                        (plain(431, "request head too large\n"), false)
-                    }
+                    None if c.head.len() >= MAX_REQUEST => refused(431, "request head too large\n"),
                     None => continue,
                 };
-                c.out = Some((encode(&response.0, response.1), 0, Instant::now()));
+                let since = Instant::now();
+                c.out = Some(Answer {
+                    bytes,
+                    end,
+                    written: 0,
+                    since,
+                });
                 let (keep, _) = write_out(c);
                 return (keep, true);
             }
@@ -182,19 +252,19 @@ fn advance(c: &mut Connection, answer: &mut impl FnMut(&str) -> Response) -> (bo
 /// whether to keep the connection (the answer is not all written, and its time is not up),
 /// and whether anything was written.
 fn write_out(c: &mut Connection) -> (bool, bool) {
-    let Some((bytes, written, since)) = c.out.as_mut() else {
+    let Some(a) = c.out.as_mut() else {
         return (false, false);
     };
     let mut progressed = false;
-    while *written < bytes.len() {
-        match c.stream.write(&bytes[*written..]) {
+    while a.written < a.end {
+        match c.stream.write(&a.bytes[a.written..a.end]) {
             Ok(0) => return (false, true),
             Ok(n) => {
-                *written += n;
+                a.written += n;
                 progressed = true;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                return (since.elapsed() < WRITE_TIMEOUT, progressed);
+                return (a.since.elapsed() < WRITE_TIMEOUT, progressed);
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return (false, true),
@@ -234,9 +304,9 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// An answer's bytes: status line, head (its `Content-Length` the body's, body or not) and,
-/// unless `head_only`, the body.
-fn encode(r: &Response, head_only: bool) -> Vec<u8> {
+/// An answer's bytes: status line, head (its `Content-Length` the body's) and body; and the
+/// length of all but the body (what a `HEAD` request gets).
+fn encode(r: &Response) -> (Arc<[u8]>, usize) {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         r.status,
@@ -245,10 +315,9 @@ fn encode(r: &Response, head_only: bool) -> Vec<u8> {
         r.body.len()
     )
     .into_bytes();
-    if !head_only {
-        out.extend_from_slice(r.body.as_bytes());
-    }
-    out
+    let head = out.len();
+    out.extend_from_slice(r.body.as_bytes());
+    (out.into(), head)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -350,6 +419,68 @@ mod tests {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert!(out.ends_with("\r\n\r\nsmall\n"), "{out:?}");
+        drop(readers);
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+
+    /// Slow readers from many peers, filling every slot with answers they do not take, keep
+    /// no scraper out: once they have been taking theirs for [`SLOW_READER`], a new connection
+    /// takes the oldest one's slot. Their answers, made within [`SAME_ANSWER_FOR`] of each
+    /// other, are one (the big answer is not made once for each, nor held once for each).
+    #[test]
+    fn slow_readers_from_many_peers_keep_no_scraper_out() {
+        const BIG: usize = 8 << 20;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, made) = (
+            stop.clone(),
+            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        );
+        let count = made.clone();
+        let handle = std::thread::spawn(move || {
+            serve(listener, &flag, |path| {
+                let big = path == "/big";
+                count.fetch_add(usize::from(big), Ordering::Relaxed);
+                Response {
+                    status: 200,
+                    content_type: "text/plain",
+                    body: if big {
+                        "x".repeat(BIG)
+                    } else {
+                        "small\n".into()
+                    },
+                }
+            })
+        });
+        let mut readers = Vec::new();
+        for peer in 2..2 + MAX_CONNECTIONS / MAX_PER_PEER {
+            for mut s in idle_from(&format!("127.0.0.{peer}"), addr, MAX_PER_PEER) {
+                s.write_all(b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+                readers.push(s);
+            }
+        }
+        // Every slot answering, none of it taken (each reader's buffers hold a little): a
+        // scraper trying again as a real one does (a connection finding no room is closed)
+        // gets in once the readers have been slow for long enough: before any of them has
+        // run out of its time to take its answer (which frees a slot in any case).
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        let answer = loop {
+            let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+            if !answer.is_empty() || Instant::now() > deadline {
+                break answer;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(answer.ends_with("\r\n\r\nsmall\n"), "{answer:?}");
+        let made = made.load(Ordering::Relaxed);
+        assert!(made >= 1, "the slow readers were answered");
+        assert!(
+            made < readers.len(),
+            "{made} answers made for {} requests at once",
+            readers.len()
+        );
         drop(readers);
         stop.store(true, Ordering::Relaxed);
         handle.join().unwrap();
