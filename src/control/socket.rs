@@ -95,9 +95,13 @@ pub struct ControlSocket {
 }
 
 impl ControlSocket {
-    /// Listens at `path` (mode 0600). A socket file left by a process that is gone is
-    /// replaced; one that answers belongs to a running haports, and is an error, as is
-    /// anything else at `path` (a file, a directory, a link): never removed.
+    /// Listens at `path` (mode 0600, set before the socket takes the path: bound under a
+    /// name of its own beside it, restricted, then renamed into place, so that no one else
+    /// may connect meanwhile, whatever the umask). A socket file left by a process that is
+    /// gone is replaced; one that answers belongs to a running haports, and is an error, as
+    /// is anything else at `path` (a file, a directory, a link): never removed. Only root
+    /// and the appliance's own user are served (the peer's credentials, checked as each
+    /// connects).
     pub fn bind(path: &Path) -> Result<ControlSocket, Error> {
         let fail =
             |what: &str, e: io::Error| Error::Control(format!("{what} {}: {e}", path.display()));
@@ -122,9 +126,21 @@ impl ControlSocket {
             }
             Ok(_) => std::fs::remove_file(path).map_err(|e| fail("removing the stale", e))?,
         }
-        let listener = UnixListener::bind(path).map_err(|e| fail("listening on", e))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail("restricting", e))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let bound = path.with_file_name(format!(
+            ".{}.{}",
+            name.unwrap_or_default(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&bound);
+        let listener = UnixListener::bind(&bound).map_err(|e| fail("listening on", e))?;
+        let placed = std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail("restricting", e))
+            .and_then(|()| std::fs::rename(&bound, path).map_err(|e| fail("placing", e)));
+        if let Err(e) = placed {
+            let _ = std::fs::remove_file(&bound);
+            return Err(e);
+        }
         listener
             .set_nonblocking(true)
             .map_err(|e| fail("setting up", e))?;
@@ -166,6 +182,9 @@ impl Drop for ControlSocket {
 fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Asked>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
+            Ok((conn, _)) if !trusted(&conn) => {
+                tracing::warn!("control socket: a client neither root nor haports' own user");
+            }
             Ok((conn, _)) => {
                 if let Err(e) = serve(conn, tx) {
                     tracing::debug!(error = %e, "control socket client");
@@ -178,6 +197,13 @@ fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Asked>, stop: &AtomicB
             }
         }
     }
+}
+
+/// Whether the client at the other end of `conn` runs as root or as this process's user.
+fn trusted(conn: &UnixStream) -> bool {
+    let own = rustix::process::geteuid();
+    rustix::net::sockopt::socket_peercred(conn)
+        .is_ok_and(|peer| peer.uid.is_root() || peer.uid == own)
 }
 
 fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
@@ -304,6 +330,67 @@ mod tests {
         assert!(socket.next().is_none());
         drop(socket);
         assert!(!path.exists(), "the socket file goes with the socket");
+    }
+
+    /// The socket takes its path already restricted (nothing else is left beside it), and a
+    /// client neither root nor the appliance's user is refused even where the file's mode
+    /// would let it connect (here opened to all on purpose).
+    #[test]
+    fn only_root_and_its_own_user_are_served() {
+        let (guard, path) = scratch("peer");
+        let socket = ControlSocket::bind(&path).unwrap();
+        let dir = path.parent().unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["haports.sock"]);
+        for p in [guard.path(), dir, &path] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        // `nobody` connects and asks: the connection is closed unanswered (reset, or ended).
+        let script = "import socket,sys\n\
+                      s=socket.socket(socket.AF_UNIX)\n\
+                      s.connect(sys.argv[1])\n\
+                      s.sendall(b'status\\n')\n\
+                      try: print(repr(s.recv(4096)))\n\
+                      except ConnectionResetError: print(repr(b''))";
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+            ])
+            .arg(script)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b''");
+        assert!(
+            socket.next().is_none(),
+            "nothing asked of the control thread"
+        );
+        // Root (this process) still is.
+        let client = std::thread::spawn({
+            let path = path.clone();
+            move || ask(&path, "status").unwrap()
+        });
+        let (request, reply) = loop {
+            if let Some(asked) = socket.next() {
+                break asked;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(request, Request::Status);
+        reply.send(serde_json::json!({"ok": true})).unwrap();
+        assert_eq!(client.join().unwrap()["ok"], true);
     }
 
     /// A client that trickles its line gets no longer than the time for a whole line; bytes
