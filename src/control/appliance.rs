@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::announce::{self, Announcer};
-use super::frontend_macs::{frontend_macs_after_reload, receive_frontend_macs};
+use super::frontend_macs::{frontend_macs_after_reload, FrontendMacs};
 use super::metrics::{serve, MetricsSource};
 use super::plane::{Plane, Reload};
 use super::probes::Prober;
@@ -119,6 +119,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut macs = Vec::new();
     let mut mtus = Vec::new();
     let mut handoffs = Vec::new();
+    let mut frontend_macs = Vec::new();
     // A twin has an RX and a TX queue for each worker, or one of each, the control thread's
     // (Dataplane::twin_queues): then the workers hand it what goes to the kernel (`to_twin`).
     // The control thread reads every RX queue.
@@ -153,7 +154,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             pool(i),
         )?;
         let mac = port.mac()?;
-        receive_frontend_macs(&port, ifc.port, &cfg)?;
+        let mut held = FrontendMacs::default();
+        held.receive(&port, ifc.port, &cfg)?;
+        frontend_macs.push(held);
         let twin_port = twin::start(&eal, i, ifc, mac, pool(i), twin_queues)?;
         tracing::info!(interface = %ifc.name, port = ifc.port, %mac, twin = %twin::kernel_name(&ifc.name), "interface up");
         mtus.push(port.mtu()?);
@@ -413,7 +416,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             if std::mem::take(&mut plane.balancing_changed) {
                 last_health_change = now;
             }
-            frontend_macs_after_reload(&ports, &plane.cfg);
+            frontend_macs_after_reload(&ports, &mut frontend_macs, &plane.cfg);
             if plane.pending.is_none() {
                 let answer = serde_json::json!({"outcome": "applied", "generation": generation});
                 for reply in reloads_waiting.drain(..) {

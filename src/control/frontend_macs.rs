@@ -3,32 +3,164 @@
 
 use super::Error;
 use crate::config::Config;
-use crate::dpdk::Port;
+use crate::dpdk::{DpdkError, Port};
 use crate::lb::forwarding::frontend_mac;
 use crate::wire::MacAddr;
 
-/// Has `port` (interface port `id`) receive the frames addressed to every frontend's own MAC
-/// (frames routed through a frontend carry it): by its MAC filter, else in promiscuous mode.
-/// A MAC the filter holds already is no error.
-pub(super) fn receive_frontend_macs(port: &Port, id: u16, cfg: &Config) -> Result<(), Error> {
-    let frontend_macs: Vec<MacAddr> = cfg
-        .load_balancer
-        .iter()
-        .flat_map(|lb| lb.frontend.iter().map(|fe| frontend_mac(fe.address)))
-        .collect();
-    if let Err(e) = frontend_macs.iter().try_for_each(|m| port.add_mac(*m)) {
-        tracing::info!(port = id, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
-        port.enable_promiscuous()?;
-    }
-    Ok(())
+/// What a port's MAC filter holds for the frontends, so that a reload takes out those of
+/// frontends it removed (a NIC's filter has room for a few dozen: reloads that rotate
+/// frontends would otherwise fill it, and every later port would fall back to promiscuous
+/// mode); `promiscuous` once the filter could not take one.
+#[derive(Debug, Default)]
+pub(super) struct FrontendMacs {
+    held: Vec<MacAddr>,
+    promiscuous: bool,
 }
 
-/// [`receive_frontend_macs`] on every port once a reload applied: frontends it added are
-/// received as those at start are (on a NIC that filters by MAC, their frames were dropped).
-pub(super) fn frontend_macs_after_reload(ports: &[Port], cfg: &Config) {
-    for (ifc, port) in cfg.interface.iter().zip(ports) {
-        if let Err(e) = receive_frontend_macs(port, ifc.port, cfg) {
+/// A port's MAC filter, as [`FrontendMacs`] uses it.
+pub(super) trait MacFilter {
+    fn add_mac(&self, mac: MacAddr) -> Result<(), DpdkError>;
+    fn remove_mac(&self, mac: MacAddr) -> Result<(), DpdkError>;
+    fn enable_promiscuous(&self) -> Result<(), DpdkError>;
+}
+
+impl MacFilter for Port {
+    fn add_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+        Port::add_mac(self, mac)
+    }
+    fn remove_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+        Port::remove_mac(self, mac)
+    }
+    fn enable_promiscuous(&self) -> Result<(), DpdkError> {
+        Port::enable_promiscuous(self)
+    }
+}
+
+impl FrontendMacs {
+    /// Has `port` (interface port `id`) receive the frames addressed to every frontend's own
+    /// MAC in `cfg` and no longer those of frontends gone from it: by its MAC filter, else in
+    /// promiscuous mode. A MAC the filter holds already is no error.
+    pub(super) fn receive(
+        &mut self,
+        port: &impl MacFilter,
+        id: u16,
+        cfg: &Config,
+    ) -> Result<(), Error> {
+        let wanted = wanted(cfg);
+        for gone in self.held.iter().filter(|m| !wanted.contains(m)) {
+            if let Err(e) = port.remove_mac(*gone) {
+                tracing::debug!(port = id, mac = %gone, reason = %e, "frontend MAC not removed");
+            }
+        }
+        self.held.retain(|m| wanted.contains(m));
+        if self.promiscuous {
+            return Ok(());
+        }
+        for mac in wanted {
+            if self.held.contains(&mac) {
+                continue;
+            }
+            if let Err(e) = port.add_mac(mac) {
+                tracing::info!(port = id, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
+                port.enable_promiscuous()?;
+                self.promiscuous = true;
+                return Ok(());
+            }
+            self.held.push(mac);
+        }
+        Ok(())
+    }
+}
+
+/// Every frontend's own MAC in `cfg`, once each.
+fn wanted(cfg: &Config) -> Vec<MacAddr> {
+    let mut macs: Vec<MacAddr> = (cfg.load_balancer.iter())
+        .flat_map(|lb| lb.frontend.iter().map(|fe| frontend_mac(fe.address)))
+        .collect();
+    macs.sort_by_key(|m| m.0);
+    macs.dedup();
+    macs
+}
+
+/// [`FrontendMacs::receive`] on every port once a reload applied: frontends it added are
+/// received as those at start are (on a NIC that filters by MAC, their frames were dropped),
+/// those it removed no longer.
+pub(super) fn frontend_macs_after_reload(ports: &[Port], held: &mut [FrontendMacs], cfg: &Config) {
+    for ((ifc, port), held) in cfg.interface.iter().zip(ports).zip(held) {
+        if let Err(e) = held.receive(port, ifc.port, cfg) {
             tracing::error!(port = ifc.port, reason = %e, "cannot receive the frontends' frames after the reload");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A filter of `room` entries, as a NIC's.
+    struct Filter {
+        room: usize,
+        held: RefCell<Vec<MacAddr>>,
+        promiscuous: RefCell<bool>,
+    }
+
+    impl MacFilter for Filter {
+        fn add_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+            let mut held = self.held.borrow_mut();
+            if held.len() == self.room {
+                return Err(DpdkError::from_code("adding a MAC", 28));
+            }
+            held.push(mac);
+            Ok(())
+        }
+        fn remove_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+            self.held.borrow_mut().retain(|m| *m != mac);
+            Ok(())
+        }
+        fn enable_promiscuous(&self) -> Result<(), DpdkError> {
+            *self.promiscuous.borrow_mut() = true;
+            Ok(())
+        }
+    }
+
+    fn with_frontends(addresses: impl Iterator<Item = String>) -> Config {
+        let mut cfg = Config::from_toml(crate::config::testdata::MINIMAL, "t").unwrap();
+        let fe = cfg.load_balancer[0].frontend[0].clone();
+        cfg.load_balancer[0].frontend = addresses
+            .enumerate()
+            .map(|(i, a)| {
+                let mut fe = fe.clone();
+                (fe.name, fe.address) = (format!("fe{i}"), a.parse().unwrap());
+                fe
+            })
+            .collect();
+        cfg
+    }
+
+    /// Reloads that move the frontends along, 200 in all, four at a time, keep a filter of 8
+    /// holding the present four alone: never full, never promiscuous.
+    #[test]
+    fn reloads_take_out_the_macs_of_frontends_they_removed() {
+        let port = Filter {
+            room: 8,
+            held: RefCell::default(),
+            promiscuous: RefCell::default(),
+        };
+        let mut macs = FrontendMacs::default();
+        for first in 0..197u32 {
+            let addresses =
+                (first..first + 4).map(|n| format!("10.0.{}.{}", n / 200, n % 200 + 20));
+            let cfg = with_frontends(addresses);
+            macs.receive(&port, 0, &cfg).unwrap();
+            let mut held = port.held.borrow().clone();
+            held.sort_by_key(|m| m.0);
+            assert_eq!(held, wanted(&cfg), "after frontends {first}..");
+        }
+        assert!(!*port.promiscuous.borrow());
+        // More frontends than the filter holds: promiscuous, and said once.
+        let cfg = with_frontends((0..9).map(|n| format!("10.0.0.{}", n + 20)));
+        macs.receive(&port, 0, &cfg).unwrap();
+        assert!(*port.promiscuous.borrow());
     }
 }

@@ -10,12 +10,12 @@ mod mbuf;
 mod memory;
 mod mempool;
 mod port;
+mod port_info;
 
 pub use eal::{rdtsc, Eal, LcoreId};
 pub use error::DpdkError;
 pub use mbuf::{free_bulk, Mbuf, MbufBurst, TxBuffer, BURST};
 pub use memory::{prefetch, SocketMemory};
 pub use mempool::Mempool;
-pub use port::{
-    fixed_rx_queues, mac_of, max_queues, port_socket, Port, PortConfig, PortStats, RxQueue, TxQueue,
-};
+pub use port::{Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port_info::{fixed_rx_queues, mac_of, max_queues, port_socket};
