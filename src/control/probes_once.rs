@@ -69,7 +69,17 @@ fn connect(t: &Target) -> io::Result<TcpStream> {
     let addr = SocketAddr::new(t.address, t.port);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(device) = &t.device {
-        socket.bind_device(Some(device.as_bytes()))?;
+        // A twin gone (deleted from the kernel) fails every probe through it, and so its
+        // backends: the reason, logged with them, names it.
+        let named = |e: io::Error| {
+            let what = format!("binding to the kernel twin {device}: {e}");
+            if local(&e) {
+                io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0))
+            } else {
+                io::Error::new(e.kind(), what)
+            }
+        };
+        socket.bind_device(Some(device.as_bytes())).map_err(named)?;
     }
     socket.connect_timeout(&addr.into(), t.timeout())?;
     Ok(socket.into())

@@ -123,8 +123,12 @@ fn a_probe_goes_out_of_its_device_only() {
     t.port = listener.local_addr().unwrap().port();
     t.device = Some("lo".into());
     assert_eq!(probe_once(&t), Outcome::Pass);
+    // A twin gone fails the probe, saying which.
     t.device = Some("hp-nowhere".into());
-    assert!(matches!(probe_once(&t), Outcome::Fail(_)));
+    let Outcome::Fail(why) = probe_once(&t) else {
+        panic!("a probe through no device passed")
+    };
+    assert!(why.starts_with("binding to the kernel twin hp-nowhere: "), "{why}");
 }
 
 #[test]
