@@ -69,8 +69,15 @@ if [ -z "$lcores" ] && (( workers + 1 > $(nproc) )); then
 fi
 lcores=${lcores:-0-$workers}
 scripts/install-deps.sh
+# The bench's own extras (the plot, and valgrind for -I), with the package lists refreshed
+# where they are missing or stale.
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends "$@"; }
+}
 dpkg-query -W -f='${Status}' python3-matplotlib 2>/dev/null | grep -q "install ok installed" \
-  || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-matplotlib \
+  || apt_install python3-matplotlib \
   || echo "(python3-matplotlib not installed: no plot)"
 if [ -z "$binary" ]; then
   cargo build --release --bin haports
@@ -79,9 +86,8 @@ fi
 nr_hugepages=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 # A machine without the 2 MB pool (a sandboxed kernel) runs --no-huge; -H is refused there.
 hugepages_before=$(cat "$nr_hugepages" 2>/dev/null || echo none)
-if [ -n "$hugepages" ]; then
-  [ "$hugepages_before" != none ] || { echo "-H: this kernel has no 2 MB hugepage pool" >&2; exit 2; }
-  echo "$hugepages" >"$nr_hugepages"
+if [ -n "$hugepages" ] && [ "$hugepages_before" = none ]; then
+  echo "-H: this kernel has no 2 MB hugepage pool" >&2; exit 2
 fi
 mkdir -p "$out"
 work=$(mktemp -d /tmp/haports-bench.XXXX)
@@ -102,6 +108,8 @@ cleanup() {
   if [ -n "$hugepages" ]; then echo "$hugepages_before" >"$nr_hugepages" || true; fi
 }
 trap cleanup EXIT
+# Reserved only once the trap that puts it back is set.
+if [ -n "$hugepages" ]; then echo "$hugepages" >"$nr_hugepages"; fi
 ip netns add "$ns" && ip netns exec "$ns" ip link set lo up   # haports' kernel twins live here, away from the host's interfaces
 
 # EAL memory: the whole pcap sits in mbufs (once per worker queue) beside the flow tables
@@ -317,8 +325,7 @@ paired_ratio() {
 csv=$out/pps.csv; unit=mpps
 if [ -n "$instructions" ]; then
   csv=$out/instructions.csv; unit=instructions
-  command -v valgrind >/dev/null \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends valgrind
+  command -v valgrind >/dev/null || apt_install valgrind
 fi
 echo "mode,flows,workers,hugepages,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit,ratio_5tswap" >"$csv"
 rounds_csv=${csv%.csv}-rounds.csv

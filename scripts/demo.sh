@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/rust-path.sh
 mode=${1:-nat}
+case $mode in
+  nat | dsr) ;;
+  *) echo "usage: $0 [nat|dsr]" >&2; exit 2 ;;
+esac
 scripts/install-deps.sh
 cargo build --bin haports
 tag=demo$$
@@ -19,7 +23,6 @@ finish() {
     echo "== the demo failed; the end of haports' log:" >&2
     tail -n 20 "$dir/haports.log" >&2
   fi
-  kill "$(cat "$dir/haports.pid" 2>/dev/null)" 2>/dev/null || true
   scripts/lab.sh down "$tag"
   exit "$rc"
 }

@@ -3,6 +3,8 @@
 # (needs root) and cargo-nextest. Rust itself (cargo and rustc, at least Cargo.toml's
 # rust-version) is checked, not installed: Debian's is too old; this says how to get it.
 #   scripts/install-deps.sh                everything: build, tests, demo, labs and benches
+#                                          (bench-pps.sh adds its plot's matplotlib and -I's
+#                                          valgrind itself)
 #   scripts/install-deps.sh --build-only   what building and running haports needs (install.sh)
 #   scripts/install-deps.sh --runtime-only what running a built haports needs (install.sh
 #                                          --binary): DPDK's libraries and iproute2, no Rust
@@ -28,6 +30,7 @@ $build_only || packages+=(
   dpdk-dev                           # dpdk-testpmd, the benches' yardstick
   nftables ethtool conntrack         # the labs' filters, NVAs' conntrack
   iputils-ping python3 curl          # test traffic and probes
+  procps                             # sysctl in the labs, kill in the tests
   python3-scapy                      # hand-made malformed frames in the tests
   tcpreplay                          # the SYN flood test replays a million-source pcap
   tcpdump                            # what reaches the backends, in the hostile-traffic test

@@ -32,6 +32,9 @@ case $mode in
   nat-[2-9]w) base=nat; workers=${mode:4:1} ;;
   vxlan) base=vxlan ;;
   vxlan6) base=vxlan; v6=true ;;
+  nat|dsr) ;;
+  *) echo "unknown mode \"$mode\": nat, dsr, nat6, dsr6, nat-2w to nat-9w, vxlan or vxlan6" >&2
+     exit 2 ;;
 esac
 dir=/tmp/haports-lab-$tag
 PORTS=${PORTS:-$(seq -s' ' 8000 8023)}
@@ -173,7 +176,8 @@ write_config() {
   local memory; memory=$(eal_memory)
   local addresses='["10.0.0.2/24", "10.0.1.2/24"]' floating=false
   local frontend=10.0.0.100 backends=("10.0.0.11" "10.0.0.12" "10.0.0.13")
-  local eal='"-l", "0-1"' vdev='"--vdev=net_af_packet0,iface=eth0"'
+  local eal vdev='"--vdev=net_af_packet0,iface=eth0"'
+  eal=$(eal_lcores)
   if [ "$workers" -gt 1 ]; then
     # N workers need N + 1 lcores (the main one runs the control thread); on a two-CPU
     # machine they share: the control thread floats, workers take the CPUs in turn (two
@@ -244,7 +248,12 @@ TOML
 
 down() {
   for f in "$dir"/*.pid; do
-    [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    [ -e "$f" ] || continue
+    # Only a process still in one of the lab's namespaces: a pid file outlives its process,
+    # and its number may be another's on the host by now.
+    case $(ip netns identify "$(cat "$f")" 2>/dev/null) in
+      "$tag"-*) kill "$(cat "$f")" 2>/dev/null || true ;;
+    esac
   done
   for n in c b1 b2 b3 r lb sw; do
     ip netns pids "$tag-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true

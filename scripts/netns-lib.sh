@@ -48,6 +48,12 @@ eal_memory() {
   if [ "${free:-0}" -ge 256 ]; then echo '"--in-memory"'; else echo '"--no-huge", "--no-shconf", "-m", "512"'; fi
 }
 
+# EAL's lcores for one worker: the main lcore and the worker's, on CPUs 0 and 1, or both on
+# CPU 0 where the machine has one (EAL refuses an lcore on a CPU it does not have).
+eal_lcores() {
+  if [ "$(nproc)" -ge 2 ]; then echo '"-l", "0-1"'; else echo '"--lcores=0@0,1@0"'; fi
+}
+
 # start_service NS NAME PORTS [nowait]: scripts/backend.py as NAME on PORTS in NS, its pid in
 # $dir/NS.pid; waits until it listens unless told not to.
 start_service() {

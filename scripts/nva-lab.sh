@@ -199,7 +199,8 @@ start_nva_service() {
 
 write_config() {
   local memory; memory=$(eal_memory)
-  local eal='"-l", "0-1"' workers=1 vdev='"--vdev=net_af_packet0,iface=eth0"'
+  local eal workers=1 vdev='"--vdev=net_af_packet0,iface=eth0"'
+  eal=$(eal_lcores)
   if [ "$mode" = one-nic-2w ]; then
     # Two workers need three lcores (the main one runs the control thread); on a two-CPU
     # machine they share: the control thread floats, each worker has a CPU. qpairs=2: two
@@ -369,13 +370,20 @@ TOML
 
 down() {
   for f in "$dir"/*.pid; do
-    [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    [ -e "$f" ] || continue
+    # Only a process still in one of the lab's namespaces: a pid file outlives its process,
+    # and its number may be another's on the host by now.
+    case $(ip netns identify "$(cat "$f")" 2>/dev/null) in
+      "$tag"-*) kill "$(cat "$f")" 2>/dev/null || true ;;
+    esac
   done
   for n in a b ra rb rn n1 n2 n3 lb sw; do
     ip netns pids "$tag-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$tag-$n" 2>/dev/null || true
   done
   rm -rf "$dir"
+  # EAL's runtime directory of the appliance's `--file-prefix`.
+  [[ $tag == */* ]] || rm -rf "/var/run/dpdk/$tag"
 }
 
 case $cmd in

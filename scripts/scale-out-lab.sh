@@ -131,7 +131,7 @@ haports_config() {
 # Instance $i of three. Everything but [[interface]].address and the paths is the same in
 # all three: the same hash_seed and pools make every instance decide a flow alike.
 [dpdk]
-eal_args = ["-l", "0-1", "--no-pci", $memory, "--file-prefix", "$tag-lb$i", "--vdev=net_af_packet0,iface=eth0"]
+eal_args = [$(eal_lcores), "--no-pci", $memory, "--file-prefix", "$tag-lb$i", "--vdev=net_af_packet0,iface=eth0"]
 
 [dataplane]
 flow_table_capacity = 65536
@@ -277,7 +277,12 @@ for r in json.load(sys.stdin):
 down() {
   local f
   for f in "$dir"/*/*.pid "$dir"/*.pid; do
-    [ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+    [ -e "$f" ] || continue
+    # Only a process still in one of the lab's namespaces: a pid file outlives its process,
+    # and its number may be another's on the host by now.
+    case $(ip netns identify "$(cat "$f")" 2>/dev/null) in
+      "$tag"-*) kill -9 "$(cat "$f")" 2>/dev/null || true ;;
+    esac
   done
   for n in c r lb1 lb2 lb3 b1 b2 b3 sw; do
     ip netns pids "$tag-$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
