@@ -19,6 +19,8 @@ seconds=${1:-60}
 # and a recent enough Rust: what install-deps.sh --build-only installs or checks.
 scripts/install-deps.sh --build-only
 cd fuzz
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+# Pinned: 0.12.0's lock file (version 3, its dependencies of 2022) builds with the Rust
+# Cargo.toml asks for; the newest needs Rust 1.91.
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz --version 0.12.0
 cargo fuzz run -s none pipeline corpus/pipeline -- \
   -max_total_time="$seconds" -max_len=16384 -print_final_stats=1

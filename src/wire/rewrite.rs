@@ -100,9 +100,12 @@ pub fn rewrite_ipv6_behind(
     side: Side,
     transport: Option<(u8, usize)>,
 ) -> Result<(), Error> {
+    // The packet ends where its payload length says: bytes after it (an Ethernet trailer)
+    // are no part of its transport header.
+    let end = 40 + Ipv6Packet::new_checked(&*ip)?.payload_len();
     let at = match transport {
         Some((proto, l4)) => {
-            let segment = ip.get(l4..).ok_or(Error::Truncated)?;
+            let segment = ip.get(l4..end).ok_or(Error::Truncated)?;
             transport_checksum_at(proto, segment)?.map(|at| (proto, l4, at))
         }
         None => None,
@@ -117,7 +120,7 @@ pub fn rewrite_ipv6_behind(
         Side::Dst => packet.set_dst(new),
     }
     if let Some((proto, l4, at)) = at {
-        update_transport(&mut ip[l4..], proto, at, |c| {
+        update_transport(&mut ip[l4..end], proto, at, |c| {
             checksum::update_ipv6_addr(c, old, new)
         });
     }
@@ -369,5 +372,27 @@ mod tests {
 
         let mut packet = ipv6(a, b, IpProtocol::IPV6_FRAGMENT, &[6, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(rewrite_ipv6_dst(&mut packet, c), Err(Error::Unsupported));
+    }
+
+    /// A segment too short for its checksum field is `Truncated` whatever follows the IPv6
+    /// payload (an Ethernet trailer is no part of it), and nothing is written.
+    #[test]
+    fn ipv6_rewrite_reads_no_checksum_past_the_payload() {
+        let (a, b): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        // DCCP (33), its checksum at offset 6: a payload of 4 bytes, then a 20-byte trailer.
+        let mut frame = ipv6(a, b, 33, &[1, 2, 3, 4]);
+        frame.extend_from_slice(&[0xee; 20]);
+        let before = frame.clone();
+        let rewrite = rewrite_ipv6_behind(
+            &mut frame,
+            "2001:db8::9".parse().unwrap(),
+            Side::Dst,
+            Some((33, 40)),
+        );
+        assert_eq!(rewrite, Err(Error::Truncated));
+        assert_eq!(frame, before);
     }
 }
