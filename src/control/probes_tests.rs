@@ -128,7 +128,10 @@ fn a_probe_goes_out_of_its_device_only() {
     let Outcome::Fail(why) = probe_once(&t) else {
         panic!("a probe through no device passed")
     };
-    assert!(why.starts_with("binding to the kernel twin hp-nowhere: "), "{why}");
+    assert!(
+        why.starts_with("binding to the kernel twin hp-nowhere: "),
+        "{why}"
+    );
 }
 
 #[test]
