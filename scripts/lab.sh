@@ -33,8 +33,11 @@ case $mode in
   vxlan) base=vxlan ;;
   vxlan6) base=vxlan; v6=true ;;
   nat|dsr) ;;
-  *) echo "unknown mode \"$mode\": nat, dsr, nat6, dsr6, nat-2w to nat-9w, vxlan or vxlan6" >&2
-     exit 2 ;;
+  # (The third argument of stop-backend and start-backend is a backend.)
+  *) if [ "$cmd" = up ]; then
+       echo "unknown mode \"$mode\": nat, dsr, nat6, dsr6, nat-2w to nat-9w, vxlan or vxlan6" >&2
+       exit 2
+     fi ;;
 esac
 dir=/tmp/haports-lab-$tag
 PORTS=${PORTS:-$(seq -s' ' 8000 8023)}
