@@ -1,8 +1,9 @@
 //! The DPDK wrappers keep their promises without the caller's care, on a real (null) PMD: a
 //! queue, which the PMD lets one thread use, has one handle at a time; and a pool dropped
 //! while a packet buffer is still out is left allocated for it, not freed under it; a pool
-//! that does not fit on its socket comes from another; and a started port receives all
-//! multicast (a TAP device).
+//! that does not fit on its socket comes from another; a started port receives all
+//! multicast (a TAP device); and EAL's memory stays mapped while a pool lives, whatever
+//! was dropped first.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -91,5 +92,13 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
     drop(pool);
     let sibling = out.sibling().expect("the pool still gives buffers");
     drop((sibling, out));
+
+    // The `Eal` dropped before a pool: EAL is left as it is while the pool lives (cleaned
+    // up, it would unmap the memory under it), and the pool still gives buffers.
+    let late = Mempool::new("late", 1023, 0, None).expect("a pool");
     drop(eal);
+    let buffer = Mbuf::alloc(&late).expect("the pool outlives the Eal");
+    drop(buffer);
+    assert_eq!(late.available(), 1023);
+    drop(late);
 }

@@ -1,5 +1,5 @@
 use std::ffi::{c_int, c_void, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::error::{check, DpdkError};
 
@@ -17,6 +17,28 @@ impl LcoreId {
 }
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
+
+/// Handles alive on DPDK's memory (pools, including those left allocated for buffers still
+/// out; started ports; DPDK-allocated tables): while any is, EAL's memory must stay mapped.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// EAL initialised and not cleaned up: DPDK's allocators may be called.
+static USABLE: AtomicBool = AtomicBool::new(false);
+
+/// Whether EAL is initialised (and not cleaned up): DPDK's allocators may be called.
+pub(super) fn initialised() -> bool {
+    USABLE.load(Ordering::SeqCst)
+}
+
+/// A handle on DPDK's memory was made; [`released`] when it is gone.
+pub(super) fn held() {
+    LIVE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A handle [`held`] is gone.
+pub(super) fn released() {
+    LIVE.fetch_sub(1, Ordering::SeqCst);
+}
 
 /// The initialised Environment Abstraction Layer. One per process; `rte_eal_cleanup` on drop.
 #[derive(Debug)]
@@ -64,6 +86,7 @@ impl Eal {
             INITIALISED.store(false, Ordering::SeqCst);
             return Err(DpdkError::last(format!("rte_eal_init({})", args.join(" "))));
         }
+        USABLE.store(true, Ordering::SeqCst);
         Ok(Eal {
             _not_send: std::marker::PhantomData,
         })
@@ -158,8 +181,20 @@ pub(crate) fn port_by_name(name: &str) -> Result<u16, DpdkError> {
 }
 
 impl Drop for Eal {
+    /// Waits for the lcores' jobs, then cleans EAL up (its memory unmapped) unless a handle
+    /// on that memory is still alive (a pool, a port, a table dropped after the `Eal`, or a
+    /// pool left allocated for buffers still out): then EAL is left as it is, and said so.
     fn drop(&mut self) {
-        // SAFETY: all ports and pools are dropped before the Eal (the caller keeps it last).
+        // SAFETY: called from the main lcore after EAL init.
+        unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
+        let live = LIVE.load(Ordering::SeqCst);
+        if live > 0 {
+            tracing::warn!(live, "DPDK memory still in use: EAL not cleaned up");
+            return;
+        }
+        // (EAL cannot be initialised again: `INITIALISED` stays.)
+        USABLE.store(false, Ordering::SeqCst);
+        // SAFETY: no handle on DPDK's memory is alive and no lcore runs a job.
         unsafe { dpdk_sys::rte_eal_cleanup() };
     }
 }

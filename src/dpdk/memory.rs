@@ -63,9 +63,13 @@ impl<T: Zeroable> SocketMemory<T> {
     /// them). Must be called after EAL initialisation. Falls back to the heap, saying so,
     /// when DPDK has no room.
     pub fn on_socket(len: usize, socket: i32, name: &str) -> Self {
+        if !super::eal::initialised() {
+            tracing::warn!(name, "EAL not initialised: table on the ordinary heap");
+            return Self::heap(len);
+        }
         let layout = Self::layout(len);
         let cname = std::ffi::CString::new(name).unwrap_or_default();
-        // SAFETY: EAL is initialised (the caller's contract); a NULL return means no memory.
+        // SAFETY: EAL is initialised (checked above); a NULL return means no memory.
         let ptr = unsafe {
             dpdk_sys::rte_zmalloc_socket(
                 cname.as_ptr(),
@@ -75,11 +79,14 @@ impl<T: Zeroable> SocketMemory<T> {
             )
         };
         match NonNull::new(ptr.cast::<T>()) {
-            Some(ptr) => SocketMemory {
-                ptr,
-                len,
-                from_dpdk: true,
-            },
+            Some(ptr) => {
+                super::eal::held();
+                SocketMemory {
+                    ptr,
+                    len,
+                    from_dpdk: true,
+                }
+            }
             None => {
                 tracing::warn!(
                     name,
@@ -131,6 +138,7 @@ impl<T: Zeroable> Drop for SocketMemory<T> {
         if self.from_dpdk {
             // SAFETY: allocated by rte_zmalloc_socket and freed exactly once.
             unsafe { dpdk_sys::rte_free(self.ptr.as_ptr().cast()) };
+            super::eal::released();
         } else if Self::layout(self.len).size() != 0 {
             // SAFETY: allocated by alloc_zeroed with this layout and freed exactly once.
             unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), Self::layout(self.len)) };

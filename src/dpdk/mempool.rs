@@ -27,10 +27,16 @@ impl Mempool {
         cache: u32,
         socket: Option<u32>,
     ) -> Result<Mempool, DpdkError> {
-        // SAFETY: no preconditions after EAL init (the caller holds an `Eal`).
+        if !super::eal::initialised() {
+            return Err(DpdkError::from_code(
+                format!("creating mempool {name}: EAL is not initialised"),
+                libc::EINVAL,
+            ));
+        }
+        // SAFETY: no preconditions after EAL init (checked above).
         let socket = socket.unwrap_or_else(|| unsafe { dpdk_sys::rte_socket_id() });
         let cname = CString::new(name).expect("pool name without NUL");
-        // SAFETY: valid C string; EAL initialised (the caller holds an `Eal`).
+        // SAFETY: valid C string; EAL initialised (checked above).
         let raw = unsafe {
             dpdk_sys::rte_pktmbuf_pool_create(
                 cname.as_ptr(),
@@ -41,9 +47,11 @@ impl Mempool {
                 socket as i32,
             )
         };
-        NonNull::new(raw)
+        let pool = NonNull::new(raw)
             .map(|raw| Mempool { raw })
-            .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))
+            .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))?;
+        super::eal::held();
+        Ok(pool)
     }
 
     /// As [`Mempool::new`] on `socket`'s memory; where it cannot be made there (too little
@@ -106,12 +114,14 @@ impl Drop for Mempool {
         // SAFETY: the pool is alive; the count includes the lcores' caches.
         let out = unsafe { dpdk_sys::rte_mempool_in_use_count(self.raw.as_ptr()) };
         if out != 0 {
+            // Still held, so that EAL is not cleaned up under those buffers.
             tracing::warn!("mempool dropped with {out} mbufs still out: left allocated");
             return;
         }
         // SAFETY: every mbuf is back (checked just now), and this handle is the pool's only
         // owner: nothing refers to it once it is gone.
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
+        super::eal::released();
     }
 }
 

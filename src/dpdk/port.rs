@@ -71,6 +71,7 @@ impl Drop for PortInner {
             dpdk_sys::rte_eth_dev_stop(self.id);
             dpdk_sys::rte_eth_dev_close(self.id);
         }
+        super::eal::released();
     }
 }
 
@@ -223,6 +224,7 @@ impl Port {
         }
         // Started: from now on the port's handles stop and close it.
         std::mem::forget(guard);
+        super::eal::held();
         Ok(Port {
             inner: Arc::new(PortInner {
                 id,
