@@ -47,12 +47,17 @@ impl FrontendMacs {
         cfg: &Config,
     ) -> Result<(), Error> {
         let wanted = wanted(cfg);
-        for gone in self.held.iter().filter(|m| !wanted.contains(m)) {
-            if let Err(e) = port.remove_mac(*gone) {
-                tracing::debug!(port = id, mac = %gone, reason = %e, "frontend MAC not removed");
-            }
-        }
-        self.held.retain(|m| wanted.contains(m));
+        // A MAC the filter would not give up stays held: the next reload tries it again.
+        self.held.retain(|m| {
+            let removed = || match port.remove_mac(*m) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(port = id, mac = %m, reason = %e, "frontend MAC not removed from the filter");
+                    false
+                }
+            };
+            wanted.contains(m) || !removed()
+        });
         if self.promiscuous {
             return Ok(());
         }

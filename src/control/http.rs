@@ -10,10 +10,10 @@
 //! oldest still sending; failing that, a new connection takes the slot of the oldest whose
 //! client has been taking its answer for longer than [`SLOW_READER`] (a scraper takes it at
 //! once); one that finds no place is closed unread. One whose request is already in when it
-//! is accepted is answered at once (before a later arrival could take its place). Answers
-//! to one path within [`SAME_ANSWER_FOR`] of each other are one answer, made once and shared
-//! by the connections writing it: many requests at once cost neither one encoding each nor a
-//! copy each.
+//! is accepted is answered at once (before a later arrival could take its place). Found
+//! answers to one path within [`SAME_ANSWER_FOR`] of each other are one answer, made once
+//! and shared by the connections writing it (a request for another path does not push it
+//! out): many requests at once cost neither one encoding each nor a copy each.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -38,9 +38,10 @@ const IDLE_POLL: Duration = Duration::from_millis(5);
 /// How long a client may take its answer before a new connection, finding no other room, may
 /// take its slot.
 pub const SLOW_READER: Duration = Duration::from_millis(500);
-/// How long an answer to a path is given again rather than made anew: well under the
-/// shortest interval `haports stats` samples over (50 ms).
-pub const SAME_ANSWER_FOR: Duration = Duration::from_millis(25);
+/// How long a found answer to a path is given again rather than made anew: a tenth of the
+/// shortest interval `haports stats` samples over (50 ms), whose rates it then moves by a
+/// tenth at most.
+pub const SAME_ANSWER_FOR: Duration = Duration::from_millis(5);
 
 /// An answer: status code, content type and body.
 pub struct Response {
@@ -95,7 +96,14 @@ pub fn serve(
         let m = match fresh {
             Some(m) => m,
             None => {
-                let (bytes, head) = encode(&answer(path));
+                let response = answer(path);
+                let (bytes, head) = encode(&response);
+                // Only a found answer is kept: a request for another path (a 404) must not
+                // push out the one worth sharing.
+                if response.status != 200 {
+                    let end = if head_only { head } else { bytes.len() };
+                    return (bytes, end);
+                }
                 let at = Instant::now();
                 let path = path.to_owned();
                 made.insert(Made {

@@ -95,13 +95,12 @@ pub struct ControlSocket {
 }
 
 impl ControlSocket {
-    /// Listens at `path` (mode 0600, set before the socket takes the path: bound under a
-    /// name of its own beside it, restricted, then renamed into place, so that no one else
-    /// may connect meanwhile, whatever the umask). A socket file left by a process that is
-    /// gone is replaced; one that answers belongs to a running haports, and is an error, as
-    /// is anything else at `path` (a file, a directory, a link): never removed. Only root
-    /// and the appliance's own user are served (the peer's credentials, checked as each
-    /// connects).
+    /// Listens at `path` (mode 0600). A socket file left by a process that is gone is
+    /// replaced; one that answers belongs to a running haports, and is an error, as is
+    /// anything else at `path` (a file, a directory, a link): never removed. Only root and
+    /// the appliance's own user are served, by the peer's credentials, checked as each
+    /// connects: one that connected between the bind and the chmod (a loose umask) is
+    /// refused too.
     pub fn bind(path: &Path) -> Result<ControlSocket, Error> {
         let fail =
             |what: &str, e: io::Error| Error::Control(format!("{what} {}: {e}", path.display()));
@@ -126,21 +125,9 @@ impl ControlSocket {
             }
             Ok(_) => std::fs::remove_file(path).map_err(|e| fail("removing the stale", e))?,
         }
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        let bound = path.with_file_name(format!(
-            ".{}.{}",
-            name.unwrap_or_default(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&bound);
-        let listener = UnixListener::bind(&bound).map_err(|e| fail("listening on", e))?;
-        let placed = std::fs::set_permissions(&bound, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail("restricting", e))
-            .and_then(|()| std::fs::rename(&bound, path).map_err(|e| fail("placing", e)));
-        if let Err(e) = placed {
-            let _ = std::fs::remove_file(&bound);
-            return Err(e);
-        }
+        let listener = UnixListener::bind(path).map_err(|e| fail("listening on", e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| fail("restricting", e))?;
         listener
             .set_nonblocking(true)
             .map_err(|e| fail("setting up", e))?;
@@ -332,9 +319,9 @@ mod tests {
         assert!(!path.exists(), "the socket file goes with the socket");
     }
 
-    /// The socket takes its path already restricted (nothing else is left beside it), and a
-    /// client neither root nor the appliance's user is refused even where the file's mode
-    /// would let it connect (here opened to all on purpose).
+    /// A client neither root nor the appliance's user is refused even where the file's mode
+    /// would let it connect (here opened to all on purpose, as a loose umask leaves it
+    /// between the bind and the chmod); nothing else is left beside the socket.
     #[test]
     fn only_root_and_its_own_user_are_served() {
         let (guard, path) = scratch("peer");
