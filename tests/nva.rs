@@ -54,11 +54,7 @@ struct Conn {
 impl NvaLab {
     fn up(mode: &'static str) -> NvaLab {
         common::need_root();
-        let tag = format!(
-            "hpn{}x{}",
-            std::process::id() % 100_000,
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
+        let tag = common::lab_tag("hpn", NEXT.fetch_add(1, Ordering::SeqCst));
         let lab = NvaLab { tag, mode };
         lab.script(&["up", &lab.tag, mode]);
         lab

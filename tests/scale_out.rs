@@ -39,7 +39,7 @@ impl ScaleLab {
     fn up() -> ScaleLab {
         need_root();
         let lab = ScaleLab {
-            tag: format!("hps{}", std::process::id() % 100_000),
+            tag: common::lab_tag("hps", 0),
         };
         let out = Command::new("bash")
             .arg(script())

@@ -25,6 +25,19 @@ pub fn endpoint(addr: &str, port: u16) -> String {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// A lab's tag (its namespaces' prefix): `kind` (`hpt`, `hpn`, `hps`), the run's own mark
+/// where `scripts/test.sh` gives one (`HAPORTS_TEST_RUN`: its teardown, however the run ends,
+/// removes that run's labs and no other's), this test process and its `n`th lab.
+pub fn lab_tag(kind: &str, n: u32) -> String {
+    let run = std::env::var("HAPORTS_TEST_RUN").unwrap_or_default();
+    let run: String = run
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    format!("{kind}{run}{}x{n}", std::process::id() % 100_000)
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -63,11 +76,7 @@ impl Lab {
     /// `mode`: "nat" (client on 10.0.1.0/24, routed through the appliance) or "dsr".
     pub fn up(mode: &'static str) -> Lab {
         must_be_root();
-        let tag = format!(
-            "hpt{}x{}",
-            std::process::id() % 100_000,
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
+        let tag = lab_tag("hpt", NEXT.fetch_add(1, Ordering::SeqCst));
         let lab = Lab { tag, mode };
         let out = Command::new("bash")
             .arg(root().join("scripts/lab.sh"))
