@@ -11,7 +11,8 @@ case $mode in
   nat | dsr) ;;
   *) echo "usage: $0 [nat|dsr]" >&2; exit 2 ;;
 esac
-scripts/install-deps.sh
+# Everything the labs use, without building the test runner.
+scripts/install-deps.sh --no-nextest
 cargo build --bin haports
 tag=demo$$
 dir=/tmp/haports-lab-$tag

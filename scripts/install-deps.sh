@@ -5,18 +5,20 @@
 #   scripts/install-deps.sh                everything: build, tests, demo, labs and benches
 #                                          (bench-pps.sh adds its plot's matplotlib and -I's
 #                                          valgrind itself)
+#   scripts/install-deps.sh --no-nextest   everything but the test runner (the demo's)
 #   scripts/install-deps.sh --build-only   what building and running haports needs (install.sh)
 #   scripts/install-deps.sh --runtime-only what running a built haports needs (install.sh
 #                                          --binary): DPDK's libraries and iproute2, no Rust
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/rust-path.sh"
-build_only=false runtime_only=false
+build_only=false runtime_only=false nextest=true
 case ${1:-} in
   "") ;;
+  --no-nextest) nextest=false ;;
   --build-only) build_only=true ;;
   --runtime-only) build_only=true runtime_only=true ;;
-  *) echo "usage: $0 [--build-only | --runtime-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--no-nextest | --build-only | --runtime-only]" >&2; exit 2 ;;
 esac
 packages=(
   dpdk                               # DPDK 22.11's libraries and PMDs
@@ -82,7 +84,7 @@ EOF
   exit 1
 fi
 
-if ! $build_only && ! cargo nextest --version >/dev/null 2>&1; then
+if ! $build_only && $nextest && ! cargo nextest --version >/dev/null 2>&1; then
   # Pinned: 0.9.85 is the newest cargo-nextest whose rust-version (1.75) is not above ours;
   # later releases need newer Rust (0.9.86: 1.81), and plain --locked takes the latest.
   cargo install cargo-nextest --version 0.9.85 --locked
