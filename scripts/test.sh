@@ -13,6 +13,8 @@ hp=/sys/kernel/mm/hugepages/hugepages-2048kB
 hugepages_before=""
 finish() {
   local rc=$? tag
+  # A second Ctrl-C must not cut the teardown short.
+  trap '' INT TERM
   for tag in $(ip netns list 2>/dev/null | awk '{print $1}' \
     | grep -E "^hp[tns]$HAPORTS_TEST_RUN[0-9]+x[0-9]+-" | sed 's/-[^-]*$//' | sort -u); do
     case $tag in
@@ -27,7 +29,8 @@ finish() {
   exit "$rc"
 }
 trap finish EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 # 2 MB hugepages, as users run: the labs and the start-up tests use them when at least 256
 # are free (a start-up crash happened only with them). 1024 more (2 GiB) when fewer are free.
 if [ -w "$hp/nr_hugepages" ] && [ "$(cat "$hp/free_hugepages")" -lt 256 ]; then

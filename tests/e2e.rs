@@ -181,6 +181,12 @@ fn balances_both_protocols(mode: &'static str) {
         "haports did not stop cleanly on SIGTERM: {status}\n{}",
         lb.logs()
     );
+    // Every handle on DPDK's memory was gone by then: EAL was cleaned up, not left.
+    assert!(
+        !lb.logs().contains("EAL not cleaned up"),
+        "a handle outlived the stop: {}",
+        lb.logs()
+    );
 }
 
 #[test]

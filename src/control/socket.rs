@@ -126,18 +126,23 @@ impl ControlSocket {
             Ok(_) => std::fs::remove_file(path).map_err(|e| fail("removing the stale", e))?,
         }
         let listener = UnixListener::bind(path).map_err(|e| fail("listening on", e))?;
+        // What fails from here on leaves no socket file behind.
+        let removed = |e| {
+            let _ = std::fs::remove_file(path);
+            e
+        };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| fail("restricting", e))?;
+            .map_err(|e| removed(fail("restricting", e)))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| fail("setting up", e))?;
+            .map_err(|e| removed(fail("setting up", e)))?;
         let (tx, requests) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
         let thread = std::thread::Builder::new()
             .name("haports-control".into())
             .spawn(move || accept_loop(&listener, &tx, &st))
-            .map_err(|e| fail("starting the thread of", e))?;
+            .map_err(|e| removed(fail("starting the thread of", e)))?;
         tracing::info!(socket = %path.display(), "control socket");
         Ok(ControlSocket {
             path: path.to_owned(),

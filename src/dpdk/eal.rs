@@ -184,7 +184,13 @@ impl Drop for Eal {
     /// Waits for the lcores' jobs, then cleans EAL up (its memory unmapped) unless a handle
     /// on that memory is still alive (a pool, a port, a table dropped after the `Eal`, or a
     /// pool left allocated for buffers still out): then EAL is left as it is, and said so.
+    /// While a panic unwinds, neither.
     fn drop(&mut self) {
+        // Unwinding from a panic (debug builds; release ones abort): the workers were never
+        // told to stop, so waiting for them would hang, and they may still use the memory.
+        if std::thread::panicking() {
+            return;
+        }
         // SAFETY: called from the main lcore after EAL init.
         unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
         let live = LIVE.load(Ordering::SeqCst);

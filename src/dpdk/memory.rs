@@ -60,8 +60,8 @@ impl<T: Zeroable> SocketMemory<T> {
     }
 
     /// `len` zeroed elements from DPDK's allocator on `socket` (hugepages when EAL has
-    /// them). Must be called after EAL initialisation. Falls back to the heap, saying so,
-    /// when DPDK has no room.
+    /// them). Falls back to the heap, saying so, when DPDK has no room or EAL is not
+    /// initialised.
     pub fn on_socket(len: usize, socket: i32, name: &str) -> Self {
         if !super::eal::initialised() {
             tracing::warn!(name, "EAL not initialised: table on the ordinary heap");
