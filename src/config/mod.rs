@@ -17,9 +17,12 @@ pub use load::ConfigError;
 pub use model::{
     Backend, BackendPool, Config, Control, Dataplane, Distribution, Dpdk, Encap, Frontend,
     Interface, LbKind, LoadBalancer, Probe, ProbeProtocol, Route, Rule, RuleProtocol,
-    MAX_BACKEND_SLOTS, MAX_IDLE_TIMEOUT_S, MAX_INTERFACES, MAX_INTERFACE_NAME,
+    MAX_IDLE_TIMEOUT_S, MAX_INTERFACES, MAX_INTERFACE_NAME,
 };
 pub use validate::{validate, Problem, Severity};
+
+/// Backend slots counted per backend (a pool's backends once per distinct probe of its rules).
+pub const MAX_BACKEND_SLOTS: usize = 1 << 16;
 
 #[cfg(test)]
 pub(crate) mod testdata;

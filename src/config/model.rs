@@ -133,9 +133,6 @@ pub struct Control {
 /// The most interfaces one appliance serves.
 pub const MAX_INTERFACES: usize = 16;
 
-/// Backend slots counted per backend (a pool's backends once per distinct probe of its rules).
-pub const MAX_BACKEND_SLOTS: usize = 1 << 16;
-
 /// The longest interface name: its kernel twin is `hp-NAME`, within Linux's 15 bytes.
 pub const MAX_INTERFACE_NAME: usize = 12;
 

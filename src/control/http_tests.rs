@@ -1,0 +1,245 @@
+//! Tests of `control::http`.
+use super::*;
+use std::net::SocketAddr;
+
+fn start() -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        serve(listener, &flag, |path| Response {
+            status: if path == "/metrics" { 200 } else { 404 },
+            content_type: "text/plain",
+            body: format!("path {path}\n"),
+        })
+    });
+    (addr, stop, handle)
+}
+
+/// Sends `request` and reads the whole answer (the server closes after it).
+fn ask(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn answers_while_idle_and_garbage_connections_are_held_open() {
+    let (addr, stop, handle) = start();
+    assert!(ask(addr, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+    // A slow, never-finished head, then every slot filled with idle connections, and
+    // more besides.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 50)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // The idle ones time out and free their slots: a real request is answered (until
+    // then, a connection over the limit is closed unanswered).
+    let deadline = Instant::now() + REQUEST_TIMEOUT * 5;
+    let mut answer = String::new();
+    while answer.is_empty() && Instant::now() < deadline {
+        answer = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:?}");
+    assert!(answer.ends_with("path /metrics\n"), "{answer:?}");
+    // Each idle connection was closed by the server, none left to hang.
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)), "closed");
+    }
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+/// Clients that never read their (large) answers hold up no one else's: the answers are
+/// written as far as each client takes them, between the others'.
+#[test]
+fn slow_readers_hold_up_no_other_answer() {
+    const BIG: usize = 32 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        serve(listener, &flag, |path| Response {
+            status: 200,
+            content_type: "text/plain",
+            body: if path == "/big" {
+                "x".repeat(BIG)
+            } else {
+                "small\n".into()
+            },
+        })
+    });
+    let readers: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    // Blocking writes of 2 s each to the four would leave this one unanswered after 5 s.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.ends_with("\r\n\r\nsmall\n"), "{out:?}");
+    drop(readers);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+/// Slow readers from many peers, filling every slot with answers they do not take, keep
+/// no scraper out: once they have been taking theirs for [`SLOW_READER`], a new connection
+/// takes the oldest one's slot. Their answers, made within [`SAME_ANSWER_FOR`] of each
+/// other, are one (the big answer is not made once for each, nor held once for each).
+#[test]
+fn slow_readers_from_many_peers_keep_no_scraper_out() {
+    const BIG: usize = 8 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, made) = (
+        stop.clone(),
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    );
+    let count = made.clone();
+    let handle = std::thread::spawn(move || {
+        serve(listener, &flag, |path| {
+            let big = path == "/big";
+            count.fetch_add(usize::from(big), Ordering::Relaxed);
+            Response {
+                status: 200,
+                content_type: "text/plain",
+                body: if big {
+                    "x".repeat(BIG)
+                } else {
+                    "small\n".into()
+                },
+            }
+        })
+    });
+    let mut readers = Vec::new();
+    for peer in 2..2 + MAX_CONNECTIONS / MAX_PER_PEER {
+        for mut s in idle_from(&format!("127.0.0.{peer}"), addr, MAX_PER_PEER) {
+            s.write_all(b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+            readers.push(s);
+        }
+    }
+    // Every slot answering, none of it taken (each reader's buffers hold a little): a
+    // scraper trying again as a real one does (a connection finding no room is closed)
+    // gets in once the readers have been slow for long enough: before any of them has
+    // run out of its time to take its answer (which frees a slot in any case).
+    let deadline = Instant::now() + WRITE_TIMEOUT;
+    let answer = loop {
+        let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        if !answer.is_empty() || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(answer.ends_with("\r\n\r\nsmall\n"), "{answer:?}");
+    let made = made.load(Ordering::Relaxed);
+    assert!(made >= 1, "the slow readers were answered");
+    assert!(
+        made < readers.len(),
+        "{made} answers made for {} requests at once",
+        readers.len()
+    );
+    drop(readers);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+/// `n` connections from `source` that send nothing.
+fn idle_from(source: &str, addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None);
+            let s = s.unwrap();
+            let from: SocketAddr = format!("{source}:0").parse().unwrap();
+            s.bind(&from.into()).unwrap();
+            s.connect(&addr.into()).unwrap();
+            s.into()
+        })
+        .collect()
+}
+
+/// Idle connections cannot keep a scraper out: one peer holds at most its share of the
+/// slots, and where several fill them all, a new connection takes the oldest idle one's.
+/// The request is answered at once, not after the idle ones time out.
+#[test]
+fn idle_connections_neither_from_one_peer_nor_from_many_keep_a_scraper_out() {
+    let (addr, stop, handle) = start();
+    let one_peer = idle_from("127.0.0.2", addr, MAX_CONNECTIONS + 10);
+    let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(answer.ends_with("path /metrics\n"), "one peer: {answer:?}");
+    // The peer's own scraper too (a host beside the idle ones in its IPv6 /64 likewise).
+    // At its share, the peer gives one of its idle ones up for it (room is found before
+    // anything is read, so whether its request is in yet makes no difference).
+    let mut own = idle_from("127.0.0.2", addr, 1).remove(0);
+    own.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    own.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = own.read_to_string(&mut answer);
+    assert!(
+        answer.ends_with("path /metrics\n"),
+        "the peer's own: {answer:?}"
+    );
+    let mut many = Vec::new();
+    for peer in 3..3 + MAX_CONNECTIONS / MAX_PER_PEER {
+        many.extend(idle_from(&format!("127.0.0.{peer}"), addr, MAX_PER_PEER));
+    }
+    let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        answer.ends_with("path /metrics\n"),
+        "many peers: {answer:?}"
+    );
+    drop((one_peer, many));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+#[test]
+fn a_peer_is_an_ipv4_address_or_an_ipv6_slash_64() {
+    let peer = |a: &str| peer_of(a.parse().unwrap());
+    assert_eq!(peer("192.0.2.7"), peer("::ffff:192.0.2.7"));
+    assert_ne!(peer("192.0.2.7"), peer("192.0.2.8"));
+    assert_eq!(peer("2001:db8:0:1::7"), peer("2001:db8:0:1:ffff:1:2:3"));
+    assert_ne!(peer("2001:db8:0:1::7"), peer("2001:db8:0:2::7"));
+    assert_eq!(peer("fe80::1"), peer("fe80::2:3:4:5"));
+}
+
+#[test]
+fn head_gets_the_head_alone_and_a_bare_newline_ends_a_request() {
+    let (addr, stop, handle) = start();
+    let head = ask(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+    assert!(head.contains("Content-Length: 14\r\n"), "{head:?}");
+    assert!(head.ends_with("\r\n\r\n"), "no body: {head:?}");
+    let bare = ask(addr, b"GET /metrics HTTP/1.1\n\n");
+    assert!(bare.ends_with("path /metrics\n"), "{bare:?}");
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+#[test]
+fn an_oversized_head_is_refused_and_other_paths_are_not_found() {
+    let (addr, stop, handle) = start();
+    // A head that never ends within the limit (all of it read, so the close is clean).
+    let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+    big.resize(MAX_REQUEST, b'a');
+    assert!(ask(addr, &big).starts_with("HTTP/1.1 431"));
+    assert!(ask(addr, b"GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(ask(addr, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
