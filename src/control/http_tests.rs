@@ -2,19 +2,38 @@
 use super::*;
 use std::net::SocketAddr;
 
-fn start() -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+type Server = (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>);
+
+/// A server on a port of its own answering with `answer`, until its flag is set.
+fn serving(answer: impl FnMut(&str) -> Response + Send + 'static) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let handle = std::thread::spawn(move || {
-        serve(listener, &flag, |path| Response {
-            status: if path == "/metrics" { 200 } else { 404 },
-            content_type: "text/plain",
-            body: format!("path {path}\n"),
-        })
-    });
+    let handle = std::thread::spawn(move || serve(listener, &flag, answer));
     (addr, stop, handle)
+}
+
+/// `/metrics` found (its body naming its path), anything else not.
+fn start() -> Server {
+    serving(|path| Response {
+        status: if path == "/metrics" { 200 } else { 404 },
+        content_type: "text/plain",
+        body: format!("path {path}\n"),
+    })
+}
+
+/// `/big` answered with `big` bytes, anything else with a small answer.
+fn big_or_small(path: &str, big: usize) -> Response {
+    Response {
+        status: 200,
+        content_type: "text/plain",
+        body: if path == "/big" {
+            "x".repeat(big)
+        } else {
+            "small\n".into()
+        },
+    }
 }
 
 /// Sends `request` and reads the whole answer (the server closes after it).
@@ -62,22 +81,7 @@ fn answers_while_idle_and_garbage_connections_are_held_open() {
 /// written as far as each client takes them, between the others'.
 #[test]
 fn slow_readers_hold_up_no_other_answer() {
-    const BIG: usize = 32 << 20;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::spawn(move || {
-        serve(listener, &flag, |path| Response {
-            status: 200,
-            content_type: "text/plain",
-            body: if path == "/big" {
-                "x".repeat(BIG)
-            } else {
-                "small\n".into()
-            },
-        })
-    });
+    let (addr, stop, handle) = serving(|path| big_or_small(path, 32 << 20));
     let readers: Vec<TcpStream> = (0..4)
         .map(|_| {
             let mut s = TcpStream::connect(addr).unwrap();
@@ -103,29 +107,11 @@ fn slow_readers_hold_up_no_other_answer() {
 /// other, are one (the big answer is not made once for each, nor held once for each).
 #[test]
 fn slow_readers_from_many_peers_keep_no_scraper_out() {
-    const BIG: usize = 8 << 20;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (flag, made) = (
-        stop.clone(),
-        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-    );
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = made.clone();
-    let handle = std::thread::spawn(move || {
-        serve(listener, &flag, |path| {
-            let big = path == "/big";
-            count.fetch_add(usize::from(big), Ordering::Relaxed);
-            Response {
-                status: 200,
-                content_type: "text/plain",
-                body: if big {
-                    "x".repeat(BIG)
-                } else {
-                    "small\n".into()
-                },
-            }
-        })
+    let (addr, stop, handle) = serving(move |path| {
+        count.fetch_add(usize::from(path == "/big"), Ordering::Relaxed);
+        big_or_small(path, 8 << 20)
     });
     let mut readers = Vec::new();
     for peer in 2..2 + MAX_CONNECTIONS / MAX_PER_PEER {

@@ -12,14 +12,15 @@ fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
     (guard, path)
 }
 
-#[test]
-fn a_request_reaches_the_control_thread_and_its_answer_the_client() {
-    let (_guard, path) = scratch("answer");
-    let socket = ControlSocket::bind(&path).unwrap();
-    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+/// A client's `status` at `path`, as the control thread sees it (waited for), answered with
+/// `answer`: what the client got.
+fn status_answered(
+    socket: &ControlSocket,
+    path: &Path,
+    answer: serde_json::Value,
+) -> serde_json::Value {
     let client = std::thread::spawn({
-        let path = path.clone();
+        let path = path.to_owned();
         move || ask(&path, "status").unwrap()
     });
     let (request, reply) = loop {
@@ -29,10 +30,18 @@ fn a_request_reaches_the_control_thread_and_its_answer_the_client() {
         std::thread::sleep(Duration::from_millis(1));
     };
     assert_eq!(request, Request::Status);
-    reply
-        .send(serde_json::json!({"config_generation": 3}))
-        .unwrap();
-    assert_eq!(client.join().unwrap()["config_generation"], 3);
+    reply.send(answer).unwrap();
+    client.join().unwrap()
+}
+
+#[test]
+fn a_request_reaches_the_control_thread_and_its_answer_the_client() {
+    let (_guard, path) = scratch("answer");
+    let socket = ControlSocket::bind(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let answer = serde_json::json!({"config_generation": 3});
+    assert_eq!(status_answered(&socket, &path, answer.clone()), answer);
     // Nonsense gets an error without bothering the control thread.
     let answer = ask(&path, "shutdown").unwrap();
     assert!(answer["error"]
@@ -90,19 +99,8 @@ fn only_root_and_its_own_user_are_served() {
         "nothing asked of the control thread"
     );
     // Root (this process) still is.
-    let client = std::thread::spawn({
-        let path = path.clone();
-        move || ask(&path, "status").unwrap()
-    });
-    let (request, reply) = loop {
-        if let Some(asked) = socket.next() {
-            break asked;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    assert_eq!(request, Request::Status);
-    reply.send(serde_json::json!({"ok": true})).unwrap();
-    assert_eq!(client.join().unwrap()["ok"], true);
+    let answer = serde_json::json!({"ok": true});
+    assert_eq!(status_answered(&socket, &path, answer.clone()), answer);
 }
 
 /// A client that trickles its line gets no longer than the time for a whole line; bytes

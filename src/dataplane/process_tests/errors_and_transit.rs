@@ -5,6 +5,30 @@ use super::*;
 // ---------------------------------------------------------------------------------------
 // ICMP errors about a flow; a public load balancer on the same backends
 
+/// An ICMPv4 error frame to `to_mac`, `(kind, code, its second word)` from `from` (at
+/// `from_mac`) to `to`, quoting `quoted`, its checksum filled.
+fn icmp4_error(
+    (to_mac, from_mac): (MacAddr, MacAddr),
+    (from, to): (Ipv4Addr, Ipv4Addr),
+    (kind, code, word): (u8, u8, [u8; 4]),
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut m = vec![kind, code, 0, 0];
+    m.extend_from_slice(&word);
+    m.extend_from_slice(quoted);
+    let csum = internet_checksum(&m);
+    m[2..4].copy_from_slice(&csum.to_be_bytes());
+    eth(
+        to_mac,
+        from_mac,
+        EtherType::IPV4,
+        &ipv4(from, to, IpProtocol::ICMP, &m),
+    )
+}
+
+/// "Fragmentation needed" (next-hop MTU 1400): what an ICMPv4 error's kind, code and word are.
+const FRAG_NEEDED: (u8, u8, [u8; 4]) = (IcmpType::DEST_UNREACHABLE, 4, [0, 0, 0x05, 0x78]);
+
 /// An ICMP "fragmentation needed" from `router` to the frontend about a segment the frontend
 /// sent to the client (frontend:443 → client:`sport`), quoting its IP header and 8 bytes.
 pub(super) fn frag_needed(router_mac: MacAddr, router: Ipv4Addr, sport: u16) -> Vec<u8> {
@@ -14,16 +38,8 @@ pub(super) fn frag_needed(router_mac: MacAddr, router: Ipv4Addr, sport: u16) -> 
         IpProtocol::TCP,
         &tcp(FRONTEND, CLIENT, 443, sport, TcpFlags::ACK, &[0; 1400]),
     );
-    let mut m = vec![IcmpType::DEST_UNREACHABLE, 4, 0, 0, 0, 0, 0x05, 0x78];
-    m.extend_from_slice(&original[..28]);
-    let csum = internet_checksum(&m);
-    m[2..4].copy_from_slice(&csum.to_be_bytes());
-    eth(
-        IF_MAC,
-        router_mac,
-        EtherType::IPV4,
-        &ipv4(router, FRONTEND, IpProtocol::ICMP, &m),
-    )
+    let ends = (IF_MAC, router_mac);
+    icmp4_error(ends, (router, FRONTEND), FRAG_NEEDED, &original[..28])
 }
 
 #[test]
@@ -92,12 +108,12 @@ fn a_backend_s_icmp_error_about_a_nat_flow_reaches_the_client_about_what_it_sent
             IpProtocol::UDP,
             &udp(CLIENT, BACKENDS[i], 5353, backend_port, b"q"),
         );
-        let mut m = vec![IcmpType::DEST_UNREACHABLE, 3, 0, 0, 0, 0, 0, 0];
-        m.extend_from_slice(&got);
-        let csum = internet_checksum(&m);
-        m[2..4].copy_from_slice(&csum.to_be_bytes());
-        let packet = ipv4(BACKENDS[i], CLIENT, IpProtocol::ICMP, &m);
-        let mut frame = eth(IF_MAC, BACKEND_MACS[i], EtherType::IPV4, &packet);
+        let mut frame = icmp4_error(
+            (IF_MAC, BACKEND_MACS[i]),
+            (BACKENDS[i], CLIENT),
+            (IcmpType::DEST_UNREACHABLE, 3, [0; 4]),
+            &got,
+        );
         assert_eq!(
             process(&mut frame, LAN, &mut st, &fwd, NOW),
             Action::Transmit {
@@ -167,12 +183,12 @@ fn a_router_s_icmp_error_about_a_nat_flow_to_a_routed_backend_reaches_the_client
             IpProtocol::TCP,
             &tcp(CLIENT, to, sport, 443, TcpFlags::ACK, &[0; 1400]),
         );
-        let mut m = vec![IcmpType::DEST_UNREACHABLE, 4, 0, 0, 0, 0, 0x05, 0x78];
-        m.extend_from_slice(&sent[..28]);
-        let csum = internet_checksum(&m);
-        m[2..4].copy_from_slice(&csum.to_be_bytes());
-        let packet = ipv4(router, CLIENT, IpProtocol::ICMP, &m);
-        eth(IF_MAC, from_mac, EtherType::IPV4, &packet)
+        icmp4_error(
+            (IF_MAC, from_mac),
+            (router, CLIENT),
+            FRAG_NEEDED,
+            &sent[..28],
+        )
     };
     let mut frame = error(router_mac, routed, sport);
     assert_eq!(
@@ -350,15 +366,11 @@ fn icmp_errors_under_dsr_and_transit_reach_the_flows_backend_unchanged_but_for_l
             IpProtocol::TCP,
             &tcp(a, b, sport, 22, TcpFlags::SYN, &[]),
         );
-        let mut m = vec![IcmpType::TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0];
-        m.extend_from_slice(&original[..28]);
-        let csum = internet_checksum(&m);
-        m[2..4].copy_from_slice(&csum.to_be_bytes());
-        let mut error = eth(
-            frontend_mac(IpAddr::V4(FRONTEND)),
-            router_mac,
-            EtherType::IPV4,
-            &ipv4(Ipv4Addr::new(10, 2, 0, 1), a, IpProtocol::ICMP, &m),
+        let mut error = icmp4_error(
+            (frontend_mac(IpAddr::V4(FRONTEND)), router_mac),
+            (Ipv4Addr::new(10, 2, 0, 1), a),
+            (IcmpType::TIME_EXCEEDED, 0, [0; 4]),
+            &original[..28],
         );
         assert_eq!(
             to_backend(&mut error, &mut st, &fwd),
