@@ -77,10 +77,16 @@ struct Made {
 }
 
 /// Serves `listener` until `stop` is set, answering each request's path with `answer`.
-pub fn serve(
+pub fn serve(listener: TcpListener, stop: &Arc<AtomicBool>, answer: impl FnMut(&str) -> Response) {
+    serve_within(listener, stop, answer, WRITE_TIMEOUT);
+}
+
+/// [`serve`], each client given `write_timeout` to take its whole answer.
+fn serve_within(
     listener: TcpListener,
     stop: &Arc<AtomicBool>,
     mut answer: impl FnMut(&str) -> Response,
+    write_timeout: Duration,
 ) {
     if let Err(e) = listener.set_nonblocking(true) {
         tracing::error!(error = %e, "metrics listener: cannot poll; not serving");
@@ -148,7 +154,7 @@ pub fn serve(
                     };
                     // A request already in (a scraper sends it with the connection) is
                     // answered now, and takes no slot unless its answer waits for the client.
-                    if advance(&mut c, &mut answer).0 {
+                    if advance(&mut c, &mut answer, write_timeout).0 {
                         if let Some(Some(i)) = room {
                             connections.swap_remove(i);
                         }
@@ -161,7 +167,7 @@ pub fn serve(
             }
         }
         connections.retain_mut(|c| {
-            let (keep, progressed) = advance(c, &mut answer);
+            let (keep, progressed) = advance(c, &mut answer, write_timeout);
             busy |= progressed;
             keep
         });
@@ -212,9 +218,10 @@ fn peer_of(ip: IpAddr) -> IpAddr {
 fn advance(
     c: &mut Connection,
     answer: &mut impl FnMut(&str, bool) -> (Arc<[u8]>, usize),
+    write_timeout: Duration,
 ) -> (bool, bool) {
     if c.out.is_some() {
-        return write_out(c);
+        return write_out(c, write_timeout);
     }
     let mut chunk = [0u8; 1024];
     loop {
@@ -244,7 +251,7 @@ fn advance(
                     written: 0,
                     since,
                 });
-                let (keep, _) = write_out(c);
+                let (keep, _) = write_out(c, write_timeout);
                 return (keep, true);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -257,9 +264,9 @@ fn advance(
 }
 
 /// Writes what the client takes of a connection's answer without waiting for it. Returns
-/// whether to keep the connection (the answer is not all written, and its time is not up),
-/// and whether anything was written.
-fn write_out(c: &mut Connection) -> (bool, bool) {
+/// whether to keep the connection (the answer is not all written, and its `timeout` is not
+/// up), and whether anything was written.
+fn write_out(c: &mut Connection, timeout: Duration) -> (bool, bool) {
     let Some(a) = c.out.as_mut() else {
         return (false, false);
     };
@@ -272,7 +279,7 @@ fn write_out(c: &mut Connection) -> (bool, bool) {
                 progressed = true;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                return (a.since.elapsed() < WRITE_TIMEOUT, progressed);
+                return (a.since.elapsed() < timeout, progressed);
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return (false, true),

@@ -6,11 +6,19 @@ type Server = (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>);
 
 /// A server on a port of its own answering with `answer`, until its flag is set.
 fn serving(answer: impl FnMut(&str) -> Response + Send + 'static) -> Server {
+    serving_within(answer, WRITE_TIMEOUT)
+}
+
+/// [`serving`], each client given `write_timeout` to take its answer.
+fn serving_within(
+    answer: impl FnMut(&str) -> Response + Send + 'static,
+    write_timeout: Duration,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let handle = std::thread::spawn(move || serve(listener, &flag, answer));
+    let handle = std::thread::spawn(move || serve_within(listener, &flag, answer, write_timeout));
     (addr, stop, handle)
 }
 
@@ -109,10 +117,16 @@ fn slow_readers_hold_up_no_other_answer() {
 fn slow_readers_from_many_peers_keep_no_scraper_out() {
     let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = made.clone();
-    let (addr, stop, handle) = serving(move |path| {
-        count.fetch_add(usize::from(path == "/big"), Ordering::Relaxed);
-        big_or_small(path, 8 << 20)
-    });
+    // The readers' time to take their answers outlasts the test: only the eviction of a
+    // slow one can make room.
+    let within = Duration::from_secs(600);
+    let (addr, stop, handle) = serving_within(
+        move |path| {
+            count.fetch_add(usize::from(path == "/big"), Ordering::Relaxed);
+            big_or_small(path, 8 << 20)
+        },
+        within,
+    );
     let mut readers = Vec::new();
     for peer in 2..2 + MAX_CONNECTIONS / MAX_PER_PEER {
         for mut s in idle_from(&format!("127.0.0.{peer}"), addr, MAX_PER_PEER) {
@@ -122,9 +136,9 @@ fn slow_readers_from_many_peers_keep_no_scraper_out() {
     }
     // Every slot answering, none of it taken (each reader's buffers hold a little): a
     // scraper trying again as a real one does (a connection finding no room is closed)
-    // gets in once the readers have been slow for long enough: before any of them has
-    // run out of its time to take its answer (which frees a slot in any case).
-    let deadline = Instant::now() + WRITE_TIMEOUT;
+    // gets in once the readers have been slow for long enough, long before any of them
+    // runs out of its time to take its answer.
+    let deadline = Instant::now() + SLOW_READER * 20;
     let answer = loop {
         let answer = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
         if !answer.is_empty() || Instant::now() > deadline {
