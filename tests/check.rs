@@ -991,9 +991,9 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
     );
     // With hugepages above all (the crash happened only with them): never skipped unless
     // asked, and the test runs apart from the labs, which take hugepages too.
-    let mut memories = vec![r#""--no-huge", "--no-shconf", "-m", "512""#];
+    let mut memories = vec![r#""--no-huge", "--no-shconf", "-m", "512", "--no-telemetry""#];
     if free_hugepages() >= 256 {
-        memories.push(r#""--in-memory""#);
+        memories.push(r#""--in-memory", "--no-telemetry""#);
     } else {
         assert!(
             std::env::var_os("HAPORTS_TEST_WITHOUT_HUGEPAGES").is_some(),

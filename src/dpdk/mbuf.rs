@@ -289,6 +289,8 @@ mod tests {
             "--no-pci",
             "-l",
             "0",
+            // Other tests' EALs may run at the same time, in the same runtime directory.
+            "--no-telemetry",
         ];
         let args = args.map(String::from);
         let _eal = Eal::init(&args).expect("EAL without hugepages");
