@@ -33,6 +33,7 @@ $build_only || packages+=(
   nftables ethtool conntrack         # the labs' filters, NVAs' conntrack
   iputils-ping python3 curl          # test traffic and probes
   procps                             # sysctl in the labs, kill in the tests
+  util-linux                         # setpriv: the tests' haports dies with its test
   python3-scapy                      # hand-made malformed frames in the tests
   tcpreplay                          # the SYN flood test replays a million-source pcap
   tcpdump                            # what reaches the backends, in the hostile-traffic test

@@ -387,6 +387,11 @@ impl Appliance {
                 "netns",
                 "exec",
                 &format!("{}-lb", lab.tag),
+                // Stopped if the test dies without its `Drop` (killed at nextest's timeout),
+                // rather than polling on through the tests after it.
+                "setpriv",
+                "--pdeathsig",
+                "TERM",
                 env!("CARGO_BIN_EXE_haports"),
                 "run",
                 "--config",
@@ -657,6 +662,10 @@ impl Appliance {
                 "netns",
                 "exec",
                 namespace,
+                // As in `start`.
+                "setpriv",
+                "--pdeathsig",
+                "TERM",
                 env!("CARGO_BIN_EXE_haports"),
                 "run",
                 "--config",
