@@ -75,8 +75,13 @@ wait_service() {
   echo "service in $n did not start:"; cat "$dir/$n.log"; exit 1
 }
 
-# stop_service NS: kill the service in NS.
+# stop_service NS: kill the service in NS, if it is still there (its pid file outlives it,
+# and its number may be another process's on the host by now).
 stop_service() {
-  kill -9 "$(cat "$dir/$1.pid")" 2>/dev/null || true
+  local pid
+  pid=$(cat "$dir/$1.pid" 2>/dev/null) || return 0
+  if [ "$(ip netns identify "$pid" 2>/dev/null)" = "$tag-$1" ]; then
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   rm -f "$dir/$1.pid"
 }
