@@ -16,7 +16,7 @@ use crate::wire::{
     NDP_OPT_TARGET_LLADDR,
 };
 
-/// ARP: answer for frontends, hand the appliance's own addresses to the kernel, report what
+/// ARP: answer for frontends, hand the interface's own addresses to the kernel, report what
 /// was heard: a reply to an own address, sent to this interface by the host it names, as a
 /// possible answer; any other sender as a hint.
 pub(super) fn arp(
@@ -36,7 +36,9 @@ pub(super) fn arp(
         )
     };
     let frontend = fwd.frontend(target);
-    let for_us = fwd.own_address(target).is_some();
+    // Only this interface's own addresses: the twin, left to itself, would answer for any of
+    // the appliance's (Linux's weak-host default), placing another segment's address here.
+    let for_us = fwd.own_address(target) == Some(ingress);
     if frontend.is_none() && !for_us {
         // Not for the appliance, but perhaps news of a neighbour: a gratuitous ARP (its own
         // address as target), or a request to another host, from another MAC than known.
@@ -52,8 +54,7 @@ pub(super) fn arp(
     let unicast_to_us = frame.get(0..6) == Some(our_mac.as_bytes().as_slice());
     let sent_by_sender = frame.get(6..12) == Some(sender_mac.as_bytes().as_slice());
     let is_reply = ArpPacket::new_checked(&frame[l3..])?.operation() == ArpOperation::REPLY;
-    let to_this_interface = fwd.own_address(target) == Some(ingress);
-    if to_this_interface && is_reply && unicast_to_us && sent_by_sender && sender_ip != target {
+    if for_us && is_reply && unicast_to_us && sent_by_sender && sender_ip != target {
         cx.st.neighbours.answer(ingress, sender_ip, sender_mac);
     } else {
         let now = cx.now_ms;
@@ -67,7 +68,9 @@ pub(super) fn arp(
         if contradicts_a_neighbour(fwd, sender_ip, sender_mac) {
             return Err(DropReason::NeighbourConflict);
         }
-        let from_backend = fwd.from_backend_side(sender_ip, ingress, sender_mac);
+        // Probe answers' budget only for a frame the backend sent, by its own MAC: anyone may
+        // write a backend's addresses into an ARP packet.
+        let from_backend = sent_by_sender && fwd.from_backend_side(sender_ip, ingress, sender_mac);
         return to_kernel(ingress, from_backend, cx);
     }
     let mut arp = ArpPacket::new_checked(&mut frame[l3..])?;

@@ -119,6 +119,11 @@ fn ip(
         .get(ingress as usize)
         .is_some_and(|i| i.mac == dst_mac);
     let twin_link_local = to_interface && is_unicast_link_local(h.dst);
+    // Another interface's own address is none of this one's (strong host): its twin would
+    // take it, and reach that address's services from the wrong segment.
+    if matches!(addressee, Some(Addressee::Own(i)) if i != ingress) {
+        return Err(DropReason::NotForUs);
+    }
     if matches!(addressee, Some(Addressee::Own(_)))
         || (group && is_neighbour_discovery(frame, &h))
         || twin_link_local

@@ -372,6 +372,7 @@ mod fragmented_neighbour_discovery;
 mod hostile;
 mod icmp_and_ipv6;
 mod never_panics;
+mod own_addresses;
 mod pipeline;
 mod replies;
 mod solicitations;
