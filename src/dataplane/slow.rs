@@ -22,7 +22,7 @@ use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
     is_broadcast_or_multicast, is_unicast_link_local, parse_headers, EtherType, EthernetFrame,
-    Headers, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
+    Headers, IcmpType, IpProtocol, Ipv4Packet, MacAddr, TcpFlags,
 };
 
 /// Decides and rewrites one frame received on interface `ingress`.
@@ -142,7 +142,7 @@ fn ip(
     // Neighbour discovery belongs to its link, which its hop limit of 255 proves to the
     // receiver (RFC 4861): what was not answered or handed to the twin above is never
     // carried to a backend's link, where it would pass for that link's own.
-    if is_neighbour_discovery(frame, &h) {
+    if is_neighbour_discovery(frame, &h) || is_ipv4_router_message(frame, &h) {
         return Err(DropReason::Unsupported);
     }
     // Nor is anything from an IPv6 link-local source (RFC 4291 §2.5.6; IPv4's are martian).
@@ -313,4 +313,20 @@ fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t))
+}
+
+/// Whether an IPv4 packet is ICMP's redirect or router discovery (RFC 1256), which, like
+/// IPv6's neighbour discovery, speaks for its own link alone: forwarded to a backend, a
+/// redirect would move the backend's route to a client onto whatever gateway it names.
+fn is_ipv4_router_message(frame: &[u8], h: &Headers) -> bool {
+    let first = !h.fragment || h.fragment_id(frame).is_ok_and(|(_, offset)| offset == 0);
+    h.proto == IpProtocol::ICMP
+        && h.ethertype == EtherType::IPV4
+        && first
+        && frame.get(usize::from(h.l4_offset)).is_some_and(|&t| {
+            matches!(
+                t,
+                IcmpType::REDIRECT | IcmpType::ROUTER_ADVERT | IcmpType::ROUTER_SOLICIT
+            )
+        })
 }

@@ -559,6 +559,56 @@ fn neighbour_discovery_to_a_frontend_is_never_forwarded() {
     }
 }
 
+/// ICMPv4 redirects and router discovery speak for their own link, as IPv6's neighbour
+/// discovery does: never balanced to a backend, to the frontend or through it (transit).
+#[test]
+fn ipv4_redirects_and_router_discovery_are_never_forwarded() {
+    let fwd = build(&ha_ports(), &[]);
+    // From the backends' gateway, naming another: a backend taking it would send its
+    // replies to that client through whoever the redirect names.
+    let mut redirect = vec![5, 1, 0, 0, 10, 0, 0, 66];
+    redirect.extend_from_slice(&ipv4(BACKENDS[0], CLIENT, IpProtocol::TCP, &[0; 8]));
+    let advert = vec![9, 0, 0, 0, 1, 2, 0, 30, 10, 0, 0, 66, 0, 0, 0, 0];
+    let solicit = vec![10, 0, 0, 0, 0, 0, 0, 0];
+    let elsewhere = Ipv4Addr::new(10, 0, 1, 99);
+    let fe_mac = frontend_mac(IpAddr::V4(FRONTEND));
+    for mut message in [redirect, advert, solicit] {
+        let sum = internet_checksum(&message);
+        message[2..4].copy_from_slice(&sum.to_be_bytes());
+        for (dst_mac, dst) in [(IF_MAC, FRONTEND), (fe_mac, FRONTEND), (fe_mac, elsewhere)] {
+            let packet = ipv4(Ipv4Addr::new(10, 0, 0, 1), dst, IpProtocol::ICMP, &message);
+            let mut frame = eth(dst_mac, CLIENT_MAC, EtherType::IPV4, &packet);
+            let (mut st, _) = worker();
+            let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+            let kind = message[0];
+            assert_eq!(
+                action,
+                Action::Drop(DropReason::Unsupported),
+                "ICMP {kind} to {dst} at {dst_mac}"
+            );
+        }
+    }
+    // Other ICMP to the frontend still goes (a timestamp request, say).
+    let mut timestamp = vec![13, 0, 0, 0, 0, 1, 0, 1];
+    timestamp.extend_from_slice(&[0; 12]);
+    let sum = internet_checksum(&timestamp);
+    timestamp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let packet = ipv4(CLIENT, FRONTEND, IpProtocol::ICMP, &timestamp);
+    let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
+    let (mut st, _) = worker();
+    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
+    assert!(
+        matches!(
+            action,
+            Action::Transmit {
+                backend: Some(_),
+                ..
+            }
+        ),
+        "{action:?}"
+    );
+}
+
 /// Nothing from a link-local source is forwarded (no router carries it off its link), on
 /// either path: IPv4's 169.254/16 is a martian source, IPv6's fe80::/10 too once it is past
 /// what the kernel twin takes.
