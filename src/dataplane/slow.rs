@@ -156,6 +156,11 @@ fn ip(
         let (ident, offset) = h.fragment_id(frame)?;
         let key = fragment_key(&h, ident);
         if offset != 0 {
+            // A TCP fragment 8 bytes in can only overlap its first, and rewrite the flags
+            // checked there (RFC 1858 §3.2; RFC 8200 forbids overlaps): no honest sender's.
+            if h.proto == IpProtocol::TCP && offset == 8 {
+                return Err(DropReason::Fragment);
+            }
             let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
             return later_fragment(frame, &h, &key, from_backend, cx);
         }

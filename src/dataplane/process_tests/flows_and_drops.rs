@@ -283,6 +283,34 @@ fn every_fragment_of_a_datagram_follows_its_first_and_orphans_are_dropped() {
     );
 }
 
+/// A TCP fragment 8 bytes in overlaps its first and would rewrite the flags checked there
+/// (RFC 1858's overlapping-fragment attack): dropped, while the datagram's true later
+/// fragment follows its first.
+#[test]
+fn a_tcp_fragment_overlapping_its_firsts_header_is_dropped() {
+    let fwd = build(&ha_ports(), &[]);
+    let (mut st, _) = worker();
+    let segment = tcp(CLIENT, FRONTEND, 40_000, 443, TcpFlags::SYN, &[0x5a; 20]);
+    let fragment = |ff: u16, range: std::ops::Range<usize>, data: &[u8]| {
+        let packet = ipv4_with(CLIENT, FRONTEND, IpProtocol::TCP, ff, &[], &data[range]);
+        eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet)
+    };
+    let mut first = fragment(MF, 0..24, &segment);
+    let b = to_backend(&mut first, &mut st, &fwd);
+    // Bytes 8.. of the header again, the flags (byte 13) now SYN and FIN.
+    let mut overlapping = segment.clone();
+    overlapping[13] = TcpFlags::SYN | TcpFlags::FIN;
+    let mut overlap = fragment(MF | 1, 8..24, &overlapping);
+    let action = process(&mut overlap, LAN, &mut st, &fwd, NOW);
+    assert_eq!(action, Action::Drop(DropReason::Fragment));
+    let mut rest = fragment(3, 24..40, &segment);
+    assert_eq!(
+        to_backend(&mut rest, &mut st, &fwd),
+        b,
+        "the true rest follows"
+    );
+}
+
 /// Through a NAT rule that translates the port, the first fragment gets the backend's port in
 /// its header (whose UDP length counts the whole datagram), the later ones follow it, and the
 /// datagram's checksum stays right; the backend's fragmented answer gets the frontend's port.
