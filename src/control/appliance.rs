@@ -290,7 +290,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut shutdown = Shutdown::Running;
     // Announcements wait for health (and config) to settle (see announce::settle_time).
     let mut last_health_change = Instant::now();
-    // Control-socket reloads waiting for BIRD to take a withdrawal, answered once applied.
+    // Control-socket reloads, answered once their state is published (where a withdrawal
+    // holds one, once BIRD took it, or in time).
     let mut reloads_waiting = Vec::new();
     // States replaced while the workers may hold them (dropped after the workers stop).
     let mut retired = Retired::default();
@@ -373,9 +374,11 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 let answer = match request {
                     Request::Reload => {
                         match plane.reload(config_path, &fwd, &mut prober, announcer.as_mut()) {
+                            // Answered once the state it makes is published.
                             Reload::Applied(generation) => {
                                 applied = Some(generation);
-                                serde_json::json!({"outcome": "applied", "generation": generation})
+                                reloads_waiting.push(reply);
+                                continue;
                             }
                             Reload::Refused(problems) => serde_json::json!({
                                 "outcome": "refused", "generation": plane.config_generation,
@@ -409,7 +412,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             // Reaps stopped probe threads and starts any that could not start before.
             prober.set_targets(&plane.targets, &plane.health);
         }
-        if let Some(generation) = applied {
+        if applied.is_some() {
             urgent = true;
             // A reload that changed nothing the health view rests on (the same config again,
             // as configuration management sends it) does not hold announcements back.
@@ -417,12 +420,6 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 last_health_change = now;
             }
             frontend_macs_after_reload(&ports, &mut frontend_macs, &plane.cfg);
-            if plane.pending.is_none() {
-                let answer = serde_json::json!({"outcome": "applied", "generation": generation});
-                for reply in reloads_waiting.drain(..) {
-                    let _ = reply.send(answer.clone());
-                }
-            }
         }
         if housekeeping || ask_now {
             let (solicitations, changed) = plane.neighbours.tick(&forwarding.load(), now);
@@ -442,6 +439,13 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             neighbours_changed = false;
         } else if housekeeping {
             retired.release(&counters);
+        }
+        // A reload is answered once the workers have its state (and no withdrawal holds it).
+        if let Some(generation) = applied.filter(|_| plane.pending.is_none()) {
+            let answer = serde_json::json!({"outcome": "applied", "generation": generation});
+            for reply in reloads_waiting.drain(..) {
+                let _ = reply.send(answer.clone());
+            }
         }
         // Announced: the frontends served now, until a drain begins; while a reload waits for
         // BIRD to take a withdrawal, only withdrawals (the state still serving the frontends
