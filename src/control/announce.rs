@@ -9,7 +9,8 @@
 //! sees the interface go and withdraws every route at once, with no help from haports.
 //!
 //! The [`Announcer`] thread does the file and the socket, so the control thread never waits
-//! on BIRD; it retries every second while BIRD is away or refuses.
+//! on BIRD; it retries every second while BIRD is away or refuses, and while nothing changes
+//! asks BIRD every second whether it is still there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -29,6 +30,11 @@ use crate::lb::forwarding::Forwarding;
 
 /// How often a failed announcement is tried again.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// How often BIRD is asked whether it is still there while nothing changes, so that the
+/// status and the metrics follow a BIRD that stopped (it announces nothing then, and reads
+/// the routes file when it starts again).
+const WATCH: Duration = Duration::from_secs(1);
 
 /// The routes to announce: each frontend address and the twin it goes through.
 pub type Routes = BTreeMap<IpAddr, String>;
@@ -304,12 +310,16 @@ fn announce_loop(
     applied: &AtomicU64,
 ) {
     let mut pending: Option<(u64, Routes)> = None;
+    // The routes BIRD took last, while it is known to be there.
+    let mut taken: Option<(u64, Routes)> = None;
     let mut failing = false;
     // Protocols disabled when BIRD refused a withdrawal, enabled once it takes the file.
     let mut disabled: BTreeSet<&'static str> = BTreeSet::new();
     loop {
         let next = if pending.is_some() {
             rx.recv_timeout(RETRY)
+        } else if taken.is_some() {
+            rx.recv_timeout(WATCH)
         } else {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
@@ -321,6 +331,17 @@ fn announce_loop(
         // Only the latest routes matter.
         while let Ok(p) = rx.try_recv() {
             pending = Some(p);
+        }
+        // Nothing new: where BIRD is gone, what it took is handed over again (counted and
+        // logged as any exchange that fails, and tried every second until it is back).
+        if pending.is_none() && taken.is_some() {
+            let gone = matches!(
+                command(socket, "show status"),
+                Err(BirdError::NotRunning(_) | BirdError::Io(_))
+            );
+            if gone {
+                pending = taken.take();
+            }
         }
         let Some((seq, routes)) = pending.take() else {
             continue;
@@ -361,6 +382,7 @@ fn announce_loop(
                 st.announced = now;
                 applied.store(seq, Ordering::Release);
                 failing = false;
+                taken = Some((seq, routes));
             }
             // The file is right and BIRD reads it when it starts; until then nothing is
             // announced. Asked again every second, so that the status follows BIRD. The
