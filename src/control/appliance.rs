@@ -172,7 +172,6 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     if !narrow.is_empty() {
         return Err(Error::Config(narrow.join("; ")));
     }
-    prober.set_targets(&plane.targets, &plane.health);
     let forwarding = Arc::new(ArcSwap::from_pointee(plane.build(None)));
     let cfg = plane.cfg.clone();
     let reports = Worker::new_reports();
@@ -296,6 +295,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     // States replaced while the workers may hold them (dropped after the workers stop).
     let mut retired = Retired::default();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
+    // Probes start now: they go out through this loop and are answered through the workers
+    // (a first probe before would time out, and take its backend down).
+    prober.set_targets(&plane.targets, &plane.health);
 
     loop {
         shutdown = shutdown.next(&interrupt, &term, announcer.as_ref(), &plane.cfg);
