@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 
 use super::action::Action;
+use super::exception::TokenBucket;
 use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{parse_headers, MacAddr};
@@ -53,6 +54,16 @@ pub const REPORTS: usize = 4096;
 /// Wants remembered per worker to report each once per [`WANT_AGAIN_MS`].
 const RECENT_WANTS: usize = 16;
 
+/// New next hops a worker reports a second at most (a tenth of a second's worth at once):
+/// packets from made-up sources on a segment would each have the control thread broadcast
+/// a solicitation, and send it twice more unanswered.
+pub const WANTS_PER_S: u32 = 1000;
+
+/// The room at the end of the reports queue only answers take: wants and hints, which a
+/// flood can make, stop short of it, so that the answers to the appliance's own
+/// solicitations (a backend's MAC verified) are not crowded out.
+pub const ANSWERS_ROOM: usize = REPORTS / 4;
+
 /// A worker's end of the reports queue.
 #[derive(Debug)]
 pub struct NeighbourReports {
@@ -61,6 +72,8 @@ pub struct NeighbourReports {
     recent: [(Option<IpAddr>, u64); RECENT_WANTS],
     /// Recent hints, the same way: a flood of claims about one neighbour is one hint.
     recent_hints: [(Option<IpAddr>, u64); RECENT_WANTS],
+    /// Wants reported, at [`WANTS_PER_S`].
+    wants: TokenBucket,
 }
 
 impl NeighbourReports {
@@ -69,7 +82,13 @@ impl NeighbourReports {
             queue,
             recent: [(None, 0); RECENT_WANTS],
             recent_hints: [(None, 0); RECENT_WANTS],
+            wants: TokenBucket::full(WANTS_PER_S),
         }
+    }
+
+    /// Whether the queue has room for a want or a hint (short of [`ANSWERS_ROOM`]).
+    fn room_for_news(&self) -> bool {
+        self.queue.len() < REPORTS - ANSWERS_ROOM
     }
 
     /// A queue for workers' reports to the control thread.
@@ -77,13 +96,16 @@ impl NeighbourReports {
         Arc::new(ArrayQueue::new(REPORTS))
     }
 
-    /// Reports that `addr` out of `interface` is needed, unless this worker did so lately.
+    /// Reports that `addr` out of `interface` is needed, unless this worker did so lately, or
+    /// has reported [`WANTS_PER_S`] already. Where the queue is short of room (the control
+    /// thread is behind) or the rate spent, the want comes again with a later packet.
     pub fn want(&mut self, interface: InterfaceId, addr: IpAddr, now_ms: u64) {
-        if !fresh(&mut self.recent, addr, now_ms, WANT_AGAIN_MS) {
+        if !self.room_for_news() || !fresh(&mut self.recent, addr, now_ms, WANT_AGAIN_MS) {
             return;
         }
-        // A full queue: the control thread is behind; the want comes again with the next packet.
-        let _ = self.queue.push(Report::Want { interface, addr });
+        if self.wants.take(now_ms, WANTS_PER_S) {
+            let _ = self.queue.push(Report::Want { interface, addr });
+        }
     }
 
     pub fn answer(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
@@ -109,7 +131,10 @@ impl NeighbourReports {
         now_ms: u64,
     ) {
         let news = mac.is_unicast() && fwd.neighbour(addr).is_some_and(|known| known != mac);
-        if news && fresh(&mut self.recent_hints, addr, now_ms, HINT_AGAIN_MS) {
+        if news
+            && self.room_for_news()
+            && fresh(&mut self.recent_hints, addr, now_ms, HINT_AGAIN_MS)
+        {
             let _ = self.queue.push(Report::Hint {
                 interface,
                 addr,
@@ -339,4 +364,57 @@ fn resolved(frame: &mut [u8], interface: InterfaceId, fwd: &Forwarding) -> Optio
         interface,
         backend: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn on_link(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | n))
+    }
+
+    fn wants(queue: &ArrayQueue<Report>) -> usize {
+        std::iter::from_fn(|| queue.pop())
+            .filter(|r| matches!(r, Report::Want { .. }))
+            .count()
+    }
+
+    /// Packets from a thousand made-up sources at once are a tenth of a second's worth of
+    /// wants, then one a millisecond: each a solicitation the control thread would send.
+    #[test]
+    fn a_worker_reports_new_next_hops_at_its_rate() {
+        let queue = NeighbourReports::new_queue();
+        let mut reports = NeighbourReports::new(queue.clone());
+        for n in 0..1000 {
+            reports.want(0, on_link(n), 5_000);
+        }
+        assert_eq!(wants(&queue), WANTS_PER_S as usize / 10);
+        for n in 1000..1010 {
+            reports.want(0, on_link(n), 5_001);
+        }
+        assert_eq!(wants(&queue), 1, "a millisecond's worth");
+    }
+
+    /// Wants and hints from every worker filling the queue leave room for the answers to the
+    /// appliance's own solicitations.
+    #[test]
+    fn wants_stop_short_of_the_room_kept_for_answers() {
+        let queue = NeighbourReports::new_queue();
+        let mut workers: Vec<NeighbourReports> = (0..64)
+            .map(|_| NeighbourReports::new(queue.clone()))
+            .collect();
+        for (w, reports) in workers.iter_mut().enumerate() {
+            for n in 0..200 {
+                reports.want(0, on_link((w as u32) << 8 | n), 5_000);
+            }
+        }
+        assert_eq!(queue.len(), REPORTS - ANSWERS_ROOM);
+        let backend = on_link(0xff_ffff);
+        let mac = MacAddr([2, 0, 0, 0, 0, 0x11]);
+        workers[0].answer(0, backend, mac);
+        assert_eq!(queue.len(), REPORTS - ANSWERS_ROOM + 1, "the answer got in");
+    }
 }
