@@ -70,7 +70,8 @@ pub enum Addressee {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReverseNat {
     pub frontend: IpAddr,
-    /// The frontend port to restore (port-translating rules); None for HA ports.
+    /// The frontend port to restore: a TCP or UDP rule's (the backend's own where the rule
+    /// does not translate it); None for HA ports.
     pub frontend_port: Option<u16>,
 }
 

@@ -16,25 +16,29 @@ pub enum DropReason {
     /// A protocol or form haports does not handle (yet): multi-segment mbufs, unknown
     /// ethertypes, ARP operations other than request/reply…
     Unsupported,
-    /// Addressed at layer 2 to another host (seen because the segment flooded it).
+    /// Addressed at layer 2 to another host (seen because the segment flooded it), group
+    /// traffic other than neighbour discovery, or for another interface's own address.
     NotForUs,
     /// Addressed to a frontend, but no rule of it matches the protocol and port.
     NoRule,
     /// Addressed to neither a frontend nor the appliance, and no rule allows transit.
     NoFrontend,
-    /// The rule's pool has no healthy backend.
+    /// The rule's pool has no healthy backend for a new flow, or a packet held for a
+    /// backend's MAC found it down or removed meanwhile.
     NoHealthyBackend,
     /// The next hop's MAC address is not resolved: a backend's not yet, or a packet held for
     /// its next hop got no answer in time (or too many were held).
     NoNeighbour,
-    /// A later IP fragment whose first fragment was not seen (or is too old).
+    /// A later IP fragment whose first fragment was not seen (or is too old), a backend's
+    /// reply's from elsewhere than the backend side, or a TCP fragment 8 bytes in (RFC 1858).
     Fragment,
     /// TTL / hop limit zero on arrival.
     Ttl,
     /// The TX queue (or the exception path towards the kernel twin) was full.
     TxFull,
-    /// A source no real sender has: broadcast, multicast, loopback, unspecified, or the
-    /// appliance's own or its frontends' addresses.
+    /// A source no real sender has: broadcast (an interface subnet's too), multicast,
+    /// loopback, unspecified, link-local (169.254/16; fe80::/10 beyond what the kernel twin
+    /// takes), or the appliance's own or its frontends' addresses.
     MartianSource,
     /// TCP flags no stack sends (SYN with FIN or RST, or none at all).
     TcpFlags,
