@@ -120,11 +120,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut mtus = Vec::new();
     let mut handoffs = Vec::new();
     let mut frontend_macs = Vec::new();
-    // A twin has an RX and a TX queue for each worker, or one of each, the control thread's
-    // (Dataplane::twin_queues): then the workers hand it what goes to the kernel (`to_twin`).
-    // The control thread reads every RX queue.
-    let twin_queues = cfg.dataplane.twin_queues();
-    let handoff = usize::from(twin_queues) != workers;
+    // A twin has one RX and one TX queue, the control thread's (Dataplane::TWIN_QUEUES): the
+    // workers hand it what goes to the kernel (`to_twin`).
+    let twin_queues = Dataplane::TWIN_QUEUES;
     let mut to_twin = Vec::new();
     for (i, ifc) in cfg.interface.iter().enumerate() {
         // The control thread sends the twins' traffic on a TX queue of its own where the
@@ -162,7 +160,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         mtus.push(port.mtu()?);
         ports.push(port);
         twins.push(twin_port);
-        to_twin.push(handoff.then(|| Arc::new(ArrayQueue::<Mbuf>::new(1024))));
+        to_twin.push(Arc::new(ArrayQueue::<Mbuf>::new(1024)));
         macs.push(mac);
     }
 
@@ -221,14 +219,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 index: w,
                 rx: ports.iter().map(|p| p.rx_queue(w as u16)).collect(),
                 tx: ports.iter().map(|p| p.tx_queue(w as u16)).collect(),
-                to_twin: twins
-                    .iter()
-                    .zip(&to_twin)
-                    .map(|(t, h)| match h {
-                        Some(h) => ToTwin::Handoff(h.clone()),
-                        None => ToTwin::Queue(t.tx_queue(w as u16)),
-                    })
-                    .collect(),
+                to_twin: to_twin.iter().map(ToTwin::clone).collect(),
                 state: WorkerState {
                     kernel: kernel_budget.clone(),
                     new_flows: counters[w].backend_flows.clone(),
@@ -262,15 +253,15 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         return Err(e);
     }
 
-    // The control thread's own queues: every twin RX queue, a one-queue twin's TX queue, and
-    // each port's spare TX queue (`workers`) where it has one.
+    // The control thread's own queues: each twin's RX and TX queue, and each port's spare TX
+    // queue (`workers`) where it has one.
     let mut twin_rx: Vec<_> = (twins.iter().enumerate())
         .flat_map(|(ifc, t)| (0..twin_queues).map(move |q| (ifc, t.rx_queue(q))))
         .collect();
     let mut twin_tx: Vec<_> = twins
         .iter()
         .zip(&to_twin)
-        .filter_map(|(t, h)| Some((h.clone()?, t.tx_queue(0))))
+        .map(|(t, h)| (h.clone(), t.tx_queue(0)))
         .collect();
     let mut twin_buf = TxBuffer::default();
     let mut port_tx: Vec<KernelOut> = ports

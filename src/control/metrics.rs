@@ -159,7 +159,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 })
                 .collect::<Vec<_>>(),
         )?;
-        let to_kernel = sum(&|w| w.to_kernel.get()) + self.control_to_kernel.get();
+        // Counted by the control thread as it sends them (the workers hand them over).
+        let to_kernel = self.control_to_kernel.get();
         counter(
             &mut enc,
             "haports_kernel_packets",

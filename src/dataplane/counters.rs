@@ -54,9 +54,6 @@ pub struct WorkerCounters {
     pub rx_packets: [Counter; MAX_INTERFACES],
     /// Packets sent, by interface index.
     pub tx_packets: [Counter; MAX_INTERFACES],
-    /// Packets this worker sent on its own queues of the kernel twins (the control thread counts
-    /// those the workers hand it).
-    pub to_kernel: Counter,
     pub drops: [Counter; DropReason::COUNT],
     /// Packets and bytes forwarded to each backend, by `BackendId` of the current
     /// forwarding state: both of a backend in one line, written together for every packet.
@@ -83,7 +80,6 @@ impl Default for WorkerCounters {
         WorkerCounters {
             rx_packets: Default::default(),
             tx_packets: Default::default(),
-            to_kernel: Counter::default(),
             drops: Default::default(),
             backend_traffic: backend_traffic(MAX_COUNTED_BACKENDS),
             backend_flows: backend_counters(MAX_COUNTED_BACKENDS),

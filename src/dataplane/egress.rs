@@ -14,15 +14,9 @@ use crate::dpdk::{free_bulk, Mbuf, MbufBurst, TxBuffer, TxQueue, BURST};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 
-/// Where a worker's packets for one kernel twin go.
-#[derive(Debug)]
-pub enum ToTwin {
-    /// The worker's own TX queue on the twin.
-    Queue(TxQueue),
-    /// A hand-off to the control thread, which sends it on the twin's one TX queue: with more
-    /// workers than the twin can have queues.
-    Handoff(Arc<ArrayQueue<Mbuf>>),
-}
+/// Where a worker's packets for one kernel twin go: a hand-off to the control thread, which
+/// sends them on the twin's one TX queue (net_tap makes a system call for each).
+pub type ToTwin = Arc<ArrayQueue<Mbuf>>;
 
 /// Where decided packets go: TX buffers of the ports, the way to each kernel twin, packets
 /// held for a neighbour, and drops freed in bulk.
@@ -30,7 +24,6 @@ pub(super) struct Egress {
     tx: Vec<TxQueue>,
     to_twin: Vec<ToTwin>,
     tx_bufs: Vec<TxBuffer>,
-    twin_bufs: Vec<TxBuffer>,
     held: Held<Option<Mbuf>>,
     drops: [Option<Mbuf>; BURST],
     counters: Arc<WorkerCounters>,
@@ -46,7 +39,6 @@ impl Egress {
     ) -> Egress {
         Egress {
             tx_bufs: tx.iter().map(|_| TxBuffer::default()).collect(),
-            twin_bufs: to_twin.iter().map(|_| TxBuffer::default()).collect(),
             tx,
             to_twin,
             held: Held::new(),
@@ -131,24 +123,15 @@ impl Egress {
                         m,
                     );
                 }
-                Action::ToKernel { interface } => match &mut self.to_twin[interface as usize] {
-                    ToTwin::Queue(q) => {
-                        let buf = &mut self.twin_bufs[interface as usize];
-                        if buf.is_full() {
-                            flush_twin(q, buf, counters);
-                        }
-                        let _ = buf.push(m);
+                // Counted by the control thread as it sends. Full: the control thread is behind;
+                // dropped as by a full TX ring.
+                Action::ToKernel { interface } => {
+                    if let Err(m) = self.to_twin[interface as usize].push(m) {
+                        counters.drop_packet(DropReason::TxFull);
+                        self.drops[dropped] = Some(m);
+                        dropped += 1;
                     }
-                    // Counted by the control thread as it sends. Full: the control thread is
-                    // behind; dropped as by a full TX ring.
-                    ToTwin::Handoff(h) => {
-                        if let Err(m) = h.push(m) {
-                            counters.drop_packet(DropReason::TxFull);
-                            self.drops[dropped] = Some(m);
-                            dropped += 1;
-                        }
-                    }
-                },
+                }
                 Action::Hold { interface } => {
                     if let Err(m) = self.held.hold(Some(m), Wait::NextHop(interface), now_ms) {
                         counters.drop_packet(DropReason::NoNeighbour);
@@ -206,11 +189,6 @@ impl Egress {
     pub(super) fn flush(&mut self) {
         for (i, buf) in self.tx_bufs.iter_mut().enumerate() {
             flush(&mut self.tx[i], buf, &self.counters, i as u32);
-        }
-        for (twin, buf) in self.to_twin.iter_mut().zip(&mut self.twin_bufs) {
-            if let ToTwin::Queue(q) = twin {
-                flush_twin(q, buf, &self.counters);
-            }
         }
     }
 }
@@ -280,13 +258,5 @@ fn transmit(
 fn flush(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters, interface: u32) {
     let (sent, lost) = txq.flush(buf);
     counters.tx_packets[interface as usize].add(sent as u64);
-    counters.drops[DropReason::TxFull.index()].add(lost as u64);
-}
-
-/// What reached a twin counts as to the kernel, what its queue had no room for as a drop
-/// (not both).
-fn flush_twin(q: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters) {
-    let (sent, lost) = q.flush(buf);
-    counters.to_kernel.add(sent as u64);
     counters.drops[DropReason::TxFull.index()].add(lost as u64);
 }

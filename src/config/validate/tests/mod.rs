@@ -219,13 +219,14 @@ fn dataplane_sizes_are_checked() {
 fn packet_buffers_are_at_least_what_the_rings_need() {
     let mut cfg = base();
     let need = cfg.dataplane.mbufs_for_rings(cfg.interface.len());
-    // The worker's two rings, the twin's two and the control thread's TX ring, 1024 each,
-    // 4096 more, and two lcores' caches of 384 at their fullest.
+    // The worker's two rings, the twin's two, the control thread's TX ring and the workers'
+    // hand-off to the twin, 1024 each, 4096 more, and two lcores' caches of 384 at their
+    // fullest.
     assert_eq!(
         need, 16383,
-        "one interface, one worker: 9984, up to 2^n - 1"
+        "one interface, one worker: 11008, up to 2^n - 1"
     );
-    // 12 × 5 × 1024 + 4096 = 65536 before the caches: 2^16 - 1 would be short.
+    // 12 × 6 × 1024 + 4096 = 77824 before the caches: beyond 2^16 - 1.
     assert_eq!(cfg.dataplane.mbufs_for_rings(12), 131_071);
     // 59 workers on one interface: (118 + 2 + 1 + 1) × 1024 + 4096 = 129024, and 60 caches
     // of 384, 23040, beyond 2^17 - 1.
@@ -234,15 +235,13 @@ fn packet_buffers_are_at_least_what_the_rings_need() {
         ..Dataplane::default()
     };
     assert_eq!(many.mbufs_for_rings(1), 262_143);
-    // Up to 4 workers a twin has a queue of each kind per worker: 2 × (3 × 4 + 1) × 1024 +
-    // 4096 = 30720. From 5 on it has one of each, and the workers a hand-off to it: 16
-    // workers, 2 × (32 + 2 + 1 + 1) × 1024 + 4096 = 77824.
-    // 4 workers on 2 interfaces: 2 × 17 × 1024 + 4096 + 5 × 384 = 40832, where a hand-off
-    // and one-queue twins would give 30592.
+    // Whatever the workers, a twin has one queue of each kind and the workers a hand-off to
+    // it: 4 workers on 2 interfaces, 2 × (8 + 2 + 1 + 1) × 1024 + 4096 + 5 × 384 = 30592;
+    // 16 on 2, 2 × (32 + 4) × 1024 + 4096 + 17 × 384 = 84352.
     let cases = [
         (3, 2, 32_767),
         (4, 1, 32_767),
-        (4, 2, 65_535),
+        (4, 2, 32_767),
         (16, 2, 131_071),
     ];
     for (workers, interfaces, want) in cases {
@@ -252,16 +251,6 @@ fn packet_buffers_are_at_least_what_the_rings_need() {
         };
         assert_eq!(dp.mbufs_for_rings(interfaces), want, "{workers} workers");
     }
-    let four = Dataplane {
-        workers: 4,
-        ..Dataplane::default()
-    };
-    assert_eq!(four.twin_queues(), 4);
-    let five = Dataplane {
-        workers: 5,
-        ..Dataplane::default()
-    };
-    assert_eq!((five.twin_queues(), five.mbufs_for_rings(1)), (1, 32_767));
     cfg.dataplane.mbufs = need;
     assert!(validate(&cfg).is_empty());
     cfg.dataplane.workers = 4;
