@@ -1,13 +1,14 @@
 //! The DPDK wrappers keep their promises without the caller's care, on a real (null) PMD: a
-//! queue, which the PMD lets one thread use, has one handle at a time; and a pool dropped
-//! while a packet buffer is still out is left allocated for it, not freed under it; a pool
+//! queue, which the PMD lets one thread use, has one handle at a time; a port keeps its
+//! pool; and a pool dropped while a packet buffer is still out is left allocated for it, not
+//! freed under it; a pool
 //! that does not fit on its socket comes from another; a started port receives all
 //! multicast (a TAP device); and EAL's memory stays mapped while a pool lives, whatever
 //! was dropped first.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use haports::dpdk::{Eal, Mbuf, Mempool, Port, PortConfig};
+use haports::dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig};
 
 #[test]
 fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buffers_are_out() {
@@ -23,6 +24,8 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
         "net_null0",
         "--vdev",
         "net_tap0,iface=hpthandles",
+        "--vdev",
+        "net_null1",
         "--log-level",
         "lib.eal:error",
         // Other tests' EALs may run at the same time, in the same runtime directory.
@@ -75,6 +78,33 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
         "all-multicast off: flags {flags:#x}"
     );
     drop(tap);
+
+    // A port keeps the pool its RX queues take buffers from: the caller's handle dropped,
+    // the pool stays (registered under its name) and the port receives from it (net_null
+    // allocates in each receive); it is freed with the port.
+    let own = Mempool::new("port-own", 1023, 0, None).expect("a pool");
+    let null = Port::start(
+        2,
+        &PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            ..cfg
+        },
+        &own,
+    )
+    .expect("net_null1 starts");
+    drop(own);
+    assert!(
+        Mempool::new("port-own", 1023, 0, None).is_err(),
+        "the port's pool was freed under it"
+    );
+    let mut rx = null.rx_queue(0);
+    let mut received = MbufBurst::default();
+    assert!(rx.burst(&mut received) > 0, "net_null receives");
+    drop((received, rx, null));
+    let again = Mempool::new("port-own", 1023, 0, None);
+    assert!(again.is_ok(), "the pool was not freed with its port");
+    drop(again);
 
     // A pool for ports on a socket without the memory (here, one with none at all) is taken
     // from any socket's instead of failing the start.

@@ -1,21 +1,28 @@
 use std::ffi::CString;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use super::error::DpdkError;
 
-/// A packet-buffer pool (`rte_pktmbuf_pool_create`), freed on drop.
+/// A packet-buffer pool (`rte_pktmbuf_pool_create`), freed when its last handle is dropped:
+/// the ports started on it hold one each, as their RX queues allocate from it.
 ///
 /// DPDK's mempool is safe to use from many threads at once (per-lcore caches, lock-free
 /// ring), so the handle is `Send + Sync`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Mempool {
+    inner: Arc<Pool>,
+}
+
+#[derive(Debug)]
+struct Pool {
     raw: NonNull<dpdk_sys::rte_mempool>,
 }
 
 // SAFETY: rte_mempool get/put are thread-safe by design (per-lcore caches + lock-free ring).
-unsafe impl Send for Mempool {}
-// SAFETY: as above; the handle is only read after creation.
-unsafe impl Sync for Mempool {}
+unsafe impl Send for Pool {}
+// SAFETY: as above; the pointer is only read after creation.
+unsafe impl Sync for Pool {}
 
 impl Mempool {
     /// `count` mbufs of the default data room, with a per-lcore cache of `cache`, in the
@@ -48,7 +55,9 @@ impl Mempool {
             )
         };
         let pool = NonNull::new(raw)
-            .map(|raw| Mempool { raw })
+            .map(|raw| Mempool {
+                inner: Arc::new(Pool { raw }),
+            })
             .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))?;
         super::eal::held();
         Ok(pool)
@@ -96,17 +105,17 @@ impl Mempool {
     }
 
     pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_mempool {
-        self.raw.as_ptr()
+        self.inner.raw.as_ptr()
     }
 
     /// Mbufs currently free in the pool (approximate while workers run).
     pub fn available(&self) -> u32 {
         // SAFETY: the pool is alive.
-        unsafe { dpdk_sys::rte_mempool_avail_count(self.raw.as_ptr()) }
+        unsafe { dpdk_sys::rte_mempool_avail_count(self.as_ptr()) }
     }
 }
 
-impl Drop for Mempool {
+impl Drop for Pool {
     /// Frees the pool once every mbuf is back in it; one still out (held by a port's
     /// descriptors, a queue or an `Mbuf` not yet dropped) would be freed into freed memory
     /// later, so then the pool is left allocated (until the process ends) and that is logged.
@@ -118,8 +127,8 @@ impl Drop for Mempool {
             tracing::warn!("mempool dropped with {out} mbufs still out: left allocated");
             return;
         }
-        // SAFETY: every mbuf is back (checked just now), and this handle is the pool's only
-        // owner: nothing refers to it once it is gone.
+        // SAFETY: every mbuf is back (checked just now), and this is the pool's last handle
+        // (the ports on it hold theirs): nothing refers to it once it is gone.
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) };
         super::eal::released();
     }

@@ -62,6 +62,9 @@ struct PortInner {
     /// pointer, not the bytes, and a PMD may read it again at a restart): freed only after
     /// the port is closed (fields drop after `drop`).
     _rss_key: Box<[u8; 256]>,
+    /// The pool the RX queues take buffers from, kept as long as the port (a PMD may
+    /// allocate from it in any receive), freed after the port is closed.
+    _pool: Mempool,
 }
 
 impl Drop for PortInner {
@@ -179,11 +182,12 @@ impl Port {
         // is: its rings wherever EAL has memory, not on socket 0 alone.
         // SAFETY: valid port id.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) } as u32;
-        let pool = pool.as_ptr();
+        let raw_pool = pool.as_ptr();
         for q in 0..cfg.rx_queues {
             super::memory::on_socket_or_any(id, socket, &format!("RX queue {q}"), |socket| {
-                // SAFETY: configured port; the pool outlives the port (dropped after it).
-                unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, null(), pool) }
+                // SAFETY: configured port; the pool outlives the port: the caller's handle
+                // until it is started, the port's own after (`PortInner::_pool`).
+                unsafe { dpdk_sys::rte_eth_rx_queue_setup(id, q, nb_rx, socket, null(), raw_pool) }
             })?;
         }
         for q in 0..cfg.tx_queues {
@@ -231,6 +235,7 @@ impl Port {
                 rx_taken: (0..cfg.rx_queues).map(|_| AtomicBool::new(false)).collect(),
                 tx_taken: (0..cfg.tx_queues).map(|_| AtomicBool::new(false)).collect(),
                 _rss_key: key,
+                _pool: pool.clone(),
             }),
             rx_queues: cfg.rx_queues,
             tx_queues: cfg.tx_queues,
