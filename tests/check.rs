@@ -1100,11 +1100,14 @@ fn accepted_configs_work_as_written() {
             "address = [\"10.0.0.2/24\", \"fd00::2/64\"]\nroutes = [{ to = \"10.9.0.0/16\", via = \"10.0.0.1\" }]\n",
         )
     };
+    // (Each worker polls a queue of its own: the AF_PACKET device fills as many.)
     let lcores = |eal: &str, workers: u32| {
-        format!("[dataplane]\nworkers = {workers}\n\n{}", ilb_ha(false, &[])).replace(
-            "eal_args = [\"--no-pci\",",
-            &format!("eal_args = [{eal}, \"--no-pci\","),
-        )
+        format!("[dataplane]\nworkers = {workers}\n\n{}", ilb_ha(false, &[]))
+            .replace(
+                "eal_args = [\"--no-pci\",",
+                &format!("eal_args = [{eal}, \"--no-pci\","),
+            )
+            .replace("iface=lb0\"", &format!("iface=lb0,qpairs={workers}\""))
     };
     run_cases(vec![
         fails(

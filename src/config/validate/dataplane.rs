@@ -272,7 +272,7 @@ pub(super) fn ports_exist(cfg: &Config, out: &mut Problems) {
     let listed = vdevs
         .iter()
         .enumerate()
-        .map(|(port, vdev)| format!("port {port}: {vdev}"))
+        .map(|(port, vdev)| format!("port {port}: {}", vdev_name(vdev)))
         .collect::<Vec<_>>()
         .join(", ");
     for (i, iface) in cfg.interface.iter().enumerate() {
@@ -289,7 +289,56 @@ pub(super) fn ports_exist(cfg: &Config, out: &mut Problems) {
                     vdevs.len()
                 ),
             );
+        } else if let Some((key, queues)) =
+            vdev_queues(&vdevs[usize::from(iface.port)]).filter(|_| cfg.dataplane.workers > 0)
+        {
+            // Each worker polls an RX queue of its own on every port: a device that fills
+            // fewer cannot start, one that fills more loses the frames of the others.
+            if queues != cfg.dataplane.workers {
+                let vdev = vdev_name(&vdevs[usize::from(iface.port)]);
+                let workers = cfg.dataplane.workers;
+                let plural = |n: u32| if n == 1 { "" } else { "s" };
+                let (queues_s, workers_s) = (plural(queues), plural(workers));
+                out.error(
+                    format!("{}.port", interface_key(i, iface)),
+                    limit::QUEUE_PER_WORKER,
+                    format!(
+                        "port {} ({vdev}) fills {queues} RX queue{queues_s} ({key}, 1 unless given) \
+                         but {workers} worker{workers_s} poll {workers}, one each: give the vdev \
+                         {key}={workers}",
+                        iface.port
+                    ),
+                );
+            }
         }
+    }
+}
+
+/// A vdev's driver and instance name: what comes before its first argument.
+fn vdev_name(vdev: &str) -> &str {
+    vdev.split(',').next().unwrap_or("")
+}
+
+/// The queues an AF_PACKET or AF_XDP vdev fills (its `qpairs` or `queue_count` argument,
+/// 1 unless given) and that argument's name; `None` for other drivers (their queues are
+/// as many as asked for) or a count that does not parse (the PMD refuses it at start).
+fn vdev_queues(vdev: &str) -> Option<(&'static str, u32)> {
+    let driver = vdev_name(vdev)
+        .trim_start_matches("net_")
+        .trim_start_matches("eth_")
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    let key = match driver {
+        "af_packet" => "qpairs",
+        "af_xdp" => "queue_count",
+        _ => return None,
+    };
+    let given = vdev
+        .split(',')
+        .skip(1)
+        .find_map(|a| a.strip_prefix(key)?.strip_prefix('='));
+    match given {
+        None => Some((key, 1)),
+        Some(n) => Some((key, n.trim().parse().ok()?)),
     }
 }
 
@@ -309,7 +358,7 @@ const ONE_PORT_VDEVS: [&str; 12] = [
     "kni",
 ];
 
-/// The network vdevs of `args` in order (each `--vdev`'s driver and instance name), when
+/// The network vdevs of `args` in order (each `--vdev` whole: driver, name and arguments), when
 /// they are all the ports EAL will create; `None` when that cannot be known from `args`:
 /// PCI devices may be probed (no `--no-pci`, or an allow list), a vdev may make more or
 /// fewer ports than one, or there is no vdev at all (other buses, such as vmbus).
@@ -340,15 +389,14 @@ fn eal_ports(args: &[String]) -> Option<Vec<String>> {
     if !no_pci || allow_list {
         return None;
     }
-    let names: Vec<String> = vdevs
-        .iter()
-        .map(|v| v.split(',').next().unwrap_or("").to_owned())
-        .collect();
     let network = |name: &str| name.starts_with("net_") || name.starts_with("eth_");
     // A vdev that is not a network device makes no port (crypto, event, DMA…).
-    let ports: Vec<String> = names.into_iter().filter(|n| network(n)).collect();
-    let one_port_each = ports.iter().all(|name| {
-        let driver = name
+    let ports: Vec<String> = (vdevs.into_iter())
+        .filter(|v| network(vdev_name(v)))
+        .map(str::to_owned)
+        .collect();
+    let one_port_each = ports.iter().all(|vdev| {
+        let driver = vdev_name(vdev)
             .trim_start_matches("net_")
             .trim_start_matches("eth_")
             .trim_end_matches(|c: char| c.is_ascii_digit());
@@ -364,8 +412,15 @@ fn eal_ports(args: &[String]) -> Option<Vec<String>> {
 mod tests {
     use super::eal_ports;
 
+    /// The ports' driver and instance names.
     fn ports(args: &[&str]) -> Option<Vec<String>> {
-        eal_ports(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        let ports = eal_ports(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())?;
+        Some(
+            ports
+                .iter()
+                .map(|v| super::vdev_name(v).to_owned())
+                .collect(),
+        )
     }
 
     #[test]

@@ -192,6 +192,8 @@ mod limit {
     pub(super) const INTERFACE_ADDRESS: Broken = Limitation("interface needs an address");
     pub(super) const ONE_INTERFACE_PER_PORT: Broken = Limitation("one interface per DPDK port");
     pub(super) const PORT_EXISTS: Broken = Limitation("DPDK port must exist");
+    pub(super) const QUEUE_PER_WORKER: Broken =
+        Limitation("AF_PACKET and AF_XDP ports fill a queue per worker");
     pub(super) const NEXT_HOP_ON_LINK: Broken = Limitation("next hop on-link");
     pub(super) const ROUTES: Broken = Limitation("routes to networks through a router");
     pub(super) const SUBNETS_APART: Broken = Limitation("interface subnets apart");

@@ -1043,6 +1043,47 @@ fn interface_ports_exist_among_the_vdevs_when_pci_is_off() {
     assert_eq!(validate(&cfg), vec![]);
 }
 
+/// Each worker polls an RX queue of its own on every port: an AF_PACKET vdev fills as many
+/// as its `qpairs`, an AF_XDP one its `queue_count` (1 unless given), and must fill one for
+/// each worker (with fewer the port cannot start; with more, frames are lost on the others).
+#[test]
+fn af_packet_and_af_xdp_ports_fill_a_queue_per_worker() {
+    let mut cfg = base();
+    cfg.dpdk.eal_args = ["-l", "0-2", "--no-pci", "--vdev=net_af_packet0,iface=lb0"]
+        .map(String::from)
+        .to_vec();
+    cfg.dataplane.workers = 2;
+    only_tagged(
+        &cfg,
+        "interface[lan].port",
+        "limitation: AF_PACKET and AF_XDP ports fill a queue per worker",
+        "port 0 (net_af_packet0) fills 1 RX queue (qpairs, 1 unless given) but 2 workers poll \
+         2, one each: give the vdev qpairs=2",
+    );
+    cfg.dpdk.eal_args[3] = "--vdev=net_af_packet0,iface=lb0,qpairs=2".into();
+    assert_eq!(validate(&cfg), vec![]);
+    cfg.dataplane.workers = 1;
+    assert_eq!(
+        found(&cfg),
+        [(
+            "interface[lan].port".to_owned(),
+            "limitation: AF_PACKET and AF_XDP ports fill a queue per worker".to_owned()
+        )]
+    );
+    cfg.dpdk.eal_args[3] = "--vdev=net_af_xdp0,iface=lb0,start_queue=0,queue_count=1".into();
+    assert_eq!(validate(&cfg), vec![]);
+    cfg.dataplane.workers = 2;
+    only_tagged(
+        &cfg,
+        "interface[lan].port",
+        "limitation: AF_PACKET and AF_XDP ports fill a queue per worker",
+        "give the vdev queue_count=2",
+    );
+    // Other drivers make as many queues as asked for.
+    cfg.dpdk.eal_args[3] = "--vdev=net_tap0".into();
+    assert_eq!(validate(&cfg), vec![]);
+}
+
 mod announce;
 mod combinations;
 mod segments;
