@@ -179,8 +179,10 @@ pub fn free_bulk(slots: &mut [Option<Mbuf>]) {
 /// A burst of received packets, filled by `RxQueue::burst`. Fixed size: no allocation.
 #[derive(Debug)]
 pub struct MbufBurst {
-    pub(crate) slots: [Option<Mbuf>; BURST],
-    pub(crate) len: usize,
+    // Private to the DPDK layer: past `len` the slots may point to buffers a receive ring
+    // still owns (see `drop`), and the TX path sends `slots[..len]` as they are.
+    pub(super) slots: [Option<Mbuf>; BURST],
+    pub(super) len: usize,
 }
 
 impl Default for MbufBurst {
@@ -230,8 +232,9 @@ impl Drop for MbufBurst {
 /// Packets waiting for one TX queue; flushed once per burst. Fixed size: no allocation.
 #[derive(Debug)]
 pub struct TxBuffer {
-    pub(crate) slots: [Option<Mbuf>; 2 * BURST],
-    pub(crate) len: usize,
+    // Private to the DPDK layer: every one of `slots[..len]` holds a packet.
+    pub(super) slots: [Option<Mbuf>; 2 * BURST],
+    pub(super) len: usize,
 }
 
 impl Default for TxBuffer {

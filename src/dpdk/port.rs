@@ -357,10 +357,13 @@ pub struct RxQueue {
 }
 
 impl RxQueue {
-    /// Receives up to `BURST` packets into `out` (which must be empty); returns how many.
+    /// Receives up to `BURST` packets into `out`; returns how many. Packets `out` still
+    /// holds are dropped first (freed, not overwritten).
     #[inline]
     pub fn burst(&mut self, out: &mut MbufBurst) -> usize {
-        debug_assert!(out.len == 0);
+        if out.len != 0 {
+            out.clear();
+        }
         // SAFETY: `Option<Mbuf>` is a nullable `*mut rte_mbuf` (repr(transparent) over
         // NonNull); the array has BURST slots (a vector PMD may write past the count it
         // returns: `MbufBurst`'s drop leaves those); this queue is polled by this thread only
