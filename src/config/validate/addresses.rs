@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::{
     backend_key, frontend_key, interface_key, lb_key, limit, pools, rules, unicast, unicast_mac,
-    Problems,
+    Problems, SEED_RULE_7,
 };
 use crate::config::model::Config;
 use crate::wire::MacAddr;
@@ -133,6 +133,14 @@ pub(super) fn backend_pools(cfg: &Config, out: &mut Problems) {
                          (weight gives it a larger share)",
                         backend.address
                     ),
+                );
+            }
+            if backend.instance.as_deref() == Some("") {
+                out.error(
+                    format!("{bkey}.instance"),
+                    SEED_RULE_7,
+                    "an instance needs a name, and it must not be empty (left out, it is the \
+                     backend's address)",
                 );
             }
             let instance = backend.instance();

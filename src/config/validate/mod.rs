@@ -394,7 +394,7 @@ fn unique_names<'a>(
             out.error(
                 format!("{prefix}[{i}].name"),
                 SEED_RULE_7,
-                format!("a {what} needs a name, and it must not be empty"),
+                format!("{} {what} needs a name, and it must not be empty", article(what)),
             );
             continue;
         }

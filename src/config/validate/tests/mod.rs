@@ -346,6 +346,12 @@ fn names_are_unique() {
     cfg.interface[1].port = 1;
     cfg.interface[1].address = vec!["10.1.0.2/24".parse().unwrap()];
     only_problem(&cfg, "interface[lan]", "used by more than one interface");
+    cfg.interface[1].name = String::new();
+    only_problem(
+        &cfg,
+        "interface[1].name",
+        "an interface needs a name, and it must not be empty",
+    );
 
     let mut cfg = base();
     let mut second = cfg.load_balancer[0].clone();
@@ -541,6 +547,16 @@ fn pools_are_not_empty_and_list_each_backend_once() {
         &cfg,
         "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.12].instance",
         "instance `nva1` is named by more than one backend",
+    );
+
+    // An empty instance name is no name (two backends given one would be one appliance).
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends[0].instance = Some(String::new());
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.11].instance",
+        "seed rule 7",
+        "an instance needs a name, and it must not be empty",
     );
 }
 
