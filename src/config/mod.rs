@@ -24,5 +24,21 @@ pub use validate::{validate, Problem, Severity};
 /// Backend slots counted per backend (a pool's backends once per distinct probe of its rules).
 pub const MAX_BACKEND_SLOTS: usize = 1 << 16;
 
+/// A frontend's MAC address, derived from its IP address so that every instance with the
+/// same config answers the same: locally administered unicast `02:48:a:b:c:d` for IPv4
+/// a.b.c.d, `02:49:` and the last four bytes for IPv6.
+pub fn frontend_mac(addr: std::net::IpAddr) -> crate::wire::MacAddr {
+    match addr {
+        std::net::IpAddr::V4(a) => {
+            let o = a.octets();
+            crate::wire::MacAddr([0x02, 0x48, o[0], o[1], o[2], o[3]])
+        }
+        std::net::IpAddr::V6(a) => {
+            let o = a.octets();
+            crate::wire::MacAddr([0x02, 0x49, o[12], o[13], o[14], o[15]])
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testdata;

@@ -464,21 +464,7 @@ pub fn mac_word(mac: MacAddr) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// A frontend's MAC address, derived from its IP address so that every instance with the
-/// same config answers the same: locally administered unicast `02:48:a:b:c:d` for IPv4
-/// a.b.c.d, `02:49:` and the last four bytes for IPv6.
-pub fn frontend_mac(addr: IpAddr) -> MacAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            MacAddr([0x02, 0x48, o[0], o[1], o[2], o[3]])
-        }
-        IpAddr::V6(a) => {
-            let o = a.octets();
-            MacAddr([0x02, 0x49, o[12], o[13], o[14], o[15]])
-        }
-    }
-}
+pub use crate::config::frontend_mac;
 
 #[path = "forwarding_build.rs"]
 mod build;

@@ -11,6 +11,7 @@ use super::{
     backend_key, frontend_key, interface_key, lb_key, limit, pools, rules, unicast, unicast_mac,
     Problems, SEED_RULE_7,
 };
+use crate::config::frontend_mac;
 use crate::config::model::Config;
 use crate::wire::MacAddr;
 
@@ -58,6 +59,49 @@ pub(super) fn frontends(cfg: &Config, out: &mut Problems) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The appliance's own MACs (each interface's given `mac`, each frontend's derived one) are
+/// no backend's, and no interface's is a frontend's: frames to a backend given one would
+/// come back to the appliance and be lost uncounted, and an interface answering with a
+/// frontend's MAC would have its own frames taken for transit through that frontend.
+pub(super) fn appliance_macs_apart(cfg: &Config, out: &mut Problems) {
+    let mut own: HashMap<MacAddr, String> = HashMap::new();
+    for (l, lb) in cfg.load_balancer.iter().enumerate() {
+        for (f, fe) in lb.frontend.iter().enumerate() {
+            let name = format!("the MAC of {}", frontend_key(&lb_key(l, lb), f, fe));
+            own.entry(frontend_mac(fe.address)).or_insert(name);
+        }
+    }
+    for (i, iface) in cfg.interface.iter().enumerate() {
+        let Some(mac) = iface.mac else { continue };
+        let key = interface_key(i, iface);
+        match own.get(&mac) {
+            Some(first) => out.error(
+                format!("{key}.mac"),
+                limit::OWN_MACS,
+                format!("{mac} is {first}; give the interface another mac"),
+            ),
+            None => {
+                own.insert(mac, format!("the mac of {key}"));
+            }
+        }
+    }
+    for (key, pool) in pools(cfg) {
+        for backend in &pool.backends {
+            let Some(first) = backend.mac.and_then(|mac| own.get(&mac)) else {
+                continue;
+            };
+            out.error(
+                format!("{}.mac", backend_key(&key, backend)),
+                limit::OWN_MACS,
+                format!(
+                    "{} is {first}: the appliance's own, never a backend's",
+                    backend.mac.map(|m| m.to_string()).unwrap_or_default()
+                ),
+            );
         }
     }
 }

@@ -125,6 +125,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     names::unique(cfg, &mut out);
     addresses::frontends(cfg, &mut out);
     addresses::backend_pools(cfg, &mut out);
+    addresses::appliance_macs_apart(cfg, &mut out);
     addresses::backends_reachable(cfg, &mut out);
     addresses::dsr_backends_on_link(cfg, &mut out);
     encap::vxlan_pools(cfg, &mut out);
@@ -198,6 +199,7 @@ mod limit {
     pub(super) const ROUTES: Broken = Limitation("routes to networks through a router");
     pub(super) const SUBNETS_APART: Broken = Limitation("interface subnets apart");
     pub(super) const ONE_MAC_PER_BACKEND: Broken = Limitation("one MAC per backend");
+    pub(super) const OWN_MACS: Broken = Limitation("the appliance's MACs its own");
     pub(super) const UNICAST: Broken = Limitation("unicast addresses only");
     pub(super) const NOT_OWN_ADDRESS: Broken = Limitation("not the appliance's own address");
     pub(super) const ONE_FRONTEND_PER_ADDRESS: Broken = Limitation("one frontend per address");
@@ -394,7 +396,10 @@ fn unique_names<'a>(
             out.error(
                 format!("{prefix}[{i}].name"),
                 SEED_RULE_7,
-                format!("{} {what} needs a name, and it must not be empty", article(what)),
+                format!(
+                    "{} {what} needs a name, and it must not be empty",
+                    article(what)
+                ),
             );
             continue;
         }

@@ -666,6 +666,39 @@ fn macs_are_unicast() {
     );
 }
 
+/// The appliance's own MACs (an interface's given one, a frontend's derived one) are no
+/// backend's, and an interface's is no frontend's.
+#[test]
+fn the_appliances_macs_are_its_own() {
+    let own_tag = "limitation: the appliance's MACs its own";
+    let fe_mac = crate::config::frontend_mac(lb(&mut base()).frontend[0].address);
+    let backend_mac = "load_balancer[ilb].backend_pool[nvas].backends[10.0.0.11].mac";
+    let mut cfg = base();
+    lb(&mut cfg).backend_pool[0].backends[0].mac = Some(fe_mac);
+    only_tagged(
+        &cfg,
+        backend_mac,
+        own_tag,
+        "is the MAC of load_balancer[ilb].frontend[fe1]",
+    );
+
+    let mut cfg = base();
+    let mac: MacAddr = "02:00:00:00:00:aa".parse().unwrap();
+    cfg.interface[0].mac = Some(mac);
+    assert_eq!(validate(&cfg), vec![]);
+    lb(&mut cfg).backend_pool[0].backends[0].mac = Some(mac);
+    only_tagged(&cfg, backend_mac, own_tag, "is the mac of interface[lan]");
+
+    let mut cfg = base();
+    cfg.interface[0].mac = Some(fe_mac);
+    only_tagged(
+        &cfg,
+        "interface[lan].mac",
+        own_tag,
+        "give the interface another mac",
+    );
+}
+
 #[test]
 fn frontend_addresses_are_unicast_and_not_the_appliances_own() {
     for (addr, why) in [
