@@ -205,45 +205,50 @@ fn rule3_no_other_internal_load_balancer_on_its_backends(
 
 /// Rules 3 and 4, and the seed's "an internal load balancer with HA ports and a public load
 /// balancer on the same backend instance": one public load balancer at most on the backends
-/// of an internal load balancer's HA-ports rules. Tagged rule 3 when one of those rules is
-/// non-floating, rule 4 when one floats.
+/// of each of an internal load balancer's HA-ports rules (two rules over pools of their own
+/// may each have one). Tagged rule 3 when such a rule is non-floating, rule 4 when it floats.
 fn rule3_4_one_public_load_balancer_on_the_backends(
     cfg: &Config,
     internal_ha: &[&RuleView],
     out: &mut Problems,
 ) {
     for (l, lb) in cfg.load_balancer.iter().enumerate() {
-        let has: Vec<&&RuleView> = internal_ha.iter().filter(|v| v.lb == l).collect();
-        if has.is_empty() {
-            continue;
-        }
+        // The load balancer's HA-ports rules with more than one public load balancer on
+        // their backends, and those public load balancers.
+        let mut crowded: Vec<&RuleView> = Vec::new();
         let mut publics: Vec<String> = Vec::new();
-        for (p, public) in cfg.load_balancer.iter().enumerate() {
-            if public.kind != LbKind::Public {
+        for ha in internal_ha.iter().filter(|v| v.lb == l) {
+            let Some(ha_pool) = ha.pool else {
                 continue;
-            }
-            let found = has.iter().find_map(|ha| {
-                let ha_pool = ha.pool?;
-                public
-                    .backend_pool
-                    .iter()
-                    .find_map(|pool| shared_backend(ha_pool, pool))
-            });
-            if let Some(pair) = found {
-                publics.push(format!("{} ({})", lb_key(p, public), describe_shared(pair)));
+            };
+            let sharing: Vec<String> = (cfg.load_balancer.iter().enumerate())
+                .filter(|(_, public)| public.kind == LbKind::Public)
+                .filter_map(|(p, public)| {
+                    let pair = (public.backend_pool.iter())
+                        .find_map(|pool| shared_backend(ha_pool, pool))?;
+                    Some(format!("{} ({})", lb_key(p, public), describe_shared(pair)))
+                })
+                .collect();
+            if sharing.len() >= 2 {
+                crowded.push(ha);
+                for s in sharing {
+                    if !publics.contains(&s) {
+                        publics.push(s);
+                    }
+                }
             }
         }
-        if publics.len() < 2 {
+        if crowded.is_empty() {
             continue;
         }
-        let non_floating = has.iter().any(|v| !v.rule.floating_ip);
-        let floating = has.iter().any(|v| v.rule.floating_ip);
+        let non_floating = crowded.iter().any(|v| !v.rule.floating_ip);
+        let floating = crowded.iter().any(|v| v.rule.floating_ip);
         let broken = match (non_floating, floating) {
             (true, false) => Broken::Seed(&[3]),
             (false, true) => Broken::Seed(&[4]),
             _ => Broken::Seed(&[3, 4]),
         };
-        let names: Vec<&str> = has.iter().map(|v| v.rule.name.as_str()).collect();
+        let names: Vec<&str> = crowded.iter().map(|v| v.rule.name.as_str()).collect();
         out.error(
             lb_key(l, lb),
             broken,

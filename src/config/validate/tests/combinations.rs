@@ -207,6 +207,38 @@ fn seed_rule_4_floating_ha_ports_takes_floating_rules_and_one_public_load_balanc
         ])),
         keys_tags(&[("load_balancer[ilb]", "seed rule 4")])
     );
+    // Two HA-ports rules over pools of their own: each may have a public load balancer.
+    let apart = lb_toml(
+        "ilb",
+        "internal",
+        &frontends,
+        &[("p1", &["10.0.0.11"]), ("p2", &["10.0.0.12"])],
+        &[
+            ("ha1", "fe1", "p1", "all 0 0", true),
+            ("ha2", "fe2", "p2", "all 0 0", true),
+        ],
+    );
+    let public = |name: &str, addr: &str, backend: &str, ports: &str| {
+        lb_toml(
+            name,
+            "public",
+            &[("web", addr)],
+            &[("q", &[backend])],
+            &[("web", "web", "q", ports, false)],
+        )
+    };
+    let plb1 = public("plb1", "10.0.0.201", "10.0.0.11", "tcp 80 80");
+    let plb2 = public("plb2", "10.0.0.202", "10.0.0.12", "tcp 80 80");
+    let cfg = with_lan(&[apart.clone(), plb1.clone(), plb2]);
+    assert_eq!(found(&cfg), vec![]);
+    let plb3 = public("plb3", "10.0.0.203", "10.0.0.11", "tcp 80 8080");
+    let cfg = with_lan(&[apart, plb1, plb3]);
+    only_tagged(
+        &cfg,
+        "load_balancer[ilb]",
+        "seed rule 4",
+        "HA-ports rules (`ha1`), but 2 public load balancers do",
+    );
     // A non-floating HA-ports rule on another internal load balancer, on these backends.
     let cfg = with_lan(&[
         ilb(true),
