@@ -176,12 +176,17 @@ pub(super) fn senders<P: PacketBuffer>(packets: &mut [P]) -> [[u8; 6]; BURST] {
 /// The flow's symmetric hash folded into the dynamic port range, for the underlay's ECMP to
 /// spread tunnels by (RFC 7348 §5). A fragment's ports are left out, the first fragment's
 /// too, as Linux's flow dissector leaves them out: later fragments carry none, and every
-/// fragment of a datagram then takes the same path, in the order they left.
+/// fragment of a datagram then takes the same path, in the order they left. So is an IPv6
+/// fragment's transport: a later fragment names only the first header of the fragmentable
+/// part (destination options, say), where the first names the transport behind it.
 fn source_port(frame: &[u8], seed: u64) -> u16 {
     let hash = parse_headers(frame).map_or(0, |h| {
         let mut key = FlowKey::of(&h);
         if h.fragment {
             (key.src_port, key.dst_port) = (0, 0);
+            if h.dst.is_ipv6() {
+                key.proto = IpProtocol::IPV6_FRAGMENT;
+            }
         }
         symmetric_hash(&key, seed)
     });
@@ -189,14 +194,17 @@ fn source_port(frame: &[u8], seed: u64) -> u16 {
 }
 
 /// Whether an ICMP error may be sent about the IP packet in `frame`: not about an ICMP
-/// error, nor about a fragment other than the first (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7,
-/// RFC 4443 §2.4 (e)), behind whatever extension headers. A packet that does not parse is
-/// answered, as before this rule.
+/// error (RFC 1122 §3.2.2, RFC 4443 §2.4 (e)), behind whatever extension headers, nor about
+/// an IPv4 fragment other than the first (RFC 1812 §4.3.2.7). An IPv6 one's is answered:
+/// RFC 4443 makes no exception of fragments, and its sender learns the path's MTU from no
+/// one else. A packet that does not parse is answered, as before this rule.
 fn answerable(frame: &[u8]) -> bool {
     let Ok(h) = parse_headers(frame) else {
         return true;
     };
-    let later = h.fragment && h.fragment_id(frame).map_or(true, |(_, offset)| offset != 0);
+    let later = h.dst.is_ipv4()
+        && h.fragment
+        && h.fragment_id(frame).map_or(true, |(_, offset)| offset != 0);
     let kind = frame.get(usize::from(h.l4_offset)).copied();
     let error = match (h.dst, h.proto) {
         // Destination unreachable, source quench, redirect, time exceeded, parameter
@@ -381,7 +389,7 @@ mod tests {
 
     /// No ICMP error about an ICMP error or a later fragment; about anything else, one.
     #[test]
-    fn no_error_is_answered_about_an_error_or_a_later_fragment() {
+    fn no_error_is_answered_about_an_error_or_a_later_ipv4_fragment() {
         let (icmp, udp, icmp6) = (IpProtocol::ICMP, IpProtocol::UDP, IpProtocol::ICMPV6);
         for (what, frame, answered) in [
             ("an echo request", v4(icmp, 0, &[8, 0, 0, 0]), true),
@@ -401,11 +409,12 @@ mod tests {
                 v6_fragment(0, icmp6, &[1, 4, 0, 0]),
                 false,
             ),
-            ("a later fragment", v6_fragment(1480, udp, &[0; 8]), false),
+            // RFC 4443 has no exception for them, as RFC 1812 has for IPv4's.
+            ("a later fragment", v6_fragment(1480, udp, &[0; 8]), true),
             (
                 "a later fragment behind hop-by-hop options",
                 behind_hop_by_hop(1480, udp),
-                false,
+                true,
             ),
             (
                 "a first fragment behind hop-by-hop options",

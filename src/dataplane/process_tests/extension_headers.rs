@@ -98,11 +98,15 @@ fn a_backend_s_icmpv6_error_about_a_segment_with_extension_headers_reaches_the_c
     assert_quoted_segment(ip.payload(), CLIENT6, FRONTEND6);
 }
 
-#[test]
-fn a_later_v6_fragment_behind_destination_options_follows_its_first() {
-    let fwd = build(&ipv6_config(), &[]);
-    let (mut st, _) = worker();
-    let (src, dst, sport, dport) = (CLIENT6, FRONTEND6, 5353u16, 53u16);
+/// A 48-byte UDP datagram from `src` to `dst` in two fragments whose fragmentable part starts
+/// with destination options naming UDP: the first fragment holds 32 bytes of it, the second
+/// the other 24. Both fragment headers name the destination options (RFC 8200 §4.5).
+pub(super) fn udp6_fragments_behind_options(
+    src: Ipv6Addr,
+    sport: u16,
+    dst: Ipv6Addr,
+    dport: u16,
+) -> [Vec<u8>; 2] {
     let mut dgram = Vec::new();
     dgram.extend_from_slice(&sport.to_be_bytes());
     dgram.extend_from_slice(&dport.to_be_bytes());
@@ -111,15 +115,20 @@ fn a_later_v6_fragment_behind_destination_options_follows_its_first() {
     dgram.extend_from_slice(&[0x5a; 40]);
     let csum = tcp_udp_checksum_v6(src, dst, IpProtocol::UDP, &dgram);
     dgram[6..8].copy_from_slice(&csum.to_be_bytes());
-    // The fragmentable part: destination options naming UDP, then the 48-byte datagram; the
-    // first fragment holds 32 bytes of it, the second the other 24. Both fragment headers
-    // name the destination options (RFC 8200 §4.5).
     let mut fragmentable = options(IpProtocol::UDP).to_vec();
     fragmentable.extend_from_slice(&dgram);
-    let frames = [(0u16, true, 0..32), (32, false, 32..56)].map(|(offset, more, range)| {
+    [(0u16, true, 0..32), (32, false, 32..56)].map(|(offset, more, range)| {
         let next = IpProtocol::IPV6_DEST_OPTIONS;
         v6_fragment(src, dst, next, (offset, more), &fragmentable[range])
-    });
+    })
+}
+
+#[test]
+fn a_later_v6_fragment_behind_destination_options_follows_its_first() {
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, _) = worker();
+    let (src, dst, sport, dport) = (CLIENT6, FRONTEND6, 5353u16, 53u16);
+    let frames = udp6_fragments_behind_options(src, sport, dst, dport);
     let mut chosen = None;
     let mut reassembled = Vec::new();
     let mut backend = Ipv6Addr::UNSPECIFIED;

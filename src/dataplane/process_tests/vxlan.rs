@@ -470,11 +470,12 @@ fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
     assert_eq!(answered(NOW + 1001, 3 * burst), burst);
 }
 
-/// Every fragment of a datagram, IPv4 or IPv6, leaves inside VXLAN with the same outer UDP
-/// source port (the underlay's ECMP then keeps them on one path), although only the first
+/// Every fragment of a datagram, IPv4 or IPv6 (behind extension headers too), leaves inside
+/// VXLAN with the same outer UDP source port (the underlay's ECMP then keeps them on one path), although only the first
 /// holds the datagram's ports.
 #[test]
 fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
+    use super::extension_headers::udp6_fragments_behind_options;
     use super::flows_and_drops::udp_fragments;
     use super::icmp_and_ipv6::{udp6_fragments, CLIENT6, FRONTEND6};
     let fwd = build_knowing(&vxlan_config(), &[], &[(IpAddr::V4(ROUTER), ROUTER_MAC)]);
@@ -482,7 +483,13 @@ fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
         .into_iter()
         .map(|p| eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &p))
         .collect::<Vec<_>>();
-    for frames in [v4, udp6_fragments(CLIENT6, 5353, FRONTEND6, 53)] {
+    // (Behind destination options, the later fragment names them, where the first names UDP.)
+    let behind_options = udp6_fragments_behind_options(CLIENT6, 5353, FRONTEND6, 53).to_vec();
+    for frames in [
+        v4,
+        udp6_fragments(CLIENT6, 5353, FRONTEND6, 53),
+        behind_options,
+    ] {
         let (mut st, _) = worker();
         let mut ports = Vec::new();
         for frame in frames {
