@@ -24,6 +24,28 @@ pub use validate::{validate, Problem, Severity};
 /// Backend slots counted per backend (a pool's backends once per distinct probe of its rules).
 pub const MAX_BACKEND_SLOTS: usize = 1 << 16;
 
+/// Whether `n` is prime (Maglev's table sizes must be), by trial division: at most 32768
+/// divisions for a `u32`.
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n & 1 == 0 {
+        return n == 2;
+    }
+    let n = u64::from(n);
+    (3..)
+        .step_by(2)
+        .take_while(|d| d * d <= n)
+        .all(|d| n % d != 0)
+}
+
+/// The smallest prime at least `n`, if one fits in a `u32`.
+pub fn prime_at_least(n: u64) -> Option<u32> {
+    let start = u32::try_from(n).ok()?;
+    (start..=u32::MAX).find(|&p| is_prime(p))
+}
+
 /// A frontend's MAC address, derived from its IP address so that every instance with the
 /// same config answers the same: locally administered unicast `02:48:a:b:c:d` for IPv4
 /// a.b.c.d, `02:49:` and the last four bytes for IPv6.

@@ -17,6 +17,7 @@
 //! [`MaglevTable::lookup`].
 
 use super::hash::hash_bytes;
+use crate::config::is_prime;
 
 /// Seeds of the two permutation hashes (offset and skip). Changing either re-balances every
 /// flow.
@@ -62,25 +63,6 @@ impl Default for TableSize {
     fn default() -> TableSize {
         TableSize::DEFAULT
     }
-}
-
-/// Trial division; runs once per config load, at most 2^16 divisions.
-fn is_prime(n: u32) -> bool {
-    if n < 4 {
-        return n >= 2;
-    }
-    if n % 2 == 0 {
-        return false;
-    }
-    let n = u64::from(n);
-    let mut d = 3u64;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 2;
-    }
-    true
 }
 
 /// One backend as Maglev sees it.

@@ -4,11 +4,10 @@
 use std::collections::HashMap;
 
 use super::{
-    interface_key, is_prime, limit, pools, prime_at_least, unicast, unicast_mac, unique_names,
-    Problems, SEED_RULE_7,
+    interface_key, limit, pools, unicast, unicast_mac, unique_names, Problems, SEED_RULE_7,
 };
 use crate::config::model::{Config, Dataplane, MAX_INTERFACES, MAX_INTERFACE_NAME};
-use crate::config::MAX_BACKEND_SLOTS;
+use crate::config::{is_prime, prime_at_least, MAX_BACKEND_SLOTS};
 
 /// Maglev's balance guarantee needs a table of at least this many entries per backend
 /// (Eisenbud et al., NSDI 2016, section 5.3: with M ≥ 100·N each backend's share stays

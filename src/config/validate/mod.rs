@@ -219,6 +219,8 @@ mod limit {
     pub(super) const PROBES_WITHIN_KERNEL_RATE: Broken =
         Limitation("probe answers within kernel_pps");
     pub(super) const IDLE_TIMEOUT: Broken = Limitation("idle timeout 1 s to 24 h");
+    pub(super) const SHARED_TIMEOUT: Broken =
+        Limitation("HA-ports rules on shared backends time out alike");
     pub(super) const ONE_RULE_PER_PORT: Broken = Limitation("one rule per frontend port");
     pub(super) const NAT_FAMILY: Broken = Limitation("NAT keeps the address family");
     pub(super) const BACKEND_PORT_REUSE: Broken =
@@ -347,11 +349,19 @@ fn shared_backend<'a, 'b>(
     a: &'a BackendPool,
     b: &'b BackendPool,
 ) -> Option<(&'a Backend, &'b Backend)> {
+    // `b`'s backends by address and by instance, each its first: linear in the pools' sizes
+    // (a reload checks every pair of pools, which may hold thousands of backends).
+    let mut by_address = HashMap::with_capacity(b.backends.len());
+    let mut by_instance = HashMap::with_capacity(b.backends.len());
+    for y in &b.backends {
+        by_address.entry(y.address).or_insert(y);
+        by_instance.entry(y.instance()).or_insert(y);
+    }
     a.backends.iter().find_map(|x| {
-        b.backends
-            .iter()
-            .find(|y| x.address == y.address || x.instance() == y.instance())
-            .map(|y| (x, y))
+        let y = by_address
+            .get(&x.address)
+            .or_else(|| by_instance.get(&x.instance()))?;
+        Some((x, *y))
     })
 }
 
@@ -472,27 +482,6 @@ fn unicast_mac(key: String, mac: Option<MacAddr>, out: &mut Problems) {
             );
         }
     }
-}
-
-/// Trial division; table sizes are at most `u32::MAX`, so at most 32768 divisions.
-fn is_prime(n: u32) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n & 1 == 0 {
-        return n == 2;
-    }
-    let n = u64::from(n);
-    (3..)
-        .step_by(2)
-        .take_while(|d| d * d <= n)
-        .all(|d| n % d != 0)
-}
-
-/// The smallest prime at least `n`, if one fits in a `u32`.
-fn prime_at_least(n: u64) -> Option<u32> {
-    let start = u32::try_from(n).ok()?;
-    (start..=u32::MAX).find(|&p| is_prime(p))
 }
 
 #[cfg(test)]

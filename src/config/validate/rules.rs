@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::{family, lb_key, limit, rule_key, rules, Problems, RuleView};
+use super::{family, lb_key, limit, rule_key, rules, shared_backend, Problems, RuleView};
 use crate::config::model::{Config, RuleProtocol, MAX_IDLE_TIMEOUT_S};
 
 pub(super) fn timeouts(cfg: &Config, out: &mut Problems) {
@@ -22,6 +22,32 @@ pub(super) fn timeouts(cfg: &Config, out: &mut Problems) {
                     ),
                 );
             }
+        }
+    }
+    // A flow through two frontends of one load balancer (a two-NIC appliance's two sides)
+    // has one entry, which each packet's rule gives its own timeout: under another rule's
+    // shorter one it may expire, and be moved to another backend, while its own still runs.
+    let views = rules(cfg);
+    let ha: Vec<&RuleView> = views.iter().filter(|v| v.rule.is_ha_ports()).collect();
+    for (i, a) in ha.iter().enumerate() {
+        let shorter = ha[..i].iter().find(|b| {
+            b.lb == a.lb
+                && b.rule.idle_timeout_s != a.rule.idle_timeout_s
+                && a.pool
+                    .zip(b.pool)
+                    .is_some_and(|(p, q)| shared_backend(p, q).is_some())
+        });
+        if let Some(b) = shorter {
+            out.warning(
+                format!("{}.idle_timeout_s", a.key),
+                limit::SHARED_TIMEOUT,
+                format!(
+                    "{} s here but {} s on {}, over the same backends: a flow through both \
+                     frontends lives as long as its last packet's rule says, so give the \
+                     rules one idle_timeout_s",
+                    a.rule.idle_timeout_s, b.rule.idle_timeout_s, b.key
+                ),
+            );
         }
     }
 }

@@ -509,3 +509,58 @@ fn nat_replies_are_mapped_by_the_rules_on_any_worker() {
     let apart = plb("tcp 443 8443", false, &["10.0.0.31"]);
     assert_eq!(found(&with_workers(&[ilb, apart], 2)), vec![]);
 }
+
+/// A flow through two frontends' HA-ports rules over the same backends (a two-NIC
+/// appliance's two sides) has one entry and one lifetime: rules with different idle
+/// timeouts are warned of, as its entry would live by whichever carried its last packet.
+#[test]
+fn ha_ports_rules_on_shared_backends_time_out_alike() {
+    let frontends = [("fe1", "10.0.0.100"), ("fe2", "10.0.0.101")];
+    let ilb = |pools: &[(&str, &[&str])], second_pool: &str| {
+        lb_toml(
+            "ilb",
+            "internal",
+            &frontends,
+            pools,
+            &[
+                ("u", "fe1", "p", "all 0 0", true),
+                ("t", "fe2", second_pool, "all 0 0", true),
+            ],
+        )
+    };
+    let timeouts = |text: String, u: u32, t: u32| {
+        let text = text.replacen(
+            "floating_ip = true\n",
+            &format!("floating_ip = true\nidle_timeout_s = {u}\n"),
+            1,
+        );
+        let at = text.rfind("floating_ip = true\n").unwrap();
+        let (head, tail) = text.split_at(at);
+        let tail = tail.replacen(
+            "floating_ip = true\n",
+            &format!("floating_ip = true\nidle_timeout_s = {t}\n"),
+            1,
+        );
+        with_lan(&[format!("{head}{tail}")])
+    };
+    let shared = ilb(&[("p", &NVAS)], "p");
+    assert_eq!(found(&timeouts(shared.clone(), 300, 300)), vec![]);
+    let cfg = timeouts(shared, 3600, 60);
+    let problems = validate(&cfg);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert_eq!(problems[0].key, "load_balancer[ilb].rule[t].idle_timeout_s");
+    assert_eq!(
+        problems[0].tag,
+        "limitation: HA-ports rules on shared backends time out alike"
+    );
+    assert!(
+        problems[0]
+            .message
+            .starts_with("60 s here but 3600 s on load_balancer[ilb].rule[u]"),
+        "{problems:#?}"
+    );
+    // Over backends of their own, each rule's flows are its own.
+    let apart = ilb(&[("p", &["10.0.0.11"]), ("q", &["10.0.0.12"])], "q");
+    assert_eq!(found(&timeouts(apart, 3600, 60)), vec![]);
+}

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::testdata::MINIMAL;
-use crate::config::LbKind;
+use crate::config::{is_prime, LbKind};
 use crate::config::{Dataplane, Encap, ProbeProtocol, Route, RuleProtocol};
 
 fn base() -> Config {
