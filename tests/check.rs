@@ -392,7 +392,7 @@ fn the_seeds_examples_of_what_is_and_is_not_allowed() {
                     ]
                 )
             ),
-            &["{file}: load_balancer[ilb2].rule[ha]: a non-floating HA-ports rule allows no other internal load balancer on its backends, but load_balancer[ilb].backend_pool[nvas] also has backend 10.0.0.11, behind a floating HA-ports rule; set floating_ip = true on `ha`, or give the other load balancer other backends (a public load balancer may share them) [seed rules 3 and 4]"],
+            &["{file}: load_balancer[ilb2].rule[ha]: a non-floating HA-ports rule allows no other internal load balancer on its backends, but load_balancer[ilb].backend_pool[nvas] also has backend 10.0.0.11, behind a floating HA-ports rule; put `ha` on load_balancer[ilb] beside its HA-ports rule (HA-ports rules over shared backends belong to one internal load balancer, each on a frontend of its own and floating), or give the other load balancer other backends (a public load balancer may share them) [seed rules 3 and 4]"],
         ),
         // "Multiple HA-ports configurations on an internal standard load balancer": each rule
         // its own frontend, floating IP enabled for all of them.
@@ -452,6 +452,12 @@ fn the_seeds_examples_of_what_is_and_is_not_allowed() {
             ilb_ha(true, &[rule("web", "fe1", "nvas", "tcp 80 80", false)]),
             &["{file}: load_balancer[ilb].rule[web].floating_ip: the rule shares frontend `fe1` and backend 10.0.0.11 with floating HA-ports rule `ha`; an HA-ports rule and another rule on the same frontend and backends both need floating IP: set floating_ip = true on `web`, or give it other backends [seed rule 6]"],
         ),
+        // Floating, a port-translating rule would break another rule: the advice says both.
+        fails(
+            "floating HA-ports rule and a non-floating translating rule on its frontend and backends",
+            ilb_ha(true, &[rule("web", "fe1", "nvas", "tcp 80 8080", false)]),
+            &["{file}: load_balancer[ilb].rule[web].floating_ip: the rule shares frontend `fe1` and backend 10.0.0.11 with floating HA-ports rule `ha`; an HA-ports rule and another rule on the same frontend and backends both need floating IP: set floating_ip = true and backend_port = 80 (floating IP keeps the port) on `web`, or give it other backends [seed rule 6]"],
+        ),
         fails(
             "non-floating HA-ports rule and a floating port rule on its frontend and backends",
             ilb_ha(false, &[rule("web", "fe1", "nvas", "tcp 80 80", true)]),
@@ -486,7 +492,7 @@ fn the_seeds_examples_of_what_is_and_is_not_allowed() {
                     ]
                 )
             ),
-            &["{file}: load_balancer[ilb].rule[ha]: a non-floating HA-ports rule allows no other internal load balancer on its backends, but load_balancer[ilb2].backend_pool[v6] also has instance `nva1` (10.0.0.11 and fd00::11), behind a floating HA-ports rule; set floating_ip = true on `ha`, or give the other load balancer other backends (a public load balancer may share them) [seed rules 3 and 4]"],
+            &["{file}: load_balancer[ilb].rule[ha]: a non-floating HA-ports rule allows no other internal load balancer on its backends, but load_balancer[ilb2].backend_pool[v6] also has instance `nva1` (10.0.0.11 and fd00::11), behind a floating HA-ports rule; put `ha` on load_balancer[ilb2] beside its HA-ports rule (HA-ports rules over shared backends belong to one internal load balancer, each on a frontend of its own and floating), or give the other load balancer other backends (a public load balancer may share them) [seed rules 3 and 4]"],
         ),
         // Rule 2: protocol "all" exactly with ports 0.
         fails(

@@ -180,14 +180,29 @@ fn rule3_no_other_internal_load_balancer_on_its_backends(
             } else {
                 Broken::Seed(&[3])
             };
+            // Floating, it could stay beside the other's port rules, but not beside an
+            // HA-ports rule of the other on these backends (rule 5): then both go on one.
+            let ha_there = internal_ha
+                .iter()
+                .any(|v| v.lb == l && v.pool.and_then(|p| shared_backend(ha_pool, p)).is_some());
+            let fix = if ha_there {
+                format!(
+                    "put `{}` on {} beside its HA-ports rule (HA-ports rules over shared \
+                     backends belong to one internal load balancer, each on a frontend of its \
+                     own and floating)",
+                    ha.rule.name,
+                    lb_key(l, lb)
+                )
+            } else {
+                format!("set floating_ip = true on `{}`", ha.rule.name)
+            };
             out.error(
                 ha.key.clone(),
                 broken,
                 format!(
                     "a non-floating HA-ports rule allows no other internal load balancer on its \
-                     backends, but {}.backend_pool[{}] also has {}{}; set floating_ip = true on \
-                     `{}`, or give the other load balancer other backends (a public load \
-                     balancer may share them)",
+                     backends, but {}.backend_pool[{}] also has {}{}; {fix}, or give the other \
+                     load balancer other backends (a public load balancer may share them)",
                     lb_key(l, lb),
                     pool.name,
                     describe_shared(pair),
@@ -196,7 +211,6 @@ fn rule3_no_other_internal_load_balancer_on_its_backends(
                     } else {
                         ""
                     },
-                    ha.rule.name
                 ),
             );
         }
@@ -376,14 +390,21 @@ fn rule6_ha_ports_and_other_rule_on_one_frontend_both_floating(
             let Some(backend) = shared_address(ha, other) else {
                 continue;
             };
+            // Floating IP keeps the port: a translating rule gives that up too.
+            let (fp, bp) = (other.rule.frontend_port, other.rule.backend_port);
+            let port = if fp != bp {
+                format!(" and backend_port = {fp} (floating IP keeps the port)")
+            } else {
+                String::new()
+            };
             out.error(
                 format!("{}.floating_ip", other.key),
                 Broken::Seed(&[6]),
                 format!(
                     "the rule shares frontend `{}` and {backend} with floating HA-ports rule \
                      `{}`; an HA-ports rule and another rule on the same frontend and backends \
-                     both need floating IP: set floating_ip = true on `{}`, or give it other \
-                     backends",
+                     both need floating IP: set floating_ip = true{port} on `{}`, or give it \
+                     other backends",
                     ha.rule.frontend, ha.rule.name, other.rule.name
                 ),
             );
