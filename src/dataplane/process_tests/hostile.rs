@@ -376,14 +376,7 @@ fn the_kernel_twin_gets_its_rate_and_probe_answers_a_budget_of_their_own() {
         .iter()
         .all(|a| *a == Action::Drop(DropReason::KernelLimit)));
     // A health probe's answer from a backend still reaches the kernel.
-    let mut answer = tcp_frame(
-        BACKEND_MACS[0],
-        BACKENDS[0],
-        22,
-        OWN,
-        50_000,
-        TcpFlags::SYN | TcpFlags::ACK,
-    );
+    let mut answer = probe_answer();
     assert_eq!(
         process(&mut answer, LAN, &mut st, &fwd, NOW),
         Action::ToKernel { interface: LAN }
@@ -596,17 +589,7 @@ fn ipv4_redirects_and_router_discovery_are_never_forwarded() {
     let packet = ipv4(CLIENT, FRONTEND, IpProtocol::ICMP, &timestamp);
     let mut frame = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &packet);
     let (mut st, _) = worker();
-    let action = process(&mut frame, LAN, &mut st, &fwd, NOW);
-    assert!(
-        matches!(
-            action,
-            Action::Transmit {
-                backend: Some(_),
-                ..
-            }
-        ),
-        "{action:?}"
-    );
+    assert_to_a_backend(process(&mut frame, LAN, &mut st, &fwd, NOW));
 }
 
 /// Nothing from a link-local source is forwarded (no router carries it off its link), on

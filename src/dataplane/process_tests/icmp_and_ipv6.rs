@@ -58,14 +58,7 @@ fn ipv4_to_the_appliances_own_address_goes_to_the_kernel_twin() {
             &ipv4(CLIENT, OWN_1, IpProtocol::ICMP, &request),
         ),
         // A health-probe answer from a backend to the kernel twin's address.
-        tcp_frame(
-            BACKEND_MACS[0],
-            BACKENDS[0],
-            22,
-            OWN,
-            50_000,
-            TcpFlags::SYN | TcpFlags::ACK,
-        ),
+        probe_answer(),
     ];
     for mut frame in frames {
         let before = frame.clone();

@@ -259,6 +259,25 @@ fn udp_frame(src_mac: MacAddr, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: 
     )
 }
 
+/// A health probe's answer from the first backend to the kernel twin's address.
+fn probe_answer() -> Vec<u8> {
+    let flags = TcpFlags::SYN | TcpFlags::ACK;
+    tcp_frame(BACKEND_MACS[0], BACKENDS[0], 22, OWN, 50_000, flags)
+}
+
+/// `action` sends the packet to a backend.
+#[track_caller]
+fn assert_to_a_backend(action: Action) {
+    let to_a_backend = matches!(
+        action,
+        Action::Transmit {
+            backend: Some(_),
+            ..
+        }
+    );
+    assert!(to_a_backend, "{action:?}");
+}
+
 fn syn(sport: u16, dport: u16) -> Vec<u8> {
     tcp_frame(CLIENT_MAC, CLIENT, sport, FRONTEND, dport, TcpFlags::SYN)
 }

@@ -112,14 +112,7 @@ fn arp_naming_a_backend_from_another_mac_takes_no_probe_answers_budget() {
     assert_eq!(passed, 100, "the burst of 1000 pps");
     // The backend's own answers, to a probe and to the twin's ARP, still get in: the
     // forgeries spent the others' budget, not the backend side's.
-    let mut answer = tcp_frame(
-        BACKEND_MACS[0],
-        BACKENDS[0],
-        22,
-        OWN,
-        50_000,
-        TcpFlags::SYN | TcpFlags::ACK,
-    );
+    let mut answer = probe_answer();
     let action = process(&mut answer, LAN, &mut st, &fwd, NOW);
     assert_eq!(action, Action::ToKernel { interface: LAN });
     let mut arp = arp_frame(

@@ -310,21 +310,6 @@ fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
     assert_eq!(&out[50 + ETH_LEN..], &p[..]);
 }
 
-/// `action` sends the packet to a backend (inside the tunnel).
-#[track_caller]
-fn assert_to_a_backend(action: Action) {
-    assert!(
-        matches!(
-            action,
-            Action::Transmit {
-                backend: Some(_),
-                ..
-            }
-        ),
-        "{action:?}"
-    );
-}
-
 /// An IPv6 packet of `payload` bytes of UDP (header included, checksum 0) from the client to
 /// the IPv6 frontend, and its frame.
 fn udp6_to_the_frontend(payload: usize) -> (Vec<u8>, Vec<u8>) {
