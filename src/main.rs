@@ -335,14 +335,22 @@ const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// One scrape of the metrics endpoint, within [`SCRAPE_TIMEOUT`] (an endpoint that takes the
 /// connection but never answers is one that does not answer).
 fn scrape(endpoint: &str) -> Result<Vec<haports::control::stats::Sample>, String> {
+    use std::io::Read;
+    // The largest config's metrics (65,536 backend slots, each under several rules) run to
+    // tens of MiB: more than ureq's `into_string` takes (10 MiB).
+    const MAX_SCRAPE: u64 = 1 << 30;
     let agent = ureq::AgentBuilder::new().timeout(SCRAPE_TIMEOUT).build();
-    match agent.get(endpoint).call().map(|r| r.into_string()) {
-        Ok(Ok(body)) => Ok(haports::control::stats::parse(&body)),
-        Ok(Err(e)) => Err(format!("reading {endpoint}: {e}")),
-        Err(e) => Err(format!(
-            "fetching {endpoint}: {e} (is haports running with control.metrics_listen?)"
-        )),
+    let response = agent.get(endpoint).call().map_err(|e| {
+        format!("fetching {endpoint}: {e} (is haports running with control.metrics_listen?)")
+    })?;
+    let mut body = String::new();
+    (response.into_reader().take(MAX_SCRAPE + 1))
+        .read_to_string(&mut body)
+        .map_err(|e| format!("reading {endpoint}: {e}"))?;
+    if body.len() as u64 > MAX_SCRAPE {
+        return Err(format!("reading {endpoint}: more than {MAX_SCRAPE} bytes"));
     }
+    Ok(haports::control::stats::parse(&body))
 }
 
 fn stats(endpoint: &str, interval: f64, watch: bool, json: bool) -> ExitCode {

@@ -6,7 +6,7 @@
 //! [`view`] turns the two scrapes into one JSON object (what `--json` prints); [`render`]
 //! lays that object out as text, so both outputs say the same.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
@@ -74,28 +74,66 @@ fn parse_line(line: &str) -> Option<Sample> {
     })
 }
 
-/// The samples named `name`.
-fn named<'a>(samples: &'a [Sample], name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
-    samples.iter().filter(move |s| s.name == name)
+/// A scrape's samples by name, and by name and backend (a config's thousands of backends
+/// are each looked up a few times a rule: not by a scan of every sample each time).
+struct Index<'a> {
+    by_name: HashMap<&'a str, Vec<&'a Sample>>,
+    by_backend: HashMap<(&'a str, &'a str), Vec<&'a Sample>>,
 }
 
-/// The value of `name` with exactly these labels' values (others ignored).
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    named(samples, name)
-        .find(|s| labels.iter().all(|(k, v)| s.label(k) == *v))
-        .map(|s| s.value)
+impl<'a> Index<'a> {
+    fn new(samples: &'a [Sample]) -> Index<'a> {
+        let mut by_name: HashMap<&str, Vec<&Sample>> = HashMap::new();
+        let mut by_backend: HashMap<(&str, &str), Vec<&Sample>> = HashMap::new();
+        for s in samples {
+            by_name.entry(&s.name).or_default().push(s);
+            if let Some(b) = s.labels.get("backend") {
+                by_backend.entry((&s.name, b)).or_default().push(s);
+            }
+        }
+        Index {
+            by_name,
+            by_backend,
+        }
+    }
+
+    /// The samples named `name`, in the scrape's order.
+    fn named(&self, name: &str) -> impl Iterator<Item = &'a Sample> + '_ {
+        self.by_name.get(name).into_iter().flatten().copied()
+    }
+
+    /// The value of `name` with exactly these labels' values (others ignored).
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let backend = labels.iter().find(|(k, _)| *k == "backend");
+        let candidates = match backend {
+            Some(&(_, b)) => self.by_backend.get(&(name, b)),
+            None => self.by_name.get(name),
+        };
+        (candidates.into_iter().flatten())
+            .find(|s| labels.iter().all(|(k, v)| s.label(k) == *v))
+            .map(|s| s.value)
+    }
 }
 
 /// The operator's view of the change from `before` to `after`, `seconds` apart.
 pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
     let seconds = seconds.max(1e-3);
+    let (before, after) = (Index::new(before), Index::new(after));
     let rate = |name: &str, labels: &[(&str, &str)]| {
-        let now = value(after, name, labels).unwrap_or(0.0);
-        let then = value(before, name, labels).unwrap_or(0.0);
+        let now = after.value(name, labels).unwrap_or(0.0);
+        let then = before.value(name, labels).unwrap_or(0.0);
         ((now - then).max(0.0)) / seconds
     };
+    // A backend's series absent from the first scrape has no rate: a backend a reload
+    // brought back gets its old slot, counts and all (which are no traffic of the interval).
+    let backend_rate = |name: &str, labels: &[(&str, &str)]| {
+        let then = before.value(name, labels)?;
+        let now = after.value(name, labels).unwrap_or(0.0);
+        Some(((now - then).max(0.0)) / seconds)
+    };
 
-    let ports: Vec<Value> = named(after, "haports_port_rx_packets_total")
+    let ports: Vec<Value> = after
+        .named("haports_port_rx_packets_total")
         .map(|s| {
             let l = [("port", s.label("port"))];
             json!({
@@ -107,7 +145,8 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
             })
         })
         .collect();
-    let workers: Vec<Value> = named(after, "haports_flow_table_entries")
+    let workers: Vec<Value> = after
+        .named("haports_flow_table_entries")
         .map(|s| {
             let l = [("worker", s.label("worker"))];
             json!({
@@ -121,7 +160,7 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
 
     // Rules by load balancer and frontend, each with its backends.
     let mut lbs: BTreeMap<String, BTreeMap<(String, String), Vec<Value>>> = BTreeMap::new();
-    for r in named(after, "haports_rule_info") {
+    for r in after.named("haports_rule_info") {
         let (lb, pool, probe, rule) = (
             r.label("lb"),
             r.label("pool"),
@@ -129,10 +168,11 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
             r.label("rule"),
         );
         let of_pool = [("lb", lb), ("pool", pool), ("probe", probe)];
-        let new_flows: f64 = named(after, "haports_backend_flows_total")
+        let new_flows: f64 = after
+            .named("haports_backend_flows_total")
             .filter(|s| of_pool.iter().all(|(k, v)| s.label(k) == *v))
-            .map(|s| {
-                rate(
+            .filter_map(|s| {
+                backend_rate(
                     &s.name,
                     &[
                         ("lb", lb),
@@ -143,27 +183,28 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
                 )
             })
             .sum();
-        let backends: Vec<Value> = named(after, "haports_backend_healthy")
+        let backends: Vec<Value> = after
+            .named("haports_backend_healthy")
             .filter(|s| s.label("lb") == lb && s.label("rule") == rule && s.label("pool") == pool)
             .map(|h| {
                 let b = h.label("backend");
                 let l = [("lb", lb), ("pool", pool), ("probe", probe), ("backend", b)];
-                let flows_per_s = rate("haports_backend_flows_total", &l);
+                let flows_per_s = backend_rate("haports_backend_flows_total", &l);
+                let resolved = [("lb", lb), ("rule", rule), ("backend", b)];
                 json!({
                     "address": b,
                     "healthy": h.value == 1.0,
-                    "resolved": value(after, "haports_backend_resolved", &[("lb", lb), ("rule", rule), ("backend", b)]) == Some(1.0),
-                    "pps": rate("haports_backend_packets_total", &l),
-                    "bps": rate("haports_backend_bytes_total", &l) * 8.0,
+                    "resolved": after.value("haports_backend_resolved", &resolved) == Some(1.0),
+                    "pps": backend_rate("haports_backend_packets_total", &l),
+                    "bps": backend_rate("haports_backend_bytes_total", &l).map(|r| r * 8.0),
                     "new_flows_per_s": flows_per_s,
-                    "new_flow_share": (new_flows > 0.0).then(|| flows_per_s / new_flows),
-                    "packets": value(after, "haports_backend_packets_total", &l).unwrap_or(0.0),
-                    "flows": value(after, "haports_backend_flows_total", &l).unwrap_or(0.0),
+                    "new_flow_share": flows_per_s.filter(|_| new_flows > 0.0).map(|f| f / new_flows),
+                    "packets": after.value("haports_backend_packets_total", &l).unwrap_or(0.0),
+                    "flows": after.value("haports_backend_flows_total", &l).unwrap_or(0.0),
                 })
             })
             .collect();
-        let announced = value(
-            after,
+        let announced = after.value(
             "haports_frontend_announced",
             &[("lb", lb), ("frontend", r.label("frontend"))],
         );
@@ -194,7 +235,8 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
         })
         .collect();
 
-    let drops: Vec<Value> = named(after, "haports_drops_total")
+    let drops: Vec<Value> = after
+        .named("haports_drops_total")
         .filter(|s| s.value > 0.0)
         .map(|s| {
             let l = [("reason", s.label("reason"))];
@@ -203,7 +245,7 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
         .collect();
     json!({
         "interval_s": seconds,
-        "config_generation": value(after, "haports_config_generation", &[]),
+        "config_generation": after.value("haports_config_generation", &[]),
         "ports": ports,
         "workers": workers,
         "load_balancers": load_balancers,
@@ -230,6 +272,11 @@ fn f(v: &Value) -> f64 {
 
 fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
+}
+
+/// A rate as text, `-` where there is none.
+fn si_or_none(v: &Value) -> String {
+    v.as_f64().map_or("-".to_owned(), si)
 }
 
 /// The view as text, in columns.
@@ -319,9 +366,9 @@ pub fn render(v: &Value) -> String {
                         "      {:<24} {:<6} {:>9} {:>9} {:>11} {:>6} {:>10}",
                         s(&b["address"]),
                         health,
-                        si(f(&b["pps"])),
-                        si(f(&b["bps"])),
-                        si(f(&b["new_flows_per_s"])),
+                        si_or_none(&b["pps"]),
+                        si_or_none(&b["bps"]),
+                        si_or_none(&b["new_flows_per_s"]),
                         share,
                         si(f(&b["packets"]))
                     );

@@ -131,3 +131,31 @@ fn counters_that_went_back_count_as_no_traffic() {
             .is_null()
     );
 }
+
+/// A backend whose series the first scrape lacks (a reload brought it back into its old
+/// slot, with its old counts) has no rate in the interval, not its lifetime's counts as one.
+#[test]
+fn a_backend_absent_from_the_first_scrape_has_no_rate() {
+    let without: String = BEFORE
+        .lines()
+        .filter(|l| !(l.contains("10.0.0.12") && l.starts_with("haports_backend_")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let v = view(&parse(&without), &parse(&after()), 2.0);
+    let b = &v["load_balancers"][0]["frontends"][0]["rules"][0]["backends"];
+    assert_eq!(b[1]["address"], "10.0.0.12");
+    for key in ["pps", "bps", "new_flows_per_s", "new_flow_share"] {
+        assert!(b[1][key].is_null(), "{key}: {}", b[1][key]);
+    }
+    assert_eq!(b[1]["packets"], 1200.0);
+    // The other's share is of the new flows that have a rate.
+    assert_eq!(b[0]["new_flow_share"], 1.0);
+    let text = render(&v);
+    let line = text.lines().find(|l| l.contains("10.0.0.12 ")).unwrap();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        ["10.0.0.12", "up", "-", "-", "-", "-", "1200"],
+        "{line}"
+    );
+}
