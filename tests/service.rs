@@ -56,7 +56,8 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
             config.display()
         ),
         format!(
-            "ExecReload={}/bin/haports reload --socket /run/haports/haports.sock",
+            "ExecReload=/bin/sh -c 'if [ -S /run/haports/haports.sock ]; then exec {}/bin/haports \
+             reload --socket /run/haports/haports.sock; else exec /bin/kill -HUP \"$$MAINPID\"; fi'",
             prefix.display()
         ),
         "Restart=on-failure".to_owned(),
@@ -81,6 +82,33 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
+
+    // The reload of a config without the control socket: SIGHUP to the main process, as
+    // systemd runs the command (`$$` is its escape for `$`; it sets MAINPID).
+    if !Path::new("/run/haports/haports.sock").exists() {
+        let reload = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecReload="))
+            .unwrap();
+        let script = reload
+            .strip_prefix("/bin/sh -c '")
+            .and_then(|r| r.strip_suffix('\''))
+            .expect("ExecReload runs a shell script")
+            .replace("$$", "$");
+        let mut main = Command::new("sleep").arg("60").spawn().unwrap();
+        let sent = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .env("MAINPID", main.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "{reload}");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            main.wait().unwrap().signal(),
+            Some(1),
+            "SIGHUP to the main process"
+        );
+    }
 
     // ExecStartPre's check, as the service runs it.
     let check = Command::new(prefix.join("bin/haports"))
