@@ -111,6 +111,12 @@ pub(super) fn neighbour_solicitation(
     if fragmented_neighbour_discovery(frame, h)? {
         return Err(DropReason::Unsupported);
     }
+    // Any other fragment holds no neighbour discovery: a later one's data, whatever it looks
+    // like (read as a message, a forged advertisement in it would pass switches' ND guards,
+    // which let later fragments by, and be learnt).
+    if h.fragment {
+        return Ok(None);
+    }
     let fwd = cx.fwd;
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
     // The message up to the IPv6 payload's end (anything after it is the frame's trailer).

@@ -92,6 +92,44 @@ fn a_solicited_advertisement_in_a_fragment_answers_nothing() {
     }
 }
 
+/// A later fragment holds data, never neighbour discovery, however its data reads: a whole
+/// solicited advertisement (checksum right over it) in a fragment 8 bytes in, from a backend's
+/// address to the appliance's, teaches nothing; a solicitation for a frontend in one is not
+/// answered.
+#[test]
+fn neighbour_discovery_in_a_later_fragment_is_neither_learnt_nor_answered() {
+    use super::icmp_and_ipv6::v6_fragment;
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let attacker = MacAddr([0x02, 0, 0, 0, 0x66, 0x66]);
+    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    m.extend_from_slice(&backend.octets());
+    m.extend_from_slice(&[2, 1]);
+    m.extend_from_slice(&attacker.0);
+    let sum = tcp_udp_checksum_v6(backend, own, IpProtocol::ICMPV6, &m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut later = v6_fragment(backend, own, IpProtocol::ICMPV6, (8, false), &m);
+    later[6..12].copy_from_slice(&attacker.0);
+    later[ETH_LEN + 7] = 255;
+    let action = process(&mut later, LAN, &mut st, &fwd, NOW);
+    assert!(!matches!(action, Action::Transmit { .. }), "{action:?}");
+    assert_eq!(drain(&reports), Vec::new(), "nothing heard");
+
+    let whole = solicitation(FRONTEND6);
+    let message = whole[ETH_LEN + 40..].to_vec();
+    let ip = Ipv6Packet::new_checked(&whole[ETH_LEN..]).unwrap();
+    let mut later = v6_fragment(CLIENT6, ip.dst(), IpProtocol::ICMPV6, (8, false), &message);
+    later[..6].copy_from_slice(&whole[..6]);
+    later[ETH_LEN + 7] = 255;
+    let sent = later.clone();
+    let action = process(&mut later, LAN, &mut st, &fwd, NOW);
+    assert!(!matches!(action, Action::Transmit { .. }), "{action:?}");
+    assert_eq!(later, sent, "no advertisement written in its place");
+    assert_eq!(drain(&reports), Vec::new(), "nothing heard from its asker");
+}
+
 /// Only a fragment at offset 0 holds an ICMPv6 message's type: a later fragment whose data
 /// starts with 133 to 137 is data, and follows its first fragment.
 #[test]
