@@ -283,9 +283,10 @@ pub(super) fn kept_from_the_twin(
     }
 }
 
-/// Whether `addr` is a neighbour the appliance verified, at another MAC than `mac`.
+/// Whether `addr` is a neighbour the appliance verified, or a backend whose `mac` the config
+/// gives, at another MAC than `mac`.
 fn contradicts_a_neighbour(fwd: &Forwarding, addr: IpAddr, mac: MacAddr) -> bool {
-    fwd.neighbour(addr).is_some_and(|known| known != mac)
+    fwd.known_mac(addr).is_some_and(|known| known != mac)
 }
 
 /// Whether the packet is a ping: an ICMP echo request in IPv4, an ICMPv6 one in IPv6 (the

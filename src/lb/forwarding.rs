@@ -173,6 +173,8 @@ pub struct Forwarding {
     /// goes to (its own, or its gateway's, or its tunnel's next hop's); and each gateway to
     /// backends, from its own MAC.
     backend_sides: HashSet<(IpAddr, InterfaceId, MacAddr)>,
+    /// On-link backends' configured MACs, which nothing overrides (not in `neighbours`).
+    configured_macs: HashMap<IpAddr, MacAddr>,
     /// (backend address, protocol or None for all, backend port or 0 for all).
     reverse_nat: HashMap<(IpAddr, Option<u8>, u16), ReverseNat>,
     /// For each backend address whose NAT replies the rules cannot map back (an HA-ports rule
@@ -421,6 +423,13 @@ impl Forwarding {
     #[inline]
     pub fn neighbour(&self, addr: IpAddr) -> Option<MacAddr> {
         self.neighbours.get(&addr).map(|n| n.mac)
+    }
+
+    /// The MAC the appliance holds `addr` at: a neighbour it verified, or an on-link
+    /// backend's configured `mac`.
+    pub fn known_mac(&self, addr: IpAddr) -> Option<MacAddr> {
+        self.neighbour(addr)
+            .or_else(|| self.configured_macs.get(&addr).copied())
     }
 
     /// A resolved neighbour and whether it is due for verification.

@@ -99,6 +99,7 @@ impl Forwarding {
             frontend_by_mac: HashMap::new(),
             own_addresses,
             backend_sides: HashSet::new(),
+            configured_macs: HashMap::new(),
             reverse_nat: HashMap::new(),
             reply_candidates: HashMap::new(),
             neighbours: obs.neighbours.clone(),
@@ -420,6 +421,11 @@ impl Forwarding {
             .collect();
         fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
         fwd.backend_sides = backend_sides(&fwd);
+        fwd.configured_macs = (fwd.backends.iter())
+            .filter(|b| !b.retired && !b.resolves && b.vxlan.is_none())
+            .filter(|b| b.route.is_some_and(|r| r.next_hop == b.address))
+            .filter_map(|b| Some((b.address, b.mac?)))
+            .collect();
         fwd
     }
 

@@ -699,6 +699,18 @@ fn the_kernel_twin_is_handed_no_false_neighbour_and_no_route() {
             Action::Drop(DropReason::NeighbourConflict),
         ),
         (CLIENT_MAC, CLIENT, Action::ToKernel { interface: LAN }),
+        // A backend whose `mac` the config gives: held there as firmly (the twin's probes
+        // would go to whoever claimed it).
+        (
+            ATTACKER,
+            BACKENDS[0],
+            Action::Drop(DropReason::NeighbourConflict),
+        ),
+        (
+            BACKEND_MACS[0],
+            BACKENDS[0],
+            Action::ToKernel { interface: LAN },
+        ),
         // A sender the appliance has not verified: the twin may learn it.
         (
             ATTACKER,

@@ -571,7 +571,8 @@ fn what_is_for_the_twins_link_local_address_reaches_the_kernel_and_is_never_forw
         let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
         m.extend_from_slice(&backend.octets());
         m.extend_from_slice(&[2, 1]);
-        m.extend_from_slice(&[0x02, 0, 0, 0, 0x66, 0x11]);
+        // The MAC the config gives it.
+        m.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x11]);
         icmp6_frame(dst_mac, backend, twin, m)
     };
     assert_eq!(
