@@ -303,11 +303,11 @@ impl Forwarding {
 
     /// Whether a packet's source is one no real sender has: broadcast, multicast, loopback
     /// or unspecified (IPv4: 0/8, 127/8 and everything from 224/4 up, broadcast included,
-    /// and an interface subnet's broadcast address; IPv6: ::, ::1 and ff00::/8), or an
-    /// address the appliance itself answers for; and for
-    /// IPv4, link-local (169.254/16), which no router forwards (RFC 3927 §7). IPv6's
-    /// link-local sources are neighbour discovery's, for the kernel twin: the slow path
-    /// refuses to forward them.
+    /// and an interface subnet's broadcast address; IPv6: ::, ::1, ff00::/8 and the
+    /// IPv4-mapped ::ffff:0:0/96, RFC 6890), or an address the appliance itself answers
+    /// for; and for IPv4, link-local (169.254/16), which no router forwards (RFC 3927 §7).
+    /// IPv6's link-local sources are neighbour discovery's, for the kernel twin: the slow
+    /// path refuses to forward them.
     #[inline]
     pub fn is_martian_source(&self, src: IpAddr) -> bool {
         match src {
@@ -316,6 +316,7 @@ impl Forwarding {
                 a.is_unspecified()
                     || a.is_loopback()
                     || a.is_multicast()
+                    || a.to_ipv4_mapped().is_some()
                     || self.addressees.contains_key(&src)
             }
         }
@@ -330,9 +331,9 @@ impl Forwarding {
     }
 
     /// Whether no packet may be forwarded to `dst`: unspecified, loopback, link-local or
-    /// reserved (0/8, 127/8, 169.254/16, 240/4; `::`, `::1`, fe80::/10), or the broadcast
-    /// address of an interface's IPv4 subnet (a directed broadcast). Group destinations are
-    /// the slow path's own case.
+    /// reserved (0/8, 127/8, 169.254/16, 240/4; `::`, `::1`, fe80::/10, ::ffff:0:0/96), or
+    /// the broadcast address of an interface's IPv4 subnet (a directed broadcast). Group
+    /// destinations are the slow path's own case.
     pub fn is_martian_destination(&self, dst: IpAddr) -> bool {
         let subnet_broadcast = |a: IpAddr| {
             let nets = self.interfaces.iter().flat_map(|i| &i.addresses);
@@ -350,7 +351,10 @@ impl Forwarding {
                     || subnet_broadcast(dst)
             }
             IpAddr::V6(a) => {
-                a.is_unspecified() || a.is_loopback() || a.segments()[0] & 0xffc0 == 0xfe80
+                a.is_unspecified()
+                    || a.is_loopback()
+                    || a.segments()[0] & 0xffc0 == 0xfe80
+                    || a.to_ipv4_mapped().is_some()
             }
         }
     }

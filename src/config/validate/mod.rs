@@ -434,7 +434,8 @@ fn unique_names<'a>(
 
 /// Why `addr` cannot be a host's own address, if it cannot: what the data plane takes for a
 /// martian source (`Forwarding::is_martian_source`: IPv4 0/8, 127/8, 224/3; IPv6 `::`,
-/// `::1`, ff00::/8), so that no packet from a configured address is dropped as one.
+/// `::1`, ff00::/8, ::ffff:0:0/96), so that no packet from a configured address is dropped as
+/// one.
 fn not_unicast(addr: IpAddr) -> Option<&'static str> {
     match addr {
         IpAddr::V4(a) if a.is_unspecified() => Some("the unspecified address"),
@@ -446,6 +447,9 @@ fn not_unicast(addr: IpAddr) -> Option<&'static str> {
         IpAddr::V6(a) if a.is_unspecified() => Some("the unspecified address"),
         IpAddr::V6(a) if a.is_loopback() => Some("the loopback address"),
         IpAddr::V6(a) if a.is_multicast() => Some("a multicast address"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Some("an IPv4-mapped address (::ffff:0:0/96, never on the wire)")
+        }
         _ => None,
     }
 }

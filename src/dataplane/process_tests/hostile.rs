@@ -101,6 +101,10 @@ fn martian_ipv6_sources_are_dropped() {
         "ff02::1".parse().unwrap(),
         own6,
         FRONTEND6,
+        // IPv4-mapped (RFC 6890: never on the wire; a dual-stack socket reads it as IPv4's
+        // 127.0.0.1, or as a backend's address).
+        "::ffff:127.0.0.1".parse().unwrap(),
+        "::ffff:10.0.0.11".parse().unwrap(),
     ] {
         let frame = tcp6_frame(CLIENT_MAC, src, 40_000, FRONTEND6, 443, TcpFlags::SYN);
         assert_dropped(&frame, &fwd, DropReason::MartianSource);

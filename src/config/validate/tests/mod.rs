@@ -712,6 +712,7 @@ fn frontend_addresses_are_unicast_and_not_the_appliances_own() {
         ("ff02::1", "a multicast address"),
         ("::", "the unspecified address"),
         ("::1", "the loopback address"),
+        ("::ffff:10.0.0.100", "an IPv4-mapped address"),
     ] {
         let mut cfg = base();
         lb(&mut cfg).frontend[0].address = addr.parse().unwrap();
