@@ -216,7 +216,11 @@ impl Neighbours {
             .get_mut(&addr)
             .filter(|e| e.interface == interface && e.asked.is_some() && mac.is_unicast());
         let Some(e) = asked else {
+            // Not learnt, but where it places a known neighbour elsewhere, a reason to ask
+            // again, as any claim is (a backend back on a new NIC answers the twin's ARP,
+            // and says nothing else): the answer to that decides.
             self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+            self.recheck(interface, addr, mac);
             return false;
         };
         self.stats.answers.fetch_add(1, Ordering::Relaxed);
@@ -238,18 +242,24 @@ impl Neighbours {
     /// Someone claims `addr` is at `mac`: if that is news about a neighbour in the cache, it
     /// is asked again at once (the answer decides); nothing is learnt from the claim.
     fn hint(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
+        if !self.recheck(interface, addr, mac) {
+            self.stats.ignored.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Where `addr` is a neighbour on `interface` known at another MAC than `mac` and not
+    /// being asked for: due to be asked now (the next round of solicitations sends it).
+    fn recheck(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) -> bool {
         match self.entries.get_mut(&addr) {
             Some(e) if e.interface == interface && e.mac != Some(mac) && e.asked.is_none() => {
-                // Due now: the next round of solicitations sends it.
                 e.wanted = true;
                 e.confirmed = e
                     .confirmed
                     .checked_sub(self.reachable)
                     .unwrap_or(e.confirmed);
+                true
             }
-            _ => {
-                self.stats.ignored.fetch_add(1, Ordering::Relaxed);
-            }
+            _ => false,
         }
     }
 

@@ -427,3 +427,29 @@ fn a_backends_next_hop_stays_verified_once_published_never_aged_out() {
     // A configured backend MAC is never asked for, resolved or not.
     assert!(!fwd.needed_neighbours().contains(&(LAN, v4(12))));
 }
+
+/// An answer nobody asked for that places a known neighbour at another MAC (a backend back on
+/// a new NIC, answering the kernel twin's own ARP) is not learnt, but has the neighbour asked
+/// again at once, as an announcement does: the answer to that decides.
+#[test]
+fn an_unasked_answer_with_another_mac_makes_it_ask_again() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    n.tick(&fwd, t0);
+    n.report(answer(v4(11), MAC_A), t0);
+    let t1 = t0 + Duration::from_secs(1);
+    assert!(n.tick(&fwd, t1).0.is_empty(), "verified: nothing to ask");
+    assert!(!n.report(answer(v4(11), MAC_B), t1));
+    assert_eq!(n.mac(v4(11)), Some(MAC_A), "not learnt");
+    let (frames, _) = n.tick(&fwd, t1);
+    assert_eq!(asked(&frames), vec![v4(11)]);
+    assert!(
+        n.report(answer(v4(11), MAC_B), t1),
+        "the answer to that decides"
+    );
+    assert_eq!(n.mac(v4(11)), Some(MAC_B));
+    // The same MAC again, unasked, asks nothing.
+    n.report(answer(v4(11), MAC_B), t1);
+    assert!(n.tick(&fwd, t1).0.is_empty());
+}
