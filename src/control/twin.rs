@@ -93,6 +93,15 @@ pub fn configure(
     addresses: &[IpNet],
     routes: &[(IpNet, IpAddr)],
 ) -> Result<(), Error> {
+    // Loose reverse-path filtering: the host may route a backend's network another way (its
+    // management NIC, at a better metric), and strict filtering would then drop the probes'
+    // answers arriving on the twin. (The kernel takes the larger of `all` and this.)
+    // A read-only /proc/sys (a container's) leaves it as it is: warned of, not fatal.
+    let rp_filter = format!("/proc/sys/net/ipv4/conf/{ifname}/rp_filter");
+    if let Err(e) = std::fs::write(&rp_filter, "2") {
+        tracing::warn!(error = %e, "cannot set {rp_filter} to 2 (loose): where the host routes \
+            a backend's network another way, strict filtering drops its probes' answers");
+    }
     ip(&["link", "set", "dev", ifname, "up"])?;
     for a in addresses {
         let addr = a.to_string();
