@@ -253,6 +253,10 @@ fn lookup(
         ..Default::default()
     };
     let fwd = Forwarding::build(&cfg, &obs, 1, None);
+    if let Some(a) = (obs.down.iter()).find(|a| !fwd.backends.iter().any(|b| b.address == **a)) {
+        eprintln!("--down {a}: no backend of the config has that address");
+        return ExitCode::from(2);
+    }
     let via = match via.as_deref().map(|v| fwd.frontend_named(v)) {
         None => None,
         Some(Some(fe)) => Some(fe),
@@ -329,32 +333,8 @@ fn lookup(
     status
 }
 
-/// How long a scrape may take before the endpoint counts as not answering.
-const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// One scrape of the metrics endpoint, within [`SCRAPE_TIMEOUT`] (an endpoint that takes the
-/// connection but never answers is one that does not answer).
-fn scrape(endpoint: &str) -> Result<Vec<haports::control::stats::Sample>, String> {
-    use std::io::Read;
-    // The largest config's metrics (65,536 backend slots, each under several rules) run to
-    // tens of MiB: more than ureq's `into_string` takes (10 MiB).
-    const MAX_SCRAPE: u64 = 1 << 30;
-    let agent = ureq::AgentBuilder::new().timeout(SCRAPE_TIMEOUT).build();
-    let response = agent.get(endpoint).call().map_err(|e| {
-        format!("fetching {endpoint}: {e} (is haports running with control.metrics_listen?)")
-    })?;
-    let mut body = String::new();
-    (response.into_reader().take(MAX_SCRAPE + 1))
-        .read_to_string(&mut body)
-        .map_err(|e| format!("reading {endpoint}: {e}"))?;
-    if body.len() as u64 > MAX_SCRAPE {
-        return Err(format!("reading {endpoint}: more than {MAX_SCRAPE} bytes"));
-    }
-    Ok(haports::control::stats::parse(&body))
-}
-
 fn stats(endpoint: &str, interval: f64, watch: bool, json: bool) -> ExitCode {
-    use haports::control::stats::{render, view};
+    use haports::control::stats::{render, scrape, view};
     if !(0.05..=3600.0).contains(&interval) {
         eprintln!("--interval {interval}: give 0.05 to 3600 seconds");
         return ExitCode::from(2);

@@ -915,6 +915,20 @@ fn lookup_rejects_a_down_that_is_not_an_address() {
     assert!(run.stderr.contains("nope"), "{:?}", run.stderr);
 }
 
+/// A `--down` that is no backend's address (a typo) would change nothing: refused, naming it.
+#[test]
+fn lookup_rejects_a_down_that_is_no_backend() {
+    let mut args = vec!["--down", "10.0.0.111"];
+    args.extend(FLOW.split(' '));
+    let run = lookup(&args);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("--down 10.0.0.111: no backend"),
+        "{:?}",
+        run.stderr
+    );
+}
+
 #[test]
 fn lookup_needs_at_least_one_flow() {
     let run = lookup(&[]);

@@ -467,7 +467,8 @@ pub fn serve(
         .name("haports-metrics".into())
         .spawn(move || {
             super::http::serve(listener, &stop, |path| {
-                if path != "/metrics" {
+                // A query (a Prometheus job's `params`) asks for no other answer.
+                if path.split('?').next() != Some("/metrics") {
                     return Response {
                         status: 404,
                         content_type: "text/plain; charset=utf-8",

@@ -41,9 +41,41 @@ fn probes_of_one_service_with_other_timing_are_series_of_their_own() {
     );
 }
 
-/// The text a scrape of `fwd` and the probes' `board` gets.
-fn exposition(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> String {
-    let source = MetricsSource {
+/// The endpoint answers `/metrics` with a query too (a Prometheus job's `params`), and
+/// nothing else.
+#[test]
+fn the_endpoint_answers_metrics_with_or_without_a_query_and_nothing_else() {
+    use std::io::{Read, Write};
+    let cfg = crate::config::Config::from_toml(crate::config::testdata::MINIMAL, "t").unwrap();
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = serve(addr, source(fwd, HashMap::new()), stop.clone()).unwrap();
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    for path in ["/metrics", "/metrics?job=haports"] {
+        let answer = get(path);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+        assert!(
+            answer.contains("\nhaports_config_generation{} "),
+            "{path}: {answer}"
+        );
+    }
+    assert!(get("/metricsx").starts_with("HTTP/1.1 404"));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+/// What the metrics of `fwd` and the probes' `board` are read from.
+fn source(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> MetricsSource {
+    MetricsSource {
         workers: vec![Arc::new(WorkerCounters::default())],
         control_drops: Arc::default(),
         control_to_kernel: Arc::new(Counter::default()),
@@ -52,9 +84,13 @@ fn exposition(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> String {
         probes: Arc::new(Mutex::new(board)),
         neighbours: Arc::default(),
         announce: None,
-    };
+    }
+}
+
+/// The text a scrape of `fwd` and the probes' `board` gets.
+fn exposition(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(source));
+    registry.register_collector(Box::new(source(fwd, board)));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text

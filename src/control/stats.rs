@@ -24,6 +24,30 @@ impl Sample {
     }
 }
 
+/// How long a scrape may take before the endpoint counts as not answering.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One scrape of the metrics endpoint, within [`SCRAPE_TIMEOUT`] (an endpoint that takes the
+/// connection but never answers is one that does not answer).
+pub fn scrape(endpoint: &str) -> Result<Vec<Sample>, String> {
+    use std::io::Read;
+    // The largest config's metrics (65,536 backend slots, each under several rules) run to
+    // tens of MiB: more than ureq's `into_string` takes (10 MiB).
+    const MAX_SCRAPE: u64 = 1 << 30;
+    let agent = ureq::AgentBuilder::new().timeout(SCRAPE_TIMEOUT).build();
+    let response = agent.get(endpoint).call().map_err(|e| {
+        format!("fetching {endpoint}: {e} (is haports running with control.metrics_listen?)")
+    })?;
+    let mut body = String::new();
+    (response.into_reader().take(MAX_SCRAPE + 1))
+        .read_to_string(&mut body)
+        .map_err(|e| format!("reading {endpoint}: {e}"))?;
+    if body.len() as u64 > MAX_SCRAPE {
+        return Err(format!("reading {endpoint}: more than {MAX_SCRAPE} bytes"));
+    }
+    Ok(parse(&body))
+}
+
 /// The samples of a Prometheus text scrape (comments and unparsable lines are skipped).
 pub fn parse(text: &str) -> Vec<Sample> {
     text.lines().filter_map(parse_line).collect()
