@@ -414,16 +414,6 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             }
             frontend_macs_after_reload(&ports, &mut frontend_macs, &plane.cfg);
         }
-        if housekeeping || ask_now {
-            let (solicitations, changed) = plane.neighbours.tick(&forwarding.load(), now);
-            neighbours_changed |= changed;
-            for (ifc, frame) in solicitations {
-                if let Some(m) = Mbuf::from_bytes(pool(ifc as usize), &frame) {
-                    let _ = tx_bufs[ifc as usize].push(m);
-                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize], control_tx_full);
-                }
-            }
-        }
         if urgent || (neighbours_changed && now >= last_publish + NEIGHBOUR_BATCH) {
             let next = plane.build(Some(&forwarding.load()));
             // The replaced state is freed here once no worker holds it, not by a worker.
@@ -432,6 +422,17 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             neighbours_changed = false;
         } else if housekeeping {
             retired.release(&counters);
+        }
+        // After the publication: a reload's new backends are asked for at once.
+        if housekeeping || ask_now || applied.is_some() {
+            let (solicitations, changed) = plane.neighbours.tick(&forwarding.load(), now);
+            neighbours_changed |= changed;
+            for (ifc, frame) in solicitations {
+                if let Some(m) = Mbuf::from_bytes(pool(ifc as usize), &frame) {
+                    let _ = tx_bufs[ifc as usize].push(m);
+                    port_tx[ifc as usize].send(&mut tx_bufs[ifc as usize], control_tx_full);
+                }
+            }
         }
         // A reload is answered once the workers have its state (and no withdrawal holds it).
         if let Some(generation) = applied.filter(|_| plane.pending.is_none()) {
