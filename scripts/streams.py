@@ -65,11 +65,17 @@ def udp_flows():
     for _ in range(args.udp_flows):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", 0))
+        # Connected: only answers from the frontend's address and port are received (a reply
+        # the data plane failed to rewrite back, from a backend's address, is missing).
+        s.connect((args.frontend, args.udp_port))
         s.setblocking(False)
         socks.append({"sock": s, "sent": 0, "answered": set(), "backends": {}})
     while not stop.is_set():
         for f in socks:
-            f["sock"].sendto(f"{f['sent']}".encode(), (args.frontend, args.udp_port))
+            try:
+                f["sock"].send(f"{f['sent']}".encode())
+            except ConnectionRefusedError:
+                pass  # an ICMP error about an earlier one: this one counts as missing if lost
             f["sent"] += 1
         deadline = time.monotonic() + 0.01
         while time.monotonic() < deadline:
@@ -98,7 +104,11 @@ def drain(f):
             data = f["sock"].recv(2048)
         except BlockingIOError:
             return
-        name, _, seq = data.decode().split(" ", 2)
+        except ConnectionRefusedError:
+            continue  # an ICMP error (a backend gone): its datagram counts as missing
+        name, port, seq = data.decode().split(" ", 2)
+        if int(port) != args.udp_port:
+            raise ValueError(f"answer from port {port}, not {args.udp_port}: {data!r}")
         f["answered"].add(int(seq))
         f["backends"][name] = f["backends"].get(name, 0) + 1
 
@@ -116,7 +126,11 @@ def tcp_churn():
                     break
                 answer += chunk
             s.close()
-            result["tcp"].append([start, answer.split(b" ", 1)[0].decode() or None])
+            # `NAME PORT hi`: anything else is no answer (a reset mid-way, another service).
+            parts = answer.split(b" ", 2)
+            served = len(parts) == 3 and parts[1] == str(args.tcp_port).encode() \
+                and parts[2] == b"hi\n"
+            result["tcp"].append([start, parts[0].decode() if served else None])
         except OSError as e:
             result["tcp"].append([start, None, str(e)])
             time.sleep(0.005)
