@@ -56,8 +56,8 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
             config.display()
         ),
         format!(
-            "ExecReload=/bin/sh -c 'if [ -S /run/haports/haports.sock ]; then exec {}/bin/haports \
-             reload --socket /run/haports/haports.sock; else exec /bin/kill -HUP \"$$MAINPID\"; fi'",
+            "ExecReload=/bin/sh -c '{}/bin/haports reload --socket /run/haports/haports.sock; \
+             rc=$$?; [ $$rc -eq 2 ] || exit $$rc; exec /bin/kill -HUP \"$$MAINPID\"'",
             prefix.display()
         ),
         "Restart=on-failure".to_owned(),
@@ -83,8 +83,9 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    // The reload of a config without the control socket: SIGHUP to the main process, as
-    // systemd runs the command (`$$` is its escape for `$`; it sets MAINPID).
+    // The reload where nothing answers on the control socket (a config without it): SIGHUP
+    // to the main process, as systemd runs the command (`$$` is its escape for `$`; it sets
+    // MAINPID).
     if !Path::new("/run/haports/haports.sock").exists() {
         let reload = unit
             .lines()
