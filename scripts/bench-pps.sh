@@ -131,9 +131,11 @@ pcap_vdev() {
   echo "$args,infinite_rx=1"
 }
 
+# The sum of the haports metrics matching a pattern, as a whole number (`%.0f`: mawk's `%d`
+# stops at 2^31, which a TX counter passes within a minute at 30 Mpps).
 metric_sum() {
   ip netns exec "$ns" curl -sf http://127.0.0.1:9901/metrics 2>/dev/null \
-    | awk -v m="$1" '$1 ~ "^" m { s += $2; n++ } END { if (n) printf "%d\n", s }'
+    | awk -v m="$1" '$1 ~ "^" m { s += $2; n++ } END { if (n) printf "%.0f\n", s }'
 }
 
 # Samples the sink port's TX counter over the run: Mpps.
@@ -193,16 +195,22 @@ TOML
     kill -0 "$pid" 2>/dev/null || break   # exited: no need to wait out the two minutes
     sleep 0.1
   done
-  if [ -z "$(tx)" ]; then
-    echo "haports did not start:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2
+  # (Inside the `$(...)` that records its figure, an `exit 1` here fails the whole bench.)
+  if [ -z "$(tx)" ] || [ "$(tx)" = 0 ]; then
+    echo "haports did not start forwarding:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2
     kill -9 "$pid" 2>/dev/null || true
     exit 1
   fi
+  gone() {
+    echo "haports exited $1:" >&2; tail -20 "$work/haports-$mode-$n.log" >&2
+    exit 1
+  }
   # Measured once every worker's table holds every flow (each worker sees all of them), or,
   # for a table filled to its capacity, once it stops growing: the few flows that find no
   # room are forwarded by the Maglev decision alone (the count is printed).
   local want=$(( n * workers )) held=0 before=-1
   for _ in $(seq 120); do
+    kill -0 "$pid" 2>/dev/null || gone "while its flow tables filled"
     held=$(metric_sum 'haports_flow_table_entries[{]'); held=${held:-0}
     [ "$held" -ge "$want" ] && break
     [ "$held" -gt 0 ] && [ "$held" = "$before" ] && break
@@ -220,7 +228,13 @@ TOML
   fi
   local t0 a t1 b
   t0=$(date +%s.%N); a=$(tx); sleep "$seconds"; t1=$(date +%s.%N); b=$(tx)
-  kill -TERM "$pid"; wait "$pid" || true
+  kill -0 "$pid" 2>/dev/null || gone "while it was measured"
+  kill -TERM "$pid"
+  wait "$pid" || gone "with status $? when stopped (SIGTERM: 0 expected)"
+  # Two readings of the counter, the second above the first: else no figure.
+  if ! [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ ]] || (( b <= a )); then
+    echo "haports' TX counter read \"$a\" then \"$b\": no rate" >&2; exit 1
+  fi
   awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.3f\n", (b - a) / (t1 - t0) / 1e6 }'
 }
 
@@ -257,10 +271,12 @@ testpmd_pps() {
     return
   fi
   # Each report has a "NIC statistics for port N" block; keep port 1's Tx-pps, skipping the
-  # first report (warm-up).
+  # first report (warm-up). Fewer than two reports is no figure: the bench fails.
   awk '/NIC statistics for port/ { for (i = 1; i < NF; i++) if ($i == "port") port = $(i + 1) }
        /Tx-pps:/ && port == 1 { v[++k] = $2 }
-       END { s = 0; c = 0; for (i = 2; i <= k; i++) { s += v[i]; c++ } printf "%.3f\n", c ? s / c / 1e6 : 0 }' \
+       END { s = 0; c = 0; for (i = 2; i <= k; i++) { s += v[i]; c++ }
+             if (!c || s <= 0) { print "testpmd reported no rate" > "/dev/stderr"; exit 1 }
+             printf "%.3f\n", s / c / 1e6 }' \
     "$work/testpmd-$mode.log"
 }
 
@@ -307,9 +323,10 @@ for f, c in own.most_common(12):
 PY
 }
 
-# The median of a list of numbers.
+# The median of a list of numbers (of an even count, the mean of the middle two).
 median() {
-  tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+  tr ' ' '\n' | grep . | sort -n \
+    | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
 # The median of the ratios of two lists, pair by pair (round by round).
@@ -319,7 +336,7 @@ paired_ratio() {
     for (i = 1; i <= n; i++) if (y[i] > 0) r[++k] = x[i] / y[i]
     if (!k) { print 0; exit }
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
-    print r[int((k + 1) / 2)] }'
+    print (k % 2 ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2) }'
 }
 
 csv=$out/pps.csv; unit=mpps
