@@ -137,10 +137,14 @@ def pump(until):
             c.flush()
 
 
-# Ready once every connection has an answer (and so a backend).
+# Ready once every connection has an answer (and so a backend); else not, and no run.
 deadline = time.monotonic() + 30
 while time.monotonic() < deadline and any(c.echoed == 0 and not c.error for c in conns):
     pump(time.monotonic() + 0.05)
+unanswered = sum(1 for c in conns if c.echoed == 0)
+if unanswered:
+    print(f"not ready: {unanswered} of {len(conns)} connections unanswered", flush=True)
+    sys.exit(1)
 print(f"ready {len(conns)}", flush=True)
 
 next_send = time.monotonic()

@@ -59,17 +59,21 @@ eal_lcores() {
 start_service() {
   local n=$1 name=$2 ports=$3
   # Not through `ns`: $! must be the service itself (ip netns exec execs it), not a subshell.
+  # The log of a service before (a restart) goes first: its `ready` is none of this one's.
+  rm -f "$dir/$n.log"
   # shellcheck disable=SC2086
   ip netns exec "$tag-$n" python3 "$here/backend.py" "$name" $ports >"$dir/$n.log" 2>&1 &
   echo $! >"$dir/$n.pid"
   [ "${4:-}" = nowait ] || wait_service "$n"
 }
 
-# wait_service NS: until the service in NS listens on every port.
+# wait_service NS: until the service in NS listens on every port (its log's line `ready`,
+# not a word of a traceback's: "Address already in use"), while it runs.
 wait_service() {
   local n=$1
   for _ in $(seq 100); do
-    grep -q ready "$dir/$n.log" 2>/dev/null && return 0
+    grep -qx ready "$dir/$n.log" 2>/dev/null && return 0
+    kill -0 "$(cat "$dir/$n.pid")" 2>/dev/null || break
     sleep 0.1
   done
   echo "service in $n did not start:"; cat "$dir/$n.log"; exit 1

@@ -12,6 +12,9 @@ use haports::dpdk::{Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig};
 
 #[test]
 fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buffers_are_out() {
+    // The TAP is made in the host's namespace: a name of this run's own (IFNAMSIZ: 15).
+    let tap_name = format!("hpth{}", std::process::id() % 10_000_000);
+    let tap_vdev = format!("net_tap0,iface={tap_name}");
     let args = [
         "--no-huge",
         "--no-shconf",
@@ -23,7 +26,7 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
         "--vdev",
         "net_null0",
         "--vdev",
-        "net_tap0,iface=hpthandles",
+        &tap_vdev,
         "--vdev",
         "net_null1",
         "--log-level",
@@ -31,7 +34,7 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
         // Other tests' EALs may run at the same time, in the same runtime directory.
         "--no-telemetry",
     ]
-    .map(String::from);
+    .map(|a| a.to_string());
     let eal = Eal::init(&args).expect("EAL on a null device");
     let pool = Mempool::new("handles", 4095, 0, None).expect("a pool");
     let cfg = PortConfig {
@@ -68,8 +71,8 @@ fn a_queue_has_one_handle_a_port_takes_all_multicast_and_a_pool_stays_while_buff
         &pool,
     )
     .expect("net_tap0 starts");
-    let flags =
-        std::fs::read_to_string("/sys/class/net/hpthandles/flags").expect("the TAP's flags");
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{tap_name}/flags"))
+        .expect("the TAP's flags");
     let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).expect("hex flags");
     const IFF_ALLMULTI: u32 = 0x200;
     assert_ne!(

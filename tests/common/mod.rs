@@ -255,8 +255,9 @@ impl Lab {
             .expect("run lab.sh");
         assert!(
             out.status.success(),
-            "lab.sh {args:?}: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "lab.sh {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 
