@@ -302,9 +302,9 @@ pub(super) fn ports_exist(cfg: &Config, out: &mut Problems) {
                     format!("{}.port", interface_key(i, iface)),
                     limit::QUEUE_PER_WORKER,
                     format!(
-                        "port {} ({vdev}) fills {queues} RX queue{queues_s} ({key}, 1 unless given) \
-                         but {workers} worker{workers_s} poll {workers}, one each: give the vdev \
-                         {key}={workers}",
+                        "port {} ({vdev}) fills {queues} RX queue{queues_s} ({key}, 1 unless \
+                         given) but {workers} worker{workers_s} poll {workers}, one each: give \
+                         the vdev {key}={workers}",
                         iface.port
                     ),
                 );
