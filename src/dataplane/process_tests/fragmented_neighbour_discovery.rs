@@ -55,6 +55,15 @@ fn a_solicitation_for_a_frontend_in_a_fragment_gets_no_advert() {
     }
 }
 
+/// A solicited advertisement (override set) placing `target` at `mac`, its checksum left 0.
+fn solicited_advert(target: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
+    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    m.extend_from_slice(&target.octets());
+    m.extend_from_slice(&[2, 1]);
+    m.extend_from_slice(&mac.0);
+    m
+}
+
 #[test]
 fn a_solicited_advertisement_in_a_fragment_answers_nothing() {
     let fwd = build(&ipv6_config(), &[]);
@@ -63,11 +72,7 @@ fn a_solicited_advertisement_in_a_fragment_answers_nothing() {
     let own: Ipv6Addr = "fd00::2".parse().unwrap();
     // (The MAC the config gives it: another would be a false neighbour, kept from the twin.)
     let mac = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
-    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
-    m.extend_from_slice(&backend.octets());
-    m.extend_from_slice(&[2, 1]);
-    m.extend_from_slice(&mac.0);
-    let advert = icmp6_frame(IF_MAC, backend, own, m);
+    let advert = icmp6_frame(IF_MAC, backend, own, solicited_advert(backend, mac));
     // Whole, it may answer the appliance's solicitation for the backend.
     assert_eq!(
         process(&mut advert.clone(), LAN, &mut st, &fwd, NOW),
@@ -105,10 +110,7 @@ fn neighbour_discovery_in_a_later_fragment_is_neither_learnt_nor_answered() {
     let backend: Ipv6Addr = "fd00::11".parse().unwrap();
     let own: Ipv6Addr = "fd00::2".parse().unwrap();
     let attacker = MacAddr([0x02, 0, 0, 0, 0x66, 0x66]);
-    let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
-    m.extend_from_slice(&backend.octets());
-    m.extend_from_slice(&[2, 1]);
-    m.extend_from_slice(&attacker.0);
+    let mut m = solicited_advert(backend, attacker);
     let sum = tcp_udp_checksum_v6(backend, own, IpProtocol::ICMPV6, &m);
     m[2..4].copy_from_slice(&sum.to_be_bytes());
     let mut later = v6_fragment(backend, own, IpProtocol::ICMPV6, (8, false), &m);
