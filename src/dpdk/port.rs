@@ -289,6 +289,7 @@ impl Port {
 
     /// Makes the port also receive frames for `mac` (a frontend's own address).
     pub fn add_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+        let _one = one_control_call();
         let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
         let id = self.inner.id;
         // SAFETY: valid port and address; pool 0 is the default.
@@ -300,6 +301,7 @@ impl Port {
 
     /// Stops receiving frames for `mac`, which [`Port::add_mac`] added.
     pub fn remove_mac(&self, mac: MacAddr) -> Result<(), DpdkError> {
+        let _one = one_control_call();
         let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
         let id = self.inner.id;
         // SAFETY: valid port and address.
@@ -311,6 +313,7 @@ impl Port {
 
     /// Receives every frame, whatever its destination MAC.
     pub fn enable_promiscuous(&self) -> Result<(), DpdkError> {
+        let _one = one_control_call();
         let id = self.inner.id;
         // SAFETY: valid, started port.
         check(|| format!("port {id}: enabling promiscuous mode"), unsafe {
@@ -324,12 +327,9 @@ impl Port {
     /// registers into their own totals as they read, and two reads at once lose increments.
     /// None where the device would not say (never zeroes, which would read as a reset).
     pub fn stats(&self) -> Option<PortStats> {
-        static ONE_READER: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let mut s = dpdk_sys::rte_eth_stats::default();
         {
-            let _reading = ONE_READER
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _one = one_control_call();
             // SAFETY: valid port and out-pointer; no other thread reads stats meanwhile.
             if unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) } != 0 {
                 return None;
@@ -346,6 +346,18 @@ impl Port {
             rx_no_mbuf: s.rx_nombuf,
         })
     }
+}
+
+/// Holds off every other control-path call on the ports (counters, MAC filter, promiscuous
+/// mode) while one runs: `Port` is shared between threads (the metrics endpoint reads the
+/// counters while the control thread changes MAC filters on a reload), and DPDK's ethdev
+/// control calls are not safe from several threads at once (a VF's one admin channel; a
+/// driver's clear-on-read counter registers). Never taken on the data path.
+fn one_control_call() -> std::sync::MutexGuard<'static, ()> {
+    static CONTROL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CONTROL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One RX queue of a port, polled by one thread (`Send`, not `Sync`).
