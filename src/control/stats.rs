@@ -165,7 +165,7 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
                 "rx_pps": rate("haports_port_rx_packets_total", &l),
                 "tx_pps": rate("haports_port_tx_packets_total", &l),
                 "nic_drops_per_s": rate("haports_port_rx_dropped_total", &l),
-                "rx_packets": s.value,
+                "rx_packets": count(s.value),
             })
         })
         .collect();
@@ -177,7 +177,7 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
                 "worker": s.label("worker"),
                 "rx_pps": rate("haports_worker_rx_packets_total", &l),
                 "drops_per_s": rate("haports_worker_drops_total", &l),
-                "flows": s.value,
+                "flows": count(s.value),
             })
         })
         .collect();
@@ -223,8 +223,8 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
                     "bps": backend_rate("haports_backend_bytes_total", &l).map(|r| r * 8.0),
                     "new_flows_per_s": flows_per_s,
                     "new_flow_share": flows_per_s.filter(|_| new_flows > 0.0).map(|f| f / new_flows),
-                    "packets": after.value("haports_backend_packets_total", &l).unwrap_or(0.0),
-                    "flows": after.value("haports_backend_flows_total", &l).unwrap_or(0.0),
+                    "packets": count(after.value("haports_backend_packets_total", &l).unwrap_or(0.0)),
+                    "flows": count(after.value("haports_backend_flows_total", &l).unwrap_or(0.0)),
                 })
             })
             .collect();
@@ -264,18 +264,28 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
         .filter(|s| s.value > 0.0)
         .map(|s| {
             let l = [("reason", s.label("reason"))];
-            json!({"reason": s.label("reason"), "per_s": rate(&s.name, &l), "total": s.value})
+            json!({"reason": s.label("reason"), "per_s": rate(&s.name, &l), "total": count(s.value)})
         })
         .collect();
     json!({
         "interval_s": seconds,
-        "config_generation": after.value("haports_config_generation", &[]),
+        "config_generation": after.value("haports_config_generation", &[]).map(count),
         "ports": ports,
         "workers": workers,
         "load_balancers": load_balancers,
         "drops": drops,
         "flow_table_refused_per_s": rate("haports_flow_table_refused_total", &[]),
     })
+}
+
+/// A count as JSON: a whole number where it is one (counters and gauges of things), so that
+/// a typed reader takes it as an integer.
+fn count(v: f64) -> Value {
+    if v.fract() == 0.0 && (0.0..9.007_199_254_740_992e15).contains(&v) {
+        json!(v as u64)
+    } else {
+        json!(v)
+    }
 }
 
 /// `1234567` as `1.23M`.

@@ -93,7 +93,12 @@ fn rates_are_taken_over_the_interval_and_grouped_by_rule() {
     // Only reasons that dropped anything, with their rate.
     assert_eq!(
         v["drops"],
-        serde_json::json!([{"reason": "no_rule", "per_s": 10.0, "total": 30.0}])
+        serde_json::json!([{"reason": "no_rule", "per_s": 10.0, "total": 30}])
+    );
+    // Counts are whole numbers in the JSON, for typed readers.
+    assert!(v["config_generation"].is_u64() && v["workers"][0]["flows"].is_u64());
+    assert!(
+        b[0]["packets"].is_u64() && b[0]["flows"].is_u64() && v["ports"][0]["rx_packets"].is_u64()
     );
 }
 
