@@ -56,8 +56,10 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
             config.display()
         ),
         format!(
-            "ExecReload=/bin/sh -c '{}/bin/haports reload --socket /run/haports/haports.sock; \
-             rc=$$?; [ $$rc -eq 2 ] || exit $$rc; exec /bin/kill -HUP \"$$MAINPID\"'",
+            "ExecReload=/bin/sh -c 'exec 3>&1; err=$$({}/bin/haports reload --socket \
+             /run/haports/haports.sock 2>&1 >&3); rc=$$?; [ -z \"$$err\" ] || echo \"$$err\" >&2; \
+             case \"$$rc $$err\" in \"2 connecting to \"*) exec /bin/kill -HUP \"$$MAINPID\" ;; esac; \
+             exit $$rc'",
             prefix.display()
         ),
         "Restart=on-failure".to_owned(),
@@ -83,9 +85,9 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    // The reload where nothing answers on the control socket (a config without it): SIGHUP
-    // to the main process, as systemd runs the command (`$$` is its escape for `$`; it sets
-    // MAINPID).
+    // The reload where nothing can be connected to on the control socket (a config without
+    // it): SIGHUP to the main process, as systemd runs the command (`$$` is its escape for
+    // `$`; it sets MAINPID).
     if !Path::new("/run/haports/haports.sock").exists() {
         let reload = unit
             .lines()
