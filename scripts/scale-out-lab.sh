@@ -348,7 +348,8 @@ demo() {
   ok=false
   for _ in $(seq 300); do
     demo_alive
-    grep -q ready "$dir/flows.json" 2>/dev/null && { ok=true; break; }
+    grep -q '^ready ' "$dir/flows.json" 2>/dev/null && { ok=true; break; }
+    grep -q '^not ready' "$dir/flows.json" 2>/dev/null && break
     sleep 0.1
   done
   $ok || demo_fail "the connections were not all open and answered after 30 s"
