@@ -333,11 +333,13 @@ fn announce_loop(
             pending = Some(p);
         }
         // Nothing new: where BIRD is gone, what it took is handed over again (counted and
-        // logged as any exchange that fails, and tried every second until it is back).
+        // logged as any exchange that fails, and tried every second until it is back). A
+        // BIRD that is there but slow to answer is left alone: a new config would only add
+        // to its work.
         if pending.is_none() && taken.is_some() {
             let gone = matches!(
                 command(socket, "show status"),
-                Err(BirdError::NotRunning(_) | BirdError::Io(_))
+                Err(BirdError::NotRunning(_))
             );
             if gone {
                 pending = taken.take();
