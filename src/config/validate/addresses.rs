@@ -75,19 +75,22 @@ pub(super) fn appliance_macs_apart(cfg: &Config, out: &mut Problems) {
             own.entry(frontend_mac(fe.address)).or_insert(name);
         }
     }
+    // (Two interfaces on segments of their own may share a MAC: checked against frontends'.)
+    let mut interfaces = Vec::new();
     for (i, iface) in cfg.interface.iter().enumerate() {
         let Some(mac) = iface.mac else { continue };
         let key = interface_key(i, iface);
-        match own.get(&mac) {
-            Some(first) => out.error(
+        if let Some(first) = own.get(&mac) {
+            out.error(
                 format!("{key}.mac"),
                 limit::OWN_MACS,
                 format!("{mac} is {first}; give the interface another mac"),
-            ),
-            None => {
-                own.insert(mac, format!("the mac of {key}"));
-            }
+            );
         }
+        interfaces.push((mac, format!("the mac of {key}")));
+    }
+    for (mac, name) in interfaces {
+        own.entry(mac).or_insert(name);
     }
     for (key, pool) in pools(cfg) {
         for backend in &pool.backends {

@@ -697,6 +697,15 @@ fn the_appliances_macs_are_its_own() {
         own_tag,
         "give the interface another mac",
     );
+
+    // Two interfaces, on segments of their own, may share a MAC.
+    let mut cfg = base();
+    cfg.interface[0].mac = Some(mac);
+    let mut second = cfg.interface[0].clone();
+    (second.name, second.port) = ("wan".into(), 1);
+    second.address = vec!["10.1.0.2/24".parse().unwrap()];
+    cfg.interface.push(second);
+    assert_eq!(validate(&cfg), vec![]);
 }
 
 #[test]
