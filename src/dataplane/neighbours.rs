@@ -100,12 +100,12 @@ impl NeighbourReports {
     /// has reported [`WANTS_PER_S`] already. Where the queue is short of room (the control
     /// thread is behind) or the rate spent, the want comes again with a later packet.
     pub fn want(&mut self, interface: InterfaceId, addr: IpAddr, now_ms: u64) {
-        if !self.room_for_news() || !fresh(&mut self.recent, addr, now_ms, WANT_AGAIN_MS) {
+        let recent = reported(&self.recent, addr, now_ms, WANT_AGAIN_MS);
+        if recent || !self.room_for_news() || !self.wants.take(now_ms, WANTS_PER_S) {
             return;
         }
-        if self.wants.take(now_ms, WANTS_PER_S) {
-            let _ = self.queue.push(Report::Want { interface, addr });
-        }
+        fresh(&mut self.recent, addr, now_ms, WANT_AGAIN_MS);
+        let _ = self.queue.push(Report::Want { interface, addr });
     }
 
     pub fn answer(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
@@ -144,6 +144,17 @@ impl NeighbourReports {
     }
 }
 
+/// Whether `addr` was reported within `again_ms`, by the reports `recent` keeps.
+fn reported(
+    recent: &[(Option<IpAddr>, u64); RECENT_WANTS],
+    addr: IpAddr,
+    now_ms: u64,
+    again_ms: u64,
+) -> bool {
+    let slot = &recent[slot_of(addr)];
+    slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < again_ms
+}
+
 /// Whether `addr` was not reported within `again_ms` by the reports `recent` keeps (then it
 /// is, now).
 fn fresh(
@@ -152,11 +163,10 @@ fn fresh(
     now_ms: u64,
     again_ms: u64,
 ) -> bool {
-    let slot = &mut recent[slot_of(addr)];
-    if slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < again_ms {
+    if reported(recent, addr, now_ms, again_ms) {
         return false;
     }
-    *slot = (Some(addr), now_ms);
+    recent[slot_of(addr)] = (Some(addr), now_ms);
     true
 }
 
@@ -396,6 +406,9 @@ mod tests {
             reports.want(0, on_link(n), 5_001);
         }
         assert_eq!(wants(&queue), 1, "a millisecond's worth");
+        // One the rate held back is reported with a later packet, not 100 ms later.
+        reports.want(0, on_link(999), 5_002);
+        assert_eq!(wants(&queue), 1, "held back, then reported");
     }
 
     /// Wants and hints from every worker filling the queue leave room for the answers to the
