@@ -280,9 +280,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut shutdown = Shutdown::Running;
     // Announcements wait for health (and config) to settle (see announce::settle_time).
     let mut last_health_change = Instant::now();
-    // Control-socket reloads, answered once their state is published (where a withdrawal
-    // holds one, once BIRD took it, or in time).
+    // Control-socket reloads a withdrawal holds, answered once it applies (BIRD took it, or
+    // in time); those applied this round, with their generations, once it is published.
     let mut reloads_waiting = Vec::new();
+    let mut reloads_applied = Vec::new();
     // States replaced while the workers may hold them (dropped after the workers stop).
     let mut retired = Retired::default();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
@@ -370,7 +371,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                             // Answered once the state it makes is published.
                             Reload::Applied(generation) => {
                                 applied = Some(generation);
-                                reloads_waiting.push(reply);
+                                reloads_applied.push((reply, generation));
                                 continue;
                             }
                             Reload::Refused(problems) => serde_json::json!({
@@ -435,6 +436,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             }
         }
         // A reload is answered once the workers have its state (and no withdrawal holds it).
+        for (reply, generation) in reloads_applied.drain(..) {
+            let _ = reply.send(serde_json::json!({"outcome": "applied", "generation": generation}));
+        }
         if let Some(generation) = applied.filter(|_| plane.pending.is_none()) {
             let answer = serde_json::json!({"outcome": "applied", "generation": generation});
             for reply in reloads_waiting.drain(..) {
