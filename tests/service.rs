@@ -58,7 +58,8 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
         format!(
             "ExecReload=/bin/sh -c 'exec 3>&1; err=$$({}/bin/haports reload --socket \
              /run/haports/haports.sock 2>&1 >&3); rc=$$?; [ -z \"$$err\" ] || echo \"$$err\" >&2; \
-             case \"$$rc $$err\" in \"2 connecting to \"*) exec /bin/kill -HUP \"$$MAINPID\" ;; esac; \
+             case \"$$rc $$err\" in \"2 connecting to \"*) \
+             exec /bin/kill -HUP \"$$MAINPID\" ;; esac; \
              exit $$rc'",
             prefix.display()
         ),

@@ -214,6 +214,10 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
                 let b = h.label("backend");
                 let l = [("lb", lb), ("pool", pool), ("probe", probe), ("backend", b)];
                 let flows_per_s = backend_rate("haports_backend_flows_total", &l);
+                let share = flows_per_s
+                    .filter(|_| new_flows > 0.0)
+                    .map(|f| f / new_flows);
+                let total = |name| count(after.value(name, &l).unwrap_or(0.0));
                 let resolved = [("lb", lb), ("rule", rule), ("backend", b)];
                 json!({
                     "address": b,
@@ -222,9 +226,9 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
                     "pps": backend_rate("haports_backend_packets_total", &l),
                     "bps": backend_rate("haports_backend_bytes_total", &l).map(|r| r * 8.0),
                     "new_flows_per_s": flows_per_s,
-                    "new_flow_share": flows_per_s.filter(|_| new_flows > 0.0).map(|f| f / new_flows),
-                    "packets": count(after.value("haports_backend_packets_total", &l).unwrap_or(0.0)),
-                    "flows": count(after.value("haports_backend_flows_total", &l).unwrap_or(0.0)),
+                    "new_flow_share": share,
+                    "packets": total("haports_backend_packets_total"),
+                    "flows": total("haports_backend_flows_total"),
                 })
             })
             .collect();
@@ -264,7 +268,8 @@ pub fn view(before: &[Sample], after: &[Sample], seconds: f64) -> Value {
         .filter(|s| s.value > 0.0)
         .map(|s| {
             let l = [("reason", s.label("reason"))];
-            json!({"reason": s.label("reason"), "per_s": rate(&s.name, &l), "total": count(s.value)})
+            let per_s = rate(&s.name, &l);
+            json!({"reason": s.label("reason"), "per_s": per_s, "total": count(s.value)})
         })
         .collect();
     json!({

@@ -456,8 +456,8 @@ fn icmp_errors_about_packets_too_big_for_the_tunnel_keep_to_their_rate() {
 }
 
 /// Every fragment of a datagram, IPv4 or IPv6 (behind extension headers too), leaves inside
-/// VXLAN with the same outer UDP source port (the underlay's ECMP then keeps them on one path), although only the first
-/// holds the datagram's ports.
+/// VXLAN with the same outer UDP source port (the underlay's ECMP then keeps them on one
+/// path), although only the first holds the datagram's ports.
 #[test]
 fn every_fragment_of_a_datagram_leaves_with_one_outer_source_port() {
     use super::extension_headers::udp6_fragments_behind_options;
