@@ -125,14 +125,19 @@ fn only_answers_to_outstanding_solicitations_are_learnt() {
     assert_eq!(n.stats.ignored.load(Ordering::Relaxed), 3);
 }
 
-#[test]
-fn an_announcement_only_makes_it_ask_again_and_the_answer_decides() {
+/// The cache once backend 10.0.0.11 answered at MAC_A, and a second later.
+fn backend_verified_at_mac_a() -> (Forwarding, Neighbours, Instant) {
     let fwd = forwarding();
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
     n.tick(&fwd, t0);
     n.report(answer(v4(11), MAC_A), t0);
-    let t1 = t0 + Duration::from_secs(1);
+    (fwd, n, t0 + Duration::from_secs(1))
+}
+
+#[test]
+fn an_announcement_only_makes_it_ask_again_and_the_answer_decides() {
+    let (fwd, mut n, t1) = backend_verified_at_mac_a();
     // Gratuitous ARP claiming the backend's address: nothing learnt, but asked again.
     let hint = Report::Hint {
         interface: LAN,
@@ -433,12 +438,7 @@ fn a_backends_next_hop_stays_verified_once_published_never_aged_out() {
 /// again at once, as an announcement does: the answer to that decides.
 #[test]
 fn an_unasked_answer_with_another_mac_makes_it_ask_again() {
-    let fwd = forwarding();
-    let mut n = Neighbours::new(REACHABLE);
-    let t0 = Instant::now();
-    n.tick(&fwd, t0);
-    n.report(answer(v4(11), MAC_A), t0);
-    let t1 = t0 + Duration::from_secs(1);
+    let (fwd, mut n, t1) = backend_verified_at_mac_a();
     assert!(n.tick(&fwd, t1).0.is_empty(), "verified: nothing to ask");
     assert!(!n.report(answer(v4(11), MAC_B), t1));
     assert_eq!(n.mac(v4(11)), Some(MAC_A), "not learnt");
