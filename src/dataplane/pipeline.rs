@@ -187,7 +187,7 @@ pub fn prefetch_buckets_again(found: &Classified, st: &WorkerState) {
 /// Counts each packet decided for a backend in [`WorkerState::traffic`] (its frame as it
 /// leaves), and returns true, unless backends behind VXLAN may take some: their frames are
 /// counted as sent, encapsulated, by the caller. Counted here, where the backend and the
-/// frame's length are at hand: 5 instructions a packet fewer than as sent (README).
+/// frame's length are at hand: 5 instructions a packet fewer than as sent (docs/performance.md).
 #[allow(clippy::too_many_arguments)]
 pub fn decide_burst<P: PacketBuffer>(
     packets: &mut [P],
@@ -214,8 +214,8 @@ pub fn decide_burst<P: PacketBuffer>(
     let traffic: &[Traffic] = if senders.is_some() { &[] } else { &counted };
     let mut cx = Ctx { fwd, st, now_ms };
     // Runs of fast packets go through a loop of their own, apart from the other paths' code
-    // (which made the compiler keep more of the fast path's values on the stack; README,
-    // performance, has the count); a packet between runs goes alone.
+    // (which made the compiler keep more of the fast path's values on the stack;
+    // docs/performance.md has the count); a packet between runs goes alone.
     let mut i = 0;
     while i < n {
         let run = ((fast_mask >> i).trailing_ones() as usize).min(n - i);

@@ -162,7 +162,7 @@ const APART_FROM_BUCKETS: usize = 1 << 15;
 /// classification, and a burst decided at once still has its packets in the first-level
 /// cache, where a burst later they had been pushed out by the next burst's (`bench-pps.sh`,
 /// 1k flows, four alternating pairs of runs: NAT 0.43–0.48 → 0.48–0.53 of 5tswap, DSR
-/// 0.47–0.52 → 0.51–0.58; README, performance). At 64k flows, decided at once in a trial
+/// 0.47–0.52 → 0.51–0.58; docs/performance.md). At 64k flows, decided at once in a trial
 /// with a 16 MiB threshold, the ratios moved within the runs' spread (NAT 0.42 → 0.43, DSR
 /// 0.45 → 0.46): such tables stay apart, so that the labs' tables run both ways.
 #[inline]
