@@ -223,7 +223,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 state: WorkerState {
                     kernel: kernel_budget.clone(),
                     new_flows: counters[w].backend_flows.clone(),
-                    traffic: counters[w].backend_traffic.clone(),
+                    traffic: Some(counters[w].backend_traffic.clone()),
                     ..WorkerState::on_socket(
                         cfg.dataplane.flow_table_capacity as usize,
                         reports.clone(),

@@ -210,8 +210,12 @@ pub fn decide_burst<P: PacketBuffer>(
     // Who sent each packet (rewritten on the way to a backend): where an ICMP error about one
     // too big for a VXLAN tunnel goes back to.
     let senders = fwd.has_vxlan().then(|| vxlan::senders(&mut packets[..n]));
-    let counted = st.traffic.clone();
-    let traffic: &[Traffic] = if senders.is_some() { &[] } else { &counted };
+    // Out of the state for the burst (see `WorkerState::traffic`), back at the end.
+    let counted = st.traffic.take();
+    let traffic: &[Traffic] = match &counted {
+        Some(counted) if senders.is_none() => counted,
+        _ => &[],
+    };
     let mut cx = Ctx { fwd, st, now_ms };
     // Runs of fast packets go through a loop of their own, apart from the other paths' code
     // (which made the compiler keep more of the fast path's values on the stack;
@@ -245,6 +249,7 @@ pub fn decide_burst<P: PacketBuffer>(
             (&mut actions[..n], spill),
         );
     }
+    cx.st.traffic = counted;
     senders.is_none()
 }
 

@@ -33,8 +33,10 @@ pub struct WorkerState {
     /// [`WorkerCounters::backend_flows`](super::WorkerCounters), which the metrics read.
     pub new_flows: Arc<[Counter]>,
     /// Packets and bytes sent to each backend: shared with the worker's
-    /// [`WorkerCounters::backend_traffic`](super::WorkerCounters).
-    pub traffic: Arc<[Traffic]>,
+    /// [`WorkerCounters::backend_traffic`](super::WorkerCounters). Stage 2 takes it out for
+    /// a burst and puts it back (`None` meanwhile): moved, where a clone each burst would
+    /// write the reference count, in a line that the metrics' reads share.
+    pub traffic: Option<Arc<[Traffic]>>,
 }
 
 impl WorkerState {
@@ -79,7 +81,7 @@ impl WorkerState {
             kernel: Arc::default(),
             icmp_errors: TokenBucket::full(super::vxlan::ERRORS_PER_SECOND),
             new_flows: backend_counters(OWN_COUNTED_BACKENDS),
-            traffic: backend_traffic(OWN_COUNTED_BACKENDS),
+            traffic: Some(backend_traffic(OWN_COUNTED_BACKENDS)),
         }
     }
 }

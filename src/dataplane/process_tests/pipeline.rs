@@ -118,6 +118,7 @@ fn burst_agrees(
     let traffic = |st: &WorkerState| -> Vec<(u64, u64)> {
         st.traffic
             .iter()
+            .flat_map(|t| t.iter())
             .map(|t| (t.packets.get(), t.bytes.get()))
             .collect()
     };
