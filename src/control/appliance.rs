@@ -21,7 +21,7 @@ use super::Error;
 use crate::config::{Config, Dataplane};
 use crate::dataplane::counters::Counter;
 use crate::dataplane::{
-    KernelBudget, Report, ToTwin, Worker, WorkerCounters, WorkerState, REPORTS,
+    KernelBudget, NeighbourReports, Report, ToTwin, Worker, WorkerCounters, WorkerState, REPORTS,
 };
 use crate::dpdk::{
     fixed_rx_queues, max_queues, port_socket, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig,
@@ -224,6 +224,10 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                     kernel: kernel_budget.clone(),
                     new_flows: counters[w].backend_flows.clone(),
                     traffic: Some(counters[w].backend_traffic.clone()),
+                    neighbours: NeighbourReports::answering(
+                        reports.clone(),
+                        plane.neighbours.asking.clone(),
+                    ),
                     ..WorkerState::on_socket(
                         cfg.dataplane.flow_table_capacity as usize,
                         reports.clone(),

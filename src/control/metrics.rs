@@ -168,6 +168,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &[(vec![], to_kernel)],
         )?;
         let n = &self.neighbours;
+        let ignored = n.ignored.load(Ordering::Relaxed) + sum(&|w| w.neighbours_ignored.get());
         gauge(
             &mut enc,
             "haports_neighbours",
@@ -184,7 +185,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &mut enc,
             "haports_neighbour_ignored",
             "ARP and neighbour advertisements nobody asked for: not learnt",
-            &[(vec![], n.ignored.load(Ordering::Relaxed))],
+            &[(vec![], ignored)],
         )?;
         counter(
             &mut enc,

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use hashbrown::{HashMap, HashSet};
 
-use crate::dataplane::Report;
+use crate::dataplane::{Asking, Report};
 use crate::lb::forwarding::{Forwarding, InterfaceId, Neighbour};
 use crate::wire::{
     ArpOperation, ArpRepr, EtherType, EthernetRepr, IcmpMessage, Icmpv6Packet, IpProtocol,
@@ -76,6 +76,9 @@ pub struct Neighbours {
     /// How long an answer keeps a neighbour reachable (`dataplane.neighbour_reachable_s`).
     pub reachable: Duration,
     pub stats: std::sync::Arc<NeighbourStats>,
+    /// The neighbours asked for, as the workers see them: published with each round of
+    /// solicitations, before it is sent.
+    pub asking: std::sync::Arc<Asking>,
     /// Backends' next hops refused for want of room and not admitted since: counted once.
     refused_next_hops: HashSet<IpAddr>,
     /// What packets asked for, oldest first, each with the serial of the entry it made:
@@ -92,6 +95,7 @@ impl Neighbours {
             entries: HashMap::new(),
             reachable,
             stats: Default::default(),
+            asking: Default::default(),
             refused_next_hops: HashSet::new(),
             asked_for: VecDeque::new(),
             next_serial: 0,
@@ -350,6 +354,8 @@ impl Neighbours {
         self.stats
             .entries
             .store(self.entries.len() as u64, Ordering::Relaxed);
+        let asked = self.entries.iter().filter(|(_, e)| e.asked.is_some());
+        self.asking.publish(asked.map(|(addr, _)| *addr));
         let frames = due
             .into_iter()
             .filter_map(|(ifc, addr)| Some((ifc, solicitation(fwd, ifc, addr)?)))

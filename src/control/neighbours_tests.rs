@@ -125,6 +125,35 @@ fn only_answers_to_outstanding_solicitations_are_learnt() {
     assert_eq!(n.stats.ignored.load(Ordering::Relaxed), 3);
 }
 
+/// The workers report answers about the addresses a solicitation is out for, from before it
+/// is sent until the round after its answer: the rest are floods' to them.
+#[test]
+fn the_workers_see_which_neighbours_are_asked_for() {
+    let fwd = forwarding();
+    let mut n = Neighbours::new(REACHABLE);
+    let t0 = Instant::now();
+    let client = v4(50);
+    n.report(
+        Report::Want {
+            interface: LAN,
+            addr: client,
+        },
+        t0,
+    );
+    assert!(!n.asking.contains(client), "not before the round that asks");
+    let (frames, _) = n.tick(&fwd, t0);
+    assert_eq!(frames.len(), 2);
+    assert!(n.asking.contains(client) && n.asking.contains(v4(11)));
+    assert!(
+        !n.asking.contains(v4(12)),
+        "a configured MAC is never asked for"
+    );
+    n.report(answer(client, MAC_A), t0);
+    n.tick(&fwd, t0);
+    assert!(!n.asking.contains(client), "answered");
+    assert!(n.asking.contains(v4(11)), "still asked for");
+}
+
 /// The cache once backend 10.0.0.11 answered at MAC_A, and a second later.
 fn backend_verified_at_mac_a() -> (Forwarding, Neighbours, Instant) {
     let fwd = forwarding();

@@ -68,6 +68,8 @@ pub struct WorkerCounters {
     pub flows_refused: Counter,
     /// Datagrams still followed in fragments that left the fragment table for newer ones.
     pub fragments_evicted: Counter,
+    /// Answers about neighbours the worker did not report as answers (`NeighbourReports`).
+    pub neighbours_ignored: Counter,
     /// The generation of the forwarding state the worker holds: the control thread frees
     /// the states it replaced once every worker holds a later one.
     pub generation: HeldGeneration,
@@ -86,6 +88,7 @@ impl Default for WorkerCounters {
             flow_entries: Counter::default(),
             flows_refused: Counter::default(),
             fragments_evicted: Counter::default(),
+            neighbours_ignored: Counter::default(),
             generation: HeldGeneration::default(),
             loops: Counter::default(),
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 
 use super::action::Action;
+use super::asking::Asking;
 use super::exception::TokenBucket;
 use crate::lb::forwarding::{BackendId, Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -59,6 +60,21 @@ const RECENT_WANTS: usize = 16;
 /// a solicitation, and send it twice more unanswered.
 pub const WANTS_PER_S: u32 = 1000;
 
+/// How long a worker waits before it reports the same answer (an address at the same MAC)
+/// again: a flood of one forged ARP reply is a report each time, and where it copies a real
+/// answer, the control thread has that at most this late.
+pub const ANSWER_AGAIN_MS: u64 = 20;
+
+/// Answers a worker reports a second at most, of those about addresses being asked for (a
+/// tenth of a second's worth at once: 4096, the control thread's whole cache asked for at
+/// once). Answers naming such an address from ever new MACs would otherwise each take a
+/// place in the queue and the control thread's time.
+pub const ANSWERS_PER_S: u32 = 40_960;
+
+/// Hints a worker reports a second at most: claims about known neighbours that collide in
+/// its table of recent hints get past it, and each hint makes the control thread ask again.
+pub const HINTS_PER_S: u32 = 1000;
+
 /// The room at the end of the reports queue only answers take: wants and hints, which a
 /// flood can make, stop short of it, so that the answers to the appliance's own
 /// solicitations (a backend's MAC verified) are not crowded out.
@@ -72,8 +88,19 @@ pub struct NeighbourReports {
     recent: [(Option<IpAddr>, u64); RECENT_WANTS],
     /// Recent hints, the same way: a flood of claims about one neighbour is one hint.
     recent_hints: [(Option<IpAddr>, u64); RECENT_WANTS],
-    /// Wants reported, at [`WANTS_PER_S`].
+    /// Recent answers (address and MAC, when), direct-mapped by address.
+    recent_answers: [(Option<(IpAddr, MacAddr)>, u64); RECENT_WANTS],
+    /// The neighbours the control thread is asking for: answers about others are not
+    /// reported as answers.
+    pub asking: Arc<Asking>,
+    /// Answers heard and not reported as answers: about addresses nobody asked for (at
+    /// most hints), repeated, over the rate, or finding the queue full.
+    pub ignored: u64,
+    /// Wants, answers and hints reported, at [`WANTS_PER_S`], [`ANSWERS_PER_S`] and
+    /// [`HINTS_PER_S`].
     wants: TokenBucket,
+    answers: TokenBucket,
+    hints: TokenBucket,
 }
 
 impl NeighbourReports {
@@ -82,7 +109,20 @@ impl NeighbourReports {
             queue,
             recent: [(None, 0); RECENT_WANTS],
             recent_hints: [(None, 0); RECENT_WANTS],
+            recent_answers: [(None, 0); RECENT_WANTS],
+            asking: Arc::default(),
+            ignored: 0,
             wants: TokenBucket::full(WANTS_PER_S),
+            answers: TokenBucket::full(ANSWERS_PER_S),
+            hints: TokenBucket::full(HINTS_PER_S),
+        }
+    }
+
+    /// Reports on `queue`, answers where `asking` says the control thread asks.
+    pub fn answering(queue: Arc<ArrayQueue<Report>>, asking: Arc<Asking>) -> Self {
+        NeighbourReports {
+            asking,
+            ..Self::new(queue)
         }
     }
 
@@ -100,27 +140,52 @@ impl NeighbourReports {
     /// has reported [`WANTS_PER_S`] already. Where the queue is short of room (the control
     /// thread is behind) or the rate spent, the want comes again with a later packet.
     pub fn want(&mut self, interface: InterfaceId, addr: IpAddr, now_ms: u64) {
-        let recent = reported(&self.recent, addr, now_ms, WANT_AGAIN_MS);
+        let recent = reported(&self.recent, addr, addr, now_ms, WANT_AGAIN_MS);
         if recent || !self.room_for_news() || !self.wants.take(now_ms, WANTS_PER_S) {
             return;
         }
-        fresh(&mut self.recent, addr, now_ms, WANT_AGAIN_MS);
-        let _ = self.queue.push(Report::Want { interface, addr });
+        if self.queue.push(Report::Want { interface, addr }).is_ok() {
+            note(&mut self.recent, addr, addr, now_ms);
+        }
     }
 
-    pub fn answer(&mut self, interface: InterfaceId, addr: IpAddr, mac: MacAddr) {
-        if mac.is_unicast() {
-            let _ = self.queue.push(Report::Answer {
-                interface,
-                addr,
-                mac,
-            });
+    /// Reports what may answer one of the appliance's solicitations, `addr` at `mac`, where
+    /// the control thread is asking for `addr` ([`Asking`]), this worker did not report the
+    /// same within [`ANSWER_AGAIN_MS`] and has not reported [`ANSWERS_PER_S`] already. About
+    /// another address it is at most a hint.
+    pub fn answer(
+        &mut self,
+        fwd: &Forwarding,
+        interface: InterfaceId,
+        (addr, mac): (IpAddr, MacAddr),
+        now_ms: u64,
+    ) {
+        if !self.asking.contains(addr) {
+            self.ignored += 1;
+            return self.hint(fwd, interface, (addr, mac), now_ms);
+        }
+        let again = ANSWER_AGAIN_MS;
+        let recent = reported(&self.recent_answers, (addr, mac), addr, now_ms, again);
+        if !mac.is_unicast() || recent || !self.answers.take(now_ms, ANSWERS_PER_S) {
+            self.ignored += 1;
+            return;
+        }
+        let answer = Report::Answer {
+            interface,
+            addr,
+            mac,
+        };
+        if self.queue.push(answer).is_ok() {
+            note(&mut self.recent_answers, (addr, mac), addr, now_ms);
+        } else {
+            self.ignored += 1;
         }
     }
 
     /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a neighbour
     /// the published state has resolved to another MAC (a backend's new NIC, an address taken
-    /// over), and this worker did not say so within [`HINT_AGAIN_MS`]. Anything else a hint could
+    /// over), and this worker did not say so within [`HINT_AGAIN_MS`] nor [`HINTS_PER_S`] times
+    /// in the last second. Anything else a hint could
     /// say the control thread would ignore, and a flood of it would crowd the answers out of the
     /// queue.
     pub fn hint(
@@ -133,41 +198,37 @@ impl NeighbourReports {
         let news = mac.is_unicast() && fwd.neighbour(addr).is_some_and(|known| known != mac);
         if news
             && self.room_for_news()
-            && fresh(&mut self.recent_hints, addr, now_ms, HINT_AGAIN_MS)
+            && !reported(&self.recent_hints, addr, addr, now_ms, HINT_AGAIN_MS)
+            && self.hints.take(now_ms, HINTS_PER_S)
         {
-            let _ = self.queue.push(Report::Hint {
+            let hint = Report::Hint {
                 interface,
                 addr,
                 mac,
-            });
+            };
+            if self.queue.push(hint).is_ok() {
+                note(&mut self.recent_hints, addr, addr, now_ms);
+            }
         }
     }
 }
 
-/// Whether `addr` was reported within `again_ms`, by the reports `recent` keeps.
-fn reported(
-    recent: &[(Option<IpAddr>, u64); RECENT_WANTS],
+/// Whether `key` (about `addr`) was reported within `again_ms`, by the reports `recent`
+/// keeps.
+fn reported<K: PartialEq>(
+    recent: &[(Option<K>, u64); RECENT_WANTS],
+    key: K,
     addr: IpAddr,
     now_ms: u64,
     again_ms: u64,
 ) -> bool {
     let slot = &recent[slot_of(addr)];
-    slot.0 == Some(addr) && now_ms.saturating_sub(slot.1) < again_ms
+    slot.0 == Some(key) && now_ms.saturating_sub(slot.1) < again_ms
 }
 
-/// Whether `addr` was not reported within `again_ms` by the reports `recent` keeps (then it
-/// is, now).
-fn fresh(
-    recent: &mut [(Option<IpAddr>, u64); RECENT_WANTS],
-    addr: IpAddr,
-    now_ms: u64,
-    again_ms: u64,
-) -> bool {
-    if reported(recent, addr, now_ms, again_ms) {
-        return false;
-    }
-    recent[slot_of(addr)] = (Some(addr), now_ms);
-    true
+/// Notes in `recent` that `key` (about `addr`) is reported now.
+fn note<K>(recent: &mut [(Option<K>, u64); RECENT_WANTS], key: K, addr: IpAddr, now_ms: u64) {
+    recent[slot_of(addr)] = (Some(key), now_ms);
 }
 
 fn slot_of(addr: IpAddr) -> usize {
@@ -409,25 +470,5 @@ mod tests {
         // One the rate held back is reported with a later packet, not 100 ms later.
         reports.want(0, on_link(999), 5_002);
         assert_eq!(wants(&queue), 1, "held back, then reported");
-    }
-
-    /// Wants and hints from every worker filling the queue leave room for the answers to the
-    /// appliance's own solicitations.
-    #[test]
-    fn wants_stop_short_of_the_room_kept_for_answers() {
-        let queue = NeighbourReports::new_queue();
-        let mut workers: Vec<NeighbourReports> = (0..64)
-            .map(|_| NeighbourReports::new(queue.clone()))
-            .collect();
-        for (w, reports) in workers.iter_mut().enumerate() {
-            for n in 0..200 {
-                reports.want(0, on_link((w as u32) << 8 | n), 5_000);
-            }
-        }
-        assert_eq!(queue.len(), REPORTS - ANSWERS_ROOM);
-        let backend = on_link(0xff_ffff);
-        let mac = MacAddr([2, 0, 0, 0, 0, 0x11]);
-        workers[0].answer(0, backend, mac);
-        assert_eq!(queue.len(), REPORTS - ANSWERS_ROOM + 1, "the answer got in");
     }
 }

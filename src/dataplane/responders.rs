@@ -55,7 +55,10 @@ pub(super) fn arp(
     let sent_by_sender = frame.get(6..12) == Some(sender_mac.as_bytes().as_slice());
     let is_reply = ArpPacket::new_checked(&frame[l3..])?.operation() == ArpOperation::REPLY;
     if for_us && is_reply && unicast_to_us && sent_by_sender && sender_ip != target {
-        cx.st.neighbours.answer(ingress, sender_ip, sender_mac);
+        let now = cx.now_ms;
+        cx.st
+            .neighbours
+            .answer(fwd, ingress, (sender_ip, sender_mac), now);
     } else {
         let now = cx.now_ms;
         cx.st
@@ -132,13 +135,11 @@ pub(super) fn neighbour_solicitation(
         if let Some((target, mac)) = icmp.na_target_mac().filter(|_| valid) {
             // Then the kernel's too, when it is for an own address.
             let to_us = fwd.own_address(h.dst) == Some(ingress);
+            let (now, neighbours) = (cx.now_ms, &mut cx.st.neighbours);
             if to_us && icmp.na_solicited() {
-                cx.st.neighbours.answer(ingress, IpAddr::V6(target), mac);
+                neighbours.answer(fwd, ingress, (IpAddr::V6(target), mac), now);
             } else {
-                let now = cx.now_ms;
-                cx.st
-                    .neighbours
-                    .hint(fwd, ingress, (IpAddr::V6(target), mac), now);
+                neighbours.hint(fwd, ingress, (IpAddr::V6(target), mac), now);
             }
             return Ok(None);
         }

@@ -142,6 +142,9 @@ impl Worker {
                 counters.flow_entries.set(self.state.flows.len() as u64);
                 counters.flows_refused.set(self.state.flows.refused);
                 counters.fragments_evicted.set(self.state.fragments.evicted);
+                counters
+                    .neighbours_ignored
+                    .set(self.state.neighbours.ignored);
                 counters.loops.set(loops);
             }
         }

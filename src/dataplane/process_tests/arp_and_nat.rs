@@ -113,11 +113,18 @@ fn arp_is_never_learnt_only_a_unicast_reply_to_an_own_address_may_answer() {
     assert_eq!(drain(&reports), vec![hint(CLIENT, OTHER_HOST_MAC)]);
 
     // A reply to the appliance's own address, sent to its MAC by the host it names: what
-    // may answer a solicitation (the control thread takes it only if it asked).
+    // may answer a solicitation, once the control thread asks for the address (and takes
+    // it only if it asked); before, news of a known neighbour at most.
     let backend_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
     // Not the twin's until the control thread has verified it: it places a verified
     // neighbour elsewhere.
     let mut frame = arp_frame(IF_MAC, ArpOperation::REPLY, backend_mac, BACKENDS[0], OWN);
+    assert_eq!(
+        process(&mut frame.clone(), LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NeighbourConflict)
+    );
+    assert_eq!(drain(&reports), vec![hint(BACKENDS[0], backend_mac)]);
+    st.neighbours.asking.insert(IpAddr::V4(BACKENDS[0]));
     assert_eq!(
         process(&mut frame, LAN, &mut st, &fwd, NOW),
         Action::Drop(DropReason::NeighbourConflict)

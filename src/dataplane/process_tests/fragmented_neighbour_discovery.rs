@@ -69,6 +69,7 @@ fn a_solicited_advertisement_in_a_fragment_answers_nothing() {
     let fwd = build(&ipv6_config(), &[]);
     let (mut st, reports) = worker();
     let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    st.neighbours.asking.insert(IpAddr::V6(backend));
     let own: Ipv6Addr = "fd00::2".parse().unwrap();
     // (The MAC the config gives it: another would be a false neighbour, kept from the twin.)
     let mac = MacAddr([0x02, 0, 0, 0, 0, 0x11]);

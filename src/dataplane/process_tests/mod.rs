@@ -383,6 +383,7 @@ fn to_backend(frame: &mut [u8], st: &mut WorkerState, fwd: &Forwarding) -> Backe
     }
 }
 
+mod answers;
 mod arp_and_nat;
 mod errors_and_transit;
 mod extension_headers;
