@@ -13,7 +13,8 @@
 //! is accepted is answered at once (before a later arrival could take its place). Found
 //! answers to one path within [`SAME_ANSWER_FOR`] of each other are one answer, made once
 //! and shared by the connections writing it (a request for another path does not push it
-//! out): many requests at once cost neither one encoding each nor a copy each.
+//! out): many requests at once cost neither one encoding each nor a copy each. A query asks
+//! for no other answer: the path is answered without it.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -78,15 +79,16 @@ struct Made {
 
 /// Serves `listener` until `stop` is set, answering each request's path with `answer`.
 pub fn serve(listener: TcpListener, stop: &Arc<AtomicBool>, answer: impl FnMut(&str) -> Response) {
-    serve_within(listener, stop, answer, WRITE_TIMEOUT);
+    serve_within(listener, stop, answer, (WRITE_TIMEOUT, SAME_ANSWER_FOR));
 }
 
-/// [`serve`], each client given `write_timeout` to take its whole answer.
+/// [`serve`], each client given `write_timeout` to take its whole answer, found answers
+/// given again for `same_for`.
 fn serve_within(
     listener: TcpListener,
     stop: &Arc<AtomicBool>,
     mut answer: impl FnMut(&str) -> Response,
-    write_timeout: Duration,
+    (write_timeout, same_for): (Duration, Duration),
 ) {
     if let Err(e) = listener.set_nonblocking(true) {
         tracing::error!(error = %e, "metrics listener: cannot poll; not serving");
@@ -96,9 +98,12 @@ fn serve_within(
     let mut refused: u64 = 0;
     let mut made: Option<Made> = None;
     let mut answer = |path: &str, head_only: bool| {
+        // A query asks for no other answer (a Prometheus job's `params`): else ever new
+        // queries would have each answer made anew.
+        let path = path.split('?').next().unwrap_or_default();
         let fresh = made
             .as_ref()
-            .filter(|m| m.path == path && m.at.elapsed() < SAME_ANSWER_FOR);
+            .filter(|m| m.path == path && m.at.elapsed() < same_for);
         let m = match fresh {
             Some(m) => m,
             None => {

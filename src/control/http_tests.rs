@@ -14,11 +14,19 @@ fn serving_within(
     answer: impl FnMut(&str) -> Response + Send + 'static,
     write_timeout: Duration,
 ) -> Server {
+    serving_sharing(answer, (write_timeout, SAME_ANSWER_FOR))
+}
+
+/// [`serving_within`], found answers given again for the second of `limits`.
+fn serving_sharing(
+    answer: impl FnMut(&str) -> Response + Send + 'static,
+    limits: (Duration, Duration),
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let handle = std::thread::spawn(move || serve_within(listener, &flag, answer, write_timeout));
+    let handle = std::thread::spawn(move || serve_within(listener, &flag, answer, limits));
     (addr, stop, handle)
 }
 
@@ -111,21 +119,23 @@ fn slow_readers_hold_up_no_other_answer() {
 
 /// Slow readers from many peers, filling every slot with answers they do not take, keep
 /// no scraper out: once they have been taking theirs for [`SLOW_READER`], a new connection
-/// takes the oldest one's slot. Their answers, made within [`SAME_ANSWER_FOR`] of each
-/// other, are one (the big answer is not made once for each, nor held once for each).
+/// takes the oldest one's slot. Their answers, made within the time an answer is given
+/// again of each other, are one (the big answer is not made once for each, nor held once for
+/// each).
 #[test]
 fn slow_readers_from_many_peers_keep_no_scraper_out() {
     let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = made.clone();
     // The readers' time to take their answers outlasts the test: only the eviction of a
-    // slow one can make room.
+    // slow one can make room. An answer is given again for as long (not for
+    // SAME_ANSWER_FOR: the requests, sent one after another, need not come within 5 ms).
     let within = Duration::from_secs(600);
-    let (addr, stop, handle) = serving_within(
+    let (addr, stop, handle) = serving_sharing(
         move |path| {
             count.fetch_add(usize::from(path == "/big"), Ordering::Relaxed);
             big_or_small(path, 8 << 20)
         },
-        within,
+        (within, within),
     );
     let mut readers = Vec::new();
     for peer in 2..2 + MAX_CONNECTIONS / MAX_PER_PEER {
@@ -148,12 +158,7 @@ fn slow_readers_from_many_peers_keep_no_scraper_out() {
     };
     assert!(answer.ends_with("\r\n\r\nsmall\n"), "{answer:?}");
     let made = made.load(Ordering::Relaxed);
-    assert!(made >= 1, "the slow readers were answered");
-    assert!(
-        made < readers.len(),
-        "{made} answers made for {} requests at once",
-        readers.len()
-    );
+    assert_eq!(made, 1, "answers made for {} requests", readers.len());
     drop(readers);
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap();
@@ -240,6 +245,32 @@ fn an_oversized_head_is_refused_and_other_paths_are_not_found() {
     assert!(ask(addr, &big).starts_with("HTTP/1.1 431"));
     assert!(ask(addr, b"GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
     assert!(ask(addr, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
+/// Requests for one path with ever new queries (which ask for no other answer) are given
+/// the one answer, made once: they made it anew each.
+#[test]
+fn queries_make_no_answer_anew() {
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = made.clone();
+    let long = Duration::from_secs(600);
+    let (addr, stop, handle) = serving_sharing(
+        move |path| {
+            count.fetch_add(1, Ordering::Relaxed);
+            big_or_small(path, 1 << 10)
+        },
+        (WRITE_TIMEOUT, long),
+    );
+    for query in ["", "?1", "?2", "?job=haports&x=1"] {
+        let answer = ask(addr, format!("GET /big{query} HTTP/1.1\r\n\r\n").as_bytes());
+        assert!(
+            answer.ends_with(&"x".repeat(1 << 10)),
+            "{query}: {answer:?}"
+        );
+    }
+    assert_eq!(made.load(Ordering::Relaxed), 1);
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap();
 }

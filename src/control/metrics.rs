@@ -468,8 +468,8 @@ pub fn serve(
         .name("haports-metrics".into())
         .spawn(move || {
             super::http::serve(listener, &stop, |path| {
-                // A query (a Prometheus job's `params`) asks for no other answer.
-                if path.split('?').next() != Some("/metrics") {
+                // (Without its query, a Prometheus job's `params`: it asks for no other.)
+                if path != "/metrics" {
                     return Response {
                         status: 404,
                         content_type: "text/plain; charset=utf-8",
