@@ -200,7 +200,6 @@ fn trusted(conn: &UnixStream) -> bool {
 
 fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
     conn.set_nonblocking(false)?;
-    conn.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let line = read_request(&conn, CLIENT_TIMEOUT)?;
     let answer = match Request::parse(&line) {
         None => serde_json::json!({
@@ -224,8 +223,33 @@ fn serve(conn: UnixStream, tx: &mpsc::Sender<Asked>) -> io::Result<()> {
             }
         }
     };
-    let mut conn = conn;
-    writeln!(conn, "{answer}")
+    write_answer(&conn, format!("{answer}\n").as_bytes(), CLIENT_TIMEOUT)
+}
+
+/// Writes `answer` to the client within `within` in all: a client that takes it slowly holds
+/// the one accepting thread no longer (a write timeout alone would start anew with each
+/// write that got anywhere).
+fn write_answer(mut conn: &UnixStream, answer: &[u8], within: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + within;
+    let mut left = answer;
+    while !left.is_empty() {
+        let time = deadline.saturating_duration_since(Instant::now());
+        if time.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        conn.set_write_timeout(Some(time))?;
+        match conn.write(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => left = &left[n..],
+            // The write's time ran out (a socket says "would block").
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::ErrorKind::TimedOut.into())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A request line: at most 64 bytes (anything longer is no request), up to a newline or the

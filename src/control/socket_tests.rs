@@ -131,6 +131,37 @@ fn a_request_line_is_read_within_its_time_in_all() {
     assert_eq!(read_request(&server, CLIENT_TIMEOUT).unwrap(), "reload");
 }
 
+/// A client that takes its answer a little at a time gets no longer than the time for a
+/// whole answer; one that takes it at once gets all of it.
+#[test]
+fn an_answer_is_written_within_its_time_in_all() {
+    let (server, mut client) = UnixStream::pair().unwrap();
+    let answer = vec![b'x'; 8 << 20];
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let sip = std::thread::spawn(move || {
+        // A few bytes at a time, each read well within a write's timeout.
+        let mut buf = [0u8; 16];
+        while !flag.load(Ordering::Relaxed) && client.read(&mut buf).is_ok_and(|n| n > 0) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let e = write_answer(&server, &answer, Duration::from_millis(500)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    stop.store(true, Ordering::Relaxed);
+    drop(server);
+    sip.join().unwrap();
+
+    let (server, client) = UnixStream::pair().unwrap();
+    let read = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        (&client).read_to_end(&mut all).map(|_| all.len())
+    });
+    write_answer(&server, &answer, CLIENT_TIMEOUT).unwrap();
+    drop(server);
+    assert_eq!(read.join().unwrap().unwrap(), answer.len());
+}
+
 #[test]
 fn a_stale_socket_file_is_replaced_and_a_live_one_refused() {
     let (_guard, path) = scratch("stale");
