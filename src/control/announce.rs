@@ -224,7 +224,8 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    pub fn start(announce: &Announce) -> Announcer {
+    /// Starts the thread that hands the routes to BIRD; an error where it cannot start.
+    pub fn start(announce: &Announce) -> Result<Announcer, super::Error> {
         let (tx, rx) = mpsc::channel::<(u64, Routes)>();
         let status = Arc::new(Mutex::new(AnnounceStatus::default()));
         let applied = Arc::new(AtomicU64::new(0));
@@ -233,15 +234,15 @@ impl Announcer {
         let thread = std::thread::Builder::new()
             .name("announce".into())
             .spawn(move || announce_loop(&rx, &file, &socket, &st, &ap))
-            .expect("spawn the announce thread");
-        Announcer {
+            .map_err(|e| super::Error::Announce(format!("starting its thread: {e}")))?;
+        Ok(Announcer {
             tx: Some(tx),
             thread: Some(thread),
             status,
             sent: 0,
             applied,
             last: None,
-        }
+        })
     }
 
     /// Asks for `routes` to be announced (and every other frontend withdrawn); nothing

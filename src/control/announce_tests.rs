@@ -142,7 +142,8 @@ fn the_announcer_hands_bird_each_new_set_and_reports_what_it_took() {
         bird_socket: bird.socket.clone(),
         routes_file: file.clone(),
         ..Announce::default()
-    });
+    })
+    .unwrap();
     a.want(routes(&[("10.0.0.100", "hp-lan")]));
     assert!(a.wait_settled(Duration::from_secs(5)));
     assert_eq!(
@@ -175,7 +176,8 @@ fn a_bird_that_stops_later_is_noticed_and_handed_the_routes_when_back() {
         bird_socket: bird.socket.clone(),
         routes_file: file.clone(),
         ..Announce::default()
-    });
+    })
+    .unwrap();
     let one = routes(&[("10.0.0.100", "hp-lan")]);
     a.want(one.clone());
     assert!(a.wait_settled(Duration::from_secs(5)));
@@ -212,7 +214,8 @@ fn a_refusal_is_counted_and_tried_again_and_never_counts_as_taken() {
         bird_socket: bird.socket.clone(),
         routes_file: file,
         ..Announce::default()
-    });
+    })
+    .unwrap();
     a.want(routes(&[("10.0.0.100", "hp-lan")]));
     // Asked once, then again a second later.
     let start = Instant::now();
@@ -247,7 +250,8 @@ fn a_withdrawal_bird_refuses_disables_the_protocol_until_it_takes_the_file_again
         bird_socket: bird.socket.clone(),
         routes_file: file,
         ..Announce::default()
-    });
+    })
+    .unwrap();
     let one = routes(&[("10.0.0.100", "hp-lan")]);
     a.want(one.clone());
     assert!(a.wait_settled(Duration::from_secs(10)), "announced");
@@ -282,7 +286,8 @@ fn without_bird_the_file_is_written_and_the_change_counts_as_settled() {
         bird_socket: dir.join("bird.ctl"),
         routes_file: file.clone(),
         ..Announce::default()
-    });
+    })
+    .unwrap();
     a.want(routes(&[("10.0.0.100", "hp-lan")]));
     assert!(a.wait_settled(Duration::from_secs(5)));
     assert!(a.status.lock().unwrap().announced.is_empty());
@@ -308,7 +313,8 @@ fn unreachable_bird_is_counted_at_each_try(dir: &Path, socket: PathBuf) {
         bird_socket: socket,
         routes_file: dir.join("routes.conf"),
         ..Announce::default()
-    });
+    })
+    .unwrap();
     a.want(routes(&[("10.0.0.100", "hp-lan")]));
     assert!(a.wait_settled(Duration::from_secs(5)));
     let start = Instant::now();

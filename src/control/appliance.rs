@@ -190,7 +190,12 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .map(ControlSocket::bind)
         .transpose()?;
     // Started now for the metrics; told what to announce only once the workers run.
-    let mut announcer = plane.cfg.announce.as_ref().map(Announcer::start);
+    let mut announcer = plane
+        .cfg
+        .announce
+        .as_ref()
+        .map(Announcer::start)
+        .transpose()?;
     let mut metrics_thread = None;
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {

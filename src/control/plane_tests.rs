@@ -57,7 +57,7 @@ fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
     let cfg = Config::from_toml(&format!("{announce}{MINIMAL}{SECOND_FRONTEND}"), "t").unwrap();
     let mut p = plane(cfg.clone());
     let (mut prober, _) = Prober::new();
-    let mut a = Announcer::start(cfg.announce.as_ref().unwrap());
+    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
     let both: announce::Routes = ["10.0.0.100", "10.0.0.101"]
         .iter()
         .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
@@ -181,7 +181,7 @@ fn a_reload_that_stops_serving_a_kept_frontend_withdraws_it_first() {
         // Every probe has passed (or failed: then fe2 alone, whose rule has no probe, is
         // served): both frontends are asked for.
         p.health = p.targets.iter().map(|t| (t.clone(), up)).collect();
-        let mut a = Announcer::start(cfg.announce.as_ref().unwrap());
+        let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
         a.want(both.clone());
         std::fs::write(&path, toml::to_string(&next).unwrap()).unwrap();
         let current = p.build(None);

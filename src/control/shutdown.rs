@@ -136,7 +136,7 @@ mod tests {
             drain_s,
             interface: None,
         };
-        let a = Announcer::start(&announce);
+        let a = Announcer::start(&announce).unwrap();
         let cfg = Config {
             announce: Some(announce),
             ..Config::default()
