@@ -190,12 +190,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .map(ControlSocket::bind)
         .transpose()?;
     // Started now for the metrics; told what to announce only once the workers run.
-    let mut announcer = plane
-        .cfg
-        .announce
-        .as_ref()
-        .map(Announcer::start)
-        .transpose()?;
+    let announce = plane.cfg.announce.as_ref();
+    let mut announcer = announce.map(Announcer::start).transpose()?;
     let mut metrics_thread = None;
     if let Some(addr) = cfg.control.metrics_listen {
         let source = MetricsSource {
@@ -218,6 +214,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
 
     // Once a worker runs, a failure must stop it before the ports and the pool go away.
     let kernel_budget = Arc::new(KernelBudget::default());
+    // What the control thread asks its neighbours, for the workers to report their answers.
+    let asking = plane.neighbours.asking.clone();
     let launched = (|| -> Result<(), Error> {
         for (w, lcore) in lcores.iter().take(workers).enumerate() {
             let worker = Worker {
@@ -229,10 +227,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                     kernel: kernel_budget.clone(),
                     new_flows: counters[w].backend_flows.clone(),
                     traffic: Some(counters[w].backend_traffic.clone()),
-                    neighbours: NeighbourReports::answering(
-                        reports.clone(),
-                        plane.neighbours.asking.clone(),
-                    ),
+                    neighbours: NeighbourReports::answering(reports.clone(), asking.clone()),
                     ..WorkerState::on_socket(
                         cfg.dataplane.flow_table_capacity as usize,
                         reports.clone(),
