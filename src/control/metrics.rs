@@ -184,7 +184,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
         counter(
             &mut enc,
             "haports_neighbour_ignored",
-            "ARP and neighbour advertisements nobody asked for: not learnt",
+            "ARP and neighbour advertisements not learnt: nobody asked, repeated, over the rate",
             &[(vec![], ignored)],
         )?;
         counter(

@@ -46,7 +46,8 @@ pub struct NeighbourStats {
     pub refused: AtomicU64,
     /// Answers taken (a solicitation was outstanding).
     pub answers: AtomicU64,
-    /// Answers and announcements nobody asked for, not learnt.
+    /// Answers and announcements nobody asked for, not learnt (the workers count those they
+    /// do not report, `NeighbourReports::ignored`; the metric adds them).
     pub ignored: AtomicU64,
 }
 

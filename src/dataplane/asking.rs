@@ -36,7 +36,9 @@ impl Asking {
         self.words[word].load(Ordering::Acquire) & bit != 0
     }
 
-    /// Marks `addr` asked for.
+    /// Marks `addr` asked for (the control thread [`publish`](Self::publish)es the set
+    /// whole; tests mark one address).
+    #[cfg(test)]
     pub fn insert(&self, addr: IpAddr) {
         let (word, bit) = place(addr);
         self.words[word].fetch_or(bit, Ordering::Release);
@@ -59,8 +61,8 @@ impl Asking {
     }
 }
 
-/// An address's word and bit: a multiplicative hash of its last 32 bits (those that differ
-/// between neighbours on a segment) and, for IPv6, the 32 before them.
+/// An address's word and bit: a multiplicative hash of the address (an IPv6 one's two
+/// halves folded into one word first).
 fn place(addr: IpAddr) -> (usize, u64) {
     let folded = match addr {
         IpAddr::V4(a) => u64::from(u32::from(a)),

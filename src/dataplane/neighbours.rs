@@ -61,8 +61,10 @@ const RECENT_WANTS: usize = 16;
 pub const WANTS_PER_S: u32 = 1000;
 
 /// How long a worker waits before it reports the same answer (an address at the same MAC)
-/// again: a flood of one forged ARP reply is a report each time, and where it copies a real
-/// answer, the control thread has that at most this late.
+/// again: a flood of one forged ARP reply is one report in this time, and where it copies a
+/// real answer, the control thread has that at most this late. (Where the copy came while
+/// the control thread was not asking yet, its solicitation's answer may be the one held
+/// back: then the solicitation's retry, 500 ms later, brings it.)
 pub const ANSWER_AGAIN_MS: u64 = 20;
 
 /// Answers a worker reports a second at most, of those about addresses being asked for (a
@@ -93,8 +95,8 @@ pub struct NeighbourReports {
     /// The neighbours the control thread is asking for: answers about others are not
     /// reported as answers.
     pub asking: Arc<Asking>,
-    /// Answers heard and not reported as answers: about addresses nobody asked for (at
-    /// most hints), repeated, over the rate, or finding the queue full.
+    /// Answers heard and not reported: about addresses nobody asked for and no news,
+    /// repeated, over the rate, or finding the queue full.
     pub ignored: u64,
     /// Wants, answers and hints reported, at [`WANTS_PER_S`], [`ANSWERS_PER_S`] and
     /// [`HINTS_PER_S`].
@@ -152,7 +154,8 @@ impl NeighbourReports {
     /// Reports what may answer one of the appliance's solicitations, `addr` at `mac`, where
     /// the control thread is asking for `addr` ([`Asking`]), this worker did not report the
     /// same within [`ANSWER_AGAIN_MS`] and has not reported [`ANSWERS_PER_S`] already. About
-    /// another address it is at most a hint.
+    /// another address, only where it is news, as a hint is ([`Self::hint`]): the control
+    /// thread counts it as ignored and asks again. Those not reported are counted here.
     pub fn answer(
         &mut self,
         fwd: &Forwarding,
@@ -160,34 +163,34 @@ impl NeighbourReports {
         (addr, mac): (IpAddr, MacAddr),
         now_ms: u64,
     ) {
-        if !self.asking.contains(addr) {
-            self.ignored += 1;
-            return self.hint(fwd, interface, (addr, mac), now_ms);
-        }
-        let again = ANSWER_AGAIN_MS;
-        let recent = reported(&self.recent_answers, (addr, mac), addr, now_ms, again);
-        if !mac.is_unicast() || recent || !self.answers.take(now_ms, ANSWERS_PER_S) {
-            self.ignored += 1;
-            return;
-        }
         let answer = Report::Answer {
             interface,
             addr,
             mac,
         };
-        if self.queue.push(answer).is_ok() {
-            note(&mut self.recent_answers, (addr, mac), addr, now_ms);
+        let reported = if self.asking.contains(addr) {
+            let again = ANSWER_AGAIN_MS;
+            let recent = reported(&self.recent_answers, (addr, mac), addr, now_ms, again);
+            let sent = mac.is_unicast()
+                && !recent
+                && self.answers.take(now_ms, ANSWERS_PER_S)
+                && self.queue.push(answer).is_ok();
+            if sent {
+                note(&mut self.recent_answers, (addr, mac), addr, now_ms);
+            }
+            sent
         } else {
-            self.ignored += 1;
-        }
+            self.news(fwd, answer, now_ms)
+        };
+        self.ignored += u64::from(!reported);
     }
 
-    /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a neighbour
-    /// the published state has resolved to another MAC (a backend's new NIC, an address taken
-    /// over), and this worker did not say so within [`HINT_AGAIN_MS`] nor [`HINTS_PER_S`] times
-    /// in the last second. Anything else a hint could
-    /// say the control thread would ignore, and a flood of it would crowd the answers out of the
-    /// queue.
+    /// Reports that something claims `addr` is at `mac`, where that is news: `addr` is a
+    /// neighbour the published state has resolved to another MAC (a backend's new NIC, an
+    /// address taken over), and this worker did not say so about `addr` within
+    /// [`HINT_AGAIN_MS`] nor, in all, more than [`HINTS_PER_S`] a second (a tenth of a
+    /// second's worth at once). Anything else a hint could say the control thread would
+    /// ignore, and a flood of it would crowd the answers out of the queue.
     pub fn hint(
         &mut self,
         fwd: &Forwarding,
@@ -195,21 +198,30 @@ impl NeighbourReports {
         (addr, mac): (IpAddr, MacAddr),
         now_ms: u64,
     ) {
+        let hint = Report::Hint {
+            interface,
+            addr,
+            mac,
+        };
+        self.news(fwd, hint, now_ms);
+    }
+
+    /// Reports `claim` (a hint, or an answer nobody asked for) where it is news, as
+    /// [`Self::hint`] says; whether it did.
+    fn news(&mut self, fwd: &Forwarding, claim: Report, now_ms: u64) -> bool {
+        let (Report::Hint { addr, mac, .. } | Report::Answer { addr, mac, .. }) = claim else {
+            return false;
+        };
         let news = mac.is_unicast() && fwd.neighbour(addr).is_some_and(|known| known != mac);
-        if news
+        let sent = news
             && self.room_for_news()
             && !reported(&self.recent_hints, addr, addr, now_ms, HINT_AGAIN_MS)
             && self.hints.take(now_ms, HINTS_PER_S)
-        {
-            let hint = Report::Hint {
-                interface,
-                addr,
-                mac,
-            };
-            if self.queue.push(hint).is_ok() {
-                note(&mut self.recent_hints, addr, addr, now_ms);
-            }
+            && self.queue.push(claim).is_ok();
+        if sent {
+            note(&mut self.recent_hints, addr, addr, now_ms);
         }
+        sent
     }
 }
 
@@ -330,7 +342,8 @@ impl<P: super::packet_buffer::PacketBuffer> Held<P> {
     /// backend: when half of the room waits for backends).
     pub fn hold(&mut self, packet: P, wait: Wait, now_ms: u64) -> Result<(), P> {
         let for_backend = matches!(wait, Wait::Backend(_));
-        if for_backend && self.for_backends >= HOLD_CAPACITY / 2 {
+        // Full, without a look at the slots: a flood at unresolved next hops finds it so.
+        if self.len >= HOLD_CAPACITY || (for_backend && self.for_backends >= HOLD_CAPACITY / 2) {
             return Err(packet);
         }
         let Some(slot) = self.slots.iter_mut().find(|s| s.is_none()) else {

@@ -7,9 +7,9 @@ use crate::dataplane::neighbours::{
     NeighbourReports, ANSWERS_PER_S, ANSWERS_ROOM, ANSWER_AGAIN_MS, HINTS_PER_S, REPORTS,
 };
 
-/// A worker whose reports queue is the appliance's size.
-fn worker_with_full_queue() -> (WorkerState, Arc<ArrayQueue<Report>>) {
-    let reports = NeighbourReports::new_queue();
+/// A worker whose reports queue has room for twice the appliance's.
+fn worker_with_a_long_queue() -> (WorkerState, Arc<ArrayQueue<Report>>) {
+    let reports = Arc::new(ArrayQueue::new(2 * REPORTS));
     (WorkerState::new(1024, reports.clone()), reports)
 }
 
@@ -78,18 +78,43 @@ fn an_answer_repeated_is_reported_once_in_a_while() {
         process(&mut reply(forged, BACKENDS[1]), LAN, &mut st, &fwd, NOW);
     }
     assert_eq!(drain(&reports), vec![answer(BACKENDS[1], forged)]);
-    assert_eq!(st.neighbours.ignored, 999);
-    process(
-        &mut reply(BACKEND_MACS[1], BACKENDS[1]),
-        LAN,
-        &mut st,
-        &fwd,
-        NOW + 1,
-    );
-    assert_eq!(drain(&reports), vec![answer(BACKENDS[1], BACKEND_MACS[1])]);
-    let later = NOW + ANSWER_AGAIN_MS;
-    process(&mut reply(forged, BACKENDS[1]), LAN, &mut st, &fwd, later);
+    let last = NOW + ANSWER_AGAIN_MS - 1;
+    process(&mut reply(forged, BACKENDS[1]), LAN, &mut st, &fwd, last);
+    assert_eq!(drain(&reports), vec![]);
+    assert_eq!(st.neighbours.ignored, 1000);
+    let again = NOW + ANSWER_AGAIN_MS;
+    process(&mut reply(forged, BACKENDS[1]), LAN, &mut st, &fwd, again);
     assert_eq!(drain(&reports), vec![answer(BACKENDS[1], forged)]);
+    let real = reply(BACKEND_MACS[1], BACKENDS[1]);
+    process(&mut real.clone(), LAN, &mut st, &fwd, again);
+    assert_eq!(drain(&reports), vec![answer(BACKENDS[1], BACKEND_MACS[1])]);
+}
+
+/// A solicited advertisement is an answer where the control thread asks for its target,
+/// and about another target (not a known neighbour either) nothing, counted.
+#[test]
+fn a_solicited_advertisement_answers_only_what_is_asked_for() {
+    use super::fragmented_neighbour_discovery::solicited_advert;
+    use super::icmp_and_ipv6::{icmp6_frame, ipv6_config};
+    let fwd = build(&ipv6_config(), &[]);
+    let (mut st, reports) = worker();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let (asked, other): (Ipv6Addr, Ipv6Addr) =
+        ("fd00::11".parse().unwrap(), "fd00::77".parse().unwrap());
+    st.neighbours.asking.insert(IpAddr::V6(asked));
+    let mac = MacAddr([0x02, 0, 0, 0, 0, 0x11]);
+    for target in [other, asked] {
+        let mut advert = icmp6_frame(IF_MAC, target, own, solicited_advert(target, mac));
+        process(&mut advert, LAN, &mut st, &fwd, NOW);
+    }
+    let addr = IpAddr::V6(asked);
+    let answer = Report::Answer {
+        interface: LAN,
+        addr,
+        mac,
+    };
+    assert_eq!(drain(&reports), vec![answer]);
+    assert_eq!(st.neighbours.ignored, 1);
 }
 
 /// An address asked for, answered from ever new MACs: a tenth of a second's worth of
@@ -97,7 +122,7 @@ fn an_answer_repeated_is_reported_once_in_a_while() {
 #[test]
 fn answers_are_reported_at_a_rate() {
     let fwd = build(&ha_ports(), &[]);
-    let (mut st, reports) = worker_with_full_queue();
+    let (mut st, reports) = worker_with_a_long_queue();
     st.neighbours.asking.insert(IpAddr::V4(BACKENDS[1]));
     for n in 0..10_000 {
         process(
@@ -109,6 +134,7 @@ fn answers_are_reported_at_a_rate() {
         );
     }
     assert_eq!(drain(&reports).len(), ANSWERS_PER_S as usize / 10);
+    assert_eq!(st.neighbours.ignored, 10_000 - ANSWERS_PER_S as u64 / 10);
     for n in 10_000..10_100 {
         let frame = &mut reply(made_up_mac(n), BACKENDS[1]);
         process(frame, LAN, &mut st, &fwd, NOW + 1);
@@ -125,7 +151,7 @@ fn hints_are_reported_at_a_rate() {
         .map(|n| (IpAddr::V4(Ipv4Addr::from(0x0a00_0400 + n)), CLIENT_MAC))
         .collect();
     let fwd = build_knowing(&ha_ports(), &[], &known);
-    let (mut st, reports) = worker_with_full_queue();
+    let (mut st, reports) = worker_with_a_long_queue();
     for (addr, _) in &known {
         let IpAddr::V4(sender) = *addr else {
             unreachable!()

@@ -113,8 +113,8 @@ fn arp_is_never_learnt_only_a_unicast_reply_to_an_own_address_may_answer() {
     assert_eq!(drain(&reports), vec![hint(CLIENT, OTHER_HOST_MAC)]);
 
     // A reply to the appliance's own address, sent to its MAC by the host it names: what
-    // may answer a solicitation, once the control thread asks for the address (and takes
-    // it only if it asked); before, news of a known neighbour at most.
+    // may answer a solicitation, where the control thread asks for the address (it takes it
+    // only if it asked); before, reported only as news of a known neighbour, which this is.
     let backend_mac = MacAddr([0x02, 0, 0, 0, 0, 0x99]);
     // Not the twin's until the control thread has verified it: it places a verified
     // neighbour elsewhere.
@@ -123,7 +123,12 @@ fn arp_is_never_learnt_only_a_unicast_reply_to_an_own_address_may_answer() {
         process(&mut frame.clone(), LAN, &mut st, &fwd, NOW),
         Action::Drop(DropReason::NeighbourConflict)
     );
-    assert_eq!(drain(&reports), vec![hint(BACKENDS[0], backend_mac)]);
+    let answer = Report::Answer {
+        interface: LAN,
+        addr: IpAddr::V4(BACKENDS[0]),
+        mac: backend_mac,
+    };
+    assert_eq!(drain(&reports), vec![answer]);
     st.neighbours.asking.insert(IpAddr::V4(BACKENDS[0]));
     assert_eq!(
         process(&mut frame, LAN, &mut st, &fwd, NOW),

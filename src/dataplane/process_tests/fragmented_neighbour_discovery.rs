@@ -56,7 +56,7 @@ fn a_solicitation_for_a_frontend_in_a_fragment_gets_no_advert() {
 }
 
 /// A solicited advertisement (override set) placing `target` at `mac`, its checksum left 0.
-fn solicited_advert(target: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
+pub(super) fn solicited_advert(target: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
     let mut m = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
     m.extend_from_slice(&target.octets());
     m.extend_from_slice(&[2, 1]);
