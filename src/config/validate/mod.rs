@@ -138,6 +138,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     rules::backend_port_reuse_needs_floating_ip(cfg, &mut out);
     rules::floating_keeps_the_port(cfg, &mut out);
     rules::nat_replies_mapped_on_any_worker(cfg, &mut out);
+    rules::nat_not_scaled_out(cfg, &mut out);
     seed_rules::check(cfg, &mut out);
     control::socket(cfg, &mut out);
     control::announce(cfg, &mut out);
@@ -228,6 +229,7 @@ mod limit {
     pub(super) const FLOATING_PORT: Broken = Limitation("floating IP keeps the port");
     pub(super) const REPLIES_ON_ANY_WORKER: Broken =
         Limitation("NAT replies mapped by the rules on any worker");
+    pub(super) const NAT_SCALE_OUT: Broken = Limitation("NAT replies come to one instance");
     pub(super) const LINK_LOCAL: Broken = Limitation("frontends and backends not link-local");
     pub(super) const CONTROL_SOCKET: Broken = Limitation("control socket path absolute");
     pub(super) const METRICS_PORT: Broken = Limitation("metrics on a known port");

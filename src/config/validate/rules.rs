@@ -199,16 +199,19 @@ pub(super) fn floating_keeps_the_port(cfg: &Config, out: &mut Problems) {
     }
 }
 
-/// With several workers a backend's reply under NAT may reach a worker that did not see its
-/// flow, and that worker maps it back to a frontend by the rules alone (backend address,
-/// protocol, backend port). They cannot tell where a backend serves a non-floating HA-ports
-/// rule and a non-floating port rule of another frontend or port: a reply from the port
-/// rule's backend port may answer either. One worker remembers each flow's frontend.
+/// With several workers, or several instances (`[announce]`), a backend's reply under NAT
+/// may reach a worker or an instance that did not see its flow, and that maps it back to a
+/// frontend by the rules alone (backend address, protocol, backend port). They cannot tell
+/// where a backend serves a non-floating HA-ports rule and a non-floating port rule of
+/// another frontend or port: a reply from the port rule's backend port may answer either.
+/// One worker of one instance remembers each flow's frontend.
 pub(super) fn nat_replies_mapped_on_any_worker(cfg: &Config, out: &mut Problems) {
     let workers = cfg.dataplane.workers;
-    if workers <= 1 {
-        return;
-    }
+    let elsewhere = match (workers, &cfg.announce) {
+        (_, Some(_)) => "with [announce] (several instances) a reply may reach an instance",
+        (2.., None) => "with several workers a reply may reach a worker",
+        _ => return,
+    };
     let nat: Vec<RuleView> = rules(cfg)
         .into_iter()
         .filter(|v| !v.rule.floating_ip && v.frontend.is_some() && v.pool.is_some())
@@ -237,13 +240,33 @@ pub(super) fn nat_replies_mapped_on_any_worker(cfg: &Config, out: &mut Problems)
                 limit::REPLIES_ON_ANY_WORKER,
                 format!(
                     "backend {} answers this rule from {} port {} and the HA-ports rule {} from \
-                     any port; with {workers} workers a reply may reach a worker that did not \
-                     see its flow, and the rules cannot tell which frontend it answers: set \
-                     workers = 1, floating_ip = true on one of the rules, or give them \
-                     different backends",
+                     any port; {elsewhere} that did not see its flow, and the rules cannot \
+                     tell which frontend it answers: set floating_ip = true on one of the \
+                     rules, give them different backends, or run one worker without \
+                     [announce]",
                     backend.address, r.protocol, r.backend_port, ha.key
                 ),
             );
         }
+    }
+}
+
+/// Several instances (`[announce]`) share each frontend, but a NAT backend sends its replies
+/// to its gateway, one of them (or wherever its route leads), not to the instance that took
+/// the flow: that one carries every reply, its loss breaks every NAT flow, and it restores
+/// the frontend by the rules alone. README: scale out with floating (DSR) rules.
+pub(super) fn nat_not_scaled_out(cfg: &Config, out: &mut Problems) {
+    if cfg.announce.is_none() {
+        return;
+    }
+    for v in rules(cfg).into_iter().filter(|v| !v.rule.floating_ip) {
+        out.warning(
+            v.key,
+            limit::NAT_SCALE_OUT,
+            "with [announce], several instances share the frontend, but a NAT backend sends its \
+             replies to its gateway, not to the instance that took the flow: that instance \
+             carries every reply, and its loss breaks every NAT flow; scale out with \
+             floating_ip = true (the backends answer the clients directly)",
+        );
     }
 }

@@ -3,9 +3,42 @@
 use super::*;
 use crate::config::Announce;
 
+/// [`base`] with its rule floating (DSR): the rules to scale out with.
+fn dsr() -> Config {
+    let mut cfg = base();
+    lb(&mut cfg).rule[0].floating_ip = true;
+    cfg
+}
+
+/// A NAT rule's backends send their replies to one instance, their gateway: a warning.
+#[test]
+fn nat_rules_announced_are_warned_of() {
+    let mut cfg = base();
+    cfg.announce = Some(Announce::default());
+    let problems = validate(&cfg);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let p = &problems[0];
+    assert_eq!(
+        (p.severity, p.key.as_str(), p.tag.as_str()),
+        (
+            Severity::Warning,
+            "load_balancer[ilb].rule[ha]",
+            "limitation: NAT replies come to one instance"
+        )
+    );
+    assert!(
+        p.message.contains("scale out with floating_ip = true"),
+        "{p:#?}"
+    );
+    assert_eq!(validate(&dsr()), vec![]);
+    cfg.announce = None;
+    assert_eq!(validate(&cfg), vec![], "one instance");
+}
+
 #[test]
 fn an_empty_announce_table_takes_every_default() {
-    let cfg = parse(&format!("{MINIMAL}\n[announce]\n"));
+    let mut cfg = parse(&format!("{MINIMAL}\n[announce]\n"));
+    lb(&mut cfg).rule[0].floating_ip = true;
     let a = cfg.announce.clone().expect("[announce] present");
     assert_eq!(a, Announce::default());
     assert_eq!(a.bird_socket.to_str(), Some("/run/bird/bird.ctl"));
@@ -16,7 +49,7 @@ fn an_empty_announce_table_takes_every_default() {
 
 #[test]
 fn announce_paths_are_absolute_files() {
-    let mut cfg = base();
+    let mut cfg = dsr();
     cfg.announce = Some(Announce {
         routes_file: "routes.conf".into(),
         ..Announce::default()
@@ -41,7 +74,7 @@ fn announce_paths_are_absolute_files() {
 
 #[test]
 fn drain_time_is_bounded() {
-    let mut cfg = base();
+    let mut cfg = dsr();
     let mut a = Announce {
         drain_s: 3600,
         ..Announce::default()
@@ -60,7 +93,7 @@ fn drain_time_is_bounded() {
 
 #[test]
 fn routes_go_through_a_configured_interface() {
-    let mut cfg = base();
+    let mut cfg = dsr();
     let mut a = Announce {
         interface: Some(cfg.interface[0].name.clone()),
         ..Announce::default()
@@ -86,7 +119,7 @@ fn unknown_announce_keys_are_errors() {
 
 #[test]
 fn the_control_socket_is_an_absolute_path() {
-    let mut cfg = base();
+    let mut cfg = dsr();
     cfg.control.socket = Some("/run/haports/haports.sock".into());
     assert_eq!(validate(&cfg), vec![]);
     cfg.control.socket = Some("haports.sock".into());
@@ -100,7 +133,7 @@ fn the_control_socket_is_an_absolute_path() {
 
 #[test]
 fn socket_paths_fit_a_unix_socket_address() {
-    let mut cfg = base();
+    let mut cfg = dsr();
     let longest = format!("/run/{}", "s".repeat(107 - "/run/".len()));
     cfg.control.socket = Some(longest.clone().into());
     cfg.announce = Some(Announce {

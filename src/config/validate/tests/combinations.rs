@@ -497,11 +497,25 @@ fn nat_replies_are_mapped_by_the_rules_on_any_worker() {
         vec![]
     );
     only_tagged(
-        &with_workers(&[ilb.clone(), shared], 2),
+        &with_workers(&[ilb.clone(), shared.clone()], 2),
         "load_balancer[plb].rule[web]",
         "limitation: NAT replies mapped by the rules on any worker",
         "backend 10.0.0.11 answers this rule from tcp port 8443 and the HA-ports rule \
-         load_balancer[ilb].rule[ha] from any port; with 2 workers",
+         load_balancer[ilb].rule[ha] from any port; with several workers",
+    );
+    // Several instances, one worker each: a reply may reach another instance just the same
+    // (and every NAT rule is warned of, as its replies come to one instance).
+    let mut instances = with_workers(&[ilb.clone(), shared.clone()], 1);
+    instances.announce = Some(crate::config::Announce::default());
+    let replies = "limitation: NAT replies mapped by the rules on any worker";
+    let one_instance = "limitation: NAT replies come to one instance";
+    assert_eq!(
+        found(&instances),
+        vec![
+            ("load_balancer[plb].rule[web]".into(), replies.into()),
+            ("load_balancer[ilb].rule[ha]".into(), one_instance.into()),
+            ("load_balancer[plb].rule[web]".into(), one_instance.into()),
+        ]
     );
     // Floating, or on other backends, the public rule leaves the replies unambiguous.
     let floating = plb("tcp 443 443", true, &["10.0.0.11"]);
