@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::error::{check, DpdkError};
 use super::mbuf::{Mbuf, MbufBurst, TxBuffer, BURST};
 use super::mempool::Mempool;
-use super::port_info::{mac_of, spreads_by_itself};
+use super::port_info::{mac_of, spreads_by_itself, spreads_by_the_nics_key};
 use crate::wire::MacAddr;
 
 /// A symmetric Toeplitz key (the 0x6d5a pattern): hashing A→B and B→A gives the same
@@ -147,6 +147,15 @@ impl Port {
                 port = id,
                 queues = cfg.rx_queues,
                 "the device offers no RSS over IP and TCP/UDP ports: it may deliver every frame to one worker's queue"
+            );
+        }
+        if cfg.rx_queues > 1 && spreads_by_the_nics_key(&info) {
+            tracing::warn!(
+                port = id,
+                queues = cfg.rx_queues,
+                "the NIC's own RSS key spreads this port's flows over the workers: unless it \
+                 is symmetric (ethtool -X DEV hkey 6d:5a:6d:5a:...), the two directions of a \
+                 flow may reach different workers (README, several workers)"
             );
         }
         // The IPv4 header checksum checked by the device where it can: the data plane then

@@ -43,12 +43,22 @@ pub fn fixed_rx_queues(id: u16) -> Result<Option<u16>, DpdkError> {
 /// Whether a device's PMD fills its RX queues itself, whatever RSS is configured: AF_PACKET's
 /// (a kernel fanout group) and AF_XDP's (the NIC's own queues).
 pub(super) fn spreads_by_itself(info: &dpdk_sys::rte_eth_dev_info) -> bool {
+    driver_is(info, &[b"net_af_packet", b"net_af_xdp"])
+}
+
+/// Whether a device's queues are filled by the NIC's RSS with the NIC's own key, which
+/// haports does not set (AF_XDP's), so perhaps not symmetrically.
+pub(super) fn spreads_by_the_nics_key(info: &dpdk_sys::rte_eth_dev_info) -> bool {
+    driver_is(info, &[b"net_af_xdp"])
+}
+
+fn driver_is(info: &dpdk_sys::rte_eth_dev_info, drivers: &[&[u8]]) -> bool {
     if info.driver_name.is_null() {
         return false;
     }
     // SAFETY: DPDK's driver name, a static NUL-terminated string.
     let driver = unsafe { std::ffi::CStr::from_ptr(info.driver_name) };
-    [&b"net_af_packet"[..], b"net_af_xdp"].contains(&driver.to_bytes())
+    drivers.contains(&driver.to_bytes())
 }
 
 /// The MAC address of any port, started or not.
