@@ -123,9 +123,10 @@ pub fn decide<M: BucketMemory>(
     let found = flows.remembered(flow, now_ms, memory);
     if let Some((value, at)) = found {
         let backend = value & BACKEND;
-        if fwd.keeps_flow(rule.pool, backend) {
+        let steady = value & (OPENING | CLOSING) == 0 && !flow.changes_state();
+        if fwd.keeps_flow(rule.pool, backend) && (steady || !reopens_elsewhere(fwd, flow, value)) {
             if memory == Memory::Record {
-                if value & (OPENING | CLOSING) == 0 && !flow.changes_state() {
+                if steady {
                     // Established and staying so: only its time moves.
                     flows.remember(flow, at, value, now_ms, rule.idle_timeout_ms);
                 } else {
@@ -136,6 +137,18 @@ pub fn decide<M: BucketMemory>(
         }
     }
     new_decision(fwd, flows, rule, flow, now_ms, memory, found).map(|(b, new)| decided(b, new))
+}
+
+/// Whether a SYN on a five-tuple whose entry is established or closing starts a connection
+/// of its own, decided afresh: where the entry's backend takes no new flows (drained, weight
+/// 0, a lower tier's while a better one serves), the client reusing its port would otherwise
+/// go on opening connections to it for as long as the entry lives. A retransmitted SYN finds
+/// its entry still opening, and stays.
+#[inline]
+fn reopens_elsewhere(fwd: &Forwarding, flow: &Flow, value: u32) -> bool {
+    flow.only_opens()
+        && value & OPENING == 0
+        && !fwd.link(value & BACKEND).is_some_and(|l| l.takes_new)
 }
 
 /// An established flow's packet where its state may change (a SYN, FIN or RST; a flow opening
@@ -195,7 +208,9 @@ fn new_decision<M: BucketMemory>(
         )
         .ok_or(DropReason::NoHealthyBackend)?;
     if memory == Memory::Record {
-        let value = flow.value(backend, None);
+        // A flow moved keeps its state (a closing one its short timeout); a SYN opens.
+        let before = found.map(|(v, _)| v).filter(|_| !flow.only_opens());
+        let value = flow.value(backend, before);
         let at = found.and_then(|(_, at)| at);
         flows.remember(flow, at, value, now_ms, timeout(rule, value));
     }

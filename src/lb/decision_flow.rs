@@ -196,13 +196,13 @@ impl Flow {
     }
 
     /// A TCP SYN without ACK, FIN or RST: a connection attempt, or its retransmission.
-    fn only_opens(&self) -> bool {
+    pub(super) fn only_opens(&self) -> bool {
         let bits = TcpFlags::SYN | TcpFlags::ACK | TcpFlags::FIN | TcpFlags::RST;
         self.tcp_flags & bits == TcpFlags::SYN
     }
 
     /// The value to remember for this packet's flow on `backend`, given what was remembered
-    /// (`before`, of the same backend): closing once a FIN or RST was seen, opening while
+    /// (`before`, of this backend or the one the flow moves from): closing once a FIN or RST was seen, opening while
     /// nothing but SYNs were; a SYN on a closing flow opens it again (its five-tuple starts a
     /// new connection, after a RST or TIME-WAIT, which earns the idle timeout again with its
     /// handshake).

@@ -145,6 +145,90 @@ fn fin_or_rst_shortens_the_timeout_for_good() {
     );
 }
 
+/// A client port whose flow went to 10.0.0.11 with every backend in service, and the state
+/// after 10.0.0.11 is set `drain = true` by a reload (the same ids).
+fn on_a_backend_then_drained(fwd: &Forwarding) -> (u16, Forwarding) {
+    let mut probe = Flows::with_capacity(64);
+    let sport = (1000..)
+        .find(|&p| {
+            let d = record(fwd, &mut probe, &flow(fwd, p, TcpFlags::SYN), 0);
+            fwd.backends[d.backend as usize].address.to_string() == "10.0.0.11"
+        })
+        .unwrap();
+    let text = config_text(false).replace(
+        "{ address = \"10.0.0.11\" }",
+        "{ address = \"10.0.0.11\", drain = true }",
+    );
+    let drained = Config::from_toml(&text, "test").unwrap();
+    let next = Forwarding::build(&drained, &Observations::default(), 2, Some(fwd));
+    (sport, next)
+}
+
+/// A drained backend keeps its established flows, but a SYN reusing one's five-tuple (a new
+/// connection from the same client port) is a new flow, decided among the backends in
+/// service: it went on reaching the drained backend for as long as the entry lived. A SYN
+/// retransmitted while its flow opens stays.
+#[test]
+fn a_syn_reusing_a_flow_on_a_drained_backend_is_a_new_flow() {
+    let fwd = build(false, &[]);
+    let (sport, drained) = on_a_backend_then_drained(&fwd);
+    let at = |flags| flow(&fwd, sport, flags);
+    let mut flows = Flows::with_capacity(64);
+    let first = record(&fwd, &mut flows, &at(TcpFlags::SYN), 0);
+    record(&fwd, &mut flows, &at(TcpFlags::ACK), 100);
+    let kept = record(&drained, &mut flows, &at(TcpFlags::ACK), 200);
+    assert_eq!(
+        (kept.backend, kept.new),
+        (first.backend, false),
+        "drained: kept"
+    );
+    let reopened = record(&drained, &mut flows, &at(TcpFlags::SYN), 300);
+    assert!(
+        reopened.new && reopened.backend != first.backend,
+        "{reopened:?}"
+    );
+    assert_eq!(
+        record(&drained, &mut flows, &at(TcpFlags::ACK), 400).backend,
+        reopened.backend
+    );
+
+    // Opening when the backend was drained: its SYN again keeps the backend.
+    let mut flows = Flows::with_capacity(64);
+    record(&fwd, &mut flows, &at(TcpFlags::SYN), 0);
+    let again = record(&drained, &mut flows, &at(TcpFlags::SYN), 1_000);
+    assert_eq!((again.backend, again.new), (first.backend, false));
+}
+
+/// A closing flow moved off a backend that went down keeps its closing timeout: it took the
+/// rule's idle timeout (60 s here) for a connection already closing.
+#[test]
+fn a_closing_flow_moved_off_a_failed_backend_stays_closing() {
+    let fwd = build(false, &[]);
+    let (sport, _) = on_a_backend_then_drained(&fwd);
+    let at = |flags| flow(&fwd, sport, flags);
+    let mut flows = Flows::with_capacity(64);
+    record(&fwd, &mut flows, &at(TcpFlags::SYN), 0);
+    record(&fwd, &mut flows, &at(TcpFlags::ACK), 100);
+    record(&fwd, &mut flows, &at(TcpFlags::FIN | TcpFlags::ACK), 200);
+    let down = Forwarding::build(
+        &config(false),
+        &Observations {
+            down: ["10.0.0.11".parse().unwrap()].into_iter().collect(),
+            ..Observations::default()
+        },
+        2,
+        Some(&fwd),
+    );
+    let moved = record(&down, &mut flows, &at(TcpFlags::ACK), 300);
+    assert!(moved.new, "moved off the failed backend");
+    let gone = 300 + CLOSING_TIMEOUT_MS;
+    assert!(flows.live(&at(TcpFlags::ACK), gone - 1).is_some());
+    assert!(
+        flows.live(&at(TcpFlags::ACK), gone).is_none(),
+        "closing: gone 10 s after its last packet"
+    );
+}
+
 /// A SYN after a flow's RST opens its five-tuple again: the new connection, once its
 /// handshake is done, keeps the idle timeout (60 s here), not the closing one (10 s) it
 /// would otherwise inherit, and so its backend through a pause longer than that.

@@ -416,9 +416,22 @@ impl Forwarding {
                 })
                 .collect()
         };
-        fwd.links = (fwd.backends.iter().zip(&fwd.tunnels).zip(instances))
-            .map(|((b, t), i)| link_of(&fwd, b, t.is_some(), i))
-            .collect();
+        let active: HashSet<BackendId> = fwd.pools.iter().flat_map(|p| p.active.clone()).collect();
+        fwd.links = (fwd
+            .backends
+            .iter()
+            .zip(&fwd.tunnels)
+            .zip(instances)
+            .enumerate())
+        .map(|(id, ((b, t), i))| {
+            link_of(
+                &fwd,
+                b,
+                (t.is_some(), active.contains(&(id as BackendId))),
+                i,
+            )
+        })
+        .collect();
         fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
         fwd.backend_sides = backend_sides(&fwd);
         fwd.configured_macs = (fwd.backends.iter())

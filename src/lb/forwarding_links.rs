@@ -6,11 +6,12 @@ use std::net::IpAddr;
 use super::super::*;
 
 /// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
-/// while its pool has no backend for new flows (then it has nowhere better to go).
+/// while its pool has no backend for new flows (then it has nowhere better to go). `tunnel`:
+/// its VXLAN tunnel's next hop is resolved; `takes_new`: it is in its pool's active tier.
 pub(super) fn link_of(
     fwd: &Forwarding,
     b: &BackendState,
-    tunnel: bool,
+    (tunnel, takes_new): (bool, bool),
     instance: u32,
 ) -> BackendLink {
     let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
@@ -26,6 +27,7 @@ pub(super) fn link_of(
     BackendLink {
         pool: b.pool,
         keeps_flows: !b.retired && (b.healthy || !fwd.pool_has_active(b.pool)),
+        takes_new,
         // Behind VXLAN, no way out until the tunnel's next hop is resolved.
         egress: egress.filter(|_| b.vxlan.is_none() || tunnel),
         v4: match b.address {
