@@ -123,17 +123,20 @@ pub fn decide<M: BucketMemory>(
     let found = flows.remembered(flow, now_ms, memory);
     if let Some((value, at)) = found {
         let backend = value & BACKEND;
-        let steady = value & (OPENING | CLOSING) == 0 && !flow.changes_state();
-        if fwd.keeps_flow(rule.pool, backend) && (steady || !reopens_elsewhere(fwd, flow, value)) {
-            if memory == Memory::Record {
-                if steady {
+        if fwd.keeps_flow(rule.pool, backend) {
+            if value & (OPENING | CLOSING) == 0 && !flow.changes_state() {
+                if memory == Memory::Record {
                     // Established and staying so: only its time moves.
                     flows.remember(flow, at, value, now_ms, rule.idle_timeout_ms);
-                } else {
+                }
+                return Ok(decided(backend, false));
+            }
+            if !reopens_elsewhere(fwd, flow, value) {
+                if memory == Memory::Record {
                     established_change(flows, rule, flow, (value, at), now_ms);
                 }
+                return Ok(decided(backend, false));
             }
-            return Ok(decided(backend, false));
         }
     }
     new_decision(fwd, flows, rule, flow, now_ms, memory, found).map(|(b, new)| decided(b, new))
@@ -143,12 +146,11 @@ pub fn decide<M: BucketMemory>(
 /// of its own, decided afresh: where the entry's backend takes no new flows (drained, weight
 /// 0, a lower tier's while a better one serves), the client reusing its port would otherwise
 /// go on opening connections to it for as long as the entry lives. A retransmitted SYN finds
-/// its entry still opening, and stays.
-#[inline]
+/// its entry still opening, and stays. Out of line, as few packets come here.
+#[cold]
+#[inline(never)]
 fn reopens_elsewhere(fwd: &Forwarding, flow: &Flow, value: u32) -> bool {
-    flow.only_opens()
-        && value & OPENING == 0
-        && !fwd.link(value & BACKEND).is_some_and(|l| l.takes_new)
+    flow.only_opens() && value & OPENING == 0 && !fwd.takes_new(value & BACKEND)
 }
 
 /// An established flow's packet where its state may change (a SYN, FIN or RST; a flow opening

@@ -152,6 +152,8 @@ pub struct Forwarding {
     pub backends: Vec<BackendState>,
     /// The per-packet digest of `backends`, by the same id.
     links: Vec<BackendLink>,
+    /// Whether new flows may go to each backend (by id): it is in its pool's active tier.
+    takes_new: Vec<bool>,
     /// Some backend is behind VXLAN.
     has_vxlan: bool,
     /// For each backend behind VXLAN, by id: the outer headers' fields (then its link's

@@ -90,6 +90,7 @@ impl Forwarding {
             pools: Vec::new(),
             backends: Vec::new(),
             links: Vec::new(),
+            takes_new: Vec::new(),
             has_vxlan: false,
             tunnels: Vec::new(),
             frontend_by_addr: HashMap::new(),
@@ -416,22 +417,13 @@ impl Forwarding {
                 })
                 .collect()
         };
-        let active: HashSet<BackendId> = fwd.pools.iter().flat_map(|p| p.active.clone()).collect();
-        fwd.links = (fwd
-            .backends
-            .iter()
-            .zip(&fwd.tunnels)
-            .zip(instances)
-            .enumerate())
-        .map(|(id, ((b, t), i))| {
-            link_of(
-                &fwd,
-                b,
-                (t.is_some(), active.contains(&(id as BackendId))),
-                i,
-            )
-        })
-        .collect();
+        fwd.links = (fwd.backends.iter().zip(&fwd.tunnels).zip(instances))
+            .map(|((b, t), i)| link_of(&fwd, b, t.is_some(), i))
+            .collect();
+        fwd.takes_new = vec![false; fwd.backends.len()];
+        for &b in fwd.pools.iter().flat_map(|p| &p.active) {
+            fwd.takes_new[b as usize] = true;
+        }
         fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
         fwd.backend_sides = backend_sides(&fwd);
         fwd.configured_macs = (fwd.backends.iter())

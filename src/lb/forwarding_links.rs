@@ -6,12 +6,11 @@ use std::net::IpAddr;
 use super::super::*;
 
 /// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
-/// while its pool has no backend for new flows (then it has nowhere better to go). `tunnel`:
-/// its VXLAN tunnel's next hop is resolved; `takes_new`: it is in its pool's active tier.
+/// while its pool has no backend for new flows (then it has nowhere better to go).
 pub(super) fn link_of(
     fwd: &Forwarding,
     b: &BackendState,
-    (tunnel, takes_new): (bool, bool),
+    tunnel: bool,
     instance: u32,
 ) -> BackendLink {
     let egress = b.route.zip(b.mac).and_then(|(route, dst_mac)| {
@@ -27,7 +26,6 @@ pub(super) fn link_of(
     BackendLink {
         pool: b.pool,
         keeps_flows: !b.retired && (b.healthy || !fwd.pool_has_active(b.pool)),
-        takes_new,
         // Behind VXLAN, no way out until the tunnel's next hop is resolved.
         egress: egress.filter(|_| b.vxlan.is_none() || tunnel),
         v4: match b.address {
@@ -35,6 +33,14 @@ pub(super) fn link_of(
             IpAddr::V6(_) => None,
         },
         instance,
+    }
+}
+
+impl Forwarding {
+    /// Whether new flows may go to `backend`: it is in its pool's active tier (healthy, in
+    /// service, weighted, of the best priority serving).
+    pub fn takes_new(&self, backend: BackendId) -> bool {
+        self.takes_new.get(backend as usize) == Some(&true)
     }
 }
 

@@ -16,9 +16,6 @@ pub struct BackendLink {
     /// [`Forwarding::keeps_flow`](super::Forwarding::keeps_flow)'s answer for a flow of its
     /// own pool.
     pub keeps_flows: bool,
-    /// Whether new flows may go to it: it is in its pool's active tier (healthy, in service,
-    /// weighted, of the best priority serving).
-    pub takes_new: bool,
     /// Where its packets leave; None until its route and MAC are known.
     pub egress: Option<Egress>,
     /// Its address as a word, when IPv4 (the fast path's destination NAT).
