@@ -158,9 +158,7 @@ fn load_valid(path: &Path, extra_eal_args: &[String]) -> Result<Config, ExitCode
         eprintln!("{e}");
         ExitCode::from(2)
     })?;
-    let mut checked = cfg.clone();
-    checked.dpdk.eal_args.extend_from_slice(extra_eal_args);
-    let problems = haports::config::validate(&checked);
+    let problems = cfg.problems_with_eal_args(extra_eal_args);
     for p in &problems {
         eprintln!("{}: {p}", path.display());
     }
@@ -399,8 +397,13 @@ fn reload(socket: &Path, json: bool) -> ExitCode {
         println!("applied: config generation {}", answer["generation"]);
     } else {
         println!(
-            "refused: the running config (generation {}) stays",
-            answer["generation"]
+            "refused: the running config (generation {}) stays{}",
+            answer["generation"],
+            if answer["pending"] == true {
+                ", and the reload accepted before applies once BIRD takes its withdrawal"
+            } else {
+                ""
+            }
         );
         for p in answer["problems"].as_array().into_iter().flatten() {
             println!("{}", p.as_str().unwrap_or_default());

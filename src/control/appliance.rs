@@ -380,7 +380,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                             }
                             Reload::Refused(problems) => serde_json::json!({
                                 "outcome": "refused", "generation": plane.config_generation,
-                                "problems": problems,
+                                "problems": problems, "pending": plane.pending.is_some(),
                             }),
                             // Answered once it applies (BIRD took the withdrawal, or in time).
                             Reload::Withdrawing => {

@@ -167,7 +167,9 @@ impl Plane {
                 }
                 tracing::error!(
                     generation = self.config_generation,
-                    "reload refused; keeping the running config"
+                    pending = self.pending.is_some(),
+                    "reload refused; keeping the running config (and applying one accepted \
+                     before once BIRD took its withdrawal, if pending)"
                 );
             }
         }
@@ -185,15 +187,17 @@ impl Plane {
             Ok(c) => c,
             Err(e) => return Reload::Refused(vec![e.to_string()]),
         };
-        if let Err(problems) = next.check_with_eal_args(&self.extra_eal_args) {
-            // The lines `haports check` prints.
-            return Reload::Refused(
-                problems
-                    .into_iter()
-                    .filter(|p| p.is_error())
-                    .map(|p| format!("{}: {p}", path.display()))
-                    .collect(),
-            );
+        let problems = next.problems_with_eal_args(&self.extra_eal_args);
+        // The lines `haports check` prints: errors refuse the reload, warnings are logged.
+        let lines = |error| {
+            let said = problems.iter().filter(move |p| p.is_error() == error);
+            said.map(|p| format!("{}: {p}", path.display()))
+        };
+        if problems.iter().any(|p| p.is_error()) {
+            return Reload::Refused(lines(true).collect());
+        }
+        for warning in lines(false) {
+            tracing::warn!(problem = %warning, "reload: config warning");
         }
         let restart = [
             (self.cfg.dpdk != next.dpdk, "[dpdk]"),

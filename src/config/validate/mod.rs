@@ -98,16 +98,16 @@ impl Config {
         }
     }
 
-    /// [`Config::check`] as `haports run … -- EXTRA` sees it: with `extra_eal_args`
-    /// appended to `dpdk.eal_args`, so that DPDK ports they create count (a reload of a
-    /// process started with such arguments checks with them too).
-    pub fn check_with_eal_args(&self, extra_eal_args: &[String]) -> Result<(), Vec<Problem>> {
+    /// Every problem, errors and warnings, as `haports run … -- EXTRA` sees them: with
+    /// `extra_eal_args` appended to `dpdk.eal_args`, so that DPDK ports they create count (a
+    /// reload of a process started with such arguments checks with them too).
+    pub fn problems_with_eal_args(&self, extra_eal_args: &[String]) -> Vec<Problem> {
         if extra_eal_args.is_empty() {
-            return self.check();
+            return validate(self);
         }
         let mut with = self.clone();
         with.dpdk.eal_args.extend_from_slice(extra_eal_args);
-        with.check()
+        validate(&with)
     }
 }
 
