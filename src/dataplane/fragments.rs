@@ -37,12 +37,11 @@ pub(super) fn later_fragment(
         Some(Fragment::Reply(rn)) => reply_to_client(frame, h, rn, None, cx),
         Some(Fragment::Forward { backend, nat }) => {
             // By the backend's per-packet record, as its flows go: not to a backend that may
-            // no longer keep them (gone in a reload, or down), nor, behind VXLAN, out of a
-            // tunnel that is not there.
-            let link = cx
+            // no longer keep them (gone in a reload, or down; one a reload gave another probe
+            // is followed), nor, behind VXLAN, out of a tunnel that is not there.
+            let (backend, link) = cx
                 .fwd
-                .link(backend)
-                .filter(|l| l.keeps_flows)
+                .keeping_flows_of(backend)
                 .ok_or(DropReason::Fragment)?;
             if nat {
                 let address = cx.fwd.backends[backend as usize].address;

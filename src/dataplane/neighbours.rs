@@ -418,10 +418,11 @@ impl<P: super::packet_buffer::PacketBuffer> Default for Held<P> {
 
 /// A frame held for `backend`: its MACs written once the backend's are known; dropped where
 /// the backend no longer takes its flows (down or gone: the client's next try is decided
-/// again) or has come to be behind VXLAN (a reload meanwhile: its frames go in the tunnel,
-/// which a held one skipped).
+/// again; a reload that gave its rule another probe keeps it, as its flows) or has come to
+/// be behind VXLAN (a reload meanwhile: its frames go in the tunnel, which a held one
+/// skipped).
 fn backend_resolved(frame: &mut [u8], backend: BackendId, fwd: &Forwarding) -> Option<Action> {
-    let Some(link) = fwd.link(backend).filter(|l| l.keeps_flows) else {
+    let Some((backend, link)) = fwd.keeping_flows_of(backend) else {
         return Some(Action::Drop(DropReason::NoHealthyBackend));
     };
     if fwd.backends.get(backend as usize)?.vxlan.is_some() {

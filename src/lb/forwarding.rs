@@ -154,6 +154,9 @@ pub struct Forwarding {
     links: Vec<BackendLink>,
     /// Whether new flows may go to each backend (by id): it is in its pool's active tier.
     takes_new: Vec<bool>,
+    /// Each retired backend's successor: the same backend (load balancer, instance, address)
+    /// in the pool state that replaced its own (its rule got another probe).
+    successors: HashMap<BackendId, BackendId>,
     /// Some backend is behind VXLAN.
     has_vxlan: bool,
     /// For each backend behind VXLAN, by id: the outer headers' fields (then its link's

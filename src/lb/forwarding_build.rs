@@ -91,6 +91,7 @@ impl Forwarding {
             backends: Vec::new(),
             links: Vec::new(),
             takes_new: Vec::new(),
+            successors: HashMap::new(),
             has_vxlan: false,
             tunnels: Vec::new(),
             frontend_by_addr: HashMap::new(),
@@ -424,6 +425,7 @@ impl Forwarding {
         for &b in fwd.pools.iter().flat_map(|p| &p.active) {
             fwd.takes_new[b as usize] = true;
         }
+        fwd.successors = successors(&fwd.backends, &fwd.pools);
         fwd.has_vxlan = fwd.backends.iter().any(|b| b.vxlan.is_some() && !b.retired);
         fwd.backend_sides = backend_sides(&fwd);
         fwd.configured_macs = (fwd.backends.iter())
@@ -459,4 +461,4 @@ use ids::{Ids, PoolKey};
 
 #[path = "forwarding_links.rs"]
 mod links;
-use links::{active_tier, backend_sides, link_of, same_members, tunnel_of};
+use links::{active_tier, backend_sides, link_of, same_members, successors, tunnel_of};

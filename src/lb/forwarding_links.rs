@@ -42,6 +42,41 @@ impl Forwarding {
     pub fn takes_new(&self, backend: BackendId) -> bool {
         self.takes_new.get(backend as usize) == Some(&true)
     }
+
+    /// The backend that keeps `backend`'s flows now, and its link: itself, where it keeps
+    /// them; where a reload retired it as it gave its rule another probe, the same backend in
+    /// the new pool state, as `decide` follows it ([`Forwarding::counterpart`]); else none
+    /// (down, or gone). For what a worker holds across a reload: packets waiting for a MAC,
+    /// the later fragments of a datagram.
+    pub fn keeping_flows_of(&self, backend: BackendId) -> Option<(BackendId, &BackendLink)> {
+        let own = self.link(backend)?;
+        let (id, link) = match self.successors.get(&backend) {
+            Some(&next) if !own.keeps_flows => (next, self.link(next)?),
+            _ => (backend, own),
+        };
+        link.keeps_flows.then_some((id, link))
+    }
+}
+
+/// Each retired backend's successor, where its config pool still has it (the same instance
+/// and address) in another pool state: see [`Forwarding::keeping_flows_of`]. (Not where it
+/// left its pool: its flows are decided again, as `decide` does.)
+pub(super) fn successors(
+    backends: &[BackendState],
+    pools: &[PoolState],
+) -> HashMap<BackendId, BackendId> {
+    let name = |b: &BackendState| {
+        let pool = pools.get(b.pool as usize).map(|p| p.name.clone());
+        (b.load_balancer.clone(), pool, b.instance.clone(), b.address)
+    };
+    let live: HashMap<_, BackendId> = (backends.iter().zip(0..))
+        .filter(|(b, _)| !b.retired)
+        .map(|(b, id)| (name(b), id))
+        .collect();
+    (backends.iter().zip(0..))
+        .filter(|(b, _)| b.retired)
+        .filter_map(|(b, id)| Some((id, *live.get(&name(b))?)))
+        .collect()
 }
 
 /// Behind VXLAN: the inner frame goes to the backend's own MAC (its link's egress), the outer

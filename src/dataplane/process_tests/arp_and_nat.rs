@@ -509,6 +509,50 @@ fn packets_held_for_backends_leave_in_order_take_half_the_room_and_not_to_a_down
     assert_eq!(held.hold(a.2.clone(), Wait::NextHop(LAN), NOW), Ok(()));
 }
 
+/// A packet held for its backend's MAC across a reload that gives the rule another probe
+/// (a new state of the pool: the backends' ids retired for new ones) leaves for the same
+/// backend once its MAC is known, as the flow's later packets go. It was dropped.
+#[test]
+fn a_packet_held_across_a_reload_that_changes_the_probe_leaves_for_its_backend() {
+    let unresolved = backends_state(&[], false, 1);
+    let (mut st, _) = worker();
+    let mut frame = syn(40_000, 443);
+    let Action::HoldForBackend { backend } = process(&mut frame, LAN, &mut st, &unresolved, NOW)
+    else {
+        panic!("not held")
+    };
+    let mut held = Held::new();
+    held.hold(frame, Wait::Backend(backend), NOW).unwrap();
+    let mut cfg = super::flows_and_drops::probed(&ha_ports());
+    for b in &mut cfg.load_balancer[0].backend_pool[0].backends {
+        b.mac = None;
+    }
+    let known: Vec<(IpAddr, MacAddr)> = (BACKENDS.iter().zip(BACKEND_MACS))
+        .map(|(&a, m)| (IpAddr::V4(a), m))
+        .chain([(IpAddr::V4(CLIENT), CLIENT_MAC)])
+        .collect();
+    let obs = observed(&[], &known);
+    let reloaded = Forwarding::build(&cfg, &obs, 2, Some(&unresolved));
+    assert!(reloaded.backends[backend as usize].retired);
+    let mut out = Vec::new();
+    held.release(&reloaded, NOW + 10, |f, a| out.push((f, a)));
+    let [(
+        frame,
+        Action::Transmit {
+            backend: Some(now), ..
+        },
+    )] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    let i = backend_index(&unresolved, backend);
+    assert_eq!(
+        reloaded.backends[*now as usize].address,
+        IpAddr::V4(BACKENDS[i])
+    );
+    assert_eq!(macs(frame), (BACKEND_MACS[i], IF_MAC));
+}
+
 /// An ICMP error about a flow whose backend's MAC is not known yet waits for it as the flow's
 /// packets do, already rewritten for the backend (NAT); it was dropped (`no_neighbour`).
 #[test]

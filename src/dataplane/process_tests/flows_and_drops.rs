@@ -384,6 +384,63 @@ fn later_fragments_are_not_sent_to_a_backend_that_went_down_since_the_first() {
     );
 }
 
+/// `cfg` with its rule following a TCP probe: a new state of its pool, whose backends take
+/// new ids (the old ones retired) where a reload makes this change.
+pub(super) fn probed(cfg: &Config) -> Config {
+    let mut next = cfg.clone();
+    let lb = &mut next.load_balancer[0];
+    lb.probe = vec![crate::config::Probe {
+        name: "ssh".into(),
+        protocol: crate::config::ProbeProtocol::Tcp,
+        port: 22,
+        path: None,
+        interval_ms: 1000,
+        unhealthy_threshold: 2,
+        healthy_threshold: 2,
+    }];
+    lb.rule[0].probe = Some("ssh".into());
+    next
+}
+
+/// The later fragments go as the flows do: to the same backend where a reload gave its rule
+/// another probe (its id retired for one in the pool's new state). They were dropped.
+#[test]
+fn later_fragments_follow_their_backend_across_a_reload_that_changes_the_probe() {
+    let cfg = ha_ports();
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let mut fragments = udp_fragments(CLIENT, 5353, FRONTEND, 53).into_iter();
+    let first = fragments.next().unwrap();
+    let b = to_backend(
+        &mut eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &first),
+        &mut st,
+        &fwd,
+    );
+    let reloaded = rebuild(&probed(&cfg), &fwd);
+    assert!(
+        reloaded.backends[b as usize].retired,
+        "the old id is retired"
+    );
+    let mut later = eth(
+        IF_MAC,
+        CLIENT_MAC,
+        EtherType::IPV4,
+        &fragments.next().unwrap(),
+    );
+    let Action::Transmit {
+        backend: Some(now), ..
+    } = process(&mut later, LAN, &mut st, &reloaded, NOW)
+    else {
+        panic!("dropped")
+    };
+    assert_ne!(now, b);
+    assert_eq!(
+        reloaded.backends[now as usize].address,
+        fwd.backends[b as usize].address
+    );
+    assert_eq!(ip(&later).dst(), BACKENDS[backend_index(&fwd, b)]);
+}
+
 /// A flood of first fragments whose later ones never come fills the fragment table; the
 /// oldest datagrams then make room, so that a real datagram after the flood is still
 /// followed whole, and the flood's oldest datagrams are what is dropped (counted).
