@@ -72,6 +72,14 @@ fn answer(addr: IpAddr, mac: MacAddr) -> Report {
     }
 }
 
+/// A worker's report that a packet needs `addr`.
+fn wanted(addr: IpAddr) -> Report {
+    Report::Want {
+        interface: LAN,
+        addr,
+    }
+}
+
 /// The targets of the ARP requests among `frames`.
 fn asked(frames: &[(InterfaceId, Vec<u8>)]) -> Vec<IpAddr> {
     frames
@@ -91,13 +99,7 @@ fn only_answers_to_outstanding_solicitations_are_learnt() {
     assert_eq!(n.mac(client), None);
 
     // A packet wants the client: asked for (with the backend without a MAC), then answered.
-    n.report(
-        Report::Want {
-            interface: LAN,
-            addr: client,
-        },
-        t0,
-    );
+    n.report(wanted(client), t0);
     let (frames, _) = n.tick(&fwd, t0);
     let mut targets = asked(&frames);
     targets.sort();
@@ -133,13 +135,7 @@ fn the_workers_see_which_neighbours_are_asked_for() {
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
     let client = v4(50);
-    n.report(
-        Report::Want {
-            interface: LAN,
-            addr: client,
-        },
-        t0,
-    );
+    n.report(wanted(client), t0);
     assert!(!n.asking.contains(client), "not before the round that asks");
     let (frames, _) = n.tick(&fwd, t0);
     assert_eq!(frames.len(), 2);
@@ -198,13 +194,7 @@ fn neighbours_go_stale_are_verified_when_needed_and_forgotten_when_silent() {
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
     let client = v4(50);
-    n.report(
-        Report::Want {
-            interface: LAN,
-            addr: client,
-        },
-        t0,
-    );
+    n.report(wanted(client), t0);
     n.tick(&fwd, t0);
     n.report(answer(client, MAC_A), t0);
     n.report(answer(v4(11), MAC_A), t0);
@@ -244,14 +234,7 @@ fn neighbours_go_stale_are_verified_when_needed_and_forgotten_when_silent() {
 /// A want for the `i`th address of 10.1/16 (no neighbour of the interface's: nothing is sent
 /// for it, but it takes its place in the cache).
 fn want(n: &mut Neighbours, i: u32, at: Instant) {
-    let addr = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
-    n.report(
-        Report::Want {
-            interface: LAN,
-            addr,
-        },
-        at,
-    );
+    n.report(wanted(IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i))), at);
 }
 
 /// A full cache makes room from its oldest unanswered want (forged sources in a flood fill it
@@ -306,13 +289,7 @@ fn a_next_hop_a_packet_asked_for_first_is_never_pushed_out() {
     let fwd = forwarding();
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
-    n.report(
-        Report::Want {
-            interface: LAN,
-            addr: v4(11),
-        },
-        t0,
-    );
+    n.report(wanted(v4(11)), t0);
     n.tick(&fwd, t0);
     let mut at = t0;
     for round in 0..6 {
@@ -331,11 +308,7 @@ fn a_next_hop_a_packet_asked_for_first_is_never_pushed_out() {
 fn a_request_that_becomes_a_next_hop_is_not_pushed_out_for_another() {
     let mut n = Neighbours::new(REACHABLE);
     let t0 = Instant::now();
-    let lan = |addr| Report::Want {
-        interface: LAN,
-        addr,
-    };
-    n.report(lan(v4(11)), t0);
+    n.report(wanted(v4(11)), t0);
     for i in 0..CAPACITY as u32 - 1 {
         want(&mut n, i, t0);
     }

@@ -358,26 +358,24 @@ fn fragments_through_a_port_translating_nat_rule_keep_every_rewrite() {
     assert!(answer.verify_checksum_v4(FRONTEND, CLIENT));
 }
 
+/// Under `cfg`'s state, a datagram's first fragment decided: the state, the worker, the
+/// first's backend, and the second fragment's frame.
+fn first_fragment_decided(cfg: &Config) -> (Forwarding, WorkerState, BackendId, Vec<u8>) {
+    let fwd = build(cfg, &[]);
+    let (mut st, _) = worker();
+    let fragments = udp_fragments(CLIENT, 5353, FRONTEND, 53);
+    let first = &mut eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &fragments[0]);
+    let b = to_backend(first, &mut st, &fwd);
+    let later = eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &fragments[1]);
+    (fwd, st, b, later)
+}
+
 /// The later fragments go as the flows do: not to a backend that went down since the first.
 #[test]
 fn later_fragments_are_not_sent_to_a_backend_that_went_down_since_the_first() {
     let cfg = ha_ports();
-    let fwd = build(&cfg, &[]);
-    let (mut st, _) = worker();
-    let mut fragments = udp_fragments(CLIENT, 5353, FRONTEND, 53).into_iter();
-    let first = fragments.next().unwrap();
-    let b = to_backend(
-        &mut eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &first),
-        &mut st,
-        &fwd,
-    );
+    let (fwd, mut st, b, mut later) = first_fragment_decided(&cfg);
     let down = build(&cfg, &[BACKENDS[backend_index(&fwd, b)]]);
-    let mut later = eth(
-        IF_MAC,
-        CLIENT_MAC,
-        EtherType::IPV4,
-        &fragments.next().unwrap(),
-    );
     assert_eq!(
         process(&mut later, LAN, &mut st, &down, NOW),
         Action::Drop(DropReason::Fragment)
@@ -407,25 +405,11 @@ pub(super) fn probed(cfg: &Config) -> Config {
 #[test]
 fn later_fragments_follow_their_backend_across_a_reload_that_changes_the_probe() {
     let cfg = ha_ports();
-    let fwd = build(&cfg, &[]);
-    let (mut st, _) = worker();
-    let mut fragments = udp_fragments(CLIENT, 5353, FRONTEND, 53).into_iter();
-    let first = fragments.next().unwrap();
-    let b = to_backend(
-        &mut eth(IF_MAC, CLIENT_MAC, EtherType::IPV4, &first),
-        &mut st,
-        &fwd,
-    );
+    let (fwd, mut st, b, mut later) = first_fragment_decided(&cfg);
     let reloaded = rebuild(&probed(&cfg), &fwd);
     assert!(
         reloaded.backends[b as usize].retired,
         "the old id is retired"
-    );
-    let mut later = eth(
-        IF_MAC,
-        CLIENT_MAC,
-        EtherType::IPV4,
-        &fragments.next().unwrap(),
     );
     let Action::Transmit {
         backend: Some(now), ..
