@@ -5,13 +5,14 @@
 //! that take backends or probes away and back. A backend slot retired for longer than any
 //! flow entry lives (the control thread says which: [`Observations::reusable_backends`]) may
 //! go to a backend new to the config, so that backends coming and going under new addresses
-//! (autoscaling) do not use up the ids the counters have room for.
+//! (autoscaling), or pools whose rules follow ever new probes, do not use up the ids the
+//! counters have room for.
 
 use std::net::IpAddr;
 
 use hashbrown::{HashMap, HashSet};
 
-use super::{BackendId, Forwarding, Observations, PoolId};
+use super::{BackendId, BackendState, Forwarding, Observations, PoolId};
 use crate::config::Config;
 
 /// A pool state's identity: load balancer, pool, probe.
@@ -52,20 +53,35 @@ impl<'a> Ids<'a> {
                 )
             })
             .collect();
-        // A retired slot whose address the config names again in its load balancer (under
-        // any pool or probe) is not reused: its own backend takes it back where it returns
-        // under the same pool state, and no new backend could take it from that one.
-        let named: HashSet<(&str, IpAddr)> = (cfg.load_balancer.iter())
+        // A retired slot whose identity the config has again (load balancer, pool, probe,
+        // address) is not reused: its own backend takes it back there. One whose pool state
+        // is gone (its rules follow another probe now) may be, though its address is still
+        // named: else each new probe name a reload brings would leave the pool's slots behind.
+        let named: HashSet<(&str, &str, Option<&str>, IpAddr)> = (cfg.load_balancer.iter())
             .flat_map(|lb| {
-                let backends = lb.backend_pool.iter().flat_map(|q| q.backends.iter());
-                backends.map(move |b| (lb.name.as_str(), b.address))
+                lb.backend_pool.iter().flat_map(move |q| {
+                    let rules = lb.rule.iter().filter(|r| r.backend_pool == q.name);
+                    let probes = rules.map(|r| r.probe.as_deref()).chain([None]);
+                    let states: Vec<Option<&str>> = probes.collect();
+                    q.backends.iter().flat_map(move |b| {
+                        let at = (lb.name.as_str(), q.name.as_str(), b.address);
+                        states
+                            .clone()
+                            .into_iter()
+                            .map(move |probe| (at.0, at.1, probe, at.2))
+                    })
+                })
             })
             .collect();
+        let identity = |b: &'a BackendState| {
+            let pool = p.pools.get(b.pool as usize);
+            let (name, probe) = pool.map_or(("", None), |q| (q.name.as_str(), q.probe.as_deref()));
+            (b.load_balancer.as_str(), name, probe, b.address)
+        };
         let mut reusable: Vec<BackendId> = (obs.reusable_backends.iter().copied())
             .filter(|&id| {
-                p.backends.get(id as usize).is_some_and(|b| {
-                    b.retired && !named.contains(&(b.load_balancer.as_str(), b.address))
-                })
+                (p.backends.get(id as usize))
+                    .is_some_and(|b| b.retired && !named.contains(&identity(b)))
             })
             .collect();
         reusable.sort_unstable_by(|a, b| b.cmp(a));

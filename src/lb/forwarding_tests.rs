@@ -319,6 +319,38 @@ fn a_retired_slot_no_flow_names_goes_to_a_new_backend() {
     assert_eq!(id_of(&e, "10.0.0.13"), Some(2));
 }
 
+/// The HA rule following the probe `name` (its pool's state of that probe).
+fn probed_by(name: &str) -> Config {
+    let rules = format!(
+        "{HA}  probe = \"{name}\"\n  [[load_balancer.probe]]\n  name = \"{name}\"\n  \
+         protocol = \"tcp\"\n  port = 22\n"
+    );
+    config(r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#, &rules)
+}
+
+/// Each new probe name a reload gives a rule makes a new state of its pool, the old one's
+/// slots retired: once no flow entry can name them, the next new state takes them, though
+/// the config still names their addresses. The slots grew with every such reload.
+#[test]
+fn slots_of_a_pool_state_gone_go_to_the_next() {
+    let mut state = Forwarding::build(&probed_by("p0"), &Observations::default(), 1, None);
+    for n in 1..10u64 {
+        let retired: Vec<BackendId> = (state.backends.iter().zip(0..))
+            .filter(|(b, _)| b.retired)
+            .map(|(_, id)| id)
+            .collect();
+        let obs = Observations {
+            reusable_backends: retired,
+            ..Observations::default()
+        };
+        let cfg = probed_by(&format!("p{n}"));
+        state = Forwarding::build(&cfg, &obs, n + 1, Some(&state));
+    }
+    let live = state.backends.iter().filter(|b| !b.retired).count();
+    assert_eq!(live, 2, "the rule's probe state, two backends");
+    assert!(state.backends.len() <= 6, "{} slots", state.backends.len());
+}
+
 #[test]
 fn an_instance_is_down_when_any_of_its_addresses_is_and_pools_of_one_instance_set_agree() {
     let cfg = crate::lb::testdata::two_nic_config("", false);
