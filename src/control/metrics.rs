@@ -229,7 +229,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &mut enc,
             "haports_backend_flows",
             "New flows decided for each backend (Maglev's pick for a flow the table did not hold; \
-             each packet of a flow a full table could not remember)",
+             not those a full table could not remember: haports_flow_table_refused)",
             &per_backend(&|w, i| at(&w.backend_flows, i)),
         )?;
         // How rules, frontends, pools and probes fit together, for `haports stats` and

@@ -265,7 +265,8 @@ pub(super) fn decide_flow(
         cx.now_ms,
         Memory::Record,
     )?;
-    if d.new {
+    // Not for each packet of a flow the full table refused: those count as refused.
+    if d.new && !cx.st.flows.refused_last {
         if let Some(c) = cx.st.new_flows.get(d.backend as usize) {
             c.add(1);
         }

@@ -214,7 +214,9 @@ fn new_decision<M: BucketMemory>(
         let before = found.map(|(v, _)| v).filter(|_| !flow.only_opens());
         let value = flow.value(backend, before);
         let at = found.and_then(|(_, at)| at);
+        let refused = flows.refused;
         flows.remember(flow, at, value, now_ms, timeout(rule, value));
+        flows.refused_last = flows.refused != refused;
     }
     Ok((backend, true))
 }

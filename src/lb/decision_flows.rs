@@ -15,6 +15,9 @@ pub struct Flows<M = Box<[Bucket]>> {
     pub secret: u64,
     /// New flows the tables had no room for (decided by Maglev alone, not remembered).
     pub refused: u64,
+    /// The last new decision recorded found no room: each packet of such a flow is decided
+    /// anew, and counted in `refused`, not as a new flow.
+    pub refused_last: bool,
 }
 
 /// The side table's size relative to the flow table's capacity.
@@ -39,6 +42,7 @@ impl<M: BucketMemory> Flows<M> {
             wide: SideTable::with_capacity(side),
             secret,
             refused: 0,
+            refused_last: false,
         }
     }
 

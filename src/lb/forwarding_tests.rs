@@ -325,7 +325,10 @@ fn probed_by(name: &str) -> Config {
         "{HA}  probe = \"{name}\"\n  [[load_balancer.probe]]\n  name = \"{name}\"\n  \
          protocol = \"tcp\"\n  port = 22\n"
     );
-    config(r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#, &rules)
+    config(
+        r#"{ address = "10.0.0.11" }, { address = "10.0.0.12" }"#,
+        &rules,
+    )
 }
 
 /// Each new probe name a reload gives a rule makes a new state of its pool, the old one's

@@ -56,6 +56,31 @@ fn established_flow_keeps_its_backend_when_another_goes_down() {
     assert_eq!(macs(&frame), (BACKEND_MACS[i], IF_MAC));
 }
 
+/// Flows a full table refuses are counted as refused, each packet (decided anew), and not
+/// as new flows: every packet of one counted as a new flow of its backend, so that a full
+/// table's new-flow rates said more flows than there were.
+#[test]
+fn flows_a_full_table_refuses_are_not_new_flows_at_each_packet() {
+    let fwd = build(&ha_ports(), &[]);
+    let mut st = WorkerState::new(4, crate::dataplane::NeighbourReports::new_queue());
+    for _ in 0..3 {
+        for sport in 40_000..40_010 {
+            to_backend(
+                &mut udp_frame(CLIENT_MAC, CLIENT, sport, FRONTEND, 53),
+                &mut st,
+                &fwd,
+            );
+        }
+    }
+    let new_flows: u64 = st.new_flows.iter().map(|c| c.get()).sum();
+    assert_eq!(st.flows.len(), 4);
+    assert_eq!(new_flows, 4, "the flows remembered");
+    assert_eq!(
+        st.flows.refused, 18,
+        "six flows refused, at each of their packets"
+    );
+}
+
 #[test]
 fn flow_moves_to_a_healthy_backend_when_its_own_goes_down() {
     let cfg = ha_ports();
