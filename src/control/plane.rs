@@ -255,14 +255,17 @@ impl Plane {
                     .collect();
                 // A reload while another still waits for its withdrawal waits with it: what
                 // that one drops is no longer asked for, so this one would find nothing to
-                // withdraw and apply before BIRD took it. It keeps the first one's deadline.
+                // withdraw and apply before BIRD took it. It keeps the first one's deadline,
+                // unless it withdraws more: BIRD gets the whole wait for that.
                 let waiting = self.pending.take().map(|(_, since)| since);
                 let waiting = waiting.filter(|_| !a.settled());
-                if kept.len() < wanted.len() || waiting.is_some() {
-                    if kept.len() < wanted.len() {
+                let withdraws = kept.len() < wanted.len();
+                if withdraws || waiting.is_some() {
+                    if withdraws {
                         a.want(kept);
                     }
-                    self.pending = Some((next, waiting.unwrap_or_else(Instant::now)));
+                    let since = waiting.filter(|_| !withdraws).unwrap_or_else(Instant::now);
+                    self.pending = Some((next, since));
                     return Reload::Withdrawing;
                 }
             }

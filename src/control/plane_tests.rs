@@ -81,6 +81,52 @@ fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
     assert!(p.pending.is_some());
 }
 
+/// A reload that withdraws more while another waits for BIRD gives BIRD the whole wait for
+/// that: it kept the first one's deadline, which may have been nearly out.
+#[test]
+fn a_reload_withdrawing_more_waits_its_whole_time() {
+    let (guard, _bird, announce) = silent_bird();
+    let dir = guard.path();
+    // Several HA-ports rules on one load balancer float (seed rule 5).
+    let floating = |t: &str| {
+        t.replace(
+            "backend_port = 0\n",
+            "backend_port = 0\nfloating_ip = true\n",
+        )
+    };
+    let third = SECOND_FRONTEND
+        .replace("fe2", "fe3")
+        .replace("ha2", "ha3")
+        .replace("10.0.0.101", "10.0.0.102");
+    let text = |fronts: &str| floating(&format!("{announce}{MINIMAL}{fronts}"));
+    let cfg = Config::from_toml(&text(&format!("{SECOND_FRONTEND}{third}")), "t").unwrap();
+    let mut p = plane(cfg.clone());
+    let (mut prober, _) = Prober::new();
+    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
+    let all: announce::Routes = ["10.0.0.100", "10.0.0.101", "10.0.0.102"]
+        .iter()
+        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
+        .collect();
+    a.want(all);
+    let path = dir.join("haports.toml");
+    let current = p.build(None);
+    // The first drops fe2; its wait nearly out (two of its three seconds gone).
+    std::fs::write(&path, text(&third)).unwrap();
+    let first = p.reload(&path, &current, &mut prober, Some(&mut a));
+    assert_eq!(first, Reload::Withdrawing);
+    let nearly_out = p.pending.as_ref().unwrap().1 - Duration::from_secs(2);
+    p.pending.as_mut().unwrap().1 = nearly_out;
+    // The second drops fe3 too.
+    std::fs::write(&path, text("")).unwrap();
+    let second = p.reload(&path, &current, &mut prober, Some(&mut a));
+    assert_eq!(second, Reload::Withdrawing);
+    let since = p.pending.as_ref().unwrap().1;
+    assert!(
+        since >= nearly_out + Duration::from_secs(2),
+        "kept the first one's deadline"
+    );
+}
+
 /// IPv4 and IPv6 frontends over NVAs behind VXLAN, on interface `lan`.
 const VXLAN: &str = include_str!("../../tests/fixtures/vxlan-small-mtu.toml");
 
