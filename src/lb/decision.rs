@@ -18,15 +18,17 @@ use crate::wire::{is_broadcast_or_multicast, is_unicast_link_local};
 /// Idle timeout of a TCP flow once a FIN or RST was seen.
 pub const CLOSING_TIMEOUT_MS: u64 = 10_000;
 
-/// Idle timeout of a TCP flow that has shown nothing but SYNs: a flood of them makes entries
-/// that go soon, and a flow earns its rule's idle timeout with its next other packet.
+/// Idle timeout of a flow seen in one packet only, or in nothing but TCP SYNs: a flood from
+/// forged sources (SYNs, ACKs, datagrams, one each) makes entries that go soon, and a flow
+/// earns its rule's idle timeout with its next packet other than a SYN.
 pub const SYN_TIMEOUT_MS: u64 = 5_000;
 
 /// A flow-table value: the backend id, and this bit once the flow is closing (TCP FIN or RST
 /// seen), which keeps its timeout short for the packets that follow.
 const CLOSING: u32 = 1 << 31;
 
-/// A flow-table value's bit while the flow has shown nothing but SYNs ([`SYN_TIMEOUT_MS`]).
+/// A flow-table value's bit while the flow has shown one packet or nothing but SYNs
+/// ([`SYN_TIMEOUT_MS`]).
 const OPENING: u32 = 1 << 30;
 
 /// The backend id in a flow-table value.

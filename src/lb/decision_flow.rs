@@ -202,12 +202,16 @@ impl Flow {
     }
 
     /// The value to remember for this packet's flow on `backend`, given what was remembered
-    /// (`before`, of this backend or the one the flow moves from): closing once a FIN or RST was seen, opening while
-    /// nothing but SYNs were; a SYN on a closing flow opens it again (its five-tuple starts a
-    /// new connection, after a RST or TIME-WAIT, which earns the idle timeout again with its
-    /// handshake).
+    /// (`before`, of this backend or the one the flow moves from; `None` for a flow seen
+    /// first): closing once a FIN or RST was seen; opening while nothing but SYNs were, and
+    /// after a flow's first packet of any other kind (an ACK, a datagram: a forged source
+    /// sends one), until its next; a SYN on a closing flow opens it again (its five-tuple
+    /// starts a new connection, after a RST or TIME-WAIT, which earns the idle timeout again
+    /// with its handshake).
     pub(super) fn value(&self, backend: BackendId, before: Option<u32>) -> u32 {
-        let before = before.unwrap_or(OPENING);
+        let Some(before) = before else {
+            return backend | if self.closes() { CLOSING } else { OPENING };
+        };
         if self.only_opens() {
             backend
                 | if before & (OPENING | CLOSING) != 0 {

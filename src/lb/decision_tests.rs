@@ -392,11 +392,71 @@ fn a_lone_syn_is_forgotten_soon_and_the_handshake_earns_the_idle_timeout() {
     record(&fwd, &mut flows, &flow(&fwd, 2000, TcpFlags::SYN), 31_000);
     assert!(!record(&fwd, &mut flows, &ack, 31_000 + 30_000).new);
 
-    // UDP has no handshake: the idle timeout from its first datagram.
+    // UDP has no handshake: the idle timeout from its second datagram.
     let key: FlowKey = "udp 10.0.0.50:3000 10.0.0.100:53".parse().unwrap();
     let udp = Flow::new(key, 0, fwd.hash_seed);
     record(&fwd, &mut flows, &udp, 0);
-    assert!(!record(&fwd, &mut flows, &udp, 30_000).new);
+    record(&fwd, &mut flows, &udp, 1_000);
+    assert!(!record(&fwd, &mut flows, &udp, 1_000 + 30_000).new);
+}
+
+#[test]
+fn a_flows_first_packet_of_any_kind_earns_the_idle_timeout_only_with_its_next() {
+    let fwd = build(true, &[]);
+    let mut flows = Flows::with_capacity(64);
+    let key: FlowKey = "udp 10.0.0.50:3000 10.0.0.100:53".parse().unwrap();
+    let udp = Flow::new(key, 0, fwd.hash_seed);
+    // A lone packet (an ACK picked up mid-connection, a datagram), as a forged source sends
+    // them, is forgotten as soon as a lone SYN,
+    for (lone, at) in [(flow(&fwd, 1000, TcpFlags::ACK), 0), (udp, 10_000)] {
+        assert!(record(&fwd, &mut flows, &lone, at).new);
+        assert!(
+            record(&fwd, &mut flows, &lone, at + SYN_TIMEOUT_MS).new,
+            "a lone packet's entry expires after {SYN_TIMEOUT_MS} ms"
+        );
+        // and its next packet (a second chance at the same flow) earns the idle timeout.
+        assert!(!record(&fwd, &mut flows, &lone, at + SYN_TIMEOUT_MS + 1_000).new);
+        assert!(!record(&fwd, &mut flows, &lone, at + SYN_TIMEOUT_MS + 31_000).new);
+    }
+    // A flow whose first packet closes it keeps the closing timeout.
+    let rst = flow(&fwd, 3000, TcpFlags::RST | TcpFlags::ACK);
+    record(&fwd, &mut flows, &rst, 0);
+    assert!(!record(&fwd, &mut flows, &rst, SYN_TIMEOUT_MS + 1_000).new);
+    assert!(
+        record(
+            &fwd,
+            &mut flows,
+            &rst,
+            SYN_TIMEOUT_MS + 1_000 + CLOSING_TIMEOUT_MS
+        )
+        .new
+    );
+}
+
+#[test]
+fn a_flood_of_lone_acks_and_datagrams_leaves_room_once_its_entries_expire() {
+    let fwd = build(true, &[]);
+    let mut flows = Flows::with_capacity(4);
+    for sport in 0..32 {
+        record(
+            &fwd,
+            &mut flows,
+            &flow(&fwd, 1000 + sport, TcpFlags::ACK),
+            0,
+        );
+        let key = FlowKey {
+            proto: 17,
+            ..flow(&fwd, 1000 + sport, 0).packet()
+        };
+        record(&fwd, &mut flows, &Flow::new(key, 0, fwd.hash_seed), 0);
+    }
+    assert_eq!(flows.len(), 4, "the table is full of the flood's entries");
+    flows.expire(SYN_TIMEOUT_MS, 64);
+    assert_eq!(
+        flows.len(),
+        0,
+        "the flood's entries are gone within the SYN timeout"
+    );
 }
 
 #[test]
