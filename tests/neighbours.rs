@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{metric, wait_for, Appliance, Lab, Traffic};
+use common::{metric, wait_for, Appliance, Lab, Traffic, FRONTEND6};
 
 fn ports() -> Vec<u16> {
     (8000..8024).collect()
@@ -320,4 +320,47 @@ fn a_backend_announcing_a_new_mac_is_asked_again_at_once() {
     );
     assert_all_served("after the announcement", &t, 48);
     assert!(counter(&lb, "haports_neighbour_answers_total") > answers);
+}
+
+/// A host on the segment configuring a frontend's IPv6 address finds it taken: the
+/// appliance defends it against the host's duplicate-address detection (RFC 4862 §5.4.3),
+/// so that the host's kernel marks the address failed rather than answering for the frontend
+/// (and taking its clients), and the frontend goes on serving.
+#[test]
+fn a_host_taking_a_frontends_ipv6_address_finds_it_defended() {
+    let lab = Lab::up("nat6");
+    let mut lb = Appliance::start(&lab, &lab.config());
+    let before = lab.traffic("udp", FRONTEND6, &ports(), 24, None);
+    assert_all_served("before", &before, 24);
+    // The lab's hosts skip duplicate-address detection; this one runs it (Linux's with a
+    // nonce, RFC 7527), as a host taking the address by mistake would.
+    let dad = lab.exec("b1", &["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=1"]);
+    assert!(dad.status.success(), "{dad:?}");
+    let add = ["ip", "-6", "addr", "add", "fd00::100/64", "dev", "eth0"];
+    let added = lab.exec("b1", &add);
+    assert!(added.status.success(), "{added:?}");
+    let failed = wait_for(
+        "b1's duplicate-address detection to end",
+        Duration::from_secs(10),
+        || {
+            let out = lab.exec("b1", &["ip", "-6", "addr", "show", "dev", "eth0"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.contains("fd00::100/64"))?
+                .to_owned();
+            if line.contains("dadfailed") {
+                Some(true)
+            } else {
+                (!line.contains("tentative")).then_some(false)
+            }
+        },
+    );
+    assert!(
+        failed,
+        "b1 took the frontend's address: it was not defended"
+    );
+    let after = lab.traffic("udp", FRONTEND6, &ports(), 24, None);
+    assert_all_served("after", &after, 24);
+    assert!(lb.stop().success(), "{}", lb.logs());
 }

@@ -21,8 +21,8 @@ use hashbrown::{HashMap, HashSet};
 use crate::dataplane::{Asking, Report};
 use crate::lb::forwarding::{Forwarding, InterfaceId, Neighbour};
 use crate::wire::{
-    ArpOperation, ArpRepr, EtherType, EthernetRepr, IcmpMessage, Icmpv6Packet, IpProtocol,
-    Ipv6Repr, MacAddr,
+    solicited_node, ArpOperation, ArpRepr, EtherType, EthernetRepr, IcmpMessage, Icmpv6Packet,
+    IpProtocol, Ipv6Repr, MacAddr,
 };
 
 /// How long an unanswered solicitation waits before it is sent again.
@@ -410,17 +410,8 @@ fn own_v6_on_link(addresses: &[ipnet::IpNet], target: Ipv6Addr) -> Option<Ipv6Ad
 /// A neighbour solicitation (RFC 4861 §4.3) from `mac`/`src` for `target`, sent to the
 /// target's solicited-node multicast group, with the source link-layer address option.
 fn neighbour_solicitation(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let t = target.octets();
-    let group = Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(t[13]),
-        u16::from_be_bytes([t[14], t[15]]),
-    );
+    let group = solicited_node(target);
+    let t = group.octets();
     let message = IcmpMessage::NeighborSolicit {
         target,
         source_mac: mac,

@@ -4,16 +4,16 @@
 //! may answer the appliance's own solicitations, and what merely claims an address, is
 //! reported to the control thread, which alone keeps the neighbour cache.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use super::action::Action;
 use super::ctx::{to_kernel, Ctx};
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
-    ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket, IcmpType, Icmpv6Packet,
-    Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr, NDP_OPT_SOURCE_LLADDR,
-    NDP_OPT_TARGET_LLADDR,
+    solicited_node, ArpOperation, ArpPacket, EtherType, EthernetFrame, Headers, IcmpPacket,
+    IcmpType, Icmpv6Packet, Icmpv6Type, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
+    NDP_OPT_SOURCE_LLADDR, NDP_OPT_TARGET_LLADDR,
 };
 
 /// ARP: answer for frontends, hand the interface's own addresses to the kernel, report what
@@ -170,20 +170,30 @@ pub(super) fn neighbour_solicitation(
     };
     // Options of length 0, or running past the message: discarded (RFC 4861 §7.1.1).
     let sender_mac = sender_mac?;
-    // Duplicate-address detection (from ::) is the owner's to defend; a group source address
-    // at layer 2 is no sender to answer.
-    if asker.is_unspecified() {
-        return Err(DropReason::Unsupported);
-    }
+    // A group source address at layer 2 is no sender to answer.
     if src_mac.is_multicast() {
+        return Err(DropReason::Malformed);
+    }
+    // Duplicate-address detection (from ::) of a frontend's address: another host about to
+    // take it. The appliance owns it and defends it (RFC 4862 §5.4.3): an advertisement to
+    // all nodes, not solicited (RFC 4861 §7.2.4), which makes the other host give the address
+    // up rather than answer for the frontend. Valid only to the target's solicited-node
+    // group and without the sender's link-layer address (§7.1.1).
+    let dad = asker.is_unspecified();
+    if dad && (h.dst != IpAddr::V6(solicited_node(target)) || sender_mac.is_some()) {
         return Err(DropReason::Malformed);
     }
     // A multicast solicitation must name its sender's link-layer address (RFC 4861 §4.3); a
     // unicast one, a neighbour checking that the frontend is still there, may leave it out,
     // and is answered to the MAC it came from.
-    if sender_mac.is_none() && h.dst.is_multicast() {
+    if !dad && sender_mac.is_none() && h.dst.is_multicast() {
         return Err(DropReason::Malformed);
     }
+    let (asker, asker_mac) = if dad {
+        (ALL_NODES, MacAddr([0x33, 0x33, 0, 0, 0, 1]))
+    } else {
+        (asker, src_mac)
+    };
     let mac = fwd.frontends[fe as usize].mac;
     // The advertisement alone, right behind the IPv6 header: the solicitation's extension
     // headers were for it, not for the answer (an authentication header would be false on
@@ -195,8 +205,8 @@ pub(super) fn neighbour_solicitation(
     let region = frame
         .get_mut(at..end.min(l4 + 32))
         .ok_or(DropReason::Truncated)?;
-    let len =
-        Icmpv6Packet::new_checked(&mut region[behind..])?.make_neighbour_advert_in_place(mac)?;
+    let len = Icmpv6Packet::new_checked(&mut region[behind..])?
+        .make_neighbour_advert_in_place(mac, !dad)?;
     region.copy_within(behind..behind + len, 0);
     let mut ip = Ipv6Packet::new_checked(&mut frame[l3..])?;
     ip.set_next_header(IpProtocol::ICMPV6);
@@ -206,7 +216,7 @@ pub(super) fn neighbour_solicitation(
     ip.shorten_payload(len);
     Icmpv6Packet::new_checked(&mut frame[at..at + len])?.fill_checksum(target, asker);
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
-    eth.set_dst(src_mac);
+    eth.set_dst(asker_mac);
     eth.set_src(mac);
     Ok(Some(Action::Transmit {
         interface: ingress,
@@ -335,3 +345,7 @@ pub(super) fn echo_reply(
         backend: None,
     })
 }
+
+/// All nodes on the link (RFC 4291 §2.7.1), where a defence against duplicate-address
+/// detection goes.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);

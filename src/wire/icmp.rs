@@ -295,14 +295,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     }
 
     /// Turns a neighbour solicitation into the advertisement answering it (RFC 4861 §4.4),
-    /// in the solicitation's own bytes: solicited and override flags, the same target, and a
+    /// in the solicitation's own bytes: the solicited flag where `solicited` (not in a
+    /// defence of the address against duplicate-address detection, §7.2.4), the override
+    /// flag, the same target, and a
     /// target link-layer address option holding `mac`, in 32 bytes, where the solicitation
     /// has options (8 bytes or more) to write it over; where it has none (a unicast
     /// solicitation may leave its sender's address out, §4.3), 24 bytes without the option
     /// and so without the override flag (§7.2.4). Returns the advertisement's length. The
     /// checksum is the caller's to fill once the IPv6 addresses are set. `Unsupported`
     /// (nothing written) for any other message.
-    pub fn make_neighbour_advert_in_place(&mut self, mac: super::MacAddr) -> Result<usize, Error> {
+    pub fn make_neighbour_advert_in_place(
+        &mut self,
+        mac: super::MacAddr,
+        solicited: bool,
+    ) -> Result<usize, Error> {
+        let solicited = if solicited { NA_SOLICITED } else { 0 };
         let data = self.buffer.as_mut();
         // type, code, checksum, reserved (4), target (16), then options of 8-byte units.
         if data.len() < 24 || data[field::TYPE] != Icmpv6Type::NEIGHBOR_SOLICIT {
@@ -311,10 +318,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
         data[field::TYPE] = Icmpv6Type::NEIGHBOR_ADVERT;
         data[field::CODE] = 0;
         if data.len() < 32 {
-            data[4..8].copy_from_slice(&[NA_SOLICITED, 0, 0, 0]);
+            data[4..8].copy_from_slice(&[solicited, 0, 0, 0]);
             return Ok(24);
         }
-        data[4..8].copy_from_slice(&[NA_SOLICITED | NA_OVERRIDE, 0, 0, 0]);
+        data[4..8].copy_from_slice(&[solicited | NA_OVERRIDE, 0, 0, 0]);
         data[24] = NDP_OPT_TARGET_LLADDR;
         data[25] = 1;
         data[26..32].copy_from_slice(mac.as_bytes());

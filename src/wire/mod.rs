@@ -109,3 +109,11 @@ pub fn is_broadcast_or_multicast(addr: std::net::IpAddr) -> bool {
         std::net::IpAddr::V6(a) => a.is_multicast(),
     }
 }
+
+/// The solicited-node multicast group of `target` (RFC 4291 §2.7.1), where neighbour
+/// solicitations for it go: ff02::1:ff and the address's low 24 bits.
+pub fn solicited_node(target: std::net::Ipv6Addr) -> std::net::Ipv6Addr {
+    let t = target.octets();
+    let low = u16::from_be_bytes([t[14], t[15]]);
+    std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), low)
+}

@@ -479,7 +479,8 @@ fn ipv6_extension_header_chains_longer_than_the_bound_are_a_counted_drop() {
 
 /// A solicitation with a further option (a nonce, RFC 3971) is answered with the
 /// advertisement alone, its checksum over what its length says; one from the unspecified
-/// address (duplicate-address detection) or from a group MAC is not answered.
+/// address (duplicate-address detection) naming a sender's MAC, or from a group MAC, is not
+/// answered.
 #[test]
 fn solicitations_with_more_options_or_from_nowhere() {
     let fwd = build(&ipv6_config(), &[]);
@@ -514,7 +515,7 @@ fn solicitations_with_more_options_or_from_nowhere() {
     dad = icmp6_frame(to, Ipv6Addr::UNSPECIFIED, group, m);
     assert_eq!(
         process(&mut dad, LAN, &mut st, &fwd, NOW),
-        Action::Drop(DropReason::Unsupported)
+        Action::Drop(DropReason::Malformed)
     );
     let mut from_a_group = solicitation(FRONTEND6);
     from_a_group[6] |= 1;

@@ -115,3 +115,65 @@ fn a_solicitation_from_a_martian_source_is_not_answered() {
         );
     }
 }
+
+/// Duplicate-address detection of a frontend's address (RFC 4862 §5.4.3): another host
+/// about to take it, from the unspecified address to the target's solicited-node group.
+/// The appliance defends it with an advertisement to all nodes, not solicited (RFC 4861
+/// §7.2.4), with its MAC where the solicitation leaves room (Linux sends a nonce, RFC 7527),
+/// and learns nothing; one to another address or naming a sender's MAC is invalid (§7.1.1).
+#[test]
+fn duplicate_address_detection_of_a_frontend_is_defended_to_all_nodes() {
+    let fwd = build(&ipv6_config(), &[]);
+    let group = crate::wire::solicited_node(FRONTEND6);
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let group_mac = MacAddr([0x33, 0x33, 0xff, 0, 1, 0]);
+    let dad = |options: &[u8], dst: Ipv6Addr| {
+        let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&FRONTEND6.octets());
+        m.extend_from_slice(options);
+        icmp6_frame(group_mac, Ipv6Addr::UNSPECIFIED, dst, m)
+    };
+    let fe_mac = frontend_mac(IpAddr::V6(FRONTEND6));
+    for (options, len) in [(&[14u8, 1, 9, 8, 7, 6, 5, 4][..], 32), (&[][..], 24)] {
+        let (mut st, reports) = worker();
+        let mut frame = dad(options, group);
+        assert_eq!(process(&mut frame, LAN, &mut st, &fwd, NOW), ANSWERED);
+        assert_eq!(macs(&frame), (MacAddr([0x33, 0x33, 0, 0, 0, 1]), fe_mac));
+        let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).unwrap();
+        assert_eq!(
+            (ip.src(), ip.dst(), ip.hop_limit()),
+            (FRONTEND6, all_nodes, 255)
+        );
+        let na = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert_eq!(na.msg_type(), Icmpv6Type::NEIGHBOR_ADVERT);
+        assert!(na.verify_checksum(FRONTEND6, all_nodes));
+        let body = ip.payload();
+        assert_eq!((body.len(), &body[8..24]), (len, &FRONTEND6.octets()[..]));
+        if len == 32 {
+            assert_eq!(body[4] & 0x60, 0x20, "override, not solicited");
+            assert_eq!((body[24], body[25], &body[26..32]), (2, 1, &fe_mac.0[..]));
+        } else {
+            assert_eq!(
+                body[4] & 0x60,
+                0,
+                "not solicited; no option to override with"
+            );
+        }
+        assert_eq!(drain(&reports), vec![], "nothing learnt from it");
+    }
+    let mut sender = vec![1, 1];
+    sender.extend_from_slice(&CLIENT_MAC.0);
+    let other_group = crate::wire::solicited_node("fd00::1:2:3".parse().unwrap());
+    // (Unicast from the unspecified address: a martian source before anything else.)
+    for (mut invalid, reason) in [
+        (dad(&sender, group), DropReason::Malformed),
+        (dad(&[], other_group), DropReason::Malformed),
+        (dad(&[], FRONTEND6), DropReason::MartianSource),
+    ] {
+        let (mut st, _) = worker();
+        assert_eq!(
+            process(&mut invalid, LAN, &mut st, &fwd, NOW),
+            Action::Drop(reason)
+        );
+    }
+}
