@@ -364,3 +364,87 @@ fn a_host_taking_a_frontends_ipv6_address_finds_it_defended() {
     assert_all_served("after", &after, 24);
     assert!(lb.stop().success(), "{}", lb.logs());
 }
+
+/// On a switch that snoops MLD and floods no unregistered multicast to the appliance's port
+/// (as many are set up), neighbours find an IPv6 frontend only where the appliance reports
+/// its solicited-node group, and go on finding it only while it answers the switch's
+/// queries: the lab's bridge queries every second and forgets a group 3 s after its last
+/// report.
+#[test]
+fn an_ipv6_frontend_stays_reachable_behind_a_switch_snooping_mld() {
+    let lab = Lab::up("dsr6");
+    let sw = |args: &[&str]| {
+        let out = lab.exec("sw", args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The bridge queries from its link-local address, once that is usable.
+    wait_for(
+        "the switch's link-local address",
+        Duration::from_secs(10),
+        || {
+            let a = sw(&["ip", "-6", "addr", "show", "dev", "br0"]);
+            (a.contains("fe80") && !a.contains("tentative")).then_some(())
+        },
+    );
+    let bridge = ["ip", "link", "set", "br0", "type", "bridge"];
+    let timers = [
+        "mcast_snooping",
+        "1",
+        "mcast_query_interval",
+        "100",
+        "mcast_startup_query_interval",
+        "50",
+        "mcast_query_response_interval",
+        "50",
+        "mcast_membership_interval",
+        "300",
+    ];
+    sw(&[&bridge[..], &timers[..]].concat());
+    sw(&[&bridge[..], &["mcast_querier", "1"]].concat());
+    sw(&[
+        "bridge",
+        "link",
+        "set",
+        "dev",
+        "p-lb-eth0",
+        "mcast_flood",
+        "off",
+    ]);
+    let mut lb = Appliance::start(&lab, &lab.config());
+    // The group's entry on the appliance's port, and the seconds it has left.
+    let entry = || {
+        let out = sw(&["bridge", "-s", "mdb", "show", "dev", "br0"]);
+        let line = out
+            .lines()
+            .find(|l| l.contains("port p-lb-eth0") && l.contains("grp ff02::1:ff00:100 "))?
+            .to_owned();
+        line.split_whitespace().last()?.parse::<f64>().ok()
+    };
+    let mut left = wait_for(
+        "the switch to learn the frontend's group on the appliance's port",
+        Duration::from_secs(10),
+        entry,
+    );
+    let t = lab.traffic("udp", FRONTEND6, &ports(), 24, None);
+    assert_all_served("once reported", &t, 24);
+    // Reported again at each query: the entry's time rises back five times (over 5 s, which
+    // would have let it lapse).
+    let mut refreshed = 0;
+    wait_for(
+        "the group to be reported again at five queries",
+        Duration::from_secs(20),
+        || {
+            let now = entry().expect("the entry lapsed: the queries went unanswered");
+            refreshed += usize::from(now > left + 0.2);
+            left = now;
+            (refreshed >= 5).then_some(())
+        },
+    );
+    // A neighbour asking afresh still finds the frontend.
+    let flushed = lab.exec("c", &["ip", "-6", "neigh", "flush", "dev", "eth0"]);
+    assert!(flushed.status.success(), "{flushed:?}");
+    let t = lab.traffic("udp", FRONTEND6, &ports(), 24, None);
+    assert_all_served("after the queries", &t, 24);
+    assert!(lb.stop().success(), "{}", lb.logs());
+}

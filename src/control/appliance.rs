@@ -120,8 +120,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut mtus = Vec::new();
     let mut handoffs = Vec::new();
     let mut frontend_macs = Vec::new();
-    // A twin has one RX and one TX queue, the control thread's (Dataplane::TWIN_QUEUES): the
-    // workers hand it what goes to the kernel (`to_twin`).
+    // A twin has the control thread's RX and TX queue; the workers hand it theirs (`to_twin`).
     let twin_queues = Dataplane::TWIN_QUEUES;
     let mut to_twin = Vec::new();
     for (i, ifc) in cfg.interface.iter().enumerate() {
@@ -154,8 +153,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         let mac = port.mac()?;
         let mut held = FrontendMacs::default();
         held.receive(&port, ifc.port, &cfg)?;
-        frontend_macs.push(held);
         let twin_port = twin::start(&eal, i, ifc, mac, pool(i), twin_queues)?;
+        held.groups.join(ifc, &cfg);
+        frontend_macs.push(held);
         tracing::info!(interface = %ifc.name, port = ifc.port, %mac, twin = %twin::kernel_name(&ifc.name), "interface up");
         mtus.push(port.mtu()?);
         ports.push(port);

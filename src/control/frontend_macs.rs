@@ -1,6 +1,9 @@
 //! The frames each port receives for the frontends: their own MACs, which frames routed
-//! through a frontend carry (by the port's MAC filter, else in promiscuous mode).
+//! through a frontend carry (by the port's MAC filter, else in promiscuous mode), and their
+//! solicited-node groups, which a switch snooping MLD forwards where they are reported
+//! ([`FrontendGroups`]).
 
+use super::frontend_groups::FrontendGroups;
 use super::Error;
 use crate::config::Config;
 use crate::dpdk::{DpdkError, Port};
@@ -15,6 +18,8 @@ use crate::wire::MacAddr;
 pub(super) struct FrontendMacs {
     held: Vec<MacAddr>,
     promiscuous: bool,
+    /// The IPv6 frontends' groups, joined on the interface's kernel twin.
+    pub(super) groups: FrontendGroups,
 }
 
 /// A port's MAC filter, as [`FrontendMacs`] uses it.
@@ -89,12 +94,13 @@ fn wanted(cfg: &Config) -> Vec<MacAddr> {
 
 /// [`FrontendMacs::receive`] on every port once a reload applied: frontends it added are
 /// received as those at start are (on a NIC that filters by MAC, their frames were dropped),
-/// those it removed no longer.
+/// those it removed no longer; and their groups joined or left.
 pub(super) fn frontend_macs_after_reload(ports: &[Port], held: &mut [FrontendMacs], cfg: &Config) {
     for ((ifc, port), held) in cfg.interface.iter().zip(ports).zip(held) {
         if let Err(e) = held.receive(port, ifc.port, cfg) {
             tracing::error!(port = ifc.port, reason = %e, "cannot receive the frontends' frames after the reload");
         }
+        held.groups.join(ifc, cfg);
     }
 }
 

@@ -7,6 +7,7 @@
 mod announce;
 mod appliance;
 mod bird;
+mod frontend_groups;
 mod frontend_macs;
 mod http;
 mod metrics;

@@ -125,7 +125,7 @@ fn ip(
         return Err(DropReason::NotForUs);
     }
     if matches!(addressee, Some(Addressee::Own(_)))
-        || (group && is_neighbour_discovery(frame, &h))
+        || (group && (is_neighbour_discovery(frame, &h) || is_listener_query(frame, &h)))
         || twin_link_local
     {
         kept_from_the_twin(frame, &h, fwd)?;
@@ -319,6 +319,18 @@ fn is_neighbour_discovery(frame: &[u8], h: &Headers) -> bool {
         && frame
             .get(usize::from(h.l4_offset))
             .is_some_and(|t| (133..=137).contains(t))
+}
+
+/// Whether an IPv6 packet is a multicast listener query (ICMPv6 type 130, RFC 3810 §5.1):
+/// the kernel twin answers it with reports of its groups, the solicited-node groups of the
+/// interface's own addresses and of its frontends (which the control thread joins on it), so
+/// that a switch snooping MLD goes on forwarding their solicitations to the appliance.
+/// Reports of other hosts (131, 132, 143) are theirs.
+fn is_listener_query(frame: &[u8], h: &Headers) -> bool {
+    h.proto == IpProtocol::ICMPV6
+        && h.ethertype == EtherType::IPV6
+        && !h.fragment
+        && frame.get(usize::from(h.l4_offset)) == Some(&130)
 }
 
 /// Whether an IPv4 packet is ICMP's redirect or router discovery (RFC 1256), which, like

@@ -206,7 +206,7 @@ fn a_backends_reply_with_impossible_flags_is_not_rewritten() {
 }
 
 #[test]
-fn group_traffic_other_than_neighbour_discovery_stays_away_from_the_kernel() {
+fn group_traffic_other_than_neighbour_discovery_and_listener_queries_stays_away_from_the_kernel() {
     let fwd = build(&ipv6_config(), &[]);
     let group: Ipv6Addr = "ff02::16".parse().unwrap();
     // An MLDv2 report (type 143) with no records, from :: as hosts send it during DAD.
@@ -227,6 +227,32 @@ fn group_traffic_other_than_neighbour_discovery_stays_away_from_the_kernel() {
     let mut ns = solicitation("fd00::2".parse().unwrap());
     assert_eq!(
         process(&mut ns, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
+    // So does a multicast listener query (MLDv2, general, behind a hop-by-hop header with
+    // the router alert, RFC 3810 §5): the kernel reports its groups, and the frontends'.
+    let (router, all_nodes): (Ipv6Addr, Ipv6Addr) =
+        ("fe80::1".parse().unwrap(), "ff02::1".parse().unwrap());
+    let mut query = vec![130, 0, 0, 0, 0x27, 0x10, 0, 0];
+    query.extend_from_slice(&[0; 16]);
+    query.extend_from_slice(&[2, 125, 0, 0]);
+    let sum = tcp_udp_checksum_v6(router, all_nodes, IpProtocol::ICMPV6, &query);
+    query[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend_from_slice(&((8 + query.len()) as u16).to_be_bytes());
+    packet.extend_from_slice(&[IpProtocol::IPV6_HOP_BY_HOP, 1]);
+    packet.extend_from_slice(&router.octets());
+    packet.extend_from_slice(&all_nodes.octets());
+    packet.extend_from_slice(&[IpProtocol::ICMPV6, 0, 5, 2, 0, 0, 1, 0]);
+    packet.extend_from_slice(&query);
+    let mut frame = eth(
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+        CLIENT_MAC,
+        EtherType::IPV6,
+        &packet,
+    );
+    assert_eq!(
+        process(&mut frame, LAN, &mut st, &fwd, NOW),
         Action::ToKernel { interface: LAN }
     );
     // An IGMPv3 report (type 0x22, no records) from 0.0.0.0 to 224.0.0.22.
