@@ -2,6 +2,7 @@
 //! a packet goes to the kernel.
 
 use super::action::Action;
+use super::exception::KernelShare;
 use super::state::WorkerState;
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -15,18 +16,13 @@ pub(super) struct Ctx<'a> {
     pub now_ms: u64,
 }
 
-/// To the kernel twin of `ingress`, within the workers' shared budget for it (`from_backend`:
-/// a health probe's answer, with a budget of its own).
+/// To the kernel twin of `ingress`, within the workers' shared budget for it, `share`'s.
 pub(super) fn to_kernel(
     ingress: InterfaceId,
-    from_backend: bool,
+    share: KernelShare,
     cx: &mut Ctx,
 ) -> Result<Action, DropReason> {
-    if cx
-        .st
-        .kernel
-        .admit(cx.now_ms, cx.fwd.kernel_pps, from_backend)
-    {
+    if cx.st.kernel.admit(cx.now_ms, cx.fwd.kernel_pps, share) {
         Ok(Action::ToKernel { interface: ingress })
     } else {
         Err(DropReason::KernelLimit)

@@ -113,22 +113,38 @@ impl SharedBucket {
     }
 }
 
-/// The workers' two budgets towards the kernel, shared by them all.
+/// Whose budget towards the kernel a packet spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelShare {
+    /// From the backend side: a health probe's answer, and the backends' (and their
+    /// gateways') ARP and neighbour discovery.
+    Backends,
+    /// Anyone else's ARP, neighbour discovery (hop limit 255) and multicast listener queries
+    /// (hop limit 1, from a link-local address): what only a host on the segment can send,
+    /// and what keeps the appliance's own addresses (BGP's next hop) resolvable, so that a
+    /// flood routed to an own address cannot starve it.
+    Neighbours,
+    /// The rest: traffic to the appliance's own addresses.
+    Others,
+}
+
+/// The workers' three budgets towards the kernel, shared by them all.
 #[derive(Debug, Default)]
 pub struct KernelBudget {
     others: SharedBucket,
     backends: SharedBucket,
+    neighbours: SharedBucket,
 }
 
 impl KernelBudget {
     /// Whether a packet for the kernel may go, at `rate` packets a second over all workers
-    /// (each budget); `from_backend`: it came from the backend side (a probe's answer).
+    /// (each budget), out of `share`'s budget.
     #[inline]
-    pub fn admit(&self, now_ms: u64, rate: u32, from_backend: bool) -> bool {
-        let bucket = if from_backend {
-            &self.backends
-        } else {
-            &self.others
+    pub fn admit(&self, now_ms: u64, rate: u32, share: KernelShare) -> bool {
+        let bucket = match share {
+            KernelShare::Backends => &self.backends,
+            KernelShare::Neighbours => &self.neighbours,
+            KernelShare::Others => &self.others,
         };
         bucket.take(now_ms, rate)
     }
@@ -227,12 +243,15 @@ mod tests {
     }
 
     #[test]
-    fn probe_answers_have_a_budget_of_their_own() {
+    fn probe_answers_and_neighbours_have_budgets_of_their_own() {
         let k = KernelBudget::default();
-        while k.admit(0, 100, false) {}
+        while k.admit(0, 100, KernelShare::Others) {}
         assert!(
-            k.admit(0, 100, true),
+            k.admit(0, 100, KernelShare::Backends),
             "a flood spent the others' budget only"
         );
+        assert!(k.admit(0, 100, KernelShare::Neighbours));
+        while k.admit(0, 100, KernelShare::Neighbours) {}
+        assert!(k.admit(0, 100, KernelShare::Backends));
     }
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::action::Action;
 use super::ctx::{to_kernel, Ctx};
+use super::exception::KernelShare;
 use crate::lb::forwarding::{Forwarding, InterfaceId};
 use crate::lb::verdict::DropReason;
 use crate::wire::{
@@ -74,7 +75,12 @@ pub(super) fn arp(
         // Probe answers' budget only for a frame the backend sent, by its own MAC: anyone may
         // write a backend's addresses into an ARP packet.
         let from_backend = sent_by_sender && fwd.from_backend_side(sender_ip, ingress, sender_mac);
-        return to_kernel(ingress, from_backend, cx);
+        let share = if from_backend {
+            KernelShare::Backends
+        } else {
+            KernelShare::Neighbours
+        };
+        return to_kernel(ingress, share, cx);
     }
     let mut arp = ArpPacket::new_checked(&mut frame[l3..])?;
     if arp.operation() != ArpOperation::REQUEST {

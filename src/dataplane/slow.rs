@@ -9,6 +9,7 @@
 use super::action::Action;
 use super::ctx::{to_kernel, Ctx};
 use super::datagrams::{fragment_key, Fragment};
+use super::exception::KernelShare;
 use super::fragments::{later_fragment, remember_fragment};
 use super::icmp_error::{icmp_error, icmp_error_to_client};
 use super::nat::{deliver, reply_to_client};
@@ -129,8 +130,14 @@ fn ip(
         || twin_link_local
     {
         kept_from_the_twin(frame, &h, fwd)?;
-        let from_backend = fwd.from_backend_side(h.src, ingress, src_mac);
-        return to_kernel(ingress, from_backend, cx);
+        let share = if fwd.from_backend_side(h.src, ingress, src_mac) {
+            KernelShare::Backends
+        } else if only_from_the_segment(frame, &h) {
+            KernelShare::Neighbours
+        } else {
+            KernelShare::Others
+        };
+        return to_kernel(ingress, share, cx);
     }
     if group {
         return Err(DropReason::NotForUs);
@@ -331,6 +338,15 @@ fn is_listener_query(frame: &[u8], h: &Headers) -> bool {
         && h.ethertype == EtherType::IPV6
         && !h.fragment
         && frame.get(usize::from(h.l4_offset)) == Some(&130)
+}
+
+/// Neighbour discovery with hop limit 255 (RFC 4861 §7.1) or a listener query with hop
+/// limit 1 from a link-local address (RFC 3810 §5.1.14): what no router forwards, so only a
+/// host on the segment sends it ([`KernelShare::Neighbours`]).
+fn only_from_the_segment(frame: &[u8], h: &Headers) -> bool {
+    let hops = hop_limit(frame, h);
+    (is_neighbour_discovery(frame, h) && hops == Some(255))
+        || (is_listener_query(frame, h) && hops == Some(1) && is_unicast_link_local(h.src))
 }
 
 /// Whether an IPv4 packet is ICMP's redirect or router discovery (RFC 1256), which, like

@@ -411,11 +411,44 @@ fn the_kernel_twin_gets_its_rate_and_probe_answers_a_budget_of_their_own() {
         process(&mut answer, LAN, &mut st, &fwd, NOW),
         Action::ToKernel { interface: LAN }
     );
+    // So does a neighbour's ARP request for the own address (BGP's next hop): a flood
+    // routed to the address cannot starve its resolution.
+    let mut request = arp_request(CLIENT_MAC, CLIENT, OWN);
+    assert_eq!(
+        process(&mut request, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
+    );
     // A millisecond later, one more ping's worth.
     assert_eq!(ping(&mut st, NOW + 1), Action::ToKernel { interface: LAN });
     assert_eq!(
         ping(&mut st, NOW + 1),
         Action::Drop(DropReason::KernelLimit)
+    );
+}
+
+/// Neighbour discovery for an own address has the neighbours' budget where only a host on
+/// the segment can have sent it (hop limit 255): a flood of anything else, solicitations
+/// with a lower hop limit (a router forwarded them) among them, does not spend it.
+#[test]
+fn neighbour_discovery_from_the_segment_has_a_budget_of_its_own() {
+    let mut cfg = ipv6_config();
+    cfg.dataplane.kernel_pps = 1000;
+    let fwd = build(&cfg, &[]);
+    let (mut st, _) = worker();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let mut routed = solicitation(own);
+    routed[ETH_LEN + 7] = 64;
+    let passed = (0..1000)
+        .filter(|_| {
+            let action = process(&mut routed.clone(), LAN, &mut st, &fwd, NOW);
+            matches!(action, Action::ToKernel { .. })
+        })
+        .count();
+    assert_eq!(passed, 100, "the others' burst of 1000 pps");
+    let mut ns = solicitation(own);
+    assert_eq!(
+        process(&mut ns, LAN, &mut st, &fwd, NOW),
+        Action::ToKernel { interface: LAN }
     );
 }
 
