@@ -260,7 +260,8 @@ pub fn reply_frontend<M: BucketMemory>(
             src_port: reply.dst_port,
             dst_port: port,
         };
-        let Some(value) = flows.live(&Flow::new(client, 0, flows.secret), now_ms) else {
+        let flow = Flow::new(client, 0, flows.secret);
+        let Some(value) = flows.live(&flow, now_ms) else {
             continue;
         };
         // Packets go to the kept backend's counterpart in the rule's pool where it has one.
@@ -271,6 +272,15 @@ pub fn reply_frontend<M: BucketMemory>(
             .get(to as usize)
             .is_some_and(|b| b.address == reply.src)
         {
+            // A flow seen in one packet of its client, answered, earns the idle timeout: a
+            // UDP request whose answers go on for longer than the opening timeout keeps
+            // their frontend.
+            if value & (OPENING | CLOSING) == OPENING {
+                if let Some((_, at)) = flows.remembered(&flow, now_ms, Memory::Record) {
+                    let answered = value & !OPENING;
+                    flows.remember(&flow, at, answered, now_ms, rule.idle_timeout_ms);
+                }
+            }
             return Some(ReverseNat {
                 frontend: frontend.address,
                 frontend_port: translates(rule).then_some(port),

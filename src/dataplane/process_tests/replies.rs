@@ -390,3 +390,30 @@ fn only_backends_with_ambiguous_replies_have_their_flows_looked_up() {
         assert_eq!(ports.reply_candidates(b.address), &[], "{}", b.address);
     }
 }
+
+/// A UDP request, one datagram, whose answers go on for longer than a lone packet's 5 s:
+/// the first answer confirms the flow, and the later ones still leave from the frontend the
+/// client addressed, whichever of the two. (Its entry had lapsed after 5 s, and the rules
+/// sent the answers from the public frontend.)
+#[test]
+fn a_one_datagram_request_keeps_its_frontend_for_its_answers() {
+    let fwd = build(&shared_backends(false, "udp", 80, 80), &[]);
+    for frontend in [FRONTEND, PUBLIC] {
+        let (mut st, _) = worker();
+        let mut request = udp_frame(CLIENT_MAC, CLIENT, 40_000, frontend, 80);
+        let i = decided(&mut request, &mut st, &fwd, NOW);
+        for at in [NOW + 1_000, NOW + 60_000, NOW + 120_000] {
+            let mut answer = udp_frame(BACKEND_MACS[i], BACKENDS[i], 80, CLIENT, 40_000);
+            let action = process(&mut answer, LAN, &mut st, &fwd, at);
+            assert!(
+                matches!(action, Action::Transmit { backend: None, .. }),
+                "{action:?}"
+            );
+            assert_eq!(
+                endpoints(&answer).0,
+                (frontend, 80),
+                "via {frontend} at {at}"
+            );
+        }
+    }
+}
