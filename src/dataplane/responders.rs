@@ -189,6 +189,11 @@ pub(super) fn neighbour_solicitation(
     if dad && (h.dst != IpAddr::V6(solicited_node(target)) || sender_mac.is_some()) {
         return Err(DropReason::Malformed);
     }
+    // Each defence goes to every node on the segment (where a switch sends the probe to the
+    // appliance alone): at a bounded rate, or forged probes would have it flood the segment.
+    if dad && !cx.st.defences.take(cx.now_ms, DEFENCES_PER_SECOND) {
+        return Err(DropReason::NeighbourConflict);
+    }
     // A multicast solicitation must name its sender's link-layer address (RFC 4861 §4.3); a
     // unicast one, a neighbour checking that the frontend is still there, may leave it out,
     // and is answered to the MAC it came from.
@@ -351,6 +356,10 @@ pub(super) fn echo_reply(
         backend: None,
     })
 }
+
+/// The defences against duplicate-address detection a worker sends a second, at most (a
+/// host probes once or a few times, a second apart; bursts of 32).
+pub const DEFENCES_PER_SECOND: u32 = 10;
 
 /// All nodes on the link (RFC 4291 §2.7.1), where a defence against duplicate-address
 /// detection goes.

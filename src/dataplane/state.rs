@@ -29,6 +29,10 @@ pub struct WorkerState {
     /// The ICMP errors the worker may still send (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8):
     /// [`vxlan::ERRORS_PER_SECOND`](super::vxlan::ERRORS_PER_SECOND).
     pub icmp_errors: TokenBucket,
+    /// The frontends' defences against duplicate-address detection the worker may still
+    /// send, each to all nodes:
+    /// [`responders::DEFENCES_PER_SECOND`](super::responders::DEFENCES_PER_SECOND).
+    pub defences: TokenBucket,
     /// New flows decided for each backend: shared with the worker's
     /// [`WorkerCounters::backend_flows`](super::WorkerCounters), which the metrics read.
     pub new_flows: Arc<[Counter]>,
@@ -80,6 +84,7 @@ impl WorkerState {
             neighbours: NeighbourReports::new(reports),
             kernel: Arc::default(),
             icmp_errors: TokenBucket::full(super::vxlan::ERRORS_PER_SECOND),
+            defences: TokenBucket::full(super::responders::DEFENCES_PER_SECOND),
             new_flows: backend_counters(OWN_COUNTED_BACKENDS),
             traffic: Some(backend_traffic(OWN_COUNTED_BACKENDS)),
         }

@@ -177,3 +177,32 @@ fn duplicate_address_detection_of_a_frontend_is_defended_to_all_nodes() {
         );
     }
 }
+
+/// Forged duplicate-address probes cannot make the appliance flood the segment: each worker
+/// defends a burst of 32, then 10 a second; the rest are counted as conflicts.
+#[test]
+fn defences_against_duplicate_address_detection_are_rate_limited() {
+    let fwd = build(&ipv6_config(), &[]);
+    let group = crate::wire::solicited_node(FRONTEND6);
+    let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&FRONTEND6.octets());
+    let probe = icmp6_frame(
+        MacAddr([0x33, 0x33, 0xff, 0, 1, 0]),
+        Ipv6Addr::UNSPECIFIED,
+        group,
+        m,
+    );
+    let (mut st, _) = worker();
+    let answered = |st: &mut WorkerState, at: u64, n: usize| {
+        (0..n)
+            .map(|_| process(&mut probe.clone(), LAN, st, &fwd, at))
+            .filter(|a| match a {
+                Action::Transmit { .. } => true,
+                Action::Drop(DropReason::NeighbourConflict) => false,
+                other => panic!("{other:?}"),
+            })
+            .count()
+    };
+    assert_eq!(answered(&mut st, NOW, 1000), 32);
+    assert_eq!(answered(&mut st, NOW + 1_000, 1000), 10, "a second later");
+}
