@@ -12,13 +12,24 @@ use super::twin::kernel_name;
 use crate::config::{Config, Interface};
 use crate::wire::solicited_node;
 
-/// The groups joined on one interface's twin, by a socket of its own (the kernel holds a
-/// group while a socket has it joined, and reports it while any does).
+/// The groups joined on one interface's twin (the kernel holds a group while a socket has it
+/// joined, and reports it while any does), at most [`GROUPS_PER_SOCKET`] on each of its
+/// sockets.
 #[derive(Debug, Default)]
 pub(super) struct FrontendGroups {
-    socket: Option<UdpSocket>,
-    joined: Vec<Ipv6Addr>,
+    members: Vec<Member>,
 }
+
+/// One socket and the groups it joined.
+#[derive(Debug)]
+struct Member {
+    socket: UdpSocket,
+    groups: Vec<Ipv6Addr>,
+}
+
+/// Each membership is charged to its socket's option memory (`net.core.optmem_max`, 20 KiB
+/// on older kernels, about 64 bytes a group): far below what it allows.
+const GROUPS_PER_SOCKET: usize = 64;
 
 impl FrontendGroups {
     /// Joins on `ifc`'s twin the groups of `cfg`'s frontends on its IPv6 subnets and leaves
@@ -26,38 +37,46 @@ impl FrontendGroups {
     /// frontends still answer solicitations, which reach them on any switch not snooping MLD.
     pub(super) fn join(&mut self, ifc: &Interface, cfg: &Config) {
         let wanted = wanted(ifc, cfg);
-        if wanted.is_empty() && self.joined.is_empty() {
+        if wanted.is_empty() && self.members.iter().all(|m| m.groups.is_empty()) {
             return;
         }
         let twin = kernel_name(&ifc.name);
-        let index = std::fs::read_to_string(format!("/sys/class/net/{twin}/ifindex"))
-            .ok()
-            .and_then(|text| text.trim().parse::<u32>().ok());
-        let Some(index) = index else {
-            tracing::warn!(interface = %ifc.name, %twin, "no interface index for the kernel \
-                twin: the frontends' multicast groups are not joined");
+        let Some(index) = ipv6_index(&twin) else {
+            tracing::warn!(interface = %ifc.name, %twin, "the kernel twin has no IPv6 \
+                address: the frontends' multicast groups are not joined");
             return;
         };
-        if self.socket.is_none() {
-            match UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)) {
-                Ok(s) => self.socket = Some(s),
-                Err(e) => {
-                    tracing::warn!(interface = %ifc.name, error = %e, "no IPv6 socket: the \
-                        frontends' multicast groups are not joined");
-                    return;
-                }
-            }
+        for m in &mut self.members {
+            let socket = &m.socket;
+            (m.groups)
+                .retain(|g| wanted.contains(g) || socket.leave_multicast_v6(g, index).is_err());
         }
-        let Some(socket) = &self.socket else { return };
-        self.joined.retain(|group| {
-            wanted.contains(group) || socket.leave_multicast_v6(group, index).is_err()
-        });
         for group in wanted {
-            if self.joined.contains(&group) {
+            if self.members.iter().any(|m| m.groups.contains(&group)) {
                 continue;
             }
-            match socket.join_multicast_v6(&group, index) {
-                Ok(()) => self.joined.push(group),
+            let room = self
+                .members
+                .iter()
+                .position(|m| m.groups.len() < GROUPS_PER_SOCKET);
+            let i = match room {
+                Some(i) => i,
+                None => match socket() {
+                    Ok(socket) => {
+                        let groups = Vec::new();
+                        self.members.push(Member { socket, groups });
+                        self.members.len() - 1
+                    }
+                    Err(e) => {
+                        tracing::warn!(interface = %ifc.name, error = %e, "no IPv6 socket: \
+                            the frontends' multicast groups are not joined");
+                        return;
+                    }
+                },
+            };
+            let member = &mut self.members[i];
+            match member.socket.join_multicast_v6(&group, index) {
+                Ok(()) => member.groups.push(group),
                 Err(e) => {
                     tracing::warn!(interface = %ifc.name, %group, error = %e,
                         "cannot join a frontend's solicited-node group");
@@ -65,6 +84,34 @@ impl FrontendGroups {
             }
         }
     }
+}
+
+/// A socket that only holds memberships: bound to the loopback address (no port open on the
+/// host's interfaces), or, where the host has none, to an unspecified one.
+fn socket() -> std::io::Result<UdpSocket> {
+    UdpSocket::bind((Ipv6Addr::LOCALHOST, 0))
+        .or_else(|_| UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)))
+}
+
+/// The interface index of `name` in this process's network namespace, from its IPv6
+/// addresses (`/proc/self/net/if_inet6`: address, index in hex, prefix, scope, flags,
+/// name); `None` where it has none.
+fn ipv6_index(name: &str) -> Option<u32> {
+    index_in(
+        &std::fs::read_to_string("/proc/self/net/if_inet6").ok()?,
+        name,
+    )
+}
+
+/// [`ipv6_index`] in the table's text.
+fn index_in(table: &str, name: &str) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [_, index, _, _, _, dev] if dev == name => u32::from_str_radix(index, 16).ok(),
+            _ => None,
+        }
+    })
 }
 
 /// The solicited-node groups of the IPv6 frontends on `ifc`'s subnets, once each.
@@ -86,6 +133,15 @@ fn wanted(ifc: &Interface, cfg: &Config) -> Vec<Ipv6Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_twins_index_is_read_from_its_ipv6_addresses() {
+        let table = "00000000000000000000000000000001 01 80 10 80       lo\n\
+            fd000000000000000000000000000002 1a 40 00 80    hp-lan\n";
+        assert_eq!(index_in(table, "hp-lan"), Some(26));
+        assert_eq!(index_in(table, "hp-wan"), None);
+        assert_eq!(index_in(table, "hp-la"), None);
+    }
 
     #[test]
     fn the_groups_are_those_of_the_ipv6_frontends_on_the_interfaces_subnets() {
