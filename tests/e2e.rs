@@ -4,8 +4,9 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use common::{endpoint, metric, metric_sum, Appliance, Lab, Traffic, FRONTEND};
+use common::{endpoint, metric, metric_sum, wait_for, Appliance, Capture, Lab, Traffic, FRONTEND};
 
 /// 24 destination ports, 8000-8023 (the backends listen on all of them).
 fn ports() -> Vec<u16> {
@@ -417,6 +418,79 @@ fn a_twin_frame_in_several_segments_is_a_counted_drop() {
         "appliance -> backend after: {}",
         String::from_utf8_lossy(&small.stdout)
     );
+}
+
+/// Frames written to the kernel twin by a process on the appliance's host (scapy): five from
+/// an address that is not the interface's, an ICMP redirect from its own, then a datagram
+/// from its own.
+const TWIN_SENDS: &str = r#"
+import sys
+from scapy.all import Ether, IP, UDP, ICMP, Raw, get_if_hwaddr, sendp
+eth = Ether(src=get_if_hwaddr("hp-lan"), dst=sys.argv[1])
+to_b1 = lambda src: IP(src=src, dst="10.0.0.11")
+frames = [eth / to_b1("10.0.0.77") / UDP(sport=5000, dport=9999) / Raw(b"spoofed")] * 5
+frames.append(eth / to_b1("10.0.0.2") / ICMP(type=5, code=1, gw="10.0.0.99")
+              / IP(src="10.0.0.11", dst="10.0.1.10") / UDP(sport=1, dport=2))
+frames.append(eth / to_b1("10.0.0.2") / UDP(sport=5000, dport=9999) / Raw(b"own"))
+sendp(frames, iface="hp-lan", verbose=False)
+"#;
+
+/// The kernel twin is the host's: a process there (or the host's routing) may write any
+/// frame to it. Only the interface's own traffic leaves: frames from other addresses are
+/// `martian_source` drops and ICMP redirects `unsupported` ones, and the twin's kernel is set
+/// as a host that routes nothing and learns nothing from router messages, whatever the
+/// host's defaults.
+#[test]
+fn the_twin_sends_only_the_interfaces_own_traffic() {
+    let lab = Lab::up("nat");
+    let lb = Appliance::start(&lab, &lab.config());
+    for (key, value) in [
+        ("net.ipv4.conf.hp-lan.forwarding", "0"),
+        ("net.ipv4.conf.hp-lan.accept_redirects", "0"),
+        ("net.ipv4.conf.hp-lan.arp_ignore", "1"),
+        ("net.ipv4.conf.hp-lan.arp_announce", "2"),
+        ("net.ipv6.conf.hp-lan.accept_ra", "0"),
+        ("net.ipv6.conf.hp-lan.autoconf", "0"),
+        ("net.ipv6.conf.hp-lan.accept_dad", "0"),
+    ] {
+        let out = lab.exec("lb", &["sysctl", "-n", key]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), value, "{key}");
+    }
+    let drops = |reason: &str| {
+        metric(&lb.metrics(), "haports_drops_total", &[("reason", reason)]).unwrap_or(0.0)
+    };
+    let (martian, unsupported) = (drops("martian_source"), drops("unsupported"));
+    let capture = Capture::start(&lab, "b1", "udp port 9999 or icmp[0] == 5");
+    let b1_mac = {
+        let out = lab.exec("b1", &["cat", "/sys/class/net/eth0/address"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let sent = lab.exec("lb", &["/usr/bin/python3", "-c", TWIN_SENDS, &b1_mac]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // The last frame, the twin's own, reaches the backend: the others went before it.
+    wait_for(
+        "the twin's own datagram at the backend",
+        Duration::from_secs(10),
+        || {
+            let seen = capture.seen();
+            seen.iter()
+                .any(|l| l.contains("10.0.0.2.5000 > 10.0.0.11.9999"))
+                .then_some(())
+        },
+    );
+    let seen = capture.stop();
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("10.0.0.77") || l.contains("redirect")),
+        "{seen:?}"
+    );
+    assert_eq!(drops("martian_source") - martian, 5.0);
+    assert!(drops("unsupported") - unsupported >= 1.0);
 }
 
 /// Hand-made broken, spoofed and martian frames (scapy) sent at the appliance from the

@@ -17,6 +17,7 @@ use super::shutdown::{Shutdown, WITHDRAW_WAIT};
 use super::socket::{self, ControlSocket, Request};
 use super::status::{status, StatusInputs};
 use super::twin::{self, KernelOut};
+use super::twin_egress;
 use super::Error;
 use crate::config::{Config, Dataplane};
 use crate::dataplane::counters::Counter;
@@ -177,7 +178,8 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
     // The twins' packets this thread dropped, by reason (it is their counters' one writer):
-    // those it could not send (`tx_full`), those in several segments (`unsupported`).
+    // those it could not send (`tx_full`), those in several segments or the twin's kernel
+    // may not send (`unsupported`, `martian_source`: twin_egress).
     let control_drops: Arc<[Counter; DropReason::COUNT]> = Arc::default();
     let control_tx_full = &control_drops[DropReason::TxFull.index()];
     let control_to_kernel = Arc::new(Counter::default());
@@ -305,16 +307,14 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             let (ifc, n) = (*ifc, rxq.burst(&mut burst));
             moved += n;
             for slot in burst.slots_mut() {
-                match slot.take() {
-                    // A frame the twin's MTU let grow past one buffer: the ports are not set up
-                    // to send chained ones (nor does a vector TX path expect them).
-                    Some(m) if m.is_chained() => {
-                        control_drops[DropReason::Unsupported.index()].add(1);
-                    }
-                    Some(m) => {
-                        let _ = tx_bufs[ifc].push(m);
-                    }
-                    None => {}
+                let Some(m) = slot.take() else { continue };
+                // A frame the twin's MTU let grow past one buffer: the ports are not set up
+                // to send chained ones (nor does a vector TX path expect them).
+                let own = &plane.cfg.interface[ifc].address;
+                match (m.is_chained(), twin_egress::may_leave(m.data(), own)) {
+                    (false, Ok(())) => drop(tx_bufs[ifc].push(m)),
+                    (true, _) => control_drops[DropReason::Unsupported.index()].add(1),
+                    (false, Err(reason)) => control_drops[reason.index()].add(1),
                 }
             }
             burst.clear();

@@ -19,6 +19,7 @@ mod shutdown;
 pub mod socket;
 mod status;
 pub mod twin;
+mod twin_egress;
 
 pub use appliance::run;
 

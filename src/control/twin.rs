@@ -102,6 +102,10 @@ pub fn configure(
         tracing::warn!(error = %e, "cannot set {rp_filter} to 2 (loose): where the host routes \
             a backend's network another way, strict filtering drops its probes' answers");
     }
+    host_only(ifname);
+    // Down and up again: its link-local address, made when the port started, is made anew,
+    // without duplicate-address detection (which a forged answer on the segment would fail).
+    ip(&["link", "set", "dev", ifname, "down"])?;
     ip(&["link", "set", "dev", ifname, "up"])?;
     for a in addresses {
         let addr = a.to_string();
@@ -125,6 +129,43 @@ pub fn configure(
         ])?;
     }
     Ok(())
+}
+
+/// The twin's kernel settings (`/proc/sys/net/FAMILY/conf/TWIN/KEY`) that make it a host on
+/// its segment which routes nothing and learns no route or address from it, whatever the
+/// host's defaults: the workers keep router messages from it, and these keep what reaches it
+/// otherwise (a host process, a route of the host's) from making it a router or a second
+/// owner of the segment's addresses. ARP answered only for the twin's own addresses and
+/// asked from them (`arp_ignore`, `arp_announce`), as on any multi-homed host.
+const HOST_ONLY: [(&str, &str, &str); 12] = [
+    ("ipv4", "forwarding", "0"),
+    ("ipv4", "accept_redirects", "0"),
+    ("ipv4", "send_redirects", "0"),
+    ("ipv4", "accept_source_route", "0"),
+    ("ipv4", "arp_ignore", "1"),
+    ("ipv4", "arp_announce", "2"),
+    ("ipv6", "forwarding", "0"),
+    ("ipv6", "accept_ra", "0"),
+    ("ipv6", "autoconf", "0"),
+    ("ipv6", "accept_redirects", "0"),
+    ("ipv6", "accept_source_route", "0"),
+    ("ipv6", "accept_dad", "0"),
+];
+
+/// Writes [`HOST_ONLY`] for `ifname` (IPv6's where the kernel has IPv6); what cannot be
+/// written (a container's read-only /proc/sys) is warned of, not fatal.
+fn host_only(ifname: &str) {
+    let ipv6 = std::path::Path::new(&format!("/proc/sys/net/ipv6/conf/{ifname}")).exists();
+    let unset: Vec<String> = (HOST_ONLY.iter())
+        .filter(|(family, _, _)| *family == "ipv4" || ipv6)
+        .map(|(family, key, value)| (format!("/proc/sys/net/{family}/conf/{ifname}/{key}"), value))
+        .filter(|(path, value)| std::fs::write(path, value).is_err())
+        .map(|(path, value)| format!("{path}={value}"))
+        .collect();
+    if !unset.is_empty() {
+        tracing::warn!(interface = %ifname, unset = %unset.join(" "), "kernel twin settings \
+            not written: the twin keeps the host's defaults for them");
+    }
 }
 
 fn ip(args: &[&str]) -> Result<(), Error> {

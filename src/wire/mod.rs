@@ -22,7 +22,7 @@ mod udp;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};

@@ -748,6 +748,15 @@ impl Capture {
         Capture { child, out }
     }
 
+    /// The packets it printed so far.
+    pub fn seen(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Stops the capture; the packets it printed.
     pub fn stop(mut self) -> Vec<String> {
         let _ = Command::new("kill")
