@@ -420,6 +420,47 @@ fn a_twin_frame_in_several_segments_is_a_counted_drop() {
     );
 }
 
+/// A second `haports run` beside a running one, with its config (by hand, beside the
+/// service; here without the control socket, which would refuse it first), refuses to start
+/// and says why, before it touches anything: the running one's twin stays up and answers,
+/// and its traffic is balanced still. (DPDK had joined the running twin's tap device, taken
+/// it down and up, and down again on the way out: its address went unanswered.)
+#[test]
+fn a_second_instance_refuses_to_start_and_leaves_the_running_one_alone() {
+    let lab = Lab::up("nat");
+    let _lb = Appliance::start(&lab, &lab.config());
+    let config = std::fs::read_to_string(lab.config()).unwrap();
+    let second_config = lab.config().with_file_name("second.toml");
+    let without_socket: Vec<&str> = (config.lines())
+        .filter(|l| !l.starts_with("socket ="))
+        .collect();
+    std::fs::write(&second_config, without_socket.join("\n")).unwrap();
+    let second = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("{}-lb", lab.tag)])
+        .args([env!("CARGO_BIN_EXE_haports"), "run", "--config"])
+        .arg(&second_config)
+        .output()
+        .expect("run a second haports");
+    let said = String::from_utf8_lossy(&second.stderr).into_owned()
+        + &String::from_utf8_lossy(&second.stdout);
+    assert!(!second.status.success(), "{said}");
+    assert!(said.contains("hp-lan exists"), "{said}");
+    let link = lab.exec("lb", &["ip", "link", "show", "dev", "hp-lan"]);
+    let link = String::from_utf8_lossy(&link.stdout).into_owned();
+    assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
+    let ping = lab.exec(
+        "b2",
+        &["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"],
+    );
+    assert!(
+        ping.status.success(),
+        "the running twin no longer answers: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let t = lab.traffic("udp", FRONTEND, &ports(), 24, None);
+    assert_balanced("after the second start", &t, 24);
+}
+
 /// Frames written to the kernel twin by a process on the appliance's host (scapy): five from
 /// an address that is not the interface's, an ICMP redirect from its own, then a datagram
 /// from its own.

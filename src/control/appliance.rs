@@ -48,23 +48,23 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let (interrupt, term, reload) =
         super::shutdown::signals().map_err(|e| Error::Config(format!("signal handling: {e}")))?;
     super::probes::raise_open_files_limit();
-    // Before any twin exists: no route a predecessor announced may come back with it. But
-    // not a running instance's: a second start (by hand, beside the service) would withdraw
-    // its routes, and it would not announce them again while its health stays the same. The
-    // routes file is claimed for as long as this instance runs.
+    // A running instance (the service, beside one started by hand) is left alone.
+    if let Some(path) = cfg.control.socket.as_deref().filter(|p| socket::in_use(p)) {
+        return Err(Error::Control(format!(
+            "{} is in use: another haports runs with this control socket (left as it is)",
+            path.display()
+        )));
+    }
+    twin::names_free(&cfg)?;
+    // Before any twin exists: no route a predecessor announced may come back with it (not a
+    // running instance's, which it would not announce again while its health stays the
+    // same). The routes file is claimed for as long as this instance runs.
     let mut claim = match &cfg.announce {
         Some(a) => Some(announce::routes_claim(a).map_err(Error::Announce)?),
         None => None,
     };
     let _claimed = match (&cfg.announce, claim.as_mut()) {
         (Some(a), Some(claim)) => {
-            if let Some(path) = cfg.control.socket.as_deref().filter(|p| socket::in_use(p)) {
-                return Err(Error::Control(format!(
-                    "{} is in use: another haports runs with this control socket (its routes \
-                     are left announced)",
-                    path.display()
-                )));
-            }
             let held = claim.try_write().map_err(|e| {
                 Error::Announce(format!(
                     "{}.lock is held ({e}): another haports announces through this routes \

@@ -10,7 +10,7 @@ use crossbeam::queue::ArrayQueue;
 use ipnet::IpNet;
 
 use super::Error;
-use crate::config::{Dataplane, Interface};
+use crate::config::{Config, Dataplane, Interface};
 use crate::dataplane::counters::Counter;
 use crate::dpdk::{Eal, Mbuf, Mempool, Port, PortConfig, TxBuffer, TxQueue};
 use crate::wire::MacAddr;
@@ -84,6 +84,30 @@ impl KernelOut {
             KernelOut::Handoff(q) => buf.drain().filter_map(|m| q.push(m).err()).count(),
         };
         tx_full.add(lost as u64);
+    }
+}
+
+/// Refuses a start where an interface's twin name is taken in this network namespace
+/// (`/proc/self/net/dev`): by a running haports with this config (the service, where this
+/// one was started by hand), whose twin DPDK would otherwise join (a tap device takes a
+/// second opener as another queue) and then take down with this one's failure, or by a
+/// host interface.
+pub fn names_free(cfg: &Config) -> Result<(), Error> {
+    let devices = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let taken = |name: &str| {
+        (devices.lines()).any(|l| l.split_once(':').is_some_and(|(d, _)| d.trim() == name))
+    };
+    match cfg
+        .interface
+        .iter()
+        .map(|i| kernel_name(&i.name))
+        .find(|n| taken(n))
+    {
+        Some(name) => Err(Error::Twin(format!(
+            "{name} exists: another haports runs with this config (left as it is), or a host \
+             interface has its name"
+        ))),
+        None => Ok(()),
     }
 }
 
