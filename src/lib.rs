@@ -14,4 +14,5 @@ pub mod dpdk;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod lb;
+pub mod logs;
 pub mod wire;

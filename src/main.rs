@@ -124,12 +124,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    haports::logs::init();
     match cli.command {
         Command::Run { config, eal_args } => run(&config, &eal_args),
         Command::Check { file, json } => check(&file, json),
@@ -155,12 +150,13 @@ fn main() -> ExitCode {
 /// `extra_eal_args` are those `run` appends, so that the check sees the DPDK ports they add.
 fn load_valid(path: &Path, extra_eal_args: &[String]) -> Result<Config, ExitCode> {
     let cfg = Config::load(path).map_err(|e| {
-        eprintln!("{e}");
+        eprintln!("{}{e}", haports::logs::prefix(true));
         ExitCode::from(2)
     })?;
     let problems = cfg.problems_with_eal_args(extra_eal_args);
     for p in &problems {
-        eprintln!("{}: {p}", path.display());
+        let prefix = haports::logs::prefix(p.is_error());
+        eprintln!("{prefix}{}: {p}", path.display());
     }
     if problems.iter().any(|p| p.is_error()) {
         return Err(ExitCode::from(1));

@@ -1123,3 +1123,41 @@ fn lookup_takes_options_after_the_flows() {
         answers(&lookup_stdin(&[], &flows), &flows)[0]
     );
 }
+
+/// Under systemd, stderr is journald's stream (`JOURNAL_STREAM` names its device and
+/// inode): each line of a refused config's problems then begins with its syslog priority
+/// (`<3>` an error, `<4>` a warning), which journald keeps as the entry's, so that
+/// `journalctl -p err` finds them; elsewhere the lines are as `check` prints them.
+#[test]
+fn a_refused_configs_problems_carry_their_priority_to_journald() {
+    use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read_to_string(basic()).unwrap();
+    let bad = TempFile::new(&text.replacen("workers = 1 ", "workers = 0 ", 1));
+    let err_path = bad.path().with_extension("err");
+    for journal in [true, false] {
+        let err = std::fs::File::create(&err_path).unwrap();
+        let meta = err.metadata().unwrap();
+        let mut cmd = command(["run", "--config", &bad.shown()]);
+        cmd.env_remove("JOURNAL_STREAM");
+        if journal {
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        }
+        let status = cmd.stdin(Stdio::null()).stderr(err).status().unwrap();
+        assert_eq!(status.code(), Some(1));
+        let said = std::fs::read_to_string(&err_path).unwrap();
+        let lines: Vec<&str> = said.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines.iter().any(|l| l.contains("worker")), "{said}");
+        if journal {
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l.starts_with("<3>") || l.starts_with("<4>")),
+                "{said}"
+            );
+            assert!(lines.iter().any(|l| l.starts_with("<3>")), "{said}");
+        } else {
+            assert!(lines.iter().all(|l| !l.starts_with('<')), "{said}");
+        }
+    }
+    let _ = std::fs::remove_file(&err_path);
+}
