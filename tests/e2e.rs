@@ -461,6 +461,56 @@ fn a_second_instance_refuses_to_start_and_leaves_the_running_one_alone() {
     assert_balanced("after the second start", &t, 24);
 }
 
+/// Under systemd's `Type=notify` (the shipped unit), haports says `READY=1` once it
+/// forwards and answers, and `STOPPING=1` when a stop begins: to the datagram socket
+/// `NOTIFY_SOCKET` names (here one the test holds).
+#[test]
+fn systemd_is_told_when_the_appliance_is_ready_and_when_it_stops() {
+    use std::os::unix::net::UnixDatagram;
+    let lab = Lab::up("nat");
+    let socket_path = lab.config().with_file_name("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("{}-lb", lab.tag)])
+        .args([
+            "setpriv",
+            "--pdeathsig",
+            "TERM",
+            env!("CARGO_BIN_EXE_haports"),
+            "run",
+        ])
+        .arg("--config")
+        .arg(lab.config())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start haports");
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 within a minute");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means serving: the metrics answer and the frontend balances at once.
+    let metrics = lab.exec("lb", &["curl", "-sf", "http://127.0.0.1:9900/metrics"]);
+    assert!(metrics.status.success(), "{metrics:?}");
+    let t = lab.traffic("udp", FRONTEND, &ports(), 24, None);
+    assert_balanced("once ready", &t, 24);
+    // (`ip netns exec` and `setpriv` exec haports: the child is haports itself.)
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let n = socket.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(&socket_path);
+}
+
 /// Frames written to the kernel twin by a process on the appliance's host (scapy): five from
 /// an address that is not the interface's, an ICMP redirect from its own, then a datagram
 /// from its own.

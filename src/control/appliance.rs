@@ -293,6 +293,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     // States replaced while the workers may hold them (dropped after the workers stop).
     let mut retired = Retired::default();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
+    super::notify::send("READY=1");
     // Probes start now: they go out through this loop and are answered through the workers
     // (a first probe before would time out, and take its backend down).
     prober.set_targets(&plane.targets, &plane.health);
@@ -484,8 +485,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     if let Some(t) = metrics_thread {
         let _ = t.join();
     }
-    drop((twin_rx, twin_tx, twin_buf));
-    drop(port_tx);
+    drop((twin_rx, twin_tx, twin_buf, port_tx));
     // The last holder of the hand-off queues (the workers' are gone): packets still in them
     // go back to the pool now, while it exists. Left to the end of this function they were
     // freed into a pool already gone: a crash on the way out, seen once in tests/scale_out.

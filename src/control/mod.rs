@@ -12,6 +12,7 @@ mod frontend_macs;
 mod http;
 mod metrics;
 mod neighbours;
+mod notify;
 mod plane;
 pub mod probes;
 mod retired;

@@ -60,7 +60,23 @@ pub fn signals() -> io::Result<Signalled> {
 }
 
 impl Shutdown {
+    /// The state after this one, given the signals since; systemd is told when the stop
+    /// begins (`STOPPING=1`).
     pub fn next(
+        self,
+        interrupt: &AtomicBool,
+        term: &AtomicUsize,
+        announcer: Option<&Announcer>,
+        cfg: &Config,
+    ) -> Shutdown {
+        let next = self.step(interrupt, term, announcer, cfg);
+        if self == Shutdown::Running && next != Shutdown::Running {
+            super::notify::send("STOPPING=1");
+        }
+        next
+    }
+
+    fn step(
         self,
         interrupt: &AtomicBool,
         term: &AtomicUsize,
