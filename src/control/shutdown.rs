@@ -96,6 +96,12 @@ impl Shutdown {
                 tracing::info!("SIGTERM twice: stopping now");
                 Shutdown::Stop
             }
+            // No router sends here (nothing was asked of BIRD, or it took a withdrawal of
+            // everything): no reason to drain.
+            (Shutdown::Running, Some(a), Some(_)) if signalled && nothing_announced(a) => {
+                tracing::info!("SIGTERM: nothing announced; stopping");
+                Shutdown::Stop
+            }
             (Shutdown::Running, Some(_), Some(_)) if signalled => {
                 tracing::info!("SIGTERM: withdrawing every frontend, then draining");
                 Shutdown::Withdrawing { since: now }
@@ -133,6 +139,12 @@ impl Shutdown {
     }
 }
 
+/// Whether no route is announced through `a`: none ever asked for, or a withdrawal of all
+/// that BIRD took.
+fn nothing_announced(a: &Announcer) -> bool {
+    a.wanted().map_or(true, |w| w.is_empty()) && a.settled()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +176,8 @@ mod tests {
     fn sigterm_withdraws_then_drains_then_stops() {
         let (cfg, mut a, dir) = announcing("shutdown", 0);
         let (int, term) = flags();
+        let frontend = "10.0.0.100".parse().unwrap();
+        a.want([(frontend, "announced".to_string())].into_iter().collect());
         let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
         assert_eq!(s, Shutdown::Running);
         term.store(1, Ordering::Relaxed);
@@ -199,6 +213,29 @@ mod tests {
         assert_eq!(draining.next(&int, &term, None, &cfg), draining);
         term.store(1, Ordering::Relaxed);
         assert_eq!(draining.next(&int, &term, None, &cfg), Shutdown::Stop);
+    }
+
+    /// Where nothing is announced (a SIGTERM during start-up, or with every frontend
+    /// unhealthy and withdrawn), no router sends here: SIGTERM stops at once, without the
+    /// drain (which under the unit's stop timeout could have it killed).
+    #[test]
+    fn sigterm_with_nothing_announced_stops_at_once() {
+        let (cfg, mut a, dir) = announcing("shutdown3", 60);
+        let (int, term) = flags();
+        term.store(1, Ordering::Relaxed);
+        assert_eq!(
+            Shutdown::Running.next(&int, &term, Some(&a), &cfg),
+            Shutdown::Stop
+        );
+        a.want(Default::default());
+        assert!(a.wait_settled(Duration::from_secs(5)));
+        term.store(1, Ordering::Relaxed);
+        assert_eq!(
+            Shutdown::Running.next(&int, &term, Some(&a), &cfg),
+            Shutdown::Stop
+        );
+        drop(a);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Each SIGTERM delivered counts, however fast they follow each other (raised here one
