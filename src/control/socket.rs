@@ -172,10 +172,18 @@ impl Drop for ControlSocket {
 }
 
 fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Asked>, stop: &AtomicBool) {
+    // A local user connecting in a loop, or an accept error that lasts (no file descriptor
+    // left), is said at most once a minute, with how often it happened meanwhile.
+    let (mut untrusted, mut failing) = (Sparing::default(), Sparing::default());
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((conn, _)) if !trusted(&conn) => {
-                tracing::warn!("control socket: a client neither root nor haports' own user");
+                if let Some(n) = untrusted.due(Instant::now()) {
+                    tracing::warn!(
+                        times = n,
+                        "control socket: a client neither root nor haports' own user"
+                    );
+                }
             }
             Ok((conn, _)) => {
                 if let Err(e) = serve(conn, tx) {
@@ -184,10 +192,34 @@ fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Asked>, stop: &AtomicB
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
             Err(e) => {
-                tracing::warn!(error = %e, "control socket accept");
+                if let Some(n) = failing.due(Instant::now()) {
+                    tracing::warn!(error = %e, times = n, "control socket accept");
+                }
                 std::thread::sleep(ACCEPT_POLL);
             }
         }
+    }
+}
+
+/// A warning said at most once a [`SPARING`]: [`due`](Sparing::due) gives how many times
+/// it happened since it was last said (this one included) when it is to be said again.
+#[derive(Debug, Default)]
+struct Sparing {
+    said: Option<Instant>,
+    unsaid: u64,
+}
+
+/// How often a [`Sparing`] warning is said at most.
+const SPARING: Duration = Duration::from_secs(60);
+
+impl Sparing {
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        self.unsaid += 1;
+        if self.said.is_some_and(|t| now.duration_since(t) < SPARING) {
+            return None;
+        }
+        self.said = Some(now);
+        Some(std::mem::take(&mut self.unsaid))
     }
 }
 

@@ -265,3 +265,15 @@ fn without_a_running_appliance_the_client_says_so() {
     let e = ask(&scratch("none").1, "status").unwrap_err();
     assert!(e.contains("is haports running"), "{e}");
 }
+
+/// A warning that repeats (a client connecting in a loop, an accept error that lasts) is
+/// said once a minute at most, with the count of the times it was not.
+#[test]
+fn a_repeated_warning_is_said_once_a_minute_with_its_count() {
+    let mut w = Sparing::default();
+    let t = Instant::now();
+    assert_eq!(w.due(t), Some(1));
+    let quiet = (1..3000).filter_map(|ms| w.due(t + Duration::from_millis(ms * 20)));
+    assert_eq!(quiet.count(), 0, "a minute's worth at 50 a second, unsaid");
+    assert_eq!(w.due(t + Duration::from_secs(61)), Some(3000));
+}
