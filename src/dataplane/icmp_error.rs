@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::action::Action;
 use super::ctx::Ctx;
 use super::nat::{reply_to_client, set_macs, to_client, unresolved};
-use crate::lb::decision::{decide, reply_frontend, Flow, Memory, Via};
+use crate::lb::decision::{decide, reply_frontend, Answer, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::InterfaceId;
 use crate::lb::verdict::DropReason;
@@ -206,7 +206,7 @@ pub(super) fn icmp_error_to_client(
         return Ok(None);
     }
     let reply = quoted.reversed();
-    let known = reply_frontend(fwd, &mut cx.st.flows, &reply, cx.now_ms);
+    let known = reply_frontend(fwd, &mut cx.st.flows, &reply, cx.now_ms, Answer::Other);
     let Some(rn) = known.or_else(|| fwd.reverse_nat(reply.src, reply.proto, reply.src_port)) else {
         return Ok(None);
     };

@@ -17,7 +17,7 @@ use super::responders::{
     arp, echo_reply, is_echo_request, kept_from_the_twin, neighbour_solicitation,
 };
 use super::state::WorkerState;
-use crate::lb::decision::{decide, reply_frontend, Decided, Flow, Memory, Via};
+use crate::lb::decision::{decide, reply_frontend, Answer, Decided, Flow, Memory, Via};
 use crate::lb::flow::FlowKey;
 use crate::lb::forwarding::{Addressee, Forwarding, FrontendId, InterfaceId};
 use crate::lb::verdict::DropReason;
@@ -205,7 +205,12 @@ fn ip(
         }
     }
     if backend_side {
-        let known = reply_frontend(fwd, &mut cx.st.flows, &FlowKey::of(&h), cx.now_ms);
+        let answer = if h.proto == IpProtocol::TCP {
+            Answer::Other
+        } else {
+            Answer::Datagram
+        };
+        let known = reply_frontend(fwd, &mut cx.st.flows, &FlowKey::of(&h), cx.now_ms, answer);
         if let Some(rn) = known.or_else(|| fwd.reverse_nat(h.src, h.proto, h.src_port)) {
             let action = reply_to_client(frame, &h, rn, rn.frontend_port, cx)?;
             // The later fragments follow a first one that went out (or waits to).

@@ -236,6 +236,7 @@ pub fn reply_frontend<M: BucketMemory>(
     flows: &mut Flows<M>,
     reply: &FlowKey,
     now_ms: u64,
+    answer: Answer,
 ) -> Option<ReverseNat> {
     for &(fe, r) in fwd.reply_candidates(reply.src) {
         let Some(frontend) = fwd.frontends.get(fe as usize) else {
@@ -275,7 +276,7 @@ pub fn reply_frontend<M: BucketMemory>(
             // A flow seen in one packet of its client, answered, earns the idle timeout: a
             // UDP request whose answers go on for longer than the opening timeout keeps
             // their frontend.
-            if value & (OPENING | CLOSING) == OPENING {
+            if answer == Answer::Datagram && value & (OPENING | CLOSING) == OPENING {
                 if let Some((_, at)) = flows.remembered(&flow, now_ms, Memory::Record) {
                     let answered = value & !OPENING;
                     flows.remember(&flow, at, answered, now_ms, rule.idle_timeout_ms);
@@ -288,6 +289,16 @@ pub fn reply_frontend<M: BucketMemory>(
         }
     }
     None
+}
+
+/// What a backend's packet that [`reply_frontend`] maps back is to its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A datagram (not TCP): it confirms a flow seen in one client packet.
+    Datagram,
+    /// A TCP segment (the client's ACK confirms a TCP flow, not a SYN-ACK to a forged SYN)
+    /// or an ICMP error (no answer at all): it confirms nothing.
+    Other,
 }
 
 /// The offline decision `haports lookup` prints, by the same [`decide`] and with no flow

@@ -417,3 +417,24 @@ fn a_one_datagram_request_keeps_its_frontend_for_its_answers() {
         }
     }
 }
+
+/// A backend's SYN-ACK confirms nothing: a SYN's entry (a forged source's, which never
+/// sends the handshake's ACK) still goes after 5 s, though the backend answered it; only the
+/// client's ACK earns the idle timeout (a flood of forged SYNs at ambiguous backends held
+/// the table for it).
+#[test]
+fn a_syn_ack_does_not_confirm_a_lone_syn() {
+    let fwd = build(&internal_and_public_on_the_same_backends(), &[]);
+    let (mut st, _) = worker();
+    let i = decided(
+        &mut from_client(FRONTEND, 40_000, TcpFlags::SYN),
+        &mut st,
+        &fwd,
+        NOW,
+    );
+    assert_eq!(reply(i, 40_000, &mut st, &fwd, NOW + 100), (FRONTEND, 80));
+    assert_eq!(st.flows.len(), 1);
+    st.flows
+        .expire(NOW + 100 + crate::lb::decision::SYN_TIMEOUT_MS, 1 << 20);
+    assert_eq!(st.flows.len(), 0, "the lone SYN's entry went after 5 s");
+}
