@@ -527,7 +527,7 @@ sendp(frames, iface="hp-lan", verbose=False)
 "#;
 
 /// The kernel twin is the host's: a process there (or the host's routing) may write any
-/// frame to it. Only the interface's own traffic leaves: frames from other addresses are
+/// frame to it. Only the appliance's own traffic leaves: frames from other addresses are
 /// `martian_source` drops and ICMP redirects `unsupported` ones, and the twin's kernel is set
 /// as a host that routes nothing and learns nothing from router messages, whatever the
 /// host's defaults.
@@ -580,7 +580,7 @@ fn the_twin_sends_only_the_interfaces_own_traffic() {
             .any(|l| l.contains("10.0.0.77") || l.contains("redirect")),
         "{seen:?}"
     );
-    assert_eq!(drops("martian_source") - martian, 5.0);
+    assert!(drops("martian_source") - martian >= 5.0);
     assert!(drops("unsupported") - unsupported >= 1.0);
 }
 

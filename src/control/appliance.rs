@@ -311,7 +311,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 let Some(m) = slot.take() else { continue };
                 // A frame the twin's MTU let grow past one buffer: the ports are not set up
                 // to send chained ones (nor does a vector TX path expect them).
-                let own = &plane.cfg.interface[ifc].address;
+                let own = &plane.cfg.interface;
                 match (m.is_chained(), twin_egress::may_leave(m.data(), own)) {
                     (false, Ok(())) => drop(tx_bufs[ifc].push(m)),
                     (true, _) => control_drops[DropReason::Unsupported.index()].add(1),
