@@ -221,6 +221,8 @@ pub struct Announcer {
     sent: u64,
     applied: Arc<AtomicU64>,
     last: Option<Routes>,
+    /// Whether any route was asked for since the start.
+    ever: bool,
 }
 
 impl Announcer {
@@ -242,6 +244,7 @@ impl Announcer {
             sent: 0,
             applied,
             last: None,
+            ever: false,
         })
     }
 
@@ -252,6 +255,7 @@ impl Announcer {
             return;
         }
         self.sent += 1;
+        self.ever |= !routes.is_empty();
         self.last = Some(routes.clone());
         if let Some(tx) = &self.tx {
             let _ = tx.send((self.sent, routes));
@@ -261,6 +265,11 @@ impl Announcer {
     /// The routes last asked for.
     pub fn wanted(&self) -> Option<&Routes> {
         self.last.as_ref()
+    }
+
+    /// Whether any route was asked of BIRD since the start (routers may have sent here).
+    pub fn ever_announced(&self) -> bool {
+        self.ever
     }
 
     /// Whether BIRD has taken the routes last asked for.

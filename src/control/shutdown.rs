@@ -96,8 +96,8 @@ impl Shutdown {
                 tracing::info!("SIGTERM twice: stopping now");
                 Shutdown::Stop
             }
-            // No router sends here (nothing was asked of BIRD, or it took a withdrawal of
-            // everything): no reason to drain.
+            // No router ever sent here (no route was asked of BIRD since the start): no
+            // reason to drain. (After a withdrawal the routers may still be converging.)
             (Shutdown::Running, Some(a), Some(_)) if signalled && nothing_announced(a) => {
                 tracing::info!("SIGTERM: nothing announced; stopping");
                 Shutdown::Stop
@@ -139,10 +139,10 @@ impl Shutdown {
     }
 }
 
-/// Whether no route is announced through `a`: none ever asked for, or a withdrawal of all
-/// that BIRD took.
+/// Whether no route was ever announced through `a` (during start-up, or no frontend served
+/// since).
 fn nothing_announced(a: &Announcer) -> bool {
-    a.wanted().map_or(true, |w| w.is_empty()) && a.settled()
+    !a.ever_announced()
 }
 
 #[cfg(test)]
@@ -215,25 +215,27 @@ mod tests {
         assert_eq!(draining.next(&int, &term, None, &cfg), Shutdown::Stop);
     }
 
-    /// Where nothing is announced (a SIGTERM during start-up, or with every frontend
-    /// unhealthy and withdrawn), no router sends here: SIGTERM stops at once, without the
-    /// drain (which under the unit's stop timeout could have it killed).
+    /// Where nothing was ever announced (a SIGTERM during start-up, or with no frontend
+    /// served since), no router sends here: SIGTERM stops at once, without the drain (which
+    /// under the unit's stop timeout could have it killed). Once something was, it drains,
+    /// even after a withdrawal (the routers may still be moving the flows).
     #[test]
-    fn sigterm_with_nothing_announced_stops_at_once() {
+    fn sigterm_with_nothing_ever_announced_stops_at_once() {
         let (cfg, mut a, dir) = announcing("shutdown3", 60);
         let (int, term) = flags();
         term.store(1, Ordering::Relaxed);
-        assert_eq!(
-            Shutdown::Running.next(&int, &term, Some(&a), &cfg),
-            Shutdown::Stop
-        );
+        let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
+        assert_eq!(s, Shutdown::Stop);
         a.want(Default::default());
-        assert!(a.wait_settled(Duration::from_secs(5)));
         term.store(1, Ordering::Relaxed);
-        assert_eq!(
-            Shutdown::Running.next(&int, &term, Some(&a), &cfg),
-            Shutdown::Stop
-        );
+        let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
+        assert_eq!(s, Shutdown::Stop);
+        let frontend = "10.0.0.100".parse().unwrap();
+        a.want([(frontend, "announced".to_string())].into_iter().collect());
+        a.want(Default::default());
+        term.store(1, Ordering::Relaxed);
+        let s = Shutdown::Running.next(&int, &term, Some(&a), &cfg);
+        assert!(matches!(s, Shutdown::Withdrawing { .. }), "{s:?}");
         drop(a);
         let _ = std::fs::remove_dir_all(dir);
     }
