@@ -17,7 +17,7 @@ pub fn init() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let terminal = std::io::stderr().is_terminal();
-    let journal = to_journal();
+    let journal = to_journal(2);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
@@ -33,23 +33,32 @@ pub fn init() {
 /// The prefix of a line written to stderr outside the logs (a refused config's problems):
 /// its priority where stderr is journald's (`error`: 3, else warning: 4), else nothing.
 pub fn prefix(error: bool) -> &'static str {
-    match (to_journal(), error) {
+    priority_prefix(to_journal(2), error)
+}
+
+/// As [`prefix`], for a line written to stdout (`check`'s, as the unit's `ExecStartPre`).
+pub fn stdout_prefix(error: bool) -> &'static str {
+    priority_prefix(to_journal(1), error)
+}
+
+fn priority_prefix(journal: bool, error: bool) -> &'static str {
+    match (journal, error) {
         (false, _) => "",
         (true, true) => "<3>",
         (true, false) => "<4>",
     }
 }
 
-/// Whether stderr is journald's stream: `JOURNAL_STREAM` (set by systemd for a service
-/// whose output goes to the journal) names its device and inode (systemd.exec(5)).
-fn to_journal() -> bool {
+/// Whether file descriptor `fd` is journald's stream: `JOURNAL_STREAM` (set by systemd for
+/// a service whose output goes to the journal) names its device and inode (systemd.exec(5)).
+fn to_journal(fd: u8) -> bool {
     let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };
-    let Ok(stderr) = std::fs::metadata("/proc/self/fd/2") else {
+    let Ok(meta) = std::fs::metadata(format!("/proc/self/fd/{fd}")) else {
         return false;
     };
-    stream == format!("{}:{}", stderr.dev(), stderr.ino())
+    stream == format!("{}:{}", meta.dev(), meta.ino())
 }
 
 /// The syslog priority of a level (RFC 5424: 3 error, 4 warning, 6 informational, 7 debug).
@@ -80,10 +89,16 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        if self.journal {
-            write!(writer, "<{}>", priority(*event.metadata().level()))?;
+        if !self.journal {
+            return self.inner.format_event(ctx, writer, event);
         }
-        self.inner.format_event(ctx, writer, event)
+        // One journal entry an event: journald splits at newlines, and a message's later
+        // lines (an `ip` command's stderr in an error) would lose the priority.
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        let one = line.trim_end_matches('\n').replace('\n', " / ");
+        writeln!(writer, "<{}>{one}", priority(*event.metadata().level()))
     }
 }
 
@@ -110,10 +125,12 @@ mod tests {
             tracing::error!("a port is missing");
             tracing::warn!(backend = "10.0.0.11", "backend down");
             tracing::info!("running");
+            tracing::error!("`ip addr` failed: first line\nsecond line");
         });
         let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[3].starts_with("<3>") && lines[3].ends_with("first line / second line"));
         assert!(lines[0].starts_with("<3>") && lines[0].contains("a port is missing"));
         assert!(lines[1].starts_with("<4>") && lines[1].contains("backend down"));
         assert!(lines[2].starts_with("<6>"));

@@ -206,7 +206,7 @@ fn check(path: &Path, json: bool) -> ExitCode {
                 v["severity"] = "error".into();
                 println!("{v}");
             } else {
-                println!("{e}");
+                println!("{}{e}", haports::logs::stdout_prefix(true));
             }
             return ExitCode::from(2);
         }
@@ -219,7 +219,8 @@ fn check(path: &Path, json: bool) -> ExitCode {
                 serde_json::json!({"file": path.display().to_string(), "severity": p.severity.as_str(), "key": p.key, "message": p.message, "tag": p.tag})
             );
         } else {
-            println!("{}: {p}", path.display());
+            let prefix = haports::logs::stdout_prefix(p.is_error());
+            println!("{prefix}{}: {p}", path.display());
         }
     }
     if problems.iter().any(|p| p.is_error()) {

@@ -1159,5 +1159,21 @@ fn a_refused_configs_problems_carry_their_priority_to_journald() {
             assert!(lines.iter().all(|l| !l.starts_with('<')), "{said}");
         }
     }
+    // `check`, as the unit's ExecStartPre runs it, writes its problems to stdout: the same.
+    let out = std::fs::File::create(&err_path).unwrap();
+    let meta = out.metadata().unwrap();
+    let status = command(["check", &bad.shown()])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let said = std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("<3>") && l.contains("worker")),
+        "{said}"
+    );
     let _ = std::fs::remove_file(&err_path);
 }
