@@ -235,7 +235,8 @@ fn too_big<P: PacketBuffer>(
     let f = p.bytes();
     let version = f.get(14).map_or(0, |b| b >> 4);
     // From the own address on the sender's subnet, else the first of its family (each
-    // branch below checks that the frame holds what it reads and writes).
+    // branch below checks that the frame holds what it reads and writes); in IPv6 from the
+    // frontend the packet was for.
     let sender = match version {
         4 => f
             .get(26..30)
@@ -247,15 +248,28 @@ fn too_big<P: PacketBuffer>(
             .map(IpAddr::from),
         _ => None,
     };
-    let own = sender.and_then(|to| {
-        let family = || {
-            interface
-                .addresses
-                .iter()
-                .filter(move |n| n.addr().is_ipv4() == to.is_ipv4())
-        };
-        let on_link = family().find(|n| n.contains(&to));
-        on_link.or_else(|| family().next()).map(|n| n.addr())
+    // An IPv6 error comes from the address the packet was sent to where the appliance owns
+    // it (RFC 4443 §2.2(a)): a frontend (behind VXLAN, DSR keeps it the destination), which
+    // the sender and its filters know, where an interface's address (ULA, say) they may not.
+    let frontend = match version {
+        6 => f
+            .get(38..54)
+            .and_then(|a| <[u8; 16]>::try_from(a).ok())
+            .map(IpAddr::from)
+            .filter(|d| fwd.frontend(*d).is_some()),
+        _ => None,
+    };
+    let own = frontend.or_else(|| {
+        sender.and_then(|to| {
+            let family = || {
+                interface
+                    .addresses
+                    .iter()
+                    .filter(move |n| n.addr().is_ipv4() == to.is_ipv4())
+            };
+            let on_link = family().find(|n| n.contains(&to));
+            on_link.or_else(|| family().next()).map(|n| n.addr())
+        })
     });
     if !answerable(f) {
         return Action::Drop(DropReason::TooBig);

@@ -335,7 +335,7 @@ fn udp6_to_the_frontend(payload: usize) -> (Vec<u8>, Vec<u8>) {
 /// An IPv6 UDP packet with `payload` bytes of UDP to the frontend, through an interface of
 /// `mtu`: answered with a packet-too-big (the tunnel takes 50 bytes) quoting it.
 fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
-    use super::icmp_and_ipv6::CLIENT6;
+    use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
     let obs = Observations {
         interface_macs: vec![IF_MAC],
         interface_mtus: vec![mtu],
@@ -354,11 +354,12 @@ fn too_big_ipv6_is_answered(mtu: u16, payload: usize) {
     );
     assert_eq!(macs(&out), (CLIENT_MAC, IF_MAC));
     let ip = Ipv6Packet::new_checked(&out[ETH_LEN..]).unwrap();
-    let own: Ipv6Addr = "fd00::2".parse().unwrap();
-    assert_eq!((ip.src(), ip.dst()), (own, CLIENT6));
+    // From the frontend the packet was sent to (RFC 4443 §2.2(a)), not the interface's
+    // address (fd00::2), which the client need not know.
+    assert_eq!((ip.src(), ip.dst()), (FRONTEND6, CLIENT6));
     let icmp = Icmpv6Packet::new_checked(ip.payload()).unwrap();
     assert_eq!((icmp.msg_type(), icmp.code()), (2, 0));
-    assert!(icmp.verify_checksum(own, CLIENT6));
+    assert!(icmp.verify_checksum(FRONTEND6, CLIENT6));
     let tunnel_mtu = u32::from(mtu) - 50;
     assert_eq!(&ip.payload()[4..8], &tunnel_mtu.to_be_bytes(), "the MTU");
     assert_eq!(&ip.payload()[8..48], &p[..40], "the packet quoted");
