@@ -137,8 +137,16 @@ pub(super) fn neighbour_solicitation(
         let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
             return Ok(None);
         };
-        let valid = frame.get(l3 + 7) == Some(&255) && icmp.verify_checksum(src, dst);
+        let valid =
+            frame.get(l3 + 7) == Some(&255) && icmp.code() == 0 && icmp.verify_checksum(src, dst);
         if let Some((target, mac)) = icmp.na_target_mac().filter(|_| valid) {
+            // Another host answering for a frontend (configured with its address by mistake,
+            // or a spoofer): counted, neither learnt nor handed to the twin. (The appliance's
+            // own defence, looped back by some PMDs, names the frontend's MAC.)
+            let frontend = fwd.frontend(IpAddr::V6(target));
+            if frontend.is_some_and(|fe| fwd.frontends[fe as usize].mac != mac) {
+                return Err(DropReason::NeighbourConflict);
+            }
             // Then the kernel's too, when it is for an own address.
             let to_us = fwd.own_address(h.dst) == Some(ingress);
             let (now, neighbours) = (cx.now_ms, &mut cx.st.neighbours);

@@ -194,22 +194,29 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Some(Ipv6Addr::from(octets))
     }
 
-    /// The target and its link-layer address an advertisement carries, if it has the option.
+    /// The target and its link-layer address an advertisement carries: its first target
+    /// link-layer address option of an Ethernet address, wherever it stands among the
+    /// options (RFC 4861 §4.6: in any order). `None` without one, or where an option has
+    /// length 0 or runs past the message (such a message is discarded, §7.1.2).
     pub fn na_target_mac(&self) -> Option<(Ipv6Addr, super::MacAddr)> {
         let data = self.buffer.as_ref();
-        let ok = data.len() >= 32
-            && data[field::TYPE] == Icmpv6Type::NEIGHBOR_ADVERT
-            && data[24] == NDP_OPT_TARGET_LLADDR
-            && data[25] == 1;
-        if !ok {
+        if data.len() < 24 || data[field::TYPE] != Icmpv6Type::NEIGHBOR_ADVERT {
             return None;
+        }
+        let (mut at, mut found) = (24, None);
+        while at < data.len() {
+            let len = usize::from(*data.get(at + 1)?) * 8;
+            if len == 0 || at + len > data.len() {
+                return None;
+            }
+            if found.is_none() && data[at] == NDP_OPT_TARGET_LLADDR && len == 8 {
+                found = Some(super::MacAddr::from_bytes(&data[at + 2..at + 8]));
+            }
+            at += len;
         }
         let mut octets = [0u8; 16];
         octets.copy_from_slice(&data[8..24]);
-        Some((
-            Ipv6Addr::from(octets),
-            super::MacAddr::from_bytes(&data[26..32]),
-        ))
+        Some((Ipv6Addr::from(octets), found?))
     }
 
     /// Whether an advertisement answers a solicitation (its Solicited flag, RFC 4861 §4.4).

@@ -206,3 +206,45 @@ fn defences_against_duplicate_address_detection_are_rate_limited() {
     assert_eq!(answered(&mut st, NOW, 1000), 32);
     assert_eq!(answered(&mut st, NOW + 1_000, 1000), 10, "a second later");
 }
+
+/// Advertisements as RFC 4861 has them: the target's link-layer address is read after any
+/// other option (§4.6: in any order); one with an ICMP code other than 0 teaches nothing
+/// (§7.1.2); one placing a frontend at another MAC (a host answering for it, configured
+/// with its address by mistake, or a spoofer) is a counted conflict, kept from the twin.
+#[test]
+fn advertisements_are_read_in_any_order_and_a_frontend_elsewhere_is_a_conflict() {
+    let backend: Ipv6Addr = "fd00::11".parse().unwrap();
+    let own: Ipv6Addr = "fd00::2".parse().unwrap();
+    let fwd = build(&ipv6_config(), &[]);
+    let mac = MacAddr([0x02, 0, 0, 0, 0x66, 0x11]);
+    // Solicited, to the appliance's own address; else unsolicited, to all nodes.
+    let advert = |target: Ipv6Addr, code: u8, options: &[u8], dst: Ipv6Addr| {
+        let flags = if dst.is_multicast() { 0x20 } else { 0x60 };
+        let mut m = vec![136, code, 0, 0, flags, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        m.extend_from_slice(options);
+        icmp6_frame(IF_MAC, backend, dst, m)
+    };
+    let tlla = [&[2u8, 1][..], &mac.0].concat();
+    let nonce_then_tlla = [&[14u8, 1, 1, 2, 3, 4, 5, 6][..], &tlla].concat();
+    let answer = Report::Answer {
+        interface: LAN,
+        addr: IpAddr::V6(backend),
+        mac,
+    };
+    for (code, options, heard) in [(0, &nonce_then_tlla, vec![answer]), (1, &tlla, vec![])] {
+        let (mut st, reports) = worker();
+        st.neighbours.asking.insert(IpAddr::V6(backend));
+        let mut frame = advert(backend, code, options, own);
+        process(&mut frame, LAN, &mut st, &fwd, NOW);
+        assert_eq!(drain(&reports), heard, "code {code}");
+    }
+    let (mut st, reports) = worker();
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let mut elsewhere = advert(FRONTEND6, 0, &tlla, all_nodes);
+    assert_eq!(
+        process(&mut elsewhere, LAN, &mut st, &fwd, NOW),
+        Action::Drop(DropReason::NeighbourConflict)
+    );
+    assert_eq!(drain(&reports), vec![]);
+}
