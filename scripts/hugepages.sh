@@ -6,6 +6,7 @@ set -eu
 count=${1:-1024}
 pool=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 case $count in '' | *[!0-9]*) echo "usage: $0 COUNT (2 MB pages)" >&2; exit 2 ;; esac
+[ -e "$pool" ] || { echo "this kernel has no 2 MB hugepages ($pool is missing: another base page size, or no hugetlbfs)" >&2; exit 1; }
 [ -w "$pool" ] || { echo "$pool is not writable: run as root" >&2; exit 1; }
 if [ "$(cat "$pool")" -lt "$count" ]; then
   echo "$count" >"$pool"
