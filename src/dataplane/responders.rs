@@ -130,7 +130,7 @@ pub(super) fn neighbour_solicitation(
     let (l3, l4) = (usize::from(h.l3_offset), usize::from(h.l4_offset));
     // The message up to the IPv6 payload's end (anything after it is the frame's trailer).
     let end = l3 + 40 + Ipv6Packet::new_checked(&frame[l3..])?.payload_len();
-    let (target, sender_mac) = {
+    let (target, sender_mac, names_a_sender) = {
         let Some(Ok(icmp)) = frame.get(l4..end).map(Icmpv6Packet::new_checked) else {
             return Ok(None);
         };
@@ -174,7 +174,8 @@ pub(super) fn neighbour_solicitation(
                 cx.st.neighbours.hint(fwd, ingress, (h.src, mac), now);
             }
         }
-        (target, sender_mac)
+        let names_a_sender = icmp.nd_has_option(NDP_OPT_SOURCE_LLADDR);
+        (target, sender_mac, names_a_sender)
     };
     let IpAddr::V6(asker) = h.src else {
         return Ok(None);
@@ -194,7 +195,7 @@ pub(super) fn neighbour_solicitation(
     // up rather than answer for the frontend. Valid only to the target's solicited-node
     // group and without the sender's link-layer address (§7.1.1).
     let dad = asker.is_unspecified();
-    if dad && (h.dst != IpAddr::V6(solicited_node(target)) || sender_mac.is_some()) {
+    if dad && (h.dst != IpAddr::V6(solicited_node(target)) || names_a_sender) {
         return Err(DropReason::Malformed);
     }
     // Each defence goes to every node on the segment (where a switch sends the probe to the

@@ -219,6 +219,25 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Some((Ipv6Addr::from(octets), found?))
     }
 
+    /// Whether a neighbour solicitation or advertisement has an option of type `option`, of
+    /// whatever length, among the options read up to the first of length 0 or running past
+    /// the message.
+    pub fn nd_has_option(&self, option: u8) -> bool {
+        let data = self.buffer.as_ref();
+        let mut at = 24;
+        while let Some(&len) = data.get(at + 1) {
+            let len = usize::from(len) * 8;
+            if len == 0 || at + len > data.len() {
+                return false;
+            }
+            if data[at] == option {
+                return true;
+            }
+            at += len;
+        }
+        false
+    }
+
     /// Whether an advertisement answers a solicitation (its Solicited flag, RFC 4861 §4.4).
     pub fn na_solicited(&self) -> bool {
         let data = self.buffer.as_ref();

@@ -163,10 +163,14 @@ fn duplicate_address_detection_of_a_frontend_is_defended_to_all_nodes() {
     }
     let mut sender = vec![1, 1];
     sender.extend_from_slice(&CLIENT_MAC.0);
+    // A source link-layer address option of any length (RFC 4861 §7.1.1: none at all).
+    let mut long_sender = vec![1, 2];
+    long_sender.extend_from_slice(&[0; 14]);
     let other_group = crate::wire::solicited_node("fd00::1:2:3".parse().unwrap());
     // (Unicast from the unspecified address: a martian source before anything else.)
     for (mut invalid, reason) in [
         (dad(&sender, group), DropReason::Malformed),
+        (dad(&long_sender, group), DropReason::Malformed),
         (dad(&[], other_group), DropReason::Malformed),
         (dad(&[], FRONTEND6), DropReason::MartianSource),
     ] {
