@@ -10,7 +10,7 @@
 //! neighbour would otherwise be shut out for as long as the flood lasts); where none is left
 //! to give, what does not fit is refused. Both are counted.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,10 +20,7 @@ use hashbrown::{HashMap, HashSet};
 
 use crate::dataplane::{Asking, Report};
 use crate::lb::forwarding::{Forwarding, InterfaceId, Neighbour};
-use crate::wire::{
-    solicited_node, ArpOperation, ArpRepr, EtherType, EthernetRepr, IcmpMessage, Icmpv6Packet,
-    IpProtocol, Ipv6Repr, MacAddr,
-};
+use crate::wire::MacAddr;
 
 /// How long an unanswered solicitation waits before it is sent again.
 const RETRY: Duration = Duration::from_millis(500);
@@ -66,6 +63,8 @@ struct Entry {
     stale: bool,
     /// A backend's next hop (as of the last tick): never pushed out.
     needed: bool,
+    /// Someone claimed it at another MAC: verified by asking the segment, not its MAC.
+    contradicted: bool,
     /// Which of the packets' requests for its address made it, in `asked_for`'s numbering.
     serial: u64,
 }
@@ -238,6 +237,7 @@ impl Neighbours {
             wanted: false,
             stale: false,
             needed: e.needed,
+            contradicted: false,
             serial: e.serial,
             interface,
         };
@@ -258,6 +258,7 @@ impl Neighbours {
         match self.entries.get_mut(&addr) {
             Some(e) if e.interface == interface && e.mac != Some(mac) && e.asked.is_none() => {
                 e.wanted = true;
+                e.contradicted = true;
                 e.confirmed = e
                     .confirmed
                     .checked_sub(self.reachable)
@@ -319,17 +320,17 @@ impl Neighbours {
                         needed: true,
                         ..Entry::unknown(e.interface, now)
                     };
-                    due.push((e.interface, *addr));
+                    due.push((e.interface, *addr, None));
                     e.asked = Some(now);
                     e.tries = 1;
                 }
                 Some(_) => {
-                    due.push((e.interface, *addr));
-                    e.asked = Some(now);
                     e.tries += 1;
+                    due.push((e.interface, *addr, e.probe_at()));
+                    e.asked = Some(now);
                 }
                 None if e.mac.is_none() => {
-                    due.push((e.interface, *addr));
+                    due.push((e.interface, *addr, None));
                     e.asked = Some(now);
                     e.tries = 1;
                 }
@@ -339,9 +340,9 @@ impl Neighbours {
                         changed = true;
                     }
                     if pinned || e.wanted {
-                        due.push((e.interface, *addr));
-                        e.asked = Some(now);
                         e.tries = 1;
+                        due.push((e.interface, *addr, e.probe_at()));
+                        e.asked = Some(now);
                     } else if now.duration_since(e.confirmed) >= reachable * 2 {
                         // Stale and unused for as long again: forgotten.
                         changed = true;
@@ -359,7 +360,7 @@ impl Neighbours {
         self.asking.publish(asked.map(|(addr, _)| *addr));
         let frames = due
             .into_iter()
-            .filter_map(|(ifc, addr)| Some((ifc, solicitation(fwd, ifc, addr)?)))
+            .filter_map(|(ifc, addr, at)| Some((ifc, solicitation(fwd, ifc, addr, at)?)))
             .collect();
         (frames, changed)
     }
@@ -376,8 +377,18 @@ impl Entry {
             wanted: false,
             stale: false,
             needed: false,
+            contradicted: false,
             serial: 0,
         }
+    }
+
+    /// Where a try verifying a known neighbour goes: to its MAC (RFC 4861 §7.3.3: a switch
+    /// delivers it whatever it knows of the neighbour's multicast groups), but for the last
+    /// try, to the segment (the neighbour may have moved to another MAC), and to the segment
+    /// where someone claimed it elsewhere.
+    fn probe_at(&self) -> Option<MacAddr> {
+        self.mac
+            .filter(|_| self.tries < TRIES && !self.contradicted)
     }
 
     /// Whether the entry that the request numbered `serial` made may give its place up: it
@@ -387,93 +398,11 @@ impl Entry {
     }
 }
 
-/// An ARP request (IPv4) or neighbour solicitation (IPv6) for `addr` out of `ifc`, from the
-/// interface's own address on its subnet.
-fn solicitation(fwd: &Forwarding, ifc: InterfaceId, addr: IpAddr) -> Option<Vec<u8>> {
-    let interface = fwd.interfaces.get(ifc as usize)?;
-    match addr {
-        IpAddr::V4(target) => own_v4_on_link(&interface.addresses, target)
-            .map(|src| arp_request(interface.mac, src, target).to_vec()),
-        IpAddr::V6(target) => own_v6_on_link(&interface.addresses, target)
-            .map(|src| neighbour_solicitation(interface.mac, src, target)),
-    }
-}
-
-/// The interface's own IPv6 address on the target's subnet.
-fn own_v6_on_link(addresses: &[ipnet::IpNet], target: Ipv6Addr) -> Option<Ipv6Addr> {
-    addresses.iter().find_map(|n| match n {
-        ipnet::IpNet::V6(n) if n.contains(&target) => Some(n.addr()),
-        _ => None,
-    })
-}
-
-/// A neighbour solicitation (RFC 4861 §4.3) from `mac`/`src` for `target`, sent to the
-/// target's solicited-node multicast group, with the source link-layer address option.
-fn neighbour_solicitation(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let group = solicited_node(target);
-    let t = group.octets();
-    let message = IcmpMessage::NeighborSolicit {
-        target,
-        source_mac: mac,
-    };
-    let ip = Ipv6Repr {
-        src,
-        dst: group,
-        next_header: IpProtocol::ICMPV6,
-        hop_limit: 255,
-        payload_len: message.len(),
-    };
-    let eth = EthernetRepr {
-        dst: MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]),
-        src: mac,
-        ethertype: EtherType::IPV6,
-    };
-    let mut frame = vec![0u8; EthernetRepr::LEN + Ipv6Repr::LEN + message.len()];
-    let (l2, rest) = frame.split_at_mut(EthernetRepr::LEN);
-    let (l3, l4) = rest.split_at_mut(Ipv6Repr::LEN);
-    // The buffers are sized for them: these cannot fail.
-    let written = eth.emit(l2).and(ip.emit(l3)).and(message.emit(l4));
-    debug_assert!(written.is_ok());
-    if let Ok(mut icmp) = Icmpv6Packet::new_checked(l4) {
-        icmp.fill_checksum(src, group);
-    }
-    frame
-}
-
-/// The interface's own IPv4 address on the target's subnet (else its first IPv4 address).
-fn own_v4_on_link(addresses: &[ipnet::IpNet], target: Ipv4Addr) -> Option<Ipv4Addr> {
-    let v4 = addresses.iter().filter_map(|n| match n {
-        ipnet::IpNet::V4(n) => Some(*n),
-        _ => None,
-    });
-    let all: Vec<_> = v4.collect();
-    all.iter()
-        .find(|n| n.contains(&target))
-        .or(all.first())
-        .map(|n| n.addr())
-}
-
-/// A broadcast ARP request from `mac`/`src` asking for `target`.
-fn arp_request(mac: MacAddr, src: Ipv4Addr, target: Ipv4Addr) -> [u8; 42] {
-    let mut frame = [0u8; EthernetRepr::LEN + ArpRepr::LEN];
-    let (l2, arp) = frame.split_at_mut(EthernetRepr::LEN);
-    let eth = EthernetRepr {
-        dst: MacAddr::BROADCAST,
-        src: mac,
-        ethertype: EtherType::ARP,
-    };
-    let request = ArpRepr {
-        operation: ArpOperation::REQUEST,
-        sender_mac: mac,
-        sender_ip: src,
-        target_mac: MacAddr::ZERO,
-        target_ip: target,
-    };
-    // The buffer is sized for them: these cannot fail.
-    let written = eth.emit(l2).and(request.emit(arp));
-    debug_assert!(written.is_ok());
-    frame
-}
+#[path = "neighbours_frames.rs"]
+mod frames;
+use frames::solicitation;
+#[cfg(test)]
+use frames::{arp_request, neighbour_solicitation};
 
 #[cfg(test)]
 #[path = "neighbours_tests.rs"]

@@ -3,7 +3,8 @@
 use super::*;
 use crate::config::Config;
 use crate::lb::forwarding::Observations;
-use crate::wire::{ArpPacket, EthernetFrame};
+use crate::wire::{ArpOperation, ArpPacket, EtherType, EthernetFrame, Icmpv6Packet};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 const LAN: InterfaceId = 0;
 const IF_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -454,4 +455,59 @@ fn an_unasked_answer_with_another_mac_makes_it_ask_again() {
     // The same MAC again, unasked, asks nothing.
     n.report(answer(v4(11), MAC_B), t1);
     assert!(n.tick(&fwd, t1).0.is_empty());
+}
+
+/// A known neighbour is verified at its own MAC first (RFC 4861 §7.3.3: a switch delivers
+/// that whatever it knows of the neighbour's multicast groups), the last try to the segment
+/// (it may have moved to another MAC); one someone claimed at another MAC, to the segment
+/// at once.
+#[test]
+fn a_known_neighbour_is_verified_at_its_mac_then_on_the_segment() {
+    let fwd = forwarding();
+    let t0 = Instant::now();
+    let backend = v4(11);
+    let to = |frames: &[(InterfaceId, Vec<u8>)]| -> Vec<MacAddr> {
+        let to = frames
+            .iter()
+            .map(|(_, f)| EthernetFrame::new_checked(&f[..]).unwrap().dst());
+        to.collect()
+    };
+    let mut n = Neighbours::new(REACHABLE);
+    n.tick(&fwd, t0);
+    n.report(answer(backend, MAC_A), t0);
+    let mut at = t0 + REACHABLE;
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let (frames, _) = n.tick(&fwd, at);
+        assert_eq!(asked(&frames), vec![backend]);
+        sent.extend(to(&frames));
+        at += RETRY;
+    }
+    assert_eq!(sent, vec![MAC_A, MAC_A, MacAddr::BROADCAST]);
+
+    let mut n = Neighbours::new(REACHABLE);
+    n.tick(&fwd, t0);
+    n.report(answer(backend, MAC_A), t0);
+    let hint = Report::Hint {
+        interface: LAN,
+        addr: backend,
+        mac: MAC_B,
+    };
+    n.report(hint, t0 + Duration::from_secs(1));
+    let (frames, _) = n.tick(&fwd, t0 + Duration::from_secs(1));
+    assert_eq!(to(&frames), vec![MacAddr::BROADCAST]);
+}
+
+#[test]
+fn a_unicast_solicitation_goes_to_the_target_at_its_mac() {
+    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+    let (src, target): (Ipv6Addr, Ipv6Addr) =
+        ("fd00::2".parse().unwrap(), "fd00::11".parse().unwrap());
+    let f = frames::solicitation_to(mac, src, target, Some(MAC_A));
+    let h = crate::wire::parse_headers(&f).unwrap();
+    assert_eq!(h.dst, IpAddr::V6(target));
+    assert_eq!(EthernetFrame::new_checked(&f[..]).unwrap().dst(), MAC_A);
+    let icmp = Icmpv6Packet::new_checked(&f[54..]).unwrap();
+    assert_eq!(icmp.ns_target(), Some(target));
+    assert!(icmp.verify_checksum(src, target));
 }
