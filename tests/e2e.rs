@@ -6,28 +6,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{endpoint, metric, metric_sum, wait_for, Appliance, Capture, Lab, Traffic, FRONTEND};
+use common::{
+    assert_all_served, endpoint, metric, metric_sum, wait_for, Appliance, Capture, Lab, Traffic,
+    FRONTEND,
+};
 
 /// 24 destination ports, 8000-8023 (the backends listen on all of them).
 fn ports() -> Vec<u16> {
     (8000..8024).collect()
-}
-
-/// Every exchange answered, by all three backends (a few exchanges say nothing of shares:
-/// `assert_balanced` wants hundreds).
-fn assert_served(what: &str, t: &Traffic, expected: usize) {
-    assert!(
-        t.failures.is_empty() && t.total() == expected,
-        "{what}: {} of {expected} answered, first failure: {:?}",
-        t.total(),
-        t.failures.first()
-    );
-    assert_eq!(
-        t.served.len(),
-        3,
-        "{what}: all three backends: {:?}",
-        t.served
-    );
 }
 
 fn assert_balanced(what: &str, t: &Traffic, expected: usize) {
@@ -475,7 +461,7 @@ fn a_second_instance_refuses_to_start_and_leaves_the_running_one_alone() {
         String::from_utf8_lossy(&ping.stdout)
     );
     let t = lab.traffic("udp", FRONTEND, &ports(), 24, None);
-    assert_served("after the second start", &t, 24);
+    assert_all_served("after the second start", &t, 24);
 }
 
 /// Under systemd's `Type=notify` (the shipped unit), haports says `READY=1` once it
@@ -514,7 +500,7 @@ fn systemd_is_told_when_the_appliance_is_ready_and_when_it_stops() {
     let metrics = lab.exec("lb", &["curl", "-sf", "http://127.0.0.1:9900/metrics"]);
     assert!(metrics.status.success(), "{metrics:?}");
     let t = lab.traffic("udp", FRONTEND, &ports(), 24, None);
-    assert_served("once ready", &t, 24);
+    assert_all_served("once ready", &t, 24);
     // (`ip netns exec` and `setpriv` exec haports: the child is haports itself.)
     let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")

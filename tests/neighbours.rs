@@ -7,26 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{metric, wait_for, Appliance, Lab, Traffic, FRONTEND6};
+use common::{assert_all_served, metric, wait_for, Appliance, Lab, FRONTEND6};
 
 fn ports() -> Vec<u16> {
     (8000..8024).collect()
-}
-
-/// Every exchange answered, and by all three backends.
-fn assert_all_served(what: &str, t: &Traffic, expected: usize) {
-    assert!(
-        t.failures.is_empty() && t.total() == expected,
-        "{what}: {} of {expected} answered, failures {:?}",
-        t.total(),
-        t.failures.first()
-    );
-    assert_eq!(
-        t.served.len(),
-        3,
-        "{what}: all three backends: {:?}",
-        t.served
-    );
 }
 
 fn mac_of(lab: &Lab, host: &str) -> String {

@@ -358,6 +358,23 @@ pub fn assert_every_connection_served(report: &serde_json::Value) {
     );
 }
 
+/// Every exchange answered, and by all three backends (a few exchanges say nothing of the
+/// backends' shares: a test of balance wants hundreds).
+pub fn assert_all_served(what: &str, t: &Traffic, expected: usize) {
+    assert!(
+        t.failures.is_empty() && t.total() == expected,
+        "{what}: {} of {expected} answered, failures {:?}",
+        t.total(),
+        t.failures.first()
+    );
+    assert_eq!(
+        t.served.len(),
+        3,
+        "{what}: all three backends: {:?}",
+        t.served
+    );
+}
+
 #[derive(Debug, serde::Deserialize)]
 pub struct Traffic {
     pub served: BTreeMap<String, usize>,
