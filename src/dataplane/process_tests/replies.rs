@@ -15,7 +15,7 @@ fn from_client(frontend: Ipv4Addr, sport: u16, flags: u8) -> Vec<u8> {
 /// Sends backend `i`'s reply to the client's port `sport` at `at`; the frontend (address and
 /// port) it leaves from.
 fn reply(i: usize, sport: u16, st: &mut WorkerState, fwd: &Forwarding, at: u64) -> (Ipv4Addr, u16) {
-    let mut frame = tcp_frame(
+    let frame = tcp_frame(
         BACKEND_MACS[i],
         BACKENDS[i],
         80,
@@ -23,6 +23,17 @@ fn reply(i: usize, sport: u16, st: &mut WorkerState, fwd: &Forwarding, at: u64) 
         sport,
         TcpFlags::ACK,
     );
+    sent_back(frame, st, fwd, at)
+}
+
+/// A backend's reply `frame`, rewritten at `at` and sent back to the client: the frontend
+/// (address and port) it leaves from.
+fn sent_back(
+    mut frame: Vec<u8>,
+    st: &mut WorkerState,
+    fwd: &Forwarding,
+    at: u64,
+) -> (Ipv4Addr, u16) {
     let action = process(&mut frame, LAN, st, fwd, at);
     assert!(
         matches!(action, Action::Transmit { backend: None, .. }),
@@ -403,17 +414,9 @@ fn a_one_datagram_request_keeps_its_frontend_for_its_answers() {
         let mut request = udp_frame(CLIENT_MAC, CLIENT, 40_000, frontend, 80);
         let i = decided(&mut request, &mut st, &fwd, NOW);
         for at in [NOW + 1_000, NOW + 60_000, NOW + 120_000] {
-            let mut answer = udp_frame(BACKEND_MACS[i], BACKENDS[i], 80, CLIENT, 40_000);
-            let action = process(&mut answer, LAN, &mut st, &fwd, at);
-            assert!(
-                matches!(action, Action::Transmit { backend: None, .. }),
-                "{action:?}"
-            );
-            assert_eq!(
-                endpoints(&answer).0,
-                (frontend, 80),
-                "via {frontend} at {at}"
-            );
+            let answer = udp_frame(BACKEND_MACS[i], BACKENDS[i], 80, CLIENT, 40_000);
+            let from = sent_back(answer, &mut st, &fwd, at);
+            assert_eq!(from, (frontend, 80), "via {frontend} at {at}");
         }
     }
 }
