@@ -212,53 +212,37 @@ fn non_floating_ha_ports_with_five_workers_balances_tcp_and_udp_over_three_backe
     balances_both_protocols("nat-5w");
 }
 
-/// `kernel_pps` is over all workers: pings to the appliance's own address (one flow, so one
-/// worker of five) at half of it all reach the kernel, none over the rate, and are answered
-/// (a few may be lost on the way). When each worker had
-/// a fifth of the rate (40 a second here), three in five were dropped as over it.
+/// `kernel_pps` is over all workers: a burst of pings to the appliance's own address (one
+/// flow, so one worker of five) within the budget's burst all reach the kernel and are
+/// answered. At 1000 a second the budget admits bursts of 100; when each worker had a fifth
+/// of the rate, its burst was 32 (the least), and most of the 90 were dropped as over it.
+/// The pings go at once (`ping -l`): a slow machine spreads them no more than a fast one.
 #[test]
 fn one_flow_to_the_appliance_may_take_the_whole_kernel_rate_of_five_workers() {
     let lab = Lab::up("nat-5w");
-    lab.edit_config(|t| t.replacen("[dataplane]\n", "[dataplane]\nkernel_pps = 200\n", 1));
+    lab.edit_config(|t| t.replacen("[dataplane]\n", "[dataplane]\nkernel_pps = 1000\n", 1));
     let config = std::fs::read_to_string(lab.config()).expect("the lab's config");
-    assert!(config.contains("kernel_pps = 200\n"), "{config}");
+    assert!(config.contains("kernel_pps = 1000\n"), "{config}");
     let mut lb = Appliance::start(&lab, &lab.config());
+    // One first, so that the client's host knows the appliance's MAC: ping sends the rest
+    // one a second where its kernel, still asking, will not take them all at once.
+    let first = lab.exec("c", &["ping", "-q", "-c", "1", "-W", "2", "10.0.1.2"]);
+    assert!(first.status.success(), "{first:?}");
     let before = metric(&lb.metrics(), "haports_kernel_packets_total", &[]).unwrap_or(0.0);
-    // 100 a second (fewer where the machine is busy) for 3 s.
     let ping = lab.exec(
         "c",
-        &[
-            "ping", "-q", "-c", "300", "-i", "0.01", "-W", "2", "10.0.1.2",
-        ],
+        &["ping", "-q", "-c", "90", "-l", "90", "-W", "2", "10.0.1.2"],
     );
     let out = String::from_utf8_lossy(&ping.stdout);
     let received: u32 = out
         .split(", ")
         .find_map(|part| part.strip_suffix(" received")?.parse().ok())
-        .unwrap_or_else(|| panic!("ping said: {out}"));
-    // The pings came faster than one worker's share (40 a second; a quarter more at least,
-    // where one worker's share would drop a fifth), or they proved nothing: ping's own span
-    // from the first to the last ("..., time 2990ms"; about 4 s on a two-CPU machine).
-    let span_ms: f64 = out
-        .split([',', '\n'])
-        .find_map(|part| {
-            part.trim()
-                .strip_prefix("time ")?
-                .strip_suffix("ms")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("ping said: {out}"));
-    let rate = 299.0 * 1000.0 / span_ms.max(1.0);
-    assert!(
-        rate > 50.0,
-        "{rate:.0} pings a second, not above a worker's share: {out}"
-    );
+        .unwrap_or_else(|| panic!("ping said: {out} {}", String::from_utf8_lossy(&ping.stderr)));
     let m = lb.metrics();
     let over = metric(&m, "haports_drops_total", &[("reason", "kernel_limit")]);
     assert_eq!(over, Some(0.0), "{out}\n{m}");
     let to_kernel = metric(&m, "haports_kernel_packets_total", &[]).unwrap() - before;
-    assert!(received >= 295 && to_kernel >= 300.0, "{out}\n{m}");
+    assert!(received >= 85 && to_kernel >= 90.0, "{out}\n{m}");
     assert!(lb.stop().success(), "{}", lb.logs());
 }
 
@@ -460,8 +444,8 @@ fn a_second_instance_refuses_to_start_and_leaves_the_running_one_alone() {
         "the running twin no longer answers: {}",
         String::from_utf8_lossy(&ping.stdout)
     );
-    let t = lab.traffic("udp", FRONTEND, &ports(), 24, None);
-    assert_all_served("after the second start", &t, 24);
+    let t = lab.traffic("udp", FRONTEND, &ports(), 48, None);
+    assert_all_served("after the second start", &t, 48);
 }
 
 /// Under systemd's `Type=notify` (the shipped unit), haports says `READY=1` once it
@@ -499,8 +483,8 @@ fn systemd_is_told_when_the_appliance_is_ready_and_when_it_stops() {
     // Ready means serving: the metrics answer and the frontend balances at once.
     let metrics = lab.exec("lb", &["curl", "-sf", "http://127.0.0.1:9900/metrics"]);
     assert!(metrics.status.success(), "{metrics:?}");
-    let t = lab.traffic("udp", FRONTEND, &ports(), 24, None);
-    assert_all_served("once ready", &t, 24);
+    let t = lab.traffic("udp", FRONTEND, &ports(), 48, None);
+    assert_all_served("once ready", &t, 48);
     // (`ip netns exec` and `setpriv` exec haports: the child is haports itself.)
     let pid = child.id().to_string();
     let killed = std::process::Command::new("kill")

@@ -160,6 +160,12 @@ fn a_million_source_flood_breaks_no_established_connection_and_its_state_goes_so
         t.failures.first()
     );
     let entries = metric(&after, "haports_flow_table_entries", &[("worker", "0")]);
+    // The table held the flood as it ended (65,536 entries; its last 5 s are live), so that
+    // their going below is the flood's entries expiring.
+    assert!(
+        entries.is_some_and(|n| n >= 30_000.0),
+        "flow-table entries as the flood ended: {entries:?}"
+    );
     // The flood's entries, a lone packet each (SYN or ACK), go after 5 s, not the rule's
     // idle timeout (240 s, the default): the table has room for new flows again.
     wait_for(

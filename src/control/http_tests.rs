@@ -161,7 +161,7 @@ fn slow_readers_from_many_peers_keep_no_scraper_out() {
     // readers' requests, which a loaded machine may read late.
     let made = made.load(Ordering::Relaxed);
     assert!(
-        made <= 2,
+        (1..=2).contains(&made),
         "{made} answers made for {} requests",
         readers.len()
     );

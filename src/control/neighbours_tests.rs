@@ -276,10 +276,12 @@ fn a_full_cache_pushes_its_oldest_unanswered_want_out_for_a_new_one() {
         at += RETRY;
         n.tick(&fwd, at);
     }
-    assert!(
-        n.stats.entries.load(Ordering::Relaxed) <= 1,
+    assert_eq!(
+        n.stats.entries.load(Ordering::Relaxed),
+        1,
         "only the backend's next hop is kept"
     );
+    assert!(n.holds(v4(11)), "the backend's next hop was forgotten");
 }
 
 /// A backend's next hop that a packet asked for first (so in line to give its place up) is

@@ -146,10 +146,19 @@ fn an_answer_is_written_within_its_time_in_all() {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let e = write_answer(&server, &answer, Duration::from_millis(500)).unwrap_err();
+    // In a thread: without the whole answer's time it would take the sipping reader's
+    // (most of an hour), where the test must fail.
+    let (done, written) = std::sync::mpsc::channel();
+    let big = answer.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(write_answer(&server, &big, Duration::from_millis(500)));
+    });
+    let e = written
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the answer was written on past its 500 ms")
+        .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     stop.store(true, Ordering::Relaxed);
-    drop(server);
     sip.join().unwrap();
 
     let (server, client) = UnixStream::pair().unwrap();
