@@ -103,22 +103,27 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
     }
 }
 
-/// The config's backend slots within what the appliance counts per backend: a pool takes a
-/// slot per backend for each distinct probe of the rules naming it (none: one), as
-/// `Forwarding::build` gives them.
-pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
-    let mut slots = 0usize;
-    for lb in &cfg.load_balancer {
-        for pool in &lb.backend_pool {
+/// Each pool's backends and states: a state for each distinct probe of the rules naming it
+/// (none: one), as `Forwarding::build` gives them, each with its own Maglev table.
+fn pool_states(cfg: &Config) -> impl Iterator<Item = (usize, usize)> + '_ {
+    cfg.load_balancer.iter().flat_map(|lb| {
+        lb.backend_pool.iter().map(|pool| {
             let mut probes: Vec<Option<&str>> = (lb.rule.iter())
                 .filter(|r| r.backend_pool == pool.name)
                 .map(|r| r.probe.as_deref())
                 .collect();
             probes.sort();
             probes.dedup();
-            slots += pool.backends.len() * probes.len().max(1);
-        }
-    }
+            (pool.backends.len(), probes.len().max(1))
+        })
+    })
+}
+
+/// The config's backend slots within what the appliance counts per backend: a pool takes a
+/// slot per backend for each of its states ([`pool_states`]); and its Maglev tables, one
+/// for each state, within [`MAX_MAGLEV_ENTRIES`] entries in all.
+pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
+    let slots: usize = pool_states(cfg).map(|(n, states)| n * states).sum();
     if slots > MAX_BACKEND_SLOTS {
         out.error(
             "load_balancer",
@@ -130,7 +135,25 @@ pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
             ),
         );
     }
+    let tables: usize = pool_states(cfg).map(|(_, states)| states).sum();
+    let entries = tables as u64 * u64::from(cfg.dataplane.maglev_table_size);
+    if entries > MAX_MAGLEV_ENTRIES {
+        out.error(
+            "dataplane.maglev_table_size",
+            limit::MAGLEV_IN_ALL,
+            format!(
+                "{tables} Maglev tables (a pool's for each distinct probe of the rules naming \
+                 it) of {} entries are {entries} entries (4 bytes each); at most \
+                 {MAX_MAGLEV_ENTRIES} in all: a smaller maglev_table_size, or fewer pools",
+                cfg.dataplane.maglev_table_size
+            ),
+        );
+    }
 }
+
+/// The Maglev tables' entries in all (1 GiB of them): they are built, and rebuilt as
+/// backends come and go, on the control thread.
+pub const MAX_MAGLEV_ENTRIES: u64 = 1 << 28;
 
 /// Every pool fits its Maglev table (an error), with room to balance (a warning).
 pub(super) fn maglev_table_holds_every_pool(cfg: &Config, out: &mut Problems) {

@@ -181,6 +181,7 @@ mod limit {
     pub(super) const FLOW_TABLE_MAX: Broken = Limitation("flow table of at most 2^26 flows");
     pub(super) const MAGLEV_MAX: Broken = Limitation("Maglev table of at most 2^22 entries");
     pub(super) const BACKEND_SLOTS: Broken = Limitation("at most 65,536 backend slots");
+    pub(super) const MAGLEV_IN_ALL: Broken = Limitation("Maglev tables of at most 2^28 entries");
     pub(super) const MBUFS: Broken = Limitation("enough packet buffers");
     pub(super) const KERNEL_PPS: Broken = Limitation("kernel rate above 0");
     pub(super) const NEIGHBOUR_REACHABLE: Broken =

@@ -332,6 +332,42 @@ fn backend_slots_within_those_counted() {
     assert_eq!(errors(&cfg).len(), 1);
 }
 
+/// The Maglev tables, one for each pool (and distinct probe of the rules naming it), hold
+/// at most 2^28 entries in all: 64 pools of the largest table fit, 65 do not.
+#[test]
+fn maglev_tables_within_their_memory_in_all() {
+    let mut cfg = base();
+    cfg.dataplane.maglev_table_size = 4_194_301;
+    let pool = lb(&mut cfg).backend_pool[0].clone();
+    for n in 1..64 {
+        let mut idle = pool.clone();
+        idle.name = format!("idle{n}");
+        lb(&mut cfg).backend_pool.push(idle);
+    }
+    let errors = |cfg: &Config| -> Vec<Problem> {
+        let all = validate(cfg).into_iter();
+        all.filter(|p| p.severity == Severity::Error).collect()
+    };
+    assert_eq!(errors(&cfg), vec![]);
+    let mut idle = pool.clone();
+    idle.name = "idle64".into();
+    lb(&mut cfg).backend_pool.push(idle);
+    let found = errors(&cfg);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].key, "dataplane.maglev_table_size");
+    assert_eq!(
+        found[0].tag,
+        "limitation: Maglev tables of at most 2^28 entries"
+    );
+    assert!(
+        found[0].message.starts_with("65 Maglev tables"),
+        "{found:#?}"
+    );
+    // The default table size: 65 pools are 4 million entries.
+    cfg.dataplane.maglev_table_size = 65_537;
+    assert_eq!(errors(&cfg), vec![]);
+}
+
 #[test]
 fn primes() {
     let primes: Vec<u32> = (0..30).filter(|&n| is_prime(n)).collect();
