@@ -135,9 +135,11 @@ pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
             ),
         );
     }
+    // A table too large on its own is said so once (`maglev_table_size`'s own check).
+    let size = cfg.dataplane.maglev_table_size;
     let tables: usize = pool_states(cfg).map(|(_, states)| states).sum();
-    let entries = tables as u64 * u64::from(cfg.dataplane.maglev_table_size);
-    if entries > MAX_MAGLEV_ENTRIES {
+    let entries = tables as u64 * u64::from(size);
+    if entries > MAX_MAGLEV_ENTRIES && size <= Dataplane::MAX_MAGLEV_TABLE_SIZE {
         out.error(
             "dataplane.maglev_table_size",
             limit::MAGLEV_IN_ALL,
@@ -145,7 +147,7 @@ pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
                 "{tables} Maglev tables (a pool's for each distinct probe of the rules naming \
                  it) of {} entries are {entries} entries (4 bytes each); at most \
                  {MAX_MAGLEV_ENTRIES} in all: a smaller maglev_table_size, or fewer pools",
-                cfg.dataplane.maglev_table_size
+                size
             ),
         );
     }
