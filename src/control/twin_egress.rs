@@ -18,8 +18,9 @@ use crate::wire::{
 /// Whether the twin's `frame` may leave by its interface: `MartianSource` for an IP packet
 /// or ARP message whose source (sender) address is none of the appliance's interfaces' (the
 /// host routes as a weak host: a reply from one interface's address may leave by another's
-/// twin), `Unsupported` for ICMP redirects and router discovery, which the twin's kernel
-/// (forwarding nothing) has no reason to send. Other frames (LLDP, …) go. An IP packet the
+/// twin), `Unsupported` for ICMP redirects and router discovery (solicitations and
+/// advertisements, ICMP's and ICMPv6's), which the twin's kernel (forwarding nothing,
+/// learning no route) has no reason to send. Other frames (LLDP, …) go. An IP packet the
 /// parser refuses (a routing header, a long chain of extension headers) is judged by its
 /// source address alone.
 pub(super) fn may_leave(frame: &[u8], interfaces: &[Interface]) -> Result<(), DropReason> {
@@ -73,7 +74,12 @@ pub(super) fn may_leave(frame: &[u8], interfaces: &[Interface]) -> Result<(), Dr
                             )
                     }
                     (IpProtocol::ICMPV6, Some(t)) => {
-                        t == Icmpv6Type::ROUTER_ADVERT || t == Icmpv6Type::REDIRECT
+                        matches!(
+                            t,
+                            Icmpv6Type::ROUTER_SOLICIT
+                                | Icmpv6Type::ROUTER_ADVERT
+                                | Icmpv6Type::REDIRECT
+                        )
                     }
                     _ => false,
                 };
@@ -208,7 +214,7 @@ mod tests {
             may_leave(&routed("fd00::9"), &own),
             Err(DropReason::MartianSource)
         );
-        for t in [134, 137] {
+        for t in [133, 134, 137] {
             assert_eq!(
                 may_leave(&icmp6("fe80::1", t), &own),
                 Err(DropReason::Unsupported),
