@@ -10,9 +10,9 @@ use std::sync::Arc;
 use crate::lb::verdict::DropReason;
 
 /// The most backend ids (over all pools) whose packets are counted per backend. An id goes to
-/// another backend only a day after its own left the config (a removed backend keeps its
+/// another backend only 25 hours after its own left the config (a removed backend keeps its
 /// retired slot, and takes it back when it returns; see `lb::forwarding`'s ids), so only the
-/// backends in the config and those that left it within a day hold ids: room for 65,536 of
+/// backends in the config and those that left it within 25 hours hold ids: room for 65,536 of
 /// them (per worker 1.5 MiB of counters, of which the data plane touches only the lines of
 /// the ids in use). `haports check` refuses a config whose own slots are more.
 pub const MAX_COUNTED_BACKENDS: usize = crate::config::MAX_BACKEND_SLOTS;
@@ -52,8 +52,6 @@ pub struct Traffic {
 pub struct WorkerCounters {
     /// Packets received, by interface index.
     pub rx_packets: [Counter; MAX_INTERFACES],
-    /// Packets sent, by interface index.
-    pub tx_packets: [Counter; MAX_INTERFACES],
     pub drops: [Counter; DropReason::COUNT],
     /// Packets and bytes forwarded to each backend, by `BackendId` of the current
     /// forwarding state: both of a backend in one line, written together for every packet.
@@ -64,7 +62,7 @@ pub struct WorkerCounters {
     /// state holds the other reference and counts them where flows are decided.
     pub backend_flows: Arc<[Counter]>,
     pub flow_entries: Counter,
-    /// New flows the flow tables had no room for.
+    /// Packets of new flows the flow tables had no room for (each decided by Maglev alone).
     pub flows_refused: Counter,
     /// Datagrams still followed in fragments that left the fragment table for newer ones.
     pub fragments_evicted: Counter,
@@ -73,15 +71,12 @@ pub struct WorkerCounters {
     /// The generation of the forwarding state the worker holds: the control thread frees
     /// the states it replaced once every worker holds a later one.
     pub generation: HeldGeneration,
-    /// Main-loop iterations: shows a worker is alive.
-    pub loops: Counter,
 }
 
 impl Default for WorkerCounters {
     fn default() -> Self {
         WorkerCounters {
             rx_packets: Default::default(),
-            tx_packets: Default::default(),
             drops: Default::default(),
             backend_traffic: backend_traffic(MAX_COUNTED_BACKENDS),
             backend_flows: backend_counters(MAX_COUNTED_BACKENDS),
@@ -90,7 +85,6 @@ impl Default for WorkerCounters {
             fragments_evicted: Counter::default(),
             neighbours_ignored: Counter::default(),
             generation: HeldGeneration::default(),
-            loops: Counter::default(),
         }
     }
 }

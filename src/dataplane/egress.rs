@@ -67,14 +67,8 @@ impl Egress {
             let i = interface as usize;
             // What waits in the buffer (another queue's packets, held ones released) goes
             // first, so that no flow's packets overtake one another.
-            flush(
-                &mut self.tx[i],
-                &mut self.tx_bufs[i],
-                &self.counters,
-                interface,
-            );
-            if let Some((sent, lost)) = self.tx[i].send(burst) {
-                self.counters.tx_packets[i].add(sent as u64);
+            flush(&mut self.tx[i], &mut self.tx_bufs[i], &self.counters);
+            if let Some((_, lost)) = self.tx[i].send(burst) {
                 self.counters.drops[DropReason::TxFull.index()].add(lost as u64);
                 return;
             }
@@ -115,13 +109,7 @@ impl Egress {
                         counters.backend(b, m.len() as u64);
                     }
                     let i = interface as usize;
-                    transmit(
-                        &mut self.tx[i],
-                        &mut self.tx_bufs[i],
-                        counters,
-                        interface,
-                        m,
-                    );
+                    transmit(&mut self.tx[i], &mut self.tx_bufs[i], counters, m);
                 }
                 // Counted by the control thread as it sends. Full: the control thread is behind;
                 // dropped as by a full TX ring.
@@ -175,7 +163,7 @@ impl Egress {
                         counters.backend(b, m.len() as u64);
                     }
                     let i = interface as usize;
-                    transmit(&mut tx[i], &mut bufs[i], counters, interface, m);
+                    transmit(&mut tx[i], &mut bufs[i], counters, m);
                 }
                 (_, action) => {
                     if let Action::Drop(reason) = action {
@@ -188,7 +176,7 @@ impl Egress {
     /// Every buffered packet to its queue.
     pub(super) fn flush(&mut self) {
         for (i, buf) in self.tx_bufs.iter_mut().enumerate() {
-            flush(&mut self.tx[i], buf, &self.counters, i as u32);
+            flush(&mut self.tx[i], buf, &self.counters);
         }
     }
 }
@@ -241,22 +229,15 @@ fn one_port(actions: &[Action]) -> Option<InterfaceId> {
 
 /// Queues `m` for a port's TX queue, flushing the buffer first when it is full.
 #[inline]
-fn transmit(
-    txq: &mut TxQueue,
-    buf: &mut TxBuffer,
-    counters: &WorkerCounters,
-    interface: u32,
-    m: Mbuf,
-) {
+fn transmit(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters, m: Mbuf) {
     if buf.is_full() {
-        flush(txq, buf, counters, interface);
+        flush(txq, buf, counters);
     }
     let _ = buf.push(m);
 }
 
 #[inline]
-fn flush(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters, interface: u32) {
-    let (sent, lost) = txq.flush(buf);
-    counters.tx_packets[interface as usize].add(sent as u64);
+fn flush(txq: &mut TxQueue, buf: &mut TxBuffer, counters: &WorkerCounters) {
+    let (_, lost) = txq.flush(buf);
     counters.drops[DropReason::TxFull.index()].add(lost as u64);
 }

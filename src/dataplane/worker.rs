@@ -30,8 +30,8 @@ pub struct Worker {
     pub rx: Vec<RxQueue>,
     /// TX queue `index` of each interface's port.
     pub tx: Vec<TxQueue>,
-    /// The way to each interface's kernel twin: TX queue `index`, or the control thread's
-    /// hand-off where the twin has too few queues for every worker.
+    /// The hand-off to each interface's kernel twin: the control thread sends on the twin's
+    /// one TX queue.
     pub to_twin: Vec<ToTwin>,
     pub state: WorkerState,
     pub forwarding: Arc<ArcSwap<Forwarding>>,
@@ -145,7 +145,6 @@ impl Worker {
                 counters
                     .neighbours_ignored
                     .set(self.state.neighbours.ignored);
-                counters.loops.set(loops);
             }
         }
         0
