@@ -62,9 +62,10 @@ pub struct Dataplane {
     /// are needed where a PMD holds many (net_pcap with `infinite_rx` keeps its whole file).
     #[serde(skip_serializing_if = "is_zero")]
     pub mbufs: u32,
-    /// Packets a second handed to the kernel twins, over all workers (ARP, neighbour
-    /// discovery, the appliance's own addresses); more are dropped and counted. Answers to the
-    /// health probes, from the backends, have a budget of their own of the same size.
+    /// Packets a second handed to the kernel twins, over all workers, in each of three
+    /// budgets of this size: traffic to the appliance's own addresses; what comes from the
+    /// backends' side (the probes' answers, their ARP and ND); the segment's other ARP, ND
+    /// and MLD queries. More are dropped and counted.
     #[serde(skip_serializing_if = "is_default_kernel_pps")]
     pub kernel_pps: u32,
     /// Seconds a neighbour stays reachable after it answered the appliance's solicitation;

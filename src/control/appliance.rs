@@ -31,7 +31,7 @@ use crate::dpdk::{
 use crate::lb::verdict::DropReason;
 use crossbeam::queue::ArrayQueue;
 
-/// How often neighbours are re-solicited and reports folded into a new state.
+/// How often reloads and socket requests are taken, neighbours asked again, probes reaped.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
 /// The most often new neighbours alone cause a new forwarding state.
 const NEIGHBOUR_BATCH: Duration = Duration::from_millis(2);
@@ -179,7 +179,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
         .collect();
     // The twins' packets this thread dropped, by reason (it is their counters' one writer):
     // those it could not send (`tx_full`), those in several segments or the twin's kernel
-    // may not send (`unsupported`, `martian_source`: twin_egress).
+    // may not send (`unsupported`, `martian_source`, `truncated`: twin_egress).
     let control_drops: Arc<[Counter; DropReason::COUNT]> = Arc::default();
     let control_tx_full = &control_drops[DropReason::TxFull.index()];
     let control_to_kernel = Arc::new(Counter::default());

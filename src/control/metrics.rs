@@ -32,7 +32,8 @@ pub struct MetricsSource {
     pub workers: Vec<Arc<WorkerCounters>>,
     /// The control thread's drops by reason: `tx_full`, the kernel twins' packets it could not
     /// send and the workers' packets for a twin that the twin's queue had no room for;
-    /// `unsupported`, the twins' packets in several segments.
+    /// `unsupported`, the twins' packets in several segments; and what a twin may not send
+    /// (`martian_source`, `unsupported`, `truncated`: `twin_egress::may_leave`).
     pub control_drops: Arc<[Counter; DropReason::COUNT]>,
     /// The workers' packets for a twin that the control thread sent (where they hand them
     /// over: a twin of one queue).

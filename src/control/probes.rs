@@ -6,10 +6,11 @@
 //! `tcp` passes when a connection is established; `http` when `GET path` answers 2xx (the
 //! final answer, after any interim 1xx), its request sent in one segment. A target turns
 //! down after `unhealthy_threshold` consecutive failures and up after `healthy_threshold`
-//! consecutive passes; an HTTP answer that is not 2xx, or a reset, turns it down at once. Its
-//! first result decides its first state. Probes start on a fixed rate (every `interval_ms`,
-//! whatever a probe took) and time out after one interval (at most 2 s, for connect, request
-//! and answer together), so a dead backend is declared down within
+//! consecutive passes; an http probe's answer that is not 2xx, or its connection refused or
+//! reset, turns it down at once. Its first result decides its first state. Probes start on
+//! a fixed rate (every `interval_ms`, whatever a probe took) and time out after one interval
+//! (at most 2 s, for connect, request and answer together), so a dead backend is declared
+//! down within
 //! `interval × (threshold + 1)`. A target's first probe goes at once, its second within an
 //! interval at a phase of its own ([`Target::first_gap`]), so that many targets do not
 //! probe in step.

@@ -15,7 +15,8 @@ pub(super) enum Outcome {
     Pass,
     /// Counts towards `unhealthy_threshold`.
     Fail(String),
-    /// Marks down at once (an HTTP answer that is not 2xx, a reset).
+    /// Marks down at once (an http probe's answer that is not 2xx, its connection refused or
+    /// reset).
     Reject(String),
     /// The appliance could not probe (out of descriptors, buffers or local ports): says
     /// nothing of the backend, whose state stays as it was; a target without one yet takes

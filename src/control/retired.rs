@@ -86,7 +86,7 @@ impl Retired {
 
 /// Zeroes the workers' counts for each backend slot retired in `current` that `next` gives
 /// to another backend. No worker writes them meanwhile: a worker counts only the backends
-/// its decisions take, never a retired one, and the slot was retired for a day (a worker
+/// its decisions take, never a retired one, and the slot was retired for 25 hours (a worker
 /// still on a state where it was not would have stopped taking new states long ago).
 fn zero_reused_slots(current: &Forwarding, next: &Forwarding, counters: &[Arc<WorkerCounters>]) {
     let reused = (current.backends.iter().zip(&next.backends).enumerate())

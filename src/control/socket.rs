@@ -1,5 +1,5 @@
-//! The control socket (`control.socket`): a Unix socket only root may use, through which
-//! `haports reload` and `haports status` talk to a running appliance.
+//! The control socket (`control.socket`): a Unix socket only root and haports' own user may
+//! use, through which `haports reload` and `haports status` talk to a running appliance.
 //!
 //! One request a connection: a line (`reload` or `status`), answered with one JSON object,
 //! then the connection closes. A thread of its own accepts and reads; the control thread
@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use super::Error;
 
-/// How long a client may take to send its line (in all, however it trickles), and the control
-/// thread to answer.
+/// How long a client may take to send its line (in all, however it trickles), and to take
+/// its answer.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the control thread may take to answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest answer a client reads: far beyond the status of the largest config.
 const ANSWER_MAX: u64 = 64 << 20;

@@ -57,8 +57,8 @@ fn to_frontend(frame: &[u8], our_mac: MacAddr, fwd: &Forwarding, frontend: Front
 
 /// The fast path's classification: a plain IPv4 TCP or UDP packet addressed (at layer 2 and
 /// layer 3) to a frontend, by a sender that is not this interface: its fields and frontend.
-/// Exactly the packets the slow path would send straight to the frontend's rules; `None`
-/// sends the rest there.
+/// Only packets the slow path would send straight to the frontend's rules (of those, the ones
+/// addressed to the interface's MAC or the frontend's own); `None` sends the rest there.
 #[inline]
 pub(super) fn classify_fast(
     frame: &[u8],

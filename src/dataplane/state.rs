@@ -23,8 +23,9 @@ pub struct WorkerState {
     pub fragments: Datagrams,
     /// What the worker tells the control thread about neighbours.
     pub neighbours: NeighbourReports,
-    /// What the workers may still hand to the kernel twins: one budget for all of them (the
-    /// appliance gives each worker the same).
+    /// What the workers may still hand to the kernel twins: three budgets (own addresses,
+    /// the backends' side, the segment's neighbour messages) for all of them (the appliance
+    /// gives each worker the same).
     pub kernel: Arc<KernelBudget>,
     /// The ICMP errors the worker may still send (RFC 4443 §2.4(f), RFC 1812 §4.3.2.8):
     /// [`vxlan::ERRORS_PER_SECOND`](super::vxlan::ERRORS_PER_SECOND).

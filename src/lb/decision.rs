@@ -229,8 +229,9 @@ fn new_decision<M: BucketMemory>(
 /// backend. Each candidate rule names the flow the reply would belong to (its client, the
 /// frontend, and the frontend port: the reply's source port under HA ports, the rule's own
 /// where it translates the backend port the reply comes from); its entry, renewed by the
-/// client's packets, is looked up without being renewed. `None` where no candidate's live
-/// flow is on this backend: the caller falls back to the rules' mapping.
+/// client's packets, is looked up without being renewed (but for a datagram answering a flow
+/// seen in one client packet: that earns it the idle timeout). `None` where no candidate's
+/// live flow is on this backend: the caller falls back to the rules' mapping.
 pub fn reply_frontend<M: BucketMemory>(
     fwd: &Forwarding,
     flows: &mut Flows<M>,

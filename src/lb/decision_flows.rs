@@ -13,7 +13,8 @@ pub struct Flows<M = Box<[Bucket]>> {
     /// The key of every hash into these tables ([`Flow::table_hash`]): random for each
     /// worker of a running appliance, so that where a flow lands cannot be aimed.
     pub secret: u64,
-    /// New flows the tables had no room for (decided by Maglev alone, not remembered).
+    /// Packets of new flows the tables had no room for (each decided by Maglev alone, not
+    /// remembered).
     pub refused: u64,
     /// The last new decision recorded found no room: each packet of such a flow is decided
     /// anew, and counted in `refused`, not as a new flow.

@@ -2,9 +2,9 @@
 //! thread from the config, backend health and resolved neighbours, and published whole.
 //!
 //! It is immutable once built ([`Forwarding::build`], in `forwarding_build.rs`). Workers
-//! read it through the RCU pointer once per burst; the lookups here take no lock and
-//! allocate nothing. The decision itself is
-//! [`decide`](super::decision::decide), which the data plane and `haports lookup` share.
+//! read it through the RCU pointer once a loop (their quiescent point, between the bursts
+//! of every port's queue); the lookups here take no lock and allocate nothing. The decision
+//! itself is [`decide`](super::decision::decide), which the data plane and `haports lookup` share.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -143,8 +143,9 @@ pub struct Forwarding {
     /// Counts applied configs: 1 for the config at start, +1 per successful reload.
     pub config_generation: u64,
     pub hash_seed: u64,
-    /// `dataplane.kernel_pps`: packets a second to the kernel twins, over all workers (their
-    /// shared [`KernelBudget`](crate::dataplane::state::WorkerState::kernel)).
+    /// `dataplane.kernel_pps`: packets a second to the kernel twins, over all workers, in
+    /// each of the three budgets they share
+    /// ([`KernelBudget`](crate::dataplane::state::WorkerState::kernel)).
     pub kernel_pps: u32,
     pub interfaces: Vec<InterfaceState>,
     pub frontends: Vec<FrontendState>,

@@ -30,7 +30,8 @@ pub enum DropReason {
     /// its next hop got no answer in time (or too many were held).
     NoNeighbour,
     /// A later IP fragment whose first fragment was not seen (or is too old), a backend's
-    /// reply's from elsewhere than the backend side, or a TCP fragment 8 bytes in (RFC 1858).
+    /// reply's from elsewhere than the backend side, one whose backend no longer keeps its
+    /// flows, or a TCP fragment 8 bytes in (RFC 1858).
     Fragment,
     /// TTL / hop limit zero on arrival.
     Ttl,
@@ -38,9 +39,11 @@ pub enum DropReason {
     TxFull,
     /// A source no real sender has: broadcast (an interface subnet's too), multicast,
     /// loopback, unspecified, link-local (169.254/16; fe80::/10 beyond what the kernel twin
-    /// takes), or the appliance's own or its frontends' addresses.
+    /// takes), or the appliance's own or its frontends' addresses; and a frame of the kernel
+    /// twin's from an address that is none of the interfaces' own.
     MartianSource,
-    /// TCP flags no stack sends (SYN with FIN or RST, or none at all).
+    /// TCP flags no stack sends (SYN with FIN or RST, or none of FIN, SYN, RST, PSH, ACK
+    /// and URG).
     TcpFlags,
     /// An IPv4 header whose checksum is wrong (by our check, which the device's verdict of
     /// right spares).
@@ -52,14 +55,18 @@ pub enum DropReason {
     /// More IPv6 extension headers than are walked to the transport header.
     ExtensionHeaders,
     /// For a backend behind VXLAN, too big for the interface's MTU once encapsulated, and
-    /// not to be answered with "fragmentation needed" (IPv4 without DF).
+    /// neither split (IPv4 without DF, but with IP options, or no buffer or room for its
+    /// fragments) nor answered with an ICMP error (itself an ICMP error or a later IPv4
+    /// fragment, no own address to answer from, or the errors' rate spent).
     TooBig,
     /// A destination no packet may be forwarded to: unspecified, loopback, link-local,
     /// reserved (240/4), or an interface subnet's broadcast address.
     MartianDestination,
     /// For the kernel twin, an ARP packet or IPv6 neighbour message that places an address at
     /// another MAC than the one the appliance verified (the twin would learn it, and send its
-    /// probes there); the control thread verifies the address again.
+    /// probes there); the control thread verifies the address again. Also a neighbour
+    /// advertisement placing a frontend at another MAC, and a duplicate-address probe for a
+    /// frontend beyond the defences' rate (`DEFENCES_PER_SECOND`).
     NeighbourConflict,
 }
 

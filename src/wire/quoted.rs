@@ -134,7 +134,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> QuotedIpv4<T> {
         let old_port = get_u16(&l4[at_port..at_port + 2]);
         let new_port = port.unwrap_or(old_port);
         put_u16(&mut l4[at_port..at_port + 2], new_port);
-        // The transport checksum covers the pseudo-header's source address and the port.
+        // The transport checksum covers the rewritten address (in the pseudo-header) and port.
         let at = match proto {
             IpProtocol::UDP => 6,
             _ => 16,

@@ -1,11 +1,13 @@
 //! Address rewrites (NAT) that keep every checksum right. A transport checksum covers the IP
 //! addresses through the pseudo-header, so changing an address means updating the IPv4 header
 //! checksum *and* the TCP, UDP or ICMPv6 checksum, incrementally (RFC 1624). ICMPv4 has no
-//! pseudo-header and needs nothing. Ports are rewritten with [`TcpPacket`](super::TcpPacket)
-//! and [`UdpPacket`](super::UdpPacket) setters, which update their own checksum.
+//! pseudo-header and needs nothing. Ports are rewritten by [`rewrite_port`] (given the
+//! transport header) and [`dnat_ipv4_fast`] (given the whole frame), which update the
+//! transport checksum incrementally too.
 //!
-//! Each function takes the bytes from the IP header on (`&mut frame[h.l3_offset..]` given
-//! [`Headers`](super::Headers)), validates everything first and writes only on success.
+//! The address rewrites take the bytes from the IP header on (`&mut frame[h.l3_offset..]`
+//! given [`Headers`](super::Headers)); each function validates everything first and writes
+//! only on success.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
