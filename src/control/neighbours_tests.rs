@@ -500,6 +500,47 @@ fn a_known_neighbour_is_verified_at_its_mac_then_on_the_segment() {
     assert_eq!(to(&frames), vec![MacAddr::BROADCAST]);
 }
 
+/// As above in IPv6: the first two solicitations to the neighbour's address at its MAC, the
+/// last to its solicited-node group.
+#[test]
+fn a_known_ipv6_neighbour_is_verified_at_its_mac_then_at_its_group() {
+    let config = CONFIG
+        .replace("10.0.0.2/24", "fd00::2/64")
+        .replace("10.0.0.100", "fd00::100")
+        .replace(
+            r#"{ address = "10.0.0.11" }, { address = "10.0.0.12", mac = "02:00:00:00:00:12" }"#,
+            r#"{ address = "fd00::11" }"#,
+        );
+    let fwd = forwarding_of(&config, &[]);
+    let backend: IpAddr = "fd00::11".parse().unwrap();
+    let t0 = Instant::now();
+    let mut n = Neighbours::new(REACHABLE);
+    n.tick(&fwd, t0);
+    n.report(answer(backend, MAC_A), t0);
+    let mut at = t0 + REACHABLE;
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        let (frames, _) = n.tick(&fwd, at);
+        assert_eq!(frames.len(), 1, "one solicitation a try");
+        let eth = EthernetFrame::new_checked(&frames[0].1[..]).unwrap();
+        assert_eq!(eth.ethertype(), EtherType::IPV6);
+        let ip = &eth.payload()[..40];
+        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
+        let icmp = Icmpv6Packet::new_checked(&eth.payload()[40..]).unwrap();
+        assert_eq!(icmp.ns_target(), Some("fd00::11".parse().unwrap()));
+        sent.push((eth.dst(), dst.to_string()));
+        at += RETRY;
+    }
+    let group_mac = MacAddr([0x33, 0x33, 0xff, 0, 0, 0x11]);
+    let expected = [
+        (MAC_A, "fd00::11"),
+        (MAC_A, "fd00::11"),
+        (group_mac, "ff02::1:ff00:11"),
+    ];
+    let expected: Vec<_> = expected.iter().map(|&(m, a)| (m, a.to_owned())).collect();
+    assert_eq!(sent, expected);
+}
+
 #[test]
 fn a_unicast_solicitation_goes_to_the_target_at_its_mac() {
     let mac = MacAddr([2, 0, 0, 0, 0, 1]);
