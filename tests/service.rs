@@ -86,33 +86,66 @@ fn the_installed_unit_passes_systemd_analyze_verify_and_its_start_check() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    // The reload where nothing can be connected to on the control socket (a config without
-    // it): SIGHUP to the main process, as systemd runs the command (`$$` is its escape for
-    // `$`; it sets MAINPID).
-    if !Path::new("/run/haports/haports.sock").exists() {
-        let reload = unit
-            .lines()
-            .find_map(|l| l.strip_prefix("ExecReload="))
-            .unwrap();
-        let script = reload
-            .strip_prefix("/bin/sh -c '")
-            .and_then(|r| r.strip_suffix('\''))
-            .expect("ExecReload runs a shell script")
-            .replace("$$", "$");
-        let mut main = Command::new("sleep").arg("60").spawn().unwrap();
-        let sent = Command::new("/bin/sh")
+    // The reload as systemd runs the command (`$$` is its escape for `$`; it sets MAINPID),
+    // on a scratch socket: where nothing can be connected to (no socket, or a stale file of
+    // one), SIGHUP to the main process; any other failure (the appliance stopping) is passed
+    // on, and the main process left alone.
+    let reload = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecReload="))
+        .unwrap();
+    let socket = dir.join("control.sock");
+    let script = reload
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|r| r.strip_suffix('\''))
+        .expect("ExecReload runs a shell script")
+        .replace("$$", "$")
+        .replace("/run/haports/haports.sock", socket.to_str().unwrap());
+    let run_reload = || {
+        let main = Command::new("sleep").arg("60").spawn().unwrap();
+        let status = Command::new("/bin/sh")
             .args(["-c", &script])
             .env("MAINPID", main.id().to_string())
             .status()
             .unwrap();
-        assert!(sent.success(), "{reload}");
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            main.wait().unwrap().signal(),
-            Some(1),
-            "SIGHUP to the main process"
-        );
+        (status, main)
+    };
+    use std::os::unix::process::ExitStatusExt;
+    for case in ["no socket", "a stale socket file"] {
+        if case == "a stale socket file" {
+            drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+            assert!(socket.exists());
+        }
+        let (status, mut main) = run_reload();
+        assert!(status.success(), "{case}: {reload}");
+        let signal = main.wait().unwrap().signal();
+        assert_eq!(signal, Some(1), "{case}: SIGHUP to the main process");
     }
+    std::fs::remove_file(&socket).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let stopping = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (conn, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&conn).read_line(&mut line).unwrap();
+        assert_eq!(line, "reload\n");
+        (&conn)
+            .write_all(b"{\"error\": \"haports is stopping\"}\n")
+            .unwrap();
+    });
+    let (status, mut main) = run_reload();
+    stopping.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "a stopping appliance's answer passed on"
+    );
+    assert!(
+        main.try_wait().unwrap().is_none(),
+        "the main process was signalled"
+    );
+    main.kill().unwrap();
+    let _ = main.wait();
 
     // ExecStartPre's check, as the service runs it.
     let check = Command::new(prefix.join("bin/haports"))
