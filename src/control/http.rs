@@ -13,8 +13,10 @@
 //! is accepted is answered at once (before a later arrival could take its place). Found
 //! answers to one path within [`SAME_ANSWER_FOR`] of each other are one answer, made once
 //! and shared by the connections writing it (a request for another path does not push it
-//! out): many requests at once cost neither one encoding each nor a copy each. A query asks
-//! for no other answer: the path is answered without it.
+//! out): many requests at once cost neither one encoding each nor a copy each; nor do slow
+//! readers asking further apart hold more than [`OLDER_ANSWERS_HELD`] bytes of older answers
+//! (beyond, the last is given again). A query asks for no other answer: the path is
+//! answered without it.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -43,6 +45,11 @@ pub const SLOW_READER: Duration = Duration::from_millis(500);
 /// shortest interval `haports stats` samples over (50 ms), whose rates it then moves by a
 /// tenth at most.
 pub const SAME_ANSWER_FOR: Duration = Duration::from_millis(5);
+/// The bytes of older answers that connections may still be writing, beyond which the last
+/// answer made is given again however old (up to [`WRITE_TIMEOUT`] and [`SLOW_READER`]'s
+/// eviction): slow readers asking a few milliseconds apart would each hold an answer of
+/// their own, tens of MiB for a large config.
+pub const OLDER_ANSWERS_HELD: usize = 64 << 20;
 
 /// An answer: status code, content type and body.
 pub struct Response {
@@ -97,13 +104,20 @@ fn serve_within(
     let mut connections: Vec<Connection> = Vec::with_capacity(MAX_CONNECTIONS);
     let mut refused: u64 = 0;
     let mut made: Option<Made> = None;
+    // The answers made before the last, which connections may still hold.
+    let mut older: Vec<std::sync::Weak<[u8]>> = Vec::new();
     let mut answer = |path: &str, head_only: bool| {
         // A query asks for no other answer (a Prometheus job's `params`): else ever new
         // queries would have each answer made anew.
         let path = path.split('?').next().unwrap_or_default();
+        older.retain(|w| w.strong_count() > 0);
+        let held: usize = (older.iter().filter_map(std::sync::Weak::upgrade))
+            .map(|b| b.len())
+            .sum();
+        let crowded = held >= OLDER_ANSWERS_HELD;
         let fresh = made
             .as_ref()
-            .filter(|m| m.path == path && m.at.elapsed() < same_for);
+            .filter(|m| m.path == path && (m.at.elapsed() < same_for || crowded));
         let m = match fresh {
             Some(m) => m,
             None => {
@@ -117,6 +131,7 @@ fn serve_within(
                 }
                 let at = Instant::now();
                 let path = path.to_owned();
+                older.extend(made.take().map(|m| Arc::downgrade(&m.bytes)));
                 made.insert(Made {
                     path,
                     at,

@@ -170,6 +170,41 @@ fn slow_readers_from_many_peers_keep_no_scraper_out() {
     handle.join().unwrap();
 }
 
+/// Slow readers asking one after another, each past the time an answer is given again, hold
+/// no more than [`OLDER_ANSWERS_HELD`] bytes of older answers: beyond, the last is given
+/// again. (Each held its own: 64 readers of a large config's answer, gigabytes.)
+#[test]
+fn slow_readers_asking_apart_hold_a_bounded_memory_of_answers() {
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = made.clone();
+    let big = 8 << 20;
+    // Never the same answer by age (given again for no time at all); readers slower than
+    // the test.
+    let within = Duration::from_secs(600);
+    let (addr, stop, handle) = serving_sharing(
+        move |path| {
+            count.fetch_add(usize::from(path == "/big"), Ordering::Relaxed);
+            big_or_small(path, big)
+        },
+        (within, Duration::ZERO),
+    );
+    let readers = OLDER_ANSWERS_HELD / big + 4;
+    let mut held = Vec::new();
+    for mut s in idle_from("127.0.0.2", addr, readers) {
+        s.write_all(b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+        // Its answer begun (the rest waits for the reader) before the next asks.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut status = [0u8; 12];
+        s.read_exact(&mut status).unwrap();
+        assert_eq!(&status, b"HTTP/1.1 200");
+        held.push(s);
+    }
+    assert_eq!(made.load(Ordering::Relaxed), OLDER_ANSWERS_HELD / big + 1);
+    drop(held);
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
+
 /// `n` connections from `source` that send nothing.
 fn idle_from(source: &str, addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     (0..n)
