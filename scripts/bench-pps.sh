@@ -13,7 +13,8 @@
 #                             [-r RUNS] [-I]
 #
 # Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
-# used; writes OUTDIR/pps.csv (the medians), OUTDIR/pps-rounds.csv (every round's figures,
+# used; writes OUTDIR/pps.csv (the medians, and the flows the tables held when measured:
+# all workers' entries, the least of the rounds), OUTDIR/pps-rounds.csv (every round's figures,
 # for their spread) and, when matplotlib is there, OUTDIR/pps.png.
 # -m: the modes, nat and floating (DSR: "dsr" is taken for floating); others are refused.
 # WORKERS: worker cores, 1 to 16 (default 1; each gets its own RX queue replaying the pcap;
@@ -217,6 +218,7 @@ TOML
     before=$held; sleep 1
   done
   [ "$held" -ge "$want" ] || echo "(flow tables hold $held of $want flows: full)" >&2
+  echo "$held" >>"$work/held-$mode-$n"   # the CSV's flows_held: the least of the rounds
   sleep 1
   if [ -n "$instructions" ]; then
     callgrind_control -z "$pid" >/dev/null 2>&1; sleep "$seconds"
@@ -344,7 +346,7 @@ if [ -n "$instructions" ]; then
   csv=$out/instructions.csv; unit=instructions
   command -v valgrind >/dev/null || apt_install valgrind
 fi
-echo "mode,flows,workers,hugepages,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit,ratio_5tswap" >"$csv"
+echo "mode,flows,workers,hugepages,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit,ratio_5tswap,flows_held" >"$csv"
 rounds_csv=${csv%.csv}-rounds.csv
 echo "mode,flows,round,haports_$unit,testpmd_io_$unit,testpmd_macswap_$unit,testpmd_5tswap_$unit" >"$rounds_csv"
 echo "haports: $("$binary" --version 2>/dev/null || echo "$binary"); $workers worker(s) on lcores $lcores;" \
@@ -383,7 +385,9 @@ for n in $flows; do
     r_io=$(ratio "${runs_of[$mode]}" "${runs_of[io]}")
     r_ms=$(ratio "${runs_of[$mode]}" "${runs_of[macswap]}")
     r_ft=$(ratio "${runs_of[$mode]}" "${runs_of[5tswap]}")
-    echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft,$r_ft" >>"$csv"
+    # The flows the tables held when measured (all workers' entries; each sees every flow).
+    held=$(sort -n "$work/held-$mode-$n" 2>/dev/null | head -1)
+    echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft,$r_ft,${held:-}" >>"$csv"
     awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" \
       -v a="$r_io" -v b="$r_ms" -v c="$r_ft" 'BEGIN {
       printf "%9s %9d %6s %10.3f %10.3f %10.3f %10.3f %8.2f %8.2f %8.2f\n", m, n, hp, h, io, ms, ft, a, b, c }'
