@@ -4,7 +4,7 @@ drain and reload tests.
 
   streams.py FRONTEND --udp-port P --udp-flows N --tcp-port Q --duration S
              [--kill-pid PID --kill-at T] [--session-port R [--session-sport S]]
-             [--session-timeout T] [--until-stdin-closes]
+             [--session-timeout T] [--until-stdin-closes [--at-least A]]
 
 - N UDP flows (fixed source ports) each send a sequence-numbered datagram every 10 ms; every
   answer names its backend. Per flow: the backends seen and the sequence numbers never
@@ -14,7 +14,8 @@ drain and reload tests.
 - --kill-pid: at T seconds, SIGKILL that process (a backend's service) and note the time.
 - --session-port: one long-lived TCP connection sending a line every 50 ms throughout;
   every line must come back from the same backend.
-- --until-stdin-closes: stop once standard input closes, if that is before --duration.
+- --until-stdin-closes: stop once standard input closes, if that is before --duration (and
+  not before --at-least A seconds: enough traffic for the report, however quick the test).
 Times are seconds from the start. Prints one JSON object at the end; exits 1 (the error on
 stderr) if any thread failed, so that a report never passes for lack of entries."""
 import argparse
@@ -40,6 +41,8 @@ ap.add_argument("--session-timeout", type=float, default=2.0,
                 help="seconds the session waits for an answer before it counts as broken")
 ap.add_argument("--until-stdin-closes", action="store_true",
                 help="stop when standard input closes (or at --duration, whichever is first)")
+ap.add_argument("--at-least", type=float, default=0.0,
+                help="with --until-stdin-closes, run at least this many seconds")
 args = ap.parse_args()
 
 t0 = time.monotonic()
@@ -173,6 +176,7 @@ if args.kill_pid:
 if args.until_stdin_closes:
     def watch_stdin():
         sys.stdin.read()
+        time.sleep(max(0.0, args.at_least - now()))
         stop.set()
     threading.Thread(target=watch_stdin, daemon=True).start()
 stop.wait(max(0.0, args.duration - now()))

@@ -31,12 +31,13 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# Built first: the reservation below takes 2 GiB the compiler and linker may want.
+cargo build --workspace --all-targets --locked
 # 2 MB hugepages, as users run: the labs and the start-up tests use them when at least 256
 # are free (a start-up crash happened only with them). 1024 more (2 GiB) when fewer are free.
 if [ -w "$hp/nr_hugepages" ] && [ "$(cat "$hp/free_hugepages")" -lt 256 ]; then
   hugepages_before=$(cat "$hp/nr_hugepages")
   echo $(( hugepages_before + 1024 )) > "$hp/nr_hugepages" || true
 fi
-cargo build --workspace --all-targets --locked
 cargo nextest run --workspace --no-fail-fast "$@"
 cargo test --workspace --doc

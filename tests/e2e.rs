@@ -716,7 +716,10 @@ fn hostile_frames_are_counted_drops_none_reaches_a_backend_and_service_goes_on()
         "--session-port",
         "8002",
         "--duration",
-        "8",
+        "60",
+        "--until-stdin-closes",
+        "--at-least",
+        "3",
     ]);
     // The hostile frames go in among good traffic: once it flows.
     lb.wait_backend_traffic(50.0);
@@ -757,7 +760,7 @@ fn hostile_frames_are_counted_drops_none_reaches_a_backend_and_service_goes_on()
         streams.running(),
         "the good traffic ended before every hostile frame was counted"
     );
-    let report = streams.join();
+    let report = streams.stop();
     common::assert_every_connection_served(&report);
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");

@@ -241,6 +241,9 @@ fn a_drained_backend_keeps_its_connections_and_gets_no_new_ones() {
         "--session-sport",
         "45000",
         "--duration",
+        "60",
+        "--until-stdin-closes",
+        "--at-least",
         "3",
     ]);
     common::wait_for(
@@ -277,7 +280,7 @@ fn a_drained_backend_keeps_its_connections_and_gets_no_new_ones() {
         t.served
     );
 
-    let report = streams.join();
+    let report = streams.stop();
     common::assert_every_connection_served(&report);
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
@@ -305,7 +308,15 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
     let lab = Lab::up("nat");
     lab.edit_config(|t| t.replace(r#", { address = "10.0.0.13" }"#, ""));
     let lb = Appliance::start(&lab, &lab.config());
-    let mut streams = lab.streams(&["--udp-flows", "16", "--duration", "3"]);
+    let mut streams = lab.streams(&[
+        "--udp-flows",
+        "16",
+        "--duration",
+        "60",
+        "--until-stdin-closes",
+        "--at-least",
+        "3",
+    ]);
     // The reload goes in while the streams run: once their datagrams reach the backends,
     // and the streams are still sending once it applied.
     lb.wait_backend_traffic(100.0);
@@ -322,7 +333,7 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
         streams.running(),
         "the streams ended before the reload applied: it did not happen under traffic"
     );
-    let report = streams.join();
+    let report = streams.stop();
     common::assert_every_connection_served(&report);
     assert_no_loss(&report, None);
     let t = lab.traffic("tcp", FRONTEND, &(8000..8024).collect::<Vec<_>>(), 90, None);
@@ -457,7 +468,15 @@ fn a_flood_at_the_appliance_is_held_to_its_kernel_rate_and_the_probes_keep_their
 fn a_reload_that_gives_the_rule_a_probe_loses_no_packet_of_established_flows() {
     let lab = Lab::up("nat");
     let lb = Appliance::start(&lab, &lab.config());
-    let mut streams = lab.streams(&["--udp-flows", "16", "--duration", "4"]);
+    let mut streams = lab.streams(&[
+        "--udp-flows",
+        "16",
+        "--duration",
+        "60",
+        "--until-stdin-closes",
+        "--at-least",
+        "3",
+    ]);
     lb.wait_backend_traffic(100.0);
     lab.add_probe(500, THRESHOLD, THRESHOLD);
     lb.reload();
@@ -480,7 +499,7 @@ fn a_reload_that_gives_the_rule_a_probe_loses_no_packet_of_established_flows() {
         streams.running(),
         "the streams ended before the probe's results: the test saw no probed traffic"
     );
-    let report = streams.join();
+    let report = streams.stop();
     common::assert_every_connection_served(&report);
     assert_no_loss(&report, None);
 }
@@ -524,6 +543,9 @@ fn a_reload_that_makes_a_session_s_replies_ambiguous_keeps_the_session() {
         "--session-port",
         "8002",
         "--duration",
+        "60",
+        "--until-stdin-closes",
+        "--at-least",
         "3",
     ]);
     common::wait_for(
@@ -545,7 +567,7 @@ fn a_reload_that_makes_a_session_s_replies_ambiguous_keeps_the_session() {
         "the session ended before the public frontend's traffic: it did not run beside it"
     );
 
-    let report = streams.join();
+    let report = streams.stop();
     common::assert_every_connection_served(&report);
     let session = &report["session"];
     assert_eq!(session["errors"].as_array().unwrap().len(), 0, "{session}");
