@@ -129,7 +129,9 @@ impl ScaleLab {
                 start.elapsed() < limit,
                 "timed out after {limit:?} waiting for the router to {what}; its paths: {paths:?}"
             );
-            std::thread::sleep(Duration::from_millis(2));
+            // Each look starts a process: often enough to time a change to 10 ms, not so often
+            // that the looking starves the BIRDs beside it of the CPU.
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
