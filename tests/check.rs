@@ -134,8 +134,38 @@ impl Drop for TempConfig {
 
 /// Exit status, stdout and stderr of `haports ARGS…`.
 fn haports(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_haports"))
-        .args(args)
+    outcome(Command::new(env!("CARGO_BIN_EXE_haports")).args(args))
+}
+
+/// A network namespace of the test's own, deleted on drop, with its loopback up.
+struct Namespace(String);
+
+impl Namespace {
+    fn new(name: &str) -> Namespace {
+        let ip = |args: &[&str]| Command::new("ip").args(args).status().expect("ip");
+        assert!(ip(&["netns", "add", name]).success(), "ip netns add {name}");
+        let ns = Namespace(name.to_owned());
+        assert!(ip(&["-n", name, "link", "set", "lo", "up"]).success());
+        ns
+    }
+
+    /// `program ARGS…` in the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Exit status, stdout and stderr of `command` (RUST_LOG not passed on).
+fn outcome(command: &mut Command) -> (Option<i32>, String, String) {
+    let out = command
         .env_remove("RUST_LOG")
         .output()
         .expect("run haports");
@@ -1008,10 +1038,31 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
         );
     }
     let mac = "\nport = 0\nmac = \"02:00:00:00:00:aa\"\n";
-    // A metrics address already taken (its failure once came after the workers were
+    // Each run in a namespace of its own: one gets as far as the kernel twin, whose
+    // addresses (10.0.0.2/24, fd00::2/64) have no place among the host's.
+    let ns = Namespace::new(&format!("hpchk{}", std::process::id()));
+    // A metrics address already taken there (its failure once came after the workers were
     // launched, and they went on polling ports that were closed under them).
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken_at = taken.local_addr().unwrap();
+    let taker = "import socket, sys\n\
+        s = socket.socket()\n\
+        s.bind(('127.0.0.1', 0))\n\
+        s.listen()\n\
+        print(s.getsockname()[1], flush=True)\n\
+        sys.stdin.read()\n";
+    let mut taken = ns
+        .command("/usr/bin/python3")
+        .args(["-c", taker])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the address's taker");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(taken.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let taken_at = format!("127.0.0.1:{}", port.trim());
     let metrics = format!("[control]\nmetrics_listen = \"{taken_at}\"\n\n[dpdk]");
     let in_use = format!("listening on {taken_at}: Address already in use");
     // A running instance (its control socket answers) announcing through BIRD: a second
@@ -1073,8 +1124,11 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
                 text = text.replacen(from, to, 1);
             }
             let file = TempConfig::new(&text);
-            let (code, stdout, stderr) =
-                haports(&["run".as_ref(), "--config".as_ref(), file.path().as_os_str()]);
+            let (code, stdout, stderr) = outcome(ns.command(env!("CARGO_BIN_EXE_haports")).args([
+                "run".as_ref(),
+                "--config".as_ref(),
+                file.path().as_os_str(),
+            ]));
             assert_eq!(
                 code,
                 Some(1),
@@ -1091,6 +1145,8 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
         announced,
         "the running instance's routes were left alone"
     );
+    drop(taken.stdin.take());
+    let _ = taken.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
