@@ -58,6 +58,8 @@ host() { # host NAME [BRIDGE] [DEV]: a namespace (made if new) with DEV (eth0) o
 }
 
 up() {
+  # A lab left under this tag (its test killed before its teardown) goes first.
+  if ip netns list | grep -q "^$tag-"; then down; fi
   mkdir -p "$dir"
   ip netns add "$tag-sw"
   ns sw ip link add br0 type bridge

@@ -114,6 +114,8 @@ NFT
 appliance() { appliance_ingress_drop "$1"; }
 
 up() {
+  # A lab left under this tag (its test killed before its teardown) goes first.
+  if ip netns list | grep -q "^$tag-"; then down; fi
   mkdir -p "$dir"
   echo "$mode" >"$dir/mode"
   for n in sw lb ra rb a b $NVAS; do namespace "$n"; done
