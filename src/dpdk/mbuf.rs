@@ -71,16 +71,20 @@ impl Mbuf {
 
     /// Whether the device checked the IPv4 header checksum and found it right (a bad verdict
     /// or none leaves the check to software). A device that parses tunnels (VXLAN on port
-    /// 4789, say, which is also a frame to a frontend here) gives the inner header's verdict
-    /// in these bits and the outer one's as `OUTER_IP_CKSUM_BAD` (Intel's ice and i40e do):
-    /// that bit set, the header haports reads is bad, whatever the inner one's verdict.
+    /// 4789, say, which is also a frame to a frontend here) may give the inner header's
+    /// verdict in these bits, and the outer one's as `OUTER_IP_CKSUM_BAD` only where its
+    /// outer-checksum offload is on (haports asks for the plain one): a packet the device
+    /// typed as a tunnel is left to software, as is one whose outer header it said is bad.
     #[inline]
     pub fn ip_checksum_good(&self) -> bool {
-        // SAFETY: reading a field of an owned mbuf.
-        let flags = unsafe { (*self.0.as_ptr()).ol_flags };
+        let m = self.0.as_ptr();
+        // SAFETY: reading fields of an owned mbuf; `packet_type` is the union's whole word,
+        // whatever the PMD wrote.
+        let (flags, ptype) = unsafe { ((*m).ol_flags, (*m).__bindgen_anon_1.packet_type) };
         let mask =
             dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK | dpdk_sys::RTE_MBUF_F_RX_OUTER_IP_CKSUM_BAD;
         flags & u64::from(mask) == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+            && ptype & dpdk_sys::RTE_PTYPE_TUNNEL_MASK == 0
     }
 
     /// Sets the packet length (single segment) to `len`, within the buffer's room.
@@ -282,8 +286,9 @@ mod tests {
     use super::*;
     use crate::dpdk::Eal;
 
+    /// One EAL a process: the tests below in one test of it.
     #[test]
-    fn a_burst_frees_only_the_packets_it_received() {
+    fn mbufs() {
         let args = [
             "--no-huge",
             "--no-shconf",
@@ -297,6 +302,11 @@ mod tests {
         ];
         let args = args.map(String::from);
         let _eal = Eal::init(&args).expect("EAL without hugepages");
+        a_burst_frees_only_the_packets_it_received();
+        only_a_good_verdict_on_a_plain_packet_is_trusted();
+    }
+
+    fn a_burst_frees_only_the_packets_it_received() {
         let pool = Mempool::new("burst", 1023, 0, None).expect("a pool");
         let full = pool.available();
         let mut burst = MbufBurst::default();
@@ -320,5 +330,34 @@ mod tests {
         );
         drop(ring);
         assert_eq!(pool.available(), full);
+    }
+
+    /// The device's IPv4 checksum verdict is trusted only when good, for the header haports
+    /// reads: not where it said the outer header is bad, nor for a packet it typed as a
+    /// tunnel (whose verdict may be the inner header's).
+    fn only_a_good_verdict_on_a_plain_packet_is_trusted() {
+        let pool = Mempool::new("verdicts", 63, 0, None).expect("a pool");
+        let m = Mbuf::alloc(&pool).unwrap();
+        let set = |flags: u32, ptype: u32| {
+            // SAFETY: writing fields of an owned mbuf, as a PMD's RX does.
+            unsafe {
+                (*m.0.as_ptr()).ol_flags = u64::from(flags);
+                (*m.0.as_ptr()).__bindgen_anon_1.packet_type = ptype;
+            }
+            m.ip_checksum_good()
+        };
+        use dpdk_sys::{
+            RTE_MBUF_F_RX_IP_CKSUM_BAD as BAD, RTE_MBUF_F_RX_IP_CKSUM_GOOD as GOOD,
+            RTE_MBUF_F_RX_IP_CKSUM_NONE as NONE, RTE_MBUF_F_RX_OUTER_IP_CKSUM_BAD as OUTER_BAD,
+            RTE_PTYPE_L3_IPV4 as L3_IPV4, RTE_PTYPE_L4_UDP as L4_UDP,
+            RTE_PTYPE_TUNNEL_VXLAN as VXLAN,
+        };
+        assert!(set(GOOD, 0));
+        assert!(set(GOOD, L3_IPV4 | L4_UDP));
+        assert!(!set(GOOD, L3_IPV4 | L4_UDP | VXLAN), "a tunnel's verdict");
+        assert!(!set(GOOD | OUTER_BAD, 0), "the outer header bad");
+        assert!(!set(BAD, 0));
+        assert!(!set(NONE, 0));
+        assert!(!set(0, 0), "no verdict");
     }
 }
