@@ -76,11 +76,17 @@ impl Eal {
                 reason: "contains a NUL byte".into(),
             })?);
         }
-        // EAL may permute argv, so it gets its own array of pointers into `owned`, which
-        // outlives the call (EAL copies what it keeps).
+        // EAL may permute argv, so it gets its own array of pointers, and may write into the
+        // strings (it splits `--socket-mem 1024,1024` at its commas in place): each is a
+        // buffer of its own, mutable, which outlives the call (EAL copies what it keeps).
+        let mut buffers: Vec<Vec<u8>> = owned
+            .into_iter()
+            .map(CString::into_bytes_with_nul)
+            .collect();
         let mut argv: Vec<*mut std::ffi::c_char> =
-            owned.iter().map(|c| c.as_ptr().cast_mut()).collect();
-        // SAFETY: argv holds argc valid NUL-terminated strings that live across the call.
+            buffers.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
+        // SAFETY: argv holds argc valid NUL-terminated strings, each in a buffer of its own
+        // that may be written and lives across the call.
         let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
         if ret < 0 {
             INITIALISED.store(false, Ordering::SeqCst);
@@ -115,8 +121,11 @@ impl Eal {
         let arg = Box::into_raw(boxed).cast::<c_void>();
         // SAFETY: the trampoline takes back ownership of `arg` exactly once when it runs.
         let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore.0) };
-        if ret < 0 {
-            // SAFETY: the launch failed, so the trampoline never ran and `arg` is still ours.
+        // -EBUSY: the lcore was not waiting, and nothing was handed to it. Any other failure
+        // comes after the job was handed over (the wake-up's acknowledgement not read), and
+        // the trampoline may yet run and take it: it is left to it (leaked if it never runs).
+        if ret == -libc::EBUSY {
+            // SAFETY: nothing was handed over, so the trampoline never runs and `arg` is ours.
             drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
         }
         check(|| format!("launching a worker on lcore {}", lcore.0), ret).map(|_| ())
