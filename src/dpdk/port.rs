@@ -70,9 +70,14 @@ struct PortInner {
 impl Drop for PortInner {
     fn drop(&mut self) {
         // SAFETY: the last handle (port or queue) is gone, so no thread polls the port now.
-        unsafe {
-            dpdk_sys::rte_eth_dev_stop(self.id);
-            dpdk_sys::rte_eth_dev_close(self.id);
+        let stopped = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+        // SAFETY: as above.
+        let closed = unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+        if stopped < 0 || closed < 0 {
+            // Still started, its queues may hold buffers: the pool is kept for the process's
+            // life, and so is the EAL (never cleaned up under it).
+            tracing::error!(port = self.id, stopped, closed, "port not closed");
+            return std::mem::forget(self._pool.clone());
         }
         super::eal::released();
     }
