@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(
             pool.available(),
             full - 8,
-            "the ring's buffers freed with the burst"
+            "only the received buffer freed with the burst, not the ring's"
         );
         drop(ring);
         assert_eq!(pool.available(), full);

@@ -42,7 +42,9 @@ impl Mempool {
         }
         // SAFETY: no preconditions after EAL init (checked above).
         let socket = socket.unwrap_or_else(|| unsafe { dpdk_sys::rte_socket_id() });
-        let cname = CString::new(name).expect("pool name without NUL");
+        let cname = CString::new(name).map_err(|_| {
+            DpdkError::from_code(format!("mempool name {name:?} holds a NUL"), libc::EINVAL)
+        })?;
         // SAFETY: valid C string; EAL initialised (checked above).
         let raw = unsafe {
             dpdk_sys::rte_pktmbuf_pool_create(
