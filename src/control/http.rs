@@ -14,10 +14,11 @@
 //! answers to one path within [`SAME_ANSWER_FOR`] of each other are one answer, made once
 //! and shared by the connections writing it (a request for another path does not push it
 //! out): many requests at once cost neither one encoding each nor a copy each; nor do slow
-//! readers asking further apart hold more than [`OLDER_ANSWERS_HELD`] bytes of older answers
-//! (beyond, the last is given again). A query asks for no other answer: the path is
+//! readers of one path asking further apart hold more than [`OLDER_ANSWERS_HELD`] bytes of
+//! its older answers (beyond, the last is given again). A query asks for no other answer: the path is
 //! answered without it.
 
+use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,16 +105,16 @@ fn serve_within(
     let mut connections: Vec<Connection> = Vec::with_capacity(MAX_CONNECTIONS);
     let mut refused: u64 = 0;
     let mut made: Option<Made> = None;
-    // The answers made before the last, which connections may still hold.
-    let mut older: Vec<std::sync::Weak<[u8]>> = Vec::new();
+    // The answers made before the last that connections still hold (let go of each round,
+    // once theirs have).
+    let older: RefCell<Vec<Arc<[u8]>>> = RefCell::default();
+    let held_only_here = |b: &Arc<[u8]>| Arc::strong_count(b) == 1;
     let mut answer = |path: &str, head_only: bool| {
         // A query asks for no other answer (a Prometheus job's `params`): else ever new
         // queries would have each answer made anew.
         let path = path.split('?').next().unwrap_or_default();
-        older.retain(|w| w.strong_count() > 0);
-        let held: usize = (older.iter().filter_map(std::sync::Weak::upgrade))
-            .map(|b| b.len())
-            .sum();
+        older.borrow_mut().retain(|b| !held_only_here(b));
+        let held: usize = older.borrow().iter().map(|b| b.len()).sum();
         let crowded = held >= OLDER_ANSWERS_HELD;
         let fresh = made
             .as_ref()
@@ -131,7 +132,10 @@ fn serve_within(
                 }
                 let at = Instant::now();
                 let path = path.to_owned();
-                older.extend(made.take().map(|m| Arc::downgrade(&m.bytes)));
+                let previous = made.take().map(|m| m.bytes);
+                older
+                    .borrow_mut()
+                    .extend(previous.filter(|b| !held_only_here(b)));
                 made.insert(Made {
                     path,
                     at,
@@ -191,6 +195,7 @@ fn serve_within(
             busy |= progressed;
             keep
         });
+        older.borrow_mut().retain(|b| !held_only_here(b));
         if !busy {
             std::thread::sleep(IDLE_POLL);
         }
