@@ -31,7 +31,8 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-# Built first: the reservation below takes 2 GiB the compiler and linker may want.
+# Built first: the reservation below takes 2 GiB the compiler and linker may want (the few
+# doc tests are built by their run, at the end).
 cargo build --workspace --all-targets --locked
 # 2 MB hugepages, as users run: the labs and the start-up tests use them when at least 256
 # are free (a start-up crash happened only with them). 1024 more (2 GiB) when fewer are free.

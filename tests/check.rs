@@ -143,6 +143,8 @@ struct Namespace(String);
 impl Namespace {
     fn new(name: &str) -> Namespace {
         let ip = |args: &[&str]| Command::new("ip").args(args).status().expect("ip");
+        // One left by a test killed before its teardown (a pid the same) goes first.
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
         assert!(ip(&["netns", "add", name]).success(), "ip netns add {name}");
         let ns = Namespace(name.to_owned());
         assert!(ip(&["-n", name, "link", "set", "lo", "up"]).success());
@@ -1038,8 +1040,8 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
         );
     }
     let mac = "\nport = 0\nmac = \"02:00:00:00:00:aa\"\n";
-    // Each run in a namespace of its own: one gets as far as the kernel twin, whose
-    // addresses (10.0.0.2/24, fd00::2/64) have no place among the host's.
+    // The runs in a network namespace of the test's own: one gets as far as the kernel
+    // twin, whose addresses (10.0.0.2/24, fd00::2/64) have no place among the host's.
     let ns = Namespace::new(&format!("hpchk{}", std::process::id()));
     // A metrics address already taken there (its failure once came after the workers were
     // launched, and they went on polling ports that were closed under them).

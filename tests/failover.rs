@@ -333,6 +333,8 @@ fn reload_adds_a_backend_without_losing_a_packet_and_an_invalid_reload_changes_n
         streams.running(),
         "the streams ended before the reload applied: it did not happen under traffic"
     );
+    // Traffic after it too (half a second's worth of the 16 flows' datagrams at least).
+    lb.wait_backend_traffic(800.0);
     let report = streams.stop();
     common::assert_every_connection_served(&report);
     assert_no_loss(&report, None);

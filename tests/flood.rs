@@ -124,6 +124,17 @@ fn a_million_source_flood_breaks_no_established_connection_and_its_state_goes_so
         streams.running(),
         "the session ended before the flood did: it did not run through it"
     );
+    // The table as the flood ends (65,536 entries; the last 5 s of the flood are live): its
+    // going down below is the flood's entries expiring.
+    let entries = metric(
+        &lb.metrics(),
+        "haports_flow_table_entries",
+        &[("worker", "0")],
+    );
+    assert!(
+        entries.is_some_and(|n| n >= 30_000.0),
+        "flow-table entries as the flood ended: {entries:?}"
+    );
     let report = streams.stop();
     let after = lb.metrics();
     let rss_after = rss_kib(lb.pid());
@@ -158,13 +169,6 @@ fn a_million_source_flood_breaks_no_established_connection_and_its_state_goes_so
         "after the flood: {:?} {:?}",
         t.served,
         t.failures.first()
-    );
-    let entries = metric(&after, "haports_flow_table_entries", &[("worker", "0")]);
-    // The table held the flood as it ended (65,536 entries; its last 5 s are live), so that
-    // their going below is the flood's entries expiring.
-    assert!(
-        entries.is_some_and(|n| n >= 30_000.0),
-        "flow-table entries as the flood ended: {entries:?}"
     );
     // The flood's entries, a lone packet each (SYN or ACK), go after 5 s, not the rule's
     // idle timeout (240 s, the default): the table has room for new flows again.

@@ -231,7 +231,16 @@ fn neighbour_advertisements_nobody_asked_for_teach_nothing() {
     // A "solicited" answer nobody asked for, with hop limit 64 (from off the link): taken,
     // b1's traffic would go to the client's host, and no verification would come to mend it
     // within the hour.
+    // Seen at the appliance's port (a neighbour advertisement for the backend, from the
+    // client's host), so that what follows is its effect, not its absence.
+    let arrived = Capture::start(&lab, "lb", "icmp6 and ip6[40] == 136 and ip6[7] == 64");
     send("solicited");
+    wait_for(
+        "the advertisement at the appliance's port",
+        Duration::from_secs(10),
+        || (!arrived.seen().is_empty()).then_some(()),
+    );
+    drop(arrived.stop());
     let t = lab.traffic("tcp", lab.frontend(), &ports(), 48, None);
     assert_all_served("after the solicited one", &t, 48);
     assert_eq!(

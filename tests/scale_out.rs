@@ -3,8 +3,9 @@
 //! (`scripts/scale-out-lab.sh`). One lab, in phases. While 300 long-lived TCP connections from
 //! 50 client addresses send data continuously and check every byte that comes back: the
 //! flows spread over all three; a reload that drops a frontend withdraws it first; `kill -9`
-//! of an instance takes its path off the router at once (BIRD sees its session go; the
-//! test allows 5 s, where BGP's hold time is 240 s, and prints the time taken); SIGTERM
+//! of an instance takes its path off the router at once (its twin goes with it, and BIRD
+//! withdraws the route through it; the test allows 5 s, where BGP's hold time is 240 s, and
+//! prints the time taken); SIGTERM
 //! withdraws before the instance stops forwarding. No connection breaks, and each reached the backend
 //! `haports lookup` names for it, the same on every instance. Then, with the killed instance
 //! restarted: an instance whose probes are cut withdraws while the others keep the route, and
