@@ -13,8 +13,8 @@
 #                             [-r RUNS] [-I]
 #
 # Prints Mpps and haports/testpmd ratios per mode and flow count, and whether hugepages were
-# used; writes OUTDIR/pps.csv (the medians, and the flows the tables held when measured:
-# all workers' entries, the least of the rounds), OUTDIR/pps-rounds.csv (every round's figures,
+# used; writes OUTDIR/pps.csv (the medians, and the flows a worker's table held when
+# measured, the least of the rounds), OUTDIR/pps-rounds.csv (every round's figures,
 # for their spread) and, when matplotlib is there, OUTDIR/pps.png.
 # -m: the modes, nat and floating (DSR: "dsr" is taken for floating); others are refused.
 # WORKERS: worker cores, 1 to 16 (default 1; each gets its own RX queue replaying the pcap;
@@ -385,8 +385,10 @@ for n in $flows; do
     r_io=$(ratio "${runs_of[$mode]}" "${runs_of[io]}")
     r_ms=$(ratio "${runs_of[$mode]}" "${runs_of[macswap]}")
     r_ft=$(ratio "${runs_of[$mode]}" "${runs_of[5tswap]}")
-    # The flows the tables held when measured (all workers' entries; each sees every flow).
+    # The flows each table held when measured (all workers' entries over the workers: each
+    # sees every flow).
     held=$(sort -n "$work/held-$mode-$n" 2>/dev/null | head -1)
+    held=${held:+$(( held / workers ))}
     echo "$mode,$n,$workers,$huge,$h,$io,$ms,$ft,$r_ft,${held:-}" >>"$csv"
     awk -v m="$mode" -v n="$n" -v hp="$huge" -v h="$h" -v io="$io" -v ms="$ms" -v ft="$ft" \
       -v a="$r_io" -v b="$r_ms" -v c="$r_ft" 'BEGIN {

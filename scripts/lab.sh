@@ -48,7 +48,7 @@ V6=$v6
 
 host() { # host NAME [BRIDGE] [DEV]: a namespace (made if new) with DEV (eth0) on BRIDGE (br0)
   local n=$1 br=${2:-br0} dev=${3:-eth0}
-  ip netns list | grep -qw "$tag-$n" || ip netns add "$tag-$n"
+  ip netns list | grep -w "$tag-$n" >/dev/null || ip netns add "$tag-$n"
   ip link add "$dev" netns "$tag-$n" type veth peer name "p-$n-$dev" netns "$tag-sw"
   quiet_link sw "p-$n-$dev"
   ns sw ip link set "p-$n-$dev" master "$br" up
@@ -59,7 +59,8 @@ host() { # host NAME [BRIDGE] [DEV]: a namespace (made if new) with DEV (eth0) o
 
 up() {
   # A lab left under this tag (its test killed before its teardown) goes first.
-  if ip netns list | grep -q "^$tag-"; then down; fi
+  # (grep reads all: under pipefail, `grep -q` quitting early fails `ip` on a long list.)
+  if ip netns list | grep "^$tag-" >/dev/null; then down; fi
   mkdir -p "$dir"
   ip netns add "$tag-sw"
   ns sw ip link add br0 type bridge

@@ -115,7 +115,8 @@ appliance() { appliance_ingress_drop "$1"; }
 
 up() {
   # A lab left under this tag (its test killed before its teardown) goes first.
-  if ip netns list | grep -q "^$tag-"; then down; fi
+  # (grep reads all: under pipefail, `grep -q` quitting early fails `ip` on a long list.)
+  if ip netns list | grep "^$tag-" >/dev/null; then down; fi
   mkdir -p "$dir"
   echo "$mode" >"$dir/mode"
   for n in sw lb ra rb a b $NVAS; do namespace "$n"; done

@@ -208,7 +208,8 @@ TOML
 
 up() {
   # A lab left under this tag (its test killed before its teardown) goes first.
-  if ip netns list | grep -q "^$tag-"; then down; fi
+  # (grep reads all: under pipefail, `grep -q` quitting early fails `ip` on a long list.)
+  if ip netns list | grep "^$tag-" >/dev/null; then down; fi
   mkdir -p "$dir/r"
   for n in sw r c lb1 lb2 lb3 b1 b2 b3; do namespace "$n"; done
   for t in iptables ip6tables arptables; do
