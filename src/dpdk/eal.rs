@@ -121,9 +121,10 @@ impl Eal {
         let arg = Box::into_raw(boxed).cast::<c_void>();
         // SAFETY: the trampoline takes back ownership of `arg` exactly once when it runs.
         let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore.0) };
-        // -EBUSY: the lcore was not waiting, and nothing was handed to it. Any other failure
-        // comes after the job was handed over (the wake-up's acknowledgement not read), and
-        // the trampoline may yet run and take it: it is left to it (leaked if it never runs).
+        // -EBUSY: the lcore was not waiting, and nothing was handed to it. After any other
+        // failure the job may have been handed over (the wake-up written, its acknowledgement
+        // not read), and the trampoline may yet run and take it: it is left to it (leaked if
+        // it never runs).
         if ret == -libc::EBUSY {
             // SAFETY: nothing was handed over, so the trampoline never runs and `arg` is ours.
             drop(unsafe { Box::from_raw(arg.cast::<Job>()) });

@@ -74,9 +74,10 @@ impl Drop for PortInner {
         // SAFETY: as above.
         let closed = unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
         if stopped < 0 || closed < 0 {
-            // Still started, its queues may hold buffers: the pool is kept for the process's
-            // life, and so is the EAL (never cleaned up under it).
+            // Still started, its queues may hold buffers and it may read its RSS key: both
+            // are kept for the process's life, and so is the EAL (never cleaned up under it).
             tracing::error!(port = self.id, stopped, closed, "port not closed");
+            Box::leak(std::mem::replace(&mut self._rss_key, Box::new([0; 256])));
             return std::mem::forget(self._pool.clone());
         }
         super::eal::released();
