@@ -104,8 +104,9 @@ pub(super) fn sizes(cfg: &Config, out: &mut Problems) {
 }
 
 /// Each pool's backends and states: a state for each distinct probe of the rules naming it
-/// (none: one), as `Forwarding::build` gives them, each with its own Maglev table.
-fn pool_states(cfg: &Config) -> impl Iterator<Item = (usize, usize)> + '_ {
+/// (none: one), as `Forwarding::build` gives them, each with its own Maglev table where a
+/// backend may take new flows (weight above 0, not drained).
+fn pool_states(cfg: &Config) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
     cfg.load_balancer.iter().flat_map(|lb| {
         lb.backend_pool.iter().map(|pool| {
             let mut probes: Vec<Option<&str>> = (lb.rule.iter())
@@ -114,7 +115,8 @@ fn pool_states(cfg: &Config) -> impl Iterator<Item = (usize, usize)> + '_ {
                 .collect();
             probes.sort();
             probes.dedup();
-            (pool.backends.len(), probes.len().max(1))
+            let weighted = (pool.backends.iter()).any(|b| b.weight > 0 && !b.drain);
+            (pool.backends.len(), probes.len().max(1), weighted)
         })
     })
 }
@@ -123,7 +125,7 @@ fn pool_states(cfg: &Config) -> impl Iterator<Item = (usize, usize)> + '_ {
 /// slot per backend for each of its states ([`pool_states`]); and its Maglev tables, one
 /// for each state, within [`MAX_MAGLEV_ENTRIES`] entries in all.
 pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
-    let slots: usize = pool_states(cfg).map(|(n, states)| n * states).sum();
+    let slots: usize = pool_states(cfg).map(|(n, states, _)| n * states).sum();
     if slots > MAX_BACKEND_SLOTS {
         out.error(
             "load_balancer",
@@ -137,7 +139,8 @@ pub(super) fn backend_slots_counted(cfg: &Config, out: &mut Problems) {
     }
     // A table too large on its own is said so once (`maglev_table_size`'s own check).
     let size = cfg.dataplane.maglev_table_size;
-    let tables: usize = pool_states(cfg).map(|(_, states)| states).sum();
+    let tables = pool_states(cfg).filter(|&(_, _, weighted)| weighted);
+    let tables: usize = tables.map(|(_, states, _)| states).sum();
     let entries = tables as u64 * u64::from(size);
     if entries > MAX_MAGLEV_ENTRIES && size <= Dataplane::MAX_MAGLEV_TABLE_SIZE {
         out.error(

@@ -363,6 +363,12 @@ fn maglev_tables_within_their_memory_in_all() {
         found[0].message.starts_with("65 Maglev tables"),
         "{found:#?}"
     );
+    // A pool none of whose backends may take new flows has no table.
+    let last = lb(&mut cfg).backend_pool.last_mut().unwrap();
+    last.backends.iter_mut().for_each(|b| b.drain = true);
+    assert_eq!(errors(&cfg), vec![]);
+    lb(&mut cfg).backend_pool.last_mut().unwrap().backends[0].drain = false;
+    assert_eq!(errors(&cfg).len(), 1);
     // The default table size: 65 pools are 4 million entries.
     cfg.dataplane.maglev_table_size = 65_537;
     assert_eq!(errors(&cfg), vec![]);
