@@ -14,3 +14,4 @@
 #include <rte_ether.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_mbuf_pool_ops.h>

@@ -1096,6 +1096,15 @@ fn start_up_errors_are_clear_and_exit_1_never_a_crash() {
             "port 0: reading device info (does it exist?",
         ),
         (
+            "a mempool handler of one thread",
+            vdev.clone(),
+            (
+                "\"--no-pci\"",
+                "\"--no-pci\", \"--mbuf-pool-ops-name\", \"ring_sp_sc\"",
+            ),
+            "its handler ring_sp_sc is not safe for several threads",
+        ),
+        (
             "too few lcores",
             vdev.clone(),
             ("[dpdk]", "[dataplane]\nworkers = 2\n\n[dpdk]"),

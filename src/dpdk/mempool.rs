@@ -8,7 +8,7 @@ use super::error::DpdkError;
 /// the ports started on it hold one each, as their RX queues allocate from it.
 ///
 /// DPDK's mempool is safe to use from many threads at once (per-lcore caches, lock-free
-/// ring), so the handle is `Send + Sync`.
+/// ring; a handler that is not, [`Mempool::new`] refuses), so the handle is `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Mempool {
     inner: Arc<Pool>,
@@ -37,6 +37,21 @@ impl Mempool {
         if !super::eal::initialised() {
             return Err(DpdkError::from_code(
                 format!("creating mempool {name}: EAL is not initialised"),
+                libc::EINVAL,
+            ));
+        }
+        // The pool's handler (EAL's `--mbuf-pool-ops-name`, else the platform's): every
+        // thread puts and gets at once, which the single-producer or -consumer rings break.
+        // SAFETY: EAL initialised; a static NUL-terminated name.
+        let ops = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_mbuf_best_mempool_ops()) };
+        let ops = ops.to_string_lossy();
+        if matches!(&*ops, "ring_sp_sc" | "ring_mp_sc" | "ring_sp_mc") {
+            return Err(DpdkError::from_code(
+                format!(
+                    "creating mempool {name}: its handler {ops} is not safe for several \
+                     threads at once, which haports' workers and control thread are \
+                     (leave --mbuf-pool-ops-name out, or give ring_mp_mc)"
+                ),
                 libc::EINVAL,
             ));
         }
