@@ -106,7 +106,7 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
         return;
     };
     let fwd = input.fwd;
-    let (pipelined, actions, decided_at, spilled) = through_pipeline(&input);
+    let ((pipelined, actions, decided_at, spilled), counted) = through_pipeline(&input);
 
     // The slow path alone, packet by packet, each at the time the pipeline decided it; the
     // packets made beside a burst's own (a split packet's fragments) the same.
@@ -139,6 +139,18 @@ pub fn run(states: &[Forwarding], data: &[u8]) {
             "burst {k}: the packets made beside the burst"
         );
     }
+    // The same new flows counted for each backend, and as many refused.
+    assert_eq!(
+        counted,
+        counts(&other, fwd),
+        "new flows by backend, and refused"
+    );
+}
+
+/// A worker's new flows by backend (of `fwd`'s), and the flows its table refused.
+fn counts(st: &WorkerState, fwd: &Forwarding) -> (Vec<u64>, u64) {
+    let counted = st.new_flows.iter().take(fwd.backends.len());
+    (counted.map(|c| c.get()).collect(), st.flows.refused)
 }
 
 /// What [`through_pipeline`] leaves: the bursts, each one's actions, when each was decided,
@@ -153,8 +165,9 @@ type Pipelined = (
 /// The input's bursts through the burst pipeline on one worker, as the worker runs it: each
 /// burst's stages in turn, or a burst apart (the next burst classified before this one is
 /// decided, at the time of the loop that decides it). The bursts as they were left, each
-/// one's actions, and when each was decided.
-fn through_pipeline(input: &Input) -> Pipelined {
+/// one's actions, and when each was decided; and the worker's counts after them
+/// ([`counts`]).
+fn through_pipeline(input: &Input) -> (Pipelined, (Vec<u64>, u64)) {
     let fwd = input.fwd;
     let mut pipelined = input.bursts.clone();
     let mut spill = Spill::with_capacity(BURST);
@@ -192,7 +205,8 @@ fn through_pipeline(input: &Input) -> Pipelined {
         st.flows.expire(now_ms, 8);
         st.fragments.expire(now_ms, 2);
     }
-    (pipelined, actions, decided_at, spilled)
+    let counted = counts(&st, fwd);
+    ((pipelined, actions, decided_at, spilled), counted)
 }
 
 /// The most bursts one input holds.
@@ -296,7 +310,7 @@ mod tests {
             let data = std::fs::read(corpus.join(seed)).expect("a seed");
             let input = parse(&states, &data).expect("an input");
             assert_eq!((input.bursts.len(), input.apart), (2, apart), "{seed}");
-            let (_, actions, _, _) = through_pipeline(&input);
+            let ((_, actions, _, _), _) = through_pipeline(&input);
             assert_eq!(
                 backend(actions[1][0]),
                 backend(actions[0][0]),
