@@ -25,12 +25,21 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// EAL initialised and not cleaned up: DPDK's allocators may be called.
 static USABLE: AtomicBool = AtomicBool::new(false);
 
-/// Whether EAL is initialised (and not cleaned up): DPDK's allocators may be called.
-pub(super) fn initialised() -> bool {
-    USABLE.load(Ordering::SeqCst)
+/// A handle on DPDK's memory is about to be made (from any thread): true where EAL is
+/// usable, and then it stays so until [`released`]; false, nothing held, where it is not.
+/// Counted before usability is read, where `Eal::drop` marks EAL unusable before it reads
+/// the count: one of the two sees the other.
+pub(super) fn hold() -> bool {
+    LIVE.fetch_add(1, Ordering::SeqCst);
+    if USABLE.load(Ordering::SeqCst) {
+        return true;
+    }
+    LIVE.fetch_sub(1, Ordering::SeqCst);
+    false
 }
 
-/// A handle on DPDK's memory was made; [`released`] when it is gone.
+/// A handle on DPDK's memory was made by the main thread, which holds the [`Eal`]: it
+/// cannot be cleaned up meanwhile. [`released`] when it is gone.
 pub(super) fn held() {
     LIVE.fetch_add(1, Ordering::SeqCst);
 }
@@ -203,13 +212,16 @@ impl Drop for Eal {
         }
         // SAFETY: called from the main lcore after EAL init.
         unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
+        // Unusable first, then the count (see `hold`): a handle being made now either is
+        // counted here or sees EAL unusable. (EAL cannot be initialised again: `INITIALISED`
+        // stays.)
+        USABLE.store(false, Ordering::SeqCst);
         let live = LIVE.load(Ordering::SeqCst);
         if live > 0 {
+            USABLE.store(true, Ordering::SeqCst);
             tracing::warn!(live, "DPDK memory still in use: EAL not cleaned up");
             return;
         }
-        // (EAL cannot be initialised again: `INITIALISED` stays.)
-        USABLE.store(false, Ordering::SeqCst);
         // SAFETY: no handle on DPDK's memory is alive and no lcore runs a job.
         unsafe { dpdk_sys::rte_eal_cleanup() };
     }

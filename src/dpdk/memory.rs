@@ -63,7 +63,9 @@ impl<T: Zeroable> SocketMemory<T> {
     /// them). Falls back to the heap, saying so, when DPDK has no room or EAL is not
     /// initialised.
     pub fn on_socket(len: usize, socket: i32, name: &str) -> Self {
-        if !super::eal::initialised() {
+        // Held from before the call into DPDK (EAL is not cleaned up meanwhile), and given
+        // back unless DPDK's memory is taken.
+        if !super::eal::hold() {
             tracing::warn!(name, "EAL not initialised: table on the ordinary heap");
             return Self::heap(len);
         }
@@ -79,15 +81,13 @@ impl<T: Zeroable> SocketMemory<T> {
             )
         };
         match NonNull::new(ptr.cast::<T>()) {
-            Some(ptr) => {
-                super::eal::held();
-                SocketMemory {
-                    ptr,
-                    len,
-                    from_dpdk: true,
-                }
-            }
+            Some(ptr) => SocketMemory {
+                ptr,
+                len,
+                from_dpdk: true,
+            },
             None => {
+                super::eal::released();
                 tracing::warn!(
                     name,
                     socket,

@@ -34,12 +34,28 @@ impl Mempool {
         cache: u32,
         socket: Option<u32>,
     ) -> Result<Mempool, DpdkError> {
-        if !super::eal::initialised() {
+        // Held from before the first call into DPDK (EAL is not cleaned up meanwhile), and
+        // given back unless a pool is made.
+        if !super::eal::hold() {
             return Err(DpdkError::from_code(
                 format!("creating mempool {name}: EAL is not initialised"),
                 libc::EINVAL,
             ));
         }
+        let made = Mempool::create(name, count, cache, socket);
+        if made.is_err() {
+            super::eal::released();
+        }
+        made
+    }
+
+    /// [`Mempool::new`]'s pool, EAL held.
+    fn create(
+        name: &str,
+        count: u32,
+        cache: u32,
+        socket: Option<u32>,
+    ) -> Result<Mempool, DpdkError> {
         // The pool's handler (EAL's `--mbuf-pool-ops-name`, else the platform's): every
         // thread puts and gets at once, which the single-producer or -consumer rings break.
         // SAFETY: EAL initialised; a static NUL-terminated name.
@@ -76,7 +92,6 @@ impl Mempool {
                 inner: Arc::new(Pool { raw }),
             })
             .ok_or_else(|| DpdkError::last(format!("creating mempool {name} of {count} mbufs")))?;
-        super::eal::held();
         Ok(pool)
     }
 
