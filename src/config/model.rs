@@ -118,7 +118,7 @@ impl Default for Dataplane {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
-    /// Where to serve Prometheus text at `/metrics`; `None`: no metrics server.
+    /// Where to serve the metrics (OpenMetrics text) at `/metrics`; `None`: no metrics server.
     #[serde(
         default,
         deserialize_with = "optional_text",
@@ -126,7 +126,7 @@ pub struct Control {
     )]
     pub metrics_listen: Option<SocketAddr>,
     /// The control socket of `haports reload` and `haports status`: a Unix socket only root
-    /// may use. `None`: no socket (SIGHUP still reloads).
+    /// and haports' own user may use. `None`: no socket (SIGHUP still reloads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
 }

@@ -216,8 +216,9 @@ impl Plane {
                 self.cfg.dataplane.mbufs != next.dataplane.mbufs,
                 "dataplane.mbufs",
             ),
-            // Every flow's hash, and so its place in the flow tables and its Maglev pick:
-            // changed on the fly, every established flow would be decided anew.
+            // Every flow's Maglev pick: changed on the fly, a flow decided again (on another
+            // worker or instance, or once its entry expired) would get another backend, and
+            // instances would disagree.
             (
                 self.cfg.dataplane.hash_seed != next.dataplane.hash_seed,
                 "dataplane.hash_seed",
