@@ -123,13 +123,6 @@ pub fn parse_headers(frame: &[u8]) -> Result<Headers, Error> {
             headers.l4_offset = (l4 + walked.skipped) as u16; // at most 22 + 40 + 8 × 2048
             headers.proto = walked.proto;
             let transport_header = &ip.payload()[walked.skipped..];
-            let first = walked.fragment.map_or(true, |(_, offset)| offset == 0);
-            // A UDP checksum of 0 is none, which IPv6 does not allow (RFC 8200 §8.1): the
-            // receiver drops it, NAT could not keep it right; no honest sender's.
-            let udp_checksum = transport_header.get(6..8);
-            if first && headers.proto == IpProtocol::UDP && udp_checksum == Some(&[0, 0][..]) {
-                return Err(Error::Malformed);
-            }
             match walked.fragment {
                 Some((at, offset)) => {
                     headers.fragment = true;
@@ -342,8 +335,7 @@ pub fn parse_ipv6_fast(frame: &[u8]) -> Option<Headers> {
         }
         IpProtocol::UDP => {
             let len = usize::from(get_u16(l4.get(4..6)?));
-            // Nor a checksum of 0, which IPv6 does not allow ([`parse_headers`]).
-            if len < 8 || len > l4.len() || l4[6..8] == [0, 0] {
+            if len < 8 || len > l4.len() {
                 return None;
             }
             0

@@ -310,9 +310,8 @@ fn an_ipv6_packet_that_fits_goes_through_whatever_its_frame_holds_behind_it() {
     assert_eq!(&out[50 + ETH_LEN..], &p[..]);
 }
 
-/// An IPv6 packet of `payload` bytes of UDP (header included; a checksum that is not 0,
-/// which IPv6 does not allow, and that the DSR path does not read) from the client to the
-/// IPv6 frontend, and its frame.
+/// An IPv6 packet of `payload` bytes of UDP (header included; a checksum the DSR path does
+/// not read) from the client to the IPv6 frontend, and its frame.
 fn udp6_to_the_frontend(payload: usize) -> (Vec<u8>, Vec<u8>) {
     use super::icmp_and_ipv6::{CLIENT6, FRONTEND6};
     let mut p = vec![0x60, 0, 0, 0];
