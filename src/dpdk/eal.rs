@@ -20,18 +20,24 @@ static INITIALISED: AtomicBool = AtomicBool::new(false);
 
 /// Handles alive on DPDK's memory (pools, including those left allocated for buffers still
 /// out; started ports; DPDK-allocated tables): while any is, EAL's memory must stay mapped.
+/// [`CLOSED`] once `Eal::drop` found none and cleans EAL up: no handle is made after.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// [`LIVE`]'s bit once EAL is cleaned up (set only where no handle was alive).
+const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// EAL initialised and not cleaned up: DPDK's allocators may be called.
 static USABLE: AtomicBool = AtomicBool::new(false);
 
 /// A handle on DPDK's memory is about to be made (from any thread): true where EAL is
-/// usable, and then it stays so until [`released`]; false, nothing held, where it is not.
-/// Counted before usability is read, where `Eal::drop` marks EAL unusable before it reads
-/// the count: one of the two sees the other.
+/// usable, and then it stays so until [`released`]; false, nothing held, where it is not
+/// (not initialised, or cleaned up). `Eal::drop` closes [`LIVE`] only from 0, in one step:
+/// a handle counted first keeps EAL up, one counted after sees it closed.
 pub(super) fn hold() -> bool {
-    LIVE.fetch_add(1, Ordering::SeqCst);
-    if USABLE.load(Ordering::SeqCst) {
+    if !USABLE.load(Ordering::SeqCst) {
+        return false;
+    }
+    if LIVE.fetch_add(1, Ordering::SeqCst) & CLOSED == 0 {
         return true;
     }
     LIVE.fetch_sub(1, Ordering::SeqCst);
@@ -212,16 +218,13 @@ impl Drop for Eal {
         }
         // SAFETY: called from the main lcore after EAL init.
         unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
-        // Unusable first, then the count (see `hold`): a handle being made now either is
-        // counted here or sees EAL unusable. (EAL cannot be initialised again: `INITIALISED`
-        // stays.)
-        USABLE.store(false, Ordering::SeqCst);
-        let live = LIVE.load(Ordering::SeqCst);
-        if live > 0 {
-            USABLE.store(true, Ordering::SeqCst);
+        // Closed only where nothing is held, in one step (see `hold`). (EAL cannot be
+        // initialised again: `INITIALISED` stays.)
+        if let Err(live) = LIVE.compare_exchange(0, CLOSED, Ordering::SeqCst, Ordering::SeqCst) {
             tracing::warn!(live, "DPDK memory still in use: EAL not cleaned up");
             return;
         }
+        USABLE.store(false, Ordering::SeqCst);
         // SAFETY: no handle on DPDK's memory is alive and no lcore runs a job.
         unsafe { dpdk_sys::rte_eal_cleanup() };
     }

@@ -63,14 +63,14 @@ impl<T: Zeroable> SocketMemory<T> {
     /// them). Falls back to the heap, saying so, when DPDK has no room or EAL is not
     /// initialised.
     pub fn on_socket(len: usize, socket: i32, name: &str) -> Self {
+        let layout = Self::layout(len);
+        let cname = std::ffi::CString::new(name).unwrap_or_default();
         // Held from before the call into DPDK (EAL is not cleaned up meanwhile), and given
         // back unless DPDK's memory is taken.
         if !super::eal::hold() {
             tracing::warn!(name, "EAL not initialised: table on the ordinary heap");
             return Self::heap(len);
         }
-        let layout = Self::layout(len);
-        let cname = std::ffi::CString::new(name).unwrap_or_default();
         // SAFETY: EAL is initialised (checked above); a NULL return means no memory.
         let ptr = unsafe {
             dpdk_sys::rte_zmalloc_socket(
