@@ -1,16 +1,15 @@
-//! Scale-out (DESIGN §10): three haports instances behind a Linux router that spreads flows
-//! over them by ECMP, each announcing the frontend by BGP through its own BIRD
-//! (`scripts/scale-out-lab.sh`). One lab, in phases. While 300 long-lived TCP connections from
-//! 50 client addresses send data continuously and check every byte that comes back: the
-//! flows spread over all three; a reload that drops a frontend withdraws it first; `kill -9`
-//! of an instance takes its path off the router at once (its twin goes with it, and BIRD
-//! withdraws the route through it; the test allows 5 s, where BGP's hold time is 240 s, and
-//! prints the time taken); SIGTERM
-//! withdraws before the instance stops forwarding. No connection breaks, and each reached the backend
-//! `haports lookup` names for it, the same on every instance. Then, with the killed instance
-//! restarted: an instance whose probes are cut withdraws while the others keep the route, and
-//! rejoins once its health has settled; last, an instance whose machine falls silent is
-//! dropped by the router's BFD (100 ms × 5; again 5 s allowed, and the time printed).
+//! Scale-out (DESIGN §10): three haports instances behind a Linux router that spreads flows over
+//! them by ECMP, each announcing the frontend by BGP through its own BIRD
+//! (`scripts/scale-out-lab.sh`). One lab, in phases. While 300 long-lived TCP connections from 50
+//! client addresses send data continuously and check every byte that comes back: the flows spread
+//! over all three; a reload that drops a frontend withdraws it first; `kill -9` of an instance
+//! takes its path off the router at once (its twin goes with it, and BIRD withdraws the route
+//! through it; the test allows 5 s, where BGP's hold time is 240 s, and prints the time taken);
+//! SIGTERM withdraws before the instance stops forwarding. No connection breaks, and each reached
+//! the backend `haports lookup` names for it, the same on every instance. Then, with the killed
+//! instance restarted: an instance whose probes are cut withdraws while the others keep the route,
+//! and rejoins once its health has settled; last, an instance whose machine falls silent is dropped
+//! by the router's BFD (100 ms × 5; again 5 s allowed, and the time printed).
 
 mod common;
 

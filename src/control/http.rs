@@ -15,8 +15,8 @@
 //! and shared by the connections writing it (a request for another path does not push it
 //! out): many requests at once cost neither one encoding each nor a copy each; nor do slow
 //! readers of one path asking further apart hold more than [`OLDER_ANSWERS_HELD`] bytes of
-//! its older answers (beyond, the last is given again). A query asks for no other answer: the path is
-//! answered without it.
+//! its older answers (beyond, the last is given again). A query asks for no other answer:
+//! the path is answered without it.
 
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
