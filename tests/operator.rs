@@ -290,3 +290,54 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
     }
     streams.stop();
 }
+
+/// The README's first command: `scripts/demo.sh`, in both modes, builds its lab, balances
+/// every exchange over the three backends and tears the lab down.
+#[test]
+fn the_readme_demo_serves_every_exchange_on_all_three_backends_in_both_modes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for mode in ["nat", "dsr"] {
+        let demo = Command::new("bash")
+            .arg(root.join("scripts/demo.sh"))
+            .arg(mode)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the demo");
+        // The lab's tag: `demo` and the script's pid.
+        let tag = format!("demo{}-", demo.id());
+        let out = demo.wait_with_output().expect("the demo's output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "demo {mode}: {text}\n{err}");
+        // Per protocol: 240 exchanges, each backend's count, none failed.
+        for proto in ["tcp", "udp"] {
+            let head = format!("== 240 {proto} exchanges");
+            let at = text.find(&head).unwrap_or_else(|| panic!("{mode}: {text}"));
+            let lines: Vec<&str> = text[at..].lines().skip(1).take(4).collect();
+            let mut served = 0;
+            for (i, line) in lines[..3].iter().enumerate() {
+                let (name, rest) = line
+                    .trim()
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("{line}"));
+                assert_eq!(name, format!("b{}", i + 1), "{mode} {proto}: {text}");
+                let n: u32 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                assert!(n > 0, "{mode} {proto}: b{} served nothing: {text}", i + 1);
+                served += n;
+            }
+            assert_eq!(lines[3].trim(), "failed: 0", "{mode} {proto}: {text}");
+            assert_eq!(served, 240, "{mode} {proto}: {text}");
+        }
+        // `haports lookup` and `haports stats` ran against it.
+        assert!(text.contains("-> drop (no_frontend)"), "{mode}: {text}");
+        assert!(text.contains("LOAD BALANCER ilb"), "{mode}: {text}");
+        // Torn down: none of its namespaces is left.
+        let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let left = String::from_utf8_lossy(&netns.stdout);
+        assert!(
+            !left.lines().any(|l| l.starts_with(&tag)),
+            "left behind: {left}"
+        );
+    }
+}
