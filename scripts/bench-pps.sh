@@ -69,7 +69,7 @@ if [ -z "$lcores" ] && (( workers + 1 > $(nproc) )); then
   exit 2
 fi
 lcores=${lcores:-0-$workers}
-scripts/install-deps.sh
+scripts/install-deps.sh --no-nextest
 # The bench's own extras (the plot, and valgrind for -I), with the package lists refreshed
 # where they are missing or stale.
 apt_install() {

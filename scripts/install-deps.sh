@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh                everything: build, tests, demo, labs and benches
 #                                          (bench-pps.sh adds its plot's matplotlib and -I's
 #                                          valgrind itself)
-#   scripts/install-deps.sh --no-nextest   everything but the test runner (the demo's)
+#   scripts/install-deps.sh --no-nextest   everything but the test runner (the demos, benches)
 #   scripts/install-deps.sh --build-only   what building and running haports needs (install.sh)
 #   scripts/install-deps.sh --runtime-only what running a built haports needs (install.sh
 #                                          --binary): DPDK's libraries and iproute2, no Rust
@@ -20,8 +20,12 @@ case ${1:-} in
   --runtime-only) build_only=true runtime_only=true ;;
   *) echo "usage: $0 [--no-nextest | --build-only | --runtime-only]" >&2; exit 2 ;;
 esac
+# DPDK 22.11's libraries: `dpdk` itself holds only its tools and merely recommends them,
+# which --no-install-recommends skips; the meta packages bring EAL, ethdev, mbuf and
+# mempool, every NIC and virtual PMD (AF_PACKET, AF_XDP, TAP for the kernel twins), the
+# buses and the mempool handlers (ring, the default).
 packages=(
-  dpdk                               # DPDK 22.11's libraries and PMDs
+  dpdk librte-meta-net librte-meta-bus librte-meta-mempool
   iproute2                           # the kernel twins are set up with `ip`
 )
 $runtime_only || packages+=(

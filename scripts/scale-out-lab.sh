@@ -329,7 +329,7 @@ demo_end() {
 demo() {
   tag=scale$$
   dir=/tmp/haports-scale-lab-$tag
-  "$here/install-deps.sh"
+  "$here/install-deps.sh" --no-nextest
   (cd "$here/.." && cargo build --bin haports)
   trap demo_end EXIT
   echo "== building the lab: router with BIRD, three haports instances, three backends"
