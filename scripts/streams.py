@@ -9,8 +9,8 @@ drain and reload tests.
 - N UDP flows (fixed source ports) each send a sequence-numbered datagram every 10 ms; every
   answer names its backend. Per flow: the backends seen and the sequence numbers never
   answered.
-- One thread opens new TCP connections back to back (each a new flow) and records, for each,
-  the time and the backend that answered (or the error).
+- One thread opens new TCP connections back to back (each a new flow; none with
+  --tcp-port 0) and records, for each, the time and the backend that answered (or the error).
 - --kill-pid: at T seconds, SIGKILL that process (a backend's service) and note the time.
 - --session-port: one long-lived TCP connection sending a line every 50 ms throughout;
   every line must come back from the same backend.
@@ -31,7 +31,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("frontend")
 ap.add_argument("--udp-port", type=int, default=8000)
 ap.add_argument("--udp-flows", type=int, default=8)
-ap.add_argument("--tcp-port", type=int, default=8001)
+ap.add_argument("--tcp-port", type=int, default=8001, help="0: no new TCP connections")
 ap.add_argument("--duration", type=float, default=3.0)
 ap.add_argument("--kill-pid", type=int, default=0)
 ap.add_argument("--kill-at", type=float, default=1.0)
@@ -163,8 +163,9 @@ def session():
     result["session"] = {"sent": sent, "answered": answered, "backends": backends, "errors": errors[:5]}
 
 
-threads = [threading.Thread(target=recorded(udp_flows)),
-           threading.Thread(target=recorded(tcp_churn))]
+threads = [threading.Thread(target=recorded(udp_flows))]
+if args.tcp_port:
+    threads.append(threading.Thread(target=recorded(tcp_churn)))
 if args.session_port:
     threads.append(threading.Thread(target=recorded(session)))
 for t in threads:

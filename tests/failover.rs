@@ -579,3 +579,107 @@ fn a_reload_that_makes_a_session_s_replies_ambiguous_keeps_the_session() {
         "every line of the session answered: {session}"
     );
 }
+
+/// Every backend's probe fails (the backends' services stay up: their probes dropped, as
+/// when probing fails on the appliance's side), then all pass again. Going down one probe at
+/// a time, each backend's flows move to those still up, and with none up they keep going
+/// where they are; coming back, one probe at a time again, they stay there (the first back
+/// used to take the flows of every backend still down, for good): each backend's share of
+/// the traffic is the same after as while none was up.
+#[test]
+fn flows_stay_put_when_every_probe_fails_and_the_backends_come_back_one_probe_at_a_time() {
+    let lab = Lab::up("nat");
+    // Up at the first probe passed: the last one back is back within an interval of the
+    // first, well within its hold (twice the interval).
+    lab.add_probe(500, THRESHOLD, 1);
+    let lb = Appliance::start(&lab, &lab.config());
+    let (names, addresses) = (["b1", "b2", "b3"], lab.backends());
+    for addr in addresses {
+        lb.wait_health(addr, true);
+    }
+    let streams = lab.streams(&[
+        "--udp-flows",
+        "24",
+        "--tcp-port",
+        "0",
+        "--duration",
+        "60",
+        "--until-stdin-closes",
+        "--at-least",
+        "3",
+    ]);
+    lb.wait_backend_traffic(500.0);
+    // The probes (TCP to port 8000; the flows are UDP) dropped at every backend, or not.
+    let probes = |b: &str, pass: bool| {
+        let rule = "add table inet probes { chain input { type filter hook input priority 0; \
+                    tcp dport 8000 drop; }; }";
+        let args: &[&str] = if pass {
+            &["nft", "delete table inet probes"]
+        } else {
+            &["nft", rule]
+        };
+        let out = lab.exec(b, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Each backend's share of the packets sent to backends over a few thousand of them.
+    let shares = || {
+        let count = |m: &str| {
+            addresses
+                .map(|a| metric(m, "haports_backend_packets_total", &[("backend", a)]).unwrap())
+        };
+        let before = count(&lb.metrics());
+        lb.wait_backend_traffic(3000.0);
+        let after = count(&lb.metrics());
+        let sent: Vec<f64> = (0..3).map(|i| after[i] - before[i]).collect();
+        let all: f64 = sent.iter().sum();
+        sent.iter().map(|s| s / all).collect::<Vec<f64>>()
+    };
+    for b in names {
+        probes(b, false);
+    }
+    for addr in addresses {
+        lb.wait_health(addr, false);
+    }
+    // None up: the established flows still reach their backends, which going down one at a
+    // time moved to the last one down, or some of them.
+    let while_down = shares();
+    let holder = (0..3)
+        .max_by(|&a, &b| while_down[a].total_cmp(&while_down[b]))
+        .unwrap();
+    // The others come back first: the holder's flows stay on it until it is back too.
+    for i in (0..3).filter(|&i| i != holder) {
+        probes(names[i], true);
+    }
+    common::wait_for(
+        "another backend to come back",
+        std::time::Duration::from_secs(15),
+        || {
+            let m = lb.try_metrics()?;
+            let up =
+                |a: &str| metric(&m, "haports_backend_healthy", &[("backend", a)]) == Some(1.0);
+            (0..3)
+                .any(|i| i != holder && up(addresses[i]))
+                .then_some(())
+        },
+    );
+    probes(names[holder], true);
+    for addr in addresses {
+        lb.wait_health(addr, true);
+    }
+    let after = shares();
+    for i in 0..3 {
+        assert!(
+            (after[i] - while_down[i]).abs() < 0.1,
+            "flows moved as the backends came back: shares {while_down:?} while none was up, \
+             {after:?} after"
+        );
+    }
+    let report = streams.stop();
+    for flow in report["udp"].as_array().unwrap() {
+        assert_eq!(flow["missing"], 0, "{flow}");
+    }
+}

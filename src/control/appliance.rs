@@ -42,8 +42,7 @@ const TX_DESCRIPTORS: u16 = Dataplane::RING_DESCRIPTORS;
 
 /// Runs the appliance until SIGINT or SIGTERM. `cfg` must already be validated.
 pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result<(), Error> {
-    // The signals only raise flags (SIGTERMs count); the control thread decides when the
-    // workers stop.
+    // The signals only raise flags (SIGTERMs count); the control thread stops the workers.
     let stop = Arc::new(AtomicBool::new(false));
     let (interrupt, term, reload) =
         super::shutdown::signals().map_err(|e| Error::Config(format!("signal handling: {e}")))?;
@@ -333,8 +332,9 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             control_tx_full.add(lost as u64);
         }
 
-        // Health changes and reloads are published at once: failover must not wait.
-        let mut urgent = false;
+        // Health changes and reloads are published at once: failover must not wait; so is
+        // the end of a pool's hold on flows as its backends came back (plane::settle_flows).
+        let mut urgent = plane.settled_flows(Instant::now());
         while let Ok(t) = transitions.try_recv() {
             // A probe removed by a reload may still report once: not about a backend now.
             // Nor does one that says what was known already (carried over by a reload)

@@ -12,7 +12,7 @@ use super::neighbours::Neighbours;
 use super::probes::{self, Prober, Target};
 use super::shutdown::WITHDRAW_WAIT;
 use crate::config::{Config, MAX_BACKEND_SLOTS, MAX_IDLE_TIMEOUT_S};
-use crate::lb::forwarding::{BackendId, Forwarding, Observations};
+use crate::lb::forwarding::{BackendId, Forwarding, Observations, PoolId};
 use crate::wire::MacAddr;
 
 /// What the control thread builds forwarding states from, and how it changes.
@@ -40,6 +40,9 @@ pub(super) struct Plane {
     pub(super) retired_since: HashMap<BackendId, Instant>,
     /// The last state built had more backend slots than are counted (warned once while so).
     slots_warned: bool,
+    /// Pools that regained a backend for new flows after having none, until when their
+    /// backends still down keep their flows ([`Plane::settle_flows`]).
+    settling: HashMap<PoolId, Instant>,
 }
 
 /// How long a retired backend slot waits before a new backend may take it: longer than any
@@ -68,6 +71,7 @@ impl Plane {
             balancing_changed: false,
             retired_since: HashMap::new(),
             slots_warned: false,
+            settling: HashMap::new(),
         }
     }
 
@@ -102,6 +106,7 @@ impl Plane {
             self.retired_since.entry(id).or_insert(now);
         }
         fwd.config_generation = self.config_generation;
+        self.settle_flows(&mut fwd, previous, now);
         if fwd.backends.len() > MAX_BACKEND_SLOTS && !self.slots_warned {
             // The config's own slots fit (`check`); with those that left it lately (a slot is
             // kept 25 h), they do not: the ids beyond still forward, but count in no metric.
@@ -120,6 +125,31 @@ impl Plane {
             "forwarding state built"
         );
         fwd
+    }
+
+    /// Where a pool regains a backend for new flows after having none (every probe failed:
+    /// perhaps on the appliance's side, its twin or its `kernel_pps`, rather than the
+    /// backends'), its backends still down keep their established flows for the settle time
+    /// ([`announce::settle_time`]), as they did while it had none: backends that come back
+    /// together do so one probe at a time, and the first back would otherwise take every
+    /// flow of the others for good (a stateful NVA resets them). A backend still down after
+    /// it loses its flows as any backend going down does.
+    fn settle_flows(&mut self, fwd: &mut Forwarding, previous: Option<&Forwarding>, now: Instant) {
+        let until = now + announce::settle_time(&self.cfg);
+        for pool in previous.map(|p| fwd.regained(p)).unwrap_or_default() {
+            self.settling.entry(pool).or_insert(until);
+        }
+        // Until its time is up, or it has no backend for new flows again (all keep theirs).
+        (self.settling).retain(|&p, until| now < *until && fwd.pool_has_active(p));
+        for &pool in self.settling.keys() {
+            fwd.hold_flows(pool);
+        }
+    }
+
+    /// Whether a pool's settle time ([`Plane::settle_flows`]) has ended: a state without its
+    /// hold must be published.
+    pub(super) fn settled_flows(&self, now: Instant) -> bool {
+        self.settling.values().any(|&until| now >= until)
     }
 
     /// What `cfg` would put inside VXLAN tunnels too narrow for IPv6 on these interfaces

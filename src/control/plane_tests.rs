@@ -321,6 +321,69 @@ fn a_backend_slot_goes_to_a_new_backend_once_retired_for_longer_than_any_flow() 
     assert!(p.retired_since.is_empty(), "{:?}", p.retired_since);
 }
 
+/// A pool whose every backend went down (probes failing, perhaps on the appliance's side)
+/// and comes back one probe at a time keeps each backend's established flows on it for the
+/// settle time, as it did while none was up: the first back does not take every flow of the
+/// others. A backend still down after that loses its flows, as any backend going down does;
+/// new flows meanwhile go only to the backends up.
+#[test]
+fn a_pool_coming_back_from_no_backend_keeps_its_flows_in_place_while_it_settles() {
+    let cfg = Config::from_toml(MINIMAL, "t").unwrap();
+    let settle = announce::settle_time(&cfg);
+    let mut p = plane(cfg);
+    let target = |p: &Plane, a: &str| {
+        let a: IpAddr = a.parse().unwrap();
+        p.targets.iter().find(|t| t.address == a).unwrap().clone()
+    };
+    let (b11, b12) = (target(&p, "10.0.0.11"), target(&p, "10.0.0.12"));
+    let keeps = |f: &Forwarding, a: &str| {
+        let a: IpAddr = a.parse().unwrap();
+        let id = f.backends.iter().position(|b| b.address == a).unwrap();
+        f.keeps_flow(f.backends[id].pool, id as BackendId)
+    };
+    let t0 = Instant::now();
+    p.health.insert(b11.clone(), true);
+    p.health.insert(b12.clone(), true);
+    let up = p.build_at(None, t0);
+    p.health.insert(b11.clone(), false);
+    p.health.insert(b12.clone(), false);
+    let none = p.build_at(Some(&up), t0);
+    assert!(keeps(&none, "10.0.0.11") && keeps(&none, "10.0.0.12"));
+
+    // .11 comes back first: .12's flows stay on .12 for the settle time.
+    p.health.insert(b11.clone(), true);
+    let t1 = t0 + Duration::from_secs(1);
+    let first_back = p.build_at(Some(&none), t1);
+    assert!(
+        keeps(&first_back, "10.0.0.12"),
+        "the first back took .12's flows"
+    );
+    let id12 = first_back.backends.iter().position(|b| !b.healthy).unwrap();
+    assert!(
+        !first_back.takes_new(id12 as BackendId),
+        "no new flow to a down backend"
+    );
+    assert!(!p.settled_flows(t1 + settle - Duration::from_millis(1)));
+
+    // .12 back within it: nothing moved.
+    p.health.insert(b12.clone(), true);
+    let both = p.build_at(Some(&first_back), t1 + settle / 2);
+    assert!(keeps(&both, "10.0.0.11") && keeps(&both, "10.0.0.12"));
+
+    // Or still down once it is over: its flows move, as a backend's going down does.
+    p.health.insert(b12.clone(), false);
+    let still = p.build_at(Some(&first_back), t1 + settle / 2);
+    assert!(keeps(&still, "10.0.0.12"), "held for the whole settle time");
+    assert!(
+        p.settled_flows(t1 + settle),
+        "a state without the hold is due"
+    );
+    let after = p.build_at(Some(&still), t1 + settle);
+    assert!(!keeps(&after, "10.0.0.12"), "held past the settle time");
+    assert!(keeps(&after, "10.0.0.11"));
+    assert!(!p.settled_flows(t1 + settle), "published once");
+}
+
 fn backends(p: &mut Plane) -> &mut Vec<crate::config::Backend> {
     &mut p.cfg.load_balancer[0].backend_pool[0].backends
 }

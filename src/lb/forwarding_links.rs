@@ -56,6 +56,32 @@ impl Forwarding {
         };
         link.keeps_flows.then_some((id, link))
     }
+
+    /// The pools that have a backend for new flows but had none in `previous` (the same
+    /// pool state there: ids are kept across states).
+    pub fn regained(&self, previous: &Forwarding) -> Vec<PoolId> {
+        let had_none = |id: usize| previous.pools.get(id).is_some_and(|p| p.active.is_empty());
+        (self.pools.iter().enumerate())
+            .filter(|&(id, p)| !p.retired && !p.active.is_empty() && had_none(id))
+            .map(|(id, _)| id as PoolId)
+            .collect()
+    }
+
+    /// Lets every backend of `pool` (not retired) keep its established flows, down or not,
+    /// as all did while the pool had no backend for new flows: while its backends come back
+    /// one probe at a time, the first back would otherwise take the flows of all the others.
+    pub fn hold_flows(&mut self, pool: PoolId) {
+        let Some(p) = self.pools.get(pool as usize) else {
+            return;
+        };
+        for &b in &p.members {
+            if self.backends.get(b as usize).is_some_and(|b| !b.retired) {
+                if let Some(link) = self.links.get_mut(b as usize) {
+                    link.keeps_flows = true;
+                }
+            }
+        }
+    }
 }
 
 /// Each retired backend's successor, where its config pool still has it (the same instance
