@@ -297,16 +297,16 @@ fn stats_shows_live_rates_and_a_dead_backend_and_the_dashboard_queries_real_metr
 fn the_readme_demo_serves_every_exchange_on_all_three_backends_in_both_modes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for mode in ["nat", "dsr"] {
-        let demo = Command::new("bash")
+        // This test's haports (nothing installed or built inside a test run), and a lab tag
+        // the run's teardown removes should the test be killed.
+        let tag = common::lab_tag("hpt", 900 + u32::from(mode == "dsr"));
+        let out = Command::new("bash")
             .arg(root.join("scripts/demo.sh"))
             .arg(mode)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
+            .env("HAPORTS_DEMO_BIN", env!("CARGO_BIN_EXE_haports"))
+            .env("HAPORTS_DEMO_TAG", &tag)
+            .output()
             .expect("run the demo");
-        // The lab's tag: `demo` and the script's pid.
-        let tag = format!("demo{}-", demo.id());
-        let out = demo.wait_with_output().expect("the demo's output");
         let text = String::from_utf8_lossy(&out.stdout);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "demo {mode}: {text}\n{err}");
@@ -336,7 +336,7 @@ fn the_readme_demo_serves_every_exchange_on_all_three_backends_in_both_modes() {
         let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
         let left = String::from_utf8_lossy(&netns.stdout);
         assert!(
-            !left.lines().any(|l| l.starts_with(&tag)),
+            !left.lines().any(|l| l.starts_with(&format!("{tag}-"))),
             "left behind: {left}"
         );
     }

@@ -133,14 +133,35 @@ impl Plane {
     /// ([`announce::settle_time`]), as they did while it had none: backends that come back
     /// together do so one probe at a time, and the first back would otherwise take every
     /// flow of the others for good (a stateful NVA resets them). A backend still down after
-    /// it loses its flows as any backend going down does.
+    /// it loses its flows as any backend going down does; so does one going down meanwhile,
+    /// once the time is up.
     fn settle_flows(&mut self, fwd: &mut Forwarding, previous: Option<&Forwarding>, now: Instant) {
-        let until = now + announce::settle_time(&self.cfg);
+        let settle = announce::settle_time(&self.cfg);
+        let name = |fwd: &Forwarding, p: PoolId| {
+            let pool = &fwd.pools[p as usize];
+            format!("{}/{}", pool.load_balancer, pool.name)
+        };
         for pool in previous.map(|p| fwd.regained(p)).unwrap_or_default() {
-            self.settling.entry(pool).or_insert(until);
+            if self.settling.insert(pool, now + settle).is_none() {
+                tracing::info!(
+                    pool = %name(fwd, pool),
+                    settle_ms = settle.as_millis() as u64,
+                    "a backend is back: the pool's backends still down keep their flows while \
+                     it settles"
+                );
+            }
         }
         // Until its time is up, or it has no backend for new flows again (all keep theirs).
-        (self.settling).retain(|&p, until| now < *until && fwd.pool_has_active(p));
+        self.settling.retain(|&p, until| {
+            let keep = now < *until && fwd.pool_has_active(p);
+            if !keep && fwd.pool_has_active(p) {
+                tracing::info!(
+                    pool = %name(fwd, p),
+                    "settled: the pool's backends still down lose their flows"
+                );
+            }
+            keep
+        });
         for &pool in self.settling.keys() {
             fwd.hold_flows(pool);
         }

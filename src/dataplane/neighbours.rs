@@ -417,10 +417,10 @@ impl<P: super::packet_buffer::PacketBuffer> Default for Held<P> {
 }
 
 /// A frame held for `backend`: its MACs written once the backend's are known; dropped where
-/// the backend no longer takes its flows (down or gone: the client's next try is decided
-/// again; a reload that gave its rule another probe keeps it, as its flows) or has come to
-/// be behind VXLAN (a reload meanwhile: its frames go in the tunnel, which a held one
-/// skipped).
+/// the backend no longer keeps its flows (down, past its pool's hold, or gone: the client's
+/// next try is decided again; a reload that gave its rule another probe keeps it, as its
+/// flows) or has come to be behind VXLAN (a reload meanwhile: its frames go in the tunnel,
+/// which a held one skipped).
 fn backend_resolved(frame: &mut [u8], backend: BackendId, fwd: &Forwarding) -> Option<Action> {
     let Some((backend, link)) = fwd.keeping_flows_of(backend) else {
         return Some(Action::Drop(DropReason::NoHealthyBackend));

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use super::super::*;
 
 /// A backend's per-packet record: a flow stays on it while it is in service and healthy, or
-/// while its pool has no backend for new flows (then it has nowhere better to go).
+/// while its pool has no backend for new flows (then it has nowhere better to go); and,
+/// set after the build, while its pool settles ([`Forwarding::hold_flows`]).
 pub(super) fn link_of(
     fwd: &Forwarding,
     b: &BackendState,

@@ -24,7 +24,8 @@ pub enum DropReason {
     /// Addressed to neither a frontend nor the appliance, and no rule allows transit.
     NoFrontend,
     /// The rule's pool has no healthy backend for a new flow, or a packet held for a
-    /// backend's MAC found it down or removed meanwhile.
+    /// backend's MAC found it no longer keeping its flows (down, and its pool not holding
+    /// them) or removed meanwhile.
     NoHealthyBackend,
     /// The next hop's MAC address is not resolved: a backend's not yet, or a packet held for
     /// its next hop got no answer in time (or too many were held).
