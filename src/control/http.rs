@@ -1,10 +1,10 @@
 //! A small HTTP/1.1 server for the metrics endpoint that no client can take down: one thread,
 //! at most [`MAX_CONNECTIONS`] connections at a time and [`MAX_PER_PEER`] from one peer,
 //! each given [`REQUEST_TIMEOUT`] to send at most [`MAX_REQUEST`] bytes of request head,
-//! answered once (the answer written as the client takes it, within [`WRITE_TIMEOUT`] in
-//! all) and closed. Idle, slow or garbage connections, slow readers included, cost a slot for
-//! a bounded time, never a thread or unbounded memory, and never stop it answering the
-//! others. Where every slot is taken, a new connection takes the slot of the oldest one still
+//! answered once (the answer written as the client takes it, each part within
+//! [`WRITE_TIMEOUT`] of the last, the whole within [`WRITE_LIMIT`]) and closed. Idle, slow or
+//! garbage connections, slow readers included, cost a slot for a bounded time, never a
+//! thread or unbounded memory, and never stop it answering the others. Where every slot is taken, a new connection takes the slot of the oldest one still
 //! sending its request (a scraper sends its request at once), and one peer (an IPv4 address,
 //! an IPv6 /64) holds at most its share, a new connection of its own taking the place of its
 //! oldest still sending; failing that, a new connection takes the slot of the oldest whose
@@ -35,8 +35,11 @@ pub const MAX_PER_PEER: usize = 16;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request head read; a longer one is answered 431 and closed.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// How long a client has to take its whole answer.
+/// How long a client may take none of its answer: a remote scraper taking a large answer (tens
+/// of MiB for a large config) over a slow link takes it in parts for longer than this.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client may take to take its whole answer, however steadily.
+pub const WRITE_LIMIT: Duration = Duration::from_secs(60);
 /// The pause when nothing happened, between polls of the listener and the connections.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 /// How long a client may take its answer before a new connection, finding no other room, may
@@ -47,8 +50,8 @@ pub const SLOW_READER: Duration = Duration::from_millis(500);
 /// tenth at most.
 pub const SAME_ANSWER_FOR: Duration = Duration::from_millis(5);
 /// The bytes of older answers that connections may still be writing, beyond which the last
-/// answer made is given again however old (up to [`WRITE_TIMEOUT`] and [`SLOW_READER`]'s
-/// eviction): slow readers asking a few milliseconds apart would each hold an answer of
+/// answer made is given again however old (up to [`WRITE_LIMIT`], [`WRITE_TIMEOUT`] and
+/// [`SLOW_READER`]'s eviction): slow readers asking a few milliseconds apart would each hold an answer of
 /// their own, tens of MiB for a large config.
 pub const OLDER_ANSWERS_HELD: usize = 64 << 20;
 
@@ -75,6 +78,8 @@ struct Answer {
     end: usize,
     written: usize,
     since: Instant,
+    /// When the client last took some of it.
+    taken: Instant,
 }
 
 /// The last answer made for a path: its bytes and the length of their head.
@@ -275,6 +280,7 @@ fn advance(
                     end,
                     written: 0,
                     since,
+                    taken: since,
                 });
                 let (keep, _) = write_out(c, write_timeout);
                 return (keep, true);
@@ -289,8 +295,8 @@ fn advance(
 }
 
 /// Writes what the client takes of a connection's answer without waiting for it. Returns
-/// whether to keep the connection (the answer is not all written, and its `timeout` is not
-/// up), and whether anything was written.
+/// whether to keep the connection (the answer is not all written, the client took some of it
+/// within `timeout`, and [`WRITE_LIMIT`] is not up), and whether anything was written.
 fn write_out(c: &mut Connection, timeout: Duration) -> (bool, bool) {
     let Some(a) = c.out.as_mut() else {
         return (false, false);
@@ -304,7 +310,11 @@ fn write_out(c: &mut Connection, timeout: Duration) -> (bool, bool) {
                 progressed = true;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                return (a.since.elapsed() < timeout, progressed);
+                if progressed {
+                    a.taken = Instant::now();
+                }
+                let keep = a.taken.elapsed() < timeout && a.since.elapsed() < WRITE_LIMIT;
+                return (keep, progressed);
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return (false, true),

@@ -315,3 +315,33 @@ fn queries_make_no_answer_anew() {
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap();
 }
+
+/// A client that takes its (large) answer steadily but slowly, for longer in all than the
+/// write timeout, gets all of it: the timeout is for taking none of it (a remote scraper of a
+/// large config's answer over a slow link), not for the whole.
+#[test]
+fn a_slow_but_steady_reader_gets_its_whole_answer() {
+    let timeout = Duration::from_millis(300);
+    let big = 8 << 20;
+    let (addr, stop, handle) = serving_within(move |path| big_or_small(path, big), timeout);
+    // A small receive window, so that the answer does not all go into the sockets' buffers.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 << 10).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+    // 64 KiB every 10 ms: the 8 MiB take over a second, each part well within the timeout.
+    let (mut got, mut buf) = (Vec::new(), vec![0; 64 << 10]);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(got.len() - head, big, "the answer was cut short");
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+}
