@@ -4,10 +4,11 @@
 //! answered once (the answer written as the client takes it, each part within
 //! [`WRITE_TIMEOUT`] of the last, the whole within [`WRITE_LIMIT`]) and closed. Idle, slow or
 //! garbage connections, slow readers included, cost a slot for a bounded time, never a
-//! thread or unbounded memory, and never stop it answering the others. Where every slot is taken, a new connection takes the slot of the oldest one still
-//! sending its request (a scraper sends its request at once), and one peer (an IPv4 address,
-//! an IPv6 /64) holds at most its share, a new connection of its own taking the place of its
-//! oldest still sending; failing that, a new connection takes the slot of the oldest whose
+//! thread or unbounded memory, and never stop it answering the others. Where every slot is
+//! taken, a new connection takes the slot of the oldest one still sending its request (a
+//! scraper sends its request at once), and one peer (an IPv4 address, an IPv6 /64) holds at
+//! most its share, a new connection of its own taking the place of its oldest still
+//! sending; failing that, a new connection takes the slot of the oldest whose
 //! client has been taking its answer for longer than [`SLOW_READER`] (a scraper takes it at
 //! once); one that finds no place is closed unread. One whose request is already in when it
 //! is accepted is answered at once (before a later arrival could take its place). Found
@@ -51,8 +52,8 @@ pub const SLOW_READER: Duration = Duration::from_millis(500);
 pub const SAME_ANSWER_FOR: Duration = Duration::from_millis(5);
 /// The bytes of older answers that connections may still be writing, beyond which the last
 /// answer made is given again however old (up to [`WRITE_LIMIT`], [`WRITE_TIMEOUT`] and
-/// [`SLOW_READER`]'s eviction): slow readers asking a few milliseconds apart would each hold an answer of
-/// their own, tens of MiB for a large config.
+/// [`SLOW_READER`]'s eviction): slow readers asking a few milliseconds apart would each hold
+/// an answer of their own, tens of MiB for a large config.
 pub const OLDER_ANSWERS_HELD: usize = 64 << 20;
 
 /// An answer: status code, content type and body.
