@@ -13,7 +13,8 @@
 //! down within
 //! `interval × (threshold + 1)`. A target's first probe goes at once, its second within an
 //! interval at a phase of its own ([`Target::first_gap`]), so that many targets do not
-//! probe in step.
+//! probe in step; one a reload starts from a carried state probes first at its phase
+//! ([`first_probes`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -353,10 +354,20 @@ fn run_target(
         healthy: state,
         ..Health::default()
     };
-    let mut next = Instant::now();
-    let mut gap = Some(t.first_gap());
+    let (wait, mut gap) = first_probes(&t, state);
+    let mut next = Instant::now() + wait;
     let mut cannot_probe = false;
     while !stop.load(Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) {
+            let left = next.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let started = Instant::now();
         let outcome = probe_once(&t);
         let latency = started.elapsed();
@@ -419,19 +430,25 @@ fn run_target(
             Outcome::Local(_) => {}
             _ => cannot_probe = false,
         }
-        // The second probe at the target's own phase, then every interval.
+        // The next probe at the target's own phase, then every interval.
         next += gap.take().unwrap_or(interval);
         let now = Instant::now();
         if next < now {
             next = now;
         }
-        while !stop.load(Ordering::Relaxed) {
-            let left = next.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
+    }
+}
+
+/// When a target's first probe goes (after how long), and the gap to its second (none: an
+/// interval). A new target's goes at once, its second at its own phase ([`Target::first_gap`]).
+/// One started from a carried state (a reload changed its timing or thresholds, or gave a
+/// serving rule a new probe) keeps that state until its first probe, at its phase: the
+/// targets a reload starts together do not all probe at once, their answers one burst over
+/// the kernel twins' budget (`kernel_pps`), which could take down backends that were up.
+fn first_probes(t: &Target, state: Option<bool>) -> (Duration, Option<Duration>) {
+    match state {
+        None => (Duration::ZERO, Some(t.first_gap())),
+        Some(_) => (t.first_gap(), None),
     }
 }
 

@@ -665,3 +665,26 @@ fn targets_started_together_spread_their_second_probes_over_the_interval() {
     t.interval_ms = 1;
     assert_eq!(t.first_gap(), Duration::from_millis(1));
 }
+
+/// A new target probes at once; one a reload starts from a carried state keeps it until its
+/// first probe, at its own phase, so that the targets of one reload do not probe in step.
+#[test]
+fn a_target_started_from_a_carried_state_first_probes_at_its_phase() {
+    let mut t = target(2, 2);
+    t.interval_ms = 5000;
+    let phase = t.first_gap();
+    assert_eq!(first_probes(&t, None), (Duration::ZERO, Some(phase)));
+    for state in [true, false] {
+        assert_eq!(first_probes(&t, Some(state)), (phase, None));
+    }
+    // Spread: a thousand such targets do not wait alike.
+    let waits: std::collections::HashSet<Duration> = (0..1000u32)
+        .map(|n| {
+            let mut t = t.clone();
+            t.address = std::net::Ipv4Addr::from(0x0a00_0000 + n).into();
+            first_probes(&t, Some(true)).0
+        })
+        .collect();
+    // (of 5000 ms: about 906 distinct expected)
+    assert!(waits.len() > 800, "{}", waits.len());
+}
