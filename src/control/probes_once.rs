@@ -58,6 +58,17 @@ pub(super) fn probe_once(t: &Target) -> Outcome {
             Ok(code) => Outcome::Reject(format!("HTTP {code}")),
             Err(e) if refused_or_reset(&e) => Outcome::Reject(e.to_string()),
             Err(e) if local(&e) => Outcome::Local(e.to_string()),
+            // The read's timeout (EAGAIN, which says "resource temporarily unavailable"):
+            // the backend's silence, not the appliance's want of resources.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let ms = t.timeout().as_millis();
+                Outcome::Fail(format!("no complete HTTP answer within {ms} ms"))
+            }
             Err(e) => Outcome::Fail(e.to_string()),
         },
     }

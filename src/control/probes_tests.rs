@@ -688,3 +688,20 @@ fn a_target_started_from_a_carried_state_first_probes_at_its_phase() {
     // (of 5000 ms: about 906 distinct expected)
     assert!(waits.len() > 800, "{}", waits.len());
 }
+
+/// An HTTP probe that gets no answer in its time says so, not "resource temporarily
+/// unavailable" (its read's timeout), which reads as the appliance's own want of resources.
+#[test]
+fn an_http_probe_answered_by_silence_says_so() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(1, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    t.protocol = ProbeProtocol::Http;
+    t.interval_ms = 100;
+    match probe_once(&t) {
+        Outcome::Fail(why) => assert_eq!(why, "no complete HTTP answer within 100 ms"),
+        other => panic!("{other:?}"),
+    }
+    drop(listener);
+}
