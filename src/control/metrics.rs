@@ -20,7 +20,7 @@ use super::announce::AnnounceStatus;
 use super::http::Response;
 use super::neighbours::NeighbourStats;
 use super::probes::StatusBoard;
-use crate::dataplane::counters::Counter;
+use crate::dataplane::counters::{Counter, MAX_COUNTED_BACKENDS};
 use crate::dataplane::WorkerCounters;
 use crate::dpdk::Port;
 use crate::lb::forwarding::Forwarding;
@@ -195,12 +195,13 @@ impl prometheus_client::collector::Collector for MetricsSource {
             &[(vec![], n.refused.load(Ordering::Relaxed))],
         )?;
         // Packets by backend as each pool's state for a probe holds it (a pool whose rules
-        // use different probes has one per probe: `probe` tells them apart, "" for none).
+        // use different probes has one per probe: `probe` tells them apart, "" for none). A
+        // slot beyond those counted has no series, rather than a constant 0.
         let per_backend = |count: &dyn Fn(&WorkerCounters, usize) -> u64| -> Vec<(Labels, u64)> {
             fwd.backends
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| !b.retired)
+                .filter(|(i, b)| !b.retired && *i < MAX_COUNTED_BACKENDS)
                 .map(|(i, b)| {
                     let pool = &fwd.pools[b.pool as usize];
                     let labels = vec![
@@ -281,7 +282,9 @@ impl prometheus_client::collector::Collector for MetricsSource {
         gauge(
             &mut enc,
             "haports_backend_healthy",
-            "1 when the backend passes the rule's health probe (or the rule has none), else 0",
+            "1 when the backend is up for the rule: the rule's probe passes (a rule without one \
+             takes every backend as up), and, for an instance of several addresses, every \
+             probe of each of them in the load balancer; else 0",
             &by_rule
                 .iter()
                 .map(|(l, h, _)| (l.clone(), i64::from(*h)))
