@@ -269,8 +269,9 @@ fn advance(
                 };
                 let (bytes, end) = match end {
                     Some(end) => match request(&c.head[..end]) {
-                        Some((head_only, path)) => answer(path, head_only),
-                        None => refused(400, "bad request\n"),
+                        Ok((head_only, path)) => answer(path, head_only),
+                        Err(405) => refused(405, "only GET and HEAD\n"),
+                        Err(status) => refused(status, "bad request\n"),
                     },
                     None if c.head.len() >= MAX_REQUEST => refused(431, "request head too large\n"),
                     None => continue,
@@ -325,16 +326,27 @@ fn write_out(c: &mut Connection, timeout: Duration) -> (bool, bool) {
 }
 
 /// Whether a `GET` or `HEAD` request line asks for the head alone (`HEAD`), and its path;
-/// None for anything else.
-fn request(head: &[u8]) -> Option<(bool, &str)> {
-    let line = head.split(|&b| b == b'\r' || b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
+/// else the status of the refusal: 405 for a well-formed request of another method (`POST`,
+/// `OPTIONS`…), 400 for anything else.
+fn request(head: &[u8]) -> Result<(bool, &str), u16> {
+    let line = head
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .ok_or(400u16)?;
+    let line = std::str::from_utf8(line).map_err(|_| 400u16)?;
     let mut parts = line.split(' ');
-    let (method, path, version) = (parts.next()?, parts.next()?, parts.next()?);
-    let ok = matches!(method, "GET" | "HEAD")
-        && version.starts_with("HTTP/1.")
-        && parts.next().is_none();
-    ok.then_some((method == "HEAD", path))
+    let (Some(method), Some(path), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(400);
+    };
+    // A method is a token (RFC 9110 §9.1); those defined are upper case.
+    let token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    match method {
+        _ if !version.starts_with("HTTP/1.") || !token => Err(400),
+        "GET" | "HEAD" => Ok((method == "HEAD", path)),
+        _ => Err(405),
+    }
 }
 
 fn plain(status: u16, body: &str) -> Response {
@@ -350,6 +362,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         431 => "Request Header Fields Too Large",
         _ => "Internal Server Error",
     }
@@ -358,8 +371,15 @@ fn reason(status: u16) -> &'static str {
 /// An answer's bytes: status line, head (its `Content-Length` the body's) and body; and the
 /// length of all but the body (what a `HEAD` request gets).
 fn encode(r: &Response) -> (Arc<[u8]>, usize) {
+    // A 405 names the methods there are (RFC 9110 §15.5.6).
+    let allow = if r.status == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Connection: \
+         close\r\n\r\n",
         r.status,
         reason(r.status),
         r.content_type,

@@ -285,7 +285,15 @@ fn an_oversized_head_is_refused_and_other_paths_are_not_found() {
     big.resize(MAX_REQUEST, b'a');
     assert!(ask(addr, &big).starts_with("HTTP/1.1 431"));
     assert!(ask(addr, b"GET / HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
-    assert!(ask(addr, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+    // Another method: 405, naming those there are.
+    let post = ask(addr, b"POST /metrics HTTP/1.1\r\n\r\n");
+    assert!(
+        post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{post}"
+    );
+    assert!(post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
+    assert!(ask(addr, b"get /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400"));
+    assert!(ask(addr, b"GET /metrics\r\n\r\n").starts_with("HTTP/1.1 400"));
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap();
 }
