@@ -375,6 +375,16 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|(l, s)| (l.clone(), s.failures))
                 .collect::<Vec<_>>(),
         )?;
+        counter(
+            &mut enc,
+            "haports_probe_local_errors",
+            "Probes the appliance could not make (out of descriptors, buffers or local ports): \
+             the target's state stays as it was meanwhile",
+            &probes
+                .iter()
+                .map(|(l, s)| (l.clone(), s.local_errors))
+                .collect::<Vec<_>>(),
+        )?;
         gauge(
             &mut enc,
             "haports_flow_table_entries",

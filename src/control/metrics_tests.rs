@@ -41,6 +41,39 @@ fn probes_of_one_service_with_other_timing_are_series_of_their_own() {
     );
 }
 
+/// Probes the appliance could not make are counted per target: its state stays as it was
+/// meanwhile, which only this counter shows.
+#[test]
+fn probes_the_appliance_could_not_make_are_counted() {
+    let cfg = crate::config::Config::from_toml(crate::config::testdata::MINIMAL, "t").unwrap();
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let target = Target {
+        address: "10.0.0.11".parse().unwrap(),
+        protocol: crate::config::ProbeProtocol::Tcp,
+        port: 22,
+        path: "/".into(),
+        interval_ms: 100,
+        unhealthy_threshold: 2,
+        healthy_threshold: 2,
+        device: None,
+    };
+    let stuck = TargetStatus {
+        healthy: Some(true),
+        probes: 7,
+        local_errors: 5,
+        ..TargetStatus::default()
+    };
+    let text = exposition(fwd, [(target, stuck)].into_iter().collect());
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("haports_probe_local_errors_total{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("backend=\"10.0.0.11\"") && line.ends_with(" 5"),
+        "{line}"
+    );
+}
+
 /// The endpoint answers `/metrics` with a query too (a Prometheus job's `params`), and
 /// nothing else.
 #[test]

@@ -178,6 +178,9 @@ pub struct TargetStatus {
     pub transitions_down: u64,
     pub probes: u64,
     pub failures: u64,
+    /// Probes the appliance could not make (its own resources short): they leave the
+    /// target's state as it was, however long that lasts.
+    pub local_errors: u64,
 }
 
 pub type StatusBoard = Arc<Mutex<HashMap<Target, TargetStatus>>>;
@@ -389,7 +392,7 @@ fn run_target(
             match &outcome {
                 Outcome::Pass => s.last_latency = Some(latency),
                 // Not the backend's failure.
-                Outcome::Local(_) => {}
+                Outcome::Local(_) => s.local_errors += 1,
                 _ => s.failures += 1,
             }
             match change {
