@@ -233,6 +233,8 @@ impl Prober {
         for t in gone {
             if let Some((stop, handle, _)) = self.running.remove(&t) {
                 stop.store(true, Ordering::Relaxed);
+                // Waiting for its next probe, it wakes now (not in the middle of one).
+                handle.thread().unpark();
                 self.stopping.push(handle);
             }
             lock(&self.status).remove(&t);
@@ -361,12 +363,14 @@ fn run_target(
     let mut next = Instant::now() + wait;
     let mut cannot_probe = false;
     while !stop.load(Ordering::Relaxed) {
+        // Asleep until then, unless told to stop (`set_targets` wakes it): a thousand targets
+        // do not wake the CPU twenty times a second each to look at their flags.
         while !stop.load(Ordering::Relaxed) {
             let left = next.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
+            std::thread::park_timeout(left);
         }
         if stop.load(Ordering::Relaxed) {
             break;

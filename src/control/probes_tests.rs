@@ -705,3 +705,29 @@ fn an_http_probe_answered_by_silence_says_so() {
     }
     drop(listener);
 }
+
+/// A target removed while it waits for its next probe (an hour away) ends at once: it sleeps
+/// until then rather than waking to look at its flag, and removing it wakes it.
+#[test]
+fn a_target_removed_between_probes_ends_at_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(1, 1);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    t.interval_ms = 3_600_000;
+    let (mut prober, events) = Prober::new();
+    prober.set_targets(&HashSet::from([t.clone()]), &HashMap::new());
+    // Its first probe (a connection accepted by the backlog) passed: it waits for the next.
+    let up = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(up.healthy);
+    prober.set_targets(&HashSet::new(), &HashMap::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !prober.stopping.iter().all(JoinHandle::is_finished) {
+        assert!(
+            Instant::now() < deadline,
+            "still waiting for its next probe"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    prober.stop();
+}
