@@ -691,6 +691,25 @@ fn probes() {
             with_probe("http", 8080, "  path = \"healthz\"\n"),
             &["{file}: load_balancer[ilb].probe[p].path: `healthz` must start with \"/\", e.g. \"/healthz\" [limitation: http probe path]"],
         ),
+        ok(
+            "http probe path with a query and escapes",
+            with_probe("http", 8080, "  path = \"/health%20check?full=1&x=a:b@c\"\n"),
+        ),
+        fails(
+            "http probe path with a space",
+            with_probe("http", 8080, "  path = \"/health check\"\n"),
+            &["{file}: load_balancer[ilb].probe[p].path: `/health check` holds ` `, which a request target cannot carry (RFC 3986: letters, digits, -._~!$&'()*+,;=:@/? and %HH escapes); percent-encode it (a space is %20) [limitation: http probe path]"],
+        ),
+        fails(
+            "http probe path with a fragment",
+            with_probe("http", 8080, "  path = \"/status#top\"\n"),
+            &["{file}: load_balancer[ilb].probe[p].path: `/status#top` holds `#`, which a request target cannot carry (RFC 3986: letters, digits, -._~!$&'()*+,;=:@/? and %HH escapes); percent-encode it (a space is %20) [limitation: http probe path]"],
+        ),
+        fails(
+            "http probe path with a broken escape",
+            with_probe("http", 8080, "  path = \"/a%2\"\n"),
+            &["{file}: load_balancer[ilb].probe[p].path: `/a%2` holds a `%` without two hex digits behind it, which a request target cannot carry (RFC 3986: letters, digits, -._~!$&'()*+,;=:@/? and %HH escapes); percent-encode it (a space is %20) [limitation: http probe path]"],
+        ),
         warns(
             "tcp probe with a path",
             with_probe("tcp", 22, "  path = \"/\"\n"),

@@ -50,16 +50,17 @@ pub(super) fn check(cfg: &Config, out: &mut Problems) {
                     format!("`{path}` must start with \"/\", e.g. \"/{path}\""),
                 ),
                 // It goes into the request line as written: a space or a line break would
-                // make another request than the one meant (and a CR LF, other headers).
-                (ProbeProtocol::Http, Some(path))
-                    if path.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-                {
+                // make another request than the one meant (and a CR LF, other headers), and
+                // a strict server answers 400 to other characters a target may not carry.
+                (ProbeProtocol::Http, Some(path)) if not_in_a_target(path).is_some() => {
+                    let bad = not_in_a_target(path).unwrap_or_default();
                     out.error(
                         format!("{key}.path"),
                         limit::HTTP_PROBE_PATH,
                         format!(
-                            "`{}` holds a space or control character, which the request line \
-                             cannot carry; percent-encode it (a space is %20)",
+                            "`{}` holds {bad}, which a request target cannot carry (RFC 3986: \
+                             letters, digits, -._~!$&'()*+,;=:@/? and %HH escapes); \
+                             percent-encode it (a space is %20)",
                             path.escape_debug()
                         ),
                     )
@@ -158,4 +159,26 @@ pub(super) fn within_kernel_rate(cfg: &Config, out: &mut Problems) {
             ),
         );
     }
+}
+
+/// What in an http probe's path an origin-form request target (RFC 9112 §3.2.1: an absolute
+/// path and a query, RFC 3986) cannot carry as it is, said for a message: the first such
+/// character, or a `%` without two hex digits behind it; None where it can.
+fn not_in_a_target(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    for (i, c) in path.char_indices() {
+        match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' => {}
+            '-' | '.' | '_' | '~' | '!' | '$' | '&' | '\'' | '(' | ')' | '*' | '+' | ',' | ';'
+            | '=' | ':' | '@' | '/' | '?' => {}
+            '%' => {
+                let hex = |at: usize| bytes.get(at).is_some_and(u8::is_ascii_hexdigit);
+                if !(hex(i + 1) && hex(i + 2)) {
+                    return Some("a `%` without two hex digits behind it".to_owned());
+                }
+            }
+            c => return Some(format!("`{}`", c.escape_debug())),
+        }
+    }
+    None
 }
