@@ -39,8 +39,10 @@ pub const MAX_REQUEST: usize = 8 * 1024;
 /// How long a client may take none of its answer: a remote scraper taking a large answer (tens
 /// of MiB for a large config) over a slow link takes it in parts for longer than this.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a client may take to take its whole answer, however steadily.
-pub const WRITE_LIMIT: Duration = Duration::from_secs(60);
+/// How long a client may take to take its whole answer, however steadily: Prometheus' default
+/// scrape timeout. It bounds too how old an answer may be given again while older ones fill
+/// [`OLDER_ANSWERS_HELD`].
+pub const WRITE_LIMIT: Duration = Duration::from_secs(10);
 /// The pause when nothing happened, between polls of the listener and the connections.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 /// How long a client may take its answer before a new connection, finding no other room, may
@@ -96,8 +98,8 @@ pub fn serve(listener: TcpListener, stop: &Arc<AtomicBool>, answer: impl FnMut(&
     serve_within(listener, stop, answer, (WRITE_TIMEOUT, SAME_ANSWER_FOR));
 }
 
-/// [`serve`], each client given `write_timeout` to take its whole answer, found answers
-/// given again for `same_for`.
+/// [`serve`], each client given `write_timeout` to take some of its answer each time (and
+/// [`WRITE_LIMIT`] for all of it), found answers given again for `same_for`.
 fn serve_within(
     listener: TcpListener,
     stop: &Arc<AtomicBool>,
@@ -340,8 +342,10 @@ fn request(head: &[u8]) -> Result<(bool, &str), u16> {
     else {
         return Err(400);
     };
-    // A method is a token (RFC 9110 §9.1); those defined are upper case.
-    let token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    // A method is a token (RFC 9110 §9.1, §5.6.2), in whatever case (methods are case
+    // sensitive: `get` is another method than GET).
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let token = !method.is_empty() && method.bytes().all(tchar);
     match method {
         _ if !version.starts_with("HTTP/1.") || !token => Err(400),
         "GET" | "HEAD" => Ok((method == "HEAD", path)),

@@ -369,7 +369,8 @@ impl prometheus_client::collector::Collector for MetricsSource {
         counter(
             &mut enc,
             "haports_probe_failures",
-            "Probes that did not pass",
+            "Probes the backend failed (not those the appliance could not make: \
+             haports_probe_local_errors)",
             &probes
                 .iter()
                 .map(|(l, s)| (l.clone(), s.failures))

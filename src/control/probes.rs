@@ -361,6 +361,14 @@ fn run_target(
     };
     let (wait, mut gap) = first_probes(&t, state);
     let mut next = Instant::now() + wait;
+    if state.is_some() {
+        // On the board (its metrics) from now, with the state carried, not from its first
+        // probe an interval away. Not where it was removed meanwhile (see below).
+        let mut board = lock(&status);
+        if !stop.load(Ordering::Relaxed) {
+            board.entry(t.clone()).or_default().healthy = state;
+        }
+    }
     let mut cannot_probe = false;
     while !stop.load(Ordering::Relaxed) {
         // Asleep until then, unless told to stop (`set_targets` wakes it): a thousand targets

@@ -731,3 +731,31 @@ fn a_target_removed_between_probes_ends_at_once() {
     }
     prober.stop();
 }
+
+/// A target a reload starts from a carried state is on the board (its metrics) with that
+/// state from the start, not only from its first probe, an interval away.
+#[test]
+fn a_carried_target_is_on_the_board_before_its_first_probe() {
+    let mut t = target(2, 2);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.interval_ms = 3_600_000;
+    let (mut prober, _events) = Prober::new();
+    prober.set_targets(
+        &HashSet::from([t.clone()]),
+        &HashMap::from([(t.clone(), true)]),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let on_board = loop {
+        if let Some(s) = lock(&prober.status).get(&t).cloned() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "not on the board");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!((on_board.healthy, on_board.probes), (Some(true), 0));
+    prober.stop();
+    assert!(
+        lock(&prober.status).get(&t).is_none(),
+        "off the board once removed"
+    );
+}
