@@ -295,7 +295,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     super::notify::send("READY=1");
     // Probes start now: they go out through this loop and are answered through the workers
     // (a first probe before would time out, and take its backend down).
-    prober.set_targets(&plane.targets, &plane.health);
+    prober.set_targets(&plane.targets, &mut plane.health);
 
     loop {
         shutdown = shutdown.next(&interrupt, &term, announcer.as_ref(), &plane.cfg);
@@ -409,7 +409,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
                 let _ = reply.send(answer);
             }
             // Reaps stopped probe threads and starts any that could not start before.
-            prober.set_targets(&plane.targets, &plane.health);
+            urgent |= prober.set_targets(&plane.targets, &mut plane.health);
         }
         if applied.is_some() {
             urgent = true;

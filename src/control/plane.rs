@@ -381,7 +381,8 @@ impl Plane {
         self.balancing_changed |= self.cfg.load_balancer != next.load_balancer;
         self.cfg = next;
         self.neighbours.reachable = reachable(&self.cfg);
-        prober.set_targets(&self.targets, &self.health);
+        // A target it cannot start a thread for loses its state (down): the reload publishes.
+        prober.set_targets(&self.targets, &mut self.health);
         self.config_generation += 1;
         self.config_generation
     }

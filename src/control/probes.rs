@@ -201,6 +201,10 @@ pub struct Prober {
     unstarted: HashSet<Target>,
     events: Sender<Transition>,
     pub status: StatusBoard,
+    /// The probe threads' stack size (the default where none): tests make it one no thread
+    /// can have, to see a start fail.
+    #[cfg(test)]
+    stack_size: Option<usize>,
 }
 
 impl Prober {
@@ -213,6 +217,8 @@ impl Prober {
             unstarted: HashSet::new(),
             events: tx,
             status: Arc::default(),
+            #[cfg(test)]
+            stack_size: None,
         };
         (p, rx)
     }
@@ -221,9 +227,17 @@ impl Prober {
     /// waiting for them. A thread that cannot be started is logged and tried again at the
     /// next call (the control loop calls this every housekeeping round). A new thread starts
     /// from the target's state in `states` (carried over a reload, [`carried_health`]): its
-    /// thresholds apply from there, rather than its first result deciding.
-    pub fn set_targets(&mut self, wanted: &HashSet<Target>, states: &HashMap<Target, bool>) {
+    /// thresholds apply from there, rather than its first result deciding. A target whose
+    /// thread could not start loses its state there: nothing probes it, so it counts as down
+    /// (as before a first result) rather than keep a state carried over a reload for good.
+    /// Returns whether a state was lost so (a new forwarding state is due).
+    pub fn set_targets(
+        &mut self,
+        wanted: &HashSet<Target>,
+        states: &mut HashMap<Target, bool>,
+    ) -> bool {
         self.stopping.retain(|h| !h.is_finished());
+        self.unstarted.retain(|t| wanted.contains(t));
         let gone: Vec<Target> = self
             .running
             .keys()
@@ -239,6 +253,7 @@ impl Prober {
             }
             lock(&self.status).remove(&t);
         }
+        let mut lost = false;
         for t in wanted {
             if self.running.contains_key(t) {
                 continue;
@@ -247,9 +262,14 @@ impl Prober {
             let (target, state, flag) = (t.clone(), states.get(t).copied(), stop.clone());
             let (events, status) = (self.events.clone(), self.status.clone());
             let serial = self.next_serial + 1;
-            let spawned = std::thread::Builder::new()
-                .name(format!("probe {}", t.address))
-                .spawn(move || run_target(target, state, flag, (events, serial), status));
+            let builder = std::thread::Builder::new().name(format!("probe {}", t.address));
+            #[cfg(test)]
+            let builder = match self.stack_size {
+                Some(size) => builder.stack_size(size),
+                None => builder,
+            };
+            let spawned =
+                builder.spawn(move || run_target(target, state, flag, (events, serial), status));
             match spawned {
                 Ok(handle) => {
                     self.next_serial = serial;
@@ -259,11 +279,17 @@ impl Prober {
                 Err(e) => {
                     // Said once per target, not every round it is tried again.
                     if self.unstarted.insert(t.clone()) {
-                        tracing::error!(backend = %t.address, probe = %t.describe(), error = %e, "cannot start the probe thread; will try again");
+                        tracing::error!(
+                            backend = %t.address, probe = %t.describe(), error = %e,
+                            "cannot start the probe thread; the backend counts as down for it; \
+                             will try again"
+                        );
                     }
+                    lost |= states.remove(t).is_some();
                 }
             }
         }
+        lost
     }
 
     /// Whether `t` is probed now.
@@ -284,7 +310,7 @@ impl Prober {
     /// still in a probe then ends with the process, so that the stop stays within what a
     /// service manager gives it.
     pub fn stop(&mut self) {
-        self.set_targets(&HashSet::new(), &HashMap::new());
+        self.set_targets(&HashSet::new(), &mut HashMap::new());
         let deadline = Instant::now() + STOP_WAIT;
         while !self.stopping.iter().all(JoinHandle::is_finished) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -301,50 +327,6 @@ fn lock(status: &StatusBoard) -> std::sync::MutexGuard<'_, HashMap<Target, Targe
     status
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// The threshold state machine of one target.
-#[derive(Debug, Default)]
-struct Health {
-    healthy: Option<bool>,
-    passes: u32,
-    fails: u32,
-}
-
-impl Health {
-    /// Folds in one outcome; returns the new state when it changed.
-    fn observe(&mut self, t: &Target, outcome: &Outcome) -> Option<bool> {
-        let next = match (outcome, self.healthy) {
-            (Outcome::Pass, _) => {
-                self.passes += 1;
-                self.fails = 0;
-                match self.healthy {
-                    None => Some(true),
-                    Some(false) if self.passes >= t.healthy_threshold => Some(true),
-                    h => h,
-                }
-            }
-            (Outcome::Fail(_), h) => {
-                self.fails += 1;
-                self.passes = 0;
-                match h {
-                    None => Some(false),
-                    Some(true) if self.fails >= t.unhealthy_threshold => Some(false),
-                    h => h,
-                }
-            }
-            (Outcome::Local(_), None) => Some(false),
-            (Outcome::Local(_), h) => h,
-            (Outcome::Reject(_), _) => {
-                self.fails += 1;
-                self.passes = 0;
-                Some(false)
-            }
-        };
-        let changed = next != self.healthy;
-        self.healthy = next;
-        changed.then_some(next.unwrap_or(false))
-    }
 }
 
 fn run_target(
@@ -469,6 +451,10 @@ fn first_probes(t: &Target, state: Option<bool>) -> (Duration, Option<Duration>)
 
 #[path = "probes_carry.rs"]
 mod carry;
+
+#[path = "probes_health.rs"]
+mod health;
+use health::Health;
 
 #[path = "probes_once.rs"]
 mod once;

@@ -75,10 +75,10 @@ fn removing_a_probe_does_not_wait_for_the_probe_in_flight() {
     t.protocol = ProbeProtocol::Http;
     t.interval_ms = 2000;
     let (mut prober, _events) = Prober::new();
-    prober.set_targets(&HashSet::from([t.clone()]), &HashMap::new());
+    prober.set_targets(&HashSet::from([t.clone()]), &mut HashMap::new());
     let (mut conn, _) = listener.accept().unwrap();
     // The probe is in flight: removing it returns at once, without its verdict.
-    prober.set_targets(&HashSet::new(), &HashMap::new());
+    prober.set_targets(&HashSet::new(), &mut HashMap::new());
     assert!(!prober.probes(&t));
     conn.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 512];
@@ -462,8 +462,8 @@ fn a_target_started_from_a_carried_state_keeps_it_until_its_thresholds_say() {
     t.interval_ms = 1000;
     for (state, failures) in [(None, 1), (Some(true), 3)] {
         let (mut prober, events) = Prober::new();
-        let states: HashMap<Target, bool> = state.map(|s| (t.clone(), s)).into_iter().collect();
-        prober.set_targets(&HashSet::from([t.clone()]), &states);
+        let mut states: HashMap<Target, bool> = state.map(|s| (t.clone(), s)).into_iter().collect();
+        prober.set_targets(&HashSet::from([t.clone()]), &mut states);
         let down = events
             .recv_timeout(Duration::from_secs(10))
             .expect("the dead service is marked down");
@@ -543,11 +543,11 @@ fn a_transition_from_a_stopped_thread_is_stale_even_for_its_target_brought_back(
     t.port = listener.local_addr().unwrap().port();
     let (mut prober, events) = Prober::new();
     let wanted = HashSet::from([t.clone()]);
-    prober.set_targets(&wanted, &HashMap::new());
+    prober.set_targets(&wanted, &mut HashMap::new());
     let first = events.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(first.healthy && prober.is_current(&first));
-    prober.set_targets(&HashSet::new(), &HashMap::new());
-    prober.set_targets(&wanted, &HashMap::from([(t.clone(), true)]));
+    prober.set_targets(&HashSet::new(), &mut HashMap::new());
+    prober.set_targets(&wanted, &mut HashMap::from([(t.clone(), true)]));
     assert!(prober.probes(&t), "probed again");
     assert!(!prober.is_current(&first), "a word from the stopped thread");
     prober.stop();
@@ -716,11 +716,11 @@ fn a_target_removed_between_probes_ends_at_once() {
     t.port = listener.local_addr().unwrap().port();
     t.interval_ms = 3_600_000;
     let (mut prober, events) = Prober::new();
-    prober.set_targets(&HashSet::from([t.clone()]), &HashMap::new());
+    prober.set_targets(&HashSet::from([t.clone()]), &mut HashMap::new());
     // Its first probe (a connection accepted by the backlog) passed: it waits for the next.
     let up = events.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(up.healthy);
-    prober.set_targets(&HashSet::new(), &HashMap::new());
+    prober.set_targets(&HashSet::new(), &mut HashMap::new());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !prober.stopping.iter().all(JoinHandle::is_finished) {
         assert!(
@@ -742,7 +742,7 @@ fn a_carried_target_is_on_the_board_before_its_first_probe() {
     let (mut prober, _events) = Prober::new();
     prober.set_targets(
         &HashSet::from([t.clone()]),
-        &HashMap::from([(t.clone(), true)]),
+        &mut HashMap::from([(t.clone(), true)]),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let on_board = loop {
@@ -758,4 +758,30 @@ fn a_carried_target_is_on_the_board_before_its_first_probe() {
         lock(&prober.status).get(&t).is_none(),
         "off the board once removed"
     );
+}
+
+/// A target whose thread cannot start (no thread may have the stack asked for) loses the
+/// state carried for it: nothing probes it, so it counts as down, not up for good; the call
+/// says so, and it starts once a thread can, afresh.
+#[test]
+fn a_target_whose_thread_cannot_start_loses_its_carried_state() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut t = target(2, 2);
+    t.address = "127.0.0.1".parse().unwrap();
+    t.port = listener.local_addr().unwrap().port();
+    let (mut prober, events) = Prober::new();
+    prober.stack_size = Some(usize::MAX / 2);
+    let wanted = HashSet::from([t.clone()]);
+    let mut states = HashMap::from([(t.clone(), true)]);
+    assert!(prober.set_targets(&wanted, &mut states), "a state was lost");
+    assert!(states.is_empty() && !prober.probes(&t), "{states:?}");
+    // Tried again (as every housekeeping round does): nothing more lost, still not probed.
+    assert!(!prober.set_targets(&wanted, &mut states));
+    prober.stack_size = None;
+    assert!(!prober.set_targets(&wanted, &mut states));
+    assert!(prober.probes(&t));
+    // Started afresh: its first result decides.
+    let up = events.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(up.healthy);
+    prober.stop();
 }
