@@ -209,6 +209,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             probes: prober.status.clone(),
             neighbours: plane.neighbours.stats.clone(),
             announce: announcer.as_ref().map(|a| a.status.clone()),
+            reloads: plane.reloads.clone(),
         };
         metrics_thread = Some(serve(addr, source, stop.clone())?);
     }
@@ -293,8 +294,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
     let mut retired = Retired::default();
     tracing::info!(workers, interfaces = ports.len(), "haports running");
     super::notify::send("READY=1");
-    // Probes start now: they go out through this loop and are answered through the workers
-    // (a first probe before would time out, and take its backend down).
+    // Probes start now that this loop relays them (a first probe before would time out).
     prober.set_targets(&plane.targets, &mut plane.health);
 
     loop {

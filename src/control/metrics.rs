@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 use super::announce::AnnounceStatus;
 use super::http::Response;
 use super::neighbours::NeighbourStats;
+use super::plane::ReloadStats;
 use super::probes::StatusBoard;
 use crate::dataplane::counters::{Counter, MAX_COUNTED_BACKENDS};
 use crate::dataplane::WorkerCounters;
@@ -45,6 +46,8 @@ pub struct MetricsSource {
     pub neighbours: Arc<NeighbourStats>,
     /// What BIRD took, with `[announce]`.
     pub announce: Option<Arc<Mutex<AnnounceStatus>>>,
+    /// Reloads refused (SIGHUP's too, which nothing else answers).
+    pub reloads: Arc<ReloadStats>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -300,92 +303,7 @@ impl prometheus_client::collector::Collector for MetricsSource {
                 .map(|(l, _, r)| (l.clone(), i64::from(*r)))
                 .collect::<Vec<_>>(),
         )?;
-        let probes: Vec<_> = {
-            let board = self
-                .probes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            board
-                .iter()
-                .map(|(t, st)| {
-                    // Probes of the same service apart by timing or thresholds are targets
-                    // of their own: each its own series.
-                    let labels = vec![
-                        ("backend", t.address.to_string()),
-                        ("probe", t.describe()),
-                        ("interval_ms", t.interval_ms.to_string()),
-                        ("unhealthy_threshold", t.unhealthy_threshold.to_string()),
-                        ("healthy_threshold", t.healthy_threshold.to_string()),
-                    ];
-                    (labels, st.clone())
-                })
-                .collect()
-        };
-        gauge(
-            &mut enc,
-            "haports_probe_healthy",
-            "1 when the probe target is up, 0 when down, -1 before its first result",
-            &probes
-                .iter()
-                .map(|(l, s)| (l.clone(), s.healthy.map_or(-1, i64::from)))
-                .collect::<Vec<_>>(),
-        )?;
-        {
-            let mut family = enc.encode_descriptor(
-                "haports_probe_latency_seconds",
-                "Time the last passing probe took",
-                None,
-                ConstGauge::new(0f64).metric_type(),
-            )?;
-            for (l, s) in &probes {
-                if let Some(d) = s.last_latency {
-                    let labels = escaped(l);
-                    ConstGauge::new(d.as_secs_f64()).encode(family.encode_family(&labels)?)?;
-                }
-            }
-        }
-        counter(
-            &mut enc,
-            "haports_probe_transitions",
-            "Probe state changes, by the state entered",
-            &probes
-                .iter()
-                .flat_map(|(l, s)| {
-                    let up = [l.clone(), vec![("to", "up".to_owned())]].concat();
-                    let down = [l.clone(), vec![("to", "down".to_owned())]].concat();
-                    [(up, s.transitions_up), (down, s.transitions_down)]
-                })
-                .collect::<Vec<_>>(),
-        )?;
-        counter(
-            &mut enc,
-            "haports_probes",
-            "Probes run, passing or not",
-            &probes
-                .iter()
-                .map(|(l, s)| (l.clone(), s.probes))
-                .collect::<Vec<_>>(),
-        )?;
-        counter(
-            &mut enc,
-            "haports_probe_failures",
-            "Probes the backend failed (not those the appliance could not make: \
-             haports_probe_local_errors)",
-            &probes
-                .iter()
-                .map(|(l, s)| (l.clone(), s.failures))
-                .collect::<Vec<_>>(),
-        )?;
-        counter(
-            &mut enc,
-            "haports_probe_local_errors",
-            "Probes the appliance could not make (out of descriptors, buffers or local ports): \
-             the target's state stays as it was meanwhile",
-            &probes
-                .iter()
-                .map(|(l, s)| (l.clone(), s.local_errors))
-                .collect::<Vec<_>>(),
-        )?;
+        probe_series(&mut enc, &self.probes)?;
         gauge(
             &mut enc,
             "haports_flow_table_entries",
@@ -435,6 +353,21 @@ impl prometheus_client::collector::Collector for MetricsSource {
             "haports_config_generation",
             "Configs applied: 1 for the config at start, +1 per successful reload",
             &[(vec![], fwd.config_generation as i64)],
+        )?;
+        counter(
+            &mut enc,
+            "haports_config_reloads_refused",
+            "Reloads refused (SIGHUP or haports reload): the running config kept",
+            &[(vec![], self.reloads.refused.load(Ordering::Relaxed))],
+        )?;
+        gauge(
+            &mut enc,
+            "haports_config_last_reload_successful",
+            "0 when the last reload was refused, else 1 (also before any reload)",
+            &[(
+                vec![],
+                i64::from(!self.reloads.last_refused.load(Ordering::Relaxed)),
+            )],
         )?;
         if let Some(announce) = &self.announce {
             let st = announce.lock().unwrap_or_else(|e| e.into_inner());
@@ -508,6 +441,10 @@ pub fn serve(
         })
         .map_err(|e| super::Error::Metrics(format!("starting the metrics thread: {e}")))
 }
+
+#[path = "metrics_probes.rs"]
+mod targets;
+use targets::probe_series;
 
 #[cfg(test)]
 #[path = "metrics_tests.rs"]

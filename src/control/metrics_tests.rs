@@ -106,6 +106,28 @@ fn the_endpoint_answers_metrics_with_or_without_a_query_and_nothing_else() {
     handle.join().unwrap();
 }
 
+/// Refused reloads are exported: their count, and whether the last reload was one.
+#[test]
+fn refused_reloads_are_exported() {
+    let cfg = crate::config::Config::from_toml(crate::config::testdata::MINIMAL, "t").unwrap();
+    let fwd = Forwarding::build(&cfg, &Observations::default(), 1, None);
+    let s = source(fwd, HashMap::new());
+    s.reloads.refused.store(3, Ordering::Relaxed);
+    s.reloads.last_refused.store(true, Ordering::Relaxed);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(s));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("\nhaports_config_reloads_refused_total{} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nhaports_config_last_reload_successful{} 0\n"),
+        "{text}"
+    );
+}
+
 /// What the metrics of `fwd` and the probes' `board` are read from.
 fn source(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> MetricsSource {
     MetricsSource {
@@ -117,6 +139,7 @@ fn source(fwd: Forwarding, board: HashMap<Target, TargetStatus>) -> MetricsSourc
         probes: Arc::new(Mutex::new(board)),
         neighbours: Arc::default(),
         announce: None,
+        reloads: Arc::default(),
     }
 }
 

@@ -5,6 +5,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::announce::{self, Announcer};
@@ -43,6 +45,16 @@ pub(super) struct Plane {
     /// Pools that regained a backend for new flows after having none, until when their
     /// backends still down keep their flows ([`Plane::settle_flows`]).
     settling: HashMap<PoolId, Instant>,
+    /// Reloads refused, and whether the last one was, for the metrics.
+    pub(super) reloads: Arc<ReloadStats>,
+}
+
+/// Reloads as the metrics count them: how many were refused, and whether the last one was
+/// (configuration management's own check of what it sent).
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub refused: AtomicU64,
+    pub last_refused: AtomicBool,
 }
 
 /// How long a retired backend slot waits before a new backend may take it: longer than any
@@ -72,6 +84,7 @@ impl Plane {
             retired_since: HashMap::new(),
             slots_warned: false,
             settling: HashMap::new(),
+            reloads: Arc::default(),
         }
     }
 
@@ -207,6 +220,11 @@ impl Plane {
         announcer: Option<&mut Announcer>,
     ) -> Reload {
         let outcome = self.try_reload(path, current, prober, announcer);
+        let refused = matches!(outcome, Reload::Refused(_));
+        self.reloads.last_refused.store(refused, Ordering::Relaxed);
+        self.reloads
+            .refused
+            .fetch_add(u64::from(refused), Ordering::Relaxed);
         match &outcome {
             Reload::Applied(generation) => tracing::info!(generation, "config reloaded"),
             Reload::Withdrawing => {

@@ -405,3 +405,34 @@ fn silent_bird() -> (tempfile::TempDir, std::os::unix::net::UnixListener, String
     );
     (guard, listener, announce)
 }
+
+/// A refused reload (SIGHUP's, which nothing answers) is counted and marks the last reload
+/// refused for the metrics, until one applies; the running config stays.
+#[test]
+fn a_refused_reload_is_counted_and_marked_until_one_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haports.toml");
+    let mut p = plane(Config::from_toml(MINIMAL, "t").unwrap());
+    let (mut prober, _) = Prober::new();
+    let current = p.build(None);
+    let seen = |p: &Plane| {
+        let r = &p.reloads;
+        (
+            r.refused.load(Ordering::Relaxed),
+            r.last_refused.load(Ordering::Relaxed),
+        )
+    };
+    assert_eq!(seen(&p), (0, false), "before any reload");
+    std::fs::write(&path, "[[interface]]\nname = 7\n").unwrap();
+    let refused = p.reload(&path, &current, &mut prober, None);
+    assert!(matches!(refused, Reload::Refused(_)), "{refused:?}");
+    assert_eq!(seen(&p), (1, true));
+    assert_eq!(p.config_generation, 1, "the running config kept");
+    std::fs::write(&path, MINIMAL).unwrap();
+    assert_eq!(
+        p.reload(&path, &current, &mut prober, None),
+        Reload::Applied(2)
+    );
+    assert_eq!(seen(&p), (1, false), "applied since");
+    prober.stop();
+}

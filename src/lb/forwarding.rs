@@ -260,9 +260,8 @@ impl Forwarding {
 
     /// Whether an established flow may stay on `backend`: it is still in `pool` and healthy
     /// (drained backends keep their flows), or no backend of the pool may take new flows (none
-    /// is healthy, in service and weighted) — then the flow has nowhere better to go and keeps
-    /// going while the backend is reachable — or the pool regained one lately and holds its
-    /// flows in place while it settles ([`Forwarding::hold_flows`]).
+    /// is healthy, in service and weighted: the flow has nowhere better to go), or the pool
+    /// regained one lately and holds its flows while it settles ([`Forwarding::hold_flows`]).
     #[inline]
     pub fn keeps_flow(&self, pool: PoolId, backend: BackendId) -> bool {
         self.link(backend)
