@@ -27,6 +27,7 @@ pub(super) trait MacFilter {
     fn add_mac(&self, mac: MacAddr) -> Result<(), DpdkError>;
     fn remove_mac(&self, mac: MacAddr) -> Result<(), DpdkError>;
     fn enable_promiscuous(&self) -> Result<(), DpdkError>;
+    fn disable_promiscuous(&self) -> Result<(), DpdkError>;
 }
 
 impl MacFilter for Port {
@@ -37,14 +38,18 @@ impl MacFilter for Port {
         Port::remove_mac(self, mac)
     }
     fn enable_promiscuous(&self) -> Result<(), DpdkError> {
-        Port::enable_promiscuous(self)
+        Port::set_promiscuous(self, true)
+    }
+    fn disable_promiscuous(&self) -> Result<(), DpdkError> {
+        Port::set_promiscuous(self, false)
     }
 }
 
 impl FrontendMacs {
     /// Has `port` (interface port `id`) receive the frames addressed to every frontend's own
     /// MAC in `cfg` and no longer those of frontends gone from it: by its MAC filter, else in
-    /// promiscuous mode. A MAC the filter holds already is no error.
+    /// promiscuous mode, which it leaves once the filter holds them all again (a reload
+    /// that took frontends out). A MAC the filter holds already is no error.
     pub(super) fn receive(
         &mut self,
         port: &impl MacFilter,
@@ -63,20 +68,32 @@ impl FrontendMacs {
             };
             wanted.contains(m) || !removed()
         });
-        if self.promiscuous {
-            return Ok(());
-        }
         for mac in wanted {
             if self.held.contains(&mac) {
                 continue;
             }
             if let Err(e) = port.add_mac(mac) {
-                tracing::info!(port = id, reason = %e, "no MAC filter for the frontends; using promiscuous mode");
-                port.enable_promiscuous()?;
-                self.promiscuous = true;
+                if !self.promiscuous {
+                    let what = "no MAC filter for the frontends; using promiscuous mode";
+                    tracing::info!(port = id, reason = %e, "{what}");
+                    port.enable_promiscuous()?;
+                    self.promiscuous = true;
+                }
                 return Ok(());
             }
             self.held.push(mac);
+        }
+        if self.promiscuous {
+            match port.disable_promiscuous() {
+                Ok(()) => {
+                    tracing::info!(
+                        port = id,
+                        "the MAC filter holds the frontends again; promiscuous mode off"
+                    );
+                    self.promiscuous = false;
+                }
+                Err(e) => tracing::warn!(port = id, reason = %e, "promiscuous mode stays on"),
+            }
         }
         Ok(())
     }
@@ -133,6 +150,10 @@ mod tests {
             *self.promiscuous.borrow_mut() = true;
             Ok(())
         }
+        fn disable_promiscuous(&self) -> Result<(), DpdkError> {
+            *self.promiscuous.borrow_mut() = false;
+            Ok(())
+        }
     }
 
     fn with_frontends(addresses: impl Iterator<Item = String>) -> Config {
@@ -173,5 +194,16 @@ mod tests {
         let cfg = with_frontends((0..9).map(|n| format!("10.0.0.{}", n + 20)));
         macs.receive(&port, 0, &cfg).unwrap();
         assert!(*port.promiscuous.borrow());
+        // Still too many, one moved: promiscuous still.
+        let cfg = with_frontends((1..10).map(|n| format!("10.0.0.{}", n + 20)));
+        macs.receive(&port, 0, &cfg).unwrap();
+        assert!(*port.promiscuous.borrow());
+        // A reload back to four: the filter holds them all, and promiscuous mode goes.
+        let cfg = with_frontends((0..4).map(|n| format!("10.0.0.{}", n + 20)));
+        macs.receive(&port, 0, &cfg).unwrap();
+        assert!(!*port.promiscuous.borrow(), "promiscuous for good");
+        let mut held = port.held.borrow().clone();
+        held.sort_by_key(|m| m.0);
+        assert_eq!(held, wanted(&cfg));
     }
 }

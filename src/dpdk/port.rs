@@ -289,8 +289,7 @@ impl Port {
         }
     }
 
-    /// The TX queue `q`, for one thread to send on: one handle at a time (a second while the
-    /// first lives is a bug, and panics).
+    /// The TX queue `q`, for one thread to send on: one handle at a time, as RX queues.
     pub fn tx_queue(&self, q: u16) -> TxQueue {
         assert!(q < self.tx_queues, "TX queue {q} not configured");
         let taken = self.inner.tx_taken[usize::from(q)].swap(true, Ordering::AcqRel);
@@ -326,15 +325,20 @@ impl Port {
         .map(|_| ())
     }
 
-    /// Receives every frame, whatever its destination MAC.
-    pub fn enable_promiscuous(&self) -> Result<(), DpdkError> {
+    /// Receives every frame, whatever its destination MAC (`on`), or only what its filter holds.
+    pub fn set_promiscuous(&self, on: bool) -> Result<(), DpdkError> {
         let _one = one_control_call();
         let id = self.inner.id;
+        let what = if on { "enabling" } else { "disabling" };
         // SAFETY: valid, started port.
-        check(|| format!("port {id}: enabling promiscuous mode"), unsafe {
-            dpdk_sys::rte_eth_promiscuous_enable(id)
-        })
-        .map(|_| ())
+        let rc = unsafe {
+            if on {
+                dpdk_sys::rte_eth_promiscuous_enable(id)
+            } else {
+                dpdk_sys::rte_eth_promiscuous_disable(id)
+            }
+        };
+        check(|| format!("port {id}: {what} promiscuous mode"), rc).map(|_| ())
     }
 
     /// The port's counters. Read from several threads (the metrics endpoint, `haports
