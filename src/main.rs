@@ -392,6 +392,12 @@ fn reload(socket: &Path, json: bool) -> ExitCode {
         println!("{answer}");
     } else if applied {
         println!("applied: config generation {}", answer["generation"]);
+        if answer["withdrawal_confirmed"] == false {
+            println!(
+                "BIRD did not confirm in time that it withdrew the frontends this config \
+                 drops: they may still be announced"
+            );
+        }
     } else {
         println!(
             "refused: the running config (generation {}) stays{}",

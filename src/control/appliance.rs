@@ -445,7 +445,7 @@ pub fn run(cfg: Config, config_path: &Path, extra_eal_args: &[String]) -> Result
             let _ = reply.send(serde_json::json!({"outcome": "applied", "generation": generation}));
         }
         if let Some(generation) = applied.filter(|_| plane.pending.is_none()) {
-            let answer = serde_json::json!({"outcome": "applied", "generation": generation});
+            let answer = plane.applied_after_withdrawal(generation);
             for reply in reloads_waiting.drain(..) {
                 let _ = reply.send(answer.clone());
             }

@@ -47,6 +47,9 @@ pub(super) struct Plane {
     settling: HashMap<PoolId, Instant>,
     /// Reloads refused, and whether the last one was, for the metrics.
     pub(super) reloads: Arc<ReloadStats>,
+    /// The last reload that waited for BIRD to take a withdrawal applied without BIRD
+    /// confirming it, when its time was up.
+    withdrawal_unconfirmed: bool,
 }
 
 /// Reloads as the metrics count them: how many were refused, and whether the last one was
@@ -85,6 +88,7 @@ impl Plane {
             slots_warned: false,
             settling: HashMap::new(),
             reloads: Arc::default(),
+            withdrawal_unconfirmed: false,
         }
     }
 
@@ -361,10 +365,20 @@ impl Plane {
         if !settled {
             tracing::warn!("BIRD has not confirmed the withdrawal of the removed frontends; applying the reload anyway");
         }
+        self.withdrawal_unconfirmed = !settled;
         let (next, _) = self.pending.take()?;
         let generation = self.apply(next, prober);
         tracing::info!(generation, "config reloaded");
         Some(generation)
+    }
+
+    /// The answer to a reload that waited for BIRD to take a withdrawal, once it applied as
+    /// generation `generation`: whether BIRD confirmed the withdrawal too (where it did not,
+    /// in time, the frontends dropped may still be announced).
+    pub(super) fn applied_after_withdrawal(&self, generation: u64) -> serde_json::Value {
+        let confirmed = !self.withdrawal_unconfirmed;
+        serde_json::json!({"outcome": "applied", "generation": generation,
+            "withdrawal_confirmed": confirmed})
     }
 
     /// The frontends `next` would serve once applied (with the health the reload carries

@@ -436,3 +436,40 @@ fn a_refused_reload_is_counted_and_marked_until_one_applies() {
     assert_eq!(seen(&p), (1, false), "applied since");
     prober.stop();
 }
+
+/// A reload that waited for BIRD to take a withdrawal answers, once it applies, whether BIRD
+/// confirmed it: not where its time ran out with BIRD silent (the frontends dropped may
+/// still be announced); yes where nothing held it.
+#[test]
+fn a_reload_applied_without_birds_confirmation_says_so() {
+    let (guard, _bird, announce) = silent_bird();
+    let cfg = Config::from_toml(&format!("{announce}{MINIMAL}{SECOND_FRONTEND}"), "t").unwrap();
+    let mut p = plane(cfg.clone());
+    let (mut prober, _) = Prober::new();
+    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
+    let both: announce::Routes = ["10.0.0.100", "10.0.0.101"]
+        .iter()
+        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
+        .collect();
+    a.want(both);
+    let path = guard.path().join("haports.toml");
+    std::fs::write(&path, format!("{announce}{MINIMAL}")).unwrap();
+    let current = p.build(None);
+    let waiting = p.reload(&path, &current, &mut prober, Some(&mut a));
+    assert_eq!(waiting, Reload::Withdrawing);
+    let since = p.pending.as_ref().unwrap().1;
+    assert_eq!(
+        p.apply_pending(&mut prober, Some(&a), since),
+        None,
+        "still waiting"
+    );
+    let applied = p.apply_pending(&mut prober, Some(&a), since + WITHDRAW_WAIT);
+    assert_eq!(applied, Some(2), "applied once its time was up");
+    let answer = p.applied_after_withdrawal(2);
+    assert_eq!(answer["withdrawal_confirmed"], false, "{answer}");
+    // Nothing holding the next one: confirmed.
+    p.pending = Some((Config::from_toml(MINIMAL, "t").unwrap(), since));
+    assert_eq!(p.apply_pending(&mut prober, None, since), Some(3));
+    assert_eq!(p.applied_after_withdrawal(3)["withdrawal_confirmed"], true);
+    prober.stop();
+}
