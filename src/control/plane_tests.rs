@@ -57,12 +57,7 @@ fn a_second_reload_waits_for_the_withdrawal_the_first_waits_for() {
     let cfg = Config::from_toml(&format!("{announce}{MINIMAL}{SECOND_FRONTEND}"), "t").unwrap();
     let mut p = plane(cfg.clone());
     let (mut prober, _) = Prober::new();
-    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
-    let both: announce::Routes = ["10.0.0.100", "10.0.0.101"]
-        .iter()
-        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
-        .collect();
-    a.want(both);
+    let mut a = announcing(&cfg, &["10.0.0.100", "10.0.0.101"]);
     // The new config drops fe2.
     let path = dir.join("haports.toml");
     std::fs::write(&path, format!("{announce}{MINIMAL}")).unwrap();
@@ -102,12 +97,7 @@ fn a_reload_withdrawing_more_waits_its_whole_time() {
     let cfg = Config::from_toml(&text(&format!("{SECOND_FRONTEND}{third}")), "t").unwrap();
     let mut p = plane(cfg.clone());
     let (mut prober, _) = Prober::new();
-    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
-    let all: announce::Routes = ["10.0.0.100", "10.0.0.101", "10.0.0.102"]
-        .iter()
-        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
-        .collect();
-    a.want(all);
+    let mut a = announcing(&cfg, &["10.0.0.100", "10.0.0.101", "10.0.0.102"]);
     let path = dir.join("haports.toml");
     let current = p.build(None);
     // The first drops fe2; its wait nearly out (two of its three seconds gone).
@@ -384,6 +374,16 @@ fn a_pool_coming_back_from_no_backend_keeps_its_flows_in_place_while_it_settles(
     assert!(!p.settled_flows(t1 + settle), "published once");
 }
 
+/// An announcer for `cfg`'s `[announce]`, asked to announce `frontends` on `hp-lan`.
+fn announcing(cfg: &Config, frontends: &[&str]) -> Announcer {
+    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
+    let routes: announce::Routes = (frontends.iter())
+        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
+        .collect();
+    a.want(routes);
+    a
+}
+
 fn backends(p: &mut Plane) -> &mut Vec<crate::config::Backend> {
     &mut p.cfg.load_balancer[0].backend_pool[0].backends
 }
@@ -446,12 +446,7 @@ fn a_reload_applied_without_birds_confirmation_says_so() {
     let cfg = Config::from_toml(&format!("{announce}{MINIMAL}{SECOND_FRONTEND}"), "t").unwrap();
     let mut p = plane(cfg.clone());
     let (mut prober, _) = Prober::new();
-    let mut a = Announcer::start(cfg.announce.as_ref().unwrap()).unwrap();
-    let both: announce::Routes = ["10.0.0.100", "10.0.0.101"]
-        .iter()
-        .map(|addr| (addr.parse().unwrap(), "hp-lan".to_owned()))
-        .collect();
-    a.want(both);
+    let mut a = announcing(&cfg, &["10.0.0.100", "10.0.0.101"]);
     let path = guard.path().join("haports.toml");
     std::fs::write(&path, format!("{announce}{MINIMAL}")).unwrap();
     let current = p.build(None);
